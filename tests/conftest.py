@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny synthetic videos, temporary corpora and runs; quiet progress bars."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("SKYLOOM_NO_PROGRESS", "1")
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def moving_square_video(T: int = 16, H: int = 32, W: int = 32, colour=(255, 40, 40), seed: int = 0) -> np.ndarray:
+    """A coloured square moving right over a grey background: uint8 (T, H, W, 3)."""
+    rng = np.random.default_rng(seed)
+    v = np.full((T, H, W, 3), 90, np.uint8)
+    s = max(2, H // 5)
+    y = int(rng.integers(0, H - s))
+    for t in range(T):
+        x = int((t * (W - s)) / max(1, T - 1))
+        v[t, y:y + s, x:x + s] = colour
+    return v
+
+
+@pytest.fixture
+def square_video() -> np.ndarray:
+    return moving_square_video()
+
+
+@pytest.fixture
+def tmp_corpus(tmp_path):
+    from skyloom.corpus import Corpus
+
+    return Corpus.create(tmp_path / "corpus")
