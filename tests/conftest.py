@@ -44,3 +44,12 @@ def tmp_corpus(tmp_path):
     from skyloom.corpus import Corpus
 
     return Corpus.create(tmp_path / "corpus")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance (2 CPUs, no dashboard) shared by every test that needs Ray."""
+    from skyloom.raytools import init_ray
+
+    ray = init_ray(address="local", num_cpus=2)
+    yield ray
