@@ -1,0 +1,35 @@
+"""eval: metrics, feature extractors, suites, the evaluation runner, the results store and statistics.
+
+Public names (imported lazily, so ``import eval`` stays light):
+    EXTRACTORS, METRICS                   registries of feature extractors and metrics
+    ResultsStore, open_store              the results store (SQLite / any SQLAlchemy URL)
+    bootstrap_ci, paired_test,
+    paired_compare, leaderboard           statistics for leaderboards and comparisons
+    Suite, load_suite, list_suites        versioned evaluation suites (configs/eval/suites/*.yaml)
+    EvalConfig, run_eval -> EvalResult    evaluate checkpoints on a suite (generate, score, store)
+    FeatureCache                          features per (video hash, extractor)
+    train_evaluator, load_evaluator       in-domain video-text contrastive evaluator
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "EXTRACTORS": "eval.features", "METRICS": "eval.metrics",
+    "ResultsStore": "eval.store", "open_store": "eval.store",
+    "bootstrap_ci": "eval.stats", "paired_test": "eval.stats", "paired_compare": "eval.stats",
+    "leaderboard": "eval.stats",
+    "Suite": "eval.suites", "load_suite": "eval.suites", "list_suites": "eval.suites",
+    "EvalConfig": "eval.runner", "run_eval": "eval.runner", "EvalResult": "eval.runner",
+    "FeatureCache": "eval.cache",
+    "train_evaluator": "eval.evaluator", "load_evaluator": "eval.evaluator",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'eval' has no attribute {name!r}")

@@ -1,0 +1,450 @@
+"""The results store: every evaluation's scores, per-item values and failures, in one database.
+
+SQLite by default (``RUN/results.sqlite``: WAL journal, a busy timeout, ``BEGIN IMMEDIATE``
+write transactions, so several processes writing at once lose nothing), or any SQLAlchemy URL
+(``postgresql+psycopg://host/db``) for a team's shared leaderboard. Written with SQLAlchemy Core
+only; the tables are the contract in ``docs/architecture.md`` ("Results store"):
+
+- ``evals(eval_id PK, suite, suite_version, checkpoint, checkpoint_name, run_name, step,
+  created_at, git_hash, config_json, status)``
+- ``scores(eval_id, metric, value, stderr, ci_low, ci_high, n, higher_is_better, metric_version,
+  extractor, weights, details_json)``, key (eval_id, metric)
+- ``items(eval_id, item_id, metric, value, video_path, prompt, seed, category)``, key
+  (eval_id, item_id, metric)
+- ``failures(eval_id, item_id, stage, reason, created_at)``, key (eval_id, item_id, stage)
+
+Every write is one transaction and an upsert on the table's key, so a resumed evaluation
+rewrites the rows it recomputes instead of duplicating them.
+
+Example:
+    >>> import tempfile, os
+    >>> store = ResultsStore(os.path.join(tempfile.mkdtemp(), "results.sqlite"))
+    >>> store.begin_eval("e1", suite="smoke", checkpoint="/runs/a/checkpoints/step-00000000")
+    >>> store.put_scores("e1", [{"metric": "clipsim", "value": 0.31, "n": 4, "higher_is_better": True}])
+    1
+    >>> [(s["eval_id"], s["metric"], s["value"]) for s in store.scores(suite="smoke")]
+    [('e1', 'clipsim', 0.31)]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STORE_SCHEMA_VERSION = 1
+DB_FILENAME = "results.sqlite"
+EVAL_STATUSES = ("running", "complete", "partial", "failed")
+BUSY_TIMEOUT_MS = 60_000
+_WRITE_RETRIES = 8
+
+metadata = sa.MetaData()
+
+evals_table = sa.Table(
+    "evals", metadata,
+    sa.Column("eval_id", sa.String(128), primary_key=True),
+    sa.Column("suite", sa.String(128), nullable=False, index=True),
+    sa.Column("suite_version", sa.String(64)),
+    sa.Column("checkpoint", sa.Text),
+    sa.Column("checkpoint_name", sa.String(256)),
+    sa.Column("run_name", sa.String(256)),
+    sa.Column("step", sa.Integer),
+    sa.Column("created_at", sa.String(40)),
+    sa.Column("git_hash", sa.String(64)),
+    sa.Column("config_json", sa.Text),
+    sa.Column("status", sa.String(16)),
+)
+
+scores_table = sa.Table(
+    "scores", metadata,
+    sa.Column("eval_id", sa.String(128), primary_key=True),
+    sa.Column("metric", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Float),
+    sa.Column("stderr", sa.Float),
+    sa.Column("ci_low", sa.Float),
+    sa.Column("ci_high", sa.Float),
+    sa.Column("n", sa.Integer),
+    sa.Column("higher_is_better", sa.Boolean),
+    sa.Column("metric_version", sa.String(64)),
+    sa.Column("extractor", sa.String(256)),
+    sa.Column("weights", sa.String(256)),
+    sa.Column("details_json", sa.Text),
+)
+
+items_table = sa.Table(
+    "items", metadata,
+    sa.Column("eval_id", sa.String(128), primary_key=True),
+    sa.Column("item_id", sa.String(256), primary_key=True),
+    sa.Column("metric", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Float),
+    sa.Column("video_path", sa.Text),
+    sa.Column("prompt", sa.Text),
+    sa.Column("seed", sa.Integer),
+    sa.Column("category", sa.String(128)),
+)
+
+failures_table = sa.Table(
+    "failures", metadata,
+    sa.Column("eval_id", sa.String(128), primary_key=True),
+    sa.Column("item_id", sa.String(256), primary_key=True),
+    sa.Column("stage", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", sa.String(40)),
+)
+
+meta_table = sa.Table(
+    "skyloom_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text),
+)
+
+TABLES = {"evals": evals_table, "scores": scores_table, "items": items_table, "failures": failures_table}
+SCORE_FIELDS = tuple(c.name for c in scores_table.columns if c.name != "eval_id")
+ITEM_FIELDS = tuple(c.name for c in items_table.columns if c.name != "eval_id")
+EVAL_FIELDS = tuple(c.name for c in evals_table.columns)
+
+
+class StoreError(ValueError):
+    """A results-store URL or row that cannot be used."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def resolve_url(target: str | os.PathLike) -> str:
+    """Turn a store target into an SQLAlchemy URL.
+
+    Args:
+        target: an SQLAlchemy URL (``sqlite:///x.sqlite``, ``postgresql+psycopg://...``), a run
+            directory (-> ``RUN/results.sqlite``), a directory, or a ``.sqlite``/``.db`` file path.
+    """
+    s = str(target)
+    if "://" in s:
+        return s
+    p = Path(s)
+    if p.is_dir() or (not p.suffix and not p.exists()):
+        p = p / DB_FILENAME
+    return f"sqlite:///{p.resolve()}"
+
+
+def _is_locked_error(e: BaseException) -> bool:
+    text = str(getattr(e, "orig", e)).lower()
+    return "database is locked" in text or "database table is locked" in text or "busy" in text
+
+
+class ResultsStore:
+    """Reader/writer of the results tables (see the module docstring).
+
+    Args:
+        url: SQLAlchemy URL, run directory, directory or SQLite file path.
+        echo: log every SQL statement (debugging).
+    """
+
+    def __init__(self, url: str | os.PathLike, echo: bool = False) -> None:
+        self.url = resolve_url(url)
+        self.engine: Engine = _make_engine(self.url, echo=echo)
+        self._create_schema()
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _create_schema(self) -> None:
+        def create(conn: Connection) -> None:
+            metadata.create_all(conn, checkfirst=True)
+            row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
+            if row is None:
+                conn.execute(meta_table.insert().values(key="schema_version", value=str(STORE_SCHEMA_VERSION)))
+            elif int(row[0]) > STORE_SCHEMA_VERSION:
+                raise StoreError(f"{self.url}: results store schema version {row[0]} is newer than this "
+                                 f"skyloom understands ({STORE_SCHEMA_VERSION}); upgrade skyloom")
+
+        try:
+            self._write(create)
+        except sa.exc.IntegrityError:  # another process created the schema at the same moment
+            pass
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def _write_conn(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(skyloom_immediate=True)
+            with conn.begin():
+                yield conn
+
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in one write transaction, retrying if the database is busy."""
+        delay = 0.05
+        for attempt in range(_WRITE_RETRIES):
+            try:
+                with self._write_conn() as conn:
+                    return fn(conn)
+            except sa.exc.OperationalError as e:
+                if not _is_locked_error(e) or attempt == _WRITE_RETRIES - 1:
+                    raise
+                logger.debug("results store busy (%s); retry %d", e, attempt + 1)
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    def _read(self, stmt: sa.Executable) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def _upsert(self, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        keys = [c.name for c in table.primary_key.columns]
+        cols = [c.name for c in table.columns]
+        rows = [{c: r.get(c) for c in cols} for r in rows]
+        dialect = conn.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
+            for chunk in _chunks(rows, 200):
+                stmt = insert(table).values(chunk)
+                update = {c: stmt.excluded[c] for c in cols if c not in keys}
+                conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update) if update
+                             else stmt.on_conflict_do_nothing(index_elements=keys))
+            return
+        # Any other database: delete the keys, then insert, in the same transaction.
+        for r in rows:
+            conn.execute(table.delete().where(sa.and_(*[table.c[k] == r[k] for k in keys])))
+        conn.execute(table.insert(), rows)
+
+    # -- writes ---------------------------------------------------------------------------
+    def begin_eval(self, eval_id: str, *, suite: str, checkpoint: str | None = None,
+                   checkpoint_name: str | None = None, run_name: str | None = None, step: int | None = None,
+                   suite_version: str | None = None, git_hash: str | None = None,
+                   config: Mapping[str, Any] | None = None, status: str = "running",
+                   created_at: str | None = None) -> None:
+        """Create (or, when resuming, update) the ``evals`` row of one evaluation.
+
+        Scores, items and failures already stored for ``eval_id`` are kept.
+        """
+        _check_id(eval_id, "eval_id")
+        if status not in EVAL_STATUSES:
+            raise StoreError(f"eval {eval_id}: status {status!r} is not one of {', '.join(EVAL_STATUSES)}")
+
+        def fn(conn: Connection) -> None:
+            old = conn.execute(sa.select(evals_table.c.created_at).where(evals_table.c.eval_id == eval_id)).first()
+            row = {"eval_id": eval_id, "suite": suite, "suite_version": None if suite_version is None else str(suite_version),
+                   "checkpoint": checkpoint, "checkpoint_name": checkpoint_name, "run_name": run_name,
+                   "step": None if step is None else int(step),
+                   "created_at": created_at or (old[0] if old else now_iso()), "git_hash": git_hash,
+                   "config_json": json.dumps(config or {}, sort_keys=True, default=str), "status": status}
+            self._upsert(conn, evals_table, [row])
+
+        self._write(fn)
+
+    def set_status(self, eval_id: str, status: str) -> None:
+        """Mark an evaluation ``running``, ``complete``, ``partial`` (some items failed) or ``failed``."""
+        if status not in EVAL_STATUSES:
+            raise StoreError(f"eval {eval_id}: status {status!r} is not one of {', '.join(EVAL_STATUSES)}")
+        n = self._write(lambda conn: conn.execute(
+            evals_table.update().where(evals_table.c.eval_id == eval_id).values(status=status)).rowcount)
+        if not n:
+            raise StoreError(f"no evaluation {eval_id!r} in {self.url}")
+
+    def put_scores(self, eval_id: str, scores: Iterable[Mapping[str, Any]]) -> int:
+        """Upsert aggregate scores: dicts with ``metric``, ``value`` and any of :data:`SCORE_FIELDS`.
+
+        A ``details`` dict (anything else worth keeping: scale, preprocessing, ...) is stored as
+        ``details_json``.
+        """
+        rows = []
+        for s in scores:
+            unknown = set(s) - set(SCORE_FIELDS) - {"details", "eval_id"}
+            if unknown:
+                raise StoreError(f"score for eval {eval_id}: unknown field(s) {sorted(unknown)}; "
+                                 f"valid: {', '.join(SCORE_FIELDS)}, details")
+            if not s.get("metric"):
+                raise StoreError(f"score for eval {eval_id}: missing 'metric'")
+            row = {k: s.get(k) for k in SCORE_FIELDS}
+            if "details" in s:
+                row["details_json"] = json.dumps(s["details"], sort_keys=True, default=str)
+            for k in ("value", "stderr", "ci_low", "ci_high"):
+                row[k] = _float_or_none(row[k])
+            row["higher_is_better"] = None if row["higher_is_better"] is None else bool(row["higher_is_better"])
+            row["n"] = None if row["n"] is None else int(row["n"])
+            row["eval_id"] = eval_id
+            rows.append(row)
+        self._write(lambda conn: self._upsert(conn, scores_table, rows))
+        return len(rows)
+
+    def put_items(self, eval_id: str, items: Iterable[Mapping[str, Any]]) -> int:
+        """Upsert per-item values: dicts with ``item_id``, ``metric``, ``value`` and optionally
+        ``video_path``, ``prompt``, ``seed``, ``category``."""
+        rows = []
+        for it in items:
+            if not it.get("item_id") or not it.get("metric"):
+                raise StoreError(f"item for eval {eval_id}: needs 'item_id' and 'metric', got {dict(it)}")
+            row = {k: it.get(k) for k in ITEM_FIELDS}
+            row["value"] = _float_or_none(row["value"])
+            row["seed"] = None if row["seed"] is None else int(row["seed"])
+            row["video_path"] = None if row["video_path"] is None else str(row["video_path"])
+            row["eval_id"] = eval_id
+            rows.append(row)
+        self._write(lambda conn: self._upsert(conn, items_table, rows))
+        return len(rows)
+
+    def add_failure(self, eval_id: str, item_id: str, stage: str, reason: str) -> None:
+        """Record that ``item_id`` failed at ``stage`` (load, generate, decode, score, ...)."""
+        row = {"eval_id": eval_id, "item_id": item_id, "stage": stage, "reason": str(reason)[:4000],
+               "created_at": now_iso()}
+        self._write(lambda conn: self._upsert(conn, failures_table, [row]))
+
+    def clear_failures(self, eval_id: str, item_id: str | None = None) -> None:
+        """Forget failures of an evaluation (or one item) before retrying it."""
+        cond = failures_table.c.eval_id == eval_id
+        if item_id is not None:
+            cond = sa.and_(cond, failures_table.c.item_id == item_id)
+        self._write(lambda conn: conn.execute(failures_table.delete().where(cond)))
+
+    # -- reads ----------------------------------------------------------------------------
+    def evals(self, suite: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """``evals`` rows (oldest first), optionally of one suite and/or status; ``config`` is decoded."""
+        stmt = sa.select(evals_table).order_by(evals_table.c.created_at, evals_table.c.eval_id)
+        if suite is not None:
+            stmt = stmt.where(evals_table.c.suite == suite)
+        if status is not None:
+            stmt = stmt.where(evals_table.c.status == status)
+        rows = self._read(stmt)
+        for r in rows:
+            r["config"] = json.loads(r["config_json"]) if r.get("config_json") else {}
+        return rows
+
+    def get_eval(self, eval_id: str) -> dict[str, Any]:
+        """One ``evals`` row; :class:`StoreError` listing a few known ids if absent."""
+        rows = self._read(sa.select(evals_table).where(evals_table.c.eval_id == eval_id))
+        if not rows:
+            known = [r["eval_id"] for r in self._read(sa.select(evals_table.c.eval_id).limit(20))]
+            raise StoreError(f"no evaluation {eval_id!r} in {self.url}; known: {', '.join(known) or '(none)'}")
+        r = rows[0]
+        r["config"] = json.loads(r["config_json"]) if r.get("config_json") else {}
+        return r
+
+    def scores(self, suite: str | None = None, eval_ids: Iterable[str] | None = None,
+               metric: str | None = None) -> list[dict[str, Any]]:
+        """``scores`` rows (``details`` decoded), optionally of one suite / some evaluations / one metric."""
+        stmt = sa.select(scores_table).order_by(scores_table.c.eval_id, scores_table.c.metric)
+        if suite is not None:
+            stmt = stmt.where(scores_table.c.eval_id.in_(
+                sa.select(evals_table.c.eval_id).where(evals_table.c.suite == suite)))
+        if eval_ids is not None:
+            stmt = stmt.where(scores_table.c.eval_id.in_(list(eval_ids)))
+        if metric is not None:
+            stmt = stmt.where(scores_table.c.metric == metric)
+        rows = self._read(stmt)
+        for r in rows:
+            r["details"] = json.loads(r["details_json"]) if r.get("details_json") else {}
+        return rows
+
+    def items(self, eval_id: str, metric: str | None = None) -> list[dict[str, Any]]:
+        """Per-item rows of one evaluation (sorted by metric, item id)."""
+        stmt = (sa.select(items_table).where(items_table.c.eval_id == eval_id)
+                .order_by(items_table.c.metric, items_table.c.item_id))
+        if metric is not None:
+            stmt = stmt.where(items_table.c.metric == metric)
+        return self._read(stmt)
+
+    def item_ids(self, eval_id: str, metric: str) -> set[str]:
+        """Ids of the items of ``eval_id`` that already have a value for ``metric`` (for resuming)."""
+        stmt = sa.select(items_table.c.item_id).where(
+            sa.and_(items_table.c.eval_id == eval_id, items_table.c.metric == metric))
+        return {r["item_id"] for r in self._read(stmt)}
+
+    def failures(self, eval_id: str | None = None) -> list[dict[str, Any]]:
+        """``failures`` rows, optionally of one evaluation."""
+        stmt = sa.select(failures_table).order_by(failures_table.c.created_at, failures_table.c.item_id)
+        if eval_id is not None:
+            stmt = stmt.where(failures_table.c.eval_id == eval_id)
+        return self._read(stmt)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({self.url!r})"
+
+
+def _make_engine(url: str, echo: bool = False) -> Engine:
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as e:
+        raise StoreError(f"results store URL {url!r} is not a valid SQLAlchemy URL ({e})") from None
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+    db = parsed.database
+    if db and db != ":memory:":
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, echo=echo, future=True,
+                              connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy (not the sqlite3 module) emit BEGIN, so writers can take the write
+        # lock up front (BEGIN IMMEDIATE) instead of failing on a read->write lock upgrade.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if db and db != ":memory:":
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("skyloom_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _chunks(seq: Sequence[T], n: int) -> Iterator[Sequence[T]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _float_or_none(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return None if f != f else f  # NaN is stored as NULL
+
+
+def _check_id(value: str, what: str) -> None:
+    if not value or not isinstance(value, str) or len(value) > 128:
+        raise StoreError(f"{what} must be a non-empty string of at most 128 characters, got {value!r}")
+
+
+def open_store(target: str | os.PathLike | None = None, run: str | os.PathLike | None = None) -> ResultsStore:
+    """The store at ``target`` (URL or path), else ``$SKYLOOM_RESULTS_DB``, else ``RUN/results.sqlite``."""
+    target = target or os.environ.get("SKYLOOM_RESULTS_DB") or run
+    if target is None:
+        raise StoreError("no results store given: pass --db URL (or a path), --runs DIR, or set SKYLOOM_RESULTS_DB")
+    return ResultsStore(target)
