@@ -1,0 +1,7 @@
+"""Web dashboard and static HTML report over runs, results stores and corpora (read-only)."""
+
+from dashboards.app import create_app, serve_in_thread
+from dashboards.report import ReportInfo, build_report
+from dashboards.sources import Dashboard
+
+__all__ = ["Dashboard", "create_app", "serve_in_thread", "build_report", "ReportInfo"]

@@ -1,0 +1,72 @@
+"""``skyloom dashboard`` (serve the web app) and ``skyloom report`` (one static HTML file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+RunsOpt = Annotated[list[Path], typer.Option(
+    "--runs", help="Folder of run directories (or one run); searched 3 levels deep. Repeatable.")]
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", envvar="SKYLOOM_RESULTS_DB",
+    help="Results store: SQLAlchemy URL or SQLite path (default: each run's results.sqlite).")]
+CorpusOpt = Annotated[list[Path] | None, typer.Option("--corpus", help="Corpus directory to browse. Repeatable.")]
+MaxClipsOpt = Annotated[int, typer.Option(help="Clip rows listed per corpus (the charts cover every clip).")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``dashboard`` and ``report`` commands to the ``skyloom`` app."""
+
+    @app.command("dashboard")
+    def dashboard_cmd(runs: RunsOpt, db: DbOpt = None, corpus: CorpusOpt = None,
+                      host: Annotated[str, typer.Option(help="Interface to bind (default: this machine only).")] = "127.0.0.1",
+                      port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8765,
+                      max_clips: MaxClipsOpt = 5000) -> None:
+        """Serve the dashboard: leaderboards, synchronised side-by-side videos, training curves, corpus.
+
+        Read-only: only videos and images inside the --runs and --corpus directories are served.
+        Example: [bold]skyloom dashboard --runs runs/ --corpus data/corpus[/]
+        """
+        from dashboards.app import bind, create_app, serve
+        from dashboards.sources import Dashboard
+        from skyloom.cli_common import console
+
+        dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)
+        for w in dash.overview()["warnings"]:
+            console.print(f"[yellow]warning:[/] {w}")
+        try:
+            sock = bind(host, port)
+        except OSError as e:
+            from skyloom.cli_common import fail
+
+            fail(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port (0: any free one)")
+            return
+        h, p = sock.getsockname()[:2]
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can read the results")
+        console.print(f"skyloom dashboard on [bold]http://{'[' + h + ']' if ':' in h else h}:{p}/[/] (Ctrl-C to stop)")
+        serve(create_app(dash), sock)
+
+    @app.command("report")
+    def report_cmd(runs: RunsOpt, out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
+                   db: DbOpt = None, corpus: CorpusOpt = None,
+                   max_video_mb: Annotated[float, typer.Option(help="Budget for embedded videos, in MB.")] = 50.0,
+                   max_paired: Annotated[int, typer.Option(help="Precompute paired comparisons among this many checkpoints per suite.")] = 8,
+                   max_clips: MaxClipsOpt = 500) -> None:
+        """Write the dashboard's views as ONE self-contained HTML file (videos embedded) to share.
+
+        Example: [bold]skyloom report --runs runs/ --corpus data/corpus --out report.html[/]
+        """
+        from dashboards.report import build_report
+        from dashboards.sources import Dashboard
+        from skyloom.cli_common import console
+
+        dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)
+        info = build_report(dash, out, max_video_mb=max_video_mb, max_paired_evals=max_paired)
+        for w in info.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+        note = f", {info.videos_omitted} left out (budget)" if info.videos_omitted else ""
+        console.print(f"[green]wrote[/] {info.path} ({info.bytes / 2**20:.1f} MB, "
+                      f"{info.videos_embedded} video(s) embedded{note})")

@@ -1,0 +1,150 @@
+"""What the dashboard shows, as JSON-ready dicts: training curves and corpora.
+
+Everything here only reads, through the contracts (:class:`skyloom.rundir.RunDir`,
+:class:`skyloom.corpus.Corpus`), and copes with half-written inputs: a run with no checkpoint or
+a torn ``metrics.jsonl`` line, a corpus with no clips or an unreadable manifest part (reported
+as an ``error`` string in the payload instead of failing the page).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dashboards.paths import SafeRoots
+from skyloom.rundir import RunDir, find_runs
+
+log = logging.getLogger(__name__)
+
+MAX_POINTS = 2000  # per training series; longer ones are thinned evenly (first and last kept)
+NON_METRIC_KEYS = frozenset({"step", "time", "kind"})
+
+
+def discover_runs(dirs: list[Path]) -> list[RunDir]:
+    """Every run directory at or below each of ``dirs`` (a run itself or a folder of runs)."""
+    seen: set[Path] = set()
+    out: list[RunDir] = []
+    for d in dirs:
+        for r in find_runs(d):
+            key = r.root.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(r)
+    return out
+
+
+def _thin(points: list[list[float]], limit: int = MAX_POINTS) -> list[list[float]]:
+    if len(points) <= limit:
+        return points
+    idx = np.unique(np.linspace(0, len(points) - 1, limit).round().astype(int))
+    return [points[i] for i in idx]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def run_series(run: RunDir) -> dict[str, dict[str, list[list[float]]]]:
+    """``{kind: {metric: [[step, value], ...]}}`` from ``metrics.jsonl`` (numeric values only).
+
+    Lines without a numeric ``step`` are skipped; a torn last line is already dropped by
+    :func:`skyloom.fsutil.read_jsonl`. Repeated steps (a resumed run) keep the last value.
+    """
+    series: dict[str, dict[str, dict[int, float]]] = {}
+    for m in run.metrics():
+        step = m.get("step")
+        if not _is_number(step):
+            continue
+        kind = str(m.get("kind", "train"))
+        for k, v in m.items():
+            if k in NON_METRIC_KEYS or not _is_number(v):
+                continue
+            series.setdefault(kind, {}).setdefault(k, {})[int(step)] = float(v)
+    return {kind: {k: _thin([[s, v] for s, v in sorted(pts.items())]) for k, pts in metrics.items()}
+            for kind, metrics in series.items()}
+
+
+def training_data(runs: list[RunDir]) -> dict[str, Any]:
+    """Payload of the Training view: one entry per run with its curves and checkpoints."""
+    out = []
+    for r in runs:
+        try:
+            ckpts = [s for s, _ in r.checkpoints()]
+        except OSError as e:
+            log.warning("%s: cannot list checkpoints (%s)", r.root, e)
+            ckpts = []
+        out.append({"name": r.name, "path": str(r.root), "created_at": r.info.get("created_at", ""),
+                    "preset": r.info.get("preset", ""), "corpus": str(r.info.get("corpus", "") or ""),
+                    "checkpoints": ckpts, "series": run_series(r)})
+    return {"runs": out}
+
+
+# -- corpus ---------------------------------------------------------------------------------
+def _histogram(values: list[float], bins: int = 12) -> dict[str, list[float]]:
+    if not values:
+        return {"edges": [], "counts": []}
+    arr = np.asarray(values, dtype=np.float64)
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    counts, edges = np.histogram(arr, bins=bins, range=(lo, hi))
+    return {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def _clip_payload(rec, corpus_root: Path, roots: SafeRoots) -> dict[str, Any]:
+    caps = [{"captioner": c.captioner, "kind": c.kind, "text": c.text, "model_id": c.model_id} for c in rec.captions]
+    return {
+        "id": rec.id, "path": rec.path, "source_kind": rec.source_kind, "license_id": rec.license_id, "split": rec.split,
+        "duration_s": round(float(rec.duration_s), 3), "fps": float(rec.fps), "width": int(rec.width),
+        "height": int(rec.height), "num_frames": int(rec.num_frames), "author": rec.author,
+        "attribution": rec.attribution, "source_url": rec.source_url, "source_page": rec.source_page,
+        "parent_id": rec.parent_id, "shot": [rec.shot_start_s, rec.shot_end_s] if rec.shot_start_s is not None else None,
+        "sha256": rec.sha256, "quality": {k: float(v) for k, v in rec.quality.items()},
+        "captions": caps, "created_at": rec.created_at,
+        "url": roots.url(corpus_root / rec.path),
+    }
+
+
+def corpus_summary(records: list) -> dict[str, Any]:
+    """Charts of the Corpus view, over all clips: durations, resolutions, caption lengths, licenses."""
+    cap_words = [len(c.text.split()) for r in records for c in r.captions]
+    res = Counter(f"{r.width}x{r.height}" for r in records)
+    quality_names = sorted({k for r in records for k in r.quality})
+    return {
+        "clips": len(records),
+        "hours": round(sum(float(r.duration_s) for r in records) / 3600, 4),
+        "captioned": sum(1 for r in records if r.captions),
+        "duration_s": _histogram([float(r.duration_s) for r in records]),
+        "caption_words": _histogram([float(w) for w in cap_words]),
+        "resolutions": dict(res.most_common(20)),
+        "licenses": dict(Counter(r.license_id for r in records).most_common()),
+        "source_kinds": dict(Counter(r.source_kind for r in records).most_common()),
+        "splits": dict(Counter(r.split for r in records).most_common()),
+        "quality_names": quality_names,
+    }
+
+
+def corpus_data(root: Path, roots: SafeRoots, max_clips: int = 5000) -> dict[str, Any]:
+    """Payload of one corpus: summary over every clip and up to ``max_clips`` clip rows."""
+    from skyloom.corpus import Corpus, CorpusError, ManifestError
+
+    out: dict[str, Any] = {"name": root.name, "path": str(root), "clips": [], "truncated": False,
+                           "summary": corpus_summary([]), "quarantined": 0, "error": None}
+    try:
+        c = Corpus(root)
+        out["name"] = str(c.info.get("name") or root.name)
+        records = c.records()
+        out["quarantined"] = len(c.quarantined())
+    except (CorpusError, ManifestError, OSError) as e:
+        out["error"] = str(e)
+        log.warning("corpus %s: %s", root, e)
+        return out
+    out["summary"] = corpus_summary(records)
+    out["truncated"] = len(records) > max_clips
+    out["clips"] = [_clip_payload(r, c.root, roots) for r in records[:max_clips]]
+    return out

@@ -1,0 +1,121 @@
+"""``skyloom report``: the dashboard's four views as one self-contained HTML file.
+
+The page, CSS and JavaScript are the live dashboard's (:mod:`dashboards.page`); every payload is
+embedded as JSON, videos as ``data:video/mp4;base64,...`` URLs. Videos are embedded in order
+(compare videos first, then corpus clips) until ``max_video_mb`` is reached; each one left out
+shows a note saying why and how to raise the limit. Paired comparisons are precomputed for every
+ordered pair of the first ``max_paired_evals`` checkpoints of each suite and every metric.
+Nothing in the file refers to the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dashboards.page import render_page
+from dashboards.paths import MEDIA_TYPES, PathRefused
+from dashboards.sources import Dashboard
+from skyloom.fsutil import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_VIDEO_MB = 50.0
+DEFAULT_MAX_PAIRED_EVALS = 8
+
+
+@dataclass
+class ReportInfo:
+    """What :func:`build_report` wrote."""
+
+    path: Path
+    bytes: int
+    videos_embedded: int = 0
+    videos_omitted: int = 0
+    video_bytes: int = 0
+    paired: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Embedder:
+    """``(path, run_root) -> (data URL | None, note)`` under a byte budget, confined to the roots."""
+
+    def __init__(self, dash: Dashboard, max_bytes: int) -> None:
+        self.dash, self.max_bytes = dash, max_bytes
+        self.used = self.embedded = self.omitted = 0
+        self.cache: dict[Path, str] = {}
+
+    def __call__(self, path: str | os.PathLike, prefer: Path | None = None) -> tuple[str | None, str | None]:
+        loc = self.dash.roots.locate(path, prefer)
+        if loc is None:
+            return None, "video outside the configured directories or missing"
+        try:
+            full = self.dash.roots.resolve(*loc)  # same checks as the live file endpoint
+        except (PathRefused, FileNotFoundError) as e:
+            return None, f"video not servable ({e})"
+        if full in self.cache:
+            return self.cache[full], None
+        size = full.stat().st_size
+        if self.used + size > self.max_bytes:
+            self.omitted += 1
+            return None, (f"video not embedded: the report's video budget ({self.max_bytes / 2**20:.0f} MB) is used up; "
+                          "rerun skyloom report with a larger --max-video-mb")
+        url = f"data:{MEDIA_TYPES.get(full.suffix.lower(), 'application/octet-stream')};base64," + \
+            base64.b64encode(full.read_bytes()).decode("ascii")
+        self.used += size
+        self.embedded += 1
+        self.cache[full] = url
+        return url, None
+
+
+def report_data(dash: Dashboard, max_video_mb: float = DEFAULT_MAX_VIDEO_MB,
+                max_paired_evals: int = DEFAULT_MAX_PAIRED_EVALS) -> tuple[dict[str, Any], ReportInfo]:
+    """Every payload of the page, with videos embedded; the :class:`ReportInfo` has no path yet."""
+    emb = _Embedder(dash, int(max_video_mb * 2**20))
+    info = ReportInfo(path=Path(), bytes=0)
+    overview = dash.overview()
+    lb = dash.leaderboard()
+    compare: dict[str, Any] = {}
+    paired: dict[str, Any] = {}
+    for table in lb["suites"]:
+        sid, suite = table["source_id"], table["suite"]
+        ids = [r["eval_id"] for r in table["rows"]]
+        if not ids:
+            continue
+        compare[f"{sid}|{suite}"] = dash.compare(sid, suite, ids, video_data=emb)
+        head = ids[:max_paired_evals]
+        if len(ids) > max_paired_evals:
+            info.warnings.append(f"suite {suite}: paired comparisons precomputed for the first {max_paired_evals} "
+                                 f"of {len(ids)} checkpoints only")
+        for a, b in itertools.permutations(head, 2):
+            for m in table["metrics"]:
+                paired[f"{sid}|{a}|{b}|{m['name']}"] = dash.paired(sid, a, b, m["name"])
+                info.paired += 1
+    corpus = dash.corpus(video_data=emb)
+    overview["warnings"] = overview["warnings"] + info.warnings
+    if emb.omitted:
+        overview["warnings"].append(f"{emb.omitted} video(s) not embedded: the {max_video_mb:g} MB video budget "
+                                    "was reached (skyloom report --max-video-mb raises it)")
+    overview["note"] = f"{emb.embedded} video(s) embedded ({emb.used / 2**20:.1f} MB)"
+    info.videos_embedded, info.videos_omitted, info.video_bytes = emb.embedded, emb.omitted, emb.used
+    return ({"overview": overview, "leaderboard": lb, "training": dash.training(), "corpus": corpus,
+             "compare": compare, "paired": paired}, info)
+
+
+def build_report(dash: Dashboard, out: str | os.PathLike, max_video_mb: float = DEFAULT_MAX_VIDEO_MB,
+                 max_paired_evals: int = DEFAULT_MAX_PAIRED_EVALS, title: str = "skyloom report") -> ReportInfo:
+    """Write the static report to ``out`` (atomically) and say what went in."""
+    data, info = report_data(dash, max_video_mb=max_video_mb, max_paired_evals=max_paired_evals)
+    html = render_page(data, title=title, subtitle=" · ".join(str(d) for d in dash.run_dirs))
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, html)
+    info.path, info.bytes = path, len(html.encode("utf-8"))
+    log.info("report %s: %.1f MB, %d video(s) embedded, %d omitted", path, info.bytes / 2**20,
+             info.videos_embedded, info.videos_omitted)
+    return info

@@ -1,0 +1,229 @@
+"""Evaluation results for the dashboard, read through :mod:`eval.store` and :mod:`eval.stats`.
+
+A *result source* is one results store: ``--db URL`` when given, else every ``results.sqlite``
+found in the run directories (and in the ``--runs`` folder itself). SQLite files that do not
+exist are never created: the dashboard only reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dashboards.paths import SafeRoots
+from skyloom.rundir import RunDir, run_of_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResultSource:
+    """One results store and where it came from."""
+
+    id: int
+    label: str
+    url: str
+    store: Any  # eval.store.ResultsStore (imported lazily)
+    run_root: Path | None  # the run directory holding this store, if any
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):].split("?", 1)[0])
+    if "://" not in url:
+        p = Path(url)
+        return p / "results.sqlite" if p.is_dir() else p
+    return None
+
+
+def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warnings: list[str]) -> list[ResultSource]:
+    """Open the results stores to show; problems become ``warnings`` instead of errors."""
+    try:
+        from eval.store import ResultsStore
+    except ImportError as e:  # eval not installed in this checkout
+        warnings.append(f"results store unavailable ({e}); leaderboard and compare views are empty")
+        return []
+    cands: list[tuple[str, str, Path | None]] = []
+    if db:
+        cands.append((db, db, None))
+    else:
+        for d in run_dirs:
+            if (d / "results.sqlite").is_file() and not (d / "run.json").exists():
+                cands.append((d.name or str(d), str(d / "results.sqlite"), None))
+        for r in runs:
+            p = r.root / "results.sqlite"
+            if p.is_file():
+                cands.append((r.name, str(p), r.root))
+    out: list[ResultSource] = []
+    seen: set[str] = set()
+    for label, target, run_root in cands:
+        sp = _sqlite_path(target)
+        key = str(sp.resolve()) if sp is not None else target
+        if key in seen:
+            continue
+        seen.add(key)
+        if sp is not None and not sp.is_file():
+            warnings.append(f"results database {sp} does not exist (nothing evaluated yet?)")
+            continue
+        try:
+            store = ResultsStore(target)
+        except Exception as e:  # corrupt file, unreachable server, newer schema, ...
+            warnings.append(f"cannot open results store {target}: {e}")
+            continue
+        out.append(ResultSource(len(out), label, str(store.url), store, run_root))
+    return out
+
+
+def _score_map(store: Any, eval_ids: list[str]) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, Any]]:
+    by_eval: dict[str, dict[str, dict[str, Any]]] = {}
+    hib: dict[str, Any] = {}
+    for s in store.scores(eval_ids=eval_ids):
+        by_eval.setdefault(s["eval_id"], {})[s["metric"]] = {
+            k: s.get(k) for k in ("value", "stderr", "ci_low", "ci_high", "n", "extractor", "metric_version")}
+        if hib.get(s["metric"]) is None:
+            hib[s["metric"]] = s.get("higher_is_better")
+    return by_eval, hib
+
+
+def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[str, Any]]:
+    """One table per (source, suite): :func:`eval.stats.leaderboard` rows with every metric's CI."""
+    from eval.stats import leaderboard, primary_metric
+
+    out = []
+    for src in sources:
+        try:
+            suites = sorted({e["suite"] for e in src.store.evals()})
+        except Exception as e:
+            warnings.append(f"{src.label}: cannot read evaluations ({e})")
+            continue
+        for suite in suites:
+            try:
+                pm = primary_metric(src.store, suite)
+                rows = leaderboard(src.store, suite)
+            except ValueError as e:
+                warnings.append(f"{src.label} / {suite}: {e}")
+                continue
+            all_evals = src.store.evals(suite=suite)
+            ids = [r["eval_id"] for r in rows]
+            by_eval, hib = _score_map(src.store, ids) if ids else ({}, {})
+            metrics = [pm] + sorted(m for m in hib if m != pm)
+            table_rows = []
+            for r in rows:
+                table_rows.append({k: r.get(k) for k in ("rank", "tie_group", "eval_id", "checkpoint", "checkpoint_name",
+                                                         "run_name", "step", "status", "created_at", "failures")}
+                                  | {"checkpoint_name": r.get("checkpoint_name") or r["eval_id"],
+                                     "scores": by_eval.get(r["eval_id"], {})})
+            skipped = len({e["checkpoint"] or e["eval_id"] for e in all_evals}) - len(rows)
+            note = f"{skipped} checkpoint(s) not shown (evaluation running or failed)." if skipped > 0 else ""
+            out.append({"source_id": src.id, "source": src.label if len(sources) > 1 else "", "suite": suite,
+                        "primary_metric": pm, "metrics": [{"name": m, "higher_is_better": hib.get(m)} for m in metrics],
+                        "rows": table_rows, "note": note})
+    return out
+
+
+def _run_root_of(ev: dict[str, Any], src: ResultSource) -> Path | None:
+    ck = ev.get("checkpoint")
+    if ck:
+        try:
+            r = run_of_checkpoint(ck)
+        except (OSError, ValueError):
+            r = None
+        if r is not None:
+            return r.root
+    return src.run_root
+
+
+def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots,
+            video_data: Any = None) -> dict[str, Any]:
+    """Items of ``eval_ids`` side by side: per item id the prompt and, per eval, video URL + scores.
+
+    ``video_data(path) -> (url | None, note)`` replaces the URL scheme (the static report embeds
+    files as data URLs); by default files are linked through ``files/<root>/<relpath>``.
+    """
+    from eval.store import StoreError
+
+    evals, items = [], {}
+    for eid in eval_ids:
+        try:
+            ev = src.store.get_eval(eid)
+        except StoreError as e:
+            raise KeyError(str(e)) from None
+        if ev["suite"] != suite:
+            raise KeyError(f"evaluation {eid!r} belongs to suite {ev['suite']!r}, not {suite!r}")
+        label = ev.get("checkpoint_name") or eid
+        if ev.get("run_name") and ev["run_name"] not in label:
+            label = f"{ev['run_name']}/{label}"
+        evals.append({"eval_id": eid, "label": label, "run_name": ev.get("run_name"), "step": ev.get("step")})
+        run_root = _run_root_of(ev, src)
+        for row in src.store.items(eid):
+            it = items.setdefault(row["item_id"], {"item_id": row["item_id"], "prompt": row.get("prompt"),
+                                                    "category": row.get("category"), "seed": row.get("seed"),
+                                                    "videos": {}})
+            for k in ("prompt", "category", "seed"):
+                if it[k] is None and row.get(k) is not None:
+                    it[k] = row[k]
+            cell = it["videos"].setdefault(eid, {"scores": {}, "path": None})
+            cell["scores"][row["metric"]] = row.get("value")
+            if row.get("video_path") and cell["path"] is None:
+                cell["path"] = row["video_path"]
+        for it in items.values():
+            cell = it["videos"].get(eid)
+            if cell is None:
+                continue
+            path = cell.pop("path", None)
+            if path is None and run_root is not None:
+                conv = run_root / "eval" / suite / eid / "videos" / f"{it['item_id']}.mp4"
+                path = str(conv) if conv.is_file() else None
+            if path is None:
+                cell["url"], cell["note"] = None, "no video recorded"
+            elif video_data is not None:
+                cell["url"], cell["note"] = video_data(path, run_root)
+            else:
+                cell["url"] = roots.url(path, prefer=run_root)
+                cell["note"] = None if cell["url"] else "video outside the configured directories or missing"
+    ordered = sorted(items.values(), key=lambda it: (it.get("category") or "", it["item_id"]))
+    metrics = sorted({m for it in ordered for v in it["videos"].values() for m in v["scores"]})
+    return {"source_id": src.id, "suite": suite, "evals": evals, "metrics": metrics, "items": ordered}
+
+
+def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
+    """:func:`eval.stats.paired_compare` of B against A, or ``{"error": ...}`` when it cannot run."""
+    from eval.stats import paired_compare
+
+    try:
+        return paired_compare(src.store, a, b, metric).to_dict()
+    except (ValueError, KeyError) as e:
+        return {"error": str(e), "eval_a": a, "eval_b": b, "metric": metric}
+
+
+def eval_series(sources: list[ResultSource]) -> dict[str, dict[str, list[list[float]]]]:
+    """``{run_name: {"<suite>/<metric>": [[step, value], ...]}}`` from stored evaluations with a step."""
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for src in sources:
+        try:
+            evs = [e for e in src.store.evals() if e.get("step") is not None and e.get("status") in ("complete", "partial")]
+            scores = src.store.scores(eval_ids=[e["eval_id"] for e in evs]) if evs else []
+        except Exception as e:
+            log.warning("%s: %s", src.label, e)
+            continue
+        by_id = {e["eval_id"]: e for e in evs}
+        for s in scores:
+            e = by_id[s["eval_id"]]
+            if s.get("value") is None:
+                continue
+            run = e.get("run_name") or (Path(e["checkpoint"]).parent.parent.name if e.get("checkpoint") else src.label)
+            out.setdefault(run, {}).setdefault(f"{e['suite']}/{s['metric']}", {})[int(e["step"])] = float(s["value"])
+    return {r: {k: [[st, v] for st, v in sorted(pts.items())] for k, pts in ms.items()} for r, ms in out.items()}
+
+
+def close_sources(sources: list[ResultSource]) -> None:
+    for s in sources:
+        try:
+            s.store.close()
+        except Exception:  # pragma: no cover - best effort on shutdown
+            pass
+
+
+__all__ = ["ResultSource", "open_sources", "leaderboards", "compare", "paired", "eval_series", "close_sources"]

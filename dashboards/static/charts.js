@@ -1,0 +1,126 @@
+// skyloom dashboard charts: small functions that return inline SVG strings (no libraries, no network).
+"use strict";
+
+const PALETTE = ["#2f5fd0", "#d0452f", "#1b9e55", "#9b4fc9", "#d08a1f", "#1f9bb0", "#c9387e", "#6b7a1f", "#555"];
+
+function esc(s) {
+  return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+function fmt(v, digits) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  if (typeof v !== "number") return String(v);
+  if (Math.abs(v) < 1e-12) v = 0;
+  if (digits === undefined && Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
+  const a = Math.abs(v);
+  if (digits !== undefined) return v.toFixed(digits);
+  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(2);
+  if (a >= 100) return v.toFixed(1);
+  return v.toFixed(a >= 10 ? 2 : 3);
+}
+
+function niceTicks(lo, hi, n) {
+  if (!(hi > lo)) { hi = lo + 1; }
+  const span = hi - lo, raw = span / Math.max(1, n);
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
+  const out = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(+t.toPrecision(12));
+  return out;
+}
+
+// Horizontal bars with CI whiskers: one bar per label.
+function barChart({ title, labels, values, lows, highs, higherIsBetter, width = 380 }) {
+  const rowH = 22, left = 130, right = 20, top = 28, bottom = 26;
+  const h = top + bottom + rowH * labels.length;
+  const all = values.concat(lows || [], highs || []).filter((v) => v !== null && v !== undefined && !Number.isNaN(v));
+  if (!all.length) return `<div class="chart"><div class="empty">${esc(title)}: no values</div></div>`;
+  let lo = Math.min(0, ...all), hi = Math.max(0, ...all);
+  if (hi === lo) hi = lo + 1;
+  const ticks = niceTicks(lo, hi, 4);
+  lo = Math.min(lo, ticks[0]); hi = Math.max(hi, ticks[ticks.length - 1]);
+  const x = (v) => left + ((v - lo) / (hi - lo)) * (width - left - right);
+  let s = `<svg width="${width}" height="${h}" role="img" aria-label="${esc(title)}">`;
+  s += `<text x="6" y="16" font-weight="bold">${esc(title)}${higherIsBetter === undefined ? "" : higherIsBetter ? " ↑" : " ↓"}</text>`;
+  for (const t of ticks) {
+    s += `<line x1="${x(t)}" x2="${x(t)}" y1="${top - 4}" y2="${h - bottom}" stroke="#e6e9f0"/>`;
+    s += `<text x="${x(t)}" y="${h - bottom + 14}" text-anchor="middle">${esc(fmt(t))}</text>`;
+  }
+  labels.forEach((lab, i) => {
+    const y = top + i * rowH, v = values[i];
+    s += `<text x="${left - 6}" y="${y + 14}" text-anchor="end">${esc(String(lab).slice(0, 18))}</text>`;
+    if (v === null || v === undefined || Number.isNaN(v)) return;
+    const x0 = x(Math.min(0, v)), x1 = x(Math.max(0, v));
+    s += `<rect x="${x0}" y="${y + 4}" width="${Math.max(1, x1 - x0)}" height="${rowH - 8}" fill="${PALETTE[i % PALETTE.length]}" opacity="0.8"><title>${esc(lab)}: ${esc(fmt(v))}</title></rect>`;
+    if (lows && highs && lows[i] !== null && highs[i] !== null && lows[i] !== undefined && highs[i] !== undefined) {
+      const yc = y + rowH / 2;
+      s += `<line x1="${x(lows[i])}" x2="${x(highs[i])}" y1="${yc}" y2="${yc}" stroke="#111" stroke-width="1.3"/>`;
+      s += `<line x1="${x(lows[i])}" x2="${x(lows[i])}" y1="${yc - 4}" y2="${yc + 4}" stroke="#111"/>`;
+      s += `<line x1="${x(highs[i])}" x2="${x(highs[i])}" y1="${yc - 4}" y2="${yc + 4}" stroke="#111"/>`;
+    }
+  });
+  return `<div class="chart">${s}</svg></div>`;
+}
+
+// Lines over steps, several series (runs) on one plot.
+function lineChart({ title, series, width = 460, height = 250, logY = false, xLabel = "step" }) {
+  const left = 58, right = 14, top = 26, bottom = 34;
+  const pts = series.flatMap((sr) => sr.points).filter((p) => !logY || p[1] > 0);
+  if (!pts.length) return `<div class="chart"><div class="empty">${esc(title)}: no data</div></div>`;
+  const tf = (v) => (logY ? Math.log10(v) : v);
+  let x0 = Math.min(...pts.map((p) => p[0])), x1 = Math.max(...pts.map((p) => p[0]));
+  let y0 = Math.min(...pts.map((p) => tf(p[1]))), y1 = Math.max(...pts.map((p) => tf(p[1])));
+  if (x1 === x0) { x0 -= 1; x1 += 1; }
+  if (y1 === y0) { const d = Math.abs(y0) * 0.1 || 0.5; y0 -= d; y1 += d; }
+  const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
+  const X = (v) => left + ((v - x0) / (x1 - x0)) * (width - left - right);
+  const Y = (v) => top + (1 - (tf(v) - y0) / (y1 - y0)) * (height - top - bottom);
+  let s = `<svg width="${width}" height="${height}" role="img" aria-label="${esc(title)}">`;
+  s += `<text x="6" y="16" font-weight="bold">${esc(title)}${logY ? " (log)" : ""}</text>`;
+  for (const t of niceTicks(y0, y1, 4)) {
+    const yy = top + (1 - (t - y0) / (y1 - y0)) * (height - top - bottom);
+    if (yy < top - 1 || yy > height - bottom + 1) continue;
+    s += `<line x1="${left}" x2="${width - right}" y1="${yy}" y2="${yy}" stroke="#e6e9f0"/>`;
+    s += `<text x="${left - 4}" y="${yy + 4}" text-anchor="end">${esc(fmt(logY ? Math.pow(10, t) : t))}</text>`;
+  }
+  for (const t of niceTicks(x0, x1, 5)) {
+    if (t < x0 || t > x1) continue;
+    s += `<text x="${X(t)}" y="${height - bottom + 14}" text-anchor="middle">${esc(fmt(t))}</text>`;
+  }
+  s += `<text x="${(left + width - right) / 2}" y="${height - 4}" text-anchor="middle" class="muted">${esc(xLabel)}</text>`;
+  s += `<rect x="${left}" y="${top}" width="${width - left - right}" height="${height - top - bottom}" fill="none" stroke="#c9cfdb"/>`;
+  series.forEach((sr, i) => {
+    const p = sr.points.filter((q) => !logY || q[1] > 0);
+    if (!p.length) return;
+    const c = sr.color || PALETTE[i % PALETTE.length];
+    const d = p.map((q, j) => `${j ? "L" : "M"}${X(q[0]).toFixed(1)},${Y(q[1]).toFixed(1)}`).join("");
+    s += `<path d="${d}" fill="none" stroke="${c}" stroke-width="1.6"><title>${esc(sr.name)}</title></path>`;
+    if (p.length <= 30) for (const q of p) s += `<circle cx="${X(q[0])}" cy="${Y(q[1])}" r="2.5" fill="${c}"><title>${esc(sr.name)} step ${q[0]}: ${esc(fmt(q[1]))}</title></circle>`;
+  });
+  s += "</svg>";
+  const legend = series.map((sr, i) => `<span><i style="background:${sr.color || PALETTE[i % PALETTE.length]}"></i>${esc(sr.name)}</span>`).join("");
+  return `<div class="chart">${s}<div class="legend">${legend}</div></div>`;
+}
+
+// Histogram from numpy-style edges and counts.
+function histChart({ title, edges, counts, width = 300, height = 180 }) {
+  if (!counts || !counts.length) return `<div class="chart"><div class="empty">${esc(title)}: no data</div></div>`;
+  const left = 36, right = 10, top = 24, bottom = 30, max = Math.max(1, ...counts);
+  const bw = (width - left - right) / counts.length;
+  let s = `<svg width="${width}" height="${height}" role="img" aria-label="${esc(title)}"><text x="6" y="15" font-weight="bold">${esc(title)}</text>`;
+  counts.forEach((c, i) => {
+    const bh = (c / max) * (height - top - bottom);
+    s += `<rect x="${left + i * bw + 1}" y="${height - bottom - bh}" width="${Math.max(1, bw - 2)}" height="${bh}" fill="${PALETTE[0]}" opacity="0.8"><title>${esc(fmt(edges[i]))}–${esc(fmt(edges[i + 1]))}: ${c}</title></rect>`;
+  });
+  s += `<text x="${left - 4}" y="${top + 8}" text-anchor="end">${max}</text><text x="${left - 4}" y="${height - bottom}" text-anchor="end">0</text>`;
+  s += `<text x="${left}" y="${height - bottom + 14}">${esc(fmt(edges[0]))}</text><text x="${width - right}" y="${height - bottom + 14}" text-anchor="end">${esc(fmt(edges[edges.length - 1]))}</text>`;
+  return `<div class="chart">${s}</svg></div>`;
+}
+
+// Horizontal bars of category counts ({name: count}).
+function countChart({ title, counts, width = 300 }) {
+  const keys = Object.keys(counts || {});
+  if (!keys.length) return `<div class="chart"><div class="empty">${esc(title)}: no data</div></div>`;
+  return barChart({ title, labels: keys, values: keys.map((k) => counts[k]), width });
+}
