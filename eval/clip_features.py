@@ -1,0 +1,170 @@
+"""open_clip frame/text extractor for CLIPSIM, CLIP-Temp and the consistency metrics.
+
+Default model ViT-B-32 (the usual CLIPSIM model). Weights come from a local file or open_clip's
+cache, never from the network: a pretrained tag (``openai``, ``laion2b_s34b_b79k``, ...) is
+resolved to the file open_clip would have downloaded (Hugging Face hub cache or
+``~/.cache/clip``) and loaded from there; if it is absent the constructor fails and says where
+to put it. ``random_init=True`` (tests) builds the architecture with seeded random weights and
+labels the result ``"random-init"``; ``model_cfg`` builds a custom (e.g. shrunk) configuration.
+
+Preprocessing is CLIP's: shortest side resized to the model's image size (bicubic, antialiased),
+centre crop, the pretrained tag's mean/std normalisation.
+
+Example:
+    >>> ex = OpenCLIPExtractor(random_init=True, model_cfg=TINY_VIT_B_32)   # doctest: +SKIP
+    >>> ex.encode_text(["a red ball falls"]).shape                          # doctest: +SKIP
+    (1, 32)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from eval.features import RANDOM_INIT, FrameTextExtractor, weights_hash
+
+log = logging.getLogger(__name__)
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# ViT-B-32's family shrunk for tests: same layer types, tiny widths (random init only).
+TINY_VIT_B_32: dict[str, Any] = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def cached_pretrained_file(model_name: str, tag: str, cache_dir: str | None = None) -> Path | None:
+    """The local file open_clip would load for (model, tag), or None if not in a cache."""
+    import open_clip
+    from open_clip import pretrained as op
+
+    cfg = op.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        known = open_clip.list_pretrained_tags_by_model(model_name)
+        raise ValueError(f"unknown pretrained tag {tag!r} for {model_name}; known: {', '.join(known)}")
+    if cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, _, fname = cfg["hf_hub"].partition("/")
+        names = [fname] if fname else [op.HF_SAFE_WEIGHTS_NAME, op.HF_WEIGHTS_NAME]
+        for name in names:
+            hit = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return Path(hit)
+    if cfg.get("url"):
+        root = Path(cache_dir or os.path.expanduser("~/.cache/clip"))
+        p = root / os.path.basename(cfg["url"])
+        if p.is_file():
+            return p
+    return None
+
+
+class OpenCLIPExtractor(FrameTextExtractor):
+    """CLIP image/text embeddings (L2-normalised) from open_clip.
+
+    Args:
+        model_name: open_clip architecture (default ``ViT-B-32``).
+        pretrained: a weights file path, or an open_clip pretrained tag found in the cache.
+        random_init: seeded random weights when ``pretrained`` is None (tests only).
+        model_cfg: custom architecture dict (``embed_dim``, ``vision_cfg``, ``text_cfg``).
+        seed: seed of the random init.
+        cache_dir: where to look for tagged weights (open_clip's ``cache_dir``).
+    """
+
+    def __init__(self, model_name: str = "ViT-B-32", pretrained: str | os.PathLike | None = None,
+                 random_init: bool = False, model_cfg: dict[str, Any] | None = None, seed: int = 0,
+                 device: str = "cpu", batch_size: int = 32, cache_dir: str | None = None) -> None:
+        import open_clip
+
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        mean, std, tag = OPENAI_MEAN, OPENAI_STD, None
+        if pretrained is None:
+            if not random_init:
+                raise FileNotFoundError(
+                    f"CLIP {model_name}: no weights given. Pass pretrained=PATH (a checkpoint file) or a tag already "
+                    "in open_clip's cache (e.g. 'openai'); skyloom never downloads. random_init=True for tests.")
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                if model_cfg is not None:
+                    cfg = dict(model_cfg)
+                    self.model = open_clip.CLIP(cfg["embed_dim"], cfg["vision_cfg"], cfg["text_cfg"])
+                else:
+                    self.model = open_clip.create_model(model_name, pretrained=None)
+            self.weights = RANDOM_INIT
+            path = None
+        else:
+            p = Path(pretrained).expanduser()
+            if p.is_file():
+                path = p
+            elif os.sep in str(pretrained) or str(pretrained).endswith((".pt", ".bin", ".safetensors")):
+                raise FileNotFoundError(f"CLIP weights file {p} not found")
+            else:
+                tag = str(pretrained)
+                path = cached_pretrained_file(model_name, tag, cache_dir)
+                if path is None:
+                    raise FileNotFoundError(
+                        f"CLIP {model_name}/{tag} is not in open_clip's cache (HF hub cache or ~/.cache/clip) and "
+                        "skyloom never downloads; fetch it once elsewhere and pass pretrained=PATH")
+                from open_clip import pretrained as op
+
+                pcfg = op.get_pretrained_cfg(model_name, tag)
+                mean, std = pcfg.get("mean", mean), pcfg.get("std", std)
+            quick = bool(tag and "openai" in tag) or "quickgelu" in model_name.lower()
+            self.model = open_clip.create_model(model_name, pretrained=str(path), force_quick_gelu=quick)
+            self.weights = weights_hash(path)
+        self.model.eval().to(self.device)
+        visual = self.model.visual
+        size = visual.image_size
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        ctx = int(getattr(self.model, "context_length", 77))
+        self.tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=ctx)
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(std).view(1, 3, 1, 1)
+        self.dim = int(self.model.text_projection.shape[1]) if getattr(self.model, "text_projection", None) is not None \
+            else int(self.encode_text(["x"]).shape[1])
+        label = "custom" if model_cfg is not None else model_name
+        self.name = f"open_clip:{label}" + (f":{tag}" if tag else "")
+        self.preprocessing = {"resize": "shortest side, bicubic, antialias", "crop": "center",
+                              "size": [self.image_size, self.image_size], "mean": list(mean), "std": list(std),
+                              "input": "uint8 RGB frames", "output": "L2-normalised", "context_length": ctx}
+        if model_cfg is not None:
+            self.preprocessing["model_cfg"] = model_cfg
+
+    def _pixels(self, frames: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
+        h, w = x.shape[2:]
+        s = self.image_size / min(h, w)
+        nh, nw = max(self.image_size, round(h * s)), max(self.image_size, round(w * s))
+        x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        top, left = (nh - self.image_size) // 2, (nw - self.image_size) // 2
+        x = x[:, :, top:top + self.image_size, left:left + self.image_size]  # (N, 3, S, S)
+        return (x - self.mean) / self.std
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        f = np.asarray(frames)
+        if f.ndim != 4 or f.shape[-1] != 3 or f.dtype != np.uint8:
+            raise ValueError(f"frames: expected uint8 (N, H, W, 3), got {f.dtype} {f.shape}")
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(f), self.batch_size):
+                e = self.model.encode_image(self._pixels(f[i:i + self.batch_size]).to(self.device))  # (B, D)
+                out.append(F.normalize(e.float(), dim=-1).double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim))
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise ValueError("encode_text takes a list of strings, got one string")
+        with torch.inference_mode():
+            tok = self.tokenizer(list(texts)).to(self.device)  # (N, ctx)
+            e = self.model.encode_text(tok)  # (N, D)
+        return F.normalize(e.float(), dim=-1).double().cpu().numpy()

@@ -1,0 +1,532 @@
+"""Metrics in torchmetrics' shape: ``update`` accumulates, ``merge`` combines shards, ``compute``.
+
+State is float64 and mergeable: Fréchet metrics keep (count, Σx, Σxxᵀ) per side with compensated
+(two-sum) accumulation, per-video metrics keep per-item values and sum them with ``math.fsum``, so
+neither the split across Ray shards/processes nor the merge order changes a result (bitwise);
+metric objects pickle without their extractor (rebuilt lazily from its name). The maths lives in
+pure functions (``eval.frechet``, ``eval.temporal``, ``eval.physics``) with the formulas.
+
+Every :class:`MetricResult` records the metric version, the extractor, its weights hash (or
+``"random-init"``/``"none"``), its preprocessing and the sample counts.
+
+Example:
+    >>> import numpy as np
+    >>> from tests.conftest import moving_square_video
+    >>> m = METRICS.get("temporal_flickering")()
+    >>> m.update(np.stack([moving_square_video()]))
+    >>> r = m.compute(); (r.n, r.value > 0.9)
+    (1, True)
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import math
+import zlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval import frechet, temporal
+from eval.features import NO_WEIGHTS, check_videos, get_extractor, l2_normalise
+from skyloom.registry import Registry
+
+log = logging.getLogger(__name__)
+
+METRICS: Registry[Any] = Registry("metric")
+METRICS.register_lazy("physics_iq", "eval.physics:PhysicsIQ")
+METRICS.register_lazy("physics_trajectory", "eval.physics:PhysicsTrajectory")
+
+
+@dataclass
+class MetricResult:
+    """One metric's number and exactly how it was computed."""
+
+    name: str
+    value: float
+    n: int
+    higher_is_better: bool
+    metric_version: str
+    extractor: str | None
+    weights: str | None
+    preprocessing: dict[str, Any]
+    per_item: dict[str, float] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    stderr: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["value"] = _json_float(self.value)
+        if self.per_item is not None:
+            d["per_item"] = {k: _json_float(v) for k, v in self.per_item.items()}
+        return d
+
+
+def _json_float(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+class CompensatedSum:
+    """A float64 array sum with a two-sum error term (Neumaier): order-independent to ~1e-30."""
+
+    def __init__(self, shape: tuple[int, ...] = ()) -> None:
+        self.hi = np.zeros(shape, np.float64)
+        self.lo = np.zeros(shape, np.float64)
+
+    def add(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float64)
+        s = self.hi + x
+        bp = s - self.hi
+        self.lo += (self.hi - (s - bp)) + (x - bp)
+        self.hi = s
+
+    def merge(self, other: CompensatedSum) -> None:
+        self.add(other.hi)
+        self.add(other.lo)
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.hi + self.lo
+
+
+class Metric(ABC):
+    """Base: extractor handling, identity, pickling, merge compatibility checks.
+
+    Args:
+        extractor: a registered extractor name, an extractor object, or None (pixel metrics).
+        extractor_kwargs: constructor arguments when ``extractor`` is a name.
+    """
+
+    name: str = "metric"
+    version: str = "1"
+    higher_is_better: bool = True
+    default_extractor: str | None = None
+
+    def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None) -> None:
+        if extractor == "default":
+            extractor = self.default_extractor
+        self._extractor_obj = None if isinstance(extractor, str) or extractor is None else extractor
+        self._extractor_name = extractor if isinstance(extractor, str) else None
+        self._extractor_kwargs = dict(extractor_kwargs or {})
+        self._identity: dict[str, Any] | None = (self._extractor_obj.identity() if self._extractor_obj is not None
+                                                 else None if extractor is not None else
+                                                 {"extractor": None, "weights": NO_WEIGHTS, "preprocessing": {}})
+        self.reset()
+
+    # -- extractor -----------------------------------------------------------------------
+    @property
+    def extractor(self) -> Any:
+        if self._extractor_obj is None:
+            if self._extractor_name is None:
+                raise RuntimeError(f"metric {self.name!r} lost its extractor object when pickled; "
+                                   "call .attach(extractor) before update()")
+            self._extractor_obj = get_extractor(self._extractor_name, **self._extractor_kwargs)
+            self._identity = self._extractor_obj.identity()
+        return self._extractor_obj
+
+    def attach(self, extractor: Any) -> None:
+        """Give an unpickled metric its extractor back (must have the same identity)."""
+        ident = extractor.identity()
+        if self._identity is not None and ident != self._identity:
+            raise ValueError(f"extractor identity {ident} differs from this metric's {self._identity}")
+        self._extractor_obj, self._identity = extractor, ident
+
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            _ = self.extractor
+        return dict(self._identity)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_extractor_obj"] = None  # models are not shipped between processes
+        return state
+
+    # -- torchmetrics shape --------------------------------------------------------------
+    @abstractmethod
+    def reset(self) -> None:
+        """Clear the accumulated state."""
+
+    @abstractmethod
+    def update(self, videos: Any, **kwargs: Any) -> None:
+        """Accumulate a batch of uint8 (N, T, H, W, 3) videos."""
+
+    @abstractmethod
+    def _merge_state(self, other: Metric) -> None: ...
+
+    @abstractmethod
+    def compute(self) -> MetricResult:
+        """Derive the number from the accumulated state."""
+
+    def merge(self, other: Metric) -> Metric:
+        """Fold ``other``'s state into this one (exact; shards may come from other processes)."""
+        if type(other) is not type(self) or other.version != self.version:
+            raise ValueError(f"cannot merge {type(other).__name__} v{other.version} into {type(self).__name__} "
+                             f"v{self.version}")
+        if self._identity and other._identity and self._identity != other._identity:
+            raise ValueError(f"cannot merge {self.name}: extractor differs ({other._identity} vs {self._identity})")
+        self._identity = self._identity or other._identity
+        self._merge_state(other)
+        return self
+
+    def _result(self, value: float, n: int, **kw: Any) -> MetricResult:
+        ident = self._identity or {"extractor": self._extractor_name, "weights": None, "preprocessing": {}}
+        return MetricResult(name=self.name, value=float(value), n=int(n), higher_is_better=self.higher_is_better,
+                            metric_version=self.version, extractor=ident["extractor"], weights=ident["weights"],
+                            preprocessing=ident["preprocessing"], **kw)
+
+
+class PerItemMetric(Metric):
+    """Mean of a per-video score; state = item ids + float64 values (merge concatenates)."""
+
+    def reset(self) -> None:
+        self._ids: list[str | None] = []
+        self._values: list[float] = []
+        self._extra: dict[str, list[float]] = {}
+
+    @abstractmethod
+    def score_video(self, video: np.ndarray, **kwargs: Any) -> float | tuple[float, dict[str, float]]:
+        """Score one uint8 (T, H, W, 3) video."""
+
+    def update(self, videos: Any, item_ids: list[str] | None = None, **kwargs: Any) -> None:
+        """Score each video; per-video keyword lists (``prompts=[...]``) are split across items."""
+        vids = list(videos) if isinstance(videos, (list, tuple)) else list(check_videos(videos))
+        if item_ids is not None and len(item_ids) != len(vids):
+            raise ValueError(f"{len(item_ids)} item_ids for {len(vids)} videos")
+        for k, v in kwargs.items():
+            if v is not None and len(v) != len(vids):
+                raise ValueError(f"{k}: {len(v)} entries for {len(vids)} videos")
+        for i, vid in enumerate(vids):
+            out = self.score_video(np.asarray(vid), **{k: v[i] for k, v in kwargs.items() if v is not None})
+            value, extra = out if isinstance(out, tuple) else (out, {})
+            self._ids.append(None if item_ids is None else str(item_ids[i]))
+            self._values.append(float(value))
+            for k, x in extra.items():
+                self._extra.setdefault(k, [math.nan] * (len(self._values) - 1)).append(float(x))
+            for k in self._extra:
+                if len(self._extra[k]) < len(self._values):
+                    self._extra[k].append(math.nan)
+
+    def _merge_state(self, other: Metric) -> None:
+        assert isinstance(other, PerItemMetric)
+        n0 = len(self._values)
+        self._ids += other._ids
+        self._values += other._values
+        for k in set(self._extra) | set(other._extra):
+            mine = self._extra.get(k, [math.nan] * n0)
+            self._extra[k] = mine + other._extra.get(k, [math.nan] * len(other._values))
+
+    def compute(self) -> MetricResult:
+        vals = [v for v in self._values if math.isfinite(v)]
+        if not vals:
+            raise ValueError(f"{self.name}: no (finite) per-video scores to average; update() with videos first")
+        ids = [i if i is not None else f"item-{k:06d}" for k, i in enumerate(self._ids)]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{self.name}: duplicate item ids across shards")
+        mean = math.fsum(vals) / len(vals)
+        stderr = float(np.std(vals, ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else None
+        details = {"skipped_non_finite": len(self._values) - len(vals)}
+        for k, xs in self._extra.items():
+            ok = [x for x in xs if math.isfinite(x)]
+            details[k] = math.fsum(ok) / len(ok) if ok else None
+        details.update(self._details())
+        return self._result(mean, len(vals), per_item=dict(zip(ids, self._values)), details=details, stderr=stderr)
+
+    def _details(self) -> dict[str, Any]:
+        return {}
+
+
+class _FrameFeatureMetric(PerItemMetric):
+    default_extractor = "clip"
+
+    def frame_features(self, video: np.ndarray) -> np.ndarray:
+        ex = self.extractor
+        if not hasattr(ex, "encode_frames"):
+            raise ValueError(f"{self.name} needs a frame extractor (encode_frames); {ex.name!r} has none")
+        return np.asarray(ex.encode_frames(video), np.float64)  # (T, D)
+
+
+@METRICS.register("subject_consistency")
+class SubjectConsistency(_FrameFeatureMetric):
+    """VBench subject consistency (``temporal.vbench_consistency``). VBench uses DINO ViT-B/16;
+    without DINO weights the default here is CLIP and the extractor is recorded."""
+
+    name = "subject_consistency"
+
+    def score_video(self, video: np.ndarray) -> float:
+        return temporal.vbench_consistency(self.frame_features(video))
+
+
+@METRICS.register("background_consistency")
+class BackgroundConsistency(SubjectConsistency):
+    """VBench background consistency: the same formula on CLIP frame features."""
+
+    name = "background_consistency"
+
+
+@METRICS.register("clip_temp")
+class ClipTemp(_FrameFeatureMetric):
+    """EvalCrafter CLIP-Temp: mean cosine of consecutive frames' CLIP embeddings."""
+
+    name = "clip_temp"
+
+    def score_video(self, video: np.ndarray) -> float:
+        return temporal.clip_temp(self.frame_features(video))
+
+
+@METRICS.register("temporal_flickering")
+class TemporalFlickering(PerItemMetric):
+    """VBench temporal flickering on raw uint8 frames (meaningful on near-static videos)."""
+
+    name = "temporal_flickering"
+    default_extractor = None
+
+    def score_video(self, video: np.ndarray) -> float:
+        return temporal.temporal_flickering(video)
+
+
+@METRICS.register("warping_error")
+class WarpingError(PerItemMetric):
+    """Lai et al. 2018 warping error with OpenCV flow (``dis`` or ``farneback``); lower is better."""
+
+    name = "warping_error"
+    higher_is_better = False
+    default_extractor = None
+
+    def __init__(self, flow: str = "dis", **kw: Any) -> None:
+        if flow not in temporal.FLOW_METHODS:
+            raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
+        self.flow = flow
+        super().__init__(None)
+        self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,
+                          "preprocessing": {"range": [0, 1], "flow": flow, "grey": "cv2 RGB2GRAY",
+                                            "occlusion": "Lai et al. 2018 fw-bw + motion boundary"}}
+
+    def score_video(self, video: np.ndarray) -> float:
+        return temporal.warping_error(video, self.flow)
+
+
+@METRICS.register("clipsim")
+class CLIPSim(_FrameFeatureMetric):
+    """CLIPSIM: per-frame cosine(CLIP image, CLIP text), averaged over frames then videos.
+
+    ``scale="raw"`` reports the cosine (Make-A-Video's 0.3049 on MSR-VTT); ``scale="x100"``
+    reports mean over frames of max(100·cos, 0) (torchmetrics CLIPScore). Both numbers are in
+    ``details`` either way; the model and weights are recorded.
+
+    ``update(videos, prompts=[...])``.
+    """
+
+    name = "clipsim"
+
+    def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
+                 scale: str = "raw") -> None:
+        if scale not in ("raw", "x100"):
+            raise ValueError(f"scale must be 'raw' or 'x100', got {scale!r}")
+        self.scale = scale
+        if scale == "x100":
+            self.name = "clipsim_x100"
+        super().__init__(extractor, extractor_kwargs)
+
+    def update(self, videos: Any, prompts: list[str] | None = None, item_ids: list[str] | None = None) -> None:
+        if prompts is None:
+            raise ValueError(f"{self.name} needs prompts: update(videos, prompts=[...])")
+        super().update(videos, item_ids=item_ids, prompts=list(prompts))
+
+    def score_video(self, video: np.ndarray, prompts: str = "") -> tuple[float, dict[str, float]]:
+        img = l2_normalise(self.frame_features(video))  # (T, D)
+        txt = l2_normalise(np.asarray(self.extractor.encode_text([prompts]), np.float64))[0]  # (D,)
+        raw, x100 = clipsim_from_embeddings(img, txt)
+        return (raw if self.scale == "raw" else x100), {"raw": raw, "x100": x100}
+
+    def _details(self) -> dict[str, Any]:
+        return {"scale": self.scale}
+
+
+def clipsim_from_embeddings(frames: np.ndarray, text: np.ndarray) -> tuple[float, float]:
+    """(raw, x100) CLIPSIM of one video: mean_t cos(e_t, e_text), mean_t max(100·cos, 0)."""
+    cos = l2_normalise(frames) @ l2_normalise(text)  # (T,)
+    return float(cos.mean()), float(np.maximum(100.0 * cos, 0.0).mean())
+
+
+METRICS.register("clipsim_x100")(lambda **kw: CLIPSim(scale="x100", **kw))
+
+
+@METRICS.register("fvd")
+class FVD(Metric):
+    """Fréchet Video Distance on I3D logits; ``fvd2048_16f`` protocol by default.
+
+    ``update(videos, real=False)``: generated clips use their first ``num_frames`` frames, real
+    clips a random window (seeded by ``seed`` and the clip's bytes, so independent of sharding).
+    The reference (real) statistics survive :meth:`reset` unless ``keep_reference=False`` and
+    can be saved with :meth:`save_reference` / loaded with :meth:`load_reference`.
+
+    Args:
+        num_frames: clip length fed to the extractor (16).
+        num_videos: the protocol's sample count (2048); fewer samples are flagged in details.
+        ddof: covariance normalisation (0 = StyleGAN-V's /N).
+    """
+
+    name = "fvd"
+    higher_is_better = False
+    default_extractor = "i3d"
+
+    def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
+                 num_frames: int = 16, num_videos: int = 2048, ddof: int = 0, seed: int = 0) -> None:
+        self.num_frames, self.num_videos, self.ddof, self.seed = int(num_frames), int(num_videos), int(ddof), int(seed)
+        self._sides: dict[str, dict[str, Any]] = {"real": self._empty(), "fake": self._empty()}
+        super().__init__(extractor, extractor_kwargs)
+
+    @staticmethod
+    def _empty() -> dict[str, Any]:
+        return {"n": 0, "s1": None, "s2": None}
+
+    def reset(self, keep_reference: bool = True) -> None:
+        real = self._sides["real"] if keep_reference else self._empty()
+        self._sides = {"real": real, "fake": self._empty()}
+
+    def clip(self, video: np.ndarray, real: bool) -> np.ndarray:
+        t = video.shape[0]
+        if t < self.num_frames:
+            raise ValueError(f"{self.name}: clip has {t} frames, the protocol needs {self.num_frames}")
+        if not real or t == self.num_frames:
+            return video[: self.num_frames]
+        key = zlib.crc32(np.ascontiguousarray(video[0]).tobytes())
+        off = int(np.random.default_rng([self.seed, key]).integers(0, t - self.num_frames + 1))
+        return video[off: off + self.num_frames]
+
+    def update(self, videos: Any, real: bool = False) -> None:
+        vids = list(videos) if isinstance(videos, (list, tuple)) else list(check_videos(videos))
+        if not vids:
+            return
+        batch = np.stack([self.clip(np.asarray(v), real) for v in vids])  # (N, num_frames, H, W, 3)
+        self.update_features(self.extractor.encode_videos(batch), real=real)
+
+    def update_features(self, features: np.ndarray, real: bool = False) -> None:
+        """Accumulate precomputed (N, D) features of one side."""
+        f = np.asarray(features, np.float64)  # (N, D)
+        if f.ndim != 2 or not np.all(np.isfinite(f)):
+            raise ValueError(f"{self.name}: features must be finite (N, D), got shape {f.shape}")
+        side = self._sides["real" if real else "fake"]
+        if side["s1"] is None:
+            side["s1"], side["s2"] = CompensatedSum((f.shape[1],)), CompensatedSum((f.shape[1], f.shape[1]))
+        elif side["s1"].hi.shape[0] != f.shape[1]:
+            raise ValueError(f"{self.name}: feature dim {f.shape[1]} != {side['s1'].hi.shape[0]} seen before")
+        side["n"] += f.shape[0]
+        side["s1"].add(f.sum(axis=0))
+        side["s2"].add(f.T @ f)  # (D, D)
+
+    def _merge_state(self, other: Metric) -> None:
+        assert isinstance(other, FVD)
+        for k in ("real", "fake"):
+            a, b = self._sides[k], other._sides[k]
+            if b["n"] == 0:
+                continue
+            if a["n"] == 0:
+                self._sides[k] = copy.deepcopy(b)
+                continue
+            a["n"] += b["n"]
+            a["s1"].merge(b["s1"])
+            a["s2"].merge(b["s2"])
+
+    def stats(self, real: bool) -> tuple[np.ndarray, np.ndarray]:
+        s = self._sides["real" if real else "fake"]
+        if s["n"] <= self.ddof:
+            raise ValueError(f"{self.name}: {s['n']} {'real' if real else 'generated'} sample(s); need more")
+        return frechet.stats_from_moments(s["n"], s["s1"].value, s["s2"].value, self.ddof)
+
+    def save_reference(self, path: str | Path) -> Path:
+        """Cache the real-side sufficient statistics (+ identity) as .npz."""
+        import json
+
+        from skyloom.fsutil import atomic_write_bytes
+
+        s = self._sides["real"]
+        if s["n"] == 0:
+            raise ValueError(f"{self.name}: no reference statistics to save")
+        buf = io.BytesIO()
+        np.savez(buf, n=s["n"], s1_hi=s["s1"].hi, s1_lo=s["s1"].lo, s2_hi=s["s2"].hi, s2_lo=s["s2"].lo,
+                 meta=json.dumps({"metric": self.name, "version": self.version, "identity": self.identity(),
+                                  "num_frames": self.num_frames, "seed": self.seed}))
+        return atomic_write_bytes(path, buf.getvalue())
+
+    def load_reference(self, path: str | Path) -> None:
+        """Load statistics saved by :meth:`save_reference`; the extractor and protocol must match."""
+        import json
+
+        z = np.load(path)
+        meta = json.loads(str(z["meta"]))
+        mine = {"identity": self.identity(), "num_frames": self.num_frames, "version": self.version}
+        theirs = {"identity": meta["identity"], "num_frames": meta["num_frames"], "version": meta["version"]}
+        if mine != theirs:
+            raise ValueError(f"{path}: reference statistics computed differently: {theirs} vs {mine}")
+        s1, s2 = CompensatedSum(), CompensatedSum()
+        s1.hi, s1.lo, s2.hi, s2.lo = z["s1_hi"], z["s1_lo"], z["s2_hi"], z["s2_lo"]
+        self._sides["real"] = {"n": int(z["n"]), "s1": s1, "s2": s2}
+
+    def compute(self) -> MetricResult:
+        mu_r, sig_r = self.stats(real=True)
+        mu_f, sig_f = self.stats(real=False)
+        value = max(0.0, frechet.frechet_distance(mu_f, sig_f, mu_r, sig_r))
+        nr, nf = self._sides["real"]["n"], self._sides["fake"]["n"]
+        return self._result(value, nf, details={
+            "n_real": nr, "n_generated": nf, "num_frames": self.num_frames, "ddof": self.ddof,
+            "protocol": f"fvd{min(nr, nf)}_{self.num_frames}f",
+            "standard_protocol": nr >= self.num_videos and nf >= self.num_videos,
+            "sqrt": "cholesky + symmetric eigenvalues (float64)", "feature_dim": int(mu_r.shape[0])})
+
+
+@METRICS.register("kvd")
+class KVD(FVD):
+    """Kernel Video Distance: unbiased cubic-polynomial MMD² on the FVD features.
+
+    Keeps the features themselves (float64; the kernel has no small sufficient statistic), so it
+    suits the small samples where FVD is biased. Merge concatenates; order does not matter.
+    """
+
+    name = "kvd"
+
+    def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
+                 num_frames: int = 16, num_subsets: int = 0, subset_size: int = 1000, seed: int = 0) -> None:
+        self.num_subsets, self.subset_size = int(num_subsets), int(subset_size)
+        super().__init__(extractor, extractor_kwargs, num_frames=num_frames, seed=seed)
+
+    @staticmethod
+    def _empty() -> dict[str, Any]:
+        return {"n": 0, "feats": []}
+
+    def update_features(self, features: np.ndarray, real: bool = False) -> None:
+        f = np.asarray(features, np.float64)
+        if f.ndim != 2 or not np.all(np.isfinite(f)):
+            raise ValueError(f"{self.name}: features must be finite (N, D), got shape {f.shape}")
+        side = self._sides["real" if real else "fake"]
+        side["n"] += f.shape[0]
+        side["feats"].append(f)
+
+    def _merge_state(self, other: Metric) -> None:
+        assert isinstance(other, KVD)
+        for k in ("real", "fake"):
+            self._sides[k]["n"] += other._sides[k]["n"]
+            self._sides[k]["feats"] += [f.copy() for f in other._sides[k]["feats"]]
+
+    def _features(self, real: bool) -> np.ndarray:
+        s = self._sides["real" if real else "fake"]
+        if s["n"] < 2:
+            raise ValueError(f"{self.name}: {s['n']} {'real' if real else 'generated'} sample(s); need >= 2")
+        f = np.concatenate(s["feats"])
+        return f[np.lexsort(f.T[::-1])]  # canonical order: merge order cannot change the sums
+
+    def save_reference(self, path: str | Path) -> Path:  # pragma: no cover - FVD's statistics only
+        raise NotImplementedError("KVD keeps raw features; cache FVD statistics or the features instead")
+
+    def compute(self) -> MetricResult:
+        x, y = self._features(False), self._features(True)
+        value, std = frechet.kvd(x, y, num_subsets=self.num_subsets, subset_size=self.subset_size, seed=self.seed)
+        return self._result(value, x.shape[0], stderr=std if self.num_subsets else None, details={
+            "n_real": y.shape[0], "n_generated": x.shape[0], "num_frames": self.num_frames,
+            "kernel": "(x·y/d + 1)^3", "estimator": "unbiased MMD²", "num_subsets": self.num_subsets,
+            "subset_size": self.subset_size if self.num_subsets else None})
