@@ -1,0 +1,183 @@
+"""The captioning job: route clips to captioners, caption them on a Ray actor pool, write the corpus.
+
+Each captioner runs in a pool of Ray actors (``ray.util.ActorPool``), one model load per actor;
+the driver sends batches of clip ids, the actors read the clips (ground truth or frames) from the
+corpus themselves and return captions or per-clip errors, and the driver writes each finished
+batch with :meth:`Corpus.add_captions` (one manifest revision per batch) and records failures
+with :meth:`Corpus.quarantine`. A rerun skips clips that already hold every caption kind of that
+captioner, so a crashed job resumes without duplicates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from captioning.base import CAPTIONERS, ClipInput, Outcome
+from captioning.config import CaptionConfig
+from skyloom.corpus import Caption, ClipRecord, Corpus
+
+logger = logging.getLogger(__name__)
+
+STAGE = "caption"
+
+
+@dataclass
+class CaptionResult:
+    """What one job did, per captioner."""
+
+    corpus: str
+    captioned: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    config_path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def captioner_kinds(name: str, cfg: CaptionConfig) -> tuple[str, ...]:
+    """Caption kinds ``name`` writes under ``cfg`` (without loading its model)."""
+    if name == "scene-graph":
+        return tuple(cfg.scene_graph.kinds)
+    return tuple(CAPTIONERS.get(name).kinds)
+
+
+def available_fallback(cfg: CaptionConfig) -> str:
+    """First usable captioner of ``cfg.auto_fallback`` for clips without ground truth."""
+    for name in cfg.auto_fallback:
+        if name == "vlm-local" and cfg.vlm_local.model_path and Path(cfg.vlm_local.model_path).exists():
+            return name
+        if name == "vlm-endpoint" and cfg.endpoint.base_url:
+            return name
+        if name not in ("vlm-local", "vlm-endpoint") and name in CAPTIONERS:
+            return name
+    raise ValueError(f"auto_fallback {list(cfg.auto_fallback)}: none is available (vlm-local needs "
+                     "vlm_local.model_path, vlm-endpoint needs endpoint.base_url); add 'heuristic'")
+
+
+def plan(corpus: Corpus, cfg: CaptionConfig) -> tuple[dict[str, list[ClipRecord]], dict[str, int]]:
+    """Route each clip to a captioner; drop clips that already have its captions (unless overwrite)."""
+    if cfg.captioner != "auto":
+        CAPTIONERS.get(cfg.captioner)  # unknown name -> error with "did you mean"
+    fallback = available_fallback(cfg) if cfg.captioner == "auto" else ""
+    todo: dict[str, list[ClipRecord]] = {}
+    skipped: dict[str, int] = {}
+    for rec in corpus.records():
+        has_gt = corpus.gt_path(rec.id).exists()
+        name = cfg.captioner if cfg.captioner != "auto" else ("scene-graph" if has_gt else fallback)
+        have = {(c.captioner, c.kind) for c in rec.captions}
+        if not cfg.overwrite and all((name, k) in have for k in captioner_kinds(name, cfg)):
+            skipped[name] = skipped.get(name, 0) + 1
+            continue
+        todo.setdefault(name, []).append(rec)
+    if cfg.limit:
+        left = cfg.limit
+        for name in list(todo):
+            todo[name], left = todo[name][:left], max(0, left - len(todo[name]))
+    return {k: v for k, v in todo.items() if v}, skipped
+
+
+class CaptionWorker:
+    """Holds one captioner (one model load) and captions batches of clip ids read from the corpus."""
+
+    def __init__(self, root: str, name: str, cfg: CaptionConfig) -> None:
+        self.corpus = Corpus(root)
+        self.captioner = CAPTIONERS.get(name)(cfg)
+
+    def provenance(self) -> dict[str, str]:
+        c = self.captioner
+        return {"model_id": c.model_id, "weights_hash": c.weights_hash, "template_version": c.template_version}
+
+    def run_batch(self, clips: list[tuple[str, float]]) -> list[Outcome]:
+        items, failed = [], []
+        for cid, fps in clips:
+            t0 = time.perf_counter()
+            try:
+                if self.captioner.needs == "gt":
+                    items.append(ClipInput(cid, fps, gt=self.corpus.read_ground_truth(cid)))
+                else:
+                    items.append(ClipInput(cid, fps, frames=self.corpus.read_clip(cid)))
+            except Exception as e:  # unreadable clip or gt: recorded, the batch goes on
+                failed.append(Outcome(cid, {}, f"unreadable input: {type(e).__name__}: {e}", time.perf_counter() - t0))
+        return failed + (self.captioner.caption_batch(items) if items else [])
+
+
+def _batches(recs: list[ClipRecord], size: int) -> list[list[tuple[str, float]]]:
+    pairs = [(r.id, float(r.fps)) for r in recs]
+    return [pairs[i:i + size] for i in range(0, len(pairs), max(1, size))]
+
+
+def _write(corpus: Corpus, name: str, prov: dict[str, str], outs: list[Outcome], result: CaptionResult) -> None:
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    caps: dict[str, list[Caption]] = {}
+    for o in outs:
+        if o.error or not o.captions:
+            reason = o.error or "captioner returned no caption"
+            corpus.quarantine(STAGE, o.clip_id, reason, captioner=name)
+            result.failed[name] = result.failed.get(name, 0) + 1
+            result.failures.append({"clip": o.clip_id, "captioner": name, "reason": reason})
+            continue
+        caps[o.clip_id] = [Caption(captioner=name, kind=k, text=t, seconds=round(o.seconds, 6), created_at=now, **prov)
+                           for k, t in o.captions.items()]
+    if caps:
+        corpus.add_captions(caps)
+        result.captioned[name] = result.captioned.get(name, 0) + len(caps)
+
+
+def run(cfg: CaptionConfig) -> CaptionResult:
+    """Caption ``cfg.corpus`` (see :class:`CaptionConfig`); resumable, failures recorded per clip."""
+    from skyloom.cli_common import progress
+    from skyloom.config import save_resolved
+
+    if not cfg.corpus:
+        raise ValueError("config field 'corpus' is empty: give the corpus directory")
+    if cfg.batch_size < 1 or cfg.num_actors < 1:
+        raise ValueError(f"batch_size and num_actors must be >= 1, got {cfg.batch_size} and {cfg.num_actors}")
+    t0 = time.perf_counter()
+    corpus = Corpus(cfg.corpus)
+    todo, skipped = plan(corpus, cfg)
+    result = CaptionResult(corpus=str(corpus.root), skipped=skipped)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    out_dir = corpus.root / "caption_runs"
+    result.config_path = str(save_resolved(cfg, out_dir / f"{stamp}-{cfg.captioner}.yaml"))
+    total = sum(len(v) for v in todo.values())
+    with progress() as bar:
+        task = bar.add_task("captioning", total=total)
+        for name, recs in todo.items():
+            batches = _batches(recs, cfg.batch_size)
+            logger.info("%s: %d clips in %d batches (%s)", name, len(recs), len(batches), cfg.executor)
+            if cfg.executor == "local":
+                worker = CaptionWorker(str(corpus.root), name, cfg)
+                prov = worker.provenance()
+                for b in batches:
+                    _write(corpus, name, prov, worker.run_batch(b), result)
+                    bar.advance(task, len(b))
+                continue
+            from ray.util import ActorPool
+
+            from skyloom.raytools import init_ray
+
+            ray = init_ray(cfg.ray_address)
+            remote = ray.remote(num_cpus=cfg.cpus_per_actor)(CaptionWorker)
+            actors = [remote.remote(str(corpus.root), name, cfg) for _ in range(min(cfg.num_actors, len(batches)))]
+            try:
+                prov = ray.get(actors[0].provenance.remote())
+                pool = ActorPool(actors)
+                for outs in pool.map_unordered(lambda a, b: a.run_batch.remote(b), batches):
+                    _write(corpus, name, prov, outs, result)
+                    bar.advance(task, len(outs))
+            finally:
+                for a in actors:
+                    ray.kill(a)
+    result.seconds = time.perf_counter() - t0
+    (out_dir / f"{stamp}-{cfg.captioner}.json").write_text(json.dumps(result.to_dict(), indent=2))
+    return result
