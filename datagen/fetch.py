@@ -100,10 +100,13 @@ def resolve_root(spec: str) -> Path:
         import importlib.util
 
         pkg, _, sub = spec[len("pkg://"):].partition("/")
-        found = importlib.util.find_spec(pkg)
+        top, *inner = pkg.split(".")  # locate the top package without importing it
+        found = importlib.util.find_spec(top)
         if found is None or not found.submodule_search_locations:
-            raise FetchError("bad allowed root", f"allowed root {spec!r}: package {pkg!r} is not installed")
-        base = Path(list(found.submodule_search_locations)[0])
+            raise FetchError("bad allowed root", f"allowed root {spec!r}: package {top!r} is not installed")
+        base = Path(list(found.submodule_search_locations)[0]).joinpath(*inner)
+        if not base.is_dir():
+            raise FetchError("bad allowed root", f"allowed root {spec!r}: no folder {base}")
         return (base / sub).resolve()
     return Path(os.path.expandvars(os.path.expanduser(spec))).resolve()
 

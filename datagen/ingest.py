@@ -277,8 +277,8 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: frozen
     workers = cfg.workers or max(1, cpus - 1)  # leave a CPU for reads and the driver
     ds = ray.data.from_items([{"source": json.dumps(s.to_dict())} for s in sources],
                              override_num_blocks=len(sources))
-    ds = ds.map(_ray_stage, fn_kwargs={"cfg": cfg, "corpus_root": str(root), "known": known},
-                num_cpus=1, concurrency=min(workers, len(sources)))
+    ds = ds.map(_ray_stage, fn_kwargs={"cfg": cfg, "corpus_root": str(root), "known": known}, num_cpus=1,
+                compute=ray.data.TaskPoolStrategy(size=min(workers, len(sources))))
     for row in ds.iter_rows():
         yield json.loads(row["result"])
 

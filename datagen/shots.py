@@ -84,12 +84,46 @@ def probe_source(path: str | os.PathLike) -> VideoInfo:
             raise SourceRejected("empty file", msg) from None
         if "no video stream" in msg:
             raise SourceRejected("no video stream", msg) from None
-        if "moov atom not found" in msg:
-            raise SourceRejected("truncated video", msg) from None
+        cut = mp4_truncation(path)
+        if cut:
+            raise SourceRejected("truncated video", f"{path}: {cut}") from None
         raise SourceRejected("not a video", msg) from None
     if info.fps <= 0:
         raise SourceRejected("not a video", f"{path}: video stream has no frame rate")
+    cut = mp4_truncation(path)  # a cut-short mp4 whose index survived (faststart) still probes fine
+    if cut:
+        raise SourceRejected("truncated video", f"{path}: {cut}")
     return info
+
+
+def mp4_truncation(path: str | os.PathLike) -> str:
+    """Why an ISO-BMFF (mp4/mov) file looks cut short, or ``""`` if it does not (or is no mp4).
+
+    Walks the top-level boxes: a box running past the end of the file, or a file with media data
+    but no ``moov`` index, is a truncated download.
+    """
+    import struct
+
+    size = os.path.getsize(path)
+    boxes: list[bytes] = []
+    with open(path, "rb") as f:
+        pos = 0
+        while pos + 8 <= size:
+            f.seek(pos)
+            n, kind = struct.unpack(">I4s", f.read(8))
+            if n == 1 and pos + 16 <= size:
+                n = struct.unpack(">Q", f.read(8))[0]
+            elif n == 0:
+                n = size - pos
+            if n < 8 or not kind.isalnum():
+                break
+            boxes.append(kind)
+            if pos + n > size:
+                return f"mp4 box {kind.decode(errors='replace')!r} at byte {pos} needs {n} bytes, file ends after {size - pos}"
+            pos += n
+    if boxes and boxes[0] == b"ftyp" and b"moov" not in boxes:
+        return "mp4 without a 'moov' index (download cut short)"
+    return ""
 
 
 def make_detector(cfg: ShotConfig, fps: float):
