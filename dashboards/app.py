@@ -72,9 +72,11 @@ def create_app(dash: Dashboard, title: str = "skyloom dashboard") -> FastAPI:
             raise HTTPException(404, str(e.args[0] if e.args else e)) from None
 
     @app.get("/files/{root}/{relpath:path}")
-    def files(root: int, relpath: str) -> FileResponse:
+    def files(root: str, relpath: str) -> FileResponse:
+        if not root.isdigit():
+            raise HTTPException(404, "not found")
         try:
-            path = dash.roots.resolve(root, relpath)
+            path = dash.roots.resolve(int(root), relpath)
         except PathRefused as e:
             log.warning("refused file request %s/%s: %s", root, relpath, e)
             raise HTTPException(403, "forbidden") from None

@@ -319,7 +319,7 @@ async function renderCorpus(el) {
         const media = x.url ? `<video controls muted loop preload="metadata" src="${esc(x.url)}"></video>` : `<div class="novideo">${esc(x.note || "clip file not available")}</div>`;
         const caps = x.captions.map((k) => `<div class="cap"><span class="badge">${esc(k.kind)}·${esc(k.captioner)}</span> ${esc(k.text)}</div>`);
         const q = Object.entries(x.quality).map(([k, v]) => `${esc(k)} ${fmt(v)}`).join(" · ");
-        const src = /^https?:\/\//.test(x.source_url) ? `<a href="${esc(x.source_url)}" rel="noreferrer noopener" target="_blank">${esc(x.source_url)}</a>` : esc(x.source_url);
+        const src = !STATIC && /^https?:\/\//.test(x.source_url) ? `<a href="${esc(x.source_url)}" rel="noreferrer noopener" target="_blank">${esc(x.source_url)}</a>` : esc(x.source_url);
         return `<div class="clip" data-id="${esc(x.id)}" data-source="${esc(x.source_kind)}" data-license="${esc(x.license_id)}">${media}
           <div class="id">${esc(x.id)}</div><div><span class="badge">${esc(x.source_kind)}</span> <span class="badge">${esc(x.license_id)}</span> <span class="badge">${esc(x.split)}</span>
           <span class="muted">${x.width}×${x.height}, ${fmt(x.duration_s, 2)} s @ ${fmt(x.fps, 1)} fps</span></div>

@@ -1,0 +1,150 @@
+"""The dashboard's JSON API against the fixture world, checked against eval.stats and the files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.dashboards.fixtures import EVALS, PROMPTS, SUITE
+
+
+def test_page_is_served_without_network_assets(client):
+    r = client.get("/")
+    assert r.status_code == 200
+    html = r.text
+    assert "<script>" in html and "skyloom" in html
+    assert 'src="http' not in html and 'href="http' not in html and "//cdn" not in html
+
+
+def test_overview_lists_runs_store_suites_and_corpus(client, world):
+    ov = client.get("/api/overview").json()
+    assert sorted(r["name"] for r in ov["runs"]) == ["run-a", "run-b", "run-empty"]
+    assert ov["suites"] == [SUITE]
+    assert ov["corpora"][0]["path"] == str(world["corpus"])
+    assert ov["warnings"] == []
+
+
+def test_leaderboard_matches_eval_stats(client, world):
+    from eval.stats import leaderboard
+    from eval.store import ResultsStore
+
+    lb = client.get("/api/leaderboard").json()
+    (table,) = lb["suites"]
+    assert table["suite"] == SUITE and table["primary_metric"] == "clipsim"
+    with ResultsStore(world["run-a"] / "results.sqlite") as store:
+        ref = leaderboard(store, SUITE)
+        stored = {(s["eval_id"], s["metric"]): s for s in store.scores(suite=SUITE)}
+    assert [r["eval_id"] for r in table["rows"]] == [r["eval_id"] for r in ref]
+    assert [r["tie_group"] for r in table["rows"]] == [r["tie_group"] for r in ref]
+    # the fixture makes step-40 checkpoints tie and step 0 clearly worse
+    groups = {r["eval_id"]: r["tie_group"] for r in table["rows"]}
+    assert groups["smoke-a40"] == groups["smoke-b40"] != groups["smoke-a0"]
+    assert table["rows"][-1]["eval_id"] == "smoke-a0"
+    for r in table["rows"]:
+        for m in ("clipsim", "fvd"):
+            s = stored[(r["eval_id"], m)]
+            assert r["scores"][m]["value"] == pytest.approx(s["value"])
+            assert r["scores"][m]["ci_low"] == pytest.approx(s["ci_low"])
+            assert r["scores"][m]["ci_high"] == pytest.approx(s["ci_high"])
+    assert {m["name"]: m["higher_is_better"] for m in table["metrics"]} == {"clipsim": True, "fvd": False}
+
+
+def test_compare_gives_each_prompt_its_videos_and_scores(client, world):
+    ids = ["smoke-a0", "smoke-b40"]
+    c = client.get("/api/compare", params={"source": 0, "suite": SUITE, "evals": ",".join(ids)}).json()
+    assert [e["eval_id"] for e in c["evals"]] == ids
+    assert sorted(it["item_id"] for it in c["items"]) == sorted(p[0] for p in PROMPTS)
+    values = {e[0]: dict(zip((p[0] for p in PROMPTS), e[4])) for e in EVALS}
+    for it in c["items"]:
+        assert it["prompt"] == next(p[1] for p in PROMPTS if p[0] == it["item_id"])
+        assert it["seed"] == 7
+        for eid in ids:
+            cell = it["videos"][eid]
+            assert cell["scores"]["clipsim"] == pytest.approx(values[eid][it["item_id"]])
+            r = client.get("/" + cell["url"])
+            assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+            run = "run-a" if eid.startswith("smoke-a") else "run-b"
+            assert r.content == (world[run] / "eval" / SUITE / eid / "videos" / f"{it['item_id']}.mp4").read_bytes()
+
+
+def test_video_endpoint_supports_range_requests_for_seeking(client):
+    c = client.get("/api/compare", params={"suite": SUITE, "evals": "smoke-a0"}).json()
+    url = "/" + c["items"][0]["videos"]["smoke-a0"]["url"]
+    r = client.get(url, headers={"Range": "bytes=0-99"})
+    assert r.status_code == 206 and len(r.content) == 100
+
+
+def test_compare_unknown_eval_or_wrong_suite_is_404(client):
+    r = client.get("/api/compare", params={"suite": SUITE, "evals": "nope"})
+    assert r.status_code == 404 and "nope" in r.json()["detail"]
+    assert client.get("/api/compare", params={"suite": "other", "evals": "smoke-a0"}).status_code == 404
+    assert client.get("/api/compare", params={"source": 5, "suite": SUITE, "evals": "smoke-a0"}).status_code == 404
+
+
+def test_paired_is_eval_stats_paired_compare(client, world):
+    from eval.stats import paired_compare
+    from eval.store import ResultsStore
+
+    got = client.get("/api/paired", params={"a": "smoke-a0", "b": "smoke-a40", "metric": "clipsim"}).json()
+    with ResultsStore(world["run-a"] / "results.sqlite") as store:
+        ref = paired_compare(store, "smoke-a0", "smoke-a40", "clipsim").to_dict()
+    assert got == pytest.approx(json.loads(json.dumps(ref)))
+    vals = {e[0]: e[4] for e in EVALS}
+    assert got["diff"] == pytest.approx(sum(vals["smoke-a40"]) / 6 - sum(vals["smoke-a0"]) / 6)  # mean of b - a
+    assert got["better"] == "b" and got["significant"]
+    bad = client.get("/api/paired", params={"a": "smoke-a0", "b": "smoke-a40", "metric": "nope"}).json()
+    assert "nope" in bad["error"]
+
+
+def test_training_curves_from_metrics_and_store(client):
+    runs = {r["name"]: r for r in client.get("/api/training").json()["runs"]}
+    a, b, empty = runs["run-a"], runs["run-b"], runs["run-empty"]
+    assert a["checkpoints"] == [0, 40] and empty["checkpoints"] == [] and empty["series"] == {}
+    loss = a["series"]["train"]["loss"]
+    assert [p[0] for p in loss] == list(range(0, 41, 2))
+    assert loss[0][1] == pytest.approx(1.0) and loss[-1][1] == pytest.approx(1 / 5)
+    # run-b's torn last line (step 42) is ignored, not an error
+    assert b["series"]["train"]["loss"][-1][0] == 40
+    # eval metrics over steps: from metrics.jsonl and from the results store
+    assert a["series"]["eval"]["val_loss"] == [[40, 0.5]]
+    assert [p[0] for p in a["series"]["eval"]["smoke/clipsim"]] == [0, 40]
+    assert b["series"]["eval"]["smoke/clipsim"][0][1] == pytest.approx(0.305)
+
+
+def test_corpus_payload_and_summary(client, world):
+    (c,) = client.get("/api/corpus").json()["corpora"]
+    assert c["error"] is None and len(c["clips"]) == 6
+    s = c["summary"]
+    assert s["licenses"] == {"CC0-1.0": 4, "CC-BY-4.0": 2}
+    assert s["source_kinds"] == {"synthetic": 4, "licensed": 2}
+    assert s["resolutions"] == {"32x32": 4, "48x32": 2}
+    assert sum(s["duration_s"]["counts"]) == 6 and sum(s["caption_words"]["counts"]) == 6
+    assert s["quality_names"] == ["aesthetic"]
+    lic = next(x for x in c["clips"] if x["id"] == "clip-4")
+    assert lic["attribution"] == "Jane Doe, CC BY 4.0" and lic["parent_id"] == "src-0" and lic["shot"] == [4.0, 5.0]
+    r = client.get("/" + lic["url"])
+    assert r.status_code == 200 and r.content == (world["corpus"] / "clips" / "clip-4.mp4").read_bytes()
+
+
+def test_max_clips_truncates_rows_but_not_summary(world):
+    from dashboards import Dashboard
+
+    (c,) = Dashboard(world["runs"], corpora=[world["corpus"]], max_clips=2).corpus()["corpora"]
+    assert len(c["clips"]) == 2 and c["truncated"] and c["summary"]["clips"] == 6
+
+
+def test_nan_scores_become_null(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from dashboards import Dashboard, create_app
+    from eval.store import ResultsStore
+    from skyloom.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs" / "r")
+    with ResultsStore(run.root / "results.sqlite") as s:
+        s.begin_eval("e", suite="x", checkpoint=str(run.checkpoint_dir(0)), status="complete")
+        s.put_scores("e", [{"metric": "m", "value": 1.0, "ci_low": float("nan"), "higher_is_better": True}])
+    with TestClient(create_app(Dashboard(tmp_path / "runs"))) as c:
+        lb = c.get("/api/leaderboard").json()
+    assert lb["suites"][0]["rows"][0]["scores"]["m"]["ci_low"] is None

@@ -1,0 +1,95 @@
+"""Empty, missing and half-written inputs: every view still answers, with a warning or an empty table."""
+
+from __future__ import annotations
+
+import pytest
+
+VIEWS = ("/", "/api/overview", "/api/leaderboard", "/api/training", "/api/corpus")
+
+
+def _get_all(dash) -> dict[str, object]:
+    from fastapi.testclient import TestClient
+
+    from dashboards import create_app
+
+    out = {}
+    with TestClient(create_app(dash)) as c:
+        for v in VIEWS:
+            r = c.get(v)
+            assert r.status_code == 200, (v, r.text)
+            out[v] = r.json() if v != "/" else r.text
+    return out
+
+
+def test_missing_runs_folder_and_non_corpus(tmp_path):
+    from dashboards import Dashboard
+
+    out = _get_all(Dashboard(tmp_path / "nope", corpora=[tmp_path]))
+    ws = " ".join(out["/api/overview"]["warnings"])
+    assert "does not exist" in ws and "not a skyloom corpus" in ws
+    assert out["/api/leaderboard"]["suites"] == [] and "No results store" in out["/api/leaderboard"]["note"]
+    assert out["/api/training"]["runs"] == []
+    assert "no corpus.json" in out["/api/corpus"]["corpora"][0]["error"]
+
+
+def test_half_written_run_and_empty_corpus(tmp_path):
+    from dashboards import Dashboard
+    from skyloom.corpus import Corpus
+    from skyloom.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs" / "r")
+    (run.root / "checkpoints" / ".tmp-step-00000010-123").mkdir()  # interrupted checkpoint write
+    (run.root / "checkpoints" / "step-00000020").mkdir()  # no COMPLETE marker
+    run.metrics_path.write_text('{"step": 1, "kind": "train", "loss": 2.0}\n{"step": "x", "loss": 1}\n'
+                                '{"step": 2, "kind": "train", "loss": NaN}\nnot json\n{"step": 3, "loss": 1.5, "note": "hi"}\n{"step": 4, "lo')
+    Corpus.create(tmp_path / "corpus")
+    out = _get_all(Dashboard(tmp_path / "runs", corpora=[tmp_path / "corpus"]))
+    (r,) = out["/api/training"]["runs"]
+    assert r["checkpoints"] == [] and r["series"]["train"]["loss"] == [[1, 2.0], [3, 1.5]]
+    (c,) = out["/api/corpus"]["corpora"]
+    assert c["error"] is None and c["clips"] == [] and c["summary"]["clips"] == 0
+    assert c["summary"]["duration_s"] == {"edges": [], "counts": []}
+
+
+def test_corrupt_results_database_and_manifest_are_warnings(tmp_path):
+    from dashboards import Dashboard
+    from skyloom.corpus import Corpus
+    from skyloom.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs" / "r")
+    (run.root / "results.sqlite").write_bytes(b"this is not a database" * 100)
+    c = Corpus.create(tmp_path / "corpus")
+    (c.manifest_dir / "part-000-bad.parquet").write_bytes(b"garbage")
+    out = _get_all(Dashboard(tmp_path / "runs", corpora=[c.root]))
+    assert any("cannot open results store" in w for w in out["/api/overview"]["warnings"])
+    assert "unreadable Parquet" in out["/api/corpus"]["corpora"][0]["error"]
+
+
+def test_running_eval_without_scores_is_noted_not_fatal(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from dashboards import Dashboard, create_app
+    from eval.store import ResultsStore
+    from skyloom.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs" / "r")
+    with ResultsStore(run.root / "results.sqlite") as s:
+        s.begin_eval("done", suite="x", checkpoint="ck-a", status="complete")
+        s.put_scores("done", [{"metric": "m", "value": 1.0, "higher_is_better": True}])
+        s.begin_eval("busy", suite="x", checkpoint="ck-b")  # still running: items, no scores
+        s.put_items("busy", [{"item_id": "i", "metric": "m", "value": 0.5, "video_path": "eval/x/busy/videos/i.mp4"}])
+    with TestClient(create_app(Dashboard(tmp_path / "runs"))) as cl:
+        (t,) = cl.get("/api/leaderboard").json()["suites"]
+        assert [r["eval_id"] for r in t["rows"]] == ["done"] and "1 checkpoint(s) not shown" in t["note"]
+        cmp = cl.get("/api/compare", params={"suite": "x", "evals": "done,busy"}).json()
+    cell = cmp["items"][0]["videos"]["busy"]
+    assert cell["url"] is None and "missing" in cell["note"]
+
+
+@pytest.mark.parametrize("suffix", ["", "/"])
+def test_runs_may_be_a_single_run(world, suffix):
+    from dashboards import Dashboard
+
+    d = Dashboard(str(world["run-a"]) + suffix)
+    assert [r["name"] for r in d.overview()["runs"]] == ["run-a"]
+    assert d.leaderboard()["suites"][0]["suite"] == "smoke"
