@@ -1,0 +1,385 @@
+"""Render a preset's scenes into a corpus as a Ray job, and render single specs in-process.
+
+``run_render(cfg)`` samples ``num_scenes`` seeded specs (or reads them from ``specs_file``),
+skips the clips the corpus already has, and renders the rest in Ray tasks (``scenes_per_task``
+scenes each, ``max_retries`` retries when a worker dies). Workers return bytes (mp4, npz) and
+the ground-truth dict; the driver writes the files and appends the manifest rows through
+:class:`skyloom.corpus.Corpus` in batches. A clip exists only once its manifest row is written,
+and its id is derived from (preset, seed, scene index), so a rerun after a crash renders exactly
+the missing clips and yields the same corpus, byte for byte, as an uninterrupted run. A scene
+that fails (invalid spec, simulation blow-up, a worker that keeps dying) is quarantined with
+its reason and the job goes on.
+
+Example:
+    >>> from datagen.render import RenderConfig, sample_specs
+    >>> len(sample_specs(RenderConfig(), num=2, seed=0))
+    2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datagen.scenes import (SceneConfig, SpecError, canonical_json, check_scene_config, perturb_spec, sample_spec,
+                            scene_seed, spec_sha256, validate_spec)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RenderConfig", "UnrealCVConfig", "RenderResult", "run_render", "render_spec", "perturb_spec",
+           "sample_specs", "clip_id"]
+
+STAGE = "render"
+
+
+@dataclass(frozen=True)
+class UnrealCVConfig:
+    """Where the UnrealCV server is and how scene objects map to the game's actor classes."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    timeout_s: float = 30.0
+    unit_scale: float = 100.0  # Unreal units (cm) per metre
+    sphere_class: str = "BP_Sphere"
+    box_class: str = "BP_Cube"
+    cylinder_class: str = "BP_Cylinder"
+    capsule_class: str = "BP_Capsule"
+    colour_function: str = "SetColour"  # blueprint function called as `vbp <obj> <fn> r g b`; "" skips
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """``skyloom datagen render``: what to render, with which renderer, into which corpus."""
+
+    preset: str = "balls-bounce"
+    renderer: str = "mujoco"
+    seed: int = 0
+    num_scenes: int = 16
+    out: str = ""
+    val_fraction: float = 0.1
+    test_fraction: float = 0.0
+    crf: int = 18
+    scenes_per_task: int = 2
+    max_retries: int = 2
+    num_cpus: int = 0  # local Ray instance size (0 = all cores)
+    flush_every: int = 32  # manifest rows per append
+    specs_file: str = ""  # JSON-lines scene specs to render instead of sampling
+    retry_quarantined: bool = False  # rerender scenes that failed deterministically before
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    unrealcv: UnrealCVConfig = field(default_factory=UnrealCVConfig)
+
+
+@dataclass
+class RenderResult:
+    """What a render job did."""
+
+    corpus: str
+    requested: int
+    existing: int
+    rendered: int
+    failed: int
+    frames: int
+    seconds: float
+    worker_seconds: float
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def clip_id(preset: str, seed: int, index: int) -> str:
+    """Deterministic clip id of scene ``index`` of a job (so reruns resume without duplicates)."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "-", preset).strip("-_") or "scene"
+    return f"{safe}-s{int(seed)}-{int(index):05d}"
+
+
+def sample_specs(cfg: RenderConfig | SceneConfig, num: int, seed: int) -> list[dict[str, Any]]:
+    """``num`` seeded scene specs from a preset (scene ``i`` uses :func:`scene_seed` (seed, i))."""
+    scene = cfg.scene if isinstance(cfg, RenderConfig) else cfg
+    preset = cfg.preset if isinstance(cfg, RenderConfig) else "custom"
+    return [sample_spec(scene, scene_seed(seed, i), preset=preset, index=i) for i in range(int(num))]
+
+
+# -- one scene, in-process ----------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4)
+def _backend(name: str, settings_json: str):
+    """One backend per (renderer, settings) per process: keeps the GL context / connection.
+
+    A per-process resource cache, not state: backends render any spec independently.
+    """
+    from datagen.renderers import RENDERERS
+
+    return RENDERERS.get(name)(**json.loads(settings_json))
+
+
+def _settings(cfg: RenderConfig) -> str:
+    if cfg.renderer == "unrealcv":
+        return json.dumps(dataclasses.asdict(cfg.unrealcv), sort_keys=True)
+    return "{}"
+
+
+def render_spec(spec: dict[str, Any], renderer: str = "mujoco", **settings: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Render one scene spec without a corpus: ``(frames uint8 (T, H, W, 3), gt dict)``.
+
+    Deterministic (same spec -> same frames). The gt dict also carries the arrays under
+    ``gt["arrays_data"]``: ``segmentation`` uint8 (T, H, W) and ``depth`` float32 (T, H, W).
+
+    Raises:
+        SpecError: the spec is invalid (the message names the field).
+        datagen.mujoco_render.SimulationError: the simulation blew up.
+    """
+    validate_spec(spec)
+    out = _backend(renderer, json.dumps(settings, sort_keys=True)).render(spec)
+    gt = dict(out.gt)
+    gt["arrays_data"] = {"segmentation": out.segmentation, "depth": out.depth}
+    return out.frames, gt
+
+
+def encode_clip(frames: np.ndarray, fps: float, crf: int, metadata: dict[str, Any]) -> bytes:
+    """H.264 mp4 bytes of uint8 (T, H, W, 3) frames (single-threaded x264: deterministic)."""
+    from skyloom.video import write_video
+
+    with tempfile.TemporaryDirectory(prefix="skyloom-enc-") as d:
+        p = Path(d) / "clip.mp4"
+        write_video(p, frames, fps, crf=crf, metadata=metadata)
+        return p.read_bytes()
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz (as ``numpy.load`` reads it) with fixed zip timestamps, so bytes are reproducible."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            b = io.BytesIO()
+            np.lib.format.write_array(b, np.ascontiguousarray(arr), allow_pickle=False)
+            zf.writestr(info, b.getvalue())
+    return buf.getvalue()
+
+
+def _render_one(item: dict[str, Any], renderer: str, settings: str, crf: int) -> dict[str, Any]:
+    """Render + encode + ground truth for one scene; failures become a result, not an exception."""
+    from datagen.mujoco_render import SimulationError
+
+    t0 = time.perf_counter()
+    cid, spec = item["id"], item["spec"]
+    try:
+        validate_spec(spec)
+        out = _backend(renderer, settings).render(spec)
+    except SpecError as e:
+        return {"id": cid, "ok": False, "kind": "invalid_spec", "reason": f"invalid scene spec: {e}"}
+    except SimulationError as e:
+        return {"id": cid, "ok": False, "kind": "simulation", "reason": str(e)}
+    except (ConnectionError, TimeoutError, OSError):
+        raise  # transient: let Ray retry the task
+    except Exception as e:  # a backend bug must not stop the job: record it
+        logger.exception("scene %s failed", cid)
+        return {"id": cid, "ok": False, "kind": "error", "reason": f"{type(e).__name__}: {e}"}
+    r = spec["render"]
+    mp4 = encode_clip(out.frames, float(r["fps"]), crf, {"clip_id": cid, "renderer": renderer,
+                                                         "spec_sha256": item["spec_sha256"]})
+    arrays = npz_bytes({"segmentation": out.segmentation.astype(np.uint8),  # (T, H, W)
+                        "depth": out.depth.astype(np.float16)})  # (T, H, W)
+    return {"id": cid, "ok": True, "mp4": mp4, "npz": arrays, "gt": out.gt, "seconds": time.perf_counter() - t0,
+            "renderer_version": out.gt.get("renderer_version", "")}
+
+
+def _render_shard(items: list[dict[str, Any]], renderer: str, settings: str, crf: int,
+                  fault_marker: str | None = None) -> list[dict[str, Any]]:
+    """Ray task body: render a few scenes in one worker (reusing its backend)."""
+    if fault_marker and not os.path.exists(fault_marker):  # test hook: die once, like an OOM-killed worker
+        Path(fault_marker).touch()
+        os._exit(1)
+    return [_render_one(it, renderer, settings, crf) for it in items]
+
+
+# -- the job --------------------------------------------------------------------------------------
+
+def _load_specs_file(path: str) -> list[dict[str, Any] | str]:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"specs_file {p} does not exist")
+    out: list[dict[str, Any] | str] = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                out.append(f"{p}:{n}: not valid JSON ({e})")
+    return out
+
+
+def _items(cfg: RenderConfig) -> list[dict[str, Any]]:
+    """(id, spec) of every scene the job should contain, in order."""
+    if cfg.specs_file:
+        items = []
+        for i, s in enumerate(_load_specs_file(cfg.specs_file)):
+            if isinstance(s, str):
+                items.append({"index": i, "id": clip_id(cfg.preset, cfg.seed, i), "spec": None, "error": s})
+                continue
+            sha = spec_sha256(s) if isinstance(s, dict) else ""
+            items.append({"index": i, "id": clip_id(cfg.preset, cfg.seed, i), "spec": s, "spec_sha256": sha})
+        return items
+    return [{"index": i, "id": clip_id(cfg.preset, cfg.seed, i), "spec": s, "spec_sha256": spec_sha256(s)}
+            for i, s in enumerate(sample_specs(cfg, cfg.num_scenes, cfg.seed))]
+
+
+def _check(cfg: RenderConfig) -> None:
+    from datagen.renderers import RENDERERS
+
+    if not cfg.out:
+        raise ValueError("render: no output corpus given (--out CORPUS or --set out=PATH)")
+    RENDERERS.get(cfg.renderer)  # unknown name -> RegistryError with "did you mean"
+    if cfg.num_scenes < 0:
+        raise ValueError(f"render: num_scenes must be >= 0, got {cfg.num_scenes}")
+    if cfg.scenes_per_task < 1:
+        raise ValueError(f"render: scenes_per_task must be >= 1, got {cfg.scenes_per_task}")
+    if not cfg.specs_file:
+        check_scene_config(cfg.scene)
+
+
+def _record(cfg: RenderConfig, item: dict[str, Any], res: dict[str, Any], corpus) -> Any:
+    from skyloom.corpus import ClipRecord, assign_split
+    from skyloom.fsutil import sha256_bytes
+
+    spec, cid = item["spec"], item["id"]
+    r = spec["render"]
+    n, fps = int(r["num_frames"]), float(r["fps"])
+    return ClipRecord(
+        id=cid, path=f"clips/{cid}.mp4", source_kind="synthetic", duration_s=n / fps, fps=fps,
+        width=int(r["width"]), height=int(r["height"]), num_frames=n, license_id="CC0-1.0",
+        source_url=f"skyloom://render/{spec.get('preset', cfg.preset)}/{spec.get('seed', cfg.seed)}",
+        author="skyloom", attribution="Synthetic render by skyloom (CC0-1.0)", sha256=sha256_bytes(res["mp4"]),
+        source_sha256=item["spec_sha256"], split=assign_split(cid, cfg.val_fraction, cfg.test_fraction),
+        gt_path=f"gt/{cid}.json",
+        meta={"preset": cfg.preset, "renderer": cfg.renderer, "renderer_version": res["renderer_version"],
+              "seed": spec.get("seed"), "job_seed": cfg.seed, "index": item["index"], "probe": spec.get("probe"),
+              "render_quality": r.get("quality", {}), "num_objects": len(spec["objects"]),
+              "camera_motion": spec["camera"]["motion"], "spec_version": spec.get("spec_version")},
+    )
+
+
+def _write_files(corpus, cid: str, res: dict[str, Any]) -> None:
+    from skyloom.fsutil import atomic_write_bytes
+
+    atomic_write_bytes(corpus.clip_path(cid), res["mp4"])
+    atomic_write_bytes(corpus.gt_path(cid, ".npz"), res["npz"])
+    gt = dict(res["gt"])
+    gt["arrays"] = f"gt/{cid}.npz"
+    corpus.write_ground_truth(cid, gt)
+
+
+def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress: bool = True,
+               _fault_marker: str | None = None) -> RenderResult:
+    """Render ``cfg``'s scenes into the corpus at ``cfg.out`` (created if missing); resumable.
+
+    Args:
+        cfg: the resolved render config.
+        ray_address: join this Ray cluster (default: ``$RAY_ADDRESS`` or a local instance).
+        show_progress: draw a progress bar (off when SKYLOOM_NO_PROGRESS=1).
+        _fault_marker: test hook; the first task kills its worker once (exercises retries).
+    """
+    from skyloom.cli_common import progress
+    from skyloom.config import save_resolved
+    from skyloom.corpus import Corpus
+    from skyloom.raytools import init_ray
+
+    _check(cfg)
+    t0 = time.perf_counter()
+    corpus = Corpus.create(cfg.out)
+    save_resolved(cfg, corpus.root / "configs" / f"render-{clip_id(cfg.preset, cfg.seed, 0).rsplit('-', 1)[0]}.yaml")
+    items = _items(cfg)
+    existing = corpus.ids()
+    done_bad = set()
+    if not cfg.retry_quarantined:
+        done_bad = {q["item"] for q in corpus.quarantined(STAGE) if q.get("kind") in ("invalid_spec", "simulation")}
+    todo = [it for it in items if it["id"] not in existing and it["id"] not in done_bad]
+    result = RenderResult(corpus=str(corpus.root), requested=len(items), existing=len(items) - len(todo),
+                          rendered=0, failed=0, frames=0, seconds=0.0, worker_seconds=0.0)
+    by_id = {it["id"]: it for it in todo}
+
+    def fail(cid: str, kind: str, reason: str) -> None:
+        corpus.quarantine(STAGE, cid, reason, kind=kind, preset=cfg.preset, seed=cfg.seed,
+                          index=by_id[cid]["index"] if cid in by_id else None)
+        result.failed += 1
+        result.failures.append({"id": cid, "kind": kind, "reason": reason})
+        logger.warning("scene %s quarantined: %s", cid, reason)
+
+    ready = []
+    for it in todo:
+        if it.get("error"):
+            fail(it["id"], "invalid_spec", it["error"])
+        else:
+            ready.append(it)
+    pending_records: list[Any] = []
+
+    def flush() -> None:
+        if pending_records:
+            corpus.append(pending_records)
+            pending_records.clear()
+
+    if ready:
+        ray = init_ray(ray_address, num_cpus=cfg.num_cpus or None)
+        task = ray.remote(num_cpus=1, max_retries=cfg.max_retries)(_render_shard)
+        settings = _settings(cfg)
+        shards = [ready[i:i + cfg.scenes_per_task] for i in range(0, len(ready), cfg.scenes_per_task)]
+        max_in_flight = max(2, 2 * int(ray.available_resources().get("CPU", 1) or 1))
+        inflight: dict[Any, list[dict[str, Any]]] = {}
+        marker = _fault_marker
+        with progress(disable=None if show_progress else True) as bar:
+            job = bar.add_task(f"render {cfg.preset}", total=len(ready))
+            queue = list(shards)
+            while queue or inflight:
+                while queue and len(inflight) < max_in_flight:
+                    shard = queue.pop(0)
+                    payload = [{k: it[k] for k in ("id", "spec", "spec_sha256")} for it in shard]
+                    inflight[task.remote(payload, cfg.renderer, settings, cfg.crf, marker)] = shard
+                    marker = None
+                done, _ = ray.wait(list(inflight), num_returns=1)
+                shard = inflight.pop(done[0])
+                try:
+                    results = ray.get(done[0])
+                except Exception as e:  # the worker kept dying (after max_retries) or the task raised
+                    for it in shard:
+                        fail(it["id"], "worker", f"task failed after {cfg.max_retries} retries: {type(e).__name__}: "
+                                                 f"{str(e).splitlines()[0] if str(e) else ''}")
+                    bar.advance(job, len(shard))
+                    continue
+                for it, res in zip(shard, results):
+                    if not res["ok"]:
+                        fail(it["id"], res["kind"], res["reason"])
+                        continue
+                    _write_files(corpus, it["id"], res)
+                    pending_records.append(_record(cfg, it, res, corpus))
+                    result.rendered += 1
+                    result.frames += int(it["spec"]["render"]["num_frames"])
+                    result.worker_seconds += res["seconds"]
+                    if len(pending_records) >= cfg.flush_every:
+                        flush()
+                bar.advance(job, len(shard))
+        flush()
+    result.seconds = time.perf_counter() - t0
+    logger.info("render %s: %d rendered, %d already present, %d failed (%.1f s)", cfg.preset, result.rendered,
+                result.existing, result.failed, result.seconds)
+    return result
+
+
+def spec_json(spec: dict[str, Any]) -> str:
+    """Canonical JSON of a spec (for saving specs to a ``specs_file``)."""
+    return canonical_json(spec)

@@ -1,0 +1,19 @@
+"""The renderer registry: ``RENDERERS.get(name)(**settings)`` -> a backend.
+
+A backend has ``name``, ``version``, ``render(spec) -> RenderOutput`` (frames, segmentation,
+depth, ground truth; see :mod:`datagen.mujoco_render`) and ``close()``. Entries are lazy, so
+importing this module loads neither MuJoCo nor the UnrealCV client.
+
+Example:
+    >>> from datagen.renderers import RENDERERS
+    >>> RENDERERS.names()
+    ['mujoco', 'unrealcv']
+"""
+
+from __future__ import annotations
+
+from skyloom.registry import Registry
+
+RENDERERS: Registry = Registry("renderer")
+RENDERERS.register_lazy("mujoco", "datagen.mujoco_render:MujocoRenderer")
+RENDERERS.register_lazy("unrealcv", "datagen.unrealcv_render:UnrealCVRenderer")
