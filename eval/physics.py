@@ -1,0 +1,363 @@
+"""Physics plausibility against simulator ground truth: Physics-IQ's metrics and trajectory checks.
+
+A physics-probe scene is rendered; the model continues its first ``cond_frames`` frames and the
+continuation is compared with the simulator's.
+
+**Physics-IQ metrics** (Motamed et al. 2025, arXiv 2501.09038), on motion masks: grey frame,
+5×5 Gaussian blur, running-average background (α = 0.3), |frame − background| > 10, 5×5
+opening then closing. With masks A (generated) and B (ground truth), (T, H, W) bool:
+
+* spatial IoU = |∨_t A ∧ ∨_t B| / |∨_t A ∨ ∨_t B| (masks max-collapsed over time)
+* spatiotemporal IoU = mean_t |A_t ∧ B_t| / |A_t ∨ B_t|
+* weighted spatial IoU = Σ min(W_A, W_B) / Σ max(W_A, W_B), W = fraction of frames a pixel moves
+* MSE = mean squared pixel error of the frames in [0, 1]
+
+(an empty union counts as IoU 1). Each is normalised by the **physical variance**: the same
+metric between the ground truth and a re-simulation of the scene with tiny perturbations of its
+initial conditions (``datagen.perturb_spec`` + ``datagen.render_spec``), which is what Physics-IQ
+measures with two real takes. Normalised scores: IoU / IoU_variance and MSE_variance / MSE, each
+capped at 1 (as good as physics itself allows); ``physics_iq = 100 · mean`` of the four.
+
+**Trajectory checks** track objects by colour (or a segmentation) in the generated frames:
+gravity-consistent acceleration (a quadratic fit of the image-space fall has the acceleration of
+the simulator's own trajectory, within a tolerance), no teleporting (no per-frame jump larger than
+the ground truth's largest step allows), object permanence (no object vanishes while the ground
+truth shows it) and no interpenetration (nothing sinks through the floor line, no two objects
+overlap deeper than the ground truth ever does). 2-D heuristics: documented in docs/metrics.md.
+
+Example:
+    >>> import numpy as np
+    >>> v = np.zeros((8, 32, 32, 3), np.uint8); v[:, 10:14, :] = 200
+    >>> physics_iq_raw(v, v)["spatial_iou"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from eval.features import NO_WEIGHTS
+from eval.metrics import METRICS, PerItemMetric
+
+log = logging.getLogger(__name__)
+
+ALPHA = 0.3
+THRESHOLD = 10
+KERNEL = 5
+RAW_KEYS = ("spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse")
+PREPROCESSING = {"grey": "cv2 RGB2GRAY", "blur": "Gaussian 5x5", "background": "running average alpha=0.3",
+                 "threshold": THRESHOLD, "morphology": "open then close, 5x5", "mse_range": [0, 1]}
+
+
+# -- Physics-IQ ------------------------------------------------------------------------------
+def motion_masks(frames: np.ndarray) -> np.ndarray:
+    """Physics-IQ motion masks of uint8 (T, H, W, 3) frames -> bool (T, H, W); frame 0 is empty."""
+    import cv2
+
+    v = np.asarray(frames)
+    if v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8:
+        raise ValueError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
+    kernel = np.ones((KERNEL, KERNEL), np.uint8)
+    masks = np.zeros(v.shape[:3], bool)
+    bg = None
+    for t, f in enumerate(v):
+        g = cv2.GaussianBlur(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (KERNEL, KERNEL), 0).astype(np.float32)
+        if bg is None:
+            bg = g.copy()
+            continue
+        m = (np.abs(g - bg) > THRESHOLD).astype(np.uint8)
+        m = cv2.morphologyEx(cv2.morphologyEx(m, cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel)
+        masks[t] = m.astype(bool)
+        cv2.accumulateWeighted(g, bg, ALPHA)  # bg = (1 - α) bg + α g
+    return masks
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def spatial_iou(ma: np.ndarray, mb: np.ndarray) -> float:
+    """IoU of the masks max-collapsed over time."""
+    return _iou(ma.any(axis=0), mb.any(axis=0))
+
+
+def spatiotemporal_iou(ma: np.ndarray, mb: np.ndarray) -> float:
+    """Mean over frames of the per-frame IoU."""
+    return float(np.mean([_iou(a, b) for a, b in zip(ma, mb)]))
+
+
+def weighted_spatial_iou(ma: np.ndarray, mb: np.ndarray) -> float:
+    """Σ min(W_A, W_B) / Σ max(W_A, W_B) with W the fraction of frames each pixel moves."""
+    wa, wb = ma.mean(axis=0), mb.mean(axis=0)  # (H, W)
+    den = np.maximum(wa, wb).sum()
+    return 1.0 if den == 0 else float(np.minimum(wa, wb).sum() / den)
+
+
+def physics_iq_raw(generated: np.ndarray, reference: np.ndarray, start: int = 0) -> dict[str, float]:
+    """The four Physics-IQ metrics of a generated vs ground-truth clip, on frames ``start:``."""
+    g, r = np.asarray(generated), np.asarray(reference)
+    if g.shape != r.shape:
+        raise ValueError(f"generated clip {g.shape} and ground truth {r.shape} differ in shape")
+    ma, mb = motion_masks(g)[start:], motion_masks(r)[start:]
+    diff = g[start:].astype(np.float64) / 255.0 - r[start:].astype(np.float64) / 255.0
+    return {"spatial_iou": spatial_iou(ma, mb), "spatiotemporal_iou": spatiotemporal_iou(ma, mb),
+            "weighted_spatial_iou": weighted_spatial_iou(ma, mb), "mse": float(np.mean(diff ** 2))}
+
+
+def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e-12) -> dict[str, float]:
+    """Scores relative to the physical variance (1 = as close as a re-simulation), capped at 1."""
+    out = {}
+    for k in RAW_KEYS[:3]:
+        out[f"{k}_norm"] = min(1.0, raw[k] / variance[k]) if variance[k] > eps else math.nan
+    out["mse_norm"] = min(1.0, variance["mse"] / raw["mse"]) if raw["mse"] > eps else 1.0
+    vals = [out[f"{k}_norm"] for k in RAW_KEYS]
+    out["physics_iq"] = 100.0 * float(np.mean(vals)) if all(math.isfinite(x) for x in vals) else math.nan
+    return out
+
+
+def physical_variance(spec: dict[str, Any], cond_frames: int, scale: float = 0.01, takes: int = 1, seed: int = 0,
+                      reference: np.ndarray | None = None, render: Callable | None = None,
+                      perturb: Callable | None = None) -> dict[str, float]:
+    """Physics-IQ metrics between the ground truth and ``takes`` perturbed re-simulations (mean).
+
+    Args:
+        spec: the scene spec (``gt["spec"]``).
+        cond_frames: frames given to the model; metrics use frames ``cond_frames:``.
+        scale, seed: perturbation size and seed (``datagen.perturb_spec(spec, scale, seed + k)``).
+        reference: the ground-truth frames if already rendered.
+        render, perturb: injectable for tests; default ``datagen.render_spec`` / ``perturb_spec``.
+    """
+    if render is None or perturb is None:
+        import datagen  # lazy: heavy (MuJoCo) and owned by another stage
+
+        render = render or datagen.render_spec
+        perturb = perturb or datagen.perturb_spec
+    ref = reference if reference is not None else render(spec)[0]
+    vals = [physics_iq_raw(render(perturb(spec, scale, seed + k))[0], ref, start=cond_frames) for k in range(takes)]
+    return {k: float(np.mean([v[k] for v in vals])) for k in RAW_KEYS}
+
+
+# -- trajectories ----------------------------------------------------------------------------
+def colour_masks(frames: np.ndarray, rgb: Any, tol: int = 40) -> np.ndarray:
+    """Pixels within ``tol`` (L∞) of colour ``rgb`` (0..255 or 0..1 floats): bool (T, H, W)."""
+    c = np.asarray(rgb, np.float64)
+    if c.max() <= 1.0:
+        c = c * 255.0
+    return np.all(np.abs(np.asarray(frames, np.int16) - c.astype(np.int16)) <= tol, axis=-1)
+
+
+def track(masks: np.ndarray, min_area: int = 3) -> dict[str, np.ndarray]:
+    """Centroid (T, 2) as (x, y) px (NaN when absent), area (T,), bbox (T, 4), visible (T,)."""
+    T = masks.shape[0]
+    cen, bbox = np.full((T, 2), np.nan), np.full((T, 4), np.nan)
+    area = masks.reshape(T, -1).sum(axis=1)
+    visible = area >= min_area
+    for t in np.flatnonzero(visible):
+        ys, xs = np.nonzero(masks[t])
+        cen[t] = xs.mean(), ys.mean()
+        bbox[t] = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    return {"centroid": cen, "area": area.astype(np.float64), "bbox": bbox, "visible": visible}
+
+
+def track_objects(frames: np.ndarray, objects: list[dict[str, Any]], tol: int = 40) -> dict[str, dict[str, np.ndarray]]:
+    """Track each ``{"name", "rgb"}`` object (e.g. ``gt["objects"]``) by colour."""
+    return {o["name"]: track(colour_masks(frames, o["rgb"], tol)) for o in objects}
+
+
+def fall_segment(y: np.ndarray, tol: float = 1.0) -> np.ndarray:
+    """Indices of the free fall: the first contiguous visible run, cut before the object first
+    comes within ``tol`` px of its lowest point (the impact frame is excluded; image y grows down)."""
+    idx = np.flatnonzero(np.isfinite(y))
+    if len(idx) == 0:
+        return idx
+    run = idx[: np.argmax(np.diff(np.append(idx, idx[-1] + 2)) > 1) + 1]  # first contiguous run
+    low = np.flatnonzero(y[run] >= y[run].max() - tol)[0]
+    return run[:low]
+
+
+def fit_acceleration(y: np.ndarray, fps: float) -> tuple[float, int]:
+    """Image-space vertical acceleration (px/s², down positive) of the fall segment, and its length."""
+    seg = fall_segment(np.asarray(y, np.float64))
+    if len(seg) < 4:
+        return math.nan, len(seg)
+    t = seg / fps
+    a2, _, _ = np.polyfit(t, y[seg], 2)  # y = a2 t² + a1 t + a0 -> acceleration 2·a2
+    return float(2.0 * a2), len(seg)
+
+
+def gravity_check(y: np.ndarray, fps: float, expected_accel: float | None = None, rel_tol: float = 0.5,
+                  min_accel: float = 1.0) -> dict[str, Any]:
+    """Does the fall accelerate like gravity? ``expected_accel`` (px/s²) from the simulator's track.
+
+    Passes when the fitted acceleration is within ``rel_tol`` of the expected one (or, without
+    one, at least ``min_accel`` px/s² downwards). A constant-velocity fall fits ~0 and fails.
+    """
+    a, n = fit_acceleration(y, fps)
+    if not math.isfinite(a):  # no falling segment: a failure if the simulator's object falls
+        return {"passed": False if expected_accel else None, "accel": None, "expected": expected_accel, "frames": n}
+    ok = (abs(a - expected_accel) <= rel_tol * abs(expected_accel)) if expected_accel else (a >= min_accel)
+    return {"passed": bool(ok), "accel": a, "expected": expected_accel, "frames": n}
+
+
+def teleport_check(centroid: np.ndarray, max_step: float) -> dict[str, Any]:
+    """No jump between consecutive visible frames (per frame of gap) larger than ``max_step`` px."""
+    idx = np.flatnonzero(np.isfinite(centroid[:, 0]))
+    if len(idx) < 2:
+        return {"passed": None, "max_step": None, "limit": max_step}
+    steps = np.linalg.norm(np.diff(centroid[idx], axis=0), axis=1) / np.diff(idx)
+    return {"passed": bool(steps.max() <= max_step), "max_step": float(steps.max()), "limit": float(max_step)}
+
+
+def permanence_check(visible: np.ndarray, expected_visible: np.ndarray) -> dict[str, Any]:
+    """The object is detected in every frame where the ground truth shows it."""
+    missing = np.flatnonzero(np.asarray(expected_visible, bool) & ~np.asarray(visible, bool))
+    return {"passed": bool(len(missing) == 0), "missing_frames": missing.tolist()}
+
+
+def interpenetration_check(tracks: dict[str, dict[str, np.ndarray]], floor_y: float | None = None,
+                           min_sep: dict[tuple[str, str], float] | None = None, tol: float = 2.0) -> dict[str, Any]:
+    """Nothing below the floor line (bbox bottom > ``floor_y + tol``) and no pair of objects whose
+    centroid distance / (r_a + r_b) (r = √(area/π)) drops below ``min_sep`` (the ground truth's
+    own minimum for that pair, default 0.5)."""
+    bad: list[str] = []
+    if floor_y is not None:
+        for name, tr in tracks.items():
+            frames = np.flatnonzero(tr["bbox"][:, 3] > floor_y + tol)
+            if len(frames):
+                bad.append(f"{name} below floor at frames {frames.tolist()[:5]}")
+    names = sorted(tracks)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ta, tb = tracks[a], tracks[b]
+            both = ta["visible"] & tb["visible"]
+            if not both.any():
+                continue
+            d = np.linalg.norm(ta["centroid"][both] - tb["centroid"][both], axis=1)
+            r = np.sqrt(ta["area"][both] / np.pi) + np.sqrt(tb["area"][both] / np.pi)
+            sep = float((d / np.maximum(r, 1e-9)).min())
+            limit = (min_sep or {}).get((a, b), 0.5)
+            if sep < limit:
+                bad.append(f"{a}/{b} overlap (separation {sep:.2f} < {limit:.2f})")
+    return {"passed": not bad, "violations": bad}
+
+
+def pair_separations(tracks: dict[str, dict[str, np.ndarray]]) -> dict[tuple[str, str], float]:
+    """Minimum normalised separation of each object pair (used as the ground-truth allowance)."""
+    out = {}
+    names = sorted(tracks)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            both = tracks[a]["visible"] & tracks[b]["visible"]
+            if both.any():
+                d = np.linalg.norm(tracks[a]["centroid"][both] - tracks[b]["centroid"][both], axis=1)
+                r = np.sqrt(tracks[a]["area"][both] / np.pi) + np.sqrt(tracks[b]["area"][both] / np.pi)
+                out[(a, b)] = 0.9 * float((d / np.maximum(r, 1e-9)).min())
+    return out
+
+
+def trajectory_checks(generated: np.ndarray, reference: np.ndarray, objects: list[dict[str, Any]], fps: float,
+                      start: int = 0, tol: int = 40, rel_tol: float = 0.5) -> dict[str, Any]:
+    """All four checks on frames ``start:`` of ``generated``, with allowances from ``reference``
+    (the simulator's frames of the same scene, tracked the same way)."""
+    g, r = np.asarray(generated)[start:], np.asarray(reference)[start:]
+    tg, tr = track_objects(g, objects, tol), track_objects(r, objects, tol)
+    diag = math.hypot(*g.shape[1:3])
+    floor_y = max((float(np.nanmax(t["bbox"][:, 3])) for t in tr.values() if t["visible"].any()), default=None)
+    checks: dict[str, Any] = {"gravity": {}, "teleport": {}, "permanence": {}}
+    for name in tg:
+        exp, _ = fit_acceleration(tr[name]["centroid"][:, 1], fps)
+        if math.isfinite(exp) and exp > 0:  # only objects that fall in the ground truth
+            checks["gravity"][name] = gravity_check(tg[name]["centroid"][:, 1], fps, exp, rel_tol)
+        ref_steps = teleport_check(tr[name]["centroid"], math.inf)["max_step"] or 0.0
+        checks["teleport"][name] = teleport_check(tg[name]["centroid"], 1.5 * ref_steps + 0.05 * diag)
+        checks["permanence"][name] = permanence_check(tg[name]["visible"], tr[name]["visible"])
+    checks["interpenetration"] = interpenetration_check(tg, floor_y, pair_separations(tr))
+    flat = [c["passed"] for k in ("gravity", "teleport", "permanence") for c in checks[k].values()]
+    flat.append(checks["interpenetration"]["passed"])
+    decided = [p for p in flat if p is not None]
+    checks["pass_rate"] = float(np.mean(decided)) if decided else math.nan
+    return checks
+
+
+# -- metrics ---------------------------------------------------------------------------------
+class _PhysicsMetric(PerItemMetric):
+    default_extractor = None
+
+    def __init__(self, cond_frames: int = 4, **kw: Any) -> None:
+        self.cond_frames = int(cond_frames)
+        super().__init__(None)
+        self._identity = {"extractor": self.extractor_label, "weights": NO_WEIGHTS,
+                          "preprocessing": dict(PREPROCESSING, cond_frames=self.cond_frames)}
+
+    extractor_label = "motion-masks"
+
+
+@METRICS.register("physics_iq")
+class PhysicsIQ(_PhysicsMetric):
+    """Physics-IQ score (0–100) of continuations vs simulator ground truth, normalised by the
+    physical variance. ``update(videos, reference=[gt clips], variance=[dicts] | specs=[specs])``.
+    Items without a variance are scored raw only (value NaN, counted in ``skipped_non_finite``)."""
+
+    name = "physics_iq"
+
+    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1, seed: int = 0) -> None:
+        self.perturb_scale, self.perturb_takes, self.seed = float(perturb_scale), int(perturb_takes), int(seed)
+        super().__init__(cond_frames)
+        self._identity["preprocessing"].update(perturb_scale=self.perturb_scale, perturb_takes=self.perturb_takes)
+
+    def update(self, videos: Any, reference: Any = None, variance: list[dict] | None = None,
+               specs: list[dict] | None = None, item_ids: list[str] | None = None) -> None:
+        if reference is None:
+            raise ValueError(f"{self.name} needs the simulator's clips: update(videos, reference=[...])")
+        super().update(videos, item_ids=item_ids, reference=list(reference), variance=variance, specs=specs)
+
+    def score_video(self, video: np.ndarray, reference: np.ndarray, variance: dict | None = None,
+                    specs: dict | None = None) -> tuple[float, dict[str, float]]:
+        raw = physics_iq_raw(video, np.asarray(reference), start=self.cond_frames)
+        if variance is None and specs is not None:
+            variance = physical_variance(specs, self.cond_frames, self.perturb_scale, self.perturb_takes,
+                                         self.seed, reference=np.asarray(reference))
+        if variance is None:
+            return math.nan, raw
+        norm = normalise(raw, variance)
+        return norm.pop("physics_iq"), {**raw, **norm, **{f"variance_{k}": v for k, v in variance.items()}}
+
+
+@METRICS.register("physics_trajectory")
+class PhysicsTrajectory(_PhysicsMetric):
+    """Fraction of trajectory checks passed (gravity, teleport, permanence, interpenetration).
+    ``update(videos, reference=[gt clips], ground_truth=[skyloom-gt dicts])``."""
+
+    name = "physics_trajectory"
+    extractor_label = "colour-tracking"
+
+    def __init__(self, cond_frames: int = 4, colour_tol: int = 40, rel_tol: float = 0.5) -> None:
+        self.colour_tol, self.rel_tol = int(colour_tol), float(rel_tol)
+        super().__init__(cond_frames)
+        self._identity["preprocessing"] = {"tracking": "colour L-inf", "colour_tol": self.colour_tol,
+                                           "gravity_rel_tol": self.rel_tol, "cond_frames": self.cond_frames}
+
+    def update(self, videos: Any, reference: Any = None, ground_truth: list[dict] | None = None,
+               item_ids: list[str] | None = None) -> None:
+        if reference is None or ground_truth is None:
+            raise ValueError(f"{self.name} needs reference=[simulator clips] and ground_truth=[gt dicts]")
+        super().update(videos, item_ids=item_ids, reference=list(reference), ground_truth=list(ground_truth))
+
+    def score_video(self, video: np.ndarray, reference: np.ndarray, ground_truth: dict) -> tuple[float, dict[str, float]]:
+        objs = [o for o in ground_truth.get("objects", []) if "rgb" in o]
+        if not objs:
+            raise ValueError("ground truth has no objects with 'rgb' colours to track")
+        c = trajectory_checks(video, np.asarray(reference), objs, float(ground_truth.get("fps", 8)),
+                              start=self.cond_frames, tol=self.colour_tol, rel_tol=self.rel_tol)
+        extra = {}
+        for k in ("gravity", "teleport", "permanence"):
+            ps = [v["passed"] for v in c[k].values() if v["passed"] is not None]
+            extra[f"{k}_pass"] = float(np.mean(ps)) if ps else math.nan
+        extra["interpenetration_pass"] = float(c["interpenetration"]["passed"])
+        return c["pass_rate"], extra
