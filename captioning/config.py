@@ -44,6 +44,7 @@ class VLMLocalConfig:
     temperature: float = 0.7
     top_p: float = 0.9
     num_beams: int = 1
+    generate_batch: int = 8  # clips per generate() call (1 = no batching)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = "cpu"
     template_version: str = "vlm-1"
