@@ -61,16 +61,22 @@ class SceneFacts:
         return next((o for o in self.objects if o.name == name), None)
 
 
-def _half_height(shape: str, size: list[float]) -> float:
+def _half_height(shape: str, size: list[float], quat: list[float] | None = None) -> float:
+    """Vertical half-extent of a MuJoCo geom (sizes as in gt: radius / half-extents / half-length),
+    for its orientation ``quat`` = (w, x, y, z) (upright when None)."""
     s = [float(x) for x in size] or [0.1]
+    w, x, y, z = (quat if quat is not None and len(quat) == 4 else (1.0, 0.0, 0.0, 0.0))
+    r20, r21, r22 = 2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)  # world-z row of R
     if shape == "sphere":
         return s[0]
     if shape == "box":
-        return s[2] if len(s) > 2 else s[0]
+        h = (s + s[-1:] * 3)[:3]
+        return h[0] * abs(r20) + h[1] * abs(r21) + h[2] * abs(r22)
+    half = s[1] if len(s) > 1 else s[0]
     if shape == "cylinder":
-        return s[1] if len(s) > 1 else s[0]
+        return half * abs(r22) + s[0] * float(np.sqrt(max(0.0, 1 - r22 * r22)))
     if shape == "capsule":
-        return s[0]  # lying capsules rest on their radius; upright ones are rare in our scenes
+        return half * abs(r22) + s[0]
     return s[0]
 
 
@@ -96,7 +102,7 @@ def check_gt(gt: dict[str, Any], where: str = "ground truth") -> None:
 
 
 def _series(gt: dict[str, Any], name: str) -> dict[str, np.ndarray]:
-    pos, vel, ang, vis, cx = [], [], [], [], []
+    pos, vel, ang, vis, cx, quat = [], [], [], [], [], []
     for fr in gt["frames"]:
         o = next((x for x in fr.get("objects", []) if x.get("name") == name), None)
         if o is None:
@@ -105,6 +111,7 @@ def _series(gt: dict[str, Any], name: str) -> dict[str, np.ndarray]:
         vel.append(o.get("velocity") or [np.nan] * 3)
         ang.append(o.get("angular_velocity") or [0.0] * 3)
         vis.append(bool(o.get("visible", True)))
+        quat.append(o.get("quaternion") or [1.0, 0.0, 0.0, 0.0])
         bb = o.get("bbox")
         cx.append((bb[0] + bb[2]) / 2 if bb else np.nan)
     p = np.asarray(pos, float).reshape(-1, 3)  # (T, 3)
@@ -114,7 +121,8 @@ def _series(gt: dict[str, Any], name: str) -> dict[str, np.ndarray]:
         dv = np.gradient(p, axis=0) * fps
         v = np.where(np.isnan(v), dv, v)
     return {"pos": p, "vel": np.nan_to_num(v), "ang": np.asarray(ang, float).reshape(-1, 3),
-            "vis": np.asarray(vis, bool), "cx": np.asarray(cx, float)}
+            "vis": np.asarray(vis, bool), "cx": np.asarray(cx, float),
+            "quat": quat}
 
 
 def _camera_motion(gt: dict[str, Any]) -> str:
@@ -151,10 +159,10 @@ def object_facts(gt: dict[str, Any], obj: dict[str, Any], floor_z: float = 0.0) 
     size = list(obj.get("size") or [0.1])
     s = _series(gt, name)
     p, v, w, vis = s["pos"], s["vel"], s["ang"], s["vis"]
-    rest_z = floor_z + _half_height(shape, size)
     if len(p) == 0:
         return ObjectFacts(name, shape, obj["colour"], obj.get("size_name", "medium"), obj.get("material", ""),
                            "centre", "floor", ("static",))
+    rest_z = floor_z + np.array([_half_height(shape, size, q) for q in s["quat"]])  # (T,) per orientation
     speed = np.linalg.norm(v, axis=1)
     hspeed = np.linalg.norm(v[:, :2], axis=1)
     on_floor = p[:, 2] <= rest_z + GROUND_TOL
@@ -173,7 +181,7 @@ def object_facts(gt: dict[str, Any], obj: dict[str, Any], floor_z: float = 0.0) 
     for t in range(len(p)):
         if not on_floor[t] and v[t, 2] < -VZ_EPS:
             add("fall")
-        if t > 0 and v[t - 1, 2] < -VZ_EPS and v[t, 2] > VZ_EPS and p[t, 2] <= rest_z + 0.25:
+        if t > 0 and v[t - 1, 2] < -VZ_EPS and v[t, 2] > VZ_EPS and p[t, 2] <= rest_z[t] + 0.25:
             add("bounce")
             bounces += 1
         if on_floor[t] and hspeed[t] > SPEED_EPS and abs(v[t, 2]) < VZ_EPS:

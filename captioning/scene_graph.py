@@ -111,15 +111,23 @@ def _setting(facts: SceneFacts, rng: random.Random) -> tuple[str, str]:
 
 
 def _lighting(facts: SceneFacts, rng: random.Random) -> str:
+    """A named preset (studio, sunset, ...) or a description of the key light's elevation and shadows."""
     li = facts.lighting or {}
     name = str(li.get("preset") or li.get("name") or li.get("kind") or li.get("type") or "")
-    phrase = rng.choice(LIGHT.get(name, (f"{name} lighting" if name else "neutral lighting",)))
+    if name or "elevation" not in li:
+        phrase = rng.choice(LIGHT.get(name, (f"{name} lighting" if name else "neutral lighting",)))
+    else:
+        el = float(li["elevation"])
+        angle = "a high overhead" if el >= 55 else "an angled" if el >= 30 else "a low, raking"
+        soft = "soft fill and " if float(li.get("ambient", 0)) >= 0.4 else ""
+        shadows = rng.choice((" that casts clear shadows", " with crisp shadows")) if li.get("shadows") else ""
+        phrase = f"{soft}{angle} key light{shadows}"
     inten = li.get("intensity")
     if isinstance(inten, (int, float)):
         if inten < 0.6 and "dim" not in phrase:
-            phrase = "fairly dim " + phrase
+            phrase = "fairly dim " + phrase if not phrase.startswith(("a ", "an ")) else "fairly dim light: " + phrase
         elif inten > 1.0:
-            phrase = "bright " + phrase if not phrase.startswith("bright") else phrase
+            phrase = "bright " + phrase if not phrase.startswith(("bright", "a ", "an ")) else phrase
     return phrase
 
 
