@@ -1,0 +1,330 @@
+"""``skyloom eval``: evaluate checkpoints on a suite: generate, score, store, write results JSON.
+
+For each checkpoint the runner:
+
+1. derives a deterministic ``eval_id`` (suite, version, checkpoint, its COMPLETE marker, sampler
+   settings), so rerunning the same command *resumes* the same evaluation;
+2. generates the suite's videos that are not on disk yet (``RUN/eval/<suite>/<eval_id>/videos/
+   <item_id>.mp4``, written atomically) with one pipeline per worker: in-process, or one Ray
+   actor per checkpoint (:mod:`eval.generate`);
+3. scores them (:mod:`eval.scoring`): per-item metrics skip items whose value is already in the
+   store, features go through the :class:`eval.cache.FeatureCache` (per video hash and extractor),
+   so the reference set and unchanged videos are never re-encoded;
+4. writes scores with bootstrap CIs, per-item values and failure records to the results store,
+   and ``results.json`` (schema in ``docs/eval.md``) beside the videos.
+
+A checkpoint that does not load, an item whose generation fails, a video that does not decode:
+each becomes a ``failures`` row (stage + reason); the other checkpoints and items go on, and
+nothing already stored is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eval.store import ResultsStore
+from eval.suites import Suite, load_suite, suite_to_dict
+from skyloom.config import REPO_ROOT, save_resolved, to_dict
+from skyloom.rundir import RunError, checkpoint_step, resolve_checkpoint, run_of_checkpoint
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FORMAT = "skyloom-eval-results"
+RESULTS_FORMAT_VERSION = 1
+DEFAULT_OUT = "skyloom-eval"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Settings of one ``skyloom eval`` invocation (``configs/eval/default.yaml``)."""
+
+    suite: str = "smoke"
+    checkpoints: tuple[str, ...] = ()
+    db: str | None = None  # SQLAlchemy URL or path; default: the first checkpoint's RUN/results.sqlite
+    out: str | None = None  # default: each checkpoint's RUN/eval (or ./skyloom-eval outside a run)
+    cache_dir: str | None = None  # default: $SKYLOOM_CACHE_DIR or ~/.cache/skyloom/features
+    use_cache: bool = True
+    executor: str = "local"  # local | ray (one actor per checkpoint)
+    ray_address: str | None = None
+    device: str = "cpu"
+    pipeline_loader: str = "model:load_pipeline"
+    n_boot: int = 1000  # bootstrap resamples for per-item metrics
+    set_boot: int = 50  # bootstrap resamples for set-level metrics (FVD, KVD)
+    level: float = 0.95
+    seed: int = 0  # bootstrap seed
+    score_batch: int = 8
+    suite_overrides: tuple[str, ...] = ()
+
+
+@dataclass
+class EvalSummary:
+    """What one checkpoint's evaluation produced."""
+
+    eval_id: str
+    checkpoint: str
+    checkpoint_name: str
+    status: str
+    scores: dict[str, float | None]
+    failures: int
+    results_path: str
+    generated: int = 0
+
+
+@dataclass
+class EvalResult:
+    suite: str
+    db: str
+    evals: list[EvalSummary] = field(default_factory=list)
+    seconds: float = 0.0
+    cache_stats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Ctx:
+    eval_id: str
+    checkpoint: str  # as given, resolved when possible
+    checkpoint_name: str
+    run_name: str | None
+    step: int | None
+    eval_dir: Path
+    load_error: str | None = None
+
+    @property
+    def video_dir(self) -> Path:
+        return self.eval_dir / "videos"
+
+    def video_path(self, item_id: str) -> Path:
+        return self.video_dir / f"{item_id}.mp4"
+
+
+def git_hash() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _safe(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in s).strip("-")[:60] or "ckpt"
+
+
+def _context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
+    load_error = None
+    try:
+        ck = resolve_checkpoint(given)
+    except RunError as e:
+        ck, load_error = Path(given), str(e)
+    ck = ck.resolve() if ck.exists() else ck
+    run = run_of_checkpoint(ck) if ck.exists() else None
+    try:
+        step: int | None = checkpoint_step(ck)
+    except RunError:
+        step = None
+    run_name = run.name if run is not None else None
+    name = f"{run_name}/{ck.name}" if run_name else ck.name
+    marker = ck / "COMPLETE"
+    ident = {"ckpt": str(ck), "marker": marker.read_text() if marker.exists() else None,
+             "suite": suite.content_hash(), "loader": cfg.pipeline_loader}
+    h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+    eval_id = f"{suite.name}-v{suite.version}-{_safe(name)}-{h}"
+    if cfg.out:
+        base = Path(cfg.out)
+    elif run is not None:
+        base = run.eval_dir
+    else:
+        base = Path(DEFAULT_OUT)
+    return _Ctx(eval_id, str(ck), name, run_name, step, base / suite.name / eval_id, load_error)
+
+
+def _default_db(cfg: EvalConfig, ctxs: list[_Ctx]) -> str:
+    if cfg.db:
+        return cfg.db
+    if os.environ.get("SKYLOOM_RESULTS_DB"):
+        return os.environ["SKYLOOM_RESULTS_DB"]
+    if cfg.out:
+        return str(Path(cfg.out) / "results.sqlite")
+    for c in ctxs:
+        run = run_of_checkpoint(c.checkpoint) if Path(c.checkpoint).exists() else None
+        if run is not None:
+            return str(run.root / "results.sqlite")
+    return str(Path(DEFAULT_OUT) / "results.sqlite")
+
+
+def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None,
+             store: ResultsStore | None = None) -> EvalResult:
+    """Evaluate ``cfg.checkpoints`` on ``cfg.suite``; see the module docstring.
+
+    Args:
+        cfg: the run's settings.
+        metrics: metric registry (default ``eval.metrics.METRICS``; tests pass their own).
+        suite: an already loaded suite (default: load ``cfg.suite`` with ``cfg.suite_overrides``).
+        store: an open results store (default: from ``cfg.db``).
+
+    Raises:
+        eval.suites.SuiteError: the suite file is invalid (nothing is generated).
+        ValueError: no checkpoints, or an unknown executor.
+    """
+    from eval import scoring
+    from eval.cache import FeatureCache
+    from eval.generate import GenBatch, GenJob, generate_all
+    from skyloom.video import write_video
+
+    t0 = time.perf_counter()
+    if not cfg.checkpoints:
+        raise ValueError("no checkpoints to evaluate: pass --ckpt PATH (a checkpoint folder or a run)")
+    if cfg.executor not in ("local", "ray"):
+        raise ValueError(f"executor {cfg.executor!r} is not one of: local, ray")
+    if metrics is None:
+        from eval.metrics import METRICS as metrics  # noqa: N811
+    if suite is None:
+        suite = load_suite(cfg.suite, cfg.suite_overrides, metric_names=metrics.names())
+    else:
+        suite.validate(metric_names=metrics.names())
+    ctxs = [_context(suite, cfg, c) for c in cfg.checkpoints]
+    dup = {c.eval_id for c in ctxs if sum(d.eval_id == c.eval_id for d in ctxs) > 1}
+    if dup:
+        raise ValueError(f"the same checkpoint is given twice: {sorted(dup)}")
+    db = _default_db(cfg, ctxs)
+    store = store or ResultsStore(db)
+    cache = FeatureCache(cfg.cache_dir, enabled=cfg.use_cache)
+    githash = git_hash()
+    items = suite.items() + scoring.physics_items(suite)
+    by_id = {it["item_id"]: it for it in items}
+    gen_kwargs = {k: v for k, v in (("steps", suite.generation.steps), ("guidance", suite.generation.guidance),
+                                    ("num_frames", suite.generation.num_frames)) if v is not None}
+    record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
+
+    jobs = []
+    for c in ctxs:
+        store.begin_eval(c.eval_id, suite=suite.name, suite_version=suite.version_tag, checkpoint=c.checkpoint,
+                         checkpoint_name=c.checkpoint_name, run_name=c.run_name, step=c.step, git_hash=githash,
+                         config=record, status="running")
+        save_resolved(cfg, c.eval_dir / "config.yaml")
+        todo = [it for it in items if not c.video_path(it["item_id"]).exists()]
+        for it in todo:  # retrying: forget the old generation failures of these items
+            store.clear_failures(c.eval_id, it["item_id"])
+        if c.load_error:
+            store.add_failure(c.eval_id, "*", "load", c.load_error)
+            continue
+        if todo or not c.video_dir.exists():
+            jobs.append(GenJob(c.eval_id, c.checkpoint, todo, gen_kwargs, suite.generation.batch_size))
+    ctx_by_id = {c.eval_id: c for c in ctxs}
+    generated: dict[str, int] = {c.eval_id: 0 for c in ctxs}
+    fps_by_eval: dict[str, float] = {}
+
+    def on_batch(b: GenBatch) -> None:
+        c = ctx_by_id[b.eval_id]
+        fps = suite.generation.fps or (b.info or {}).get("fps") or 8.0
+        fps_by_eval[b.eval_id] = fps
+        for item_id, video in b.videos.items():
+            it = by_id[item_id]
+            write_video(c.video_path(item_id), video, fps=fps,
+                        metadata={"prompt": it["prompt"], "seed": it["seed"], "item_id": item_id,
+                                  "checkpoint": c.checkpoint, "eval_id": c.eval_id})
+            generated[b.eval_id] += 1
+        for item_id, (stage, reason) in b.failures.items():
+            store.add_failure(b.eval_id, item_id, stage, reason)
+
+    if jobs:
+        infos = generate_all(jobs, on_batch, loader=cfg.pipeline_loader, device=cfg.device,
+                             use_ray=cfg.executor == "ray", ray_address=cfg.ray_address)
+        for eid, info in infos.items():
+            if info.get("error"):
+                ctx_by_id[eid].load_error = info["error"]
+                store.add_failure(eid, "*", "load", info["error"])
+
+    scorer = scoring.Scorer(suite, metrics, cache, n_boot=cfg.n_boot, set_boot=cfg.set_boot, level=cfg.level,
+                            seed=cfg.seed, batch=cfg.score_batch)
+    result = EvalResult(suite=suite.name, db=store.url)
+    for c in ctxs:
+        if c.load_error and not any(c.video_path(i["item_id"]).exists() for i in items):
+            store.set_status(c.eval_id, "failed")
+            summary_scores: dict[str, float | None] = {}
+        else:
+            summary_scores = scorer.score_eval(store, c.eval_id, items, c.video_path)
+            fails = store.failures(c.eval_id)
+            store.set_status(c.eval_id, "partial" if fails else "complete")
+        path = write_results_json(store, c.eval_id, c.eval_dir, suite, cfg, n_items=len(items),
+                                  seconds=time.perf_counter() - t0)
+        result.evals.append(EvalSummary(c.eval_id, c.checkpoint, c.checkpoint_name, store.get_eval(c.eval_id)["status"],
+                                        summary_scores, len(store.failures(c.eval_id)), str(path),
+                                        generated[c.eval_id]))
+    result.seconds = time.perf_counter() - t0
+    result.cache_stats = dict(cache.stats)
+    return result
+
+
+def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConfig | None = None,
+                  n_items: int | None = None, seconds: float | None = None) -> dict[str, Any]:
+    """The results document of one evaluation (lm-evaluation-harness-like; see docs/eval.md)."""
+    e = store.get_eval(eval_id)
+    scores = store.scores(eval_ids=[eval_id])
+    task: dict[str, Any] = {"alias": suite.name}
+    hib, mver, n, extractors, details = {}, {}, {}, {}, {}
+    for s in scores:
+        m = s["metric"]
+        task[f"{m},none"] = s["value"]
+        task[f"{m}_stderr,none"] = s["stderr"] if s["stderr"] is not None else "N/A"
+        task[f"{m}_ci_low,none"] = s["ci_low"]
+        task[f"{m}_ci_high,none"] = s["ci_high"]
+        hib[m] = s["higher_is_better"]
+        mver[m] = s["metric_version"]
+        n[m] = s["n"]
+        extractors[m] = {"extractor": s["extractor"], "weights": s["weights"],
+                         "preprocessing": (s["details"] or {}).get("preprocessing")}
+        details[m] = {k: v for k, v in (s["details"] or {}).items() if k != "preprocessing"}
+    fails = store.failures(eval_id)
+    scored = {r["item_id"] for r in store.items(eval_id)}
+    cfgd = e.get("config", {}).get("eval", {})
+    items = suite.items()
+    return {
+        "format": RESULTS_FORMAT, "format_version": RESULTS_FORMAT_VERSION,
+        "results": {suite.name: task},
+        "groups": {},
+        "configs": {suite.name: {**suite_to_dict(suite), "primary_metric": suite.primary}},
+        "versions": {suite.name: e["suite_version"]},
+        "metric_versions": mver,
+        "higher_is_better": {suite.name: hib},
+        "n-samples": {suite.name: {"original": n_items if n_items is not None else len(items),
+                                   "effective": len(scored)}},
+        "n": n,
+        "extractors": extractors,
+        "details": details,
+        "config": {"model": "skyloom", "model_args": f"checkpoint={e['checkpoint']}",
+                   "checkpoint": e["checkpoint"], "checkpoint_name": e["checkpoint_name"], "run_name": e["run_name"],
+                   "step": e["step"], "device": cfgd.get("device"), "batch_size": suite.generation.batch_size,
+                   "pipeline_loader": cfgd.get("pipeline_loader"), "generation": to_dict(suite.generation),
+                   "bootstrap": {"n_boot": cfgd.get("n_boot"), "set_boot": cfgd.get("set_boot"),
+                                 "level": cfgd.get("level"), "seed": cfgd.get("seed")}},
+        "seeds": {"suite": list(suite.seeds),
+                  "prompts": {p.id: list(p.seeds if p.seeds is not None else suite.seeds) for p in suite.prompts},
+                  "physics_scene_seed": suite.physics.seed if suite.physics.num_scenes else None,
+                  "bootstrap": cfgd.get("seed")},
+        "eval_id": eval_id, "suite": suite.name, "status": e["status"],
+        "failures": [{k: f[k] for k in ("item_id", "stage", "reason")} for f in fails],
+        "git_hash": e["git_hash"], "date": time.time(), "date_iso": e["created_at"],
+        "skyloom_version": _version(), "total_evaluation_time_seconds": None if seconds is None else str(round(seconds, 2)),
+    }
+
+
+def write_results_json(store: ResultsStore, eval_id: str, eval_dir: Path, suite: Suite,
+                       cfg: EvalConfig | None = None, n_items: int | None = None, seconds: float | None = None) -> Path:
+    from skyloom.fsutil import atomic_write_json
+
+    doc = build_results(store, eval_id, suite, cfg, n_items=n_items, seconds=seconds)
+    return atomic_write_json(Path(eval_dir) / "results.json", doc)
+
+
+def _version() -> str:
+    import skyloom
+
+    return skyloom.__version__

@@ -1,0 +1,311 @@
+"""Scoring stored videos with a suite's metrics, through the feature cache.
+
+Per-item metrics (CLIPSIM, consistency, flickering, warping error, physics) are computed in
+small batches and each batch's per-item values are stored at once, so a killed evaluation
+resumes with the items not stored yet. The aggregate is the mean over stored items with a
+percentile-bootstrap CI (:func:`eval.stats.bootstrap_ci`).
+
+Set-level metrics (anything with ``update_features``: FVD, KVD) are recomputed from features
+each time: features of generated and reference clips come from the :class:`FeatureCache`,
+reached through an alias (file sha256 + how the clip is cut), so a warm cache neither decodes
+nor encodes them. Their CI bootstraps the generated set (``set_boot`` resamples).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.cache import CachedExtractor, FeatureCache, array_key
+from eval.stats import bootstrap_ci
+from eval.store import ResultsStore
+from eval.suites import MetricSpec, Suite
+from skyloom.fsutil import sha256_file
+
+logger = logging.getLogger(__name__)
+
+
+def physics_items(suite: Suite) -> list[dict[str, Any]]:
+    """Physics-probe items of a suite: rendered ground truth + the first frames to continue from."""
+    ph = suite.physics
+    if ph.num_scenes <= 0:
+        return []
+    from eval import probes
+
+    return probes.build_items(ph)
+
+
+def resolve_extractor(spec: str) -> Any:
+    """An extractor from a spec: ``name``, ``name?key=value&...`` or ``indomain:PATH``."""
+    if spec.startswith("indomain:"):
+        from eval.evaluator import load_evaluator
+
+        return load_evaluator(spec.split(":", 1)[1])
+    from eval.features import get_extractor
+
+    name, _, query = spec.partition("?")
+    kwargs: dict[str, Any] = {}
+    if query:
+        import yaml
+
+        for part in query.split("&"):
+            k, _, v = part.partition("=")
+            kwargs[k] = yaml.safe_load(v)
+    return get_extractor(name, **kwargs)
+
+
+class Scorer:
+    """Scores one evaluation's videos with every metric of ``suite``."""
+
+    def __init__(self, suite: Suite, metrics: Any, cache: FeatureCache, *, n_boot: int = 1000, set_boot: int = 50,
+                 level: float = 0.95, seed: int = 0, batch: int = 8) -> None:
+        self.suite, self.metrics, self.cache = suite, metrics, cache
+        self.n_boot, self.set_boot, self.level, self.seed, self.batch = n_boot, set_boot, level, seed, batch
+        self._extractors: dict[str, CachedExtractor] = {}
+        self._reference: dict[str, np.ndarray] = {}
+
+    # -- building blocks ------------------------------------------------------------------
+    def extractor(self, spec: str) -> CachedExtractor:
+        if spec not in self._extractors:
+            self._extractors[spec] = CachedExtractor(resolve_extractor(spec), self.cache)
+        return self._extractors[spec]
+
+    def make_metric(self, m: MetricSpec) -> Any:
+        factory = self.metrics.get(m.name)
+        kwargs = dict(m.settings)
+        spec = self.suite.extractor_for(m)
+        if spec is None:
+            probe = factory(**kwargs)
+            spec = getattr(probe, "default_extractor", None)
+            if spec is None:
+                return probe
+        return factory(extractor=self.extractor(spec), **kwargs)
+
+    # -- entry ---------------------------------------------------------------------------
+    def score_eval(self, store: ResultsStore, eval_id: str, items: list[dict[str, Any]],
+                   video_path: Callable[[str], Path]) -> dict[str, float | None]:
+        """Score every metric of the suite for one evaluation; returns metric key -> value."""
+        decoded: dict[str, np.ndarray | None] = {}
+        undecodable = {f["item_id"] for f in store.failures(eval_id) if f["stage"] == "decode"}
+
+        def load(it: dict[str, Any]) -> np.ndarray | None:
+            iid = it["item_id"]
+            if iid not in decoded:
+                from skyloom.video import VideoError, read_video
+
+                try:
+                    decoded[iid] = read_video(video_path(iid))
+                except VideoError as e:
+                    store.add_failure(eval_id, iid, "decode", str(e))
+                    decoded[iid] = None
+            return decoded[iid]
+
+        out: dict[str, float | None] = {}
+        for m in self.suite.metrics:
+            kinds = {"prompts": ("prompt",), "physics": ("physics",), "all": ("prompt", "physics")}[m.subset]
+            todo = [it for it in items if it["kind"] in kinds and video_path(it["item_id"]).exists()
+                    and it["item_id"] not in undecodable]
+            try:
+                probe = self.make_metric(m)
+            except Exception as e:  # an extractor that does not load, bad settings
+                store.add_failure(eval_id, "*", f"metric:{m.key}", f"{type(e).__name__}: {e}")
+                out[m.key] = None
+                continue
+            if hasattr(probe, "update_features"):
+                out[m.key] = self._score_set(store, eval_id, m, probe, todo, load, video_path)
+            else:
+                out[m.key] = self._score_items(store, eval_id, m, probe, todo, load, video_path)
+        return out
+
+    # -- per-item metrics -----------------------------------------------------------------
+    def _update_kwargs(self, inst: Any, its: list[dict[str, Any]], videos: list[np.ndarray]) -> dict[str, Any]:
+        """Keyword arguments of ``inst.update`` that the items can fill (prompts, physics ground truth)."""
+        params = inspect.signature(inst.update).parameters
+        kw: dict[str, Any] = {}
+        if "item_ids" in params:
+            kw["item_ids"] = [it["item_id"] for it in its]
+        if "prompts" in params:
+            kw["prompts"] = [it["prompt"] for it in its]
+        for name in ("reference", "ground_truth", "variance", "specs"):
+            if name in params and all(it.get(name) is not None for it in its):
+                kw[name] = [it[name] for it in its]
+        if "reference" in kw:
+            kw["reference"] = [_fit(r, v.shape) for r, v in zip(kw["reference"], videos)]
+        return kw
+
+    def _score_items(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any, todo: list[dict[str, Any]],
+                     load: Callable, video_path: Callable[[str], Path]) -> float | None:
+        done = store.item_ids(eval_id, m.key)
+        pending = [it for it in todo if it["item_id"] not in done]
+        for i in range(0, len(pending), self.batch):
+            chunk = [it for it in pending[i:i + self.batch] if load(it) is not None]
+            if chunk:
+                self._score_chunk(store, eval_id, m, chunk, load, video_path)
+        wanted = {it["item_id"] for it in todo}
+        values = [r["value"] for r in store.items(eval_id, m.key) if r["item_id"] in wanted and r["value"] is not None]
+        ident = probe.identity() if hasattr(probe, "identity") else {}
+        if not values:
+            return None
+        ci = bootstrap_ci(values, n_boot=self.n_boot, level=self.level, seed=self.seed)
+        store.put_scores(eval_id, [{
+            "metric": m.key, "value": float(np.mean(values)), "stderr": ci.stderr, "ci_low": ci.low, "ci_high": ci.high,
+            "n": len(values), "higher_is_better": bool(getattr(probe, "higher_is_better", True)),
+            "metric_version": str(getattr(probe, "version", "")), "extractor": ident.get("extractor"),
+            "weights": ident.get("weights"),
+            "details": {"metric": m.name, "settings": m.settings, "preprocessing": ident.get("preprocessing"),
+                        "aggregate": "mean over items", "ci": f"percentile bootstrap, {self.n_boot} resamples",
+                        "level": self.level}}])
+        return float(np.mean(values))
+
+    def _score_chunk(self, store: ResultsStore, eval_id: str, m: MetricSpec, chunk: list[dict[str, Any]],
+                     load: Callable, video_path: Callable[[str], Path]) -> None:
+        inst = self.make_metric(m)
+        try:
+            videos = [load(it) for it in chunk]
+            inst.update(videos, **self._update_kwargs(inst, chunk, videos))
+            r = inst.compute()
+            per = r.per_item or {}
+        except Exception as e:
+            if len(chunk) > 1:  # find the item that fails
+                for it in chunk:
+                    self._score_chunk(store, eval_id, m, [it], load, video_path)
+                return
+            store.add_failure(eval_id, chunk[0]["item_id"], f"score:{m.key}", f"{type(e).__name__}: {e}")
+            return
+        rows = []
+        for it in chunk:
+            v = per.get(it["item_id"])
+            rows.append({"item_id": it["item_id"], "metric": m.key, "value": v,
+                         "video_path": str(video_path(it["item_id"])), "prompt": it["prompt"], "seed": it["seed"],
+                         "category": it["category"]})
+        store.put_items(eval_id, rows)
+
+    # -- set-level metrics ----------------------------------------------------------------
+    def _features(self, ex: CachedExtractor, inst: Any, alias: str, get_video: Callable[[], np.ndarray | None],
+                  real: bool) -> np.ndarray | None:
+        """Features of one clip as the metric would cut it, via alias -> input key -> cache."""
+        full_alias = f"{alias}|{ex.ekey}|{getattr(inst, 'name', '')}|{getattr(inst, 'num_frames', '')}|" \
+                     f"{getattr(inst, 'seed', '')}|{'real' if real else 'fake'}"
+        key = self.cache.get_alias(full_alias)
+        if key is not None:
+            hit = self.cache.get("v-" + ex.ekey, key)
+            if hit is not None:
+                return hit
+        v = get_video()
+        if v is None:
+            return None
+        clip = inst.clip(v, real) if hasattr(inst, "clip") else v
+        key = array_key(clip)
+        feats = ex.encode_videos(clip[None], keys=[key])[0]
+        self.cache.put_alias(full_alias, key)
+        return feats
+
+    def reference_features(self, inst: Any, ex: CachedExtractor) -> np.ndarray:
+        """(N, D) features of the suite's reference corpus, read through the cache."""
+        ref = self.suite.reference
+        memo = f"{ex.ekey}|{getattr(inst, 'name', '')}|{getattr(inst, 'num_frames', '')}"
+        if memo in self._reference:
+            return self._reference[memo]
+        from skyloom.corpus import Corpus
+
+        corpus = Corpus(ref.corpus)
+        recs = sorted(corpus.records(split=ref.split, source_kind=ref.source_kind), key=lambda r: r.id)[: ref.max_clips]
+        if len(recs) < 2:
+            raise ValueError(f"reference corpus {ref.corpus}: {len(recs)} clip(s) match "
+                             f"(split={ref.split}, source_kind={ref.source_kind}); need at least 2")
+        size = tuple(ref.size) if ref.size else None
+        feats = []
+        for r in recs:
+            alias = f"ref:{r.sha256}:{ref.num_frames}:{size}"
+
+            def get(r=r) -> np.ndarray | None:
+                try:
+                    return corpus.read_clip(r.id, num_frames=ref.num_frames, size=size)
+                except Exception as e:  # a reference clip that does not decode is skipped, not fatal
+                    logger.warning("reference clip %s skipped: %s", r.id, e)
+                    return None
+
+            f = self._features(ex, inst, alias, get, real=True)
+            if f is not None:
+                feats.append(f)
+        self._reference[memo] = np.stack(feats)  # (N_ref, D)
+        return self._reference[memo]
+
+    def _score_set(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any, todo: list[dict[str, Any]],
+                   load: Callable, video_path: Callable[[str], Path]) -> float | None:
+        if not self.suite.reference.corpus:
+            logger.warning("metric %s skipped: no reference corpus (--set suite.reference.corpus=PATH)", m.key)
+            return None
+        ex = probe.extractor
+        try:
+            real = self.reference_features(probe, ex)
+        except Exception as e:
+            store.add_failure(eval_id, "*", f"reference:{m.key}", f"{type(e).__name__}: {e}")
+            return None
+        fake = []
+        for it in todo:
+            path = video_path(it["item_id"])
+            try:
+                f = self._features(ex, probe, f"file:{sha256_file(path)}", lambda it=it: load(it), real=False)
+            except Exception as e:
+                store.add_failure(eval_id, it["item_id"], f"score:{m.key}", f"{type(e).__name__}: {e}")
+                continue
+            if f is not None:
+                fake.append(f)
+        if len(fake) < 2:
+            store.add_failure(eval_id, "*", f"score:{m.key}", f"{len(fake)} generated video(s) scored; need >= 2")
+            return None
+        fake_a = np.stack(fake)  # (N, D)
+        value_of = self._set_value_fn(m, ex, real)
+        try:
+            r = value_of(fake_a, full=True)
+        except Exception as e:
+            store.add_failure(eval_id, "*", f"score:{m.key}", f"{type(e).__name__}: {e}")
+            return None
+        rng = np.random.default_rng(self.seed)
+        boots = []
+        for _ in range(self.set_boot):
+            try:
+                boots.append(value_of(fake_a[rng.integers(0, len(fake_a), len(fake_a))]))
+            except Exception:  # a degenerate resample (e.g. KVD with one unique row)
+                continue
+        lo = hi = se = None
+        if len(boots) >= 2:
+            lo, hi = (float(x) for x in np.quantile(boots, [(1 - self.level) / 2, 1 - (1 - self.level) / 2]))
+            se = float(np.std(boots, ddof=1))
+        ident = probe.identity()
+        store.put_scores(eval_id, [{
+            "metric": m.key, "value": r.value, "stderr": se, "ci_low": lo, "ci_high": hi, "n": r.n,
+            "higher_is_better": r.higher_is_better, "metric_version": r.metric_version, "extractor": ident["extractor"],
+            "weights": ident["weights"],
+            "details": {**r.details, "metric": m.name, "settings": m.settings, "preprocessing": ident["preprocessing"],
+                        "ci": f"percentile bootstrap over generated videos, {len(boots)} resamples",
+                        "level": self.level, "reference_corpus": self.suite.reference.corpus}}])
+        return r.value
+
+    def _set_value_fn(self, m: MetricSpec, ex: CachedExtractor, real: np.ndarray) -> Callable[..., Any]:
+        def value_of(fake: np.ndarray, full: bool = False) -> Any:
+            inst = self.metrics.get(m.name)(extractor=ex, **m.settings)
+            inst.update_features(real, real=True)
+            inst.update_features(fake, real=False)
+            r = inst.compute()
+            return r if full else r.value
+
+        return value_of
+
+
+
+def _fit(reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Resize a reference clip (T, H, W, 3) to a generated clip's frame size (frame count kept)."""
+    ref = np.asarray(reference)
+    if ref.shape[1:3] == tuple(shape[1:3]):
+        return ref
+    import cv2
+
+    h, w = int(shape[1]), int(shape[2])
+    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in ref])  # (T, h, w, 3)

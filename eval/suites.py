@@ -1,0 +1,291 @@
+"""Evaluation suites: versioned YAML files that say exactly what a leaderboard number means.
+
+A suite (``configs/eval/suites/<name>.yaml``, format ``skyloom-suite``) holds:
+
+- ``name``, ``version`` (bump it when prompts, seeds, metrics or settings change: numbers from
+  different versions are never ranked together), ``description``, ``primary_metric``;
+- ``generation``: sampler settings shared by every checkpoint (frames, steps, guidance);
+- ``prompts``: prompt sets with stable ``id``, ``text``, ``category`` and optional per-prompt
+  ``seeds``; ``seeds`` at the top level apply to every other prompt. One item per (prompt, seed),
+  item id ``<prompt id>-s<seed>``;
+- ``physics``: physics-probe scenes (drawn from a ``datagen`` preset with a seed; the model
+  continues the first ``cond_frames`` ground-truth frames; ``perturb_takes`` re-simulations with
+  tiny perturbations measure the physical variance);
+- ``reference``: the reference corpus of real clips for FVD/KVD (a path, settable at run time
+  with ``--set suite.reference.corpus=PATH``);
+- ``extractors``: aliases -> extractor specs (``clip``, ``pixels``, ``indomain:PATH``), so one
+  ``--set suite.extractors.text_video=indomain:EVAL_DIR`` switches every metric using it;
+- ``metrics``: the metrics (names in ``eval.metrics.METRICS``) with their extractor and
+  settings; each is stored under its ``id`` (default: the name).
+
+Loading checks every key and type (unknown key -> error naming it and the valid keys); then
+:meth:`Suite.validate` checks the meaning: unknown metric (lists the valid ones), duplicate ids,
+a primary metric that is not in the suite, physics metrics without physics scenes, ...
+
+Example:
+    >>> s = load_suite("smoke")
+    >>> s.name, s.version >= 1, len(s.items()) > 0
+    ('smoke', True, True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skyloom.config import ConfigError, apply_overrides, configs_dir, from_dict, load_yaml, to_dict
+
+SUITE_FORMAT = "skyloom-suite"
+SUITE_GROUP = "eval/suites"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Metric kinds: which items a metric scores (the runner uses it to route videos).
+PHYSICS_METRIC_PREFIX = "physics"
+
+
+class SuiteError(ConfigError):
+    """A suite file that is malformed or refers to unknown metrics/extractors."""
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """One prompt of a suite: a stable id, the text, a category, optional own seeds."""
+
+    id: str
+    text: str
+    category: str = "general"
+    seeds: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """Sampler settings shared by every checkpoint (``None`` = the pipeline's default)."""
+
+    num_frames: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    batch_size: int = 4
+    fps: float | None = None
+
+
+@dataclass(frozen=True)
+class PhysicsSpec:
+    """Physics-probe scenes: drawn from a datagen preset, continued by the model from ``cond_frames``."""
+
+    preset: str = "probe"
+    num_scenes: int = 0
+    seed: int = 0
+    cond_frames: int = 4
+    num_frames: int = 16
+    perturb_scale: float = 0.01
+    perturb_takes: int = 1
+    category: str = "physics"
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """Reference corpus of real clips for distribution metrics (FVD, KVD)."""
+
+    corpus: str | None = None
+    split: str | None = None
+    source_kind: str | None = None
+    max_clips: int = 256
+    num_frames: int = 16
+    size: tuple[int, int] | None = None
+    sampling: str = "consecutive"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of a suite: registry name, stored id, extractor (spec or alias) and settings."""
+
+    name: str
+    id: str | None = None
+    extractor: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    subset: str = "prompts"  # which items it scores: prompts | physics | all (YAML reads a bare `on` as true)
+
+    @property
+    def key(self) -> str:
+        return self.id or self.name
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A versioned evaluation suite (see the module docstring)."""
+
+    name: str
+    version: int = 1
+    format: str = SUITE_FORMAT
+    description: str = ""
+    primary_metric: str | None = None
+    seeds: tuple[int, ...] = (0,)
+    generation: GenerationSpec = field(default_factory=GenerationSpec)
+    prompts: tuple[PromptSpec, ...] = ()
+    physics: PhysicsSpec = field(default_factory=PhysicsSpec)
+    reference: ReferenceSpec = field(default_factory=ReferenceSpec)
+    extractors: dict[str, str] = field(default_factory=dict)
+    metrics: tuple[MetricSpec, ...] = ()
+
+    # -- derived ------------------------------------------------------------------------
+    @property
+    def version_tag(self) -> str:
+        """``<version>+<hash>``: the declared version and a hash of the full content."""
+        return f"{self.version}+{self.content_hash()[:8]}"
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(json.dumps(to_dict(self), sort_keys=True).encode()).hexdigest()
+
+    def items(self) -> list[dict[str, Any]]:
+        """Prompt items: one per (prompt, seed), with ``item_id``, ``prompt_id``, ``prompt``, ``seed``, ``category``."""
+        out = []
+        for p in self.prompts:
+            for s in (p.seeds if p.seeds is not None else self.seeds):
+                out.append({"item_id": f"{p.id}-s{int(s)}", "prompt_id": p.id, "prompt": p.text, "seed": int(s),
+                            "category": p.category, "kind": "prompt"})
+        return out
+
+    def metric(self, key: str) -> MetricSpec:
+        for m in self.metrics:
+            if m.key == key:
+                return m
+        raise SuiteError(f"suite {self.name!r} has no metric {key!r}; metrics: {', '.join(m.key for m in self.metrics)}")
+
+    def extractor_for(self, m: MetricSpec) -> str | None:
+        """The extractor spec of a metric, with aliases from ``extractors`` resolved."""
+        if m.extractor is None:
+            return None
+        return self.extractors.get(m.extractor, m.extractor)
+
+    @property
+    def primary(self) -> str:
+        return self.primary_metric or (self.metrics[0].key if self.metrics else "")
+
+    # -- validation ---------------------------------------------------------------------
+    def validate(self, metric_names: Iterable[str] | None = None, extractor_names: Iterable[str] | None = None,
+                 where: str = "") -> Suite:
+        """Check the meaning of the suite; return it.
+
+        Args:
+            metric_names: valid metric names (default: ``eval.metrics.METRICS``).
+            extractor_names: valid extractor names (default: ``eval.features.EXTRACTORS``);
+                ``indomain:PATH`` specs are always accepted (checked when loaded).
+            where: file name for error messages.
+
+        Raises:
+            SuiteError: naming the suite file, the offending entry and what is valid.
+        """
+        at = f"{where or 'suite ' + repr(self.name)}: "
+        if self.format != SUITE_FORMAT:
+            raise SuiteError(f"{at}format is {self.format!r}, expected {SUITE_FORMAT!r}")
+        if not _ID_RE.match(self.name):
+            raise SuiteError(f"{at}name {self.name!r} must match {_ID_RE.pattern}")
+        if self.version < 1:
+            raise SuiteError(f"{at}version must be >= 1, got {self.version}")
+        if not self.metrics:
+            raise SuiteError(f"{at}no metrics; add a 'metrics:' list")
+        if not self.prompts and self.physics.num_scenes <= 0:
+            raise SuiteError(f"{at}no prompts and no physics scenes: nothing to evaluate")
+        ids = [p.id for p in self.prompts]
+        for pid in ids:
+            if not _ID_RE.match(pid):
+                raise SuiteError(f"{at}prompt id {pid!r} must match {_ID_RE.pattern}")
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise SuiteError(f"{at}duplicate prompt id(s) {dup}")
+        for p in self.prompts:
+            if not p.text.strip():
+                raise SuiteError(f"{at}prompt {p.id!r} has empty text")
+            if p.seeds is not None and len(set(p.seeds)) != len(p.seeds):
+                raise SuiteError(f"{at}prompt {p.id!r} repeats a seed: {list(p.seeds)}")
+        if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
+            raise SuiteError(f"{at}seeds must be a non-empty list without repeats, got {list(self.seeds)}")
+        if metric_names is None:
+            from eval.metrics import METRICS
+
+            metric_names = METRICS.names()
+        valid = sorted(metric_names)
+        keys = [m.key for m in self.metrics]
+        dupk = sorted({k for k in keys if keys.count(k) > 1})
+        if dupk:
+            raise SuiteError(f"{at}duplicate metric id(s) {dupk}; give each an 'id'")
+        for m in self.metrics:
+            if m.name not in valid:
+                import difflib
+
+                close = difflib.get_close_matches(m.name, valid, n=2)
+                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise SuiteError(f"{at}unknown metric {m.name!r}.{hint} Valid metrics: {', '.join(valid)}")
+            if m.subset not in ("prompts", "physics", "all"):
+                raise SuiteError(f"{at}metric {m.key!r}: 'subset' is {m.subset!r}; valid: prompts, physics, all")
+            if m.subset == "physics" and self.physics.num_scenes <= 0:
+                raise SuiteError(f"{at}metric {m.key!r} scores physics scenes but physics.num_scenes is 0")
+            if m.subset == "prompts" and not self.prompts:
+                raise SuiteError(f"{at}metric {m.key!r} scores prompts but the suite has none")
+            spec = self.extractor_for(m)
+            if spec is not None and extractor_names is not None and not spec.startswith("indomain:"):
+                base = spec.split("?")[0]
+                if base not in set(extractor_names):
+                    raise SuiteError(f"{at}metric {m.key!r}: unknown extractor {spec!r}; valid: "
+                                     f"{', '.join(sorted(extractor_names))}, indomain:PATH, or an alias "
+                                     f"from 'extractors' ({', '.join(sorted(self.extractors)) or 'none'})")
+        if self.primary_metric and self.primary_metric not in keys:
+            raise SuiteError(f"{at}primary_metric {self.primary_metric!r} is not one of the suite's metrics: "
+                             f"{', '.join(keys)}")
+        ph = self.physics
+        if ph.num_scenes > 0 and not (1 <= ph.cond_frames < ph.num_frames):
+            raise SuiteError(f"{at}physics.cond_frames must be in [1, num_frames), got {ph.cond_frames} "
+                             f"with num_frames {ph.num_frames}")
+        if self.generation.batch_size < 1:
+            raise SuiteError(f"{at}generation.batch_size must be >= 1")
+        return self
+
+
+def suite_path(name: str | os.PathLike) -> Path:
+    """A suite name (``configs/eval/suites/<name>.yaml``) or a YAML path."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.exists():
+            raise SuiteError(f"suite file {p} does not exist")
+        return p
+    cand = configs_dir() / SUITE_GROUP / f"{name}.yaml"
+    if not cand.exists():
+        raise SuiteError(f"unknown suite {str(name)!r}: no file {cand}. Available: {', '.join(list_suites()) or '(none)'}")
+    return cand
+
+
+def list_suites() -> list[str]:
+    d = configs_dir() / SUITE_GROUP
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def load_suite(name: str | os.PathLike, overrides: Iterable[str] = (), validate: bool = True,
+               metric_names: Iterable[str] | None = None, extractor_names: Iterable[str] | None = None) -> Suite:
+    """Load, override (``prompts.0.text=...`` is not supported; use keys like ``reference.corpus=PATH``)
+    and validate a suite.
+
+    Raises:
+        SuiteError: unknown file, unknown key / wrong type (naming the key), or a failed validation.
+    """
+    path = suite_path(name)
+    data = load_yaml(path)
+    try:
+        suite = from_dict(Suite, data)
+        suite = apply_overrides(suite, [o for o in overrides])
+    except SuiteError:
+        raise
+    except ConfigError as e:
+        raise SuiteError(f"{path}: {e}") from None
+    if validate:
+        suite.validate(metric_names=metric_names, extractor_names=extractor_names, where=str(path))
+    return suite
+
+
+def suite_to_dict(suite: Suite) -> dict[str, Any]:
+    return to_dict(suite)
