@@ -82,9 +82,12 @@ async function renderLeaderboard(el) {
       return barChart({ title: m.name, labels: rs.map((r) => r.checkpoint_name), values: rs.map((r) => r.scores[m.name].value),
         lows: rs.map((r) => r.scores[m.name].ci_low), highs: rs.map((r) => r.scores[m.name].ci_high), higherIsBetter: m.higher_is_better });
     }).join("");
+    const radar = radarChart({ title: "profile (outward = better, axes min–max scaled)",
+      axes: metrics.map((m) => ({ name: m.name, higherIsBetter: m.higher_is_better })),
+      series: s.rows.slice(0, PALETTE.length).map((r) => ({ name: r.checkpoint_name, values: metrics.map((m) => (r.scores[m.name] || {}).value) })) });
     $("#lb-body").innerHTML = `<div class="card"><table class="data" id="lb-table"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>
       <div class="note">${esc(s.note || "")} ${rows.length} of ${s.rows.length} evaluation(s); ranked by ${esc(s.primary_metric || "the suite's primary metric")}.</div></div>
-      <h3>Per metric (bars: value, whiskers: confidence interval)</h3><div class="charts">${charts}</div>`;
+      <h3>Per metric (bars: value, whiskers: confidence interval)</h3><div class="charts">${charts}${radar}</div>`;
     $$("#lb-table th").forEach((th) => th.addEventListener("click", () => {
       const k = th.dataset.key;
       sort.dir = sort.key === k ? -sort.dir : 1;

@@ -124,3 +124,37 @@ function countChart({ title, counts, width = 300 }) {
   if (!keys.length) return `<div class="chart"><div class="empty">${esc(title)}: no data</div></div>`;
   return barChart({ title, labels: keys, values: keys.map((k) => counts[k]), width });
 }
+
+// Radar: one polygon per series over >= 3 axes; each axis scaled min–max across series and
+// flipped for lower-is-better metrics, so that outward is always better.
+function radarChart({ title, axes, series, size = 300 }) {
+  if (axes.length < 3 || !series.length) return "";
+  const cx = size / 2, cy = size / 2 + 8, R = size / 2 - 58;
+  const norm = axes.map((ax, j) => {
+    const vals = series.map((s) => s.values[j]).filter((v) => v !== null && v !== undefined && !Number.isNaN(v));
+    const lo = Math.min(...vals), hi = Math.max(...vals);
+    return (v) => {
+      if (v === null || v === undefined || Number.isNaN(v) || !vals.length) return 0;
+      const f = hi > lo ? (v - lo) / (hi - lo) : 1;
+      return 0.15 + 0.85 * (ax.higherIsBetter === false ? 1 - f : f);
+    };
+  });
+  const pt = (j, r) => {
+    const a = -Math.PI / 2 + (2 * Math.PI * j) / axes.length;
+    return [cx + R * r * Math.cos(a), cy + R * r * Math.sin(a)];
+  };
+  let s = `<svg width="${size + 80}" height="${size}" role="img" aria-label="${esc(title)}"><text x="6" y="16" font-weight="bold">${esc(title)}</text>`;
+  for (const r of [0.25, 0.5, 0.75, 1]) s += `<polygon points="${axes.map((_, j) => pt(j, r).join(",")).join(" ")}" fill="none" stroke="#e6e9f0"/>`;
+  axes.forEach((ax, j) => {
+    const [x, y] = pt(j, 1), [lx, ly] = pt(j, 1.18);
+    s += `<line x1="${cx}" y1="${cy}" x2="${x}" y2="${y}" stroke="#d5dae5"/>`;
+    s += `<text x="${lx}" y="${ly + 4}" text-anchor="${Math.abs(lx - cx) < 5 ? "middle" : lx > cx ? "start" : "end"}">${esc(ax.name)}${ax.higherIsBetter === false ? " ↓" : ""}</text>`;
+  });
+  series.forEach((sr, i) => {
+    const c = PALETTE[i % PALETTE.length];
+    const pts = axes.map((_, j) => pt(j, norm[j](sr.values[j])).map((v) => v.toFixed(1)).join(",")).join(" ");
+    s += `<polygon class="radar-series" points="${pts}" fill="${c}" fill-opacity="0.12" stroke="${c}" stroke-width="1.6"><title>${esc(sr.name)}</title></polygon>`;
+  });
+  const legend = series.map((sr, i) => `<span><i style="background:${PALETTE[i % PALETTE.length]}"></i>${esc(sr.name)}</span>`).join("");
+  return `<div class="chart">${s}</svg><div class="legend">${legend}</div></div>`;
+}

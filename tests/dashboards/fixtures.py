@@ -66,7 +66,8 @@ def make_runs(root: Path) -> dict[str, Path]:
         store.put_scores(eid, [
             {"metric": "clipsim", "value": ci.estimate, "stderr": ci.stderr, "ci_low": ci.low, "ci_high": ci.high,
              "n": len(values), "higher_is_better": True, "extractor": "random-init"},
-            {"metric": "fvd", "value": fvd, "ci_low": fvd - 5, "ci_high": fvd + 5, "n": 3, "higher_is_better": False}])
+            {"metric": "fvd", "value": fvd, "ci_low": fvd - 5, "ci_high": fvd + 5, "n": 3, "higher_is_better": False},
+            {"metric": "flicker", "value": 0.9 + step / 1000, "n": 6, "higher_is_better": True}])
         store.set_status(eid, "complete")
     store.close()
     return {"runs": runs, "run-a": rd["run-a"].root, "run-b": rd["run-b"].root}

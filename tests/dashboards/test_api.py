@@ -47,7 +47,9 @@ def test_leaderboard_matches_eval_stats(client, world):
             assert r["scores"][m]["value"] == pytest.approx(s["value"])
             assert r["scores"][m]["ci_low"] == pytest.approx(s["ci_low"])
             assert r["scores"][m]["ci_high"] == pytest.approx(s["ci_high"])
-    assert {m["name"]: m["higher_is_better"] for m in table["metrics"]} == {"clipsim": True, "fvd": False}
+    assert {m["name"]: m["higher_is_better"] for m in table["metrics"]} == {"clipsim": True, "fvd": False,
+                                                                          "flicker": True}
+    assert table["metrics"][0]["name"] == "clipsim"  # the primary metric first
 
 
 def test_compare_gives_each_prompt_its_videos_and_scores(client, world):

@@ -73,7 +73,7 @@ def test_report_precomputes_paired_comparisons(report, world):
 
     _, html = report
     paired = embedded(html)["paired"]
-    assert len(paired) == 3 * 2 * 2  # ordered pairs of 3 checkpoints x 2 metrics
+    assert len(paired) == 3 * 2 * 3  # ordered pairs of 3 checkpoints x 3 metrics
     with ResultsStore(world["run-a"] / "results.sqlite") as s:
         ref = paired_compare(s, "smoke-b40", "smoke-a0", "clipsim").to_dict()
     assert paired["0|smoke-b40|smoke-a0|clipsim"]["diff"] == pytest.approx(ref["diff"])

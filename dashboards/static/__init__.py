@@ -1,0 +1,1 @@
+"""Static assets of the dashboard page (HTML, CSS, JS), shipped as package data."""

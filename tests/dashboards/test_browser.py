@@ -1,0 +1,197 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven by Playwright.
+
+The app runs on a free local port with the fixture world; screenshots go to ``test-artifacts/``
+(and the compare view to ``docs/img/dashboard-compare.png`` for the README).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+SYNC_TOL = 0.1  # seconds
+VIDEOS = "Array.from(document.querySelectorAll('#cmp-body video'))"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make sysdeps, or apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(dash):
+    from dashboards import create_app, serve_in_thread
+
+    with serve_in_thread(create_app(dash)) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    yield pg
+    ctx.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def open_view(page, base: str, view: str) -> None:
+    page.goto(f"{base}#{view}")
+    page.wait_for_selector(f"#view-{view}[data-ready='1']", timeout=15000)
+
+
+def times(page) -> list[float]:
+    return page.evaluate(f"{VIDEOS}.map(v => v.currentTime)")
+
+
+def wait_settled(page) -> None:
+    page.wait_for_function(f"{VIDEOS}.every(v => !v.seeking && v.readyState >= 2)", timeout=10000)
+
+
+def test_leaderboard_renders_sorts_filters(page, server, artifacts_dir):
+    open_view(page, server, "leaderboard")
+    rows = page.locator("#lb-table tbody tr")
+    assert rows.count() == 3
+    names = page.locator("#lb-table tbody tr td:nth-child(3)").all_inner_texts()
+    assert set(names[:2]) == {"run-a@40", "run-b@40"} and names[2] == "run-a@0"  # ranked by clipsim
+    assert page.locator("#lb-table tbody tr.tied").count() == 2  # the two step-40 checkpoints tie
+    assert page.locator(".chart svg").count() == 4  # one bar chart per metric (3) and a radar
+    assert page.locator(".chart svg .radar-series").count() == 3  # one polygon per checkpoint
+    page.click("#lb-table th[data-key='m:fvd']")  # sort by FVD, ascending
+    first = page.locator("#lb-table tbody tr").first.get_attribute("data-eval")
+    assert first in ("smoke-a40", "smoke-b40")
+    page.click("#lb-table th[data-key='m:fvd']")  # descending: the worst FVD first
+    assert page.locator("#lb-table tbody tr").first.get_attribute("data-eval") == "smoke-a0"
+    page.fill("#lb-filter", "run-b")
+    assert rows.count() == 1
+    page.fill("#lb-filter", "")
+    page.screenshot(path=str(artifacts_dir / "dashboard-leaderboard.png"), full_page=True)
+
+
+def test_compare_plays_videos_in_sync(page, server, artifacts_dir):
+    open_view(page, server, "compare")
+    page.wait_for_function(f"{VIDEOS}.length === 12 && {VIDEOS}.every(v => v.readyState >= 2)", timeout=15000)
+    assert page.locator("#cmp-paired-table tbody tr").count() == 1
+    # 2 checked checkpoints x 6 prompts; one control drives them all
+    page.click("#sync-play")
+    page.wait_for_function(f"{VIDEOS}.every(v => !v.paused && v.currentTime > 0.8)", timeout=10000)
+    t = times(page)
+    assert max(t) - min(t) < SYNC_TOL, t
+    # scrub while playing
+    page.eval_on_selector("#sync-scrub", "(r) => { r.value = '3.2'; r.dispatchEvent(new Event('input')); }")
+    wait_settled(page)
+    t = times(page)
+    assert max(t) - min(t) < SYNC_TOL and min(t) >= 3.2 - SYNC_TOL, t
+    page.wait_for_timeout(400)
+    t = times(page)
+    assert max(t) - min(t) < SYNC_TOL and min(t) > 3.3, t  # still playing, still together
+    page.click("#sync-play")  # pause
+    wait_settled(page)
+    assert page.evaluate(f"{VIDEOS}.every(v => v.paused)")
+    t = times(page)
+    assert max(t) - min(t) < SYNC_TOL, t
+    # scrub while paused
+    page.eval_on_selector("#sync-scrub", "(r) => { r.value = '1.5'; r.dispatchEvent(new Event('input')); }")
+    wait_settled(page)
+    t = times(page)
+    assert all(abs(x - 1.5) < SYNC_TOL for x in t), t
+    assert "two spheres collide </script><b>x</b>" in page.inner_text("#cmp-body")  # shown as text, not markup
+    page.screenshot(path=str(artifacts_dir / "dashboard-compare.png"), full_page=False)
+
+
+def test_compare_selection_changes_columns_and_paired_rows(page, server, artifacts_dir):
+    open_view(page, server, "compare")
+    page.check("#cmp-evals input[value='smoke-a0']")
+    page.wait_for_function("document.querySelectorAll('#cmp-paired-table tbody tr').length === 2", timeout=10000)
+    assert page.locator(".prompt-row").first.locator("video").count() == 3
+    verdicts = page.locator("#cmp-paired-table tbody tr td:last-child").all_inner_texts()
+    assert any("tie" in v for v in verdicts) and any("better" in v for v in verdicts)
+    page.eval_on_selector("#sync-scrub", "(r) => { r.value = '2.5'; r.dispatchEvent(new Event('input')); }")
+    wait_settled(page)
+    page.screenshot(path=str(artifacts_dir / "dashboard-compare-3.png"))
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    shutil.copy(artifacts_dir / "dashboard-compare-3.png", DOCS_IMG / "dashboard-compare.png")
+    page.select_option("#cmp-cat", "collision")
+    assert page.locator(".prompt-row").count() == 2
+
+
+def test_training_plots_every_run(page, server, artifacts_dir):
+    open_view(page, server, "training")
+    loss = page.locator(".chart", has=page.locator("svg[aria-label='train/loss']"))
+    assert loss.locator("path").count() == 2  # run-a and run-b on one plot
+    assert page.locator("svg[aria-label='eval/smoke/clipsim']").count() == 1
+    page.uncheck(".tr-run >> nth=1")
+    assert page.locator(".chart", has=page.locator("svg[aria-label='train/loss']")).locator("path").count() == 1
+    page.screenshot(path=str(artifacts_dir / "dashboard-training.png"), full_page=True)
+
+
+def test_corpus_view_filters(page, server, artifacts_dir):
+    open_view(page, server, "corpus")
+    cards = page.locator(".clip")
+    assert cards.count() == 6
+    page.select_option("#corpus-source", "licensed")
+    assert cards.count() == 2
+    assert set(cards.evaluate_all("cs => cs.map(c => c.dataset.source)")) == {"licensed"}
+    assert "Jane Doe, CC BY 4.0" in cards.first.inner_text()
+    page.select_option("#corpus-source", "")
+    page.select_option("#corpus-license", "CC0-1.0")
+    assert cards.count() == 4
+    page.select_option("#corpus-license", "")
+    page.select_option("#corpus-qname", "aesthetic")
+    page.fill("#corpus-qmin", "0.35")
+    assert sorted(cards.evaluate_all("cs => cs.map(c => c.dataset.id)")) == ["clip-3", "clip-4", "clip-5"]
+    page.fill("#corpus-q", "red square")
+    assert sorted(cards.evaluate_all("cs => cs.map(c => c.dataset.id)")) == ["clip-3", "clip-5"]
+    assert page.inner_text("#corpus-count") == "2 of 6 clips match"
+    page.screenshot(path=str(artifacts_dir / "dashboard-corpus.png"), full_page=True)
+
+
+def test_static_report_works_offline(browser, dash, tmp_path, artifacts_dir):
+    from dashboards import build_report
+
+    out = tmp_path / "report.html"
+    build_report(dash, out)
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    ctx.route("**/*", lambda route: (requests.append(route.request.url), route.continue_()))
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    for view in ("leaderboard", "compare", "training", "corpus"):
+        pg.goto(f"{out.as_uri()}#{view}")
+        pg.wait_for_selector(f"#view-{view}[data-ready='1']", timeout=15000)
+    assert pg.locator(".clip").count() == 6
+    pg.goto(f"{out.as_uri()}#compare")
+    pg.wait_for_selector("#view-compare[data-ready='1']")
+    pg.wait_for_function(f"{VIDEOS}.length === 12 && {VIDEOS}.every(v => v.readyState >= 2)", timeout=15000)
+    pg.click("#sync-play")
+    pg.wait_for_function(f"{VIDEOS}.every(v => !v.paused && v.currentTime > 0.5)", timeout=10000)
+    t = times(pg)
+    assert max(t) - min(t) < SYNC_TOL, t
+    ext = pg.evaluate("Array.from(document.querySelectorAll('[src],[href]')).map(e => e.getAttribute('src') || e.getAttribute('href'))"
+                      ".filter(u => !u.startsWith('data:') && !u.startsWith('#'))")
+    assert ext == []
+    assert {urlsplit(u).scheme for u in requests} <= {"file", "data"}, requests
+    assert "paired" in pg.inner_text("#cmp-paired").lower()
+    pg.screenshot(path=str(artifacts_dir / "report-compare.png"))
+    ctx.close()
+    assert errors == []
