@@ -30,6 +30,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 logger = logging.getLogger(__name__)
 
+CONTACT_TIMECONST = 0.02  # s, MuJoCo solref time constant of object contacts (see scenes.MATERIALS)
 EVENT_MIN_SPEED = 0.2  # m/s: slower contact onsets (settling, resting) are not collision events
 EVENT_DEBOUNCE_S = 0.1  # a pair must be apart this long before touching again counts again
 BOUNCE_MIN_UP_SPEED = 0.2  # m/s upward within BOUNCE_WINDOW_S of a floor impact = a bounce
@@ -54,6 +55,12 @@ def _f(v) -> str:
     return " ".join(f"{float(x):.6g}" for x in v)
 
 
+def steps_per_frame(spec: dict[str, Any]) -> int:
+    """Physics steps per frame: the spec's timestep, shortened so frames fall exactly on i / fps."""
+    r = spec["render"]
+    return max(1, int(math.ceil(1.0 / (float(r["fps"]) * float(r["timestep"])) - 1e-9)))
+
+
 def build_mjcf(spec: dict[str, Any]) -> str:
     """The MJCF model of a scene spec (floor, skybox, light, one free body per object)."""
     r, q, cam, light = spec["render"], spec["render"]["quality"], spec["camera"], spec["lighting"]
@@ -74,7 +81,7 @@ def build_mjcf(spec: dict[str, Any]) -> str:
     amb = light["ambient"]
     parts = [
         '<mujoco model="skyloom">',
-        f'<option timestep="{r["timestep"]:.6g}" gravity="{_f(spec["gravity"])}"/>',
+        f'<option timestep="{1.0 / (float(r["fps"]) * steps_per_frame(spec)):.12g}" gravity="{_f(spec["gravity"])}"/>',
         f'<visual><global fovy="{cam["fovy"]:.6g}" offwidth="{r["width"]}" offheight="{r["height"]}"/>',
         f'<quality shadowsize="{int(q["shadowsize"])}" offsamples="{int(q["offsamples"])}"/>',
         f'<headlight ambient="{_f([amb] * 3)}" diffuse="0.35 0.35 0.35" specular="0.05 0.05 0.05"/></visual>',
@@ -101,7 +108,7 @@ def build_mjcf(spec: dict[str, Any]) -> str:
             f'<freejoint name={quoteattr(o["name"])}/>'
             f'<geom name={quoteattr(o["name"])} type="{o["shape"]}" size="{_f(o["size"])}" mass="{o["mass"]:.6g}" '
             f'material="m_{o["name"]}" condim="6" friction="{m["friction"]} 0.005 0.0002" '
-            f'solref="0.01 {m["damping"]}"/></body>')
+            f'solref="{CONTACT_TIMECONST} {m["damping"]}"/></body>')
     parts += ["</worldbody>", "</mujoco>"]
     return "\n".join(parts)
 
@@ -141,7 +148,7 @@ class Simulation:
         r = spec["render"]
         self.fps = float(r["fps"])
         self.num_frames = int(r["num_frames"])
-        self.steps_per_frame = max(1, int(round(1.0 / (self.fps * r["timestep"]))))
+        self.steps_per_frame = steps_per_frame(spec)
         self.names = [o["name"] for o in spec["objects"]]
         self.geom_owner = {}
         for g in range(self.model.ngeom):
@@ -154,12 +161,11 @@ class Simulation:
                      int(mujoco.mjtWarning.mjWARN_BADQPOS)]
         self.states: list[list[dict[str, Any]]] = []
 
-    def _body_vel(self, name: str) -> np.ndarray:
+    def _body_vel(self, name: str, qvel: np.ndarray | None = None) -> np.ndarray:
         if name == "floor":
             return np.zeros(3)
-        i = self.names.index(name)
-        adr = self.model.jnt_dofadr[i]
-        return np.asarray(self.data.qvel[adr:adr + 3])
+        adr = self.model.jnt_dofadr[self.names.index(name)]
+        return np.asarray((self.data.qvel if qvel is None else qvel)[adr:adr + 3])
 
     def _check(self) -> None:
         d = self.data
@@ -167,8 +173,9 @@ class Simulation:
             raise SimulationError(f"simulation blew up at t={d.time:.4f} s (NaN/Inf or huge accelerations); "
                                   "check the spec's velocities, masses and timestep")
 
-    def _contacts(self) -> None:
-        d, t = self.data, self.data.time
+    def _contacts(self, t: float, qvel: np.ndarray) -> None:
+        """Contacts found by the step that started at time ``t`` with velocities ``qvel``."""
+        d = self.data
         ncon = d.ncon
         if ncon:
             geoms = np.asarray(d.contact.geom)[:ncon]  # (ncon, 2)
@@ -186,7 +193,7 @@ class Simulation:
             self._last_touch[pair] = t
             if last is not None and t - last <= EVENT_DEBOUNCE_S:
                 continue
-            speed = abs(float(np.dot(self._body_vel(a) - self._body_vel(b), normals[k])))
+            speed = abs(float(np.dot(self._body_vel(a, qvel) - self._body_vel(b, qvel), normals[k])))
             if speed < EVENT_MIN_SPEED:
                 continue
             frame = min(self.num_frames - 1, int(math.ceil(t * self.fps - 1e-9)))
@@ -218,9 +225,10 @@ class Simulation:
         for i in range(self.num_frames):
             if i:
                 for _ in range(self.steps_per_frame):
+                    t, qvel = self.data.time, self.data.qvel.copy()
                     self._mj.mj_step(self.model, self.data)
                     self._check()
-                    self._contacts()
+                    self._contacts(t, qvel)
             else:
                 self._check()
             self._record(i)

@@ -1,0 +1,186 @@
+"""Scene specs, the MuJoCo renderer's ground truth against physics and camera formulas, and the
+in-process API eval relies on (render_spec, perturb_spec)."""
+
+from __future__ import annotations
+
+import copy
+import re
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from datagen.render import RenderConfig, perturb_spec, render_spec, sample_specs
+from datagen.scenes import COLOURS, PROBES, SceneConfig, SpecError, sample_spec, spec_sha256, validate_spec
+from skyloom.config import load
+
+G = 9.81
+
+
+def preset(name: str, **scene) -> RenderConfig:
+    cfg = load(RenderConfig, name, [], group="datagen")
+    return dataclasses.replace(cfg, scene=dataclasses.replace(cfg.scene, **scene)) if scene else cfg
+
+
+def test_sampler_is_seeded_and_varied():
+    cfg = preset("balls-bounce")
+    a, b = sample_specs(cfg, 20, seed=1), sample_specs(cfg, 20, seed=1)
+    assert [spec_sha256(s) for s in a] == [spec_sha256(s) for s in b]
+    assert spec_sha256(a[0]) != spec_sha256(sample_specs(cfg, 1, seed=2)[0])
+    assert len({spec_sha256(s) for s in a}) == 20
+    for s in a:
+        validate_spec(s)
+        cols = [o["colour"] for o in s["objects"]]
+        assert 1 <= len(cols) <= 3 and len(set(cols)) == len(cols)  # clearly distinct colours
+        assert set(cols) <= {"red", "green", "blue", "yellow"} and all(o["shape"] == "sphere" for o in s["objects"])
+        assert s["render"]["quality"] == {"shadowsize": 512, "offsamples": 0, "shadows": True}
+        assert (s["render"]["width"], s["render"]["height"], s["render"]["fps"], s["render"]["num_frames"]) == (32, 32, 8.0, 16)
+    assert {o["motion"] for s in a for o in s["objects"]} == {"dropped", "thrown", "rolling"}
+    tab = sample_specs(preset("tabletop"), 24, seed=0)
+    assert {s["camera"]["motion"] for s in tab} == {"static", "orbit", "pan", "dolly"}
+    assert len({o["shape"] for s in tab for o in s["objects"]}) == 4
+    assert len({s["floor"]["texture"] for s in tab}) == 3
+
+
+def test_probe_preset_cycles_probe_kinds():
+    specs = sample_specs(preset("physics-probe"), 10, seed=0)
+    assert [s["probe"] for s in specs] == list(PROBES) * 2
+    stack = specs[4]
+    assert len(stack["objects"]) >= 2 and all(o["shape"] == "box" for o in stack["objects"])
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda s: s["objects"][0].update(shape="cone"), "objects[0].shape"),
+    (lambda s: s["objects"][0].update(size=[0.1, 0.2]), "objects[0].size"),
+    (lambda s: s["objects"][0].update(mass=-1), "objects[0].mass"),
+    (lambda s: s["objects"][0].update(velocity=[0, float("nan"), 0]), "objects[0].velocity"),
+    (lambda s: s["render"].update(width=3), "render.width"),
+    (lambda s: s["render"].update(timestep=1.0), "render.timestep"),
+    (lambda s: s["camera"].update(motion="zoom"), "camera.motion"),
+    (lambda s: s.pop("floor"), "'floor'"),
+])
+def test_invalid_spec_names_the_field(mutate, field):
+    spec = sample_spec(SceneConfig(), seed=0)
+    mutate(spec)
+    with pytest.raises(SpecError, match=re.escape(field)):
+        validate_spec(spec)
+
+
+def test_bad_scene_config_is_rejected():
+    with pytest.raises(SpecError, match="scene.colours"):
+        sample_spec(SceneConfig(colours=("red", "mauve")), seed=0)
+
+
+
+def _drop_spec(z0: float = 0.8) -> dict:
+    spec = sample_specs(preset("physics-probe", num_frames=8), 1, seed=3)[0]
+    assert spec["probe"] == "drop"
+    o = spec["objects"][0]
+    o.update(shape="sphere", size=[0.2], position=[0.0, 0.0, z0], velocity=[0.0, 0.0, 0.0], angular_velocity=[0.0] * 3)
+    return spec
+
+
+def test_drop_matches_free_fall_and_impact_time():
+    spec = _drop_spec(0.8)
+    frames, gt = render_spec(spec)
+    r, z0 = 0.2, 0.8
+    t_hit = math.sqrt(2 * (z0 - r) / G)  # 0.35 s
+    hits = [e for e in gt["events"] if e["a"] == "floor" and e["b"] == "obj0"]
+    assert hits and hits[0]["t"] == pytest.approx(t_hit, abs=0.01)
+    assert hits[0]["speed"] == pytest.approx(G * t_hit, rel=0.05)
+    assert hits[0]["frame"] == math.ceil(hits[0]["t"] * 8)
+    for f in gt["frames"][:3]:  # before the impact: z = z0 - g t^2 / 2, v = -g t
+        o = f["objects"][0]
+        assert o["position"][2] == pytest.approx(z0 - G * f["t"] ** 2 / 2, abs=3e-3)
+        assert o["velocity"][2] == pytest.approx(-G * f["t"], abs=2e-2)
+    summary = gt["objects"][0]["motion_summary"]
+    assert summary[0] == "falls" and "bounces" in summary and gt["objects"][0]["num_bounces"] >= 1
+
+
+def test_projection_bbox_depth_and_segmentation_agree():
+    spec = _drop_spec(0.2001)  # a ball resting on the floor in front of the camera
+    spec["render"].update(width=64, height=64, num_frames=2)
+    frames, gt = render_spec(spec)
+    seg, depth = gt["arrays_data"]["segmentation"], gt["arrays_data"]["depth"]
+    assert frames.shape == (2, 64, 64, 3) and frames.dtype == np.uint8
+    assert seg.dtype == np.uint8 and set(np.unique(seg)) == {0, 1}
+    o = gt["frames"][0]["objects"][0]
+    x0, y0, x1, y1 = o["bbox"]
+    cx, cy = o["center_px"]
+    assert x0 <= cx <= x1 and y0 <= cy <= y1  # pinhole projection of the centre lies in the mask's box
+    # mask area vs the projected disc of radius f r / d
+    f = 32 / math.tan(math.radians(spec["camera"]["fovy"]) / 2)
+    assert o["pixels"] == pytest.approx(math.pi * (f * 0.2 / o["depth"]) ** 2, rel=0.25)
+    # z-depth at the centre pixel is the sphere's front surface: centre depth - r (approximately)
+    assert depth[0, int(cy), int(cx)] == pytest.approx(o["depth"] - 0.2, abs=0.05)
+    # the ball is red-ish where the mask says it is and the background is not
+    ball = frames[0][seg[0] == 1].mean(0)
+    assert np.argmax(ball) == int(np.argmax(COLOURS[spec["objects"][0]["colour"]]))
+    cam = gt["camera"]["frames"][0]
+    assert np.linalg.norm(np.subtract(cam["position"], cam["lookat"])) == pytest.approx(spec["camera"]["distance"], abs=1e-5)
+
+
+def test_probes_ground_truth():
+    specs = sample_specs(preset("physics-probe", num_frames=12), 5, seed=1)
+    by = {s["probe"]: render_spec(s)[1] for s in specs}
+    roll = by["roll"]["objects"][0]
+    assert "rolls" in roll["motion_summary"] and "falls" not in roll["motion_summary"]
+    col = by["collide"]
+    assert any({e["a"], e["b"]} == {"obj0", "obj1"} for e in col["events"])
+    assert "collides" in col["objects"][0]["motion_summary"]
+    thrown = by["throw"]["frames"]
+    assert thrown[1]["objects"][0]["position"][0] > thrown[0]["objects"][0]["position"][0]
+    assert "falls" in by["drop"]["objects"][0]["motion_summary"]
+    for gt in by.values():
+        assert gt["format"] == "skyloom-gt" and gt["version"] == 1 and gt["probe"] in PROBES
+        assert len(gt["frames"]) == 12 and all(len(f["objects"]) == len(gt["objects"]) for f in gt["frames"])
+
+
+def test_render_spec_is_deterministic_and_perturb_zero_is_identity():
+    spec = sample_specs(preset("balls-bounce", num_frames=6), 1, seed=5)[0]
+    f1, g1 = render_spec(spec)
+    f2, g2 = render_spec(copy.deepcopy(spec))
+    assert np.array_equal(f1, f2) and g1["frames"] == g2["frames"] and g1["events"] == g2["events"]
+    same = perturb_spec(spec, 0.0, seed=3)
+    assert same == spec and same is not spec
+    f3, _ = render_spec(same)
+    assert np.array_equal(f1, f3)
+    p1, p2 = perturb_spec(spec, 0.01, seed=1), perturb_spec(spec, 0.01, seed=2)
+    assert p1 == perturb_spec(spec, 0.01, seed=1) and p1 != p2
+    assert p1["perturbation"]["parent_sha256"] == spec_sha256(spec)
+    _, gp = render_spec(p1)
+    d = [np.linalg.norm(np.subtract(a["position"], b["position"]))
+         for fa, fb in zip(g1["frames"], gp["frames"]) for a, b in zip(fa["objects"], fb["objects"])]
+    assert 0 < max(d) < 0.2  # a tiny perturbation gives a nearby, different trajectory
+    with pytest.raises(ValueError, match="scale"):
+        perturb_spec(spec, -1.0, seed=0)
+
+
+def test_camera_motions_move_the_camera():
+    base = sample_specs(preset("balls-bounce", num_frames=4), 1, seed=0)[0]
+    for motion, speed in (("orbit", 30.0), ("pan", 20.0), ("dolly", 0.5)):
+        spec = copy.deepcopy(base)
+        spec["camera"].update(motion=motion, speed=speed)
+        _, gt = render_spec(spec)
+        cams = gt["camera"]["frames"]
+        if motion == "pan":  # the camera stays, its view turns
+            assert cams[0]["position"] == pytest.approx(cams[-1]["position"], abs=1e-5)
+            assert cams[0]["lookat"] != pytest.approx(cams[-1]["lookat"], abs=1e-3)
+        else:
+            assert cams[0]["position"] != pytest.approx(cams[-1]["position"], abs=1e-3)
+
+
+def test_contacts_never_create_energy():
+    """Kinetic + potential energy never grows (soft contacts tuned so restitution < 1)."""
+    from datagen.mujoco_render import Simulation
+
+    for spec in sample_specs(preset("balls-bounce", num_frames=16), 6, seed=11) + sample_specs(preset("tabletop"), 3, seed=2):
+        sim = Simulation(spec)
+        sim.run()
+        masses = [o["mass"] for o in spec["objects"]]
+        energy = [sum(m * (0.5 * np.dot(s["velocity"], s["velocity"]) + G * s["position"][2]) for m, s in zip(masses, st))
+                  for st in sim.states]  # rotational energy left out: only an upper bound on growth matters
+        rot = max(m * max(np.dot(s["angular_velocity"], s["angular_velocity"]) for s in st) * max(o["size"]) ** 2
+                  for st in sim.states for m, o in zip(masses, spec["objects"]))
+        assert max(energy) <= energy[0] * 1.01 + rot, spec["seed"]
