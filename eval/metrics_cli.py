@@ -1,0 +1,219 @@
+"""``skyloom eval score``: score a folder of mp4s with one metric (FVD, CLIPSIM, physics, ...).
+
+``register(eval_app)`` adds the command to the ``skyloom eval`` group (called from ``eval/cli.py``).
+Unreadable videos are skipped and listed in the result (``details.skipped``), never fatal.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+log = logging.getLogger(__name__)
+
+SCORE_HELP = """Score videos with one metric and print the result (value, n, extractor, weights hash,
+preprocessing). Examples:
+
+  [cyan]skyloom eval score --metric fvd --videos gen/ --reference real/ --weights ~/i3d_pretrained_400.pt[/]
+  [cyan]skyloom eval score --metric clipsim --videos gen/ --prompts prompts.json --weights openai[/]
+  [cyan]skyloom eval score --metric warping_error --videos 'gen/*.mp4' --json[/]
+  [cyan]skyloom eval score --metric physics_iq --videos gen/ --reference CORPUS/clips --gt CORPUS/gt[/]
+"""
+
+
+def list_videos(spec: str) -> list[Path]:
+    """A folder (its ``*.mp4``, sorted) or a glob pattern; error if nothing matches."""
+    p = Path(spec).expanduser()
+    files = sorted(p.glob("*.mp4")) if p.is_dir() else sorted(Path(x) for x in glob.glob(str(p)))
+    if not files:
+        raise FileNotFoundError(f"no videos at {spec!r} (expected a folder of .mp4 files or a glob pattern)")
+    return files
+
+
+def read_prompts(path: Path, stems: list[str]) -> dict[str, str]:
+    """Prompts by video stem from .json ({stem: prompt} or [prompt, ...] in video order), .jsonl
+    ({"id"|"item_id", "prompt"}) or text (``stem<TAB>prompt`` lines, or one prompt per line)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        data = json.loads(text)
+        if isinstance(data, list):
+            if len(data) != len(stems):
+                raise ValueError(f"{path}: {len(data)} prompts for {len(stems)} videos")
+            return dict(zip(stems, map(str, data)))
+        return {str(k): str(v) for k, v in data.items()}
+    if path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return {str(r.get("id", r.get("item_id"))): str(r["prompt"]) for r in rows}
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if all("\t" in ln for ln in lines):
+        return dict(ln.split("\t", 1) for ln in lines)
+    if len(lines) != len(stems):
+        raise ValueError(f"{path}: {len(lines)} prompt lines for {len(stems)} videos (use 'stem<TAB>prompt')")
+    return dict(zip(stems, lines))
+
+
+def parse_options(opts: list[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as Python literals when possible (``16``, ``0.5``, ``'dis'``)."""
+    out: dict[str, Any] = {}
+    for o in opts or []:
+        if "=" not in o:
+            raise ValueError(f"--option {o!r}: expected key=value")
+        k, v = o.split("=", 1)
+        try:
+            out[k.strip()] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            out[k.strip()] = v
+    return out
+
+
+def build_metric(metric: str, extractor: str | None, weights: str | None, random_init: bool,
+                 options: dict[str, Any]) -> Any:
+    """The metric from ``METRICS`` with its extractor built from the command-line options."""
+    from eval.metrics import METRICS
+
+    cls = METRICS.get(metric)
+    kwargs = dict(options)
+    needs_extractor = metric in ("fvd", "kvd", "clipsim", "clipsim_x100", "subject_consistency",
+                                 "background_consistency", "clip_temp")
+    if needs_extractor:
+        name = extractor or ("i3d" if metric in ("fvd", "kvd") else "clip")
+        ekw: dict[str, Any] = {}
+        if weights:
+            ekw["pretrained" if name == "clip" else "weights"] = weights
+        if random_init:
+            ekw["random_init"] = True
+        from eval.features import get_extractor
+
+        kwargs["extractor"] = get_extractor(name, **ekw)
+    elif extractor or weights:
+        raise ValueError(f"metric {metric!r} takes no extractor/weights (it works on pixels)")
+    return cls(**kwargs)
+
+
+def score_videos(metric: str, videos: str, reference: str | None = None, prompts: Path | None = None,
+                 gt: Path | None = None, extractor: str | None = None, weights: str | None = None,
+                 random_init: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score the videos; returns ``MetricResult.to_dict()`` plus ``details.skipped`` (path, reason)."""
+    from skyloom.video import VideoError, read_video
+
+    files = list_videos(videos)
+    m = build_metric(metric, extractor, weights, random_init, options or {})
+    skipped: list[dict[str, str]] = []
+    stems = [f.stem for f in files]
+    prompt_map = read_prompts(Path(prompts), stems) if prompts else None
+    ref_dir = Path(reference).expanduser() if reference else None
+
+    def load(p: Path) -> Any:
+        try:
+            return read_video(p)
+        except VideoError as e:
+            skipped.append({"path": str(p), "reason": str(e)})
+            return None
+
+    if metric in ("fvd", "kvd"):
+        if ref_dir is None:
+            raise ValueError(f"{metric} needs --reference (a folder or glob of real clips)")
+        for p in list_videos(str(ref_dir)):
+            v = load(p)
+            if v is not None:
+                _safe(m, skipped, p, lambda v=v: m.update([v], real=True))
+    for f in files:
+        v = load(f)
+        if v is None:
+            continue
+        kw: dict[str, Any] = {"item_ids": [f.stem]}
+        if metric in ("fvd", "kvd"):
+            kw = {}
+        elif metric.startswith("clipsim"):
+            if prompt_map is None or f.stem not in prompt_map:
+                skipped.append({"path": str(f), "reason": "no prompt for this video (--prompts)"})
+                continue
+            kw["prompts"] = [prompt_map[f.stem]]
+        elif metric.startswith("physics"):
+            if ref_dir is None:
+                raise ValueError(f"{metric} needs --reference (the simulator's clips, same file names)")
+            ref = load(ref_dir / f.name)
+            if ref is None:
+                continue
+            kw["reference"] = [ref]
+            gtd = _read_gt(gt, f.stem) if gt else None
+            if metric == "physics_trajectory":
+                if gtd is None:
+                    raise ValueError("physics_trajectory needs --gt (folder of <id>.json ground truth)")
+                kw["ground_truth"] = [gtd]
+            elif gtd is not None:
+                kw["specs"] = [gtd["spec"]]
+        _safe(m, skipped, f, lambda v=v, kw=kw: m.update([v], **kw))
+    res = m.compute().to_dict()
+    res["details"]["skipped"] = skipped
+    return res
+
+
+def _safe(m: Any, skipped: list[dict[str, str]], path: Path, fn: Any) -> None:
+    try:
+        fn()
+    except ValueError as e:  # bad clip (too short, wrong shape, ...): record and go on
+        skipped.append({"path": str(path), "reason": str(e)})
+
+
+def _read_gt(gt_dir: Path, stem: str) -> dict[str, Any] | None:
+    p = Path(gt_dir) / f"{stem}.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def register(eval_app: typer.Typer) -> None:
+    """Add ``score`` to the ``skyloom eval`` command group."""
+
+    @eval_app.command("score", help=SCORE_HELP)
+    def score(
+        metric: Annotated[str, typer.Option("--metric", "-m", help="Metric name (fvd, kvd, clipsim, clipsim_x100, "
+                                            "subject_consistency, background_consistency, clip_temp, "
+                                            "temporal_flickering, warping_error, physics_iq, physics_trajectory).")],
+        videos: Annotated[str, typer.Option("--videos", help="Folder of .mp4 files or a glob pattern.")],
+        reference: Annotated[str | None, typer.Option(help="Real clips (FVD/KVD) or simulator clips with the same "
+                                                           "file names (physics).")] = None,
+        prompts: Annotated[Path | None, typer.Option(help="Prompts: .json {stem: prompt}, .jsonl or stem<TAB>prompt.")] = None,
+        gt: Annotated[Path | None, typer.Option("--gt", help="Folder of skyloom-gt <stem>.json (physics metrics).")] = None,
+        extractor: Annotated[str | None, typer.Option(help="Feature extractor (i3d, i3d-torchscript, clip, pixels, ...).")] = None,
+        weights: Annotated[str | None, typer.Option(help="Weights file (or an open_clip tag in its cache). Never downloaded.")] = None,
+        random_init: Annotated[bool, typer.Option("--random-init", help="Random weights (smoke tests only; "
+                                                                      "recorded as 'random-init').")] = False,
+        option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Metric setting key=value "
+                                                         "(e.g. num_frames=16, flow='farneback', cond_frames=4).")] = None,
+        out: Annotated[Path | None, typer.Option(help="Also write the result JSON here.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    ) -> None:
+        from skyloom.cli_common import console, fail
+
+        try:
+            res = score_videos(metric, videos, reference, prompts, gt, extractor, weights, random_init,
+                               parse_options(option))
+        except (ValueError, FileNotFoundError) as e:  # incl. RegistryError, VideoError
+            fail(str(e))
+            return
+        if out:
+            from skyloom.fsutil import atomic_write_json
+
+            atomic_write_json(out, res)
+        if as_json:
+            print(json.dumps(res, indent=2, default=str))
+            return
+        from rich.table import Table
+
+        t = Table(title=f"{res['name']} (v{res['metric_version']})")
+        t.add_column("field")
+        t.add_column("value")
+        for k in ("value", "n", "stderr", "higher_is_better", "extractor", "weights"):
+            t.add_row(k, str(res[k]))
+        t.add_row("preprocessing", json.dumps(res["preprocessing"], default=str))
+        t.add_row("details", json.dumps({k: v for k, v in res["details"].items() if k != "skipped"}, default=str))
+        t.add_row("skipped", str(len(res["details"]["skipped"])))
+        console.print(t)
+        for s in res["details"]["skipped"]:
+            console.print(f"[yellow]skipped[/] {s['path']}: {s['reason']}")
