@@ -157,6 +157,7 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
             label = f"{ev['run_name']}/{label}"
         evals.append({"eval_id": eid, "label": label, "run_name": ev.get("run_name"), "step": ev.get("step")})
         run_root = _run_root_of(ev, src)
+        video_dir = run_root / "eval" / suite / eid / "videos" if run_root is not None else None
         for row in src.store.items(eid):
             it = items.setdefault(row["item_id"], {"item_id": row["item_id"], "prompt": row.get("prompt"),
                                                     "category": row.get("category"), "seed": row.get("seed"),
@@ -168,6 +169,13 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
             cell["scores"][row["metric"]] = row.get("value")
             if row.get("video_path") and cell["path"] is None:
                 cell["path"] = row["video_path"]
+                video_dir = Path(row["video_path"]).parent if Path(row["video_path"]).is_absolute() else video_dir
+        # Videos with no per-item row (suites scored only by set-level metrics such as FVD).
+        if video_dir is not None and video_dir.is_dir():
+            for f in sorted(video_dir.glob("*.mp4")):
+                it = items.setdefault(f.stem, {"item_id": f.stem, "prompt": None, "category": None, "seed": None,
+                                               "videos": {}})
+                it["videos"].setdefault(eid, {"scores": {}, "path": str(f)})
         for it in items.values():
             cell = it["videos"].get(eid)
             if cell is None:

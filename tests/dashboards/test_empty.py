@@ -93,3 +93,22 @@ def test_runs_may_be_a_single_run(world, suffix):
     d = Dashboard(str(world["run-a"]) + suffix)
     assert [r["name"] for r in d.overview()["runs"]] == ["run-a"]
     assert d.leaderboard()["suites"][0]["suite"] == "smoke"
+
+
+def test_compare_lists_videos_of_set_level_only_suites(tmp_path):
+    """A suite scored only by set-level metrics (FVD) has no item rows; its videos still show."""
+    from dashboards import Dashboard
+    from eval.store import ResultsStore
+    from skyloom.rundir import RunDir
+    from skyloom.video import write_video
+    from tests.conftest import moving_square_video
+
+    run = RunDir.create(tmp_path / "runs" / "r")
+    with ResultsStore(run.root / "results.sqlite") as s:
+        s.begin_eval("e", suite="fvd-only", checkpoint=str(run.checkpoint_dir(0)), status="complete")
+        s.put_scores("e", [{"metric": "fvd", "value": 12.0, "higher_is_better": False}])
+    for i in range(2):
+        write_video(run.eval_dir / "fvd-only" / "e" / "videos" / f"v{i}.mp4", moving_square_video(T=4), fps=8)
+    cmp = Dashboard(tmp_path / "runs").compare(0, "fvd-only", ["e"])
+    assert [it["item_id"] for it in cmp["items"]] == ["v0", "v1"]
+    assert cmp["items"][1]["videos"]["e"]["url"] == "files/0/r/eval/fvd-only/e/videos/v1.mp4"

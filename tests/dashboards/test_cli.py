@@ -1,0 +1,55 @@
+"""``skyloom dashboard``: the real command serves the app on 127.0.0.1 and a free port."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_dashboard_command_serves_on_localhost(world):
+    env = dict(os.environ, COLUMNS="300", NO_COLOR="1", TERM="dumb")
+    proc = subprocess.Popen([sys.executable, "-m", "skyloom.cli", "dashboard", "--runs", str(world["runs"]),
+                             "--corpus", str(world["corpus"]), "--port", "0"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url, lines, deadline = None, [], time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"(http://[\d.]+:\d+/)", line)
+            url = m.group(1) if m else None
+        assert url is not None, "".join(lines)
+        assert url.startswith("http://127.0.0.1:")  # bound to this machine only by default
+        with urllib.request.urlopen(url + "api/overview", timeout=20) as r:
+            ov = json.load(r)
+        assert sorted(x["name"] for x in ov["runs"]) == ["run-a", "run-b", "run-empty"]
+        with urllib.request.urlopen(url, timeout=20) as r:
+            assert b'id="skyloom-data">null</script>' in r.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_dashboard_command_reports_a_busy_port(world):
+    from typer.testing import CliRunner
+
+    from dashboards.app import bind
+    from skyloom.cli import app
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        port = sock.getsockname()[1]
+        res = CliRunner().invoke(app, ["dashboard", "--runs", str(world["runs"]), "--port", str(port)])
+    finally:
+        sock.close()
+    assert res.exit_code == 2 and "cannot listen" in res.output, res.output
