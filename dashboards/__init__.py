@@ -4,4 +4,4 @@ from dashboards.app import create_app, serve_in_thread
 from dashboards.report import ReportInfo, build_report
 from dashboards.sources import Dashboard
 
-__all__ = ["Dashboard", "create_app", "serve_in_thread", "build_report", "ReportInfo"]
+__all__ = ["Dashboard", "ReportInfo", "build_report", "create_app", "serve_in_thread"]

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
+from functools import cache
 from html import escape
 from importlib import resources
 from typing import Any
 
 
-@lru_cache(maxsize=None)
+@cache
 def asset(name: str) -> str:
     """Text of a packaged file in ``dashboards/static/``."""
     return resources.files("dashboards").joinpath("static", name).read_text(encoding="utf-8")

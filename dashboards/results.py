@@ -12,10 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from dashboards.paths import SafeRoots
 from skyloom.rundir import RunDir, run_of_checkpoint
 
 log = logging.getLogger(__name__)
+
+# What opening or reading a store can raise: bad URL / newer schema (StoreError is a ValueError),
+# unreadable file, missing database driver, corrupt or unreachable database.
+STORE_ERRORS = (ValueError, OSError, ImportError, SQLAlchemyError)
 
 
 @dataclass
@@ -69,7 +75,7 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
             continue
         try:
             store = ResultsStore(target)
-        except Exception as e:  # corrupt file, unreachable server, newer schema, ...
+        except STORE_ERRORS as e:
             warnings.append(f"cannot open results store {target}: {e}")
             continue
         out.append(ResultSource(len(out), label, str(store.url), store, run_root))
@@ -95,7 +101,7 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
     for src in sources:
         try:
             suites = sorted({e["suite"] for e in src.store.evals()})
-        except Exception as e:
+        except STORE_ERRORS as e:
             warnings.append(f"{src.label}: cannot read evaluations ({e})")
             continue
         for suite in suites:
@@ -213,7 +219,7 @@ def eval_series(sources: list[ResultSource]) -> dict[str, dict[str, list[list[fl
         try:
             evs = [e for e in src.store.evals() if e.get("step") is not None and e.get("status") in ("complete", "partial")]
             scores = src.store.scores(eval_ids=[e["eval_id"] for e in evs]) if evs else []
-        except Exception as e:
+        except STORE_ERRORS as e:
             log.warning("%s: %s", src.label, e)
             continue
         by_id = {e["eval_id"]: e for e in evs}
@@ -230,8 +236,8 @@ def close_sources(sources: list[ResultSource]) -> None:
     for s in sources:
         try:
             s.store.close()
-        except Exception:  # pragma: no cover - best effort on shutdown
-            pass
+        except STORE_ERRORS as e:  # best effort
+            log.debug("closing %s: %s", s.label, e)
 
 
-__all__ = ["ResultSource", "open_sources", "leaderboards", "compare", "paired", "eval_series", "close_sources"]
+__all__ = ["ResultSource", "close_sources", "compare", "eval_series", "leaderboards", "open_sources", "paired"]

@@ -67,7 +67,7 @@ class Dashboard:
         srcs = self._sources(warnings)
         try:
             suites = sorted({e["suite"] for s in srcs for e in s.store.evals()})
-        except Exception as e:
+        except results.STORE_ERRORS as e:
             warnings.append(f"cannot list evaluations: {e}")
             suites = []
         finally:

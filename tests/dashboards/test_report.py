@@ -26,7 +26,7 @@ class _Refs(HTMLParser):
 
 
 def embedded(html: str) -> dict:
-    m = re.search(r'<script type="application/json" id="skyloom-data">(.*?)</script>', html, re.S)
+    m = re.search(r'<script type="application/json" id="skyloom-data">(.*?)</script>', html, re.DOTALL)
     assert m, "no embedded data block"
     return json.loads(m.group(1))
 
