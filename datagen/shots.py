@@ -47,6 +47,7 @@ class ShotConfig:
         clip_seconds: target clip length; long shots are cut into clips of this length.
         min_clip_seconds: a shot remainder (or a whole shot) shorter than this gives no clip.
         max_clips_per_shot: keep at most this many clips of a shot (0 = all).
+        decode_threads: decoder threads per source (1 suits one Ray task per CPU; 0 = FFmpeg's auto).
     """
 
     detector: Literal["content", "adaptive"] = "content"
@@ -57,6 +58,7 @@ class ShotConfig:
     clip_seconds: float = 2.0
     min_clip_seconds: float = 1.0
     max_clips_per_shot: int = 0
+    decode_threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,7 @@ def fit_size(width: int, height: int, short_side: int, aspect: float | None = No
     return sw, sh, ow, oh
 
 
-def decode_frames(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
+def decode_frames(path: str | os.PathLike, threads: int = 1) -> Iterator[tuple[int, object]]:
     """Yield ``(index, av.VideoFrame)`` in order; a decode error ends the stream (as a truncation)."""
     import av
 
@@ -249,6 +251,7 @@ def decode_frames(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
         i = 0
         try:
             for frame in container.decode(stream):
