@@ -1,0 +1,100 @@
+"""CLIPSIM: the formula against a hand computation, scaling/flooring, open_clip extractor (random
+init of a shrunk ViT-B-32-family model) and the colour-swap probe with a hand-built extractor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eval.clip_features import TINY_VIT_B_32, OpenCLIPExtractor
+from eval.features import FrameTextExtractor, l2_normalise
+from eval.metrics import METRICS, CLIPSim, clipsim_from_embeddings
+from tests.conftest import moving_square_video
+
+
+class ColourExtractor(FrameTextExtractor):
+    """Hand-built CLIP-like extractor: a frame is its mean RGB, a text the RGB of its colour word."""
+
+    name, weights, dim = "colour-words", "none", 3
+    preprocessing = {"frame": "mean RGB"}
+    WORDS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
+
+    def encode_frames(self, frames):
+        return l2_normalise(np.asarray(frames, np.float64).mean(axis=(1, 2)) + 1e-3)
+
+    def encode_text(self, texts):
+        return l2_normalise(np.array([next(v for k, v in self.WORDS.items() if k in t) for t in texts]))
+
+
+def test_formula_matches_hand_computation_and_floor():
+    frames = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.2]])
+    text = np.array([1.0, 0.0])
+    raw, x100 = clipsim_from_embeddings(frames, text)
+    cos = [1.0, 0.0, -1.0 / np.sqrt(1.04)]
+    assert raw == pytest.approx(np.mean(cos))
+    assert x100 == pytest.approx(np.mean([100.0, 0.0, 0.0]))  # negative cosines floored at 0
+
+
+def test_colour_swap_lowers_clipsim():
+    red = moving_square_video(8, 24, 24, colour=(250, 10, 10))
+    red[..., :] = np.maximum(red, [[[[200, 0, 0]]]]) * (red.sum(-1, keepdims=True) > 0)
+    swapped = red[..., ::-1].copy()  # red -> blue
+    m = CLIPSim(extractor=ColourExtractor())
+    m.update(np.stack([red, swapped]), prompts=["a red ball", "a red ball"], item_ids=["orig", "swap"])
+    r = m.compute()
+    assert r.per_item["orig"] > r.per_item["swap"] + 0.1
+    assert r.extractor == "colour-words" and r.details["scale"] == "raw"
+    assert 0.0 <= r.details["x100"] <= 100.0
+    m100 = METRICS.get("clipsim_x100")(extractor=ColourExtractor())
+    m100.update(np.stack([red]), prompts=["red"])
+    assert m100.compute().value == pytest.approx(100 * m.compute().per_item["orig"], rel=1e-9)
+    with pytest.raises(ValueError, match="needs prompts"):
+        m.update(np.stack([red]))
+
+
+@pytest.fixture(scope="module")
+def tiny_clip():
+    return OpenCLIPExtractor(random_init=True, model_cfg=TINY_VIT_B_32, seed=0)
+
+
+def test_open_clip_random_init_extractor(tiny_clip):
+    v = np.random.default_rng(0).integers(0, 256, (5, 40, 56, 3), dtype=np.uint8)
+    f = tiny_clip.encode_frames(v)
+    t = tiny_clip.encode_text(["a red ball falls", "a blue cube"])
+    assert f.shape == (5, 32) and t.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-6)
+    assert tiny_clip.weights == "random-init" and tiny_clip.name == "open_clip:custom"
+    assert tiny_clip.preprocessing["size"] == [64, 64]
+    m = CLIPSim(extractor=tiny_clip)
+    vid = moving_square_video(6, 32, 32)
+    m.update(vid[None], prompts=["a red square"], item_ids=["a"])
+    r = m.compute()
+    hand = float(np.mean(tiny_clip.encode_frames(vid) @ tiny_clip.encode_text(["a red square"])[0]))
+    assert r.value == pytest.approx(hand, abs=1e-6)  # fp32 model, float64 formula
+    assert r.weights == "random-init" and r.n == 1
+
+
+def test_open_clip_never_downloads(tmp_path):
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        OpenCLIPExtractor(pretrained="openai", cache_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        OpenCLIPExtractor(pretrained=str(tmp_path / "missing.pt"))
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        OpenCLIPExtractor()
+
+
+def test_open_clip_loads_local_checkpoint(tiny_clip, tmp_path):
+    import open_clip
+    import torch
+
+    cfg_name = "skyloom-tiny-test"
+    open_clip.factory._MODEL_CONFIGS[cfg_name] = dict(TINY_VIT_B_32)  # register the shrunk config
+    try:
+        path = tmp_path / "tiny.pt"
+        torch.save(tiny_clip.model.state_dict(), path)
+        ex = OpenCLIPExtractor(model_name=cfg_name, pretrained=str(path))
+        v = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+        np.testing.assert_allclose(ex.encode_frames(v), tiny_clip.encode_frames(v), atol=1e-6)
+        assert len(ex.weights) == 64 and ex.name == f"open_clip:{cfg_name}"
+    finally:
+        open_clip.factory._MODEL_CONFIGS.pop(cfg_name, None)
