@@ -1,0 +1,93 @@
+"""Temporal metrics: formulas against hand-computed numpy, and probe directions
+(static, frame-shuffled, noise-corrupted videos)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eval import temporal
+from eval.features import get_extractor
+from eval.metrics import METRICS
+from tests.conftest import moving_square_video
+
+
+def _textured(T: int = 10, H: int = 40, W: int = 40, speed: int = 1, seed: int = 0) -> np.ndarray:
+    """A smooth random texture translating right by ``speed`` px per frame (flow is well defined)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    big = cv2.GaussianBlur(rng.integers(0, 256, (H, W + T * speed, 3)).astype(np.uint8), (7, 7), 0)
+    big = cv2.normalize(big, None, 0, 255, cv2.NORM_MINMAX)
+    return np.stack([big[:, W + (T - t) * speed - W: W + (T - t) * speed][:, :W] for t in range(T)])
+
+
+def test_vbench_consistency_matches_hand_loop():
+    f = np.random.default_rng(0).normal(size=(6, 5))
+    n = f / np.linalg.norm(f, axis=1, keepdims=True)
+    hand = np.mean([0.5 * (max(0.0, n[t - 1] @ n[t]) + max(0.0, n[0] @ n[t])) for t in range(1, 6)])
+    assert temporal.vbench_consistency(f) == pytest.approx(hand, rel=1e-12)
+    assert temporal.clip_temp(f) == pytest.approx(np.mean([n[t] @ n[t + 1] for t in range(5)]), rel=1e-12)
+    assert temporal.vbench_consistency(np.tile(f[:1], (4, 1))) == pytest.approx(1.0)
+
+
+def test_flickering_formula_and_probes():
+    v = moving_square_video(8, 16, 16)
+    hand = (255 - np.mean([np.abs(v[t].astype(float) - v[t + 1]).mean() for t in range(7)])) / 255
+    assert temporal.temporal_flickering(v) == pytest.approx(hand, rel=1e-12)
+    static = np.repeat(v[:1], 8, axis=0)
+    assert temporal.temporal_flickering(static) == 1.0
+    rng = np.random.default_rng(0)
+    noisy = np.clip(static + rng.normal(0, 20, static.shape), 0, 255).astype(np.uint8)
+    assert temporal.temporal_flickering(noisy) < temporal.temporal_flickering(static)
+    with pytest.raises(ValueError, match="uint8"):
+        temporal.temporal_flickering(v.astype(np.float32))
+
+
+def test_occlusion_mask_formula():
+    h, w = 6, 8
+    zero = np.zeros((h, w, 2), np.float32)
+    assert not temporal.occlusion_mask(zero, zero).any()
+    fw = np.zeros((h, w, 2), np.float32)
+    fw[..., 0] = 2.0
+    bw = -fw  # consistent: back flow undoes the forward flow
+    assert not temporal.occlusion_mask(fw, bw).any()
+    # inconsistent: |F + B_w|² = 16 > 0.01 (4 + 4) + 0.5 -> occluded everywhere
+    assert temporal.occlusion_mask(fw, fw).all()
+    edge = np.zeros((h, w, 2), np.float32)
+    edge[:, 4:, 0] = 1.0  # motion boundary between columns 3 and 4
+    m = temporal.occlusion_mask(edge, -edge)
+    assert m[:, 3].all() and not m[:, 0].any()
+
+
+def test_warping_error_probes():
+    v = _textured()
+    static = np.repeat(v[:1], 10, axis=0)
+    assert temporal.warping_error(static) == pytest.approx(0.0, abs=1e-8)
+    base = temporal.warping_error(v)
+    shuffled = v[np.random.default_rng(0).permutation(10)]
+    noisy = np.clip(v + np.random.default_rng(1).normal(0, 25, v.shape), 0, 255).astype(np.uint8)
+    assert temporal.warping_error(shuffled) > 2 * base
+    assert temporal.warping_error(noisy) > 2 * base
+    assert temporal.warping_error(v, "farneback") < temporal.warping_error(noisy, "farneback")
+    with pytest.raises(ValueError, match="unknown flow"):
+        temporal.warping_error(v, "raft")
+
+
+def test_consistency_metrics_on_probes():
+    ex = get_extractor("pixels")
+    vids = np.stack([moving_square_video(12, 32, 32, seed=s) for s in range(3)])
+    rng = np.random.default_rng(0)
+    shuffled = np.stack([v[rng.permutation(12)] for v in vids])
+    noisy = np.clip(vids + rng.normal(0, 60, vids.shape), 0, 255).astype(np.uint8)
+    for name in ("subject_consistency", "background_consistency", "clip_temp"):
+        scores = {}
+        for label, batch in (("orig", vids), ("shuffled", shuffled), ("noisy", noisy)):
+            m = METRICS.get(name)(extractor=ex)
+            m.update(batch)
+            scores[label] = m.compute().value
+        assert scores["orig"] > scores["shuffled"] and scores["orig"] > scores["noisy"], (name, scores)
+    m = METRICS.get("warping_error")(flow="farneback")
+    m.update(vids[:1], item_ids=["a"])
+    r = m.compute()
+    assert r.extractor == "opencv-farneback-flow" and not r.higher_is_better
