@@ -71,14 +71,19 @@ class IngestConfig:
     """Everything ``skyloom datagen ingest`` does, in nested sections (preset ``configs/datagen/ingest.yaml``).
 
     Attributes:
+        sources: source manifest (CSV/JSONL/Parquet); the CLI's SOURCES argument.
+        out: corpus directory (created if missing); the CLI's ``--out``.
         engine: ``ray`` (Ray Data pipeline) or ``local`` (in-process loop, for debugging/benchmarks).
         workers: concurrent sources (0 = Ray's CPUs minus one, leaving a CPU for reads; at least 1).
         truncated: ``reject`` a source that decodes fewer frames than its header promises, or
             ``keep`` the clips from its intact part.
         min_decoded_fraction: a source decoding fewer than this fraction of its frames is truncated.
-        val_fraction: share of clips assigned to the ``val`` split (stable hash of the id).
+        val_fraction: share of *sources* whose clips go to the ``val`` split (stable hash of the
+            parent id, so clips of one source never straddle train and val).
     """
 
+    sources: str = ""
+    out: str = ""
     licenses: LicenseConfig = field(default_factory=LicenseConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     shots: ShotConfig = field(default_factory=ShotConfig)
@@ -170,7 +175,7 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
                 source_url=src.url, author=src.author, attribution=src.attribution, sha256=sha256_file(dest),
                 source_sha256=sha, source_page=src.source_page, parent_id=parent,
                 shot_start_s=w.shot_start / info.fps, shot_end_s=None,
-                split=assign_split(cid, cfg.val_fraction), quality=q, meta=meta))
+                split=assign_split(parent, cfg.val_fraction), quality=q, meta=meta))
 
     import cv2
     from av.video.reformatter import VideoReformatter
@@ -292,22 +297,30 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: frozen
         yield json.loads(row["result"])
 
 
-def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source], out: str | os.PathLike,
-               ray_address: str | None = None, on_result=None) -> IngestResult:
+def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | None = None,
+               out: str | os.PathLike | None = None, ray_address: str | None = None, on_result=None) -> IngestResult:
     """Ingest a source manifest into the corpus at ``out`` (created if missing); resumable.
 
     Args:
         cfg: the ingest config.
-        sources: a manifest path (CSV/JSONL/Parquet) or parsed :class:`Source` rows.
-        out: corpus directory.
+        sources: a manifest path (CSV/JSONL/Parquet) or parsed :class:`Source` rows
+            (default ``cfg.sources``).
+        out: corpus directory (default ``cfg.out``).
         ray_address: Ray cluster to join (default: a local instance).
         on_result: optional callback ``(row, done, total)`` per finished source (progress bars).
     """
     from skyloom.config import save_resolved
 
     t0 = time.perf_counter()
+    sources = sources if sources is not None else cfg.sources
+    out = out if out is not None else cfg.out
+    if not sources or not out:
+        raise ValueError("run_ingest: give the source manifest and the corpus directory "
+                         "(arguments or cfg.sources / cfg.out)")
     corpus = Corpus.create(out)
     root = corpus.root
+    cfg = dataclasses.replace(cfg, sources=cfg.sources or ("" if isinstance(sources, list) else str(sources)),
+                              out=str(root))
     save_resolved(cfg, root / "configs" / "ingest.yaml")
     srcs = read_sources(sources) if not isinstance(sources, list) else sources
     done = _done_sources(root)

