@@ -62,8 +62,10 @@ async function renderLeaderboard(el) {
         if (y === undefined || y === null) return -1;
         return (x < y ? -1 : 1) * sort.dir;
       });
+    const anyFail = s.rows.some((r) => r.failures > 0 || r.status === "partial");
     const cols = [["rank", "rank"], ["tie_group", "tie"], ["checkpoint_name", "checkpoint"], ["run_name", "run"], ["step", "step"]]
-      .concat(metrics.map((m) => [`m:${m.name}`, `${m.name} ${m.higher_is_better === false ? "↓" : m.higher_is_better ? "↑" : ""}`]));
+      .concat(metrics.map((m) => [`m:${m.name}`, `${m.name} ${m.higher_is_better === false ? "↓" : m.higher_is_better ? "↑" : ""}`]))
+      .concat(anyFail ? [["failures", "failed items"]] : []);
     const head = cols.map(([k, lab]) => `<th data-key="${esc(k)}" class="${sort.key === k ? (sort.dir > 0 ? "sorted-asc" : "sorted-desc") : ""}">${esc(lab)}</th>`).join("");
     const body = rows.map((r) => {
       const tied = sizes[r.tie_group] > 1;
@@ -75,7 +77,8 @@ async function renderLeaderboard(el) {
       }).join("");
       return `<tr class="${tied ? "tied" : ""}" data-eval="${esc(r.eval_id)}"><td class="num">${esc(r.rank)}</td>
         <td>${tied ? `<span class="badge tie" title="tied within noise">≈ ${esc(r.tie_group)}</span>` : `<span class="badge">${esc(r.tie_group ?? "")}</span>`}</td>
-        <td title="${esc(r.checkpoint)}">${esc(r.checkpoint_name)}</td><td>${esc(r.run_name)}</td><td class="num">${esc(r.step ?? "")}</td>${cells}</tr>`;
+        <td title="${esc(r.checkpoint)}">${esc(r.checkpoint_name)}${r.status === "partial" ? ' <span class="badge" title="some items failed">partial</span>' : ""}</td>
+        <td>${esc(r.run_name)}</td><td class="num">${esc(r.step ?? "")}</td>${cells}${anyFail ? `<td class="num${r.failures ? " bad" : ""}">${esc(r.failures || 0)}</td>` : ""}</tr>`;
     }).join("");
     const charts = metrics.map((m) => {
       const rs = s.rows.filter((r) => r.scores[m.name]);
@@ -348,11 +351,12 @@ const VIEWS = { leaderboard: renderLeaderboard, compare: renderCompare, training
 
 async function showView(name) {
   if (!VIEWS[name]) name = "leaderboard";
-  $$("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.view === name));
+  $$("#tabs button[data-view]").forEach((b) => b.classList.toggle("active", b.dataset.view === name));
   $$(".view").forEach((v) => v.classList.toggle("active", v.id === `view-${name}`));
   const el = $(`#view-${name}`);
   if (!rendered[name]) {
     rendered[name] = true;
+    el.dataset.ready = "0";
     el.innerHTML = `<div class="empty">loading…</div>`;
     try {
       await VIEWS[name](el);
@@ -364,8 +368,17 @@ async function showView(name) {
   }
 }
 
+function currentView() { return VIEWS[location.hash.slice(1)] ? location.hash.slice(1) : "leaderboard"; }
+
 async function main() {
-  $$("#tabs button").forEach((b) => b.addEventListener("click", () => { location.hash = b.dataset.view; }));
+  $$("#tabs button[data-view]").forEach((b) => b.addEventListener("click", () => { location.hash = b.dataset.view; }));
+  if (STATIC) $("#reload").remove();
+  else $("#reload").addEventListener("click", () => { for (const k of Object.keys(rendered)) delete rendered[k]; showView(currentView()); });
+  document.addEventListener("keydown", (e) => {  // space: play/pause the compare view
+    if (e.key !== " " || currentView() !== "compare" || /INPUT|SELECT|TEXTAREA|BUTTON/.test(e.target.tagName)) return;
+    const b = $("#sync-play");
+    if (b) { e.preventDefault(); b.click(); }
+  });
   window.addEventListener("hashchange", () => showView(location.hash.slice(1)));
   try {
     const ov = await load("overview");
@@ -374,7 +387,7 @@ async function main() {
   } catch (e) {
     $("#warnings").innerHTML = `<div>${esc(e.message || e)}</div>`;
   }
-  await showView(location.hash.slice(1) || "leaderboard");
+  await showView(currentView());
 }
 
 main();

@@ -195,3 +195,21 @@ def test_static_report_works_offline(browser, dash, tmp_path, artifacts_dir):
     pg.screenshot(path=str(artifacts_dir / "report-compare.png"))
     ctx.close()
     assert errors == []
+
+
+def test_reload_shows_new_runs(browser, tmp_path):
+    from dashboards import Dashboard, create_app, serve_in_thread
+    from skyloom.rundir import RunDir
+
+    RunDir.create(tmp_path / "runs" / "first").log_metrics(0, loss=1.0)
+    with serve_in_thread(create_app(Dashboard(tmp_path / "runs"))) as url:
+        pg = browser.new_page()
+        open_view(pg, url, "training")
+        assert pg.locator(".tr-run").count() == 1
+        second = RunDir.create(tmp_path / "runs" / "second")  # a run that starts while the page is open
+        second.log_metrics(0, loss=2.0)
+        second.log_metrics(5, loss=1.5)
+        pg.click("#reload")
+        pg.wait_for_selector("#view-training[data-ready='1']")
+        assert pg.locator(".tr-run").count() == 2
+        pg.close()
