@@ -378,6 +378,52 @@ class ResultsStore:
             stmt = stmt.where(failures_table.c.eval_id == eval_id)
         return self._read(stmt)
 
+    def resolve_eval(self, ref: str, suite: str | None = None) -> str:
+        """An eval id from an eval id, a checkpoint path or run directory, or a checkpoint name
+        (``run/step-00000100``); the latest matching evaluation (of ``suite`` if given).
+
+        Raises:
+            StoreError: nothing matches, or the match spans several suites and none was given.
+        """
+        rows = self.evals(suite=suite)
+        exact = [r for r in rows if r["eval_id"] == ref]
+        if exact:
+            return exact[-1]["eval_id"]
+        cands = {ref}
+        p = Path(ref)
+        if p.exists():
+            try:
+                from skyloom.rundir import resolve_checkpoint
+
+                cands.add(str(resolve_checkpoint(p).resolve()))
+            except ValueError:
+                cands.add(str(p.resolve()))
+        match = [r for r in rows if r["checkpoint"] in cands or r["checkpoint_name"] == ref
+                 or (r["checkpoint_name"] or "").endswith("/" + ref)]
+        if not match:
+            names = sorted({r["checkpoint_name"] or r["eval_id"] for r in rows})[:20]
+            raise StoreError(f"no evaluation matches {ref!r}{' in suite ' + repr(suite) if suite else ''}; "
+                             f"known checkpoints: {', '.join(names) or '(none)'}")
+        suites = sorted({r["suite"] for r in match})
+        if len(suites) > 1:
+            raise StoreError(f"{ref!r} was evaluated on several suites ({', '.join(suites)}); pass --suite")
+        return match[-1]["eval_id"]
+
+    def copy_into(self, other: ResultsStore) -> None:
+        """Upsert every row of this store into ``other`` (merging several runs' stores)."""
+        rows = {name: self._read(sa.select(t)) for name, t in TABLES.items()}
+        other._write(lambda conn: [other._upsert(conn, TABLES[n], r) for n, r in rows.items()])
+
+    @classmethod
+    def merged(cls, targets: Iterable[str | os.PathLike]) -> ResultsStore:
+        """An in-memory store holding the rows of every store in ``targets`` (read-only use)."""
+        merged = cls("sqlite://")
+        for t in targets:
+            src = cls(t)
+            src.copy_into(merged)
+            src.close()
+        return merged
+
     def close(self) -> None:
         self.engine.dispose()
 
