@@ -1,8 +1,10 @@
 """Evaluation results for the dashboard, read through :mod:`eval.store` and :mod:`eval.stats`.
 
-A *result source* is one results store: ``--db URL`` when given, else every ``results.sqlite``
-found in the run directories (and in the ``--runs`` folder itself). SQLite files that do not
-exist are never created: the dashboard only reads.
+A *result source* is one results store: ``--db URL`` when given, else the ``results.sqlite`` of
+the run directories (and of the ``--runs`` folder itself), merged into one in-memory store
+(``ResultsStore.merged``) when there are several, so that checkpoints of different runs share
+one leaderboard, as in ``skyloom leaderboard --runs``. SQLite files that do not exist are never
+created: the dashboard only reads.
 """
 
 from __future__ import annotations
@@ -79,6 +81,16 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
             warnings.append(f"cannot open results store {target}: {e}")
             continue
         out.append(ResultSource(len(out), label, str(store.url), store, run_root))
+    if not db and len(out) > 1 and hasattr(ResultsStore, "merged"):
+        # One leaderboard across runs, as `skyloom leaderboard --runs DIR` shows it.
+        targets = [s.url for s in out]
+        close_sources(out)
+        try:
+            merged = ResultsStore.merged(targets)
+        except STORE_ERRORS as e:
+            warnings.append(f"cannot merge the results stores of the runs: {e}")
+            return []
+        return [ResultSource(0, f"{len(targets)} runs", "merged:" + ",".join(targets), merged, None)]
     return out
 
 

@@ -150,3 +150,30 @@ def test_nan_scores_become_null(tmp_path):
     with TestClient(create_app(Dashboard(tmp_path / "runs"))) as c:
         lb = c.get("/api/leaderboard").json()
     assert lb["suites"][0]["rows"][0]["scores"]["m"]["ci_low"] is None
+
+
+def test_stores_of_several_runs_share_one_leaderboard(tmp_path):
+    """Each run evaluated into its own results.sqlite: one merged leaderboard, videos of both runs."""
+    from dashboards import Dashboard
+    from eval.store import ResultsStore
+    from skyloom.rundir import RunDir
+    from skyloom.video import write_video
+    from tests.conftest import moving_square_video
+
+    for k, name in enumerate(("r1", "r2")):
+        run = RunDir.create(tmp_path / "runs" / name)
+        with run.begin_checkpoint(10) as d:
+            (d / "x").write_text("")
+        video = run.eval_dir / "s" / f"e-{name}" / "videos" / "p.mp4"
+        write_video(video, moving_square_video(T=4), fps=8)
+        with ResultsStore(run.root / "results.sqlite") as st:
+            st.begin_eval(f"e-{name}", suite="s", checkpoint=str(run.checkpoint_dir(10)), run_name=name, step=10,
+                          status="complete")
+            st.put_items(f"e-{name}", [{"item_id": "p", "metric": "m", "value": 0.1 + k, "video_path": str(video)}])
+            st.put_scores(f"e-{name}", [{"metric": "m", "value": 0.1 + k, "higher_is_better": True}])
+    d = Dashboard(tmp_path / "runs")
+    (table,) = d.leaderboard()["suites"]
+    assert [r["eval_id"] for r in table["rows"]] == ["e-r2", "e-r1"]
+    cmp = d.compare(table["source_id"], "s", ["e-r1", "e-r2"])
+    assert [cmp["items"][0]["videos"][e]["url"] for e in ("e-r1", "e-r2")] == [
+        "files/0/r1/eval/s/e-r1/videos/p.mp4", "files/0/r2/eval/s/e-r2/videos/p.mp4"]
