@@ -104,7 +104,7 @@ def resolve_root(spec: str) -> Path:
         found = importlib.util.find_spec(top)
         if found is None or not found.submodule_search_locations:
             raise FetchError("bad allowed root", f"allowed root {spec!r}: package {top!r} is not installed")
-        base = Path(list(found.submodule_search_locations)[0]).joinpath(*inner)
+        base = Path(next(iter(found.submodule_search_locations))).joinpath(*inner)
         if not base.is_dir():
             raise FetchError("bad allowed root", f"allowed root {spec!r}: no folder {base}")
         return (base / sub).resolve()

@@ -141,7 +141,7 @@ class FrameStats:
 
         h, w = frame_rgb.shape[:2]
         fw = min(self.cfg.flow_width, w)
-        fh = max(8, int(round(h * fw / w)))
+        fh = max(8, round(h * fw / w))
         small = cv2.resize(frame_rgb, (fw, fh), interpolation=cv2.INTER_AREA) if (fw, fh) != (w, h) else frame_rgb
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)  # (fh, fw)
         g = grey.astype(np.float32)

@@ -43,9 +43,22 @@ from typing import Any, Literal
 import numpy as np
 
 from datagen.fetch import FetchConfig, FetchError, fetch
-from datagen.filters import FilterConfig, FrameStats, check_source, choose_bucket, clip_quality, decide
+from datagen.filters import (
+    FilterConfig,
+    FrameStats,
+    check_source,
+    choose_bucket,
+    clip_quality,
+    decide,
+)
 from datagen.licenses import LicenseConfig, check_license
-from datagen.shots import ShotConfig, ShotSplitter, decode_frames, fit_size, probe_source
+from datagen.shots import (
+    ShotConfig,
+    ShotSplitter,
+    decode_frames,
+    fit_size,
+    probe_source,
+)
 from datagen.sources import Source, SourceRejected, read_sources, write_sources_csv
 from skyloom.corpus import ClipRecord, Corpus, assign_split, now_iso
 from skyloom.fsutil import append_jsonl, atomic_write_json, read_jsonl, sha256_file
@@ -133,7 +146,7 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
     bucket = choose_bucket(info.width, info.height, cfg.filters)
     sw, sh, ow, oh = fit_size(info.width, info.height, cfg.transcode.short_side, bucket[1] if bucket else None)
     aw = min(cfg.shots.analysis_width, info.width)
-    ah = max(2, int(round(info.height * aw / info.width / 2)) * 2)
+    ah = max(2, round(info.height * aw / info.width / 2) * 2)
     fps_out = min(cfg.transcode.fps, info.fps)
     step = info.fps / fps_out  # source frames per kept frame
     splitter = ShotSplitter(cfg.shots, info.fps)
@@ -199,11 +212,10 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
     if n == 0:
         raise SourceRejected("not a video", f"{src.url}: no decodable frame")
     expected = info.num_frames
-    if expected and n < cfg.min_decoded_fraction * expected:
-        if cfg.truncated == "reject":
-            for r in recs:
-                corpus.clip_path(r.id).unlink(missing_ok=True)
-            raise SourceRejected("truncated video", f"{src.url}: decoded {n} of {expected} frames")
+    if expected and n < cfg.min_decoded_fraction * expected and cfg.truncated == "reject":
+        for r in recs:
+            corpus.clip_path(r.id).unlink(missing_ok=True)
+        raise SourceRejected("truncated video", f"{src.url}: decoded {n} of {expected} frames")
     emit(splitter.finish())
     recs = [dataclasses.replace(r, shot_end_s=splitter.shots[r.meta["shot"]][1] / info.fps) for r in recs]
     return recs, rejected, n

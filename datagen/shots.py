@@ -132,7 +132,7 @@ def make_detector(cfg: ShotConfig, fps: float):
     """A fresh PySceneDetect detector for one source."""
     from scenedetect import AdaptiveDetector, ContentDetector
 
-    min_len = max(1, int(round(cfg.min_scene_len_s * fps)))
+    min_len = max(1, round(cfg.min_scene_len_s * fps))
     if cfg.detector == "content":
         return ContentDetector(threshold=cfg.threshold, min_scene_len=min_len)
     if cfg.detector == "adaptive":
@@ -157,8 +157,8 @@ class ShotSplitter:
         self.detector = make_detector(cfg, fps)
         # Cuts can be reported up to event_buffer_length frames in the past.
         self.margin = int(self.detector.event_buffer_length) + 2
-        self.clip_len = max(1, int(round(cfg.clip_seconds * fps)))
-        self.min_len = max(1, int(round(cfg.min_clip_seconds * fps)))
+        self.clip_len = max(1, round(cfg.clip_seconds * fps))
+        self.min_len = max(1, round(cfg.min_clip_seconds * fps))
         self.shot = 0
         self.shot_start = 0
         self.next_start = 0  # first frame of the next window of the current shot
@@ -184,9 +184,8 @@ class ShotSplitter:
             if w := self._window(self.next_start, self.next_start + self.clip_len):
                 out.append(w)
             self.next_start += self.clip_len
-        if end - self.next_start >= self.min_len:
-            if w := self._window(self.next_start, end):
-                out.append(w)
+        if end - self.next_start >= self.min_len and (w := self._window(self.next_start, end)):
+            out.append(w)
         self.shots.append((self.shot_start, end))
         self.shot += 1
         self.shot_start = self.next_start = end
@@ -238,8 +237,8 @@ def fit_size(width: int, height: int, short_side: int, aspect: float | None = No
         out_w = min(short_side, width)
         out_h = out_w / target
     f = max(out_w / width, out_h / height)
-    sw, sh = max(2, int(round(width * f / 2)) * 2), max(2, int(round(height * f / 2)) * 2)
-    ow, oh = min(sw, max(2, int(round(out_w / 2)) * 2)), min(sh, max(2, int(round(out_h / 2)) * 2))
+    sw, sh = max(2, round(width * f / 2) * 2), max(2, round(height * f / 2) * 2)
+    ow, oh = min(sw, max(2, round(out_w / 2) * 2)), min(sh, max(2, round(out_h / 2) * 2))
     return sw, sh, ow, oh
 
 

