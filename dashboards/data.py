@@ -69,8 +69,30 @@ def run_series(run: RunDir) -> dict[str, dict[str, list[list[float]]]]:
             for kind, metrics in series.items()}
 
 
-def training_data(runs: list[RunDir]) -> dict[str, Any]:
-    """Payload of the Training view: one entry per run with its curves and checkpoints."""
+def cached_series(run: RunDir, cache: dict[Any, Any] | None) -> dict[str, dict[str, list[list[float]]]]:
+    """:func:`run_series`, re-read only when ``metrics.jsonl`` changed (size or mtime)."""
+    if cache is None:
+        return run_series(run)
+    try:
+        st = run.metrics_path.stat()
+        key = (str(run.metrics_path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        return {}
+    series = cache.get(key)
+    if series is None:
+        for k in [k for k in list(cache) if k[0] == key[0]]:  # list(): a snapshot, other threads may write
+            cache.pop(k, None)
+        series = cache[key] = run_series(run)
+    return {kind: dict(metrics) for kind, metrics in series.items()}  # callers may add series
+
+
+def training_data(runs: list[RunDir], cache: dict[Any, Any] | None = None) -> dict[str, Any]:
+    """Payload of the Training view: one entry per run with its curves and checkpoints.
+
+    Args:
+        runs: the runs to show.
+        cache: optional dict kept by the caller to avoid re-parsing unchanged metrics files.
+    """
     out = []
     for r in runs:
         try:
@@ -80,7 +102,7 @@ def training_data(runs: list[RunDir]) -> dict[str, Any]:
             ckpts = []
         out.append({"name": r.name, "path": str(r.root), "created_at": r.info.get("created_at", ""),
                     "preset": r.info.get("preset", ""), "corpus": str(r.info.get("corpus", "") or ""),
-                    "checkpoints": ckpts, "series": run_series(r)})
+                    "checkpoints": ckpts, "series": cached_series(r, cache)})
     return {"runs": out}
 
 

@@ -37,6 +37,7 @@ class Dashboard:
         self.corpus_dirs = [Path(c).expanduser() for c in (corpora or [])]
         self.db = db
         self.max_clips = max_clips
+        self._series_cache: dict = {}  # metrics.jsonl path + mtime + size -> parsed curves
         self.roots = SafeRoots([("run", d) for d in self.run_dirs] + [("corpus", c) for c in self.corpus_dirs])
 
     # -- inputs (re-read on each call) -------------------------------------------------------
@@ -103,7 +104,7 @@ class Dashboard:
 
     def training(self) -> dict[str, Any]:
         runs = self._runs()
-        out = data.training_data(runs)
+        out = data.training_data(runs, cache=self._series_cache)
         srcs = self._sources([])
         try:
             stored = results.eval_series(srcs)

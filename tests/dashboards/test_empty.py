@@ -112,3 +112,16 @@ def test_compare_lists_videos_of_set_level_only_suites(tmp_path):
     cmp = Dashboard(tmp_path / "runs").compare(0, "fvd-only", ["e"])
     assert [it["item_id"] for it in cmp["items"]] == ["v0", "v1"]
     assert cmp["items"][1]["videos"]["e"]["url"] == "files/0/r/eval/fvd-only/e/videos/v1.mp4"
+
+
+def test_training_rereads_metrics_that_grew(tmp_path):
+    from dashboards import Dashboard
+    from skyloom.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs" / "r")
+    run.log_metrics(0, loss=1.0)
+    d = Dashboard(tmp_path / "runs")
+    assert d.training()["runs"][0]["series"]["train"]["loss"] == [[0, 1.0]]
+    assert d.training()["runs"][0]["series"]["train"]["loss"] == [[0, 1.0]]  # from the cache, unchanged
+    run.log_metrics(1, loss=0.5)
+    assert d.training()["runs"][0]["series"]["train"]["loss"] == [[0, 1.0], [1, 0.5]]
