@@ -1,0 +1,55 @@
+"""``skyloom eval score`` through typer: results JSON, skipped bad videos, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from eval.metrics_cli import register, score_videos
+from skyloom.video import write_video
+from tests.conftest import moving_square_video
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # keep 'score' a subcommand
+    return app
+
+
+def _write(folder, n, colour=(255, 40, 40), T=16):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        write_video(folder / f"v{i}.mp4", moving_square_video(T, 32, 32, colour=colour, seed=i), fps=8)
+
+
+def test_score_fvd_and_skips_broken(tmp_path):
+    _write(tmp_path / "gen", 3)
+    _write(tmp_path / "real", 3, colour=(40, 200, 40), T=20)
+    (tmp_path / "gen" / "broken.mp4").write_bytes(b"not a video")
+    out = tmp_path / "fvd.json"
+    r = CliRunner().invoke(_app(), ["score", "--metric", "fvd", "--videos", str(tmp_path / "gen"), "--reference",
+                                    str(tmp_path / "real"), "--extractor", "pixels", "--json", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["name"] == "fvd" and res["n"] == 3 and res["value"] > 0 and res["extractor"] == "pixels-8"
+    assert [s["path"].endswith("broken.mp4") for s in res["details"]["skipped"]] == [True]
+
+
+def test_score_clipsim_prompts_and_pixel_metric(tmp_path):
+    _write(tmp_path / "gen", 2)
+    r = CliRunner().invoke(_app(), ["score", "--metric", "temporal_flickering", "--videos",
+                                    str(tmp_path / "gen" / "*.mp4"), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert set(res["per_item"]) == {"v0", "v1"} and 0.9 < res["value"] <= 1.0
+    for args, msg in ((["--metric", "clipsim", "--videos", str(tmp_path / "gen")], "no weights"),
+                      (["--metric", "warping_eror", "--videos", str(tmp_path / "gen")], "Did you mean 'warping_error'"),
+                      (["--metric", "fvd", "--videos", str(tmp_path / "nothing")], "no videos")):
+        r = CliRunner().invoke(_app(), ["score", *args])
+        assert r.exit_code == 2, r.output  # one clean error line, not a traceback
+        with pytest.raises((ValueError, FileNotFoundError), match=msg):
+            score_videos(args[1], args[3])
