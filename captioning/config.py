@@ -91,6 +91,7 @@ class CaptionConfig:
     num_actors: int = 2
     cpus_per_actor: float = 1.0
     batch_size: int = 16
+    write_every: int = 256  # clips per manifest revision (a crash redoes at most this many)
     limit: int = 0  # caption at most this many clips (0 = all)
     overwrite: bool = False  # re-caption clips that already have this captioner's captions
     ray_address: str | None = None

@@ -2,8 +2,8 @@
 
 Each captioner runs in a pool of Ray actors (``ray.util.ActorPool``), one model load per actor;
 the driver sends batches of clip ids, the actors read the clips (ground truth or frames) from the
-corpus themselves and return captions or per-clip errors, and the driver writes each finished
-batch with :meth:`Corpus.add_captions` (one manifest revision per batch) and records failures
+corpus themselves and return captions or per-clip errors, and the driver writes finished
+batches with :meth:`Corpus.add_captions` (one manifest revision per ``write_every`` clips) and records failures
 with :meth:`Corpus.quarantine`. A rerun skips clips that already hold every caption kind of that
 captioner, so a crashed job resumes without duplicates.
 """
@@ -155,12 +155,23 @@ def run(cfg: CaptionConfig) -> CaptionResult:
         for name, recs in todo.items():
             batches = _batches(recs, cfg.batch_size)
             logger.info("%s: %d clips in %d batches (%s)", name, len(recs), len(batches), cfg.executor)
+            pending: list[Outcome] = []
+
+            def collect(outs: list[Outcome], prov: dict[str, str], final: bool = False) -> None:
+                pending.extend(outs)
+                if pending and (final or len(pending) >= cfg.write_every):
+                    _write(corpus, name, prov, pending, result)
+                    pending.clear()
+                bar.advance(task, len(outs))
+
             if cfg.executor == "local":
                 worker = CaptionWorker(str(corpus.root), name, cfg)
                 prov = worker.provenance()
-                for b in batches:
-                    _write(corpus, name, prov, worker.run_batch(b), result)
-                    bar.advance(task, len(b))
+                try:
+                    for b in batches:
+                        collect(worker.run_batch(b), prov)
+                finally:  # on an interrupt too: keep what is done
+                    collect([], prov, final=True)
                 continue
             from ray.util import ActorPool
 
@@ -169,13 +180,14 @@ def run(cfg: CaptionConfig) -> CaptionResult:
             ray = init_ray(cfg.ray_address)
             remote = ray.remote(num_cpus=cfg.cpus_per_actor)(CaptionWorker)
             actors = [remote.remote(str(corpus.root), name, cfg) for _ in range(min(cfg.num_actors, len(batches)))]
+            prov: dict[str, str] = {}
             try:
                 prov = ray.get(actors[0].provenance.remote())
                 pool = ActorPool(actors)
                 for outs in pool.map_unordered(lambda a, b: a.run_batch.remote(b), batches):
-                    _write(corpus, name, prov, outs, result)
-                    bar.advance(task, len(outs))
-            finally:
+                    collect(outs, prov)
+            finally:  # on an interrupt too: keep what is done
+                collect([], prov, final=True)
                 for a in actors:
                     ray.kill(a)
     result.seconds = time.perf_counter() - t0

@@ -82,3 +82,31 @@ def test_cli_caption_verify_stats_upsample(mixed_corpus):
     assert st["groups"]["scene-graph/dense"]["words_mean"] > st["groups"]["scene-graph/short"]["words_mean"]
     r = cli.invoke(app, ["caption", "upsample", "a red ball bouncing", "--seed", "1"])
     assert r.exit_code == 0 and "red" in r.stdout
+
+
+def test_crash_midway_then_resume_without_duplicates(tmp_path, monkeypatch):
+    from captioning import runner
+    from tests.captioning.conftest import make_mixed_corpus
+
+    corpus = make_mixed_corpus(tmp_path / "c", n_syn=6, n_lic=0)
+
+    calls = {"n": 0}
+    real = runner.CaptionWorker.run_batch
+
+    def crashing(self, clips):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the job dies after its first batch
+        return real(self, clips)
+
+    monkeypatch.setattr(runner.CaptionWorker, "run_batch", crashing)
+    cfg = CaptionConfig(corpus=str(corpus.root), executor="local", batch_size=2, write_every=4)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    done = [r.id for r in corpus.records() if r.captions]
+    assert len(done) == 2  # the first batch was kept (flushed on the way out)
+    monkeypatch.setattr(runner.CaptionWorker, "run_batch", real)
+    res = run(cfg)
+    assert res.captioned == {"scene-graph": 4} and res.skipped == {"scene-graph": 2}
+    for r in corpus.records():
+        assert sorted(c.kind for c in r.captions) == ["dense", "short"]
