@@ -72,7 +72,7 @@ async function renderLeaderboard(el) {
       const cells = metrics.map((m) => {
         const sc = r.scores[m.name];
         if (!sc) return `<td class="num">–</td>`;
-        const ci = sc.ci_low !== null && sc.ci_low !== undefined ? `<div class="ci">[${fmt(sc.ci_low)}, ${fmt(sc.ci_high)}]${sc.n ? " n=" + sc.n : ""}</div>` : "";
+        const ci = sc.ci_low !== null && sc.ci_low !== undefined ? `<div class="ci">[${fmt(sc.ci_low)}, ${fmt(sc.ci_high)}]${sc.n ? " n=" + esc(sc.n) : ""}</div>` : "";
         return `<td class="num">${fmt(sc.value)}${ci}</td>`;
       }).join("");
       return `<tr class="${tied ? "tied" : ""}" data-eval="${esc(r.eval_id)}"><td class="num">${esc(r.rank)}</td>

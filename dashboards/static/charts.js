@@ -10,7 +10,7 @@ function esc(s) {
 
 function fmt(v, digits) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
-  if (typeof v !== "number") return String(v);
+  if (typeof v !== "number") return esc(String(v));  // a string where a number belongs: show it, inertly
   if (Math.abs(v) < 1e-12) v = 0;
   if (digits === undefined && Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
   const a = Math.abs(v);

@@ -213,3 +213,30 @@ def test_reload_shows_new_runs(browser, tmp_path):
         pg.wait_for_selector("#view-training[data-ready='1']")
         assert pg.locator(".tr-run").count() == 2
         pg.close()
+
+
+def test_hostile_strings_are_shown_as_text(browser, tmp_path):
+    """Names, prompts and even a string stored in a float column never become markup."""
+    import sqlite3
+
+    from dashboards import Dashboard, create_app, serve_in_thread
+    from eval.store import ResultsStore
+    from skyloom.rundir import RunDir
+
+    evil = '<img src=x onerror="window.__xss=1">'
+    run = RunDir.create(tmp_path / "runs" / "r")
+    with ResultsStore(run.root / "results.sqlite") as st:
+        for i in range(2):
+            st.begin_eval(f"e{i}", suite="s", checkpoint=f"ck{i}", checkpoint_name=evil + str(i), run_name=evil,
+                          step=i, status="complete")
+            st.put_items(f"e{i}", [{"item_id": "p", "metric": "m", "value": 0.5 + i, "prompt": evil, "category": evil}])
+            st.put_scores(f"e{i}", [{"metric": "m", "value": 0.5 + i, "n": 1, "higher_is_better": True}])
+    with sqlite3.connect(run.root / "results.sqlite") as con:  # SQLite keeps whatever type it is given
+        con.execute("UPDATE scores SET ci_low = ?, ci_high = ? WHERE eval_id = 'e0'", (evil, evil))
+    with serve_in_thread(create_app(Dashboard(tmp_path / "runs"))) as url:
+        pg = browser.new_page()
+        for view in ("leaderboard", "compare", "training"):
+            open_view(pg, url, view)
+        assert evil in pg.inner_text("#view-compare")
+        assert pg.evaluate("window.__xss === undefined && document.querySelectorAll('main img').length === 0")
+        pg.close()
