@@ -122,7 +122,6 @@ def run(cfg: DemoConfig, fresh: bool = False, only: list[str] | None = None) -> 
 
     save_resolved(cfg, out / "demo-config.yaml")
     values = placeholders(cfg, out)
-    _prepare(values)
     state = _load_state(out)
     done: dict[str, Any] = state.setdefault("done", {})
     summary = []
@@ -151,15 +150,6 @@ def run(cfg: DemoConfig, fresh: bool = False, only: list[str] | None = None) -> 
     result = {"out": str(out), "seconds": time.perf_counter() - t_all, "stages": summary, "paths": values}
     _print_summary(result)
     return result
-
-
-def _prepare(values: dict[str, str]) -> None:
-    """Write the inputs a user would bring: the licensed-clip source manifest."""
-    path = values.get("sources")
-    if path and not Path(path).exists():
-        from datagen.ingest import write_demo_sources
-
-        write_demo_sources(Path(path))
 
 
 def _print_summary(result: dict[str, Any]) -> None:
