@@ -177,7 +177,11 @@ async function renderCompare(el) {
   const suiteSel = $("#cmp-suite");
   const fillEvals = () => {
     const s = suites[+suiteSel.value];
-    $("#cmp-evals").innerHTML = s.rows.map((r, i) => `<label><input type="checkbox" value="${esc(r.eval_id)}"${i < 2 ? " checked" : ""}> ${esc(r.checkpoint_name)} <span class="muted">(${esc(r.run_name)}${r.step !== null && r.step !== undefined ? " @" + esc(r.step) : ""})</span></label>`).join("");
+    const extra = (r) => [r.run_name && !String(r.checkpoint_name).includes(r.run_name) ? r.run_name : "",
+      r.step !== null && r.step !== undefined && !String(r.checkpoint_name).includes(String(r.step)) ? `step ${r.step}` : ""]
+      .filter(Boolean).join(", ");
+    $("#cmp-evals").innerHTML = s.rows.map((r, i) => `<label><input type="checkbox" value="${esc(r.eval_id)}"${i < 2 ? " checked" : ""}> ${esc(r.checkpoint_name)}
+      ${extra(r) ? `<span class="muted">(${esc(extra(r))})</span>` : ""} <span class="badge">#${esc(r.rank)}</span></label>`).join("");
     $("#cmp-metric").innerHTML = options((s.metrics || []).map((m) => m.name), s.primary_metric);
     $$("#cmp-evals input").forEach((c) => c.addEventListener("change", refresh));
   };
