@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -194,6 +196,30 @@ def sample_indices(num_available: int, num_frames: int, mode: str = "uniform", s
     raise ValueError(f"unknown sampling mode {mode!r}; valid: uniform, consecutive, random")
 
 
+M_PERTURB = -6  # glibc mallopt: fill every malloc'd block with a fixed byte
+
+
+@contextlib.contextmanager
+def _fixed_heap_fill():
+    """Make libx264's output independent of stale heap contents.
+
+    x264 (through PyAV) reads some heap memory it never wrote: the same frames encoded in a fresh
+    process and in one that rendered with MuJoCo/Mesa first gave different bytes. glibc's
+    ``M_PERTURB`` fills each new allocation with a fixed byte while encoding, which makes the
+    output bit-exact across processes. A no-op where mallopt is missing (non-glibc).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(M_PERTURB, 0x5A)
+    try:
+        yield
+    finally:
+        mallopt(M_PERTURB, 0)
+
+
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, crf: int = DEFAULT_CRF,
                 preset: str = "medium", metadata: dict[str, Any] | None = None) -> Path:
     """Encode uint8 ``(T, H, W, 3)`` frames as H.264 yuv420p mp4 that browsers play.
@@ -220,7 +246,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, crf:
     if pad_h or pad_w:
         arr = np.pad(arr, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     rate = Fraction(fps).limit_denominator(1001)
-    with atomic_path(path, suffix=".mp4") as tmp:
+    with atomic_path(path, suffix=".mp4") as tmp, _fixed_heap_fill():
         container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
         try:
             if metadata:
