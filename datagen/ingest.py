@@ -88,6 +88,7 @@ class IngestConfig:
         out: corpus directory (created if missing); the CLI's ``--out``.
         engine: ``ray`` (Ray Data pipeline) or ``local`` (in-process loop, for debugging/benchmarks).
         workers: concurrent sources (0 = Ray's CPUs minus one, leaving a CPU for reads; at least 1).
+        chunk_sources: sources per Ray dataset (the manifest is processed in chunks of this size).
         truncated: ``reject`` a source that decodes fewer frames than its header promises, or
             ``keep`` the clips from its intact part.
         min_decoded_fraction: a source decoding fewer than this fraction of its frames is truncated.
@@ -104,6 +105,7 @@ class IngestConfig:
     transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
     engine: Literal["ray", "local"] = "ray"
     workers: int = 0
+    chunk_sources: int = 1024
     truncated: Literal["reject", "keep"] = "reject"
     min_decoded_fraction: float = 0.9
     val_fraction: float = 0.05
@@ -298,15 +300,23 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: frozen
 
     init_ray(ray_address)
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
+    bars, ctx.enable_progress_bars = ctx.enable_progress_bars, False  # our own progress bar instead
     cpus = int(ray.cluster_resources().get("CPU", 1))
     workers = cfg.workers or max(1, cpus - 1)  # leave a CPU for reads and the driver
-    ds = ray.data.from_items([{"source": json.dumps(s.to_dict())} for s in sources],
-                             override_num_blocks=len(sources))
-    ds = ds.map(_ray_stage, fn_kwargs={"cfg": cfg, "corpus_root": str(root), "known": known}, num_cpus=1,
-                compute=ray.data.TaskPoolStrategy(size=min(workers, len(sources))))
-    for row in ds.iter_rows():
-        yield json.loads(row["result"])
+    chunk = max(1, cfg.chunk_sources)
+    try:
+        # One block (one task) per source for even load; the manifest goes in chunks so that a
+        # million-row manifest is never one dataset of a million blocks.
+        for lo in range(0, len(sources), chunk):
+            part = sources[lo:lo + chunk]
+            ds = ray.data.from_items([{"source": json.dumps(s.to_dict())} for s in part],
+                                     override_num_blocks=len(part))
+            ds = ds.map(_ray_stage, fn_kwargs={"cfg": cfg, "corpus_root": str(root), "known": known}, num_cpus=1,
+                        compute=ray.data.TaskPoolStrategy(size=min(workers, len(part))))
+            for row in ds.iter_rows():
+                yield json.loads(row["result"])
+    finally:
+        ctx.enable_progress_bars = bars
 
 
 def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | None = None,

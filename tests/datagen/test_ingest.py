@@ -130,7 +130,7 @@ def hostile(tmp_path_factory):
 def ingested(hostile, tmp_path_factory, ray_local):
     _, cases, manifest = hostile
     out = tmp_path_factory.mktemp("corpus") / "c"
-    res = run_ingest(test_config(engine="ray", workers=2), manifest, out)
+    res = run_ingest(test_config(engine="ray", workers=2, chunk_sources=9), manifest, out)  # 2 chunks
     return res, Corpus(out), cases
 
 

@@ -136,3 +136,17 @@ def test_mp4_truncation_detector(tmp_path):
     assert "mdat" in mp4_truncation(tmp_path / "t.mp4")
     (tmp_path / "r.bin").write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     assert mp4_truncation(tmp_path / "r.bin") == ""
+
+
+def test_split_is_streaming_bounded_memory():
+    """On a long single shot every window is final within (detector look-back) frames of its end."""
+    base = _texture(72, 400)
+    s = ShotSplitter(ShotConfig(clip_seconds=1.0, min_clip_seconds=0.5), fps=25.0)
+    emitted = []
+    for i in range(300):  # a slow pan, no cut
+        frame = np.ascontiguousarray(base[:, i // 2: i // 2 + 128])
+        emitted += [(i, w) for w in s.push(i, frame)]
+    emitted += [(299, w) for w in s.finish()]
+    assert [(w.start, w.end) for _, w in emitted] == [(k, k + 25) for k in range(0, 300, 25)]
+    assert all(at < w.end + s.margin for at, w in emitted)  # not held until the end of the stream
+    assert s.margin <= 20
