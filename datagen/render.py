@@ -305,7 +305,7 @@ def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress:
     corpus = Corpus.create(cfg.out)
     save_resolved(cfg, corpus.root / "configs" / f"render-{clip_id(cfg.preset, cfg.seed, 0).rsplit('-', 1)[0]}.yaml")
     items = _items(cfg)
-    existing = corpus.ids()
+    existing = {i for i in corpus.ids() if corpus.clip_path(i).exists() and corpus.gt_path(i).exists()}
     done_bad = set()
     if not cfg.retry_quarantined:
         done_bad = {q["item"] for q in corpus.quarantined(STAGE) if q.get("kind") in ("invalid_spec", "simulation")}
