@@ -58,7 +58,7 @@ def _f(v) -> str:
 def steps_per_frame(spec: dict[str, Any]) -> int:
     """Physics steps per frame: the spec's timestep, shortened so frames fall exactly on i / fps."""
     r = spec["render"]
-    return max(1, int(math.ceil(1.0 / (float(r["fps"]) * float(r["timestep"])) - 1e-9)))
+    return max(1, math.ceil(1.0 / (float(r["fps"]) * float(r["timestep"])) - 1e-9))
 
 
 def build_mjcf(spec: dict[str, Any]) -> str:
@@ -97,9 +97,9 @@ def build_mjcf(spec: dict[str, Any]) -> str:
     parts += ["</asset>", "<worldbody>",
               # a wide spot light, not a directional one: MuJoCo's directional shadow map leaves
               # acne stripes on a large floor at the edge of its shadow box (seen at 256 px)
-              f'<light name="key" directional="false" cutoff="70" exponent="1" '
+              (f'<light name="key" directional="false" cutoff="70" exponent="1" '
               f'castshadow="{str(bool(light["shadows"])).lower()}" pos="{_f(-ldir * 4.5)}" dir="{_f(ldir)}" '
-              f'diffuse="{_f([light["intensity"]] * 3)}" specular="0.2 0.2 0.2"/>',
+              f'diffuse="{_f([light["intensity"]] * 3)}" specular="0.2 0.2 0.2"/>'),
               f'<geom name="floor" type="plane" size="20 20 0.1" material="floor" friction="{floor["friction"]} 0.005 0.0001"/>']
     for o in spec["objects"]:
         m = MATERIALS[o["material"]]
@@ -196,7 +196,7 @@ class Simulation:
             speed = abs(float(np.dot(self._body_vel(a, qvel) - self._body_vel(b, qvel), normals[k])))
             if speed < EVENT_MIN_SPEED:
                 continue
-            frame = min(self.num_frames - 1, int(math.ceil(t * self.fps - 1e-9)))
+            frame = min(self.num_frames - 1, math.ceil(t * self.fps - 1e-9))
             self.events.append({"frame": frame, "t": round(t, 5), "kind": "collision", "a": pair[0], "b": pair[1],
                                 "speed": round(speed, 4)})
             if pair[0] == "floor":
@@ -227,10 +227,8 @@ class Simulation:
                 for _ in range(self.steps_per_frame):
                     t, qvel = self.data.time, self.data.qvel.copy()
                     self._mj.mj_step(self.model, self.data)
-                    self._check()
                     self._contacts(t, qvel)
-            else:
-                self._check()
+            self._check()  # MuJoCo's warning counters accumulate: once a frame is enough
             self._record(i)
             if on_frame is not None:
                 on_frame(i, self.model, self.data)

@@ -4,15 +4,23 @@ in-process API eval relies on (render_spec, perturb_spec)."""
 from __future__ import annotations
 
 import copy
-import re
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
 
 from datagen.render import RenderConfig, perturb_spec, render_spec, sample_specs
-from datagen.scenes import COLOURS, PROBES, SceneConfig, SpecError, sample_spec, spec_sha256, validate_spec
+from datagen.scenes import (
+    COLOURS,
+    PROBES,
+    SceneConfig,
+    SpecError,
+    sample_spec,
+    spec_sha256,
+    validate_spec,
+)
 from skyloom.config import load
 
 G = 9.81
@@ -83,7 +91,7 @@ def _drop_spec(z0: float = 0.8) -> dict:
 
 def test_drop_matches_free_fall_and_impact_time():
     spec = _drop_spec(0.8)
-    frames, gt = render_spec(spec)
+    _frames, gt = render_spec(spec)
     r, z0 = 0.2, 0.8
     t_hit = math.sqrt(2 * (z0 - r) / G)  # 0.35 s
     hits = [e for e in gt["events"] if e["a"] == "floor" and e["b"] == "obj0"]

@@ -154,13 +154,13 @@ def test_unrealcv_backend_direct(fake_unrealcv):
     assert out.gt["renderer"] == "unrealcv" and "v1.1.0-fake" in out.gt["renderer_version"]
     # poses sent in Unreal's left-handed centimetres; ground truth stays in skyloom's metres
     o = spec["objects"][0]
-    name = [s for s in fake_unrealcv.colours if s.endswith("_obj0")][0]
-    loc = [c for c in fake_unrealcv.commands if c.startswith(f"vset /object/{name}/location")][0]
+    name = next(s for s in fake_unrealcv.colours if s.endswith("_obj0"))
+    loc = next(c for c in fake_unrealcv.commands if c.startswith(f"vset /object/{name}/location"))
     x, y, z = (float(v) for v in loc.split()[-3:])
     assert (x, y, z) == pytest.approx((100 * o["position"][0], -100 * o["position"][1], 100 * o["position"][2]), abs=1e-3)
     assert f"vset /objects/spawn BP_Sphere {name}" in fake_unrealcv.commands
     assert fake_unrealcv.spawned == []  # destroyed after the scene
-    cam = [c for c in fake_unrealcv.commands if c.startswith("vset /camera/0/rotation")][0]
+    cam = next(c for c in fake_unrealcv.commands if c.startswith("vset /camera/0/rotation"))
     assert [float(v) for v in cam.split()[-3:]] == pytest.approx([spec["camera"]["elevation"], -spec["camera"]["azimuth"], 0], abs=1e-3)
     # rotator: identity -> zeros; a 90 degree turn about z (right-handed) is yaw -90 in Unreal
     assert quat_to_rotator([1, 0, 0, 0]) == pytest.approx((0, 0, 0))
