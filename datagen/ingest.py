@@ -153,7 +153,6 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
     step = info.fps / fps_out  # source frames per kept frame
     splitter = ShotSplitter(cfg.shots, info.fps)
     kept: list[tuple[int, Any]] = []  # (index, uint8 (oh, ow, 3)) of kept frames not yet consumed
-    windows = []
     recs: list[ClipRecord] = []
     rejected: Counter = Counter()
     x0, y0 = (sw - ow) // 2, (sh - oh) // 2
@@ -164,7 +163,6 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
         for w in ws:
             frames = [f for i, f in kept if w.start <= i < w.end]
             kept = [(i, f) for i, f in kept if i >= w.end]
-            windows.append(w)
             if not frames:
                 rejected["too short"] += 1
                 continue
@@ -180,10 +178,10 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
             prov = {"source_url": src.url, "license_id": license_id, "author": src.author,
                     "source_sha256": sha, "parent_id": parent}
             write_video(dest, arr, fps_out, crf=cfg.transcode.crf, preset=cfg.transcode.preset, metadata=prov)
-            meta = {"title": src.title, "shot": w.shot, "clip": w.clip, "clip_start_s": w.start / info.fps,
+            meta = {**src.extra, "title": src.title, "shot": w.shot, "clip": w.clip, "clip_start_s": w.start / info.fps,
                     "clip_end_s": w.end / info.fps, "source_width": info.width, "source_height": info.height,
                     "source_fps": info.fps, "source_codec": info.codec, "fetched_url": final_url,
-                    "detector": cfg.shots.detector, "bucket": bucket[0] if bucket else None, **src.extra}
+                    "detector": cfg.shots.detector, "bucket": bucket[0] if bucket else None}
             recs.append(ClipRecord(
                 id=cid, path=str(dest.relative_to(corpus.root)), source_kind="licensed", duration_s=duration,
                 fps=fps_out, width=ow, height=oh, num_frames=len(frames), license_id=license_id,
@@ -199,26 +197,33 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
     from_small = sw <= aw and sh <= ah
     n = 0
     next_keep = 0.0
-    for i, frame in decode_frames(path, threads=cfg.shots.decode_threads):
-        n = i + 1
-        # swscale's area filter: the cheapest good downscale (the bulk of the per-frame cost).
-        small = fmt.reformat(frame, width=aw, height=ah, format="bgr24", interpolation="AREA").to_ndarray()  # (ah, aw, 3)
-        if i + 0.5 >= next_keep:
-            next_keep += step
-            if from_small:  # output no larger than the analysis frame: resize that, skip a 2nd swscale
-                img = cv2.cvtColor(cv2.resize(small, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-            else:
-                img = fmt_out.reformat(frame, width=sw, height=sh, format="rgb24", interpolation="AREA").to_ndarray()
-            kept.append((i, np.ascontiguousarray(img[y0:y0 + oh, x0:x0 + ow])))  # (oh, ow, 3)
-        emit(splitter.push(i, small))
-    if n == 0:
-        raise SourceRejected("not a video", f"{src.url}: no decodable frame")
-    expected = info.num_frames
-    if expected and n < cfg.min_decoded_fraction * expected and cfg.truncated == "reject":
-        for r in recs:
-            corpus.clip_path(r.id).unlink(missing_ok=True)
-        raise SourceRejected("truncated video", f"{src.url}: decoded {n} of {expected} frames")
-    emit(splitter.finish())
+    try:
+        for i, frame in decode_frames(path, threads=cfg.shots.decode_threads):
+            n = i + 1
+            # swscale's area filter: the cheapest good downscale (the bulk of the per-frame cost).
+            small = fmt.reformat(frame, width=aw, height=ah, format="bgr24",
+                                 interpolation="AREA").to_ndarray()  # (ah, aw, 3)
+            if i + 0.5 >= next_keep:
+                next_keep += step
+                if from_small:  # output no larger than the analysis frame: resize that, skip a 2nd swscale
+                    img = cv2.cvtColor(cv2.resize(small, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+                else:
+                    img = fmt_out.reformat(frame, width=sw, height=sh, format="rgb24",
+                                           interpolation="AREA").to_ndarray()  # (sh, sw, 3)
+                kept.append((i, np.ascontiguousarray(img[y0:y0 + oh, x0:x0 + ow])))  # (oh, ow, 3)
+            emit(splitter.push(i, small))
+        if n == 0:
+            raise SourceRejected("not a video", f"{src.url}: no decodable frame")
+        expected = info.num_frames
+        if expected and n < cfg.min_decoded_fraction * expected and cfg.truncated == "reject":
+            raise SourceRejected("truncated video", f"{src.url}: decoded {n} of {expected} frames")
+        emit(splitter.finish())
+    except BaseException:
+        live = corpus.ids() if recs else set()  # a resumed source may already own these clips
+        for r in recs:  # no orphan clip files from a source that did not make it
+            if r.id not in live:
+                corpus.clip_path(r.id).unlink(missing_ok=True)
+        raise
     recs = [dataclasses.replace(r, shot_end_s=splitter.shots[r.meta["shot"]][1] / info.fps) for r in recs]
     return recs, rejected, n
 
