@@ -22,7 +22,8 @@ _LAZY = {
     "verify_caption": "captioning.verify", "parse_caption": "captioning.verify", "VerifyReport": "captioning.verify",
     "verify_corpus": "captioning.report", "caption_stats": "captioning.report",
 }
-__all__ = sorted(_LAZY)
+__all__ = ["CAPTIONERS", "CaptionConfig", "CaptionResult", "VerifyReport", "caption_gt", "caption_stats",
+           "parse_caption", "run", "upsample", "verify_caption", "verify_corpus"]
 
 
 def __getattr__(name: str) -> Any:

@@ -63,7 +63,7 @@ class Captioner:
             t0 = time.perf_counter()
             try:
                 out.append(Outcome(it.clip_id, self.caption_one(it), seconds=time.perf_counter() - t0))
-            except Exception as e:  # one bad clip never stops the batch
+            except Exception as e:  # noqa: BLE001 - one bad clip never stops the batch
                 out.append(Outcome(it.clip_id, {}, f"{type(e).__name__}: {e}", time.perf_counter() - t0))
         return out
 
@@ -75,7 +75,7 @@ CAPTIONERS.register_lazy("vlm-local", "captioning.vlm_local:LocalVLMCaptioner")
 CAPTIONERS.register_lazy("vlm-endpoint", "captioning.vlm_endpoint:EndpointCaptioner")
 
 _REFUSAL = re.compile(r"^\s*(i'?m sorry|i am sorry|sorry,|i can(?:no|')t|i cannot|i am unable|i'm unable|as an ai|"
-                      r"i won'?t|unable to (?:help|assist|describe))", re.I)
+                      r"i won'?t|unable to (?:help|assist|describe))", re.IGNORECASE)
 
 
 def check_answer(text: str | None) -> str:

@@ -8,6 +8,8 @@ say so ("Heuristic description, no vision-language model: ...") and are written 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from captioning.base import CAPTIONERS, Captioner, ClipInput
@@ -43,7 +45,7 @@ def flow_stats(frames: np.ndarray) -> tuple[float, np.ndarray]:
 
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     mags, vecs = [], []
-    for a, b in zip(grey[:-1], grey[1:]):
+    for a, b in itertools.pairwise(grey):
         flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # (H, W, 2)
         mags.append(float(np.linalg.norm(flow, axis=-1).mean()))
         vecs.append(flow.reshape(-1, 2).mean(0))

@@ -106,7 +106,7 @@ class CaptionWorker:
                     items.append(ClipInput(cid, fps, gt=self.corpus.read_ground_truth(cid)))
                 else:
                     items.append(ClipInput(cid, fps, frames=self.corpus.read_clip(cid)))
-            except Exception as e:  # unreadable clip or gt: recorded, the batch goes on
+            except Exception as e:  # noqa: BLE001 - unreadable clip or gt: recorded, the batch goes on
                 failed.append(Outcome(cid, {}, f"unreadable input: {type(e).__name__}: {e}", time.perf_counter() - t0))
         return failed + (self.captioner.caption_batch(items) if items else [])
 
@@ -117,7 +117,7 @@ def _batches(recs: list[ClipRecord], size: int) -> list[list[tuple[str, float]]]
 
 
 def _write(corpus: Corpus, name: str, prov: dict[str, str], outs: list[Outcome], result: CaptionResult) -> None:
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     caps: dict[str, list[Caption]] = {}
     for o in outs:
         if o.error or not o.captions:
@@ -133,6 +133,26 @@ def _write(corpus: Corpus, name: str, prov: dict[str, str], outs: list[Outcome],
         result.captioned[name] = result.captioned.get(name, 0) + len(caps)
 
 
+class _Sink:
+    """Collects outcomes on the driver and writes them every ``every`` clips (and on flush)."""
+
+    def __init__(self, corpus: Corpus, name: str, every: int, result: CaptionResult, advance) -> None:
+        self.corpus, self.name, self.every, self.result, self.advance = corpus, name, max(1, every), result, advance
+        self.prov: dict[str, str] = {}
+        self.pending: list[Outcome] = []
+
+    def add(self, outs: list[Outcome]) -> None:
+        self.pending.extend(outs)
+        if len(self.pending) >= self.every:
+            self.flush()
+        self.advance(len(outs))
+
+    def flush(self) -> None:
+        if self.pending:
+            _write(self.corpus, self.name, self.prov, self.pending, self.result)
+            self.pending = []
+
+
 def run(cfg: CaptionConfig) -> CaptionResult:
     """Caption ``cfg.corpus`` (see :class:`CaptionConfig`); resumable, failures recorded per clip."""
     from skyloom.cli_common import progress
@@ -146,7 +166,7 @@ def run(cfg: CaptionConfig) -> CaptionResult:
     corpus = Corpus(cfg.corpus)
     todo, skipped = plan(corpus, cfg)
     result = CaptionResult(corpus=str(corpus.root), skipped=skipped)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
     out_dir = corpus.root / "caption_runs"
     result.config_path = str(save_resolved(cfg, out_dir / f"{stamp}-{cfg.captioner}.yaml"))
     total = sum(len(v) for v in todo.values())
@@ -155,23 +175,15 @@ def run(cfg: CaptionConfig) -> CaptionResult:
         for name, recs in todo.items():
             batches = _batches(recs, cfg.batch_size)
             logger.info("%s: %d clips in %d batches (%s)", name, len(recs), len(batches), cfg.executor)
-            pending: list[Outcome] = []
-
-            def collect(outs: list[Outcome], prov: dict[str, str], final: bool = False) -> None:
-                pending.extend(outs)
-                if pending and (final or len(pending) >= cfg.write_every):
-                    _write(corpus, name, prov, pending, result)
-                    pending.clear()
-                bar.advance(task, len(outs))
-
+            sink = _Sink(corpus, name, cfg.write_every, result, lambda k: bar.advance(task, k))
             if cfg.executor == "local":
                 worker = CaptionWorker(str(corpus.root), name, cfg)
-                prov = worker.provenance()
+                sink.prov = worker.provenance()
                 try:
                     for b in batches:
-                        collect(worker.run_batch(b), prov)
+                        sink.add(worker.run_batch(b))
                 finally:  # on an interrupt too: keep what is done
-                    collect([], prov, final=True)
+                    sink.flush()
                 continue
             from ray.util import ActorPool
 
@@ -180,14 +192,13 @@ def run(cfg: CaptionConfig) -> CaptionResult:
             ray = init_ray(cfg.ray_address)
             remote = ray.remote(num_cpus=cfg.cpus_per_actor)(CaptionWorker)
             actors = [remote.remote(str(corpus.root), name, cfg) for _ in range(min(cfg.num_actors, len(batches)))]
-            prov: dict[str, str] = {}
             try:
-                prov = ray.get(actors[0].provenance.remote())
+                sink.prov = ray.get(actors[0].provenance.remote())
                 pool = ActorPool(actors)
                 for outs in pool.map_unordered(lambda a, b: a.run_batch.remote(b), batches):
-                    collect(outs, prov)
+                    sink.add(outs)
             finally:  # on an interrupt too: keep what is done
-                collect([], prov, final=True)
+                sink.flush()
                 for a in actors:
                     ray.kill(a)
     result.seconds = time.perf_counter() - t0

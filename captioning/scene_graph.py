@@ -15,7 +15,15 @@ import random
 from typing import Any
 
 from captioning.facts import ObjectFacts, SceneFacts
-from captioning.vocab import CAMERA, MATERIALS, MOTIONS, NUMBER_WORDS, SHAPES, SIZES, TEMPLATE_VERSION
+from captioning.vocab import (
+    CAMERA,
+    MATERIALS,
+    MOTIONS,
+    NUMBER_WORDS,
+    SHAPES,
+    SIZES,
+    TEMPLATE_VERSION,
+)
 
 KINDS = ("short", "dense")
 PLACES = {"left": ("on the left", "at the left of the frame", "on the left side"),

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-WORDS = ("a the red green blue yellow ball cube cylinder falls bounces rolls slides on floor camera static "
-         "light video shows small large scene moves left right and of").split()
+WORDS = ["a", "the", "red", "green", "blue", "yellow", "ball", "cube", "cylinder", "falls", "bounces", "rolls", "slides", "on", "floor", "camera", "static", "light", "video", "shows", "small", "large", "scene", "moves", "left", "right", "and", "of"]
 CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {% endif %}"
                  "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }} {% endif %}"
                  "{% endfor %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}")
@@ -23,8 +22,15 @@ def build_tiny_llava(path: str | os.PathLike, image_size: int = 32, hidden: int 
     """Write a tiny LLaVA checkpoint + processor to ``path`` and return it."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     specials = ["<pad>", "<unk>", "<s>", "</s>", "<image>", "USER:", "ASSISTANT:"]
     vocab = {w: i for i, w in enumerate(specials + list(WORDS))}

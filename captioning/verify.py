@@ -28,8 +28,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from captioning.facts import SceneFacts, scene_facts
-from captioning.vocab import (CAMERA_WORDS, GENERIC_NOUNS, MATERIAL_WORDS, NUMBERS, SHAPE_WORDS, SIZE_WORDS,
-                              motion_pattern, normalise_colour)
+from captioning.vocab import (
+    CAMERA_WORDS,
+    GENERIC_NOUNS,
+    MATERIAL_WORDS,
+    NUMBERS,
+    SHAPE_WORDS,
+    SIZE_WORDS,
+    motion_pattern,
+    normalise_colour,
+)
 
 _MOTIONS = motion_pattern()
 _TOKEN = re.compile(r"§[a-z]+§|[a-z0-9]+(?:-[a-z]+)*")
@@ -234,7 +242,7 @@ def verify_caption(text: str, gt: dict[str, Any] | SceneFacts) -> VerifyReport:
     # Match mentioned objects to gt objects: exact (colour, shape) first, then colourless mentions by shape.
     gt_objs = Counter(o.key for o in facts.objects)
     remap: dict[tuple, tuple] = {}
-    hallucinated, said = [], Counter()
+    hallucinated = []
     pending = []
     for key in parsed.objects:
         if key[0] is not None and gt_objs[key] > 0:

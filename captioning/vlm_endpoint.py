@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from captioning.base import CAPTIONERS, Captioner, CaptionFailure, ClipInput, Outcome, check_answer, frame_images
+from captioning.base import (
+    CAPTIONERS,
+    Captioner,
+    CaptionFailure,
+    ClipInput,
+    Outcome,
+    check_answer,
+    frame_images,
+)
 from captioning.config import CaptionConfig, EndpointConfig
 
 logger = logging.getLogger(__name__)
@@ -125,7 +133,7 @@ class EndpointCaptioner(Captioner):
                 raise CaptionFailure("no frames")
             text = self.client.chat(self.messages(item))
             return Outcome(item.clip_id, {"vlm": text}, seconds=time.perf_counter() - t0)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - recorded per clip, the job goes on
             reason = str(e) if isinstance(e, CaptionFailure) else f"{type(e).__name__}: {e}"
             return Outcome(item.clip_id, {}, reason, time.perf_counter() - t0)
 

@@ -15,7 +15,15 @@ import logging
 import time
 from pathlib import Path
 
-from captioning.base import CAPTIONERS, Captioner, CaptionFailure, ClipInput, Outcome, check_answer, frame_images
+from captioning.base import (
+    CAPTIONERS,
+    Captioner,
+    CaptionFailure,
+    ClipInput,
+    Outcome,
+    check_answer,
+    frame_images,
+)
 from captioning.config import CaptionConfig
 
 logger = logging.getLogger(__name__)
@@ -84,9 +92,9 @@ class LocalVLMCaptioner(Captioner):
                   for it in items]
         texts = [self._prompt(len(ims)) for ims in images]
         inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True).to(self.cfg.device)
-        gen = dict(max_new_tokens=self.cfg.max_new_tokens, do_sample=self.cfg.do_sample, num_beams=self.cfg.num_beams)
+        gen = {"max_new_tokens": self.cfg.max_new_tokens, "do_sample": self.cfg.do_sample, "num_beams": self.cfg.num_beams}
         if self.cfg.do_sample:
-            gen.update(temperature=self.cfg.temperature, top_p=self.cfg.top_p)
+            gen.update({"temperature": self.cfg.temperature, "top_p": self.cfg.top_p})
         with torch.inference_mode():
             out = self.model.generate(**inputs, **gen)  # (B, L_in + L_new)
         new = out[:, inputs["input_ids"].shape[1]:]  # (B, L_new)
@@ -105,7 +113,7 @@ class LocalVLMCaptioner(Captioner):
             t0 = time.perf_counter()
             try:
                 answers = self.generate(chunk)
-            except Exception as e:  # a failing batch: every clip in it is recorded with the reason
+            except Exception as e:  # noqa: BLE001 - a failing batch: every clip in it is recorded with the reason
                 logger.warning("vlm-local batch failed: %s", e)
                 outs.extend(Outcome(it.clip_id, {}, f"generation failed: {type(e).__name__}: {e}") for it in chunk)
                 continue

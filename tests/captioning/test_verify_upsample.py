@@ -66,7 +66,7 @@ def test_upsample_rules_share_the_caption_style():
     p = parse_caption(text)
     assert p.objects == [("red", "sphere")]
     assert {m for _, _, m in p.motions} >= {"bounce"}
-    assert p.camera is not None and len(text.split()) > 3 * len("a red ball bouncing".split())
+    assert p.camera is not None and len(text.split()) > 3 * len(["a", "red", "ball", "bouncing"])
     # The user's facts survive, and the dense caption verifies against the facts it was written from.
     from captioning.upsample import prompt_facts
 

@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 
 from captioning.base import ClipInput, frame_images
-from captioning.config import CaptionConfig, EndpointConfig, FramesConfig, VLMLocalConfig
+from captioning.config import (
+    CaptionConfig,
+    EndpointConfig,
+    FramesConfig,
+    VLMLocalConfig,
+)
 from captioning.runner import run
 from captioning.vlm_endpoint import EndpointCaptioner
 from captioning.vlm_local import LocalVLMCaptioner, weights_hash
@@ -41,7 +46,7 @@ def test_frame_layouts():
 @pytest.mark.parametrize("layout", ["grid", "multi"])
 def test_local_vlm_batch_equals_single(tiny_llava, layout):
     frames = FramesConfig(num_frames=4, layout=layout, tile_size=32)
-    mk = lambda gb: LocalVLMCaptioner(CaptionConfig(vlm_local=VLMLocalConfig(  # noqa: E731
+    mk = lambda gb: LocalVLMCaptioner(CaptionConfig(vlm_local=VLMLocalConfig(
         model_path=str(tiny_llava), max_new_tokens=6, frames=frames, generate_batch=gb)))
     items = [ClipInput(f"c{i}", 8, frames=np.random.default_rng(i).integers(0, 255, (8, 40, 40, 3), np.uint8))
              for i in range(3)]
