@@ -192,3 +192,13 @@ def test_contacts_never_create_energy():
         rot = max(m * max(np.dot(s["angular_velocity"], s["angular_velocity"]) for s in st) * max(o["size"]) ** 2
                   for st in sim.states for m, o in zip(masses, spec["objects"]))
         assert max(energy) <= energy[0] * 1.01 + rot, spec["seed"]
+
+
+def test_longer_render_continues_the_same_clip():
+    """eval re-simulates continuations by raising num_frames: the first frames must not change."""
+    spec = sample_specs(preset("physics-probe", num_frames=4), 3, seed=0)[2]
+    longer = copy.deepcopy(spec)
+    longer["render"]["num_frames"] = 7
+    f4, g4 = render_spec(spec)
+    f7, g7 = render_spec(longer)
+    assert np.array_equal(f7[:4], f4) and g7["frames"][:4] == g4["frames"]
