@@ -10,8 +10,9 @@ rewrite instead (``mode="llm"``), with a few dense captions as examples.
 
 Example:
     >>> text = upsample("a red ball bouncing", seed=0)
-    >>> "red" in text and "bounc" in text
-    True
+    >>> p = parse_caption(text)  # the upsampled prompt states the user's facts, in caption words
+    >>> p.objects, sorted({m for _, _, m in p.motions})
+    ([('red', 'sphere')], ['bounce', 'fall'])
 """
 
 from __future__ import annotations

@@ -84,3 +84,14 @@ def test_upsample_unknown_scene_and_bad_input():
         upsample("   ")
     with pytest.raises(ValueError, match="mode"):
         upsample("a ball", mode="poetry")
+
+
+def test_free_text_like_a_vlm():
+    gt = make_gt(4, num_objects=2, motions=["dropped", "resting"], camera_motion="static")
+    a, b = gt["objects"]
+    text = (f"There is a {a['colour']} {a['shape'].replace('sphere', 'ball')} and a {b['colour']} "
+            f"{b['shape'].replace('sphere', 'ball')}. The {a['colour']} one is dropping. The camera is fixed.")
+    r = verify_caption(text, gt)
+    assert r.hallucinated == [] and r.by_type["object"]["matched"] == 2
+    assert r.by_type["camera"]["matched"] == 1
+    assert 0 < r.recall < 1  # most facts unstated
