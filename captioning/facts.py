@@ -101,12 +101,20 @@ def check_gt(gt: dict[str, Any], where: str = "ground truth") -> None:
                 raise GroundTruthError(f"{where}: objects[{i}] has no field {key!r}")
 
 
-def _series(gt: dict[str, Any], name: str) -> dict[str, np.ndarray]:
-    pos, vel, ang, vis, cx, quat = [], [], [], [], [], []
+def _per_object(gt: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per-frame records grouped by object name (one pass over the frames)."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for fr in gt["frames"]:
-        o = next((x for x in fr.get("objects", []) if x.get("name") == name), None)
-        if o is None:
-            continue
+        for x in fr.get("objects", []):
+            out.setdefault(x.get("name"), []).append(x)
+    return out
+
+
+def _series(gt: dict[str, Any], name: str, rows: list[dict[str, Any]] | None = None) -> dict[str, np.ndarray]:
+    pos, vel, ang, vis, cx, quat = [], [], [], [], [], []
+    if rows is None:
+        rows = _per_object(gt).get(name, [])
+    for o in rows:
         pos.append(o.get("position", [np.nan] * 3))
         vel.append(o.get("velocity") or [np.nan] * 3)
         ang.append(o.get("angular_velocity") or [0.0] * 3)
@@ -153,11 +161,12 @@ def _start_place(cx0: float, width: float) -> str:
     return "left" if f < 1 / 3 else "right" if f > 2 / 3 else "centre"
 
 
-def object_facts(gt: dict[str, Any], obj: dict[str, Any], floor_z: float = 0.0) -> ObjectFacts:
+def object_facts(gt: dict[str, Any], obj: dict[str, Any], floor_z: float = 0.0,
+                 rows: list[dict[str, Any]] | None = None) -> ObjectFacts:
     """Derive one object's facts from its per-frame trajectory and the event list."""
     name, shape = obj["name"], obj["shape"]
     size = list(obj.get("size") or [0.1])
-    s = _series(gt, name)
+    s = _series(gt, name, rows)
     p, v, w, vis = s["pos"], s["vel"], s["ang"], s["vis"]
     if len(p) == 0:
         return ObjectFacts(name, shape, obj["colour"], obj.get("size_name", "medium"), obj.get("material", ""),
@@ -221,7 +230,8 @@ def scene_facts(gt: dict[str, Any]) -> SceneFacts:
     check_gt(gt)
     floor = dict(gt.get("floor") or {})
     floor_z = float(floor.get("z", floor.get("height", 0.0)) or 0.0)
-    objs = tuple(object_facts(gt, o, floor_z) for o in gt["objects"])
+    per = _per_object(gt)
+    objs = tuple(object_facts(gt, o, floor_z, per.get(o["name"], [])) for o in gt["objects"])
     n = int(gt.get("num_frames") or len(gt["frames"]))
     fps = float(gt.get("fps") or 8)
     return SceneFacts(objects=objs, camera=_camera_motion(gt), lighting=dict(gt.get("lighting") or {}),
