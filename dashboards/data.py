@@ -9,7 +9,6 @@ as an ``error`` string in the payload instead of failing the page).
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -38,35 +37,45 @@ def discover_runs(dirs: list[Path]) -> list[RunDir]:
     return out
 
 
-def _thin(points: list[list[float]], limit: int = MAX_POINTS) -> list[list[float]]:
-    if len(points) <= limit:
-        return points
-    idx = np.unique(np.linspace(0, len(points) - 1, limit).round().astype(int))
-    return [points[i] for i in idx]
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+def _thin_indices(n: int, limit: int = MAX_POINTS) -> np.ndarray:
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
 
 
 def run_series(run: RunDir) -> dict[str, dict[str, list[list[float]]]]:
-    """``{kind: {metric: [[step, value], ...]}}`` from ``metrics.jsonl`` (numeric values only).
+    """``{kind: {metric: [[step, value], ...]}}`` from ``metrics.jsonl`` (finite numbers only).
 
     Lines without a numeric ``step`` are skipped; a torn last line is already dropped by
     :func:`skyloom.fsutil.read_jsonl`. Repeated steps (a resumed run) keep the last value.
+    Series longer than :data:`MAX_POINTS` are thinned evenly (first and last point kept).
     """
-    series: dict[str, dict[str, dict[int, float]]] = {}
+    cols: dict[tuple[str, str], tuple[list, list]] = {}
     for m in run.metrics():
         step = m.get("step")
-        if not _is_number(step):
+        if type(step) not in (int, float):  # bool and str are not steps
             continue
         kind = str(m.get("kind", "train"))
         for k, v in m.items():
-            if k in NON_METRIC_KEYS or not _is_number(v):
+            if k in NON_METRIC_KEYS or type(v) not in (int, float):
                 continue
-            series.setdefault(kind, {}).setdefault(k, {})[int(step)] = float(v)
-    return {kind: {k: _thin([[s, v] for s, v in sorted(pts.items())]) for k, pts in metrics.items()}
-            for kind, metrics in series.items()}
+            c = cols.get((kind, k))
+            if c is None:
+                c = cols[(kind, k)] = ([], [])
+            c[0].append(step)
+            c[1].append(v)
+    out: dict[str, dict[str, list[list[float]]]] = {}
+    for (kind, k), (steps, vals) in cols.items():
+        st = np.asarray(steps, dtype=np.float64)
+        va = np.asarray(vals, dtype=np.float64)
+        ok = np.isfinite(st) & np.isfinite(va)
+        order = np.argsort(st[ok], kind="stable")  # stable: among equal steps, file order
+        st, va = st[ok][order], va[ok][order]
+        last = np.r_[st[1:] != st[:-1], True] if st.size else np.zeros(0, bool)  # last value per step
+        st, va = st[last], va[last]
+        idx = _thin_indices(st.size)
+        out.setdefault(kind, {})[k] = [[int(a), float(b)] for a, b in zip(st[idx], va[idx])]
+    return out
 
 
 def cached_series(run: RunDir, cache: dict[Any, Any] | None) -> dict[str, dict[str, list[list[float]]]]:

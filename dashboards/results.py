@@ -10,6 +10,8 @@ created: the dashboard only reads.
 from __future__ import annotations
 
 import logging
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,65 @@ class ResultSource:
     url: str
     store: Any  # eval.store.ResultsStore (imported lazily)
     run_root: Path | None  # the run directory holding this store, if any
+    owned: bool = True  # False: a cached store that close_sources must leave open
+
+
+class MergeCache:
+    """The merged store of several runs' stores, rebuilt only when one of them changes.
+
+    Merging copies every row, which costs seconds for large stores; the dashboard would pay it
+    on every request. The merge goes into a private temporary SQLite file (never next to the
+    user's data) that is reused until a source file (database or its WAL) changes size or mtime.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dir: tempfile.TemporaryDirectory | None = None
+        self._key: tuple | None = None
+        self._store: Any = None
+        self._gen = 0
+
+    @staticmethod
+    def _stamp(url: str) -> tuple:
+        p = _sqlite_path(url)
+        out: list[Any] = [url]
+        for f in (p, Path(f"{p}-wal")) if p is not None else ():
+            try:
+                st = f.stat()
+                out += [st.st_mtime_ns, st.st_size]
+            except OSError:
+                out += [None, None]
+        return tuple(out)
+
+    def get(self, targets: list[str]) -> Any:
+        """The merged store of ``targets`` (SQLAlchemy URLs), from the cache when unchanged."""
+        from eval.store import ResultsStore
+
+        key = tuple(self._stamp(t) for t in targets)
+        with self._lock:
+            if key != self._key:
+                if self._dir is None:
+                    self._dir = tempfile.TemporaryDirectory(prefix="skyloom-dashboard-")
+                self._gen += 1
+                merged = ResultsStore(Path(self._dir.name) / f"merged-{self._gen}.sqlite")
+                for t in targets:
+                    src = ResultsStore(t)
+                    try:
+                        src.copy_into(merged)
+                    finally:
+                        src.close()
+                old, self._store, self._key = self._store, merged, key
+                if old is not None:
+                    old.close()
+            return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+            if self._dir is not None:
+                self._dir.cleanup()
+            self._store = self._dir = self._key = None
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -46,8 +107,13 @@ def _sqlite_path(url: str) -> Path | None:
     return None
 
 
-def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warnings: list[str]) -> list[ResultSource]:
-    """Open the results stores to show; problems become ``warnings`` instead of errors."""
+def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warnings: list[str],
+                 merge_cache: MergeCache | None = None) -> list[ResultSource]:
+    """Open the results stores to show; problems become ``warnings`` instead of errors.
+
+    Several run stores (and no ``db``) are merged into one source, through ``merge_cache`` when
+    given (reused across calls), else with ``ResultsStore.merged`` each time.
+    """
     try:
         from eval.store import ResultsStore
     except ImportError as e:  # eval not installed in this checkout
@@ -85,12 +151,13 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
         # One leaderboard across runs, as `skyloom leaderboard --runs DIR` shows it.
         targets = [s.url for s in out]
         close_sources(out)
+        cached = merge_cache is not None and hasattr(ResultsStore, "copy_into")
         try:
-            merged = ResultsStore.merged(targets)
+            merged = merge_cache.get(targets) if cached else ResultsStore.merged(targets)
         except STORE_ERRORS as e:
             warnings.append(f"cannot merge the results stores of the runs: {e}")
             return []
-        return [ResultSource(0, f"{len(targets)} runs", "merged:" + ",".join(targets), merged, None)]
+        return [ResultSource(0, f"{len(targets)} runs", "merged:" + ",".join(targets), merged, None, owned=not cached)]
     return out
 
 
@@ -246,10 +313,12 @@ def eval_series(sources: list[ResultSource]) -> dict[str, dict[str, list[list[fl
 
 def close_sources(sources: list[ResultSource]) -> None:
     for s in sources:
+        if not s.owned:
+            continue
         try:
             s.store.close()
         except STORE_ERRORS as e:  # best effort
             log.debug("closing %s: %s", s.label, e)
 
 
-__all__ = ["ResultSource", "close_sources", "compare", "eval_series", "leaderboards", "open_sources", "paired"]
+__all__ = ["MergeCache", "ResultSource", "close_sources", "compare", "eval_series", "leaderboards", "open_sources", "paired"]

@@ -38,6 +38,7 @@ class Dashboard:
         self.db = db
         self.max_clips = max_clips
         self._series_cache: dict = {}  # metrics.jsonl path + mtime + size -> parsed curves
+        self._merge_cache = results.MergeCache()  # merged store of several runs' stores
         self.roots = SafeRoots([("run", d) for d in self.run_dirs] + [("corpus", c) for c in self.corpus_dirs])
 
     # -- inputs (re-read on each call) -------------------------------------------------------
@@ -45,7 +46,11 @@ class Dashboard:
         return data.discover_runs([d for d in self.run_dirs if d.exists()])
 
     def _sources(self, warnings: list[str]) -> list[results.ResultSource]:
-        return results.open_sources(self.db, self.run_dirs, self._runs(), warnings)
+        return results.open_sources(self.db, self.run_dirs, self._runs(), warnings, self._merge_cache)
+
+    def close(self) -> None:
+        """Drop cached state (the merged results store and its temporary file)."""
+        self._merge_cache.close()
 
     def _source(self, source_id: int) -> tuple[results.ResultSource, list[results.ResultSource]]:
         srcs = self._sources([])

@@ -177,3 +177,11 @@ def test_stores_of_several_runs_share_one_leaderboard(tmp_path):
     cmp = d.compare(table["source_id"], "s", ["e-r1", "e-r2"])
     assert [cmp["items"][0]["videos"][e]["url"] for e in ("e-r1", "e-r2")] == [
         "files/0/r1/eval/s/e-r1/videos/p.mp4", "files/0/r2/eval/s/e-r2/videos/p.mp4"]
+    # the merge is cached, and rebuilt when a run's store changes
+    store = d._merge_cache.get([f"sqlite:///{tmp_path / 'runs' / n / 'results.sqlite'}" for n in ("r1", "r2")])
+    assert d._merge_cache.get([f"sqlite:///{tmp_path / 'runs' / n / 'results.sqlite'}" for n in ("r1", "r2")]) is store
+    with ResultsStore(tmp_path / "runs" / "r2" / "results.sqlite") as st:
+        st.begin_eval("e-new", suite="s", checkpoint="elsewhere", status="complete")
+        st.put_scores("e-new", [{"metric": "m", "value": 5.0, "higher_is_better": True}])
+    assert [r["eval_id"] for r in d.leaderboard()["suites"][0]["rows"]] == ["e-new", "e-r2", "e-r1"]
+    d.close()

@@ -125,3 +125,24 @@ def test_training_rereads_metrics_that_grew(tmp_path):
     assert d.training()["runs"][0]["series"]["train"]["loss"] == [[0, 1.0]]  # from the cache, unchanged
     run.log_metrics(1, loss=0.5)
     assert d.training()["runs"][0]["series"]["train"]["loss"] == [[0, 1.0], [1, 0.5]]
+
+
+def test_long_and_resumed_series(tmp_path):
+    """A resumed run repeats steps (the last value wins); long series are thinned to MAX_POINTS."""
+    import json
+
+    from dashboards.data import MAX_POINTS, run_series
+    from skyloom.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "r")
+    lines = [{"step": s, "kind": "train", "loss": float(s)} for s in range(5000)]
+    lines += [{"step": s, "kind": "train", "loss": -1.0} for s in range(4000, 4100)]  # resumed from 4000
+    lines += [{"step": 7, "kind": "train", "loss": True, "flag": False}]  # booleans are not values
+    run.metrics_path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    loss = run_series(run)["train"]["loss"]
+    assert len(loss) == MAX_POINTS and loss[0] == [0, 0.0] and loss[-1] == [4999, 4999.0]
+    steps = [p[0] for p in loss]
+    assert steps == sorted(set(steps))
+    assert all(v == -1.0 for s, v in loss if 4000 <= s < 4100)
+    assert all(v == float(s) for s, v in loss if not 4000 <= s < 4100)
+    assert "flag" not in run_series(run)["train"]
