@@ -186,3 +186,41 @@ def test_endpoint_messages_and_refusal_field(chat_server):
         _answer({"nothing": 1})
     with pytest.raises(ValueError, match="base_url"):
         EndpointCaptioner(CaptionConfig())
+
+
+def test_upsample_with_llm_endpoint():
+    from captioning.base import CaptionFailure
+    from captioning.upsample import upsample
+
+    seen: list[dict] = []
+    answers = ["A small red rubber ball falls and bounces. The camera is static.", "I'm sorry, I cannot do that."]
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            data = json.dumps({"choices": [{"index": 0, "finish_reason": "stop",
+                                            "message": {"role": "assistant", "content": answers[len(seen) - 1]}}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data.encode())
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        ep = EndpointConfig(base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1", model="llm", max_retries=0)
+        assert upsample("a red ball bouncing", mode="llm", endpoint=ep) == answers[0]
+        system, user = seen[0]["messages"]
+        assert user == {"role": "user", "content": "a red ball bouncing"}
+        assert "Examples:" in system["content"] and "camera" in system["content"].lower()
+        with pytest.raises(CaptionFailure, match="refused"):
+            upsample("a red ball bouncing", mode="llm", endpoint=ep)
+        with pytest.raises(ValueError, match="base_url"):
+            upsample("a red ball", mode="llm")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
