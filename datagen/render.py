@@ -204,8 +204,8 @@ def _render_one(item: dict[str, Any], renderer: str, settings: str, crf: int) ->
         return {"id": cid, "ok": False, "kind": "invalid_spec", "reason": f"invalid scene spec: {e}"}
     except SimulationError as e:
         return {"id": cid, "ok": False, "kind": "simulation", "reason": str(e)}
-    except (ConnectionError, TimeoutError, OSError):
-        raise  # transient: let Ray retry the task
+    except (ConnectionError, TimeoutError):
+        raise  # transient (e.g. the game restarted): Ray retries the task
     except Exception as e:  # a backend bug must not stop the job: record it
         logger.exception("scene %s failed", cid)
         return {"id": cid, "ok": False, "kind": "error", "reason": f"{type(e).__name__}: {e}"}
@@ -357,7 +357,9 @@ def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress:
 
     if ready:
         ray = init_ray(ray_address, num_cpus=cfg.num_cpus or None)
-        task = ray.remote(num_cpus=1, max_retries=cfg.max_retries)(_render_shard)
+        # max_retries: a dead worker; retry_exceptions: a transient renderer connection error
+        task = ray.remote(num_cpus=1, max_retries=cfg.max_retries,
+                          retry_exceptions=[ConnectionError, TimeoutError])(_render_shard)
         settings = _settings(cfg)
         shards = [ready[i:i + cfg.scenes_per_task] for i in range(0, len(ready), cfg.scenes_per_task)]
         max_in_flight = max(2, 2 * int(ray.available_resources().get("CPU", 1) or 1))
