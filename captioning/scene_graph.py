@@ -74,7 +74,12 @@ def _motion_phrases(o: ObjectFacts, facts: SceneFacts, rng: random.Random) -> li
             names = []
             for p in partners:
                 other = facts.by_name(p)
-                names.append(object_phrase(other, rng, full=False, article="the") if other else "another object")
+                if other is None:
+                    names.append("another object")
+                elif other.key == o.key:  # an identical-looking object: "the other red ball"
+                    names.append(object_phrase(other, rng, full=False, article="the other"))
+                else:
+                    names.append(object_phrase(other, rng, full=False, article="the"))
             partners = []
             if names:
                 out.append(f"{rng.choice(MOTIONS['collide'])} {' and '.join(names)}")

@@ -53,6 +53,7 @@ class Mention:
     material: str | None = None
     definite: bool = False
     number: int = 1
+    other: bool = False  # "the other red ball": not the current subject
 
 
 @dataclass
@@ -117,7 +118,7 @@ def parse_caption(text: str) -> ParsedCaption:
             elif t in SHAPE_WORDS or t in GENERIC_NOUNS:
                 j = i - 1
                 colour = size = material = None
-                number, definite = 1, False
+                number, definite, other = 1, False, False
                 while j >= 0:
                     w = toks[j]
                     if normalise_colour(w):
@@ -134,6 +135,8 @@ def parse_caption(text: str) -> ParsedCaption:
                         break
                     elif w.isdigit():
                         number = int(w)
+                    elif w == "other":
+                        other = True
                     else:
                         break
                     j -= 1
@@ -145,8 +148,8 @@ def parse_caption(text: str) -> ParsedCaption:
                 shape, plural = SHAPE_WORDS[t]
                 if toks[i + 1:i + 3] and toks[i + 1:i + 3][0] == "made" and len(toks) > i + 3 and toks[i + 2] == "of":
                     material = material or MATERIAL_WORDS.get(toks[i + 3])
-                mention = Mention(colour, shape, size, material, definite, number if plural else 1)
-                idx = _resolve(entities, mention)
+                mention = Mention(colour, shape, size, material, definite, number if plural else 1, other)
+                idx = _resolve(entities, mention, exclude=subject if other else None)
                 if partner_mode and subject is not None and idx != subject:
                     out.collisions.append((subject, idx))
                 elif not partner_mode:
@@ -166,7 +169,7 @@ def parse_caption(text: str) -> ParsedCaption:
     return out
 
 
-def _resolve(entities: list[Mention], m: Mention) -> int:
+def _resolve(entities: list[Mention], m: Mention, exclude: int | None = None) -> int:
     if not m.definite:  # an introduction of an object referred to earlier ("hits the red ball. A red ball ...")
         for idx, e in enumerate(entities):
             if e.definite and e.shape == m.shape and e.colour == m.colour and m.number == 1:
@@ -176,6 +179,8 @@ def _resolve(entities: list[Mention], m: Mention) -> int:
     if m.definite:
         for idx in range(len(entities) - 1, -1, -1):
             e = entities[idx]
+            if idx == exclude:
+                continue
             if e.shape == m.shape and (m.colour is None or e.colour in (None, m.colour)):
                 if e.colour is None:
                     e.colour = m.colour

@@ -87,3 +87,13 @@ def test_bad_ground_truth_names_the_field():
     del broken["objects"][0]["colour"]
     with pytest.raises(GroundTruthError, match=r"objects\[0\].*colour"):
         scene_facts(broken)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_identical_looking_objects_stay_exact(seed):
+    gt = make_gt(seed, num_objects=3)
+    a, b = gt["objects"][:2]
+    b["colour"], b["shape"] = a["colour"], a["shape"]  # two objects that look the same
+    text = caption_gt(gt, "twin")["dense"]
+    r = verify_caption(text, gt)
+    assert (r.precision, r.recall, r.hallucinated) == (1.0, 1.0, [])
