@@ -47,7 +47,10 @@ def register(app: typer.Typer) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can read the results")
         console.print(f"skyloom dashboard on [bold]http://{'[' + h + ']' if ':' in h else h}:{p}/[/] (Ctrl-C to stop)")
-        serve(create_app(dash), sock)
+        try:
+            serve(create_app(dash), sock)
+        finally:
+            dash.close()
 
     @app.command("report")
     def report_cmd(runs: RunsOpt, out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
@@ -64,7 +67,10 @@ def register(app: typer.Typer) -> None:
         from skyloom.cli_common import console
 
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)
-        info = build_report(dash, out, max_video_mb=max_video_mb, max_paired_evals=max_paired)
+        try:
+            info = build_report(dash, out, max_video_mb=max_video_mb, max_paired_evals=max_paired)
+        finally:
+            dash.close()
         for w in info.warnings:
             console.print(f"[yellow]warning:[/] {w}")
         note = f", {info.videos_omitted} left out (budget)" if info.videos_omitted else ""
