@@ -201,7 +201,7 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
                                   | {"checkpoint_name": r.get("checkpoint_name") or r["eval_id"],
                                      "scores": by_eval.get(r["eval_id"], {})})
             skipped = len({e["checkpoint"] or e["eval_id"] for e in all_evals}) - len(rows)
-            note = f"{skipped} checkpoint(s) not shown (evaluation running or failed)." if skipped > 0 else ""
+            note = f"{skipped} checkpoint(s) not shown (evaluation running or failed, or no score for the primary metric)." if skipped > 0 else ""
             out.append({"source_id": src.id, "source": src.label if len(sources) > 1 else "", "suite": suite,
                         "primary_metric": pm, "metrics": [{"name": m, "higher_is_better": hib.get(m)} for m in metrics],
                         "rows": table_rows, "note": note})

@@ -6,6 +6,7 @@ const EMBED = JSON.parse(document.getElementById("skyloom-data").textContent || 
 const STATIC = EMBED !== null;
 const PAGE = { compare: 6, corpus: 24 };
 const rendered = {};
+let activeGroup = null;  // the Compare view's player, paused when another view is shown
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 
@@ -227,12 +228,18 @@ async function renderCompare(el) {
       <div class="pager"><button class="btn secondary" id="cmp-prev"${page ? "" : " disabled"}>‹ prev</button>
         <span>page ${page + 1} / ${pages} (${items.length} prompts)</span>
         <button class="btn secondary" id="cmp-next"${page < pages - 1 ? "" : " disabled"}>next ›</button></div>`;
-    group = new SyncGroup($("#cmp-body"), $$("#cmp-body video"));
+    group = activeGroup = new SyncGroup($("#cmp-body"), $$("#cmp-body video"));
     $("#cmp-prev").onclick = () => { page--; draw(); };
     $("#cmp-next").onclick = () => { page++; draw(); };
   };
   const refresh = async () => {
     const ids = chosen(), s = suites[+suiteSel.value];
+    if (!ids.length) {
+      if (group) group.pause();
+      $("#cmp-body").innerHTML = `<div class="empty">Pick at least one checkpoint.</div>`;
+      $("#cmp-paired").innerHTML = "";
+      return;
+    }
     data = await load("compare", { source: s.source_id, suite: s.suite, evals: ids.join(",") });
     const order = new Map(ids.map((id, i) => [id, i]));
     data.evals.sort((a, b) => order.get(a.eval_id) - order.get(b.eval_id));
@@ -355,6 +362,7 @@ const VIEWS = { leaderboard: renderLeaderboard, compare: renderCompare, training
 
 async function showView(name) {
   if (!VIEWS[name]) name = "leaderboard";
+  if (activeGroup && name !== "compare" && activeGroup.playing) activeGroup.pause();
   $$("#tabs button[data-view]").forEach((b) => b.classList.toggle("active", b.dataset.view === name));
   $$(".view").forEach((v) => v.classList.toggle("active", v.id === `view-${name}`));
   const el = $(`#view-${name}`);

@@ -134,6 +134,14 @@ def test_compare_selection_changes_columns_and_paired_rows(page, server, artifac
         shutil.copy(artifacts_dir / "dashboard-compare-3.png", DOCS_IMG / "dashboard-compare.png")
     page.select_option("#cmp-cat", "collision")
     assert page.locator(".prompt-row").count() == 2
+    page.click("#sync-play")
+    page.wait_for_function(f"{VIDEOS}.every(v => !v.paused)", timeout=10000)
+    page.click("#tabs button[data-view='leaderboard']")  # leaving the view pauses the player
+    page.wait_for_function(f"{VIDEOS}.every(v => v.paused)", timeout=10000)
+    page.click("#tabs button[data-view='compare']")
+    for box in page.locator("#cmp-evals input").all():
+        box.uncheck()
+    assert "Pick at least one checkpoint" in page.inner_text("#cmp-body")
 
 
 def test_training_plots_every_run(page, server, artifacts_dir):
