@@ -202,3 +202,20 @@ def test_longer_render_continues_the_same_clip():
     f4, g4 = render_spec(spec)
     f7, g7 = render_spec(longer)
     assert np.array_equal(f7[:4], f4) and g7["frames"][:4] == g4["frames"]
+
+
+def test_reused_gl_resources_render_the_same_pixels():
+    """One backend reuses its GL context and MjrContext across scenes: pixels equal fresh ones."""
+    from datagen.mujoco_render import MujocoRenderer
+
+    specs = sample_specs(preset("tabletop", num_frames=2, width=32, height=32), 3, seed=4)
+    shared = MujocoRenderer()
+    for spec in specs:
+        a = shared.render(spec)
+        fresh = MujocoRenderer()
+        b = fresh.render(spec)
+        fresh.close()
+        assert np.array_equal(a.frames, b.frames) and np.array_equal(a.segmentation, b.segmentation)
+        assert np.array_equal(a.depth, b.depth)
+    assert len({(s["floor"]["colour"], s["background"]["colour"]) for s in specs}) > 1  # textures change
+    shared.close()
