@@ -20,6 +20,14 @@ function fmt(v, digits) {
   return v.toFixed(a >= 10 ? 2 : 3);
 }
 
+// Tick label with as many decimals as the tick spacing needs (0.0009, 0.001, 0.0011 stay distinct).
+function tickFmt(t, step) {
+  if (Math.abs(t) < Math.abs(step) * 1e-9) return "0";
+  const d = Math.max(0, Math.ceil(-Math.log10(Math.abs(step)) - 1e-9));
+  if (d > 5 || Math.abs(t) >= 1e6) return t.toPrecision(3);
+  return t.toFixed(d);
+}
+
 function niceTicks(lo, hi, n) {
   if (!(hi > lo)) { hi = lo + 1; }
   const span = hi - lo, raw = span / Math.max(1, n);
@@ -38,14 +46,14 @@ function barChart({ title, labels, values, lows, highs, higherIsBetter, width = 
   if (!all.length) return `<div class="chart"><div class="empty">${esc(title)}: no values</div></div>`;
   let lo = Math.min(0, ...all), hi = Math.max(0, ...all);
   if (hi === lo) hi = lo + 1;
-  const ticks = niceTicks(lo, hi, 4);
+  const ticks = niceTicks(lo, hi, 4), tstep = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
   lo = Math.min(lo, ticks[0]); hi = Math.max(hi, ticks[ticks.length - 1]);
   const x = (v) => left + ((v - lo) / (hi - lo)) * (width - left - right);
   let s = `<svg width="${width}" height="${h}" role="img" aria-label="${esc(title)}">`;
   s += `<text x="6" y="16" font-weight="bold">${esc(title)}${higherIsBetter === undefined ? "" : higherIsBetter ? " ↑" : " ↓"}</text>`;
   for (const t of ticks) {
     s += `<line x1="${x(t)}" x2="${x(t)}" y1="${top - 4}" y2="${h - bottom}" stroke="#e6e9f0"/>`;
-    s += `<text x="${x(t)}" y="${h - bottom + 14}" text-anchor="middle">${esc(fmt(t))}</text>`;
+    s += `<text x="${x(t)}" y="${h - bottom + 14}" text-anchor="middle">${esc(tickFmt(t, tstep))}</text>`;
   }
   labels.forEach((lab, i) => {
     const y = top + i * rowH, v = values[i];
@@ -78,15 +86,17 @@ function lineChart({ title, series, width = 460, height = 250, logY = false, xLa
   const Y = (v) => top + (1 - (tf(v) - y0) / (y1 - y0)) * (height - top - bottom);
   let s = `<svg width="${width}" height="${height}" role="img" aria-label="${esc(title)}">`;
   s += `<text x="6" y="16" font-weight="bold">${esc(title)}${logY ? " (log)" : ""}</text>`;
-  for (const t of niceTicks(y0, y1, 4)) {
+  const yt = niceTicks(y0, y1, 4), ys = yt.length > 1 ? yt[1] - yt[0] : 1;
+  for (const t of yt) {
     const yy = top + (1 - (t - y0) / (y1 - y0)) * (height - top - bottom);
     if (yy < top - 1 || yy > height - bottom + 1) continue;
     s += `<line x1="${left}" x2="${width - right}" y1="${yy}" y2="${yy}" stroke="#e6e9f0"/>`;
-    s += `<text x="${left - 4}" y="${yy + 4}" text-anchor="end">${esc(fmt(logY ? Math.pow(10, t) : t))}</text>`;
+    s += `<text x="${left - 4}" y="${yy + 4}" text-anchor="end">${esc(logY ? fmt(Math.pow(10, t)) : tickFmt(t, ys))}</text>`;
   }
-  for (const t of niceTicks(x0, x1, 5)) {
+  const xt = niceTicks(x0, x1, 5), xs = xt.length > 1 ? xt[1] - xt[0] : 1;
+  for (const t of xt) {
     if (t < x0 || t > x1) continue;
-    s += `<text x="${X(t)}" y="${height - bottom + 14}" text-anchor="middle">${esc(fmt(t))}</text>`;
+    s += `<text x="${X(t)}" y="${height - bottom + 14}" text-anchor="middle">${esc(tickFmt(t, xs))}</text>`;
   }
   s += `<text x="${(left + width - right) / 2}" y="${height - 4}" text-anchor="middle" class="muted">${esc(xLabel)}</text>`;
   s += `<rect x="${left}" y="${top}" width="${width - left - right}" height="${height - top - bottom}" fill="none" stroke="#c9cfdb"/>`;
