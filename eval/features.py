@@ -36,6 +36,7 @@ EXTRACTORS: Registry[Any] = Registry("feature extractor")
 EXTRACTORS.register_lazy("i3d", "eval.i3d:I3DExtractor")
 EXTRACTORS.register_lazy("i3d-torchscript", "eval.i3d:TorchScriptI3DExtractor")
 EXTRACTORS.register_lazy("clip", "eval.clip_features:OpenCLIPExtractor")
+EXTRACTORS.register_lazy("dino", "eval.dino_features:DinoExtractor")
 
 RANDOM_INIT = "random-init"
 NO_WEIGHTS = "none"

@@ -252,10 +252,11 @@ class _FrameFeatureMetric(PerItemMetric):
 
 @METRICS.register("subject_consistency")
 class SubjectConsistency(_FrameFeatureMetric):
-    """VBench subject consistency (``temporal.vbench_consistency``). VBench uses DINO ViT-B/16;
-    without DINO weights the default here is CLIP and the extractor is recorded."""
+    """VBench subject consistency (``temporal.vbench_consistency``) on DINO ViT-B/16 features
+    (``dino`` extractor, as VBench); any frame extractor can be passed and is recorded."""
 
     name = "subject_consistency"
+    default_extractor = "dino"
 
     def score_video(self, video: np.ndarray) -> float:
         return temporal.vbench_consistency(self.frame_features(video))
@@ -266,6 +267,7 @@ class BackgroundConsistency(SubjectConsistency):
     """VBench background consistency: the same formula on CLIP frame features."""
 
     name = "background_consistency"
+    default_extractor = "clip"
 
 
 @METRICS.register("clip_temp")
@@ -422,6 +424,9 @@ class FVD(Metric):
 
     def _merge_state(self, other: Metric) -> None:
         assert isinstance(other, FVD)
+        if (other.num_frames, other.ddof) != (self.num_frames, self.ddof):
+            raise ValueError(f"cannot merge {self.name}: num_frames/ddof {other.num_frames}/{other.ddof} vs "
+                             f"{self.num_frames}/{self.ddof}")
         for k in ("real", "fake"):
             a, b = self._sides[k], other._sides[k]
             if b["n"] == 0:
@@ -509,6 +514,8 @@ class KVD(FVD):
 
     def _merge_state(self, other: Metric) -> None:
         assert isinstance(other, KVD)
+        if other.num_frames != self.num_frames:
+            raise ValueError(f"cannot merge {self.name}: num_frames {other.num_frames} vs {self.num_frames}")
         for k in ("real", "fake"):
             self._sides[k]["n"] += other._sides[k]["n"]
             self._sides[k]["feats"] += [f.copy() for f in other._sides[k]["feats"]]

@@ -82,7 +82,7 @@ def build_metric(metric: str, extractor: str | None, weights: str | None, random
     needs_extractor = metric in ("fvd", "kvd", "clipsim", "clipsim_x100", "subject_consistency",
                                  "background_consistency", "clip_temp")
     if needs_extractor:
-        name = extractor or ("i3d" if metric in ("fvd", "kvd") else "clip")
+        name = extractor or {"fvd": "i3d", "kvd": "i3d", "subject_consistency": "dino"}.get(metric, "clip")
         ekw: dict[str, Any] = {}
         if weights:
             ekw["pretrained" if name == "clip" else "weights"] = weights
@@ -180,7 +180,8 @@ def register(eval_app: typer.Typer) -> None:
                                                            "file names (physics).")] = None,
         prompts: Annotated[Path | None, typer.Option(help="Prompts: .json {stem: prompt}, .jsonl or stem<TAB>prompt.")] = None,
         gt: Annotated[Path | None, typer.Option("--gt", help="Folder of skyloom-gt <stem>.json (physics metrics).")] = None,
-        extractor: Annotated[str | None, typer.Option(help="Feature extractor (i3d, i3d-torchscript, clip, pixels, ...).")] = None,
+        extractor: Annotated[str | None, typer.Option(help="Feature extractor (i3d, i3d-torchscript, clip, dino, pixels, "
+                                                           "...); default per metric: i3d, clip, dino (subject).")] = None,
         weights: Annotated[str | None, typer.Option(help="Weights file (or an open_clip tag in its cache). Never downloaded.")] = None,
         random_init: Annotated[bool, typer.Option("--random-init", help="Random weights (smoke tests only; "
                                                                       "recorded as 'random-init').")] = False,

@@ -91,3 +91,28 @@ def test_consistency_metrics_on_probes():
     m.update(vids[:1], item_ids=["a"])
     r = m.compute()
     assert r.extractor == "opencv-farneback-flow" and not r.higher_is_better
+
+
+def test_dino_extractor_loads_official_layout(tmp_path):
+    import torch
+
+    from eval.dino_features import TINY_DINO, DinoExtractor
+
+    ex = DinoExtractor(random_init=True, model_cfg=TINY_DINO)
+    keys = list(ex.model.state_dict())
+    for k in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight",
+              "blocks.0.mlp.fc2.bias", "norm.weight"):  # names of the official DINO checkpoint
+        assert k in keys
+    v = np.random.default_rng(0).integers(0, 256, (3, 40, 70, 3), dtype=np.uint8)
+    e = ex.encode_frames(v)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-6)
+    path = tmp_path / "dino.pth"  # DINO's training checkpoints wrap the backbone like this
+    torch.save({"teacher": {f"backbone.{k}": t for k, t in ex.model.state_dict().items()}}, path)
+    loaded = DinoExtractor(weights=path, model_cfg=TINY_DINO)
+    np.testing.assert_allclose(loaded.encode_frames(v), e, atol=1e-7)
+    assert ex.weights == "random-init" and len(loaded.weights) == 64
+    m = METRICS.get("subject_consistency")(extractor=loaded)
+    m.update(np.stack([moving_square_video(6, 32, 32)]))
+    assert m.compute().extractor == "dino-vit-custom"
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        DinoExtractor()
