@@ -20,6 +20,7 @@ from skyloom.rundir import RunDir, find_runs
 
 log = logging.getLogger(__name__)
 
+MAX_LISTED = 200  # quarantine entries / failures listed per corpus / evaluation (newest)
 MAX_POINTS = 2000  # per training series; longer ones are thinned evenly (first and last kept)
 NON_METRIC_KEYS = frozenset({"step", "time", "kind"})
 
@@ -165,12 +166,15 @@ def corpus_data(root: Path, roots: SafeRoots, max_clips: int = 5000) -> dict[str
     from skyloom.corpus import Corpus, CorpusError, ManifestError
 
     out: dict[str, Any] = {"name": root.name, "path": str(root), "clips": [], "truncated": False,
-                           "summary": corpus_summary([]), "quarantined": 0, "error": None}
+                           "summary": corpus_summary([]), "quarantined": 0, "quarantine": [], "error": None}
     try:
         c = Corpus(root)
         out["name"] = str(c.info.get("name") or root.name)
         records = c.records()
-        out["quarantined"] = len(c.quarantined())
+        quarantined = c.quarantined()
+        out["quarantined"] = len(quarantined)
+        out["quarantine"] = [{k: str(q.get(k, "")) for k in ("stage", "item", "reason", "time")}
+                             for q in quarantined[-MAX_LISTED:]]  # the newest
     except (CorpusError, ManifestError, OSError) as e:
         out["error"] = str(e)
         log.warning("corpus %s: %s", root, e)

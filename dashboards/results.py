@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from dashboards.data import MAX_LISTED
 from dashboards.paths import SafeRoots
 from skyloom.rundir import RunDir, run_of_checkpoint
 
@@ -200,11 +201,16 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
                                                          "run_name", "step", "status", "created_at", "failures")}
                                   | {"checkpoint_name": r.get("checkpoint_name") or r["eval_id"],
                                      "scores": by_eval.get(r["eval_id"], {})})
+            failures: dict[str, list[dict[str, Any]]] = {}
+            for r in rows:
+                if r.get("failures"):
+                    fs = src.store.failures(eval_id=r["eval_id"])[-MAX_LISTED:]
+                    failures[r["eval_id"]] = [{k: f.get(k) for k in ("item_id", "stage", "reason", "created_at")} for f in fs]
             skipped = len({e["checkpoint"] or e["eval_id"] for e in all_evals}) - len(rows)
             note = f"{skipped} checkpoint(s) not shown (evaluation running or failed, or no score for the primary metric)." if skipped > 0 else ""
             out.append({"source_id": src.id, "source": src.label if len(sources) > 1 else "", "suite": suite,
                         "primary_metric": pm, "metrics": [{"name": m, "higher_is_better": hib.get(m)} for m in metrics],
-                        "rows": table_rows, "note": note})
+                        "rows": table_rows, "failures": failures, "note": note})
     return out
 
 

@@ -81,6 +81,12 @@ async function renderLeaderboard(el) {
         <td title="${esc(r.checkpoint)}">${esc(r.checkpoint_name)}${r.status === "partial" ? ' <span class="badge" title="some items failed">partial</span>' : ""}</td>
         <td>${esc(r.run_name)}</td><td class="num">${esc(r.step ?? "")}</td>${cells}${anyFail ? `<td class="num${r.failures ? " bad" : ""}">${esc(r.failures || 0)}</td>` : ""}</tr>`;
     }).join("");
+    const fails = Object.entries(s.failures || {}).map(([eid, fs]) => {
+      const r = s.rows.find((x) => x.eval_id === eid) || {};
+      return `<details class="failures"><summary>${esc(r.checkpoint_name || eid)}: ${fs.length} failed item(s)</summary>
+        <table class="data"><thead><tr><th>item</th><th>stage</th><th>reason</th><th>when</th></tr></thead><tbody>${fs.map((f) =>
+          `<tr><td>${esc(f.item_id)}</td><td>${esc(f.stage)}</td><td>${esc(f.reason)}</td><td class="muted">${esc(f.created_at)}</td></tr>`).join("")}</tbody></table></details>`;
+    }).join("");
     const charts = metrics.map((m) => {
       const rs = s.rows.filter((r) => r.scores[m.name]);
       return barChart({ title: m.name, labels: rs.map((r) => r.checkpoint_name), values: rs.map((r) => r.scores[m.name].value),
@@ -90,7 +96,7 @@ async function renderLeaderboard(el) {
       axes: metrics.map((m) => ({ name: m.name, higherIsBetter: m.higher_is_better })),
       series: s.rows.slice(0, PALETTE.length).map((r) => ({ name: r.checkpoint_name, values: metrics.map((m) => (r.scores[m.name] || {}).value) })) });
     $("#lb-body").innerHTML = `<div class="card"><table class="data" id="lb-table"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>
-      <div class="note">${esc(s.note || "")} ${rows.length} of ${s.rows.length} evaluation(s); ranked by ${esc(s.primary_metric || "the suite's primary metric")}.</div></div>
+      <div class="note">${esc(s.note || "")} ${rows.length} of ${s.rows.length} evaluation(s); ranked by ${esc(s.primary_metric || "the suite's primary metric")}.</div>${fails}</div>
       <h3>Per metric (bars: value, whiskers: confidence interval)</h3><div class="charts">${charts}${radar}</div>`;
     $$("#lb-table th").forEach((th) => th.addEventListener("click", () => {
       const k = th.dataset.key;
@@ -308,7 +314,10 @@ async function renderCorpus(el) {
     if (c.error) { $("#corpus-body").innerHTML = `<div class="card bad">Cannot read ${esc(c.path)}: ${esc(c.error)}</div>`; return; }
     const uniq = (f) => [...new Set(c.clips.map(f))].sort();
     $("#corpus-body").innerHTML = `<div class="card"><b>${esc(c.name)}</b> <span class="muted">${esc(c.path)}</span> — ${s.clips} clips, ${fmt(s.hours * 60, 1)} min, ${s.captioned} captioned, ${c.quarantined} quarantined
-        ${c.truncated ? `<div class="note">Showing the first ${c.clips.length} clips; the charts cover all ${s.clips}.</div>` : ""}</div>
+        ${c.truncated ? `<div class="note">Showing the first ${c.clips.length} clips; the charts cover all ${s.clips}.</div>` : ""}
+        ${(c.quarantine || []).length ? `<details class="quarantine"><summary>quarantine (newest ${c.quarantine.length})</summary><table class="data">
+          <thead><tr><th>stage</th><th>item</th><th>reason</th><th>when</th></tr></thead><tbody>${c.quarantine.slice().reverse().map((q) =>
+            `<tr><td>${esc(q.stage)}</td><td>${esc(q.item)}</td><td>${esc(q.reason)}</td><td class="muted">${esc(q.time)}</td></tr>`).join("")}</tbody></table></details>` : ""}</div>
       <div class="charts">${histChart({ title: "duration (s)", edges: s.duration_s.edges, counts: s.duration_s.counts })}
         ${histChart({ title: "caption length (words)", edges: s.caption_words.edges, counts: s.caption_words.counts })}
         ${countChart({ title: "resolutions", counts: s.resolutions })}${countChart({ title: "licenses", counts: s.licenses })}

@@ -241,6 +241,7 @@ def test_hostile_strings_are_shown_as_text(browser, tmp_path):
                           step=i, status="complete")
             st.put_items(f"e{i}", [{"item_id": "p", "metric": "m", "value": 0.5 + i, "prompt": evil, "category": evil}])
             st.put_scores(f"e{i}", [{"metric": "m", "value": 0.5 + i, "n": 1, "higher_is_better": True}])
+        st.add_failure("e0", evil, "decode", evil)
     with sqlite3.connect(run.root / "results.sqlite") as con:  # SQLite keeps whatever type it is given
         con.execute("UPDATE scores SET ci_low = ?, ci_high = ? WHERE eval_id = 'e0'", (evil, evil))
     with serve_in_thread(create_app(Dashboard(tmp_path / "runs"))) as url:
@@ -248,5 +249,8 @@ def test_hostile_strings_are_shown_as_text(browser, tmp_path):
         for view in ("leaderboard", "compare", "training"):
             open_view(pg, url, view)
         assert evil in pg.inner_text("#view-compare")
+        pg.click("#tabs button[data-view='leaderboard']")
+        pg.click("details.failures summary")
+        assert pg.locator("details.failures tbody tr").count() == 1 and evil in pg.inner_text("details.failures")
         assert pg.evaluate("window.__xss === undefined && document.querySelectorAll('main img').length === 0")
         pg.close()

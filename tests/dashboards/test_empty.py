@@ -146,3 +146,25 @@ def test_long_and_resumed_series(tmp_path):
     assert all(v == -1.0 for s, v in loss if 4000 <= s < 4100)
     assert all(v == float(s) for s, v in loss if not 4000 <= s < 4100)
     assert "flag" not in run_series(run)["train"]
+
+
+def test_failures_and_quarantine_are_listed(tmp_path):
+    from dashboards import Dashboard
+    from eval.store import ResultsStore
+    from skyloom.corpus import Corpus
+    from skyloom.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs" / "r")
+    with ResultsStore(run.root / "results.sqlite") as s:
+        s.begin_eval("e", suite="x", checkpoint="ck", status="partial")
+        s.put_scores("e", [{"metric": "m", "value": 1.0, "higher_is_better": True}])
+        s.add_failure("e", "p3", "decode", "moov atom not found")
+    c = Corpus.create(tmp_path / "corpus")
+    c.quarantine("ingest", "http://x/y.mp4", "license CC-BY-NC-4.0 not allowed")
+    d = Dashboard(tmp_path / "runs", corpora=[c.root])
+    (t,) = d.leaderboard()["suites"]
+    assert t["rows"][0]["failures"] == 1 and t["rows"][0]["status"] == "partial"
+    assert t["failures"]["e"][0] | {"created_at": None} == {"item_id": "p3", "stage": "decode",
+                                                             "reason": "moov atom not found", "created_at": None}
+    (corp,) = d.corpus()["corpora"]
+    assert corp["quarantined"] == 1 and corp["quarantine"][0]["reason"] == "license CC-BY-NC-4.0 not allowed"
