@@ -178,21 +178,29 @@ async function renderCompare(el) {
       <label>Paired metric <select id="cmp-metric"></select></label>
       <label>Category <select id="cmp-cat"><option value="">all</option></select></label></div>
       <div class="checks" id="cmp-evals"></div>
-      <div class="note">Pick two or more checkpoints; the first checked one is the baseline of the paired comparison.</div></div>
+      <div class="note">Pick two or more checkpoints; the first picked one is the baseline of the paired comparison. The address bar keeps the selection: share it.</div></div>
     <div id="cmp-paired"></div><div id="cmp-body"></div>`;
   let page = 0, data = null, group = null;
   const suiteSel = $("#cmp-suite");
+  const want = hashParts().params;
+  const wantSuite = suites.findIndex((s) => s.suite === want.get("suite"));
+  if (wantSuite >= 0) suiteSel.value = String(wantSuite);
+  let wantEvals = want.get("evals") ? want.get("evals").split(",") : null;
   const fillEvals = () => {
     const s = suites[+suiteSel.value];
     const extra = (r) => [r.run_name && !String(r.checkpoint_name).includes(r.run_name) ? r.run_name : "",
       r.step !== null && r.step !== undefined && !String(r.checkpoint_name).includes(String(r.step)) ? `step ${r.step}` : ""]
       .filter(Boolean).join(", ");
-    $("#cmp-evals").innerHTML = s.rows.map((r, i) => `<label><input type="checkbox" value="${esc(r.eval_id)}"${i < 2 ? " checked" : ""}> ${esc(r.checkpoint_name)}
+    const picked = (r, i) => (wantEvals ? wantEvals.includes(r.eval_id) : i < 2);
+    $("#cmp-evals").innerHTML = s.rows.map((r, i) => `<label><input type="checkbox" value="${esc(r.eval_id)}"${picked(r, i) ? " checked" : ""}> ${esc(r.checkpoint_name)}
       ${extra(r) ? `<span class="muted">(${esc(extra(r))})</span>` : ""} <span class="badge">#${esc(r.rank)}</span></label>`).join("");
     $("#cmp-metric").innerHTML = options((s.metrics || []).map((m) => m.name), s.primary_metric);
     $$("#cmp-evals input").forEach((c) => c.addEventListener("change", refresh));
   };
-  const chosen = () => $$("#cmp-evals input").filter((c) => c.checked).map((c) => c.value);
+  const chosen = () => {  // in the order given by the link, else the table's (rank) order
+    const ids = $$("#cmp-evals input").filter((c) => c.checked).map((c) => c.value);
+    return wantEvals ? ids.sort((a, b) => (wantEvals.indexOf(a) + 1 || 1e9) - (wantEvals.indexOf(b) + 1 || 1e9)) : ids;
+  };
   const paired = async () => {
     const ids = chosen(), metric = $("#cmp-metric").value, s = suites[+suiteSel.value];
     const name = (id) => (s.rows.find((r) => r.eval_id === id) || {}).checkpoint_name || id;
@@ -240,6 +248,9 @@ async function renderCompare(el) {
   };
   const refresh = async () => {
     const ids = chosen(), s = suites[+suiteSel.value];
+    wantEvals = ids;  // later changes keep this order; new checks go last
+    if (currentView() === "compare")
+      history.replaceState(null, "", `#compare?${new URLSearchParams({ suite: s.suite, evals: ids.join(",") })}`);
     if (!ids.length) {
       if (group) group.pause();
       $("#cmp-body").innerHTML = `<div class="empty">Pick at least one checkpoint.</div>`;
@@ -256,7 +267,7 @@ async function renderCompare(el) {
     draw();
     await paired();
   };
-  suiteSel.addEventListener("change", () => { fillEvals(); refresh(); });
+  suiteSel.addEventListener("change", () => { wantEvals = null; fillEvals(); refresh(); });
   $("#cmp-metric").addEventListener("change", paired);
   $("#cmp-cat").addEventListener("change", () => { page = 0; draw(); });
   fillEvals();
@@ -389,7 +400,12 @@ async function showView(name) {
   }
 }
 
-function currentView() { return VIEWS[location.hash.slice(1)] ? location.hash.slice(1) : "leaderboard"; }
+// The hash holds the view and, for Compare, the selection: #compare?suite=smoke&evals=a,b (shareable).
+function hashParts() {
+  const [view, query] = location.hash.slice(1).split("?");
+  return { view, params: new URLSearchParams(query || "") };
+}
+function currentView() { const v = hashParts().view; return VIEWS[v] ? v : "leaderboard"; }
 
 async function main() {
   $$("#tabs button[data-view]").forEach((b) => b.addEventListener("click", () => { location.hash = b.dataset.view; }));
@@ -400,7 +416,7 @@ async function main() {
     const b = $("#sync-play");
     if (b) { e.preventDefault(); b.click(); }
   });
-  window.addEventListener("hashchange", () => showView(location.hash.slice(1)));
+  window.addEventListener("hashchange", () => showView(currentView()));
   try {
     const ov = await load("overview");
     $("#warnings").innerHTML = (ov.warnings || []).map((w) => `<div>${esc(w)}</div>`).join("");

@@ -254,3 +254,15 @@ def test_hostile_strings_are_shown_as_text(browser, tmp_path):
         assert pg.locator("details.failures tbody tr").count() == 1 and evil in pg.inner_text("details.failures")
         assert pg.evaluate("window.__xss === undefined && document.querySelectorAll('main img').length === 0")
         pg.close()
+
+
+def test_compare_selection_is_a_shareable_link(page, server):
+    page.goto(f"{server}#compare?suite=smoke&evals=smoke-a0,smoke-b40")
+    page.wait_for_selector("#view-compare[data-ready='1']", timeout=15000)
+    checked = page.locator("#cmp-evals input:checked").evaluate_all("cs => cs.map(c => c.value)")
+    assert sorted(checked) == ["smoke-a0", "smoke-b40"]
+    assert page.locator(".prompt-row").first.locator(".label").all_inner_texts() == ["run-a@0", "run-b@40"]
+    assert page.locator("#cmp-paired-table tbody td").first.inner_text() == "run-a@0"  # the baseline
+    page.check("#cmp-evals input[value='smoke-a40']")
+    page.wait_for_function("location.hash.includes('smoke-a40')")
+    assert page.evaluate("decodeURIComponent(location.hash)") == "#compare?suite=smoke&evals=smoke-a0,smoke-b40,smoke-a40"
