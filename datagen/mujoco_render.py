@@ -402,7 +402,7 @@ def motion_summary(obj: dict[str, Any], track: list[dict[str, Any]], visible: li
         out.append("bounces")
     on_floor = [abs(zz - _rest_height(obj)) < 0.02 for zz in z]
     moving_on_floor = sum(1 for f, h in zip(on_floor, hspeeds) if f and h > 0.1)
-    if moving_on_floor >= 3:
+    if moving_on_floor >= 2:
         out.append("rolls" if obj["shape"] == "sphere" else "slides")
     if others:
         out.append("collides")

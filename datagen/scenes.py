@@ -216,7 +216,7 @@ def _set_motion(obj: dict[str, Any], motion: str, xy: np.ndarray, rng: np.random
         d = aim - xy
         speed = max(float(np.linalg.norm(v[:2])), 0.8)
         v[:2] = d / (np.linalg.norm(d) + 1e-9) * speed
-    obj["position"] = [round(float(xy[0]), 4), round(float(xy[1]), 4), round(z + 0.001, 4)]
+    obj["position"] = [round(float(xy[0]), 4), round(float(xy[1]), 4), round(z, 4)]  # on the floor: touching it
     obj["velocity"] = [round(float(x), 4) for x in v]
     if motion == "rolling":  # no slip: omega = z_hat x v / r
         r = obj["size"][0]
@@ -336,8 +336,8 @@ def _probe_objects(probe: str, cfg: SceneConfig, rng: np.random.Generator) -> li
             o = _object(i, "box", size, colours[i % len(colours)], "wood", cfg, rng)
             hz = o["size"][2]
             off = rng.normal(scale=0.3 * o["size"][0], size=2) if i else np.zeros(2)
-            o["position"] = [round(float(off[0]), 4), round(float(off[1]), 4), round(z + hz + 0.001, 4)]
-            z += 2 * hz + 0.001
+            o["position"] = [round(float(off[0]), 4), round(float(off[1]), 4), round(z + hz, 4)]
+            z += 2 * hz  # each box touches the one below: a resting stack has no collision events
             objs.append(o)
         return objs
     raise SpecError(f"probe {probe!r} is unknown; valid: {', '.join(PROBES)}")
