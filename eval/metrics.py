@@ -355,7 +355,15 @@ def clipsim_from_embeddings(frames: np.ndarray, text: np.ndarray) -> tuple[float
     return float(cos.mean()), float(np.maximum(100.0 * cos, 0.0).mean())
 
 
-METRICS.register("clipsim_x100")(lambda **kw: CLIPSim(scale="x100", **kw))
+@METRICS.register("clipsim_x100")
+class CLIPSimX100(CLIPSim):
+    """CLIPSIM reported as mean max(100·cos, 0) (torchmetrics CLIPScore's scale)."""
+
+    name = "clipsim_x100"
+
+    def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
+                 scale: str = "x100") -> None:
+        super().__init__(extractor, extractor_kwargs, scale=scale)
 
 
 @METRICS.register("fvd")

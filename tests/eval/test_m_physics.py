@@ -52,7 +52,7 @@ def test_iou_formulas_by_hand():
 def test_time_reversed_and_teleporting_score_worse():
     ref = drop()
     good = physics.physics_iq_raw(ref, ref, 4)
-    for bad in (ref[::-1].copy(), drop(teleport_at=8)):
+    for bad in (ref[::-1].copy(), drop(teleport_at=8), np.repeat(ref[:5], [1, 1, 1, 1, 12], axis=0)):  # frozen
         raw = physics.physics_iq_raw(bad, ref, 4)
         assert raw["spatiotemporal_iou"] < good["spatiotemporal_iou"] and raw["mse"] > good["mse"]
 
@@ -78,6 +78,7 @@ def test_gravity_check_analytic():
 
 
 @pytest.mark.parametrize("bad,check", [(drop(const_v=60.0), "gravity"), (drop()[::-1].copy(), "gravity"),
+                                       (np.repeat(drop()[:5], [1, 1, 1, 1, 12], axis=0), "gravity"),
                                        (drop(teleport_at=10), "teleport"), (drop(vanish={9, 10}), "permanence")])
 def test_trajectory_checks_catch_violations(bad, check):
     ref = drop()
