@@ -38,11 +38,12 @@ function options(values, selected, labels) {
 async function renderLeaderboard(el) {
   const data = await load("leaderboard");
   const suites = data.suites || [];
+  const warn = (data.warnings || []).map((w) => `<div class="bad note">${esc(w)}</div>`).join("");
   if (!suites.length) {
-    el.innerHTML = `<div class="card empty">No evaluations found. ${esc(data.note || "Run `skyloom eval --suite smoke --ckpt RUN` first.")}</div>`;
+    el.innerHTML = `${warn}<div class="card empty">No evaluations found. ${esc(data.note || "Run `skyloom eval --suite smoke --ckpt RUN` first.")}</div>`;
     return;
   }
-  el.innerHTML = `<div class="controls">
+  el.innerHTML = `${warn}<div class="controls">
       <label>Suite <select id="lb-suite">${options(suites.map((s, i) => String(i)), "0", suites.map((s) => s.suite + (s.source ? ` (${s.source})` : "")))}</select></label>
       <label>Filter <input id="lb-filter" placeholder="checkpoint or run…"></label>
       <span class="note">Click a column to sort. Rows shaded alike with the same ≈ badge are tied within noise.</span>

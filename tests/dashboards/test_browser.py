@@ -266,3 +266,21 @@ def test_compare_selection_is_a_shareable_link(page, server):
     page.check("#cmp-evals input[value='smoke-a40']")
     page.wait_for_function("location.hash.includes('smoke-a40')")
     assert page.evaluate("decodeURIComponent(location.hash)") == "#compare?suite=smoke&evals=smoke-a0,smoke-b40,smoke-a40"
+
+
+def test_leaderboard_problems_are_shown(browser, tmp_path):
+    """A suite whose primary metric has no score says so on the page instead of vanishing silently."""
+    from dashboards import Dashboard, create_app, serve_in_thread
+    from eval.store import ResultsStore
+    from skyloom.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs" / "r")
+    with ResultsStore(run.root / "results.sqlite") as st:
+        st.begin_eval("e", suite="s", checkpoint="ck", status="complete", config={"suite": {"primary_metric": "fvd"}})
+        st.put_scores("e", [{"metric": "clipsim", "value": 0.3, "higher_is_better": True}])
+    with serve_in_thread(create_app(Dashboard(tmp_path / "runs"))) as url:
+        pg = browser.new_page()
+        open_view(pg, url, "leaderboard")
+        text = pg.inner_text("#view-leaderboard")
+        assert "fvd" in text and "No evaluations found" in text
+        pg.close()
