@@ -1,0 +1,139 @@
+"""``skyloom train`` and ``skyloom sample``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from skyloom.cli_common import RayAddressOpt, SetOpt, console, fail
+
+
+def _resolve_config(out: Path, preset: str | None, sets: list[str] | None, stage: str | None, steps: int | None,
+                    max_minutes: float | None, fresh: bool):
+    """Preset (default: the run's saved config when resuming, else vdit-tiny) + overrides."""
+    from model.config import TrainConfig
+    from skyloom.config import apply_overrides, from_dict, load_yaml
+    from skyloom.cli_common import load_config
+
+    saved = out / "config.yaml"
+    if preset is None and saved.exists() and not fresh:
+        cfg = apply_overrides(from_dict(TrainConfig, load_yaml(saved)), list(sets or []))
+        console.print(f"resuming with the run's saved config {saved}")
+    else:
+        cfg = load_config(TrainConfig, "model", preset or ("vae" if stage == "vae" else "vdit-tiny"), sets)
+    extra = []
+    if stage is not None:
+        extra.append(f"stage={stage}")
+    if steps is not None:
+        extra.append(f"steps={steps}")
+    if max_minutes is not None:
+        extra.append(f"max_minutes={max_minutes}")
+    return apply_overrides(cfg, extra)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train", rich_help_panel="model")
+    def train_cmd(
+        corpus: Annotated[Path, typer.Argument(help="Corpus directory to train on.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created; resumed if it exists).")],
+        preset: Annotated[str | None, typer.Option(
+            help="Model preset in configs/model/ (vdit-tiny, vdit-s, vdit-b, vdit-xl, vae) or a YAML path. "
+                 "Default: the run's saved config when resuming, else vdit-tiny.")] = None,
+        stage: Annotated[str | None, typer.Option(help="dit (the video model) or vae (the autoencoder).")] = None,
+        steps: Annotated[int | None, typer.Option(help="Total optimizer steps of the run.")] = None,
+        max_minutes: Annotated[float | None, typer.Option(
+            help="Stop after this many minutes of this invocation (a checkpoint is written).")] = None,
+        resume: Annotated[bool, typer.Option("--resume/--fresh",
+                                             help="Continue from RUN's latest checkpoint, or start over.")] = True,
+        sets: SetOpt = None,
+        ray_address: RayAddressOpt = None,
+        num_workers: Annotated[int, typer.Option(help="Ray Train workers (1 without --ray-address: in-process).")] = 1,
+        gpu: Annotated[bool, typer.Option("--gpu/--cpu", help="One GPU per Ray Train worker.")] = False,
+        device: Annotated[str | None, typer.Option(help="In-process device (default: cuda if available).")] = None,
+    ) -> None:
+        """Train a video DiT (or, with [bold]--stage vae[/], its autoencoder) on a corpus.
+
+        Writes RUN/config.yaml (resolved config), RUN/metrics.jsonl and checkpoints (step 0 first).
+        Rerunning the same command resumes exactly where the last checkpoint left off.
+
+        Example: [cyan]skyloom train corpora/balls --out runs/tiny --preset vdit-tiny --max-minutes 8[/]
+        """
+        from skyloom.cli_common import stage_timer
+
+        if stage not in (None, "dit", "vae"):
+            fail(f"--stage must be dit or vae, got {stage!r}")
+        if not corpus.exists():
+            fail(f"corpus {corpus} does not exist")
+        cfg = _resolve_config(out, preset, sets, stage, steps, max_minutes, fresh=not resume)
+        with stage_timer(f"train {cfg.name} ({cfg.stage})"):
+            if ray_address or num_workers > 1:
+                from model.ray_train import run_ray
+
+                res = run_ray(cfg, corpus, out, num_workers=num_workers, use_gpu=gpu, address=ray_address,
+                              resume=resume, fresh=not resume)
+            else:
+                from model.train import train
+
+                res = train(cfg, corpus, out, resume=resume, fresh=not resume, device=device)
+        last = res.losses[-1][1] if res.losses else float("nan")
+        console.print(f"step {res.step} (stopped: {res.stopped}), last loss {last:.4f}, checkpoint "
+                      f"{res.last_checkpoint}")
+
+    @app.command("sample", rich_help_panel="model")
+    def sample_cmd(
+        ckpt: Annotated[Path, typer.Option("--ckpt", help="Run directory (latest checkpoint) or checkpoint folder.")],
+        prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text prompt.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output .mp4 (H.264).")],
+        image: Annotated[Path | None, typer.Option(help="First frame (PNG/JPEG): image-to-video.")] = None,
+        video: Annotated[Path | None, typer.Option(help="Prefix video: extension (its frames are kept).")] = None,
+        prefix_frames: Annotated[int | None, typer.Option(
+            help="How many frames of --video to keep (default: half the model's length).")] = None,
+        seed: Annotated[int, typer.Option(help="Noise seed (same seed + prompt -> same video).")] = 0,
+        steps: Annotated[int | None, typer.Option(help="Sampler steps (default: the checkpoint's).")] = None,
+        guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+        method: Annotated[str | None, typer.Option(help="euler or heun.")] = None,
+        num_frames: Annotated[int | None, typer.Option(help="Video length (default: the training length).")] = None,
+        device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+        no_ema: Annotated[bool, typer.Option("--no-ema", help="Use the raw weights, not the EMA.")] = False,
+    ) -> None:
+        """Generate one video from a prompt (text-to-video), a first frame (image-to-video) or a prefix video.
+
+        The seed and sampler settings are stored in the mp4's metadata.
+
+        Example: [cyan]skyloom sample --ckpt runs/tiny --prompt "a red ball bounces" --seed 3 --out red.mp4[/]
+        """
+        import numpy as np
+
+        from model.pipeline import load_pipeline
+        from skyloom.video import read_video, write_video
+
+        if image is not None and video is not None:
+            fail("give --image or --video, not both")
+        pipe = load_pipeline(ckpt, device=device, use_ema=not no_ema)
+        cond, mode = None, "t2v"
+        if image is not None:
+            import cv2
+
+            if not image.exists():
+                fail(f"--image {image} does not exist")
+            bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+            if bgr is None:
+                fail(f"--image {image} is not a readable image")
+            cond, mode = bgr[None, None, :, :, ::-1].copy(), "i2v"  # (1, 1, H, W, 3) RGB
+        elif video is not None:
+            T = num_frames or pipe.num_frames
+            k = prefix_frames or max(1, T // 2)
+            if not 1 <= k < T:
+                fail(f"--prefix-frames must be in [1, {T - 1}], got {k}")
+            frames = read_video(video, num_frames=k)
+            cond, mode = frames[None], "extension"
+        vids = pipe.generate([prompt], [seed], cond_frames=cond, steps=steps, guidance=guidance,
+                             num_frames=num_frames, method=method)
+        meta = {"prompt": prompt, "seed": seed, "mode": mode, **pipe.settings(steps, guidance),
+                "given_frames": 0 if cond is None else int(cond.shape[1])}
+        if method:
+            meta["method"] = method
+        write_video(out, np.ascontiguousarray(vids[0]), fps=pipe.fps, metadata=meta)
+        console.print(f"wrote {out} ({vids.shape[1]} frames {pipe.width}x{pipe.height}, {mode}, seed {seed})")

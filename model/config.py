@@ -1,0 +1,150 @@
+"""Typed configuration of the model stage: one frozen dataclass per component.
+
+YAML presets in ``configs/model/`` (``vdit-tiny``, ``vdit-s``, ``vdit-b``, ``vdit-xl``, ``vae``)
+only serialise :class:`TrainConfig`; ``--set a.b=value`` overrides are type-checked by
+:mod:`skyloom.config`. The component configs (:class:`DiTConfig`, :class:`TextConfig`,
+:class:`AEConfig`) are also the ``config.json`` written beside each component's weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Spacetime-patch diffusion transformer (see :mod:`model.dit`)."""
+
+    in_channels: int = 3  # latent channels (3 for the pixel-space autoencoder)
+    patch: tuple[int, int, int] = (1, 4, 4)  # (pt, ph, pw)
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    text_dim: int = 128  # width of the text encoder's token features
+    attention: Literal["full", "factorised"] = "full"
+    qk_norm: bool = True
+    rope_theta: float = 10000.0
+    grad_checkpointing: bool = False
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Text encoder (see :mod:`model.text`).
+
+    ``kind``: ``tiny`` (small trainable transformer over open_clip's bundled BPE tokenizer, no
+    download), ``open_clip`` (the text tower of an open_clip CLIP; ``pretrained`` = a local weights
+    file or an open_clip pretrained tag already in the local cache) or ``t5`` (transformers T5
+    encoder from a local folder in ``pretrained``).
+    """
+
+    kind: Literal["tiny", "open_clip", "t5"] = "tiny"
+    max_length: int = 32
+    dim: int = 128
+    depth: int = 2
+    heads: int = 4
+    vocab_size: int = 49408
+    open_clip_model: str = "ViT-B-32"
+    pretrained: str = ""
+    trainable: bool = True
+
+
+@dataclass(frozen=True)
+class AEConfig:
+    """Video autoencoder (see :mod:`model.autoencoder`).
+
+    ``identity``: pixel space (frames scaled to [-1, 1]). ``vae``: causal 3D conv VAE with
+    ``temporal_factor`` x ``spatial_factor`` x ``spatial_factor`` compression; ``ckpt`` points to
+    a run or checkpoint trained with ``skyloom train --stage vae`` (empty = random init, only for
+    ``--stage vae`` itself and benchmarks).
+    """
+
+    kind: Literal["identity", "vae"] = "identity"
+    ckpt: str = ""
+    latent_channels: int = 4
+    base_channels: int = 32
+    spatial_factor: int = 8
+    temporal_factor: int = 4
+    scaling: float = 1.0
+    kl_weight: float = 1e-6
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Rectified-flow schedule (see :mod:`model.schedule`)."""
+
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    shift: bool = True  # resolution/length-dependent shift of t
+    shift_base_tokens: int = 256  # token count at which the shift is 1
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Default sampler settings stored with the checkpoint (see :mod:`model.sampler`)."""
+
+    method: Literal["euler", "heun"] = "euler"
+    steps: int = 30
+    guidance: float = 4.0
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One (resolution, frames, aspect) bucket with its own batch size."""
+
+    height: int = 32
+    width: int = 32
+    num_frames: int = 16
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Corpus -> training batches (see :mod:`model.data`)."""
+
+    buckets: tuple[Bucket, ...] = (Bucket(),)
+    split: str = "train"
+    frame_stride: int = 1
+    caption_kinds: tuple[str, ...] = ("dense", "short")
+    caption_mode: Literal["newest", "random"] = "newest"  # random: one of the kinds, drawn per step
+    cache_clips: bool = True
+    max_clips: int = 0  # 0 = all
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.99
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``skyloom train`` needs; saved resolved as ``RUN/config.yaml``."""
+
+    name: str = "vdit-tiny"
+    stage: Literal["dit", "vae"] = "dit"
+    seed: int = 0
+    steps: int = 2000
+    max_minutes: float = 0.0  # 0 = no wall-clock limit
+    log_every: int = 10
+    ckpt_every: int = 250
+    keep_checkpoints: int = 0  # 0 = keep all; else the newest N (step 0 is always kept)
+    text_dropout: float = 0.1  # captions replaced by "" (for classifier-free guidance)
+    mask_prob: float = 0.5  # fraction of steps with given (clean) frames: i2v / extension
+    ema_decay: float = 0.999
+    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    num_threads: int = 0  # torch CPU threads (0 = leave the default)
+    fps: float = 8.0  # frame rate of generated videos
+    fsdp: bool = False  # Ray Train: FSDP instead of DDP
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    ae: AEConfig = field(default_factory=AEConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)

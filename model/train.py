@@ -1,0 +1,362 @@
+"""The training loop of ``skyloom train``: a DiT (``stage=dit``) or the video VAE (``stage=vae``).
+
+One function, :func:`train`, used in-process on a laptop and per worker under Ray Train
+(:mod:`model.ray_train`). What it does each step (``stage=dit``):
+
+1. next batch from the resumable bucket sampler (:mod:`model.data`), frames -> [-1, 1];
+2. latents from the (frozen) autoencoder; captions dropped to "" with ``text_dropout`` (CFG);
+3. per-frame conditioning mask in ``mask_prob`` of the steps (Open-Sora 1.1): image-to-video
+   (first latent frame given), extension (a prefix given) or random frames; given frames get
+   t = 0, stay clean and weigh 0 in the loss;
+4. rectified-flow loss (:mod:`model.schedule`), AdamW, grad clipping, EMA; bf16 autocast on GPU.
+
+Every random draw comes from a generator seeded by (seed, step, rank), and the sampler
+position, optimizer, EMA and RNG are in every checkpoint: resuming continues the same run
+(on CPU the loss curve after resume equals the uninterrupted one). A step-0 checkpoint is
+always written; metrics go to ``RUN/metrics.jsonl`` (kind ``train``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.checkpoint import (EMA, PIPELINE_FORMAT, PIPELINE_VERSION, load_ae, load_state_file, load_weights,
+                              save_component)
+from model.config import TrainConfig
+from model.data import BatchLoader, CorpusVideoDataset
+from model.schedule import RectifiedFlow
+from skyloom.config import save_resolved
+from skyloom.fsutil import atomic_write_json
+from skyloom.rundir import RunDir
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Dist:
+    """Distributed context (defaults: one in-process worker)."""
+
+    rank: int = 0
+    world_size: int = 1
+    prepare: Callable[[nn.Module], nn.Module] | None = None  # DDP/FSDP wrapper (Ray Train)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    step: int
+    last_checkpoint: Path | None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    stopped: str = "steps"
+
+
+class Denoiser(nn.Module):
+    """DiT + text encoder as one module (one DDP wrapper, one optimizer)."""
+
+    def __init__(self, dit: nn.Module, text_encoder: nn.Module) -> None:
+        super().__init__()
+        self.dit, self.text_encoder = dit, text_encoder
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        text, mask = self.text_encoder.encode(prompts)  # (B, L, Dt), (B, L)
+        return self.dit(x, t, text, mask)  # (B, C, T, H, W)
+
+
+def to_unit(video: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> float (B, 3, T, H, W) in [-1, 1]."""
+    v = torch.as_tensor(video).to(device)
+    return v.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+
+
+def sample_given_mask(B: int, T: int, prob: float, g: torch.Generator) -> torch.Tensor:
+    """Per-frame conditioning mask (B, T) bool, True = given clean frame (Open-Sora 1.1 style).
+
+    With probability ``prob`` a sample gets a mask: 40% image-to-video (frame 0), 40% extension
+    (a random prefix of 1..T-1 frames), 20% random frames; at least one frame is always noisy.
+    """
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    if T < 2:
+        return mask
+    u = torch.rand(B, 3, generator=g)  # (B, 3)
+    for b in range(B):
+        if u[b, 0] >= prob:
+            continue
+        kind = u[b, 1]
+        if kind < 0.4:
+            mask[b, 0] = True
+        elif kind < 0.8:
+            mask[b, :1 + int(u[b, 2] * (T - 1))] = True
+        else:
+            mask[b] = torch.rand(T, generator=g) < 0.5
+            mask[b, int(u[b, 2] * T)] = False
+    return mask
+
+
+def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]))
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    w = cfg.optim.warmup_steps
+    return cfg.optim.lr * min(1.0, (step + 1) / w) if w > 0 else cfg.optim.lr
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Trainer:
+    """State of one training run; :meth:`run` is the loop."""
+
+    def __init__(self, cfg: TrainConfig, corpus: str | Path, out: str | Path, *, resume: bool = True,
+                 device: str | torch.device | None = None, dist: Dist | None = None) -> None:
+        self.cfg, self.dist = cfg, dist or Dist()
+        self.device = pick_device(device)
+        if cfg.num_threads > 0:
+            torch.set_num_threads(cfg.num_threads)
+        self.run_dir = RunDir.create(out, corpus=str(corpus), preset=cfg.name, stage=cfg.stage) \
+            if self.dist.is_main else None
+        if self.dist.is_main:
+            save_resolved(cfg, Path(out) / "config.yaml")
+        self.out = Path(out)
+        self.dataset = CorpusVideoDataset(corpus, cfg.data)
+        self.loader = BatchLoader(self.dataset, cfg.seed, self.dist.rank, self.dist.world_size)
+        self.schedule = RectifiedFlow(cfg.schedule)
+        torch.manual_seed(cfg.seed)  # parameter init only; every later draw uses step generators
+        if cfg.stage == "vae":
+            from model.autoencoder import CausalVAE
+
+            if cfg.ae.kind != "vae":
+                raise ValueError("--stage vae needs ae.kind=vae (use --preset vae)")
+            self.ae = CausalVAE(cfg.ae).to(self.device)
+            self.trainable: nn.Module = self.ae
+            self.ema_modules: dict[str, nn.Module] = {}
+        else:
+            from model.dit import VideoDiT
+            from model.text import build_text_encoder
+
+            text = build_text_encoder(cfg.text)
+            if text.dim != cfg.dit.text_dim:
+                raise ValueError(f"dit.text_dim={cfg.dit.text_dim} but the text encoder gives {text.dim}-d features")
+            self.ae = load_ae(cfg.ae).to(self.device).eval().requires_grad_(False)
+            if self.ae.latent_channels != cfg.dit.in_channels:
+                raise ValueError(f"dit.in_channels={cfg.dit.in_channels} but the autoencoder has "
+                                 f"{self.ae.latent_channels} latent channels")
+            self.trainable = Denoiser(VideoDiT(cfg.dit), text).to(self.device)
+            self.ema_modules = {"dit": self.trainable.dit, "text_encoder": self.trainable.text_encoder}
+        params = [p for p in self.trainable.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+                                     weight_decay=cfg.optim.weight_decay, foreach=True)
+        self.ema = EMA(self.ema_modules, cfg.ema_decay) if self.ema_modules else None
+        self.step, self.elapsed = 0, 0.0
+        self.model = self.dist.prepare(self.trainable) if self.dist.prepare else self.trainable
+        if resume and self.run_dir_latest() is not None:
+            self.load(self.run_dir_latest())
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def run_dir_latest(self) -> Path | None:
+        return RunDir(self.out).latest_checkpoint() if (self.out / "run.json").exists() else None
+
+    def save(self) -> Path | None:
+        """Write a complete checkpoint of the current step (main worker only)."""
+        cfg = self.cfg
+        # Every rank calls state_dict (FSDP gathers the full weights here); rank 0 writes.
+        sd = (self.model if self.cfg.fsdp and self.dist.prepare else self.trainable).state_dict()
+        sd = {k.replace("_fsdp_wrapped_module.", "").removeprefix("module."): v for k, v in sd.items()}
+        opt_sd = self._optim_state()
+        if not self.dist.is_main:
+            return None
+        b = cfg.data.buckets[0]
+        with self.run_dir.begin_checkpoint(self.step) as d:
+            atomic_write_json(d / "pipeline.json", {
+                "format": PIPELINE_FORMAT, "version": PIPELINE_VERSION, "name": cfg.name, "stage": cfg.stage,
+                "step": self.step, "fps": cfg.fps, "num_frames": b.num_frames, "height": b.height, "width": b.width,
+                "schedule": _plain(cfg.schedule), "sampler": _plain(cfg.sampler), "has_ema": self.ema is not None})
+            if cfg.stage == "vae":
+                save_component(d, "vae", cfg.ae, None, state=sd)
+            else:
+                from model.text import saves_weights
+
+                save_component(d, "dit", cfg.dit, None, {k[4:]: v for k, v in sd.items() if k.startswith("dit.")})
+                tsd = {k[13:]: v for k, v in sd.items() if k.startswith("text_encoder.")}
+                save_component(d, "text_encoder", cfg.text, None, tsd if saves_weights(cfg.text) else None)
+                save_component(d, "vae", cfg.ae, self.ae if cfg.ae.kind == "vae" else None)
+                if self.ema is not None:
+                    save_component(d, "ema", {"decay": cfg.ema_decay, "components": sorted(self.ema_modules)},
+                                   None, self.ema.shadow)
+            (d / "state").mkdir()
+            torch.save(opt_sd, d / "state" / "optimizer.pt")
+            torch.save({"cpu": torch.get_rng_state()}, d / "state" / "rng.pt")
+            atomic_write_json(d / "state" / "trainer.json", {
+                "step": self.step, "elapsed_s": self.elapsed, "seed": cfg.seed,
+                "sampler": self.loader.sampler.state_dict(), "world_size": self.dist.world_size})
+        self._prune()
+        return self.run_dir.checkpoint_dir(self.step)
+
+    def _optim_state(self) -> dict[str, Any]:
+        if self.cfg.fsdp and self.dist.prepare is not None:
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            return FSDP.optim_state_dict(self.model, self.opt)
+        return self.opt.state_dict()
+
+    def _prune(self) -> None:
+        keep = self.cfg.keep_checkpoints
+        if keep <= 0:
+            return
+        cks = [(s, p) for s, p in self.run_dir.checkpoints() if s != 0]
+        for _, p in cks[:-keep]:
+            shutil.rmtree(p, ignore_errors=True)
+
+    def load(self, ckpt: Path) -> None:
+        """Restore weights, optimizer, EMA, sampler position and RNG from ``ckpt``."""
+        info = load_state_file(ckpt / "state" / "rng.pt")
+        trainer = __import__("json").loads((ckpt / "state" / "trainer.json").read_text())
+        opt_sd = load_state_file(ckpt / "state" / "optimizer.pt")
+        if self.cfg.stage == "vae":
+            self.trainable.load_state_dict(load_weights(ckpt, "vae"))
+        else:
+            self.trainable.dit.load_state_dict(load_weights(ckpt, "dit"))
+            tsd = load_weights(ckpt, "text_encoder")
+            if tsd is not None:
+                self.trainable.text_encoder.load_state_dict(tsd)
+            if self.ema is not None:
+                self.ema.load(load_weights(ckpt, "ema"))
+        if self.cfg.fsdp and self.dist.prepare is not None:
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            opt_sd = FSDP.optim_state_dict_to_load(self.model, self.opt, opt_sd)
+        self.opt.load_state_dict(opt_sd)
+        torch.set_rng_state(info["cpu"])
+        self.step, self.elapsed = int(trainer["step"]), float(trainer["elapsed_s"])
+        self.loader.sampler.load_state_dict(trainer["sampler"])
+        if self.dist.is_main:
+            self.run_dir.truncate_metrics(self.step)
+        logger.info("resumed from %s (step %d)", ckpt, self.step)
+
+    # -- one step --------------------------------------------------------------------------
+    def loss(self, video: np.ndarray, captions: list[str], g: torch.Generator) -> tuple[torch.Tensor, int]:
+        """Loss of one batch and its token count."""
+        cfg = self.cfg
+        x = to_unit(video, self.device)  # (B, 3, T, H, W)
+        if cfg.stage == "vae":
+            loss, _ = self.ae.loss(x, g)
+            return loss, x[0, 0].numel()
+        with torch.no_grad():
+            x0 = self.ae.encode(x).float()  # (B, C, T', H', W')
+        B, _, T = x0.shape[:3]
+        grid = self.trainable.dit.grid(tuple(x0.shape))
+        n_tok = grid[0] * grid[1] * grid[2]
+        drop = torch.rand(B, generator=g) < cfg.text_dropout
+        prompts = ["" if d else c for c, d in zip(captions, drop.tolist())]
+        t = self.schedule.sample_t(B, n_tok, g)  # (B,)
+        given = sample_given_mask(B, T, cfg.mask_prob, g)  # (B, T)
+        t_frames = torch.where(given, 0.0, t[:, None]).to(self.device)  # (B, T)
+        eps = torch.randn(x0.shape, generator=g).to(self.device)  # (B, C, T, H, W)
+        x_t = self.schedule.interpolate(x0, eps, t_frames)
+        use_amp = cfg.amp and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            v = self.model(x_t, t_frames, prompts)
+        return self.schedule.loss(v, self.schedule.target(x0, eps), ~given.to(self.device)), n_tok
+
+    def run(self, on_step: Callable[[int, float], None] | None = None, progress_bar: bool = True) -> TrainResult:
+        """Train until ``cfg.steps`` or ``cfg.max_minutes``; always leaves a checkpoint at the end."""
+        from skyloom.cli_common import progress
+
+        cfg = self.cfg
+        last = self.run_dir_latest()
+        if self.step == 0 and (last is None or not (last.name == "step-00000000")):
+            last = self.save() or last  # the "before" checkpoint
+        losses: list[tuple[int, float]] = []
+        window: list[float] = []
+        t_start, t_log = time.perf_counter(), time.perf_counter()
+        n_samples = n_tokens = 0
+        stopped = "steps"
+        disable = not (progress_bar and self.dist.is_main) or None
+        with progress(disable=disable) as bar:
+            task = bar.add_task(f"train {cfg.name} ({cfg.stage})", total=cfg.steps, completed=self.step)
+            while self.step < cfg.steps:
+                if cfg.max_minutes > 0 and time.perf_counter() - t_start >= cfg.max_minutes * 60:
+                    stopped = "max_minutes"
+                    break
+                batch = next(self.loader)
+                g = step_generator(cfg.seed, self.step, self.dist.rank)
+                lr = lr_at(cfg, self.step)
+                for group in self.opt.param_groups:
+                    group["lr"] = lr
+                self.model.train()
+                loss, n_tok = self.loss(batch.video, batch.captions, g)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {float(loss)} at step {self.step}; lower optim.lr")
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                gn = torch.nn.utils.clip_grad_norm_(self.trainable.parameters(),
+                                                    cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf)
+                self.opt.step()
+                self.step += 1
+                if self.ema is not None:
+                    self.ema.update(self.ema_modules, self.step)
+                lv = float(loss.detach())
+                losses.append((self.step, lv))
+                window.append(lv)
+                n_samples += len(batch.captions) * self.dist.world_size
+                n_tokens += n_tok * len(batch.captions) * self.dist.world_size
+                bar.update(task, completed=self.step, description=f"train {cfg.name} loss {lv:.4f}")
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    now = time.perf_counter()
+                    dt = max(now - t_log, 1e-9)
+                    if self.dist.is_main:
+                        self.run_dir.log_metrics(self.step, kind="train", loss=float(np.mean(window)), lr=lr,
+                                                 samples_per_s=n_samples / dt, tokens_per_s=n_tokens / dt,
+                                                 grad_norm=float(gn), epoch=self.loader.sampler.epoch)
+                    window, n_samples, n_tokens, t_log = [], 0, 0, now
+                if on_step is not None:
+                    on_step(self.step, lv)
+                if self.step % cfg.ckpt_every == 0:
+                    self.elapsed += time.perf_counter() - t_start
+                    t_start = time.perf_counter()
+                    last = self.save() or last
+        self.elapsed += time.perf_counter() - t_start
+        if last is None or last.name != f"step-{self.step:08d}":
+            last = self.save() or last
+        return TrainResult(run=self.out, step=self.step, last_checkpoint=last, losses=losses, stopped=stopped)
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    from skyloom.config import to_dict
+
+    return to_dict(cfg)
+
+
+def train(cfg: TrainConfig, corpus: str | Path, out: str | Path, *, resume: bool = True, fresh: bool = False,
+          device: str | torch.device | None = None, dist: Dist | None = None,
+          on_step: Callable[[int, float], None] | None = None, progress_bar: bool = True) -> TrainResult:
+    """Train (or resume) into run directory ``out``; see the module docstring.
+
+    Args:
+        fresh: delete ``out``'s checkpoints and metrics first (start over).
+        on_step: called after every optimizer step with (step, loss).
+    """
+    out = Path(out)
+    if fresh and (dist is None or dist.is_main):
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    tr = Trainer(cfg, corpus, out, resume=resume and not fresh, device=device, dist=dist)
+    return tr.run(on_step=on_step, progress_bar=progress_bar)
