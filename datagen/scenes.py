@@ -370,6 +370,8 @@ def validate_spec(spec: Any) -> None:
         v = r.get(k)
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise SpecError(f"scene spec field render.{k}: expected an integer in [{lo}, {hi}], got {v!r}")
+    if r.get("segmentation", "auto") not in ("auto", "raycast", "raster"):
+        raise SpecError(f"scene spec field render.segmentation: {r.get('segmentation')!r}; valid: auto, raycast, raster")
     fps, dt = r.get("fps"), r.get("timestep")
     if not isinstance(fps, (int, float)) or not fps > 0:
         raise SpecError(f"scene spec field render.fps: expected a number > 0, got {fps!r}")
