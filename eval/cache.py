@@ -186,8 +186,11 @@ class CachedExtractor:
         return self.cache.get_many("v-" + self.ekey, keys, lambda idx: self.inner.encode_videos(v[idx]))
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W, 3) -> (N, D)."""
+        """uint8 (N, H, W, 3) -> (N, D); extractors with ``sequence_frames`` (frame embeddings that
+        depend on the whole clip) are cached per sequence, others per frame."""
         f = np.asarray(frames)
+        if getattr(self.inner, "sequence_frames", False):
+            return self.cache.get_many("s-" + self.ekey, [array_key(f)], lambda idx: self.inner.encode_frames(f)[None])[0]
         keys = [array_key(x) for x in f]
         return self.cache.get_many("f-" + self.ekey, keys, lambda idx: self.inner.encode_frames(f[idx]))
 

@@ -246,3 +246,54 @@ def write_suite(path: Path, reference: Path | None = None, extra_prompts: str = 
         text = text.replace("metrics:\n", extra_prompts + "metrics:\n")
     path.write_text(text)
     return path
+
+
+MOTION_CAPTIONS = {"bounce": "bounces up and down", "roll": "rolls to the right", "fall": "falls to the floor"}
+
+
+def motion_video(rgb, motion: str, seed: int, T: int = 16, S: int = 32) -> np.ndarray:
+    """A ball of colour ``rgb`` that bounces in place, rolls right along the floor, or falls and stays."""
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(90, 130)
+    v = np.full((T, S, S, 3), bg, np.float64)
+    v[:, S - 6:] = bg + 30  # floor
+    r = int(rng.integers(3, 5))
+    x0, floor = int(rng.integers(r + 1, S // 2)), S - 6 - r
+    phase = rng.uniform(0, math.pi)
+    yy, xx = np.mgrid[:S, :S]
+    for t in range(T):
+        if motion == "bounce":
+            x, y = x0 + S // 5, floor - abs(math.sin(phase + t * math.pi / 5)) * (S // 2)
+        elif motion == "roll":
+            x, y = x0 + t * (S - x0 - r) / (T - 1) * 0.9, floor
+        else:  # fall: from the top to the floor, then rest
+            x, y = x0 + S // 5, min(floor, r + 1 + 0.5 * 1.2 * t * t)
+        v[t][(yy - y) ** 2 + (xx - x) ** 2 <= r * r] = rgb
+    v += rng.normal(0, 3, v.shape)
+    return np.clip(v, 0, 255).round().astype(np.uint8)
+
+
+def make_motion_corpus(root: Path, per_combo: int = 12, seed: int = 0, split: str = "train") -> Path:
+    """A captioned corpus: every (colour, motion) ``per_combo`` times, captions like
+    "a red ball bounces up and down"."""
+    from skyloom.corpus import Caption, ClipRecord, Corpus
+    from skyloom.fsutil import sha256_file
+    from skyloom.video import write_video
+
+    c = Corpus.create(root)
+    recs = []
+    k = 0
+    for i in range(per_combo):
+        for colour, rgb in COLOURS.items():
+            for motion, phrase in MOTION_CAPTIONS.items():
+                cid = f"m{seed}-{k:04d}"
+                path = write_video(c.clip_path(cid), motion_video(rgb, motion, seed * 100000 + k), fps=8)
+                cap = Caption(captioner="test", kind="short", text=f"a {colour} ball {phrase}")
+                recs.append(ClipRecord(id=cid, path=f"clips/{cid}.mp4", source_kind="synthetic", duration_s=2.0,
+                                       fps=8.0, width=32, height=32, num_frames=16, license_id="CC0-1.0",
+                                       source_url=f"skyloom://render/test/{k}", author="skyloom", attribution="",
+                                       sha256=sha256_file(path), captions=(cap,), split=split,
+                                       meta={"colour": colour, "motion": motion}))
+                k += 1
+    c.append(recs)
+    return root
