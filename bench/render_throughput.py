@@ -130,10 +130,12 @@ def main() -> None:
     }
     print(f"\nrender throughput, preset {args.preset}: {args.scenes} scenes x {cfg.scene.num_frames} frames, "
           f"{cfg.scene.width}x{cfg.scene.height}, load avg {load0:.1f} -> {load1:.1f}\n")
-    print(f"{'what':40s} {'frames/s':>9s} {'frames/CPU-s':>13s}")
+    print(f"{'what':40s} {'frames/s':>9s} {'frames/CPU-s':>13s} {'cores used':>11s}")
     for name, d in (("bare loop, RGB only", rgb), ("bare loop, RGB + segment/depth pass", seg),
                     ("full job, 1 worker", j1), ("full job, 2 workers", j2)):
-        print(f"{name:40s} {d['fps']:9.1f} {d['f_per_cpu_s']:13.1f}")
+        cores = d["frames"] / d["f_per_cpu_s"] / d["wall_s"]  # CPU-s per wall-s: how much CPU we got
+        d["cores_used"] = cores
+        print(f"{name:40s} {d['fps']:9.1f} {d['f_per_cpu_s']:13.1f} {cores:11.2f}")
     print(f"\njob / bare RGB loop per worker: {r['job_vs_bare_rgb_per_worker']:.2f}x (wall), "
           f"{r['job_vs_bare_rgb_per_cpu_s']:.2f}x (per CPU-s); vs bare RGB+seg loop: {r['job_vs_bare_seg_per_worker']:.2f}x")
     print(f"2 workers / 1 worker: {r['speedup_2_workers']:.2f}x")
