@@ -90,7 +90,7 @@ def build_mjcf(spec: dict[str, Any]) -> str:
         "<asset>",
         f'<texture name="sky" type="skybox" builtin="gradient" rgb1="{_f(bg_rgb)}" rgb2="{_f(bg2)}" width="32" height="32"/>',
         f'<texture name="floortex" type="2d" builtin="{builtin}" rgb1="{_f(frgb)}" rgb2="{_f(rgb2)}" width="64" height="64"{mark}/>',
-        '<material name="floor" texture="floortex" texrepeat="6 6" reflectance="0"/>',
+        '<material name="floor" texture="floortex" texrepeat="2 2" texuniform="true" reflectance="0"/>',
     ]
     for o in spec["objects"]:
         m = MATERIALS[o["material"]]
