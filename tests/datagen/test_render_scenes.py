@@ -244,3 +244,34 @@ def test_raycast_and_raster_ground_truth_agree():
         same = (sa == sb) & (da < 100)  # same object (or floor), not the sky
         rel.append(np.median(np.abs(da[same] - db[same]) / da[same]))
     assert min(agree) >= 0.995 and max(rel) < 1e-3
+
+
+def test_ground_truth_follows_the_skyloom_gt_contract():
+    """Keys and types of docs/architecture.md (what captioning and eval code against)."""
+    import json
+
+    from datagen.scenes import MATERIALS, MOTIONS, SHAPES, SIZE_NAMES
+
+    spec = sample_specs(preset("balls-bounce", num_frames=6), 1, seed=21)[0]
+    frames, gt = render_spec(spec)
+    arrays = gt.pop("arrays_data")
+    json.dumps(gt, allow_nan=False)  # plain JSON
+    top = {"format", "version", "renderer", "renderer_version", "spec", "fps", "num_frames", "width", "height",
+           "gravity", "camera", "objects", "frames", "events", "floor", "background", "lighting", "arrays"}
+    assert top <= set(gt) and gt["spec"] == spec
+    assert (gt["num_frames"], gt["height"], gt["width"]) == frames.shape[:3] == arrays["depth"].shape
+    assert gt["camera"]["motion"] == "static" and len(gt["camera"]["frames"]) == 6
+    assert set(gt["camera"]["frames"][0]) >= {"position", "lookat"}
+    for k, o in enumerate(gt["objects"]):
+        assert o["seg_id"] == k + 1 and o["shape"] in SHAPES and o["size_name"] in SIZE_NAMES
+        assert o["material"] in MATERIALS and o["initial"]["motion"] in MOTIONS and o["colour"] in COLOURS
+        assert o["colour"].isalpha() and set(o["initial"]) == {"position", "velocity", "motion"}
+        assert isinstance(o["motion_summary"], list) and o["motion_summary"]
+    for i, f in enumerate(gt["frames"]):
+        assert f["index"] == i and f["t"] == pytest.approx(i / 8)
+        for o in f["objects"]:
+            assert len(o["position"]) == 3 and len(o["quaternion"]) == 4 and len(o["velocity"]) == 3
+            assert o["bbox"] is None or (len(o["bbox"]) == 4 and o["visible"])
+    names = {o["name"] for o in gt["objects"]} | {"floor"}
+    for e in gt["events"]:
+        assert e["kind"] == "collision" and {e["a"], e["b"]} <= names and 0 <= e["frame"] < 6
