@@ -80,13 +80,15 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     dimensions) falls back to Σ₁^½ from ``eigh`` with negative eigenvalues clipped to 0.
     """
     try:
-        low = scipy.linalg.cholesky(sigma1, lower=True, check_finite=False)  # (D, D)
-        m = low.T @ sigma2 @ low  # (D, D), similar to Σ₁Σ₂
+        low = scipy.linalg.cholesky(sigma1, lower=True, check_finite=False)  # (D, D) lower-triangular
+        a = scipy.linalg.blas.dtrmm(1.0, low, sigma2, side=1, lower=1)  # Σ₂ L, triangular multiply
+        m = scipy.linalg.blas.dtrmm(1.0, low, a, side=0, lower=1, trans_a=1)  # Lᵀ Σ₂ L, similar to Σ₁Σ₂
     except np.linalg.LinAlgError:
         lam, u = scipy.linalg.eigh(sigma1, check_finite=False)  # (D,), (D, D)
         s = (u * np.sqrt(np.clip(lam, 0.0, None))) @ u.T  # Σ₁^½, (D, D)
         m = s @ sigma2 @ s
-    ev = scipy.linalg.eigh((m + m.T) / 2, eigvals_only=True, driver="ev", check_finite=False)  # (D,)
+    # eigenvalues only; LAPACK reads the lower triangle of the (numerically) symmetric m
+    ev = scipy.linalg.eigh(m, eigvals_only=True, driver="evr", check_finite=False)  # (D,)
     return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
 
 
