@@ -21,8 +21,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -50,8 +51,8 @@ def bench_frechet(repeats: int, dims: tuple[int, ...]) -> list[dict[str, Any]]:
         x = rng.normal(size=(2048, d)) @ mix
         y = rng.normal(size=(2048, d)) @ (mix + 0.05 * rng.normal(size=(d, d)) / np.sqrt(d)) + 0.1
         s1, s2 = frechet.gaussian_stats(x), frechet.gaussian_stats(y)
-        w_o, b_o, c_o, v_o = _time(lambda: frechet.frechet_distance(*s1, *s2), repeats)
-        w_s, b_s, c_s, v_s = _time(lambda: frechet.frechet_distance_sqrtm(*s1, *s2), repeats)
+        w_o, b_o, c_o, v_o = _time(lambda s1=s1, s2=s2: frechet.frechet_distance(*s1, *s2), repeats)
+        w_s, b_s, c_s, v_s = _time(lambda s1=s1, s2=s2: frechet.frechet_distance_sqrtm(*s1, *s2), repeats)
         rows.append({"dim": d, "n": 2048, "skyloom_s": w_o, "skyloom_best_s": b_o, "skyloom_cpu_s": c_o,
                      "sqrtm_s": w_s, "sqrtm_best_s": b_s, "sqrtm_cpu_s": c_s, "speedup_wall": w_s / w_o,
                      "speedup_best": b_s / b_o, "speedup_cpu": c_s / c_o, "value": v_o, "value_sqrtm": v_s,
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    res = {"machine": "CPU, torch threads=%d" % torch.get_num_threads(),
+    res = {"machine": f"CPU, torch threads={torch.get_num_threads()}",
            "frechet": bench_frechet(args.repeats, (400,) if args.quick else (400, 1408)),
            "metrics": [] if args.frechet_only else bench_metrics(args.quick)}
     print(f"{'Fréchet N=2048':<16}{'skyloom s':>11}{'best':>8}{'sqrtm s':>10}{'best':>8}{'x med':>7}{'x best':>8}"

@@ -163,7 +163,7 @@ class OpenCLIPExtractor(FrameTextExtractor):
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         if isinstance(texts, str):
-            raise ValueError("encode_text takes a list of strings, got one string")
+            raise ValueError("encode_text takes a list of strings, got one string")  # noqa: TRY004 - house style
         with torch.inference_mode():
             tok = self.tokenizer(list(texts)).to(self.device)  # (N, ctx)
             e = self.model.encode_text(tok)  # (N, D)

@@ -288,7 +288,8 @@ def load_piergiaj_state_dict(model: InceptionI3d, path: str | os.PathLike) -> No
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
-        raise ValueError(f"{path}: expected a state dict (piergiaj InceptionI3d layout), got {type(sd).__name__}")
+        raise ValueError(  # noqa: TRY004 - a bad file is a bad value (house style)
+            f"{path}: expected a state dict (piergiaj InceptionI3d layout), got {type(sd).__name__}")
     sd = {k.removeprefix("module."): v for k, v in sd.items()}  # saved from DataParallel
     missing, unexpected = [], []
     own = model.state_dict()

@@ -114,7 +114,7 @@ def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray) -> np.ndarray:
     """
     f = np.asarray(flow_fw, np.float64)
     bw = warp(flow_bw, flow_fw).astype(np.float64)  # (H, W, 2): B sampled at x + F(x)
-    mag = lambda u: np.sum(u * u, axis=-1)  # noqa: E731 - squared magnitude (H, W)
+    mag = lambda u: np.sum(u * u, axis=-1)
     occ = mag(f + bw) > 0.01 * (mag(f) + mag(bw)) + 0.5
     du = np.zeros_like(f)
     dv = np.zeros_like(f)

@@ -3,6 +3,8 @@ init of a shrunk ViT-B-32-family model) and the colour-swap probe with a hand-bu
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -16,8 +18,8 @@ class ColourExtractor(FrameTextExtractor):
     """Hand-built CLIP-like extractor: a frame is its mean RGB, a text the RGB of its colour word."""
 
     name, weights, dim = "colour-words", "none", 3
-    preprocessing = {"frame": "mean RGB"}
-    WORDS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
+    preprocessing: ClassVar[dict] = {"frame": "mean RGB"}
+    WORDS: ClassVar[dict] = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 
     def encode_frames(self, frames):
         return l2_normalise(np.asarray(frames, np.float64).mean(axis=(1, 2)) + 1e-3)

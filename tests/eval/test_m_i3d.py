@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from eval.i3d import (ClipTooShortError, I3DExtractor, InceptionI3d, TorchScriptI3DExtractor, i3d_preprocess,
-                      load_piergiaj_state_dict)
+from eval.i3d import (
+    ClipTooShortError,
+    I3DExtractor,
+    InceptionI3d,
+    TorchScriptI3DExtractor,
+    i3d_preprocess,
+    load_piergiaj_state_dict,
+)
 
 # Names and shapes as in piergiaj/pytorch-i3d pytorch_i3d.py (Unit3D: .conv3d/.bn; InceptionModule:
 # b0, b1a, b1b, b2a, b2b, b3b; 'logits' Unit3D without batch norm, with bias).
