@@ -131,6 +131,8 @@ class UnrealCVRenderer:
         import unrealcv
 
         client = unrealcv.Client((self.host, self.port))
+        # fail fast on a dropped connection (the client's default waits ~40 s): Ray retries the task
+        client.RECONNECT_ATTEMPTS, client.RECONNECT_BASE_DELAY = 1, 0.05
         if not client.connect(timeout=self.timeout_s):
             raise ConnectionError(f"cannot connect to an UnrealCV server at {self.host}:{self.port}: is the game "
                                   "running with the UnrealCV plugin, listening on this port (unrealcv.ini Port=)?")
@@ -146,8 +148,12 @@ class UnrealCVRenderer:
 
     def _batch(self, commands: list[str], check: bool = True) -> list[Any]:
         client = self._connect()
-        replies = client.request(commands, timeout=self.timeout_s) if len(commands) > 1 else \
-            [client.request(commands[0], timeout=self.timeout_s)]
+        try:
+            replies = client.request(commands, timeout=self.timeout_s) if len(commands) > 1 else \
+                [client.request(commands[0], timeout=self.timeout_s)]
+        except (ConnectionError, TimeoutError):
+            self.close()  # drop the broken socket: the retried task reconnects
+            raise
         if replies is None or any(r is None for r in replies):
             self.close()
             raise ConnectionError(f"UnrealCV server at {self.host}:{self.port} dropped the connection")

@@ -53,6 +53,8 @@ class FakeUnrealCV:
         self.commands: list[str] = []
         self.colours: dict[str, tuple[int, int, int]] = {}
         self.spawned: list[str] = []
+        self.connections = 0
+        self.drop_first_lit = False  # close the first connection at its first lit request
         self._stop = False
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -77,6 +79,8 @@ class FakeUnrealCV:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn) -> None:
+        self.connections += 1
+        first = self.connections == 1
         self._send(conn, b"connected to SkyloomTestProject")
         while True:
             head = self._recv(conn, 8)
@@ -88,6 +92,9 @@ class FakeUnrealCV:
             if payload is None:
                 return
             mid, _, cmd = payload.partition(b":")
+            if first and self.drop_first_lit and cmd == b"vget /camera/0/lit png":
+                conn.close()  # the game went away mid-scene
+                return
             self._send(conn, mid + b":" + self.reply(cmd.decode()))
 
     def reply(self, cmd: str) -> bytes:
@@ -199,3 +206,17 @@ def test_unrealcv_unreachable_server_is_a_clear_error():
     s.close()
     with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}"):
         UnrealCVRenderer(port=port)._connect()
+
+
+def test_dropped_connection_is_retried_by_the_job(fake_unrealcv, tmp_path, ray_local):
+    from datagen.render import RenderConfig, run_render
+    from skyloom.corpus import Corpus
+
+    fake_unrealcv.drop_first_lit = True
+    cfg = RenderConfig(preset="balls-bounce", renderer="unrealcv", num_scenes=1, out=str(tmp_path / "c"), max_retries=2,
+                       scene=dataclasses.replace(RenderConfig().scene, num_frames=2),
+                       unrealcv=dataclasses.replace(RenderConfig().unrealcv, port=fake_unrealcv.port))
+    res = run_render(cfg, show_progress=False)
+    assert (res.rendered, res.failed) == (1, 0)
+    assert fake_unrealcv.connections == 2  # dropped once, reconnected on the retry
+    assert len(Corpus(cfg.out).records()) == 1
