@@ -264,8 +264,17 @@ def pair_separations(tracks: dict[str, dict[str, np.ndarray]]) -> dict[tuple[str
 def trajectory_checks(generated: np.ndarray, reference: np.ndarray, objects: list[dict[str, Any]], fps: float,
                       start: int = 0, tol: int = 40, rel_tol: float = 0.5) -> dict[str, Any]:
     """All four checks on frames ``start:`` of ``generated``, with allowances from ``reference``
-    (the simulator's frames of the same scene, tracked the same way)."""
-    g, r = np.asarray(generated)[start:], np.asarray(reference)[start:]
+    (the simulator's frames of the same scene, tracked the same way).
+
+    The track starts at the last given frame ``start − 1`` taken from ``reference``, so a
+    continuation that does not start where the conditioning ended fails the teleport check even
+    if it is smooth afterwards (e.g. a time-reversed flight, which is otherwise physically valid).
+    """
+    gen, ref = np.asarray(generated), np.asarray(reference)
+    if start > 0:  # the seam: the continuation must start where the given (simulator) frames end
+        g, r = np.concatenate([ref[start - 1:start], gen[start:]]), ref[start - 1:]
+    else:
+        g, r = gen, ref
     tg, tr = track_objects(g, objects, tol), track_objects(r, objects, tol)
     diag = math.hypot(*g.shape[1:3])
     floor_y = max((float(np.nanmax(t["bbox"][:, 3])) for t in tr.values() if t["visible"].any()), default=None)
@@ -275,7 +284,14 @@ def trajectory_checks(generated: np.ndarray, reference: np.ndarray, objects: lis
         if math.isfinite(exp) and exp > 0:  # only objects that fall in the ground truth
             checks["gravity"][name] = gravity_check(tg[name]["centroid"][:, 1], fps, exp, rel_tol)
         ref_steps = teleport_check(tr[name]["centroid"], math.inf)["max_step"] or 0.0
-        checks["teleport"][name] = teleport_check(tg[name]["centroid"], 1.5 * ref_steps + 0.05 * diag)
+        tele = teleport_check(tg[name]["centroid"], 1.5 * ref_steps + 0.05 * diag)
+        if start > 0 and tele["passed"] is not None:  # seam: first generated step vs the simulator's
+            cg, cr = tg[name]["centroid"][:2], tr[name]["centroid"][:2]
+            if np.isfinite(cg).all() and np.isfinite(cr).all():
+                seam, ref_seam = float(np.linalg.norm(cg[1] - cg[0])), float(np.linalg.norm(cr[1] - cr[0]))
+                tele.update(seam_step=seam, seam_limit=ref_seam + max(2.0, 0.03 * diag))
+                tele["passed"] = bool(tele["passed"] and seam <= tele["seam_limit"])
+        checks["teleport"][name] = tele
         checks["permanence"][name] = permanence_check(tg[name]["visible"], tr[name]["visible"])
     checks["interpenetration"] = interpenetration_check(tg, floor_y, pair_separations(tr))
     flat = [c["passed"] for k in ("gravity", "teleport", "permanence") for c in checks[k].values()]

@@ -87,6 +87,15 @@ def test_trajectory_checks_catch_violations(bad, check):
     assert c[check]["obj0"]["passed"] is False and c["pass_rate"] < 1.0
 
 
+def test_continuation_must_start_at_the_seam():
+    ref = drop()
+    shifted = ref.copy()
+    shifted[4:] = drop(teleport_at=0)[4:]  # smooth fall, but 30 px off from the last given frame
+    c = physics.trajectory_checks(shifted, ref, OBJS, FPS, start=4)
+    assert c["teleport"]["obj0"]["passed"] is False
+    assert physics.trajectory_checks(ref, ref, OBJS, FPS, start=4)["teleport"]["obj0"]["passed"]
+
+
 def test_interpenetration():
     two = drop()
     blue = np.array([30, 30, 220], np.uint8)
@@ -109,13 +118,14 @@ def rendered_drop():
 
     sets = ["scene.fps=24", "scene.width=64", "scene.height=64", "scene.num_frames=16"]  # enough fall frames
     cfg = config.load(RenderConfig, "physics-probe", sets, group="datagen")
-    spec = datagen.sample_specs(cfg, 1, 0)[0]  # probe 0 cycles to "drop"
-    frames, gt = datagen.render_spec(spec)
-    return spec, frames, gt
+    specs = datagen.sample_specs(cfg, 2, 0)  # probes cycle: 0 = drop, 1 = throw
+    frames, gt = datagen.render_spec(specs[0])
+    throw = datagen.render_spec(specs[1])
+    return specs[0], frames, gt, throw
 
 
 def test_rendered_drop_against_simulator(rendered_drop):
-    spec, frames, gt = rendered_drop
+    spec, frames, gt, (throw, throw_gt) = rendered_drop
     assert gt["objects"][0]["initial"]["motion"] == "dropped"
     tr = physics.track_objects(frames, gt["objects"])
     y = next(iter(tr.values()))["centroid"][:, 1]
@@ -133,5 +143,9 @@ def test_rendered_drop_against_simulator(rendered_drop):
     assert r.per_item["reversed"] < r.per_item["same"]
     assert r.details["variance_spatial_iou"] > 0 and r.extractor == "motion-masks"
     t = METRICS.get("physics_trajectory")(cond_frames=4)
-    t.update(np.stack([frames]), reference=[frames], ground_truth=[gt], item_ids=["same"])
-    assert t.compute().value == 1.0
+    t.update(np.stack([frames, throw, throw[::-1].copy()]), reference=[frames, throw, throw],
+             ground_truth=[gt, throw_gt, throw_gt], item_ids=["same", "throw", "throw-reversed"])
+    r = t.compute()
+    assert throw_gt["objects"][0]["initial"]["motion"] == "thrown"
+    assert r.per_item["same"] == 1.0 and r.per_item["throw"] == 1.0
+    assert r.per_item["throw-reversed"] < 1.0  # a reversed flight does not continue from the seam
