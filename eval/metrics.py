@@ -21,11 +21,13 @@ Example:
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import logging
 import math
 import zlib
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -393,7 +395,7 @@ class FVD(Metric):
 
     @staticmethod
     def _empty() -> dict[str, Any]:
-        return {"n": 0, "s1": None, "s2": None}
+        return {"n": 0, "s1": None, "s2": None, "hashes": Counter()}
 
     def reset(self, keep_reference: bool = True) -> None:
         real = self._sides["real"] if keep_reference else self._empty()
@@ -429,6 +431,7 @@ class FVD(Metric):
         side["n"] += f.shape[0]
         side["s1"].add(f.sum(axis=0))
         side["s2"].add(f.T @ f)  # (D, D)
+        side["hashes"].update(_row_hashes(f))  # duplicated clips inflate FVD: count them
 
     def _merge_state(self, other: Metric) -> None:
         assert isinstance(other, FVD)
@@ -445,6 +448,7 @@ class FVD(Metric):
             a["n"] += b["n"]
             a["s1"].merge(b["s1"])
             a["s2"].merge(b["s2"])
+            a["hashes"].update(b["hashes"])
 
     def stats(self, real: bool) -> tuple[np.ndarray, np.ndarray]:
         s = self._sides["real" if real else "fake"]
@@ -479,7 +483,7 @@ class FVD(Metric):
             raise ValueError(f"{path}: reference statistics computed differently: {theirs} vs {mine}")
         s1, s2 = CompensatedSum(), CompensatedSum()
         s1.hi, s1.lo, s2.hi, s2.lo = z["s1_hi"], z["s1_lo"], z["s2_hi"], z["s2_lo"]
-        self._sides["real"] = {"n": int(z["n"]), "s1": s1, "s2": s2}
+        self._sides["real"] = {"n": int(z["n"]), "s1": s1, "s2": s2, "hashes": Counter()}
 
     def compute(self) -> MetricResult:
         mu_r, sig_r = self.stats(real=True)
@@ -490,7 +494,22 @@ class FVD(Metric):
             "n_real": nr, "n_generated": nf, "num_frames": self.num_frames, "ddof": self.ddof,
             "protocol": f"fvd{min(nr, nf)}_{self.num_frames}f",
             "standard_protocol": nr >= self.num_videos and nf >= self.num_videos,
-            "sqrt": "cholesky + symmetric eigenvalues (float64)", "feature_dim": int(mu_r.shape[0])})
+            "sqrt": "cholesky + symmetric eigenvalues (float64)", "feature_dim": int(mu_r.shape[0]),
+            "rank_deficient": min(nr, nf) <= mu_r.shape[0],
+            "duplicates_generated": _duplicates(self._sides["fake"]),
+            "duplicates_real": _duplicates(self._sides["real"])})
+
+
+def _row_hashes(f: np.ndarray) -> list[str]:
+    return [hashlib.blake2b(np.ascontiguousarray(r).tobytes(), digest_size=8).hexdigest() for r in f]
+
+
+def _duplicates(side: dict[str, Any]) -> int | None:
+    """Clips whose features repeat another's exactly (None when unknown, e.g. cached statistics)."""
+    h = side.get("hashes")
+    if h is None or sum(h.values()) != side["n"]:
+        return None
+    return int(side["n"] - len(h))
 
 
 @METRICS.register("kvd")
@@ -543,5 +562,7 @@ class KVD(FVD):
         value, std = frechet.kvd(x, y, num_subsets=self.num_subsets, subset_size=self.subset_size, seed=self.seed)
         return self._result(value, x.shape[0], stderr=std if self.num_subsets else None, details={
             "n_real": y.shape[0], "n_generated": x.shape[0], "num_frames": self.num_frames,
+            "duplicates_generated": int(len(x) - len(np.unique(x, axis=0))),
+            "duplicates_real": int(len(y) - len(np.unique(y, axis=0))),
             "kernel": "(x·y/d + 1)^3", "estimator": "unbiased MMD²", "num_subsets": self.num_subsets,
             "subset_size": self.subset_size if self.num_subsets else None})

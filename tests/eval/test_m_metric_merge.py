@@ -43,6 +43,15 @@ def test_fvd_shards_merge_exactly():
     assert a.compute().value == pytest.approx(direct, rel=1e-10)
     r = a.compute()
     assert (r.n, r.details["n_real"], r.details["protocol"]) == (90, 90, "fvd90_16f")
+    assert r.details["duplicates_generated"] == 0 and not r.details["rank_deficient"]
+
+
+def test_fvd_reports_duplicated_samples():
+    m = FVD(extractor="pixels")
+    real, fake = _feats(50, 4, 1), _feats(25, 4, 2)
+    m.update_features(real, real=True)
+    m.update_features(np.concatenate([fake, fake[:10]]))  # 10 clips submitted twice
+    assert m.compute().details["duplicates_generated"] == 10
 
 
 def test_fvd_identical_sets_zero_and_colour_swap_moves_it():
