@@ -261,6 +261,8 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
     ev = load_evaluator(outp)
     report = heldout_report(ev, [(_clip_frames(c, r, cfg), _captions(r)[0]) for r in held]) if held else {}
     atomic_write_json(outp / "heldout.json", report)
+    if report:
+        write_heldout_svg(report, outp / "heldout.svg")
     summary.update(path=str(outp.resolve()), heldout_accuracy=report.get("accuracy_any", float("nan")), heldout=report)
     return summary
 
@@ -387,3 +389,26 @@ def heldout_report(ex: InDomainExtractor, pairs: list[tuple[np.ndarray, str]]) -
     allw = wins["colour"] + wins["motion"]
     rep["accuracy_any"] = float(np.mean(allw)) if allw else math.nan
     return rep
+
+
+def write_heldout_svg(report: dict[str, Any], path: str | os.PathLike) -> Path:
+    """A bar chart of the held-out caption-ranking accuracies (chance = 0.5), as a small SVG."""
+    from skyloom.fsutil import atomic_write_text
+
+    W, H, x0, y0, bh = 460, 200, 150, 40, 120
+    bars = [(f"wrong colour (n={report.get('n_colour', 0)})", report.get("accuracy_colour")),
+            (f"wrong motion (n={report.get('n_motion', 0)})", report.get("accuracy_motion"))]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+             f'<rect width="{W}" height="{H}" fill="white"/>',
+             f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="13">In-domain evaluator: true caption ranked '
+             f'above a corrupted one ({report.get("clips", 0)} held-out clips)</text>']
+    for i, (label, acc) in enumerate(bars):
+        y = y0 + i * 60
+        a = 0.0 if acc is None or acc != acc else float(acc)
+        parts += [f'<text x="{x0 - 8}" y="{y + 22}" text-anchor="end">{label}</text>',
+                  f'<rect x="{x0}" y="{y}" width="{a * 280:.1f}" height="34" fill="#4a7bd0"/>',
+                  f'<text x="{x0 + a * 280 + 6:.1f}" y="{y + 22}">{a:.2f}</text>']
+    parts += [f'<line x1="{x0 + 140}" y1="{y0 - 6}" x2="{x0 + 140}" y2="{y0 + bh}" stroke="#c33" stroke-dasharray="4 3"/>',
+              f'<text x="{x0 + 140}" y="{y0 + bh + 14}" text-anchor="middle" fill="#c33">chance 0.5</text>',
+              f'<line x1="{x0}" y1="{y0 - 6}" x2="{x0}" y2="{y0 + bh}" stroke="black"/>', "</svg>"]
+    return atomic_write_text(path, "\n".join(parts) + "\n")

@@ -259,7 +259,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
                                         summary_scores, len(store.failures(c.eval_id)), str(path),
                                         generated[c.eval_id]))
     result.seconds = time.perf_counter() - t0
-    result.cache_stats = dict(cache.stats)
+    result.cache_stats = {**cache.stats, **scorer.stats}
     return result
 
 

@@ -68,6 +68,7 @@ class Scorer:
         self.n_boot, self.set_boot, self.level, self.seed, self.batch = n_boot, set_boot, level, seed, batch
         self._extractors: dict[str, CachedExtractor] = {}
         self._reference: dict[str, np.ndarray] = {}
+        self.stats = {"reference_seconds": 0.0, "reference_encoded": 0}
 
     # -- building blocks ------------------------------------------------------------------
     def extractor(self, spec: str) -> CachedExtractor:
@@ -211,8 +212,11 @@ class Scorer:
         memo = f"{ex.ekey}|{getattr(inst, 'name', '')}|{getattr(inst, 'num_frames', '')}"
         if memo in self._reference:
             return self._reference[memo]
+        import time
+
         from skyloom.corpus import Corpus
 
+        t0, enc0 = time.perf_counter(), self.cache.stats["encoded"]
         corpus = Corpus(ref.corpus)
         recs = sorted(corpus.records(split=ref.split, source_kind=ref.source_kind), key=lambda r: r.id)[: ref.max_clips]
         if len(recs) < 2:
@@ -234,6 +238,8 @@ class Scorer:
             if f is not None:
                 feats.append(f)
         self._reference[memo] = np.stack(feats)  # (N_ref, D)
+        self.stats["reference_seconds"] += time.perf_counter() - t0
+        self.stats["reference_encoded"] += self.cache.stats["encoded"] - enc0
         return self._reference[memo]
 
     def _score_set(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any, todo: list[dict[str, Any]],
