@@ -76,8 +76,10 @@ class FVD(Metric):
         vids = list(videos) if isinstance(videos, (list, tuple)) else list(check_videos(videos))
         if not vids:
             return
-        batch = np.stack([self.clip(np.asarray(v), real) for v in vids])  # (N, num_frames, H, W, 3)
-        self.update_features(self.extractor.encode_videos(batch), real=real)
+        clips = [self.clip(np.asarray(v), real) for v in vids]
+        for shape in dict.fromkeys(c.shape for c in clips):  # clips of different sizes: one batch per size
+            batch = np.stack([c for c in clips if c.shape == shape])  # (N, num_frames, H, W, 3)
+            self.update_features(self.extractor.encode_videos(batch), real=real)
 
     def update_features(self, features: np.ndarray, real: bool = False) -> None:
         """Accumulate precomputed (N, D) features of one side."""

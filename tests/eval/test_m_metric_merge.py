@@ -90,6 +90,9 @@ def test_fvd_real_window_and_short_clip():
     w = m.clip(long, real=True)
     assert w.shape[0] == 16 and any(np.array_equal(w, long[o:o + 16]) for o in range(15))
     assert np.array_equal(m.clip(long, real=False), long[:16])
+    mixed = [_videos(1, 6)[0], np.zeros((16, 20, 30, 3), np.uint8)]  # different frame sizes in one update
+    m.update(mixed)
+    assert m._sides["fake"]["n"] == 2
     with pytest.raises(ValueError, match="needs 16"):
         m.update(_videos(1, 5, T=8))
 
