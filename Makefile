@@ -28,7 +28,8 @@ test-fast: $(STAMP)
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Reinstall when a package appears or changes shape: the editable install maps top-level packages.
+$(STAMP): pyproject.toml $(wildcard */__init__.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PAIR)

@@ -100,7 +100,10 @@ def run_stage_command(args: list[str]) -> None:
     from skyloom.cli import app
 
     try:
-        app(args, standalone_mode=False)
+        # With standalone_mode=False click returns an exit code instead of raising.
+        code = app(args, standalone_mode=False)
+        if isinstance(code, int) and code:
+            raise RuntimeError(f"`skyloom {shlex.join(args)}` exited with code {code}")
     except typer.Exit as e:
         if e.exit_code:
             raise RuntimeError(f"`skyloom {shlex.join(args)}` exited with code {e.exit_code}") from None
