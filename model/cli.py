@@ -97,6 +97,7 @@ def register(app: typer.Typer) -> None:
         num_frames: Annotated[int | None, typer.Option(help="Video length (default: the training length).")] = None,
         device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
         no_ema: Annotated[bool, typer.Option("--no-ema", help="Use the raw weights, not the EMA.")] = False,
+        png: Annotated[Path | None, typer.Option(help="Also write a PNG contact sheet of every 2nd frame.")] = None,
     ) -> None:
         """Generate one video from a prompt (text-to-video), a first frame (image-to-video) or a prefix video.
 
@@ -136,4 +137,11 @@ def register(app: typer.Typer) -> None:
         if method:
             meta["method"] = method
         write_video(out, np.ascontiguousarray(vids[0]), fps=pipe.fps, metadata=meta)
+        if png is not None:
+            import cv2
+
+            from model.pipeline import frames_grid
+
+            png.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(png), frames_grid(vids)[:, :, ::-1])
         console.print(f"wrote {out} ({vids.shape[1]} frames {pipe.width}x{pipe.height}, {mode}, seed {seed})")

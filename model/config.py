@@ -27,6 +27,11 @@ class DiTConfig:
     qk_norm: bool = True
     rope_theta: float = 10000.0
     grad_checkpointing: bool = False
+    # "v": the network outputs the velocity. "x0": it outputs the clean latent and returns
+    # v = (x_t - x0) / max(t, t_min) (JiT, Li & He 2025, arXiv 2511.13720): needed in pixel space
+    # when a patch (pt*ph*pw*C values) is wider than the model, since noise cannot pass a bottleneck.
+    prediction: Literal["v", "x0"] = "v"
+    t_min: float = 0.05
 
 
 @dataclass(frozen=True)

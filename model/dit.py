@@ -15,6 +15,9 @@ Architecture (one file, top to bottom):
 * Text by cross-attention (PixArt-alpha, arXiv 2310.00426) with a key padding mask.
 * QK-norm (RMSNorm on queries and keys per head; ViT-22B, arXiv 2302.05442) for stable
   attention logits.
+* Optional x-prediction (JiT, Li & He 2025, arXiv 2511.13720): the network outputs the clean
+  latent and returns ``v = (x_t - x0) / t``; pixel-space models with patches wider than the
+  model (vdit-tiny: 4x4x4x3 = 192 values per 128-d token) cannot output the noise part of ``v``.
 * Full spacetime attention, or factorised spatial-then-temporal attention (Latte, arXiv
   2401.03048; ViViT "factorised self-attention", arXiv 2103.15691).
 """
@@ -253,7 +256,11 @@ class VideoDiT(nn.Module):
         shift, scale = self.ada_out(c).chunk(2, dim=-1)  # (B, T', D) each
         S = grid[1] * grid[2]
         h = modulate(self.norm_out(h).view(B, grid[0], S, -1), shift, scale).view(B, -1, self.cfg.dim)
-        return self.unpatchify(self.out(h), shape)  # (B, C, T, H, W)
+        out = self.unpatchify(self.out(h), shape)  # (B, C, T, H, W)
+        if self.cfg.prediction == "x0":  # x-prediction, returned as a velocity (the schedule's target)
+            tt = t[:, None, :, None, None].to(out.dtype).clamp_min(self.cfg.t_min)  # (B, 1, T, 1, 1)
+            out = (x - out) / tt
+        return out
 
 
 def dit_forward_flops(cfg: DiTConfig, grid: tuple[int, int, int], text_len: int) -> float:

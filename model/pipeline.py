@@ -161,3 +161,19 @@ def load_pipeline(ckpt_path: str | os.PathLike, device: str = "cpu", use_ema: bo
 def checkpoint_name(path: str | os.PathLike) -> str:
     p = resolve_checkpoint(path)
     return f"{Path(p).parent.parent.name}/{p.name}"
+
+
+def frames_grid(videos: np.ndarray, every: int = 2, scale: int = 4, gap: int = 2) -> np.ndarray:
+    """A contact sheet: one row per video, every ``every``-th frame, upscaled ``scale`` x (nearest).
+
+    Args:
+        videos: uint8 (B, T, H, W, 3). Returns uint8 (rows, cols, 3) with white gaps.
+    """
+    v = np.asarray(videos)[:, ::every]  # (B, T', H, W, 3)
+    v = v.repeat(scale, axis=2).repeat(scale, axis=3)
+    B, T, H, W, _ = v.shape
+    out = np.full((B * (H + gap) - gap, T * (W + gap) - gap, 3), 255, np.uint8)
+    for b in range(B):
+        for t in range(T):
+            out[b * (H + gap):b * (H + gap) + H, t * (W + gap):t * (W + gap) + W] = v[b, t]
+    return out

@@ -88,3 +88,13 @@ def test_flop_formula_matches_torch_flop_counter(attention):
         m(x, t, text, mask.fill_(True))
     measured = counter.get_total_flops()
     assert dit_forward_flops(cfg, m.grid(tuple(x.shape)), 7) == pytest.approx(measured, rel=0.03)
+
+
+def test_x0_prediction_returns_the_velocity_of_its_clean_estimate():
+    cfg = DiTConfig(dim=32, depth=1, heads=2, text_dim=32, prediction="x0", t_min=0.05)
+    m = VideoDiT(cfg)
+    x, t, text, mask = _inputs()
+    t[0, 0] = 0.0  # clamped to t_min
+    # at init the clean estimate is 0, so v = x_t / max(t, t_min)
+    expect = x / t.clamp_min(0.05)[:, None, :, None, None]
+    assert torch.allclose(m(x, t, text, mask), expect)
