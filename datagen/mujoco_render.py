@@ -304,6 +304,7 @@ class MujocoRenderer:
 
     def _gl_context(self):
         if self._gl is None:
+            _load_triton_first()
             from mujoco import gl_context
 
             self._gl = gl_context.GLContext(64, 64)
@@ -525,3 +526,17 @@ def assemble_ground_truth(spec: dict[str, Any], states: list[list[dict[str, Any]
         "floor": spec["floor"], "background": spec["background"], "lighting": spec["lighting"],
         "arrays": None,
     }
+
+
+def _load_triton_first() -> None:
+    """Import triton (torch's compiler backend), if installed, before Mesa's EGL loads.
+
+    Mesa's llvmpipe and triton each bring an LLVM; importing triton AFTER Mesa is loaded
+    segfaults the process, which happens when a process renders and later touches
+    ``torch._dynamo`` (transformers, torch.compile). Loading it first costs ~0.2 s once.
+    """
+    try:  # noqa: SIM105 - optional: machines without triton have nothing to fear
+        import triton  # noqa: F401
+    except Exception:
+        pass
+
