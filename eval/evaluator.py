@@ -59,7 +59,7 @@ class EvaluatorConfig:
     layers: int = 2
     patch_size: int = 8
     head_width: int = 32
-    context_length: int = 32
+    context_length: int = 77  # open_clip default: dense captions need it (motion comes late)
     temporal_layers: int = 1
     steps: int = 300
     batch_size: int = 32
@@ -68,6 +68,7 @@ class EvaluatorConfig:
     seed: int = 0
     val_fraction: float = 0.15  # held out by clip id when the corpus has no val/test split
     max_clips: int = 4000
+    hard_negatives: bool = False  # NegCLIP-style wrong-colour / wrong-motion captions as extra negatives (experimental)
     threads: int = 1  # torch threads while training (0 = leave as is; 1 avoids thrashing on busy machines)
 
 
@@ -219,7 +220,8 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
         except VideoError as e:
             skipped.append({"id": r.id, "reason": str(e)})
     x_all = _preprocess(np.stack(clips), cfg.size)  # (N, F, 3, S, S)
-    vocab = Vocab.from_texts([t for cs in caps for t in cs], cfg.context_length)
+    all_caps = [t for cs in caps for t in cs]
+    vocab = Vocab.from_texts(all_caps + [t for _, t in _hard_negatives(all_caps, 0)], cfg.context_length)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # parameter init of open_clip layers
     model = _build(cfg, vocab.size)
@@ -238,7 +240,17 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
         logits = model.clip.logit_scale.exp().clamp(max=100) * sim
         same = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.float32)  # duplicate captions
         target = same / same.sum(1, keepdim=True)
-        loss = (torch.nn.functional.cross_entropy(logits, target) +
+        v2t, v2t_target = logits, target
+        negs = _hard_negatives(texts, step) if cfg.hard_negatives else []
+        if negs:  # NegCLIP: each clip's own caption with a wrong colour / motion as extra negatives
+            un = model.text_embeddings(vocab.encode([t for _, t in negs], cfg.context_length))  # (M, D)
+            sim_n = torch.einsum("bfd,md->bm", e, un) / e.shape[1]  # (B, M)
+            own = torch.zeros(len(texts), len(negs), dtype=torch.bool)
+            own[[i for i, _ in negs], list(range(len(negs)))] = True
+            neg_logits = (model.clip.logit_scale.exp().clamp(max=100) * sim_n).masked_fill(~own, float("-inf"))
+            v2t = torch.cat([logits, neg_logits], dim=1)  # (B, B + M)
+            v2t_target = torch.cat([target, torch.zeros(len(texts), len(negs))], dim=1)
+        loss = (torch.nn.functional.cross_entropy(v2t, v2t_target) +
                 torch.nn.functional.cross_entropy(logits.T, target.T)) / 2
         opt.zero_grad()
         loss.backward()
@@ -344,6 +356,16 @@ def load_evaluator(path: str | os.PathLike, device: str = "cpu") -> InDomainExtr
         folder = ex.path
         EXTRACTORS.register(ex.name)(lambda device="cpu", **_: InDomainExtractor(folder, device))
     return ex
+
+
+def _hard_negatives(texts: list[str], step: int) -> list[tuple[int, str]]:
+    """(index of the clip, its caption with a wrong colour or a wrong motion) pairs."""
+    out = []
+    for i, t in enumerate(texts):
+        for bad in (corrupt_colour(t, seed=step * 100003 + i), corrupt_motion(t)):
+            if bad is not None and bad.lower() != t.lower():
+                out.append((i, bad))
+    return out
 
 
 # -- held-out check: does CLIPSIM prefer the true caption? ------------------------------------
