@@ -279,15 +279,21 @@ def _emit_leaderboards(boards: dict[str, list[dict[str, Any]]], fmt: str) -> Non
 
 
 def _print_summary(res: Any) -> None:
+    """One column per checkpoint, one row per field/metric (narrow terminals stay readable)."""
     from rich.table import Table
 
     t = Table(title=f"suite {res.suite} -> {res.db}")
-    metrics = sorted({m for e in res.evals for m in e.scores})
-    for c in ["checkpoint", "status", "generated", "failures"] + metrics:
-        t.add_column(c)
+    t.add_column("")
     for e in res.evals:
-        t.add_row(e.checkpoint_name, e.status, str(e.generated), str(e.failures), *(_fmt(e.scores.get(m)) for m in metrics))
+        t.add_column(e.checkpoint_name, overflow="fold")
+    t.add_row("status", *(e.status for e in res.evals))
+    t.add_row("generated", *(str(e.generated) for e in res.evals))
+    t.add_row("failures", *(str(e.failures) for e in res.evals))
+    for m in sorted({m for e in res.evals for m in e.scores}):
+        t.add_row(m, *(_fmt(e.scores.get(m)) for e in res.evals))
     console.print(t)
     cs = res.cache_stats
-    console.print(f"feature cache: {cs.get('hits', 0)} hits, {cs.get('encoded', 0)} encoded; "
-                  f"results.json: {', '.join(e.results_path for e in res.evals)}")
+    console.print(f"feature cache: {cs.get('hits', 0)} hits, {cs.get('encoded', 0)} encoded "
+                  f"(reference: {cs.get('reference_encoded', 0)} encoded)")
+    for e in res.evals:
+        console.print(f"results: {e.results_path}")
