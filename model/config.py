@@ -32,6 +32,9 @@ class DiTConfig:
     # when a patch (pt*ph*pw*C values) is wider than the model, since noise cannot pass a bottleneck.
     prediction: Literal["v", "x0"] = "v"
     t_min: float = 0.05
+    # Concatenate a "given frame" channel (1 where the frame's t == 0) to the input, so a patch
+    # that mixes a given frame with noisy ones (pt > 1) still knows which of its frames is clean.
+    given_channel: bool = False
 
 
 @dataclass(frozen=True)

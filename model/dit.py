@@ -18,6 +18,9 @@ Architecture (one file, top to bottom):
 * Optional x-prediction (JiT, Li & He 2025, arXiv 2511.13720): the network outputs the clean
   latent and returns ``v = (x_t - x0) / t``; pixel-space models with patches wider than the
   model (vdit-tiny: 4x4x4x3 = 192 values per 128-d token) cannot output the noise part of ``v``.
+* Optional "given frame" input channel (channel-wise concatenation of the conditioning mask, as
+  in image-to-video models such as SVD, arXiv 2311.15127): the t = 0 frames are marked even
+  inside a patch that also holds noisy frames.
 * Full spacetime attention, or factorised spatial-then-temporal attention (Latte, arXiv
   2401.03048; ViViT "factorised self-attention", arXiv 2103.15691).
 """
@@ -203,7 +206,7 @@ class VideoDiT(nn.Module):
         self.cfg = cfg
         pt, ph, pw = cfg.patch
         D = cfg.dim
-        self.patch_embed = nn.Linear(cfg.in_channels * pt * ph * pw, D)
+        self.patch_embed = nn.Linear((cfg.in_channels + int(cfg.given_channel)) * pt * ph * pw, D)
         self.t_embed = nn.Sequential(nn.Linear(256, D), nn.SiLU(), nn.Linear(D, D))
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
         self.norm_out = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
@@ -246,7 +249,11 @@ class VideoDiT(nn.Module):
         t_tok = t.view(B, grid[0], pt).amax(dim=-1)  # (B, T') a patch is clean only if all its frames are
         c = self.t_embed(timestep_embedding(t_tok, 256).to(x.dtype))  # (B, T', D)
         angles = rope_angles(grid, self.cfg.dim // self.cfg.heads, self.cfg.rope_theta, x.device)  # (N, hd/2)
-        h = self.patch_embed(self.patchify(x))  # (B, N, D)
+        inp = x
+        if self.cfg.given_channel:  # 1 on given (clean, t = 0) frames
+            given = (t <= 0).to(x.dtype)[:, None, :, None, None].expand(B, 1, T, shape[3], shape[4])
+            inp = torch.cat([x, given], dim=1)  # (B, C+1, T, H, W)
+        h = self.patch_embed(self.patchify(inp))  # (B, N, D)
         text_mask = text_mask.bool()
         for blk in self.blocks:
             if self.cfg.grad_checkpointing and self.training:
@@ -272,6 +279,7 @@ def dit_forward_flops(cfg: DiTConfig, grid: tuple[int, int, int], text_len: int)
     T, H, W = grid
     N, S, D, L = T * H * W, H * W, cfg.dim, text_len
     P = cfg.in_channels * math.prod(cfg.patch)
+    P_in = (cfg.in_channels + int(cfg.given_channel)) * math.prod(cfg.patch)
     hidden = int(D * cfg.mlp_ratio)
     ctx = N if cfg.attention == "full" else S
     per_block = (2 * N * D * 3 * D + 2 * N * D * D + 4 * N * ctx * D  # self-attention
@@ -280,4 +288,4 @@ def dit_forward_flops(cfg: DiTConfig, grid: tuple[int, int, int], text_len: int)
                  + 2 * T * D * (9 if cfg.attention == "factorised" else 6) * D)  # adaLN
     if cfg.attention == "factorised":
         per_block += 2 * N * D * 3 * D + 2 * N * D * D + 4 * N * T * D
-    return float(cfg.depth * per_block + 2 * N * P * D * 2 + 2 * T * D * 2 * D)
+    return float(cfg.depth * per_block + 2 * N * (P + P_in) * D + 2 * T * D * 2 * D + 2 * T * (256 * D + D * D))

@@ -98,3 +98,19 @@ def test_x0_prediction_returns_the_velocity_of_its_clean_estimate():
     # at init the clean estimate is 0, so v = x_t / max(t, t_min)
     expect = x / t.clamp_min(0.05)[:, None, :, None, None]
     assert torch.allclose(m(x, t, text, mask), expect)
+
+
+def test_given_channel_marks_clean_frames():
+    cfg = DiTConfig(dim=32, depth=1, heads=2, text_dim=32, patch=(2, 4, 4), given_channel=True)
+    m = VideoDiT(cfg)
+    torch.nn.init.normal_(m.out.weight, std=0.1)
+    x, t, text, mask = _inputs()
+    t0 = t.clone()
+    t0[:, 0] = 0.0  # frame 0 given, frame 1 (same temporal patch) noisy: t of the patch is unchanged
+    t1 = t.clone()
+    t1[:, 0] = 1e-4
+    assert not torch.allclose(m(x, t0, text, mask), m(x, t1, text, mask))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        m(x[:1], t[:1], text[:1], mask[:1].fill_(True))
+    assert dit_forward_flops(cfg, m.grid(tuple(x[:1].shape)), 5) == pytest.approx(counter.get_total_flops(), rel=0.03)

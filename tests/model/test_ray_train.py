@@ -1,0 +1,17 @@
+"""The same training loop under Ray Train's TorchTrainer (1 CPU worker, DDP, gloo)."""
+
+import pytest
+
+from model.ray_train import run_ray
+from skyloom.rundir import RunDir
+from tests.model.helpers import make_square_corpus, tiny_cfg
+
+
+@pytest.mark.slow
+def test_ray_train_one_worker_writes_the_same_run_layout(ray_local, tmp_path):
+    corpus = make_square_corpus(tmp_path / "c", n=4)
+    res = run_ray(tiny_cfg(steps=2), corpus.root, tmp_path / "run", num_workers=1)
+    rd = RunDir(tmp_path / "run")
+    assert [s for s, _ in rd.checkpoints()] == [0, 2] and res.step == 2
+    assert [m["step"] for m in rd.metrics("train")] == [1, 2]
+    assert (rd.latest_checkpoint() / "dit" / "model.safetensors").exists()
