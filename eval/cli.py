@@ -185,10 +185,19 @@ def register(app: typer.Typer) -> None:
             rows = [c.to_dict() for c in compare_all(store, ea, eb, metric)]
         except ValueError as e:
             fail(str(e))
+        na, nb = store.get_eval(ea)["checkpoint_name"], store.get_eval(eb)["checkpoint_name"]
         for r in rows:
-            r["a"], r["b"] = store.get_eval(ea)["checkpoint_name"], store.get_eval(eb)["checkpoint_name"]
-        _emit(rows, ["metric", "a", "b", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "p_value", "n", "better",
-                     "higher_is_better", "extractor"], fmt, title=f"compare {ea} -> {eb}")
+            r["a"], r["b"] = na, nb
+            r["diff [CI]"] = f"{_fmt(r['diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+            r["dir"] = "↑" if r["higher_is_better"] else "↓"
+        if fmt == "table":
+            cols = ["metric", "dir", "mean_a", "mean_b", "diff [CI]", "p_value", "n", "better"]
+            title = f"compare A={na} -> B={nb} (difference B - A, paired by prompt and seed)"
+        else:
+            cols = ["metric", "a", "b", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "p_value", "n", "better",
+                    "higher_is_better", "extractor"]
+            title = f"compare {ea} -> {eb}"
+        _emit(rows, cols, fmt, title=title)
 
 
 def _check_format(fmt: str) -> None:
@@ -247,7 +256,7 @@ def _emit(rows: list[dict[str, Any]], cols: list[str], fmt: str, title: str = ""
 
         t = Table(title=title)
         for c in cols:
-            t.add_column(c)
+            t.add_column(c, overflow="fold")
         for r in rows:
             t.add_row(*(_fmt(r.get(c)) for c in cols))
         console.print(t)
@@ -269,8 +278,16 @@ def _emit_leaderboards(boards: dict[str, list[dict[str, Any]]], fmt: str) -> Non
             flat.append(d)
         primary = rows[0]["metric"]
         arrow = "↑" if rows[0]["higher_is_better"] else "↓"
+        if fmt == "table":  # narrow: the primary metric with its CI, the others folded into one column
+            for d, r in zip(flat, rows):
+                d["tie"] = d["tie_group"]
+                d[f"{primary} [CI]"] = f"{_fmt(r['value'])} {d['ci']}"
+                d["other metrics"] = "  ".join(f"{m}={_fmt(v)}" for m, v in r["scores"].items() if m != primary)
+            _emit(flat, ["rank", "tie", "checkpoint_name", f"{primary} [CI]", "n", "failures", "other metrics"], fmt,
+                  title=f"{suite}: ranked by {primary} {arrow} (rows sharing 'tie' are within noise)")
+            continue
         cols = ["rank", "tie_group", "checkpoint_name", "step", "value", "ci", "n"] + \
-               [m for m in metrics if m != primary] + ["failures"] + ([] if fmt == "table" else ["eval_id"])
+               [m for m in metrics if m != primary] + ["failures", "eval_id"]
         if fmt == "csv":
             cols = ["suite", "metric"] + cols
         for d in flat:
