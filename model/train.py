@@ -286,14 +286,14 @@ class Trainer:
             last = self.save() or last  # the "before" checkpoint
         losses: list[tuple[int, float]] = []
         window: list[float] = []
-        t_start, t_log = time.perf_counter(), time.perf_counter()
+        t_begin = t_start = t_log = time.perf_counter()  # t_begin: this invocation (max_minutes)
         n_samples = n_tokens = 0
         stopped = "steps"
         disable = not (progress_bar and self.dist.is_main) or None
         with progress(disable=disable) as bar:
             task = bar.add_task(f"train {cfg.name} ({cfg.stage})", total=cfg.steps, completed=self.step)
             while self.step < cfg.steps:
-                if cfg.max_minutes > 0 and time.perf_counter() - t_start >= cfg.max_minutes * 60:
+                if cfg.max_minutes > 0 and time.perf_counter() - t_begin >= cfg.max_minutes * 60:
                     stopped = "max_minutes"
                     break
                 batch = next(self.loader)
