@@ -110,9 +110,8 @@ class FeatureCache:
         if not self.enabled:
             return
         p = self._path(ekey, key)
-        with atomic_path(p, suffix=".npy") as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, np.asarray(value, np.float32), allow_pickle=False)
+        with atomic_path(p, suffix=".npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, np.asarray(value, np.float32), allow_pickle=False)
 
     def get_many(self, ekey: str, keys: Sequence[str], compute: Callable[[list[int]], np.ndarray]) -> np.ndarray:
         """Rows for ``keys``; ``compute(missing indices) -> (M, D)`` encodes only the misses.

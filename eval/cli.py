@@ -41,7 +41,7 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | csv | js
 def _split_sets(sets: list[str] | None) -> tuple[list[str], list[str]]:
     run, suite = [], []
     for s in sets or []:
-        (suite if s.startswith("suite.") else run).append(s[len("suite."):] if s.startswith("suite.") else s)
+        (suite if s.startswith("suite.") else run).append(s.removeprefix("suite."))
     return run, suite
 
 

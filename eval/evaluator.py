@@ -426,7 +426,7 @@ def write_heldout_svg(report: dict[str, Any], path: str | os.PathLike) -> Path:
              f'above a corrupted one ({report.get("clips", 0)} held-out clips)</text>']
     for i, (label, acc) in enumerate(bars):
         y = y0 + i * 60
-        a = 0.0 if acc is None or acc != acc else float(acc)
+        a = 0.0 if acc is None or math.isnan(acc) else float(acc)
         parts += [f'<text x="{x0 - 8}" y="{y + 22}" text-anchor="end">{label}</text>',
                   f'<rect x="{x0}" y="{y}" width="{a * 280:.1f}" height="34" fill="#4a7bd0"/>',
                   f'<text x="{x0 + a * 280 + 6:.1f}" y="{y + 22}">{a:.2f}</text>']

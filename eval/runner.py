@@ -33,7 +33,12 @@ from typing import Any
 from eval.store import ResultsStore
 from eval.suites import Suite, load_suite, suite_to_dict
 from skyloom.config import REPO_ROOT, save_resolved, to_dict
-from skyloom.rundir import RunError, checkpoint_step, resolve_checkpoint, run_of_checkpoint
+from skyloom.rundir import (
+    RunError,
+    checkpoint_step,
+    resolve_checkpoint,
+    run_of_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +112,8 @@ class _Ctx:
 
 def git_hash() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5,
+                             check=False)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -184,7 +190,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     if cfg.executor not in ("local", "ray"):
         raise ValueError(f"executor {cfg.executor!r} is not one of: local, ray")
     if metrics is None:
-        from eval.metrics import METRICS as metrics  # noqa: N811
+        from eval.metrics import METRICS as metrics
     if suite is None:
         suite = load_suite(cfg.suite, cfg.suite_overrides, metric_names=metrics.names())
     else:

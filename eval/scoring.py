@@ -278,7 +278,8 @@ class Scorer:
         for _ in range(self.set_boot):
             try:
                 boots.append(value_of(fake_a[rng.integers(0, len(fake_a), len(fake_a))]))
-            except Exception:  # a degenerate resample (e.g. KVD with one unique row)
+            except Exception as e:  # a degenerate resample (e.g. KVD with one unique row)
+                logger.debug("%s: bootstrap resample skipped (%s)", m.key, e)
                 continue
         lo = hi = se = None
         if len(boots) >= 2:

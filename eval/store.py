@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -123,7 +124,7 @@ class StoreError(ValueError):
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
 
 
 def resolve_url(target: str | os.PathLike) -> str:
@@ -430,7 +431,7 @@ class ResultsStore:
     def __enter__(self) -> ResultsStore:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -480,7 +481,7 @@ def _float_or_none(v: Any) -> float | None:
     if v is None:
         return None
     f = float(v)
-    return None if f != f else f  # NaN is stored as NULL
+    return None if math.isnan(f) else f  # NaN is stored as NULL
 
 
 def _check_id(value: str, what: str) -> None:

@@ -39,7 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skyloom.config import ConfigError, apply_overrides, configs_dir, from_dict, load_yaml, to_dict
+from skyloom.config import (
+    ConfigError,
+    apply_overrides,
+    configs_dir,
+    from_dict,
+    load_yaml,
+    to_dict,
+)
 
 SUITE_FORMAT = "skyloom-suite"
 SUITE_GROUP = "eval/suites"

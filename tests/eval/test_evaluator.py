@@ -8,7 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from eval.evaluator import EvaluatorConfig, corrupt_colour, corrupt_motion, load_evaluator, train_evaluator
+from eval.evaluator import (
+    EvaluatorConfig,
+    corrupt_colour,
+    corrupt_motion,
+    load_evaluator,
+    train_evaluator,
+)
 from tests.eval import fakes
 
 

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from eval.stats import (bootstrap_ci, compare_all, leaderboard, paired_compare, paired_test, sign_flip_pvalue,
-                        stderr_of_mean)
+from eval.stats import (
+    bootstrap_ci,
+    compare_all,
+    leaderboard,
+    paired_compare,
+    paired_test,
+    sign_flip_pvalue,
+    stderr_of_mean,
+)
 from eval.store import ResultsStore
 
 
