@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         ckpt: Annotated[list[str] | None, typer.Option("--ckpt", help="Checkpoint folder or run (-> latest); repeatable.")] = None,
         db: DbOpt = None,
         out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: RUN/eval of each checkpoint).")] = None,
-        executor: Annotated[str | None, typer.Option("--executor", help="local | ray (one actor per checkpoint).")] = None,
+        executor: Annotated[str | None, typer.Option("--executor", help="auto (default: Ray actors for 2+ checkpoints) | local | ray.")] = None,
         ray_address: RayAddressOpt = None,
         preset: Annotated[str | None, typer.Option("--preset", help="EvalConfig preset in configs/eval/.")] = None,
         sets: SetOpt = None,

@@ -57,7 +57,7 @@ class EvalConfig:
     out: str | None = None  # default: each checkpoint's RUN/eval (or ./skyloom-eval outside a run)
     cache_dir: str | None = None  # default: $SKYLOOM_CACHE_DIR or ~/.cache/skyloom/features
     use_cache: bool = True
-    executor: str = "local"  # local | ray (one actor per checkpoint)
+    executor: str = "auto"  # auto (Ray when >= 2 checkpoints need videos or a cluster is given) | local | ray
     ray_address: str | None = None
     device: str = "cpu"
     pipeline_loader: str = "model:load_pipeline"
@@ -187,8 +187,8 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     t0 = time.perf_counter()
     if not cfg.checkpoints:
         raise ValueError("no checkpoints to evaluate: pass --ckpt PATH (a checkpoint folder or a run)")
-    if cfg.executor not in ("local", "ray"):
-        raise ValueError(f"executor {cfg.executor!r} is not one of: local, ray")
+    if cfg.executor not in ("auto", "local", "ray"):
+        raise ValueError(f"executor {cfg.executor!r} is not one of: auto, local, ray")
     if metrics is None:
         from eval.metrics import METRICS as metrics
     if suite is None:
@@ -242,7 +242,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
 
     if jobs:
         infos = generate_all(jobs, on_batch, loader=cfg.pipeline_loader, device=cfg.device,
-                             use_ray=cfg.executor == "ray", ray_address=cfg.ray_address)
+                             use_ray=_use_ray(cfg, len(jobs)), ray_address=cfg.ray_address)
         for eid, info in infos.items():
             if info.get("error"):
                 ctx_by_id[eid].load_error = info["error"]
@@ -267,6 +267,14 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     result.seconds = time.perf_counter() - t0
     result.cache_stats = {**cache.stats, **scorer.stats}
     return result
+
+
+def _use_ray(cfg: EvalConfig, n_jobs: int) -> bool:
+    """``ray``: always; ``local``: never; ``auto``: one actor per checkpoint when two or more
+    checkpoints need videos or a cluster address is given (a single local job skips Ray's start-up)."""
+    if cfg.executor != "auto":
+        return cfg.executor == "ray"
+    return n_jobs > 1 or bool(cfg.ray_address or os.environ.get("RAY_ADDRESS"))
 
 
 def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConfig | None = None,

@@ -40,7 +40,7 @@ def evaluated(tmp_path_factory):
     cks = [fakes.make_checkpoint(tmp / "runs", "r1", 0, noise=60.0), fakes.make_checkpoint(tmp / "runs", "r1", 100),
            fakes.make_checkpoint(tmp / "runs", "r2", 100)]  # same videos as r1@100
     cfg = EvalConfig(suite=str(suite), checkpoints=tuple(map(str, cks)), cache_dir=str(tmp / "cache"),
-                     pipeline_loader=fakes.LOADER, n_boot=200, set_boot=10)
+                     pipeline_loader=fakes.LOADER, n_boot=200, set_boot=10, executor="local")
     res = run_eval(cfg, metrics=fakes.FAKE_METRICS)  # default store: the first checkpoint's RUN/results.sqlite
     return tmp, cks, res
 

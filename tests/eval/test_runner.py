@@ -24,6 +24,7 @@ def setup(tmp_path):
 
 
 def _cfg(tmp_path, suite, ckpts, **kw):
+    kw.setdefault("executor", "local")
     return EvalConfig(suite=str(suite), checkpoints=tuple(str(c) for c in ckpts), db=str(tmp_path / "results.sqlite"),
                       cache_dir=str(tmp_path / "cache"), pipeline_loader=fakes.LOADER, n_boot=200, set_boot=20, **kw)
 

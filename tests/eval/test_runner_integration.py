@@ -22,7 +22,7 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_smoke_suite_on_real_checkpoints(tiny_run):
+def test_smoke_suite_on_real_checkpoints(tiny_run, ray_local):
     tmp, corpus = tiny_run
     from skyloom.rundir import RunDir
 
@@ -30,8 +30,9 @@ def test_smoke_suite_on_real_checkpoints(tiny_run):
     assert len(cks) == 2  # step 0 ("before") and the final step
     cfg = EvalConfig(suite="smoke", checkpoints=tuple(cks), cache_dir=str(tmp / "cache"), n_boot=200, set_boot=10,
                      suite_overrides=(f"reference.corpus={corpus}", "reference.num_frames=8"))
-    res = run_eval(cfg)
+    res = run_eval(cfg)  # executor auto: two checkpoints -> one Ray actor each
     assert [e.status for e in res.evals] == ["complete", "complete"], [e for e in res.evals]
+    assert [e.generated for e in res.evals] == [8, 8]
     store = ResultsStore(tmp / "run" / "results.sqlite")
     for e in res.evals:
         s = {r["metric"]: r for r in store.scores(eval_ids=[e.eval_id])}
