@@ -148,16 +148,18 @@ def register(app: typer.Typer) -> None:
         db: DbOpt = None,
         runs: RunsOpt = None,
         metric: Annotated[str | None, typer.Option("--metric", help="Rank by this metric (default: the suite's primary).")] = None,
+        suite_version: Annotated[str | None, typer.Option("--suite-version", help="Rank this suite version (default: the latest evaluated).")] = None,
         fmt: FormatOpt = "table",
     ) -> None:
-        """Rank evaluated checkpoints per suite; entries tied within noise share a tie group."""
+        """Rank evaluated checkpoints per suite; entries tied within noise share a tie group.
+        Only evaluations of the same suite version (declared version + content hash) are ranked together."""
         from eval.stats import leaderboard
 
         _check_format(fmt)
         store = _open(db, runs)
         suites = [suite] if suite else sorted({e["suite"] for e in store.evals()})
         try:
-            boards = {s: leaderboard(store, s, metric) for s in suites}
+            boards = {s: leaderboard(store, s, metric, suite_version=suite_version) for s in suites}
         except ValueError as e:
             fail(str(e))
         if not any(boards.values()):
@@ -284,7 +286,8 @@ def _emit_leaderboards(boards: dict[str, list[dict[str, Any]]], fmt: str) -> Non
                 d[f"{primary} [CI]"] = f"{_fmt(r['value'])} {d['ci']}"
                 d["other metrics"] = "  ".join(f"{m}={_fmt(v)}" for m, v in r["scores"].items() if m != primary)
             _emit(flat, ["rank", "tie", "checkpoint_name", f"{primary} [CI]", "n", "failures", "other metrics"], fmt,
-                  title=f"{suite}: ranked by {primary} {arrow} (rows sharing 'tie' are within noise)")
+                  title=f"{suite} v{rows[0]['suite_version']}: ranked by {primary} {arrow} (rows sharing 'tie' are "
+                        "within noise)")
             continue
         cols = ["rank", "tie_group", "checkpoint_name", "step", "value", "ci", "n"] + \
                [m for m in metrics if m != primary] + ["failures", "eval_id"]
@@ -292,7 +295,8 @@ def _emit_leaderboards(boards: dict[str, list[dict[str, Any]]], fmt: str) -> Non
             cols = ["suite", "metric"] + cols
         for d in flat:
             d["suite"] = suite
-        _emit(flat, cols, fmt, title=f"{suite}: ranked by {primary} {arrow} (ties within noise share tie_group)")
+        _emit(flat, cols, fmt, title=f"{suite} v{rows[0]['suite_version']}: ranked by {primary} {arrow} "
+                                     "(ties within noise share tie_group)")
 
 
 def _print_summary(res: Any) -> None:

@@ -296,9 +296,12 @@ def _tied(store: ResultsStore, leader: dict[str, Any], other: dict[str, Any], me
 
 
 def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, level: float = 0.95,
-                seed: int = 0, include_incomplete: bool = False) -> list[dict[str, Any]]:
+                seed: int = 0, include_incomplete: bool = False, suite_version: str | None = None) -> list[dict[str, Any]]:
     """Rank the checkpoints evaluated on ``suite`` by ``metric`` and mark ties within noise.
 
+    Only evaluations of one suite version are ranked together: ``suite_version`` (the stored
+    ``<version>+<content hash>``), by default that of the most recent evaluation; a suite whose
+    prompts, seeds, metrics, extractors or reference changed is a different leaderboard.
     One row per checkpoint (its latest ``complete``/``partial`` evaluation). Rows are sorted
     best first (direction from ``higher_is_better``). ``rank`` is the 1-based position;
     ``tie_group`` numbers groups: walking down the list, an entry joins its predecessor's group
@@ -313,6 +316,8 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
     evals = [e for e in store.evals(suite=suite) if e["status"] in statuses]
     if not evals:
         return []
+    version = suite_version or evals[-1]["suite_version"]
+    evals = [e for e in evals if e["suite_version"] == version]
     latest: dict[str, dict[str, Any]] = {}
     for e in evals:  # oldest first, so the latest wins
         latest[e["checkpoint"] or e["eval_id"]] = e

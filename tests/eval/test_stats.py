@@ -80,7 +80,7 @@ def test_paired_test_agrees_with_ttest_rel_and_wilcoxon():
 
 def _eval(store, eval_id, values, *, ckpt, suite="smoke", metric="clipsim", hib=True, seeds=None, status="complete",
           ci=None):
-    store.begin_eval(eval_id, suite=suite, checkpoint=ckpt, checkpoint_name=ckpt, step=0,
+    store.begin_eval(eval_id, suite=suite, suite_version="1+old", checkpoint=ckpt, checkpoint_name=ckpt, step=0,
                      config={"suite": {"primary_metric": metric}}, status=status)
     v = np.asarray(values, float)
     lo, hi = ci if ci else (bootstrap_ci(v).low, bootstrap_ci(v).high)
@@ -146,5 +146,12 @@ def test_leaderboard_ranks_and_marks_ties(tmp_path):
     assert rows[0]["metric"] == "clipsim" and rows[0]["ci_low"] <= rows[0]["value"] <= rows[0]["ci_high"]
     assert "unfinished" in [r["eval_id"] for r in leaderboard(store, "smoke", include_incomplete=True)]
     assert leaderboard(store, "other-suite") == []
+    # a changed suite (new content hash) starts a new leaderboard; the old one stays reachable
+    store.begin_eval("v2", suite="smoke", suite_version="1+new", checkpoint="good", status="complete",
+                     config={"suite": {"primary_metric": "clipsim"}})
+    store.put_scores("v2", [{"metric": "clipsim", "value": 0.1, "higher_is_better": True}])
+    assert [r["eval_id"] for r in leaderboard(store, "smoke")] == ["v2"]
+    old = leaderboard(store, "smoke", suite_version=store.get_eval("good")["suite_version"])
+    assert [r["checkpoint"] for r in old] == [r["checkpoint"] for r in rows]
     with pytest.raises(ValueError, match="scored metrics: clipsim"):
         leaderboard(store, "smoke", "fvd")
