@@ -234,9 +234,17 @@ class Scorer:
                     logger.warning("reference clip %s skipped: %s", r.id, e)
                     return None
 
-            f = self._features(ex, inst, alias, get, real=True)
+            try:
+                f = self._features(ex, inst, alias, get, real=True)
+            except ValueError as e:  # e.g. a clip shorter than the metric's num_frames: skip it, keep the rest
+                logger.warning("reference clip %s skipped for %s: %s", r.id, getattr(inst, "name", ""), e)
+                self.stats["reference_skipped"] = self.stats.get("reference_skipped", 0) + 1
+                f = None
             if f is not None:
                 feats.append(f)
+        if len(feats) < 2:
+            raise ValueError(f"reference corpus {ref.corpus}: only {len(feats)} usable clip(s) for "
+                             f"{getattr(inst, 'name', '')}; need at least 2")
         self._reference[memo] = np.stack(feats)  # (N_ref, D)
         self.stats["reference_seconds"] += time.perf_counter() - t0
         self.stats["reference_encoded"] += self.cache.stats["encoded"] - enc0

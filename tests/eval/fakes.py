@@ -161,6 +161,8 @@ class MeanDistance:
         return self.extractor.identity()
 
     def clip(self, video: np.ndarray, real: bool) -> np.ndarray:
+        if len(video) < self.num_frames:  # like FVD: a clip shorter than the protocol is an error
+            raise ValueError(f"clip has {len(video)} frames, need {self.num_frames}")
         return video[: self.num_frames]
 
     def update_features(self, f: np.ndarray, real: bool = False) -> None:

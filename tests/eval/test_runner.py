@@ -91,6 +91,23 @@ def test_second_checkpoint_reuses_reference_features(setup):
     assert cold == 12 and fakes.CountingColourExtractor.encoded - cold == 6  # only b's own videos
 
 
+def test_unusable_reference_clip_is_skipped(setup):
+    tmp, suite = setup
+    from skyloom.corpus import ClipRecord, Corpus
+    from skyloom.fsutil import sha256_file
+    from skyloom.video import write_video
+
+    c = Corpus(tmp / "ref")  # add a 3-frame clip: too short for the metric's 8-frame protocol
+    p = write_video(c.clip_path("short"), fakes.ball_video((220, 40, 40), 3, T=3), fps=8)
+    c.append([ClipRecord(id="short", path="clips/short.mp4", source_kind="licensed", duration_s=0.4, fps=8.0,
+                         width=32, height=32, num_frames=3, license_id="CC-BY-4.0", source_url="https://x",
+                         author="a", attribution="a", sha256=sha256_file(p))])
+    res = _run(_cfg(tmp, suite, [fakes.make_checkpoint(tmp / "runs", "r1", 1)]))
+    assert res.evals[0].status == "complete" and res.cache_stats["reference_skipped"] == 1
+    s = ResultsStore(tmp / "results.sqlite").scores(metric="mean_distance")[0]
+    assert s["details"]["n_real"] == 6
+
+
 def _killed_run(cfg_json: str) -> None:
     cfg = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(cfg_json).items()})
     run_eval(cfg, metrics=fakes.FAKE_METRICS)
