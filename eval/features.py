@@ -119,7 +119,17 @@ _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtractor:
-    """Build the extractor registered as ``name`` with constructor ``kwargs``."""
+    """Build the extractor registered as ``name`` with constructor ``kwargs``.
+
+    ``indomain:PATH`` loads the in-domain evaluator trained by ``skyloom eval train-evaluator``
+    (its folder is its weights, so it takes no ``kwargs``).
+    """
+    if name.startswith("indomain:"):
+        if kwargs:
+            raise ValueError(f"extractor {name!r} takes no options (got {', '.join(sorted(kwargs))})")
+        from eval.evaluator import load_evaluator
+
+        return load_evaluator(name.split(":", 1)[1])
     return EXTRACTORS.get(name)(**kwargs)
 
 

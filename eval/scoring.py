@@ -42,10 +42,6 @@ def physics_items(suite: Suite) -> list[dict[str, Any]]:
 
 def resolve_extractor(spec: str) -> Any:
     """An extractor from a spec: ``name``, ``name?key=value&...`` or ``indomain:PATH``."""
-    if spec.startswith("indomain:"):
-        from eval.evaluator import load_evaluator
-
-        return load_evaluator(spec.split(":", 1)[1])
     from eval.features import get_extractor
 
     name, _, query = spec.partition("?")

@@ -122,3 +122,30 @@ def test_train_evaluator_cli(trained, tmp_path):
     assert r.exit_code == 0, r.output
     assert "indomain:" in r.output and (tmp_path / "ev" / "model.safetensors").exists()
     assert (tmp_path / "ev" / "evaluator.yaml").exists()
+
+
+@pytest.mark.slow
+def test_score_cli_uses_the_evaluator_without_loading_it_first(trained, tmp_path):
+    """`skyloom eval score --extractor indomain:PATH` in a fresh process: the name alone loads it."""
+    import subprocess
+    import sys
+
+    from skyloom.video import write_video
+    from tests.conftest import moving_square_video
+
+    tmp, _, res = trained
+    videos = tmp_path / "videos"
+    write_video(videos / "a.mp4", moving_square_video(T=8, colour=(220, 30, 30)), fps=8)
+    write_video(videos / "b.mp4", moving_square_video(T=8, colour=(30, 30, 220)), fps=8)
+    (tmp_path / "prompts.json").write_text(json.dumps({"a": "a red ball rolls", "b": "a blue ball rolls"}))
+    ev = tmp / "ev"
+    out = subprocess.run([sys.executable, "-m", "skyloom.cli", "eval", "score", "--metric", "clipsim",
+                          "--videos", str(videos), "--prompts", str(tmp_path / "prompts.json"),
+                          "--extractor", f"indomain:{ev}", "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads(out.stdout[out.stdout.index("{"):])
+    assert result["n"] == 2 and result["extractor"] == f"indomain:{ev.resolve()}"
+    from eval.features import get_extractor
+
+    with pytest.raises(ValueError, match="takes no options"):
+        get_extractor(f"indomain:{ev}", weights="x")
