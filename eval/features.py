@@ -42,31 +42,32 @@ RANDOM_INIT = "random-init"
 NO_WEIGHTS = "none"
 
 
-class VideoExtractor(ABC):
-    """Maps whole clips to one feature vector each."""
+class _Extractor(ABC):
+    """What every extractor states about itself, and what a result records of it."""
 
     name: str
     weights: str
     preprocessing: dict[str, Any]
     dim: int
-    kind = "video"
-
-    @abstractmethod
-    def encode_videos(self, videos: np.ndarray) -> np.ndarray:
-        """uint8 (N, T, H, W, 3) -> float (N, D)."""
 
     def identity(self) -> dict[str, Any]:
         """What a result records about the extractor."""
         return {"extractor": self.name, "weights": self.weights, "preprocessing": dict(self.preprocessing)}
 
 
-class FrameTextExtractor(ABC):
+class VideoExtractor(_Extractor):
+    """Maps whole clips to one feature vector each."""
+
+    kind = "video"
+
+    @abstractmethod
+    def encode_videos(self, videos: np.ndarray) -> np.ndarray:
+        """uint8 (N, T, H, W, 3) -> float (N, D)."""
+
+
+class FrameTextExtractor(_Extractor):
     """CLIP-like: frames and texts into one L2-normalised embedding space."""
 
-    name: str
-    weights: str
-    preprocessing: dict[str, Any]
-    dim: int
     kind = "frame"
 
     @abstractmethod
@@ -76,9 +77,6 @@ class FrameTextExtractor(ABC):
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """list of N strings -> L2-normalised float (N, D)."""
         raise NotImplementedError(f"extractor {self.name!r} has no text encoder; use a CLIP-like extractor")
-
-    def identity(self) -> dict[str, Any]:
-        return {"extractor": self.name, "weights": self.weights, "preprocessing": dict(self.preprocessing)}
 
 
 def check_videos(videos: Any, what: str = "videos", min_frames: int = 1) -> np.ndarray:
