@@ -114,7 +114,8 @@ class DataConfig:
     buckets: tuple[Bucket, ...] = (Bucket(),)
     split: str = "train"
     frame_stride: int = 1
-    caption_kinds: tuple[str, ...] = ("dense", "short")
+    # VLM captions are what real footage has; heuristic ones describe colours, not content.
+    caption_kinds: tuple[str, ...] = ("dense", "short", "vlm")
     caption_mode: Literal["newest", "random"] = "newest"  # random: one of the kinds, drawn per step
     cache_clips: bool = True
     max_clips: int = 0  # 0 = all

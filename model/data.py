@@ -9,7 +9,7 @@
   bucket's clips, cuts them into batches of that bucket's size, and shuffles the batches.
   ``state_dict()`` = (epoch, position) is saved in checkpoints, so resume continues with the
   very next batch. Distributed workers take every ``world_size``-th batch.
-* Caption = the clip's newest caption of a kind in ``caption_kinds`` (dense or short by
+* Caption = the clip's newest caption of a kind in ``caption_kinds`` (dense, short or vlm by
   default), else "" (the model then learns it as an unconditional sample). With
   ``caption_mode=random`` each step draws one of the newest caption of each kind instead, so
   the model follows both short prompts and dense captions.

@@ -60,3 +60,12 @@ def test_dataset_batches_from_a_corpus(tmp_path):
         CorpusVideoDataset(c, DataConfig(split="test"))
     with pytest.raises(ValueError, match="buckets"):
         CorpusVideoDataset(c, DataConfig(buckets=()))
+
+
+def test_default_caption_kinds_use_vlm_captions_of_real_footage_but_not_heuristic_ones():
+    from model.config import TrainConfig
+
+    kinds = tuple(TrainConfig().data.caption_kinds)
+    assert caption_candidates(_rec([("vlm", "a dog runs on a beach")]), kinds, "newest") == ["a dog runs on a beach"]
+    assert caption_candidates(_rec([("heuristic", "Heuristic description: green tones")]), kinds, "newest") == [""]
+    assert caption_candidates(_rec([("short", "s"), ("dense", "d")]), kinds, "random") == ["d", "s"]
