@@ -143,11 +143,9 @@ def fetch_file(url: str, dest_dir: Path, cfg: FetchConfig) -> Fetched:
     size = real.stat().st_size
     if size > cfg.max_bytes:
         raise FetchError("too large", f"{url}: {size} bytes > fetch.max_bytes={cfg.max_bytes}")
-    h = hashlib.sha256()
-    with open(real, "rb") as f:
-        while b := f.read(CHUNK * 16):
-            h.update(b)
-    return Fetched(real, h.hexdigest(), size, "", real.as_uri(), temporary=False)
+    from skyloom.fsutil import sha256_file
+
+    return Fetched(real, sha256_file(real), size, "", real.as_uri(), temporary=False)
 
 
 def _host_allowed(host: str, cfg: FetchConfig) -> bool:
