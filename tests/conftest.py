@@ -53,12 +53,3 @@ def ray_local():
 
     ray = init_ray(address="local", num_cpus=2)
     yield ray
-
-
-# Import triton (torch's compiler backend) before anything renders with MuJoCo on Mesa EGL:
-# Mesa's llvmpipe and triton each bring an LLVM, and importing triton AFTER Mesa is loaded
-# segfaults the process (seen when a render test runs before a transformers/torch._dynamo import).
-try:  # noqa: SIM105 - optional on machines without triton
-    import triton  # noqa: F401
-except Exception:
-    pass
