@@ -1,9 +1,9 @@
 """Captioning throughput: scene-graph captions per second per core, and the local VLM path.
 
 1. scene-graph, captioner only: ``caption_gt`` over N synthetic ground-truth dicts (from
-   ``captioning.fake_gt``, made before timing), one core; baseline in the same run: one fixed
+   ``skyloom.captioning.fake_gt``, made before timing), one core; baseline in the same run: one fixed
    f-string template per clip (what a naive captioner costs).
-2. scene-graph, whole job: ``captioning.run`` over a corpus of N clips that hold ground truth only
+2. scene-graph, whole job: ``skyloom.captioning.run`` over a corpus of N clips that hold ground truth only
    (no video files are read by this captioner): routing, JSON reads, actor pool, manifest writes;
    ``executor=local`` (1 core) and ``executor=ray`` (2 actors, 2 cores).
 3. vlm-local with a tiny random LLaVA (CLIP + Llama, hidden 32) on random 8-frame clips:
@@ -44,10 +44,10 @@ def _corpus_with_gt(root: Path, gts: list[dict]):
 
 
 def bench_scene_graph(n: int) -> list[dict]:
-    from captioning.config import CaptionConfig
-    from captioning.fake_gt import make_gt
-    from captioning.runner import run
-    from captioning.scene_graph import caption_gt
+    from skyloom.captioning.config import CaptionConfig
+    from skyloom.captioning.fake_gt import make_gt
+    from skyloom.captioning.runner import run
+    from skyloom.captioning.scene_graph import caption_gt
 
     gts = [make_gt(i) for i in range(n)]
     rows = []
@@ -93,10 +93,10 @@ def bench_scene_graph(n: int) -> list[dict]:
 def bench_vlm(n: int) -> list[dict]:
     import torch
 
-    from captioning.base import ClipInput
-    from captioning.config import CaptionConfig, FramesConfig, VLMLocalConfig
-    from captioning.tiny_vlm import build_tiny_llava
-    from captioning.vlm_local import LocalVLMCaptioner
+    from skyloom.captioning.base import ClipInput
+    from skyloom.captioning.config import CaptionConfig, FramesConfig, VLMLocalConfig
+    from skyloom.captioning.tiny_vlm import build_tiny_llava
+    from skyloom.captioning.vlm_local import LocalVLMCaptioner
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

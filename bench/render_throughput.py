@@ -37,8 +37,8 @@ def bare_loop(specs: list[dict], seg_pass: bool) -> dict:
     import numpy as np
     from mujoco import gl_context
 
-    from datagen.mujoco_render import load_model, steps_per_frame
-    from datagen.scenes import camera_frames
+    from skyloom.datagen.mujoco_render import load_model, steps_per_frame
+    from skyloom.datagen.scenes import camera_frames
 
     gl = gl_context.GLContext(64, 64)
     gl.make_current()
@@ -77,7 +77,7 @@ def bare_loop(specs: list[dict], seg_pass: bool) -> dict:
 
 def job(cfg, workers: int, tmp: Path) -> dict:
     """The full render job on a fresh local Ray instance with ``workers`` CPUs (after a warm-up)."""
-    from datagen.render import run_render
+    from skyloom.datagen.render import run_render
     from skyloom.raytools import init_ray, shutdown_ray
 
     shutdown_ray()
@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=48)
     args = ap.parse_args()
 
-    from datagen.render import RenderConfig, sample_specs
+    from skyloom.datagen.render import RenderConfig, sample_specs
     from skyloom.config import load
 
     cfg = load(RenderConfig, args.preset, [], group="datagen")

@@ -4,7 +4,7 @@
 
 For each configuration: a fixed synthetic batch (no data loading), timed full training steps
 (forward, backward, AdamW), median over ``--steps`` after a warm-up. Reported: samples/s, tokens/s,
-achieved model FLOP/s = 3 x forward matmul FLOPs (:func:`model.dit.dit_forward_flops`, checked
+achieved model FLOP/s = 3 x forward matmul FLOPs (:func:`skyloom.model.dit.dit_forward_flops`, checked
 against ``torch.utils.flop_counter`` in tests/model/test_dit.py) x samples/s, and MFU = achieved /
 peak, where the peak is an fp32 ``torch.matmul`` (2048^3) measured in this process on the same
 threads right before and after each configuration (their mean: the peak sees the same contention
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from model.config import DiTConfig
-from model.dit import VideoDiT, dit_forward_flops
+from skyloom.model.config import DiTConfig
+from skyloom.model.dit import VideoDiT, dit_forward_flops
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -17,10 +17,10 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "run": "captioning.runner", "CaptionResult": "captioning.runner", "CaptionConfig": "captioning.config",
-    "CAPTIONERS": "captioning.base", "caption_gt": "captioning.scene_graph", "upsample": "captioning.upsample",
-    "verify_caption": "captioning.verify", "parse_caption": "captioning.verify", "VerifyReport": "captioning.verify",
-    "verify_corpus": "captioning.report", "caption_stats": "captioning.report",
+    "run": "skyloom.captioning.runner", "CaptionResult": "skyloom.captioning.runner", "CaptionConfig": "skyloom.captioning.config",
+    "CAPTIONERS": "skyloom.captioning.base", "caption_gt": "skyloom.captioning.scene_graph", "upsample": "skyloom.captioning.upsample",
+    "verify_caption": "skyloom.captioning.verify", "parse_caption": "skyloom.captioning.verify", "VerifyReport": "skyloom.captioning.verify",
+    "verify_corpus": "skyloom.captioning.report", "caption_stats": "skyloom.captioning.report",
 }
 __all__ = ["CAPTIONERS", "CaptionConfig", "CaptionResult", "VerifyReport", "caption_gt", "caption_stats",
            "parse_caption", "run", "upsample", "verify_caption", "verify_corpus"]

@@ -1,6 +1,6 @@
 """The captioner interface and registry.
 
-A captioner is built once per Ray actor from the job's :class:`~captioning.config.CaptionConfig`
+A captioner is built once per Ray actor from the job's :class:`~skyloom.captioning.config.CaptionConfig`
 (one model load per actor) and captions batches of :class:`ClipInput`. It states what it needs
 (``"gt"`` or ``"frames"``), which caption kinds it writes, and its provenance (``model_id``,
 ``weights_hash``, ``template_version``), which the job stores with every caption.
@@ -69,10 +69,10 @@ class Captioner:
 
 
 CAPTIONERS: Registry[type[Captioner]] = Registry("captioner")
-CAPTIONERS.register_lazy("scene-graph", "captioning.captioners:SceneGraphCaptioner")
-CAPTIONERS.register_lazy("heuristic", "captioning.heuristic:HeuristicCaptioner")
-CAPTIONERS.register_lazy("vlm-local", "captioning.vlm_local:LocalVLMCaptioner")
-CAPTIONERS.register_lazy("vlm-endpoint", "captioning.vlm_endpoint:EndpointCaptioner")
+CAPTIONERS.register_lazy("scene-graph", "skyloom.captioning.captioners:SceneGraphCaptioner")
+CAPTIONERS.register_lazy("heuristic", "skyloom.captioning.heuristic:HeuristicCaptioner")
+CAPTIONERS.register_lazy("vlm-local", "skyloom.captioning.vlm_local:LocalVLMCaptioner")
+CAPTIONERS.register_lazy("vlm-endpoint", "skyloom.captioning.vlm_endpoint:EndpointCaptioner")
 
 _REFUSAL = re.compile(r"^\s*(i'?m sorry|i am sorry|sorry,|i can(?:no|')t|i cannot|i am unable|i'm unable|as an ai|"
                       r"i won'?t|unable to (?:help|assist|describe))", re.IGNORECASE)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from captioning.base import CAPTIONERS, Captioner, ClipInput
-from captioning.config import CaptionConfig
-from captioning.scene_graph import caption_gt
-from captioning.vocab import TEMPLATE_VERSION
+from skyloom.captioning.base import CAPTIONERS, Captioner, ClipInput
+from skyloom.captioning.config import CaptionConfig
+from skyloom.captioning.scene_graph import caption_gt
+from skyloom.captioning.vocab import TEMPLATE_VERSION
 
 
 @CAPTIONERS.register("scene-graph")

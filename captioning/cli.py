@@ -41,8 +41,8 @@ def caption_run(
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Caption every clip (a Ray job over a pool of captioner actors; resumable; failures quarantined)."""
-    from captioning.config import CaptionConfig
-    from captioning.runner import run
+    from skyloom.captioning.config import CaptionConfig
+    from skyloom.captioning.runner import run
 
     extra = [f"corpus={corpus}"] + ([f"captioner={captioner}"] if captioner else [])
     cfg = load_config(CaptionConfig, "caption", preset, list(sets or []) + extra)
@@ -66,7 +66,7 @@ def caption_verify(
     """Precision/recall of the facts captions state vs ground truth; hallucinated objects flagged."""
     from rich.table import Table
 
-    from captioning.report import verify_corpus
+    from skyloom.captioning.report import verify_corpus
     from skyloom.corpus import Corpus
     from skyloom.fsutil import atomic_write_json
 
@@ -91,7 +91,7 @@ def caption_stats_cmd(
     """Caption statistics: words per caption, vocabulary, distinct captions, coverage per source."""
     from rich.table import Table
 
-    from captioning.report import caption_stats
+    from skyloom.captioning.report import caption_stats
     from skyloom.corpus import Corpus
 
     st = caption_stats(Corpus(corpus))
@@ -116,8 +116,8 @@ def caption_upsample(
     sets: SetOpt = None,
 ) -> None:
     """Expand a short prompt into the dense caption style the model was trained on (printed to stdout)."""
-    from captioning.config import CaptionConfig
-    from captioning.upsample import upsample
+    from skyloom.captioning.config import CaptionConfig
+    from skyloom.captioning.upsample import upsample
 
     cfg = load_config(CaptionConfig, "caption", preset, sets)
     print(upsample(prompt, seed=seed, mode=cfg.upsample.mode, endpoint=cfg.upsample.endpoint))

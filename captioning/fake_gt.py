@@ -3,7 +3,7 @@
 A tiny point-mass simulator (gravity, floor bounces with restitution, floor friction, equal-mass
 head-on collisions) writes per-frame positions, velocities, angular velocities, image bboxes of a
 pinhole camera and visibility exactly in the documented format. It is NOT the MuJoCo renderer
-(``datagen.render``); it exists so that captioning can be tested and benchmarked on many scenes in
+(``skyloom.datagen.render``); it exists so that captioning can be tested and benchmarked on many scenes in
 milliseconds.
 """
 

@@ -12,8 +12,8 @@ import itertools
 
 import numpy as np
 
-from captioning.base import CAPTIONERS, Captioner, ClipInput
-from captioning.config import CaptionConfig
+from skyloom.captioning.base import CAPTIONERS, Captioner, ClipInput
+from skyloom.captioning.config import CaptionConfig
 
 HUES = ((15, "red"), (25, "orange"), (35, "yellow"), (85, "green"), (100, "cyan"), (130, "blue"), (160, "purple"),
         (180, "red"))  # OpenCV hue upper bounds (0-180)

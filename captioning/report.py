@@ -7,7 +7,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from captioning.verify import verify_caption
+from skyloom.captioning.verify import verify_caption
 from skyloom.corpus import Corpus
 
 _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z]+)*")

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from captioning.base import CAPTIONERS, ClipInput, Outcome
-from captioning.config import CaptionConfig
+from skyloom.captioning.base import CAPTIONERS, ClipInput, Outcome
+from skyloom.captioning.config import CaptionConfig
 from skyloom.corpus import Caption, ClipRecord, Corpus
 
 logger = logging.getLogger(__name__)

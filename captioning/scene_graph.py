@@ -1,11 +1,11 @@
 """Scene-graph captions: exact, dense and varied captions of synthetic clips from ground truth.
 
-:func:`realise` turns :class:`~captioning.facts.SceneFacts` into text. Variety comes from a seeded
-``random.Random`` choosing among phrasings, synonyms (from :mod:`captioning.vocab`), sentence
+:func:`realise` turns :class:`~skyloom.captioning.facts.SceneFacts` into text. Variety comes from a seeded
+``random.Random`` choosing among phrasings, synonyms (from :mod:`skyloom.captioning.vocab`), sentence
 orders and connectives, so two clips with the same scene read differently while one clip with one
 seed always reads the same. Every sentence keeps one grammatical subject (an object or "it") and
 names other objects only after a collision verb, which keeps the captions machine-checkable by
-:mod:`captioning.verify`.
+:mod:`skyloom.captioning.verify`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import hashlib
 import random
 from typing import Any
 
-from captioning.facts import ObjectFacts, SceneFacts
-from captioning.vocab import (
+from skyloom.captioning.facts import ObjectFacts, SceneFacts
+from skyloom.captioning.vocab import (
     CAMERA,
     MATERIALS,
     MOTIONS,
@@ -207,7 +207,7 @@ def realise(facts: SceneFacts, kind: str = "dense", seed: int = 0) -> str:
 
 def caption_gt(gt: dict[str, Any], clip_id: str = "", seed: int = 0, kinds: tuple[str, ...] = KINDS) -> dict[str, str]:
     """Captions of every kind for one ground-truth dict (seed derived from clip id + seed)."""
-    from captioning.facts import scene_facts
+    from skyloom.captioning.facts import scene_facts
 
     facts = scene_facts(gt)
     s = clip_seed(clip_id, seed)

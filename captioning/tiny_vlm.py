@@ -2,7 +2,7 @@
 
 For tests and benchmarks of the local VLM path only: it has the real architecture, processor,
 chat template and on-disk layout of a ``llava-hf`` checkpoint (``config.json``,
-``model.safetensors``, ``tokenizer.json``, ``processor_config.json``, ``chat_template.jinja``) but
+``skyloom.model.safetensors``, ``tokenizer.json``, ``processor_config.json``, ``chat_template.jinja``) but
 random weights and a word-level tokenizer built with ``tokenizers``, so its captions are noise.
 Nothing is downloaded.
 """

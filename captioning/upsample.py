@@ -2,9 +2,9 @@
 
 Sora and DALL-E 3 rewrite short prompts into the long captions their models were trained on. Here
 the default is rule-based and shares everything with the scene-graph captioner: the prompt is
-read by the verification parser (:func:`captioning.verify.parse_caption`) into scene facts, the
+read by the verification parser (:func:`skyloom.captioning.verify.parse_caption`) into scene facts, the
 facts the user did not give (size, material, start, floor, light, camera) are drawn from a seeded
-RNG, and :func:`captioning.scene_graph.realise` writes the dense paragraph, so prompts at
+RNG, and :func:`skyloom.captioning.scene_graph.realise` writes the dense paragraph, so prompts at
 inference read exactly like captions at training. An OpenAI-compatible LLM endpoint can do the
 rewrite instead (``mode="llm"``), with a few dense captions as examples.
 
@@ -21,10 +21,10 @@ import logging
 import random
 import re
 
-from captioning.facts import ObjectFacts, SceneFacts
-from captioning.scene_graph import LIGHT, _setting, realise
-from captioning.verify import parse_caption
-from captioning.vocab import CAMERA, COLOURS, MATERIALS, SIZES
+from skyloom.captioning.facts import ObjectFacts, SceneFacts
+from skyloom.captioning.scene_graph import LIGHT, _setting, realise
+from skyloom.captioning.verify import parse_caption
+from skyloom.captioning.vocab import CAMERA, COLOURS, MATERIALS, SIZES
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def upsample(prompt: str, seed: int = 0, mode: str = "rules", endpoint=None) -> 
         prompt: the user's short prompt, e.g. ``"a red ball bouncing"``.
         seed: chooses the unstated details and the phrasing.
         mode: ``"rules"`` (default, offline) or ``"llm"`` (OpenAI-compatible chat endpoint).
-        endpoint: :class:`captioning.config.EndpointConfig` for ``mode="llm"``.
+        endpoint: :class:`skyloom.captioning.config.EndpointConfig` for ``mode="llm"``.
 
     Raises:
         ValueError: empty prompt or unknown mode.
@@ -96,7 +96,7 @@ def upsample(prompt: str, seed: int = 0, mode: str = "rules", endpoint=None) -> 
     if mode not in ("rules", "llm"):
         raise ValueError(f"unknown upsampling mode {mode!r}; valid: rules, llm")
     if mode == "llm":
-        from captioning.vlm_endpoint import EndpointClient
+        from skyloom.captioning.vlm_endpoint import EndpointClient
 
         if endpoint is None or not endpoint.base_url:
             raise ValueError("mode='llm' needs an endpoint with base_url (e.g. --set endpoint.base_url=http://host:8000/v1)")

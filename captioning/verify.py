@@ -1,10 +1,10 @@
 """Caption verification: which facts a caption states, and how many of them the ground truth holds.
 
-A small parser with the controlled vocabulary of :mod:`captioning.vocab` reads a caption into
+A small parser with the controlled vocabulary of :mod:`skyloom.captioning.vocab` reads a caption into
 facts: objects ``(colour, shape)`` with their size and material, motion verbs attached to their
 subject (the nearest object or "it" before the verb), collisions (objects named after a collision
 verb or "into"), the camera motion and stated counts. :func:`verify_caption` compares them with the
-facts of the ground truth (:func:`captioning.facts.scene_facts`) as multisets:
+facts of the ground truth (:func:`skyloom.captioning.facts.scene_facts`) as multisets:
 
     precision = |caption facts ∩ gt facts| / |caption facts|,   recall = |caption ∩ gt| / |gt facts|
 
@@ -12,8 +12,8 @@ Stated counts ("three objects") count towards precision only. A mentioned object
 ground-truth object (wrong colour, wrong shape, one too many) is flagged as hallucinated.
 
 Example:
-    >>> from captioning.fake_gt import make_gt
-    >>> from captioning.scene_graph import caption_gt
+    >>> from skyloom.captioning.fake_gt import make_gt
+    >>> from skyloom.captioning.scene_graph import caption_gt
     >>> gt = make_gt(3)
     >>> r = verify_caption(caption_gt(gt, "x")["dense"], gt)
     >>> (r.precision, r.recall, r.hallucinated)
@@ -27,8 +27,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from captioning.facts import SceneFacts, scene_facts
-from captioning.vocab import (
+from skyloom.captioning.facts import SceneFacts, scene_facts
+from skyloom.captioning.vocab import (
     CAMERA_WORDS,
     GENERIC_NOUNS,
     MATERIAL_WORDS,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from captioning.base import (
+from skyloom.captioning.base import (
     CAPTIONERS,
     Captioner,
     CaptionFailure,
@@ -27,7 +27,7 @@ from captioning.base import (
     check_answer,
     frame_images,
 )
-from captioning.config import CaptionConfig, EndpointConfig
+from skyloom.captioning.config import CaptionConfig, EndpointConfig
 
 logger = logging.getLogger(__name__)
 

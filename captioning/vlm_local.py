@@ -15,7 +15,7 @@ import logging
 import time
 from pathlib import Path
 
-from captioning.base import (
+from skyloom.captioning.base import (
     CAPTIONERS,
     Captioner,
     CaptionFailure,
@@ -24,7 +24,7 @@ from captioning.base import (
     check_answer,
     frame_images,
 )
-from captioning.config import CaptionConfig
+from skyloom.captioning.config import CaptionConfig
 
 logger = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 Routes (all GET):
 
-- ``/``: the page (:func:`dashboards.page.render_page`)
+- ``/``: the page (:func:`skyloom.dashboards.page.render_page`)
 - ``/api/overview``, ``/api/leaderboard``, ``/api/training``, ``/api/corpus``
 - ``/api/compare?source=0&suite=S&evals=a,b``, ``/api/paired?source=0&a=A&b=B&metric=M``
 - ``/files/<root>/<relpath>``: a video or image inside a configured directory only
-  (:class:`dashboards.paths.SafeRoots`; 403 outside, 404 missing; HTTP range requests for seeking)
+  (:class:`skyloom.dashboards.paths.SafeRoots`; 403 outside, 404 missing; HTTP range requests for seeking)
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from dashboards.page import clean, render_page
-from dashboards.paths import MEDIA_TYPES, PathRefused
-from dashboards.sources import Dashboard
+from skyloom.dashboards.page import clean, render_page
+from skyloom.dashboards.paths import MEDIA_TYPES, PathRefused
+from skyloom.dashboards.sources import Dashboard
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ def register(app: typer.Typer) -> None:
         Read-only: only videos and images inside the --runs and --corpus directories are served.
         Example: [bold]skyloom dashboard --runs runs/ --corpus data/corpus[/]
         """
-        from dashboards.app import bind, create_app, serve
-        from dashboards.sources import Dashboard
+        from skyloom.dashboards.app import bind, create_app, serve
+        from skyloom.dashboards.sources import Dashboard
         from skyloom.cli_common import console
 
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)
@@ -62,8 +62,8 @@ def register(app: typer.Typer) -> None:
 
         Example: [bold]skyloom report --runs runs/ --corpus data/corpus --out report.html[/]
         """
-        from dashboards.report import build_report
-        from dashboards.sources import Dashboard
+        from skyloom.dashboards.report import build_report
+        from skyloom.dashboards.sources import Dashboard
         from skyloom.cli_common import console
 
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)

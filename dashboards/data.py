@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dashboards.paths import SafeRoots
+from skyloom.dashboards.paths import SafeRoots
 from skyloom.rundir import RunDir, find_runs
 
 log = logging.getLogger(__name__)

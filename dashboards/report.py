@@ -1,6 +1,6 @@
 """``skyloom report``: the dashboard's four views as one self-contained HTML file.
 
-The page, CSS and JavaScript are the live dashboard's (:mod:`dashboards.page`); every payload is
+The page, CSS and JavaScript are the live dashboard's (:mod:`skyloom.dashboards.page`); every payload is
 embedded as JSON, videos as ``data:video/mp4;base64,...`` URLs. Videos are embedded in order
 (compare videos first, then corpus clips) until ``max_video_mb`` is reached; each one left out
 shows a note saying why and how to raise the limit. Paired comparisons are precomputed for every
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dashboards.page import render_page
-from dashboards.paths import MEDIA_TYPES, PathRefused
-from dashboards.sources import Dashboard
+from skyloom.dashboards.page import render_page
+from skyloom.dashboards.paths import MEDIA_TYPES, PathRefused
+from skyloom.dashboards.sources import Dashboard
 from skyloom.fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)

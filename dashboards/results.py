@@ -1,4 +1,4 @@
-"""Evaluation results for the dashboard, read through :mod:`eval.store` and :mod:`eval.stats`.
+"""Evaluation results for the dashboard, read through :mod:`skyloom.eval.store` and :mod:`skyloom.eval.stats`.
 
 A *result source* is one results store: ``--db URL`` when given, else the ``results.sqlite`` of
 the run directories (and of the ``--runs`` folder itself), merged into one in-memory store
@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboards.data import MAX_LISTED
-from dashboards.paths import SafeRoots
+from skyloom.dashboards.data import MAX_LISTED
+from skyloom.dashboards.paths import SafeRoots
 from skyloom.rundir import RunDir, run_of_checkpoint
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class MergeCache:
 
     def get(self, targets: list[str]) -> Any:
         """The merged store of ``targets`` (SQLAlchemy URLs), from the cache when unchanged."""
-        from eval.store import ResultsStore
+        from skyloom.eval.store import ResultsStore
 
         key = tuple(self._stamp(t) for t in targets)
         with self._lock:
@@ -116,7 +116,7 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
     given (reused across calls), else with ``ResultsStore.merged`` each time.
     """
     try:
-        from eval.store import ResultsStore
+        from skyloom.eval.store import ResultsStore
     except ImportError as e:  # eval not installed in this checkout
         warnings.append(f"results store unavailable ({e}); leaderboard and compare views are empty")
         return []
@@ -174,8 +174,8 @@ def _score_map(store: Any, eval_ids: list[str]) -> tuple[dict[str, dict[str, dic
 
 
 def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[str, Any]]:
-    """One table per (source, suite): :func:`eval.stats.leaderboard` rows with every metric's CI."""
-    from eval.stats import leaderboard, primary_metric
+    """One table per (source, suite): :func:`skyloom.eval.stats.leaderboard` rows with every metric's CI."""
+    from skyloom.eval.stats import leaderboard, primary_metric
 
     out = []
     for src in sources:
@@ -233,7 +233,7 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
     ``video_data(path) -> (url | None, note)`` replaces the URL scheme (the static report embeds
     files as data URLs); by default files are linked through ``files/<root>/<relpath>``.
     """
-    from eval.store import StoreError
+    from skyloom.eval.store import StoreError
 
     evals, items = [], {}
     for eid in eval_ids:
@@ -288,8 +288,8 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
 
 
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
-    """:func:`eval.stats.paired_compare` of B against A, or ``{"error": ...}`` when it cannot run."""
-    from eval.stats import paired_compare
+    """:func:`skyloom.eval.stats.paired_compare` of B against A, or ``{"error": ...}`` when it cannot run."""
+    from skyloom.eval.stats import paired_compare
 
     try:
         return paired_compare(src.store, a, b, metric).to_dict()

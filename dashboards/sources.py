@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dashboards import data, results
-from dashboards.paths import SafeRoots
+from skyloom.dashboards import data, results
+from skyloom.dashboards.paths import SafeRoots
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "run_render": "datagen.render", "render_spec": "datagen.render", "perturb_spec": "datagen.render",
-    "sample_specs": "datagen.render", "RenderConfig": "datagen.render",
-    "run_ingest": "datagen.ingest", "takedown": "datagen.ingest", "IngestConfig": "datagen.ingest",
+    "run_render": "skyloom.datagen.render", "render_spec": "skyloom.datagen.render", "perturb_spec": "skyloom.datagen.render",
+    "sample_specs": "skyloom.datagen.render", "RenderConfig": "skyloom.datagen.render",
+    "run_ingest": "skyloom.datagen.ingest", "takedown": "skyloom.datagen.ingest", "IngestConfig": "skyloom.datagen.ingest",
 }
 __all__ = sorted(_LAZY)
 

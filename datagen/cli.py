@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-SUBCLIS = ("datagen.render_cli", "datagen.ingest_cli")
+SUBCLIS = ("skyloom.datagen.render_cli", "skyloom.datagen.ingest_cli")
 
 
 def register(app: typer.Typer) -> None:

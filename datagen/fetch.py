@@ -272,7 +272,7 @@ def fetch_http(url: str, dest_dir: Path, cfg: FetchConfig) -> Fetched:
 
 def fetch(url: str, dest_dir: str | os.PathLike, cfg: FetchConfig) -> Fetched:
     """Fetch one source by its kind (``SOURCE_KINDS`` registry: http, https, file)."""
-    from datagen.sources import SOURCE_KINDS, Source
+    from skyloom.datagen.sources import SOURCE_KINDS, Source
 
     kind = Source(url=url).kind
     if kind not in SOURCE_KINDS or kind not in cfg.allowed_schemes:

@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from datagen.sources import SourceRejected
+from skyloom.datagen.sources import SourceRejected
 
 
 @dataclass(frozen=True)

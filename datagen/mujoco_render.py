@@ -24,7 +24,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from datagen.scenes import MATERIALS, camera_frames, validate_spec
+from skyloom.datagen.scenes import MATERIALS, camera_frames, validate_spec
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from datagen.scenes import (
+from skyloom.datagen.scenes import (
     SceneConfig,
     SpecError,
     canonical_json,
@@ -140,7 +140,7 @@ def _backend(name: str, settings_json: str):
 
     A per-process resource cache, not state: backends render any spec independently.
     """
-    from datagen.renderers import RENDERERS
+    from skyloom.datagen.renderers import RENDERERS
 
     return RENDERERS.get(name)(**json.loads(settings_json))
 
@@ -193,7 +193,7 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def _render_one(item: dict[str, Any], renderer: str, settings: str, crf: int) -> dict[str, Any]:
     """Render + encode + ground truth for one scene; failures become a result, not an exception."""
-    from datagen.mujoco_render import SimulationError
+    from skyloom.datagen.mujoco_render import SimulationError
 
     t0, c0 = time.perf_counter(), time.process_time()
     cid, spec = item["id"], item["spec"]
@@ -262,7 +262,7 @@ def _items(cfg: RenderConfig) -> list[dict[str, Any]]:
 
 
 def _check(cfg: RenderConfig) -> None:
-    from datagen.renderers import RENDERERS
+    from skyloom.datagen.renderers import RENDERERS
 
     if not cfg.out:
         raise ValueError("render: no output corpus given (--out CORPUS or --set out=PATH)")

@@ -31,7 +31,7 @@ def register(dg: typer.Typer) -> None:
         quarantine.jsonl with their reason. Rerun the same command after a crash to finish the
         missing scenes. Example: [bold]skyloom datagen render --preset balls-bounce -n 64 --out data/balls[/]
         """
-        from datagen.render import RenderConfig, run_render
+        from skyloom.datagen.render import RenderConfig, run_render
 
         cfg = load_config(RenderConfig, "datagen", preset, sets)
         changes = {"out": str(out)}

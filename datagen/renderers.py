@@ -1,7 +1,7 @@
 """The renderer registry: ``RENDERERS.get(name)(**settings)`` -> a backend.
 
 A backend has ``name``, ``version``, ``render(spec) -> RenderOutput`` (frames, segmentation,
-depth, ground truth; see :mod:`datagen.mujoco_render`) and ``close()``. Entries are lazy, so
+depth, ground truth; see :mod:`skyloom.datagen.mujoco_render`) and ``close()``. Entries are lazy, so
 importing this module loads neither MuJoCo nor the UnrealCV client.
 
 Example:
@@ -15,5 +15,5 @@ from __future__ import annotations
 from skyloom.registry import Registry
 
 RENDERERS: Registry = Registry("renderer")
-RENDERERS.register_lazy("mujoco", "datagen.mujoco_render:MujocoRenderer")
-RENDERERS.register_lazy("unrealcv", "datagen.unrealcv_render:UnrealCVRenderer")
+RENDERERS.register_lazy("mujoco", "skyloom.datagen.mujoco_render:MujocoRenderer")
+RENDERERS.register_lazy("unrealcv", "skyloom.datagen.unrealcv_render:UnrealCVRenderer")

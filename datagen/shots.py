@@ -27,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from datagen.sources import SourceRejected
+from skyloom.datagen.sources import SourceRejected
 from skyloom.video import VideoError, VideoInfo, probe_video
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ paths resolve against the manifest's folder), ``license`` (alias ``license_id``;
 source's ``extra`` and lands in each clip's ``meta``.
 
 Two registries make this pluggable: :data:`MANIFEST_FORMATS` (file suffix -> reader) and
-:data:`SOURCE_KINDS` (URL scheme -> fetch function, see :mod:`datagen.fetch`).
+:data:`SOURCE_KINDS` (URL scheme -> fetch function, see :mod:`skyloom.datagen.fetch`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from skyloom.registry import Registry
 
 MANIFEST_FORMATS: Registry[Callable[[Path], list[dict[str, Any]]]] = Registry("source manifest format")
 SOURCE_KINDS: Registry[Callable[..., Any]] = Registry("source kind")
-SOURCE_KINDS.register_lazy("http", "datagen.fetch:fetch_http")
-SOURCE_KINDS.register_lazy("https", "datagen.fetch:fetch_http")
-SOURCE_KINDS.register_lazy("file", "datagen.fetch:fetch_file")
+SOURCE_KINDS.register_lazy("http", "skyloom.datagen.fetch:fetch_http")
+SOURCE_KINDS.register_lazy("https", "skyloom.datagen.fetch:fetch_http")
+SOURCE_KINDS.register_lazy("file", "skyloom.datagen.fetch:fetch_file")
 
 _ALIASES = {"path": "url", "license_id": "license", "page": "source_page", "source_url": "url"}
 _KNOWN = ("url", "license", "author", "attribution", "source_page", "title")

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from datagen.mujoco_render import RenderOutput, assemble_ground_truth, simulate
-from datagen.scenes import camera_frames, spec_sha256, validate_spec
+from skyloom.datagen.mujoco_render import RenderOutput, assemble_ground_truth, simulate
+from skyloom.datagen.scenes import camera_frames, spec_sha256, validate_spec
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def to_unreal(p, scale: float) -> list[float]:
 
 def quat_to_rotator(q) -> tuple[float, float, float]:
     """(pitch, yaw, roll) degrees of Unreal's FRotator for a skyloom (w, x, y, z) quaternion."""
-    from datagen.mujoco_render import _quat_to_mat
+    from skyloom.datagen.mujoco_render import _quat_to_mat
 
     q = np.asarray(q, float)
     s = np.diag([1.0, -1.0, 1.0])

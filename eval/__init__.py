@@ -17,14 +17,14 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "EXTRACTORS": "eval.features", "METRICS": "eval.metrics",
-    "ResultsStore": "eval.store", "open_store": "eval.store",
-    "bootstrap_ci": "eval.stats", "paired_test": "eval.stats", "paired_compare": "eval.stats",
-    "leaderboard": "eval.stats",
-    "Suite": "eval.suites", "load_suite": "eval.suites", "list_suites": "eval.suites",
-    "EvalConfig": "eval.runner", "run_eval": "eval.runner", "EvalResult": "eval.runner",
-    "FeatureCache": "eval.cache",
-    "train_evaluator": "eval.evaluator", "load_evaluator": "eval.evaluator",
+    "EXTRACTORS": "skyloom.eval.features", "METRICS": "skyloom.eval.metrics",
+    "ResultsStore": "skyloom.eval.store", "open_store": "skyloom.eval.store",
+    "bootstrap_ci": "skyloom.eval.stats", "paired_test": "skyloom.eval.stats", "paired_compare": "skyloom.eval.stats",
+    "leaderboard": "skyloom.eval.stats",
+    "Suite": "skyloom.eval.suites", "load_suite": "skyloom.eval.suites", "list_suites": "skyloom.eval.suites",
+    "EvalConfig": "skyloom.eval.runner", "run_eval": "skyloom.eval.runner", "EvalResult": "skyloom.eval.runner",
+    "FeatureCache": "skyloom.eval.cache",
+    "train_evaluator": "skyloom.eval.evaluator", "load_evaluator": "skyloom.eval.evaluator",
 }
 __all__ = sorted(_LAZY)
 

@@ -66,8 +66,8 @@ def register(app: typer.Typer) -> None:
         if not suite or not ckpt:
             console.print(ctx.get_help())
             fail("pass --suite NAME and at least one --ckpt PATH (or a subcommand)")
-        from eval.runner import EvalConfig, run_eval
-        from eval.store import StoreError
+        from skyloom.eval.runner import EvalConfig, run_eval
+        from skyloom.eval.store import StoreError
         from skyloom.cli_common import load_config, stage_timer
         from skyloom.config import ConfigError
 
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
         """List the evaluation suites, or show one suite's items and metrics (validated)."""
         from rich.table import Table
 
-        from eval.suites import list_suites, load_suite
+        from skyloom.eval.suites import list_suites, load_suite
 
         names = [name] if name else list_suites()
         t = Table(title="evaluation suites")
@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a small video-text contrastive model (open_clip towers, random init) on a corpus's
         clips and captions, on CPU in minutes. Use it as an extractor: [cyan]indomain:OUT[/]."""
-        from eval.evaluator import EvaluatorConfig, train_evaluator
+        from skyloom.eval.evaluator import EvaluatorConfig, train_evaluator
         from skyloom.cli_common import load_config, stage_timer
 
         cfg = load_config(EvaluatorConfig, "eval", preset, sets)
@@ -134,9 +134,9 @@ def register(app: typer.Typer) -> None:
                       f"use it with [cyan]--set suite.extractors.text_video=indomain:{res['path']}[/]")
 
     try:
-        metrics_cli = importlib.import_module("eval.metrics_cli")
+        metrics_cli = importlib.import_module("skyloom.eval.metrics_cli")
     except ModuleNotFoundError as e:
-        if e.name != "eval.metrics_cli":
+        if e.name != "skyloom.eval.metrics_cli":
             raise
     else:
         metrics_cli.register(eval_app)
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rank evaluated checkpoints per suite; entries tied within noise share a tie group.
         Only evaluations of the same suite version (declared version + content hash) are ranked together."""
-        from eval.stats import leaderboard
+        from skyloom.eval.stats import leaderboard
 
         _check_format(fmt)
         store = _open(db, runs)
@@ -178,7 +178,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Paired per-item comparison of B against A (same prompts and seeds): difference B - A,
         bootstrap CI, sign-flip permutation p-value, and which is better per metric."""
-        from eval.stats import compare_all
+        from skyloom.eval.stats import compare_all
 
         _check_format(fmt)
         store = _open(db, runs, near=[a, b])
@@ -209,7 +209,7 @@ def _check_format(fmt: str) -> None:
 
 def _open(db: str | None, runs: Path | None, near: list[str] | None = None):
     """The store given by --db, the merged stores of --runs, or the run of a checkpoint argument."""
-    from eval.store import ResultsStore
+    from skyloom.eval.store import ResultsStore
     from skyloom.rundir import find_runs, run_of_checkpoint
 
     if db:

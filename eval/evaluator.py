@@ -17,7 +17,7 @@ As an extractor (``indomain:PATH`` in suites, or ``load_evaluator(PATH)``):
 returns contextual per-frame embeddings (``sequence_frames = True``; the feature cache keys
 whole sequences), ``encode_videos`` the L2-normalised mean of those, ``encode_text`` the
 caption embeddings. Its ``name`` is ``indomain:<abs path>`` and ``weights`` the sha256 of
-``model.safetensors``, so every number it produces is labelled with it.
+``skyloom.model.safetensors``, so every number it produces is labelled with it.
 
 Folder: ``OUT/config.json`` (EvaluatorConfig + corpus + training summary),
 ``OUT/model.safetensors``, ``OUT/heldout.json`` (caption-ranking accuracy on held-out clips).
@@ -347,10 +347,10 @@ class InDomainExtractor:
 
 
 def load_evaluator(path: str | os.PathLike, device: str = "cpu") -> InDomainExtractor:
-    """Load an evaluator folder and register it in ``eval.features.EXTRACTORS`` as ``indomain:<abs path>``
+    """Load an evaluator folder and register it in ``skyloom.eval.features.EXTRACTORS`` as ``indomain:<abs path>``
     (the registered factory reads the folder again on each use, so a retrained evaluator is never stale)."""
     ex = InDomainExtractor(path, device)
-    from eval.features import EXTRACTORS
+    from skyloom.eval.features import EXTRACTORS
 
     if ex.name not in EXTRACTORS:
         folder = ex.path

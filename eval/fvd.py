@@ -1,6 +1,6 @@
 """FVD and KVD metrics (distribution distances on video features), mergeable across shards.
 
-Registered in ``eval.metrics.METRICS`` as ``fvd`` and ``kvd``; the maths is in ``eval.frechet``.
+Registered in ``skyloom.eval.metrics.METRICS`` as ``fvd`` and ``kvd``; the maths is in ``skyloom.eval.frechet``.
 
 Example:
     >>> import numpy as np
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from eval import frechet
-from eval.features import check_videos
-from eval.metrics import METRICS, CompensatedSum, Metric, MetricResult
+from skyloom.eval import frechet
+from skyloom.eval.features import check_videos
+from skyloom.eval.metrics import METRICS, CompensatedSum, Metric, MetricResult
 
 
 @METRICS.register("fvd")

@@ -1,6 +1,6 @@
 """Video generation for evaluations: one pipeline per worker, in-process or one Ray actor per checkpoint.
 
-A :class:`GeneratorWorker` loads one checkpoint with a pipeline loader (``model:load_pipeline``
+A :class:`GeneratorWorker` loads one checkpoint with a pipeline loader (``skyloom.model:load_pipeline``
 by default; any ``"module:function"`` with the same contract) and generates batches of items.
 Loading errors are kept, not raised, so that a checkpoint that does not load becomes a failure
 record of that evaluation instead of a crash of the whole job. :func:`generate_all` drives the
@@ -52,7 +52,7 @@ class GeneratorWorker:
         self.error: str | None = None
         self.pipeline: Any = None
         try:
-            self.pipeline = resolve(loader)(checkpoint, device=device)
+            self.pipeline = resolve(LEGACY_LOADERS.get(loader, loader))(checkpoint, device=device)
         except Exception as e:  # any load error becomes a failure record
             self.error = f"{type(e).__name__}: {e}"
             logger.warning("checkpoint %s does not load: %s", checkpoint, self.error)
@@ -110,6 +110,11 @@ def _group(items: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, 
     for g in groups.values():
         out += [g[i:i + batch_size] for i in range(0, len(g), batch_size)]
     return out
+
+
+# Loader spellings stored by skyloom before its stages moved under ``skyloom.``: resolved to the
+# package, never to a user's own top-level ``model`` module.
+LEGACY_LOADERS = {"model:load_pipeline": "skyloom.model:load_pipeline"}
 
 
 def generate_all(jobs: Sequence[GenJob], on_batch: Callable[[GenBatch], None], *, loader: str,

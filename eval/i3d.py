@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eval.features import RANDOM_INIT, VideoExtractor, check_videos, weights_hash
+from skyloom.eval.features import RANDOM_INIT, VideoExtractor, check_videos, weights_hash
 
 log = logging.getLogger(__name__)
 

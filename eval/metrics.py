@@ -4,7 +4,7 @@ State is float64 and mergeable: Fréchet metrics keep (count, Σx, Σxxᵀ) per 
 (two-sum) accumulation, per-video metrics keep per-item values and sum them with ``math.fsum``, so
 neither the split across Ray shards/processes nor the merge order changes a result (bitwise);
 metric objects pickle without their extractor (rebuilt lazily from its name). The maths lives in
-pure functions (``eval.frechet``, ``eval.temporal``, ``eval.physics``) with the formulas.
+pure functions (``skyloom.eval.frechet``, ``skyloom.eval.temporal``, ``skyloom.eval.physics``) with the formulas.
 
 Every :class:`MetricResult` records the metric version, the extractor, its weights hash (or
 ``"random-init"``/``"none"``), its preprocessing and the sample counts.
@@ -28,17 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from eval import temporal
-from eval.features import NO_WEIGHTS, check_videos, get_extractor, l2_normalise
+from skyloom.eval import temporal
+from skyloom.eval.features import NO_WEIGHTS, check_videos, get_extractor, l2_normalise
 from skyloom.registry import Registry
 
 log = logging.getLogger(__name__)
 
 METRICS: Registry[Any] = Registry("metric")
-METRICS.register_lazy("fvd", "eval.fvd:FVD")
-METRICS.register_lazy("kvd", "eval.fvd:KVD")
-METRICS.register_lazy("physics_iq", "eval.physics:PhysicsIQ")
-METRICS.register_lazy("physics_trajectory", "eval.physics:PhysicsTrajectory")
+METRICS.register_lazy("fvd", "skyloom.eval.fvd:FVD")
+METRICS.register_lazy("kvd", "skyloom.eval.fvd:KVD")
+METRICS.register_lazy("physics_iq", "skyloom.eval.physics:PhysicsIQ")
+METRICS.register_lazy("physics_trajectory", "skyloom.eval.physics:PhysicsTrajectory")
 
 
 @dataclass
@@ -365,9 +365,9 @@ class CLIPSimX100(CLIPSim):
 
 
 def __getattr__(name: str) -> Any:
-    """``eval.metrics.FVD`` / ``KVD`` live in ``eval.fvd`` (imported on first use)."""
+    """``skyloom.eval.metrics.FVD`` / ``KVD`` live in ``skyloom.eval.fvd`` (imported on first use)."""
     if name in ("FVD", "KVD"):
-        import eval.fvd as fvd_module
+        import skyloom.eval.fvd as fvd_module
 
         return getattr(fvd_module, name)
-    raise AttributeError(f"module 'eval.metrics' has no attribute {name!r}")
+    raise AttributeError(f"module 'skyloom.eval.metrics' has no attribute {name!r}")

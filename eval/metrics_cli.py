@@ -75,7 +75,7 @@ def parse_options(opts: list[str] | None) -> dict[str, Any]:
 def build_metric(metric: str, extractor: str | None, weights: str | None, random_init: bool,
                  options: dict[str, Any]) -> Any:
     """The metric from ``METRICS`` with its extractor built from the command-line options."""
-    from eval.metrics import METRICS
+    from skyloom.eval.metrics import METRICS
 
     cls = METRICS.get(metric)
     kwargs = dict(options)
@@ -88,7 +88,7 @@ def build_metric(metric: str, extractor: str | None, weights: str | None, random
             ekw["pretrained" if name == "clip" else "weights"] = weights
         if random_init:
             ekw["random_init"] = True
-        from eval.features import get_extractor
+        from skyloom.eval.features import get_extractor
 
         kwargs["extractor"] = get_extractor(name, **ekw)
     elif extractor or weights:

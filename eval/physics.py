@@ -14,7 +14,7 @@ opening then closing. With masks A (generated) and B (ground truth), (T, H, W) b
 
 (an empty union counts as IoU 1). Each is normalised by the **physical variance**: the same
 metric between the ground truth and a re-simulation of the scene with tiny perturbations of its
-initial conditions (``datagen.perturb_spec`` + ``datagen.render_spec``), which is what Physics-IQ
+initial conditions (``skyloom.datagen.perturb_spec`` + ``skyloom.datagen.render_spec``), which is what Physics-IQ
 measures with two real takes. Normalised scores: IoU / IoU_variance and MSE_variance / MSE, each
 capped at 1 (as good as physics itself allows); ``physics_iq = 100 · mean`` of the four.
 
@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from eval.features import NO_WEIGHTS
-from eval.metrics import METRICS, PerItemMetric
+from skyloom.eval.features import NO_WEIGHTS
+from skyloom.eval.metrics import METRICS, PerItemMetric
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +129,12 @@ def physical_variance(spec: dict[str, Any], cond_frames: int, scale: float = 0.0
     Args:
         spec: the scene spec (``gt["spec"]``).
         cond_frames: frames given to the model; metrics use frames ``cond_frames:``.
-        scale, seed: perturbation size and seed (``datagen.perturb_spec(spec, scale, seed + k)``).
+        scale, seed: perturbation size and seed (``skyloom.datagen.perturb_spec(spec, scale, seed + k)``).
         reference: the ground-truth frames if already rendered.
-        render, perturb: injectable for tests; default ``datagen.render_spec`` / ``perturb_spec``.
+        render, perturb: injectable for tests; default ``skyloom.datagen.render_spec`` / ``perturb_spec``.
     """
     if render is None or perturb is None:
-        import datagen  # lazy: heavy (MuJoCo) and owned by another stage
+        from skyloom import datagen  # lazy: heavy (MuJoCo) and owned by another stage
 
         render = render or datagen.render_spec
         perturb = perturb or datagen.perturb_spec

@@ -1,7 +1,7 @@
 """Physics-probe items of a suite: rendered scenes the model must continue.
 
 Scenes are drawn from a ``datagen`` preset (``physics.preset``, default ``physics-probe``) with
-the suite's seed, rendered once with ``datagen.render_spec`` (deterministic), and each becomes an
+the suite's seed, rendered once with ``skyloom.datagen.render_spec`` (deterministic), and each becomes an
 item with the first ``cond_frames`` frames as conditioning, the full simulator clip as the
 reference, the ground-truth dict, the scene spec and the *physical variance* (Physics-IQ metrics
 between the ground truth and ``perturb_takes`` re-simulations with tiny perturbations), computed
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.suites import PhysicsSpec
+from skyloom.eval.suites import PhysicsSpec
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +35,9 @@ def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
     Raises:
         skyloom.config.ConfigError: unknown datagen preset or override.
     """
-    import datagen
-    from datagen.render import RenderConfig
-    from eval.physics import physical_variance
+    from skyloom import datagen
+    from skyloom.datagen.render import RenderConfig
+    from skyloom.eval.physics import physical_variance
     from skyloom.config import load
 
     cfg = load(RenderConfig, ph.preset, list(ph.overrides) + [f"scene.num_frames={ph.num_frames}"], group="datagen")

@@ -6,9 +6,9 @@ For each checkpoint the runner:
    settings), so rerunning the same command *resumes* the same evaluation;
 2. generates the suite's videos that are not on disk yet (``RUN/eval/<suite>/<eval_id>/videos/
    <item_id>.mp4``, written atomically) with one pipeline per worker: in-process, or one Ray
-   actor per checkpoint (:mod:`eval.generate`);
-3. scores them (:mod:`eval.scoring`): per-item metrics skip items whose value is already in the
-   store, features go through the :class:`eval.cache.FeatureCache` (per video hash and extractor),
+   actor per checkpoint (:mod:`skyloom.eval.generate`);
+3. scores them (:mod:`skyloom.eval.scoring`): per-item metrics skip items whose value is already in the
+   store, features go through the :class:`skyloom.eval.cache.FeatureCache` (per video hash and extractor),
    so the reference set and unchanged videos are never re-encoded;
 4. writes scores with bootstrap CIs, per-item values and failure records to the results store,
    and ``results.json`` (schema in ``docs/eval.md``) beside the videos.
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.store import ResultsStore
-from eval.suites import Suite, load_suite, suite_to_dict
+from skyloom.eval.store import ResultsStore
+from skyloom.eval.suites import Suite, load_suite, suite_to_dict
 from skyloom.config import REPO_ROOT, save_resolved, to_dict
 from skyloom.rundir import (
     RunError,
@@ -60,7 +60,7 @@ class EvalConfig:
     executor: str = "auto"  # auto (Ray when >= 2 checkpoints need videos or a cluster is given) | local | ray
     ray_address: str | None = None
     device: str = "cpu"
-    pipeline_loader: str = "model:load_pipeline"
+    pipeline_loader: str = "skyloom.model:load_pipeline"
     n_boot: int = 1000  # bootstrap resamples for per-item metrics
     set_boot: int = 50  # bootstrap resamples for set-level metrics (FVD, KVD)
     level: float = 0.95
@@ -111,12 +111,32 @@ class _Ctx:
 
 
 def git_hash() -> str | None:
+    """The commit of skyloom's own source checkout, or None for an installed wheel.
+
+    Only asks git when the package sits in a checkout of skyloom (its ``pyproject.toml`` names
+    the project), never in whatever folder holds site-packages.
+    """
+    root = REPO_ROOT
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5,
+        if 'name = "skyloom"' not in (root / "pyproject.toml").read_text():
+            return None
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5,
                              check=False)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def _id_loader(loader: str) -> str:
+    """The loader as it entered eval ids before the stages moved under ``skyloom.``.
+
+    Eval ids hash the loader string; hashing the pre-rename spelling keeps every stored eval id
+    (and its video folder) valid, so a rerun resumes instead of re-generating.
+    """
+    for stage in ("datagen", "captioning", "model", "eval", "dashboards"):
+        if loader.startswith(f"skyloom.{stage}:") or loader.startswith(f"skyloom.{stage}."):
+            return loader.removeprefix("skyloom.")
+    return loader
 
 
 def _safe(s: str) -> str:
@@ -139,7 +159,7 @@ def _context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
     name = f"{run_name}/{ck.name}" if run_name else ck.name
     marker = ck / "COMPLETE"
     ident = {"ckpt": str(ck), "marker": marker.read_text() if marker.exists() else None,
-             "suite": suite.content_hash(), "loader": cfg.pipeline_loader}
+             "suite": suite.content_hash(), "loader": _id_loader(cfg.pipeline_loader)}
     h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     eval_id = f"{suite.name}-v{suite.version}-{_safe(name)}-{h}"
     if cfg.out:
@@ -171,7 +191,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
 
     Args:
         cfg: the run's settings.
-        metrics: metric registry (default ``eval.metrics.METRICS``; tests pass their own).
+        metrics: metric registry (default ``skyloom.eval.metrics.METRICS``; tests pass their own).
         suite: an already loaded suite (default: load ``cfg.suite`` with ``cfg.suite_overrides``).
         store: an open results store (default: from ``cfg.db``).
 
@@ -179,9 +199,9 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
         eval.suites.SuiteError: the suite file is invalid (nothing is generated).
         ValueError: no checkpoints, or an unknown executor.
     """
-    from eval import scoring
-    from eval.cache import FeatureCache
-    from eval.generate import GenBatch, GenJob, generate_all
+    from skyloom.eval import scoring
+    from skyloom.eval.cache import FeatureCache
+    from skyloom.eval.generate import GenBatch, GenJob, generate_all
     from skyloom.video import write_video
 
     t0 = time.perf_counter()
@@ -190,7 +210,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     if cfg.executor not in ("auto", "local", "ray"):
         raise ValueError(f"executor {cfg.executor!r} is not one of: auto, local, ray")
     if metrics is None:
-        from eval.metrics import METRICS as metrics
+        from skyloom.eval.metrics import METRICS as metrics
     if suite is None:
         suite = load_suite(cfg.suite, cfg.suite_overrides, metric_names=metrics.names())
     else:

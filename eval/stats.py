@@ -11,7 +11,7 @@ and a leaderboard that marks ties within noise.
   correction (Phipson & Smyth 2010). It agrees with ``scipy.stats.permutation_test`` and, for
   large ``n``, with the paired t-test ``scipy.stats.ttest_rel``.
 - :func:`paired_compare`: the same, reading per-item values of two evaluations from a
-  :class:`eval.store.ResultsStore`.
+  :class:`skyloom.eval.store.ResultsStore`.
 - :func:`leaderboard`: one row per checkpoint of a suite, ranked by a primary metric; entries
   whose difference to their group's leader is not significant share a ``tie_group``.
 
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from eval.store import ResultsStore
+    from skyloom.eval.store import ResultsStore
 
 logger = logging.getLogger(__name__)
 

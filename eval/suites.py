@@ -15,7 +15,7 @@ A suite (``configs/eval/suites/<name>.yaml``, format ``skyloom-suite``) holds:
   with ``--set suite.reference.corpus=PATH``);
 - ``extractors``: aliases -> extractor specs (``clip``, ``pixels``, ``indomain:PATH``), so one
   ``--set suite.extractors.text_video=indomain:EVAL_DIR`` switches every metric using it;
-- ``metrics``: the metrics (names in ``eval.metrics.METRICS``) with their extractor and
+- ``metrics``: the metrics (names in ``skyloom.eval.metrics.METRICS``) with their extractor and
   settings; each is stored under its ``id`` (default: the name).
 
 Loading checks every key and type (unknown key -> error naming it and the valid keys); then
@@ -42,7 +42,8 @@ from typing import Any
 from skyloom.config import (
     ConfigError,
     apply_overrides,
-    configs_dir,
+    list_presets,
+    preset_path,
     from_dict,
     load_yaml,
     to_dict,
@@ -180,8 +181,8 @@ class Suite:
         """Check the meaning of the suite; return it.
 
         Args:
-            metric_names: valid metric names (default: ``eval.metrics.METRICS``).
-            extractor_names: valid extractor names (default: ``eval.features.EXTRACTORS``);
+            metric_names: valid metric names (default: ``skyloom.eval.metrics.METRICS``).
+            extractor_names: valid extractor names (default: ``skyloom.eval.features.EXTRACTORS``);
                 ``indomain:PATH`` specs are always accepted (checked when loaded).
             where: file name for error messages.
 
@@ -214,7 +215,7 @@ class Suite:
         if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
             raise SuiteError(f"{at}seeds must be a non-empty list without repeats, got {list(self.seeds)}")
         if metric_names is None:
-            from eval.metrics import METRICS
+            from skyloom.eval.metrics import METRICS
 
             metric_names = METRICS.names()
         valid = sorted(metric_names)
@@ -255,21 +256,20 @@ class Suite:
 
 
 def suite_path(name: str | os.PathLike) -> Path:
-    """A suite name (``configs/eval/suites/<name>.yaml``) or a YAML path."""
+    """A suite name (``eval/suites/<name>.yaml`` in the preset folders) or a YAML path."""
     p = Path(name)
     if p.suffix in (".yaml", ".yml"):
         if not p.exists():
             raise SuiteError(f"suite file {p} does not exist")
         return p
-    cand = configs_dir() / SUITE_GROUP / f"{name}.yaml"
-    if not cand.exists():
-        raise SuiteError(f"unknown suite {str(name)!r}: no file {cand}. Available: {', '.join(list_suites()) or '(none)'}")
-    return cand
+    try:
+        return preset_path(SUITE_GROUP, str(name))
+    except ConfigError as e:
+        raise SuiteError(str(e).replace(f"unknown {SUITE_GROUP} preset", "unknown suite")) from None
 
 
 def list_suites() -> list[str]:
-    d = configs_dir() / SUITE_GROUP
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+    return list_presets(SUITE_GROUP)
 
 
 def load_suite(name: str | os.PathLike, overrides: Iterable[str] = (), validate: bool = True,

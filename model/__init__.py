@@ -16,11 +16,11 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "load_pipeline": "model.pipeline", "VideoPipeline": "model.pipeline",
-    "run": "model.train:train", "TrainResult": "model.train",
-    "run_ray": "model.ray_train", "TrainConfig": "model.config",
-    "VideoDiT": "model.dit", "RectifiedFlow": "model.schedule", "FlowSampler": "model.sampler",
-    "build_text_encoder": "model.text", "build_autoencoder": "model.autoencoder",
+    "load_pipeline": "skyloom.model.pipeline", "VideoPipeline": "skyloom.model.pipeline",
+    "run": "skyloom.model.train:train", "TrainResult": "skyloom.model.train",
+    "run_ray": "skyloom.model.ray_train", "TrainConfig": "skyloom.model.config",
+    "VideoDiT": "skyloom.model.dit", "RectifiedFlow": "skyloom.model.schedule", "FlowSampler": "skyloom.model.sampler",
+    "build_text_encoder": "skyloom.model.text", "build_autoencoder": "skyloom.model.autoencoder",
 }
 __all__ = sorted(_LAZY)
 

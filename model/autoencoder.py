@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.config import AEConfig
+from skyloom.model.config import AEConfig
 
 
 class VideoAutoencoder(nn.Module):

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.config import AEConfig, DiTConfig, TextConfig
+from skyloom.model.config import AEConfig, DiTConfig, TextConfig
 from skyloom.config import from_dict, to_dict
 from skyloom.fsutil import atomic_write_json
 
@@ -41,7 +41,7 @@ class CheckpointError(ValueError):
 
 def save_component(folder: Path, name: str, cfg: Any, module: nn.Module | None,
                    state: dict[str, torch.Tensor] | None = None) -> None:
-    """Write ``<folder>/<name>/config.json`` and (if any weights) ``model.safetensors``."""
+    """Write ``<folder>/<name>/config.json`` and (if any weights) ``skyloom.model.safetensors``."""
     from safetensors.torch import save_file
 
     d = folder / name
@@ -106,7 +106,7 @@ def read_pipeline_info(folder: Path) -> dict[str, Any]:
 
 def load_ae(ae_cfg: AEConfig, folder: Path | None = None) -> nn.Module:
     """Build the autoencoder and load its weights from ``folder`` (a checkpoint) or ``ae_cfg.ckpt``."""
-    from model.autoencoder import build_autoencoder
+    from skyloom.model.autoencoder import build_autoencoder
     from skyloom.rundir import resolve_checkpoint
 
     ae = build_autoencoder(ae_cfg)

@@ -13,7 +13,7 @@ from skyloom.cli_common import RayAddressOpt, SetOpt, console, fail
 def _resolve_config(out: Path, preset: str | None, sets: list[str] | None, stage: str | None, steps: int | None,
                     max_minutes: float | None, fresh: bool):
     """Preset (default: the run's saved config when resuming, else vdit-tiny) + overrides."""
-    from model.config import TrainConfig
+    from skyloom.model.config import TrainConfig
     from skyloom.config import apply_overrides, from_dict, load_yaml
     from skyloom.cli_common import load_config
 
@@ -69,12 +69,12 @@ def register(app: typer.Typer) -> None:
         cfg = _resolve_config(out, preset, sets, stage, steps, max_minutes, fresh=not resume)
         with stage_timer(f"train {cfg.name} ({cfg.stage})"):
             if ray_address or num_workers > 1:
-                from model.ray_train import run_ray
+                from skyloom.model.ray_train import run_ray
 
                 res = run_ray(cfg, corpus, out, num_workers=num_workers, use_gpu=gpu, address=ray_address,
                               resume=resume, fresh=not resume)
             else:
-                from model.train import train
+                from skyloom.model.train import train
 
                 res = train(cfg, corpus, out, resume=resume, fresh=not resume, device=device)
         last = res.losses[-1][1] if res.losses else float("nan")
@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
         """
         import numpy as np
 
-        from model.pipeline import load_pipeline
+        from skyloom.model.pipeline import load_pipeline
         from skyloom.video import read_video, write_video
 
         if image is not None and video is not None:
@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
         if png is not None:
             import cv2
 
-            from model.pipeline import frames_grid
+            from skyloom.model.pipeline import frames_grid
 
             png.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(png), frames_grid(vids)[:, :, ::-1])

@@ -14,7 +14,7 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class DiTConfig:
-    """Spacetime-patch diffusion transformer (see :mod:`model.dit`)."""
+    """Spacetime-patch diffusion transformer (see :mod:`skyloom.model.dit`)."""
 
     in_channels: int = 3  # latent channels (3 for the pixel-space autoencoder)
     patch: tuple[int, int, int] = (1, 4, 4)  # (pt, ph, pw)
@@ -39,7 +39,7 @@ class DiTConfig:
 
 @dataclass(frozen=True)
 class TextConfig:
-    """Text encoder (see :mod:`model.text`).
+    """Text encoder (see :mod:`skyloom.model.text`).
 
     ``kind``: ``tiny`` (small trainable transformer over open_clip's bundled BPE tokenizer, no
     download), ``open_clip`` (the text tower of an open_clip CLIP; ``pretrained`` = a local weights
@@ -60,7 +60,7 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class AEConfig:
-    """Video autoencoder (see :mod:`model.autoencoder`).
+    """Video autoencoder (see :mod:`skyloom.model.autoencoder`).
 
     ``identity``: pixel space (frames scaled to [-1, 1]). ``vae``: causal 3D conv VAE with
     ``temporal_factor`` x ``spatial_factor`` x ``spatial_factor`` compression; ``ckpt`` points to
@@ -80,7 +80,7 @@ class AEConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """Rectified-flow schedule (see :mod:`model.schedule`)."""
+    """Rectified-flow schedule (see :mod:`skyloom.model.schedule`)."""
 
     logit_mean: float = 0.0
     logit_std: float = 1.0
@@ -90,7 +90,7 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """Default sampler settings stored with the checkpoint (see :mod:`model.sampler`)."""
+    """Default sampler settings stored with the checkpoint (see :mod:`skyloom.model.sampler`)."""
 
     method: Literal["euler", "heun"] = "euler"
     steps: int = 30
@@ -109,7 +109,7 @@ class Bucket:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Corpus -> training batches (see :mod:`model.data`)."""
+    """Corpus -> training batches (see :mod:`skyloom.model.data`)."""
 
     buckets: tuple[Bucket, ...] = (Bucket(),)
     split: str = "train"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from model.config import Bucket, DataConfig
+from skyloom.model.config import Bucket, DataConfig
 from skyloom.corpus import ClipRecord, Corpus
 
 logger = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from model.config import DiTConfig
+from skyloom.model.config import DiTConfig
 
 
 # -- 3D RoPE ---------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ class VideoDiT(nn.Module):
     """The network ``v = f(x_t, t, text)`` of a rectified-flow video model.
 
     Args:
-        cfg: :class:`model.config.DiTConfig`.
+        cfg: :class:`skyloom.model.config.DiTConfig`.
 
     Shapes:
         x: (B, C, T, H, W) noisy latent; t: (B, T) per-frame time in [0, 1] (0 = clean/given);

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.autoencoder import VideoAutoencoder
-from model.checkpoint import CheckpointError, component_configs, load_ae, load_weights, read_pipeline_info
-from model.config import SamplerConfig, ScheduleConfig
-from model.data import crop_resize
-from model.sampler import FlowSampler
-from model.schedule import RectifiedFlow
+from skyloom.model.autoencoder import VideoAutoencoder
+from skyloom.model.checkpoint import CheckpointError, component_configs, load_ae, load_weights, read_pipeline_info
+from skyloom.model.config import SamplerConfig, ScheduleConfig
+from skyloom.model.data import crop_resize
+from skyloom.model.sampler import FlowSampler
+from skyloom.model.schedule import RectifiedFlow
 from skyloom.config import from_dict
 from skyloom.rundir import resolve_checkpoint
 
@@ -125,8 +125,8 @@ def load_pipeline(ckpt_path: str | os.PathLike, device: str = "cpu", use_ema: bo
     Args:
         use_ema: use the EMA weights when the checkpoint has them (the default, as in DiT).
     """
-    from model.dit import VideoDiT
-    from model.text import build_text_encoder
+    from skyloom.model.dit import VideoDiT
+    from skyloom.model.text import build_text_encoder
 
     folder = resolve_checkpoint(ckpt_path)
     info = read_pipeline_info(folder)

@@ -1,7 +1,7 @@
 """Scale-out: the same training loop under Ray Train's ``TorchTrainer`` (DDP, or FSDP).
 
 ``skyloom train CORPUS --out RUN --ray-address ray://head:10001 --num-workers 8 --gpu`` runs
-:func:`model.train.train` on every worker. Ray Train sets up the process group;
+:func:`skyloom.model.train.train` on every worker. Ray Train sets up the process group;
 ``ray.train.torch.prepare_model`` wraps the trainable module (DDP, or FSDP with
 ``--set fsdp=true``) and moves it to the worker's device. Each worker draws every
 ``num_workers``-th batch of the shared deterministic bucket sampler and its own noise (seeded by
@@ -17,8 +17,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from model.config import TrainConfig
-from model.train import TrainResult
+from skyloom.model.config import TrainConfig
+from skyloom.model.train import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from model.train import Dist, train
+    from skyloom.model.train import Dist, train
     from skyloom.config import from_dict
 
     cfg = from_dict(TrainConfig, config["cfg"])

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from model.schedule import RectifiedFlow
+from skyloom.model.schedule import RectifiedFlow
 
 VelocityFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 METHODS = ("euler", "heun")

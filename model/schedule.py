@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from model.config import ScheduleConfig
+from skyloom.model.config import ScheduleConfig
 
 
 def apply_shift(t: torch.Tensor, shift: float) -> torch.Tensor:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model.config import TextConfig
+from skyloom.model.config import TextConfig
 from skyloom.registry import Registry
 
 logger = logging.getLogger(__name__)

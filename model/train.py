@@ -1,14 +1,14 @@
 """The training loop of ``skyloom train``: a DiT (``stage=dit``) or the video VAE (``stage=vae``).
 
 One function, :func:`train`, used in-process on a laptop and per worker under Ray Train
-(:mod:`model.ray_train`). What it does each step (``stage=dit``):
+(:mod:`skyloom.model.ray_train`). What it does each step (``stage=dit``):
 
-1. next batch from the resumable bucket sampler (:mod:`model.data`), frames -> [-1, 1];
+1. next batch from the resumable bucket sampler (:mod:`skyloom.model.data`), frames -> [-1, 1];
 2. latents from the (frozen) autoencoder; captions dropped to "" with ``text_dropout`` (CFG);
 3. per-frame conditioning mask in ``mask_prob`` of the steps (Open-Sora 1.1): image-to-video
    (first latent frame given), extension (a prefix given) or random frames; given frames get
    t = 0, stay clean and weigh 0 in the loss;
-4. rectified-flow loss (:mod:`model.schedule`), AdamW, grad clipping, EMA; bf16 autocast on GPU.
+4. rectified-flow loss (:mod:`skyloom.model.schedule`), AdamW, grad clipping, EMA; bf16 autocast on GPU.
 
 Every random draw comes from a generator seeded by (seed, step, rank), and the sampler
 position, optimizer, EMA and RNG are in every checkpoint: resuming continues the same run
@@ -31,11 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.checkpoint import (EMA, PIPELINE_FORMAT, PIPELINE_VERSION, load_ae, load_state_file, load_weights,
+from skyloom.model.checkpoint import (EMA, PIPELINE_FORMAT, PIPELINE_VERSION, load_ae, load_state_file, load_weights,
                               save_component)
-from model.config import TrainConfig
-from model.data import BatchLoader, CorpusVideoDataset
-from model.schedule import RectifiedFlow
+from skyloom.model.config import TrainConfig
+from skyloom.model.data import BatchLoader, CorpusVideoDataset
+from skyloom.model.schedule import RectifiedFlow
 from skyloom.config import save_resolved
 from skyloom.fsutil import atomic_write_json
 from skyloom.rundir import RunDir
@@ -141,7 +141,7 @@ class Trainer:
         self.schedule = RectifiedFlow(cfg.schedule)
         torch.manual_seed(cfg.seed)  # parameter init only; every later draw uses step generators
         if cfg.stage == "vae":
-            from model.autoencoder import CausalVAE
+            from skyloom.model.autoencoder import CausalVAE
 
             if cfg.ae.kind != "vae":
                 raise ValueError("--stage vae needs ae.kind=vae (use --preset vae)")
@@ -149,8 +149,8 @@ class Trainer:
             self.trainable: nn.Module = self.ae
             self.ema_modules: dict[str, nn.Module] = {}
         else:
-            from model.dit import VideoDiT
-            from model.text import build_text_encoder
+            from skyloom.model.dit import VideoDiT
+            from skyloom.model.text import build_text_encoder
 
             text = build_text_encoder(cfg.text)
             if text.dim != cfg.dit.text_dim:
@@ -192,7 +192,7 @@ class Trainer:
             if cfg.stage == "vae":
                 save_component(d, "vae", cfg.ae, None, state=sd)
             else:
-                from model.text import saves_weights
+                from skyloom.model.text import saves_weights
 
                 save_component(d, "dit", cfg.dit, None, {k[4:]: v for k, v in sd.items() if k.startswith("dit.")})
                 tsd = {k[13:]: v for k, v in sd.items() if k.startswith("text_encoder.")}

@@ -30,7 +30,7 @@ The pipeline, one subcommand per arrow:
 app = typer.Typer(name="skyloom", help=HELP, rich_markup_mode="rich", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 
-STAGE_CLIS = ("datagen.cli", "captioning.cli", "model.cli", "eval.cli", "dashboards.cli", "skyloom.demo")
+STAGE_CLIS = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli", "skyloom.eval.cli", "skyloom.dashboards.cli", "skyloom.demo")
 
 
 @app.callback()
@@ -113,14 +113,9 @@ def corpus_export(corpus: Annotated[Path, typer.Argument(help="Corpus directory.
 
 
 def _register_stages() -> None:
+    # Every stage ships in the one package: an import error here is a broken install, shown as is.
     for mod_name in STAGE_CLIS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name or (e.name and mod_name.startswith(e.name)):
-                continue  # stage not installed in this checkout
-            raise
-        mod.register(app)
+        importlib.import_module(mod_name).register(app)
 
 
 _register_stages()

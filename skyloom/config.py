@@ -22,6 +22,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib.resources
 import os
 import types
 import typing
@@ -39,28 +41,50 @@ class ConfigError(ValueError):
     """A config key or value that does not fit the stage's dataclass."""
 
 
+def packaged_configs() -> Path:
+    """The presets and suites shipped inside the installed package (``skyloom.configs``)."""
+    return Path(str(importlib.resources.files("skyloom.configs")))
+
+
+def preset_dirs() -> list[Path]:
+    """Folders searched for presets, first match wins.
+
+    User folders from ``$SKYLOOM_CONFIGS`` (``os.pathsep``-separated, each laid out as
+    ``<group>/<name>.yaml``) come before the presets shipped in the package.
+    """
+    user = [Path(p) for p in os.environ.get("SKYLOOM_CONFIGS", "").split(os.pathsep) if p]
+    return [*user, packaged_configs()]
+
+
 def configs_dir() -> Path:
-    """Directory of YAML presets (``$SKYLOOM_CONFIGS`` or the repository's ``configs/``)."""
-    return Path(os.environ.get("SKYLOOM_CONFIGS", REPO_ROOT / "configs"))
+    """The first preset folder: ``$SKYLOOM_CONFIGS``'s first entry, else the packaged presets."""
+    return preset_dirs()[0]
 
 
 def preset_path(group: str, name: str | os.PathLike) -> Path:
-    """Resolve a preset name (``configs/<group>/<name>.yaml``) or an explicit YAML path."""
+    """Resolve a preset name (``<group>/<name>.yaml`` in :func:`preset_dirs`) or an explicit YAML path."""
     p = Path(name)
     if p.suffix in (".yaml", ".yml") and p.exists():
         return p
-    candidate = configs_dir() / group / f"{name}.yaml"
-    if candidate.exists():
-        return candidate
+    if p.suffix in (".yaml", ".yml") or os.sep in str(name):
+        raise ConfigError(f"{group} preset file {str(name)!r} does not exist")
+    for d in preset_dirs():
+        candidate = d / group / f"{name}.yaml"
+        if candidate.exists():
+            return candidate
     available = list_presets(group)
-    raise ConfigError(
-        f"unknown {group} preset {str(name)!r}: no file {candidate}. Available: {', '.join(available) or '(none)'}"
-    )
+    close = difflib.get_close_matches(str(name), available, n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ConfigError(f"unknown {group} preset {str(name)!r}.{hint} Available: {', '.join(available) or '(none)'}")
 
 
 def list_presets(group: str) -> list[str]:
-    d = configs_dir() / group
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+    """Preset names of ``group`` across every folder of :func:`preset_dirs`."""
+    names: set[str] = set()
+    for d in preset_dirs():
+        if (d / group).is_dir():
+            names.update(p.stem for p in (d / group).glob("*.yaml"))
+    return sorted(names)
 
 
 def _type_name(tp: Any) -> str:

@@ -48,9 +48,9 @@ class DemoConfig:
 
 
 def default_config_path() -> Path:
-    from skyloom.config import configs_dir
+    from skyloom.config import packaged_configs
 
-    return configs_dir() / "demo.yaml"
+    return packaged_configs() / "demo.yaml"
 
 
 def load_demo_config(path: str | Path | None, sets: list[str] | None = None) -> DemoConfig:

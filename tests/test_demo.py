@@ -13,13 +13,13 @@ import sys
 
 import pytest
 
-from skyloom.config import configs_dir
+from skyloom.config import packaged_configs
 
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    cmd = [sys.executable, "-m", "skyloom.cli", "demo", "--config", str(configs_dir() / "demo-tiny.yaml"),
+    cmd = [sys.executable, "-m", "skyloom.cli", "demo", "--config", str(packaged_configs() / "demo-tiny.yaml"),
            "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -28,7 +28,7 @@ def demo_out(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_artifacts(demo_out):
-    from eval.store import ResultsStore
+    from skyloom.eval.store import ResultsStore
     from skyloom.corpus import Corpus
     from skyloom.rundir import RunDir
 
@@ -75,7 +75,7 @@ def test_demo_artifacts(demo_out):
 @pytest.mark.slow
 def test_demo_rerun_resumes(demo_out):
     out, _ = demo_out
-    cmd = [sys.executable, "-m", "skyloom.cli", "demo", "--config", str(configs_dir() / "demo-tiny.yaml"),
+    cmd = [sys.executable, "-m", "skyloom.cli", "demo", "--config", str(packaged_configs() / "demo-tiny.yaml"),
            "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

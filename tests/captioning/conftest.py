@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from captioning.fake_gt import make_gt
+from skyloom.captioning.fake_gt import make_gt
 from skyloom.corpus import ClipRecord, Corpus
 from skyloom.video import write_video
 from tests.conftest import moving_square_video

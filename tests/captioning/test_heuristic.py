@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from captioning.base import ClipInput
-from captioning.heuristic import HeuristicCaptioner, colour_names
+from skyloom.captioning.base import ClipInput
+from skyloom.captioning.heuristic import HeuristicCaptioner, colour_names
 from tests.conftest import moving_square_video
 
 

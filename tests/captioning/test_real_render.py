@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from captioning.facts import scene_facts
-from captioning.scene_graph import caption_gt
-from captioning.verify import verify_caption
+from skyloom.captioning.facts import scene_facts
+from skyloom.captioning.scene_graph import caption_gt
+from skyloom.captioning.verify import verify_caption
 
 
 def test_caption_of_a_rendered_scene_is_exact_and_physical():
-    from datagen.render import RenderConfig, render_spec, sample_specs
+    from skyloom.datagen.render import RenderConfig, render_spec, sample_specs
     from skyloom import config
 
     cfg = config.load(RenderConfig, "balls-bounce", ["scene.motions=[dropped]", "scene.max_objects=2"], group="datagen")

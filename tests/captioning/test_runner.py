@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from captioning.config import CaptionConfig
-from captioning.runner import run
+from skyloom.captioning.config import CaptionConfig
+from skyloom.captioning.runner import run
 from skyloom.corpus import Corpus
 
 
@@ -85,7 +85,7 @@ def test_cli_caption_verify_stats_upsample(mixed_corpus):
 
 
 def test_crash_midway_then_resume_without_duplicates(tmp_path, monkeypatch):
-    from captioning import runner
+    from skyloom.captioning import runner
     from tests.captioning.conftest import make_mixed_corpus
 
     corpus = make_mixed_corpus(tmp_path / "c", n_syn=6, n_lic=0)

@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from captioning.facts import GroundTruthError, scene_facts
-from captioning.fake_gt import make_gt
-from captioning.scene_graph import caption_gt, realise
-from captioning.verify import verify_caption
+from skyloom.captioning.facts import GroundTruthError, scene_facts
+from skyloom.captioning.fake_gt import make_gt
+from skyloom.captioning.scene_graph import caption_gt, realise
+from skyloom.captioning.verify import verify_caption
 
 
 def _gt_one(motion: str, seed: int = 0, **kw) -> dict:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from captioning.fake_gt import make_gt
-from captioning.scene_graph import caption_gt
-from captioning.upsample import upsample
-from captioning.verify import parse_caption, verify_caption
+from skyloom.captioning.fake_gt import make_gt
+from skyloom.captioning.scene_graph import caption_gt
+from skyloom.captioning.upsample import upsample
+from skyloom.captioning.verify import parse_caption, verify_caption
 
 
 def _scene():
@@ -68,7 +68,7 @@ def test_upsample_rules_share_the_caption_style():
     assert {m for _, _, m in p.motions} >= {"bounce"}
     assert p.camera is not None and len(text.split()) > 3 * len(["a", "red", "ball", "bouncing"])
     # The user's facts survive, and the dense caption verifies against the facts it was written from.
-    from captioning.upsample import prompt_facts
+    from skyloom.captioning.upsample import prompt_facts
 
     facts = prompt_facts("a big wooden cube slides to the left and hits a green ball", seed=2)
     r = verify_caption(upsample("a big wooden cube slides to the left and hits a green ball", seed=2), facts)

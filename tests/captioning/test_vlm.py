@@ -12,23 +12,23 @@ import cv2
 import numpy as np
 import pytest
 
-from captioning.base import ClipInput, frame_images
-from captioning.config import (
+from skyloom.captioning.base import ClipInput, frame_images
+from skyloom.captioning.config import (
     CaptionConfig,
     EndpointConfig,
     FramesConfig,
     VLMLocalConfig,
 )
-from captioning.runner import run
-from captioning.vlm_endpoint import EndpointCaptioner
-from captioning.vlm_local import LocalVLMCaptioner, weights_hash
+from skyloom.captioning.runner import run
+from skyloom.captioning.vlm_endpoint import EndpointCaptioner
+from skyloom.captioning.vlm_local import LocalVLMCaptioner, weights_hash
 from skyloom.corpus import Corpus
 from tests.captioning.conftest import add_clip
 
 
 @pytest.fixture(scope="module")
 def tiny_llava(tmp_path_factory):
-    from captioning.tiny_vlm import build_tiny_llava
+    from skyloom.captioning.tiny_vlm import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
@@ -177,8 +177,8 @@ def test_endpoint_messages_and_refusal_field(chat_server):
     assert msgs[0]["role"] == "system"
     urls = [p for p in msgs[1]["content"] if p["type"] == "image_url"]
     assert len(urls) == 1 and urls[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
-    from captioning.base import CaptionFailure
-    from captioning.vlm_endpoint import _answer
+    from skyloom.captioning.base import CaptionFailure
+    from skyloom.captioning.vlm_endpoint import _answer
 
     with pytest.raises(CaptionFailure, match="refused"):
         _answer({"choices": [{"message": {"content": None, "refusal": "no"}, "finish_reason": "stop"}]})
@@ -189,8 +189,8 @@ def test_endpoint_messages_and_refusal_field(chat_server):
 
 
 def test_upsample_with_llm_endpoint():
-    from captioning.base import CaptionFailure
-    from captioning.upsample import upsample
+    from skyloom.captioning.base import CaptionFailure
+    from skyloom.captioning.upsample import upsample
 
     seen: list[dict] = []
     answers = ["A small red rubber ball falls and bounces. The camera is static.", "I'm sorry, I cannot do that."]

@@ -20,7 +20,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def dash(world):
-    from dashboards import Dashboard
+    from skyloom.dashboards import Dashboard
 
     return Dashboard(world["runs"], corpora=[world["corpus"]])
 
@@ -29,7 +29,7 @@ def dash(world):
 def client(dash):
     from fastapi.testclient import TestClient
 
-    from dashboards import create_app
+    from skyloom.dashboards import create_app
 
     with TestClient(create_app(dash)) as c:
         yield c

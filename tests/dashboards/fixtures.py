@@ -1,7 +1,7 @@
 """A small world for the dashboard tests, made through the real contracts.
 
 Runs (``RunDir.create`` + ``log_metrics`` + ``begin_checkpoint``), a results store
-(``eval.store.ResultsStore`` write methods, CIs from ``eval.stats.bootstrap_ci``), generated
+(``skyloom.eval.store.ResultsStore`` write methods, CIs from ``skyloom.eval.stats.bootstrap_ci``), generated
 videos (``skyloom.video.write_video``, 5 s at 8 fps, 64x64) and a corpus (``Corpus.append``).
 """
 
@@ -30,8 +30,8 @@ EVALS = [("smoke-a0", "run-a", 0, (200, 60, 60), [0.10, 0.12, 0.11, 0.09, 0.13, 
 
 def make_runs(root: Path) -> dict[str, Path]:
     """``root/runs/{run-a, run-b, run-empty}``, a store in run-a holding three evaluations."""
-    from eval.stats import bootstrap_ci
-    from eval.store import ResultsStore
+    from skyloom.eval.stats import bootstrap_ci
+    from skyloom.eval.store import ResultsStore
     from skyloom.rundir import RunDir
     from skyloom.video import write_video
 

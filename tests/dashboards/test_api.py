@@ -26,8 +26,8 @@ def test_overview_lists_runs_store_suites_and_corpus(client, world):
 
 
 def test_leaderboard_matches_eval_stats(client, world):
-    from eval.stats import leaderboard
-    from eval.store import ResultsStore
+    from skyloom.eval.stats import leaderboard
+    from skyloom.eval.store import ResultsStore
 
     lb = client.get("/api/leaderboard").json()
     (table,) = lb["suites"]
@@ -85,8 +85,8 @@ def test_compare_unknown_eval_or_wrong_suite_is_404(client):
 
 
 def test_paired_is_eval_stats_paired_compare(client, world):
-    from eval.stats import paired_compare
-    from eval.store import ResultsStore
+    from skyloom.eval.stats import paired_compare
+    from skyloom.eval.store import ResultsStore
 
     got = client.get("/api/paired", params={"a": "smoke-a0", "b": "smoke-a40", "metric": "clipsim"}).json()
     with ResultsStore(world["run-a"] / "results.sqlite") as store:
@@ -130,7 +130,7 @@ def test_corpus_payload_and_summary(client, world):
 
 
 def test_max_clips_truncates_rows_but_not_summary(world):
-    from dashboards import Dashboard
+    from skyloom.dashboards import Dashboard
 
     (c,) = Dashboard(world["runs"], corpora=[world["corpus"]], max_clips=2).corpus()["corpora"]
     assert len(c["clips"]) == 2 and c["truncated"] and c["summary"]["clips"] == 6
@@ -139,8 +139,8 @@ def test_max_clips_truncates_rows_but_not_summary(world):
 def test_nan_scores_become_null(tmp_path):
     from fastapi.testclient import TestClient
 
-    from dashboards import Dashboard, create_app
-    from eval.store import ResultsStore
+    from skyloom.dashboards import Dashboard, create_app
+    from skyloom.eval.store import ResultsStore
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")
@@ -154,8 +154,8 @@ def test_nan_scores_become_null(tmp_path):
 
 def test_stores_of_several_runs_share_one_leaderboard(tmp_path):
     """Each run evaluated into its own results.sqlite: one merged leaderboard, videos of both runs."""
-    from dashboards import Dashboard
-    from eval.store import ResultsStore
+    from skyloom.dashboards import Dashboard
+    from skyloom.eval.store import ResultsStore
     from skyloom.rundir import RunDir
     from skyloom.video import write_video
     from tests.conftest import moving_square_video

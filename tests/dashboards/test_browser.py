@@ -37,7 +37,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def server(dash):
-    from dashboards import create_app, serve_in_thread
+    from skyloom.dashboards import create_app, serve_in_thread
 
     with serve_in_thread(create_app(dash)) as url:
         yield url
@@ -176,7 +176,7 @@ def test_corpus_view_filters(page, server, artifacts_dir):
 
 
 def test_static_report_works_offline(browser, dash, tmp_path, artifacts_dir):
-    from dashboards import build_report
+    from skyloom.dashboards import build_report
 
     out = tmp_path / "report.html"
     build_report(dash, out)
@@ -208,7 +208,7 @@ def test_static_report_works_offline(browser, dash, tmp_path, artifacts_dir):
 
 
 def test_reload_shows_new_runs(browser, tmp_path):
-    from dashboards import Dashboard, create_app, serve_in_thread
+    from skyloom.dashboards import Dashboard, create_app, serve_in_thread
     from skyloom.rundir import RunDir
 
     RunDir.create(tmp_path / "runs" / "first").log_metrics(0, loss=1.0)
@@ -229,8 +229,8 @@ def test_hostile_strings_are_shown_as_text(browser, tmp_path):
     """Names, prompts and even a string stored in a float column never become markup."""
     import sqlite3
 
-    from dashboards import Dashboard, create_app, serve_in_thread
-    from eval.store import ResultsStore
+    from skyloom.dashboards import Dashboard, create_app, serve_in_thread
+    from skyloom.eval.store import ResultsStore
     from skyloom.rundir import RunDir
 
     evil = '<img src=x onerror="window.__xss=1">'
@@ -270,8 +270,8 @@ def test_compare_selection_is_a_shareable_link(page, server):
 
 def test_leaderboard_problems_are_shown(browser, tmp_path):
     """A suite whose primary metric has no score says so on the page instead of vanishing silently."""
-    from dashboards import Dashboard, create_app, serve_in_thread
-    from eval.store import ResultsStore
+    from skyloom.dashboards import Dashboard, create_app, serve_in_thread
+    from skyloom.eval.store import ResultsStore
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")

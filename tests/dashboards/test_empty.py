@@ -10,7 +10,7 @@ VIEWS = ("/", "/api/overview", "/api/leaderboard", "/api/training", "/api/corpus
 def _get_all(dash) -> dict[str, object]:
     from fastapi.testclient import TestClient
 
-    from dashboards import create_app
+    from skyloom.dashboards import create_app
 
     out = {}
     with TestClient(create_app(dash)) as c:
@@ -22,7 +22,7 @@ def _get_all(dash) -> dict[str, object]:
 
 
 def test_missing_runs_folder_and_non_corpus(tmp_path):
-    from dashboards import Dashboard
+    from skyloom.dashboards import Dashboard
 
     out = _get_all(Dashboard(tmp_path / "nope", corpora=[tmp_path]))
     ws = " ".join(out["/api/overview"]["warnings"])
@@ -33,7 +33,7 @@ def test_missing_runs_folder_and_non_corpus(tmp_path):
 
 
 def test_half_written_run_and_empty_corpus(tmp_path):
-    from dashboards import Dashboard
+    from skyloom.dashboards import Dashboard
     from skyloom.corpus import Corpus
     from skyloom.rundir import RunDir
 
@@ -52,7 +52,7 @@ def test_half_written_run_and_empty_corpus(tmp_path):
 
 
 def test_corrupt_results_database_and_manifest_are_warnings(tmp_path):
-    from dashboards import Dashboard
+    from skyloom.dashboards import Dashboard
     from skyloom.corpus import Corpus
     from skyloom.rundir import RunDir
 
@@ -68,8 +68,8 @@ def test_corrupt_results_database_and_manifest_are_warnings(tmp_path):
 def test_running_eval_without_scores_is_noted_not_fatal(tmp_path):
     from fastapi.testclient import TestClient
 
-    from dashboards import Dashboard, create_app
-    from eval.store import ResultsStore
+    from skyloom.dashboards import Dashboard, create_app
+    from skyloom.eval.store import ResultsStore
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")
@@ -88,7 +88,7 @@ def test_running_eval_without_scores_is_noted_not_fatal(tmp_path):
 
 @pytest.mark.parametrize("suffix", ["", "/"])
 def test_runs_may_be_a_single_run(world, suffix):
-    from dashboards import Dashboard
+    from skyloom.dashboards import Dashboard
 
     d = Dashboard(str(world["run-a"]) + suffix)
     assert [r["name"] for r in d.overview()["runs"]] == ["run-a"]
@@ -97,8 +97,8 @@ def test_runs_may_be_a_single_run(world, suffix):
 
 def test_compare_lists_videos_of_set_level_only_suites(tmp_path):
     """A suite scored only by set-level metrics (FVD) has no item rows; its videos still show."""
-    from dashboards import Dashboard
-    from eval.store import ResultsStore
+    from skyloom.dashboards import Dashboard
+    from skyloom.eval.store import ResultsStore
     from skyloom.rundir import RunDir
     from skyloom.video import write_video
     from tests.conftest import moving_square_video
@@ -115,7 +115,7 @@ def test_compare_lists_videos_of_set_level_only_suites(tmp_path):
 
 
 def test_training_rereads_metrics_that_grew(tmp_path):
-    from dashboards import Dashboard
+    from skyloom.dashboards import Dashboard
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")
@@ -131,7 +131,7 @@ def test_long_and_resumed_series(tmp_path):
     """A resumed run repeats steps (the last value wins); long series are thinned to MAX_POINTS."""
     import json
 
-    from dashboards.data import MAX_POINTS, run_series
+    from skyloom.dashboards.data import MAX_POINTS, run_series
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "r")
@@ -149,8 +149,8 @@ def test_long_and_resumed_series(tmp_path):
 
 
 def test_failures_and_quarantine_are_listed(tmp_path):
-    from dashboards import Dashboard
-    from eval.store import ResultsStore
+    from skyloom.dashboards import Dashboard
+    from skyloom.eval.store import ResultsStore
     from skyloom.corpus import Corpus
     from skyloom.rundir import RunDir
 

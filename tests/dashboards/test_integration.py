@@ -1,4 +1,4 @@
-"""The dashboard over what ``eval.runner`` really writes (fake pipeline from tests/eval/fakes.py)."""
+"""The dashboard over what ``skyloom.eval.runner`` really writes (fake pipeline from tests/eval/fakes.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    from eval.runner import EvalConfig, run_eval
+    from skyloom.eval.runner import EvalConfig, run_eval
     from tests.eval import fakes
 
     tmp = tmp_path_factory.mktemp("dash-eval")
@@ -23,7 +23,7 @@ def evaluated(tmp_path_factory):
 def test_dashboard_shows_runner_results_and_videos(evaluated):
     from fastapi.testclient import TestClient
 
-    from dashboards import Dashboard, create_app
+    from skyloom.dashboards import Dashboard, create_app
 
     tmp, res = evaluated
     with TestClient(create_app(Dashboard(tmp / "runs"))) as c:

@@ -33,7 +33,7 @@ def embedded(html: str) -> dict:
 
 @pytest.fixture(scope="module")
 def report(world, dash, tmp_path_factory):
-    from dashboards import build_report
+    from skyloom.dashboards import build_report
 
     out = tmp_path_factory.mktemp("report") / "report.html"
     info = build_report(dash, out)
@@ -68,8 +68,8 @@ def test_report_videos_are_the_files(report, world):
 
 
 def test_report_precomputes_paired_comparisons(report, world):
-    from eval.stats import paired_compare
-    from eval.store import ResultsStore
+    from skyloom.eval.stats import paired_compare
+    from skyloom.eval.store import ResultsStore
 
     _, html = report
     paired = embedded(html)["paired"]
@@ -81,7 +81,7 @@ def test_report_precomputes_paired_comparisons(report, world):
 
 
 def test_video_budget_leaves_videos_out_with_a_note(dash, tmp_path, world):
-    from dashboards import build_report
+    from skyloom.dashboards import build_report
 
     one = (world["run-a"] / "eval" / SUITE / "smoke-a0" / "videos" / "p0.mp4").stat().st_size
     info = build_report(dash, tmp_path / "r.html", max_video_mb=2.5 * one / 2**20)
@@ -110,7 +110,7 @@ def test_report_cli(world, tmp_path):
 
 
 def test_report_of_nothing_still_renders(tmp_path):
-    from dashboards import Dashboard, build_report
+    from skyloom.dashboards import Dashboard, build_report
 
     info = build_report(Dashboard(tmp_path / "none"), tmp_path / "empty.html")
     data = embedded((tmp_path / "empty.html").read_text())

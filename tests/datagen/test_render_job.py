@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from datagen.render import RenderConfig, run_render, sample_specs
+from skyloom.datagen.render import RenderConfig, run_render, sample_specs
 from skyloom.config import load
 from skyloom.corpus import Corpus
 from skyloom.fsutil import sha256_file
@@ -42,7 +42,7 @@ def test_render_job_rows_determinism_and_resume(tmp_path, ray_local, monkeypatch
     spec = sample_specs(full, 1, seed=0)[0]
     assert r.license_id == "CC0-1.0" and r.author == "skyloom" and r.source_kind == "synthetic"
     assert r.source_url == f"skyloom://render/balls-bounce/{spec['seed']}"
-    from datagen.scenes import spec_sha256
+    from skyloom.datagen.scenes import spec_sha256
 
     assert r.source_sha256 == spec_sha256(spec)
     assert (r.width, r.height, r.num_frames, r.fps) == (32, 32, 8, 8.0)

@@ -11,8 +11,8 @@ import re
 import numpy as np
 import pytest
 
-from datagen.render import RenderConfig, perturb_spec, render_spec, sample_specs
-from datagen.scenes import (
+from skyloom.datagen.render import RenderConfig, perturb_spec, render_spec, sample_specs
+from skyloom.datagen.scenes import (
     COLOURS,
     PROBES,
     SceneConfig,
@@ -186,7 +186,7 @@ def test_camera_motions_move_the_camera():
 
 def test_contacts_never_create_energy():
     """Kinetic + potential energy never grows (soft contacts tuned so restitution < 1)."""
-    from datagen.mujoco_render import Simulation
+    from skyloom.datagen.mujoco_render import Simulation
 
     for spec in sample_specs(preset("balls-bounce", num_frames=16), 6, seed=11) + sample_specs(preset("tabletop"), 3, seed=2):
         sim = Simulation(spec)
@@ -211,7 +211,7 @@ def test_longer_render_continues_the_same_clip():
 
 def test_reused_gl_resources_render_the_same_pixels():
     """One backend reuses its GL context and MjrContext across scenes: pixels equal fresh ones."""
-    from datagen.mujoco_render import MujocoRenderer
+    from skyloom.datagen.mujoco_render import MujocoRenderer
 
     specs = sample_specs(preset("tabletop", num_frames=2, width=32, height=32), 3, seed=4)
     shared = MujocoRenderer()
@@ -228,7 +228,7 @@ def test_reused_gl_resources_render_the_same_pixels():
 
 def test_raycast_and_raster_ground_truth_agree():
     """Small clips get segmentation/depth by ray casting; it matches MuJoCo's GL segment pass."""
-    from datagen.mujoco_render import segmentation_method
+    from skyloom.datagen.mujoco_render import segmentation_method
 
     agree, rel = [], []
     for spec in sample_specs(preset("tabletop", num_frames=3, width=48, height=48), 3, seed=6):
@@ -250,7 +250,7 @@ def test_ground_truth_follows_the_skyloom_gt_contract():
     """Keys and types of docs/architecture.md (what captioning and eval code against)."""
     import json
 
-    from datagen.scenes import MATERIALS, MOTIONS, SHAPES, SIZE_NAMES
+    from skyloom.datagen.scenes import MATERIALS, MOTIONS, SHAPES, SIZE_NAMES
 
     spec = sample_specs(preset("balls-bounce", num_frames=6), 1, seed=21)[0]
     frames, gt = render_spec(spec)

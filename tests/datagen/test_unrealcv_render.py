@@ -142,8 +142,8 @@ def fake_unrealcv():
 
 
 def test_unrealcv_backend_direct(fake_unrealcv):
-    from datagen.render import RenderConfig, sample_specs
-    from datagen.unrealcv_render import UnrealCVRenderer, quat_to_rotator
+    from skyloom.datagen.render import RenderConfig, sample_specs
+    from skyloom.datagen.unrealcv_render import UnrealCVRenderer, quat_to_rotator
 
     cfg = RenderConfig(scene=dataclasses.replace(RenderConfig().scene, num_frames=3, min_objects=2, max_objects=2))
     spec = sample_specs(cfg, 1, seed=4)[0]
@@ -176,7 +176,7 @@ def test_unrealcv_backend_direct(fake_unrealcv):
 
 
 def test_unrealcv_render_job_into_corpus(fake_unrealcv, tmp_path, ray_local):
-    from datagen.render import RenderConfig, run_render
+    from skyloom.datagen.render import RenderConfig, run_render
     from skyloom.corpus import Corpus
 
     cfg = RenderConfig(preset="balls-bounce", renderer="unrealcv", num_scenes=2, out=str(tmp_path / "c"),
@@ -198,7 +198,7 @@ def test_unrealcv_render_job_into_corpus(fake_unrealcv, tmp_path, ray_local):
 
 
 def test_unrealcv_unreachable_server_is_a_clear_error():
-    from datagen.unrealcv_render import UnrealCVRenderer
+    from skyloom.datagen.unrealcv_render import UnrealCVRenderer
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -209,7 +209,7 @@ def test_unrealcv_unreachable_server_is_a_clear_error():
 
 
 def test_dropped_connection_is_retried_by_the_job(fake_unrealcv, tmp_path, ray_local):
-    from datagen.render import RenderConfig, run_render
+    from skyloom.datagen.render import RenderConfig, run_render
     from skyloom.corpus import Corpus
 
     fake_unrealcv.drop_first_lit = True

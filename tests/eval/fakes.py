@@ -197,7 +197,7 @@ class CountingColourExtractor:
 
 
 def register_fake_extractor() -> None:
-    from eval.features import EXTRACTORS
+    from skyloom.eval.features import EXTRACTORS
 
     if "fake-colour" not in EXTRACTORS:
         EXTRACTORS.register("fake-colour")(CountingColourExtractor)

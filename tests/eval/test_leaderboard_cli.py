@@ -9,7 +9,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from eval.runner import EvalConfig, run_eval
+from skyloom.eval.runner import EvalConfig, run_eval
 from skyloom.cli import app
 from tests.eval import fakes
 

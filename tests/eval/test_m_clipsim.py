@@ -8,9 +8,9 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from eval.clip_features import TINY_VIT_B_32, OpenCLIPExtractor
-from eval.features import FrameTextExtractor, l2_normalise
-from eval.metrics import METRICS, CLIPSim, clipsim_from_embeddings
+from skyloom.eval.clip_features import TINY_VIT_B_32, OpenCLIPExtractor
+from skyloom.eval.features import FrameTextExtractor, l2_normalise
+from skyloom.eval.metrics import METRICS, CLIPSim, clipsim_from_embeddings
 from tests.conftest import moving_square_video
 
 

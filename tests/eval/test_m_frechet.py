@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eval import frechet
+from skyloom.eval import frechet
 
 
 def _sets(n: int, d: int, seed: int = 0):

@@ -8,9 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
-from eval import frechet
-from eval.features import get_extractor
-from eval.metrics import FVD, KVD, METRICS, TemporalFlickering
+from skyloom.eval import frechet
+from skyloom.eval.features import get_extractor
+from skyloom.eval.metrics import FVD, KVD, METRICS, TemporalFlickering
 from tests.conftest import moving_square_video
 
 

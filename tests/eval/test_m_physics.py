@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eval import physics
-from eval.metrics import METRICS
+from skyloom.eval import physics
+from skyloom.eval.metrics import METRICS
 
 FPS = 8.0
 RED = (220, 30, 30)
@@ -112,8 +112,8 @@ def test_interpenetration():
 
 @pytest.fixture(scope="module")
 def rendered_drop():
-    import datagen
-    from datagen.render import RenderConfig
+    from skyloom import datagen
+    from skyloom.datagen.render import RenderConfig
     from skyloom import config
 
     sets = ["scene.fps=24", "scene.width=64", "scene.height=64", "scene.num_frames=16"]  # enough fall frames

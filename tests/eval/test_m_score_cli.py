@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from eval.metrics_cli import register, score_videos
+from skyloom.eval.metrics_cli import register, score_videos
 from skyloom.video import write_video
 from tests.conftest import moving_square_video
 

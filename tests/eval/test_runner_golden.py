@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from eval.runner import RESULTS_FORMAT_VERSION, EvalConfig, run_eval
+from skyloom.eval.runner import RESULTS_FORMAT_VERSION, EvalConfig, run_eval
 from tests.eval import fakes
 
 GOLDEN = Path(__file__).parent / "golden" / "results_fake.json"

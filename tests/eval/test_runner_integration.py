@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from eval.runner import EvalConfig, run_eval
-from eval.stats import compare_all, leaderboard
-from eval.store import ResultsStore
+from skyloom.eval.runner import EvalConfig, run_eval
+from skyloom.eval.stats import compare_all, leaderboard
+from skyloom.eval.store import ResultsStore
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from model.train import train
+    from skyloom.model.train import train
     from tests.model.helpers import make_square_corpus, tiny_cfg
 
     tmp = tmp_path_factory.mktemp("integ")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from eval.stats import (
+from skyloom.eval.stats import (
     bootstrap_ci,
     compare_all,
     leaderboard,
@@ -15,7 +15,7 @@ from eval.stats import (
     sign_flip_pvalue,
     stderr_of_mean,
 )
-from eval.store import ResultsStore
+from skyloom.eval.store import ResultsStore
 
 
 def test_bootstrap_ci_matches_scipy_and_t_interval():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eval.suites import SuiteError, list_suites, load_suite
+from skyloom.eval.suites import SuiteError, list_suites, load_suite
 
 BASE = """
 format: skyloom-suite
@@ -29,8 +29,8 @@ def _write(tmp_path, text):
 
 
 def test_shipped_suites_validate():
-    from eval.features import EXTRACTORS
-    from eval.metrics import METRICS
+    from skyloom.eval.features import EXTRACTORS
+    from skyloom.eval.metrics import METRICS
 
     assert {"smoke", "physics", "standard"} <= set(list_suites())
     for name in ("smoke", "physics", "standard"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.config import Bucket, DataConfig, DiTConfig, OptimConfig, TextConfig, TrainConfig
+from skyloom.model.config import Bucket, DataConfig, DiTConfig, OptimConfig, TextConfig, TrainConfig
 from skyloom.corpus import Caption, ClipRecord, Corpus
 from skyloom.fsutil import sha256_file
 from skyloom.video import write_video

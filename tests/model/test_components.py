@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from model.autoencoder import CausalVAE, IdentityAE
-from model.config import AEConfig, TextConfig
-from model.text import OpenCLIPTextEncoder, build_text_encoder
+from skyloom.model.autoencoder import CausalVAE, IdentityAE
+from skyloom.model.config import AEConfig, TextConfig
+from skyloom.model.text import OpenCLIPTextEncoder, build_text_encoder
 
 
 def test_identity_ae_round_trips_uint8_exactly():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from model.config import Bucket, DataConfig
-from model.data import BatchLoader, BucketBatchSampler, CorpusVideoDataset, assign_bucket, caption_candidates, caption_of
+from skyloom.model.config import Bucket, DataConfig
+from skyloom.model.data import BatchLoader, BucketBatchSampler, CorpusVideoDataset, assign_bucket, caption_candidates, caption_of
 from skyloom.corpus import Caption, ClipRecord
 from tests.model.helpers import make_square_corpus
 
@@ -63,7 +63,7 @@ def test_dataset_batches_from_a_corpus(tmp_path):
 
 
 def test_default_caption_kinds_use_vlm_captions_of_real_footage_but_not_heuristic_ones():
-    from model.config import TrainConfig
+    from skyloom.model.config import TrainConfig
 
     kinds = tuple(TrainConfig().data.caption_kinds)
     assert caption_candidates(_rec([("vlm", "a dog runs on a beach")]), kinds, "newest") == ["a dog runs on a beach"]

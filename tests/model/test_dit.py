@@ -3,8 +3,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from model.config import DiTConfig
-from model.dit import DiTBlock, VideoDiT, apply_rope, dit_forward_flops, rope_angles
+from skyloom.model.config import DiTConfig
+from skyloom.model.dit import DiTBlock, VideoDiT, apply_rope, dit_forward_flops, rope_angles
 
 
 def _inputs(B=2, C=3, T=4, H=8, W=8, L=5, Dt=32, seed=0):

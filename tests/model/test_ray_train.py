@@ -5,7 +5,7 @@
 
 import pytest
 
-from model.ray_train import run_ray
+from skyloom.model.ray_train import run_ray
 from skyloom.rundir import RunDir
 from tests.model.helpers import make_square_corpus, tiny_cfg
 

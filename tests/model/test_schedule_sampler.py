@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from model.config import ScheduleConfig
-from model.sampler import FlowSampler, guided_velocity
-from model.schedule import RectifiedFlow, apply_shift
+from skyloom.model.config import ScheduleConfig
+from skyloom.model.sampler import FlowSampler, guided_velocity
+from skyloom.model.schedule import RectifiedFlow, apply_shift
 
 
 def test_interpolation_and_target_follow_the_straight_path():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import CheckpointError
-from model.pipeline import load_pipeline
-from model.train import train
+from skyloom.model.checkpoint import CheckpointError
+from skyloom.model.pipeline import load_pipeline
+from skyloom.model.train import train
 from skyloom.rundir import RunDir
 from tests.model.helpers import make_square_corpus, tiny_cfg
 
@@ -99,7 +99,7 @@ def test_checkpoint_round_trip_and_pickle_refusal(trained, tmp_path):
     with pytest.raises(CheckpointError, match="refusing pickled"):
         load_pipeline(bad)
     # Training state is read with weights_only=True: a code-carrying optimizer.pt is refused.
-    from model.checkpoint import load_state_file
+    from skyloom.model.checkpoint import load_state_file
 
     (bad / "state" / "optimizer.pt").write_bytes(pickle.dumps(Evil()))
     with pytest.raises(CheckpointError, match="refused"):
@@ -163,7 +163,7 @@ def test_cli_train_resume_and_sample(corpus, tmp_path, monkeypatch):
 
 
 def test_vae_stage_trains_and_feeds_a_latent_dit(corpus, tmp_path):
-    from model.config import AEConfig, Bucket, DataConfig, DiTConfig
+    from skyloom.model.config import AEConfig, Bucket, DataConfig, DiTConfig
 
     ae = AEConfig(kind="vae", latent_channels=4, base_channels=8, spatial_factor=4, temporal_factor=2)
     data = DataConfig(buckets=(Bucket(16, 16, 5, 2),))
