@@ -2,8 +2,13 @@
 
 A captioner is built once per Ray actor from the job's :class:`~skyloom.captioning.config.CaptionConfig`
 (one model load per actor) and captions batches of :class:`ClipInput`. It states what it needs
-(``"gt"`` or ``"frames"``), which caption kinds it writes, and its provenance (``model_id``,
+(``"gt"`` or ``"frames"``), which caption kinds it writes, whether it can run under a config
+(:meth:`Captioner.available`, used by ``captioner=auto``), and its provenance (``model_id``,
 ``weights_hash``, ``template_version``), which the job stores with every caption.
+
+Captioners live in :data:`CAPTIONERS`; another package adds one under the ``skyloom.captioners``
+entry point. A captioner with its own settings sets ``config_class`` (a frozen dataclass); the job's
+``options.<name>`` mapping is checked against it and passed to the constructor.
 """
 
 from __future__ import annotations
@@ -44,14 +49,29 @@ class Outcome:
 
 class Captioner:
     """Base class: subclasses set ``name``/``needs``/``kinds`` and implement :meth:`caption_one`
-    (or :meth:`caption_batch` when the model batches)."""
+    (or :meth:`caption_batch` when the model batches).
+
+    Built as ``cls(cfg: CaptionConfig)``, or ``cls(cfg, options)`` when ``config_class`` is set
+    (``options`` = ``cfg.options[name]`` checked against it); see :func:`build_captioner`.
+    """
 
     name: ClassVar[str] = ""
     needs: ClassVar[str] = "frames"  # "gt" | "frames"
     kinds: tuple[str, ...] = ("dense",)
+    config_class: ClassVar[type | None] = None  # the captioner's own options (a frozen dataclass)
     model_id: str = ""
     weights_hash: str = ""
     template_version: str = ""
+
+    @classmethod
+    def caption_kinds(cls, cfg: Any) -> tuple[str, ...]:
+        """Caption kinds this captioner writes under ``cfg`` (without loading a model)."""
+        return tuple(cls.kinds)
+
+    @classmethod
+    def available(cls, cfg: Any) -> bool:
+        """Whether ``cfg`` gives this captioner what it needs (a model folder, an endpoint, ...)."""
+        return True
 
     def caption_one(self, item: ClipInput) -> dict[str, str]:
         raise NotImplementedError
@@ -68,11 +88,25 @@ class Captioner:
         return out
 
 
-CAPTIONERS: Registry[type[Captioner]] = Registry("captioner")
+CAPTIONERS: Registry[type[Captioner]] = Registry("captioner", group="skyloom.captioners")
 CAPTIONERS.register_lazy("scene-graph", "skyloom.captioning.captioners:SceneGraphCaptioner")
 CAPTIONERS.register_lazy("heuristic", "skyloom.captioning.heuristic:HeuristicCaptioner")
 CAPTIONERS.register_lazy("vlm-local", "skyloom.captioning.vlm_local:LocalVLMCaptioner")
 CAPTIONERS.register_lazy("vlm-endpoint", "skyloom.captioning.vlm_endpoint:EndpointCaptioner")
+
+
+
+def captioner_options(name: str, cfg: Any) -> Any:
+    """``cfg.options[name]`` checked against captioner ``name``'s ``config_class`` (None if it has none)."""
+    return CAPTIONERS.options(name, cfg.options.get(name), where=f"options.{name}")
+
+
+def build_captioner(name: str, cfg: Any) -> Captioner:
+    """Captioner ``name`` built from the job's config (and its own options when it declares them)."""
+    cls = CAPTIONERS.get(name)
+    options = captioner_options(name, cfg)
+    return cls(cfg) if options is None else cls(cfg, options)
+
 
 _REFUSAL = re.compile(r"^\s*(i'?m sorry|i am sorry|sorry,|i can(?:no|')t|i cannot|i am unable|i'm unable|as an ai|"
                       r"i won'?t|unable to (?:help|assist|describe))", re.IGNORECASE)

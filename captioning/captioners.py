@@ -27,3 +27,7 @@ class SceneGraphCaptioner(Captioner):
         if item.gt is None:
             raise ValueError(f"clip {item.clip_id!r} has no ground truth; scene-graph captions need gt/<id>.json")
         return caption_gt(item.gt, item.clip_id, self.seed, self.kinds)
+
+    @classmethod
+    def caption_kinds(cls, cfg: CaptionConfig) -> tuple[str, ...]:
+        return tuple(cfg.scene_graph.kinds)

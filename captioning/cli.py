@@ -35,7 +35,8 @@ caption_app = typer.Typer(
 def caption_run(
     corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
     captioner: Annotated[str | None, typer.Option(
-        help="scene-graph | heuristic | vlm-local | vlm-endpoint | auto (default: the preset's, else auto).")] = None,
+        help="scene-graph | heuristic | vlm-local | vlm-endpoint | a plug-in's name | auto "
+             "(default: the preset's, else auto). A plug-in's settings: --set options.NAME.KEY=VALUE.")] = None,
     preset: Annotated[str | None, typer.Option(help="Preset in configs/caption/ (or a YAML path).")] = None,
     sets: SetOpt = None,
     ray_address: RayAddressOpt = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 DEFAULT_VLM_PROMPT = ("Describe this video in one dense paragraph: every object with its colour, shape, size and "
                       "material, where it starts and how it moves (falls, bounces, rolls, slides, collides, comes to "
@@ -79,9 +79,12 @@ class UpsampleConfig:
 class CaptionConfig:
     """One captioning job over a corpus.
 
-    ``captioner="auto"``: ``scene-graph`` for synthetic clips with ground truth, otherwise the first
-    available of ``auto_fallback`` (``vlm-local`` needs ``vlm_local.model_path``, ``vlm-endpoint``
-    needs ``endpoint.base_url``; ``heuristic`` is always available).
+    ``captioner``: a name in ``skyloom.captioning.base.CAPTIONERS`` (built-ins or plug-ins from the
+    ``skyloom.captioners`` entry point), or ``"auto"``: ``scene-graph`` for synthetic clips with
+    ground truth, otherwise the first available of ``auto_fallback`` (``vlm-local`` needs
+    ``vlm_local.model_path``, ``vlm-endpoint`` needs ``endpoint.base_url``; ``heuristic`` is always
+    available). ``options``: captioner name -> its own settings (checked against that captioner's
+    ``config_class``), e.g. ``--set options.mycaptioner.prefix=hi``.
     """
 
     corpus: str = ""
@@ -100,3 +103,4 @@ class CaptionConfig:
     vlm_local: VLMLocalConfig = field(default_factory=VLMLocalConfig)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     upsample: UpsampleConfig = field(default_factory=UpsampleConfig)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # plug-in captioners' own settings

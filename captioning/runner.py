@@ -16,10 +16,9 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from skyloom.captioning.base import CAPTIONERS, ClipInput, Outcome
+from skyloom.captioning.base import CAPTIONERS, ClipInput, Outcome, build_captioner, captioner_options
 from skyloom.captioning.config import CaptionConfig
 from skyloom.corpus import Caption, ClipRecord, Corpus
 
@@ -46,28 +45,29 @@ class CaptionResult:
 
 def captioner_kinds(name: str, cfg: CaptionConfig) -> tuple[str, ...]:
     """Caption kinds ``name`` writes under ``cfg`` (without loading its model)."""
-    if name == "scene-graph":
-        return tuple(cfg.scene_graph.kinds)
-    return tuple(CAPTIONERS.get(name).kinds)
+    return CAPTIONERS.get(name).caption_kinds(cfg)
 
 
 def available_fallback(cfg: CaptionConfig) -> str:
-    """First usable captioner of ``cfg.auto_fallback`` for clips without ground truth."""
+    """First captioner of ``cfg.auto_fallback`` that ``cfg`` makes available, for clips without ground truth."""
     for name in cfg.auto_fallback:
-        if name == "vlm-local" and cfg.vlm_local.model_path and Path(cfg.vlm_local.model_path).exists():
-            return name
-        if name == "vlm-endpoint" and cfg.endpoint.base_url:
-            return name
-        if name not in ("vlm-local", "vlm-endpoint") and name in CAPTIONERS:
+        if CAPTIONERS.get(name).available(cfg):
             return name
     raise ValueError(f"auto_fallback {list(cfg.auto_fallback)}: none is available (vlm-local needs "
                      "vlm_local.model_path, vlm-endpoint needs endpoint.base_url); add 'heuristic'")
 
 
+def check_config(cfg: CaptionConfig) -> None:
+    """Validate names and per-captioner options before any work (unknown names get "did you mean")."""
+    if cfg.captioner != "auto":
+        CAPTIONERS.get(cfg.captioner)
+    for name in cfg.options:
+        captioner_options(name, cfg)
+
+
 def plan(corpus: Corpus, cfg: CaptionConfig) -> tuple[dict[str, list[ClipRecord]], dict[str, int]]:
     """Route each clip to a captioner; drop clips that already have its captions (unless overwrite)."""
-    if cfg.captioner != "auto":
-        CAPTIONERS.get(cfg.captioner)  # unknown name -> error with "did you mean"
+    check_config(cfg)
     fallback = available_fallback(cfg) if cfg.captioner == "auto" else ""
     todo: dict[str, list[ClipRecord]] = {}
     skipped: dict[str, int] = {}
@@ -91,7 +91,7 @@ class CaptionWorker:
 
     def __init__(self, root: str, name: str, cfg: CaptionConfig) -> None:
         self.corpus = Corpus(root)
-        self.captioner = CAPTIONERS.get(name)(cfg)
+        self.captioner = build_captioner(name, cfg)
 
     def provenance(self) -> dict[str, str]:
         c = self.captioner

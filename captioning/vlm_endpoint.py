@@ -118,6 +118,10 @@ class EndpointCaptioner(Captioner):
         self.weights_hash = ""  # unknown behind an API; the model id names the served model
         self.template_version = self.cfg.template_version
 
+    @classmethod
+    def available(cls, cfg: CaptionConfig) -> bool:
+        return bool(cfg.endpoint.base_url)
+
     def messages(self, item: ClipInput) -> list[dict[str, Any]]:
         fc = self.cfg.frames
         images = frame_images(item.frames, fc.num_frames, fc.layout, fc.tile_size)

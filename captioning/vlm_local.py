@@ -74,6 +74,10 @@ class LocalVLMCaptioner(Captioner):
         self.template_version = self.cfg.template_version
         self.generate_batch = max(1, self.cfg.generate_batch)
 
+    @classmethod
+    def available(cls, cfg: CaptionConfig) -> bool:
+        return bool(cfg.vlm_local.model_path) and Path(cfg.vlm_local.model_path).exists()
+
     def _prompt(self, n_images: int) -> str:
         content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": self.cfg.prompt}]
         messages = [{"role": "user", "content": content}]

@@ -14,6 +14,6 @@ from __future__ import annotations
 
 from skyloom.registry import Registry
 
-RENDERERS: Registry = Registry("renderer")
+RENDERERS: Registry = Registry("renderer", group="skyloom.renderers")
 RENDERERS.register_lazy("mujoco", "skyloom.datagen.mujoco_render:MujocoRenderer")
 RENDERERS.register_lazy("unrealcv", "skyloom.datagen.unrealcv_render:UnrealCVRenderer")

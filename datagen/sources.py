@@ -30,8 +30,8 @@ from urllib.parse import urlparse
 
 from skyloom.registry import Registry
 
-MANIFEST_FORMATS: Registry[Callable[[Path], list[dict[str, Any]]]] = Registry("source manifest format")
-SOURCE_KINDS: Registry[Callable[..., Any]] = Registry("source kind")
+MANIFEST_FORMATS: Registry[Callable[[Path], list[dict[str, Any]]]] = Registry("source manifest format", group="skyloom.manifest_formats")
+SOURCE_KINDS: Registry[Callable[..., Any]] = Registry("source kind", group="skyloom.source_kinds")
 SOURCE_KINDS.register_lazy("http", "skyloom.datagen.fetch:fetch_http")
 SOURCE_KINDS.register_lazy("https", "skyloom.datagen.fetch:fetch_http")
 SOURCE_KINDS.register_lazy("file", "skyloom.datagen.fetch:fetch_file")

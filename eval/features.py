@@ -32,7 +32,7 @@ from skyloom.registry import Registry
 
 log = logging.getLogger(__name__)
 
-EXTRACTORS: Registry[Any] = Registry("feature extractor")
+EXTRACTORS: Registry[Any] = Registry("feature extractor", group="skyloom.extractors")
 EXTRACTORS.register_lazy("i3d", "skyloom.eval.i3d:I3DExtractor")
 EXTRACTORS.register_lazy("i3d-torchscript", "skyloom.eval.i3d:TorchScriptI3DExtractor")
 EXTRACTORS.register_lazy("clip", "skyloom.eval.clip_features:OpenCLIPExtractor")

@@ -47,6 +47,7 @@ class FVD(Metric):
     name = "fvd"
     higher_is_better = False
     default_extractor = "i3d"
+    inputs = ("videos", "real_videos")  # set-level: update(real, real=True) / update_features(...)
 
     def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
                  num_frames: int = 16, num_videos: int = 2048, ddof: int = 0, seed: int = 0) -> None:

@@ -34,7 +34,7 @@ from skyloom.registry import Registry
 
 log = logging.getLogger(__name__)
 
-METRICS: Registry[Any] = Registry("metric")
+METRICS: Registry[Any] = Registry("metric", group="skyloom.metrics")
 METRICS.register_lazy("fvd", "skyloom.eval.fvd:FVD")
 METRICS.register_lazy("kvd", "skyloom.eval.fvd:KVD")
 METRICS.register_lazy("physics_iq", "skyloom.eval.physics:PhysicsIQ")
@@ -104,6 +104,10 @@ class Metric(ABC):
     version: str = "1"
     higher_is_better: bool = True
     default_extractor: str | None = None
+    # What update() takes (names in skyloom.eval.dispatch.INPUTS); suites and `eval score` feed it from these.
+    inputs: tuple[str, ...] = ("videos",)
+    optional_inputs: tuple[str, ...] = ()  # passed when every item has them
+    config_class: type | None = None  # optional frozen dataclass the settings are checked against
 
     def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None) -> None:
         if extractor == "default":
@@ -180,6 +184,8 @@ class Metric(ABC):
 
 class PerItemMetric(Metric):
     """Mean of a per-video score; state = item ids + float64 values (merge concatenates)."""
+
+    inputs = ("videos", "item_ids")
 
     def reset(self) -> None:
         self._ids: list[str | None] = []
@@ -322,6 +328,7 @@ class CLIPSim(_FrameFeatureMetric):
     """
 
     name = "clipsim"
+    inputs = ("videos", "item_ids", "prompts")
 
     def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
                  scale: str = "raw") -> None:

@@ -72,17 +72,21 @@ def parse_options(opts: list[str] | None) -> dict[str, Any]:
     return out
 
 
+# Where `eval score` takes each declared metric input from (skyloom.eval.dispatch.INPUTS).
+INPUT_OPTIONS: dict[str, str] = {"prompts": "--prompts", "reference": "--reference", "ground_truth": "--gt",
+                                 "specs": "--gt", "real_videos": "--reference"}
+
+
 def build_metric(metric: str, extractor: str | None, weights: str | None, random_init: bool,
                  options: dict[str, Any]) -> Any:
     """The metric from ``METRICS`` with its extractor built from the command-line options."""
+    from skyloom.eval.dispatch import metric_kwargs
     from skyloom.eval.metrics import METRICS
 
     cls = METRICS.get(metric)
-    kwargs = dict(options)
-    needs_extractor = metric in ("fvd", "kvd", "clipsim", "clipsim_x100", "subject_consistency",
-                                 "background_consistency", "clip_temp")
-    if needs_extractor:
-        name = extractor or {"fvd": "i3d", "kvd": "i3d", "subject_consistency": "dino"}.get(metric, "clip")
+    kwargs = metric_kwargs(cls, options, where="--option")
+    name = extractor or getattr(cls, "default_extractor", None)
+    if name is not None:
         ekw: dict[str, Any] = {}
         if weights:
             ekw["pretrained" if name == "clip" else "weights"] = weights
@@ -91,7 +95,7 @@ def build_metric(metric: str, extractor: str | None, weights: str | None, random
         from skyloom.eval.features import get_extractor
 
         kwargs["extractor"] = get_extractor(name, **ekw)
-    elif extractor or weights:
+    elif weights:
         raise ValueError(f"metric {metric!r} takes no extractor/weights (it works on pixels)")
     return cls(**kwargs)
 
@@ -99,14 +103,30 @@ def build_metric(metric: str, extractor: str | None, weights: str | None, random
 def score_videos(metric: str, videos: str, reference: str | None = None, prompts: Path | None = None,
                  gt: Path | None = None, extractor: str | None = None, weights: str | None = None,
                  random_init: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Score the videos; returns ``MetricResult.to_dict()`` plus ``details.skipped`` (path, reason)."""
+    """Score the videos; returns ``MetricResult.to_dict()`` plus ``details.skipped`` (path, reason).
+
+    The metric's declared inputs (:mod:`skyloom.eval.dispatch`) say what is read: prompts from
+    ``prompts``, the simulator's clip of the same name from ``reference`` (or, for a set-level
+    metric, every real clip there), ground truth and scene specs from ``gt``.
+    """
+    from skyloom.eval import dispatch
     from skyloom.video import VideoError, read_video
 
     files = list_videos(videos)
     m = build_metric(metric, extractor, weights, random_init, options or {})
+    given = {"--prompts": prompts, "--reference": reference, "--gt": gt}
+    needs = set(dispatch.required_inputs(m)) - {"videos", "item_ids"}
+    for name in sorted(needs):
+        opt = INPUT_OPTIONS.get(name)
+        if opt is None:
+            raise ValueError(f"metric {metric!r} needs {name} ({dispatch.INPUTS[name]}), which eval score cannot "
+                             "read; score it in a suite")
+        if given[opt] is None:
+            raise ValueError(f"metric {metric!r} needs {name} ({dispatch.INPUTS[name]}): pass {opt}")
+    wanted = needs | set(dispatch.optional_inputs(m))
     skipped: list[dict[str, str]] = []
     stems = [f.stem for f in files]
-    prompt_map = read_prompts(Path(prompts), stems) if prompts else None
+    prompt_map = read_prompts(Path(prompts), stems) if prompts and "prompts" in wanted else None
     ref_dir = Path(reference).expanduser() if reference else None
 
     def load(p: Path) -> Any:
@@ -116,40 +136,32 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
             skipped.append({"path": str(p), "reason": str(e)})
             return None
 
-    if metric in ("fvd", "kvd"):
-        if ref_dir is None:
-            raise ValueError(f"{metric} needs --reference (a folder or glob of real clips)")
+    if dispatch.is_set_metric(m):
         for p in list_videos(str(ref_dir)):
             v = load(p)
             if v is not None:
                 _safe(m, skipped, p, lambda v=v: m.update([v], real=True))
     for f in files:
+        item: dict[str, Any] = {"item_id": f.stem, "prompt": (prompt_map or {}).get(f.stem)}
+        if "reference" in wanted and ref_dir is not None:
+            if not (ref_dir / f.name).is_file():
+                skipped.append({"path": str(f), "reason": f"no reference clip {ref_dir / f.name} (--reference)"})
+                continue
+            item["reference"] = load(ref_dir / f.name)
+            if item["reference"] is None:
+                continue
+        gtd = _read_gt(gt, f.stem) if gt and wanted & {"ground_truth", "specs"} else None
+        if gtd is not None:
+            item["ground_truth"], item["specs"] = gtd, gtd.get("spec")
+        lacking = dispatch.missing_inputs(m, item)
+        if lacking:
+            skipped.append({"path": str(f), "reason": "; ".join(
+                f"no {n} for this video ({INPUT_OPTIONS.get(n, 'a suite')})" for n in lacking)})
+            continue
         v = load(f)
         if v is None:
             continue
-        kw: dict[str, Any] = {"item_ids": [f.stem]}
-        if metric in ("fvd", "kvd"):
-            kw = {}
-        elif metric.startswith("clipsim"):
-            if prompt_map is None or f.stem not in prompt_map:
-                skipped.append({"path": str(f), "reason": "no prompt for this video (--prompts)"})
-                continue
-            kw["prompts"] = [prompt_map[f.stem]]
-        elif metric.startswith("physics"):
-            if ref_dir is None:
-                raise ValueError(f"{metric} needs --reference (the simulator's clips, same file names)")
-            ref = load(ref_dir / f.name)
-            if ref is None:
-                continue
-            kw["reference"] = [ref]
-            gtd = _read_gt(gt, f.stem) if gt else None
-            if metric == "physics_trajectory":
-                if gtd is None:
-                    raise ValueError("physics_trajectory needs --gt (folder of <id>.json ground truth)")
-                kw["ground_truth"] = [gtd]
-            elif gtd is not None:
-                kw["specs"] = [gtd["spec"]]
-        _safe(m, skipped, f, lambda v=v, kw=kw: m.update([v], **kw))
+        _safe(m, skipped, f, lambda v=v, item=item: m.update([v], **dispatch.update_kwargs(m, [item], [v])))
     res = m.compute().to_dict()
     res["details"]["skipped"] = skipped
     return res
@@ -172,9 +184,10 @@ def register(eval_app: typer.Typer) -> None:
 
     @eval_app.command("score", help=SCORE_HELP)
     def score(
-        metric: Annotated[str, typer.Option("--metric", "-m", help="Metric name (fvd, kvd, clipsim, clipsim_x100, "
-                                            "subject_consistency, background_consistency, clip_temp, "
-                                            "temporal_flickering, warping_error, physics_iq, physics_trajectory).")],
+        metric: Annotated[str, typer.Option("--metric", "-m", help="A registered metric (fvd, kvd, clipsim, "
+                                            "clipsim_x100, subject_consistency, background_consistency, clip_temp, "
+                                            "temporal_flickering, warping_error, physics_iq, physics_trajectory, "
+                                            "or a plug-in's; `skyloom plugins` lists them).")],
         videos: Annotated[str, typer.Option("--videos", help="Folder of .mp4 files or a glob pattern.")],
         reference: Annotated[str | None, typer.Option(help="Real clips (FVD/KVD) or simulator clips with the same "
                                                            "file names (physics).")] = None,

@@ -304,6 +304,7 @@ def trajectory_checks(generated: np.ndarray, reference: np.ndarray, objects: lis
 # -- metrics ---------------------------------------------------------------------------------
 class _PhysicsMetric(PerItemMetric):
     default_extractor = None
+    inputs = ("videos", "item_ids", "reference")
 
     def __init__(self, cond_frames: int = 4, **kw: Any) -> None:
         self.cond_frames = int(cond_frames)
@@ -321,6 +322,7 @@ class PhysicsIQ(_PhysicsMetric):
     Items without a variance are scored raw only (value NaN, counted in ``skipped_non_finite``)."""
 
     name = "physics_iq"
+    optional_inputs = ("variance", "specs")
 
     def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1, seed: int = 0) -> None:
         self.perturb_scale, self.perturb_takes, self.seed = float(perturb_scale), int(perturb_takes), int(seed)
@@ -352,6 +354,7 @@ class PhysicsTrajectory(_PhysicsMetric):
 
     name = "physics_trajectory"
     extractor_label = "colour-tracking"
+    inputs = ("videos", "item_ids", "reference", "ground_truth")
 
     def __init__(self, cond_frames: int = 4, colour_tol: int = 40, rel_tol: float = 0.5) -> None:
         self.colour_tol, self.rel_tol = int(colour_tol), float(rel_tol)

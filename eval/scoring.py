@@ -13,7 +13,6 @@ nor encodes them. Their CI bootstraps the generated set (``set_boot`` resamples)
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.eval import dispatch
 from skyloom.eval.cache import CachedExtractor, FeatureCache, array_key
 from skyloom.eval.stats import bootstrap_ci
 from skyloom.eval.store import ResultsStore
@@ -74,7 +74,7 @@ class Scorer:
 
     def make_metric(self, m: MetricSpec) -> Any:
         factory = self.metrics.get(m.name)
-        kwargs = dict(m.settings)
+        kwargs = dispatch.metric_kwargs(factory, m.settings, where=f"metric {m.key} settings")
         spec = self.suite.extractor_for(m)
         if spec is None:
             probe = factory(**kwargs)
@@ -113,28 +113,13 @@ class Scorer:
                 store.add_failure(eval_id, "*", f"metric:{m.key}", f"{type(e).__name__}: {e}")
                 out[m.key] = None
                 continue
-            if hasattr(probe, "update_features"):
+            if dispatch.is_set_metric(probe):
                 out[m.key] = self._score_set(store, eval_id, m, probe, todo, load, video_path)
             else:
                 out[m.key] = self._score_items(store, eval_id, m, probe, todo, load, video_path)
         return out
 
     # -- per-item metrics -----------------------------------------------------------------
-    def _update_kwargs(self, inst: Any, its: list[dict[str, Any]], videos: list[np.ndarray]) -> dict[str, Any]:
-        """Keyword arguments of ``inst.update`` that the items can fill (prompts, physics ground truth)."""
-        params = inspect.signature(inst.update).parameters
-        kw: dict[str, Any] = {}
-        if "item_ids" in params:
-            kw["item_ids"] = [it["item_id"] for it in its]
-        if "prompts" in params:
-            kw["prompts"] = [it["prompt"] for it in its]
-        for name in ("reference", "ground_truth", "variance", "specs"):
-            if name in params and all(it.get(name) is not None for it in its):
-                kw[name] = [it[name] for it in its]
-        if "reference" in kw:
-            kw["reference"] = [_fit(r, v.shape) for r, v in zip(kw["reference"], videos)]
-        return kw
-
     def _score_items(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any, todo: list[dict[str, Any]],
                      load: Callable, video_path: Callable[[str], Path]) -> float | None:
         done = store.item_ids(eval_id, m.key)
@@ -164,7 +149,7 @@ class Scorer:
         inst = self.make_metric(m)
         try:
             videos = [load(it) for it in chunk]
-            inst.update(videos, **self._update_kwargs(inst, chunk, videos))
+            inst.update(videos, **dispatch.update_kwargs(inst, chunk, videos))
             r = inst.compute()
             per = r.per_item or {}
         except Exception as e:
@@ -301,22 +286,11 @@ class Scorer:
 
     def _set_value_fn(self, m: MetricSpec, ex: CachedExtractor, real: np.ndarray) -> Callable[..., Any]:
         def value_of(fake: np.ndarray, full: bool = False) -> Any:
-            inst = self.metrics.get(m.name)(extractor=ex, **m.settings)
+            factory = self.metrics.get(m.name)
+            inst = factory(extractor=ex, **dispatch.metric_kwargs(factory, m.settings))
             inst.update_features(real, real=True)
             inst.update_features(fake, real=False)
             r = inst.compute()
             return r if full else r.value
 
         return value_of
-
-
-
-def _fit(reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Resize a reference clip (T, H, W, 3) to a generated clip's frame size (frame count kept)."""
-    ref = np.asarray(reference)
-    if ref.shape[1:3] == tuple(shape[1:3]):
-        return ref
-    import cv2
-
-    h, w = int(shape[1]), int(shape[2])
-    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in ref])  # (T, h, w, 3)

@@ -1,7 +1,8 @@
 """Video autoencoders: pixels ``(B, 3, T, H, W)`` in [-1, 1] <-> latents ``(B, C, T', H', W')``.
 
 Interface :class:`VideoAutoencoder` (``encode``, ``decode``, ``latent_shape``,
-``given_latent_frames``), two implementations:
+``given_latent_frames``), two built-in implementations in the ``AUTOENCODERS`` registry (other
+packages add theirs under the ``skyloom.autoencoders`` entry point; see :mod:`skyloom.registry`):
 
 * :class:`IdentityAE` (``ae.kind=identity``): pixel space, used by the CPU preset ``vdit-tiny``.
 * :class:`CausalVAE` (``ae.kind=vae``): a causal 3D convolutional VAE with ``temporal_factor``
@@ -24,11 +25,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from skyloom.model.config import AEConfig
+from skyloom.registry import Registry
+
+AUTOENCODERS: Registry = Registry("autoencoder", group="skyloom.autoencoders")
 
 
 class VideoAutoencoder(nn.Module):
-    """Interface of a video autoencoder."""
+    """Interface of a video autoencoder.
 
+    Built as ``cls(cfg: AEConfig)``, or ``cls(cfg, options)`` when the class sets ``config_class``
+    (a frozen dataclass; ``options`` is ``cfg.options`` checked against it). An autoencoder with
+    parameters has its weights loaded from the checkpoint's ``vae/`` component or ``ae.ckpt``.
+    """
+
+    config_class: type | None = None
     latent_channels: int
     spatial_factor: int = 1
     temporal_factor: int = 1
@@ -56,6 +66,7 @@ class VideoAutoencoder(nn.Module):
         return 0 if k <= 0 else 1 + (k - 1) // self.temporal_factor
 
 
+@AUTOENCODERS.register("identity")
 class IdentityAE(VideoAutoencoder):
     """Pixel space: the latent is the video itself (3 channels, no compression)."""
 
@@ -121,6 +132,7 @@ class Upsample(nn.Module):
         return self.conv(x.view(B, T, C, 2 * H, 2 * W).transpose(1, 2))
 
 
+@AUTOENCODERS.register("vae")
 class CausalVAE(VideoAutoencoder):
     """Causal 3D conv VAE with ``temporal_factor`` x ``spatial_factor``^2 compression."""
 
@@ -174,9 +186,12 @@ class CausalVAE(VideoAutoencoder):
 
 
 def build_autoencoder(cfg: AEConfig) -> VideoAutoencoder:
-    """Identity or (randomly initialised) causal VAE; weights are loaded by the caller."""
-    if cfg.kind == "identity":
-        return IdentityAE(cfg)
-    if cfg.kind == "vae":
-        return CausalVAE(cfg)
-    raise ValueError(f"unknown ae.kind {cfg.kind!r}; valid: identity, vae")
+    """The autoencoder named by ``cfg.kind`` (randomly initialised); weights are loaded by the caller.
+
+    Raises:
+        skyloom.registry.RegistryError: unknown ``ae.kind`` (with the closest names).
+        skyloom.config.ConfigError: options that do not fit the autoencoder's ``config_class``.
+    """
+    cls = AUTOENCODERS.get(cfg.kind)
+    options = AUTOENCODERS.options(cfg.kind, cfg.options, where="ae.options")
+    return cls(cfg) if options is None else cls(cfg, options)

@@ -110,13 +110,13 @@ def load_ae(ae_cfg: AEConfig, folder: Path | None = None) -> nn.Module:
     from skyloom.rundir import resolve_checkpoint
 
     ae = build_autoencoder(ae_cfg)
-    if ae_cfg.kind == "identity":
+    if not any(True for _ in ae.parameters()):  # nothing to load (identity, weight-free plug-ins)
         return ae
     src = folder
     if src is None or load_weights(src, "vae") is None:
         if not ae_cfg.ckpt:
-            raise CheckpointError("ae.kind=vae but ae.ckpt is empty: train one with `skyloom train CORPUS --out "
-                                  "VAE_RUN --preset vae`, then pass --set ae.ckpt=VAE_RUN")
+            raise CheckpointError(f"ae.kind={ae_cfg.kind} has weights but ae.ckpt is empty: train one with "
+                                  "`skyloom train CORPUS --out VAE_RUN --preset vae`, then pass --set ae.ckpt=VAE_RUN")
         src = resolve_checkpoint(ae_cfg.ckpt)
     sd = load_weights(src, "vae")
     if sd is None:

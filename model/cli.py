@@ -30,7 +30,18 @@ def _resolve_config(out: Path, preset: str | None, sets: list[str] | None, stage
         extra.append(f"steps={steps}")
     if max_minutes is not None:
         extra.append(f"max_minutes={max_minutes}")
-    return apply_overrides(cfg, extra)
+    cfg = apply_overrides(cfg, extra)
+    _check_components(cfg)
+    return cfg
+
+
+def _check_components(cfg) -> None:
+    """Fail before a run folder is written: unknown text/ae kinds, options that do not fit the plug-in."""
+    from skyloom.model.autoencoder import AUTOENCODERS
+    from skyloom.model.text import TEXT_ENCODERS
+
+    TEXT_ENCODERS.options(cfg.text.kind, cfg.text.options, where="text.options")
+    AUTOENCODERS.options(cfg.ae.kind, cfg.ae.options, where="ae.options")
 
 
 def register(app: typer.Typer) -> None:

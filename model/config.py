@@ -9,7 +9,7 @@ only serialise :class:`TrainConfig`; ``--set a.b=value`` overrides are type-chec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,15 @@ class DiTConfig:
 class TextConfig:
     """Text encoder (see :mod:`skyloom.model.text`).
 
-    ``kind``: ``tiny`` (small trainable transformer over open_clip's bundled BPE tokenizer, no
-    download), ``open_clip`` (the text tower of an open_clip CLIP; ``pretrained`` = a local weights
-    file or an open_clip pretrained tag already in the local cache) or ``t5`` (transformers T5
-    encoder from a local folder in ``pretrained``).
+    ``kind``: a name in ``skyloom.model.text.TEXT_ENCODERS``: ``tiny`` (small trainable transformer
+    over open_clip's bundled BPE tokenizer, no download), ``open_clip`` (the text tower of an
+    open_clip CLIP; ``pretrained`` = a local weights file or an open_clip pretrained tag already in
+    the local cache), ``t5`` (transformers T5 encoder from a local folder in ``pretrained``), or one
+    a plug-in registers under the ``skyloom.text_encoders`` entry point. ``options`` are that
+    encoder's own settings, checked against its ``config_class``.
     """
 
-    kind: Literal["tiny", "open_clip", "t5"] = "tiny"
+    kind: str = "tiny"  # checked against the registry when the encoder is built
     max_length: int = 32
     dim: int = 128
     depth: int = 2
@@ -56,19 +58,22 @@ class TextConfig:
     open_clip_model: str = "ViT-B-32"
     pretrained: str = ""
     trainable: bool = True
+    options: dict[str, Any] = field(default_factory=dict)  # the encoder's own config_class fields
 
 
 @dataclass(frozen=True)
 class AEConfig:
     """Video autoencoder (see :mod:`skyloom.model.autoencoder`).
 
-    ``identity``: pixel space (frames scaled to [-1, 1]). ``vae``: causal 3D conv VAE with
-    ``temporal_factor`` x ``spatial_factor`` x ``spatial_factor`` compression; ``ckpt`` points to
-    a run or checkpoint trained with ``skyloom train --stage vae`` (empty = random init, only for
-    ``--stage vae`` itself and benchmarks).
+    ``kind``: a name in ``skyloom.model.autoencoder.AUTOENCODERS``. ``identity``: pixel space
+    (frames scaled to [-1, 1]). ``vae``: causal 3D conv VAE with ``temporal_factor`` x
+    ``spatial_factor`` x ``spatial_factor`` compression; ``ckpt`` points to a run or checkpoint
+    trained with ``skyloom train --stage vae`` (empty = random init, only for ``--stage vae``
+    itself and benchmarks). Plug-ins register under the ``skyloom.autoencoders`` entry point;
+    ``options`` are their own settings, checked against their ``config_class``.
     """
 
-    kind: Literal["identity", "vae"] = "identity"
+    kind: str = "identity"  # checked against the registry when the autoencoder is built
     ckpt: str = ""
     latent_channels: int = 4
     base_channels: int = 32
@@ -76,6 +81,7 @@ class AEConfig:
     temporal_factor: int = 4
     scaling: float = 1.0
     kl_weight: float = 1e-6
+    options: dict[str, Any] = field(default_factory=dict)  # a plug-in autoencoder's config_class fields
 
 
 @dataclass(frozen=True)

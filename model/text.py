@@ -1,6 +1,8 @@
 """Text encoders: prompts -> token features ``(B, L, D)`` + padding mask ``(B, L)``.
 
-One interface, three implementations, chosen by ``TextConfig.kind`` through a registry:
+One interface, three built-in implementations, chosen by ``TextConfig.kind`` through the
+``TEXT_ENCODERS`` registry (other packages add theirs under the ``skyloom.text_encoders`` entry
+point; see :mod:`skyloom.registry`):
 
 * ``tiny``: a small trainable transformer over open_clip's BPE tokenizer (the vocabulary ships
   inside the ``open_clip`` wheel, nothing is downloaded). Used by the CPU preset ``vdit-tiny``:
@@ -29,13 +31,18 @@ from skyloom.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-TEXT_ENCODERS: Registry = Registry("text encoder")
+TEXT_ENCODERS: Registry = Registry("text encoder", group="skyloom.text_encoders")
 
 
 class TextEncoder(nn.Module):
-    """Interface: ``encode(prompts) -> (features (B, L, dim), mask (B, L) bool)``."""
+    """Interface: ``encode(prompts) -> (features (B, L, dim), mask (B, L) bool)``.
+
+    Built as ``cls(cfg: TextConfig)``, or ``cls(cfg, options)`` when the class sets
+    ``config_class`` (a frozen dataclass; ``options`` is ``cfg.options`` checked against it).
+    """
 
     dim: int
+    config_class: type | None = None
 
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -168,8 +175,15 @@ class T5TextEncoder(TextEncoder):
 
 
 def build_text_encoder(cfg: TextConfig) -> TextEncoder:
-    """Instantiate the encoder named by ``cfg.kind``."""
-    return TEXT_ENCODERS.get(cfg.kind)(cfg)
+    """Instantiate the encoder named by ``cfg.kind`` (its ``cfg.options`` checked against its ``config_class``).
+
+    Raises:
+        skyloom.registry.RegistryError: unknown ``text.kind`` (with the closest names).
+        skyloom.config.ConfigError: options that do not fit the encoder's ``config_class``.
+    """
+    cls = TEXT_ENCODERS.get(cfg.kind)
+    options = TEXT_ENCODERS.options(cfg.kind, cfg.options, where="text.options")
+    return cls(cfg) if options is None else cls(cfg, options)
 
 
 def saves_weights(cfg: TextConfig) -> bool:

@@ -105,6 +105,7 @@ class _Result:
 class _PerItem:
     version = "1"
     default_extractor = None
+    inputs = ("videos", "item_ids", "prompts")  # declared, as skyloom.eval.dispatch reads them
 
     def __init__(self, extractor: Any = None, **settings: Any) -> None:
         self.settings, self.values = settings, {}
@@ -152,6 +153,7 @@ class MeanDistance:
     """Set-level: distance between mean real and mean generated features (lower is better)."""
 
     name, version, higher_is_better, default_extractor = "mean_distance", "1", False, "fake-colour"
+    inputs = ("videos", "real_videos")
 
     def __init__(self, extractor: Any = None, num_frames: int = 8) -> None:
         self.extractor, self.num_frames = extractor, num_frames
