@@ -1,14 +1,20 @@
 """Render a preset's scenes into a corpus as a Ray job, and render single specs in-process.
 
 ``run_render(cfg)`` samples ``num_scenes`` seeded specs (or reads them from ``specs_file``),
-skips the clips the corpus already has, and renders the rest in Ray tasks (``scenes_per_task``
+skips the scenes the corpus already has, and renders the rest in Ray tasks (``scenes_per_task``
 scenes each, ``max_retries`` retries when a worker dies). Workers return bytes (mp4, npz) and
 the ground-truth dict; the driver writes the files and appends the manifest rows through
-:class:`skyloom.corpus.Corpus` in batches. A clip exists only once its manifest row is written,
-and its id is derived from (preset, seed, scene index), so a rerun after a crash renders exactly
-the missing clips and yields the same corpus, byte for byte, as an uninterrupted run. A scene
-that fails (invalid spec, simulation blow-up, a worker that keeps dying) is quarantined with
-its reason and the job goes on.
+:class:`skyloom.corpus.Corpus` in batches. A clip exists only once its manifest row is written.
+What the corpus "already has" is keyed on the scene spec's hash (the clip's ``source_sha256``),
+not on the preset name: a copy of a preset with other colours renders its own scenes into a
+corpus holding the originals, while identical specs are skipped. A clip's id is derived from
+(preset, seed, scene index), with ``-<spec hash[:8]>`` appended when a different scene already
+holds that id, so a rerun after a crash renders exactly the missing clips and yields the same
+corpus, byte for byte, as an uninterrupted run. A scene that fails (invalid spec, simulation
+blow-up, a worker that keeps dying) is quarantined with its reason and the job goes on.
+
+The scene specs come from the job's scene kind (``scene_kind``, see
+:mod:`skyloom.datagen.scene_kinds`; ``objects`` by default) or from ``specs_file``.
 
 Example:
     >>> from datagen.render import RenderConfig, sample_specs
@@ -38,7 +44,6 @@ from skyloom.datagen.scenes import (
     SceneConfig,
     SpecError,
     canonical_json,
-    check_scene_config,
     perturb_spec,
     sample_spec,
     scene_seed,
@@ -83,6 +88,8 @@ class RenderConfig:
 
     preset: str = "balls-bounce"
     renderer: str = "mujoco"
+    scene_kind: str = "objects"  # a name in skyloom.datagen.scene_kinds.SCENE_KINDS (plug-ins included)
+    scene_options: dict[str, Any] = field(default_factory=dict)  # the scene kind's own config_class fields
     seed: int = 0
     num_scenes: int = 16
     out: str = ""
@@ -126,10 +133,14 @@ def clip_id(preset: str, seed: int, index: int) -> str:
 
 
 def sample_specs(cfg: RenderConfig | SceneConfig, num: int, seed: int) -> list[dict[str, Any]]:
-    """``num`` seeded scene specs from a preset (scene ``i`` uses :func:`scene_seed` (seed, i))."""
-    scene = cfg.scene if isinstance(cfg, RenderConfig) else cfg
-    preset = cfg.preset if isinstance(cfg, RenderConfig) else "custom"
-    return [sample_spec(scene, scene_seed(seed, i), preset=preset, index=i) for i in range(int(num))]
+    """``num`` seeded scene specs from a preset (scene ``i`` uses :func:`scene_seed` (seed, i)),
+    drawn by the config's scene kind (a bare :class:`SceneConfig`: the ``objects`` kind)."""
+    if not isinstance(cfg, RenderConfig):
+        return [sample_spec(cfg, scene_seed(seed, i), preset="custom", index=i) for i in range(int(num))]
+    from skyloom.datagen.scene_kinds import build_scene_kind
+
+    kind = build_scene_kind(cfg.scene_kind, cfg.scene_options)
+    return [kind.sample(cfg.scene, scene_seed(seed, i), cfg.preset, i) for i in range(int(num))]
 
 
 # -- one scene, in-process ----------------------------------------------------------------------
@@ -272,7 +283,9 @@ def _check(cfg: RenderConfig) -> None:
     if cfg.scenes_per_task < 1:
         raise ValueError(f"render: scenes_per_task must be >= 1, got {cfg.scenes_per_task}")
     if not cfg.specs_file:
-        check_scene_config(cfg.scene)
+        from skyloom.datagen.scene_kinds import build_scene_kind
+
+        build_scene_kind(cfg.scene_kind, cfg.scene_options).check(cfg.scene)
 
 
 def _record(cfg: RenderConfig, item: dict[str, Any], res: dict[str, Any], corpus) -> Any:
@@ -306,6 +319,59 @@ def _write_files(corpus, cid: str, res: dict[str, Any]) -> None:
     corpus.write_ground_truth(cid, gt)
 
 
+def _resume(cfg: RenderConfig, corpus, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                                            list[dict[str, Any]]]:
+    """(all items, the ones to render): a scene whose spec hash the corpus holds is done, whatever
+    the preset's name; a new scene whose id another scene took gets ``-<spec hash[:8]>`` appended."""
+    records = corpus.records()
+    done_sha = {r.source_sha256 for r in records if r.source_sha256
+                and corpus.clip_path(r.id).exists() and corpus.gt_path(r.id).exists()}
+    holder = {r.id: r.source_sha256 for r in records}  # id -> the spec hash it holds
+    bad_ids, bad_sha = set(), set()
+    if not cfg.retry_quarantined:
+        for q in corpus.quarantined(STAGE):
+            if q.get("kind") not in ("invalid_spec", "simulation"):
+                continue
+            if q.get("spec_sha256"):
+                bad_sha.add(q["spec_sha256"])
+            else:  # quarantined before spec hashes were recorded
+                bad_ids.add(q["item"])
+    todo = []
+    for it in items:
+        sha = it.get("spec_sha256") or ""
+        if sha in done_sha or sha in bad_sha:
+            continue
+        if it["id"] in holder and holder[it["id"]] != sha:
+            # another scene (e.g. of a copy of this preset with other colours) holds the id
+            if not sha:
+                continue  # an unreadable line of a specs_file: nothing to compare, keep the old clip
+            it = {**it, "id": f"{it['id']}-{sha[:8]}"}
+            if holder.get(it["id"], sha) != sha:
+                continue
+        if it["id"] in bad_ids:
+            continue
+        todo.append(it)
+    return items, todo
+
+
+def _save_config(cfg: RenderConfig, folder: Path) -> Path:
+    """Save the resolved config as ``render-<preset>-s<seed>.yaml``; a different config of the same
+    preset name and seed (an edited copy) gets its own ``-<hash[:8]>`` file instead of overwriting it."""
+    import hashlib
+
+    import yaml
+
+    from skyloom.config import save_resolved, to_dict
+
+    base = clip_id(cfg.preset, cfg.seed, 0).rsplit("-", 1)[0]
+    path = folder / f"render-{base}.yaml"
+    if path.exists():
+        text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+        if path.read_text() != text:
+            path = folder / f"render-{base}-{hashlib.sha256(text.encode()).hexdigest()[:8]}.yaml"
+    return save_resolved(cfg, path)
+
+
 def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress: bool = True,
                _fault_marker: str | None = None) -> RenderResult:
     """Render ``cfg``'s scenes into the corpus at ``cfg.out`` (created if missing); resumable.
@@ -317,27 +383,22 @@ def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress:
         _fault_marker: test hook; the first task kills its worker once (exercises retries).
     """
     from skyloom.cli_common import progress
-    from skyloom.config import save_resolved
     from skyloom.corpus import Corpus
     from skyloom.raytools import init_ray
 
     _check(cfg)
     t0 = time.perf_counter()
     corpus = Corpus.create(cfg.out)
-    save_resolved(cfg, corpus.root / "configs" / f"render-{clip_id(cfg.preset, cfg.seed, 0).rsplit('-', 1)[0]}.yaml")
-    items = _items(cfg)
-    existing = {i for i in corpus.ids() if corpus.clip_path(i).exists() and corpus.gt_path(i).exists()}
-    done_bad = set()
-    if not cfg.retry_quarantined:
-        done_bad = {q["item"] for q in corpus.quarantined(STAGE) if q.get("kind") in ("invalid_spec", "simulation")}
-    todo = [it for it in items if it["id"] not in existing and it["id"] not in done_bad]
+    _save_config(cfg, corpus.root / "configs")
+    items, todo = _resume(cfg, corpus, _items(cfg))
     result = RenderResult(corpus=str(corpus.root), requested=len(items), existing=len(items) - len(todo),
                           rendered=0, failed=0, frames=0, seconds=0.0, worker_seconds=0.0)
     by_id = {it["id"]: it for it in todo}
 
     def fail(cid: str, kind: str, reason: str) -> None:
-        corpus.quarantine(STAGE, cid, reason, kind=kind, preset=cfg.preset, seed=cfg.seed,
-                          index=by_id[cid]["index"] if cid in by_id else None)
+        it = by_id.get(cid, {})
+        corpus.quarantine(STAGE, cid, reason, kind=kind, preset=cfg.preset, seed=cfg.seed, index=it.get("index"),
+                          spec_sha256=it.get("spec_sha256"))
         result.failed += 1
         result.failures.append({"id": cid, "kind": kind, "reason": reason})
         logger.warning("scene %s quarantined: %s", cid, reason)

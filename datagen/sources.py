@@ -12,7 +12,8 @@ paths resolve against the manifest's folder), ``license`` (alias ``license_id``;
 source's ``extra`` and lands in each clip's ``meta``.
 
 Two registries make this pluggable: :data:`MANIFEST_FORMATS` (file suffix -> reader) and
-:data:`SOURCE_KINDS` (URL scheme -> fetch function, see :mod:`skyloom.datagen.fetch`).
+:data:`SOURCE_KINDS` (URL scheme -> fetch function, see :mod:`skyloom.datagen.fetch`); other
+packages add entries under the ``skyloom.manifest_formats`` and ``skyloom.source_kinds`` entry points.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from urllib.parse import urlparse
 
 from skyloom.registry import Registry
 
-MANIFEST_FORMATS: Registry[Callable[[Path], list[dict[str, Any]]]] = Registry("source manifest format", group="skyloom.manifest_formats")
+MANIFEST_FORMATS: Registry[Callable[[Path], list[dict[str, Any]]]] = Registry("source manifest format",
+                                                                             group="skyloom.manifest_formats")
 SOURCE_KINDS: Registry[Callable[..., Any]] = Registry("source kind", group="skyloom.source_kinds")
 SOURCE_KINDS.register_lazy("http", "skyloom.datagen.fetch:fetch_http")
 SOURCE_KINDS.register_lazy("https", "skyloom.datagen.fetch:fetch_http")

@@ -139,3 +139,50 @@ def test_cli_render(tmp_path, ray_local):
     assert isinstance(r.exception, ConfigError) and "balls-bounce" in str(r.exception)
     r = runner.invoke(app, ["datagen", "render", "--out", str(out), "--set", "renderer=mujocoo"])
     assert "did you mean 'mujoco'" in str(r.exception).lower()
+
+
+def test_resume_is_keyed_on_the_scene_spec_not_the_preset_name(tmp_path, ray_local):
+    """A copy of balls-bounce.yaml with other colours (same `preset:` name, same seed) renders its own
+    scenes into a corpus that has the originals; identical specs are skipped."""
+    from skyloom.config import packaged_configs
+
+    text = (packaged_configs() / "datagen" / "balls-bounce.yaml").read_text()
+    assert "colours: [red, green, blue, yellow]" in text and "preset: balls-bounce" in text
+    copy = tmp_path / "my-balls.yaml"
+    copy.write_text(text.replace("colours: [red, green, blue, yellow]", "colours: [purple, orange, cyan, pink]"))
+    corpus = tmp_path / "c"
+
+    def cfg(path):
+        c = load(RenderConfig, path, [], group="datagen")
+        return dataclasses.replace(c, out=str(corpus), num_scenes=3, scenes_per_task=3,
+                                   scene=dataclasses.replace(c.scene, num_frames=8))
+
+    orig = run_render(cfg("balls-bounce"), show_progress=False)
+    assert (orig.rendered, orig.existing) == (3, 0)
+    first = snapshot(corpus)
+    res = run_render(cfg(copy), show_progress=False)
+    assert (res.rendered, res.existing, res.failed) == (3, 0, 0)
+    c = Corpus(corpus)
+    recs = {r.id: r for r in c.records()}
+    assert len(recs) == 6
+    new = [r for cid, r in recs.items() if cid not in first]
+    assert len(new) == 3 and all(r.id.startswith("balls-bounce-s0-0000") and len(r.id.rsplit("-", 1)[1]) == 8
+                                 for r in new)
+    for r in new:  # the copy's own scenes, with its colours, and the originals untouched
+        gt = c.read_ground_truth(r.id)
+        assert r.source_sha256 == spec_sha256_of(gt["spec"]) and r.id.endswith(r.source_sha256[:8])
+        assert {o["colour"] for o in gt["spec"]["objects"]} <= {"purple", "orange", "cyan", "pink"}
+    assert {k: v for k, v in snapshot(corpus).items() if k in first} == first
+    # both configs are kept: the copy's resolved config does not overwrite the original's
+    saved = sorted(p.name for p in (corpus / "configs").glob("render-balls-bounce-s0*.yaml"))
+    assert len(saved) == 2 and "render-balls-bounce-s0.yaml" in saved
+    # identical specs: nothing to render for either preset, whatever the order
+    assert [run_render(cfg(p), show_progress=False).rendered for p in (copy, "balls-bounce")] == [0, 0]
+    assert len(Corpus(corpus).records()) == 6
+    assert len(list((corpus / "configs").glob("render-balls-bounce-s0*.yaml"))) == 2
+
+
+def spec_sha256_of(spec: dict) -> str:
+    from skyloom.datagen.scenes import spec_sha256
+
+    return spec_sha256(spec)
