@@ -42,10 +42,10 @@ from typing import Any
 from skyloom.config import (
     ConfigError,
     apply_overrides,
-    list_presets,
-    preset_path,
     from_dict,
-    load_yaml,
+    list_presets,
+    load_preset,
+    preset_path,
     to_dict,
 )
 
@@ -281,8 +281,8 @@ def load_suite(name: str | os.PathLike, overrides: Iterable[str] = (), validate:
         SuiteError: unknown file, unknown key / wrong type (naming the key), or a failed validation.
     """
     path = suite_path(name)
-    data = load_yaml(path)
     try:
+        data = load_preset(path, SUITE_GROUP)
         suite = from_dict(Suite, data)
         suite = apply_overrides(suite, [o for o in overrides])
     except SuiteError:

@@ -6,6 +6,11 @@ the dataclass fields and every value against the field's type, so a typo or a wr
 error that names the key, not a silent default. The resolved config is written beside every
 output with :func:`save_resolved`.
 
+A preset may start from another: ``_base: vdit-s`` (a preset name of the same group, or a YAML
+path relative to the including file) loads that preset first and applies this file's keys on
+top, mappings merged key by key, everything else (lists included) replaced. Bases chain; a
+cycle is an error naming the chain (:func:`load_preset`).
+
 Example:
     >>> from dataclasses import dataclass, field
     >>> @dataclass(frozen=True)
@@ -244,14 +249,79 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+BASE_KEY = "_base"
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` applied: mappings merged key by key, any other value replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _base_path(base: str, including: Path, group: str | None, chain: list[Path]) -> Path:
+    """The file a ``_base:`` names: a YAML path (relative to ``including``'s folder) or a preset name
+    of ``group`` (user folders first; a file never bases itself, so a user preset may extend the
+    shipped preset of the same name)."""
+    p = Path(base)
+    if p.suffix in (".yaml", ".yml") or "/" in base or os.sep in base:
+        p = p if p.is_absolute() else including.parent / p
+        if not p.exists():
+            raise ConfigError(f"{including}: _base file {base!r} does not exist (looked for {p})")
+        return p
+    dirs = [d / group for d in preset_dirs()] if group else []
+    candidates = [d / f"{base}.yaml" for d in [*dirs, including.parent]]
+    found = [c for c in candidates if c.exists()]
+    for c in found:
+        if c.resolve() not in chain:
+            return c
+    if found:
+        return found[0]  # only files of the chain: a cycle, reported by the caller
+    where = f"{group} preset" if group else f"preset next to {including}"
+    avail = list_presets(group) if group else sorted(q.stem for q in including.parent.glob("*.yaml"))
+    close = difflib.get_close_matches(base, avail, n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ConfigError(f"{including}: _base {base!r} is not a {where}.{hint} Available: {', '.join(avail) or '(none)'}")
+
+
+def load_preset(path: str | os.PathLike, group: str | None = None) -> dict[str, Any]:
+    """A preset file's mapping with its ``_base:`` chain resolved (see the module docstring).
+
+    Raises:
+        ConfigError: unreadable YAML, a ``_base`` that is not a name or path, one that does not
+            exist, or a cycle (the message shows the chain).
+    """
+    chain: list[Path] = []
+    layers: list[dict[str, Any]] = []
+    p = Path(path)
+    while True:
+        if p.resolve() in chain:
+            cycle = " -> ".join(str(c) for c in [*chain, p.resolve()])
+            raise ConfigError(f"_base cycle: {cycle}")
+        chain.append(p.resolve())
+        data = load_yaml(p)
+        base = data.pop(BASE_KEY, None)
+        layers.append(data)
+        if base is None:
+            break
+        if not isinstance(base, str) or not base.strip():
+            raise ConfigError(f"{p}: _base must be a preset name or a YAML path, got {base!r}")
+        p = _base_path(base.strip(), p, group, chain)
+    merged: dict[str, Any] = {}
+    for layer in reversed(layers):
+        merged = deep_merge(merged, layer)
+    return merged
+
+
 def load(cls: type[T], preset: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = (),
          group: str | None = None) -> T:
-    """Load ``cls`` from a preset (name in ``configs/<group>/`` or a YAML path) plus overrides."""
+    """Load ``cls`` from a preset (name in ``configs/<group>/`` or a YAML path, ``_base:`` resolved)
+    plus overrides."""
     data: dict[str, Any] = {}
     if preset is not None:
         path = preset_path(group or "", preset) if group else Path(preset)
-        data = load_yaml(path)
-        data.pop("_base", None)
+        data = load_preset(path, group)
         try:
             cfg = from_dict(cls, data)
         except ConfigError as e:
