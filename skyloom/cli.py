@@ -31,6 +31,7 @@ app = typer.Typer(name="skyloom", help=HELP, rich_markup_mode="rich", no_args_is
                   pretty_exceptions_enable=False, add_completion=False)
 
 STAGE_CLIS = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli", "skyloom.eval.cli", "skyloom.dashboards.cli", "skyloom.demo")
+STAGE_CLIS += ("skyloom.plugins",)  # `skyloom plugins`: the registries and their entry points
 
 
 @app.callback()
