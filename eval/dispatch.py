@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -109,20 +108,11 @@ def update_kwargs(metric: Any, items: list[dict[str, Any]], videos: list[np.ndar
 
 
 def metric_kwargs(cls: Any, settings: dict[str, Any] | None, where: str = "settings") -> dict[str, Any]:
-    """Constructor keyword arguments from a metric's settings.
+    """Constructor keyword arguments from a metric's settings, checked against its ``config_class``
+    when it has one (see :func:`skyloom.registry.config_kwargs`)."""
+    from skyloom.registry import config_kwargs
 
-    A metric class with a ``config_class`` (frozen dataclass) has the settings checked against it
-    (unknown key or wrong type -> :class:`skyloom.config.ConfigError` naming ``where``); otherwise
-    they are passed as they are.
-    """
-    settings = dict(settings or {})
-    config_class = getattr(cls, "config_class", None)
-    if config_class is None:
-        return settings
-    from skyloom.config import from_dict
-
-    opts = from_dict(config_class, settings, prefix=where)
-    return {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
+    return config_kwargs(cls, settings, where)
 
 
 def fit_frames(reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -120,7 +120,8 @@ def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtract
     """Build the extractor registered as ``name`` with constructor ``kwargs``.
 
     ``indomain:PATH`` loads the in-domain evaluator trained by ``skyloom eval train-evaluator``
-    (its folder is its weights, so it takes no ``kwargs``).
+    (its folder is its weights, so it takes no ``kwargs``). An extractor class with a
+    ``config_class`` has ``kwargs`` checked against it (see :func:`skyloom.registry.config_kwargs`).
     """
     if name.startswith("indomain:"):
         if kwargs:
@@ -128,7 +129,10 @@ def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtract
         from skyloom.eval.evaluator import load_evaluator
 
         return load_evaluator(name.split(":", 1)[1])
-    return EXTRACTORS.get(name)(**kwargs)
+    from skyloom.registry import config_kwargs
+
+    factory = EXTRACTORS.get(name)
+    return factory(**config_kwargs(factory, kwargs, where=f"extractor {name} options"))
 
 
 @EXTRACTORS.register("pixels")

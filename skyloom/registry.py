@@ -190,6 +190,25 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}, {self.names()})"
 
 
+def config_kwargs(obj: Any, data: Mapping[str, Any] | None, where: str = "options") -> dict[str, Any]:
+    """Keyword arguments for an entry built with keywords (metrics, feature extractors).
+
+    When ``obj`` has a ``config_class`` the mapping is checked against it (unknown key or wrong type
+    -> :class:`skyloom.config.ConfigError` naming ``where``) and its fields, defaults filled in,
+    are returned; otherwise the mapping is passed on as it is.
+    """
+    data = dict(data or {})
+    cls = getattr(obj, "config_class", None)
+    if cls is None:
+        return data
+    import dataclasses
+
+    from skyloom.config import from_dict
+
+    opts = from_dict(cls, data, prefix=where)
+    return {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
+
+
 def resolve(obj: Any) -> Any:
     """Return ``obj``; if a ``"module:attr"`` string, import it."""
     if isinstance(obj, str) and ":" in obj:

@@ -48,7 +48,8 @@ def _version(v: str) -> tuple[int, ...]:
 def _build_path() -> str:
     """PYTHONPATH for the build: the site folder of the newest setuptools visible here (a venv's bundled
     setuptools may predate the built-in bdist_wheel and shadow a newer one)."""
-    found = [(d.version, Path(d.locate_file(""))) for d in metadata.distributions() if d.metadata["Name"] == "setuptools"]
+    found = [(d.version, Path(d.locate_file(""))) for d in metadata.distributions()
+             if d.metadata["Name"] == "setuptools"]
     return str(max(found, key=lambda f: _version(f[0]))[1]) if found else ""
 
 
@@ -93,7 +94,8 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], env=env)
     py = venv / "bin" / "python"
-    site = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], env=env).stdout.strip())
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(_run([str(py), "-c", purelib], env=env).stdout.strip())
     deps = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
     assert sysconfig.get_paths()["purelib"] in deps
     (site / "_deps_from_test_runner.pth").write_text("\n".join(deps) + "\n")
