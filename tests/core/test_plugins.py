@@ -200,6 +200,12 @@ def test_plugin_metric_in_eval_score_and_in_a_suite(tmp_path, plugin_env):
     """))
     r = skyloom(["eval", "suites", str(suite)], plugin_env)
     assert "mymetric" in r.stderr + r.stdout
+    # `skyloom plugins` shows the three entries beside the built-ins, with the distribution they come from
+    rows = json.loads(skyloom(["plugins", "--json"], plugin_env).stdout)
+    mine = {(r["kind"], r["name"], r["group"]) for r in rows if r["origin"] == "skyloom-testplugin"}
+    assert mine == {("metric", "mymetric", "skyloom.metrics"), ("captioner", "myplugin", "skyloom.captioners"),
+                    ("text encoder", "mytext", "skyloom.text_encoders")}
+    assert {r["name"] for r in rows if r["kind"] == "metric"} >= {"fvd", "clipsim", "mymetric"}
 
 
 @pytest.mark.slow  # several runs of the installed executable (torch import each)
