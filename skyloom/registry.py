@@ -108,7 +108,6 @@ class Registry(Generic[T]):
         """Add the entry points of ``self.group`` (once); a name taken twice is an error."""
         if self._entry_points_read:
             return
-        self._entry_points_read = True
         for ep in importlib.metadata.entry_points(group=self.group):
             dist = getattr(ep.dist, "name", None) or "an installed distribution"
             where = f"entry point {ep.name!r} = {ep.value!r} of {dist} (group {self.group})"
@@ -122,6 +121,7 @@ class Registry(Generic[T]):
             self._entries[ep.name] = ep.value
             self._origins[ep.name] = dist
             logger.debug("%s %r from %s", self.kind, ep.name, where)
+        self._entry_points_read = True  # not before: a clash stays an error on every lookup
 
     # -- lookup ---------------------------------------------------------------------------
     def get(self, name: str) -> T:

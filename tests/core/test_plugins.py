@@ -158,6 +158,8 @@ def test_registry_reads_entry_points_lazily_and_refuses_duplicates(tmp_path, mon
     with pytest.raises(RegistryError, match=r"duplicate colour name 'red': entry point 'red' = "
                                             r"'colour_plugin:RED' of colour-plugin"):
         clash.names()
+    with pytest.raises(RegistryError, match="duplicate colour name 'red'"):  # on every lookup, not only the first
+        clash.get("green")
 
 
 @pytest.mark.slow  # several runs of the installed executable (torch import each)
