@@ -174,6 +174,22 @@ def register(app: typer.Typer) -> None:
                       f"({', '.join(man['tasks'])}){', ' + str(man['ground_truth']) + ' ground-truth clips' if ground_truth else ''} "
                       f"-> [bold]{out}[/] (README.md says how to submit)")
 
+    @eval_app.command("tiny-diffusers")
+    def tiny_diffusers_cmd(
+        out: Annotated[Path, typer.Argument(help="Folder to save the pipeline to (save_pretrained).")],
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
+    ) -> None:
+        """Save a randomly initialised tiny diffusers WanPipeline (tokenizer built offline): checks
+        [cyan]skyloom eval --ckpt diffusers:OUT[/] end to end without downloading any weights. Its videos are noise."""
+        from skyloom.eval.diffusers_pipeline import make_tiny_pipeline
+
+        try:
+            path = make_tiny_pipeline(out, seed=seed)
+        except ImportError as e:
+            fail(f"{e} (pip install 'skyloom[diffusers]')")
+        console.print(f"tiny random WanPipeline saved to [bold]{path}[/]; evaluate it with "
+                      f"[cyan]skyloom eval --suite smoke --ckpt diffusers:{path}[/]")
+
     @eval_app.command("train-evaluator")
     def train_evaluator_cmd(
         corpus: Annotated[Path, typer.Argument(help="Captioned corpus to train on.")],
