@@ -282,3 +282,33 @@ def test_checkpoint_and_submission_share_a_board(setup):
     rows = board(store, "fake", "jitter")["rows"]
     assert [(r["checkpoint_name"], r["kind"]) for r in rows] == [("clean", "submission"), ("r/step-00000010", "model")]
     assert item_spec(suite, suite.items()[0])["width"] == 32
+
+
+def test_dashboard_and_report_carry_markers_and_breakdown(setup):
+    """The dashboard's leaderboard payload and the static report mark submissions and calibration rows."""
+    from fastapi.testclient import TestClient
+
+    from skyloom.dashboards import Dashboard, create_app
+    from skyloom.dashboards.report import build_report
+    from tests.dashboards.test_report import embedded
+
+    tmp, suite_path, cfg = setup
+    suite = load_suite(suite_path, metric_names=fakes.FAKE_METRICS.names())
+    _write_submission(tmp / "good", suite, noise=2.0)
+    run_submission(cfg, tmp / "good", "good-model", {"who": "ada"}, metrics=fakes.FAKE_METRICS)
+    run_calibration(cfg, ["ground_truth", "noise"], metrics=fakes.FAKE_METRICS)
+    dash = Dashboard(tmp / "out")  # OUT/results.sqlite: the folder's store
+    with TestClient(create_app(dash)) as c:
+        lb = c.get("/api/leaderboard").json()
+    table = next(t for t in lb["suites"] if t["suite"] == "fake")
+    rows = {r["checkpoint_name"]: r for r in table["rows"]}
+    assert rows["good-model"]["kind"] == "submission" and rows["good-model"]["meta"]["who"] == "ada"
+    assert rows["noise"]["kind"] == "calibration" and rows["noise"]["rank"] is None
+    assert rows["ground_truth"]["breakdown"]["total"] == pytest.approx(1.0)
+    assert table["categories"] == ["colour"] and table["breakdown"]["weights"] == {"colour_match": 1.0, "jitter": 1.0}
+    assert table["flagged"] == [] and set(table["flags"]) >= {"colour_match", "jitter"}
+    info = build_report(dash, tmp / "report.html")
+    data = embedded(info.path.read_text())
+    rep = next(t for t in data["leaderboard"]["suites"] if t["suite"] == "fake")
+    assert {r["kind"] for r in rep["rows"]} == {"submission", "calibration"}
+    assert "kindBadge" in info.path.read_text()  # the page renders the marker
