@@ -30,7 +30,6 @@ import zlib
 from typing import Any
 
 import numpy as np
-
 from skyloom.eval.suites import CALIBRATION_ROWS, Suite
 
 logger = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ def ground_truth_clips(suite: Suite, items: list[dict[str, Any]]) -> dict[str, n
         for j in ranked[k % len(ranked):] + ranked[: k % len(ranked)]:  # the k-th best usable clip
             try:
                 clip = corpus.read_clip(recs[j].id, num_frames=frames)
-            except Exception as e:  # an undecodable reference clip: try the next best
+            except (ValueError, OSError) as e:  # an undecodable reference clip (VideoError): try the next best
                 logger.warning("reference clip %s skipped: %s", recs[j].id, e)
                 continue
             if clip.shape[0] >= frames:
@@ -143,6 +142,7 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
     from skyloom.eval.store import ResultsStore
     from skyloom.eval.submissions import entry_base_and_db, item_spec, suite_items
     from skyloom.eval.suites import load_suite, suite_to_dict
+
     from skyloom.config import to_dict
     from skyloom.video import write_video
 

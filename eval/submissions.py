@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from skyloom.eval.suites import Suite
 
 logger = logging.getLogger(__name__)
@@ -85,7 +84,7 @@ def item_spec(suite: Suite, item: dict[str, Any]) -> dict[str, Any]:
             "frames": item.get("num_frames") or g.num_frames,
             "fps": item.get("fps") or g.fps or DEFAULT_FPS,
             "width": item.get("width") or g.width, "height": item.get("height") or g.height,
-            "cond_frames": 0 if cond is None else int(len(cond)),
+            "cond_frames": 0 if cond is None else len(cond),
             "cond_path": None if cond is None else f"cond/{item['item_id']}"}
 
 
@@ -329,6 +328,7 @@ def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str]
     )
     from skyloom.eval.store import ResultsStore
     from skyloom.eval.suites import load_suite, suite_to_dict
+
     from skyloom.config import to_dict
     from skyloom.video import write_video
 

@@ -10,10 +10,14 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from skyloom.eval.diffusers_pipeline import DiffusersVideoPipeline, load_diffusers_pipeline  # noqa: E402
-from skyloom.eval.store import ResultsStore  # noqa: E402
-from skyloom.video import read_video  # noqa: E402
-from tests.eval.test_submissions_cli import run_cli  # noqa: E402
+from skyloom.eval.diffusers_pipeline import (
+    DiffusersVideoPipeline,
+    load_diffusers_pipeline,
+)
+from skyloom.eval.store import ResultsStore
+
+from skyloom.video import read_video
+from tests.eval.test_submissions_cli import run_cli
 
 SUITE = """
 format: skyloom-suite
@@ -99,10 +103,9 @@ class _I2V:
                  guidance_scale=5.0, generator=None, output_type="np"):
         self.calls.append({"image": np.asarray(image), "num_frames": num_frames, "height": height, "width": width})
 
-        class Out:
-            frames = [np.full((num_frames, height, width, 3), 0.5, np.float32)]
-
-        return Out()
+        out = type("Out", (), {})()
+        out.frames = [np.full((num_frames, height, width, 3), 0.5, np.float32)]
+        return out
 
 
 def test_image_to_video_gets_the_first_given_frame():

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from skyloom.eval.breakdown import board, normalise, order_flags
 from skyloom.eval.calibration import run_calibration
 from skyloom.eval.runner import EvalConfig, run_eval
@@ -30,6 +29,7 @@ from skyloom.eval.submissions import (
     run_submission,
 )
 from skyloom.eval.suites import SuiteError, load_suite
+
 from skyloom.video import read_video, write_video
 from tests.eval import fakes
 
@@ -68,7 +68,7 @@ def setup(tmp_path):
 
 
 def test_export_writes_items_hash_and_readme(setup):
-    tmp, suite_path, cfg = setup
+    tmp, suite_path, _cfg = setup
     suite = load_suite(suite_path, metric_names=fakes.FAKE_METRICS.names())
     man = export_suite(suite, tmp / "kit", ground_truth=True)
     lines = [json.loads(x) for x in (tmp / "kit" / "items.jsonl").read_text().splitlines()]
@@ -223,8 +223,9 @@ def test_suite_validates_calibration_and_breakdown(tmp_path):
             load_suite(p, metric_names=fakes.FAKE_METRICS.names())
     # suites that do not use the new sections keep their content hash (stored ids stay valid)
     plain = load_suite(tmp_path / "s.yaml", metric_names=fakes.FAKE_METRICS.names())
-    from skyloom.config import to_dict
     import hashlib
+
+    from skyloom.config import to_dict
 
     legacy = to_dict(plain)
     for k in ("calibration", "breakdown"):
@@ -287,9 +288,9 @@ def test_checkpoint_and_submission_share_a_board(setup):
 def test_dashboard_and_report_carry_markers_and_breakdown(setup):
     """The dashboard's leaderboard payload and the static report mark submissions and calibration rows."""
     from fastapi.testclient import TestClient
-
     from skyloom.dashboards import Dashboard, create_app
     from skyloom.dashboards.report import build_report
+
     from tests.dashboards.test_report import embedded
 
     tmp, suite_path, cfg = setup

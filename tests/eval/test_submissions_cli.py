@@ -76,3 +76,17 @@ def test_export_then_submit_folder_cli(tmp_path):
     r = run_cli(["eval", "--suite", str(suite), "--videos", str(sub), "--name", "x", "--mismatch", "stretch",
                  "--db", str(db)])
     assert r.returncode != 0 and "resize, refuse" in r.stderr
+
+
+def test_loader_function_cli(tmp_path):
+    """docs/eval.md way 3: any module:function loader, through the installed executable."""
+    from tests.eval import fakes
+
+    suite = tmp_path / "cli-sub.yaml"
+    suite.write_text(SUITE)
+    ck = fakes.make_checkpoint(tmp_path / "runs", "mine", 5)
+    r = run_cli(["eval", "--suite", str(suite), "--ckpt", str(ck), "--set", f"pipeline_loader={fakes.LOADER}",
+                 "--db", str(tmp_path / "r.sqlite"), "--executor", "local", "--json"])
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)["evals"][0]
+    assert ev["status"] == "complete" and ev["generated"] == 4 and ev["scores"]["temporal_flickering"] > 0
