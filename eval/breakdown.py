@@ -61,13 +61,18 @@ def suite_spec(evals: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def order_flags(values: dict[str, dict[str, float | None]], hib: dict[str, bool | None],
-                calibration: dict[str, Any]) -> dict[str, dict[str, Any]]:
+                calibration: dict[str, Any],
+                cis: dict[str, dict[str, tuple[float | None, float | None]]] | None = None) -> dict[str, dict[str, Any]]:
     """Per metric: the declared order, the calibration rows' values, and the pairs out of order.
+
+    A pair out of order flags the metric; when the two rows' confidence intervals overlap the
+    violation says so ("within the CIs"): the metric cannot tell the two apart on this suite.
 
     Args:
         values: calibration row name -> metric -> value.
         hib: metric -> higher is better.
         calibration: the suite's ``calibration`` section (``order``, ``metric_order``).
+        cis: calibration row name -> metric -> (ci_low, ci_high), when known.
 
     Returns:
         metric -> ``{"order": [...], "values": {row: v}, "violations": ["x better than y"], "flagged": bool}``
@@ -88,7 +93,10 @@ def order_flags(values: dict[str, dict[str, float | None]], hib: dict[str, bool 
         for better, worse in itertools.combinations(order, 2):
             vb, vw = vals[better], vals[worse]
             if (vw > vb) if up else (vw < vb):
-                bad.append(f"{worse} ({vw:.4g}) scores better than {better} ({vb:.4g})")
+                (bl, bh), (wl, wh) = ((cis or {}).get(r, {}).get(m, (None, None)) for r in (better, worse))
+                within = None not in (bl, bh, wl, wh) and not (bh < wl or wh < bl)
+                bad.append(f"{worse} ({vw:.4g}) scores better than {better} ({vb:.4g})"
+                           + (", within the CIs" if within else ""))
         out[m] = {"order": order, "values": vals, "violations": bad, "flagged": bool(bad),
                   "higher_is_better": up}
     return out
@@ -125,11 +133,15 @@ def attach(store: Any, rows: list[dict[str, Any]], evals: list[dict[str, Any]]) 
     cal_spec, bd = spec["calibration"], spec["breakdown"]
     cal_rows = {r["checkpoint_name"]: r for r in rows if r.get("kind") == "calibration"}
     hib: dict[str, bool | None] = {}
+    cal_names = {r["eval_id"]: name for name, r in cal_rows.items()}
+    cis: dict[str, dict[str, tuple[float | None, float | None]]] = {}
     for s in store.scores(eval_ids=[r["eval_id"] for r in rows]):
         if hib.get(s["metric"]) is None:
             hib[s["metric"]] = s["higher_is_better"]
+        if s["eval_id"] in cal_names:
+            cis.setdefault(cal_names[s["eval_id"]], {})[s["metric"]] = (s["ci_low"], s["ci_high"])
     cal_values = {name: dict(r["scores"]) for name, r in cal_rows.items()}
-    flags = order_flags(cal_values, hib, cal_spec)
+    flags = order_flags(cal_values, hib, cal_spec, cis)
     weights = {m: float(w) for m, w in (bd.get("weights") or {}).items()}
     mode = bd.get("normalise") or "calibration"
     low_name, high_name = bd.get("low") or "noise", bd.get("high") or "ground_truth"

@@ -204,6 +204,10 @@ def test_wrong_order_is_flagged():
                         {"m": True, "up": True}, {"order": ["ground_truth", "noise"]})
     assert flags["m"]["flagged"] and "noise (0.5) scores better than ground_truth (0.2)" in flags["m"]["violations"][0]
     assert not flags["up"]["flagged"]
+    cis = {"ground_truth": {"m": (0.1, 0.3)}, "noise": {"m": (0.25, 0.6)}}
+    flags = order_flags({"ground_truth": {"m": 0.2}, "noise": {"m": 0.5}}, {"m": True},
+                        {"order": ["ground_truth", "noise"]}, cis)
+    assert flags["m"]["flagged"] and flags["m"]["violations"][0].endswith("within the CIs")
     # lower-is-better metrics are checked in their own direction
     flags = order_flags({"ground_truth": {"fvd": 10.0}, "noise": {"fvd": 300.0}}, {"fvd": False},
                         {"order": ["ground_truth", "noise"]})
