@@ -330,13 +330,14 @@ def _emit(rows: list[dict[str, Any]], cols: list[str], fmt: str, title: str = ""
             print("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
         print()
     else:
+        from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=title)
+        t = Table(title=escape(title))
         for c in cols:
-            t.add_column(c, overflow="fold")
-        for r in rows:
-            t.add_row(*(_fmt(r.get(c)) for c in cols))
+            t.add_column(escape(c), overflow="fold")
+        for r in rows:  # names such as "noise [calibration]" are text, not rich markup
+            t.add_row(*(escape(_fmt(r.get(c))) for c in cols))
         console.print(t)
 
 

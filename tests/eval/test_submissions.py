@@ -194,6 +194,8 @@ def test_submission_calibration_board_and_compare(setup):
     assert out.returncode == 0, out.stderr
     assert "good-model [submission]" in out.stdout and "noise [calibration]" in out.stdout
     assert "total = weighted mean" in out.stdout
+    table = run_cli(["leaderboard", "--db", res.db])  # rich table (stderr): markers are text, not markup
+    assert table.returncode == 0 and "noise [calibration]" in table.stderr and "good-model [submission]" in table.stderr
     cmp = run_cli(["compare", "calibration:noise", "good-model", "--db", res.db, "--format", "markdown"])
     assert cmp.returncode == 0, cmp.stderr
     assert "noise [calibration]" in cmp.stdout and "good-model [submission]" in cmp.stdout
