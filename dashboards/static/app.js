@@ -65,7 +65,7 @@ async function renderLeaderboard(el) {
       <label>Filter <input id="lb-filter" placeholder="checkpoint or run…"></label>
       <span class="note">Click a column to sort. Rows shaded alike with the same ≈ badge are tied within noise.</span>
     </div><div id="lb-body"></div>`;
-  const sort = { key: "rank", dir: 1 };
+  const sort = { key: "pos", dir: 1 };  // the server's order: ranked entries, calibration rows where their value puts them
   const draw = () => {
     const s = suites[+$("#lb-suite").value];
     const f = $("#lb-filter").value.toLowerCase();
@@ -74,7 +74,7 @@ async function renderLeaderboard(el) {
     for (const r of s.rows) if (r.tie_group !== null && r.tie_group !== undefined) sizes[r.tie_group] = (sizes[r.tie_group] || 0) + 1;
     const bdw = Object.keys((s.breakdown || {}).weights || {}).length > 0;
     const flagged = new Set(s.flagged || []);
-    const val = (r, k) => (k.startsWith("m:") ? (r.scores[k.slice(2)] || {}).value
+    const val = (r, k) => (k === "pos" ? s.rows.indexOf(r) : k.startsWith("m:") ? (r.scores[k.slice(2)] || {}).value
       : k === "b:total" ? (r.breakdown || {}).total : k.startsWith("c:") ? ((r.breakdown || {}).categories || {})[k.slice(2)] : r[k]);
     const rows = s.rows.filter((r) => !f || `${r.checkpoint_name} ${r.run_name} ${r.eval_id}`.toLowerCase().includes(f))
       .sort((a, b) => {
