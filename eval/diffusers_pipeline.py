@@ -42,6 +42,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_FPS = {"Wan": 16.0, "LTX": 24.0, "CogVideoX": 8.0, "HunyuanVideo": 24.0, "Mochi": 30.0}
 
 
@@ -49,10 +50,9 @@ def _dtype(device: str) -> Any:
     import torch
 
     name = os.environ.get("SKYLOOM_DIFFUSERS_DTYPE") or ("bfloat16" if str(device).startswith("cuda") else "float32")
-    dt = getattr(torch, name, None)
-    if not isinstance(dt, torch.dtype):
-        raise ValueError(f"SKYLOOM_DIFFUSERS_DTYPE={name!r} is not a torch dtype (float32, float16, bfloat16)")
-    return dt
+    if name not in DTYPES:
+        raise ValueError(f"SKYLOOM_DIFFUSERS_DTYPE={name!r} is not one of: {', '.join(DTYPES)}")
+    return getattr(torch, name)
 
 
 def load_diffusers_pipeline(path: str | os.PathLike, device: str = "cpu") -> DiffusersVideoPipeline:
