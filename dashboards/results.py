@@ -174,8 +174,15 @@ def _score_map(store: Any, eval_ids: list[str]) -> tuple[dict[str, dict[str, dic
 
 
 def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[str, Any]]:
-    """One table per (source, suite): :func:`skyloom.eval.stats.leaderboard` rows with every metric's CI."""
-    from skyloom.eval.stats import leaderboard, primary_metric
+    """One table per (source, suite): :func:`skyloom.eval.stats.leaderboard` rows with every metric's CI.
+
+    Each row carries ``kind`` (model | submission | calibration: calibration rows have no rank),
+    ``meta`` (a submission's who/model/date/settings) and ``breakdown`` (total, per category, per
+    metric; :mod:`skyloom.eval.breakdown`); each table carries ``flags`` (calibration rows out of
+    the declared order, per metric), ``flagged``, ``categories`` and the breakdown's definition.
+    """
+    from skyloom.eval.breakdown import board
+    from skyloom.eval.stats import primary_metric
 
     out = []
     for src in sources:
@@ -187,7 +194,8 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
         for suite in suites:
             try:
                 pm = primary_metric(src.store, suite)
-                rows = leaderboard(src.store, suite)
+                bd = board(src.store, suite)
+                rows = bd["rows"]
             except ValueError as e:
                 warnings.append(f"{src.label} / {suite}: {e}")
                 continue
@@ -200,7 +208,8 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
                 table_rows.append({k: r.get(k) for k in ("rank", "tie_group", "eval_id", "checkpoint", "checkpoint_name",
                                                          "run_name", "step", "status", "created_at", "failures")}
                                   | {"checkpoint_name": r.get("checkpoint_name") or r["eval_id"],
-                                     "scores": by_eval.get(r["eval_id"], {})})
+                                     "scores": by_eval.get(r["eval_id"], {}), "kind": r.get("kind", "model"),
+                                     "meta": r.get("meta") or {}, "breakdown": r.get("breakdown")})
             failures: dict[str, list[dict[str, Any]]] = {}
             for r in rows:
                 if r.get("failures"):
@@ -210,7 +219,10 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
             note = f"{skipped} checkpoint(s) not shown (evaluation running or failed, or no score for the primary metric)." if skipped > 0 else ""
             out.append({"source_id": src.id, "source": src.label if len(sources) > 1 else "", "suite": suite,
                         "primary_metric": pm, "metrics": [{"name": m, "higher_is_better": hib.get(m)} for m in metrics],
-                        "rows": table_rows, "failures": failures, "note": note})
+                        "rows": table_rows, "failures": failures, "note": note,
+                        "flags": bd.get("flags", {}), "flagged": bd.get("flagged", []),
+                        "categories": bd.get("categories", []),
+                        "breakdown": {k: bd.get(k) for k in ("weights", "normalise", "low", "high", "note")}})
     return out
 
 

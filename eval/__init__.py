@@ -7,6 +7,9 @@ Public names (imported lazily, so ``import eval`` stays light):
     paired_compare, leaderboard           statistics for leaderboards and comparisons
     Suite, load_suite, list_suites        versioned evaluation suites (configs/eval/suites/*.yaml)
     EvalConfig, run_eval -> EvalResult    evaluate checkpoints on a suite (generate, score, store)
+    export_suite, run_submission          the submitter's kit of a suite; score a folder of videos
+    run_calibration                       reference rows from the data (ground truth, frozen, noise, ...)
+    board                                 a leaderboard with calibration flags and the score breakdown
     FeatureCache                          features per (video hash, extractor)
     train_evaluator, load_evaluator       in-domain video-text contrastive evaluator
 """
@@ -24,6 +27,8 @@ _LAZY = {
     "Suite": "skyloom.eval.suites", "load_suite": "skyloom.eval.suites", "list_suites": "skyloom.eval.suites",
     "EvalConfig": "skyloom.eval.runner", "run_eval": "skyloom.eval.runner", "EvalResult": "skyloom.eval.runner",
     "FeatureCache": "skyloom.eval.cache",
+    "export_suite": "skyloom.eval.submissions", "run_submission": "skyloom.eval.submissions",
+    "run_calibration": "skyloom.eval.calibration", "board": "skyloom.eval.breakdown",
     "train_evaluator": "skyloom.eval.evaluator", "load_evaluator": "skyloom.eval.evaluator",
 }
 __all__ = sorted(_LAZY)

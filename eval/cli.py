@@ -30,7 +30,11 @@ Rerunning the same command resumes (finished videos and scores are kept). Suites
 configs/eval/suites/ (or pass a YAML path); [bold]--set suite.KEY=VALUE[/] overrides a suite field,
 other [bold]--set[/] keys the run's settings (EvalConfig: executor, n_boot, cache_dir, ...).
 
-Subcommands: [cyan]suites[/], [cyan]train-evaluator[/], [cyan]score[/]."""
+Any other model: score a folder of its videos ([cyan]--videos DIR --name NAME[/], the items from
+[cyan]skyloom eval export[/]), or a local diffusers pipeline ([cyan]--ckpt diffusers:PATH[/]).
+[cyan]--calibrate[/] adds the suite's reference rows (ground truth, frozen, shuffled, noise, ...).
+
+Subcommands: [cyan]suites[/], [cyan]export[/], [cyan]train-evaluator[/], [cyan]score[/]."""
 
 DbOpt = Annotated[str | None, typer.Option("--db", envvar="SKYLOOM_RESULTS_DB",
                                            help="Results store: SQLAlchemy URL or SQLite path.")]
@@ -60,12 +64,22 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str | None, typer.Option("--preset", help="EvalConfig preset in configs/eval/.")] = None,
         sets: SetOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        videos: Annotated[Path | None, typer.Option("--videos", help="Score a folder of <item_id>.mp4 made elsewhere (needs --name).")] = None,
+        name: Annotated[str | None, typer.Option("--name", help="Name of the --videos submission on the boards.")] = None,
+        meta: Annotated[list[str] | None, typer.Option("--meta", help="Submission metadata key=value (who, model, date, settings); repeatable.")] = None,
+        mismatch: Annotated[str, typer.Option("--mismatch", help="Submitted videos of another size/length: resize (trim + resize) | refuse.")] = "resize",
+        calibrate: Annotated[bool, typer.Option("--calibrate", help="Add the suite's calibration rows (ground truth, frozen, shuffled, noise, ...).")] = False,
+        device: Annotated[str | None, typer.Option("--device", help="Device to generate on (cpu, cuda, cuda:1, ...).")] = None,
     ) -> None:
         if ctx.invoked_subcommand is not None:
             return
-        if not suite or not ckpt:
+        if not suite or not (ckpt or videos or calibrate):
             console.print(ctx.get_help())
-            fail("pass --suite NAME and at least one --ckpt PATH (or a subcommand)")
+            fail("pass --suite NAME and at least one --ckpt PATH, --videos DIR --name NAME or --calibrate (or a subcommand)")
+        if videos is not None and not name:
+            fail("--videos needs --name NAME (the submission's name on the boards)")
+        if name and videos is None:
+            fail("--name names a --videos submission; pass --videos DIR too")
         from skyloom.eval.runner import EvalConfig, run_eval
         from skyloom.eval.store import StoreError
         from skyloom.cli_common import load_config, stage_timer
@@ -73,7 +87,9 @@ def register(app: typer.Typer) -> None:
 
         run_sets, suite_sets = _split_sets(sets)
         cfg = load_config(EvalConfig, "eval", preset, run_sets)
-        extra: dict[str, Any] = {"suite": suite, "checkpoints": tuple(ckpt), "suite_overrides": tuple(suite_sets)}
+        extra: dict[str, Any] = {"suite": suite, "checkpoints": tuple(ckpt or ()), "suite_overrides": tuple(suite_sets)}
+        if device:
+            extra["device"] = device
         if db:
             extra["db"] = db
         if out:
@@ -85,16 +101,37 @@ def register(app: typer.Typer) -> None:
         import dataclasses
 
         cfg = dataclasses.replace(cfg, **extra)
+        results, checks = [], []
         with stage_timer(f"eval {suite}"):
             try:
-                res = run_eval(cfg)
+                if ckpt:
+                    results.append(run_eval(cfg))
+                if videos is not None:
+                    from skyloom.eval.submissions import parse_meta, run_submission
+
+                    res, check = run_submission(cfg, videos, name or "", parse_meta(meta or []), mismatch)
+                    results.append(res)
+                    checks.append(check)
+                if calibrate:
+                    from skyloom.eval.calibration import run_calibration
+
+                    results.append(run_calibration(cfg))
             except (StoreError, ValueError) as e:
                 if isinstance(e, ConfigError):
                     raise
                 fail(str(e))
+        res = results[0]
+        for r in results[1:]:
+            res.evals += r.evals
+            res.seconds += r.seconds
         if as_json:
-            print(json.dumps(dataclasses.asdict(res), indent=2, default=str))
+            doc = dataclasses.asdict(res)
+            if checks:
+                doc["submission_check"] = checks[0].rows()
+            print(json.dumps(doc, indent=2, default=str))
             return
+        for check in checks:
+            _print_check(check)
         _print_summary(res)
 
     @eval_app.command("suites")
@@ -113,6 +150,45 @@ def register(app: typer.Typer) -> None:
             t.add_row(s.name, s.version_tag, str(len(s.items())), str(s.physics.num_scenes),
                       ", ".join(m.key for m in s.metrics), s.primary)
         console.print(t)
+
+    @eval_app.command("export")
+    def export_cmd(
+        suite: Annotated[str, typer.Option("--suite", help="Suite name (configs/eval/suites) or YAML path.")],
+        out: Annotated[Path, typer.Option("--out", help="Folder for the submitter's kit.")],
+        ground_truth: Annotated[bool, typer.Option("--ground-truth", help="Also write the answers (ground_truth/<item_id>.mp4): for checking a pipeline end to end, never for submitters.")] = False,
+        sets: SetOpt = None,
+    ) -> None:
+        """Write what another system needs to generate the suite's videos: items.jsonl/items.csv (item id,
+        task, prompt, seed, category, frames, fps, width, height), the given frames of i2v/extension/physics
+        items (PNG + mp4), suite.yaml, manifest.json (content hash) and a README for submitters."""
+        from skyloom.eval.submissions import SubmissionError, export_suite
+        from skyloom.eval.suites import load_suite
+
+        _, suite_sets = _split_sets(sets)
+        s = load_suite(suite, suite_sets)
+        try:
+            man = export_suite(s, out, ground_truth=ground_truth)
+        except SubmissionError as e:
+            fail(str(e))
+        console.print(f"exported suite [bold]{s.name}[/] v{man['suite_version']}: {man['items']} items "
+                      f"({', '.join(man['tasks'])}){', ' + str(man['ground_truth']) + ' ground-truth clips' if ground_truth else ''} "
+                      f"-> [bold]{out}[/] (README.md says how to submit)")
+
+    @eval_app.command("tiny-diffusers")
+    def tiny_diffusers_cmd(
+        out: Annotated[Path, typer.Argument(help="Folder to save the pipeline to (save_pretrained).")],
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
+    ) -> None:
+        """Save a randomly initialised tiny diffusers WanPipeline (tokenizer built offline): checks
+        [cyan]skyloom eval --ckpt diffusers:OUT[/] end to end without downloading any weights. Its videos are noise."""
+        from skyloom.eval.diffusers_pipeline import make_tiny_pipeline
+
+        try:
+            path = make_tiny_pipeline(out, seed=seed)
+        except ImportError as e:
+            fail(f"{e} (pip install 'skyloom[diffusers]')")
+        console.print(f"tiny random WanPipeline saved to [bold]{path}[/]; evaluate it with "
+                      f"[cyan]skyloom eval --suite smoke --ckpt diffusers:{path}[/]")
 
     @eval_app.command("train-evaluator")
     def train_evaluator_cmd(
@@ -153,16 +229,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rank evaluated checkpoints per suite; entries tied within noise share a tie group.
         Only evaluations of the same suite version (declared version + content hash) are ranked together."""
-        from skyloom.eval.stats import leaderboard
+        from skyloom.eval.breakdown import board
 
         _check_format(fmt)
         store = _open(db, runs)
         suites = [suite] if suite else sorted({e["suite"] for e in store.evals()})
         try:
-            boards = {s: leaderboard(store, s, metric, suite_version=suite_version) for s in suites}
+            boards = {s: board(store, s, metric, suite_version=suite_version) for s in suites}
         except ValueError as e:
             fail(str(e))
-        if not any(boards.values()):
+        if not any(b["rows"] for b in boards.values()):
             fail(f"no finished evaluations{' of suite ' + repr(suite) if suite else ''} in {store.url}")
         _emit_leaderboards(boards, fmt)
 
@@ -187,7 +263,7 @@ def register(app: typer.Typer) -> None:
             rows = [c.to_dict() for c in compare_all(store, ea, eb, metric)]
         except ValueError as e:
             fail(str(e))
-        na, nb = store.get_eval(ea)["checkpoint_name"], store.get_eval(eb)["checkpoint_name"]
+        na, nb = _entry_label(store.get_eval(ea)), _entry_label(store.get_eval(eb))
         for r in rows:
             r["a"], r["b"] = na, nb
             r["diff [CI]"] = f"{_fmt(r['diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
@@ -254,49 +330,107 @@ def _emit(rows: list[dict[str, Any]], cols: list[str], fmt: str, title: str = ""
             print("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
         print()
     else:
+        from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=title)
+        t = Table(title=escape(title))
         for c in cols:
-            t.add_column(c, overflow="fold")
-        for r in rows:
-            t.add_row(*(_fmt(r.get(c)) for c in cols))
+            t.add_column(escape(c), overflow="fold")
+        for r in rows:  # names such as "noise [calibration]" are text, not rich markup
+            t.add_row(*(escape(_fmt(r.get(c))) for c in cols))
         console.print(t)
 
 
-def _emit_leaderboards(boards: dict[str, list[dict[str, Any]]], fmt: str) -> None:
+KIND_LABELS = {"model": "", "submission": "submission", "calibration": "calibration"}
+
+
+def _entry_label(r: dict[str, Any]) -> str:
+    """An entry's name with its kind: calibration rows and submissions are never mistaken for checkpoints."""
+    name = r.get("checkpoint_name") or r.get("eval_id") or ""
+    kind = KIND_LABELS.get(r.get("kind") or "model", "")
+    return f"{name} [{kind}]" if kind else name
+
+
+def _emit_leaderboards(boards: dict[str, dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(boards, indent=2, default=str))
         return
-    for suite, rows in boards.items():
+    for suite, bd in boards.items():
+        rows = bd["rows"]
         if not rows:
             continue
         metrics = sorted({m for r in rows for m in r["scores"]})
+        total = bool(bd.get("weights"))
         flat = []
         for r in rows:
-            d = {k: v for k, v in r.items() if k != "scores"}
+            d = {k: v for k, v in r.items() if k not in ("scores", "meta", "breakdown")}
+            d["entry"] = _entry_label(r)
             d["ci"] = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if r["ci_low"] is not None else ""
             d.update({f"{m}": r["scores"].get(m) for m in metrics if m != r["metric"]})
+            if total:
+                b = r.get("breakdown") or {}
+                d["total"] = b.get("total")
+                d.update({f"cat:{c}": (b.get("categories") or {}).get(c) for c in bd.get("categories", [])})
             flat.append(d)
         primary = rows[0]["metric"]
         arrow = "↑" if rows[0]["higher_is_better"] else "↓"
+        flagged = bd.get("flagged") or []
+        cats = [f"cat:{c}" for c in bd.get("categories", [])] if total else []
         if fmt == "table":  # narrow: the primary metric with its CI, the others folded into one column
             for d, r in zip(flat, rows):
                 d["tie"] = d["tie_group"]
                 d[f"{primary} [CI]"] = f"{_fmt(r['value'])} {d['ci']}"
-                d["other metrics"] = "  ".join(f"{m}={_fmt(v)}" for m, v in r["scores"].items() if m != primary)
-            _emit(flat, ["rank", "tie", "checkpoint_name", f"{primary} [CI]", "n", "failures", "other metrics"], fmt,
+                d["other metrics"] = "  ".join(f"{m}{'(!)' if m in flagged else ''}={_fmt(v)}"
+                                               for m, v in r["scores"].items() if m != primary)
+            cols = ["rank", "tie", "entry", f"{primary} [CI]"] + (["total"] if total else []) + \
+                ["n", "failures", "other metrics"]
+            _emit(flat, cols, fmt,
                   title=f"{suite} v{rows[0]['suite_version']}: ranked by {primary} {arrow} (rows sharing 'tie' are "
-                        "within noise)")
-            continue
-        cols = ["rank", "tie_group", "checkpoint_name", "step", "value", "ci", "n"] + \
-               [m for m in metrics if m != primary] + ["failures", "eval_id"]
-        if fmt == "csv":
-            cols = ["suite", "metric"] + cols
-        for d in flat:
-            d["suite"] = suite
-        _emit(flat, cols, fmt, title=f"{suite} v{rows[0]['suite_version']}: ranked by {primary} {arrow} "
-                                     "(ties within noise share tie_group)")
+                        "within noise; [calibration] rows are references, not ranked)")
+        else:
+            cols = ["rank", "tie_group", "entry", "kind", "step", "value", "ci", "n"] + (["total"] if total else []) + \
+                cats + [m for m in metrics if m != primary] + ["failures", "eval_id"]
+            if fmt == "csv":
+                cols = ["suite", "metric"] + cols
+            for d in flat:
+                d["suite"] = suite
+            _emit(flat, cols, fmt, title=f"{suite} v{rows[0]['suite_version']}: ranked by {primary} {arrow} "
+                                         "(ties within noise share tie_group; calibration rows are not ranked)")
+        _print_board_notes(bd, fmt)
+
+
+def _print_board_notes(bd: dict[str, Any], fmt: str) -> None:
+    """Flags (calibration rows out of order) and the breakdown's definition, under the table."""
+    if fmt == "csv":
+        for m in bd.get("flagged") or []:
+            logger.warning("metric %s flagged: %s", m, "; ".join(bd["flags"][m]["violations"]))
+        return
+    lines = []
+    for m in bd.get("flagged") or []:
+        lines.append(f"FLAGGED {m}: calibration rows out of order ({'; '.join(bd['flags'][m]['violations'])}); "
+                     "this metric does not separate the ground truth from the baselines here")
+    if bd.get("weights"):
+        w = ", ".join(f"{m}×{v:g}" for m, v in bd["weights"].items())
+        how = (f"normalised between calibration rows {bd['low']} (0) and {bd['high']} (1)"
+               if bd.get("normalise") == "calibration" else "raw values")
+        lines.append(f"total = weighted mean of {w}, {how}; per category from the items of each category")
+    if bd.get("note"):
+        lines.append(bd["note"])
+    for line in lines:
+        print(f"- {line}" if fmt == "markdown" else line)
+    if lines and fmt == "markdown":
+        print()
+
+
+def _print_check(check: Any) -> None:
+    """The submission folder's problems by item (stdout: part of the command's result)."""
+    rows = check.rows()
+    if not rows:
+        console.print(f"submission: all {len(check.videos)} videos match the suite")
+        return
+    _emit(rows, ["item_id", "status", "what"], "table",
+          title=f"submission: {len(check.videos)} video(s) scored, {len(check.problems)} item(s) failed, "
+                f"{len(check.notes)} conformed, {len(check.extra)} extra file(s)")
 
 
 def _print_summary(res: Any) -> None:

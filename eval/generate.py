@@ -30,8 +30,9 @@ class GenJob:
     eval_id: str
     checkpoint: str
     items: list[dict[str, Any]]  # each: item_id, prompt, seed, (cond_frames uint8 (k, H, W, 3)), num_frames
-    kwargs: dict[str, Any] = field(default_factory=dict)  # steps, guidance, num_frames
+    kwargs: dict[str, Any] = field(default_factory=dict)  # steps, guidance, num_frames, width, height, fps
     batch_size: int = 4
+    loader: str | None = None  # this job's pipeline loader (None: generate_all's)
 
 
 @dataclass
@@ -70,9 +71,11 @@ class GeneratorWorker:
         cond = None
         if items[0].get("cond_frames") is not None:
             cond = np.stack([it["cond_frames"] for it in items])  # (B, k, H, W, 3)
-        kw = dict(kwargs)
+        kw = _accepted(self.pipeline.generate, kwargs)
         if items[0].get("num_frames") is not None:
             kw["num_frames"] = items[0]["num_frames"]
+            if items[0].get("height") is not None and "height" in kw:  # physics items: the render's size
+                kw["height"], kw["width"] = items[0]["height"], items[0]["width"]
         out = self.pipeline.generate([it["prompt"] for it in items], [int(it["seed"]) for it in items],
                                      cond_frames=cond, **kw)
         arr = np.asarray(out)
@@ -98,6 +101,17 @@ class GeneratorWorker:
                     videos.update(one.videos)
                     failures.update(one.failures)
         return GenBatch(eval_id, videos, failures, self.info())
+
+
+def _accepted(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The ``kwargs`` that ``fn`` takes: the suite's width/height/fps reach pipelines that accept them
+    (diffusers adapters); skyloom's own pipeline generates at its trained size."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(kwargs)
+    return {k: v for k, v in kwargs.items() if k in params}
 
 
 def _group(items: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, Any]]]:
@@ -136,7 +150,7 @@ def generate_all(jobs: Sequence[GenJob], on_batch: Callable[[GenBatch], None], *
     infos: dict[str, dict[str, Any]] = {}
     if not use_ray:
         for job in jobs:
-            w = GeneratorWorker(loader, job.checkpoint, device)
+            w = GeneratorWorker(job.loader or loader, job.checkpoint, device)
             infos[job.eval_id] = w.info()
             for batch in _group(job.items, job.batch_size):
                 on_batch(w.generate(job.eval_id, batch, job.kwargs))
@@ -151,7 +165,7 @@ def generate_all(jobs: Sequence[GenJob], on_batch: Callable[[GenBatch], None], *
     actors, pending = [], {}
     try:
         for job in jobs:
-            a = actor_cls.remote(loader, job.checkpoint, "cuda" if gpus >= 1 else device)
+            a = actor_cls.remote(job.loader or loader, job.checkpoint, "cuda" if gpus >= 1 else device)
             actors.append(a)
             pending[a.info.remote()] = ("info", job.eval_id)
             for batch in _group(job.items, job.batch_size):

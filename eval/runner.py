@@ -143,7 +143,21 @@ def _safe(s: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in s).strip("-")[:60] or "ckpt"
 
 
+DIFFUSERS_PREFIX = "diffusers:"
+DIFFUSERS_LOADER = "skyloom.eval.diffusers_pipeline:load_diffusers_pipeline"
+
+
+def loader_for(cfg: EvalConfig, given: str) -> tuple[str, str]:
+    """(pipeline loader, checkpoint path) of one ``--ckpt``: ``diffusers:PATH`` selects the diffusers loader."""
+    if given.startswith(DIFFUSERS_PREFIX):
+        return DIFFUSERS_LOADER, given[len(DIFFUSERS_PREFIX):]
+    return cfg.pipeline_loader, given
+
+
 def _context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
+    loader, given = loader_for(cfg, given)
+    if loader == DIFFUSERS_LOADER:
+        return _diffusers_context(suite, cfg, given)
     load_error = None
     try:
         ck = resolve_checkpoint(given)
@@ -171,6 +185,21 @@ def _context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
     return _Ctx(eval_id, str(ck), name, run_name, step, base / suite.name / eval_id, load_error)
 
 
+def _diffusers_context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
+    """A diffusers pipeline folder: named after the folder, identified by its model_index.json."""
+    folder = Path(given).expanduser()
+    folder = folder.resolve() if folder.exists() else folder
+    index = folder / "model_index.json"
+    load_error = None if index.is_file() else f"{folder}: not a diffusers pipeline folder (no model_index.json)"
+    ident = {"ckpt": str(folder), "index": index.read_text() if index.is_file() else None,
+             "suite": suite.content_hash(), "loader": DIFFUSERS_LOADER, "device": cfg.device}
+    h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+    name = f"diffusers/{folder.name}"
+    eval_id = f"{suite.name}-v{suite.version}-{_safe(name)}-{h}"
+    base = Path(cfg.out) if cfg.out else Path(DEFAULT_OUT)
+    return _Ctx(eval_id, DIFFUSERS_PREFIX + str(folder), name, None, None, base / suite.name / eval_id, load_error)
+
+
 def _default_db(cfg: EvalConfig, ctxs: list[_Ctx]) -> str:
     if cfg.db:
         return cfg.db
@@ -179,7 +208,7 @@ def _default_db(cfg: EvalConfig, ctxs: list[_Ctx]) -> str:
     if cfg.out:
         return str(Path(cfg.out) / "results.sqlite")
     for c in ctxs:
-        run = run_of_checkpoint(c.checkpoint) if Path(c.checkpoint).exists() else None
+        run = run_of_checkpoint(c.checkpoint) if c.run_name and Path(c.checkpoint).exists() else None
         if run is not None:
             return str(run.root / "results.sqlite")
     return str(Path(DEFAULT_OUT) / "results.sqlite")
@@ -225,8 +254,9 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     githash = git_hash()
     items = suite.items() + scoring.physics_items(suite)
     by_id = {it["item_id"]: it for it in items}
-    gen_kwargs = {k: v for k, v in (("steps", suite.generation.steps), ("guidance", suite.generation.guidance),
-                                    ("num_frames", suite.generation.num_frames)) if v is not None}
+    gen = suite.generation
+    gen_kwargs = {k: v for k, v in (("steps", gen.steps), ("guidance", gen.guidance), ("num_frames", gen.num_frames),
+                                    ("width", gen.width), ("height", gen.height), ("fps", gen.fps)) if v is not None}
     record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
 
     jobs = []
@@ -242,7 +272,8 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
             store.add_failure(c.eval_id, "*", "load", c.load_error)
             continue
         if todo or not c.video_dir.exists():
-            jobs.append(GenJob(c.eval_id, c.checkpoint, todo, gen_kwargs, suite.generation.batch_size))
+            loader, path = loader_for(cfg, c.checkpoint)
+            jobs.append(GenJob(c.eval_id, path, todo, gen_kwargs, suite.generation.batch_size, loader))
     ctx_by_id = {c.eval_id: c for c in ctxs}
     generated: dict[str, int] = {c.eval_id: 0 for c in ctxs}
     fps_by_eval: dict[str, float] = {}
@@ -268,25 +299,41 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
                 ctx_by_id[eid].load_error = info["error"]
                 store.add_failure(eid, "*", "load", info["error"])
 
-    scorer = scoring.Scorer(suite, metrics, cache, n_boot=cfg.n_boot, set_boot=cfg.set_boot, level=cfg.level,
-                            seed=cfg.seed, batch=cfg.score_batch)
+    scorer = make_scorer(suite, cfg, metrics, cache)
     result = EvalResult(suite=suite.name, db=store.url)
     for c in ctxs:
-        if c.load_error and not any(c.video_path(i["item_id"]).exists() for i in items):
-            store.set_status(c.eval_id, "failed")
-            summary_scores: dict[str, float | None] = {}
-        else:
-            summary_scores = scorer.score_eval(store, c.eval_id, items, c.video_path)
-            fails = store.failures(c.eval_id)
-            store.set_status(c.eval_id, "partial" if fails else "complete")
-        path = write_results_json(store, c.eval_id, c.eval_dir, suite, cfg, n_items=len(items),
-                                  seconds=time.perf_counter() - t0)
-        result.evals.append(EvalSummary(c.eval_id, c.checkpoint, c.checkpoint_name, store.get_eval(c.eval_id)["status"],
-                                        summary_scores, len(store.failures(c.eval_id)), str(path),
-                                        generated[c.eval_id]))
+        result.evals.append(finish_eval(store, scorer, suite, cfg, c, items, t0, generated[c.eval_id]))
     result.seconds = time.perf_counter() - t0
     result.cache_stats = {**cache.stats, **scorer.stats}
     return result
+
+
+def make_scorer(suite: Suite, cfg: EvalConfig, metrics: Any, cache: Any) -> Any:
+    """The :class:`skyloom.eval.scoring.Scorer` of one invocation (bootstrap settings from ``cfg``)."""
+    from skyloom.eval import scoring
+
+    return scoring.Scorer(suite, metrics, cache, n_boot=cfg.n_boot, set_boot=cfg.set_boot, level=cfg.level,
+                          seed=cfg.seed, batch=cfg.score_batch)
+
+
+def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig, c: _Ctx, items: list[dict[str, Any]],
+                t0: float, generated: int = 0) -> EvalSummary:
+    """Score one evaluation's videos, set its status, write its results.json; its summary.
+
+    Shared by checkpoints, submissions (:mod:`skyloom.eval.submissions`) and calibration rows
+    (:mod:`skyloom.eval.calibration`): every kind of entry is scored by the same code.
+    """
+    if c.load_error and not any(c.video_path(i["item_id"]).exists() for i in items):
+        store.set_status(c.eval_id, "failed")
+        summary_scores: dict[str, float | None] = {}
+    else:
+        summary_scores = scorer.score_eval(store, c.eval_id, items, c.video_path)
+        fails = store.failures(c.eval_id)
+        store.set_status(c.eval_id, "partial" if fails else "complete")
+    path = write_results_json(store, c.eval_id, c.eval_dir, suite, cfg, n_items=len(items),
+                              seconds=time.perf_counter() - t0)
+    return EvalSummary(c.eval_id, c.checkpoint, c.checkpoint_name, store.get_eval(c.eval_id)["status"],
+                       summary_scores, len(store.failures(c.eval_id)), str(path), generated)
 
 
 def _use_ray(cfg: EvalConfig, n_jobs: int) -> bool:
@@ -333,7 +380,8 @@ def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConf
         "n": n,
         "extractors": extractors,
         "details": details,
-        "config": {"model": "skyloom", "model_args": f"checkpoint={e['checkpoint']}",
+        "kind": e["kind"], "meta": e["meta"],
+        "config": {"model": _model_name(e), "model_args": f"checkpoint={e['checkpoint']}",
                    "checkpoint": e["checkpoint"], "checkpoint_name": e["checkpoint_name"], "run_name": e["run_name"],
                    "step": e["step"], "device": cfgd.get("device"), "batch_size": suite.generation.batch_size,
                    "pipeline_loader": cfgd.get("pipeline_loader"), "generation": to_dict(suite.generation),
@@ -348,6 +396,15 @@ def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConf
         "git_hash": e["git_hash"], "date": time.time(), "date_iso": e["created_at"],
         "skyloom_version": _version(), "total_evaluation_time_seconds": None if seconds is None else str(round(seconds, 2)),
     }
+
+
+def _model_name(e: dict[str, Any]) -> str:
+    """The results document's ``config.model``: skyloom, diffusers, the submission's model, or calibration."""
+    if e["kind"] == "submission":
+        return str(e["meta"].get("model") or "submission")
+    if e["kind"] == "calibration":
+        return "calibration"
+    return "diffusers" if str(e.get("checkpoint") or "").startswith(DIFFUSERS_PREFIX) else "skyloom"
 
 
 def write_results_json(store: ResultsStore, eval_id: str, eval_dir: Path, suite: Suite,

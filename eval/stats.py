@@ -310,7 +310,9 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
 
     Row keys: rank, tie_group, eval_id, suite, suite_version, checkpoint, checkpoint_name,
     run_name, step, created_at, status, metric, value, stderr, ci_low, ci_high, n,
-    higher_is_better, extractor, scores (every metric of the eval: name -> value), failures.
+    higher_is_better, extractor, scores (every metric of the eval: name -> value), failures,
+    kind (model | submission | calibration), meta. Calibration rows are listed where their value
+    puts them, with ``rank`` and ``tie_group`` None.
     """
     statuses = ("complete", "partial") + (("running", "failed") if include_incomplete else ())
     evals = [e for e in store.evals(suite=suite) if e["status"] in statuses]
@@ -346,13 +348,17 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
             "stderr": s["stderr"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "n": s["n"],
             "higher_is_better": s["higher_is_better"], "extractor": s["extractor"],
             "scores": {m: v["value"] for m, v in sorted(by_eval.get(e["eval_id"], {}).items())},
-            "failures": failures.get(e["eval_id"], 0),
+            "failures": failures.get(e["eval_id"], 0), "kind": e.get("kind") or "model", "meta": e.get("meta") or {},
         })
     hib = next((r["higher_is_better"] for r in rows if r["higher_is_better"] is not None), True)
     rows.sort(key=lambda r: (-r["value"] if hib else r["value"], r["eval_id"]))
-    group, leader = 0, None
-    for i, r in enumerate(rows):
-        r["rank"] = i + 1
+    group, leader, rank = 0, None, 0
+    for r in rows:
+        if r["kind"] == "calibration":  # reference rows sit in place, unranked (skyloom.eval.calibration)
+            r["rank"] = r["tie_group"] = None
+            continue
+        rank += 1
+        r["rank"] = rank
         if leader is None or not _tied(store, leader, r, metric, level, seed):
             group += 1
             leader = r

@@ -6,7 +6,10 @@ write transactions, so several processes writing at once lose nothing), or any S
 only; the tables are the contract in ``docs/architecture.md`` ("Results store"):
 
 - ``evals(eval_id PK, suite, suite_version, checkpoint, checkpoint_name, run_name, step,
-  created_at, git_hash, config_json, status)``
+  created_at, git_hash, config_json, status, kind, meta_json)``; ``kind`` is ``model`` (a
+  checkpoint or pipeline skyloom generated with), ``submission`` (a folder of videos made
+  elsewhere) or ``calibration`` (a reference row made from the suite's data); ``meta_json`` holds
+  a submission's metadata (who, model, date, settings) and what was done to its videos
 - ``scores(eval_id, metric, value, stderr, ci_low, ci_high, n, higher_is_better, metric_version,
   extractor, weights, details_json)``, key (eval_id, metric)
 - ``items(eval_id, item_id, metric, value, video_path, prompt, seed, category)``, key
@@ -15,6 +18,10 @@ only; the tables are the contract in ``docs/architecture.md`` ("Results store"):
 
 Every write is one transaction and an upsert on the table's key, so a resumed evaluation
 rewrites the rows it recomputes instead of duplicating them.
+
+Schema versions: 1 (no ``kind``/``meta_json``), 2. Opening a version-1 store adds the two columns
+(``ALTER TABLE``; old rows read as ``kind = model``) and records version 2, so every store written
+before stays readable.
 
 Example:
     >>> import tempfile, os
@@ -47,7 +54,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
+EVAL_KINDS = ("model", "submission", "calibration")
 DB_FILENAME = "results.sqlite"
 EVAL_STATUSES = ("running", "complete", "partial", "failed")
 BUSY_TIMEOUT_MS = 60_000
@@ -68,7 +76,11 @@ evals_table = sa.Table(
     sa.Column("git_hash", sa.String(64)),
     sa.Column("config_json", sa.Text),
     sa.Column("status", sa.String(16)),
+    sa.Column("kind", sa.String(16)),  # schema 2
+    sa.Column("meta_json", sa.Text),  # schema 2
 )
+# Columns added after schema 1, with their SQL type: _migrate adds them to older stores.
+_ADDED_COLUMNS = {"evals": (("kind", "VARCHAR(16)"), ("meta_json", "TEXT"))}
 
 scores_table = sa.Table(
     "scores", metadata,
@@ -166,11 +178,16 @@ class ResultsStore:
         def create(conn: Connection) -> None:
             metadata.create_all(conn, checkfirst=True)
             row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
-            if row is None:
-                conn.execute(meta_table.insert().values(key="schema_version", value=str(STORE_SCHEMA_VERSION)))
-            elif int(row[0]) > STORE_SCHEMA_VERSION:
+            if row is not None and int(row[0]) > STORE_SCHEMA_VERSION:
                 raise StoreError(f"{self.url}: results store schema version {row[0]} is newer than this "
                                  f"skyloom understands ({STORE_SCHEMA_VERSION}); upgrade skyloom")
+            _migrate(conn)
+            if row is None:
+                conn.execute(meta_table.insert().values(key="schema_version", value=str(STORE_SCHEMA_VERSION)))
+            elif int(row[0]) < STORE_SCHEMA_VERSION:
+                logger.info("%s: results store schema %s -> %d", self.url, row[0], STORE_SCHEMA_VERSION)
+                conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
+                             .values(value=str(STORE_SCHEMA_VERSION)))
 
         try:
             self._write(create)
@@ -235,14 +252,20 @@ class ResultsStore:
                    checkpoint_name: str | None = None, run_name: str | None = None, step: int | None = None,
                    suite_version: str | None = None, git_hash: str | None = None,
                    config: Mapping[str, Any] | None = None, status: str = "running",
-                   created_at: str | None = None) -> None:
+                   created_at: str | None = None, kind: str = "model", meta: Mapping[str, Any] | None = None) -> None:
         """Create (or, when resuming, update) the ``evals`` row of one evaluation.
 
         Scores, items and failures already stored for ``eval_id`` are kept.
+
+        Args:
+            kind: ``model``, ``submission`` or ``calibration`` (see the module docstring).
+            meta: a submission's or calibration row's metadata (stored as ``meta_json``).
         """
         _check_id(eval_id, "eval_id")
         if status not in EVAL_STATUSES:
             raise StoreError(f"eval {eval_id}: status {status!r} is not one of {', '.join(EVAL_STATUSES)}")
+        if kind not in EVAL_KINDS:
+            raise StoreError(f"eval {eval_id}: kind {kind!r} is not one of {', '.join(EVAL_KINDS)}")
 
         def fn(conn: Connection) -> None:
             old = conn.execute(sa.select(evals_table.c.created_at).where(evals_table.c.eval_id == eval_id)).first()
@@ -250,7 +273,8 @@ class ResultsStore:
                    "checkpoint": checkpoint, "checkpoint_name": checkpoint_name, "run_name": run_name,
                    "step": None if step is None else int(step),
                    "created_at": created_at or (old[0] if old else now_iso()), "git_hash": git_hash,
-                   "config_json": json.dumps(config or {}, sort_keys=True, default=str), "status": status}
+                   "config_json": json.dumps(config or {}, sort_keys=True, default=str), "status": status,
+                   "kind": kind, "meta_json": json.dumps(meta or {}, sort_keys=True, default=str)}
             self._upsert(conn, evals_table, [row])
 
         self._write(fn)
@@ -327,10 +351,7 @@ class ResultsStore:
             stmt = stmt.where(evals_table.c.suite == suite)
         if status is not None:
             stmt = stmt.where(evals_table.c.status == status)
-        rows = self._read(stmt)
-        for r in rows:
-            r["config"] = json.loads(r["config_json"]) if r.get("config_json") else {}
-        return rows
+        return [_decode_eval(r) for r in self._read(stmt)]
 
     def get_eval(self, eval_id: str) -> dict[str, Any]:
         """One ``evals`` row; :class:`StoreError` listing a few known ids if absent."""
@@ -338,9 +359,7 @@ class ResultsStore:
         if not rows:
             known = [r["eval_id"] for r in self._read(sa.select(evals_table.c.eval_id).limit(20))]
             raise StoreError(f"no evaluation {eval_id!r} in {self.url}; known: {', '.join(known) or '(none)'}")
-        r = rows[0]
-        r["config"] = json.loads(r["config_json"]) if r.get("config_json") else {}
-        return r
+        return _decode_eval(rows[0])
 
     def scores(self, suite: str | None = None, eval_ids: Iterable[str] | None = None,
                metric: str | None = None) -> list[dict[str, Any]]:
@@ -436,6 +455,24 @@ class ResultsStore:
 
     def __repr__(self) -> str:
         return f"ResultsStore({self.url!r})"
+
+
+def _decode_eval(r: dict[str, Any]) -> dict[str, Any]:
+    """An ``evals`` row with ``config`` and ``meta`` decoded; rows from schema 1 read as ``kind = model``."""
+    r["config"] = json.loads(r["config_json"]) if r.get("config_json") else {}
+    r["meta"] = json.loads(r["meta_json"]) if r.get("meta_json") else {}
+    r["kind"] = r.get("kind") or "model"
+    return r
+
+
+def _migrate(conn: Connection) -> None:
+    """Add the columns of later schema versions to the tables of an older store (idempotent)."""
+    insp = sa.inspect(conn)
+    for table, cols in _ADDED_COLUMNS.items():
+        have = {c["name"] for c in insp.get_columns(table)}
+        for name, sql_type in cols:
+            if name not in have:
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
 
 
 def _make_engine(url: str, echo: bool = False) -> Engine:

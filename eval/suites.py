@@ -16,7 +16,12 @@ A suite (``configs/eval/suites/<name>.yaml``, format ``skyloom-suite``) holds:
 - ``extractors``: aliases -> extractor specs (``clip``, ``pixels``, ``indomain:PATH``), so one
   ``--set suite.extractors.text_video=indomain:EVAL_DIR`` switches every metric using it;
 - ``metrics``: the metrics (names in ``skyloom.eval.metrics.METRICS``) with their extractor and
-  settings; each is stored under its ``id`` (default: the name).
+  settings; each is stored under its ``id`` (default: the name);
+- ``calibration``: the reference rows ``skyloom eval --calibrate`` computes from the data itself
+  (``ground_truth``, ``perturbed``, ``frozen``, ``shuffled``, ``noise``) and the order they must
+  come out in on every metric (a metric that breaks it is flagged on the board);
+- ``breakdown``: VBench-style total: per-metric weights and the normalisation between two
+  calibration rows (``low`` -> 0, ``high`` -> 1), reported per category and overall.
 
 Loading checks every key and type (unknown key -> error naming it and the valid keys); then
 :meth:`Suite.validate` checks the meaning: unknown metric (lists the valid ones), duplicate ids,
@@ -79,6 +84,8 @@ class GenerationSpec:
     guidance: float | None = None
     batch_size: int = 4
     fps: float | None = None
+    width: int | None = None  # the size submissions must have (None: any; physics items use the render's)
+    height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,47 @@ class MetricSpec:
         return self.id or self.name
 
 
+CALIBRATION_ROWS = ("ground_truth", "perturbed", "frozen", "shuffled", "noise")
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Reference rows computed from the suite's own data (``skyloom eval --calibrate``).
+
+    ``order`` lists rows best first: every metric should rank them so (ties allowed);
+    ``metric_order`` replaces it for metrics that are meant to disagree (e.g. flickering, where a
+    frozen video is perfect). Rows a suite cannot make (``perturbed`` without physics scenes)
+    are skipped.
+    """
+
+    rows: tuple[str, ...] = ()
+    order: tuple[str, ...] = ("ground_truth", "noise")
+    metric_order: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    seed: int = 0  # seed of the shuffled/noise rows, of the prompt-to-clip match and the perturbation
+
+
+@dataclass(frozen=True)
+class BreakdownSpec:
+    """VBench-style total: ``sum_m w_m * norm_m / sum_m w_m`` per category and overall.
+
+    ``norm_m = (value - low) / (high - low)`` with ``low``/``high`` the calibration rows' values
+    of metric ``m`` (``normalise: calibration``), so 0 = as good as ``low`` (noise) and 1 = as good
+    as ``high`` (the ground truth), whatever the metric's direction; ``normalise: none`` uses raw
+    values (only meaningful when every weighted metric shares a scale and direction).
+    """
+
+    weights: dict[str, float] = field(default_factory=dict)  # metric key -> weight; empty: no breakdown
+    normalise: str = "calibration"  # calibration | none
+    low: str = "noise"
+    high: str = "ground_truth"
+
+
+# Fields added after suites were first hashed: left out of the content hash while they hold their
+# defaults, so the version tags (and eval ids) of suites that do not use them stay what they were.
+_LATER_FIELDS = {"calibration": CalibrationSpec(), "breakdown": BreakdownSpec()}
+_LATER_GENERATION_FIELDS = ("width", "height")
+
+
 @dataclass(frozen=True)
 class Suite:
     """A versioned evaluation suite (see the module docstring)."""
@@ -140,6 +188,8 @@ class Suite:
     reference: ReferenceSpec = field(default_factory=ReferenceSpec)
     extractors: dict[str, str] = field(default_factory=dict)
     metrics: tuple[MetricSpec, ...] = ()
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
+    breakdown: BreakdownSpec = field(default_factory=BreakdownSpec)
 
     # -- derived ------------------------------------------------------------------------
     @property
@@ -148,7 +198,24 @@ class Suite:
         return f"{self.version}+{self.content_hash()[:8]}"
 
     def content_hash(self) -> str:
-        return hashlib.sha256(json.dumps(to_dict(self), sort_keys=True).encode()).hexdigest()
+        d = to_dict(self)
+        for k, default in _LATER_FIELDS.items():
+            if getattr(self, k) == default:
+                d.pop(k, None)
+        for k in _LATER_GENERATION_FIELDS:
+            if d["generation"].get(k) is None:
+                d["generation"].pop(k, None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    def categories(self) -> list[str]:
+        """The categories of the suite's items, in order of first appearance."""
+        out: list[str] = []
+        for p in self.prompts:
+            if p.category not in out:
+                out.append(p.category)
+        if self.physics.num_scenes > 0 and self.physics.category not in out:
+            out.append(self.physics.category)
+        return out
 
     def items(self) -> list[dict[str, Any]]:
         """Prompt items: one per (prompt, seed), with ``item_id``, ``prompt_id``, ``prompt``, ``seed``, ``category``."""
@@ -252,7 +319,39 @@ class Suite:
                              f"with num_frames {ph.num_frames}")
         if self.generation.batch_size < 1:
             raise SuiteError(f"{at}generation.batch_size must be >= 1")
+        for k in ("width", "height"):
+            v = getattr(self.generation, k)
+            if v is not None and v < 1:
+                raise SuiteError(f"{at}generation.{k} must be >= 1, got {v}")
+        self._validate_calibration(at, keys)
         return self
+
+    def _validate_calibration(self, at: str, keys: list[str]) -> None:
+        cal, bd = self.calibration, self.breakdown
+        valid = ", ".join(CALIBRATION_ROWS)
+        for r in cal.rows:
+            if r not in CALIBRATION_ROWS:
+                raise SuiteError(f"{at}calibration.rows: unknown row {r!r}; valid: {valid}")
+        for where, order in [("order", cal.order)] + [(f"metric_order.{m}", o) for m, o in cal.metric_order.items()]:
+            bad = [r for r in order if r not in CALIBRATION_ROWS]
+            if bad:
+                raise SuiteError(f"{at}calibration.{where}: unknown row(s) {bad}; valid: {valid}")
+        for m in cal.metric_order:
+            if m not in keys:
+                raise SuiteError(f"{at}calibration.metric_order: {m!r} is not one of the suite's metrics: "
+                                 f"{', '.join(keys)}")
+        for m, w in bd.weights.items():
+            if m not in keys:
+                raise SuiteError(f"{at}breakdown.weights: {m!r} is not one of the suite's metrics: {', '.join(keys)}")
+            if not w >= 0:
+                raise SuiteError(f"{at}breakdown.weights.{m} must be >= 0, got {w}")
+        if bd.normalise not in ("calibration", "none"):
+            raise SuiteError(f"{at}breakdown.normalise is {bd.normalise!r}; valid: calibration, none")
+        if bd.weights and bd.normalise == "calibration":
+            for k in ("low", "high"):
+                if getattr(bd, k) not in cal.rows:
+                    raise SuiteError(f"{at}breakdown.{k} is {getattr(bd, k)!r}, which is not in calibration.rows "
+                                     f"({', '.join(cal.rows) or 'none'}); the normalisation needs that row")
 
 
 def suite_path(name: str | os.PathLike) -> Path:

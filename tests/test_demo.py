@@ -70,6 +70,20 @@ def test_demo_artifacts(demo_out):
     state = json.loads((out / "demo-state.json").read_text())
     assert set(state["done"]) >= {"render", "ingest", "caption", "train", "eval-smoke", "eval-physics", "report"}
     assert "skyloom dashboard --runs" in log
+    # the external entry (exported ground truth, resubmitted) and the calibration rows, on the boards
+    ext = ResultsStore(out / "runs" / "results.sqlite")
+    kinds = {(e["suite"], e["kind"], e["checkpoint_name"]) for e in ext.evals() if e["status"] in ("complete", "partial")}
+    assert ("physics", "submission", "ground-truth-export") in kinds
+    assert {("smoke", "calibration", r) for r in ("ground_truth", "frozen", "shuffled", "noise")} <= kinds
+    assert {("physics", "calibration", r) for r in ("ground_truth", "perturbed", "noise")} <= kinds
+    from skyloom.eval.breakdown import board
+
+    merged = ResultsStore.merged([out / "runs" / "results.sqlite", run.root / "results.sqlite"])
+    phys = {r["checkpoint_name"]: r for r in board(merged, "physics")["rows"]}
+    sub, gt = phys["ground-truth-export"], phys["ground_truth"]
+    assert sub["kind"] == "submission" and sub["rank"] is not None and gt["rank"] is None
+    assert sub["scores"]["physics_iq"] == pytest.approx(gt["scores"]["physics_iq"], abs=1.0)  # same clips back
+    assert "[calibration]" in html or "calibration" in html
 
 
 @pytest.mark.slow
@@ -79,4 +93,7 @@ def test_demo_rerun_resumes(demo_out):
            "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert proc.stdout.count("skipped (done)") + proc.stderr.count("skipped (done)") == 11
+    from skyloom.demo import load_demo_config
+
+    n_stages = len(load_demo_config(packaged_configs() / "demo-tiny.yaml").stages)
+    assert proc.stdout.count("skipped (done)") + proc.stderr.count("skipped (done)") == n_stages

@@ -35,6 +35,23 @@ function options(values, selected, labels) {
 }
 
 // ---------------------------------------------------------------------------- leaderboard
+// ⚠ metrics whose calibration rows come out in the wrong order; how the total is made.
+function boardNotes(s) {
+  const out = (s.flagged || []).map((m) => `<div class="note bad">⚠ ${esc(m)}: calibration rows out of order (${esc(((s.flags || {})[m] || {}).violations.join("; "))})</div>`);
+  const b = s.breakdown || {};
+  const w = Object.entries(b.weights || {});
+  if (w.length) out.push(`<div class="note">total = weighted mean of ${esc(w.map(([m, x]) => `${m}×${x}`).join(", "))}${b.normalise === "calibration" ? `, normalised between ${esc(b.low)} (0) and ${esc(b.high)} (1)` : " (raw values)"}${b.note ? "; " + esc(b.note) : ""}</div>`);
+  return out.join("");
+}
+// Submissions (videos made elsewhere) and calibration rows (references made from the data, not ranked).
+function kindBadge(r) {
+  if (r.kind === "calibration") return ' <span class="badge kind-calibration" title="reference row made from the suite\'s data; not a model, not ranked">calibration</span>';
+  if (r.kind === "submission") {
+    const m = Object.entries(r.meta || {}).filter(([k]) => ["who", "model", "date", "settings"].includes(k)).map(([k, v]) => `${k}: ${v}`).join("\n");
+    return ` <span class="badge kind-submission" title="${esc(m || "submitted videos")}">submission</span>`;
+  }
+  return "";
+}
 async function renderLeaderboard(el) {
   const data = await load("leaderboard");
   const suites = data.suites || [];
@@ -48,14 +65,17 @@ async function renderLeaderboard(el) {
       <label>Filter <input id="lb-filter" placeholder="checkpoint or run…"></label>
       <span class="note">Click a column to sort. Rows shaded alike with the same ≈ badge are tied within noise.</span>
     </div><div id="lb-body"></div>`;
-  const sort = { key: "rank", dir: 1 };
+  const sort = { key: "pos", dir: 1 };  // the server's order: ranked entries, calibration rows where their value puts them
   const draw = () => {
     const s = suites[+$("#lb-suite").value];
     const f = $("#lb-filter").value.toLowerCase();
     const metrics = s.metrics || [];
     const sizes = {};
-    for (const r of s.rows) sizes[r.tie_group] = (sizes[r.tie_group] || 0) + 1;
-    const val = (r, k) => (k.startsWith("m:") ? (r.scores[k.slice(2)] || {}).value : r[k]);
+    for (const r of s.rows) if (r.tie_group !== null && r.tie_group !== undefined) sizes[r.tie_group] = (sizes[r.tie_group] || 0) + 1;
+    const bdw = Object.keys((s.breakdown || {}).weights || {}).length > 0;
+    const flagged = new Set(s.flagged || []);
+    const val = (r, k) => (k === "pos" ? s.rows.indexOf(r) : k.startsWith("m:") ? (r.scores[k.slice(2)] || {}).value
+      : k === "b:total" ? (r.breakdown || {}).total : k.startsWith("c:") ? ((r.breakdown || {}).categories || {})[k.slice(2)] : r[k]);
     const rows = s.rows.filter((r) => !f || `${r.checkpoint_name} ${r.run_name} ${r.eval_id}`.toLowerCase().includes(f))
       .sort((a, b) => {
         const x = val(a, sort.key), y = val(b, sort.key);
@@ -66,12 +86,14 @@ async function renderLeaderboard(el) {
       });
     const anyFail = s.rows.some((r) => r.failures > 0 || r.status === "partial");
     const cols = [["rank", "rank"], ["tie_group", "tie"], ["checkpoint_name", "checkpoint"], ["run_name", "run"], ["step", "step"]]
-      .concat(metrics.map((m) => [`m:${m.name}`, `${m.name} ${m.higher_is_better === false ? "↓" : m.higher_is_better ? "↑" : ""}`]))
+      .concat(bdw ? [["b:total", "total"]].concat((s.categories || []).map((c) => [`c:${c}`, c])) : [])
+      .concat(metrics.map((m) => [`m:${m.name}`, `${m.name} ${m.higher_is_better === false ? "↓" : m.higher_is_better ? "↑" : ""}${flagged.has(m.name) ? " ⚠" : ""}`]))
       .concat(anyFail ? [["failures", "failed items"]] : []);
     const head = cols.map(([k, lab]) => `<th data-key="${esc(k)}" class="${sort.key === k ? (sort.dir > 0 ? "sorted-asc" : "sorted-desc") : ""}">${esc(lab)}</th>`).join("");
     const body = rows.map((r) => {
       const tied = sizes[r.tie_group] > 1;
-      const cells = metrics.map((m) => {
+      const bcells = bdw ? [val(r, "b:total")].concat((s.categories || []).map((c) => val(r, `c:${c}`))).map((v) => `<td class="num">${fmt(v)}</td>`).join("") : "";
+      const cells = bcells + metrics.map((m) => {
         const sc = r.scores[m.name];
         if (!sc) return `<td class="num">–</td>`;
         const ci = sc.ci_low !== null && sc.ci_low !== undefined ? `<div class="ci">[${fmt(sc.ci_low)}, ${fmt(sc.ci_high)}]${sc.n ? " n=" + esc(sc.n) : ""}</div>` : "";
@@ -79,7 +101,7 @@ async function renderLeaderboard(el) {
       }).join("");
       return `<tr class="${tied ? "tied" : ""}" data-eval="${esc(r.eval_id)}"><td class="num">${esc(r.rank)}</td>
         <td>${tied ? `<span class="badge tie" title="tied within noise">≈ ${esc(r.tie_group)}</span>` : `<span class="badge">${esc(r.tie_group ?? "")}</span>`}</td>
-        <td title="${esc(r.checkpoint)}">${esc(r.checkpoint_name)}${r.status === "partial" ? ' <span class="badge" title="some items failed">partial</span>' : ""}</td>
+        <td title="${esc(r.checkpoint)}">${esc(r.checkpoint_name)}${r.status === "partial" ? ' <span class="badge" title="some items failed">partial</span>' : ""}${kindBadge(r)}</td>
         <td>${esc(r.run_name)}</td><td class="num">${esc(r.step ?? "")}</td>${cells}${anyFail ? `<td class="num${r.failures ? " bad" : ""}">${esc(r.failures || 0)}</td>` : ""}</tr>`;
     }).join("");
     const fails = Object.entries(s.failures || {}).map(([eid, fs]) => {
@@ -97,7 +119,7 @@ async function renderLeaderboard(el) {
       axes: metrics.map((m) => ({ name: m.name, higherIsBetter: m.higher_is_better })),
       series: s.rows.slice(0, PALETTE.length).map((r) => ({ name: r.checkpoint_name, values: metrics.map((m) => (r.scores[m.name] || {}).value) })) });
     $("#lb-body").innerHTML = `<div class="card"><table class="data" id="lb-table"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>
-      <div class="note">${esc(s.note || "")} ${rows.length} of ${s.rows.length} evaluation(s); ranked by ${esc(s.primary_metric || "the suite's primary metric")}.</div>${fails}</div>
+      <div class="note">${esc(s.note || "")} ${rows.length} of ${s.rows.length} evaluation(s); ranked by ${esc(s.primary_metric || "the suite's primary metric")}.</div>${boardNotes(s)}${fails}</div>
       <h3>Per metric (bars: value, whiskers: confidence interval)</h3><div class="charts">${charts}${radar}</div>`;
     $$("#lb-table th").forEach((th) => th.addEventListener("click", () => {
       const k = th.dataset.key;

@@ -54,7 +54,7 @@ def _ok(args):
 def test_leaderboard_formats(evaluated):
     tmp, cks, res = evaluated
     db = str(tmp / "runs" / "r1" / "results.sqlite")
-    rows = json.loads(_ok(["leaderboard", "--db", db, "--suite", "fake", "--metric", "jitter", "--format", "json"]))["fake"]
+    rows = json.loads(_ok(["leaderboard", "--db", db, "--suite", "fake", "--metric", "jitter", "--format", "json"]))["fake"]["rows"]
     assert [r["checkpoint_name"] for r in rows][-1] == "r1/step-00000000"  # the noisy one is last
     assert rows[0]["tie_group"] == rows[1]["tie_group"] == 1 and rows[2]["tie_group"] == 2  # identical: tied
     out = _ok(["leaderboard", "--db", db, "--format", "csv", "--metric", "jitter"])
@@ -64,7 +64,7 @@ def test_leaderboard_formats(evaluated):
     assert md.count("\n|") >= 4 and "| rank | tie_group |" in md
     assert "ranked by colour_match" in _ok(["leaderboard", "--db", db])
     # --runs merges the stores of every run under a folder
-    assert len(json.loads(_ok(["leaderboard", "--runs", str(tmp / "runs"), "--format", "json"]))["fake"]) == 3
+    assert len(json.loads(_ok(["leaderboard", "--runs", str(tmp / "runs"), "--format", "json"]))["fake"]["rows"]) == 3
 
 
 def test_compare(evaluated):
@@ -97,7 +97,7 @@ def test_eval_command_with_real_metrics(tmp_path):
     assert 0.5 < e["scores"]["temporal_flickering"] <= 1.0 and e["scores"]["warping_error"] >= 0
     assert (tmp_path / "runs" / "r" / "results.sqlite").exists()
     lb = json.loads(_ok(["leaderboard", "--db", str(tmp_path / "runs" / "r" / "results.sqlite"), "--format", "json"]))
-    assert lb["cli"][0]["metric"] == "temporal_flickering"
+    assert lb["cli"]["rows"][0]["metric"] == "temporal_flickering"
     r = runner.invoke(app, ["eval", "--suite", str(suite)])
     assert r.exit_code == 2 and "--ckpt" in r.output
     suite.write_text(REAL_SUITE.replace("{name: warping_error}", "{name: warp_error}"))
