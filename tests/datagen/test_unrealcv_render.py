@@ -181,7 +181,7 @@ def test_unrealcv_render_job_into_corpus(fake_unrealcv, tmp_path, ray_local):
 
     cfg = RenderConfig(preset="balls-bounce", renderer="unrealcv", num_scenes=2, out=str(tmp_path / "c"),
                        scene=dataclasses.replace(RenderConfig().scene, num_frames=4),
-                       unrealcv=dataclasses.replace(RenderConfig().unrealcv, port=fake_unrealcv.port))
+                       renderer_options={"port": fake_unrealcv.port})
     res = run_render(cfg, show_progress=False)
     assert (res.rendered, res.failed) == (2, 0)
     c = Corpus(cfg.out)
@@ -215,7 +215,7 @@ def test_dropped_connection_is_retried_by_the_job(fake_unrealcv, tmp_path, ray_l
     fake_unrealcv.drop_first_lit = True
     cfg = RenderConfig(preset="balls-bounce", renderer="unrealcv", num_scenes=1, out=str(tmp_path / "c"), max_retries=2,
                        scene=dataclasses.replace(RenderConfig().scene, num_frames=2),
-                       unrealcv=dataclasses.replace(RenderConfig().unrealcv, port=fake_unrealcv.port))
+                       renderer_options={"port": fake_unrealcv.port})
     res = run_render(cfg, show_progress=False)
     assert (res.rendered, res.failed) == (1, 0)
     assert fake_unrealcv.connections == 2  # dropped once, reconnected on the retry
