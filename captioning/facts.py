@@ -106,4 +106,5 @@ def scene_facts(gt: dict[str, Any]) -> SceneFacts:
     n = int(gt.get("num_frames") or len(gt["frames"]))
     fps = float(gt.get("fps") or 8)
     return SceneFacts(objects=objs, camera=_camera_motion(gt), lighting=dict(gt.get("lighting") or {}),
-                      floor=dict(gt.get("floor") or {}), background=dict(gt.get("background") or {}), duration_s=n / fps)
+                      floor=dict(gt.get("floor") or {}), background=dict(gt.get("background") or {}),
+                      duration_s=n / fps)

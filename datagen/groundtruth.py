@@ -84,11 +84,14 @@ def assemble_ground_truth(spec: dict[str, Any], states: list[list[dict[str, Any]
         frames.append({"index": i, "t": round(i / fps, 6), "objects": fo})
     gt_objects = []
     for k, o in enumerate(objs):
+        partners = {e["b"] if e["a"] == o["name"] else e["a"] for e in events if o["name"] in (e["a"], e["b"])}
         gt_objects.append({
-            "name": o["name"], "seg_id": k + 1, "shape": o["shape"], "size": list(o["size"]), "size_name": o.get("size_name", ""),
-            "colour": o.get("colour", ""), "rgb": list(o["rgb"]), "material": o["material"], "mass": o["mass"],
-            "initial": {"position": list(o["position"]), "velocity": list(o["velocity"]), "motion": o.get("motion", "")},
-            "collides_with": sorted({e["b"] if e["a"] == o["name"] else e["a"] for e in events if o["name"] in (e["a"], e["b"])}),
+            "name": o["name"], "seg_id": k + 1, "shape": o["shape"], "size": list(o["size"]),
+            "size_name": o.get("size_name", ""), "colour": o.get("colour", ""), "rgb": list(o["rgb"]),
+            "material": o["material"], "mass": o["mass"],
+            "initial": {"position": list(o["position"]), "velocity": list(o["velocity"]),
+                        "motion": o.get("motion", "")},
+            "collides_with": sorted(partners),  # every contact partner, the floor included
             "visible_frames": visible[o["name"]],
         })
     gt = {

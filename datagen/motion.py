@@ -175,7 +175,8 @@ def object_motion(obj: dict[str, Any], rows: list[dict[str, Any]], events: list[
         out.append({"label": "static", "frame": 0})
     elif in_frame[-1] and float(np.linalg.norm(vel[-1])) < REST_SPEED:
         away = np.nonzero(np.linalg.norm(p - p[-1], axis=1) >= v)[0]  # frames visibly away from the final position
-        last = max([int(away[-1]) + 1 if away.size else 0] + [e["frame"] for e in out if e["label"] not in ("enter", "leave")])
+        seen_moving = [e["frame"] for e in out if e["label"] not in ("enter", "leave")]
+        last = max([int(away[-1]) + 1 if away.size else 0, *seen_moving])
         out.append({"label": "rest", "frame": last})
 
     cx = np.array([(r["bbox"][0] + r["bbox"][2]) / 2 if r.get("bbox") else np.nan for r in rows])  # (T,)

@@ -136,11 +136,14 @@ def renderer_options(renderer: str, options: dict[str, Any]) -> dict[str, Any]:
         RegistryError: unknown renderer (with "did you mean").
         ConfigError: an unknown option or a value of the wrong type (naming ``renderer_options.<key>``).
     """
-    from skyloom.config import from_dict
+    from skyloom.config import ConfigError, from_dict
     from skyloom.datagen.renderers import RENDERERS
 
     backend = RENDERERS.get(renderer)
-    return dataclasses.asdict(from_dict(backend.Options, options, prefix="renderer_options"))
+    try:
+        return dataclasses.asdict(from_dict(backend.Options, options, prefix="renderer_options"))
+    except ConfigError as e:
+        raise ConfigError(f"renderer {renderer!r}: {e}") from None
 
 
 def _settings(cfg: RenderConfig) -> str:

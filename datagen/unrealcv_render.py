@@ -135,7 +135,8 @@ class UnrealCVRenderer:
     def __init__(self, **options: Any) -> None:
         o = UnrealCVOptions(**options)  # an unknown option is a TypeError naming it
         self.options = o
-        self.host, self.port, self.timeout_s, self.unit_scale = o.host, int(o.port), float(o.timeout_s), float(o.unit_scale)
+        self.host, self.port = o.host, int(o.port)
+        self.timeout_s, self.unit_scale = float(o.timeout_s), float(o.unit_scale)
         self.classes = {"sphere": o.sphere_class, "box": o.box_class, "cylinder": o.cylinder_class,
                         "capsule": o.capsule_class}
         self.colour_function = o.colour_function

@@ -220,3 +220,21 @@ def test_dropped_connection_is_retried_by_the_job(fake_unrealcv, tmp_path, ray_l
     assert (res.rendered, res.failed) == (1, 0)
     assert fake_unrealcv.connections == 2  # dropped once, reconnected on the retry
     assert len(Corpus(cfg.out).records()) == 1
+
+
+def test_renderer_options_belong_to_the_backend():
+    """``renderer_options`` are checked against the chosen backend's Options dataclass."""
+    from skyloom import config
+    from skyloom.config import ConfigError
+    from skyloom.datagen.render import RenderConfig, renderer_options
+    from skyloom.datagen.unrealcv_render import UnrealCVOptions
+
+    cfg = config.load(RenderConfig, "tabletop", ["renderer=unrealcv", "renderer_options.port=9001"], group="datagen")
+    opts = renderer_options(cfg.renderer, cfg.renderer_options)
+    assert opts == dataclasses.asdict(UnrealCVOptions(port=9001))  # defaults filled in
+    with pytest.raises(ConfigError, match=r"renderer 'unrealcv': unknown config key 'prot' in renderer_options; .*port"):
+        renderer_options("unrealcv", {"prot": 9001})
+    with pytest.raises(ConfigError, match=r"renderer_options.port.*integer"):
+        renderer_options("unrealcv", {"port": "nine"})
+    with pytest.raises(ConfigError, match="'port'"):  # the MuJoCo renderer has no options
+        renderer_options("mujoco", {"port": 9001})
