@@ -35,7 +35,9 @@ import math
 
 import numpy as np
 
-FLOW_METHODS = ("dis", "farneback")
+from skyloom.flow import FLOW_METHODS, dense_flow
+
+__all__ = ["FLOW_METHODS", "dense_flow"]  # re-exported: metrics validate the flow name against it
 
 
 def _norm(f: np.ndarray) -> np.ndarray:
@@ -78,20 +80,6 @@ def temporal_flickering(frames: np.ndarray) -> float:
     v = _check_frames(frames).astype(np.int16)
     mad = np.abs(np.diff(v, axis=0)).reshape(v.shape[0] - 1, -1).mean(axis=1)  # (T-1,)
     return float((255.0 - mad.mean()) / 255.0)
-
-
-def dense_flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> np.ndarray:
-    """Dense optical flow from RGB uint8 frame ``a`` to ``b``: float32 (H, W, 2) in pixels (dx, dy)."""
-    import cv2
-
-    ga = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)
-    gb = cv2.cvtColor(np.ascontiguousarray(b), cv2.COLOR_RGB2GRAY)
-    if method == "dis":
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        return dis.calc(ga, gb, None)
-    if method == "farneback":
-        return cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    raise ValueError(f"unknown flow method {method!r}; valid: {', '.join(FLOW_METHODS)}")
 
 
 def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
