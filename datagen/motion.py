@@ -30,13 +30,14 @@ visible change and "airborne" meaning ``h > v``:
   at the end (in the frame = any visible pixel, or the centre projects into the image, so an
   occluded object has not left);
 - ``rest``: it moved (>= v from its start, or tipped), is in the frame at the end and its speed at
-  the last frame is below :data:`REST_SPEED`; ``static``: it never moved.
+  the last frame is below :data:`REST_SPEED`; ``static``: it never moved (it may still be hit, or
+  enter or leave the frame as the camera moves).
 
 Example:
     >>> from skyloom.captioning.fake_gt import make_gt
     >>> gt = make_gt(0, num_objects=1, motions=["dropped"], camera_motion="static")
     >>> labels(derive_motion(gt)["obj0"])
-    ['fall', 'bounce', 'rest']
+    ['fall', 'bounce']
 """
 
 from __future__ import annotations
