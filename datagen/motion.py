@@ -74,6 +74,79 @@ def _floor_events(events: list[dict[str, Any]], name: str) -> list[int]:
                    and {e.get("a"), e.get("b")} == {"floor", name}})
 
 
+def _fall(h: np.ndarray, air: np.ndarray, v: float) -> list[dict[str, Any]]:
+    """The first run of decreasing ``h`` that starts airborne and drops by >= v."""
+    t, T = 0, len(h)
+    while t < T - 1:
+        if h[t + 1] < h[t]:
+            s = t
+            while t < T - 1 and h[t + 1] < h[t]:
+                t += 1
+            if air[s] and h[s] - h[t] >= v:
+                return [{"label": "fall", "frame": s}]
+        else:
+            t += 1
+    return []
+
+
+def _bounces(h: np.ndarray, impacts: list[int], v: float) -> list[dict[str, Any]]:
+    """Floor impacts after which ``h`` rises by >= v above its lower sample around the impact."""
+    out, T = [], len(h)
+    for i, f in enumerate(impacts):
+        f = min(f, T - 1)
+        end = min(impacts[i + 1], T) if i + 1 < len(impacts) else T  # the next impact happens after frame end - 1
+        low = min(h[f - 1], h[f]) if f >= 1 else h[f]
+        rise = float(h[f:end].max() - low) if end > f else 0.0
+        if rise >= v:
+            out.append({"label": "bounce", "frame": f, "rise": round(rise, 4)})
+    return out
+
+
+def _travel(p: np.ndarray, air: np.ndarray, rolls: np.ndarray, v: float) -> list[dict[str, Any]]:
+    """``roll`` / ``slide`` where one run of frames on the floor travels >= v (``rolls[t]``: pair t rolls)."""
+    first: dict[str, int] = {}
+    run, travel = None, 0.0
+    for t in range(len(p) - 1):
+        kind = None if air[t] or air[t + 1] else "roll" if rolls[t] else "slide"
+        run, travel = kind, (travel if kind == run else 0.0) + float(np.linalg.norm(p[t + 1, :2] - p[t, :2]))
+        if kind is not None and travel >= v and kind not in first:
+            first[kind] = t + 1  # the frame where the travel has become visible
+    return [{"label": k, "frame": f} for k, f in first.items()]
+
+
+def _collisions(name: str, events: list[dict[str, Any]], names: set[str] | None) -> list[dict[str, Any]]:
+    """The first collision event with each other object."""
+    out, seen = [], set()
+    for e in events:
+        if e.get("kind", "collision") != "collision" or name not in (e.get("a"), e.get("b")):
+            continue
+        other = e["b"] if e.get("a") == name else e.get("a")
+        if other == "floor" or other in seen or (names is not None and other not in names):
+            continue
+        seen.add(other)
+        out.append({"label": "collide", "frame": int(e.get("frame", 0)), "with": other})
+    return out
+
+
+def _in_frame(rows: list[dict[str, Any]], width: int, height: int) -> np.ndarray:
+    """(T,) bool: a visible pixel, or the centre projects into the image (an occluded object has not left)."""
+    out = np.array([bool(r.get("visible", True)) for r in rows])
+    for t, r in enumerate(rows):
+        c = r.get("center_px")
+        if not out[t] and c is not None and r.get("depth", 1.0) > 0:
+            out[t] = 0 <= c[0] < width and 0 <= c[1] < height
+    return out
+
+
+def _direction(rows: list[dict[str, Any]], width: int) -> str:
+    """Horizontal image direction of travel from the first to the last visible bbox centre."""
+    cx = np.array([(r["bbox"][0] + r["bbox"][2]) / 2 if r.get("bbox") else np.nan for r in rows])  # (T,)
+    cx = cx[~np.isnan(cx)]
+    if len(cx) < 2 or abs(cx[-1] - cx[0]) <= DIRECTION_FRACTION * width:
+        return ""
+    return "right" if cx[-1] > cx[0] else "left"
+
+
 def object_motion(obj: dict[str, Any], rows: list[dict[str, Any]], events: list[dict[str, Any]], width: int,
                   height: int, floor_z: float = 0.0, object_names: set[str] | None = None) -> dict[str, Any]:
     """Motion facts of one object from its per-frame ground-truth records (see the module docstring).
@@ -81,8 +154,8 @@ def object_motion(obj: dict[str, Any], rows: list[dict[str, Any]], events: list[
     Args:
         obj: the object (``name``, ``shape``, ``size``).
         rows: its per-frame records in frame order: ``position``, ``quaternion``, ``velocity``,
-            ``angular_velocity``, ``visible``, ``bbox`` and (optional) ``center_px``.
-        events: the clip's events (``frame``, ``kind``, ``a``, ``b``, time order).
+            ``visible``, ``bbox`` and (optional) ``center_px``, ``depth``.
+        events: the clip's events (``frame``, ``kind``, ``a``, ``b``), in time order.
         width, height: image size in pixels.
         floor_z: height of the floor.
         object_names: names of the other objects (collision partners); default: any non-floor name.
@@ -93,103 +166,44 @@ def object_motion(obj: dict[str, Any], rows: list[dict[str, Any]], events: list[
         one per collision partner).
     """
     name, shape, size = obj["name"], obj["shape"], [float(s) for s in obj["size"]]
-    T = len(rows)
-    if T == 0:
+    if not rows:
         return {"events": [{"label": "static", "frame": 0}], "start_height": "floor", "direction": ""}
     p = np.array([r["position"] for r in rows], float)  # (T, 3)
-    vel = np.array([r.get("velocity") or [0.0, 0.0, 0.0] for r in rows], float)  # (T, 3)
+    speed_end = float(np.linalg.norm(rows[-1].get("velocity") or [0.0, 0.0, 0.0]))
     quat = [r.get("quaternion") or [1.0, 0.0, 0.0, 0.0] for r in rows]
-    vis = np.array([bool(r.get("visible", True)) for r in rows])  # (T,)
+    up = np.array([quat_to_mat(np.asarray(q, float) / np.linalg.norm(q))[:, 2] for q in quat])  # (T, 3) body z
     v = min_visible_change(shape, size)
     h = p[:, 2] - floor_z - np.array([half_height(shape, size, q) for q in quat])  # (T,) lowest point
     air = h > v
-    out: list[dict[str, Any]] = []
-
-    t = 0  # fall: a run of decreasing h that starts airborne and drops by >= v
-    while t < T - 1:
-        if h[t + 1] < h[t]:
-            s = t
-            while t < T - 1 and h[t + 1] < h[t]:
-                t += 1
-            if air[s] and h[s] - h[t] >= v:
-                out.append({"label": "fall", "frame": s})
-                break
-        else:
-            t += 1
-
-    impacts = _floor_events(events, name)
-    for i, f in enumerate(impacts):  # bounce: a visible rise after a floor impact
-        f = min(f, T - 1)
-        end = min(impacts[i + 1], T) if i + 1 < len(impacts) else T  # the next impact happens after frame end - 1
-        low = min(h[f - 1], h[f]) if f >= 1 else h[f]
-        rise = float(h[f:end].max() - low) if end > f else 0.0
-        if rise >= v:
-            out.append({"label": "bounce", "frame": f, "rise": round(rise, 4)})
-
-    up = np.array([quat_to_mat(np.asarray(q, float) / np.linalg.norm(q))[:, 2] for q in quat])  # (T, 3) body z
     lying = np.abs(up[:, 2]) < LYING_COS  # (T,) a cylinder's or capsule's axis closer to horizontal
-    first: dict[str, int] = {}
-    run, travel = None, 0.0
-    for t in range(T - 1):  # roll / slide: visible travel along the floor in one run of frames
-        kind = None
-        if not (air[t] or air[t + 1]):
-            kind = "roll" if shape == "sphere" or (shape != "box" and lying[t] and lying[t + 1]) else "slide"
-        run, travel = kind, (travel if kind == run else 0.0) + float(np.linalg.norm(p[t + 1, :2] - p[t, :2]))
-        if kind is not None and travel >= v and kind not in first:
-            first[kind] = t + 1  # the frame where the travel has become visible
-    out += [{"label": k, "frame": f} for k, f in first.items()]
+    rolls = (shape == "sphere") | ((shape != "box") & lying[:-1] & lying[1:])  # (T-1,) per frame pair
+    out = (_fall(h, air, v) + _bounces(h, _floor_events(events, name), v) + _travel(p, air, rolls, v)
+           + _collisions(name, events, object_names))
 
-    names = object_names
-    seen: set[str] = set()
-    for e in events:  # collide: other objects, first contact with each
-        if e.get("kind", "collision") != "collision" or name not in (e.get("a"), e.get("b")):
-            continue
-        other = e["b"] if e.get("a") == name else e.get("a")
-        if other == "floor" or other in seen or (names is not None and other not in names):
-            continue
-        seen.add(other)
-        out.append({"label": "collide", "frame": int(e.get("frame", 0)), "with": other})
+    tilt = np.degrees(np.arccos(np.clip(up @ up[0], -1.0, 1.0)))  # (T,) turn of the up axis
+    over = np.nonzero(tilt > TIP_DEG)[0] if shape != "sphere" else np.array([], int)
+    if over.size:
+        out.append({"label": "tip", "frame": int(over[0])})
 
-    tipped = None
-    if shape != "sphere":  # tip: the body's up axis turns by more than TIP_DEG
-        tilt = np.degrees(np.arccos(np.clip(up @ up[0], -1.0, 1.0)))  # (T,)
-        over = np.nonzero(tilt > TIP_DEG)[0]
-        if over.size:
-            tipped = int(over[0])
-            out.append({"label": "tip", "frame": tipped})
+    in_frame = _in_frame(rows, width, height)
+    if in_frame.any() and not in_frame[0]:
+        out.append({"label": "enter", "frame": int(np.argmax(in_frame))})
+    if in_frame.any() and not in_frame[-1]:
+        out.append({"label": "leave", "frame": len(rows) - int(np.argmax(in_frame[::-1]))})  # after the last frame in
 
-    in_frame = vis.copy()
-    for t, row in enumerate(rows):  # an occluded object whose centre projects into the image is in the frame
-        c = row.get("center_px")
-        if not in_frame[t] and c is not None and row.get("depth", 1.0) > 0:
-            in_frame[t] = 0 <= c[0] < width and 0 <= c[1] < height
-    if in_frame.any():
-        if not in_frame[0]:
-            out.append({"label": "enter", "frame": int(np.argmax(in_frame))})
-        if not in_frame[-1]:
-            last_in = T - 1 - int(np.argmax(in_frame[::-1]))
-            out.append({"label": "leave", "frame": last_in + 1})
-
-    moved = bool(np.linalg.norm(p - p[0], axis=1).max() >= v) or tipped is not None
+    moved = bool(np.linalg.norm(p - p[0], axis=1).max() >= v) or bool(over.size)
     if not moved:
         out = [e for e in out if e["label"] in ("collide", "enter", "leave")]
         out.append({"label": "static", "frame": 0})
-    elif in_frame[-1] and float(np.linalg.norm(vel[-1])) < REST_SPEED:
+    elif in_frame[-1] and speed_end < REST_SPEED:
         away = np.nonzero(np.linalg.norm(p - p[-1], axis=1) >= v)[0]  # frames visibly away from the final position
         seen_moving = [e["frame"] for e in out if e["label"] not in ("enter", "leave")]
-        last = max([int(away[-1]) + 1 if away.size else 0, *seen_moving])
-        out.append({"label": "rest", "frame": last})
+        out.append({"label": "rest", "frame": max([int(away[-1]) + 1 if away.size else 0, *seen_moving])})
 
-    cx = np.array([(r["bbox"][0] + r["bbox"][2]) / 2 if r.get("bbox") else np.nan for r in rows])  # (T,)
-    valid = ~np.isnan(cx)
-    direction = ""
-    if moved and valid.sum() >= 2:
-        dx = cx[valid][-1] - cx[valid][0]
-        if abs(dx) > DIRECTION_FRACTION * width:
-            direction = "right" if dx > 0 else "left"
     order = {m: i for i, m in enumerate(MOTION_LABELS)}
     out.sort(key=lambda e: (e["frame"], order[e["label"]]))
-    return {"events": out, "start_height": "air" if air[0] else "floor", "direction": direction}
+    return {"events": out, "start_height": "air" if air[0] else "floor",
+            "direction": _direction(rows, width) if moved else ""}
 
 
 def derive_motion(gt: dict[str, Any]) -> dict[str, dict[str, Any]]:
