@@ -37,7 +37,7 @@ def bare_loop(specs: list[dict], seg_pass: bool) -> dict:
     import numpy as np
     from mujoco import gl_context
 
-    from skyloom.datagen.mujoco_render import load_model, steps_per_frame
+    from skyloom.datagen.simulate import load_model, steps_per_frame
     from skyloom.datagen.scenes import camera_frames
 
     gl = gl_context.GLContext(64, 64)

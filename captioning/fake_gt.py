@@ -1,4 +1,4 @@
-"""Synthetic ``skyloom-gt`` v1 ground truth without a renderer, for tests and benchmarks.
+"""Synthetic ``skyloom-gt`` ground truth without a renderer, for tests and benchmarks.
 
 A tiny point-mass simulator (gravity, floor bounces with restitution, floor friction, equal-mass
 head-on collisions) writes per-frame positions, velocities, angular velocities, image bboxes of a
@@ -13,6 +13,9 @@ import math
 from typing import Any
 
 import numpy as np
+
+from skyloom.datagen.groundtruth import GT_FORMAT, GT_VERSION
+from skyloom.datagen.motion import derive_motion
 
 SHAPES = ("sphere", "box", "cylinder", "capsule")
 COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "white", "black")
@@ -47,7 +50,7 @@ def project(point: np.ndarray, cam_pos: np.ndarray, lookat: np.ndarray, fovy: fl
 
 def make_gt(seed: int, num_objects: int | None = None, num_frames: int = 16, fps: int = 8, width: int = 64,
             height: int = 64, camera_motion: str | None = None, motions: list[str] | None = None) -> dict[str, Any]:
-    """A seeded ``skyloom-gt`` v1 dict of 1-3 objects (or ``num_objects``) with simulated motion."""
+    """A seeded ``skyloom-gt`` dict of 1-3 objects (or ``num_objects``) with simulated motion and its motion facts."""
     rng = np.random.default_rng(seed)
     n = num_objects or int(rng.integers(1, 4))
     g, dt_sub, sub = 9.81, 1.0 / (fps * 10), 10
@@ -137,8 +140,12 @@ def make_gt(seed: int, num_objects: int | None = None, num_frames: int = 16, fps
     background = {"kind": str(rng.choice(["sky", "plain", "gradient"])),
                   "colour": str(rng.choice(["light blue", "white", "dark grey"]))}
     spec = {"seed": seed, "preset": "fake", "objects": [o["initial"] | {"shape": o["shape"]} for o in objs]}
-    return {"format": "skyloom-gt", "version": 1, "renderer": "fake", "renderer_version": "captioning.fake_gt",
-            "spec": spec, "fps": fps, "num_frames": num_frames, "width": width, "height": height,
-            "gravity": [0, 0, -g], "camera": {"motion": cam_motion, "fovy": fovy, "frames": cam_frames},
-            "objects": objs, "frames": frames, "events": events, "floor": floor, "background": background,
-            "lighting": lighting, "arrays": None}
+    gt = {"format": GT_FORMAT, "version": GT_VERSION, "renderer": "fake", "renderer_version": "captioning.fake_gt",
+          "spec": spec, "fps": fps, "num_frames": num_frames, "width": width, "height": height,
+          "gravity": [0, 0, -g], "camera": {"motion": cam_motion, "fovy": fovy, "frames": cam_frames},
+          "objects": objs, "frames": frames, "events": events, "floor": floor, "background": background,
+          "lighting": lighting, "arrays": None}
+    motion = derive_motion(gt)  # the motion facts, as datagen writes them
+    for o in objs:
+        o["motion"] = motion[o["name"]]
+    return gt

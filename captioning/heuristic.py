@@ -14,6 +14,7 @@ import numpy as np
 
 from skyloom.captioning.base import CAPTIONERS, Captioner, ClipInput
 from skyloom.captioning.config import CaptionConfig
+from skyloom.flow import dense_flow
 
 HUES = ((15, "red"), (25, "orange"), (35, "yellow"), (85, "green"), (100, "cyan"), (130, "blue"), (160, "purple"),
         (180, "red"))  # OpenCV hue upper bounds (0-180)
@@ -41,12 +42,9 @@ def colour_names(frames: np.ndarray, top: int = 2) -> list[str]:
 
 def flow_stats(frames: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean flow magnitude (fraction of frame width per frame) and mean flow vector (dx, dy) in pixels."""
-    import cv2
-
-    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     mags, vecs = [], []
-    for a, b in itertools.pairwise(grey):
-        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # (H, W, 2)
+    for a, b in itertools.pairwise(frames):
+        flow = dense_flow(a, b, "farneback")  # (H, W, 2)
         mags.append(float(np.linalg.norm(flow, axis=-1).mean()))
         vecs.append(flow.reshape(-1, 2).mean(0))
     if not mags:

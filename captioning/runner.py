@@ -11,7 +11,6 @@ captioner, so a crashed job resumes without duplicates.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import logging
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from skyloom.captioning.base import CAPTIONERS, ClipInput, Outcome, build_captioner, captioner_options
 from skyloom.captioning.config import CaptionConfig
 from skyloom.corpus import Caption, ClipRecord, Corpus
+from skyloom.fsutil import file_stamp, now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _batches(recs: list[ClipRecord], size: int) -> list[list[tuple[str, float]]]
 
 
 def _write(corpus: Corpus, name: str, prov: dict[str, str], outs: list[Outcome], result: CaptionResult) -> None:
-    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    now = now_iso()
     caps: dict[str, list[Caption]] = {}
     for o in outs:
         if o.error or not o.captions:
@@ -166,7 +166,7 @@ def run(cfg: CaptionConfig) -> CaptionResult:
     corpus = Corpus(cfg.corpus)
     todo, skipped = plan(corpus, cfg)
     result = CaptionResult(corpus=str(corpus.root), skipped=skipped)
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+    stamp = file_stamp()
     out_dir = corpus.root / "caption_runs"
     result.config_path = str(save_resolved(cfg, out_dir / f"{stamp}-{cfg.captioner}.yaml"))
     total = sum(len(v) for v in todo.values())

@@ -168,7 +168,11 @@ def dense(facts: SceneFacts, rng: random.Random) -> str:
         thrown = o.start_height == "air" and o.motions[:1] != ("fall",) and "static" not in o.motions
         start = rng.choice(START_FLOOR if o.start_height == "floor" else (START_THROWN if thrown else START_AIR))
         subj = object_phrase(o, rng, full=True)
-        moves = _join(_motion_phrases(o, facts, rng), rng)
+        phrases = _motion_phrases(o, facts, rng)
+        if not phrases:  # moving, but nothing the clip shows has a label (e.g. still rising at the end)
+            sentences.append(f"{subj[0].upper()}{subj[1:]} {start} {place}.")
+            continue
+        moves = _join(phrases, rng)
         if rng.random() < 0.5:
             sentences.append(f"{subj[0].upper()}{subj[1:]} {start} {place}. It {moves}.")
         else:
@@ -186,7 +190,7 @@ def short(facts: SceneFacts, rng: random.Random) -> str:
     parts = []
     for o in facts.objects:
         main = [m for m in o.motions if m != "collide"][:2]
-        verbs = " and ".join(rng.choice(MOTIONS[m]) for m in main) if main else "stays still"
+        verbs = " and ".join(rng.choice(MOTIONS[m]) for m in main) if main else "moves"  # "moves": no label
         size = rng.choice(SIZES.get(o.size, (o.size,))) if o.size and rng.random() < 0.5 else ""
         np_ = " ".join(w for w in (size, o.colour, noun(o.shape, rng)) if w)
         parts.append(f"{'an' if np_[0] in 'aeiou' else 'a'} {np_} {verbs}")

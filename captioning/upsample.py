@@ -25,6 +25,7 @@ from skyloom.captioning.facts import ObjectFacts, SceneFacts
 from skyloom.captioning.scene_graph import LIGHT, _setting, realise
 from skyloom.captioning.verify import parse_caption
 from skyloom.captioning.vocab import CAMERA, COLOURS, MATERIALS, SIZES
+from skyloom.datagen.motion import implied_labels
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ def prompt_facts(prompt: str, seed: int = 0) -> SceneFacts | None:
         used_colours.add(colour)
         names.setdefault(key, []).append(f"obj{i}")
         attrs = {f[0]: f[2] for f in parsed.attributes if f[1] == key}
-        motions = [f[2] for f in parsed.motions if f[1] == key]
-        if "bounce" in motions and "fall" not in motions:
-            motions.insert(0, "fall")
+        motions = implied_labels([f[2] for f in parsed.motions if f[1] == key])  # a bounce needs a fall first
         partners = [p for f in parsed.collisions if key in f[1] for p in f[1] if p != key]
         if partners:
             motions.append("collide")

@@ -37,13 +37,16 @@ COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "orange", "purple"
                             "white", "black", "grey", "gray", "brown", "teal", "gold", "silver")
 COLOUR_ALIASES = {"gray": "grey", "violet": "purple"}
 
-# canonical motion -> verb phrases (third person); the parser also accepts the -ing/-ed forms.
+# motion label (skyloom.datagen.motion.MOTION_LABELS, as the ground truth states them) -> verb phrases
+# (third person); the parser also accepts the -ing/-ed forms.
 MOTIONS: dict[str, tuple[str, ...]] = {
     "fall": ("falls", "drops", "tumbles down", "plunges"),
     "bounce": ("bounces", "rebounds", "bounces back up"),
     "roll": ("rolls", "rolls along"),
     "slide": ("slides", "glides", "skids"),
     "rest": ("comes to rest", "settles", "comes to a stop"),
+    "tip": ("tips over", "topples over", "turns over"),
+    "enter": ("enters the frame", "comes into view", "moves into view"),
     "leave": ("leaves the frame", "moves out of view", "exits the frame"),
     "static": ("stays still", "remains motionless", "sits still"),
     "collide": ("collides with", "hits", "bumps into", "strikes"),
@@ -85,6 +88,8 @@ def motion_pattern() -> list[tuple[re.Pattern[str], str]]:
              "roll": ("roll", "rolling", "rolled"),
              "slide": ("slide", "sliding", "slid", "gliding", "skidding"),
              "rest": ("rest", "resting", "settle", "settling", "settled", "stops", "stop", "stopping"),
+             "tip": ("tip over", "tipping over", "tipped over", "topple", "topples", "toppling", "toppled"),
+             "enter": ("enter the frame", "entering the frame", "entered the frame", "into view", "into the frame"),
              "leave": ("leave the frame", "leaving the frame", "left the frame", "out of frame", "out of view",
                        "exit the frame", "exiting the frame"),
              "static": ("still", "motionless", "stationary", "not moving", "at rest throughout"),

@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 from skyloom.datagen.sources import SourceRejected
+from skyloom.flow import FLOW_METHODS, dense_flow
 
 
 @dataclass(frozen=True)
@@ -101,19 +102,9 @@ def choose_bucket(width: int, height: int, cfg: FilterConfig) -> tuple[str, floa
 
 def flow_magnitude(prev: np.ndarray, cur: np.ndarray, method: str = "dis", _cache: dict | None = None) -> float:
     """Mean dense optical-flow magnitude in pixels between two grey uint8 frames ``(h, w)``."""
-    import cv2
-
-    if method == "dis":
-        dis = _cache.get("dis") if _cache is not None else None
-        if dis is None:
-            dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-            if _cache is not None:
-                _cache["dis"] = dis
-        flow = dis.calc(prev, cur, None)  # (h, w, 2)
-    elif method == "farneback":
-        flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # (h, w, 2)
-    else:
-        raise ValueError(f"filters.flow: {method!r} is not one of 'dis', 'farneback'")
+    if method not in FLOW_METHODS:
+        raise ValueError(f"filters.flow: {method!r} is not one of {', '.join(map(repr, FLOW_METHODS))}")
+    flow = dense_flow(prev, cur, method, preset="ultrafast", cache=_cache)  # (h, w, 2); fast for curation
     return float(np.sqrt((flow.astype(np.float64) ** 2).sum(-1)).mean())
 
 

@@ -60,8 +60,8 @@ from skyloom.datagen.shots import (
     probe_source,
 )
 from skyloom.datagen.sources import Source, SourceRejected, read_sources, write_sources_csv
-from skyloom.corpus import ClipRecord, Corpus, assign_split, now_iso
-from skyloom.fsutil import append_jsonl, atomic_write_json, read_jsonl, sha256_file
+from skyloom.corpus import ClipRecord, Corpus, assign_split
+from skyloom.fsutil import append_jsonl, atomic_write_json, file_stamp, now_iso, read_jsonl, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -410,8 +410,7 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
               "frames_decoded": frames, "seconds": round(seconds, 3),
               "reasons": dict(Counter(r["reason"] for r in rows if r["status"] != "ok")),
               "rows": rows}
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**6:06d}"
-    report_path = atomic_write_json(root / "reports" / f"ingest-{stamp}.json", report)
+    report_path = atomic_write_json(root / "reports" / f"ingest-{file_stamp()}.json", report)
     shutil.rmtree(root / ".ingest-tmp", ignore_errors=True)
     return IngestResult(root, len(srcs), len(srcs) - len(pending), report["ingested"], report["rejected"],
                         clips_added, frames, seconds, report_path, rows)

@@ -56,7 +56,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "RenderConfig",
     "RenderResult",
-    "UnrealCVConfig",
     "clip_id",
     "perturb_spec",
     "render_spec",
@@ -68,26 +67,12 @@ STAGE = "render"
 
 
 @dataclass(frozen=True)
-class UnrealCVConfig:
-    """Where the UnrealCV server is and how scene objects map to the game's actor classes."""
-
-    host: str = "127.0.0.1"
-    port: int = 9000
-    timeout_s: float = 30.0
-    unit_scale: float = 100.0  # Unreal units (cm) per metre
-    sphere_class: str = "BP_Sphere"
-    box_class: str = "BP_Cube"
-    cylinder_class: str = "BP_Cylinder"
-    capsule_class: str = "BP_Capsule"
-    colour_function: str = "SetColour"  # blueprint function called as `vbp <obj> <fn> r g b`; "" skips
-
-
-@dataclass(frozen=True)
 class RenderConfig:
     """``skyloom datagen render``: what to render, with which renderer, into which corpus."""
 
     preset: str = "balls-bounce"
-    renderer: str = "mujoco"
+    renderer: str = "mujoco"  # a name in skyloom.datagen.renderers.RENDERERS (plug-ins included)
+    renderer_options: dict[str, Any] = field(default_factory=dict)  # the backend's Options (e.g. unrealcv: host, port)
     scene_kind: str = "objects"  # a name in skyloom.datagen.scene_kinds.SCENE_KINDS (plug-ins included)
     scene_options: dict[str, Any] = field(default_factory=dict)  # the scene kind's own config_class fields
     seed: int = 0
@@ -103,7 +88,6 @@ class RenderConfig:
     specs_file: str = ""  # JSON-lines scene specs to render instead of sampling
     retry_quarantined: bool = False  # rerender scenes that failed deterministically before
     scene: SceneConfig = field(default_factory=SceneConfig)
-    unrealcv: UnrealCVConfig = field(default_factory=UnrealCVConfig)
 
 
 @dataclass
@@ -156,24 +140,41 @@ def _backend(name: str, settings_json: str):
     return RENDERERS.get(name)(**json.loads(settings_json))
 
 
+def renderer_options(renderer: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A backend's options, checked against its ``Options`` dataclass and completed with its defaults.
+
+    Raises:
+        RegistryError: unknown renderer (with "did you mean").
+        ConfigError: an unknown option or a value of the wrong type (naming ``renderer_options.<key>``).
+    """
+    from skyloom.config import ConfigError, from_dict
+    from skyloom.datagen.renderers import RENDERERS
+
+    backend = RENDERERS.get(renderer)
+    try:
+        return dataclasses.asdict(from_dict(backend.Options, options, prefix="renderer_options"))
+    except ConfigError as e:
+        raise ConfigError(f"renderer {renderer!r}: {e}") from None
+
+
 def _settings(cfg: RenderConfig) -> str:
-    if cfg.renderer == "unrealcv":
-        return json.dumps(dataclasses.asdict(cfg.unrealcv), sort_keys=True)
-    return "{}"
+    return json.dumps(renderer_options(cfg.renderer, cfg.renderer_options), sort_keys=True)
 
 
-def render_spec(spec: dict[str, Any], renderer: str = "mujoco", **settings: Any) -> tuple[np.ndarray, dict[str, Any]]:
+def render_spec(spec: dict[str, Any], renderer: str = "mujoco", **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Render one scene spec without a corpus: ``(frames uint8 (T, H, W, 3), gt dict)``.
 
+    ``options`` are the renderer's (its ``Options`` dataclass, e.g. ``port=9001`` for unrealcv).
     Deterministic (same spec -> same frames). The gt dict also carries the arrays under
     ``gt["arrays_data"]``: ``segmentation`` uint8 (T, H, W) and ``depth`` float32 (T, H, W).
 
     Raises:
         SpecError: the spec is invalid (the message names the field).
-        datagen.mujoco_render.SimulationError: the simulation blew up.
+        ConfigError: an unknown renderer option.
+        skyloom.datagen.simulate.SimulationError: the simulation blew up.
     """
     validate_spec(spec)
-    out = _backend(renderer, json.dumps(settings, sort_keys=True)).render(spec)
+    out = _backend(renderer, json.dumps(renderer_options(renderer, options), sort_keys=True)).render(spec)
     gt = dict(out.gt)
     gt["arrays_data"] = {"segmentation": out.segmentation, "depth": out.depth}
     return out.frames, gt
@@ -204,7 +205,7 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def _render_one(item: dict[str, Any], renderer: str, settings: str, crf: int) -> dict[str, Any]:
     """Render + encode + ground truth for one scene; failures become a result, not an exception."""
-    from skyloom.datagen.mujoco_render import SimulationError
+    from skyloom.datagen.simulate import SimulationError
 
     t0, c0 = time.perf_counter(), time.process_time()
     cid, spec = item["id"], item["spec"]
@@ -273,11 +274,9 @@ def _items(cfg: RenderConfig) -> list[dict[str, Any]]:
 
 
 def _check(cfg: RenderConfig) -> None:
-    from skyloom.datagen.renderers import RENDERERS
-
     if not cfg.out:
         raise ValueError("render: no output corpus given (--out CORPUS or --set out=PATH)")
-    RENDERERS.get(cfg.renderer)  # unknown name -> RegistryError with "did you mean"
+    renderer_options(cfg.renderer, cfg.renderer_options)  # unknown renderer or option: an error naming it
     if cfg.num_scenes < 0:
         raise ValueError(f"render: num_scenes must be >= 0, got {cfg.num_scenes}")
     if cfg.scenes_per_task < 1:

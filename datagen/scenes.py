@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.datagen.geometry import half_height
+
 SPEC_VERSION = 1
 SHAPES = ("sphere", "box", "cylinder", "capsule")
 SIZE_NAMES = ("small", "medium", "large")
@@ -64,7 +66,7 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class QualityConfig:
-    """Render quality, recorded in each spec (see REFERENCE.md: shadowsize dominates CPU cost)."""
+    """Render quality, recorded in each spec (the shadow map size dominates the CPU cost, docs/datagen-render.md)."""
 
     shadowsize: int = 512
     offsamples: int = 0
@@ -154,10 +156,6 @@ def check_scene_config(cfg: SceneConfig) -> None:
 
 # -- sampling -------------------------------------------------------------------------------
 
-def _half_height(shape: str, size: list[float]) -> float:
-    return size[0] if shape == "sphere" else size[2] if shape == "box" else size[1] + (size[0] if shape == "capsule" else 0.0)
-
-
 def _radius_xy(shape: str, size: list[float]) -> float:
     return math.hypot(size[0], size[1]) if shape == "box" else size[0]
 
@@ -197,7 +195,7 @@ def _mass(shape: str, size: list[float], material: str) -> float:
 def _set_motion(obj: dict[str, Any], motion: str, xy: np.ndarray, rng: np.random.Generator,
                 aim: np.ndarray | None = None) -> None:
     """Initial pose/velocity for one of MOTIONS (rolling only for spheres, else sliding)."""
-    hz = _half_height(obj["shape"], obj["size"])
+    hz = half_height(obj["shape"], obj["size"])
     if motion == "rolling" and obj["shape"] != "sphere":
         motion = "sliding"
     z = hz

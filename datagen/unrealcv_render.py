@@ -1,16 +1,17 @@
 """UnrealCV backend: physics from MuJoCo, pixels from a running Unreal Engine game.
 
-The scene is simulated exactly as by the MuJoCo backend (so poses, velocities and collision
-events are the same ground truth); each object is then spawned in the game through the UnrealCV
-plugin, posed frame by frame, and the camera's ``lit`` image, ``depth`` and ``object_mask`` are
-read back with the ``unrealcv`` client (``Client((host, port))``, TCP framing in
-../shared/REFERENCE.md). Segmentation comes from the object mask: each object gets a unique
+The scene is simulated by :mod:`skyloom.datagen.simulate`, exactly as for the MuJoCo backend (so
+poses, velocities, collision events and motion facts are the same ground truth); each object is
+then spawned in the game through the UnrealCV plugin, posed frame by frame, and the camera's
+``lit`` image, ``depth`` and ``object_mask`` are read back with the ``unrealcv`` client
+(``Client((host, port))``; every message framed as uint32 magic 0x9E2B83C1, uint32 length,
+payload). Segmentation comes from the object mask: each object gets a unique
 annotation colour (``vset /object/<name>/color r g b``) that is mapped back to its seg_id.
 
 Conventions: Unreal is left-handed in centimetres (x forward, y right, z up); skyloom is
 right-handed in metres (z up). A point (x, y, z) m is sent as (100 x, -100 y, 100 z) cm
 (``unit_scale``); camera yaw = -azimuth, pitch = elevation; UnrealCV depth (cm) is divided by
-``unit_scale``. Object classes per shape are configurable (``unrealcv.sphere_class`` ...): your
+``unit_scale``. Object classes per shape are configurable (``renderer_options.sphere_class`` ...): your
 project must provide them (e.g. Blueprints around the engine's basic shapes, 100 cm across) and,
 for the object colour, a Blueprint function called as ``vbp <object> <colour_function> r g b``.
 See docs/datagen-render.md for launching a packaged game headless.
@@ -21,18 +22,40 @@ from __future__ import annotations
 import io
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from skyloom.datagen.mujoco_render import RenderOutput, assemble_ground_truth, simulate
+from skyloom.datagen.geometry import quat_to_mat
+from skyloom.datagen.groundtruth import assemble_ground_truth
+from skyloom.datagen.renderers import RenderOutput
 from skyloom.datagen.scenes import camera_frames, spec_sha256, validate_spec
+from skyloom.datagen.simulate import simulate
 
 logger = logging.getLogger(__name__)
 
 
 class UnrealCVError(RuntimeError):
     """The UnrealCV server answered a command with an error."""
+
+
+@dataclass(frozen=True)
+class UnrealCVOptions:
+    """Where the UnrealCV server is and how scene objects map to the game's actor classes.
+
+    Set in a render config as ``renderer_options`` (``--set renderer_options.port=9001``).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    timeout_s: float = 30.0  # per request; a dropped connection fails fast and Ray retries the task
+    unit_scale: float = 100.0  # Unreal units (cm) per metre
+    sphere_class: str = "BP_Sphere"  # actor classes your project provides, 100 cm across
+    box_class: str = "BP_Cube"
+    cylinder_class: str = "BP_Cylinder"
+    capsule_class: str = "BP_Capsule"
+    colour_function: str = "SetColour"  # blueprint function called as `vbp <obj> <fn> r g b`; "" skips
 
 
 def annotation_colour(seg_id: int) -> tuple[int, int, int]:
@@ -47,11 +70,9 @@ def to_unreal(p, scale: float) -> list[float]:
 
 def quat_to_rotator(q) -> tuple[float, float, float]:
     """(pitch, yaw, roll) degrees of Unreal's FRotator for a skyloom (w, x, y, z) quaternion."""
-    from skyloom.datagen.mujoco_render import _quat_to_mat
-
     q = np.asarray(q, float)
     s = np.diag([1.0, -1.0, 1.0])
-    r = s @ _quat_to_mat(q / np.linalg.norm(q)) @ s  # same rotation in the mirrored (left-handed) frame
+    r = s @ quat_to_mat(q / np.linalg.norm(q)) @ s  # same rotation in the mirrored (left-handed) frame
     x, y, z = r[:, 0], r[:, 1], r[:, 2]
     pitch = math.degrees(math.atan2(x[2], math.hypot(x[0], x[1])))
     yaw = math.degrees(math.atan2(x[1], x[0]))
@@ -109,13 +130,16 @@ class UnrealCVRenderer:
     """Renders specs in a running UE game over UnrealCV (one connection per instance)."""
 
     name = "unrealcv"
+    Options = UnrealCVOptions
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9000, timeout_s: float = 30.0, unit_scale: float = 100.0,
-                 sphere_class: str = "BP_Sphere", box_class: str = "BP_Cube", cylinder_class: str = "BP_Cylinder",
-                 capsule_class: str = "BP_Capsule", colour_function: str = "SetColour") -> None:
-        self.host, self.port, self.timeout_s, self.unit_scale = host, int(port), float(timeout_s), float(unit_scale)
-        self.classes = {"sphere": sphere_class, "box": box_class, "cylinder": cylinder_class, "capsule": capsule_class}
-        self.colour_function = colour_function
+    def __init__(self, **options: Any) -> None:
+        o = UnrealCVOptions(**options)  # an unknown option is a TypeError naming it
+        self.options = o
+        self.host, self.port = o.host, int(o.port)
+        self.timeout_s, self.unit_scale = float(o.timeout_s), float(o.unit_scale)
+        self.classes = {"sphere": o.sphere_class, "box": o.box_class, "cylinder": o.cylinder_class,
+                        "capsule": o.capsule_class}
+        self.colour_function = o.colour_function
         self._client = None
         self._server_version = ""
 
@@ -209,6 +233,6 @@ class UnrealCVRenderer:
                 self._batch([f"vset /object/{n}/destroy" for n in names], check=False)
             except ConnectionError:
                 pass
-        gt = assemble_ground_truth(spec, sim.states, sim.events, seg, depth, cams, renderer=self.name,
-                                   renderer_version=self.version, bounces=sim.bounces)
+        gt = assemble_ground_truth(spec, sim.states, sim.events, seg, cams, renderer=self.name,
+                                   renderer_version=self.version)
         return RenderOutput(frames=frames, segmentation=seg, depth=depth, gt=gt)

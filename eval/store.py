@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import math
@@ -49,6 +48,8 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from skyloom.fsutil import now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +134,6 @@ EVAL_FIELDS = tuple(c.name for c in evals_table.columns)
 
 class StoreError(ValueError):
     """A results-store URL or row that cannot be used."""
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
 
 
 def resolve_url(target: str | os.PathLike) -> str:

@@ -18,8 +18,8 @@ All take one video at a time. Formulas (see also docs/metrics.md):
 
       E = 1/(T−1) Σ_t Σ_i M_t(i) ‖V_t(i) − W(V_{t+1})(i)‖² / Σ_i M_t(i)
 
-  W(V_{t+1})(x) = V_{t+1}(x + F(x)) with F the dense flow t → t+1 (OpenCV DIS or Farnebäck, no
-  weights). M_t masks occlusions, with B the flow t+1 → t sampled at x + F(x) (B_w):
+  W(V_{t+1})(x) = V_{t+1}(x + F(x)) with F the dense flow t → t+1 (:func:`skyloom.flow.dense_flow`:
+  OpenCV DIS at its medium preset, or Farnebäck; no weights). M_t masks occlusions, with B the flow t+1 → t sampled at x + F(x) (B_w):
   occluded if ‖F + B_w‖² > 0.01 (‖F‖² + ‖B_w‖²) + 0.5, or on a motion boundary
   ‖∇F‖² > 0.01 ‖F‖² + 0.002 (forward differences). Lower is better.
 
@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-FLOW_METHODS = ("dis", "farneback")
+from skyloom.flow import FLOW_METHODS, dense_flow  # noqa: F401 - FLOW_METHODS: metrics check flow names with it
 
 
 def _norm(f: np.ndarray) -> np.ndarray:
@@ -78,20 +78,6 @@ def temporal_flickering(frames: np.ndarray) -> float:
     v = _check_frames(frames).astype(np.int16)
     mad = np.abs(np.diff(v, axis=0)).reshape(v.shape[0] - 1, -1).mean(axis=1)  # (T-1,)
     return float((255.0 - mad.mean()) / 255.0)
-
-
-def dense_flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> np.ndarray:
-    """Dense optical flow from RGB uint8 frame ``a`` to ``b``: float32 (H, W, 2) in pixels (dx, dy)."""
-    import cv2
-
-    ga = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)
-    gb = cv2.cvtColor(np.ascontiguousarray(b), cv2.COLOR_RGB2GRAY)
-    if method == "dis":
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        return dis.calc(ga, gb, None)
-    if method == "farneback":
-        return cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    raise ValueError(f"unknown flow method {method!r}; valid: {', '.join(FLOW_METHODS)}")
 
 
 def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:

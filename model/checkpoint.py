@@ -125,6 +125,16 @@ def load_ae(ae_cfg: AEConfig, folder: Path | None = None) -> nn.Module:
     return ae
 
 
+def component_state(state: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """The weights of component ``name`` in a state dict that holds several (keys ``"<name>.<param>"``).
+
+    The trainable model (``dit``, ``text_encoder``) and the EMA shadow are such merged dicts; a
+    component folder stores its own keys, without the prefix.
+    """
+    pre = name + "."
+    return {k.removeprefix(pre): v for k, v in state.items() if k.startswith(pre)}
+
+
 class EMA:
     """Exponential moving average of parameters (with the usual (1+n)/(10+n) warm-up)."""
 
@@ -143,10 +153,6 @@ class EMA:
                     s.mul_(d).add_(v.detach().float(), alpha=1 - d)
                 else:
                     s.copy_(v)
-
-    def component(self, name: str) -> dict[str, torch.Tensor]:
-        pre = name + "."
-        return {k[len(pre):]: v for k, v in self.shadow.items() if k.startswith(pre)}
 
     def load(self, sd: dict[str, torch.Tensor]) -> None:
         missing = set(self.shadow) - set(sd)

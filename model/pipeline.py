@@ -25,7 +25,14 @@ import numpy as np
 import torch
 
 from skyloom.model.autoencoder import VideoAutoencoder
-from skyloom.model.checkpoint import CheckpointError, component_configs, load_ae, load_weights, read_pipeline_info
+from skyloom.model.checkpoint import (
+    CheckpointError,
+    component_configs,
+    component_state,
+    load_ae,
+    load_weights,
+    read_pipeline_info,
+)
 from skyloom.model.config import SamplerConfig, ScheduleConfig
 from skyloom.model.data import crop_resize
 from skyloom.model.sampler import FlowSampler
@@ -143,8 +150,8 @@ def load_pipeline(ckpt_path: str | os.PathLike, device: str = "cpu", use_ema: bo
         raise CheckpointError(f"{folder}: dit/ has no model.safetensors")
     if use_ema and info.get("has_ema") and (folder / "ema").is_dir():
         ema = load_weights(folder, "ema") or {}
-        dit_sd = {k[4:]: v for k, v in ema.items() if k.startswith("dit.")} or dit_sd
-        text_sd = {k[13:]: v for k, v in ema.items() if k.startswith("text_encoder.")} or text_sd
+        dit_sd = component_state(ema, "dit") or dit_sd
+        text_sd = component_state(ema, "text_encoder") or text_sd
     dit.load_state_dict(dit_sd)
     if text_sd is not None:
         text.load_state_dict(text_sd)

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from skyloom.model.checkpoint import (EMA, PIPELINE_FORMAT, PIPELINE_VERSION, load_ae, load_state_file, load_weights,
-                              save_component)
+from skyloom.model.checkpoint import (EMA, PIPELINE_FORMAT, PIPELINE_VERSION, component_state, load_ae,
+                              load_state_file, load_weights, save_component)
 from skyloom.model.config import TrainConfig
 from skyloom.model.data import BatchLoader, CorpusVideoDataset
 from skyloom.model.schedule import RectifiedFlow
@@ -194,8 +194,8 @@ class Trainer:
             else:
                 from skyloom.model.text import saves_weights
 
-                save_component(d, "dit", cfg.dit, None, {k[4:]: v for k, v in sd.items() if k.startswith("dit.")})
-                tsd = {k[13:]: v for k, v in sd.items() if k.startswith("text_encoder.")}
+                save_component(d, "dit", cfg.dit, None, component_state(sd, "dit"))
+                tsd = component_state(sd, "text_encoder")
                 save_component(d, "text_encoder", cfg.text, None, tsd if saves_weights(cfg.text) else None)
                 save_component(d, "vae", cfg.ae, self.ae if cfg.ae.kind == "vae" else None)
                 if self.ema is not None:

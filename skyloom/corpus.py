@@ -34,7 +34,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import hashlib
 import io
 import json
@@ -51,7 +50,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from skyloom.fsutil import append_jsonl, atomic_path, atomic_write_json, file_lock, read_jsonl
+from skyloom.fsutil import append_jsonl, atomic_path, atomic_write_json, file_lock, now_iso, read_jsonl
 
 CORPUS_FORMAT = "skyloom-corpus"
 CORPUS_FORMAT_VERSION = 1
@@ -67,10 +66,6 @@ class ManifestError(ValueError):
 
 class CorpusError(ValueError):
     """A corpus directory that is missing, of an unknown format, or misused."""
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

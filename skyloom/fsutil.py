@@ -1,8 +1,9 @@
-"""Small filesystem helpers: atomic writes, file locks, hashing."""
+"""Small filesystem helpers: atomic writes, file locks, hashing, and the timestamps files carry."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import fcntl
 import hashlib
 import json
@@ -121,3 +122,17 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def now_iso() -> str:
+    """Now in UTC as ISO 8601 with microseconds, e.g. ``2026-11-30T04:12:05.123456+00:00``.
+
+    The one timestamp format skyloom writes (corpus, captions, quarantine and takedown logs, run
+    directories, the results store): fixed width, so timestamps sort as text in time order.
+    """
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
+
+
+def file_stamp() -> str:
+    """Now in UTC for file names, e.g. ``20261130T041205-123456`` (sorts in time order, unique per microsecond)."""
+    return _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S-%f")

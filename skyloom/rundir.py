@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from skyloom.fsutil import append_jsonl, atomic_write_json, read_jsonl
+from skyloom.fsutil import append_jsonl, atomic_write_json, now_iso, read_jsonl
 
 RUN_FORMAT = "skyloom-run"
 RUN_FORMAT_VERSION = 1
@@ -70,7 +70,7 @@ class RunDir:
             (r / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_json(r / "run.json", {"format": RUN_FORMAT, "version": RUN_FORMAT_VERSION,
                                            "name": name or r.name,
-                                           "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                           "created_at": now_iso(),
                                            **info})
         return cls(r)
 

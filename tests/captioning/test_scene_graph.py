@@ -16,25 +16,40 @@ def _gt_one(motion: str, seed: int = 0, **kw) -> dict:
     return make_gt(seed, num_objects=1, motions=[motion], camera_motion="static", **kw)
 
 
-def test_motion_derived_from_trajectory_not_summary():
+def _as_v1(gt: dict) -> dict:
+    """The same clip as a ``skyloom-gt`` v1 file: no stored motion facts (readers derive them)."""
+    old = copy.deepcopy(gt)
+    old["version"] = 1
+    for o in old["objects"]:
+        del o["motion"]
+    return old
+
+
+def test_motion_facts_are_the_ground_truths():
     dropped = _gt_one("dropped")
     f = scene_facts(dropped).objects[0]
-    assert f.motions[:2] == ("fall", "bounce") and f.start_height == "air"
-    # Wipe the optional summary: the facts come from the per-frame data alone.
-    blind = copy.deepcopy(dropped)
+    stored = dropped["objects"][0]["motion"]
+    assert f.motions == tuple(dict.fromkeys(e["label"] for e in stored["events"]))
+    assert f.motions[:2] == ("fall", "bounce") and f.start_height == stored["start_height"] == "air"
+    assert f.bounces == sum(e["label"] == "bounce" for e in stored["events"]) >= 1
+    # A v1 file has no stored facts: the reader derives the same ones from the per-frame data,
+    # whatever the optional initial.motion says.
+    blind = _as_v1(dropped)
     blind["objects"][0]["initial"]["motion"] = "resting"
-    assert scene_facts(blind).objects[0].motions == f.motions
-    rest = scene_facts(_gt_one("resting")).objects[0]
-    assert rest.motions == ("static",)
+    assert scene_facts(blind).objects[0] == f
+    assert scene_facts(_gt_one("resting")).objects[0].motions == ("static",)
 
 
-def test_rolling_vs_sliding_uses_spin():
-    gt = _gt_one("rolling", seed=1)
-    gt["objects"][0]["shape"] = "sphere"
+def test_rolling_or_sliding_is_what_the_clip_shows():
+    gt = _as_v1(_gt_one("rolling", seed=1))
+    r = gt["frames"][0]["objects"][0]["position"][2]  # resting on the floor: the centre is one radius up
+    gt["objects"][0].update(shape="sphere", size=[r])
     assert "roll" in scene_facts(gt).objects[0].motions
-    for fr in gt["frames"]:
+    for fr in gt["frames"]:  # a plain ball's spin does not show: it still rolls
         fr["objects"][0]["angular_velocity"] = [0.0, 0.0, 0.0]
-    assert "slide" in scene_facts(gt).objects[0].motions
+    assert scene_facts(gt).objects[0].motions == ("roll",)
+    gt["objects"][0].update(shape="box", size=[r] * 3)  # a box moving along the floor slides
+    assert scene_facts(gt).objects[0].motions == ("slide",)
 
 
 def test_collision_and_leaving_the_frame():
@@ -43,6 +58,7 @@ def test_collision_and_leaving_the_frame():
     for fr in gt["frames"][10:]:
         fr["objects"][0]["visible"] = False
         fr["objects"][0]["bbox"] = None
+    gt = _as_v1(gt)
     f = scene_facts(gt)
     assert f.objects[0].collides_with == ("obj1",) and f.objects[1].collides_with == ("obj0",)
     assert "leave" in f.objects[0].motions and "collide" in f.objects[0].motions

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 
+from skyloom.datagen.motion import MOTION_LABELS, labels
 from skyloom.datagen.render import RenderConfig, perturb_spec, render_spec, sample_specs
 from skyloom.datagen.scenes import (
     COLOURS,
@@ -102,8 +103,10 @@ def test_drop_matches_free_fall_and_impact_time():
         o = f["objects"][0]
         assert o["position"][2] == pytest.approx(z0 - G * f["t"] ** 2 / 2, abs=3e-3)
         assert o["velocity"][2] == pytest.approx(-G * f["t"], abs=2e-2)
-    summary = gt["objects"][0]["motion_summary"]
-    assert summary[0] == "falls" and "bounces" in summary and gt["objects"][0]["num_bounces"] >= 1
+    motion = gt["objects"][0]["motion"]
+    assert labels(motion)[0] == "fall" and motion["start_height"] == "air"
+    bounce_frames = {e["frame"] for e in motion["events"] if e["label"] == "bounce"}
+    assert bounce_frames <= {e["frame"] for e in hits}  # a stated bounce is a floor impact the clip shows
 
 
 def test_projection_bbox_depth_and_segmentation_agree():
@@ -132,21 +135,21 @@ def test_projection_bbox_depth_and_segmentation_agree():
 def test_probes_ground_truth():
     specs = sample_specs(preset("physics-probe", num_frames=12), 5, seed=1)
     by = {s["probe"]: render_spec(s)[1] for s in specs}
-    roll = by["roll"]["objects"][0]
-    assert "rolls" in roll["motion_summary"] and "falls" not in roll["motion_summary"]
+    roll = labels(by["roll"]["objects"][0]["motion"])
+    assert "roll" in roll and "fall" not in roll
     col = by["collide"]
     assert any({e["a"], e["b"]} == {"obj0", "obj1"} for e in col["events"])
-    assert "collides" in col["objects"][0]["motion_summary"]
+    assert "collide" in labels(col["objects"][0]["motion"])
     thrown = by["throw"]["frames"]
     assert thrown[1]["objects"][0]["position"][0] > thrown[0]["objects"][0]["position"][0]
-    assert "falls" in by["drop"]["objects"][0]["motion_summary"]
+    assert "fall" in labels(by["drop"]["objects"][0]["motion"])
     stack = by["stack"]
-    if all(o["motion_summary"] == ["stays still"] for o in stack["objects"]):
+    if all(labels(o["motion"]) == ["static"] for o in stack["objects"]):
         assert stack["events"] == []  # a resting stack: touching from the start, no impacts
     else:
-        assert any("tips over" in o["motion_summary"] or "falls" in o["motion_summary"] for o in stack["objects"])
+        assert any({"tip", "fall"} & set(labels(o["motion"])) for o in stack["objects"])
     for gt in by.values():
-        assert gt["format"] == "skyloom-gt" and gt["version"] == 1 and gt["probe"] in PROBES
+        assert gt["format"] == "skyloom-gt" and gt["version"] == 2 and gt["probe"] in PROBES
         assert len(gt["frames"]) == 12 and all(len(f["objects"]) == len(gt["objects"]) for f in gt["frames"])
 
 
@@ -186,7 +189,7 @@ def test_camera_motions_move_the_camera():
 
 def test_contacts_never_create_energy():
     """Kinetic + potential energy never grows (soft contacts tuned so restitution < 1)."""
-    from skyloom.datagen.mujoco_render import Simulation
+    from skyloom.datagen.simulate import Simulation
 
     for spec in sample_specs(preset("balls-bounce", num_frames=16), 6, seed=11) + sample_specs(preset("tabletop"), 3, seed=2):
         sim = Simulation(spec)
@@ -266,7 +269,8 @@ def test_ground_truth_follows_the_skyloom_gt_contract():
         assert o["seg_id"] == k + 1 and o["shape"] in SHAPES and o["size_name"] in SIZE_NAMES
         assert o["material"] in MATERIALS and o["initial"]["motion"] in MOTIONS and o["colour"] in COLOURS
         assert o["colour"].isalpha() and set(o["initial"]) == {"position", "velocity", "motion"}
-        assert isinstance(o["motion_summary"], list) and o["motion_summary"]
+        assert set(o["motion"]) == {"events", "start_height", "direction"} and o["motion"]["events"]
+        assert set(labels(o["motion"])) <= set(MOTION_LABELS)
     for i, f in enumerate(gt["frames"]):
         assert f["index"] == i and f["t"] == pytest.approx(i / 8)
         for o in f["objects"]:

@@ -181,7 +181,7 @@ def test_unrealcv_render_job_into_corpus(fake_unrealcv, tmp_path, ray_local):
 
     cfg = RenderConfig(preset="balls-bounce", renderer="unrealcv", num_scenes=2, out=str(tmp_path / "c"),
                        scene=dataclasses.replace(RenderConfig().scene, num_frames=4),
-                       unrealcv=dataclasses.replace(RenderConfig().unrealcv, port=fake_unrealcv.port))
+                       renderer_options={"port": fake_unrealcv.port})
     res = run_render(cfg, show_progress=False)
     assert (res.rendered, res.failed) == (2, 0)
     c = Corpus(cfg.out)
@@ -215,8 +215,26 @@ def test_dropped_connection_is_retried_by_the_job(fake_unrealcv, tmp_path, ray_l
     fake_unrealcv.drop_first_lit = True
     cfg = RenderConfig(preset="balls-bounce", renderer="unrealcv", num_scenes=1, out=str(tmp_path / "c"), max_retries=2,
                        scene=dataclasses.replace(RenderConfig().scene, num_frames=2),
-                       unrealcv=dataclasses.replace(RenderConfig().unrealcv, port=fake_unrealcv.port))
+                       renderer_options={"port": fake_unrealcv.port})
     res = run_render(cfg, show_progress=False)
     assert (res.rendered, res.failed) == (1, 0)
     assert fake_unrealcv.connections == 2  # dropped once, reconnected on the retry
     assert len(Corpus(cfg.out).records()) == 1
+
+
+def test_renderer_options_belong_to_the_backend():
+    """``renderer_options`` are checked against the chosen backend's Options dataclass."""
+    from skyloom import config
+    from skyloom.config import ConfigError
+    from skyloom.datagen.render import RenderConfig, renderer_options
+    from skyloom.datagen.unrealcv_render import UnrealCVOptions
+
+    cfg = config.load(RenderConfig, "tabletop", ["renderer=unrealcv", "renderer_options.port=9001"], group="datagen")
+    opts = renderer_options(cfg.renderer, cfg.renderer_options)
+    assert opts == dataclasses.asdict(UnrealCVOptions(port=9001))  # defaults filled in
+    with pytest.raises(ConfigError, match=r"renderer 'unrealcv': unknown config key 'prot' in renderer_options; .*port"):
+        renderer_options("unrealcv", {"prot": 9001})
+    with pytest.raises(ConfigError, match=r"renderer_options.port.*integer"):
+        renderer_options("unrealcv", {"port": "nine"})
+    with pytest.raises(ConfigError, match="'port'"):  # the MuJoCo renderer has no options
+        renderer_options("mujoco", {"port": 9001})
