@@ -605,6 +605,14 @@ class Corpus:
     def takedowns(self) -> list[dict[str, Any]]:
         return read_jsonl(self.root / "takedowns.jsonl")
 
+    def takedown_keys(self) -> set[str]:
+        """Every source spelling and content sha256 named by ``takedowns.jsonl`` (ingest refuses them)."""
+        keys: set[str] = set()
+        for t in self.takedowns():
+            keys.update(str(x) for x in [*t.get("source_urls", []), *t.get("source_sha256", []),
+                                         *t.get("spellings", [])] if x)
+        return keys
+
     # -- WebDataset export ------------------------------------------------------------------
     def export_webdataset(self, out_dir: str | os.PathLike | None = None, shard_size: int = 1000,
                           split: str | None = None) -> list[Path]:
@@ -660,37 +668,40 @@ class Corpus:
         if entry not in listed:
             atomic_write_json(p, {"exports": [*listed, entry]})
 
-    def remove_from_exports(self, ids: Iterable[str]) -> dict[str, list[str]]:
-        """Drop ``ids`` from the shards of every export (under the corpus lock); see
-        :meth:`_remove_from_shards`."""
+    def remove_from_exports(self, ids: Iterable[str], prefixes: Iterable[str] = ()) -> dict[str, list[str]]:
+        """Drop ``ids`` (and ids starting with one of ``prefixes``) from the shards of every export,
+        under the corpus lock; see :meth:`_remove_from_shards`."""
         with self._lock():
-            return self._remove_from_shards(set(ids))
+            return self._remove_from_shards(set(ids), tuple(prefixes))
 
-    def _remove_from_shards(self, ids: set[str]) -> dict[str, list[str]]:
+    def _remove_from_shards(self, ids: set[str], prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
         """Rewrite every shard of every export that holds one of ``ids``; returns
         ``{"rewritten": [shard paths], "missing_exports": [export folders not found]}``."""
         done: dict[str, list[str]] = {"rewritten": [], "missing_exports": []}
-        if not ids:
+        if not ids and not prefixes:
             return done
+
+        def gone(cid: str) -> bool:
+            return cid in ids or (bool(prefixes) and cid.startswith(prefixes))
+
         for folder in self.exports():
             if not folder.is_dir():
                 if folder != self.root / "shards":
                     done["missing_exports"].append(str(folder))
                 continue
             for shard in sorted(folder.glob("*.tar")):
-                if not shard_ids(shard) & ids:
+                if not any(gone(i) for i in shard_ids(shard)):
                     continue
                 with atomic_path(shard, suffix=".tar") as tmp:
                     with tarfile.open(shard) as src, tarfile.open(tmp, "w") as dst:
                         for m in src.getmembers():
-                            if m.name.split(".", 1)[0] in ids:
+                            if gone(m.name.split(".", 1)[0]):
                                 continue
                             dst.addfile(m, src.extractfile(m))
                 done["rewritten"].append(str(shard))
             index = read_wds_index(folder)
             for exp in index["exports"].values():
-                for i in ids:
-                    exp.get("clips", {}).pop(i, None)
+                exp["clips"] = {i: sh for i, sh in exp.get("clips", {}).items() if not gone(i)}
             _write_wds_index(folder, index)
         return done
 

@@ -72,15 +72,6 @@ class CheckReport:
         return not self.problems
 
 
-def taken_down_keys(corpus: Corpus) -> set[str]:
-    """Every source URL spelling and content sha256 named by ``takedowns.jsonl``."""
-    keys: set[str] = set()
-    for t in corpus.takedowns():
-        keys.update(str(x) for x in [*t.get("source_urls", []), *t.get("source_sha256", []),
-                                     *t.get("spellings", [])] if x)
-    return keys
-
-
 def provably_ours(corpus: Corpus, rec: ClipRecord) -> bool:
     """True when the clip file's embedded provenance names this row's clip (id or source) and its
     frame size matches the row: its bytes were written by skyloom for this row."""
@@ -151,7 +142,7 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
             rep.repaired.append(f"moved orphan {rel} to {dest.relative_to(c.root)}")
         else:
             add(Problem("orphan file", rel, "no live manifest row owns it"))
-    gone = taken_down_keys(c)
+    gone = c.takedown_keys()
     for r in recs:
         hit = {r.source_url, r.source_sha256, r.meta.get("manifest_url", "")} & gone
         if hit:
