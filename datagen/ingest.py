@@ -262,7 +262,7 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
     root = Path(corpus_root)
     out: dict[str, Any] = {"url": src.url, "fingerprint": src.fingerprint(), "status": "ok", "reason": "",
                            "detail": "", "source_sha256": "", "records": [], "rejected_clips": {},
-                           "frames": 0, "license_id": ""}
+                           "frames": 0, "license_id": "", "as_written": src.as_written}
     fetched = None
     staging = stage_dir(root, src.url)
     out["stage_dir"] = str(staging)
@@ -418,7 +418,7 @@ def _plan_rows(srcs: list[Source]) -> tuple[list[Source], list[dict[str, Any]]]:
 def _verdict(src: Source, status: str, reason: str, detail: str) -> dict[str, Any]:
     return {"url": src.url, "fingerprint": src.fingerprint(), "status": status, "reason": reason, "detail": detail,
             "source_sha256": "", "records": [], "rejected_clips": {}, "frames": 0, "license_id": "", "seconds": 0.0,
-            "line": src.line}
+            "line": src.line, "as_written": src.as_written}
 
 
 def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | None = None,
@@ -466,6 +466,7 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
         if not res.get("planned"):  # a verdict on the manifest itself is redone every run, never "done"
             append_jsonl(root / STATE_FILE, {"url": res["url"], "fingerprint": res["fingerprint"],
                                              "status": res["status"], "reason": res["reason"], "source_sha256": sha,
+                                             "as_written": res.get("as_written", ""),
                                              "clips": res.get("clips", []), "time": now_iso()})
         rows.append(res)
         if on_result is not None:
@@ -540,7 +541,7 @@ def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "tak
     shas = {r.source_sha256 for r in matched}
     urls = {r.source_url for r in matched}
     for line in read_jsonl(c.root / STATE_FILE):  # sources whose rows are gone but files may remain
-        if line.get("source_sha256") and hit(line.get("url", ""), line["source_sha256"]):
+        if line.get("source_sha256") and hit(line.get("url", ""), line["source_sha256"], line.get("as_written", "")):
             shas.add(line["source_sha256"])
             urls.add(line["url"])
     removed = c.delete([r.id for r in matched], reason=f"takedown: {reason}", rewrite_shards=False)

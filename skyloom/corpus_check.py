@@ -213,7 +213,7 @@ def _check_export(c: Corpus, folder: Path, live: dict[str, ClipRecord], rep: Che
                             add(Problem("stale shard entry", where, f"{cid}.mp4 differs from the corpus file "
                                                                     "(re-export this split)"))
         except (tarfile.TarError, OSError) as e:
-            add(Problem("bad shard", where, f"unreadable ({type(e).__name__}: {e})"))
+            add(Problem("bad shard", where, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0]})"))
     for s in sorted(listed):
         if not (folder / s).is_file():
             add(Problem("missing shard", str(folder / s), "listed in index.json but not found"))
