@@ -73,17 +73,19 @@ class CheckReport:
 
 
 def provably_ours(corpus: Corpus, rec: ClipRecord) -> bool:
-    """True when the clip file's embedded provenance names this row's clip (id or source) and its
-    frame size matches the row: its bytes were written by skyloom for this row."""
-    from skyloom.video import VideoError, probe_video, read_metadata
+    """True when the clip file's embedded provenance names this row's clip (id or source) and it
+    decodes completely to the row's frame size and count: its bytes were written by skyloom for
+    this row (a truncated or foreign file is not)."""
+    from skyloom.video import iter_frames, probe_video, read_metadata
 
     path = corpus.abspath(rec)
     try:
         meta = read_metadata(path)
         info = probe_video(path)
-    except (VideoError, OSError, ValueError):
+        decoded = sum(1 for _ in iter_frames(path))
+    except Exception:  # noqa: BLE001 - any decoder error means: not provably ours
         return False
-    if (info.width, info.height) != (rec.width, rec.height):
+    if (info.width, info.height) != (rec.width, rec.height) or decoded != rec.num_frames:
         return False
     if meta.get("clip_id") == rec.id:
         return True
@@ -131,6 +133,8 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
     if rehash:
         c.update(rehash)
         rep.repaired += [f"re-hashed {r.id} (its embedded provenance names this clip)" for r in rehash]
+        recs = c.records()
+        live = {r.id: r for r in recs}
     for p in c.orphan_files():
         rel = str(p.relative_to(c.root))
         if repair:
