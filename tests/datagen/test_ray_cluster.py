@@ -21,12 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from skyloom.corpus import Corpus
 from skyloom.datagen.sources import write_sources_csv
 from skyloom.video import write_video
-from tests.conftest import moving_square_video
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def _free_port() -> int:
 
 def _env() -> dict[str, str]:
     env = {**os.environ, "SKYLOOM_NO_PROGRESS": "1", "RAY_DEDUP_LOGS": "0", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl"}
+           "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "disabled", "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl"}
     env.pop("RAY_ADDRESS", None)
     return env
 
@@ -106,8 +106,9 @@ def _sk(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("src")
-    for k in range(6):
-        write_video(d / f"v{k}.mp4", moving_square_video(T=32, H=80, W=96, seed=k), fps=16)
+    for k in range(6):  # a textured pan: neither blank nor static
+        base = np.random.default_rng(k).integers(0, 256, (10, 40, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+        write_video(d / f"v{k}.mp4", np.stack([base[:, 3 * t:3 * t + 96] for t in range(32)]), fps=16)
     return write_sources_csv(d / "sources.csv", [{"url": f"v{k}.mp4", "license": "CC0-1.0", "author": "t"}
                                                  for k in range(6)])
 
@@ -122,7 +123,7 @@ def _build(root: Path, sources: Path, ray: list[str], ingest_extra: list[str]) -
     _sk("datagen", "render", "--out", str(root), *RENDER, *ray)
     _sk("datagen", "ingest", str(sources), "--out", str(root), *ING, *allow, *ingest_extra, *ray)
     _sk("caption", "run", str(root), "--captioner", "auto", "--set", "auto_fallback=[heuristic]",
-        "--set", "num_actors=2", *ray)
+        "--set", "num_actors=2", "--set", "batch_size=1", *ray)
 
 
 def _state(root: Path) -> dict[str, tuple]:
