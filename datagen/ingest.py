@@ -65,7 +65,14 @@ from skyloom.datagen.shots import (
     fit_size,
     probe_source,
 )
-from skyloom.datagen.sources import Source, SourceRejected, canonical_url, read_sources, write_sources_csv
+from skyloom.datagen.sources import (
+    Source,
+    SourceRejected,
+    canonical_url,
+    read_sources,
+    url_problem,
+    write_sources_csv,
+)
 from skyloom.corpus import ClipRecord, Corpus, assign_split, now_iso
 from skyloom.fsutil import append_jsonl, atomic_write_json, read_jsonl, sha256_file
 
@@ -267,8 +274,8 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
     staging = stage_dir(root, src.url)
     out["stage_dir"] = str(staging)
     try:
-        if src.error:
-            raise SourceRejected("malformed row", src.error)
+        if src.error or url_problem(src.url):
+            raise SourceRejected("malformed row", src.error or f"{src.url!r}: {url_problem(src.url)}")
         lic = check_license(src.license, cfg.licenses, author=src.author, attribution=src.attribution)
         out["license_id"] = lic.license_id
         if not lic.ok:

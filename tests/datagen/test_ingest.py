@@ -145,6 +145,8 @@ def test_every_input_gets_its_own_reason_and_good_sources_land(ingested):
         if status != "ok":
             assert q[url]["reason"] == reason, name
     assert res.ingested == 2 and res.rejected == len(cases) - 2
+    # Messages name the source, never the temporary download it was probed from.
+    assert not any(".ingest-tmp" in r["detail"] or ".download" in r["detail"] for r in res.rows)
     report = json.loads(res.report_path.read_text())
     assert report["reasons"]["truncated video"] == 2 and report["clips_added"] == len(corpus)
 

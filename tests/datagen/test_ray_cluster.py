@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skyloom.datagen.sources import write_sources_csv
 
 from skyloom.corpus import Corpus
-from skyloom.datagen.sources import write_sources_csv
 from skyloom.video import write_video
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,8 @@ def _free_port() -> int:
 
 def _env() -> dict[str, str]:
     env = {**os.environ, "SKYLOOM_NO_PROGRESS": "1", "RAY_DEDUP_LOGS": "0", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "disabled", "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl"}
+           "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "disabled", "MUJOCO_GL": "egl",
+           "PYOPENGL_PLATFORM": "egl"}
     env.pop("RAY_ADDRESS", None)
     return env
 
@@ -60,12 +61,12 @@ def cluster():
         procs.append(subprocess.Popen([*RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",
                                        f"--temp-dir={tmp}", "--node-ip-address=127.0.0.1", *common],
                                       env=_env(), start_new_session=True, stdout=subprocess.DEVNULL,
-                                      stderr=open(tmp / "head.log", "w")))
+                                      stderr=open(tmp / "head.log", "w")))  # noqa: SIM115
         _wait_nodes(addr, 1, procs, tmp)
         procs.append(subprocess.Popen([*RAY, "start", f"--address={addr}", "--node-ip-address=127.0.0.1",
                                        "--node-manager-port=0", *common],
                                       env=_env(), start_new_session=True, stdout=subprocess.DEVNULL,
-                                      stderr=open(tmp / "node.log", "w")))
+                                      stderr=open(tmp / "node.log", "w")))  # noqa: SIM115
         _wait_nodes(addr, 2, procs, tmp)
         yield addr
     finally:
@@ -90,7 +91,8 @@ def _wait_nodes(addr: str, n: int, procs, tmp: Path, timeout: float = 120) -> No
         if any(p.poll() is not None for p in procs):
             logs = "\n".join(f.read_text()[-2000:] for f in tmp.glob("*.log"))
             raise RuntimeError(f"ray start exited early:\n{logs}")
-        r = subprocess.run([sys.executable, "-c", code, addr], capture_output=True, text=True, env=_env(), timeout=60)
+        r = subprocess.run([sys.executable, "-c", code, addr], check=False, capture_output=True, text=True,
+                           env=_env(), timeout=60)
         if r.returncode == 0 and r.stdout.strip().isdigit() and int(r.stdout.strip()) >= n:
             return
         time.sleep(1)
@@ -98,7 +100,7 @@ def _wait_nodes(addr: str, n: int, procs, tmp: Path, timeout: float = 120) -> No
 
 
 def _sk(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    r = subprocess.run([SKYLOOM, *args], capture_output=True, text=True, env=_env(), timeout=timeout)
+    r = subprocess.run([SKYLOOM, *args], check=False, capture_output=True, text=True, env=_env(), timeout=timeout)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
     return r
 
@@ -144,7 +146,8 @@ def test_cluster_jobs_use_both_nodes_and_match_a_single_process_run(cluster, sou
     assert set(render["nodes"]) == set(ingest["nodes"]) == set(caption["nodes"])
     local_render = json.loads(max((local / "reports").glob("render-*.json")).read_text())
     assert local_render["nodes"] == {"driver": 4}  # auto: a 4-scene job runs in-process
-    assert subprocess.run([SKYLOOM, "corpus", "validate", str(dist)], env=_env(), capture_output=True).returncode == 0
+    check = subprocess.run([SKYLOOM, "corpus", "validate", str(dist)], check=False, env=_env(), capture_output=True)
+    assert check.returncode == 0, check.stdout
 
 
 def test_kill_9_of_the_driver_then_rerun_loses_and_duplicates_nothing(cluster, sources, tmp_path):
@@ -166,5 +169,6 @@ def test_kill_9_of_the_driver_then_rerun_loses_and_duplicates_nothing(cluster, s
     _sk(*cmd[1:])
     ids = [r.id for r in Corpus(out).records()]
     assert len(ids) == len(set(ids)) and _state(out) == _state(ref)
-    check = subprocess.run([SKYLOOM, "corpus", "validate", str(out)], env=_env(), capture_output=True, text=True)
+    check = subprocess.run([SKYLOOM, "corpus", "validate", str(out)], check=False, env=_env(), capture_output=True,
+                           text=True)
     assert check.returncode == 0, check.stdout
