@@ -120,7 +120,7 @@ class IngestConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
     engine: Literal["auto", "ray", "local"] = "auto"
-    ray_min_sources: int = 16
+    ray_min_sources: int = 32
     workers: int = 0
     chunk_sources: int = 1024
     truncated: Literal["reject", "keep"] = "reject"

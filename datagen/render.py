@@ -93,7 +93,7 @@ class RenderConfig:
     max_retries: int = 2
     num_cpus: int = 0  # local Ray instance size (0 = all cores)
     executor: str = "auto"  # auto (in-process below ray_min_scenes, Ray from there or with --ray-address) | local | ray
-    ray_min_scenes: int = 24  # the auto executor's threshold (measured in docs/benchmarks.md)
+    ray_min_scenes: int = 64  # the auto executor's threshold (measured in docs/benchmarks.md)
     flush_every: int = 32  # manifest rows per append
     specs_file: str = ""  # JSON-lines scene specs to render instead of sampling
     retry_quarantined: bool = False  # rerender scenes that failed deterministically before
