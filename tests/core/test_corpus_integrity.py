@@ -101,3 +101,13 @@ def test_validate_flags_missing_files_and_taken_down_rows(corpus):
     out = _validate(corpus.root)
     assert out.returncode == 1
     assert "missing file: demo-0" in out.stdout and "taken-down source: demo-1" in out.stdout
+
+
+def test_export_cli_names_the_folder_and_keeps_other_splits(corpus):
+    r = subprocess.run([SKYLOOM, "corpus", "export-wds", str(corpus.root), "--split", "val"], check=False,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "None" not in r.stderr and str(corpus.root / "shards") in r.stderr.replace("\n", "")
+    corpus.export_webdataset(shard_size=1)
+    corpus.export_webdataset(split="val")  # a split export beside: the index keeps the full one
+    index = json.loads((corpus.root / "shards" / "index.json").read_text())
+    assert sorted(index["clips"]) == ["demo-0", "demo-1", "demo-2"]

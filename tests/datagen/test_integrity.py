@@ -268,3 +268,13 @@ def test_quarantine_keeps_one_entry_per_source_and_clears_on_success(tmp_path, c
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_http_spellings_of_one_source_are_one_canonical_url():
+    from skyloom.datagen.sources import canonical_url
+
+    same = {canonical_url(u) for u in ("http://example.org/a.mp4", "HTTP://Example.ORG:80/a.mp4",
+                                       "http://example.org/a.mp4#t=3")}
+    assert same == {"http://example.org/a.mp4"}
+    assert canonical_url("https://example.org:8443/a.mp4?x=1") == "https://example.org:8443/a.mp4?x=1"
+    assert canonical_url("http://example.org/A.mp4") != canonical_url("http://example.org/a.mp4")  # paths are case-sensitive
