@@ -536,8 +536,8 @@ def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "tak
     key = source.strip()
     if not key:
         raise ValueError("takedown: --source must be a source URL, a local path or a sha256")
-    spellings = {key, canonical_url(key)}
     is_sha = len(key) >= 12 and all(ch in "0123456789abcdef" for ch in key.lower())
+    spellings = {key} if is_sha or key.startswith("src-") else {key, canonical_url(key)}
 
     def hit(url: str, sha: str, written: str = "", parent: str = "") -> bool:
         return bool({url, canonical_url(url) if url else "", written} & spellings) or key in (sha, parent) \
@@ -575,7 +575,7 @@ def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "tak
     entry = {"source": key, "reason": reason, "clips": removed, "orphans": orphans,
              "shards_rewritten": shards["rewritten"], "unreachable_exports": shards["missing_exports"],
              "source_urls": sorted(urls | ({key} if "://" in key or "/" in key else set())),
-             "spellings": sorted({canonical_url(u) for u in urls} | {canonical_url(key)} - {""}
+             "spellings": sorted(({canonical_url(u) for u in urls} | (spellings - {key})) - {""}
                                  | {w for w in written if w and ("://" in w or Path(w).is_absolute())}),
              "source_sha256": sorted(shas), "purged": bool(purge and removed)}
     c.log_takedown(entry)
