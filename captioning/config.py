@@ -90,7 +90,8 @@ class CaptionConfig:
     corpus: str = ""
     captioner: str = "auto"
     auto_fallback: tuple[str, ...] = ("vlm-local", "vlm-endpoint", "heuristic")
-    executor: Literal["ray", "local"] = "ray"
+    executor: Literal["auto", "ray", "local"] = "auto"  # auto: Ray from ray_min_clips clips or with an address
+    ray_min_clips: int = 512  # the auto executor's threshold (measured in docs/benchmarks.md)
     num_actors: int = 2
     cpus_per_actor: float = 1.0
     batch_size: int = 16

@@ -38,6 +38,7 @@ class CaptionResult:
     failures: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     config_path: str = ""
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> actors placed there ("driver": in-process)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -153,10 +154,18 @@ class _Sink:
             self.pending = []
 
 
+def _actor_node(actor: Any) -> str:
+    """Run on an actor (``__ray_call__``): the id of the Ray node it was placed on."""
+    from skyloom.raytools import node_id
+
+    return node_id()
+
+
 def run(cfg: CaptionConfig) -> CaptionResult:
     """Caption ``cfg.corpus`` (see :class:`CaptionConfig`); resumable, failures recorded per clip."""
     from skyloom.cli_common import progress
     from skyloom.config import save_resolved
+    from skyloom.raytools import init_ray, use_ray
 
     if not cfg.corpus:
         raise ValueError("config field 'corpus' is empty: give the corpus directory")
@@ -176,7 +185,8 @@ def run(cfg: CaptionConfig) -> CaptionResult:
             batches = _batches(recs, cfg.batch_size)
             logger.info("%s: %d clips in %d batches (%s)", name, len(recs), len(batches), cfg.executor)
             sink = _Sink(corpus, name, cfg.write_every, result, lambda k: bar.advance(task, k))
-            if cfg.executor == "local":
+            if not use_ray(cfg.executor, len(recs), cfg.ray_min_clips, cfg.ray_address):
+                result.nodes["driver"] = 1
                 worker = CaptionWorker(str(corpus.root), name, cfg)
                 sink.prov = worker.provenance()
                 try:
@@ -187,11 +197,11 @@ def run(cfg: CaptionConfig) -> CaptionResult:
                 continue
             from ray.util import ActorPool
 
-            from skyloom.raytools import init_ray
-
             ray = init_ray(cfg.ray_address)
             remote = ray.remote(num_cpus=cfg.cpus_per_actor)(CaptionWorker)
             actors = [remote.remote(str(corpus.root), name, cfg) for _ in range(min(cfg.num_actors, len(batches)))]
+            for nid in ray.get([a.__ray_call__.remote(_actor_node) for a in actors]):
+                result.nodes[nid] = result.nodes.get(nid, 0) + 1
             try:
                 sink.prov = ray.get(actors[0].provenance.remote())
                 pool = ActorPool(actors)

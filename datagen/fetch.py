@@ -9,8 +9,10 @@ Every fetch is checked against :class:`FetchConfig` before any byte moves:
   (a redirect to a disallowed host or scheme is refused, not followed);
 * local paths (plain or ``file://``) must resolve (symlinks followed) under one of
   ``allowed_roots``; with no roots configured, local files are refused;
-* at most ``max_bytes`` (checked against ``Content-Length`` first, then while streaming), a
-  ``timeout_s`` per network operation and overall, ``Content-Type`` in ``content_types``;
+* at most ``max_bytes`` (checked against ``Content-Length`` first, then while streaming),
+  ``Content-Type`` in ``content_types``;
+* ``timeout_s`` bounds each attempt as a whole: DNS, connect, every redirect, headers and body
+  together (a server dripping a byte at a time is cut off at the deadline);
 * transient failures (timeouts, connection errors, HTTP 429/5xx) are retried ``retries`` times with
   exponential backoff; the sha256 is computed while streaming.
 
@@ -24,6 +26,7 @@ changes between the check and the connection (rebinding) is not caught.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import logging
@@ -45,7 +48,7 @@ class FetchConfig:
     """Limits and allow rules for fetching sources.
 
     Attributes:
-        timeout_s: per network operation (connect, each read) and for a whole download.
+        timeout_s: bound on one whole download attempt (DNS, connect, redirects, headers, body).
         max_bytes: largest source accepted.
         retries: extra attempts after a transient failure (timeout, connection error, 429/5xx).
         backoff_s: first retry delay; doubles every attempt.
@@ -162,9 +165,13 @@ def _is_private(addr: str) -> bool:
 
 def check_url(url: str, cfg: FetchConfig, redirected_from: str | None = None) -> None:
     """Raise FetchError unless ``url``'s scheme, host and address pass the allow rules."""
+    via = f" (redirected from {redirected_from})" if redirected_from else ""
+    from skyloom.datagen.sources import url_problem
+
+    if problem := url_problem(url):
+        raise FetchError("bad url", f"{url}{via}: {problem}")
     u = urlparse(url)
     scheme, host = u.scheme.lower(), (u.hostname or "")
-    via = f" (redirected from {redirected_from})" if redirected_from else ""
     pre = "redirect to disallowed " if redirected_from else ""
     if scheme not in ("http", "https") or scheme not in cfg.allowed_schemes:
         raise FetchError(f"{pre}scheme" if pre else "scheme not allowed",
@@ -195,15 +202,17 @@ def _type_ok(ctype: str, cfg: FetchConfig) -> bool:
     return any(fnmatch(base, p.lower()) for p in cfg.content_types)
 
 
-def _download_once(client, url: str, dest: Path, cfg: FetchConfig) -> Fetched:
+async def _download_once(client, url: str, dest: Path, cfg: FetchConfig) -> Fetched:
+    """One attempt: follow redirects (each re-checked) and stream the body into ``dest``."""
     import httpx
 
+    loop = asyncio.get_running_loop()
     current, hops = url, 0
-    start = time.monotonic()
     while True:
-        check_url(current, cfg, redirected_from=url if hops else None)
+        # The address check resolves DNS (blocking): in a thread, so the deadline bounds it too.
+        await loop.run_in_executor(None, check_url, current, cfg, url if hops else None)
         try:
-            with client.stream("GET", current) as r:
+            async with client.stream("GET", current) as r:
                 if r.status_code in (301, 302, 303, 307, 308):
                     loc = r.headers.get("location")
                     if not loc:
@@ -227,14 +236,11 @@ def _download_once(client, url: str, dest: Path, cfg: FetchConfig) -> Fetched:
                     raise FetchError("too large", f"{current}: Content-Length {declared} > fetch.max_bytes={cfg.max_bytes}")
                 h = hashlib.sha256()
                 size = 0
-                with open(dest, "wb") as f:
-                    for chunk in r.iter_bytes(CHUNK):
+                with open(dest, "wb") as f:  # noqa: ASYNC230 - local disk, small writes
+                    async for chunk in r.aiter_bytes(CHUNK):
                         size += len(chunk)
                         if size > cfg.max_bytes:
                             raise FetchError("too large", f"{current}: more than fetch.max_bytes={cfg.max_bytes} bytes")
-                        if time.monotonic() - start > cfg.timeout_s:
-                            raise FetchError("timeout", f"{current}: download took longer than "
-                                             f"fetch.timeout_s={cfg.timeout_s}", transient=True)
                         h.update(chunk)
                         f.write(chunk)
                 return Fetched(dest, h.hexdigest(), size, ctype, current, temporary=True)
@@ -245,29 +251,55 @@ def _download_once(client, url: str, dest: Path, cfg: FetchConfig) -> Fetched:
             raise FetchError("connection failed", f"{current}: {type(e).__name__}: {e}", transient=True) from None
 
 
-def fetch_http(url: str, dest_dir: Path, cfg: FetchConfig) -> Fetched:
-    """Download ``url`` into ``dest_dir`` (checked, limited, retried, hashed)."""
+async def _download_within(url: str, dest: Path, cfg: FetchConfig) -> Fetched:
+    """One attempt, the whole of it (DNS, connect, redirects, headers, body) bounded by ``timeout_s``:
+    a server that drips bytes cannot hold it longer (per-read timeouts alone would restart)."""
     import httpx
 
+    async with httpx.AsyncClient(timeout=httpx.Timeout(cfg.timeout_s), follow_redirects=False,
+                                 trust_env=False) as client:
+        try:
+            return await asyncio.wait_for(_download_once(client, url, dest, cfg), timeout=cfg.timeout_s)
+        except TimeoutError:
+            raise FetchError("timeout", f"{url}: download took longer than fetch.timeout_s={cfg.timeout_s} "
+                             "(connect, redirects and body together)", transient=True) from None
+
+
+def _run(coro):
+    """Run a coroutine to completion, also from a thread whose event loop is already running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # e.g. called from a notebook
+        return pool.submit(asyncio.run, coro).result()
+
+
+def fetch_http(url: str, dest_dir: Path, cfg: FetchConfig) -> Fetched:
+    """Download ``url`` into ``dest_dir`` (checked, limited, retried, hashed).
+
+    Each attempt is bounded as a whole by ``cfg.timeout_s``; with retries the fetch takes at most
+    ``(retries + 1) * timeout_s`` plus the backoff delays.
+    """
     check_url(url, cfg)
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:20]}.download"
-    timeout = httpx.Timeout(cfg.timeout_s)
     attempt = 0
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-        while True:
-            try:
-                return _download_once(client, url, dest, cfg)
-            except FetchError as e:
-                dest.unlink(missing_ok=True)
-                if not e.transient or attempt >= cfg.retries:
-                    if attempt:
-                        e.detail += f" (after {attempt + 1} attempts)"
-                    raise
-                delay = cfg.backoff_s * (2 ** attempt)
-                logger.info("fetch %s: %s; retry %d/%d in %.2f s", url, e.reason, attempt + 1, cfg.retries, delay)
-                time.sleep(delay)
-                attempt += 1
+    while True:
+        try:
+            return _run(_download_within(url, dest, cfg))
+        except FetchError as e:
+            dest.unlink(missing_ok=True)
+            if not e.transient or attempt >= cfg.retries:
+                if attempt:
+                    e.detail += f" (after {attempt + 1} attempts)"
+                raise
+            delay = cfg.backoff_s * (2 ** attempt)
+            logger.info("fetch %s: %s; retry %d/%d in %.2f s", url, e.reason, attempt + 1, cfg.retries, delay)
+            time.sleep(delay)
+            attempt += 1
 
 
 def fetch(url: str, dest_dir: str | os.PathLike, cfg: FetchConfig) -> Fetched:

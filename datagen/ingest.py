@@ -15,21 +15,27 @@ the same ids and never duplicates a clip. Every clip records its provenance: sou
 author, attribution, source page, source sha256, ``parent_id`` (``src-<sha256[:16]>``, the source
 video) and the shot's start/end in the source (the clip's own span is in ``meta``).
 
-:func:`run_ingest` runs the sources through a Ray Data pipeline (streaming, one source per task,
-bad inputs handled inside the stage); the driver appends records as results arrive and writes one
-line per finished source to ``CORPUS/ingest_state.jsonl``, so a rerun skips sources already done
-(rejections that may be transient, such as timeouts or HTTP 5xx, are retried). Every rejected
-source is quarantined (``Corpus.quarantine("ingest", url, reason, ...)``) and listed in the report
-``CORPUS/reports/ingest-<time>.json``.
+:func:`run_ingest` first settles the manifest itself (malformed rows, rows naming one source twice:
+identical ones run once, conflicting ones are all rejected), then runs the sources in-process or
+through a Ray Data pipeline (``engine: auto`` picks by job size; streaming, one source per task,
+bad inputs handled inside the stage). Workers transcode into a staging folder
+(``.ingest-tmp/stage-*``); the driver alone decides whether a source is accepted (not a duplicate
+of one already in the corpus), then moves its clips into ``clips/`` and writes their rows, with
+the sha256 of exactly those files. It writes one line per finished source to
+``CORPUS/ingest_state.jsonl``, so a rerun skips sources already done (rejections that may be
+transient, such as timeouts or HTTP 5xx, are retried). Every rejected source has one current
+quarantine entry (``Corpus.quarantine("ingest", url, reason, ...)``, attempts counted, cleared
+when it later succeeds) and is listed in the report ``CORPUS/reports/ingest-<time>.json``.
 
-:func:`takedown` removes every clip (file, manifest row with its captions, WebDataset shard entry)
-derived from a source, purges old manifest revisions, and logs the takedown; later ingests refuse
-that source.
+:func:`takedown` removes every clip (file, manifest row with its captions, entries in every
+WebDataset export, orphan files) derived from a source, purges old manifest revisions, and logs the
+takedown; later ingests refuse that source under any spelling and by content hash.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -59,7 +65,14 @@ from skyloom.datagen.shots import (
     fit_size,
     probe_source,
 )
-from skyloom.datagen.sources import Source, SourceRejected, read_sources, write_sources_csv
+from skyloom.datagen.sources import (
+    Source,
+    SourceRejected,
+    canonical_url,
+    read_sources,
+    url_problem,
+    write_sources_csv,
+)
 from skyloom.corpus import ClipRecord, Corpus, assign_split
 from skyloom.fsutil import append_jsonl, atomic_write_json, file_stamp, now_iso, read_jsonl, sha256_file
 
@@ -86,7 +99,10 @@ class IngestConfig:
     Attributes:
         sources: source manifest (CSV/JSONL/Parquet); the CLI's SOURCES argument.
         out: corpus directory (created if missing); the CLI's ``--out``.
-        engine: ``ray`` (Ray Data pipeline) or ``local`` (in-process loop, for debugging/benchmarks).
+        engine: ``auto`` (in-process below ``ray_min_sources`` pending sources, Ray Data from there
+            on or when a cluster address is given), ``ray`` (always the Ray Data pipeline) or
+            ``local`` (always in-process).
+        ray_min_sources: the ``auto`` engine's threshold (measured in docs/benchmarks.md).
         workers: concurrent sources (0 = Ray's CPUs minus one, leaving a CPU for reads; at least 1).
         chunk_sources: sources per Ray dataset (the manifest is processed in chunks of this size).
         truncated: ``reject`` a source that decodes fewer frames than its header promises, or
@@ -103,7 +119,8 @@ class IngestConfig:
     shots: ShotConfig = field(default_factory=ShotConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
-    engine: Literal["ray", "local"] = "ray"
+    engine: Literal["auto", "ray", "local"] = "auto"
+    ray_min_sources: int = 32
     workers: int = 0
     chunk_sources: int = 1024
     truncated: Literal["reject", "keep"] = "reject"
@@ -132,16 +149,24 @@ class IngestResult:
 
 # -- one source ------------------------------------------------------------------------------
 def _taken_down(corpus_root: Path) -> set[str]:
-    keys: set[str] = set()
-    for t in read_jsonl(corpus_root / "takedowns.jsonl"):
-        keys.update(str(x) for x in [t.get("source"), *t.get("source_urls", []), *t.get("source_sha256", [])] if x)
-    return keys
+    return Corpus(corpus_root).takedown_keys()
+
+
+def stage_dir(corpus_root: Path, url: str) -> Path:
+    """Where a source's clips are staged until the driver accepts the source (under the corpus, so
+    on shared storage for a cluster): ``.ingest-tmp/stage-<sha256(url)[:16]>/``."""
+    return Path(corpus_root) / ".ingest-tmp" / f"stage-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
 
 
 def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestConfig,
-               corpus: Corpus, final_url: str) -> tuple[list[ClipRecord], Counter, int]:
-    """Decode once, split, filter and transcode; returns (records, rejected clip reasons, frames decoded)."""
+               corpus: Corpus, final_url: str, staging: Path) -> tuple[list[ClipRecord], Counter, int]:
+    """Decode once, split, filter and transcode into ``staging``; returns (records, rejected clip
+    reasons, frames decoded). Nothing is written under ``clips/``: the driver moves the staged files
+    there once it has accepted the source (no duplicate or rejected source ever overwrites a clip)."""
     from skyloom.video import write_video
+
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=True)
 
     info = probe_source(path)
     check_source(info.width, info.height, cfg.filters)
@@ -174,16 +199,18 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
                 rejected[reason] += 1
                 continue
             cid = f"lic-{sha[:16]}-{w.shot:03d}-{w.clip:02d}"
-            dest = corpus.clip_path(cid)
-            prov = {"source_url": src.url, "license_id": license_id, "author": src.author,
+            dest = staging / f"{cid}.mp4"  # staged: the driver moves it into clips/ once it accepts the source
+            prov = {"clip_id": cid, "source_url": src.url, "license_id": license_id, "author": src.author,
                     "source_sha256": sha, "parent_id": parent}
             write_video(dest, arr, fps_out, crf=cfg.transcode.crf, preset=cfg.transcode.preset, metadata=prov)
             meta = {**src.extra, "title": src.title, "shot": w.shot, "clip": w.clip, "clip_start_s": w.start / info.fps,
                     "clip_end_s": w.end / info.fps, "source_width": info.width, "source_height": info.height,
                     "source_fps": info.fps, "source_codec": info.codec, "fetched_url": final_url,
-                    "detector": cfg.shots.detector, "bucket": bucket[0] if bucket else None}
+                    "detector": cfg.shots.detector, "bucket": bucket[0] if bucket else None,
+                    "manifest_url": src.as_written or src.url}
             recs.append(ClipRecord(
-                id=cid, path=str(dest.relative_to(corpus.root)), source_kind="licensed", duration_s=duration,
+                id=cid, path=str(corpus.clip_path(cid).relative_to(corpus.root)), source_kind="licensed",
+                duration_s=duration,
                 fps=fps_out, width=ow, height=oh, num_frames=len(frames), license_id=license_id,
                 source_url=src.url, author=src.author, attribution=src.attribution, sha256=sha256_file(dest),
                 source_sha256=sha, source_page=src.source_page, parent_id=parent,
@@ -219,10 +246,7 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
             raise SourceRejected("truncated video", f"{src.url}: decoded {n} of {expected} frames")
         emit(splitter.finish())
     except BaseException:
-        live = corpus.ids() if recs else set()  # a resumed source may already own these clips
-        for r in recs:  # no orphan clip files from a source that did not make it
-            if r.id not in live:
-                corpus.clip_path(r.id).unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)  # nothing of a failed source stays behind
         raise
     recs = [dataclasses.replace(r, shot_end_s=splitter.shots[r.meta["shot"]][1] / info.fps) for r in recs]
     return recs, rejected, n
@@ -245,26 +269,32 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
     root = Path(corpus_root)
     out: dict[str, Any] = {"url": src.url, "fingerprint": src.fingerprint(), "status": "ok", "reason": "",
                            "detail": "", "source_sha256": "", "records": [], "rejected_clips": {},
-                           "frames": 0, "license_id": ""}
+                           "frames": 0, "license_id": "", "as_written": src.as_written}
     fetched = None
+    staging = stage_dir(root, src.url)
+    out["stage_dir"] = str(staging)
     try:
+        if src.error or url_problem(src.url):
+            raise SourceRejected("malformed row", src.error or f"{src.url!r}: {url_problem(src.url)}")
         lic = check_license(src.license, cfg.licenses, author=src.author, attribution=src.attribution)
         out["license_id"] = lic.license_id
         if not lic.ok:
             raise SourceRejected(lic.reason, f"{src.url}: {lic.detail}")
-        if src.url in _taken_down(root):
+        gone = _taken_down(root)
+        if {src.url, canonical_url(src.url)} & gone:
             raise SourceRejected("taken down", f"{src.url} was taken down (takedowns.jsonl)")
         fetched = fetch(src.url, root / ".ingest-tmp", cfg.fetch)
         out["source_sha256"] = fetched.sha256
         if fetched.size == 0:
             raise SourceRejected("empty file", f"{src.url}: 0 bytes")
-        if fetched.sha256 in _taken_down(root):
+        if fetched.sha256 in gone or canonical_url(fetched.final_url) in gone:
             raise SourceRejected("taken down", f"{src.url}: content sha256 {fetched.sha256} was taken down")
         other = (known_sha256 or {}).get(fetched.sha256)
         if other is not None and other != src.url:
             raise SourceRejected("duplicate source", f"{src.url}: same sha256 as {other}, already in the corpus")
         corpus = Corpus(root)
-        recs, rej, n = _cut_clips(fetched.path, src, fetched.sha256, lic.license_id, cfg, corpus, fetched.final_url)
+        recs, rej, n = _cut_clips(fetched.path, src, fetched.sha256, lic.license_id, cfg, corpus, fetched.final_url,
+                                  staging)
         out["frames"], out["rejected_clips"] = n, dict(rej)
         out["records"] = [r.to_row() for r in recs]
         if not recs:
@@ -281,12 +311,19 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
     finally:
         if fetched is not None and fetched.temporary:
             fetched.path.unlink(missing_ok=True)
+            # Messages name the source, not the temporary download it was probed from.
+            out["detail"] = out["detail"].replace(str(fetched.path), src.url)
+    if out["status"] != "ok":
+        shutil.rmtree(staging, ignore_errors=True)
     out["seconds"] = time.perf_counter() - t0
     return out
 
 
 def _ray_stage(row: dict[str, Any], cfg: IngestConfig, corpus_root: str, known: dict[str, str]) -> dict[str, Any]:
     res = process_source(Source(**json.loads(row["source"])), cfg, corpus_root, known)
+    from skyloom.raytools import node_id
+
+    res["node_id"] = node_id()
     return {"result": json.dumps(res, default=str)}
 
 
@@ -300,13 +337,13 @@ def _done_sources(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[str, str], ray_address: str | None):
-    if cfg.engine == "local" or not sources:
+    from skyloom.raytools import init_ray, use_ray
+
+    if not sources or not use_ray(cfg.engine, len(sources), cfg.ray_min_sources, ray_address):
         for s in sources:
             yield process_source(s, cfg, root, known)
         return
     import ray
-
-    from skyloom.raytools import init_ray
 
     init_ray(ray_address)
     ctx = ray.data.DataContext.get_current()
@@ -329,17 +366,66 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[s
         ctx.enable_progress_bars = bars
 
 
-_PROVENANCE = ("license_id", "author", "attribution", "source_page", "source_url")
+def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int:
+    """Move an accepted source's staged clips into ``clips/`` and write their rows; returns clips added.
+
+    New clips are appended; clips the corpus already has (a re-examined source whose row changed)
+    get a new revision carrying the row's provenance and the new file's sha256, captions kept.
+    The files move first: a crash in between leaves files without rows (the rerun redoes the source,
+    ``corpus validate --repair`` sweeps them), never a row whose file is missing or different.
+    """
+    staging = Path(res["stage_dir"])
+    for r in recs:
+        os.replace(staging / f"{r.id}.mp4", corpus.clip_path(r.id))
+    shutil.rmtree(staging, ignore_errors=True)
+    live = {r.id: r for r in corpus.records() if r.id in {x.id for x in recs}}
+    added = corpus.append([r for r in recs if r.id not in live])
+    changed = [dataclasses.replace(r, captions=live[r.id].captions, split=live[r.id].split,
+                                   created_at=live[r.id].created_at, meta={**live[r.id].meta, **r.meta})
+               for r in recs if r.id in live]
+    if changed:
+        corpus.update(changed)
+    return added
 
 
-def _update_provenance(corpus: Corpus, recs: list[ClipRecord]) -> None:
-    new = {r.id: r for r in recs}
-    stale = [dataclasses.replace(old, **{f: getattr(new[old.id], f) for f in _PROVENANCE},
-                                 meta={**old.meta, **new[old.id].meta})
-             for old in corpus.records() if old.id in new
-             and any(getattr(old, f) != getattr(new[old.id], f) for f in _PROVENANCE)]
-    if stale:
-        corpus.update(stale)
+def _plan_rows(srcs: list[Source]) -> tuple[list[Source], list[dict[str, Any]]]:
+    """Split manifest rows into the ones to run and verdicts on the others, independent of row order.
+
+    Rows naming the same source (same canonical URL): identical rows run once, the repeats are
+    reported as ``duplicate row``; rows that disagree (license, author, ...) are all rejected as
+    ``conflicting duplicate rows`` with a reason naming both rows. Malformed rows stay in the run
+    list (``process_source`` rejects them with their file:line:column reason).
+    """
+    groups: dict[str, list[Source]] = {}
+    for s in srcs:
+        groups.setdefault(s.url if s.error else canonical_url(s.url), []).append(s)
+    run: list[Source] = []
+    verdicts: list[dict[str, Any]] = []
+    for rows in groups.values():
+        first = rows[0]
+        if len(rows) == 1 or first.error:
+            run.extend(rows)
+            continue
+        where = ", ".join(f"line {r.line}" if r.line else f"row {r.row}" for r in rows)
+        if len({r.fingerprint() for r in rows}) == 1:
+            run.append(first)
+            for r in rows[1:]:
+                verdicts.append(_verdict(r, "duplicate", "duplicate row",
+                                         f"{r.url}: line {r.line} repeats line {first.line} (identical row)"))
+            continue
+        fields = sorted({k for r in rows for k in ("license", "author", "attribution", "source_page", "title")
+                         if getattr(r, k) != getattr(first, k)})
+        for r in rows:
+            verdicts.append(_verdict(r, "rejected", "conflicting duplicate rows",
+                                     f"{r.url}: rows at {where} name this source with different "
+                                     f"{', '.join(fields)}; fix the manifest to one row"))
+    return run, verdicts
+
+
+def _verdict(src: Source, status: str, reason: str, detail: str) -> dict[str, Any]:
+    return {"url": src.url, "fingerprint": src.fingerprint(), "status": status, "reason": reason, "detail": detail,
+            "source_sha256": "", "records": [], "rejected_clips": {}, "frames": 0, "license_id": "", "seconds": 0.0,
+            "line": src.line, "as_written": src.as_written}
 
 
 def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | None = None,
@@ -368,81 +454,133 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
                               out=str(root))
     save_resolved(cfg, root / "configs" / "ingest.yaml")
     srcs = read_sources(sources) if not isinstance(sources, list) else sources
+    runnable, verdicts = _plan_rows(srcs)
     done = _done_sources(root)
-    pending: list[Source] = []
-    queued: set[str] = set()
-    for s in srcs:  # not done yet, and each URL once
-        if s.url not in queued and f"{s.url}|{s.fingerprint()}" not in done:
-            queued.add(s.url)
-            pending.append(s)
+    pending = [s for s in runnable if f"{s.url}|{s.fingerprint()}" not in done]
+    skipped = len(runnable) - len(pending)
     seen: dict[str, str] = {r.source_sha256: r.source_url for r in corpus.records(source_kind="licensed")}
     rows: list[dict[str, Any]] = []
     clips_added = frames = 0
-    for k, res in enumerate(_results(pending, cfg, root, dict(seen), ray_address), 1):
+    total = len(pending) + len(verdicts)
+
+    def finish(res: dict[str, Any]) -> None:
+        sha = res["source_sha256"]
+        if res["status"] in ("rejected", "retry"):
+            corpus.quarantine(STAGE, res["url"], res["reason"], detail=res["detail"], source_sha256=sha,
+                              license_id=res["license_id"], transient=res["status"] == "retry")
+        elif res["status"] == "ok":
+            corpus.clear_quarantine(STAGE, [res["url"]])
+        if not res.get("planned"):  # a verdict on the manifest itself is redone every run, never "done"
+            append_jsonl(root / STATE_FILE, {"url": res["url"], "fingerprint": res["fingerprint"],
+                                             "status": res["status"], "reason": res["reason"], "source_sha256": sha,
+                                             "as_written": res.get("as_written", ""),
+                                             "clips": res.get("clips", []), "time": now_iso()})
+        rows.append(res)
+        if on_result is not None:
+            on_result(res, len(rows), total)
+
+    for v in verdicts:
+        v.update(clips=[], planned=True)
+        finish(v)
+    for res in _results(pending, cfg, root, dict(seen), ray_address):
         recs = [ClipRecord.from_row(r) for r in res.pop("records")]
         sha = res["source_sha256"]
         if res["status"] == "ok" and sha in seen and seen[sha] != res["url"]:
             res.update(status="rejected", reason="duplicate source",
-                       detail=f"{res['url']}: same sha256 as {seen[sha]} (ingested in this run)")
+                       detail=f"{res['url']}: same sha256 as {seen[sha]}, already in the corpus")
+            shutil.rmtree(res["stage_dir"], ignore_errors=True)
             recs = []
         if recs:
-            added = corpus.append(recs)
-            clips_added += added
+            clips_added += _commit(corpus, res, recs)
             seen[sha] = res["url"]
-            if added < len(recs):  # re-examined source (row changed): carry provenance corrections
-                _update_provenance(corpus, recs)
         res["clips"] = [r.id for r in recs]
         frames += res["frames"]
-        if res["status"] != "ok":
-            corpus.quarantine(STAGE, res["url"], res["reason"], detail=res["detail"], source_sha256=sha,
-                              license_id=res["license_id"], transient=res["status"] == "retry")
-        append_jsonl(root / STATE_FILE, {"url": res["url"], "fingerprint": res["fingerprint"],
-                                         "status": res["status"], "reason": res["reason"],
-                                         "source_sha256": sha, "clips": res["clips"], "time": now_iso()})
-        rows.append(res)
-        if on_result is not None:
-            on_result(res, k, len(pending))
+        finish(res)
     seconds = time.perf_counter() - t0
+    nodes = Counter(r.get("node_id") or "driver" for r in rows if not r.get("planned"))
     report = {"format": "skyloom-ingest-report", "version": 1, "created_at": now_iso(), "corpus": str(root),
-              "sources": len(srcs), "skipped_done": len(srcs) - len(pending),
+              "sources": len(srcs), "skipped_done": skipped,
               "ingested": sum(r["status"] == "ok" for r in rows),
-              "rejected": sum(r["status"] != "ok" for r in rows), "clips_added": clips_added,
+              "rejected": sum(r["status"] in ("rejected", "retry") for r in rows),
+              "duplicates": sum(r["status"] == "duplicate" for r in rows), "clips_added": clips_added,
               "frames_decoded": frames, "seconds": round(seconds, 3),
-              "reasons": dict(Counter(r["reason"] for r in rows if r["status"] != "ok")),
-              "rows": rows}
+              "reasons": dict(Counter(r["reason"] for r in rows if r["status"] in ("rejected", "retry"))),
+              "nodes": dict(nodes), "rows": rows}
     report_path = atomic_write_json(root / "reports" / f"ingest-{file_stamp()}.json", report)
     shutil.rmtree(root / ".ingest-tmp", ignore_errors=True)
-    return IngestResult(root, len(srcs), len(srcs) - len(pending), report["ingested"], report["rejected"],
+    return IngestResult(root, len(srcs), skipped, report["ingested"], report["rejected"],
                         clips_added, frames, seconds, report_path, rows)
 
 
 # -- takedown --------------------------------------------------------------------------------
 def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "takedown request",
              purge: bool = True) -> dict[str, Any]:
-    """Remove every clip derived from ``source`` (a source URL or a source sha256) and log it.
+    """Remove everything derived from ``source`` and log it; later ingests refuse the source.
 
-    Deletes the clip files, tombstones their manifest rows (captions live there), rewrites the
-    WebDataset shards that held them, and with ``purge`` compacts the manifest so no older revision
-    (captions included) survives on disk. The takedown is appended to ``takedowns.jsonl``; later
-    ingests refuse the source by URL and by content hash.
+    ``source`` is a source URL or local path as written in the manifest (relative paths too) or
+    resolved, a source sha256 (or a prefix of >= 12 characters) or a ``parent_id``. Removed: the
+    clip files and ground truth, the manifest rows (captions live there) and with ``purge`` every
+    older revision (the log is compacted), the clips' entries in every WebDataset export
+    (``exports.json``: ``CORPUS/shards``, ``--out`` folders, split exports), orphan clip files of the
+    source (left by an interrupted ingest) and its staged files. ``takedowns.jsonl`` records the
+    source's spellings (canonical URL or real path) and content sha256s, which ingest refuses.
 
     Returns:
-        the takedown entry: source, reason, removed clip ids, source URLs and sha256s matched.
+        the takedown entry: source, reason, removed clip ids, orphans removed, shards rewritten,
+        export folders that could not be reached, source URLs, spellings and sha256s matched.
     """
+    from skyloom.video import VideoError, read_metadata
+
     c = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     key = source.strip()
     if not key:
-        raise ValueError("takedown: --source must be a source URL or a sha256")
-    matched = [r for r in c.records(source_kind="licensed")
-               if key in (r.source_url, r.source_sha256, r.parent_id) or (len(key) >= 12 and r.source_sha256.startswith(key))]
-    ids = [r.id for r in matched]
-    removed = c.delete(ids, reason=f"takedown: {reason}") if ids else []
+        raise ValueError("takedown: --source must be a source URL, a local path or a sha256")
+    is_sha = len(key) >= 12 and all(ch in "0123456789abcdef" for ch in key.lower())
+    spellings = {key} if is_sha or key.startswith("src-") else {key, canonical_url(key)}
+
+    def hit(url: str, sha: str, written: str = "", parent: str = "") -> bool:
+        return bool({url, canonical_url(url) if url else "", written} & spellings) or key in (sha, parent) \
+            or (is_sha and sha.startswith(key.lower()))
+
+    recs = c.records(source_kind="licensed")
+    matched = [r for r in recs if hit(r.source_url, r.source_sha256, r.meta.get("manifest_url", ""), r.parent_id)]
+    shas = {r.source_sha256 for r in matched}
+    urls = {r.source_url for r in matched}
+    for line in read_jsonl(c.root / STATE_FILE):  # sources whose rows are gone but files may remain
+        if line.get("source_sha256") and hit(line.get("url", ""), line["source_sha256"], line.get("as_written", "")):
+            shas.add(line["source_sha256"])
+            urls.add(line["url"])
+    removed = c.delete([r.id for r in matched], reason=f"takedown: {reason}", rewrite_shards=False)
+    prefixes = tuple(f"lic-{s[:16]}-" for s in shas)
+    orphans = []
+    for p in c.orphan_files():
+        cid = p.name.split(".", 1)[0]
+        mine = bool(prefixes) and cid.startswith(prefixes)
+        if not mine and p.suffix == ".mp4":
+            try:
+                meta = read_metadata(p)
+            except (VideoError, OSError, ValueError):
+                meta = {}
+            mine = hit(str(meta.get("source_url", "")), str(meta.get("source_sha256", "")))
+        if mine:
+            p.unlink(missing_ok=True)
+            orphans.append(str(p.relative_to(c.root)))
+    for u in urls | {key}:
+        shutil.rmtree(stage_dir(c.root, u), ignore_errors=True)
+    shards = c.remove_from_exports(removed, prefixes)
     if purge and removed:
         c.compact()
-    entry = {"source": key, "reason": reason, "clips": removed,
-             "source_urls": sorted({r.source_url for r in matched} | ({key} if "://" in key or "/" in key else set())),
-             "source_sha256": sorted({r.source_sha256 for r in matched}), "purged": bool(purge and removed)}
+    written = {r.meta.get("manifest_url", "") for r in matched}
+    entry = {"source": key, "reason": reason, "clips": removed, "orphans": orphans,
+             "shards_rewritten": shards["rewritten"], "unreachable_exports": shards["missing_exports"],
+             "source_urls": sorted(urls | ({key} if "://" in key or "/" in key else set())),
+             "spellings": sorted(({canonical_url(u) for u in urls} | (spellings - {key})) - {""}
+                                 | {w for w in written if w and ("://" in w or Path(w).is_absolute())}),
+             "source_sha256": sorted(shas), "purged": bool(purge and removed)}
     c.log_takedown(entry)
+    if shards["missing_exports"]:
+        logger.warning("takedown %s: export folder(s) not found, their shards may still hold the source: %s",
+                       key, ", ".join(shards["missing_exports"]))
     return entry
 
 

@@ -26,9 +26,9 @@ def _table(rows: list[dict]) -> None:
     for col in ("source", "status", "clips", "reason", "detail"):
         t.add_column(col, overflow="fold")
     for r in rows:
-        colour = {"ok": "green", "rejected": "red", "retry": "yellow"}.get(r["status"], "white")
+        colour = {"ok": "green", "rejected": "red", "retry": "yellow", "duplicate": "cyan"}.get(r["status"], "white")
         name = r["url"] if len(r["url"]) <= 60 else "..." + r["url"][-57:]
-        detail = r["detail"].replace(r["url"], "").lstrip(": ") if r["status"] != "ok" else ""
+        detail = r["detail"].removeprefix(r["url"]).lstrip(": ") if r["status"] != "ok" else ""
         t.add_row(name, f"[{colour}]{r['status']}[/]", str(len(r.get("clips", []))), r["reason"], detail)
     console.print(t)
 
@@ -80,7 +80,8 @@ def register(dg: typer.Typer) -> None:
     @dg.command("takedown")
     def takedown_cmd(
         corpus: Annotated[Path, typer.Option("--corpus", "-c", help="Corpus directory.")],
-        source: Annotated[str, typer.Option("--source", help="Source URL (as in the manifest) or source sha256.")],
+        source: Annotated[str, typer.Option("--source", help="Source URL or local path (as written in the manifest, "
+                                                      "or resolved) or source sha256.")],
         reason: Annotated[str, typer.Option(help="Why (recorded in takedowns.jsonl).")] = "takedown request",
         keep_history: Annotated[bool, typer.Option("--keep-history", help="Do not compact the manifest "
                                                    "(older revisions keep the removed rows on disk).")] = False,
@@ -98,6 +99,10 @@ def register(dg: typer.Typer) -> None:
                           "future ingests refuse it")
         else:
             console.print(f"removed {len(entry['clips'])} clip(s) from {corpus}: {', '.join(entry['clips'])}")
+        if entry["orphans"]:
+            console.print(f"removed {len(entry['orphans'])} orphan file(s) of the source")
+        for d in entry["unreachable_exports"]:
+            console.print(f"[yellow]warning[/]: export folder {d} not found; its shards may still hold the source")
 
     @dg.command("demo-sources")
     def demo_sources(out: Annotated[Path, typer.Argument(help="CSV to write.")] = Path("demo-sources.csv")) -> None:

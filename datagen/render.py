@@ -84,6 +84,8 @@ class RenderConfig:
     scenes_per_task: int = 2
     max_retries: int = 2
     num_cpus: int = 0  # local Ray instance size (0 = all cores)
+    executor: str = "auto"  # auto (in-process below ray_min_scenes, Ray from there or with --ray-address) | local | ray
+    ray_min_scenes: int = 64  # the auto executor's threshold (measured in docs/benchmarks.md)
     flush_every: int = 32  # manifest rows per append
     specs_file: str = ""  # JSON-lines scene specs to render instead of sampling
     retry_quarantined: bool = False  # rerender scenes that failed deterministically before
@@ -104,6 +106,7 @@ class RenderResult:
     worker_seconds: float
     worker_cpu_seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray node id (or "driver") -> scenes rendered there
 
     @property
     def frames_per_s(self) -> float:
@@ -239,7 +242,10 @@ def _render_shard(items: list[dict[str, Any]], renderer: str, settings: str, crf
     if fault_marker and not os.path.exists(fault_marker):  # test hook: die once, like an OOM-killed worker
         Path(fault_marker).touch()
         os._exit(1)
-    return [_render_one(it, renderer, settings, crf) for it in items]
+    from skyloom.raytools import node_id
+
+    nid = node_id()
+    return [{**_render_one(it, renderer, settings, crf), "node_id": nid} for it in items]
 
 
 # -- the job --------------------------------------------------------------------------------------
@@ -279,6 +285,8 @@ def _check(cfg: RenderConfig) -> None:
     renderer_options(cfg.renderer, cfg.renderer_options)  # unknown renderer or option: an error naming it
     if cfg.num_scenes < 0:
         raise ValueError(f"render: num_scenes must be >= 0, got {cfg.num_scenes}")
+    if cfg.executor not in ("auto", "local", "ray"):
+        raise ValueError(f"render: executor {cfg.executor!r} is not one of: auto, local, ray")
     if cfg.scenes_per_task < 1:
         raise ValueError(f"render: scenes_per_task must be >= 1, got {cfg.scenes_per_task}")
     if not cfg.specs_file:
@@ -371,6 +379,42 @@ def _save_config(cfg: RenderConfig, folder: Path) -> Path:
     return save_resolved(cfg, path)
 
 
+def _shard_results(cfg: RenderConfig, shards: list[list[dict[str, Any]]], settings: str,
+                   ray_address: str | None, fault_marker: str | None):
+    """Yield ``(shard, results or the exception)``: in-process, or as Ray tasks (the ``auto``
+    executor picks by job size, see :func:`skyloom.raytools.use_ray`)."""
+    from skyloom.raytools import init_ray, use_ray
+
+    def payload(shard: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: it[k] for k in ("id", "spec", "spec_sha256")} for it in shard]
+
+    if not use_ray(cfg.executor, sum(map(len, shards)), cfg.ray_min_scenes, ray_address):
+        for shard in shards:
+            try:
+                yield shard, _render_shard(payload(shard), cfg.renderer, settings, cfg.crf)
+            except (ConnectionError, TimeoutError) as e:
+                yield shard, e
+        return
+    ray = init_ray(ray_address, num_cpus=cfg.num_cpus or None)
+    # max_retries: a dead worker; retry_exceptions: a transient renderer connection error
+    task = ray.remote(num_cpus=1, max_retries=cfg.max_retries,
+                      retry_exceptions=[ConnectionError, TimeoutError])(_render_shard)
+    max_in_flight = max(2, 2 * int(ray.available_resources().get("CPU", 1) or 1))
+    inflight: dict[Any, list[dict[str, Any]]] = {}
+    queue = list(shards)
+    while queue or inflight:
+        while queue and len(inflight) < max_in_flight:
+            shard = queue.pop(0)
+            inflight[task.remote(payload(shard), cfg.renderer, settings, cfg.crf, fault_marker)] = shard
+            fault_marker = None
+        done, _ = ray.wait(list(inflight), num_returns=1)
+        shard = inflight.pop(done[0])
+        try:
+            yield shard, ray.get(done[0])
+        except Exception as e:  # noqa: BLE001 - reported per scene by the caller
+            yield shard, e
+
+
 def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress: bool = True,
                _fault_marker: str | None = None) -> RenderResult:
     """Render ``cfg``'s scenes into the corpus at ``cfg.out`` (created if missing); resumable.
@@ -383,7 +427,6 @@ def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress:
     """
     from skyloom.cli_common import progress
     from skyloom.corpus import Corpus
-    from skyloom.raytools import init_ray
 
     _check(cfg)
     t0 = time.perf_counter()
@@ -416,29 +459,13 @@ def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress:
             pending_records.clear()
 
     if ready:
-        ray = init_ray(ray_address, num_cpus=cfg.num_cpus or None)
-        # max_retries: a dead worker; retry_exceptions: a transient renderer connection error
-        task = ray.remote(num_cpus=1, max_retries=cfg.max_retries,
-                          retry_exceptions=[ConnectionError, TimeoutError])(_render_shard)
         settings = _settings(cfg)
         shards = [ready[i:i + cfg.scenes_per_task] for i in range(0, len(ready), cfg.scenes_per_task)]
-        max_in_flight = max(2, 2 * int(ray.available_resources().get("CPU", 1) or 1))
-        inflight: dict[Any, list[dict[str, Any]]] = {}
-        marker = _fault_marker
         with progress(disable=None if show_progress else True) as bar:
             job = bar.add_task(f"render {cfg.preset}", total=len(ready))
-            queue = list(shards)
-            while queue or inflight:
-                while queue and len(inflight) < max_in_flight:
-                    shard = queue.pop(0)
-                    payload = [{k: it[k] for k in ("id", "spec", "spec_sha256")} for it in shard]
-                    inflight[task.remote(payload, cfg.renderer, settings, cfg.crf, marker)] = shard
-                    marker = None
-                done, _ = ray.wait(list(inflight), num_returns=1)
-                shard = inflight.pop(done[0])
-                try:
-                    results = ray.get(done[0])
-                except Exception as e:  # noqa: BLE001 - worker kept dying (after max_retries) or the task raised
+            for shard, results in _shard_results(cfg, shards, settings, ray_address, _fault_marker):
+                if isinstance(results, BaseException):  # worker kept dying (after max_retries) or the task raised
+                    e = results
                     for it in shard:
                         fail(it["id"], "worker", f"task failed after {cfg.max_retries} retries: {type(e).__name__}: "
                                                  f"{str(e).splitlines()[0] if str(e) else ''}")
@@ -454,6 +481,8 @@ def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress:
                     result.frames += int(it["spec"]["render"]["num_frames"])
                     result.worker_seconds += res["seconds"]
                     result.worker_cpu_seconds += res["cpu_seconds"]
+                    nid = res.get("node_id") or "driver"
+                    result.nodes[nid] = result.nodes.get(nid, 0) + 1
                     if len(pending_records) >= cfg.flush_every:
                         flush()
                 bar.advance(job, len(shard))

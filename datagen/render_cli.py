@@ -44,6 +44,13 @@ def register(dg: typer.Typer) -> None:
         cfg = dataclasses.replace(cfg, **changes)
         with stage_timer(f"datagen render {cfg.preset} ({cfg.renderer})"):
             res = run_render(cfg, ray_address=ray_address)
+        import time
+
+        from skyloom.fsutil import atomic_write_json
+
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**6:06d}"
+        atomic_write_json(Path(res.corpus) / "reports" / f"render-{stamp}.json",
+                          {"format": "skyloom-render-report", "version": 1, **dataclasses.asdict(res)})
         console.print(f"corpus {res.corpus}: [green]{res.rendered} rendered[/], {res.existing} already present, "
                       f"[red]{res.failed} failed[/] ({res.frames} frames, {res.frames_per_s:.1f} frames/s)")
         for f in res.failures[:10]:

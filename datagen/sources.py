@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlunparse
 
 from skyloom.registry import Registry
 
@@ -65,6 +67,10 @@ class Source:
         license: license id as written in the manifest (the gate normalises it).
         row: 0-based row number in the manifest (for messages).
         extra: other columns, kept as provenance in clip ``meta``.
+        line: 1-based line of the row in a CSV/JSONL manifest (the Parquet row number + 1).
+        as_written: the ``url`` cell as written in the manifest (before resolving a relative path).
+        error: why the row is malformed (``file:line:column: what``); empty for a good row.
+            Malformed rows are quarantined by the ingest job, which goes on with the others.
     """
 
     url: str
@@ -75,12 +81,14 @@ class Source:
     title: str = ""
     row: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+    as_written: str = ""
+    error: str = ""
 
     @property
     def kind(self) -> str:
         """The source kind (URL scheme): ``http``, ``https`` or ``file``."""
-        scheme = urlparse(self.url).scheme.lower()
-        return "file" if scheme in ("", "file") or len(scheme) == 1 else scheme  # "c:" drive letters
+        return url_kind(self.url)
 
     def fingerprint(self) -> str:
         """Hash of the provenance fields: a rerun re-examines a source whose row changed."""
@@ -91,6 +99,61 @@ class Source:
         return asdict(self)
 
 
+def url_kind(url: str) -> str:
+    """``http``, ``https``, ``file`` (plain paths and drive letters too) or another scheme."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme or "-"):
+        scheme = ""
+    return "file" if scheme in ("", "file") or len(scheme) == 1 else scheme  # "c:" drive letters
+
+
+def url_problem(url: str) -> str:
+    """Why ``url`` cannot be a source (empty string if it can): control characters, whitespace in
+    a URL, an unparseable authority (bad IPv6 literal, bad port), no host."""
+    bad = next((ch for ch in url if ord(ch) < 32 or ord(ch) == 127), None)
+    if bad is not None:
+        return f"control character {bad!r} in the url"
+    kind = url_kind(url)
+    if kind == "file":
+        return ""
+    if any(ch.isspace() for ch in url):
+        return "whitespace in the url"
+    try:
+        u = urlparse(url)
+        port = u.port  # raises ValueError on "80:81", "99999", "x"
+        host = u.hostname
+    except ValueError as e:
+        return f"unparseable url ({e})"
+    if kind in ("http", "https"):
+        if not host:
+            return "no host in the url"
+        if port == 0:
+            return "port 0 in the url"
+    return ""
+
+
+def canonical_url(url: str) -> str:
+    """One spelling per source: a local file as its real absolute path; an http(s) URL with the
+    scheme and host lower-cased, the default port and the fragment dropped. Takedowns compare these."""
+    if url_kind(url) == "file":
+        path = unquote(urlparse(url).path) if url.lower().startswith("file://") else url
+        try:
+            return str(Path(os.path.expanduser(path)).resolve())
+        except (OSError, ValueError):
+            return url
+    try:
+        u = urlparse(url)
+        scheme, host, port = u.scheme.lower(), (u.hostname or "").lower(), u.port
+    except ValueError:
+        return url
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, {"http": 80, "https": 443}.get(scheme)) else f"{host}:{port}"
+    if u.username or u.password:
+        netloc = f"{u.username or ''}{':' + u.password if u.password else ''}@{netloc}"
+    return urlunparse((scheme, netloc, u.path or "/", u.params, u.query, ""))
+
+
 def _clean(v: Any) -> str:
     if v is None:
         return ""
@@ -99,25 +162,77 @@ def _clean(v: Any) -> str:
     return str(v).strip()
 
 
+# A manifest reader returns (line, raw row or None, error) per row: a malformed row keeps its line
+# and reason instead of stopping the job.
+RawRow = tuple[int, dict[str, Any] | None, str]
+
+
+def _bad_bytes(text: str) -> tuple[int, str] | None:
+    """(0-based column, byte) of the first undecodable byte (a surrogate escape) in ``text``."""
+    for col, ch in enumerate(text):
+        if 0xDC80 <= ord(ch) <= 0xDCFF:
+            return col, f"0x{ord(ch) - 0xDC00:02x}"
+    return None
+
+
 @MANIFEST_FORMATS.register("csv")
-def _read_csv(path: Path) -> list[dict[str, Any]]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return [dict(r) for r in csv.DictReader(f)]
+def _read_csv(path: Path) -> list[RawRow]:
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    lines = text.splitlines()
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return []
+    except csv.Error as e:
+        raise SourceError(f"{path}:1:1: unreadable CSV header ({e})") from None
+    if (bad := _bad_bytes(",".join(header))) is not None:
+        raise SourceError(f"{path}:1:{bad[0] + 1}: invalid UTF-8 byte {bad[1]} in the header (save the file as UTF-8)")
+    names = [h.strip() for h in header]
+    out: list[RawRow] = []
+    start = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            out.append((start, None, f"{path}:{start}:1: unreadable CSV row ({e})"))
+            start = reader.line_num + 1
+            continue
+        first, start = start, reader.line_num + 1
+        if not any(c.strip() for c in cells):
+            continue  # blank line
+        err = ""
+        for k in range(first, reader.line_num + 1):
+            if k - 1 < len(lines) and (bad := _bad_bytes(lines[k - 1])) is not None:
+                err = f"{path}:{k}:{bad[0] + 1}: invalid UTF-8 byte {bad[1]} (save the manifest as UTF-8)"
+                break
+        if not err and len(cells) > len(names):
+            err = f"{path}:{first}:{len(','.join(cells[:len(names)])) + 1}: {len(cells)} cells for {len(names)} columns"
+        out.append((first, None if err else dict(zip(names, cells)), err))
+    return out
 
 
 @MANIFEST_FORMATS.register("jsonl")
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+def _read_jsonl(path: Path) -> list[RawRow]:
+    rows: list[RawRow] = []
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
+            continue
+        if (bad := _bad_bytes(line)) is not None:
+            rows.append((n, None, f"{path}:{n}:{bad[0] + 1}: invalid UTF-8 byte {bad[1]}"))
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise SourceError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            rows.append((n, None, f"{path}:{n}:{e.colno}: not valid JSON ({e.msg})"))
+            continue
         if not isinstance(obj, dict):
-            raise SourceError(f"{path}:{n}: expected a JSON object per line, got {type(obj).__name__}")
-        rows.append(obj)
+            rows.append((n, None, f"{path}:{n}:1: expected a JSON object, got {type(obj).__name__}"))
+            continue
+        rows.append((n, obj, ""))
     return rows
 
 
@@ -125,11 +240,11 @@ MANIFEST_FORMATS.register("json")(_read_jsonl)
 
 
 @MANIFEST_FORMATS.register("parquet")
-def _read_parquet(path: Path) -> list[dict[str, Any]]:
+def _read_parquet(path: Path) -> list[RawRow]:
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path).to_pylist()
+        return [(i + 1, r, "") for i, r in enumerate(pq.read_table(path).to_pylist())]
     except Exception as e:  # noqa: BLE001 - pyarrow raises many types; re-raised with the file named
         raise SourceError(f"{path}: unreadable Parquet file ({type(e).__name__}: {e})") from None
 
@@ -137,8 +252,13 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
 def read_sources(path: str | os.PathLike) -> list[Source]:
     """Read a source manifest (CSV, JSONL or Parquet, chosen by suffix).
 
+    A malformed row (undecodable bytes, bad JSON, an empty or unparseable url) comes back as a
+    :class:`Source` whose ``error`` names the file, line and column; the ingest job quarantines it
+    and goes on.
+
     Raises:
-        SourceError: missing file, unknown format, or no ``url``/``path`` column.
+        SourceError: missing file, unknown format, unreadable file or header, or no ``url``/``path``
+            column (the message names the file, line and column).
     """
     p = Path(path)
     if not p.exists():
@@ -148,21 +268,33 @@ def read_sources(path: str | os.PathLike) -> list[Source]:
         raise SourceError(f"source manifest {p}: unknown format {fmt!r}; valid: {', '.join(MANIFEST_FORMATS.names())}")
     rows = MANIFEST_FORMATS.get(fmt)(p)
     out: list[Source] = []
-    for i, raw in enumerate(rows):
+    for i, (line, raw, err) in enumerate(rows):
+        where = f"{p}:{line}"
+        if raw is None:
+            out.append(Source(url=where, row=i, line=line, error=err))
+            continue
         row = {_ALIASES.get(str(k).strip().lower(), str(k).strip().lower()): v for k, v in raw.items()}
         if "url" not in row:
-            raise SourceError(f"source manifest {p}: row {i} has no 'url' (or 'path') column; "
-                              f"columns: {', '.join(map(str, raw))}")
-        url = _clean(row["url"])
-        if not url:
-            raise SourceError(f"source manifest {p}: row {i} has an empty 'url'")
-        if Source(url=url).kind == "file" and not url.startswith("file://"):
+            if fmt == "csv":
+                raise SourceError(f"{p}:1:1: no 'url' (or 'path') column; columns: {', '.join(map(str, raw))}")
+            out.append(Source(url=where, row=i, line=line, error=f"{where}:1: no 'url' (or 'path') field"))
+            continue
+        written = _clean(row["url"])
+        col = 1 + list(row).index("url")
+        problem = "empty 'url'" if not written else url_problem(written)
+        if problem:
+            out.append(Source(url=written or where, row=i, line=line, as_written=written,
+                              error=f"{where}:{col}: {problem}" + (f" ({written!r})" if written else "")))
+            continue
+        url = written
+        if url_kind(url) == "file" and not url.lower().startswith("file://"):
             local = Path(os.path.expanduser(url))
             url = str(local if local.is_absolute() else (p.parent / local).resolve())
         extra = {k: v for k, v in row.items() if k not in _KNOWN and v not in (None, "")}
         out.append(Source(url=url, license=_clean(row.get("license")), author=_clean(row.get("author")),
                           attribution=_clean(row.get("attribution")), source_page=_clean(row.get("source_page")),
-                          title=_clean(row.get("title")), row=i, extra=json.loads(json.dumps(extra, default=str))))
+                          title=_clean(row.get("title")), row=i, extra=json.loads(json.dumps(extra, default=str)),
+                          line=line, as_written=written))
     return out
 
 

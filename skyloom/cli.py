@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from skyloom.cli_common import console, fail, setup_logging
+from skyloom.cli_common import console, setup_logging
 
 HELP = """[bold]skyloom[/]: data and evaluation for text-to-video diffusion models.
 
@@ -78,18 +78,27 @@ def corpus_info(corpus: Annotated[Path, typer.Argument(help="Corpus directory.")
 
 
 @corpus_app.command("validate")
-def corpus_validate(corpus: Annotated[Path, typer.Argument(help="Corpus directory.")]) -> None:
-    """Check every manifest part's schema, every row's values, and that every clip file exists."""
-    from skyloom.corpus import Corpus, validate_record
+def corpus_validate(corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
+                    repair: Annotated[bool, typer.Option("--repair", help="Quarantine orphan files, re-hash rows "
+                                                         "whose file is provably ours, rewrite the snapshot, drop "
+                                                         "dead clips from shards.")] = False) -> None:
+    """Check that the corpus is what its manifest says: schema, files, sha256, orphans, takedowns, shards.
 
-    c = Corpus(corpus)
-    recs = c.records()
-    missing = [r.id for r in recs if not c.abspath(r).exists()]
-    for r in recs:
-        validate_record(r, where=str(c.manifest_dir))
-    if missing:
-        fail(f"{len(missing)} clip file(s) missing, e.g. {missing[:5]}")
-    console.print(f"[green]ok[/]: {len(recs)} clips, {len(c.part_files())} manifest part(s)")
+    Prints one line per problem on stdout and exits 1 when any is left (0 when the corpus is sound).
+    """
+    from skyloom.corpus import Corpus
+    from skyloom.corpus_check import check_corpus
+
+    rep = check_corpus(Corpus(corpus), repair=repair)
+    for line in rep.repaired:
+        console.print(f"[yellow]repaired[/]: {line}")
+    for p in rep.problems:
+        print(p)
+    if rep.problems:
+        console.print(f"[bold red]{len(rep.problems)} problem(s)[/] in {corpus} ({rep.clips} clips, {rep.shards} shards)")
+        raise SystemExit(1)
+    console.print(f"[green]ok[/]: {rep.clips} clips, {rep.shards} shard(s), {len(Corpus(corpus).part_files())} "
+                  "manifest part(s)")
 
 
 @corpus_app.command("compact")
@@ -109,8 +118,9 @@ def corpus_export(corpus: Annotated[Path, typer.Argument(help="Corpus directory.
     """Export WebDataset tar shards (<id>.mp4 + <id>.json + <id>.txt) for large-scale training."""
     from skyloom.corpus import Corpus
 
-    shards = Corpus(corpus).export_webdataset(out, shard_size=shard_size, split=split)
-    console.print(f"wrote {len(shards)} shard(s) to {shards[0].parent if shards else out}")
+    c = Corpus(corpus)
+    shards = c.export_webdataset(out, shard_size=shard_size, split=split)
+    console.print(f"wrote {len(shards)} shard(s) of split {split or 'all'} to {out or c.root / 'shards'}")
 
 
 def _register_stages() -> None:

@@ -4,15 +4,21 @@ Layout of a corpus directory (format version :data:`CORPUS_FORMAT_VERSION`)::
 
     CORPUS/
       corpus.json              format name + version, created, name
-      manifest.parquet/        Parquet dataset, one row per clip revision (append-only parts)
+      manifest.parquet         current snapshot: exactly one row per live clip (for pandas, DuckDB, ...)
+      manifest/                revision log, one row per clip revision (append-only parts)
         part-<rev>-<uid>.parquet
       clips/<id>.mp4           H.264 yuv420p clips
       gt/<id>.json             per-clip ground truth of synthetic clips (+ optional gt/<id>.npz)
-      quarantine.jsonl         every rejected or broken input, with stage and reason
+      quarantine.jsonl         one current entry per (stage, item): reason, attempts
       takedowns.jsonl          every takedown, with what it removed
-      shards/                  WebDataset tar export (+ index.json: clip id -> shard)
+      exports.json             every WebDataset export folder ever written (takedowns rewrite them all)
+      shards/                  default WebDataset tar export (+ index.json: per split, shards and clip ids)
 
-The manifest is append-only: :meth:`Corpus.append` writes a new part file (atomically, under
+Outside tools read ``manifest.parquet`` (a single file, rewritten atomically after every change
+under the corpus lock); skyloom itself reads the revision log. Corpora of format version 1 kept
+the log under ``manifest.parquet/``; opening one with write access moves it to ``manifest/``.
+
+The manifest log is append-only: :meth:`Corpus.append` writes a new part file (atomically, under
 an inter-process lock), never rewriting earlier parts. Updates (captions, quality scores,
 deletions) write new *revisions* of rows; readers keep the highest ``rev`` per ``id`` and drop
 tombstones (``deleted``). :meth:`Corpus.compact` folds the parts into one. Every part carries
@@ -50,11 +56,21 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from skyloom.fsutil import append_jsonl, atomic_path, atomic_write_json, file_lock, now_iso, read_jsonl
+from skyloom.fsutil import (
+    append_jsonl,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    file_lock,
+    now_iso,
+    read_jsonl,
+)
 
 CORPUS_FORMAT = "skyloom-corpus"
-CORPUS_FORMAT_VERSION = 1
-MANIFEST_DIR = "manifest.parquet"
+CORPUS_FORMAT_VERSION = 2
+MANIFEST_DIR = "manifest"  # the revision log
+SNAPSHOT = "manifest.parquet"  # the current snapshot outside tools read
+EXPORTS = "exports.json"
 SOURCE_KINDS = ("synthetic", "licensed")
 SPLITS = ("train", "val", "test")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -241,6 +257,25 @@ class Corpus:
         if int(meta.get("version", 0)) > CORPUS_FORMAT_VERSION:
             raise CorpusError(f"{info}: corpus version {meta.get('version')} is newer than supported {CORPUS_FORMAT_VERSION}")
         self.info = meta
+        if (self.root / SNAPSHOT).is_dir():
+            self._migrate_v1()
+
+    def _migrate_v1(self) -> None:
+        """Format 1 kept the revision log under ``manifest.parquet/``: move it to ``manifest/``."""
+        try:
+            with self._lock():
+                legacy, log = self.root / SNAPSHOT, self.root / MANIFEST_DIR
+                if not legacy.is_dir():
+                    return  # another process migrated it meanwhile
+                if log.exists():
+                    raise CorpusError(f"{self.root}: both {legacy.name}/ (format 1) and {log.name}/ exist; "
+                                      "merge them by hand")
+                os.replace(legacy, log)
+                self._write_snapshot()
+                self.info = {**self.info, "version": CORPUS_FORMAT_VERSION}
+                atomic_write_json(self.root / "corpus.json", self.info)
+        except PermissionError:  # a read-only corpus: read the old layout in place
+            pass
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
@@ -258,7 +293,11 @@ class Corpus:
         atomic_write_json(r / "corpus.json", {
             "format": CORPUS_FORMAT, "version": CORPUS_FORMAT_VERSION, "name": name or r.name, "created_at": now_iso(),
         })
-        return cls(r)
+        c = cls(r)
+        with c._lock():
+            if not (r / SNAPSHOT).exists():
+                c._write_snapshot()
+        return c
 
     @classmethod
     def open(cls, root: str | os.PathLike, create: bool = False) -> Corpus:
@@ -267,7 +306,14 @@ class Corpus:
     # -- paths ----------------------------------------------------------------------------
     @property
     def manifest_dir(self) -> Path:
-        return self.root / MANIFEST_DIR
+        """The revision log (``manifest/``; ``manifest.parquet/`` in a read-only format-1 corpus)."""
+        legacy = self.root / SNAPSHOT
+        return legacy if legacy.is_dir() and not (self.root / MANIFEST_DIR).exists() else self.root / MANIFEST_DIR
+
+    @property
+    def snapshot_path(self) -> Path:
+        """``manifest.parquet``: one row per live clip, the file outside tools should read."""
+        return self.root / SNAPSHOT
 
     def clip_path(self, clip_id: str) -> Path:
         """Where the clip file of ``clip_id`` lives (``clips/<id>.mp4``)."""
@@ -370,7 +416,16 @@ class Corpus:
         dest = self.manifest_dir / f"part-{rev:020d}-{uuid.uuid4().hex[:8]}.parquet"
         with atomic_path(dest, suffix=".parquet") as tmp:
             pq.write_table(table, tmp, compression="zstd")
+        self._write_snapshot()
         return dest
+
+    def _write_snapshot(self) -> Path:
+        """Rewrite ``manifest.parquet`` (live rows, sorted by id) from the log; call under the lock."""
+        rows = [r for _, r in sorted(self._latest_rows().items()) if not r["deleted"]]
+        table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+        with atomic_path(self.snapshot_path, suffix=".parquet") as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+        return self.snapshot_path
 
     def _next_rev(self) -> int:
         # Strictly increasing under the lock, even if the clock steps back.
@@ -445,8 +500,10 @@ class Corpus:
             self._write_part([dataclasses.replace(r, rev=rev) for r in out])
             return len(out)
 
-    def delete(self, clip_ids: Iterable[str], reason: str, remove_files: bool = True) -> list[str]:
-        """Tombstone clips (and remove their files); returns the ids removed."""
+    def delete(self, clip_ids: Iterable[str], reason: str, remove_files: bool = True,
+               rewrite_shards: bool = True) -> list[str]:
+        """Tombstone clips (and remove their files and, with ``rewrite_shards``, their entries in
+        every WebDataset export); returns the ids removed."""
         ids = list(dict.fromkeys(clip_ids))
         with self._lock():
             rows = self._latest_rows()
@@ -463,7 +520,8 @@ class Corpus:
                         (self.root / r.gt_path).unlink(missing_ok=True)
                     for extra in self.gt_path(r.id, ".npz"), self.gt_path(r.id):
                         extra.unlink(missing_ok=True)
-            self._remove_from_shards({r.id for r in gone})
+            if rewrite_shards:
+                self._remove_from_shards({r.id for r in gone})
             return [r.id for r in gone]
 
     def compact(self) -> Path | None:
@@ -476,7 +534,9 @@ class Corpus:
             rev = self._next_rev()
             new = self._write_part([dataclasses.replace(r, rev=rev) for r in live]) if live else None
             for p in old:
-                p.unlink(missing_ok=True)
+                if p != new:
+                    p.unlink(missing_ok=True)
+            self._write_snapshot()
             return new
 
     def write_ground_truth(self, clip_id: str, gt: dict[str, Any]) -> str:
@@ -486,14 +546,54 @@ class Corpus:
         return str(p.relative_to(self.root))
 
     # -- quarantine / takedown log ----------------------------------------------------------
-    def quarantine(self, stage: str, item: str, reason: str, **extra: Any) -> None:
-        """Record a rejected or broken input with its reason (``quarantine.jsonl``)."""
-        append_jsonl(self.root / "quarantine.jsonl",
-                     {"stage": stage, "item": item, "reason": reason, "time": now_iso(), **extra})
+    def quarantine(self, stage: str, item: str, reason: str, **extra: Any) -> dict[str, Any]:
+        """Record a rejected or broken input with its reason (``quarantine.jsonl``).
+
+        The file keeps one current entry per ``(stage, item)``: a repeated failure replaces the
+        entry and counts ``attempts`` (``first_time`` is kept); :meth:`clear_quarantine` drops it.
+        """
+        with file_lock(self.root / ".quarantine.lock"):
+            entries = self._quarantine_entries()
+            prev = entries.get((stage, item))
+            entry = {"stage": stage, "item": item, "reason": reason, "time": now_iso(),
+                     "first_time": (prev or {}).get("first_time") or (prev or {}).get("time") or now_iso(),
+                     "attempts": int((prev or {}).get("attempts", 0)) + 1, **extra}
+            entries.pop((stage, item), None)
+            entries[(stage, item)] = entry
+            self._write_quarantine(entries)
+            return entry
+
+    def clear_quarantine(self, stage: str, items: Iterable[str]) -> int:
+        """Drop the entries of ``items`` (they succeeded since); returns how many were dropped."""
+        keys = {(stage, i) for i in items}
+        with file_lock(self.root / ".quarantine.lock"):
+            entries = self._quarantine_entries()
+            gone = [k for k in entries if k in keys]
+            for k in gone:
+                del entries[k]
+            if gone:
+                self._write_quarantine(entries)
+            return len(gone)
+
+    def _quarantine_entries(self) -> dict[tuple[str, str], dict[str, Any]]:
+        # Older corpora appended a line per failure: fold them (last wins, lines counted as attempts).
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in read_jsonl(self.root / "quarantine.jsonl"):
+            key = (str(r.get("stage")), str(r.get("item")))
+            prev = out.pop(key, None)
+            if "attempts" not in r:
+                r = {**r, "attempts": int((prev or {}).get("attempts", 0)) + 1,
+                     "first_time": (prev or {}).get("first_time") or r.get("time")}
+            out[key] = r
+        return out
+
+    def _write_quarantine(self, entries: dict[tuple[str, str], dict[str, Any]]) -> None:
+        text = "".join(json.dumps(e, default=str) + "\n" for e in entries.values())
+        atomic_write_text(self.root / "quarantine.jsonl", text)
 
     def quarantined(self, stage: str | None = None) -> list[dict[str, Any]]:
-        rows = read_jsonl(self.root / "quarantine.jsonl")
-        return [r for r in rows if stage is None or r.get("stage") == stage]
+        """Current quarantine entries (one per stage and item), optionally of one stage."""
+        return [r for r in self._quarantine_entries().values() if stage is None or r.get("stage") == stage]
 
     def log_takedown(self, entry: dict[str, Any]) -> None:
         append_jsonl(self.root / "takedowns.jsonl", {"time": now_iso(), **entry})
@@ -501,54 +601,149 @@ class Corpus:
     def takedowns(self) -> list[dict[str, Any]]:
         return read_jsonl(self.root / "takedowns.jsonl")
 
+    def takedown_keys(self) -> set[str]:
+        """Every source spelling and content sha256 named by ``takedowns.jsonl`` (ingest refuses them)."""
+        keys: set[str] = set()
+        for t in self.takedowns():
+            keys.update(str(x) for x in [*t.get("source_urls", []), *t.get("source_sha256", []),
+                                         *t.get("spellings", [])] if x)
+        return keys
+
     # -- WebDataset export ------------------------------------------------------------------
     def export_webdataset(self, out_dir: str | os.PathLike | None = None, shard_size: int = 1000,
                           split: str | None = None) -> list[Path]:
         """Write WebDataset tar shards: per clip ``<id>.mp4``, ``<id>.json`` (row), ``<id>.txt``.
 
-        Shards land in ``CORPUS/shards`` by default with ``index.json`` (clip id -> shard),
-        which takedowns use to rewrite the shards that held a removed clip.
+        Shards land in ``CORPUS/shards`` by default, named ``<split or 'all'>-<n>.tar``. The
+        folder's ``index.json`` lists, per split, the shards and the clip id -> shard map; an
+        export replaces the earlier shards of the same split in that folder (no stale shard is
+        left behind) and leaves the other splits' alone. Every export folder is recorded in
+        ``exports.json``, so a takedown rewrites the shards of every export, ``--out`` ones included.
         """
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of: {', '.join(SPLITS)}")
         out = Path(out_dir) if out_dir else self.root / "shards"
         out.mkdir(parents=True, exist_ok=True)
-        recs = self.records(split=split)
-        shards: list[Path] = []
-        index: dict[str, str] = {}
         prefix = split or "all"
-        for s in range(0, len(recs), shard_size):
-            chunk = recs[s:s + shard_size]
-            dest = out / f"{prefix}-{s // shard_size:06d}.tar"
-            _write_shard(self, dest, chunk)
-            shards.append(dest)
-            index.update({r.id: dest.name for r in chunk})
-        atomic_write_json(out / "index.json", {"format": "webdataset", "corpus_version": CORPUS_FORMAT_VERSION,
-                                               "created_at": now_iso(), "clips": index})
+        with self._lock():
+            self._register_export(out)
+            recs = self.records(split=split)
+            index = read_wds_index(out)
+            shards: list[Path] = []
+            clips: dict[str, str] = {}
+            for s in range(0, len(recs), shard_size):
+                chunk = recs[s:s + shard_size]
+                dest = out / f"{prefix}-{s // shard_size:06d}.tar"
+                _write_shard(self, dest, chunk)
+                shards.append(dest)
+                clips.update({r.id: dest.name for r in chunk})
+            new = {p.name for p in shards}
+            stale = set(index["exports"].get(prefix, {}).get("shards", [])) | {
+                p.name for p in out.glob(f"{prefix}-*.tar") if re.fullmatch(rf"{prefix}-\d{{6}}\.tar", p.name)}
+            for name in stale - new:
+                (out / name).unlink(missing_ok=True)
+            index["exports"][prefix] = {"shards": sorted(new), "clips": clips, "created_at": now_iso(),
+                                        "shard_size": shard_size}
+            _write_wds_index(out, index)
         return shards
 
-    def _remove_from_shards(self, ids: set[str]) -> list[str]:
-        index_path = self.root / "shards" / "index.json"
-        if not index_path.exists() or not ids:
-            return []
-        index = json.loads(index_path.read_text())
-        clips: dict[str, str] = index.get("clips", {})
-        touched = sorted({clips[i] for i in ids if i in clips})
-        for name in touched:
-            shard = index_path.parent / name
-            if not shard.exists():
+    def exports(self) -> list[Path]:
+        """Every WebDataset export folder this corpus has written (``CORPUS/shards`` first)."""
+        p = self.root / EXPORTS
+        listed = json.loads(p.read_text()).get("exports", []) if p.exists() else []
+        dirs = [self.root / "shards", *(Path(d) for d in listed)]
+        return list(dict.fromkeys(d if d.is_absolute() else self.root / d for d in dirs))
+
+    def _register_export(self, out: Path) -> None:
+        p = self.root / EXPORTS
+        listed = json.loads(p.read_text()).get("exports", []) if p.exists() else []
+        real = out.resolve()
+        entry = str(real.relative_to(self.root.resolve())) if real.is_relative_to(self.root.resolve()) else str(real)
+        if entry not in listed:
+            atomic_write_json(p, {"exports": [*listed, entry]})
+
+    def remove_from_exports(self, ids: Iterable[str], prefixes: Iterable[str] = ()) -> dict[str, list[str]]:
+        """Drop ``ids`` (and ids starting with one of ``prefixes``) from the shards of every export,
+        under the corpus lock; see :meth:`_remove_from_shards`."""
+        with self._lock():
+            return self._remove_from_shards(set(ids), tuple(prefixes))
+
+    def _remove_from_shards(self, ids: set[str], prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
+        """Rewrite every shard of every export that holds one of ``ids``; returns
+        ``{"rewritten": [shard paths], "missing_exports": [export folders not found]}``."""
+        done: dict[str, list[str]] = {"rewritten": [], "missing_exports": []}
+        if not ids and not prefixes:
+            return done
+
+        def gone(cid: str) -> bool:
+            return cid in ids or (bool(prefixes) and cid.startswith(prefixes))
+
+        for folder in self.exports():
+            if not folder.is_dir():
+                if folder != self.root / "shards":
+                    done["missing_exports"].append(str(folder))
                 continue
-            with atomic_path(shard, suffix=".tar") as tmp:
-                with tarfile.open(shard) as src, tarfile.open(tmp, "w") as dst:
-                    for m in src.getmembers():
-                        if m.name.split(".", 1)[0] in ids:
-                            continue
-                        dst.addfile(m, src.extractfile(m))
-        for i in ids:
-            clips.pop(i, None)
-        index["clips"] = clips
-        atomic_write_json(index_path, index)
-        return touched
+            for shard in sorted(folder.glob("*.tar")):
+                if not any(gone(i) for i in shard_ids(shard)):
+                    continue
+                with atomic_path(shard, suffix=".tar") as tmp:
+                    with tarfile.open(shard) as src, tarfile.open(tmp, "w") as dst:
+                        for m in src.getmembers():
+                            if gone(m.name.split(".", 1)[0]):
+                                continue
+                            dst.addfile(m, src.extractfile(m))
+                done["rewritten"].append(str(shard))
+            index = read_wds_index(folder)
+            for exp in index["exports"].values():
+                exp["clips"] = {i: sh for i, sh in exp.get("clips", {}).items() if not gone(i)}
+            _write_wds_index(folder, index)
+        return done
+
+    # -- integrity ----------------------------------------------------------------------------
+    def orphan_files(self) -> list[Path]:
+        """Files under ``clips/`` and ``gt/`` that no live manifest row owns."""
+        owned: set[str] = set()
+        for r in self.records():
+            owned.add(r.path)
+            if r.gt_path:
+                owned.add(r.gt_path)
+            owned.update(str(self.gt_path(r.id, s).relative_to(self.root)) for s in (".json", ".npz"))
+        out = []
+        for sub in ("clips", "gt"):
+            d = self.root / sub
+            if d.is_dir():
+                out += [p for p in sorted(d.iterdir()) if p.is_file() and not p.name.startswith(".")
+                        and str(p.relative_to(self.root)) not in owned]
+        return out
+
+
+def read_wds_index(folder: Path) -> dict[str, Any]:
+    """``index.json`` of a WebDataset export folder, in the per-split form (older ones converted)."""
+    p = Path(folder) / "index.json"
+    index = json.loads(p.read_text()) if p.exists() else {}
+    if "exports" not in index:  # the single-map form: {"clips": {id: shard}}
+        by_prefix: dict[str, dict[str, Any]] = {}
+        for cid, shard in (index.get("clips") or {}).items():
+            exp = by_prefix.setdefault(shard.rsplit("-", 1)[0], {"shards": [], "clips": {}})
+            exp["clips"][cid] = shard
+            if shard not in exp["shards"]:
+                exp["shards"].append(shard)
+        index = {"exports": by_prefix}
+    return {"format": "webdataset", "corpus_version": CORPUS_FORMAT_VERSION, **index}
+
+
+def _write_wds_index(folder: Path, index: dict[str, Any]) -> None:
+    index = {k: v for k, v in index.items() if k != "clips"}
+    index["clips"] = {cid: shard for exp in index["exports"].values() for cid, shard in exp.get("clips", {}).items()}
+    atomic_write_json(Path(folder) / "index.json", index)
+
+
+def shard_ids(shard: Path) -> set[str]:
+    """Clip ids with a member in a WebDataset tar shard."""
+    with tarfile.open(shard) as t:
+        return {m.name.split(".", 1)[0] for m in t.getmembers()}
 
 
 def _merge_captions(rec: ClipRecord, new: Sequence[Caption]) -> ClipRecord:

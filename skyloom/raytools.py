@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -50,3 +51,42 @@ def shutdown_ray() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
+
+
+EXECUTORS = ("auto", "local", "ray")
+
+
+def use_ray(executor: str, n_items: int, min_items: int, address: str | None = None) -> bool:
+    """Whether a job of ``n_items`` should run on Ray: the ``auto`` executor's rule, shared by stages.
+
+    ``ray``: always; ``local``: never; ``auto``: when a cluster address is given (argument or
+    ``$RAY_ADDRESS``), when Ray is already running in this process (nothing to start), or when the
+    job has at least ``min_items`` items, the size from which starting a local Ray instance pays
+    for itself (measured per stage in docs/benchmarks.md). Smaller jobs run in-process.
+
+    Raises:
+        ValueError: an executor other than auto, local, ray.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor {executor!r} is not one of: {', '.join(EXECUTORS)}")
+    if executor != "auto":
+        return executor == "ray"
+    if address and address != "local":
+        return True
+    if os.environ.get("RAY_ADDRESS") and address != "local":
+        return True
+    ray = sys.modules.get("ray")  # imported and initialised already: joining costs nothing
+    if ray is not None and getattr(ray, "is_initialized", lambda: False)():
+        return True
+    return n_items >= max(1, min_items)
+
+
+def node_id() -> str:
+    """The id of the Ray node this code runs on ("" outside Ray); jobs record it in their stats."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return ""
+    try:
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - diagnostics only
+        return ""

@@ -145,6 +145,8 @@ def test_every_input_gets_its_own_reason_and_good_sources_land(ingested):
         if status != "ok":
             assert q[url]["reason"] == reason, name
     assert res.ingested == 2 and res.rejected == len(cases) - 2
+    # Messages name the source, never the temporary download it was probed from.
+    assert not any(".ingest-tmp" in r["detail"] or ".download" in r["detail"] for r in res.rows)
     report = json.loads(res.report_path.read_text())
     assert report["reasons"]["truncated video"] == 2 and report["clips_added"] == len(corpus)
 
@@ -310,8 +312,12 @@ def test_corrected_manifest_row_updates_provenance_without_new_clips(tmp_path):
     fixed = run_ingest(cfg, [Source(url=url, license="CC-BY-4.0", author="right name"),
                              Source(url=url, license="CC-BY-4.0", author="right name")], tmp_path / "c")
     recs = Corpus(tmp_path / "c").records()
-    assert first.clips_added == len(ids) > 0 and fixed.clips_added == 0 and len(fixed.rows) == 1
+    assert first.clips_added == len(ids) > 0 and fixed.clips_added == 0
+    assert [r["status"] for r in fixed.rows] == ["duplicate", "ok"] and fixed.rows[0]["reason"] == "duplicate row"
     assert sorted(r.id for r in recs) == ids and {r.author for r in recs} == {"right name"}
+    # The rewritten files (their embedded provenance names the new author) match their rows' sha256.
+    c = Corpus(tmp_path / "c")
+    assert all(hashlib.sha256(c.abspath(r).read_bytes()).hexdigest() == r.sha256 for r in recs)
 
 
 def test_failure_mid_source_leaves_no_orphans_and_is_retried(tmp_path, monkeypatch):

@@ -110,7 +110,7 @@ def test_failed_scenes_are_quarantined_and_the_job_goes_on(tmp_path, ray_local):
 
 def test_worker_death_is_retried(tmp_path, ray_local):
     marker = tmp_path / "crashed-once"
-    cfg = dataclasses.replace(tiny(tmp_path / "r"), num_scenes=2, max_retries=2)
+    cfg = dataclasses.replace(tiny(tmp_path / "r"), num_scenes=2, max_retries=2, executor="ray")
     res = run_render(cfg, show_progress=False, _fault_marker=str(marker))
     assert marker.exists()  # a worker really died
     assert (res.rendered, res.failed) == (2, 0)
