@@ -119,11 +119,31 @@ class Dashboard:
         return {"suites": suites, "warnings": warnings, "note": note}
 
     def compare(self, source_id: int, suite: str, eval_ids: list[str], video_data: Any = None) -> dict[str, Any]:
+        """Items side by side (:func:`results.compare`) and ``fps``, the frame rate the player steps by."""
         src, srcs = self._source(source_id)
         try:
-            return results.compare(src, suite, eval_ids, self.roots, video_data=video_data)
+            out = results.compare(src, suite, eval_ids, self.roots, video_data=video_data)
+            out["fps"] = self._video_fps(src, eval_ids)
+            return out
         finally:
             results.close_sources(srcs)
+
+    @staticmethod
+    def _video_fps(src: results.ResultSource, eval_ids: list[str]) -> float | None:
+        """Frame rate of the first readable video of the evaluations (their videos share it), or None."""
+        from skyloom.video import VideoError, probe_video
+
+        for eid in eval_ids:
+            try:
+                videos = results.item_videos(src, src.store.get_eval(eid))
+            except (ValueError, KeyError, OSError):
+                continue
+            for v in list(videos.values())[:1]:
+                try:
+                    return float(probe_video(v).fps)
+                except (VideoError, OSError, ValueError) as e:
+                    log.debug("fps of %s: %s", v, e)
+        return None
 
     def paired(self, source_id: int, a: str, b: str, metric: str) -> dict[str, Any]:
         src, srcs = self._source(source_id)
@@ -295,6 +315,11 @@ class Dashboard:
             st["url"] = self.roots.url(video)
             if st["url"] is None:
                 st.update(status="error", error="the sample was removed from the cache; submit again")
+            else:
+                try:
+                    st["fps"] = json.loads(video.with_suffix(".json").read_text()).get("fps")
+                except (OSError, ValueError):
+                    st["fps"] = None
         return st
 
 
