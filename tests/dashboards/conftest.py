@@ -22,7 +22,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
 def dash(world):
     from skyloom.dashboards import Dashboard
 
-    return Dashboard(world["runs"], corpora=[world["corpus"]])
+    return Dashboard(world["runs"], corpora=[world["corpus"]], cache_dir=world["root"] / "cache")
 
 
 @pytest.fixture(scope="session")
@@ -31,5 +31,5 @@ def client(dash):
 
     from skyloom.dashboards import create_app
 
-    with TestClient(create_app(dash)) as c:
+    with TestClient(create_app(dash), base_url="http://localhost") as c:
         yield c

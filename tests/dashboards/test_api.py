@@ -91,7 +91,9 @@ def test_paired_is_eval_stats_paired_compare(client, world):
     got = client.get("/api/paired", params={"a": "smoke-a0", "b": "smoke-a40", "metric": "clipsim"}).json()
     with ResultsStore(world["run-a"] / "results.sqlite") as store:
         ref = paired_compare(store, "smoke-a0", "smoke-a40", "clipsim").to_dict()
+    verdict = got.pop("verdict")
     assert got == pytest.approx(json.loads(json.dumps(ref)))
+    assert verdict == {"kind": "b", "better": "b"} and got["ci_low"] > 0  # the CI excludes 0: B is better
     vals = {e[0]: e[4] for e in EVALS}
     assert got["diff"] == pytest.approx(sum(vals["smoke-a40"]) / 6 - sum(vals["smoke-a0"]) / 6)  # mean of b - a
     assert got["better"] == "b" and got["significant"]
@@ -147,7 +149,7 @@ def test_nan_scores_become_null(tmp_path):
     with ResultsStore(run.root / "results.sqlite") as s:
         s.begin_eval("e", suite="x", checkpoint=str(run.checkpoint_dir(0)), status="complete")
         s.put_scores("e", [{"metric": "m", "value": 1.0, "ci_low": float("nan"), "higher_is_better": True}])
-    with TestClient(create_app(Dashboard(tmp_path / "runs"))) as c:
+    with TestClient(create_app(Dashboard(tmp_path / "runs")), base_url="http://localhost") as c:
         lb = c.get("/api/leaderboard").json()
     assert lb["suites"][0]["rows"][0]["scores"]["m"]["ci_low"] is None
 

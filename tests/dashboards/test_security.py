@@ -106,7 +106,7 @@ def test_dashboard_never_creates_a_results_database(tmp_path):
     RunDir.create(tmp_path / "runs" / "r")
     db = tmp_path / "shared.sqlite"
     for d in (Dashboard(tmp_path / "runs"), Dashboard(tmp_path / "runs", db=str(db))):
-        with TestClient(create_app(d)) as c:
+        with TestClient(create_app(d), base_url="http://localhost") as c:
             assert c.get("/api/leaderboard").status_code == 200
             ov = c.get("/api/overview").json()
     assert "does not exist" in " ".join(ov["warnings"])
