@@ -42,6 +42,8 @@ def register(app: typer.Typer) -> None:
         from skyloom.dashboards.guard import LOCAL_HOSTS, normalise_hosts
         from skyloom.dashboards.sources import Dashboard
 
+        if not 0 <= port <= 65535:
+            fail(f"--port {port}: a port is 0-65535 (0: any free port)")
         try:
             hosts = normalise_hosts([*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::", "") else [host]), *(allow_host or [])])
         except ValueError as e:
