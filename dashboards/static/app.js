@@ -295,8 +295,8 @@ async function renderCompare(el) {
     const shown = items.slice(page * PAGE.compare, (page + 1) * PAGE.compare);
     const k = phys.cond_frames;
     const rows = shown.map((it) => {
-      const refs = phys.items[it.item_id] ? physCell(it, "given", `given frames (1–${k}, then held)`) + physCell(it, "simulator", "simulator") +
-        physCell(it, "perturbed", `perturbed re-simulation (±${phys.perturb_scale})`) : "";
+      const refs = phys.items[it.item_id] ? physCell(it, "given", `given frames 1–${k}`) + physCell(it, "simulator", "simulator") +
+        physCell(it, "perturbed", `perturbed re-sim (±${phys.perturb_scale})`) : "";
       const cells = data.evals.map((e) => {
         const v = (it.videos || {})[e.eval_id] || {};
         const media = v.url ? `<video muted playsinline preload="auto" src="${esc(v.url)}"></video>` : `<div class="novideo">${esc(v.note || "no video")}</div>`;
@@ -494,7 +494,7 @@ async function openClip(ci, id) {
     ["parent clip", p.parent_id ? `${esc(p.parent_id)}${p.shot ? ` [${fmt(p.shot[0], 2)}–${fmt(p.shot[1], 2)} s]` : ""}` : "–"],
     ["added", esc(p.created_at || "–")]].concat(Object.entries(p.meta || {}).map(([k, v]) => [k, esc(v)]));
   const prov = `<h4>Provenance</h4><table class="data provenance"><tbody>${provRows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`).join("")}</tbody></table>`;
-  let left = d.url ? `<div class="gt-stage" style="aspect-ratio:${d.width}/${d.height}"><video muted playsinline preload="auto" src="${esc(d.url)}"></video><canvas id="gt-canvas"></canvas></div>`
+  let left = d.url ? `<div class="gt-stage" style="aspect-ratio:${d.width}/${d.height}"><video muted playsinline preload="auto" src="${esc(d.url)}"></video>${g ? `<canvas id="gt-canvas"></canvas>` : ""}</div>`
     : `<div class="novideo">clip file not available</div>`;
   left += playerBar("gt");
   let right = "";
@@ -503,10 +503,12 @@ async function openClip(ci, id) {
       <label><input type="checkbox" id="gt-traj" checked> trajectories</label>
       <label title="${d.segmentation ? "object masks from gt/<id>.npz" : "no segmentation stored"}"><input type="checkbox" id="gt-seg"${d.segmentation ? "" : " disabled"}> segmentation</label></div>`;
     const ev = g.events || [];
-    left += `<div class="timeline" id="gt-timeline" title="collision events (click one to go to its frame)"><div class="tl-head" id="gt-head"></div>${ev.map((e, i) =>
-      `<button class="tl-event" data-i="${i}" style="left:${((e.frame + 0.5) / g.num_frames) * 100}%" title="frame ${e.frame + 1} (${fmt(e.t, 2)} s): ${esc(who(e.a))} ↔ ${esc(who(e.b))} ${esc(e.kind)}${e.speed !== null && e.speed !== undefined ? `, ${fmt(e.speed, 2)} m/s` : ""}"></button>`).join("")}</div>
-      <div class="note">${ev.length ? `${ev.length} collision event(s) on the timeline` : "no collision events"} · ${g.num_frames} frames at ${fmt(g.fps, 1)} fps · camera ${esc(g.camera || "?")}</div>
-      <ol class="events">${ev.map((e, i) => `<li><button class="linklike ev-go" data-i="${i}">frame ${e.frame + 1}</button> ${esc(who(e.a))} ↔ ${esc(who(e.b))} <span class="muted">${esc(e.kind)}${e.speed !== null && e.speed !== undefined ? `, ${fmt(e.speed, 2)} m/s` : ""}</span></li>`).join("")}</ol>`;
+    const evText = (e) => `${who(e.a)} ↔ ${who(e.b)} ${e.kind}${e.speed !== null && e.speed !== undefined ? `, ${fmt(e.speed, 2)} m/s` : ""}`;
+    const frames = [...new Set(ev.map((e) => e.frame))].sort((a, b) => a - b);  // one marker per frame
+    left += `<div class="timeline" id="gt-timeline" title="collision events (click one to go to its frame)"><div class="tl-head" id="gt-head"></div>${frames.map((fr) =>
+      `<button class="tl-event" data-frame="${fr}" style="left:${((fr + 0.5) / g.num_frames) * 100}%" title="frame ${fr + 1}: ${esc(ev.filter((e) => e.frame === fr).map(evText).join("; "))}"></button>`).join("")}</div>
+      <div class="note">${ev.length ? `${ev.length} collision event(s) on ${frames.length} frame(s) of the timeline` : "no collision events"} · ${g.num_frames} frames at ${fmt(g.fps, 1)} fps · camera ${esc(g.camera || "?")}</div>
+      <ol class="events">${ev.map((e) => `<li><button class="linklike ev-go" data-frame="${e.frame}">frame ${e.frame + 1}</button> ${esc(who(e.a))} ↔ ${esc(who(e.b))} <span class="muted">${esc(e.kind)}${e.speed !== null && e.speed !== undefined ? `, ${fmt(e.speed, 2)} m/s` : ""}</span></li>`).join("")}</ol>`;
     right += `<h4>Objects</h4><ul class="objects">${g.objects.map((o) => `<li data-name="${esc(o.name)}"><i class="swatch" style="background:${rgb(o.rgb)}"></i><i class="swatch outline" style="border-color:${rgb(o.seg_colour)}" title="overlay colour"></i>
       <b>${esc(nameOf[o.name])}</b> <span class="muted">${esc(o.name)} · ${esc([o.size, o.material].filter(Boolean).join(", "))}</span>
       ${o.motion_summary.length ? `<div>${esc(o.motion_summary.join(", "))}</div>` : ""}</li>`).join("")}</ul>`;
@@ -588,13 +590,15 @@ async function openClip(ci, id) {
     }
     const head = $("#gt-head");
     if (head) head.style.left = `${((f + 0.5) / g.num_frames) * 100}%`;
-    $$(".tl-event", box).forEach((m) => m.classList.toggle("now", (g.events[+m.dataset.i] || {}).frame === f));
+    $$(".tl-event", box).forEach((m) => m.classList.toggle("now", +m.dataset.frame === f));
   };
   groups.corpus = new SyncGroup(box, video ? [video] : [], { prefix: "gt", fps: d.fps, onTime: draw });
   if (g) {
     for (const id of ["gt-boxes", "gt-traj", "gt-seg"]) $("#" + id).addEventListener("change", () => draw(video ? video.currentTime : 0));
-    const go = (i) => groups.corpus.seek((g.events[i].frame + 0.5) / g.fps);
-    $$(".tl-event, .ev-go", box).forEach((b) => b.addEventListener("click", () => { groups.corpus.pause(); go(+b.dataset.i); }));
+    $$(".tl-event, .ev-go", box).forEach((b) => b.addEventListener("click", () => {
+      groups.corpus.pause();
+      groups.corpus.seek((+b.dataset.frame + 0.5) / g.fps);
+    }));
     if (d.segmentation) {
       const img = new Image();
       img.onload = () => { seg = img; box.dataset.seg = "1"; draw(video ? video.currentTime : 0); };

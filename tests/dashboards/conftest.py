@@ -68,3 +68,48 @@ def sim_client(sim_dash):
 def tiny_run(sim_world) -> Path:
     """A real vdit run (2 training steps, ~10-20 s) inside ``sim_world``'s runs, for the prompt box."""
     return make_tiny_checkpoints(sim_world["runs"], sim_world["root"] / "train-corpus")
+
+
+# -- the browser: Debian's headless Chromium through Playwright (tests marked ``browser``) ----------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def launch_chromium(playwright, extra_args: tuple[str, ...] = ()):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make sysdeps, or apt-get install chromium)")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(extra_args))
+
+
+@pytest.fixture(scope="session")
+def playwright_session():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session):
+    b = launch_chromium(playwright_session)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    yield pg
+    ctx.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def open_view(page, base: str, view: str) -> None:
+    """Open ``base#view`` (``view`` may carry ``?query``) and wait until the view has rendered."""
+    page.goto(f"{base}#{view}")
+    page.wait_for_selector(f"#view-{view.split('?')[0]}[data-ready='1']", timeout=30000)
