@@ -541,23 +541,24 @@ async function openClip(ci, id) {
     history.replaceState(null, "", "#corpus");
   };
   const video = $(".gt-stage video", box), canvas = $("#gt-canvas", box);
+  const on = (id) => { const x = $(`#${id}`, box); return !!(x && x.checked); };
   let seg = null;
   const draw = (t) => {
-    if (!g || !canvas) return;
+    if (!g || !canvas || !canvas.isConnected) return;  // a closed or replaced inspector draws nothing
     const cw = canvas.clientWidth, ch = canvas.clientHeight;
     if (canvas.width !== cw || canvas.height !== ch) { canvas.width = cw; canvas.height = ch; }
     const ctx = canvas.getContext("2d"), sx = cw / g.width, sy = ch / g.height;
     const f = Math.min(g.num_frames - 1, Math.max(0, Math.floor(t * g.fps + 1e-3)));
     ctx.clearRect(0, 0, cw, ch);
     canvas.dataset.frame = String(f);
-    if (seg && $("#gt-seg").checked) {
+    if (seg && on("gt-seg")) {
       const sg = d.segmentation, col = f % sg.cols, row = Math.floor(f / sg.cols);
       ctx.imageSmoothingEnabled = false;
       ctx.drawImage(seg, col * sg.width, row * sg.height, sg.width, sg.height, 0, 0, cw, ch);
     }
     for (const o of g.objects) {
       const c = rgb(o.seg_colour);
-      if ($("#gt-traj").checked) {
+      if (on("gt-traj")) {
         const pts = g.centres[o.name] || [];
         ctx.lineWidth = 1.5;
         ctx.strokeStyle = c;
@@ -579,7 +580,7 @@ async function openClip(ci, id) {
         if (q) { ctx.fillStyle = c; ctx.beginPath(); ctx.arc(q[0] * sx, q[1] * sy, 3, 0, 2 * Math.PI); ctx.fill(); }
       }
       const b = (g.boxes[o.name] || [])[f];
-      if (b && $("#gt-boxes").checked) {
+      if (b && on("gt-boxes")) {
         ctx.strokeStyle = c;
         ctx.lineWidth = 2;
         ctx.strokeRect(b[0] * sx, b[1] * sy, (b[2] - b[0]) * sx, (b[3] - b[1]) * sy);
@@ -588,7 +589,7 @@ async function openClip(ci, id) {
         ctx.fillText(nameOf[o.name], b[0] * sx + 2, Math.max(10, b[1] * sy - 3));
       }
     }
-    const head = $("#gt-head");
+    const head = $("#gt-head", box);
     if (head) head.style.left = `${((f + 0.5) / g.num_frames) * 100}%`;
     $$(".tl-event", box).forEach((m) => m.classList.toggle("now", +m.dataset.frame === f));
   };
@@ -605,7 +606,7 @@ async function openClip(ci, id) {
       img.src = `api/segmentation?${new URLSearchParams({ corpus: ci, id: d.id })}`;
     }
     if (video) video.addEventListener("loadeddata", () => draw(video.currentTime));
-    window.addEventListener("resize", () => draw(video ? video.currentTime : 0));
+    window.onresize = () => draw(video ? video.currentTime : 0);  // one handler: the open inspector's
   }
   box.scrollIntoView({ block: "start" });
 }
@@ -770,7 +771,11 @@ async function main() {
     if (e.key === " ") { e.preventDefault(); g.playing ? g.pause() : g.play(); }
     else if (e.key === "ArrowLeft" || e.key === "ArrowRight") { e.preventDefault(); g.step(e.key === "ArrowLeft" ? -1 : 1); }
   });
-  window.addEventListener("hashchange", () => showView(currentView()));
+  window.addEventListener("hashchange", () => {  // a followed link with a selection renders it afresh
+    const { view, params } = hashParts();
+    if (VIEWS[view] && [...params].length) delete rendered[view];
+    showView(currentView());
+  });
   try {
     const ov = await load("overview");
     $("#warnings").innerHTML = (ov.warnings || []).map((w) => `<div>${esc(w)}</div>`).join("");

@@ -161,7 +161,7 @@ function countChart({ title, counts, width = 300 }) {
 // flipped for lower-is-better metrics, so that outward is always better.
 function radarChart({ title, axes, series, size = 300 }) {
   if (axes.length < 3 || !series.length) return "";
-  const side = 120;  // room for axis labels left and right of the plot
+  const side = 150;  // room for axis labels left and right of the plot
   const width = size + 2 * side, cx = width / 2, cy = size / 2 + 10, R = size / 2 - 40;
   const norm = axes.map((ax, j) => {
     const vals = series.map((s) => s.values[j]).filter((v) => v !== null && v !== undefined && !Number.isNaN(v));
