@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from skyloom.corpus import Corpus, CorpusError
 from skyloom.dashboards import data, results
 from skyloom.dashboards.jobs import JobQueue
 from skyloom.dashboards.paths import SafeRoots
@@ -212,12 +213,14 @@ class Dashboard:
                 add(Path(f"{sp}-wal"))
         for c in self.corpus_dirs:
             add(c / "corpus.json")
-            mdir = c / "manifest"
-            add(mdir)
-            if mdir.is_dir():
-                for p in sorted(mdir.iterdir()):
-                    add(p)
             add(c / "quarantine.jsonl")
+            try:
+                parts = Corpus(c).part_files()
+            except (CorpusError, OSError, ValueError) as e:  # not (yet) a corpus: corpus.json covers its creation
+                log.debug("stamp of corpus %s: %s", c, e)
+                parts = []
+            for p in parts:
+                add(p)
         return {"stamp": h.hexdigest(), "runs": len(runs)}
 
     # -- corpus clip inspector ---------------------------------------------------------------

@@ -262,6 +262,15 @@ def test_prompt_box_samples_each_checkpoint_through_the_pipeline_api(sim_client,
     assert i2v["jobs"][0]["key"] not in {j["key"] for j in jobs}
 
 
+def test_reading_does_not_change_the_stamp(sim_dash):
+    """The page polls the stamp: looking at the views must not move it (or it would refresh forever)."""
+    before = sim_dash.stamp()["stamp"]
+    for payload in (sim_dash.overview(), sim_dash.leaderboard(), sim_dash.training(), sim_dash.corpus(),
+                    sim_dash.clip(0, "sim-0"), sim_dash.compare(0, "physics", ["phys-good"]), sim_dash.checkpoints()):
+        assert payload
+    assert sim_dash.stamp()["stamp"] == before
+
+
 def test_stamp_changes_with_the_inputs(tmp_path):
     from skyloom.corpus import Corpus
     from skyloom.dashboards import Dashboard
