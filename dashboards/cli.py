@@ -23,32 +23,49 @@ def register(app: typer.Typer) -> None:
     def dashboard_cmd(runs: RunsOpt, db: DbOpt = None, corpus: CorpusOpt = None,
                       host: Annotated[str, typer.Option(help="Interface to bind (default: this machine only).")] = "127.0.0.1",
                       port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8765,
-                      max_clips: MaxClipsOpt = 5000) -> None:
+                      max_clips: MaxClipsOpt = 5000,
+                      allow_host: Annotated[list[str] | None, typer.Option(
+                          "--allow-host", help="Also answer requests for this host name (Host header); repeatable. "
+                          "Default: localhost, 127.0.0.1, ::1 and the --host address. '*': any name.")] = None,
+                      cache_dir: Annotated[Path | None, typer.Option(
+                          help="Where simulator videos and prompt-box samples are cached "
+                          "(default $SKYLOOM_DASHBOARD_CACHE or ~/.cache/skyloom/dashboard).")] = None,
+                      device: Annotated[str, typer.Option(help="Device the prompt box samples on.")] = "cpu") -> None:
         """Serve the dashboard: leaderboards, synchronised side-by-side videos, training curves, corpus.
 
-        Read-only: only videos and images inside the --runs and --corpus directories are served.
+        Read-only: only videos and images inside the --runs and --corpus directories are served;
+        the only files written are the dashboard's own cache (--cache-dir).
         Example: [bold]skyloom dashboard --runs runs/ --corpus data/corpus[/]
         """
+        from skyloom.cli_common import console, fail
         from skyloom.dashboards.app import bind, create_app, serve
+        from skyloom.dashboards.guard import LOCAL_HOSTS, normalise_hosts
         from skyloom.dashboards.sources import Dashboard
-        from skyloom.cli_common import console
 
-        dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)
+        if not 0 <= port <= 65535:
+            fail(f"--port {port}: a port is 0-65535 (0: any free port)")
+        try:
+            hosts = normalise_hosts([*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::", "") else [host]), *(allow_host or [])])
+        except ValueError as e:
+            fail(str(e))
+            return
+        dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips, cache_dir=cache_dir, device=device)
         for w in dash.overview()["warnings"]:
             console.print(f"[yellow]warning:[/] {w}")
         try:
             sock = bind(host, port)
         except OSError as e:
-            from skyloom.cli_common import fail
-
             fail(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port (0: any free one)")
             return
         h, p = sock.getsockname()[:2]
         if host not in ("127.0.0.1", "localhost", "::1"):
             console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can read the results")
+            if host in ("0.0.0.0", "::") and not allow_host:
+                console.print("[yellow]warning:[/] only requests addressed to localhost are answered; add "
+                              "--allow-host NAME for each name or address others use to reach this machine")
         console.print(f"skyloom dashboard on [bold]http://{'[' + h + ']' if ':' in h else h}:{p}/[/] (Ctrl-C to stop)")
         try:
-            serve(create_app(dash), sock)
+            serve(create_app(dash, allow_hosts=hosts), sock)
         finally:
             dash.close()
 

@@ -10,6 +10,7 @@ created: the dashboard only reads.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -238,6 +239,23 @@ def _run_root_of(ev: dict[str, Any], src: ResultSource) -> Path | None:
     return src.run_root
 
 
+def item_videos(src: ResultSource, ev: dict[str, Any]) -> dict[str, Path]:
+    """``{item_id: video file}`` of one stored evaluation, found as :func:`compare` finds them."""
+    run_root = _run_root_of(ev, src)
+    conv = run_root / "eval" / ev["suite"] / ev["eval_id"] / "videos" if run_root is not None else None
+    out: dict[str, Path] = {}
+    if conv is not None and conv.is_dir():
+        out.update({f.stem: f for f in sorted(conv.glob("*.mp4"))})
+    for row in src.store.items(ev["eval_id"]):
+        vp = row.get("video_path")
+        if vp and row["item_id"] not in out:
+            p = Path(vp)
+            p = p if p.is_absolute() or run_root is None else run_root / p
+            if p.is_file():
+                out[row["item_id"]] = p
+    return out
+
+
 def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots,
             video_data: Any = None) -> dict[str, Any]:
     """Items of ``eval_ids`` side by side: per item id the prompt and, per eval, video URL + scores.
@@ -299,14 +317,47 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
     return {"source_id": src.id, "suite": suite, "evals": evals, "metrics": metrics, "items": ordered}
 
 
+def verdict(diff: float | None, ci_low: float | None, ci_high: float | None,
+            higher_is_better: bool | None) -> dict[str, Any]:
+    """The verdict of a paired difference B − A, read from its confidence interval only.
+
+    The CI is what the page shows beside the verdict, so the two always agree: a CI that excludes
+    zero is a difference (``better`` names the winner when the metric has a direction), a CI that
+    contains zero is a tie within noise, and no CI is no verdict.
+
+    Returns:
+        ``{"kind": "a" | "b" | "different" | "tie" | "unknown", "better": "a" | "b" | None}``.
+
+    Example:
+        >>> verdict(0.02, 0.01, 0.03, True)["kind"]
+        'b'
+        >>> verdict(0.02, -0.01, 0.05, True)["kind"]
+        'tie'
+    """
+    # TODO(issue 16): use skyloom.eval.stats' verdict function once merged; it must keep this rule.
+    finite = [v for v in (ci_low, ci_high) if isinstance(v, (int, float)) and math.isfinite(v)]
+    if len(finite) < 2:
+        return {"kind": "unknown", "better": None}
+    lo, hi = min(finite), max(finite)
+    if lo <= 0 <= hi:
+        return {"kind": "tie", "better": None}
+    if higher_is_better is None:
+        return {"kind": "different", "better": None}
+    b_higher = lo > 0
+    better = "b" if b_higher == bool(higher_is_better) else "a"
+    return {"kind": better, "better": better}
+
+
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
-    """:func:`skyloom.eval.stats.paired_compare` of B against A, or ``{"error": ...}`` when it cannot run."""
+    """:func:`skyloom.eval.stats.paired_compare` of B against A with its :func:`verdict`, or ``{"error": ...}``."""
     from skyloom.eval.stats import paired_compare
 
     try:
-        return paired_compare(src.store, a, b, metric).to_dict()
+        out = paired_compare(src.store, a, b, metric).to_dict()
     except (ValueError, KeyError) as e:
         return {"error": str(e), "eval_a": a, "eval_b": b, "metric": metric}
+    out["verdict"] = verdict(out.get("diff"), out.get("ci_low"), out.get("ci_high"), out.get("higher_is_better"))
+    return out
 
 
 def eval_series(sources: list[ResultSource]) -> dict[str, dict[str, list[list[float]]]]:
@@ -339,4 +390,5 @@ def close_sources(sources: list[ResultSource]) -> None:
             log.debug("closing %s: %s", s.label, e)
 
 
-__all__ = ["MergeCache", "ResultSource", "close_sources", "compare", "eval_series", "leaderboards", "open_sources", "paired"]
+__all__ = ["MergeCache", "ResultSource", "close_sources", "compare", "eval_series", "item_videos", "leaderboards",
+           "open_sources", "paired", "verdict"]

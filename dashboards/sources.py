@@ -1,21 +1,33 @@
 """The dashboard's one view of its inputs: run folders, a results store, corpora.
 
 :class:`Dashboard` builds every payload the pages show (``overview``, ``leaderboard``,
-``compare``, ``paired``, ``training``, ``corpus``). The web app serves them as JSON under
-``api/<name>``; the static report embeds them in the page. Inputs are re-read on every call,
-so a running dashboard shows new checkpoints and evaluations on reload.
+``compare``, ``paired``, ``training``, ``corpus``, ``clip``, ``physics``, ``checkpoints``). The
+web app serves them as JSON under ``api/<name>``; the static report embeds them in the page.
+Inputs are re-read on every call, and :meth:`Dashboard.stamp` fingerprints them so that an open
+page refreshes itself when a run trains or an evaluation writes.
+
+The only things the dashboard writes are its own cache (``cache_dir``): the simulator's
+reference videos of physics suites and the prompt box's samples, made one at a time by a
+:class:`~skyloom.dashboards.jobs.JobQueue`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from skyloom.corpus import Corpus, CorpusError
 from skyloom.dashboards import data, results
+from skyloom.dashboards.jobs import JobQueue
 from skyloom.dashboards.paths import SafeRoots
+from skyloom.dashboards.physics import PhysicsRefs, physics_spec
+from skyloom.dashboards.sampling import Sampler, SampleError, list_checkpoints, parse_request, sample_key
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +40,30 @@ class Dashboard:
         db: SQLAlchemy URL or path of a results store; default: each run's ``results.sqlite``.
         corpora: corpus directories to browse.
         max_clips: clip rows sent per corpus (the summary charts always cover every clip).
+        cache_dir: where reference videos and prompt-box samples are kept (default
+            ``$SKYLOOM_DASHBOARD_CACHE`` or ``~/.cache/skyloom/dashboard``).
+        pipeline_loader: ``(checkpoint, device=) -> pipeline`` for the prompt box (default
+            :func:`skyloom.model.load_pipeline`).
+        device: where the prompt box samples (``cpu``, ``cuda``).
     """
 
     def __init__(self, runs: list[str | os.PathLike] | str | os.PathLike, db: str | None = None,
-                 corpora: list[str | os.PathLike] | None = None, max_clips: int = 5000) -> None:
+                 corpora: list[str | os.PathLike] | None = None, max_clips: int = 5000,
+                 cache_dir: str | os.PathLike | None = None, pipeline_loader: Callable[..., Any] | None = None,
+                 device: str = "cpu") -> None:
         run_list = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
         self.run_dirs = [Path(r).expanduser() for r in run_list]
         self.corpus_dirs = [Path(c).expanduser() for c in (corpora or [])]
         self.db = db
         self.max_clips = max_clips
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self._series_cache: dict = {}  # metrics.jsonl path + mtime + size -> parsed curves
         self._merge_cache = results.MergeCache()  # merged store of several runs' stores
-        self.roots = SafeRoots([("run", d) for d in self.run_dirs] + [("corpus", c) for c in self.corpus_dirs])
+        self.roots = SafeRoots([("run", d) for d in self.run_dirs] + [("corpus", c) for c in self.corpus_dirs]
+                               + [("cache", self.cache_dir)])
+        self.jobs = JobQueue()
+        self._physics = PhysicsRefs(self.cache_dir, self.jobs)
+        self._sampler = Sampler(self.cache_dir, loader=pipeline_loader, device=device)
 
     # -- inputs (re-read on each call) -------------------------------------------------------
     def _runs(self) -> list:
@@ -49,7 +73,9 @@ class Dashboard:
         return results.open_sources(self.db, self.run_dirs, self._runs(), warnings, self._merge_cache)
 
     def close(self) -> None:
-        """Drop cached state (the merged results store and its temporary file)."""
+        """Drop cached state (the merged results store and its temporary file) and stop the job thread."""
+        self.jobs.close()
+        self._sampler.close()
         self._merge_cache.close()
 
     def _source(self, source_id: int) -> tuple[results.ResultSource, list[results.ResultSource]]:
@@ -94,11 +120,31 @@ class Dashboard:
         return {"suites": suites, "warnings": warnings, "note": note}
 
     def compare(self, source_id: int, suite: str, eval_ids: list[str], video_data: Any = None) -> dict[str, Any]:
+        """Items side by side (:func:`results.compare`) and ``fps``, the frame rate the player steps by."""
         src, srcs = self._source(source_id)
         try:
-            return results.compare(src, suite, eval_ids, self.roots, video_data=video_data)
+            out = results.compare(src, suite, eval_ids, self.roots, video_data=video_data)
+            out["fps"] = self._video_fps(src, eval_ids)
+            return out
         finally:
             results.close_sources(srcs)
+
+    @staticmethod
+    def _video_fps(src: results.ResultSource, eval_ids: list[str]) -> float | None:
+        """Frame rate of the first readable video of the evaluations (their videos share it), or None."""
+        from skyloom.video import VideoError, probe_video
+
+        for eid in eval_ids:
+            try:
+                videos = results.item_videos(src, src.store.get_eval(eid))
+            except (ValueError, KeyError, OSError):
+                continue
+            for v in list(videos.values())[:1]:
+                try:
+                    return float(probe_video(v).fps)
+                except (VideoError, OSError, ValueError) as e:
+                    log.debug("fps of %s: %s", v, e)
+        return None
 
     def paired(self, source_id: int, a: str, b: str, metric: str) -> dict[str, Any]:
         src, srcs = self._source(source_id)
@@ -135,3 +181,151 @@ class Dashboard:
                     clip["url"], clip["note"] = video_data(str(c / clip["path"]), c)
             out.append(payload)
         return {"corpora": out}
+
+    # -- live refresh ------------------------------------------------------------------------
+    def stamp(self) -> dict[str, Any]:
+        """A fingerprint of everything the views read; it changes when a run, store or corpus does.
+
+        Size and mtime of each run's ``metrics.jsonl``, ``results.sqlite`` (+ WAL) and checkpoint
+        folder, of the ``--db`` file, and of each corpus's manifest files: cheap ``stat`` calls.
+        """
+        h = hashlib.sha1()
+
+        def add(p: Path) -> None:
+            try:
+                st = p.stat()
+                h.update(f"{p}|{st.st_mtime_ns}|{st.st_size}\n".encode())
+            except OSError:
+                h.update(f"{p}|-\n".encode())
+
+        runs = self._runs()
+        for r in runs:
+            for p in (r.metrics_path, r.root / "results.sqlite", r.root / "results.sqlite-wal", r.root / "checkpoints"):
+                add(p)
+        for d in self.run_dirs:
+            add(d)
+            add(d / "results.sqlite")
+            add(d / "results.sqlite-wal")
+        if self.db:
+            sp = results._sqlite_path(self.db)
+            if sp is not None:
+                add(sp)
+                add(Path(f"{sp}-wal"))
+        for c in self.corpus_dirs:
+            add(c / "corpus.json")
+            add(c / "quarantine.jsonl")
+            try:
+                parts = Corpus(c).part_files()
+            except (CorpusError, OSError, ValueError) as e:  # not (yet) a corpus: corpus.json covers its creation
+                log.debug("stamp of corpus %s: %s", c, e)
+                parts = []
+            for p in parts:
+                add(p)
+        return {"stamp": h.hexdigest(), "runs": len(runs)}
+
+    # -- corpus clip inspector ---------------------------------------------------------------
+    def _corpus_root(self, corpus_id: int) -> Path:
+        if not 0 <= corpus_id < len(self.corpus_dirs):
+            raise KeyError(f"no corpus {corpus_id} (have {len(self.corpus_dirs)})")
+        return self.corpus_dirs[corpus_id]
+
+    def clip(self, corpus_id: int, clip_id: str) -> dict[str, Any]:
+        """:func:`skyloom.dashboards.groundtruth.clip_detail` of one clip (KeyError: no such corpus or clip)."""
+        from skyloom.dashboards.groundtruth import clip_detail
+
+        return clip_detail(self._corpus_root(corpus_id), clip_id, self.roots)
+
+    def segmentation(self, corpus_id: int, clip_id: str) -> bytes:
+        """PNG atlas of a clip's segmentation masks (KeyError: none)."""
+        from skyloom.dashboards.groundtruth import segmentation_atlas
+
+        return segmentation_atlas(self._corpus_root(corpus_id), clip_id)
+
+    # -- physics suites: the simulator beside the model ------------------------------------------
+    def physics(self, source_id: int, suite: str, eval_ids: list[str]) -> dict[str, Any]:
+        """Reference videos (given frames, simulator, perturbed re-simulation) and per-scene numbers.
+
+        Rendering is queued on first request; items say ``status`` (queued, running, done,
+        error) until their videos exist. Suites without probe scenes answer ``{"items": {}}``.
+        """
+        from skyloom.eval.store import StoreError
+
+        src, srcs = self._source(source_id)
+        try:
+            evs = []
+            for eid in eval_ids:
+                try:
+                    evs.append(src.store.get_eval(eid))
+                except StoreError as e:
+                    raise KeyError(str(e)) from None
+            ph = next((p for p in (physics_spec(e) for e in evs if e["suite"] == suite) if p is not None), None)
+            if ph is None:
+                return {"suite": suite, "items": {}}
+            videos = {e["eval_id"]: results.item_videos(src, e) for e in evs}
+        finally:
+            results.close_sources(srcs)
+        items: dict[str, Any] = {}
+        for iid, spec in self._physics.specs(ph).items():
+            key, dest, st = self._physics.ensure(iid, spec, ph)
+            entry: dict[str, Any] = {"status": st["status"], "error": st.get("error"), "position": st.get("position")}
+            if st["status"] == "done":
+                nums = json.loads((dest / "numbers.json").read_text())
+                entry.update({name: self.roots.url(dest / f"{name}.mp4") for name in ("given", "simulator", "perturbed")})
+                entry["variance"] = nums["variance"]
+                entry["numbers"] = {eid: self._physics.numbers(v[iid], dest, key, ph.cond_frames)
+                                    for eid, v in videos.items() if iid in v}
+            items[iid] = entry
+        return {"suite": suite, "cond_frames": ph.cond_frames, "perturb_scale": ph.perturb_scale,
+                "preset": ph.preset, "items": items}
+
+    # -- the prompt box ------------------------------------------------------------------------
+    def checkpoints(self) -> dict[str, Any]:
+        """Checkpoints the prompt box can sample (complete ones of the runs under ``--runs``)."""
+        return {"checkpoints": [{k: v for k, v in c.items() if k != "path"} for c in list_checkpoints(self._runs())],
+                "device": self._sampler.device}
+
+    def sample(self, body: Any) -> dict[str, Any]:
+        """Queue one sampling job per requested checkpoint (cache hits are done at once).
+
+        Raises:
+            SampleError: a bad request (unknown checkpoint, empty prompt, bad number or image).
+            skyloom.dashboards.jobs.QueueFull: too many jobs waiting.
+        """
+        ids, req, image = parse_request(body)
+        known = {c["id"]: c for c in list_checkpoints(self._runs())}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise SampleError(f"checkpoints: unknown {missing}; pick from the list (complete checkpoints under --runs)")
+        out = []
+        for cid in ids:
+            ck: Path = known[cid]["path"]
+            key = sample_key(ck, req)
+            video = self._sampler.video_path(key)
+            self.jobs.submit(f"sample-{key}", "sample", f"{cid}: {req.prompt[:60]}",
+                             lambda ck=ck, key=key: self._sampler.run(key, ck, req, image), is_done=video.is_file)
+            out.append({"checkpoint": cid, **self.job(f"sample-{key}")})
+        return {"jobs": out, "request": {"prompt": req.prompt, "seed": req.seed, "steps": req.steps,
+                                         "guidance": req.guidance, "num_frames": req.num_frames,
+                                         "image": req.image_sha256 is not None}}
+
+    def job(self, key: str) -> dict[str, Any]:
+        """Where job ``key`` stands, with its video URL once done (KeyError: unknown job)."""
+        st = self.jobs.status(key)
+        if st is None:
+            raise KeyError(f"no job {key!r} (the dashboard was restarted? submit again)")
+        if st["status"] == "done" and key.startswith("sample-"):
+            video = self._sampler.video_path(key[len("sample-"):])
+            st["url"] = self.roots.url(video)
+            if st["url"] is None:
+                st.update(status="error", error="the sample was removed from the cache; submit again")
+            else:
+                try:
+                    st["fps"] = json.loads(video.with_suffix(".json").read_text()).get("fps")
+                except (OSError, ValueError):
+                    st["fps"] = None
+        return st
+
+
+def default_cache_dir() -> Path:
+    """``$SKYLOOM_DASHBOARD_CACHE`` or ``~/.cache/skyloom/dashboard``."""
+    return Path(os.environ.get("SKYLOOM_DASHBOARD_CACHE") or Path.home() / ".cache" / "skyloom" / "dashboard")

@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -132,12 +133,18 @@ def sample_specs(cfg: RenderConfig | SceneConfig, num: int, seed: int) -> list[d
 
 # -- one scene, in-process ----------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=4)
 def _backend(name: str, settings_json: str):
-    """One backend per (renderer, settings) per process: keeps the GL context / connection.
+    """One backend per (renderer, settings) per thread: keeps the GL context / connection.
 
-    A per-process resource cache, not state: backends render any spec independently.
+    A resource cache, not state: backends render any spec independently. Per thread because a
+    GL context is current in one thread only (EGL_BAD_ACCESS when another thread renders with it,
+    e.g. the dashboard's job thread after a render in the main thread).
     """
+    return _thread_backend(name, settings_json, threading.get_ident())
+
+
+@functools.lru_cache(maxsize=8)
+def _thread_backend(name: str, settings_json: str, thread_id: int):
     from skyloom.datagen.renderers import RENDERERS
 
     return RENDERERS.get(name)(**json.loads(settings_json))

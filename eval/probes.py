@@ -29,6 +29,28 @@ def describe(gt: dict[str, Any]) -> str:
     return " and ".join(parts) or "objects moving on a floor"
 
 
+def item_id(ph: PhysicsSpec, index: int) -> str:
+    """The item id of the ``index``-th probe scene of ``ph``."""
+    return f"{ph.preset}-{index:03d}"
+
+
+def probe_specs(ph: PhysicsSpec) -> dict[str, dict[str, Any]]:
+    """``{item_id: scene spec}`` of the probe scenes of ``ph``, without rendering them.
+
+    The same specs :func:`build_items` renders, so a later reader (the dashboard) can re-render a
+    stored evaluation's scenes from its suite config alone.
+
+    Raises:
+        skyloom.config.ConfigError: unknown datagen preset or override.
+    """
+    from skyloom import datagen
+    from skyloom.config import load
+    from skyloom.datagen.render import RenderConfig
+
+    cfg = load(RenderConfig, ph.preset, list(ph.overrides) + [f"scene.num_frames={ph.num_frames}"], group="datagen")
+    return {item_id(ph, i): spec for i, spec in enumerate(datagen.sample_specs(cfg, ph.num_scenes, ph.seed))}
+
+
 def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
     """One item per probe scene (see the module docstring).
 
@@ -36,20 +58,16 @@ def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
         skyloom.config.ConfigError: unknown datagen preset or override.
     """
     from skyloom import datagen
-    from skyloom.datagen.render import RenderConfig
     from skyloom.eval.physics import physical_variance
-    from skyloom.config import load
 
-    cfg = load(RenderConfig, ph.preset, list(ph.overrides) + [f"scene.num_frames={ph.num_frames}"], group="datagen")
-    specs = datagen.sample_specs(cfg, ph.num_scenes, ph.seed)
     items = []
-    for i, spec in enumerate(specs):
+    for i, (iid, spec) in enumerate(probe_specs(ph).items()):
         frames, gt = datagen.render_spec(spec)  # (T, H, W, 3)
         gt = {k: v for k, v in gt.items() if k != "arrays_data"}
         variance = physical_variance(spec, ph.cond_frames, ph.perturb_scale, ph.perturb_takes, seed=ph.seed,
                                      reference=frames)
         items.append({
-            "item_id": f"{ph.preset}-{i:03d}", "prompt": describe(gt), "seed": int(spec.get("seed", i)),
+            "item_id": iid, "prompt": describe(gt), "seed": int(spec.get("seed", i)),
             "category": ph.category, "kind": "physics", "cond_frames": np.ascontiguousarray(frames[: ph.cond_frames]),
             "num_frames": int(frames.shape[0]), "height": int(frames.shape[1]), "width": int(frames.shape[2]),
             "fps": float(gt.get("fps") or spec.get("fps") or 0) or None, "reference": frames, "ground_truth": gt, "specs": spec,

@@ -24,40 +24,64 @@ function fmt(v, digits) {
 function tickFmt(t, step) {
   if (Math.abs(t) < Math.abs(step) * 1e-9) return "0";
   const d = Math.max(0, Math.ceil(-Math.log10(Math.abs(step)) - 1e-9));
-  if (d > 5 || Math.abs(t) >= 1e6) return t.toPrecision(3);
-  return t.toFixed(d);
+  if (Math.abs(t) >= 1e6) return t.toPrecision(Math.min(12, Math.max(3, Math.ceil(Math.log10(Math.abs(t) / step)) + 1)));
+  return t.toFixed(Math.min(d, 12));
 }
 
-function niceTicks(lo, hi, n) {
-  if (!(hi > lo)) { hi = lo + 1; }
-  const span = hi - lo, raw = span / Math.max(1, n);
+// A "nice" axis over [lo, hi]: ticks at 1, 2 or 5 x 10^k, the range widened outward to the first
+// and last tick, so the axis always shows at least two labelled ticks that span the data (a
+// constant series at 0.45 gets 0.40, 0.45, 0.50, never a lone "0").
+function niceScale(lo, hi, n) {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) { lo = 0; hi = 1; }
+  if (hi < lo) [lo, hi] = [hi, lo];
+  if (hi === lo) { const d = Math.abs(lo) * 0.1 || 0.5; lo -= d; hi += d; }
+  const raw = (hi - lo) / Math.max(1, n);
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
-  const out = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(+t.toPrecision(12));
-  return out;
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw * (1 - 1e-9)) || raw;
+  const a = Math.floor(lo / step + 1e-9) * step, b = Math.ceil(hi / step - 1e-9) * step;
+  const ticks = [];
+  for (let i = 0; a + i * step <= b + step * 1e-6; i++) ticks.push(+(a + i * step).toPrecision(12));
+  return { ticks, step, lo: ticks[0], hi: ticks[ticks.length - 1] };
+}
+function niceTicks(lo, hi, n) { return niceScale(lo, hi, n).ticks; }
+
+// Labels shortened to at most `max` characters, kept distinct: the middle is elided first
+// (checkpoint names differ at the end: "vdit-tiny/…step-00000040"), then everything but the tail.
+function fitLabels(labels, max) {
+  const full = labels.map((l) => String(l));
+  if (full.every((l) => l.length <= max)) return full;
+  const cut = (l, head) => (l.length <= max ? l : l.slice(0, head) + "…" + l.slice(l.length - (max - 1 - head)));
+  for (const head of [Math.floor((max - 1) * 0.4), Math.floor((max - 1) * 0.2), 0]) {
+    const out = full.map((l) => cut(l, head));
+    if (new Set(out).size === new Set(full).size) return out;
+  }
+  return full.map((l, i) => cut(`${i + 1}: ${l}`, Math.min(4, max - 2)));
 }
 
-// Horizontal bars with CI whiskers: one bar per label.
+const CHAR_W = 6.4;  // px per character of the 11px chart font (DejaVu Sans), for layout
+
+// Horizontal bars with CI whiskers: one bar per label; labels get as much room as they need (up to
+// half the chart), are shortened distinctly when longer, and show the full text on hover.
 function barChart({ title, labels, values, lows, highs, higherIsBetter, width = 380 }) {
-  const rowH = 22, left = 130, right = 20, top = 28, bottom = 26;
+  const rowH = 22, right = 20, top = 28, bottom = 26;
+  const longest = Math.max(4, ...labels.map((l) => String(l).length));
+  const left = Math.round(Math.min(width * 0.5, Math.max(70, longest * CHAR_W + 12)));
+  const shown = fitLabels(labels, Math.max(4, Math.floor((left - 10) / CHAR_W)));
   const h = top + bottom + rowH * labels.length;
   const all = values.concat(lows || [], highs || []).filter((v) => v !== null && v !== undefined && !Number.isNaN(v));
   if (!all.length) return `<div class="chart"><div class="empty">${esc(title)}: no values</div></div>`;
-  let lo = Math.min(0, ...all), hi = Math.max(0, ...all);
-  if (hi === lo) hi = lo + 1;
-  const ticks = niceTicks(lo, hi, 4), tstep = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
-  lo = Math.min(lo, ticks[0]); hi = Math.max(hi, ticks[ticks.length - 1]);
+  const sc = niceScale(Math.min(0, ...all), Math.max(0, ...all), 4);
+  const lo = sc.lo, hi = sc.hi;
   const x = (v) => left + ((v - lo) / (hi - lo)) * (width - left - right);
   let s = `<svg width="${width}" height="${h}" role="img" aria-label="${esc(title)}">`;
-  s += `<text x="6" y="16" font-weight="bold">${esc(title)}${higherIsBetter === undefined ? "" : higherIsBetter ? " ↑" : " ↓"}</text>`;
-  for (const t of ticks) {
+  s += `<text x="6" y="16" font-weight="bold">${esc(title)}${higherIsBetter === undefined || higherIsBetter === null ? "" : higherIsBetter ? " ↑" : " ↓"}</text>`;
+  for (const t of sc.ticks) {
     s += `<line x1="${x(t)}" x2="${x(t)}" y1="${top - 4}" y2="${h - bottom}" stroke="#e6e9f0"/>`;
-    s += `<text x="${x(t)}" y="${h - bottom + 14}" text-anchor="middle">${esc(tickFmt(t, tstep))}</text>`;
+    s += `<text class="tick" x="${x(t)}" y="${h - bottom + 14}" text-anchor="middle">${esc(tickFmt(t, sc.step))}</text>`;
   }
   labels.forEach((lab, i) => {
     const y = top + i * rowH, v = values[i];
-    s += `<text x="${left - 6}" y="${y + 14}" text-anchor="end">${esc(String(lab).slice(0, 18))}</text>`;
+    s += `<text class="bar-label" x="${left - 6}" y="${y + 14}" text-anchor="end"><title>${esc(lab)}</title>${esc(shown[i])}</text>`;
     if (v === null || v === undefined || Number.isNaN(v)) return;
     const x0 = x(Math.min(0, v)), x1 = x(Math.max(0, v));
     s += `<rect x="${x0}" y="${y + 4}" width="${Math.max(1, x1 - x0)}" height="${rowH - 8}" fill="${PALETTE[i % PALETTE.length]}" opacity="0.8"><title>${esc(lab)}: ${esc(fmt(v))}</title></rect>`;
@@ -78,25 +102,23 @@ function lineChart({ title, series, width = 460, height = 250, logY = false, xLa
   if (!pts.length) return `<div class="chart"><div class="empty">${esc(title)}: no data</div></div>`;
   const tf = (v) => (logY ? Math.log10(v) : v);
   let x0 = Math.min(...pts.map((p) => p[0])), x1 = Math.max(...pts.map((p) => p[0]));
-  let y0 = Math.min(...pts.map((p) => tf(p[1]))), y1 = Math.max(...pts.map((p) => tf(p[1])));
   if (x1 === x0) { x0 -= 1; x1 += 1; }
-  if (y1 === y0) { const d = Math.abs(y0) * 0.1 || 0.5; y0 -= d; y1 += d; }
-  const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
+  const ysc = niceScale(Math.min(...pts.map((p) => tf(p[1]))), Math.max(...pts.map((p) => tf(p[1]))), 4);
+  const y0 = ysc.lo, y1 = ysc.hi;
   const X = (v) => left + ((v - x0) / (x1 - x0)) * (width - left - right);
-  const Y = (v) => top + (1 - (tf(v) - y0) / (y1 - y0)) * (height - top - bottom);
+  const Yt = (t) => top + (1 - (t - y0) / (y1 - y0)) * (height - top - bottom);
+  const Y = (v) => Yt(tf(v));
   let s = `<svg width="${width}" height="${height}" role="img" aria-label="${esc(title)}">`;
   s += `<text x="6" y="16" font-weight="bold">${esc(title)}${logY ? " (log)" : ""}</text>`;
-  const yt = niceTicks(y0, y1, 4), ys = yt.length > 1 ? yt[1] - yt[0] : 1;
-  for (const t of yt) {
-    const yy = top + (1 - (t - y0) / (y1 - y0)) * (height - top - bottom);
-    if (yy < top - 1 || yy > height - bottom + 1) continue;
+  for (const t of ysc.ticks) {
+    const yy = Yt(t);
     s += `<line x1="${left}" x2="${width - right}" y1="${yy}" y2="${yy}" stroke="#e6e9f0"/>`;
-    s += `<text x="${left - 4}" y="${yy + 4}" text-anchor="end">${esc(logY ? fmt(Math.pow(10, t)) : tickFmt(t, ys))}</text>`;
+    s += `<text class="ytick" x="${left - 4}" y="${yy + 4}" text-anchor="end">${esc(logY ? fmt(Math.pow(10, t)) : tickFmt(t, ysc.step))}</text>`;
   }
-  const xt = niceTicks(x0, x1, 5), xs = xt.length > 1 ? xt[1] - xt[0] : 1;
-  for (const t of xt) {
+  const xsc = niceScale(x0, x1, 5);
+  for (const t of xsc.ticks) {
     if (t < x0 || t > x1) continue;
-    s += `<text x="${X(t)}" y="${height - bottom + 14}" text-anchor="middle">${esc(tickFmt(t, xs))}</text>`;
+    s += `<text class="xtick" x="${X(t)}" y="${height - bottom + 14}" text-anchor="middle">${esc(tickFmt(t, xsc.step))}</text>`;
   }
   s += `<text x="${(left + width - right) / 2}" y="${height - 4}" text-anchor="middle" class="muted">${esc(xLabel)}</text>`;
   s += `<rect x="${left}" y="${top}" width="${width - left - right}" height="${height - top - bottom}" fill="none" stroke="#c9cfdb"/>`;
@@ -109,7 +131,7 @@ function lineChart({ title, series, width = 460, height = 250, logY = false, xLa
     if (p.length <= 30) for (const q of p) s += `<circle cx="${X(q[0])}" cy="${Y(q[1])}" r="2.5" fill="${c}"><title>${esc(sr.name)} step ${q[0]}: ${esc(fmt(q[1]))}</title></circle>`;
   });
   s += "</svg>";
-  const legend = series.map((sr, i) => `<span><i style="background:${sr.color || PALETTE[i % PALETTE.length]}"></i>${esc(sr.name)}</span>`).join("");
+  const legend = series.map((sr, i) => `<span title="${esc(sr.name)}"><i style="background:${sr.color || PALETTE[i % PALETTE.length]}"></i>${esc(sr.name)}</span>`).join("");
   return `<div class="chart">${s}<div class="legend">${legend}</div></div>`;
 }
 
@@ -139,7 +161,8 @@ function countChart({ title, counts, width = 300 }) {
 // flipped for lower-is-better metrics, so that outward is always better.
 function radarChart({ title, axes, series, size = 300 }) {
   if (axes.length < 3 || !series.length) return "";
-  const cx = size / 2, cy = size / 2 + 8, R = size / 2 - 58;
+  const side = 150;  // room for axis labels left and right of the plot
+  const width = size + 2 * side, cx = width / 2, cy = size / 2 + 10, R = size / 2 - 40;
   const norm = axes.map((ax, j) => {
     const vals = series.map((s) => s.values[j]).filter((v) => v !== null && v !== undefined && !Number.isNaN(v));
     const lo = Math.min(...vals), hi = Math.max(...vals);
@@ -153,18 +176,22 @@ function radarChart({ title, axes, series, size = 300 }) {
     const a = -Math.PI / 2 + (2 * Math.PI * j) / axes.length;
     return [cx + R * r * Math.cos(a), cy + R * r * Math.sin(a)];
   };
-  let s = `<svg width="${size + 80}" height="${size}" role="img" aria-label="${esc(title)}"><text x="6" y="16" font-weight="bold">${esc(title)}</text>`;
+  let s = `<svg width="${width}" height="${size + 20}" role="img" aria-label="${esc(title)}"><text x="6" y="16" font-weight="bold">${esc(title)}</text>`;
   for (const r of [0.25, 0.5, 0.75, 1]) s += `<polygon points="${axes.map((_, j) => pt(j, r).join(",")).join(" ")}" fill="none" stroke="#e6e9f0"/>`;
   axes.forEach((ax, j) => {
-    const [x, y] = pt(j, 1), [lx, ly] = pt(j, 1.18);
+    const [x, y] = pt(j, 1), [lx, ly] = pt(j, 1.1);
+    const anchor = Math.abs(lx - cx) < 5 ? "middle" : lx > cx ? "start" : "end";
+    const room = anchor === "middle" ? width - 8 : anchor === "start" ? width - lx - 4 : lx - 4;
+    const full = `${ax.name}${ax.higherIsBetter === false ? " ↓" : ""}`;
+    const shown = fitLabels([full], Math.max(4, Math.floor(room / CHAR_W)))[0];
     s += `<line x1="${cx}" y1="${cy}" x2="${x}" y2="${y}" stroke="#d5dae5"/>`;
-    s += `<text x="${lx}" y="${ly + 4}" text-anchor="${Math.abs(lx - cx) < 5 ? "middle" : lx > cx ? "start" : "end"}">${esc(ax.name)}${ax.higherIsBetter === false ? " ↓" : ""}</text>`;
+    s += `<text class="radar-label" x="${lx}" y="${ly + 4}" text-anchor="${anchor}"><title>${esc(full)}</title>${esc(shown)}</text>`;
   });
   series.forEach((sr, i) => {
     const c = PALETTE[i % PALETTE.length];
     const pts = axes.map((_, j) => pt(j, norm[j](sr.values[j])).map((v) => v.toFixed(1)).join(",")).join(" ");
     s += `<polygon class="radar-series" points="${pts}" fill="${c}" fill-opacity="0.12" stroke="${c}" stroke-width="1.6"><title>${esc(sr.name)}</title></polygon>`;
   });
-  const legend = series.map((sr, i) => `<span><i style="background:${PALETTE[i % PALETTE.length]}"></i>${esc(sr.name)}</span>`).join("");
+  const legend = series.map((sr, i) => `<span title="${esc(sr.name)}"><i style="background:${PALETTE[i % PALETTE.length]}"></i>${esc(sr.name)}</span>`).join("");
   return `<div class="chart">${s}</svg><div class="legend">${legend}</div></div>`;
 }

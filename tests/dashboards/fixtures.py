@@ -98,3 +98,102 @@ def make_corpus(root: Path) -> Path:
             quality={"aesthetic": 0.1 * (i + 1)}, split="val" if i == 0 else "train"))
     c.append(recs)
     return c.root
+
+
+# -- the simulator beside the model: a physics evaluation, a ground-truth corpus, a real checkpoint --------
+PHYSICS = {"preset": "physics-probe", "num_scenes": 2, "seed": 1000, "cond_frames": 4, "num_frames": 12,
+           "perturb_scale": 0.01, "perturb_takes": 1, "category": "physics", "overrides": []}
+
+
+def physics_specs() -> dict[str, dict]:
+    """``{item_id: spec}`` of :data:`PHYSICS`, through the evaluation's own function."""
+    from skyloom.config import from_dict
+    from skyloom.eval.probes import probe_specs
+    from skyloom.eval.suites import PhysicsSpec
+
+    return probe_specs(from_dict(PhysicsSpec, {**PHYSICS, "overrides": ()}))
+
+
+def make_physics_run(runs: Path) -> dict[str, Path]:
+    """``runs/run-phys``: two evaluations of suite ``physics`` whose videos are the simulator's clip
+    (``phys-good``) and the given frames held still (``phys-static``), stored the way ``skyloom eval`` does."""
+    from skyloom import datagen
+    from skyloom.eval.store import ResultsStore
+    from skyloom.rundir import RunDir
+    from skyloom.video import write_video
+
+    run = RunDir.create(runs / "run-phys", preset="vdit-tiny")
+    k = PHYSICS["cond_frames"]
+    store = ResultsStore(run.results_db_url)
+    clips = {iid: datagen.render_spec(spec)[0] for iid, spec in physics_specs().items()}  # (T, H, W, 3)
+    for step, eid in ((0, "phys-static"), (10, "phys-good")):
+        store.begin_eval(eid, suite="physics", checkpoint=str(run.checkpoint_dir(step)), checkpoint_name=f"run-phys@{step}",
+                         run_name="run-phys", step=step,
+                         config={"suite": {"primary_metric": "physics_iq", "physics": PHYSICS}})
+        items = []
+        for iid, frames in clips.items():
+            video = frames if eid == "phys-good" else np.repeat(frames[k - 1:k], len(frames), axis=0)
+            if eid == "phys-static":
+                video[:k] = frames[:k]
+            path = run.eval_dir / "physics" / eid / "videos" / f"{iid}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_video(path, video, fps=8)
+            items.append({"item_id": iid, "metric": "physics_iq", "value": 90.0 if eid == "phys-good" else 20.0,
+                          "video_path": str(path), "prompt": f"probe {iid}", "seed": 0, "category": "physics"})
+        store.put_items(eid, items)
+        store.put_scores(eid, [{"metric": "physics_iq", "value": 90.0 if eid == "phys-good" else 20.0, "n": len(items),
+                                "higher_is_better": True}])
+        store.set_status(eid, "complete")
+    store.close()
+    return {"run-phys": run.root}
+
+
+def make_gt_corpus(root: Path) -> Path:
+    """A corpus of 2 rendered balls-bounce scenes written as ``skyloom datagen render`` writes them
+    (clip, ``gt/<id>.json``, ``gt/<id>.npz``) with scene-graph captions, and 1 licensed clip."""
+    from skyloom import datagen
+    from skyloom.captioning import caption_gt
+    from skyloom.config import load
+    from skyloom.corpus import Caption, ClipRecord, Corpus
+    from skyloom.datagen.render import RenderConfig, npz_bytes
+    from skyloom.fsutil import atomic_write_bytes, sha256_file
+    from skyloom.video import write_video
+
+    c = Corpus.create(root / "gt-corpus")
+    cfg = load(RenderConfig, "balls-bounce", ["scene.num_frames=12"], group="datagen")
+    recs = []
+    for i, spec in enumerate(datagen.sample_specs(cfg, 2, seed=3)):
+        cid = f"sim-{i}"
+        frames, gt = datagen.render_spec(spec)
+        arrays = gt.pop("arrays_data")
+        write_video(c.clip_path(cid), frames, fps=float(gt["fps"]))
+        atomic_write_bytes(c.gt_path(cid, ".npz"), npz_bytes({"segmentation": arrays["segmentation"].astype(np.uint8),
+                                                               "depth": arrays["depth"].astype(np.float16)}))
+        gt["arrays"] = f"gt/{cid}.npz"
+        c.write_ground_truth(cid, gt)
+        caps = caption_gt(gt, cid)
+        recs.append(ClipRecord(
+            id=cid, path=f"clips/{cid}.mp4", source_kind="synthetic", duration_s=len(frames) / gt["fps"], fps=gt["fps"],
+            width=gt["width"], height=gt["height"], num_frames=len(frames), license_id="CC0-1.0",
+            source_url=f"skyloom://render/balls-bounce/{spec['seed']}", author="skyloom",
+            attribution="Synthetic render by skyloom (CC0-1.0)", sha256=sha256_file(c.clip_path(cid)),
+            gt_path=f"gt/{cid}.json", captions=tuple(Caption("scene-graph", k, t) for k, t in caps.items()),
+            meta={"preset": "balls-bounce", "seed": spec["seed"]}))
+    write_video(c.clip_path("real-0"), moving_square_video(T=8, H=32, W=32, seed=9), fps=FPS)
+    recs.append(ClipRecord(
+        id="real-0", path="clips/real-0.mp4", source_kind="licensed", duration_s=1.0, fps=FPS, width=32, height=32,
+        num_frames=8, license_id="CC-BY-4.0", source_url="https://example.org/v/real", author="Jane Doe",
+        attribution="Jane Doe, CC BY 4.0", sha256=sha256_file(c.clip_path("real-0")), source_page="https://example.org/p",
+        parent_id="src-real", shot_start_s=2.0, shot_end_s=3.0))
+    c.append(recs)
+    return c.root
+
+
+def make_tiny_checkpoints(runs: Path, corpus_root: Path) -> Path:
+    """``runs/tiny``: a real vdit run trained 2 steps (checkpoints at steps 1 and 2), for the prompt box."""
+    from skyloom.model.train import train
+    from tests.model.helpers import make_square_corpus, tiny_cfg
+
+    corpus = make_square_corpus(corpus_root, n=3)
+    train(tiny_cfg(steps=2, ckpt_every=1), corpus.root, runs / "tiny", progress_bar=False)
+    return runs / "tiny"

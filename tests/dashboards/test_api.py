@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.dashboards.fixtures import EVALS, PROMPTS, SUITE
@@ -91,7 +92,9 @@ def test_paired_is_eval_stats_paired_compare(client, world):
     got = client.get("/api/paired", params={"a": "smoke-a0", "b": "smoke-a40", "metric": "clipsim"}).json()
     with ResultsStore(world["run-a"] / "results.sqlite") as store:
         ref = paired_compare(store, "smoke-a0", "smoke-a40", "clipsim").to_dict()
+    verdict = got.pop("verdict")
     assert got == pytest.approx(json.loads(json.dumps(ref)))
+    assert verdict == {"kind": "b", "better": "b"} and got["ci_low"] > 0  # the CI excludes 0: B is better
     vals = {e[0]: e[4] for e in EVALS}
     assert got["diff"] == pytest.approx(sum(vals["smoke-a40"]) / 6 - sum(vals["smoke-a0"]) / 6)  # mean of b - a
     assert got["better"] == "b" and got["significant"]
@@ -147,7 +150,7 @@ def test_nan_scores_become_null(tmp_path):
     with ResultsStore(run.root / "results.sqlite") as s:
         s.begin_eval("e", suite="x", checkpoint=str(run.checkpoint_dir(0)), status="complete")
         s.put_scores("e", [{"metric": "m", "value": 1.0, "ci_low": float("nan"), "higher_is_better": True}])
-    with TestClient(create_app(Dashboard(tmp_path / "runs"))) as c:
+    with TestClient(create_app(Dashboard(tmp_path / "runs")), base_url="http://localhost") as c:
         lb = c.get("/api/leaderboard").json()
     assert lb["suites"][0]["rows"][0]["scores"]["m"]["ci_low"] is None
 
@@ -185,3 +188,33 @@ def test_stores_of_several_runs_share_one_leaderboard(tmp_path):
         st.put_scores("e-new", [{"metric": "m", "value": 5.0, "higher_is_better": True}])
     assert [r["eval_id"] for r in d.leaderboard()["suites"][0]["rows"]] == ["e-new", "e-r2", "e-r1"]
     d.close()
+
+
+def test_verdict_agrees_with_the_confidence_interval():
+    """A CI that excludes 0 is never a tie; one that contains 0 always is (whatever the p-value says)."""
+    from skyloom.dashboards.results import verdict
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        lo, hi = sorted(rng.normal(0, 1, 2))
+        hib = [True, False, None][int(rng.integers(3))]
+        v = verdict((lo + hi) / 2, lo, hi, hib)
+        excludes = lo > 0 or hi < 0
+        assert (v["kind"] == "tie") is (not excludes)
+        if excludes and hib is not None:
+            assert v["better"] == ("b" if (lo > 0) == hib else "a")
+        if excludes and hib is None:
+            assert v["kind"] == "different"
+    assert verdict(0.5, None, None, True)["kind"] == "unknown"
+    assert verdict(0.0, 0.0, 0.1, True)["kind"] == "tie"  # touching 0 is not excluding it
+    assert verdict(0.05, 0.01, 0.09, False) == {"kind": "a", "better": "a"}  # B higher on a lower-is-better metric
+
+
+def test_paired_verdicts_of_the_fixture_agree_with_their_cis(client):
+    for a, b in (("smoke-a0", "smoke-a40"), ("smoke-a40", "smoke-b40"), ("smoke-b40", "smoke-a0")):
+        for metric in ("clipsim", "flicker"):
+            r = client.get("/api/paired", params={"a": a, "b": b, "metric": metric}).json()
+            if "error" in r:
+                continue
+            excludes = r["ci_low"] > 0 or r["ci_high"] < 0
+            assert (r["verdict"]["kind"] == "tie") is (not excludes), r

@@ -13,26 +13,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.dashboards.conftest import open_view
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 SYNC_TOL = 0.1  # seconds
 VIDEOS = "Array.from(document.querySelectorAll('#cmp-body video'))"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make sysdeps, or apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -41,23 +28,6 @@ def server(dash):
 
     with serve_in_thread(create_app(dash)) as url:
         yield url
-
-
-@pytest.fixture
-def page(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.errors = errors
-    yield pg
-    ctx.close()
-    assert errors == [], f"JavaScript errors: {errors}"
-
-
-def open_view(page, base: str, view: str) -> None:
-    page.goto(f"{base}#{view}")
-    page.wait_for_selector(f"#view-{view}[data-ready='1']", timeout=15000)
 
 
 def times(page) -> list[float]:

@@ -53,3 +53,51 @@ def test_dashboard_command_reports_a_busy_port(world):
     finally:
         sock.close()
     assert res.exit_code == 2 and "cannot listen" in res.output, res.output
+
+
+def _skyloom() -> str:
+    exe = Path(sys.executable).parent / "skyloom"
+    assert exe.exists(), f"the skyloom executable is not installed next to {sys.executable}"
+    return str(exe)
+
+
+def test_dashboard_command_answers_only_allowed_host_names(world, tmp_path):
+    import http.client
+
+    env = dict(os.environ, COLUMNS="300", NO_COLOR="1", TERM="dumb")
+    proc = subprocess.Popen([_skyloom(), "dashboard", "--runs", str(world["runs"]), "--port", "0",
+                             "--allow-host", "dash.lan", "--cache-dir", str(tmp_path / "cache")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url, lines, deadline = None, [], time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"http://([\d.]+):(\d+)/", line)
+            url = m if m else None
+        assert url is not None, "".join(lines)
+
+        def status(host: str) -> int:
+            conn = http.client.HTTPConnection(url.group(1), int(url.group(2)), timeout=20)
+            conn.putrequest("GET", "/api/overview", skip_host=True)
+            conn.putheader("Host", host)
+            conn.endheaders()
+            try:
+                return conn.getresponse().status
+            finally:
+                conn.close()
+
+        assert status(f"dash.lan:{url.group(2)}") == 200 and status("localhost") == 200
+        assert status("evil.example") == 400
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_dashboard_command_rejects_a_bad_allow_host(world):
+    res = subprocess.run([_skyloom(), "dashboard", "--runs", str(world["runs"]), "--port", "0",
+                          "--allow-host", "http://dash.lan/"], capture_output=True, text=True, timeout=120, check=False,
+                         env=dict(os.environ, COLUMNS="300", NO_COLOR="1", TERM="dumb"))
+    assert res.returncode != 0 and "--allow-host" in res.stderr and "Traceback" not in res.stderr + res.stdout, res

@@ -13,7 +13,7 @@ def _get_all(dash) -> dict[str, object]:
     from skyloom.dashboards import create_app
 
     out = {}
-    with TestClient(create_app(dash)) as c:
+    with TestClient(create_app(dash), base_url="http://localhost") as c:
         for v in VIEWS:
             r = c.get(v)
             assert r.status_code == 200, (v, r.text)
@@ -78,7 +78,7 @@ def test_running_eval_without_scores_is_noted_not_fatal(tmp_path):
         s.put_scores("done", [{"metric": "m", "value": 1.0, "higher_is_better": True}])
         s.begin_eval("busy", suite="x", checkpoint="ck-b")  # still running: items, no scores
         s.put_items("busy", [{"item_id": "i", "metric": "m", "value": 0.5, "video_path": "eval/x/busy/videos/i.mp4"}])
-    with TestClient(create_app(Dashboard(tmp_path / "runs"))) as cl:
+    with TestClient(create_app(Dashboard(tmp_path / "runs")), base_url="http://localhost") as cl:
         (t,) = cl.get("/api/leaderboard").json()["suites"]
         assert [r["eval_id"] for r in t["rows"]] == ["done"] and "1 checkpoint(s) not shown" in t["note"]
         cmp = cl.get("/api/compare", params={"suite": "x", "evals": "done,busy"}).json()

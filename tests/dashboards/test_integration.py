@@ -26,7 +26,7 @@ def test_dashboard_shows_runner_results_and_videos(evaluated):
     from skyloom.dashboards import Dashboard, create_app
 
     tmp, res = evaluated
-    with TestClient(create_app(Dashboard(tmp / "runs"))) as c:
+    with TestClient(create_app(Dashboard(tmp / "runs")), base_url="http://localhost") as c:
         (table,) = c.get("/api/leaderboard").json()["suites"]
         ids = [r["eval_id"] for r in table["rows"]]
         assert sorted(ids) == sorted(e.eval_id for e in res.evals)

@@ -106,8 +106,76 @@ def test_dashboard_never_creates_a_results_database(tmp_path):
     RunDir.create(tmp_path / "runs" / "r")
     db = tmp_path / "shared.sqlite"
     for d in (Dashboard(tmp_path / "runs"), Dashboard(tmp_path / "runs", db=str(db))):
-        with TestClient(create_app(d)) as c:
+        with TestClient(create_app(d), base_url="http://localhost") as c:
             assert c.get("/api/leaderboard").status_code == 200
             ov = c.get("/api/overview").json()
     assert "does not exist" in " ".join(ov["warnings"])
     assert not (tmp_path / "runs" / "r" / "results.sqlite").exists() and not db.exists()
+
+
+def raw_get_host(live, path: str, host: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(live.hostname, live.port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "127.0.0.1.nip.io", "localhost.evil.example",
+                                  "", "[::2]:1", "10.0.0.1"])
+def test_foreign_host_headers_are_refused(live, host):
+    """A DNS-rebinding page reaches 127.0.0.1 under its own name: that Host gets 400 and no data."""
+    for path in ("/api/leaderboard", "/", "/files/0/run-a/eval/smoke/smoke-a0/videos/p0.mp4"):
+        status, body = raw_get_host(live, path, host)
+        assert status == 400 and b"smoke" not in body and b"run-a" not in body, (path, host, status)
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8765", "127.0.0.1", "127.0.0.1:1", "[::1]:8765", "localhost."])
+def test_loopback_host_headers_are_served(live, host):
+    status, body = raw_get_host(live, "/api/overview", host)
+    assert status == 200 and b"run-a" in body
+
+
+def test_allowed_hosts_are_configurable(dash):
+    from fastapi.testclient import TestClient
+
+    from skyloom.dashboards import create_app
+    from skyloom.dashboards.guard import normalise_hosts
+
+    app = create_app(dash, allow_hosts=["dash.lan", "10.0.0.5"])
+    for base, ok in (("http://dash.lan:8765", True), ("http://10.0.0.5", True), ("http://localhost", False),
+                     ("http://other.lan", False)):
+        with TestClient(app, base_url=base) as c:
+            assert (c.get("/api/overview").status_code == 200) is ok, base
+    with TestClient(create_app(dash, allow_hosts=["*"]), base_url="http://anything.example") as c:
+        assert c.get("/api/overview").status_code == 200
+    for bad in ("http://dash.lan", "dash.lan/x", ""):
+        with pytest.raises(ValueError, match="--allow-host"):
+            normalise_hosts([bad])
+
+
+def test_error_bodies_carry_no_absolute_paths(live, world):
+    secret_dirs = [str(world["root"]), str(world["root"].resolve()), "/tmp/"]
+    for path in ("/api/compare?suite=smoke&evals=nope", "/api/compare?suite=other&evals=smoke-a0",
+                 "/api/paired?a=nope&b=smoke-a0&metric=clipsim", "/api/physics?suite=smoke&evals=nope",
+                 "/api/clip?corpus=0&id=nope", "/api/clip?corpus=5&id=x", "/api/job?key=nope",
+                 "/api/compare?suite=smoke&evals=smoke-a0&source=9", "/files/0/run-a/nope.mp4", "/nope"):
+        status, body = raw_get_host(live, path, "localhost")
+        assert status in (200, 404), (path, status)
+        text = body.decode()
+        assert not any(d in text for d in secret_dirs), (path, text)
+    status, body = raw_get_host(live, "/api/compare?suite=smoke&evals=nope", "localhost")
+    assert status == 404 and "…/results.sqlite" in body.decode()  # still says which store
+
+
+def test_scrub_paths():
+    from skyloom.dashboards.guard import scrub_paths
+
+    assert scrub_paths("no evaluation 'x' in sqlite:////srv/a/results.sqlite") == "no evaluation 'x' in …/results.sqlite"
+    assert scrub_paths("clip 'c' has no ground truth (/data/corpus/gt/c.json)") == "clip 'c' has no ground truth (…/c.json)"
+    assert scrub_paths(r"file C:\Users\me\x.mp4 missing") == "file …/x.mp4 missing"
+    assert scrub_paths("runs a/b vs 1/2 at 10:30") == "runs a/b vs 1/2 at 10:30"  # relative text is left alone
