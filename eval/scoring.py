@@ -149,15 +149,17 @@ class Scorer:
         if not values:
             return None
         ci = bootstrap_ci(values, n_boot=self.n_boot, level=self.level, seed=self.seed)
+        agg = getattr(probe, "aggregate", None)  # e.g. clipsim_x100 floors the mean, physics_iq clips it
+        value = float(agg(values)) if agg is not None else float(np.mean(values))
         store.put_scores(eval_id, [{
-            "metric": m.key, "value": float(np.mean(values)), "stderr": ci.stderr, "ci_low": ci.low, "ci_high": ci.high,
+            "metric": m.key, "value": value, "stderr": ci.stderr, "ci_low": ci.low, "ci_high": ci.high,
             "n": len(values), "higher_is_better": bool(getattr(probe, "higher_is_better", True)),
             "metric_version": str(getattr(probe, "version", "")), "extractor": ident.get("extractor"),
             "weights": ident.get("weights"),
             "details": {"metric": m.name, "settings": m.settings, "preprocessing": ident.get("preprocessing"),
                         "aggregate": "mean over items", "ci": f"percentile bootstrap, {self.n_boot} resamples",
                         "level": self.level}}])
-        return float(np.mean(values))
+        return value
 
     def _score_chunk(self, store: ResultsStore, eval_id: str, m: MetricSpec, chunk: list[dict[str, Any]],
                      load: Callable, video_path: Callable[[str], Path]) -> None:
