@@ -164,3 +164,33 @@ class _FixedCLIP:
 
     def encode_text(self, texts):
         return np.asarray([self.fx["texts"][int(t)] for t in texts], np.float64)
+
+
+def test_warping_error_equals_lai_evaluate_warp_error():
+    from skyloom.eval import temporal
+
+    ref = _load("reference_lai_warp.json")
+    with np.load(FIX / "reference_lai_inputs.npz") as z:
+        for k, want in ref["warping_error"].items():
+            frames, flows = z[f"frames_{k}"], z[f"flows_{k}"]  # flows (T-1, 2, H, W, 2): fw, bw
+            got = temporal.warping_error(frames, protocol="lai2018", flows=[(f[0], f[1]) for f in flows])
+            assert got == pytest.approx(want, rel=1e-5), k
+            if k == "occluded40x40":  # a fully occluded pair counts 0 and still divides by T-1
+                per = temporal.warping_error_per_pair(frames, protocol="lai2018", flows=[(f[0], f[1]) for f in flows])
+                assert per[1] == 0.0
+                assert np.isnan(temporal.warping_error_per_pair(frames, protocol="rgb-sum",
+                                                                flows=[(f[0], f[1]) for f in flows])[1])
+
+
+def test_warping_error_rgb_sum_variant_is_named_and_about_three_times_lai():
+    from skyloom.eval import temporal
+
+    with np.load(FIX / "reference_lai_inputs.npz") as z:
+        frames, flows = z["frames_v48x64"], [(f[0], f[1]) for f in z["flows_v48x64"]]
+    lai = temporal.warping_error(frames, protocol="lai2018", flows=flows)
+    rgb = temporal.warping_error(frames, protocol="rgb-sum", flows=flows)
+    assert 2.5 < rgb / lai < 3.5
+    m = METRICS.get("warping_error")(protocol="rgb-sum")
+    assert m.identity()["preprocessing"]["protocol"] == "rgb-sum"
+    with pytest.raises(ValueError, match="lai2018"):
+        METRICS.get("warping_error")(protocol="lai")
