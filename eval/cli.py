@@ -285,7 +285,11 @@ def _emit_leaderboards(boards: dict[str, list[dict[str, Any]]], fmt: str) -> Non
                 d["tie"] = d["tie_group"]
                 d[f"{primary} [CI]"] = f"{_fmt(r['value'])} {d['ci']}"
                 d["other metrics"] = "  ".join(f"{m}={_fmt(v)}" for m, v in r["scores"].items() if m != primary)
-            _emit(flat, ["rank", "tie", "checkpoint_name", f"{primary} [CI]", "n", "failures", "other metrics"], fmt,
+            beside = ["dynamic_degree"] if "dynamic_degree" in metrics and primary != "dynamic_degree" else []
+            for d, r in zip(flat, rows):  # motion beside a temporal ranking: a static video cannot top it unnoticed
+                for m in beside:
+                    d[m] = _fmt(r["scores"].get(m))
+            _emit(flat, ["rank", "tie", "checkpoint_name", f"{primary} [CI]", *beside, "n", "failures", "other metrics"], fmt,
                   title=f"{suite} v{rows[0]['suite_version']}: ranked by {primary} {arrow} (rows sharing 'tie' are "
                         "within noise)")
             continue

@@ -331,8 +331,14 @@ class TemporalFlickering(PerItemMetric):
             return math.nan, {"static": 0.0}
         return temporal.temporal_flickering(video), {"static": 1.0}
 
+    def compute(self) -> MetricResult:
+        if self.protocol == "vbench-static" and self._values and not any(math.isfinite(v) for v in self._values):
+            raise ValueError(f"{self.name}: none of the {len(self._values)} video(s) is static, and VBench scores "
+                             "flickering on static videos only (protocol='all' scores every video)")
+        return super().compute()
+
     def _details(self) -> dict[str, Any]:
-        return {"protocol": self.protocol}
+        return {"protocol": self.protocol, "non_static": sum(1 for v in self._values if not math.isfinite(v))}
 
 
 @METRICS.register("warping_error")

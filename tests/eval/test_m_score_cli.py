@@ -42,6 +42,9 @@ def test_score_fvd_and_skips_broken(tmp_path):
 def test_score_clipsim_prompts_and_pixel_metric(tmp_path):
     _write(tmp_path / "gen", 2)
     r = CliRunner().invoke(_app(), ["score", "--metric", "temporal_flickering", "--videos",
+                                    str(tmp_path / "gen" / "*.mp4")])
+    assert r.exit_code == 2 and "static" in r.output, r.output  # VBench scores flickering on static videos only
+    r = CliRunner().invoke(_app(), ["score", "--metric", "temporal_flickering", "--option", "protocol=all", "--videos",
                                     str(tmp_path / "gen" / "*.mp4"), "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
