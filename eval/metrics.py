@@ -333,8 +333,11 @@ class TemporalFlickering(PerItemMetric):
 
     def compute(self) -> MetricResult:
         if self.protocol == "vbench-static" and self._values and not any(math.isfinite(v) for v in self._values):
-            raise ValueError(f"{self.name}: none of the {len(self._values)} video(s) is static, and VBench scores "
-                             "flickering on static videos only (protocol='all' scores every video)")
+            ids = [i if i is not None else f"item-{k:06d}" for k, i in enumerate(self._ids)]
+            note = (f"none of the {len(self._values)} video(s) is static, and VBench scores flickering on static "
+                    "videos only (protocol='all' scores every video)")
+            return self._result(math.nan, 0, per_item=dict(zip(ids, self._values)),
+                                details={**self._details(), "note": note})
         return super().compute()
 
     def _details(self) -> dict[str, Any]:

@@ -194,3 +194,50 @@ def test_warping_error_rgb_sum_variant_is_named_and_about_three_times_lai():
     assert m.identity()["preprocessing"]["protocol"] == "rgb-sum"
     with pytest.raises(ValueError, match="lai2018"):
         METRICS.get("warping_error")(protocol="lai")
+
+
+def i3d_reference_state_dict() -> dict:
+    """Random-init piergiaj-layout I3D weights with realistic BatchNorm statistics (small running
+    variances, where the eps matters), shared with the reference run of VideoGPT's I3D."""
+    import torch
+
+    from skyloom.eval.i3d import I3DExtractor
+
+    sd = I3DExtractor(random_init=True, seed=0).model.state_dict()
+    g = torch.Generator().manual_seed(1)
+    for k in [k for k in sd if k.endswith("bn.running_var")]:
+        var = 10 ** (torch.rand(sd[k].shape, generator=g) * 2 - 3)  # 1e-3 .. 1e-1
+        pre = k.removesuffix("running_var")
+        sd[k] = var
+        sd[pre + "running_mean"] = torch.randn(var.shape, generator=g) * 0.01
+        sd[pre + "weight"] = var.sqrt() * (1 + 0.1 * torch.randn(var.shape, generator=g))  # keeps activations O(1)
+        sd[pre + "bias"] = 0.1 * torch.randn(var.shape, generator=g)
+    return sd
+
+
+def i3d_reference_input():
+    """(1, 3, 16, 224, 224) float32 in [-1, 1], fixed by a seeded torch generator."""
+    import torch
+
+    return torch.rand((1, 3, 16, 224, 224), generator=torch.Generator().manual_seed(2)) * 2 - 1
+
+
+@pytest.mark.slow
+def test_i3d_videogpt_protocol_equals_videogpt_i3d():
+    import torch
+
+    from skyloom.eval.i3d import BN_EPS, InceptionI3d
+
+    ref = _load("reference_videogpt_i3d.json")
+    assert ref["bn_eps"] == [BN_EPS["videogpt"]]
+    sd, x = i3d_reference_state_dict(), i3d_reference_input()
+    out = {}
+    for protocol, eps in BN_EPS.items():
+        m = InceptionI3d(400, bn_eps=eps).eval()
+        m.load_state_dict(sd)
+        with torch.inference_mode():
+            out[protocol] = m(x).mean(dim=2)[0].double().numpy()
+    want = np.asarray(ref["logits"])
+    scale = np.abs(want).max()
+    assert np.abs(out["videogpt"] - want).max() < 1e-4 * scale
+    assert np.abs(out["tf-hub"] - want).max() > 100 * np.abs(out["videogpt"] - want).max()  # eps matters
