@@ -143,6 +143,184 @@ def physical_variance(spec: dict[str, Any], cond_frames: int, scale: float = 0.0
     return {k: float(np.mean([v[k] for v in vals])) for k in RAW_KEYS}
 
 
+# -- Physics-IQ's own pipeline (protocol "physics-iq") ----------------------------------------
+# Motamed et al.'s code (google-deepmind/physics-IQ-benchmark, code/): binary_mask_generator.py,
+# calculate_and_write_metrics_to_csv.py (process_view) and calculate_iq_score.py.
+PIQ_PROTOCOL = {"protocol": "physics-iq", "masks": "continuation only; background updated first "
+                "(accumulateWeighted alpha=0.3), rounded to uint8, |gray - bg| > 10, open+close 5x5",
+                "downscale": "frames and masks resized to (W//4, H//4) (cv2 INTER_LINEAR), masks > 127",
+                "mse": "per frame, frames/255", "score": "calculate_iq_score over the set of scenes, per-frame "
+                "values rounded to 4 dp, variances rounded to 4 dp (spatial 5 dp), clipped to [0, 100], 2 dp"}
+PIQ_KEYS = ("mse", "spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou")
+
+
+def piq_masks(frames: np.ndarray, threshold: int = THRESHOLD) -> np.ndarray:
+    """Physics-IQ's ``generate_mask`` on uint8 (T, H, W, 3) RGB frames -> uint8 (T, H, W) in {0, 255}.
+
+    Frame 0 initialises the background and gets an empty mask; for every later frame the running
+    average is updated *first* (``accumulateWeighted``, α = 0.3), rounded to uint8
+    (``convertScaleAbs``), and the pixel moves where |blurred grey − background| > ``threshold``.
+    """
+    import cv2
+
+    v = np.asarray(frames)
+    if v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8 or len(v) < 1:
+        raise ValueError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
+    kernel = np.ones((KERNEL, KERNEL), np.uint8)
+    grey = lambda f: cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY), (KERNEL, KERNEL), 0)
+    avg = grey(v[0]).astype("float")
+    out = np.zeros(v.shape[:3], np.uint8)
+    for t in range(1, len(v)):
+        g = grey(v[t])
+        cv2.accumulateWeighted(g, avg, ALPHA)
+        diff = cv2.absdiff(g, cv2.convertScaleAbs(avg))
+        _, b = cv2.threshold(diff, threshold, 255, cv2.THRESH_BINARY)
+        out[t] = cv2.morphologyEx(cv2.morphologyEx(b, cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel)
+    return out
+
+
+def _piq_down(frames: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
+    import cv2
+
+    return [cv2.resize(np.ascontiguousarray(f), size) for f in frames]
+
+
+def _piq_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def _piq_weighted(masks: list[np.ndarray]) -> np.ndarray:
+    return np.sum(masks, axis=0, dtype=np.uint16) / len(masks)
+
+
+def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None = None) -> dict[str, Any]:
+    """Physics-IQ's ``process_view`` on continuations (frames after the conditioning only).
+
+    Args:
+        generated, real, real2: uint8 (T, H, W, 3) continuations: the model's, the ground truth
+            (take 1) and a second take of the same experiment (take 2; here a perturbed
+            re-simulation) for the physical variance.
+
+    Returns:
+        ``mse``/``spatiotemporal_iou`` per-frame lists and ``spatial_iou``/``weighted_spatial_iou``
+        of generated vs take 1; with ``real2``, ``variance_*`` the same between the two takes.
+    """
+    g, r = np.asarray(generated), np.asarray(real)
+    if g.shape != r.shape:
+        raise ValueError(f"generated continuation {g.shape} and ground truth {r.shape} differ in shape")
+    size = (r.shape[2] // 4, r.shape[1] // 4)  # (W/4, H/4) as Physics-IQ
+    if min(size) < 1:
+        raise ValueError(f"frames {r.shape[1]}x{r.shape[2]} are too small for Physics-IQ's 1/4 downscale")
+    frames = lambda v: [f / 255.0 for f in _piq_down(v, size)]
+    masks = lambda v: [(m > 127).astype(np.uint8) for m in _piq_down(piq_masks(v), size)]
+    mse = lambda a, b: [float(np.mean((x.astype(np.float32) - y.astype(np.float32)) ** 2)) for x, y in zip(a, b)]
+    spatial = lambda ms: (np.max(ms, axis=0) > 0).astype(np.uint8) * 255
+    fr, fg, mr, mg = frames(r), frames(g), masks(r), masks(g)
+    wr, wg = _piq_weighted(mr), _piq_weighted(mg)
+    union = np.maximum(wr, wg)
+    out: dict[str, Any] = {
+        "mse": mse(fr, fg), "spatiotemporal_iou": [_piq_iou(a, b) for a, b in zip(mr, mg)],
+        "spatial_iou": _piq_iou(spatial(mr), spatial(mg)),
+        "weighted_spatial_iou": 1.0 if not (union > 0).any() else
+        float(np.sum(np.minimum(wr, wg)[union > 0]) / np.sum(union[union > 0]))}
+    if real2 is not None:
+        r2 = np.asarray(real2)
+        if r2.shape != r.shape:
+            raise ValueError(f"second take {r2.shape} and ground truth {r.shape} differ in shape")
+        f2, m2 = frames(r2), masks(r2)
+        w2 = _piq_weighted(m2)
+        u = np.maximum(wr, w2)
+        out.update({"variance_mse": mse(fr, f2), "variance_spatiotemporal_iou": [_piq_iou(a, b) for a, b in zip(mr, m2)],
+                    "variance_spatial_iou": _piq_iou(spatial(mr), spatial(m2)),
+                    "variance_weighted_spatial_iou": 1.0 if np.sum(u) == 0 else
+                    float(np.sum(np.minimum(wr, w2)) / np.sum(u))})
+    return out
+
+
+def _r4(xs: list[float]) -> list[float]:
+    return [round(float(x), 4) for x in xs]  # calculate_iq_score's parse_list_of_floats
+
+
+def piq_view_summary(view: dict[str, Any]) -> dict[str, float]:
+    """A view's numbers as ``calculate_iq_score`` uses them: per-frame lists rounded to 4 dp and
+    averaged (``frames`` = their length), scalars as they are."""
+    out = {"frames": float(len(view["mse"]))}
+    for k in ("mse", "spatiotemporal_iou", "variance_mse", "variance_spatiotemporal_iou"):
+        if k in view:
+            out[k] = float(np.mean(_r4(view[k])))
+    for k in ("spatial_iou", "weighted_spatial_iou", "variance_spatial_iou", "variance_weighted_spatial_iou"):
+        if k in view:
+            out[k] = float(view[k])
+    return out
+
+
+def _piq_view_variance(summaries: list[dict[str, float]]) -> dict[str, float]:
+    """One view's physical variance over the scenes (frame-weighted for per-frame metrics), unrounded."""
+    if not summaries:
+        raise ValueError("physics-iq: no scenes to compute the physical variance over")
+    w = np.array([s["frames"] for s in summaries])
+    frame_mean = lambda k: float(np.sum([s[k] * n for s, n in zip(summaries, w)]) / w.sum())  # explode().mean()
+    return {"mse": frame_mean("variance_mse"), "spatiotemporal_iou": frame_mean("variance_spatiotemporal_iou"),
+            "spatial_iou": float(np.mean([s["variance_spatial_iou"] for s in summaries])),
+            "weighted_spatial_iou": float(np.mean([s["variance_weighted_spatial_iou"] for s in summaries]))}
+
+
+def _piq_round_variance(var: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 5 if k == "spatial_iou" else 4) for k, v in var.items()}
+
+
+def piq_dataset_variance(summaries: list[dict[str, float]]) -> dict[str, float]:
+    """Physics-IQ's physical variance over a set of single-view scenes, rounded as calculate_iq_score."""
+    return _piq_round_variance(_piq_view_variance(summaries))
+
+
+def _check_piq_variance(var: dict[str, float]) -> None:
+    bad = [k for k in ("spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou") if not var[k] > 0]
+    if bad:
+        raise ValueError(f"physics-iq: the physical variance of {', '.join(bad)} is 0 over these scenes (the second "
+                         "takes share no motion with the ground truth), so Physics-IQ's ratio is undefined; use "
+                         "more or less chaotic scenes or a smaller perturbation")
+
+
+def piq_contribution(summary: dict[str, float], var: dict[str, float]) -> float:
+    """One scene's term of Physics-IQ's score: 100·[(st/V_st + sp/V_sp + w/V_w)/3 − mse + V_mse].
+
+    The mean of these over the scenes is Physics-IQ's score before clipping (single-view scenes of
+    equal length); :func:`piq_score` clips and rounds it.
+    """
+    _check_piq_variance(var)
+    return 100.0 * ((summary["spatiotemporal_iou"] / var["spatiotemporal_iou"] + summary["spatial_iou"] /
+                     var["spatial_iou"] + summary["weighted_spatial_iou"] / var["weighted_spatial_iou"]) / 3
+                    - (summary["mse"] - var["mse"]))
+
+
+def piq_score(scenarios: list[list[dict[str, Any]]]) -> dict[str, float]:
+    """Physics-IQ's ``calculate_iq_score`` over scenarios, each a list of views (:func:`piq_view` dicts).
+
+    Returns ``score`` (clipped to [0, 100], 2 dp, as published), ``unclipped`` and the variance.
+    """
+    if not scenarios or not all(scenarios):
+        raise ValueError("physics-iq: need at least one scenario with at least one view")
+    rows = [[piq_view_summary(v) for v in views] for views in scenarios]
+    nviews = len(rows[0])
+    if any(len(r) != nviews for r in rows):
+        raise ValueError("physics-iq: every scenario needs the same number of views")
+    concat_mean = lambda r, k: float(np.sum([v[k] * v["frames"] for v in r]) / np.sum([v["frames"] for v in r]))
+    total = {"mse": float(np.mean([concat_mean(r, "mse") for r in rows])),
+             "spatiotemporal_iou": float(np.mean([concat_mean(r, "spatiotemporal_iou") for r in rows])),
+             "spatial_iou": float(np.mean([np.mean([r[j]["spatial_iou"] for r in rows]) for j in range(nviews)])),
+             "weighted_spatial_iou": float(np.mean([np.mean([r[j]["weighted_spatial_iou"] for r in rows])
+                                                    for j in range(nviews)]))}
+    per_view_var = [_piq_view_variance([r[j] for r in rows]) for j in range(nviews)]
+    var = _piq_round_variance({k: float(np.mean([pv[k] for pv in per_view_var])) for k in PIQ_KEYS})
+    _check_piq_variance(var)
+    raw = 100.0 * ((total["spatiotemporal_iou"] / var["spatiotemporal_iou"] + total["spatial_iou"] / var["spatial_iou"]
+                    + total["weighted_spatial_iou"] / var["weighted_spatial_iou"]) / 3 - (total["mse"] - var["mse"]))
+    return {"score": round(max(min(raw, 100.0), 0.0), 2), "unclipped": raw, **{f"total_{k}": v for k, v in total.items()},
+            **{f"variance_{k}": v for k, v in var.items()}}
+
+
 # -- trajectories ----------------------------------------------------------------------------
 def colour_masks(frames: np.ndarray, rgb: Any, tol: int = 40) -> np.ndarray:
     """Pixels within ``tol`` (L∞) of colour ``rgb`` (0..255 or 0..1 floats): bool (T, H, W)."""

@@ -8,6 +8,7 @@ same random-init feature models that skyloom builds here; no fetched code is in 
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -241,3 +242,37 @@ def test_i3d_videogpt_protocol_equals_videogpt_i3d():
     scale = np.abs(want).max()
     assert np.abs(out["videogpt"] - want).max() < 1e-4 * scale
     assert np.abs(out["tf-hub"] - want).max() > 100 * np.abs(out["videogpt"] - want).max()  # eps matters
+
+
+def test_physics_iq_protocol_equals_physics_iq_code():
+    from skyloom.eval import physics
+
+    ref = _load("reference_physics_iq.json")
+    with np.load(FIX / "reference_physics_iq_inputs.npz") as z:
+        data = {k: z[k] for k in z.files}
+    views = ["perspective-left", "perspective-center", "perspective-right"]
+    rows = {r["scenario"]: r for r in ref["csv"]}
+    scenarios = []
+    for scen in ("drop", "throw"):
+        vs = []
+        for v in views:
+            take1, take2, gen = (data[f"{scen}|{v}|{k}"] for k in ("take1", "take2", "gen"))
+            m = physics.piq_masks(take1)
+            assert [int(np.sum(x > 127)) * 3 for x in m] == ref["mask_pixels_take1"][f"{scen}|{v}"]
+            out = physics.piq_view(gen, take1, take2)
+            row = {k: (ast.literal_eval(x) if isinstance(x, str) and x.startswith("[") else x)
+                   for k, x in rows[f"{scen}.mp4"].items()}  # list columns are stored as CSV strings
+            np.testing.assert_allclose(out["mse"], row[f"v1_mse_{v}"], rtol=1e-6, atol=1e-9)
+            np.testing.assert_allclose(out["spatiotemporal_iou"], row[f"spatiotemporal_iou_v1_{v}"], atol=1e-12)
+            np.testing.assert_allclose(out["variance_mse"], row[f"variance_mse_{v}"], rtol=1e-6, atol=1e-9)
+            assert out["spatial_iou"] == pytest.approx(row[f"spatial_iou_v1_{v}"], abs=1e-12)
+            assert out["weighted_spatial_iou"] == pytest.approx(row[f"weighted_spatial_iou_v1_{v}"], abs=1e-12)
+            assert out["variance_spatial_iou"] == pytest.approx(row[f"variance_spatial_{v}"], abs=1e-12)
+            assert out["variance_weighted_spatial_iou"] == pytest.approx(row[f"variance_weighted_spatial_{v}"], abs=1e-12)
+            vs.append(out)
+        scenarios.append(vs)
+    res = physics.piq_score(scenarios)
+    assert res["score"] == pytest.approx(ref["score"], abs=1e-9)
+    var = sum(res[f"variance_{k}"] for k in ("spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou")) \
+        - res["variance_mse"]
+    assert round(var, 4) == pytest.approx(ref["physical_variance_all_metrics"], abs=1e-9)
