@@ -38,6 +38,7 @@ METRICS: Registry[Any] = Registry("metric")
 METRICS.register_lazy("fvd", "skyloom.eval.fvd:FVD")
 METRICS.register_lazy("kvd", "skyloom.eval.fvd:KVD")
 METRICS.register_lazy("physics_iq", "skyloom.eval.physics:PhysicsIQ")
+METRICS.register_lazy("physics_iq_scene", "skyloom.eval.physics:PhysicsIQScene")
 METRICS.register_lazy("physics_trajectory", "skyloom.eval.physics:PhysicsTrajectory")
 
 

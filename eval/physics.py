@@ -111,20 +111,39 @@ def physics_iq_raw(generated: np.ndarray, reference: np.ndarray, start: int = 0)
 
 
 def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e-12) -> dict[str, float]:
-    """Scores relative to the physical variance (1 = as close as a re-simulation), capped at 1."""
-    out = {}
+    """skyloom's per-scene score: each metric relative to the physical variance (1 = as close as a
+    re-simulation), capped at 1; ``physics_iq = 100 · mean`` of the four.
+
+    A degenerate variance is handled explicitly, never as NaN: when the re-simulation shares no
+    motion with the ground truth (variance IoU 0, e.g. a collision whose perturbed take diverges),
+    that IoU is used raw (normalised by 1) and its key is listed in ``degenerate``; a zero variance
+    MSE (a re-simulation identical to the truth) gives ``mse_norm = 1`` only for an exact copy.
+    """
+    out: dict[str, Any] = {}
+    degenerate = []
     for k in RAW_KEYS[:3]:
-        out[f"{k}_norm"] = min(1.0, raw[k] / variance[k]) if variance[k] > eps else math.nan
-    out["mse_norm"] = min(1.0, variance["mse"] / raw["mse"]) if raw["mse"] > eps else 1.0
-    vals = [out[f"{k}_norm"] for k in RAW_KEYS]
-    out["physics_iq"] = 100.0 * float(np.mean(vals)) if all(math.isfinite(x) for x in vals) else math.nan
+        if variance[k] > eps:
+            out[f"{k}_norm"] = min(1.0, raw[k] / variance[k])
+        else:
+            out[f"{k}_norm"] = min(1.0, raw[k])
+            degenerate.append(k)
+    if raw["mse"] <= eps:
+        out["mse_norm"] = 1.0
+    elif variance["mse"] <= eps:
+        out["mse_norm"], _ = 0.0, degenerate.append("mse")
+    else:
+        out["mse_norm"] = min(1.0, variance["mse"] / raw["mse"])
+    out["physics_iq"] = 100.0 * float(np.mean([out[f"{k}_norm"] for k in RAW_KEYS]))
+    out["degenerate"] = degenerate
     return out
 
 
 def physical_variance(spec: dict[str, Any], cond_frames: int, scale: float = 0.01, takes: int = 1, seed: int = 0,
                       reference: np.ndarray | None = None, render: Callable | None = None,
                       perturb: Callable | None = None) -> dict[str, float]:
-    """Physics-IQ metrics between the ground truth and ``takes`` perturbed re-simulations (mean).
+    """Physics-IQ metrics between the ground truth and ``takes`` perturbed re-simulations (mean), and
+    under ``"physics_iq"`` Physics-IQ's own variance terms (continuations, :func:`piq_view`) against
+    the first re-simulation, the second take.
 
     Args:
         spec: the scene spec (``gt["spec"]``).
@@ -139,8 +158,12 @@ def physical_variance(spec: dict[str, Any], cond_frames: int, scale: float = 0.0
         render = render or datagen.render_spec
         perturb = perturb or datagen.perturb_spec
     ref = reference if reference is not None else render(spec)[0]
-    vals = [physics_iq_raw(render(perturb(spec, scale, seed + k))[0], ref, start=cond_frames) for k in range(takes)]
-    return {k: float(np.mean([v[k] for v in vals])) for k in RAW_KEYS}
+    takes_frames = [render(perturb(spec, scale, seed + k))[0] for k in range(takes)]
+    vals = [physics_iq_raw(f, ref, start=cond_frames) for f in takes_frames]
+    out: dict[str, Any] = {k: float(np.mean([v[k] for v in vals])) for k in RAW_KEYS}
+    view = piq_view(ref[cond_frames:], ref[cond_frames:], takes_frames[0][cond_frames:])  # take 2 = first re-simulation
+    out["physics_iq"] = {k: v for k, v in piq_view_summary(view).items() if k == "frames" or k.startswith("variance_")}
+    return out
 
 
 # -- Physics-IQ's own pipeline (protocol "physics-iq") ----------------------------------------
@@ -494,16 +517,26 @@ class _PhysicsMetric(PerItemMetric):
 
 @METRICS.register("physics_iq")
 class PhysicsIQ(_PhysicsMetric):
-    """Physics-IQ score (0–100) of continuations vs simulator ground truth, normalised by the
-    physical variance. ``update(videos, reference=[gt clips], variance=[dicts] | specs=[specs])``.
-    Items without a variance are scored raw only (value NaN, counted in ``skipped_non_finite``)."""
+    """Physics-IQ score (protocol ``physics-iq``): Physics-IQ's own pipeline on the continuations
+    (frames from ``cond_frames`` on) and its dataset-level score.
+
+    Per scene the value is the scene's term of Physics-IQ's formula,
+    100·[(st/V_st + sp/V_sp + w/V_w)/3 − mse + V_mse] (:func:`piq_contribution`), with V the physical
+    variance over the *set* of scenes (``variance["physics_iq_dataset"]``, which the suite builds
+    from every scene's perturbed re-simulation; one scene's own otherwise); the metric's value is
+    their mean clipped to [0, 100] and rounded to 2 dp — Physics-IQ's ``calculate_iq_score`` for
+    single-view scenes of equal length. ``update(videos, reference=[gt clips],
+    variance=[physical_variance dicts] | specs=[specs])``. skyloom's per-scene normalised score is
+    ``physics_iq_scene``.
+    """
 
     name = "physics_iq"
 
     def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1, seed: int = 0) -> None:
         self.perturb_scale, self.perturb_takes, self.seed = float(perturb_scale), int(perturb_takes), int(seed)
         super().__init__(cond_frames)
-        self._identity["preprocessing"].update(perturb_scale=self.perturb_scale, perturb_takes=self.perturb_takes)
+        self._identity["preprocessing"] = dict(PIQ_PROTOCOL, cond_frames=self.cond_frames,
+                                               perturb_scale=self.perturb_scale)
 
     def update(self, videos: Any, reference: Any = None, variance: list[dict] | None = None,
                specs: list[dict] | None = None, item_ids: list[str] | None = None) -> None:
@@ -511,16 +544,55 @@ class PhysicsIQ(_PhysicsMetric):
             raise ValueError(f"{self.name} needs the simulator's clips: update(videos, reference=[...])")
         super().update(videos, item_ids=item_ids, reference=list(reference), variance=variance, specs=specs)
 
-    def score_video(self, video: np.ndarray, reference: np.ndarray, variance: dict | None = None,
-                    specs: dict | None = None) -> tuple[float, dict[str, float]]:
-        raw = physics_iq_raw(video, np.asarray(reference), start=self.cond_frames)
+    def _variance(self, reference: np.ndarray, variance: dict | None, specs: dict | None) -> dict | None:
         if variance is None and specs is not None:
             variance = physical_variance(specs, self.cond_frames, self.perturb_scale, self.perturb_takes,
                                          self.seed, reference=np.asarray(reference))
+        return variance
+
+    def score_video(self, video: np.ndarray, reference: np.ndarray, variance: dict | None = None,
+                    specs: dict | None = None) -> tuple[float, dict[str, float]]:
+        ref = np.asarray(reference)
+        c = self.cond_frames
+        summary = piq_view_summary(piq_view(np.asarray(video)[c:], ref[c:]))
+        variance = self._variance(ref, variance, specs)
+        if variance is None or "physics_iq" not in variance:
+            return math.nan, summary
+        var_set = variance.get("physics_iq_dataset") or piq_dataset_variance([variance["physics_iq"]])
+        return piq_contribution(summary, var_set), {**summary, **{f"variance_{k}": v for k, v in var_set.items()}}
+
+    def aggregate(self, values: list[float]) -> float:
+        """Physics-IQ reports the mean clipped to [0, 100], 2 dp."""
+        return round(max(min(math.fsum(values) / len(values), 100.0), 0.0), 2)
+
+
+@METRICS.register("physics_iq_scene")
+class PhysicsIQScene(PhysicsIQ):
+    """skyloom's per-scene normalised Physics-IQ score (0–100): the four Physics-IQ metrics of each
+    scene (:func:`physics_iq_raw`, masks over the whole clip, no downscale) relative to that scene's
+    physical variance, capped at 1, averaged (:func:`normalise`; degenerate variances explicit).
+    Not comparable with published Physics-IQ numbers; use ``physics_iq`` for those."""
+
+    name = "physics_iq_scene"
+
+    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1, seed: int = 0) -> None:
+        super().__init__(cond_frames, perturb_scale, perturb_takes, seed)
+        self._identity["preprocessing"] = dict(PREPROCESSING, cond_frames=self.cond_frames, protocol="skyloom-scene",
+                                               perturb_scale=self.perturb_scale, perturb_takes=self.perturb_takes)
+
+    def score_video(self, video: np.ndarray, reference: np.ndarray, variance: dict | None = None,
+                    specs: dict | None = None) -> tuple[float, dict[str, float]]:
+        raw = physics_iq_raw(video, np.asarray(reference), start=self.cond_frames)
+        variance = self._variance(np.asarray(reference), variance, specs)
         if variance is None:
             return math.nan, raw
         norm = normalise(raw, variance)
-        return norm.pop("physics_iq"), {**raw, **norm, **{f"variance_{k}": v for k, v in variance.items()}}
+        degenerate = norm.pop("degenerate")
+        return norm.pop("physics_iq"), {**raw, **norm, "degenerate_terms": float(len(degenerate)),
+                                        **{f"variance_{k}": variance[k] for k in RAW_KEYS}}
+
+    def aggregate(self, values: list[float]) -> float:
+        return math.fsum(values) / len(values)
 
 
 @METRICS.register("physics_trajectory")

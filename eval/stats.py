@@ -361,15 +361,19 @@ def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *
         both = sorted(set(pos_a) & set(pos_b))
         unpaired = len(set(pos_a) ^ set(pos_b))
         if ra.shape == rb.shape and np.array_equal(ra, rb) and len(both) >= 2:
-            res = paired_set_test(ra, xa[[pos_a[k] for k in both]], xb[[pos_b[k] for k in both]],
-                                  _set_value_fn(sa_["details"]), n_boot=min(n_boot, 200), level=level, seed=seed)
+            try:
+                res = paired_set_test(ra, xa[[pos_a[k] for k in both]], xb[[pos_b[k] for k in both]],
+                                      _set_value_fn(sa_["details"]), n_boot=min(n_boot, 200), level=level, seed=seed)
+            except ValueError as e:  # e.g. a metric this process cannot build: fall back to the stored CIs
+                logger.warning("%s: paired bootstrap unavailable (%s); using the stored intervals", metric, e)
     if res is None:
         va, vb = float(sa_["value"]), float(sb["value"])
         half = 0.0
         for s in (sa_, sb):
             if s["ci_low"] is not None and s["ci_high"] is not None:
                 half += (s["ci_high"] - s["ci_low"]) / 2
-        why = "no saved per-item features" if fa_ is None or fb_ is None else "different reference features"
+        why = "no saved per-item features" if fa_ is None or fb_ is None else \
+            "different reference features or metric unavailable"
         res = PairedResult(n=0, mean_a=va, mean_b=vb, diff=vb - va, ci_low=vb - va - half, ci_high=vb - va + half,
                            p_value=None, method=f"set-level, unpaired ({why}; CI from the stored intervals)",
                            level=level)
