@@ -114,6 +114,35 @@ def register(app: typer.Typer) -> None:
                       ", ".join(m.key for m in s.metrics), s.primary)
         console.print(t)
 
+    @eval_app.command("ladder")
+    def ladder_cmd(
+        suite: Annotated[str, typer.Option("--suite", help="Suite with a physics section.")] = "physics",
+        size: Annotated[int | None, typer.Option("--size", help="Render the scenes at SIZE x SIZE instead.")] = None,
+        scenes: Annotated[int | None, typer.Option("--scenes", help="Number of probe scenes (default: the suite's).")] = None,
+        fmt: FormatOpt = "table",
+    ) -> None:
+        """Score truth > perturbed > reversed > frozen > noise continuations of every physics scene: does the
+        suite discriminate? (No model needed; MuJoCo renders the scenes.)"""
+        from skyloom.eval.ladder import LADDER, suite_ladder
+        from skyloom.eval.suites import load_suite
+
+        _check_format(fmt)
+        try:
+            s = load_suite(suite)
+            if s.physics.num_scenes <= 0 and not scenes:
+                fail(f"suite {suite!r} has no physics scenes")
+            res = suite_ladder(s, size=size, num_scenes=scenes)
+        except ValueError as e:
+            fail(str(e))
+        rows = [{"scene": r["item_id"], "probe": r["probe"], "metric": m, **{k: _fmt(r[m][k]) for k in LADDER}}
+                for r in res["scenes"] for m in res["aggregate"]]
+        rows += [{"scene": "aggregate", "probe": f"ordered {res['ordered'][m]:.0%}", "metric": m,
+                  **{k: _fmt(v) for k, v in res["aggregate"][m].items()}} for m in res["aggregate"]]
+        if fmt == "json":
+            print(json.dumps(res, indent=2, default=str))
+            return
+        _emit(rows, ["scene", "probe", "metric", *LADDER], fmt, title=f"{suite}: physics ladder")
+
     @eval_app.command("train-evaluator")
     def train_evaluator_cmd(
         corpus: Annotated[Path, typer.Argument(help="Captioned corpus to train on.")],
