@@ -365,7 +365,7 @@ def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *
                 res = paired_set_test(ra, xa[[pos_a[k] for k in both]], xb[[pos_b[k] for k in both]],
                                       _set_value_fn(sa_["details"]), n_boot=min(n_boot, 200), level=level, seed=seed)
             except ValueError as e:  # e.g. a metric this process cannot build: fall back to the stored CIs
-                logger.warning("%s: paired bootstrap unavailable (%s); using the stored intervals", metric, e)
+                logger.debug("%s: paired bootstrap unavailable (%s); using the stored intervals", metric, e)
     if res is None:
         va, vb = float(sa_["value"]), float(sb["value"])
         half = 0.0
