@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ def candidates(item: dict[str, Any], perturb_seed: int, render: Any = None, pert
 
         render, perturb = render or datagen.render_spec, perturb or datagen.perturb_spec
     ref = np.asarray(item["reference"])  # (T, H, W, 3)
-    c = int(len(item["cond_frames"]))
+    c = len(item["cond_frames"])
     cont = ref[c:]
     pert = render(perturb(item["specs"], float(item.get("perturb_scale", 0.01)), perturb_seed))[0]
     rng = np.random.default_rng(perturb_seed)
@@ -77,7 +78,7 @@ def ladder(ph: PhysicsSpec, metrics: tuple[str, ...] = ("physics_iq_scene", "phy
     for name in metrics:
         agg = METRICS.get(name)(cond_frames=ph.cond_frames)
         out["aggregate"][name] = {k: float(agg.aggregate(per_metric[name][k])) for k in LADDER}
-        ok = [all(r[name][a] > r[name][b] for a, b in zip(LADDER, LADDER[1:])) for r in out["scenes"]]
+        ok = [all(r[name][a] > r[name][b] for a, b in pairwise(LADDER)) for r in out["scenes"]]
         out["ordered"][name] = float(np.mean(ok)) if ok else float("nan")
     return out
 

@@ -132,7 +132,9 @@ def main() -> None:
     user_errors = (ConfigError, CorpusError, ManifestError, RegistryError, RunError, VideoError,
                    FileNotFoundError, KeyError)
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # click returns (does not raise) typer.Exit's code in this mode
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:

@@ -3,6 +3,8 @@ simulator continuation > perturbed re-simulation > time-reversed > frozen > nois
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -35,4 +37,21 @@ def test_physics_suite_ladder(size):
     assert r["ordered"]["physics_iq"] >= 0.9 and r["ordered"]["physics_iq_scene"] >= 0.9, r["ordered"]
     for m in ("physics_iq", "physics_iq_scene"):
         agg = r["aggregate"][m]
-        assert all(agg[a] > agg[b] for a, b in zip(LADDER, LADDER[1:])), (m, agg)
+        assert all(agg[a] > agg[b] for a, b in pairwise(LADDER)), (m, agg)
+
+
+@pytest.mark.slow
+def test_installed_cli_ladder(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = str(Path(sys.executable).parent / "skyloom")
+    r = subprocess.run([exe, "eval", "ladder", "--suite", "physics", "--scenes", "2", "--format", "json"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert len(res["scenes"]) == 2 and set(res["aggregate"]) == {"physics_iq", "physics_iq_scene"}
+    r = subprocess.run([exe, "eval", "ladder", "--suite", "smoke"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "no physics scenes" in r.stderr and "Traceback" not in r.stderr

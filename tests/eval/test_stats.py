@@ -181,7 +181,9 @@ def test_paired_set_test_fvd_kvd():
     item = rng.normal(size=(40, 4))  # per-item content shared by A and B (pairing matters)
     a = item + 0.05 * rng.normal(size=(40, 4))
     b = item + 0.05 * rng.normal(size=(40, 4)) + 0.8  # B shifted away from the reference: worse
-    fvd = lambda r, f: frechet_distance_features(f, r)  # noqa: E731
+    def fvd(r, f):
+        return frechet_distance_features(f, r)
+
     r = paired_set_test(real, a, b, fvd, n_boot=200, seed=0)
     assert r.diff == pytest.approx(fvd(real, b) - fvd(real, a))
     assert r.ci_low > 0 and r.p_value < 0.05 and verdict(r.ci_low, r.ci_high, False) == "a"
