@@ -281,6 +281,7 @@ class I3DExtractor(_I3DBase):
             self.weights = weights_hash(path)
             self.name = "i3d-k400-torchscript"
             self.preprocessing["detector_kwargs"] = dict(TS_KWARGS)
+            self.preprocessing["protocol"] = "stylegan-v-torchscript (BatchNorm eps inside the file)"
         else:
             self.model = InceptionI3d(400, bn_eps=eps)
             load_piergiaj_state_dict(self.model, path)
@@ -363,6 +364,7 @@ class TorchScriptI3DExtractor(_I3DBase):
         self.name = "i3d-k400-torchscript"
         self.dim = int(dim)
         self.preprocessing["detector_kwargs"] = dict(TS_KWARGS)
+        self.preprocessing["protocol"] = "stylegan-v-torchscript (BatchNorm eps inside the file)"
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         y = torchscript_features(self.script, x)

@@ -265,6 +265,7 @@ class SubjectConsistency(_FrameFeatureMetric):
     """
 
     name = "subject_consistency"
+    version = "2"  # 2: VBench transforms, DINO pos-embed, frame-weighted
     default_extractor = "dino"
 
     def score_video(self, video: np.ndarray) -> tuple[float, dict[str, float]]:
@@ -313,6 +314,7 @@ class TemporalFlickering(PerItemMetric):
     """
 
     name = "temporal_flickering"
+    version = "2"  # 2: static videos only by default
     default_extractor = None
     PROTOCOLS = ("vbench-static", "all")
 
@@ -354,6 +356,7 @@ class WarpingError(PerItemMetric):
     """
 
     name = "warping_error"
+    version = "2"  # 2: Lai et al.'s normalisation by default
     higher_is_better = False
     default_extractor = None
 
@@ -418,6 +421,7 @@ class CLIPSim(_FrameFeatureMetric):
     """
 
     name = "clipsim"
+    version = "2"  # 2: open_clip's transform; x100 floors the mean
 
     def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
                  scale: str = "raw") -> None:

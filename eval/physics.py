@@ -531,6 +531,7 @@ class PhysicsIQ(_PhysicsMetric):
     """
 
     name = "physics_iq"
+    version = "2"  # 2: Physics-IQ's own protocol (v1 is physics_iq_scene)
 
     def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1, seed: int = 0) -> None:
         self.perturb_scale, self.perturb_takes, self.seed = float(perturb_scale), int(perturb_takes), int(seed)
@@ -574,6 +575,7 @@ class PhysicsIQScene(PhysicsIQ):
     Not comparable with published Physics-IQ numbers; use ``physics_iq`` for those."""
 
     name = "physics_iq_scene"
+    version = "1"
 
     def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1, seed: int = 0) -> None:
         super().__init__(cond_frames, perturb_scale, perturb_takes, seed)
