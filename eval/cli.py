@@ -190,6 +190,35 @@ def register(app: typer.Typer) -> None:
         console.print(f"tiny random WanPipeline saved to [bold]{path}[/]; evaluate it with "
                       f"[cyan]skyloom eval --suite smoke --ckpt diffusers:{path}[/]")
 
+    @eval_app.command("ladder")
+    def ladder_cmd(
+        suite: Annotated[str, typer.Option("--suite", help="Suite with a physics section.")] = "physics",
+        size: Annotated[int | None, typer.Option("--size", help="Render the scenes at SIZE x SIZE instead.")] = None,
+        scenes: Annotated[int | None, typer.Option("--scenes", help="Number of probe scenes (default: the suite's).")] = None,
+        fmt: FormatOpt = "table",
+    ) -> None:
+        """Score truth > perturbed > reversed > frozen > noise continuations of every physics scene: does the
+        suite discriminate? (No model needed; MuJoCo renders the scenes.)"""
+        from skyloom.eval.ladder import LADDER, suite_ladder
+        from skyloom.eval.suites import load_suite
+
+        _check_format(fmt)
+        try:
+            s = load_suite(suite)
+            if s.physics.num_scenes <= 0 and not scenes:
+                fail(f"suite {suite!r} has no physics scenes")
+            res = suite_ladder(s, size=size, num_scenes=scenes)
+        except ValueError as e:
+            fail(str(e))
+        rows = [{"scene": r["item_id"], "probe": r["probe"], "metric": m, **{k: _fmt(r[m][k]) for k in LADDER}}
+                for r in res["scenes"] for m in res["aggregate"]]
+        rows += [{"scene": "aggregate", "probe": f"ordered {res['ordered'][m]:.0%}", "metric": m,
+                  **{k: _fmt(v) for k, v in res["aggregate"][m].items()}} for m in res["aggregate"]]
+        if fmt == "json":
+            print(json.dumps(res, indent=2, default=str))
+            return
+        _emit(rows, ["scene", "probe", "metric", *LADDER], fmt, title=f"{suite}: physics ladder")
+
     @eval_app.command("train-evaluator")
     def train_evaluator_cmd(
         corpus: Annotated[Path, typer.Argument(help="Captioned corpus to train on.")],
@@ -382,7 +411,11 @@ def _emit_leaderboards(boards: dict[str, dict[str, Any]], fmt: str) -> None:
                 d[f"{primary} [CI]"] = f"{_fmt(r['value'])} {d['ci']}"
                 d["other metrics"] = "  ".join(f"{m}{'(!)' if m in flagged else ''}={_fmt(v)}"
                                                for m, v in r["scores"].items() if m != primary)
-            cols = ["rank", "tie", "entry", f"{primary} [CI]"] + (["total"] if total else []) + \
+            beside = ["dynamic_degree"] if "dynamic_degree" in metrics and primary != "dynamic_degree" else []
+            for d, r in zip(flat, rows):  # motion beside a temporal ranking: a static video cannot top it unnoticed
+                for m in beside:
+                    d[m] = _fmt(r["scores"].get(m))
+            cols = ["rank", "tie", "entry", f"{primary} [CI]", *beside] + (["total"] if total else []) + \
                 ["n", "failures", "other metrics"]
             _emit(flat, cols, fmt,
                   title=f"{suite} v{rows[0]['suite_version']}: ranked by {primary} {arrow} (rows sharing 'tie' are "

@@ -7,8 +7,15 @@ resolved to the file open_clip would have downloaded (Hugging Face hub cache or
 to put it. ``random_init=True`` (tests) builds the architecture with seeded random weights and
 labels the result ``"random-init"``; ``model_cfg`` builds a custom (e.g. shrunk) configuration.
 
-Preprocessing is CLIP's: shortest side resized to the model's image size (bicubic, antialiased),
-centre crop, the pretrained tag's mean/std normalisation.
+Preprocessing (``preprocess=``, recorded in ``.preprocessing``):
+
+* ``open_clip`` (default; CLIPSIM): open_clip's own evaluation transform applied to each frame as a
+  PIL image (``open_clip.image_transform``: PIL bicubic resize of the shortest side, the long side
+  truncated ``int(size·long/short)``, centre crop, the tag's mean/std) — the preprocessing
+  open_clip users get.
+* ``vbench`` (VBench background consistency): VBench's ``clip_transform`` on float frames in
+  [0, 255]: torchvision ``Resize(size, bicubic, antialias=False)`` (long side truncated), ``CenterCrop``
+  (offset rounded), ``/255`` (no clamp), OpenAI mean/std.
 
 Example:
     >>> ex = OpenCLIPExtractor(random_init=True, model_cfg=TINY_VIT_B_32)   # doctest: +SKIP
@@ -35,6 +42,7 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 # ViT-B-32's family shrunk for tests: same layer types, tiny widths (random init only).
+PREPROCESS = ("open_clip", "vbench")
 TINY_VIT_B_32: dict[str, Any] = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
@@ -78,12 +86,18 @@ class OpenCLIPExtractor(FrameTextExtractor):
         model_cfg: custom architecture dict (``embed_dim``, ``vision_cfg``, ``text_cfg``).
         seed: seed of the random init.
         cache_dir: where to look for tagged weights (open_clip's ``cache_dir``).
+        preprocess: ``open_clip`` (open_clip's transform) or ``vbench`` (VBench's ``clip_transform``).
     """
 
     def __init__(self, model_name: str = "ViT-B-32", pretrained: str | os.PathLike | None = None,
                  random_init: bool = False, model_cfg: dict[str, Any] | None = None, seed: int = 0,
-                 device: str = "cpu", batch_size: int = 32, cache_dir: str | None = None) -> None:
+                 device: str = "cpu", batch_size: int = 32, cache_dir: str | None = None,
+                 preprocess: str = "open_clip") -> None:
         import open_clip
+
+        if preprocess not in PREPROCESS:
+            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESS)}; got {preprocess!r}")
+        self.preprocess = preprocess
 
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
@@ -134,21 +148,24 @@ class OpenCLIPExtractor(FrameTextExtractor):
             else int(self.encode_text(["x"]).shape[1])
         label = "custom" if model_cfg is not None else model_name
         self.name = f"open_clip:{label}" + (f":{tag}" if tag else "")
-        self.preprocessing = {"resize": "shortest side, bicubic, antialias", "crop": "center",
+        self._mean_std = (tuple(mean), tuple(std))
+        resize = ("open_clip.image_transform on PIL (bicubic, shortest side, long side truncated)"
+                  if preprocess == "open_clip" else "torchvision Resize bicubic antialias=False on [0,255] floats")
+        self.preprocessing = {"protocol": preprocess, "resize": resize, "crop": "center",
                               "size": [self.image_size, self.image_size], "mean": list(mean), "std": list(std),
                               "input": "uint8 RGB frames", "output": "L2-normalised", "context_length": ctx}
         if model_cfg is not None:
             self.preprocessing["model_cfg"] = model_cfg
 
     def _pixels(self, frames: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
-        h, w = x.shape[2:]
-        s = self.image_size / min(h, w)
-        nh, nw = max(self.image_size, round(h * s)), max(self.image_size, round(w * s))
-        x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-        top, left = (nh - self.image_size) // 2, (nw - self.image_size) // 2
-        x = x[:, :, top:top + self.image_size, left:left + self.image_size]  # (N, 3, S, S)
-        return (x - self.mean) / self.std
+        """(N, 3, S, S) model input of uint8 (N, H, W, 3) frames under ``self.preprocess``."""
+        if self.preprocess == "open_clip":
+            from open_clip.transform import image_transform
+            from PIL import Image
+
+            tf = image_transform(self.image_size, is_train=False, mean=self._mean_std[0], std=self._mean_std[1])
+            return torch.stack([tf(Image.fromarray(np.ascontiguousarray(f))) for f in frames])
+        return vbench_clip_pixels(frames, self.image_size, self._mean_std)
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         f = np.asarray(frames)
@@ -168,3 +185,16 @@ class OpenCLIPExtractor(FrameTextExtractor):
             tok = self.tokenizer(list(texts)).to(self.device)  # (N, ctx)
             e = self.model.encode_text(tok)  # (N, D)
         return F.normalize(e.float(), dim=-1).double().cpu().numpy()
+
+
+def vbench_clip_pixels(frames: np.ndarray, size: int, mean_std: tuple[tuple, tuple] = (OPENAI_MEAN, OPENAI_STD)
+                       ) -> torch.Tensor:
+    """VBench's ``clip_transform(size)`` on uint8 (N, H, W, 3) frames read as VBench reads them
+    (``torch.Tensor(frames)``: float32 in [0, 255]) -> (N, 3, size, size)."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().permute(0, 3, 1, 2)  # (N, 3, H, W) in [0, 255]
+    x = TF.resize(x, size, interpolation=InterpolationMode.BICUBIC, antialias=False)  # long side truncated
+    x = TF.center_crop(x, [size, size]).div(255.0)  # offset rounded, no clamp
+    return TF.normalize(x, list(mean_std[0]), list(mean_std[1]))

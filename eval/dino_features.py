@@ -1,8 +1,12 @@
 """DINO ViT-B/16 frame extractor (VBench's subject-consistency features), built with timm.
 
-VBench computes subject consistency on DINO ViT-B/16 (Caron et al. 2021) CLS features: frames
-/255, shorter side resized to 224 (no crop, no antialias), ImageNet mean/std, L2-normalised CLS
-token. timm's ``VisionTransformer`` uses the same parameter names as the official DINO
+VBench computes subject consistency on DINO ViT-B/16 (Caron et al. 2021) CLS features with its
+``dino_transform(224)``: frames as float32 in [0, 255] (VBench's ``torch.Tensor(frames)``),
+torchvision ``Resize(224, antialias=False)`` (bilinear, shorter side to 224, the long side
+*truncated* ``int(224·long/short)``), ``/255``, ImageNet mean/std; no crop. The network is DINO's
+own forward: the stride-16 patch conv drops the remainder, and the position embedding is
+resized as DINO's ``interpolate_pos_encoding`` does it (bicubic with
+``scale_factor=((h/16 + 0.1)/√N, (w/16 + 0.1)/√N)``, not to a target size as timm does). timm's ``VisionTransformer`` uses the same parameter names as the official DINO
 checkpoint (``dino_vitbase16_pretrain.pth``: ``cls_token``, ``pos_embed``,
 ``blocks.0.attn.qkv.weight``, ``norm.weight``, ...), so it loads strictly from a local file.
 Never downloads: without ``weights`` the constructor fails unless ``random_init=True`` (tests).
@@ -16,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -71,8 +76,10 @@ class DinoExtractor(FrameTextExtractor):
         self.model.eval().to(self.device)
         self.dim = int(cfg["embed_dim"])
         self.name = "dino-vit-b16" if model_cfg is None else "dino-vit-custom"
-        self.preprocessing = {"resize": "shorter side, bilinear, no antialias", "size": self.size, "crop": None,
-                              "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "feature": "CLS, L2-normalised"}
+        self.preprocessing = {"protocol": "vbench-dino", "size": self.size, "crop": None,
+                              "resize": "torchvision Resize bilinear antialias=False on [0,255] floats, long side truncated",
+                              "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "feature": "CLS, L2-normalised",
+                              "pos_embed": "DINO interpolate_pos_encoding, scale_factor=(n+0.1)/sqrt(N)"}
         if model_cfg is not None:
             self.preprocessing["model_cfg"] = cfg
 
@@ -89,22 +96,49 @@ class DinoExtractor(FrameTextExtractor):
             raise ValueError(f"{path}: not a DINO ViT state dict of this size; missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}")
 
+    def _pos_embed(self, h: int, w: int) -> torch.Tensor:
+        """DINO's ``interpolate_pos_encoding`` for an (h, w)-pixel input: (1, 1 + h0·w0, D)."""
+        pos = self.model.pos_embed  # (1, 1 + N, D)
+        n = pos.shape[1] - 1
+        ps = self.model.patch_embed.patch_size[0]
+        h0, w0 = h // ps, w // ps
+        if h0 * w0 == n and h == w:  # DINO's test: same patch count and a square input
+            return pos
+        side, dim = int(math.sqrt(n)), pos.shape[-1]
+        grid = pos[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)  # (1, D, √N, √N)
+        grid = F.interpolate(grid, scale_factor=((h0 + 0.1) / math.sqrt(n), (w0 + 0.1) / math.sqrt(n)),
+                             mode="bicubic")  # DINO adds 0.1 against float error (dino issue #8)
+        if grid.shape[-2:] != (h0, w0):
+            raise RuntimeError(f"DINO position embedding resized to {tuple(grid.shape[-2:])}, expected {(h0, w0)}")
+        return torch.cat([pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, -1, dim)], dim=1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """DINO ``VisionTransformer.forward`` on normalised pixels (B, 3, H, W) -> CLS (B, D)."""
+        m = self.model
+        b, _, h, w = x.shape
+        tok = m.patch_embed.proj(x).flatten(2).transpose(1, 2)  # (B, N, D); the conv drops the remainder
+        tok = torch.cat([m.cls_token.expand(b, -1, -1), tok], dim=1) + self._pos_embed(h, w)
+        for blk in m.blocks:
+            tok = blk(tok)
+        return m.norm(tok)[:, 0]  # (B, D)
+
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         f = np.asarray(frames)
         if f.ndim != 4 or f.shape[-1] != 3 or f.dtype != np.uint8:
             raise ValueError(f"frames: expected uint8 (N, H, W, 3), got {f.dtype} {f.shape}")
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         out = []
         with torch.inference_mode():
             for i in range(0, len(f), self.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(f[i:i + self.batch_size])).permute(0, 3, 1, 2).float() / 255
-                h, w = x.shape[2:]
-                s = self.size / min(h, w)
-                x = F.interpolate(x, size=(max(16, round(h * s)), max(16, round(w * s))), mode="bilinear",
-                                  align_corners=False, antialias=False)  # (B, 3, H', W')
-                ps = self.model.patch_embed.patch_size[0]
-                x = x[:, :, : x.shape[2] // ps * ps, : x.shape[3] // ps * ps]  # DINO's stride-16 conv drops the rest
-                e = self.model((x - mean) / std)  # (B, D) CLS token
+                x = vbench_dino_pixels(f[i:i + self.batch_size], self.size)  # (B, 3, H', W')
+                e = self.forward_features(x.to(self.device))  # (B, D) CLS token
                 out.append(F.normalize(e.float(), dim=-1).double().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim))
+
+
+def vbench_dino_pixels(frames: np.ndarray, size: int = 224) -> torch.Tensor:
+    """VBench's ``dino_transform(size)`` on uint8 (N, H, W, 3) frames -> (N, 3, H', W') normalised."""
+    from torchvision.transforms import functional as TF
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().permute(0, 3, 1, 2)  # (N, 3, H, W) in [0, 255]
+    x = TF.resize(x, size, antialias=False).div(255.0)  # bilinear, shorter side to size, long side truncated
+    return TF.normalize(x, list(IMAGENET_MEAN), list(IMAGENET_STD))

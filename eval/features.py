@@ -120,9 +120,17 @@ def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtract
     """Build the extractor registered as ``name`` with constructor ``kwargs``.
 
     ``indomain:PATH`` loads the in-domain evaluator trained by ``skyloom eval train-evaluator``
-    (its folder is its weights, so it takes no ``kwargs``). An extractor class with a
+    (its folder is its weights, so it takes no ``kwargs``). ``name?key=value&...`` adds options
+    (values parsed as YAML), e.g. ``clip?preprocess=vbench``. An extractor class with a
     ``config_class`` has ``kwargs`` checked against it (see :func:`skyloom.registry.config_kwargs`).
     """
+    if "?" in name and not name.startswith("indomain:"):
+        import yaml
+
+        name, _, query = name.partition("?")
+        for part in query.split("&"):
+            k, _, v = part.partition("=")
+            kwargs.setdefault(k, yaml.safe_load(v))
     if name.startswith("indomain:"):
         if kwargs:
             raise ValueError(f"extractor {name!r} takes no options (got {', '.join(sorted(kwargs))})")

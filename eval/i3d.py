@@ -10,6 +10,12 @@ Reference FVD preprocessing (google-research ``frechet_video_distance``): uint8 
 bilinear resize to 224×224, scaled to [-1, 1]; the feature is the 400 logits averaged over the
 remaining time steps. Every conv uses TensorFlow "SAME" padding computed from the input size.
 
+BatchNorm eps is part of the protocol (``protocol=``, recorded in ``.preprocessing``): the
+TF-hub/Sonnet I3D and piergiaj's port use 1e-3 (``tf-hub``); VideoGPT's conversion of the TF-hub
+model, ``i3d_pretrained_400.pt``, is run by VideoGPT (``videogpt/fvd/pytorch_i3d.py``) and cd-fvd
+with 1e-5 (``videogpt``), so that file reproduces their FVDs only with 1e-5. The extractor's default
+is ``videogpt`` (the file the docs name); use ``tf-hub`` for weights converted to run with 1e-3.
+
 Clips need at least 9 frames: the temporal size is halved (rounding up) three times before the
 final 2×7×7 average pool, so ``ceil(ceil(ceil(T/2)/2)/2) >= 2``.
 
@@ -39,6 +45,8 @@ from skyloom.eval.features import RANDOM_INIT, VideoExtractor, check_videos, wei
 log = logging.getLogger(__name__)
 
 MIN_FRAMES = 9
+# protocol -> BatchNorm eps: VideoGPT/cd-fvd run i3d_pretrained_400.pt with 1e-5; TF-hub/Sonnet/piergiaj use 1e-3
+BN_EPS = {"videogpt": 1e-5, "tf-hub": 1e-3}
 SIZE = 224
 WEIGHTS_ENV = "SKYLOOM_I3D_WEIGHTS"
 DEFAULT_WEIGHTS = Path("~/.cache/skyloom/i3d_pretrained_400.pt")
@@ -56,15 +64,15 @@ def _same_pad(size: int, k: int, s: int) -> tuple[int, int]:
 
 
 class Unit3D(nn.Module):
-    """Conv3d (no bias unless asked) + BatchNorm3d (eps 1e-3) + ReLU, with SAME padding."""
+    """Conv3d (no bias unless asked) + BatchNorm3d (eps ``bn_eps``, see ``BN_EPS``) + ReLU, SAME padding."""
 
     def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int] = (1, 1, 1),
                  stride: tuple[int, int, int] = (1, 1, 1), bn: bool = True, relu: bool = True,
-                 bias: bool = False) -> None:
+                 bias: bool = False, bn_eps: float = 1e-3) -> None:
         super().__init__()
         self.kernel, self.stride, self.relu = kernel, stride, relu
         self.conv3d = nn.Conv3d(cin, cout, kernel, stride=stride, padding=0, bias=bias)
-        self.bn = nn.BatchNorm3d(cout, eps=0.001, momentum=0.01) if bn else None
+        self.bn = nn.BatchNorm3d(cout, eps=bn_eps, momentum=0.01) if bn else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
         pad: list[int] = []
@@ -90,15 +98,15 @@ class MaxPool3dSame(nn.MaxPool3d):
 class InceptionModule(nn.Module):
     """Four branches: 1x1; 1x1->3x3x3; 1x1->3x3x3; maxpool 3x3x3->1x1 (channels concatenated)."""
 
-    def __init__(self, cin: int, c: tuple[int, int, int, int, int, int]) -> None:
+    def __init__(self, cin: int, c: tuple[int, int, int, int, int, int], bn_eps: float = 1e-3) -> None:
         super().__init__()
-        self.b0 = Unit3D(cin, c[0])
-        self.b1a = Unit3D(cin, c[1])
-        self.b1b = Unit3D(c[1], c[2], (3, 3, 3))
-        self.b2a = Unit3D(cin, c[3])
-        self.b2b = Unit3D(c[3], c[4], (3, 3, 3))
+        self.b0 = Unit3D(cin, c[0], bn_eps=bn_eps)
+        self.b1a = Unit3D(cin, c[1], bn_eps=bn_eps)
+        self.b1b = Unit3D(c[1], c[2], (3, 3, 3), bn_eps=bn_eps)
+        self.b2a = Unit3D(cin, c[3], bn_eps=bn_eps)
+        self.b2b = Unit3D(c[3], c[4], (3, 3, 3), bn_eps=bn_eps)
         self.b3a = MaxPool3dSame(kernel_size=(3, 3, 3), stride=(1, 1, 1))
-        self.b3b = Unit3D(cin, c[5])
+        self.b3b = Unit3D(cin, c[5], bn_eps=bn_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1)
@@ -115,24 +123,27 @@ _MIXED = {
 
 
 class InceptionI3d(nn.Module):
-    """Inception-V1 inflated to 3D; ``forward`` returns per-time-step logits (B, classes, T')."""
+    """Inception-V1 inflated to 3D; ``forward`` returns per-time-step logits (B, classes, T').
 
-    def __init__(self, num_classes: int = 400, in_channels: int = 3) -> None:
+    ``bn_eps``: 1e-3 (TF-hub, piergiaj) or 1e-5 (VideoGPT/cd-fvd with ``i3d_pretrained_400.pt``).
+    """
+
+    def __init__(self, num_classes: int = 400, in_channels: int = 3, bn_eps: float = 1e-3) -> None:
         super().__init__()
-        self.num_classes = num_classes
-        self.Conv3d_1a_7x7 = Unit3D(in_channels, 64, (7, 7, 7), stride=(2, 2, 2))
+        self.num_classes, self.bn_eps = num_classes, float(bn_eps)
+        self.Conv3d_1a_7x7 = Unit3D(in_channels, 64, (7, 7, 7), stride=(2, 2, 2), bn_eps=bn_eps)
         self.MaxPool3d_2a_3x3 = MaxPool3dSame(kernel_size=(1, 3, 3), stride=(1, 2, 2))
-        self.Conv3d_2b_1x1 = Unit3D(64, 64)
-        self.Conv3d_2c_3x3 = Unit3D(64, 192, (3, 3, 3))
+        self.Conv3d_2b_1x1 = Unit3D(64, 64, bn_eps=bn_eps)
+        self.Conv3d_2c_3x3 = Unit3D(64, 192, (3, 3, 3), bn_eps=bn_eps)
         self.MaxPool3d_3a_3x3 = MaxPool3dSame(kernel_size=(1, 3, 3), stride=(1, 2, 2))
-        self.Mixed_3b = InceptionModule(*_MIXED["Mixed_3b"])
-        self.Mixed_3c = InceptionModule(*_MIXED["Mixed_3c"])
+        self.Mixed_3b = InceptionModule(*_MIXED["Mixed_3b"], bn_eps=bn_eps)
+        self.Mixed_3c = InceptionModule(*_MIXED["Mixed_3c"], bn_eps=bn_eps)
         self.MaxPool3d_4a_3x3 = MaxPool3dSame(kernel_size=(3, 3, 3), stride=(2, 2, 2))
         for n in ("Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f"):
-            self.add_module(n, InceptionModule(*_MIXED[n]))
+            self.add_module(n, InceptionModule(*_MIXED[n], bn_eps=bn_eps))
         self.MaxPool3d_5a_2x2 = MaxPool3dSame(kernel_size=(2, 2, 2), stride=(2, 2, 2))
-        self.Mixed_5b = InceptionModule(*_MIXED["Mixed_5b"])
-        self.Mixed_5c = InceptionModule(*_MIXED["Mixed_5c"])
+        self.Mixed_5b = InceptionModule(*_MIXED["Mixed_5b"], bn_eps=bn_eps)
+        self.Mixed_5c = InceptionModule(*_MIXED["Mixed_5c"], bn_eps=bn_eps)
         self.avg_pool = nn.AvgPool3d(kernel_size=(2, 7, 7), stride=(1, 1, 1))
         self.dropout = nn.Dropout(0.5)
         self.logits = Unit3D(1024, num_classes, bn=False, relu=False, bias=True)
@@ -242,11 +253,17 @@ class I3DExtractor(_I3DBase):
         random_init: use seeded random weights when no weights are given (tests; labelled
             ``"random-init"``); otherwise a missing file is an error.
         seed: seed of the random init.
+        protocol: ``videogpt`` (BatchNorm eps 1e-5, as VideoGPT and cd-fvd run
+            ``i3d_pretrained_400.pt``; default) or ``tf-hub`` (eps 1e-3, TF-hub/Sonnet/piergiaj).
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, random_init: bool = False, seed: int = 0,
-                 device: str = "cpu", batch_size: int = 4) -> None:
+                 device: str = "cpu", batch_size: int = 4, protocol: str = "videogpt") -> None:
+        if protocol not in BN_EPS:
+            raise ValueError(f"unknown I3D protocol {protocol!r}; valid: {', '.join(BN_EPS)} "
+                             "(BatchNorm eps 1e-5 for VideoGPT's i3d_pretrained_400.pt, 1e-3 for TF-hub equivalents)")
         super().__init__(device, batch_size)
+        eps = BN_EPS[protocol]
         path = None if (random_init and not weights) else _resolve_weights(weights, DEFAULT_WEIGHTS, "I3D")
         self.script: torch.jit.ScriptModule | None = None
         if path is None:
@@ -254,7 +271,7 @@ class I3DExtractor(_I3DBase):
                 raise FileNotFoundError(
                     f"no I3D weights: pass weights=PATH, set ${WEIGHTS_ENV}, or put i3d_pretrained_400.pt at "
                     f"{DEFAULT_WEIGHTS} (skyloom never downloads weights); random_init=True for tests")
-            self.model = InceptionI3d(400)
+            self.model = InceptionI3d(400, bn_eps=eps)
             _seeded_init(self.model, seed)
             self.weights = RANDOM_INIT
             self.name = "i3d-k400"
@@ -264,12 +281,14 @@ class I3DExtractor(_I3DBase):
             self.weights = weights_hash(path)
             self.name = "i3d-k400-torchscript"
             self.preprocessing["detector_kwargs"] = dict(TS_KWARGS)
+            self.preprocessing["protocol"] = "stylegan-v-torchscript (BatchNorm eps inside the file)"
         else:
-            self.model = InceptionI3d(400)
+            self.model = InceptionI3d(400, bn_eps=eps)
             load_piergiaj_state_dict(self.model, path)
             self.weights = weights_hash(path)
             self.name = "i3d-k400"
         if self.model is not None:
+            self.preprocessing.update(protocol=protocol, bn_eps=eps)
             self.model.eval().to(self.device)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -345,6 +364,7 @@ class TorchScriptI3DExtractor(_I3DBase):
         self.name = "i3d-k400-torchscript"
         self.dim = int(dim)
         self.preprocessing["detector_kwargs"] = dict(TS_KWARGS)
+        self.preprocessing["protocol"] = "stylegan-v-torchscript (BatchNorm eps inside the file)"
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         y = torchscript_features(self.script, x)

@@ -38,6 +38,7 @@ METRICS: Registry[Any] = Registry("metric", group="skyloom.metrics")
 METRICS.register_lazy("fvd", "skyloom.eval.fvd:FVD")
 METRICS.register_lazy("kvd", "skyloom.eval.fvd:KVD")
 METRICS.register_lazy("physics_iq", "skyloom.eval.physics:PhysicsIQ")
+METRICS.register_lazy("physics_iq_scene", "skyloom.eval.physics:PhysicsIQScene")
 METRICS.register_lazy("physics_trajectory", "skyloom.eval.physics:PhysicsTrajectory")
 
 
@@ -231,7 +232,7 @@ class PerItemMetric(Metric):
         ids = [i if i is not None else f"item-{k:06d}" for k, i in enumerate(self._ids)]
         if len(set(ids)) != len(ids):
             raise ValueError(f"{self.name}: duplicate item ids across shards")
-        mean = math.fsum(vals) / len(vals)
+        mean = self.aggregate(vals)
         stderr = float(np.std(vals, ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else None
         details = {"skipped_non_finite": len(self._values) - len(vals)}
         for k, xs in self._extra.items():
@@ -242,6 +243,10 @@ class PerItemMetric(Metric):
 
     def _details(self) -> dict[str, Any]:
         return {}
+
+    def aggregate(self, values: list[float]) -> float:
+        """The metric's value from its finite per-item values (default: the mean)."""
+        return math.fsum(values) / len(values)
 
 
 class _FrameFeatureMetric(PerItemMetric):
@@ -257,21 +262,40 @@ class _FrameFeatureMetric(PerItemMetric):
 @METRICS.register("subject_consistency")
 class SubjectConsistency(_FrameFeatureMetric):
     """VBench subject consistency (``temporal.vbench_consistency``) on DINO ViT-B/16 features
-    (``dino`` extractor, as VBench); any frame extractor can be passed and is recorded."""
+    (``dino`` extractor: VBench's ``dino_transform`` and DINO's forward); any frame extractor can be
+    passed and is recorded.
+
+    Aggregation as VBench: the sum of all frame terms divided by the number of terms
+    (``details.vbench_frame_weighted``; equal to the mean of per-video values when every video has
+    the same length, as in a suite); ``value`` is that number.
+    """
 
     name = "subject_consistency"
+    version = "2"  # 2: VBench transforms, DINO pos-embed, frame-weighted
     default_extractor = "dino"
 
-    def score_video(self, video: np.ndarray) -> float:
-        return temporal.vbench_consistency(self.frame_features(video))
+    def score_video(self, video: np.ndarray) -> tuple[float, dict[str, float]]:
+        terms = temporal.vbench_consistency_per_frame(self.frame_features(video))  # (T-1,)
+        return float(terms.mean()), {"frame_terms": float(len(terms))}
+
+    def compute(self) -> MetricResult:
+        r = super().compute()
+        w = self._extra.get("frame_terms", [])
+        pairs = [(v, n) for v, n in zip(self._values, w) if math.isfinite(v)]
+        if pairs:  # VBench: Σ_videos Σ_t term / Σ_videos (T - 1)
+            r.value = math.fsum(v * n for v, n in pairs) / math.fsum(n for _, n in pairs)
+            r.details["vbench_frame_weighted"] = r.value
+            r.details["aggregate"] = "sum of frame terms / number of frame terms (VBench)"
+        return r
 
 
 @METRICS.register("background_consistency")
 class BackgroundConsistency(SubjectConsistency):
-    """VBench background consistency: the same formula on CLIP frame features."""
+    """VBench background consistency: the same formula on CLIP ViT-B/32 frame features with
+    VBench's ``clip_transform`` (default extractor ``clip?preprocess=vbench``)."""
 
     name = "background_consistency"
-    default_extractor = "clip"
+    default_extractor = "clip?preprocess=vbench"
 
 
 @METRICS.register("clip_temp")
@@ -286,21 +310,90 @@ class ClipTemp(_FrameFeatureMetric):
 
 @METRICS.register("temporal_flickering")
 class TemporalFlickering(PerItemMetric):
-    """VBench temporal flickering on raw uint8 frames (meaningful on near-static videos)."""
+    """VBench temporal flickering on raw uint8 frames.
+
+    ``protocol="vbench-static"`` (default) scores, as VBench does, only the videos its static
+    filter accepts (:func:`temporal.vbench_is_static`, OpenCV flow); a moving video gets no score
+    (NaN, counted in ``details.skipped_non_finite``/``non_static``), so a frozen generator cannot top
+    this column by not moving. ``protocol="all"`` scores every video. Read it beside
+    ``dynamic_degree``.
+    """
 
     name = "temporal_flickering"
+    version = "2"  # 2: static videos only by default
     default_extractor = None
+    PROTOCOLS = ("vbench-static", "all")
 
-    def score_video(self, video: np.ndarray) -> float:
-        return temporal.temporal_flickering(video)
+    def __init__(self, protocol: str = "vbench-static", flow: str = "dis", **kw: Any) -> None:
+        if protocol not in self.PROTOCOLS:
+            raise ValueError(f"unknown flickering protocol {protocol!r}; valid: {', '.join(self.PROTOCOLS)}")
+        if flow not in temporal.FLOW_METHODS:
+            raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
+        self.protocol, self.flow = protocol, flow
+        super().__init__(None)
+        if protocol != "all":
+            self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,
+                              "preprocessing": {"protocol": protocol, "static_filter": "VBench rule, OpenCV flow"}}
+
+    def score_video(self, video: np.ndarray) -> tuple[float, dict[str, float]]:
+        if self.protocol == "vbench-static" and not temporal.vbench_is_static(video, self.flow):
+            return math.nan, {"static": 0.0}
+        return temporal.temporal_flickering(video), {"static": 1.0}
+
+    def compute(self) -> MetricResult:
+        if self.protocol == "vbench-static" and self._values and not any(math.isfinite(v) for v in self._values):
+            ids = [i if i is not None else f"item-{k:06d}" for k, i in enumerate(self._ids)]
+            note = (f"none of the {len(self._values)} video(s) is static, and VBench scores flickering on static "
+                    "videos only (protocol='all' scores every video)")
+            return self._result(math.nan, 0, per_item=dict(zip(ids, self._values)),
+                                details={**self._details(), "note": note})
+        return super().compute()
+
+    def _details(self) -> dict[str, Any]:
+        return {"protocol": self.protocol, "non_static": sum(1 for v in self._values if not math.isfinite(v))}
 
 
 @METRICS.register("warping_error")
 class WarpingError(PerItemMetric):
-    """Lai et al. 2018 warping error with OpenCV flow (``dis`` or ``farneback``); lower is better."""
+    """Lai et al. 2018 warping error with OpenCV flow (``dis`` or ``farneback``); lower is better.
+
+    ``protocol="lai2018"`` (default) is Lai et al.'s ``evaluate_WarpError.py``; ``"rgb-sum"`` is
+    skyloom's earlier variant (3× larger, fully occluded pairs skipped). See ``temporal``.
+    """
 
     name = "warping_error"
+    version = "2"  # 2: Lai et al.'s normalisation by default
     higher_is_better = False
+    default_extractor = None
+
+    def __init__(self, flow: str = "dis", protocol: str = "lai2018", **kw: Any) -> None:
+        if flow not in temporal.FLOW_METHODS:
+            raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
+        if protocol not in temporal.WARP_PROTOCOLS:
+            raise ValueError(f"unknown warping-error protocol {protocol!r}; valid: {', '.join(temporal.WARP_PROTOCOLS)}")
+        self.flow, self.protocol = flow, protocol
+        super().__init__(None)
+        self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,
+                          "preprocessing": {"range": [0, 1], "flow": flow, "grey": "cv2 RGB2GRAY", "protocol": protocol,
+                                            "occlusion": "Lai et al. 2018 fw-bw + motion boundary"}}
+
+    def score_video(self, video: np.ndarray) -> float:
+        return temporal.warping_error(video, self.flow, self.protocol)
+
+    def _details(self) -> dict[str, Any]:
+        return {"protocol": self.protocol}
+
+
+@METRICS.register("dynamic_degree")
+class DynamicDegree(PerItemMetric):
+    """VBench dynamic degree: the fraction of videos that move (VBench's rule, OpenCV flow, no weights).
+
+    Protocol ``vbench-opencv-<flow>``: a variant of VBench's (which uses RAFT); per video 1 if
+    dynamic else 0 (:func:`temporal.dynamic_degree`); ``details.motion_px`` is the mean top-5 %
+    flow magnitude. Shown beside the temporal metrics: a static video scores 0 here.
+    """
+
+    name = "dynamic_degree"
     default_extractor = None
 
     def __init__(self, flow: str = "dis", **kw: Any) -> None:
@@ -309,25 +402,32 @@ class WarpingError(PerItemMetric):
         self.flow = flow
         super().__init__(None)
         self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,
-                          "preprocessing": {"range": [0, 1], "flow": flow, "grey": "cv2 RGB2GRAY",
-                                            "occlusion": "Lai et al. 2018 fw-bw + motion boundary"}}
+                          "preprocessing": {"protocol": f"vbench-opencv-{flow}", "flow": flow,
+                                            "rule": "top-5% magnitude > 6*min(H,W)/256 in >= round(4T/16) pairs"}}
 
-    def score_video(self, video: np.ndarray) -> float:
-        return temporal.warping_error(video, self.flow)
+    def score_video(self, video: np.ndarray) -> tuple[float, dict[str, float]]:
+        moving, mags = temporal.dynamic_degree(video, self.flow)
+        return float(moving), {"motion_px": float(np.mean(mags))}
+
+    def _details(self) -> dict[str, Any]:
+        return {"protocol": f"vbench-opencv-{self.flow}"}
 
 
 @METRICS.register("clipsim")
 class CLIPSim(_FrameFeatureMetric):
     """CLIPSIM: per-frame cosine(CLIP image, CLIP text), averaged over frames then videos.
 
-    ``scale="raw"`` reports the cosine (Make-A-Video's 0.3049 on MSR-VTT); ``scale="x100"``
-    reports mean over frames of max(100·cos, 0) (torchmetrics CLIPScore). Both numbers are in
-    ``details`` either way; the model and weights are recorded.
+    ``scale="raw"`` reports the cosine (Make-A-Video's 0.3049 on MSR-VTT). ``scale="x100"`` is
+    torchmetrics' ``CLIPScore``: per video 100·mean_t cos (no floor), and the value is
+    ``max(mean, 0)`` — the floor applies to the mean, not to each frame (videos of equal length, as
+    in a suite; ``details.torchmetrics_clip_score`` weights by frames exactly as torchmetrics does).
+    Both per-video figures are in ``details`` (``raw``, ``x100``); the model and weights are recorded.
 
     ``update(videos, prompts=[...])``.
     """
 
     name = "clipsim"
+    version = "2"  # 2: open_clip's transform; x100 floors the mean
     inputs = ("videos", "item_ids", "prompts")
 
     def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
@@ -348,21 +448,34 @@ class CLIPSim(_FrameFeatureMetric):
         img = l2_normalise(self.frame_features(video))  # (T, D)
         txt = l2_normalise(np.asarray(self.extractor.encode_text([prompts]), np.float64))[0]  # (D,)
         raw, x100 = clipsim_from_embeddings(img, txt)
-        return (raw if self.scale == "raw" else x100), {"raw": raw, "x100": x100}
+        return (raw if self.scale == "raw" else x100), {"raw": raw, "x100": x100, "frames": float(len(img))}
+
+    def aggregate(self, values: list[float]) -> float:
+        mean = math.fsum(values) / len(values)
+        return max(mean, 0.0) if self.scale == "x100" else mean
+
+    def compute(self) -> MetricResult:
+        r = super().compute()
+        pairs = [(x, n) for x, n in zip(self._extra.get("x100", []), self._extra.get("frames", [])) if math.isfinite(x)]
+        if pairs:  # torchmetrics: max(Σ score / n_samples, 0) over every (frame, prompt) pair
+            r.details["torchmetrics_clip_score"] = max(0.0, math.fsum(x * n for x, n in pairs) /
+                                                       math.fsum(n for _, n in pairs))
+        return r
 
     def _details(self) -> dict[str, Any]:
-        return {"scale": self.scale}
+        return {"scale": self.scale, "floor": "max(mean, 0) (torchmetrics CLIPScore)" if self.scale == "x100" else None}
 
 
 def clipsim_from_embeddings(frames: np.ndarray, text: np.ndarray) -> tuple[float, float]:
-    """(raw, x100) CLIPSIM of one video: mean_t cos(e_t, e_text), mean_t max(100·cos, 0)."""
+    """(raw, x100) CLIPSIM of one video: mean_t cos(e_t, e_text) and 100·mean_t cos (unfloored; the
+    ``clipsim_x100`` metric floors the mean over videos at 0, as torchmetrics' CLIPScore)."""
     cos = l2_normalise(frames) @ l2_normalise(text)  # (T,)
-    return float(cos.mean()), float(np.maximum(100.0 * cos, 0.0).mean())
+    return float(cos.mean()), float(100.0 * cos.mean())
 
 
 @METRICS.register("clipsim_x100")
 class CLIPSimX100(CLIPSim):
-    """CLIPSIM reported as mean max(100·cos, 0) (torchmetrics CLIPScore's scale)."""
+    """CLIPSIM on torchmetrics CLIPScore's scale: max(100·mean cos, 0)."""
 
     name = "clipsim_x100"
 

@@ -10,6 +10,7 @@ import ast
 import glob
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -162,7 +163,10 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
         if v is None:
             continue
         _safe(m, skipped, f, lambda v=v, item=item: m.update([v], **dispatch.update_kwargs(m, [item], [v])))
-    res = m.compute().to_dict()
+    r = m.compute()
+    if not math.isfinite(r.value) and r.details.get("note"):  # e.g. flickering on videos that all move
+        raise ValueError(f"{r.name}: {r.details['note']}")
+    res = r.to_dict()
     res["details"]["skipped"] = skipped
     return res
 

@@ -111,20 +111,39 @@ def physics_iq_raw(generated: np.ndarray, reference: np.ndarray, start: int = 0)
 
 
 def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e-12) -> dict[str, float]:
-    """Scores relative to the physical variance (1 = as close as a re-simulation), capped at 1."""
-    out = {}
+    """skyloom's per-scene score: each metric relative to the physical variance (1 = as close as a
+    re-simulation), capped at 1; ``physics_iq = 100 · mean`` of the four.
+
+    A degenerate variance is handled explicitly, never as NaN: when the re-simulation shares no
+    motion with the ground truth (variance IoU 0, e.g. a collision whose perturbed take diverges),
+    that IoU is used raw (normalised by 1) and its key is listed in ``degenerate``; a zero variance
+    MSE (a re-simulation identical to the truth) gives ``mse_norm = 1`` only for an exact copy.
+    """
+    out: dict[str, Any] = {}
+    degenerate = []
     for k in RAW_KEYS[:3]:
-        out[f"{k}_norm"] = min(1.0, raw[k] / variance[k]) if variance[k] > eps else math.nan
-    out["mse_norm"] = min(1.0, variance["mse"] / raw["mse"]) if raw["mse"] > eps else 1.0
-    vals = [out[f"{k}_norm"] for k in RAW_KEYS]
-    out["physics_iq"] = 100.0 * float(np.mean(vals)) if all(math.isfinite(x) for x in vals) else math.nan
+        if variance[k] > eps:
+            out[f"{k}_norm"] = min(1.0, raw[k] / variance[k])
+        else:
+            out[f"{k}_norm"] = min(1.0, raw[k])
+            degenerate.append(k)
+    if raw["mse"] <= eps:
+        out["mse_norm"] = 1.0
+    elif variance["mse"] <= eps:
+        out["mse_norm"], _ = 0.0, degenerate.append("mse")
+    else:
+        out["mse_norm"] = min(1.0, variance["mse"] / raw["mse"])
+    out["physics_iq"] = 100.0 * float(np.mean([out[f"{k}_norm"] for k in RAW_KEYS]))
+    out["degenerate"] = degenerate
     return out
 
 
 def physical_variance(spec: dict[str, Any], cond_frames: int, scale: float = 0.01, takes: int = 1, seed: int = 0,
                       reference: np.ndarray | None = None, render: Callable | None = None,
                       perturb: Callable | None = None) -> dict[str, float]:
-    """Physics-IQ metrics between the ground truth and ``takes`` perturbed re-simulations (mean).
+    """Physics-IQ metrics between the ground truth and ``takes`` perturbed re-simulations (mean), and
+    under ``"physics_iq"`` Physics-IQ's own variance terms (continuations, :func:`piq_view`) against
+    the first re-simulation, the second take.
 
     Args:
         spec: the scene spec (``gt["spec"]``).
@@ -139,8 +158,190 @@ def physical_variance(spec: dict[str, Any], cond_frames: int, scale: float = 0.0
         render = render or datagen.render_spec
         perturb = perturb or datagen.perturb_spec
     ref = reference if reference is not None else render(spec)[0]
-    vals = [physics_iq_raw(render(perturb(spec, scale, seed + k))[0], ref, start=cond_frames) for k in range(takes)]
-    return {k: float(np.mean([v[k] for v in vals])) for k in RAW_KEYS}
+    takes_frames = [render(perturb(spec, scale, seed + k))[0] for k in range(takes)]
+    vals = [physics_iq_raw(f, ref, start=cond_frames) for f in takes_frames]
+    out: dict[str, Any] = {k: float(np.mean([v[k] for v in vals])) for k in RAW_KEYS}
+    view = piq_view(ref[cond_frames:], ref[cond_frames:], takes_frames[0][cond_frames:])  # take 2 = first re-simulation
+    out["physics_iq"] = {k: v for k, v in piq_view_summary(view).items() if k == "frames" or k.startswith("variance_")}
+    return out
+
+
+# -- Physics-IQ's own pipeline (protocol "physics-iq") ----------------------------------------
+# Motamed et al.'s code (google-deepmind/physics-IQ-benchmark, code/): binary_mask_generator.py,
+# calculate_and_write_metrics_to_csv.py (process_view) and calculate_iq_score.py.
+PIQ_PROTOCOL = {"protocol": "physics-iq", "masks": "continuation only; background updated first "
+                "(accumulateWeighted alpha=0.3), rounded to uint8, |gray - bg| > 10, open+close 5x5",
+                "downscale": "frames and masks resized to (W//4, H//4) (cv2 INTER_LINEAR), masks > 127",
+                "mse": "per frame, frames/255", "score": "calculate_iq_score over the set of scenes, per-frame "
+                "values rounded to 4 dp, variances rounded to 4 dp (spatial 5 dp), clipped to [0, 100], 2 dp"}
+PIQ_KEYS = ("mse", "spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou")
+
+
+def piq_masks(frames: np.ndarray, threshold: int = THRESHOLD) -> np.ndarray:
+    """Physics-IQ's ``generate_mask`` on uint8 (T, H, W, 3) RGB frames -> uint8 (T, H, W) in {0, 255}.
+
+    Frame 0 initialises the background and gets an empty mask; for every later frame the running
+    average is updated *first* (``accumulateWeighted``, α = 0.3), rounded to uint8
+    (``convertScaleAbs``), and the pixel moves where |blurred grey − background| > ``threshold``.
+    """
+    import cv2
+
+    v = np.asarray(frames)
+    if v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8 or len(v) < 1:
+        raise ValueError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
+    kernel = np.ones((KERNEL, KERNEL), np.uint8)
+    grey = lambda f: cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY), (KERNEL, KERNEL), 0)
+    avg = grey(v[0]).astype("float")
+    out = np.zeros(v.shape[:3], np.uint8)
+    for t in range(1, len(v)):
+        g = grey(v[t])
+        cv2.accumulateWeighted(g, avg, ALPHA)
+        diff = cv2.absdiff(g, cv2.convertScaleAbs(avg))
+        _, b = cv2.threshold(diff, threshold, 255, cv2.THRESH_BINARY)
+        out[t] = cv2.morphologyEx(cv2.morphologyEx(b, cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel)
+    return out
+
+
+def _piq_down(frames: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
+    import cv2
+
+    return [cv2.resize(np.ascontiguousarray(f), size) for f in frames]
+
+
+def _piq_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def _piq_weighted(masks: list[np.ndarray]) -> np.ndarray:
+    return np.sum(masks, axis=0, dtype=np.uint16) / len(masks)
+
+
+def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None = None) -> dict[str, Any]:
+    """Physics-IQ's ``process_view`` on continuations (frames after the conditioning only).
+
+    Args:
+        generated, real, real2: uint8 (T, H, W, 3) continuations: the model's, the ground truth
+            (take 1) and a second take of the same experiment (take 2; here a perturbed
+            re-simulation) for the physical variance.
+
+    Returns:
+        ``mse``/``spatiotemporal_iou`` per-frame lists and ``spatial_iou``/``weighted_spatial_iou``
+        of generated vs take 1; with ``real2``, ``variance_*`` the same between the two takes.
+    """
+    g, r = np.asarray(generated), np.asarray(real)
+    if g.shape != r.shape:
+        raise ValueError(f"generated continuation {g.shape} and ground truth {r.shape} differ in shape")
+    size = (r.shape[2] // 4, r.shape[1] // 4)  # (W/4, H/4) as Physics-IQ
+    if min(size) < 1:
+        raise ValueError(f"frames {r.shape[1]}x{r.shape[2]} are too small for Physics-IQ's 1/4 downscale")
+    frames = lambda v: [f / 255.0 for f in _piq_down(v, size)]
+    masks = lambda v: [(m > 127).astype(np.uint8) for m in _piq_down(piq_masks(v), size)]
+    mse = lambda a, b: [float(np.mean((x.astype(np.float32) - y.astype(np.float32)) ** 2)) for x, y in zip(a, b)]
+    spatial = lambda ms: (np.max(ms, axis=0) > 0).astype(np.uint8) * 255
+    fr, fg, mr, mg = frames(r), frames(g), masks(r), masks(g)
+    wr, wg = _piq_weighted(mr), _piq_weighted(mg)
+    union = np.maximum(wr, wg)
+    out: dict[str, Any] = {
+        "mse": mse(fr, fg), "spatiotemporal_iou": [_piq_iou(a, b) for a, b in zip(mr, mg)],
+        "spatial_iou": _piq_iou(spatial(mr), spatial(mg)),
+        "weighted_spatial_iou": 1.0 if not (union > 0).any() else
+        float(np.sum(np.minimum(wr, wg)[union > 0]) / np.sum(union[union > 0]))}
+    if real2 is not None:
+        r2 = np.asarray(real2)
+        if r2.shape != r.shape:
+            raise ValueError(f"second take {r2.shape} and ground truth {r.shape} differ in shape")
+        f2, m2 = frames(r2), masks(r2)
+        w2 = _piq_weighted(m2)
+        u = np.maximum(wr, w2)
+        out.update({"variance_mse": mse(fr, f2), "variance_spatiotemporal_iou": [_piq_iou(a, b) for a, b in zip(mr, m2)],
+                    "variance_spatial_iou": _piq_iou(spatial(mr), spatial(m2)),
+                    "variance_weighted_spatial_iou": 1.0 if np.sum(u) == 0 else
+                    float(np.sum(np.minimum(wr, w2)) / np.sum(u))})
+    return out
+
+
+def _r4(xs: list[float]) -> list[float]:
+    return [round(float(x), 4) for x in xs]  # calculate_iq_score's parse_list_of_floats
+
+
+def piq_view_summary(view: dict[str, Any]) -> dict[str, float]:
+    """A view's numbers as ``calculate_iq_score`` uses them: per-frame lists rounded to 4 dp and
+    averaged (``frames`` = their length), scalars as they are."""
+    out = {"frames": float(len(view["mse"]))}
+    for k in ("mse", "spatiotemporal_iou", "variance_mse", "variance_spatiotemporal_iou"):
+        if k in view:
+            out[k] = float(np.mean(_r4(view[k])))
+    for k in ("spatial_iou", "weighted_spatial_iou", "variance_spatial_iou", "variance_weighted_spatial_iou"):
+        if k in view:
+            out[k] = float(view[k])
+    return out
+
+
+def _piq_view_variance(summaries: list[dict[str, float]]) -> dict[str, float]:
+    """One view's physical variance over the scenes (frame-weighted for per-frame metrics), unrounded."""
+    if not summaries:
+        raise ValueError("physics-iq: no scenes to compute the physical variance over")
+    w = np.array([s["frames"] for s in summaries])
+    frame_mean = lambda k: float(np.sum([s[k] * n for s, n in zip(summaries, w)]) / w.sum())  # explode().mean()
+    return {"mse": frame_mean("variance_mse"), "spatiotemporal_iou": frame_mean("variance_spatiotemporal_iou"),
+            "spatial_iou": float(np.mean([s["variance_spatial_iou"] for s in summaries])),
+            "weighted_spatial_iou": float(np.mean([s["variance_weighted_spatial_iou"] for s in summaries]))}
+
+
+def _piq_round_variance(var: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 5 if k == "spatial_iou" else 4) for k, v in var.items()}
+
+
+def piq_dataset_variance(summaries: list[dict[str, float]]) -> dict[str, float]:
+    """Physics-IQ's physical variance over a set of single-view scenes, rounded as calculate_iq_score."""
+    return _piq_round_variance(_piq_view_variance(summaries))
+
+
+def _check_piq_variance(var: dict[str, float]) -> None:
+    bad = [k for k in ("spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou") if not var[k] > 0]
+    if bad:
+        raise ValueError(f"physics-iq: the physical variance of {', '.join(bad)} is 0 over these scenes (the second "
+                         "takes share no motion with the ground truth), so Physics-IQ's ratio is undefined; use "
+                         "more or less chaotic scenes or a smaller perturbation")
+
+
+def piq_contribution(summary: dict[str, float], var: dict[str, float]) -> float:
+    """One scene's term of Physics-IQ's score: 100·[(st/V_st + sp/V_sp + w/V_w)/3 − mse + V_mse].
+
+    The mean of these over the scenes is Physics-IQ's score before clipping (single-view scenes of
+    equal length); :func:`piq_score` clips and rounds it.
+    """
+    _check_piq_variance(var)
+    return 100.0 * ((summary["spatiotemporal_iou"] / var["spatiotemporal_iou"] + summary["spatial_iou"] /
+                     var["spatial_iou"] + summary["weighted_spatial_iou"] / var["weighted_spatial_iou"]) / 3
+                    - (summary["mse"] - var["mse"]))
+
+
+def piq_score(scenarios: list[list[dict[str, Any]]]) -> dict[str, float]:
+    """Physics-IQ's ``calculate_iq_score`` over scenarios, each a list of views (:func:`piq_view` dicts).
+
+    Returns ``score`` (clipped to [0, 100], 2 dp, as published), ``unclipped`` and the variance.
+    """
+    if not scenarios or not all(scenarios):
+        raise ValueError("physics-iq: need at least one scenario with at least one view")
+    rows = [[piq_view_summary(v) for v in views] for views in scenarios]
+    nviews = len(rows[0])
+    if any(len(r) != nviews for r in rows):
+        raise ValueError("physics-iq: every scenario needs the same number of views")
+    concat_mean = lambda r, k: float(np.sum([v[k] * v["frames"] for v in r]) / np.sum([v["frames"] for v in r]))
+    total = {"mse": float(np.mean([concat_mean(r, "mse") for r in rows])),
+             "spatiotemporal_iou": float(np.mean([concat_mean(r, "spatiotemporal_iou") for r in rows])),
+             "spatial_iou": float(np.mean([np.mean([r[j]["spatial_iou"] for r in rows]) for j in range(nviews)])),
+             "weighted_spatial_iou": float(np.mean([np.mean([r[j]["weighted_spatial_iou"] for r in rows])
+                                                    for j in range(nviews)]))}
+    per_view_var = [_piq_view_variance([r[j] for r in rows]) for j in range(nviews)]
+    var = _piq_round_variance({k: float(np.mean([pv[k] for pv in per_view_var])) for k in PIQ_KEYS})
+    _check_piq_variance(var)
+    raw = 100.0 * ((total["spatiotemporal_iou"] / var["spatiotemporal_iou"] + total["spatial_iou"] / var["spatial_iou"]
+                    + total["weighted_spatial_iou"] / var["weighted_spatial_iou"]) / 3 - (total["mse"] - var["mse"]))
+    return {"score": round(max(min(raw, 100.0), 0.0), 2), "unclipped": raw, **{f"total_{k}": v for k, v in total.items()},
+            **{f"variance_{k}": v for k, v in var.items()}}
 
 
 # -- trajectories ----------------------------------------------------------------------------
@@ -317,17 +518,28 @@ class _PhysicsMetric(PerItemMetric):
 
 @METRICS.register("physics_iq")
 class PhysicsIQ(_PhysicsMetric):
-    """Physics-IQ score (0–100) of continuations vs simulator ground truth, normalised by the
-    physical variance. ``update(videos, reference=[gt clips], variance=[dicts] | specs=[specs])``.
-    Items without a variance are scored raw only (value NaN, counted in ``skipped_non_finite``)."""
+    """Physics-IQ score (protocol ``physics-iq``): Physics-IQ's own pipeline on the continuations
+    (frames from ``cond_frames`` on) and its dataset-level score.
+
+    Per scene the value is the scene's term of Physics-IQ's formula,
+    100·[(st/V_st + sp/V_sp + w/V_w)/3 − mse + V_mse] (:func:`piq_contribution`), with V the physical
+    variance over the *set* of scenes (``variance["physics_iq_dataset"]``, which the suite builds
+    from every scene's perturbed re-simulation; one scene's own otherwise); the metric's value is
+    their mean clipped to [0, 100] and rounded to 2 dp — Physics-IQ's ``calculate_iq_score`` for
+    single-view scenes of equal length. ``update(videos, reference=[gt clips],
+    variance=[physical_variance dicts] | specs=[specs])``. skyloom's per-scene normalised score is
+    ``physics_iq_scene``.
+    """
 
     name = "physics_iq"
+    version = "2"  # 2: Physics-IQ's own protocol (v1 is physics_iq_scene)
     optional_inputs = ("variance", "specs")
 
     def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1, seed: int = 0) -> None:
         self.perturb_scale, self.perturb_takes, self.seed = float(perturb_scale), int(perturb_takes), int(seed)
         super().__init__(cond_frames)
-        self._identity["preprocessing"].update(perturb_scale=self.perturb_scale, perturb_takes=self.perturb_takes)
+        self._identity["preprocessing"] = dict(PIQ_PROTOCOL, cond_frames=self.cond_frames,
+                                               perturb_scale=self.perturb_scale)
 
     def update(self, videos: Any, reference: Any = None, variance: list[dict] | None = None,
                specs: list[dict] | None = None, item_ids: list[str] | None = None) -> None:
@@ -335,16 +547,56 @@ class PhysicsIQ(_PhysicsMetric):
             raise ValueError(f"{self.name} needs the simulator's clips: update(videos, reference=[...])")
         super().update(videos, item_ids=item_ids, reference=list(reference), variance=variance, specs=specs)
 
-    def score_video(self, video: np.ndarray, reference: np.ndarray, variance: dict | None = None,
-                    specs: dict | None = None) -> tuple[float, dict[str, float]]:
-        raw = physics_iq_raw(video, np.asarray(reference), start=self.cond_frames)
+    def _variance(self, reference: np.ndarray, variance: dict | None, specs: dict | None) -> dict | None:
         if variance is None and specs is not None:
             variance = physical_variance(specs, self.cond_frames, self.perturb_scale, self.perturb_takes,
                                          self.seed, reference=np.asarray(reference))
+        return variance
+
+    def score_video(self, video: np.ndarray, reference: np.ndarray, variance: dict | None = None,
+                    specs: dict | None = None) -> tuple[float, dict[str, float]]:
+        ref = np.asarray(reference)
+        c = self.cond_frames
+        summary = piq_view_summary(piq_view(np.asarray(video)[c:], ref[c:]))
+        variance = self._variance(ref, variance, specs)
+        if variance is None or "physics_iq" not in variance:
+            return math.nan, summary
+        var_set = variance.get("physics_iq_dataset") or piq_dataset_variance([variance["physics_iq"]])
+        return piq_contribution(summary, var_set), {**summary, **{f"variance_{k}": v for k, v in var_set.items()}}
+
+    def aggregate(self, values: list[float]) -> float:
+        """Physics-IQ reports the mean clipped to [0, 100], 2 dp."""
+        return round(max(min(math.fsum(values) / len(values), 100.0), 0.0), 2)
+
+
+@METRICS.register("physics_iq_scene")
+class PhysicsIQScene(PhysicsIQ):
+    """skyloom's per-scene normalised Physics-IQ score (0–100): the four Physics-IQ metrics of each
+    scene (:func:`physics_iq_raw`, masks over the whole clip, no downscale) relative to that scene's
+    physical variance, capped at 1, averaged (:func:`normalise`; degenerate variances explicit).
+    Not comparable with published Physics-IQ numbers; use ``physics_iq`` for those."""
+
+    name = "physics_iq_scene"
+    version = "1"
+
+    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1, seed: int = 0) -> None:
+        super().__init__(cond_frames, perturb_scale, perturb_takes, seed)
+        self._identity["preprocessing"] = dict(PREPROCESSING, cond_frames=self.cond_frames, protocol="skyloom-scene",
+                                               perturb_scale=self.perturb_scale, perturb_takes=self.perturb_takes)
+
+    def score_video(self, video: np.ndarray, reference: np.ndarray, variance: dict | None = None,
+                    specs: dict | None = None) -> tuple[float, dict[str, float]]:
+        raw = physics_iq_raw(video, np.asarray(reference), start=self.cond_frames)
+        variance = self._variance(np.asarray(reference), variance, specs)
         if variance is None:
             return math.nan, raw
         norm = normalise(raw, variance)
-        return norm.pop("physics_iq"), {**raw, **norm, **{f"variance_{k}": v for k, v in variance.items()}}
+        degenerate = norm.pop("degenerate")
+        return norm.pop("physics_iq"), {**raw, **norm, "degenerate_terms": float(len(degenerate)),
+                                        **{f"variance_{k}": variance[k] for k in RAW_KEYS}}
+
+    def aggregate(self, values: list[float]) -> float:
+        return math.fsum(values) / len(values)
 
 
 @METRICS.register("physics_trajectory")

@@ -73,4 +73,10 @@ def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
             "fps": float(gt.get("fps") or spec.get("fps") or 0) or None, "reference": frames, "ground_truth": gt, "specs": spec,
             "variance": variance,
         })
+    if items:  # Physics-IQ's variance is a property of the set of scenes: every item carries the set's
+        from skyloom.eval.physics import piq_dataset_variance
+
+        var_set = piq_dataset_variance([it["variance"]["physics_iq"] for it in items])
+        for it in items:
+            it["variance"]["physics_iq_dataset"] = var_set
     return items

@@ -134,15 +134,17 @@ class Scorer:
         if not values:
             return None
         ci = bootstrap_ci(values, n_boot=self.n_boot, level=self.level, seed=self.seed)
+        agg = getattr(probe, "aggregate", None)  # e.g. clipsim_x100 floors the mean, physics_iq clips it
+        value = float(agg(values)) if agg is not None else float(np.mean(values))
         store.put_scores(eval_id, [{
-            "metric": m.key, "value": float(np.mean(values)), "stderr": ci.stderr, "ci_low": ci.low, "ci_high": ci.high,
+            "metric": m.key, "value": value, "stderr": ci.stderr, "ci_low": ci.low, "ci_high": ci.high,
             "n": len(values), "higher_is_better": bool(getattr(probe, "higher_is_better", True)),
             "metric_version": str(getattr(probe, "version", "")), "extractor": ident.get("extractor"),
             "weights": ident.get("weights"),
             "details": {"metric": m.name, "settings": m.settings, "preprocessing": ident.get("preprocessing"),
                         "aggregate": "mean over items", "ci": f"percentile bootstrap, {self.n_boot} resamples",
                         "level": self.level}}])
-        return float(np.mean(values))
+        return value
 
     def _score_chunk(self, store: ResultsStore, eval_id: str, m: MetricSpec, chunk: list[dict[str, Any]],
                      load: Callable, video_path: Callable[[str], Path]) -> None:
@@ -242,7 +244,7 @@ class Scorer:
         except Exception as e:
             store.add_failure(eval_id, "*", f"reference:{m.key}", f"{type(e).__name__}: {e}")
             return None
-        fake = []
+        fake, fake_ids = [], []
         for it in todo:
             path = video_path(it["item_id"])
             try:
@@ -252,6 +254,7 @@ class Scorer:
                 continue
             if f is not None:
                 fake.append(f)
+                fake_ids.append(it["item_id"])
         if len(fake) < 2:
             store.add_failure(eval_id, "*", f"score:{m.key}", f"{len(fake)} generated video(s) scored; need >= 2")
             return None
@@ -275,14 +278,30 @@ class Scorer:
             lo, hi = (float(x) for x in np.quantile(boots, [(1 - self.level) / 2, 1 - (1 - self.level) / 2]))
             se = float(np.std(boots, ddof=1))
         ident = probe.identity()
+        feats_path = self._save_set_features(eval_id, m.key, real, fake_a, fake_ids)  # for paired comparisons
         store.put_scores(eval_id, [{
             "metric": m.key, "value": r.value, "stderr": se, "ci_low": lo, "ci_high": hi, "n": r.n,
             "higher_is_better": r.higher_is_better, "metric_version": r.metric_version, "extractor": ident["extractor"],
             "weights": ident["weights"],
             "details": {**r.details, "metric": m.name, "settings": m.settings, "preprocessing": ident["preprocessing"],
                         "ci": f"percentile bootstrap over generated videos, {len(boots)} resamples",
-                        "level": self.level, "reference_corpus": self.suite.reference.corpus}}])
+                        "level": self.level, "reference_corpus": self.suite.reference.corpus,
+                        "features": feats_path}}])
         return r.value
+
+    def _save_set_features(self, eval_id: str, key: str, real: np.ndarray, fake: np.ndarray,
+                           item_ids: list[str]) -> str | None:
+        """Per-item features of a set-level score (``stats.paired_set_test`` recomputes from them)."""
+        if not getattr(self.cache, "enabled", True):
+            return None
+        path = Path(self.cache.root) / "sets" / f"{eval_id}-{key}.npz"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, real=real, fake=fake, item_ids=np.asarray(item_ids, dtype=str))
+        except OSError as e:
+            logger.warning("could not save set features for %s/%s: %s", eval_id, key, e)
+            return None
+        return str(path)
 
     def _set_value_fn(self, m: MetricSpec, ex: CachedExtractor, real: np.ndarray) -> Callable[..., Any]:
         def value_of(fake: np.ndarray, full: bool = False) -> Any:

@@ -10,7 +10,16 @@ and a leaderboard that marks ties within noise.
   when ``n <= EXACT_MAX_N``, else Monte Carlo with the ``(1 + hits) / (1 + resamples)``
   correction (Phipson & Smyth 2010). It agrees with ``scipy.stats.permutation_test`` and, for
   large ``n``, with the paired t-test ``scipy.stats.ttest_rel``.
-- :func:`paired_compare`: the same, reading per-item values of two evaluations from a
+- :func:`paired_set_test`: two checkpoints compared on a *set-level* metric (FVD, KVD): a paired
+  bootstrap over the items both scored, recomputing the metric on both sides from the same
+  resampled items (cached per-item features) against the same reference set; the CI is the
+  percentile interval of the resampled differences, the two-sided p-value
+  ``2·min(P*(d ≤ 0), P*(d ≥ 0))`` with the ``(1 + hits)/(1 + B)`` correction.
+- :func:`verdict`: the one rule that turns a CI of the difference B − A into "a", "b" or "tie"
+  (significant iff the interval excludes 0). Every verdict printed (``compare``, leaderboard
+  ties, dashboards) comes from it, so a verdict never disagrees with the CI shown beside it.
+- :func:`paired_compare`: the same, reading per-item values (or, for set-level metrics, the
+  per-item features saved at scoring time) of two evaluations from a
   :class:`skyloom.eval.store.ResultsStore`.
 - :func:`leaderboard`: one row per checkpoint of a suite, ranked by a primary metric; entries
   whose difference to their group's leader is not significant share a ``tie_group``.
@@ -78,12 +87,36 @@ class PairedResult:
 
     @property
     def significant(self) -> bool:
-        return self.p_value is not None and self.p_value < 1 - self.level
+        """The CI of the difference excludes 0 (:func:`verdict`); the p-value is reported beside it."""
+        return verdict(self.ci_low, self.ci_high, True) in ("a", "b")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["significant"] = self.significant
         return d
+
+
+def verdict(ci_low: float | None, ci_high: float | None, higher_is_better: bool | None) -> str | None:
+    """Which of A and B is better, from the CI of the difference ``B − A``.
+
+    The single decision rule for every comparison skyloom shows: ``"b"`` when the interval lies
+    entirely on B's better side of 0, ``"a"`` when entirely on A's, ``"tie"`` when it contains 0,
+    ``None`` when there is no interval or no known direction. E.g. a CI of [-10.60, -1.19] on FVD
+    (lower is better) is ``"b"``, never "tie".
+
+    Example:
+        >>> verdict(-10.60, -1.19, higher_is_better=False), verdict(-0.2, 0.3, True)
+        ('b', 'tie')
+    """
+    if ci_low is None or ci_high is None or higher_is_better is None:
+        return None
+    if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return None
+    if ci_low > 0:
+        return "b" if higher_is_better else "a"
+    if ci_high < 0:
+        return "a" if higher_is_better else "b"
+    return "tie"
 
 
 @dataclass(frozen=True)
@@ -99,17 +132,20 @@ class Comparison:
     unpaired_items: int
 
     @property
+    def verdict(self) -> str | None:
+        """:func:`verdict` of this comparison's CI: ``"a"``, ``"b"``, ``"tie"`` or ``None``."""
+        return verdict(self.result.ci_low, self.result.ci_high, self.higher_is_better)
+
+    @property
     def better(self) -> str | None:
-        """``"a"``, ``"b"`` or ``None`` (not significant, or direction unknown)."""
-        if not self.result.significant or self.higher_is_better is None or self.result.diff == 0:
-            return None
-        b_higher = self.result.diff > 0
-        return "b" if b_higher == self.higher_is_better else "a"
+        """``"a"``, ``"b"`` or ``None`` (the CI contains 0, or direction unknown)."""
+        v = self.verdict
+        return v if v in ("a", "b") else None
 
     def to_dict(self) -> dict[str, Any]:
         d = {"metric": self.metric, "eval_a": self.eval_a, "eval_b": self.eval_b,
              "higher_is_better": self.higher_is_better, "extractor": self.extractor,
-             "unpaired_items": self.unpaired_items, "better": self.better}
+             "unpaired_items": self.unpaired_items, "better": self.better, "verdict": self.verdict}
         d.update(self.result.to_dict())
         return d
 
@@ -210,6 +246,76 @@ def paired_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
                         ci_low=ci.low, ci_high=ci.high, p_value=p, method=method, level=level)
 
 
+def paired_set_test(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray,
+                    value_fn: Callable[[np.ndarray, np.ndarray], float], *, n_boot: int = 200, level: float = 0.95,
+                    seed: int = 0) -> PairedResult:
+    """Paired bootstrap of a set-level metric (FVD, KVD) between checkpoints A and B.
+
+    Args:
+        real: (M, D) reference features, the same for both sides and kept fixed.
+        fake_a, fake_b: (n, D) features of A's and B's videos of the *same* items, row i = item i.
+        value_fn: ``f(real, fake) -> value`` (the metric recomputed from features).
+        n_boot: resamples; each draws n item indices with replacement and recomputes both sides
+            on the same indices (resamples where the metric fails, e.g. a degenerate KVD, are skipped).
+        level: CI level; seed: RNG seed.
+
+    Returns:
+        :class:`PairedResult` with ``diff = value(B) − value(A)`` on all items, the percentile CI of
+        the resampled differences and the bootstrap p-value ``min(1, 2·min(P*(d ≤ 0), P*(d ≥ 0)))``
+        (``(1 + hits)/(1 + B)`` corrected).
+    """
+    fa, fb = np.asarray(fake_a, np.float64), np.asarray(fake_b, np.float64)
+    if fa.shape != fb.shape or fa.ndim != 2:
+        raise ValueError(f"paired_set_test: A features {fa.shape} and B features {fb.shape} must be the same (n, D)")
+    n = fa.shape[0]
+    if n < 2:
+        raise ValueError(f"paired_set_test: {n} common item(s); need >= 2")
+    va, vb = float(value_fn(real, fa)), float(value_fn(real, fb))
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        try:
+            diffs.append(float(value_fn(real, fb[idx])) - float(value_fn(real, fa[idx])))
+        except (ValueError, np.linalg.LinAlgError) as e:  # a degenerate resample
+            logger.debug("paired_set_test: resample skipped (%s)", e)
+    if len(diffs) < 2:
+        raise ValueError(f"paired_set_test: only {len(diffs)} usable resample(s) of {n_boot}")
+    d = np.asarray(diffs)
+    lo, hi = np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2])
+    p = min(1.0, 2 * min((1 + np.sum(d <= 0)) / (1 + d.size), (1 + np.sum(d >= 0)) / (1 + d.size)))
+    return PairedResult(n=n, mean_a=va, mean_b=vb, diff=vb - va, ci_low=float(lo), ci_high=float(hi),
+                        p_value=float(p), method=f"paired bootstrap over common items ({d.size} resamples; "
+                        "set metric recomputed on both sides)", level=level)
+
+
+def load_set_features(details: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    """(real, fake, item ids) saved by the scorer for a set-level score (``details.features``), or None."""
+    path = (details or {}).get("features")
+    if not path:
+        return None
+    try:
+        with np.load(path) as z:
+            return z["real"], z["fake"], [str(x) for x in z["item_ids"]]
+    except (OSError, KeyError, ValueError) as e:
+        logger.warning("set features %s unreadable (%s)", path, e)
+        return None
+
+
+def _set_value_fn(details: dict[str, Any]) -> Callable[[np.ndarray, np.ndarray], float]:
+    from skyloom.eval.metrics import METRICS
+
+    name, settings = details.get("metric"), dict(details.get("settings") or {})
+
+    def value(real: np.ndarray, fake: np.ndarray) -> float:
+        m = METRICS.get(name)(extractor=None, **settings)
+        m.update_features(real, real=True)
+        m.update_features(fake, real=False)
+        return m.compute().value
+
+    return value
+
+
 def _score_row(store: ResultsStore, eval_id: str, metric: str) -> dict[str, Any] | None:
     rows = store.scores(eval_ids=[eval_id], metric=metric)
     return rows[0] if rows else None
@@ -219,10 +325,12 @@ def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *
                    n_perm: int = DEFAULT_N_PERM, level: float = 0.95, seed: int = 0) -> Comparison:
     """Paired per-item comparison of two stored evaluations on ``metric`` (difference = B - A).
 
-    Items are matched by ``item_id`` (the suite's prompt id x seed, or probe-scene id). A metric
-    with no per-item values (FVD, KVD: set-level) falls back to the stored CIs: the difference is
-    reported with ``p_value=None`` and a CI from the two intervals (conservative sum of
-    half-widths).
+    Items are matched by ``item_id`` (the suite's prompt id x seed, or probe-scene id). A set-level
+    metric (FVD, KVD) is compared with :func:`paired_set_test` on the per-item features the scorer
+    saved (``details.features``), over the items both evaluations scored, against the same reference
+    features. Only when those are missing (older results) or the references differ does it fall
+    back to the stored CIs: ``p_value=None`` and a CI from the two intervals (conservative sum of
+    half-widths), with the reason in ``method``.
 
     Raises:
         ValueError: the metric is missing from either evaluation, or pairs disagree on seed/prompt.
@@ -242,17 +350,32 @@ def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *
         if ra["seed"] is not None and rb["seed"] is not None and ra["seed"] != rb["seed"]:
             raise ValueError(f"item {k!r}: seed {ra['seed']} in {eval_a} but {rb['seed']} in {eval_b}; "
                              "a paired comparison needs the same seeds")
+    fa_, fb_ = load_set_features(sa_["details"]), load_set_features(sb["details"])
+    res = None
     if len(common) >= 1:
         res = paired_test([ia[k]["value"] for k in common], [ib[k]["value"] for k in common],
                           n_boot=n_boot, n_perm=n_perm, level=level, seed=seed)
-    else:
+    elif fa_ is not None and fb_ is not None:
+        (ra, xa, ida), (rb, xb, idb) = fa_, fb_
+        pos_a, pos_b = {k: i for i, k in enumerate(ida)}, {k: i for i, k in enumerate(idb)}
+        both = sorted(set(pos_a) & set(pos_b))
+        unpaired = len(set(pos_a) ^ set(pos_b))
+        if ra.shape == rb.shape and np.array_equal(ra, rb) and len(both) >= 2:
+            try:
+                res = paired_set_test(ra, xa[[pos_a[k] for k in both]], xb[[pos_b[k] for k in both]],
+                                      _set_value_fn(sa_["details"]), n_boot=min(n_boot, 200), level=level, seed=seed)
+            except ValueError as e:  # e.g. a metric this process cannot build: fall back to the stored CIs
+                logger.debug("%s: paired bootstrap unavailable (%s); using the stored intervals", metric, e)
+    if res is None:
         va, vb = float(sa_["value"]), float(sb["value"])
         half = 0.0
         for s in (sa_, sb):
             if s["ci_low"] is not None and s["ci_high"] is not None:
                 half += (s["ci_high"] - s["ci_low"]) / 2
+        why = "no saved per-item features" if fa_ is None or fb_ is None else \
+            "different reference features or metric unavailable"
         res = PairedResult(n=0, mean_a=va, mean_b=vb, diff=vb - va, ci_low=vb - va - half, ci_high=vb - va + half,
-                           p_value=None, method="set-level (no per-item values; CI from stored intervals)",
+                           p_value=None, method=f"set-level, unpaired ({why}; CI from the stored intervals)",
                            level=level)
     return Comparison(metric=metric, eval_a=eval_a, eval_b=eval_b, result=res, higher_is_better=hib,
                       extractor=sa_["extractor"] or sb["extractor"], unpaired_items=unpaired)
@@ -287,11 +410,9 @@ def _tied(store: ResultsStore, leader: dict[str, Any], other: dict[str, Any], me
                              n_boot=500, n_perm=4000)
     except ValueError:
         return False
-    r = cmp.result
-    if r.p_value is not None:
-        return not r.significant
-    if leader.get("ci_low") is not None and other.get("ci_low") is not None:  # set-level: CIs overlap
-        return not (leader["ci_low"] > other["ci_high"] or other["ci_low"] > leader["ci_high"])
+    v = cmp.verdict  # the one decision rule: the CI of the difference
+    if v is not None:
+        return v == "tie"
     return leader["value"] == other["value"]
 
 

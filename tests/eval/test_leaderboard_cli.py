@@ -26,8 +26,9 @@ prompts:
   - {id: red, text: "a red ball bounces"}
   - {id: blue, text: "a blue ball rolls"}
 metrics:
-  - {name: temporal_flickering}
+  - {name: temporal_flickering, settings: {protocol: all}}
   - {name: warping_error}
+  - {name: dynamic_degree}
 """
 
 
@@ -98,6 +99,9 @@ def test_eval_command_with_real_metrics(tmp_path):
     assert (tmp_path / "runs" / "r" / "results.sqlite").exists()
     lb = json.loads(_ok(["leaderboard", "--db", str(tmp_path / "runs" / "r" / "results.sqlite"), "--format", "json"]))
     assert lb["cli"]["rows"][0]["metric"] == "temporal_flickering"
+    assert "dynamic_degree" in lb["cli"]["rows"][0]["scores"]
+    table = _ok(["leaderboard", "--db", str(tmp_path / "runs" / "r" / "results.sqlite")])
+    assert "dynamic" in table  # shown beside the temporal ranking (rich may fold the header)
     r = runner.invoke(app, ["eval", "--suite", str(suite)])
     assert r.exit_code == 2 and "--ckpt" in r.output
     suite.write_text(REAL_SUITE.replace("{name: warping_error}", "{name: warp_error}"))

@@ -34,7 +34,9 @@ def test_formula_matches_hand_computation_and_floor():
     raw, x100 = clipsim_from_embeddings(frames, text)
     cos = [1.0, 0.0, -1.0 / np.sqrt(1.04)]
     assert raw == pytest.approx(np.mean(cos))
-    assert x100 == pytest.approx(np.mean([100.0, 0.0, 0.0]))  # negative cosines floored at 0
+    assert x100 == pytest.approx(100 * np.mean(cos))  # per video: no floor (torchmetrics floors the mean)
+    m = METRICS.get("clipsim_x100")(extractor=ColourExtractor())
+    assert m.aggregate([-3.0, 1.0]) == 0.0 and m.aggregate([3.0, -1.0]) == pytest.approx(1.0)
 
 
 def test_colour_swap_lowers_clipsim():

@@ -100,9 +100,9 @@ def test_fvd_real_window_and_short_clip():
 def test_per_item_metric_merge_and_record():
     vids = list(_videos(6, 7)) + [np.repeat(_videos(1, 8)[:, :1], 16, axis=1)[0]]
     ids = [f"v{i}" for i in range(7)]
-    single = TemporalFlickering()
+    single = TemporalFlickering(protocol="all")  # every video scored (the static-only default leaves NaNs)
     single.update(vids, item_ids=ids)
-    parts = [TemporalFlickering(), TemporalFlickering()]
+    parts = [TemporalFlickering(protocol="all"), TemporalFlickering(protocol="all")]
     parts[0].update(vids[4:], item_ids=ids[4:])
     parts[1].update(vids[:4], item_ids=ids[:4])
     merged = pickle.loads(pickle.dumps(parts[0])).merge(parts[1])
@@ -144,7 +144,8 @@ def test_merge_refuses_different_extractors():
 
 def test_registry_names_and_errors():
     for n in ("fvd", "kvd", "clipsim", "clipsim_x100", "subject_consistency", "background_consistency",
-              "temporal_flickering", "clip_temp", "warping_error", "physics_iq", "physics_trajectory"):
+              "temporal_flickering", "clip_temp", "warping_error", "physics_iq", "physics_trajectory",
+              "dynamic_degree"):
         assert n in METRICS
     with pytest.raises(ValueError, match="Did you mean 'fvd'"):
         METRICS.get("fdv")
@@ -155,7 +156,7 @@ def test_shards_through_ray(ray_local):
 
     @ray.remote
     def shard(seed: int):
-        m = METRICS.get("temporal_flickering")()
+        m = METRICS.get("temporal_flickering")(protocol="all")
         m.update(_videos(2, seed), item_ids=[f"{seed}-{i}" for i in range(2)])
         return m
 
@@ -163,7 +164,7 @@ def test_shards_through_ray(ray_local):
     merged = parts[0]
     for p in parts[1:]:
         merged.merge(p)
-    single = TemporalFlickering()
+    single = TemporalFlickering(protocol="all")
     for s in range(3):
         single.update(_videos(2, s), item_ids=[f"{s}-{i}" for i in range(2)])
     assert merged.compute().value == single.compute().value and merged.compute().n == 6

@@ -63,7 +63,11 @@ def test_normalise_by_variance():
     n = physics.normalise(raw, var)
     assert n["spatial_iou_norm"] == pytest.approx(0.5) and n["spatiotemporal_iou_norm"] == 1.0  # capped
     assert n["mse_norm"] == pytest.approx(0.25)
-    assert n["physics_iq"] == pytest.approx(100 * (0.5 + 1.0 + 0.5 + 0.25) / 4)
+    assert n["physics_iq"] == pytest.approx(100 * (0.5 + 1.0 + 0.5 + 0.25) / 4) and n["degenerate"] == []
+    # a re-simulation that shares no motion with the truth: that IoU is used raw, never NaN
+    d = physics.normalise(raw, {**var, "spatiotemporal_iou": 0.0})
+    assert d["spatiotemporal_iou_norm"] == pytest.approx(0.6) and d["degenerate"] == ["spatiotemporal_iou"]
+    assert np.isfinite(d["physics_iq"])
 
 
 def test_gravity_check_analytic():
@@ -135,13 +139,20 @@ def test_rendered_drop_against_simulator(rendered_drop):
     expected = -gt["gravity"][2] * px_per_m  # g in px/s²
     check = physics.gravity_check(y, gt["fps"], expected_accel=expected, rel_tol=0.15)
     assert check["passed"], check  # the tracked fall accelerates like the simulator's gravity
-    m = METRICS.get("physics_iq")(cond_frames=4, perturb_scale=0.01)
+    m = METRICS.get("physics_iq_scene")(cond_frames=4, perturb_scale=0.01)
     m.update(np.stack([frames, frames[::-1].copy()]), reference=[frames, frames], specs=[spec, spec],
              item_ids=["same", "reversed"])
     r = m.compute()
     assert r.per_item["same"] == pytest.approx(100.0)
     assert r.per_item["reversed"] < r.per_item["same"]
     assert r.details["variance_spatial_iou"] > 0 and r.extractor == "motion-masks"
+    assert r.preprocessing["protocol"] == "skyloom-scene"
+    p = METRICS.get("physics_iq")(cond_frames=4, perturb_scale=0.01)  # Physics-IQ's own protocol
+    p.update(np.stack([frames, frames[::-1].copy()]), reference=[frames, frames], specs=[spec, spec],
+             item_ids=["same", "reversed"])
+    r = p.compute()
+    assert r.per_item["reversed"] < r.per_item["same"] and 0 <= r.value <= 100
+    assert r.preprocessing["protocol"] == "physics-iq" and r.value == round(r.value, 2)
     t = METRICS.get("physics_trajectory")(cond_frames=4)
     t.update(np.stack([frames, throw, throw[::-1].copy()]), reference=[frames, throw, throw],
              ground_truth=[gt, throw_gt, throw_gt], item_ids=["same", "throw", "throw-reversed"])

@@ -42,6 +42,9 @@ def test_score_fvd_and_skips_broken(tmp_path):
 def test_score_clipsim_prompts_and_pixel_metric(tmp_path):
     _write(tmp_path / "gen", 2)
     r = CliRunner().invoke(_app(), ["score", "--metric", "temporal_flickering", "--videos",
+                                    str(tmp_path / "gen" / "*.mp4")])
+    assert r.exit_code == 2 and "static" in r.output, r.output  # VBench scores flickering on static videos only
+    r = CliRunner().invoke(_app(), ["score", "--metric", "temporal_flickering", "--option", "protocol=all", "--videos",
                                     str(tmp_path / "gen" / "*.mp4"), "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
@@ -53,3 +56,27 @@ def test_score_clipsim_prompts_and_pixel_metric(tmp_path):
         assert r.exit_code == 2, r.output  # one clean error line, not a traceback
         with pytest.raises((ValueError, FileNotFoundError), match=msg):
             score_videos(args[1], args[3])
+
+
+def _skyloom() -> str:
+    import shutil
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "skyloom"
+    return str(exe) if exe.exists() else shutil.which("skyloom")
+
+
+def test_installed_cli_dynamic_degree_and_static_flickering(tmp_path):
+    """The installed executable: dynamic_degree on moving videos; flickering refuses them cleanly."""
+    import subprocess
+
+    _write(tmp_path / "gen", 2)
+    r = subprocess.run([_skyloom(), "eval", "score", "--metric", "dynamic_degree", "--videos",
+                        str(tmp_path / "gen"), "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["name"] == "dynamic_degree" and res["preprocessing"]["protocol"] == "vbench-opencv-dis"
+    r = subprocess.run([_skyloom(), "eval", "score", "--metric", "temporal_flickering", "--videos",
+                        str(tmp_path / "gen")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "static" in r.stderr and "Traceback" not in r.stderr

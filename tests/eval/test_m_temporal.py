@@ -116,3 +116,25 @@ def test_dino_extractor_loads_official_layout(tmp_path):
     assert m.compute().extractor == "dino-vit-custom"
     with pytest.raises(FileNotFoundError, match="never downloads"):
         DinoExtractor()
+
+
+def test_dynamic_degree_and_static_only_flickering():
+    moving = _textured(T=16, H=48, W=48, speed=3)
+    static = np.repeat(moving[:1], 16, axis=0)
+    grey = np.full((16, 48, 48, 3), 128, np.uint8)
+    assert temporal.dynamic_degree(moving)[0] and not temporal.dynamic_degree(static)[0]
+    assert temporal.vbench_is_static(static) and temporal.vbench_is_static(grey)
+    assert not temporal.vbench_is_static(moving)
+    dd = METRICS.get("dynamic_degree")()
+    dd.update([moving, static, grey], item_ids=["moving", "static", "grey"])
+    r = dd.compute()
+    assert r.per_item == {"moving": 1.0, "static": 0.0, "grey": 0.0} and r.value == pytest.approx(1 / 3)
+    assert r.preprocessing["protocol"] == "vbench-opencv-dis" and r.details["motion_px"] > 0
+    fl = METRICS.get("temporal_flickering")()
+    fl.update([moving, grey], item_ids=["moving", "grey"])
+    r = fl.compute()  # VBench scores flickering on static videos only: the moving one is not scored
+    assert np.isnan(r.per_item["moving"]) and r.per_item["grey"] == 1.0 and r.n == 1
+    assert r.details["protocol"] == "vbench-static" and r.details["skipped_non_finite"] == 1
+    every = METRICS.get("temporal_flickering")(protocol="all")
+    every.update([moving, grey], item_ids=["moving", "grey"])
+    assert every.compute().per_item["moving"] < 1.0

@@ -64,14 +64,18 @@ def test_paired_test_agrees_with_ttest_rel_and_wilcoxon():
     # a clear improvement: both tests agree it is significant and the CI excludes 0
     strong = paired_test(a, a + rng.normal(0.02, 0.02, 300), seed=1)
     assert strong.significant and strong.ci_low > 0 and sps.wilcoxon(a + 0.02, a).pvalue < 0.05
-    # under H0 (no difference) the test rejects at about its nominal 5% rate, like ttest_rel
-    rejections, t_rejections = 0, 0
+    # under H0 (no difference) the p-value rejects at about its nominal 5% rate, like ttest_rel, and so
+    # does the verdict (CI excludes 0) that ``significant`` reports
+    rejections, t_rejections, ci_rejections = 0, 0, 0
     for k in range(300):
         x = rng.normal(0, 1, 25)
         y = x + rng.normal(0, 1, 25)
-        rejections += paired_test(x, y, n_boot=10, n_perm=500, seed=k).significant
+        r = paired_test(x, y, n_boot=400, n_perm=500, seed=k)
+        rejections += r.p_value < 0.05
+        ci_rejections += r.significant
         t_rejections += sps.ttest_rel(y, x).pvalue < 0.05
     assert 0.02 < rejections / 300 < 0.09 and abs(rejections - t_rejections) <= 8
+    assert 0.02 < ci_rejections / 300 < 0.1
     same = paired_test(a, a)
     assert same.p_value == 1.0 and same.diff == 0.0
     with pytest.raises(ValueError, match="pairs must match"):
@@ -155,3 +159,39 @@ def test_leaderboard_ranks_and_marks_ties(tmp_path):
     assert [r["checkpoint"] for r in old] == [r["checkpoint"] for r in rows]
     with pytest.raises(ValueError, match="scored metrics: clipsim"):
         leaderboard(store, "smoke", "fvd")
+
+
+def test_verdict_is_decided_by_the_ci():
+    from skyloom.eval.stats import verdict
+
+    assert verdict(-10.60, -1.19, higher_is_better=False) == "b"  # FVD down: B better, never a "tie"
+    assert verdict(-10.60, -1.19, higher_is_better=True) == "a"
+    assert verdict(0.5, 2.0, True) == "b" and verdict(-0.1, 0.2, True) == "tie"
+    assert verdict(None, 1.0, True) is None and verdict(-1.0, 1.0, None) is None
+
+
+def test_paired_set_test_fvd_kvd():
+    """Paired bootstrap of FVD/KVD recomputed on the same resampled items: a clear shift is found,
+    identical sets tie, and the verdict always follows the CI."""
+    from skyloom.eval.frechet import frechet_distance_features, kvd
+    from skyloom.eval.stats import paired_set_test, verdict
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(60, 4))
+    item = rng.normal(size=(40, 4))  # per-item content shared by A and B (pairing matters)
+    a = item + 0.05 * rng.normal(size=(40, 4))
+    b = item + 0.05 * rng.normal(size=(40, 4)) + 0.8  # B shifted away from the reference: worse
+    def fvd(r, f):
+        return frechet_distance_features(f, r)
+
+    r = paired_set_test(real, a, b, fvd, n_boot=200, seed=0)
+    assert r.diff == pytest.approx(fvd(real, b) - fvd(real, a))
+    assert r.ci_low > 0 and r.p_value < 0.05 and verdict(r.ci_low, r.ci_high, False) == "a"
+    same = paired_set_test(real, a, a.copy(), fvd, n_boot=50, seed=0)
+    assert same.diff == 0 and same.ci_low == same.ci_high == 0 and verdict(same.ci_low, same.ci_high, False) == "tie"
+    rk = paired_set_test(real, a, b, lambda r_, f: kvd(f, r_)[0], n_boot=100, seed=1)
+    assert rk.ci_low > 0 and rk.p_value < 0.05
+    for res in (r, same, rk):
+        assert res.significant == (verdict(res.ci_low, res.ci_high, True) != "tie")
+    with pytest.raises(ValueError, match="same"):
+        paired_set_test(real, a, b[:10], fvd)
