@@ -334,18 +334,16 @@ def verdict(diff: float | None, ci_low: float | None, ci_high: float | None,
         >>> verdict(0.02, -0.01, 0.05, True)["kind"]
         'tie'
     """
-    # TODO(issue 16): use skyloom.eval.stats' verdict function once merged; it must keep this rule.
+    from skyloom.eval.stats import verdict as decide  # the one decision rule, shared with `skyloom compare`
+
     finite = [v for v in (ci_low, ci_high) if isinstance(v, (int, float)) and math.isfinite(v)]
     if len(finite) < 2:
         return {"kind": "unknown", "better": None}
     lo, hi = min(finite), max(finite)
-    if lo <= 0 <= hi:
-        return {"kind": "tie", "better": None}
-    if higher_is_better is None:
-        return {"kind": "different", "better": None}
-    b_higher = lo > 0
-    better = "b" if b_higher == bool(higher_is_better) else "a"
-    return {"kind": better, "better": better}
+    if higher_is_better is None:  # no direction: only whether the CI excludes zero
+        return {"kind": "tie" if decide(lo, hi, True) == "tie" else "different", "better": None}
+    kind = decide(lo, hi, higher_is_better)
+    return {"kind": kind, "better": None if kind == "tie" else kind}
 
 
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
