@@ -30,7 +30,6 @@ SKYLOOM = str(Path(sys.executable).with_name("skyloom"))
 
 def _sources(d: Path, n: int) -> Path:
     from skyloom.datagen.sources import write_sources_csv
-
     from skyloom.video import write_video
 
     for k in range(n):

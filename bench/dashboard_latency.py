@@ -38,8 +38,8 @@ def _time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def build_world(root: Path, runs: int, steps: int, evals: int, prompts: int, clips: int) -> dict:
-    from skyloom.eval.store import ResultsStore
     from skyloom.corpus import Caption, ClipRecord, Corpus
+    from skyloom.eval.store import ResultsStore
     from skyloom.rundir import RunDir
 
     rng = np.random.default_rng(0)
@@ -89,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from fastapi.testclient import TestClient
 
+    from skyloom.corpus import Corpus
     from skyloom.dashboards import Dashboard, build_report, create_app
     from skyloom.eval.stats import leaderboard
     from skyloom.eval.store import ResultsStore
-    from skyloom.corpus import Corpus
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -49,9 +49,9 @@ def run_cli(path: Path) -> dict[str, float]:
 
 
 def run_ingest_one(path: Path, cfg) -> dict[str, float]:
+    from skyloom.corpus import Corpus
     from skyloom.datagen.ingest import process_source
     from skyloom.datagen.sources import Source
-    from skyloom.corpus import Corpus
 
     with tempfile.TemporaryDirectory() as d:
         Corpus.create(d)

@@ -103,9 +103,8 @@ def bench_metrics(quick: bool) -> list[dict[str, Any]]:
         rows.append({"metric": name, "videos": n, "seconds": dt, "videos_per_s": n / dt,
                      "extractor": m.identity()["extractor"]})
     try:  # one re-simulation of a physics probe (the physical variance costs this per take)
-        from skyloom import datagen
+        from skyloom import config, datagen
         from skyloom.datagen.render import RenderConfig
-        from skyloom import config
 
         spec = datagen.sample_specs(config.load(RenderConfig, "physics-probe", [], group="datagen"), 1, 0)[0]
         datagen.render_spec(spec)  # warm-up (model compile, EGL context)

@@ -37,8 +37,8 @@ def bare_loop(specs: list[dict], seg_pass: bool) -> dict:
     import numpy as np
     from mujoco import gl_context
 
-    from skyloom.datagen.simulate import load_model, steps_per_frame
     from skyloom.datagen.scenes import camera_frames
+    from skyloom.datagen.simulate import load_model, steps_per_frame
 
     gl = gl_context.GLContext(64, 64)
     gl.make_current()
@@ -103,8 +103,8 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=48)
     args = ap.parse_args()
 
-    from skyloom.datagen.render import RenderConfig, sample_specs
     from skyloom.config import load
+    from skyloom.datagen.render import RenderConfig, sample_specs
 
     cfg = load(RenderConfig, args.preset, [], group="datagen")
     cfg = dataclasses.replace(cfg, num_scenes=args.scenes, seed=123)

@@ -27,7 +27,7 @@ from skyloom.dashboards import data, results
 from skyloom.dashboards.jobs import JobQueue
 from skyloom.dashboards.paths import SafeRoots
 from skyloom.dashboards.physics import PhysicsRefs, physics_spec
-from skyloom.dashboards.sampling import Sampler, SampleError, list_checkpoints, parse_request, sample_key
+from skyloom.dashboards.sampling import SampleError, Sampler, list_checkpoints, parse_request, sample_key
 
 log = logging.getLogger(__name__)
 

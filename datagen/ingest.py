@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from skyloom.corpus import ClipRecord, Corpus, assign_split
 from skyloom.datagen.fetch import FetchConfig, FetchError, fetch
 from skyloom.datagen.filters import (
     FilterConfig,
@@ -73,7 +74,6 @@ from skyloom.datagen.sources import (
     url_problem,
     write_sources_csv,
 )
-from skyloom.corpus import ClipRecord, Corpus, assign_split
 from skyloom.fsutil import append_jsonl, atomic_write_json, file_stamp, now_iso, read_jsonl, sha256_file
 
 logger = logging.getLogger(__name__)

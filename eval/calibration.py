@@ -30,6 +30,7 @@ import zlib
 from typing import Any
 
 import numpy as np
+
 from skyloom.eval.suites import CALIBRATION_ROWS, Suite
 
 logger = logging.getLogger(__name__)
@@ -137,13 +138,12 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
     Raises:
         ValueError: an unknown row, no rows, or a suite without any ground truth.
     """
+    from skyloom.config import to_dict
     from skyloom.eval.cache import FeatureCache
     from skyloom.eval.runner import EvalResult, _Ctx, finish_eval, git_hash, make_scorer
     from skyloom.eval.store import ResultsStore
     from skyloom.eval.submissions import entry_base_and_db, item_spec, suite_items
     from skyloom.eval.suites import load_suite, suite_to_dict
-
-    from skyloom.config import to_dict
     from skyloom.video import write_video
 
     t0 = time.perf_counter()

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from skyloom.eval.suites import Suite
 
 logger = logging.getLogger(__name__)
@@ -317,6 +318,7 @@ def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str]
     Raises:
         SubmissionError: no such folder, unknown policy, empty name, or no usable video at all.
     """
+    from skyloom.config import to_dict
     from skyloom.eval.cache import FeatureCache
     from skyloom.eval.runner import (
         EvalResult,
@@ -328,8 +330,6 @@ def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str]
     )
     from skyloom.eval.store import ResultsStore
     from skyloom.eval.suites import load_suite, suite_to_dict
-
-    from skyloom.config import to_dict
     from skyloom.video import write_video
 
     t0 = time.perf_counter()

@@ -51,6 +51,7 @@ import math
 import numpy as np
 
 from skyloom.flow import FLOW_METHODS, dense_flow  # noqa: F401 - FLOW_METHODS: metrics check flow names with it
+
 WARP_PROTOCOLS = ("lai2018", "rgb-sum")
 
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.model.config import Bucket, DataConfig
 from skyloom.corpus import ClipRecord, Corpus
+from skyloom.model.config import Bucket, DataConfig
 
 logger = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from skyloom.config import from_dict
 from skyloom.model.autoencoder import VideoAutoencoder
 from skyloom.model.checkpoint import (
     CheckpointError,
@@ -37,7 +38,6 @@ from skyloom.model.config import SamplerConfig, ScheduleConfig
 from skyloom.model.data import crop_resize
 from skyloom.model.sampler import FlowSampler
 from skyloom.model.schedule import RectifiedFlow
-from skyloom.config import from_dict
 from skyloom.rundir import resolve_checkpoint
 
 logger = logging.getLogger(__name__)

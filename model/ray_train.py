@@ -27,8 +27,8 @@ def _worker_loop(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from skyloom.model.train import Dist, train
     from skyloom.config import from_dict
+    from skyloom.model.train import Dist, train
 
     cfg = from_dict(TrainConfig, config["cfg"])
     ctx = ray.train.get_context()

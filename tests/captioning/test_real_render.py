@@ -8,8 +8,8 @@ from skyloom.captioning.verify import verify_caption
 
 
 def test_caption_of_a_rendered_scene_is_exact_and_physical():
-    from skyloom.datagen.render import RenderConfig, render_spec, sample_specs
     from skyloom import config
+    from skyloom.datagen.render import RenderConfig, render_spec, sample_specs
 
     cfg = config.load(RenderConfig, "balls-bounce", ["scene.motions=[dropped]", "scene.max_objects=2"], group="datagen")
     spec = sample_specs(cfg, 1, seed=1)[0]

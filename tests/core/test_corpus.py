@@ -11,8 +11,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from skyloom.corpus import (MANIFEST_SCHEMA, Caption, ClipRecord, Corpus, CorpusError, ManifestError, assign_split,
-                            validate_record)
+from skyloom.corpus import (
+    MANIFEST_SCHEMA,
+    Caption,
+    ClipRecord,
+    Corpus,
+    CorpusError,
+    ManifestError,
+    assign_split,
+    validate_record,
+)
 from skyloom.video import write_video
 from tests.conftest import moving_square_video
 

@@ -43,8 +43,8 @@ def test_dashboard_command_serves_on_localhost(world):
 def test_dashboard_command_reports_a_busy_port(world):
     from typer.testing import CliRunner
 
-    from skyloom.dashboards.app import bind
     from skyloom.cli import app
+    from skyloom.dashboards.app import bind
 
     sock = bind("127.0.0.1", 0)
     try:

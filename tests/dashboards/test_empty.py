@@ -33,8 +33,8 @@ def test_missing_runs_folder_and_non_corpus(tmp_path):
 
 
 def test_half_written_run_and_empty_corpus(tmp_path):
-    from skyloom.dashboards import Dashboard
     from skyloom.corpus import Corpus
+    from skyloom.dashboards import Dashboard
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")
@@ -52,8 +52,8 @@ def test_half_written_run_and_empty_corpus(tmp_path):
 
 
 def test_corrupt_results_database_and_manifest_are_warnings(tmp_path):
-    from skyloom.dashboards import Dashboard
     from skyloom.corpus import Corpus
+    from skyloom.dashboards import Dashboard
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")
@@ -149,9 +149,9 @@ def test_long_and_resumed_series(tmp_path):
 
 
 def test_failures_and_quarantine_are_listed(tmp_path):
+    from skyloom.corpus import Corpus
     from skyloom.dashboards import Dashboard
     from skyloom.eval.store import ResultsStore
-    from skyloom.corpus import Corpus
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")

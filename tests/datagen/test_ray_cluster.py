@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from skyloom.datagen.sources import write_sources_csv
 
 from skyloom.corpus import Corpus
+from skyloom.datagen.sources import write_sources_csv
 from skyloom.video import write_video
 
 pytestmark = pytest.mark.slow

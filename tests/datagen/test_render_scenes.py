@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 
+from skyloom.config import load
 from skyloom.datagen.motion import MOTION_LABELS, labels
 from skyloom.datagen.render import RenderConfig, perturb_spec, render_spec, sample_specs
 from skyloom.datagen.scenes import (
@@ -22,7 +23,6 @@ from skyloom.datagen.scenes import (
     spec_sha256,
     validate_spec,
 )
-from skyloom.config import load
 
 G = 9.81
 

@@ -176,8 +176,8 @@ def test_unrealcv_backend_direct(fake_unrealcv):
 
 
 def test_unrealcv_render_job_into_corpus(fake_unrealcv, tmp_path, ray_local):
-    from skyloom.datagen.render import RenderConfig, run_render
     from skyloom.corpus import Corpus
+    from skyloom.datagen.render import RenderConfig, run_render
 
     cfg = RenderConfig(preset="balls-bounce", renderer="unrealcv", num_scenes=2, out=str(tmp_path / "c"),
                        scene=dataclasses.replace(RenderConfig().scene, num_frames=4),
@@ -209,8 +209,8 @@ def test_unrealcv_unreachable_server_is_a_clear_error():
 
 
 def test_dropped_connection_is_retried_by_the_job(fake_unrealcv, tmp_path, ray_local):
-    from skyloom.datagen.render import RenderConfig, run_render
     from skyloom.corpus import Corpus
+    from skyloom.datagen.render import RenderConfig, run_render
 
     fake_unrealcv.drop_first_lit = True
     cfg = RenderConfig(preset="balls-bounce", renderer="unrealcv", num_scenes=1, out=str(tmp_path / "c"), max_retries=2,

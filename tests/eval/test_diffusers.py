@@ -15,7 +15,6 @@ from skyloom.eval.diffusers_pipeline import (
     load_diffusers_pipeline,
 )
 from skyloom.eval.store import ResultsStore
-
 from skyloom.video import read_video
 from tests.eval.test_submissions_cli import run_cli
 

@@ -9,8 +9,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from skyloom.eval.runner import EvalConfig, run_eval
 from skyloom.cli import app
+from skyloom.eval.runner import EvalConfig, run_eval
 from tests.eval import fakes
 
 runner = CliRunner()

@@ -116,9 +116,8 @@ def test_interpenetration():
 
 @pytest.fixture(scope="module")
 def rendered_drop():
-    from skyloom import datagen
+    from skyloom import config, datagen
     from skyloom.datagen.render import RenderConfig
-    from skyloom import config
 
     sets = ["scene.fps=24", "scene.width=64", "scene.height=64", "scene.num_frames=16"]  # enough fall frames
     cfg = config.load(RenderConfig, "physics-probe", sets, group="datagen")

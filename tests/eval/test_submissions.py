@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from skyloom.eval.breakdown import board, normalise, order_flags
 from skyloom.eval.calibration import run_calibration
 from skyloom.eval.runner import EvalConfig, run_eval
@@ -29,7 +30,6 @@ from skyloom.eval.submissions import (
     run_submission,
 )
 from skyloom.eval.suites import SuiteError, load_suite
-
 from skyloom.video import read_video, write_video
 from tests.eval import fakes
 
@@ -294,9 +294,9 @@ def test_checkpoint_and_submission_share_a_board(setup):
 def test_dashboard_and_report_carry_markers_and_breakdown(setup):
     """The dashboard's leaderboard payload and the static report mark submissions and calibration rows."""
     from fastapi.testclient import TestClient
+
     from skyloom.dashboards import Dashboard, create_app
     from skyloom.dashboards.report import build_report
-
     from tests.dashboards.test_report import embedded
 
     tmp, suite_path, cfg = setup

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skyloom.model.config import Bucket, DataConfig, DiTConfig, OptimConfig, TextConfig, TrainConfig
 from skyloom.corpus import Caption, ClipRecord, Corpus
 from skyloom.fsutil import sha256_file
+from skyloom.model.config import Bucket, DataConfig, DiTConfig, OptimConfig, TextConfig, TrainConfig
 from skyloom.video import write_video
 from tests.conftest import moving_square_video
 

@@ -1,9 +1,16 @@
 import numpy as np
 import pytest
 
-from skyloom.model.config import Bucket, DataConfig
-from skyloom.model.data import BatchLoader, BucketBatchSampler, CorpusVideoDataset, assign_bucket, caption_candidates, caption_of
 from skyloom.corpus import Caption, ClipRecord
+from skyloom.model.config import Bucket, DataConfig
+from skyloom.model.data import (
+    BatchLoader,
+    BucketBatchSampler,
+    CorpusVideoDataset,
+    assign_bucket,
+    caption_candidates,
+    caption_of,
+)
 from tests.model.helpers import make_square_corpus
 
 
