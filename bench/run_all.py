@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         mod = importlib.import_module(f"bench.{name}")
         try:
             rc = mod.main([]) if hasattr(mod, "main") else 0
-        except Exception as e:  # keep going: one broken benchmark should not hide the others
+        except Exception as e:  # noqa: BLE001 - one broken benchmark must not hide the others; it is listed as failed
             print(f"bench.{name} failed: {type(e).__name__}: {e}", flush=True)
             failed.append(name)
             continue

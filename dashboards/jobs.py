@@ -138,7 +138,7 @@ class JobQueue:
             try:
                 job.fn()
                 status, error = "done", None
-            except Exception as e:  # a job's failure is its result; the worker goes on
+            except Exception as e:  # noqa: BLE001 - a job's failure is its result (shown in the page); the worker goes on
                 log.warning("dashboard job %s (%s) failed: %s", job.key, job.label, e, exc_info=True)
                 status, error = "error", scrub_paths(f"{type(e).__name__}: {e}")
             with self._cond:

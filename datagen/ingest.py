@@ -245,7 +245,7 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
         if expected and n < cfg.min_decoded_fraction * expected and cfg.truncated == "reject":
             raise SourceRejected("truncated video", f"{src.url}: decoded {n} of {expected} frames")
         emit(splitter.finish())
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - cleanup on any exit (Ctrl-C included), then re-raised
         shutil.rmtree(staging, ignore_errors=True)  # nothing of a failed source stays behind
         raise
     recs = [dataclasses.replace(r, shot_end_s=splitter.shots[r.meta["shot"]][1] / info.fps) for r in recs]
@@ -305,7 +305,7 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
         out.update(status="rejected", reason=e.reason, detail=e.detail or e.reason)
     except FetchError as e:
         out.update(status="retry" if e.transient else "rejected", reason=e.reason, detail=e.detail)
-    except Exception as e:  # a bug or an unexpected library error: keep going, record it
+    except Exception as e:  # noqa: BLE001 - a bug or library error in one source must not stop the batch; recorded
         logger.exception("ingest of %s failed", src.url)
         out.update(status="retry", reason="internal error", detail=f"{src.url}: {type(e).__name__}: {e}")
     finally:

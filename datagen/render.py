@@ -228,7 +228,7 @@ def _render_one(item: dict[str, Any], renderer: str, settings: str, crf: int) ->
         return {"id": cid, "ok": False, "kind": "simulation", "reason": str(e)}
     except (ConnectionError, TimeoutError):
         raise  # transient (e.g. the game restarted): Ray retries the task
-    except Exception as e:  # a backend bug must not stop the job: record it
+    except Exception as e:  # noqa: BLE001 - a backend bug in one scene must not stop the job; recorded per scene
         logger.exception("scene %s failed", cid)
         return {"id": cid, "ok": False, "kind": "error", "reason": f"{type(e).__name__}: {e}"}
     r = spec["render"]

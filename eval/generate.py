@@ -54,7 +54,7 @@ class GeneratorWorker:
         self.pipeline: Any = None
         try:
             self.pipeline = resolve(LEGACY_LOADERS.get(loader, loader))(checkpoint, device=device)
-        except Exception as e:  # any load error becomes a failure record
+        except Exception as e:  # noqa: BLE001 - any load error (user loader code) becomes a failure record
             self.error = f"{type(e).__name__}: {e}"
             logger.warning("checkpoint %s does not load: %s", checkpoint, self.error)
             logger.debug("%s", traceback.format_exc())
@@ -92,7 +92,7 @@ class GeneratorWorker:
         try:
             arr = self._call(items, kwargs)
             videos = {it["item_id"]: arr[i] for i, it in enumerate(items)}
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - user pipeline code: retried item by item, failures recorded
             if len(items) == 1:
                 failures[items[0]["item_id"]] = ("generate", f"{type(e).__name__}: {e}")
             else:
@@ -175,7 +175,7 @@ def generate_all(jobs: Sequence[GenJob], on_batch: Callable[[GenBatch], None], *
             kind, eid = pending.pop(done[0])
             try:
                 res = ray.get(done[0])
-            except Exception as e:  # the actor died (out of memory, ...): fail its remaining items
+            except Exception as e:  # noqa: BLE001 - the actor died (out of memory, ...): its remaining items fail
                 logger.error("generation worker for %s died: %s", eid, e)
                 if kind == "info":
                     infos[eid] = {"error": f"worker died: {type(e).__name__}: {e}"}

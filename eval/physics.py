@@ -190,7 +190,10 @@ def piq_masks(frames: np.ndarray, threshold: int = THRESHOLD) -> np.ndarray:
     if v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8 or len(v) < 1:
         raise ValueError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
     kernel = np.ones((KERNEL, KERNEL), np.uint8)
-    grey = lambda f: cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY), (KERNEL, KERNEL), 0)
+
+    def grey(f: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY), (KERNEL, KERNEL), 0)
+
     avg = grey(v[0]).astype("float")
     out = np.zeros(v.shape[:3], np.uint8)
     for t in range(1, len(v)):
@@ -235,10 +238,19 @@ def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None =
     size = (r.shape[2] // 4, r.shape[1] // 4)  # (W/4, H/4) as Physics-IQ
     if min(size) < 1:
         raise ValueError(f"frames {r.shape[1]}x{r.shape[2]} are too small for Physics-IQ's 1/4 downscale")
-    frames = lambda v: [f / 255.0 for f in _piq_down(v, size)]
-    masks = lambda v: [(m > 127).astype(np.uint8) for m in _piq_down(piq_masks(v), size)]
-    mse = lambda a, b: [float(np.mean((x.astype(np.float32) - y.astype(np.float32)) ** 2)) for x, y in zip(a, b)]
-    spatial = lambda ms: (np.max(ms, axis=0) > 0).astype(np.uint8) * 255
+
+    def frames(v: np.ndarray) -> list[np.ndarray]:
+        return [f / 255.0 for f in _piq_down(v, size)]
+
+    def masks(v: np.ndarray) -> list[np.ndarray]:
+        return [(m > 127).astype(np.uint8) for m in _piq_down(piq_masks(v), size)]
+
+    def mse(a: list[np.ndarray], b: list[np.ndarray]) -> list[float]:
+        return [float(np.mean((x.astype(np.float32) - y.astype(np.float32)) ** 2)) for x, y in zip(a, b)]
+
+    def spatial(ms: list[np.ndarray]) -> np.ndarray:
+        return (np.max(ms, axis=0) > 0).astype(np.uint8) * 255
+
     fr, fg, mr, mg = frames(r), frames(g), masks(r), masks(g)
     wr, wg = _piq_weighted(mr), _piq_weighted(mg)
     union = np.maximum(wr, wg)
@@ -283,7 +295,10 @@ def _piq_view_variance(summaries: list[dict[str, float]]) -> dict[str, float]:
     if not summaries:
         raise ValueError("physics-iq: no scenes to compute the physical variance over")
     w = np.array([s["frames"] for s in summaries])
-    frame_mean = lambda k: float(np.sum([s[k] * n for s, n in zip(summaries, w)]) / w.sum())  # explode().mean()
+
+    def frame_mean(k: str) -> float:  # Physics-IQ's explode().mean(): every frame weighs the same
+        return float(np.sum([s[k] * n for s, n in zip(summaries, w)]) / w.sum())
+
     return {"mse": frame_mean("variance_mse"), "spatiotemporal_iou": frame_mean("variance_spatiotemporal_iou"),
             "spatial_iou": float(np.mean([s["variance_spatial_iou"] for s in summaries])),
             "weighted_spatial_iou": float(np.mean([s["variance_weighted_spatial_iou"] for s in summaries]))}
@@ -329,7 +344,10 @@ def piq_score(scenarios: list[list[dict[str, Any]]]) -> dict[str, float]:
     nviews = len(rows[0])
     if any(len(r) != nviews for r in rows):
         raise ValueError("physics-iq: every scenario needs the same number of views")
-    concat_mean = lambda r, k: float(np.sum([v[k] * v["frames"] for v in r]) / np.sum([v["frames"] for v in r]))
+
+    def concat_mean(r: list[dict[str, Any]], k: str) -> float:
+        return float(np.sum([v[k] * v["frames"] for v in r]) / np.sum([v["frames"] for v in r]))
+
     total = {"mse": float(np.mean([concat_mean(r, "mse") for r in rows])),
              "spatiotemporal_iou": float(np.mean([concat_mean(r, "spatiotemporal_iou") for r in rows])),
              "spatial_iou": float(np.mean([np.mean([r[j]["spatial_iou"] for r in rows]) for j in range(nviews)])),

@@ -117,7 +117,10 @@ def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray) -> np.ndarray:
     """
     f = np.asarray(flow_fw, np.float64)
     bw = warp(flow_bw, flow_fw).astype(np.float64)  # (H, W, 2): B sampled at x + F(x)
-    mag = lambda u: np.sum(u * u, axis=-1)
+
+    def mag(u: np.ndarray) -> np.ndarray:
+        return np.sum(u * u, axis=-1)
+
     occ = mag(f + bw) > 0.01 * (mag(f) + mag(bw)) + 0.5
     du = np.zeros_like(f)
     dv = np.zeros_like(f)
@@ -155,7 +158,10 @@ def _lai_occlusion(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
     """Lai et al.'s ``detect_occlusion`` with Resample2d warping and float32 flows; True = occluded."""
     fw32, bw32 = np.asarray(fw, np.float32), np.asarray(bw, np.float32)
     bw_w = warp_resample2d(bw32, fw32)  # (H, W, 2)
-    mag = lambda u: u[..., 0] ** 2 + u[..., 1] ** 2
+
+    def mag(u: np.ndarray) -> np.ndarray:
+        return u[..., 0] ** 2 + u[..., 1] ** 2
+
     occ = mag(bw_w + fw32) > 0.01 * (mag(bw_w) + mag(fw32)) + 0.5
     du = np.zeros(fw32.shape, np.float64)
     dv = np.zeros(fw32.shape, np.float64)

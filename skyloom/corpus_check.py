@@ -170,7 +170,7 @@ def _check_snapshot(c: Corpus, live: dict[str, ClipRecord], rep: CheckReport, re
     else:
         try:
             t = pq.read_table(snap, columns=["id", "rev", "sha256"]).to_pylist()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a broken file; reported as a problem
             t, problem = [], f"unreadable ({type(e).__name__}: {e})"
         if not problem and {(x["id"], x["rev"], x["sha256"]) for x in t} != {(r.id, r.rev, r.sha256)
                                                                             for r in live.values()}:

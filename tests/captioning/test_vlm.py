@@ -46,8 +46,11 @@ def test_frame_layouts():
 @pytest.mark.parametrize("layout", ["grid", "multi"])
 def test_local_vlm_batch_equals_single(tiny_llava, layout):
     frames = FramesConfig(num_frames=4, layout=layout, tile_size=32)
-    mk = lambda gb: LocalVLMCaptioner(CaptionConfig(vlm_local=VLMLocalConfig(
-        model_path=str(tiny_llava), max_new_tokens=6, frames=frames, generate_batch=gb)))
+
+    def mk(gb):
+        return LocalVLMCaptioner(CaptionConfig(vlm_local=VLMLocalConfig(
+            model_path=str(tiny_llava), max_new_tokens=6, frames=frames, generate_batch=gb)))
+
     items = [ClipInput(f"c{i}", 8, frames=np.random.default_rng(i).integers(0, 255, (8, 40, 40, 3), np.uint8))
              for i in range(3)]
     batched, single = mk(3).caption_batch(items), mk(1).caption_batch(items)

@@ -217,7 +217,7 @@ def test_plugin_captioner_from_the_cli(tmp_path, plugin_env):
     skyloom([*base, "--set", "options.myplugin.prefix=HEY", "--set", "options.myplugin.repeat=2"], plugin_env)
     caps = {r.id: r.captions for r in Corpus(corpus.root).records()}
     assert len(caps) == 3
-    for cid, cs in caps.items():
+    for cs in caps.values():
         assert [(c.captioner, c.kind, c.text, c.model_id) for c in cs] == [("myplugin", "shout", "HEY HEY 8 frames",
                                                                             "shout-v1")]
     r = skyloom([*base, "--set", "options.myplugin.volume=11"], plugin_env, code=2)

@@ -38,7 +38,7 @@ def make_runs(root: Path) -> dict[str, Path]:
     runs = root / "runs"
     rd = {name: RunDir.create(runs / name, preset="vdit-tiny") for name in ("run-a", "run-b")}
     RunDir.create(runs / "run-empty")  # no metrics, no checkpoints, no results
-    for i, (name, r) in enumerate(rd.items()):
+    for i, r in enumerate(rd.values()):
         for step in range(0, 41, 2):
             r.log_metrics(step, loss=float(1.0 / (1 + 0.1 * step) + 0.05 * i), lr=1e-3, samples_per_s=10.0 + i)
         r.log_metrics(40, kind="eval", val_loss=0.5 + 0.1 * i)

@@ -287,7 +287,7 @@ def make_motion_corpus(root: Path, per_combo: int = 12, seed: int = 0, split: st
     c = Corpus.create(root)
     recs = []
     k = 0
-    for i in range(per_combo):
+    for _ in range(per_combo):
         for colour, rgb in COLOURS.items():
             for motion, phrase in MOTION_CAPTIONS.items():
                 cid = f"m{seed}-{k:04d}"

@@ -61,7 +61,10 @@ def test_frechet_bad_input():
 
 def _mmd_loop(x, y):
     d = x.shape[1]
-    k = lambda a, b: (a @ b / d + 1.0) ** 3
+
+    def k(a, b):
+        return (a @ b / d + 1.0) ** 3
+
     m, n = len(x), len(y)
     sxx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     syy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))

@@ -35,7 +35,10 @@ def test_fvd_shards_merge_exactly():
         shards[(i + 1) % 3].update_features(fake[b])
     shards = [pickle.loads(pickle.dumps(s)) for s in shards]  # as Ray ships them
     a = pickle.loads(pickle.dumps(shards[2])).merge(shards[0]).merge(shards[1])
-    cp = lambda m: pickle.loads(pickle.dumps(m))
+
+    def cp(m):
+        return pickle.loads(pickle.dumps(m))
+
     b = cp(shards[0]).merge(cp(shards[1]).merge(cp(shards[2])))  # another merge tree
     assert a.compute().value == single.compute().value  # bitwise: split and order do not matter
     assert b.compute().value == single.compute().value

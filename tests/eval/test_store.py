@@ -114,7 +114,7 @@ def _writer(url: str, worker: int, n_evals: int, q) -> None:
             store.set_status(f"w{worker}-e{j}", "complete")
         store.close()
         q.put(None)
-    except BaseException as e:  # report to the parent instead of dying silently
+    except BaseException as e:  # noqa: BLE001 - a forked writer reports any failure to the parent, not die silently
         q.put(repr(e))
 
 
