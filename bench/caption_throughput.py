@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['what']:72s} {r['clips']:6d} {r['cores']:5d} {r['seconds']:8.2f} {r['clips_per_s']:9.1f} "
               f"{r['clips_per_s_per_core']:9.1f} {cpu}")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "caption_throughput.json").write_text(json.dumps({"machine": f"{os.cpu_count()}-core CPU", "load_avg_1min": [load0, os.getloadavg()[0]],
+    (OUT / "caption_throughput.json").write_text(json.dumps({"machine": f"{os.cpu_count()}-core CPU",
+                                                             "load_avg_1min": [load0, os.getloadavg()[0]],
                                                              "rows": rows},
                                                             indent=2))
     print(f"1-min load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")

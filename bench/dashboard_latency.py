@@ -60,8 +60,9 @@ def build_world(root: Path, runs: int, steps: int, evals: int, prompts: int, cli
             items, scores = [], []
             for m in METRICS:
                 v = rng.normal(0.3 + 0.002 * e, 0.05, prompts)
-                items += [{"item_id": f"p{i:04d}", "metric": m, "value": float(v[i]), "seed": 0, "prompt": f"prompt {i}",
-                           "category": f"c{i % 5}", "video_path": str(run.eval_dir / "standard" / eid / "videos" / f"p{i:04d}.mp4")}
+                items += [{"item_id": f"p{i:04d}", "metric": m, "value": float(v[i]), "seed": 0,
+                           "prompt": f"prompt {i}", "category": f"c{i % 5}",
+                           "video_path": str(run.eval_dir / "standard" / eid / "videos" / f"p{i:04d}.mp4")}
                           for i in range(prompts)]
                 scores.append({"metric": m, "value": float(v.mean()), "ci_low": float(v.mean() - 0.01),
                                "ci_high": float(v.mean() + 0.01), "n": prompts, "higher_is_better": True})
@@ -70,7 +71,8 @@ def build_world(root: Path, runs: int, steps: int, evals: int, prompts: int, cli
     corpus = Corpus.create(root / "corpus")
     corpus.append([ClipRecord(
         id=f"c{i:06d}", path=f"clips/c{i:06d}.mp4", source_kind="synthetic" if i % 3 else "licensed",
-        duration_s=2.0 + i % 7, fps=8.0, width=64, height=64, num_frames=16, license_id="CC0-1.0" if i % 3 else "CC-BY-4.0",
+        duration_s=2.0 + i % 7, fps=8.0, width=64, height=64, num_frames=16,
+        license_id="CC0-1.0" if i % 3 else "CC-BY-4.0",
         source_url=f"skyloom://render/x/{i}", author="skyloom", attribution="", sha256="0" * 64,
         captions=(Caption("scene-graph", "short", f"a red ball number {i} falls"),), quality={"aesthetic": i % 10 / 10})
         for i in range(clips)])

@@ -27,6 +27,10 @@ import numpy as np
 
 OUT = Path(__file__).resolve().parent / "out"
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220), "yellow": (230, 220, 40)}
+# A randomly initialised 2-layer CLIP (no weights downloaded): the suite's text_video extractor.
+TINY_CLIP = ("clip?random_init=true&model_cfg={embed_dim: 64, vision_cfg: {image_size: 32, layers: 2, width: 64, "
+             "patch_size: 8, head_width: 32}, text_cfg: {context_length: 32, vocab_size: 49408, width: 64, heads: 2, "
+             "layers: 2}}")
 
 
 def _video(rgb, seed: int, T: int = 16, S: int = 32, noise: float = 4.0) -> np.ndarray:
@@ -93,7 +97,7 @@ generation: {{num_frames: 16, batch_size: 8}}
 prompts:
 {plist}
 extractors:
-  text_video: "clip?random_init=true&model_cfg={{embed_dim: 64, vision_cfg: {{image_size: 32, layers: 2, width: 64, patch_size: 8, head_width: 32}}, text_cfg: {{context_length: 32, vocab_size: 49408, width: 64, heads: 2, layers: 2}}}}"
+  text_video: "{TINY_CLIP}"
 reference: {{corpus: {root / 'ref'}, num_frames: 16, max_clips: {n_ref}}}
 metrics:
   - {{name: clipsim, extractor: text_video}}

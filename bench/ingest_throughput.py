@@ -98,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     total = {k: sum(r[k] for r in rows) for k in ("frames", "cli_wall_s", "cli_cpu_s", "ingest_wall_s", "ingest_cpu_s")}
     summary = {"frames": total["frames"],
-               "cli_fps_cpu": total["frames"] / total["cli_cpu_s"], "ingest_fps_cpu": total["frames"] / total["ingest_cpu_s"],
-               "cli_fps_wall": total["frames"] / total["cli_wall_s"], "ingest_fps_wall": total["frames"] / total["ingest_wall_s"]}
+               "cli_fps_cpu": total["frames"] / total["cli_cpu_s"],
+               "ingest_fps_cpu": total["frames"] / total["ingest_cpu_s"],
+               "cli_fps_wall": total["frames"] / total["cli_wall_s"],
+               "ingest_fps_wall": total["frames"] / total["ingest_wall_s"]}
     summary["ratio_per_core"] = summary["ingest_fps_cpu"] / summary["cli_fps_cpu"]
     load1 = os.getloadavg()[0]
 
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['cli_fps_detect_only']:14.0f} {r['ingest_fps_wall']:15.0f} {r['ingest_fps_cpu']:14.0f} "
               f"{r['ratio_per_core']:10.2f}")
     print(f"{'all':24} {summary['frames']:6d} {summary['cli_fps_wall']:12.0f} {summary['cli_fps_cpu']:11.0f} "
-          f"{'':14} {summary['ingest_fps_wall']:15.0f} {summary['ingest_fps_cpu']:14.0f} {summary['ratio_per_core']:10.2f}")
+          f"{'':14} {summary['ingest_fps_wall']:15.0f} {summary['ingest_fps_cpu']:14.0f} "
+          f"{summary['ratio_per_core']:10.2f}")
     print(f"load average (1 min) before/after: {load0:.2f} / {load1:.2f} on {os.cpu_count()} cores")
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)

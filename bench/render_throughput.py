@@ -137,7 +137,8 @@ def main() -> None:
         d["cores_used"] = cores
         print(f"{name:40s} {d['fps']:9.1f} {d['f_per_cpu_s']:13.1f} {cores:11.2f}")
     print(f"\njob / bare RGB loop per worker: {r['job_vs_bare_rgb_per_worker']:.2f}x (wall), "
-          f"{r['job_vs_bare_rgb_per_cpu_s']:.2f}x (per CPU-s); vs bare RGB+seg loop: {r['job_vs_bare_seg_per_worker']:.2f}x")
+          f"{r['job_vs_bare_rgb_per_cpu_s']:.2f}x (per CPU-s); "
+          f"vs bare RGB+seg loop: {r['job_vs_bare_seg_per_worker']:.2f}x")
     print(f"2 workers / 1 worker: {r['speedup_2_workers']:.2f}x")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "render_throughput.json").write_text(json.dumps(r, indent=2))

@@ -37,11 +37,14 @@ CPU_CONFIGS = {
     # = configs/model/vdit-tiny.yaml (DiT only; the 2-layer text encoder adds ~3% FLOPs, not counted)
     "tiny": (DiTConfig(in_channels=3, patch=(4, 4, 4), dim=128, depth=4, heads=4, text_dim=128, prediction="x0",
                        given_channel=True), (3, 16, 32, 32), 8, 77),
-    "wide": (DiTConfig(in_channels=3, patch=(2, 4, 4), dim=384, depth=4, heads=6, text_dim=128), (3, 16, 32, 32), 4, 77),
+    "wide": (DiTConfig(in_channels=3, patch=(2, 4, 4), dim=384, depth=4, heads=6, text_dim=128),
+             (3, 16, 32, 32), 4, 77),
 }
 GPU_CONFIGS = {  # latent of a 33x256x256 clip through the 4x8x8 VAE: (16, 9, 32, 32), patch 1x2x2 -> 2304 tokens
-    "vdit-s": (DiTConfig(in_channels=16, patch=(1, 2, 2), dim=384, depth=12, heads=6, text_dim=512), (16, 9, 32, 32), 16, 77),
-    "vdit-b": (DiTConfig(in_channels=16, patch=(1, 2, 2), dim=768, depth=12, heads=12, text_dim=512), (16, 9, 32, 32), 8, 77),
+    "vdit-s": (DiTConfig(in_channels=16, patch=(1, 2, 2), dim=384, depth=12, heads=6, text_dim=512),
+               (16, 9, 32, 32), 16, 77),
+    "vdit-b": (DiTConfig(in_channels=16, patch=(1, 2, 2), dim=768, depth=12, heads=12, text_dim=512),
+               (16, 9, 32, 32), 8, 77),
 }
 
 

@@ -17,9 +17,11 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "run": "skyloom.captioning.runner", "CaptionResult": "skyloom.captioning.runner", "CaptionConfig": "skyloom.captioning.config",
-    "CAPTIONERS": "skyloom.captioning.base", "caption_gt": "skyloom.captioning.scene_graph", "upsample": "skyloom.captioning.upsample",
-    "verify_caption": "skyloom.captioning.verify", "parse_caption": "skyloom.captioning.verify", "VerifyReport": "skyloom.captioning.verify",
+    "run": "skyloom.captioning.runner", "CaptionResult": "skyloom.captioning.runner",
+    "CaptionConfig": "skyloom.captioning.config", "CAPTIONERS": "skyloom.captioning.base",
+    "caption_gt": "skyloom.captioning.scene_graph", "upsample": "skyloom.captioning.upsample",
+    "verify_caption": "skyloom.captioning.verify", "parse_caption": "skyloom.captioning.verify",
+    "VerifyReport": "skyloom.captioning.verify",
     "verify_corpus": "skyloom.captioning.report", "caption_stats": "skyloom.captioning.report",
 }
 __all__ = ["CAPTIONERS", "CaptionConfig", "CaptionResult", "VerifyReport", "caption_gt", "caption_stats",

@@ -83,7 +83,8 @@ def make_gt(seed: int, num_objects: int | None = None, num_frames: int = 16, fps
                      "size_name": size_name, "colour": colour, "rgb": rgb, "material": material,
                      "mass": float(round(rng.uniform(0.1, 1.0), 3)),
                      "initial": {"position": p.tolist(), "velocity": v.tolist(), "motion": motion}})
-        state.append({"name": f"obj{i}", "p": p, "v": v, "r": r, "e": RESTITUTION[material], "roll": motion == "rolling"})
+        state.append({"name": f"obj{i}", "p": p, "v": v, "r": r, "e": RESTITUTION[material],
+                      "roll": motion == "rolling"})
     cam_motion = camera_motion or str(rng.choice(["static", "static", "orbit", "pan", "dolly"]))
     fovy = 45.0
     frames, events, cam_frames = [], [], []
@@ -100,7 +101,8 @@ def make_gt(seed: int, num_objects: int | None = None, num_frames: int = 16, fps
                         if s["v"][2] < -0.3:
                             s["v"][2] = -s["v"][2] * s["e"]
                             if not any(e["frame"] == t and e["a"] == s["name"] for e in events):
-                                events.append({"frame": t, "t": t / fps, "kind": "collision", "a": s["name"], "b": "floor"})
+                                events.append({"frame": t, "t": t / fps, "kind": "collision", "a": s["name"],
+                                               "b": "floor"})
                         else:
                             s["v"][2] = 0.0
                     if s["p"][2] <= s["r"] + 1e-3 and abs(s["v"][2]) < 1e-9:
@@ -113,7 +115,8 @@ def make_gt(seed: int, num_objects: int | None = None, num_frames: int = 16, fps
                         d = B["p"] - A["p"]
                         if np.linalg.norm(d) < A["r"] + B["r"] and np.dot(B["v"] - A["v"], d) < 0:
                             A["v"], B["v"] = B["v"].copy(), A["v"].copy()
-                            events.append({"frame": t, "t": t / fps, "kind": "collision", "a": A["name"], "b": B["name"]})
+                            events.append({"frame": t, "t": t / fps, "kind": "collision", "a": A["name"],
+                                           "b": B["name"]})
         angle = {"orbit": 0.04 * t, "pan": 0.0, "dolly": 0.0, "static": 0.0}.get(cam_motion, 0.0)
         dist = 4.0 - (0.08 * t if cam_motion == "dolly" else 0.0)
         cam_pos = np.array([dist * math.sin(angle), -dist * math.cos(angle), 1.5])

@@ -79,7 +79,8 @@ class HeuristicCaptioner(Captioner):
                           for i in idx])  # (k, size, size, 3)
         dur = len(fr) / item.fps if item.fps else 0.0
         luma = float(small.mean()) / 255
-        light = "dark" if luma < 0.25 else "dimly lit" if luma < 0.45 else "brightly lit" if luma > 0.65 else "evenly lit"
+        light = ("dark" if luma < 0.25 else "dimly lit" if luma < 0.45
+                 else "brightly lit" if luma > 0.65 else "evenly lit")
         cols = colour_names(small)
         mag, vec = flow_stats(small)
         step = max(1, len(fr) // max(1, len(idx)))

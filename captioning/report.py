@@ -20,10 +20,12 @@ def verify_corpus(corpus: Corpus, captioner: str | None = None, kind: str | None
     macro_recall, hallucinated_clips}}, "clips": [...per caption reports...], "no_gt": n}``.
     """
     groups: dict[str, dict[str, Any]] = defaultdict(lambda: {"n": 0, "stated": 0, "truth": 0, "matched": 0,
-                                                             "matched_p": 0.0, "p": [], "r": [], "hallucinated_clips": 0})
+                                                             "matched_p": 0.0, "p": [], "r": [],
+                                                             "hallucinated_clips": 0})
     clips, no_gt = [], 0
     for rec in corpus.records():
-        caps = [c for c in rec.captions if (captioner is None or c.captioner == captioner) and (kind is None or c.kind == kind)]
+        caps = [c for c in rec.captions
+                if (captioner is None or c.captioner == captioner) and (kind is None or c.kind == kind)]
         if not caps:
             continue
         try:

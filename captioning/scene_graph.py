@@ -33,8 +33,10 @@ START_AIR = ("starts in mid-air", "begins high above the floor", "hangs in the a
 START_THROWN = ("is thrown", "is tossed into the scene", "is launched through the air")
 START_FLOOR = ("starts on the floor", "begins on the ground", "is placed on the floor", "starts out on the ground")
 TIMES = {2: "twice", 3: "three times", 4: "four times"}
-LIGHT = {"studio": ("soft studio lighting", "even studio light"), "sunset": ("warm sunset light", "golden evening light"),
-         "overcast": ("diffuse overcast light", "soft, cloudy daylight"), "night": ("dim night-time lighting", "low, cool night light"),
+LIGHT = {"studio": ("soft studio lighting", "even studio light"),
+         "sunset": ("warm sunset light", "golden evening light"),
+         "overcast": ("diffuse overcast light", "soft, cloudy daylight"),
+         "night": ("dim night-time lighting", "low, cool night light"),
          "daylight": ("bright daylight", "clear daylight"), "sun": ("bright sunlight", "direct sunlight")}
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-WORDS = ["a", "the", "red", "green", "blue", "yellow", "ball", "cube", "cylinder", "falls", "bounces", "rolls", "slides", "on", "floor", "camera", "static", "light", "video", "shows", "small", "large", "scene", "moves", "left", "right", "and", "of"]
+WORDS = ["a", "the", "red", "green", "blue", "yellow", "ball", "cube", "cylinder", "falls", "bounces", "rolls",
+         "slides", "on", "floor", "camera", "static", "light", "video", "shows", "small", "large", "scene", "moves",
+         "left", "right", "and", "of"]
 CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {% endif %}"
                  "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }} {% endif %}"
                  "{% endfor %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}")

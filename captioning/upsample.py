@@ -73,7 +73,8 @@ def prompt_facts(prompt: str, seed: int = 0) -> SceneFacts | None:
     keyname = {str(k): v[0] for k, v in names.items()}
     objs = [ObjectFacts(**{**o.__dict__, "collides_with": tuple(keyname[p] for p in o.collides_with if p in keyname)})
             for o in objs]
-    light = next((k for k in LIGHT if re.search(rf"\b{k}\b", low)), None) or rng.choice(("studio", "daylight", "sunset"))
+    light = (next((k for k in LIGHT if re.search(rf"\b{k}\b", low)), None)
+             or rng.choice(("studio", "daylight", "sunset")))
     return SceneFacts(objects=tuple(objs), camera=parsed.camera or "static", lighting={"preset": light},
                       floor=dict(rng.choice(FLOORS)), background=dict(rng.choice(BACKGROUNDS)))
 

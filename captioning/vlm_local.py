@@ -59,8 +59,9 @@ class LocalVLMCaptioner(Captioner):
         self.cfg = (cfg or CaptionConfig()).vlm_local
         path = Path(self.cfg.model_path)
         if not self.cfg.model_path or not (path / "config.json").exists():
-            raise FileNotFoundError(f"vlm_local.model_path {self.cfg.model_path!r}: not a model folder with config.json "
-                                    "(set --set vlm_local.model_path=/path/to/checkpoint; nothing is downloaded)")
+            raise FileNotFoundError(f"vlm_local.model_path {self.cfg.model_path!r}: not a model folder with "
+                                    "config.json (set --set vlm_local.model_path=/path/to/checkpoint; "
+                                    "nothing is downloaded)")
         dtype = getattr(torch, self.cfg.dtype)
         self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, local_files_only=True)
@@ -96,7 +97,8 @@ class LocalVLMCaptioner(Captioner):
                   for it in items]
         texts = [self._prompt(len(ims)) for ims in images]
         inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True).to(self.cfg.device)
-        gen = {"max_new_tokens": self.cfg.max_new_tokens, "do_sample": self.cfg.do_sample, "num_beams": self.cfg.num_beams}
+        gen = {"max_new_tokens": self.cfg.max_new_tokens, "do_sample": self.cfg.do_sample,
+               "num_beams": self.cfg.num_beams}
         if self.cfg.do_sample:
             gen.update({"temperature": self.cfg.temperature, "top_p": self.cfg.top_p})
         with torch.inference_mode():

@@ -55,7 +55,8 @@ CAMERA: dict[str, tuple[str, ...]] = {
     "static": ("The camera is static.", "The camera stays fixed.", "A locked-off camera watches the scene."),
     "orbit": ("The camera orbits around the scene.", "The camera slowly circles the scene.",
               "An orbiting camera circles the objects."),
-    "pan": ("The camera pans across the scene.", "The camera pans slowly.", "A panning camera sweeps across the scene."),
+    "pan": ("The camera pans across the scene.", "The camera pans slowly.",
+            "A panning camera sweeps across the scene."),
     "dolly": ("The camera dollies in towards the objects.", "The camera moves in on the scene.",
               "A dolly shot moves the camera towards the objects."),
 }

@@ -131,11 +131,13 @@ def _histogram(values: list[float], bins: int = 12) -> dict[str, list[float]]:
 def _clip_payload(rec, corpus_root: Path, roots: SafeRoots) -> dict[str, Any]:
     caps = [{"captioner": c.captioner, "kind": c.kind, "text": c.text, "model_id": c.model_id} for c in rec.captions]
     return {
-        "id": rec.id, "path": rec.path, "source_kind": rec.source_kind, "license_id": rec.license_id, "split": rec.split,
+        "id": rec.id, "path": rec.path, "source_kind": rec.source_kind, "license_id": rec.license_id,
+        "split": rec.split,
         "duration_s": round(float(rec.duration_s), 3), "fps": float(rec.fps), "width": int(rec.width),
         "height": int(rec.height), "num_frames": int(rec.num_frames), "author": rec.author,
         "attribution": rec.attribution, "source_url": rec.source_url, "source_page": rec.source_page,
-        "parent_id": rec.parent_id, "shot": [rec.shot_start_s, rec.shot_end_s] if rec.shot_start_s is not None else None,
+        "parent_id": rec.parent_id,
+        "shot": [rec.shot_start_s, rec.shot_end_s] if rec.shot_start_s is not None else None,
         "sha256": rec.sha256, "quality": {k: float(v) for k, v in rec.quality.items()},
         "captions": caps, "created_at": rec.created_at,
         "url": roots.url(corpus_root / rec.path),

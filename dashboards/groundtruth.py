@@ -155,10 +155,12 @@ def clip_detail(corpus_root: Path, clip_id: str, roots: SafeRoots) -> dict[str, 
         ClipNotFound: no clip ``clip_id`` in the corpus.
     """
     c, rec = _open(corpus_root, clip_id)
-    out: dict[str, Any] = {"id": rec.id, "source_kind": rec.source_kind, "url": roots.url(c.root / rec.path), "fps": float(rec.fps),
+    out: dict[str, Any] = {"id": rec.id, "source_kind": rec.source_kind, "url": roots.url(c.root / rec.path),
+                           "fps": float(rec.fps),
                            "width": int(rec.width), "height": int(rec.height), "num_frames": int(rec.num_frames),
                            "duration_s": float(rec.duration_s), "provenance": provenance(rec),
-                           "captions": [{"captioner": k.captioner, "kind": k.kind, "text": k.text} for k in rec.captions],
+                           "captions": [{"captioner": k.captioner, "kind": k.kind, "text": k.text}
+                                        for k in rec.captions],
                            "gt": None, "facts": None, "caption_checks": [], "segmentation": None, "gt_error": None}
     js, npz = _gt_paths(c, rec)
     if js is None:

@@ -82,7 +82,10 @@ class SafeRoots:
             prefer: directory that relative paths are taken from first.
         """
         p = Path(path)
-        candidates = [p] if p.is_absolute() else ([prefer / p] if prefer is not None else []) + [r.path / p for r in self.roots]
+        if p.is_absolute():
+            candidates = [p]
+        else:
+            candidates = ([prefer / p] if prefer is not None else []) + [r.path / p for r in self.roots]
         for cand in candidates:
             try:
                 full = cand.resolve()

@@ -270,7 +270,8 @@ class Dashboard:
             entry: dict[str, Any] = {"status": st["status"], "error": st.get("error"), "position": st.get("position")}
             if st["status"] == "done":
                 nums = json.loads((dest / "numbers.json").read_text())
-                entry.update({name: self.roots.url(dest / f"{name}.mp4") for name in ("given", "simulator", "perturbed")})
+                entry.update({name: self.roots.url(dest / f"{name}.mp4")
+                              for name in ("given", "simulator", "perturbed")})
                 entry["variance"] = nums["variance"]
                 entry["numbers"] = {eid: self._physics.numbers(v[iid], dest, key, ph.cond_frames)
                                     for eid, v in videos.items() if iid in v}

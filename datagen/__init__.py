@@ -15,9 +15,11 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "run_render": "skyloom.datagen.render", "render_spec": "skyloom.datagen.render", "perturb_spec": "skyloom.datagen.render",
-    "sample_specs": "skyloom.datagen.render", "RenderConfig": "skyloom.datagen.render",
-    "run_ingest": "skyloom.datagen.ingest", "takedown": "skyloom.datagen.ingest", "IngestConfig": "skyloom.datagen.ingest",
+    "run_render": "skyloom.datagen.render", "render_spec": "skyloom.datagen.render",
+    "perturb_spec": "skyloom.datagen.render", "sample_specs": "skyloom.datagen.render",
+    "RenderConfig": "skyloom.datagen.render",
+    "run_ingest": "skyloom.datagen.ingest", "takedown": "skyloom.datagen.ingest",
+    "IngestConfig": "skyloom.datagen.ingest",
 }
 __all__ = sorted(_LAZY)
 

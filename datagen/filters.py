@@ -69,7 +69,8 @@ def check_source(width: int, height: int, cfg: FilterConfig) -> None:
     """Source-level gate: reject sources below the minimum resolution."""
     if width < cfg.min_width or height < cfg.min_height:
         raise SourceRejected("resolution too small",
-                             f"{width}x{height} is below filters.min_width x min_height = {cfg.min_width}x{cfg.min_height}")
+                             f"{width}x{height} is below filters.min_width x min_height = "
+                             f"{cfg.min_width}x{cfg.min_height}")
 
 
 def parse_bucket(text: str) -> float:

@@ -119,7 +119,8 @@ def check_license(license_id: str | None, cfg: LicenseConfig, *, author: str = "
                                f"allowed: {', '.join(sorted(allowed | declared))}")
     if lid not in allowed:
         return LicenseDecision(False, lid, NOT_ALLOWED,
-                               f"{lid} ({KNOWN_LICENSES[lid]}) is not in licenses.allowed: {', '.join(sorted(allowed))}")
+                               f"{lid} ({KNOWN_LICENSES[lid]}) is not in licenses.allowed: "
+                               f"{', '.join(sorted(allowed))}")
     if cfg.require_attribution_for_by and lid.startswith("CC-BY") and not (author.strip() or attribution.strip()):
         return LicenseDecision(False, lid, "missing attribution",
                                f"{lid} requires attribution but the row has neither author nor attribution")

@@ -121,7 +121,8 @@ def mp4_truncation(path: str | os.PathLike) -> str:
                 break
             boxes.append(kind)
             if pos + n > size:
-                return f"mp4 box {kind.decode(errors='replace')!r} at byte {pos} needs {n} bytes, file ends after {size - pos}"
+                return (f"mp4 box {kind.decode(errors='replace')!r} at byte {pos} needs {n} bytes, "
+                        f"file ends after {size - pos}")
             pos += n
     if boxes and boxes[0] == b"ftyp" and b"moov" not in boxes:
         return "mp4 without a 'moov' index (download cut short)"

@@ -79,8 +79,10 @@ def build_mjcf(spec: dict[str, Any]) -> str:
         f'<quality shadowsize="{int(q["shadowsize"])}" offsamples="{int(q["offsamples"])}"/>',
         f'<headlight ambient="{_f([amb] * 3)}" diffuse="0.35 0.35 0.35" specular="0.05 0.05 0.05"/></visual>',
         "<asset>",
-        f'<texture name="sky" type="skybox" builtin="gradient" rgb1="{_f(bg_rgb)}" rgb2="{_f(bg2)}" width="32" height="32"/>',
-        f'<texture name="floortex" type="2d" builtin="{builtin}" rgb1="{_f(frgb)}" rgb2="{_f(rgb2)}" width="64" height="64"{mark}/>',
+        f'<texture name="sky" type="skybox" builtin="gradient" rgb1="{_f(bg_rgb)}" rgb2="{_f(bg2)}" '
+        'width="32" height="32"/>',
+        f'<texture name="floortex" type="2d" builtin="{builtin}" rgb1="{_f(frgb)}" rgb2="{_f(rgb2)}" '
+        f'width="64" height="64"{mark}/>',
         '<material name="floor" texture="floortex" texrepeat="2 2" texuniform="true" reflectance="0"/>',
     ]
     for o in spec["objects"]:
@@ -93,7 +95,8 @@ def build_mjcf(spec: dict[str, Any]) -> str:
               (f'<light name="key" directional="false" cutoff="70" exponent="1" '
               f'castshadow="{str(bool(light["shadows"])).lower()}" pos="{_f(-ldir * 4.5)}" dir="{_f(ldir)}" '
               f'diffuse="{_f([light["intensity"]] * 3)}" specular="0.2 0.2 0.2"/>'),
-              f'<geom name="floor" type="plane" size="20 20 0.1" material="floor" friction="{floor["friction"]} 0.005 0.0001"/>']
+              f'<geom name="floor" type="plane" size="20 20 0.1" material="floor" '
+              f'friction="{floor["friction"]} 0.005 0.0001"/>']
     for o in spec["objects"]:
         m = MATERIALS[o["material"]]
         parts.append(

@@ -62,7 +62,8 @@ def suite_spec(evals: list[dict[str, Any]]) -> dict[str, Any]:
 
 def order_flags(values: dict[str, dict[str, float | None]], hib: dict[str, bool | None],
                 calibration: dict[str, Any],
-                cis: dict[str, dict[str, tuple[float | None, float | None]]] | None = None) -> dict[str, dict[str, Any]]:
+                cis: dict[str, dict[str, tuple[float | None, float | None]]] | None = None,
+                ) -> dict[str, dict[str, Any]]:
     """Per metric: the declared order, the calibration rows' values, and the pairs out of order.
 
     A pair out of order flags the metric; when the two rows' confidence intervals overlap the

@@ -189,7 +189,8 @@ class CachedExtractor:
         depend on the whole clip) are cached per sequence, others per frame."""
         f = np.asarray(frames)
         if getattr(self.inner, "sequence_frames", False):
-            return self.cache.get_many("s-" + self.ekey, [array_key(f)], lambda idx: self.inner.encode_frames(f)[None])[0]
+            return self.cache.get_many("s-" + self.ekey, [array_key(f)],
+                                       lambda idx: self.inner.encode_frames(f)[None])[0]
         keys = [array_key(x) for x in f]
         return self.cache.get_many("f-" + self.ekey, keys, lambda idx: self.inner.encode_frames(f[idx]))
 

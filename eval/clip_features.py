@@ -144,8 +144,10 @@ class OpenCLIPExtractor(FrameTextExtractor):
         self.tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=ctx)
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
-        self.dim = int(self.model.text_projection.shape[1]) if getattr(self.model, "text_projection", None) is not None \
-            else int(self.encode_text(["x"]).shape[1])
+        if getattr(self.model, "text_projection", None) is not None:
+            self.dim = int(self.model.text_projection.shape[1])
+        else:
+            self.dim = int(self.encode_text(["x"]).shape[1])
         label = "custom" if model_cfg is not None else model_name
         self.name = f"open_clip:{label}" + (f":{tag}" if tag else "")
         self._mean_std = (tuple(mean), tuple(std))

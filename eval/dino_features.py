@@ -6,9 +6,10 @@ torchvision ``Resize(224, antialias=False)`` (bilinear, shorter side to 224, the
 *truncated* ``int(224·long/short)``), ``/255``, ImageNet mean/std; no crop. The network is DINO's
 own forward: the stride-16 patch conv drops the remainder, and the position embedding is
 resized as DINO's ``interpolate_pos_encoding`` does it (bicubic with
-``scale_factor=((h/16 + 0.1)/√N, (w/16 + 0.1)/√N)``, not to a target size as timm does). timm's ``VisionTransformer`` uses the same parameter names as the official DINO
-checkpoint (``dino_vitbase16_pretrain.pth``: ``cls_token``, ``pos_embed``,
-``blocks.0.attn.qkv.weight``, ``norm.weight``, ...), so it loads strictly from a local file.
+``scale_factor=((h/16 + 0.1)/√N, (w/16 + 0.1)/√N)``, not to a target size as timm does).
+timm's ``VisionTransformer`` uses the same parameter names as the official DINO checkpoint
+(``dino_vitbase16_pretrain.pth``: ``cls_token``, ``pos_embed``, ``blocks.0.attn.qkv.weight``,
+``norm.weight``, ...), so it loads strictly from a local file.
 Never downloads: without ``weights`` the constructor fails unless ``random_init=True`` (tests).
 
 Example:
@@ -77,7 +78,8 @@ class DinoExtractor(FrameTextExtractor):
         self.dim = int(cfg["embed_dim"])
         self.name = "dino-vit-b16" if model_cfg is None else "dino-vit-custom"
         self.preprocessing = {"protocol": "vbench-dino", "size": self.size, "crop": None,
-                              "resize": "torchvision Resize bilinear antialias=False on [0,255] floats, long side truncated",
+                              "resize": "torchvision Resize bilinear antialias=False on [0,255] floats, "
+                                        "long side truncated",
                               "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "feature": "CLS, L2-normalised",
                               "pos_embed": "DINO interpolate_pos_encoding, scale_factor=(n+0.1)/sqrt(N)"}
         if model_cfg is not None:

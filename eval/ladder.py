@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 LADDER = ("truth", "perturbed", "reversed", "frozen", "noise")
 
 
-def candidates(item: dict[str, Any], perturb_seed: int, render: Any = None, perturb: Any = None) -> dict[str, np.ndarray]:
+def candidates(item: dict[str, Any], perturb_seed: int, render: Any = None,
+               perturb: Any = None) -> dict[str, np.ndarray]:
     """The five continuations of one probe item (full clips: conditioning frames + continuation)."""
     if render is None or perturb is None:
         from skyloom import datagen

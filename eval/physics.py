@@ -266,7 +266,8 @@ def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None =
         f2, m2 = frames(r2), masks(r2)
         w2 = _piq_weighted(m2)
         u = np.maximum(wr, w2)
-        out.update({"variance_mse": mse(fr, f2), "variance_spatiotemporal_iou": [_piq_iou(a, b) for a, b in zip(mr, m2)],
+        out.update({"variance_mse": mse(fr, f2),
+                    "variance_spatiotemporal_iou": [_piq_iou(a, b) for a, b in zip(mr, m2)],
                     "variance_spatial_iou": _piq_iou(spatial(mr), spatial(m2)),
                     "variance_weighted_spatial_iou": 1.0 if np.sum(u) == 0 else
                     float(np.sum(np.minimum(wr, w2)) / np.sum(u))})
@@ -358,8 +359,8 @@ def piq_score(scenarios: list[list[dict[str, Any]]]) -> dict[str, float]:
     _check_piq_variance(var)
     raw = 100.0 * ((total["spatiotemporal_iou"] / var["spatiotemporal_iou"] + total["spatial_iou"] / var["spatial_iou"]
                     + total["weighted_spatial_iou"] / var["weighted_spatial_iou"]) / 3 - (total["mse"] - var["mse"]))
-    return {"score": round(max(min(raw, 100.0), 0.0), 2), "unclipped": raw, **{f"total_{k}": v for k, v in total.items()},
-            **{f"variance_{k}": v for k, v in var.items()}}
+    return {"score": round(max(min(raw, 100.0), 0.0), 2), "unclipped": raw,
+            **{f"total_{k}": v for k, v in total.items()}, **{f"variance_{k}": v for k, v in var.items()}}
 
 
 # -- trajectories ----------------------------------------------------------------------------
@@ -553,7 +554,8 @@ class PhysicsIQ(_PhysicsMetric):
     version = "2"  # 2: Physics-IQ's own protocol (v1 is physics_iq_scene)
     optional_inputs = ("variance", "specs")
 
-    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1, seed: int = 0) -> None:
+    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1,
+                 seed: int = 0) -> None:
         self.perturb_scale, self.perturb_takes, self.seed = float(perturb_scale), int(perturb_takes), int(seed)
         super().__init__(cond_frames)
         self._identity["preprocessing"] = dict(PIQ_PROTOCOL, cond_frames=self.cond_frames,
@@ -597,7 +599,8 @@ class PhysicsIQScene(PhysicsIQ):
     name = "physics_iq_scene"
     version = "1"
 
-    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1, seed: int = 0) -> None:
+    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1,
+                 seed: int = 0) -> None:
         super().__init__(cond_frames, perturb_scale, perturb_takes, seed)
         self._identity["preprocessing"] = dict(PREPROCESSING, cond_frames=self.cond_frames, protocol="skyloom-scene",
                                                perturb_scale=self.perturb_scale, perturb_takes=self.perturb_takes)
@@ -638,7 +641,8 @@ class PhysicsTrajectory(_PhysicsMetric):
             raise ValueError(f"{self.name} needs reference=[simulator clips] and ground_truth=[gt dicts]")
         super().update(videos, item_ids=item_ids, reference=list(reference), ground_truth=list(ground_truth))
 
-    def score_video(self, video: np.ndarray, reference: np.ndarray, ground_truth: dict) -> tuple[float, dict[str, float]]:
+    def score_video(self, video: np.ndarray, reference: np.ndarray,
+                    ground_truth: dict) -> tuple[float, dict[str, float]]:
         objs = [o for o in ground_truth.get("objects", []) if "rgb" in o]
         if not objs:
             raise ValueError("ground truth has no objects with 'rgb' colours to track")

@@ -70,7 +70,8 @@ def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
             "item_id": iid, "prompt": describe(gt), "seed": int(spec.get("seed", i)),
             "category": ph.category, "kind": "physics", "cond_frames": np.ascontiguousarray(frames[: ph.cond_frames]),
             "num_frames": int(frames.shape[0]), "height": int(frames.shape[1]), "width": int(frames.shape[2]),
-            "fps": float(gt.get("fps") or spec.get("fps") or 0) or None, "reference": frames, "ground_truth": gt, "specs": spec,
+            "fps": float(gt.get("fps") or spec.get("fps") or 0) or None, "reference": frames, "ground_truth": gt,
+            "specs": spec,
             "variance": variance,
         })
     if items:  # Physics-IQ's variance is a property of the set of scenes: every item carries the set's

@@ -339,7 +339,8 @@ def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *
     for eid, s in ((eval_a, sa_), (eval_b, sb)):
         if s is None:
             have = sorted({r["metric"] for r in store.scores(eval_ids=[eid])})
-            raise ValueError(f"evaluation {eid!r} has no score for metric {metric!r}; it has: {', '.join(have) or '(none)'}")
+            raise ValueError(f"evaluation {eid!r} has no score for metric {metric!r}; "
+                             f"it has: {', '.join(have) or '(none)'}")
     hib = sa_["higher_is_better"] if sa_["higher_is_better"] is not None else sb["higher_is_better"]
     ia = {r["item_id"]: r for r in store.items(eval_a, metric) if r["value"] is not None}
     ib = {r["item_id"]: r for r in store.items(eval_b, metric) if r["value"] is not None}
@@ -417,7 +418,8 @@ def _tied(store: ResultsStore, leader: dict[str, Any], other: dict[str, Any], me
 
 
 def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, level: float = 0.95,
-                seed: int = 0, include_incomplete: bool = False, suite_version: str | None = None) -> list[dict[str, Any]]:
+                seed: int = 0, include_incomplete: bool = False,
+                suite_version: str | None = None) -> list[dict[str, Any]]:
     """Rank the checkpoints evaluated on ``suite`` by ``metric`` and mark ties within noise.
 
     Only evaluations of one suite version are ranked together: ``suite_version`` (the stored

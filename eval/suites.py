@@ -230,7 +230,8 @@ class Suite:
         for m in self.metrics:
             if m.key == key:
                 return m
-        raise SuiteError(f"suite {self.name!r} has no metric {key!r}; metrics: {', '.join(m.key for m in self.metrics)}")
+        raise SuiteError(f"suite {self.name!r} has no metric {key!r}; "
+                         f"metrics: {', '.join(m.key for m in self.metrics)}")
 
     def extractor_for(self, m: MetricSpec) -> str | None:
         """The extractor spec of a metric, with aliases from ``extractors`` resolved."""

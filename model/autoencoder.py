@@ -174,7 +174,8 @@ class CausalVAE(VideoAutoencoder):
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         return self.decoder(latent / self.cfg.scaling)
 
-    def loss(self, video: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, video: torch.Tensor,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """L1 reconstruction + kl_weight * KL(q(z|x) || N(0, I)) on one batch."""
         mean, logvar = self.moments(video)
         noise = torch.randn(mean.shape, generator=generator).to(mean)
