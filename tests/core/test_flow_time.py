@@ -30,7 +30,8 @@ def test_dense_flow_recovers_a_known_shift(method, preset):
     flow = dense_flow(a, b, method, preset=preset, cache={})  # (H, W, 2)
     inner = flow[8:-8, 8:-8].reshape(-1, 2)
     assert np.median(inner[:, 0]) == pytest.approx(3, abs=0.5) and np.median(inner[:, 1]) == pytest.approx(1, abs=0.5)
-    assert np.array_equal(dense_flow(rgb, np.repeat(b[..., None], 3, axis=-1), method, preset=preset), flow)  # RGB = grey
+    rgb_b = np.repeat(b[..., None], 3, axis=-1)
+    assert np.array_equal(dense_flow(rgb, rgb_b, method, preset=preset), flow)  # RGB = grey
 
 
 def test_dense_flow_names_bad_arguments():

@@ -48,7 +48,8 @@ def main(demo: Path) -> None:
                                      timeout=300000)
 
             def scrub(prefix: str, t: float) -> None:
-                pg.eval_on_selector(f"#{prefix}-scrub", f"(r) => {{ r.value = '{t}'; r.dispatchEvent(new Event('input')); }}")
+                pg.eval_on_selector(f"#{prefix}-scrub",
+                                    f"(r) => {{ r.value = '{t}'; r.dispatchEvent(new Event('input')); }}")
                 pg.wait_for_timeout(600)
 
             view("leaderboard")

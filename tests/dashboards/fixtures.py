@@ -57,7 +57,8 @@ def make_runs(root: Path) -> dict[str, Path]:
         for (pid, prompt, cat), v in zip(PROMPTS, values):
             video = rd[run].eval_dir / SUITE / eid / "videos" / f"{pid}.mp4"
             video.parent.mkdir(parents=True, exist_ok=True)
-            write_video(video, moving_square_video(T=FPS * SECONDS, H=64, W=64, colour=colour, seed=len(items)), fps=FPS)
+            write_video(video, moving_square_video(T=FPS * SECONDS, H=64, W=64, colour=colour, seed=len(items)),
+                        fps=FPS)
             items.append({"item_id": pid, "metric": "clipsim", "value": v, "video_path": str(video), "prompt": prompt,
                           "seed": 7, "category": cat})
         store.put_items(eid, items)
@@ -127,7 +128,8 @@ def make_physics_run(runs: Path) -> dict[str, Path]:
     store = ResultsStore(run.results_db_url)
     clips = {iid: datagen.render_spec(spec)[0] for iid, spec in physics_specs().items()}  # (T, H, W, 3)
     for step, eid in ((0, "phys-static"), (10, "phys-good")):
-        store.begin_eval(eid, suite="physics", checkpoint=str(run.checkpoint_dir(step)), checkpoint_name=f"run-phys@{step}",
+        store.begin_eval(eid, suite="physics", checkpoint=str(run.checkpoint_dir(step)),
+                         checkpoint_name=f"run-phys@{step}",
                          run_name="run-phys", step=step,
                          config={"suite": {"primary_metric": "physics_iq", "physics": PHYSICS}})
         items = []

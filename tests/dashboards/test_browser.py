@@ -167,7 +167,8 @@ def test_static_report_works_offline(browser, dash, tmp_path, artifacts_dir):
     pg.wait_for_function(f"{VIDEOS}.every(v => !v.paused && v.currentTime > 0.5)", timeout=10000)
     t = times(pg)
     assert max(t) - min(t) < SYNC_TOL, t
-    ext = pg.evaluate("Array.from(document.querySelectorAll('[src],[href]')).map(e => e.getAttribute('src') || e.getAttribute('href'))"
+    ext = pg.evaluate("Array.from(document.querySelectorAll('[src],[href]'))"
+                      ".map(e => e.getAttribute('src') || e.getAttribute('href'))"
                       ".filter(u => !u.startsWith('data:') && !u.startsWith('#'))")
     assert ext == []
     assert {urlsplit(u).scheme for u in requests} <= {"file", "data"}, requests
@@ -235,7 +236,8 @@ def test_compare_selection_is_a_shareable_link(page, server):
     assert page.locator("#cmp-paired-table tbody td").first.inner_text() == "run-a@0"  # the baseline
     page.check("#cmp-evals input[value='smoke-a40']")
     page.wait_for_function("location.hash.includes('smoke-a40')")
-    assert page.evaluate("decodeURIComponent(location.hash)") == "#compare?suite=smoke&evals=smoke-a0,smoke-b40,smoke-a40"
+    want = "#compare?suite=smoke&evals=smoke-a0,smoke-b40,smoke-a40"
+    assert page.evaluate("decodeURIComponent(location.hash)") == want
 
 
 def test_leaderboard_problems_are_shown(browser, tmp_path):

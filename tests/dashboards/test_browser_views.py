@@ -61,7 +61,8 @@ def test_player_steps_frames_changes_speed_and_loops(page, server, artifacts_dir
     page.select_option("#sync-speed", "2")
     assert page.evaluate(f"{VIDEOS}.every(v => v.playbackRate === 2)")
     page.click("#sync-play")
-    page.wait_for_function(f"{VIDEOS}.every(v => !v.paused && v.playbackRate === 2 && v.currentTime > 1)", timeout=15000)
+    page.wait_for_function(f"{VIDEOS}.every(v => !v.paused && v.playbackRate === 2 && v.currentTime > 1)",
+                           timeout=15000)
     t = times(page)
     assert max(t) - min(t) < SYNC_TOL * 2, t
     page.click("#sync-play")  # pause
@@ -71,7 +72,8 @@ def test_player_steps_frames_changes_speed_and_loops(page, server, artifacts_dir
     settle(page)
     page.click("#sync-play")
     # At the end the whole group starts again from 0 and keeps playing.
-    page.wait_for_function(f"{VIDEOS}.every(v => !v.paused && v.currentTime > 0.05 && v.currentTime < 2)", timeout=15000)
+    page.wait_for_function(f"{VIDEOS}.every(v => !v.paused && v.currentTime > 0.05 && v.currentTime < 2)",
+                           timeout=15000)
     t = times(page)
     assert max(t) - min(t) < SYNC_TOL * 2, t
     page.click("#sync-play")
@@ -133,13 +135,15 @@ def test_charts_have_distinct_full_labels_and_axes_that_show_their_range(page, c
         radar = page.locator("svg[aria-label^='profile']")
         width = float(radar.get_attribute("width"))
         boxes = radar.locator("text.radar-label").evaluate_all(
-            "ts => ts.map(t => { const b = t.getBBox(); return [b.x, b.x + b.width, t.querySelector('title').textContent]; })")
+            "ts => ts.map(t => { const b = t.getBBox(); "
+            "return [b.x, b.x + b.width, t.querySelector('title').textContent]; })")
         assert len(boxes) == 3 and all(0 <= a and b <= width for a, b, _ in boxes), boxes  # nothing clipped
         assert {full for _, _, full in boxes} == {"subject_consistency_dino_vitb16", "temporal_flickering_vbench",
                                                   "warping_error_dis_flow ↓"}
         page.screenshot(path=str(artifacts_dir / "dashboard-charts.png"), full_page=True)
         open_view(page, url, "training")
-        ticks = page.locator("svg[aria-label='train/const_metric'] text.ytick").evaluate_all("ts => ts.map(t => t.textContent)")
+        ticks = page.locator("svg[aria-label='train/const_metric'] text.ytick").evaluate_all(
+            "ts => ts.map(t => t.textContent)")
         values = [float(t) for t in ticks]
         assert "0" not in ticks and len(set(ticks)) >= 2, ticks  # a constant 0.45 is not an axis labelled "0"
         assert min(values) < 0.45 < max(values) and "0.45" in ticks, ticks
@@ -162,7 +166,8 @@ def test_views_refresh_when_runs_change_on_disk(page, tmp_path):
         page.wait_for_function("document.querySelectorAll('.tr-run').length === 2", timeout=20000)  # no click
         assert not page.is_checked("#tr-log")  # the user's choices survive the refresh
         first.log_metrics(5, loss=0.5)  # a training step appends a point
-        page.wait_for_function("document.querySelector(\"svg[aria-label='train/loss']\").querySelectorAll('circle').length === 3",
+        page.wait_for_function("document.querySelector(\"svg[aria-label='train/loss']\")"
+                               ".querySelectorAll('circle').length === 3",
                                timeout=20000)
         open_view(page, url, "leaderboard")
         assert "No evaluations found" in page.inner_text("#view-leaderboard")
@@ -238,7 +243,8 @@ def test_clip_inspector_draws_the_ground_truth(page, sim_server, sim_world, arti
     ys, xs = np.nonzero(seg[f] > 0)
     i = len(ys) // 2
     px = _canvas_pixel(page, (xs[i] + 0.5) * sx, (ys[i] + 0.5) * sy)
-    assert abs(px[3] - SEG_ALPHA) <= 2 and np.abs(np.array(px[:3]) - seg_colour(int(seg[f][ys[i], xs[i]]))).max() <= 2, px
+    want = seg_colour(int(seg[f][ys[i], xs[i]]))
+    assert abs(px[3] - SEG_ALPHA) <= 2 and np.abs(np.array(px[:3]) - want).max() <= 2, px
     by, bx = np.argwhere(seg[f] == 0)[0]
     assert _canvas_pixel(page, (bx + 0.5) * sx, (by + 0.5) * sy)[3] == 0
     page.uncheck("#gt-seg")
@@ -303,7 +309,8 @@ def test_prompt_box_plays_every_checkpoints_answer(page, sim_server, tiny_run, a
     page.click("#gen-play")
     page.screenshot(path=str(artifacts_dir / "dashboard-prompt.png"))
     page.click("#pr-go")  # the same request: answered from the cache
-    page.wait_for_function(f"{gen}.length === 2 && document.querySelector('#pr-out').innerText.includes('from the cache')",
+    page.wait_for_function(f"{gen}.length === 2 "
+                           "&& document.querySelector('#pr-out').innerText.includes('from the cache')",
                            timeout=15000)
     page.fill("#pr-steps", "0")
     page.click("#pr-go")

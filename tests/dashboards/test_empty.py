@@ -41,7 +41,8 @@ def test_half_written_run_and_empty_corpus(tmp_path):
     (run.root / "checkpoints" / ".tmp-step-00000010-123").mkdir()  # interrupted checkpoint write
     (run.root / "checkpoints" / "step-00000020").mkdir()  # no COMPLETE marker
     run.metrics_path.write_text('{"step": 1, "kind": "train", "loss": 2.0}\n{"step": "x", "loss": 1}\n'
-                                '{"step": 2, "kind": "train", "loss": NaN}\nnot json\n{"step": 3, "loss": 1.5, "note": "hi"}\n{"step": 4, "lo')
+                                '{"step": 2, "kind": "train", "loss": NaN}\nnot json\n'
+                                '{"step": 3, "loss": 1.5, "note": "hi"}\n{"step": 4, "lo')
     Corpus.create(tmp_path / "corpus")
     out = _get_all(Dashboard(tmp_path / "runs", corpora=[tmp_path / "corpus"]))
     (r,) = out["/api/training"]["runs"]

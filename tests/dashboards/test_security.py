@@ -134,7 +134,8 @@ def test_foreign_host_headers_are_refused(live, host):
         assert status == 400 and b"smoke" not in body and b"run-a" not in body, (path, host, status)
 
 
-@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8765", "127.0.0.1", "127.0.0.1:1", "[::1]:8765", "localhost."])
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8765", "127.0.0.1", "127.0.0.1:1", "[::1]:8765",
+                                  "localhost."])
 def test_loopback_host_headers_are_served(live, host):
     status, body = raw_get_host(live, "/api/overview", host)
     assert status == 200 and b"run-a" in body
@@ -175,7 +176,9 @@ def test_error_bodies_carry_no_absolute_paths(live, world):
 def test_scrub_paths():
     from skyloom.dashboards.guard import scrub_paths
 
-    assert scrub_paths("no evaluation 'x' in sqlite:////srv/a/results.sqlite") == "no evaluation 'x' in …/results.sqlite"
-    assert scrub_paths("clip 'c' has no ground truth (/data/corpus/gt/c.json)") == "clip 'c' has no ground truth (…/c.json)"
+    assert (scrub_paths("no evaluation 'x' in sqlite:////srv/a/results.sqlite")
+            == "no evaluation 'x' in …/results.sqlite")
+    assert (scrub_paths("clip 'c' has no ground truth (/data/corpus/gt/c.json)")
+            == "clip 'c' has no ground truth (…/c.json)")
     assert scrub_paths(r"file C:\Users\me\x.mp4 missing") == "file …/x.mp4 missing"
     assert scrub_paths("runs a/b vs 1/2 at 10:30") == "runs a/b vs 1/2 at 10:30"  # relative text is left alone

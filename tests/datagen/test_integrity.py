@@ -277,4 +277,5 @@ def test_http_spellings_of_one_source_are_one_canonical_url():
                                        "http://example.org/a.mp4#t=3")}
     assert same == {"http://example.org/a.mp4"}
     assert canonical_url("https://example.org:8443/a.mp4?x=1") == "https://example.org:8443/a.mp4?x=1"
-    assert canonical_url("http://example.org/A.mp4") != canonical_url("http://example.org/a.mp4")  # paths are case-sensitive
+    # paths are case-sensitive
+    assert canonical_url("http://example.org/A.mp4") != canonical_url("http://example.org/a.mp4")

@@ -44,7 +44,8 @@ def test_sampler_is_seeded_and_varied():
         assert 1 <= len(cols) <= 3 and len(set(cols)) == len(cols)  # clearly distinct colours
         assert set(cols) <= {"red", "green", "blue", "yellow"} and all(o["shape"] == "sphere" for o in s["objects"])
         assert s["render"]["quality"] == {"shadowsize": 512, "offsamples": 0, "shadows": True}
-        assert (s["render"]["width"], s["render"]["height"], s["render"]["fps"], s["render"]["num_frames"]) == (32, 32, 8.0, 16)
+        r = s["render"]
+        assert (r["width"], r["height"], r["fps"], r["num_frames"]) == (32, 32, 8.0, 16)
     assert {o["motion"] for s in a for o in s["objects"]} == {"dropped", "thrown", "rolling"}
     tab = sample_specs(preset("tabletop"), 24, seed=0)
     assert {s["camera"]["motion"] for s in tab} == {"static", "orbit", "pan", "dolly"}
@@ -129,7 +130,8 @@ def test_projection_bbox_depth_and_segmentation_agree():
     ball = frames[0][seg[0] == 1].mean(0)
     assert np.argmax(ball) == int(np.argmax(COLOURS[spec["objects"][0]["colour"]]))
     cam = gt["camera"]["frames"][0]
-    assert np.linalg.norm(np.subtract(cam["position"], cam["lookat"])) == pytest.approx(spec["camera"]["distance"], abs=1e-5)
+    assert np.linalg.norm(np.subtract(cam["position"], cam["lookat"])) == pytest.approx(spec["camera"]["distance"],
+                                                                                         abs=1e-5)
 
 
 def test_probes_ground_truth():
@@ -191,11 +193,14 @@ def test_contacts_never_create_energy():
     """Kinetic + potential energy never grows (soft contacts tuned so restitution < 1)."""
     from skyloom.datagen.simulate import Simulation
 
-    for spec in sample_specs(preset("balls-bounce", num_frames=16), 6, seed=11) + sample_specs(preset("tabletop"), 3, seed=2):
+    specs = sample_specs(preset("balls-bounce", num_frames=16), 6, seed=11)
+    specs += sample_specs(preset("tabletop"), 3, seed=2)
+    for spec in specs:
         sim = Simulation(spec)
         sim.run()
         masses = [o["mass"] for o in spec["objects"]]
-        energy = [sum(m * (0.5 * np.dot(s["velocity"], s["velocity"]) + G * s["position"][2]) for m, s in zip(masses, st))
+        energy = [sum(m * (0.5 * np.dot(s["velocity"], s["velocity"]) + G * s["position"][2])
+                      for m, s in zip(masses, st))
                   for st in sim.states]  # rotational energy left out: only an upper bound on growth matters
         rot = max(m * max(np.dot(s["angular_velocity"], s["angular_velocity"]) for s in st) * max(o["size"]) ** 2
                   for st in sim.states for m, o in zip(masses, spec["objects"]))

@@ -60,7 +60,8 @@ def row_kind(tmp_path, monkeypatch):
 def test_default_kind_is_the_objects_sampler():
     cfg = load(RenderConfig, "balls-bounce", [], group="datagen")
     assert cfg.scene_kind == "objects"
-    assert sample_specs(cfg, 3, seed=4) == [sample_spec(cfg.scene, scene_seed(4, i), "balls-bounce", i) for i in range(3)]
+    want = [sample_spec(cfg.scene, scene_seed(4, i), "balls-bounce", i) for i in range(3)]
+    assert sample_specs(cfg, 3, seed=4) == want
 
 
 def test_a_plugin_scene_kind_with_its_own_options(row_kind):

@@ -22,7 +22,8 @@ import pytest
 MAGIC = 0x9E2B83C1
 SIZE = 64
 TEMPLATES = ["vget /unrealcv/commands", "vget /unrealcv/version", "vset /camera/[id]/size [w] [h]",
-             "vset /camera/[id]/fov [fov]", "vset /objects/spawn [class] [name]", "vset /object/[name]/scale [x] [y] [z]",
+             "vset /camera/[id]/fov [fov]", "vset /objects/spawn [class] [name]",
+             "vset /object/[name]/scale [x] [y] [z]",
              "vset /object/[name]/color [r] [g] [b]", "vbp [name] [fn] [r] [g] [b]",
              "vset /object/[name]/location [x] [y] [z]", "vset /object/[name]/rotation [p] [y] [r]",
              "vset /camera/[id]/location [x] [y] [z]", "vset /camera/[id]/rotation [p] [y] [r]",
@@ -164,11 +165,13 @@ def test_unrealcv_backend_direct(fake_unrealcv):
     name = next(s for s in fake_unrealcv.colours if s.endswith("_obj0"))
     loc = next(c for c in fake_unrealcv.commands if c.startswith(f"vset /object/{name}/location"))
     x, y, z = (float(v) for v in loc.split()[-3:])
-    assert (x, y, z) == pytest.approx((100 * o["position"][0], -100 * o["position"][1], 100 * o["position"][2]), abs=1e-3)
+    p = o["position"]
+    assert (x, y, z) == pytest.approx((100 * p[0], -100 * p[1], 100 * p[2]), abs=1e-3)
     assert f"vset /objects/spawn BP_Sphere {name}" in fake_unrealcv.commands
     assert fake_unrealcv.spawned == []  # destroyed after the scene
     cam = next(c for c in fake_unrealcv.commands if c.startswith("vset /camera/0/rotation"))
-    assert [float(v) for v in cam.split()[-3:]] == pytest.approx([spec["camera"]["elevation"], -spec["camera"]["azimuth"], 0], abs=1e-3)
+    want = [spec["camera"]["elevation"], -spec["camera"]["azimuth"], 0]
+    assert [float(v) for v in cam.split()[-3:]] == pytest.approx(want, abs=1e-3)
     # rotator: identity -> zeros; a 90 degree turn about z (right-handed) is yaw -90 in Unreal
     assert quat_to_rotator([1, 0, 0, 0]) == pytest.approx((0, 0, 0))
     s = np.sqrt(0.5)
@@ -232,7 +235,8 @@ def test_renderer_options_belong_to_the_backend():
     cfg = config.load(RenderConfig, "tabletop", ["renderer=unrealcv", "renderer_options.port=9001"], group="datagen")
     opts = renderer_options(cfg.renderer, cfg.renderer_options)
     assert opts == dataclasses.asdict(UnrealCVOptions(port=9001))  # defaults filled in
-    with pytest.raises(ConfigError, match=r"renderer 'unrealcv': unknown config key 'prot' in renderer_options; .*port"):
+    with pytest.raises(ConfigError,
+                       match=r"renderer 'unrealcv': unknown config key 'prot' in renderer_options; .*port"):
         renderer_options("unrealcv", {"prot": 9001})
     with pytest.raises(ConfigError, match=r"renderer_options.port.*integer"):
         renderer_options("unrealcv", {"port": "nine"})

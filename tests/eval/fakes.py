@@ -70,7 +70,8 @@ class FakePipeline:
                 if w in p:
                     raise ValueError(f"cannot draw {w!r}")
         T = int(num_frames or self.num_frames)
-        out = np.stack([ball_video(colour_of(p), s, T=T, noise=self.cfg.get("noise", 0.0)) for p, s in zip(prompts, seeds)])
+        out = np.stack([ball_video(colour_of(p), s, T=T, noise=self.cfg.get("noise", 0.0))
+                        for p, s in zip(prompts, seeds)])
         if cond_frames is not None:
             out[:, :cond_frames.shape[1]] = cond_frames
         return out  # (B, T, H, W, 3)

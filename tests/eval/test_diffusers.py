@@ -85,7 +85,8 @@ def test_seeded_and_local_only(tiny, tmp_path):
     shutil.rmtree(broken / "transformer")
     with pytest.raises(Exception) as e:  # a missing component is an error, never a download
         load_diffusers_pipeline(broken)
-    assert "transformer" in str(e.value).lower() or "no file" in str(e.value).lower() or "not found" in str(e.value).lower()
+    msg = str(e.value).lower()
+    assert "transformer" in msg or "no file" in msg or "not found" in msg
     with pytest.raises(FileNotFoundError, match="model_index.json"):
         load_diffusers_pipeline(tmp_path)
 

@@ -62,7 +62,8 @@ def test_extractor_contract_and_labels(trained):
     m = METRICS.get("clipsim")(extractor=ex)
     m.update(v[None], prompts=["a red ball bounces up and down"], item_ids=["x"])
     r = m.compute()
-    assert r.value == pytest.approx(ex.clipsim(v, "a red ball bounces up and down"), abs=1e-6)  # float32 model, float64 metric
+    # float32 model, float64 metric
+    assert r.value == pytest.approx(ex.clipsim(v, "a red ball bounces up and down"), abs=1e-6)
     assert r.extractor == ex.name and r.weights == ex.weights
 
 

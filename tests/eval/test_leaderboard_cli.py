@@ -55,7 +55,8 @@ def _ok(args):
 def test_leaderboard_formats(evaluated):
     tmp, cks, res = evaluated
     db = str(tmp / "runs" / "r1" / "results.sqlite")
-    rows = json.loads(_ok(["leaderboard", "--db", db, "--suite", "fake", "--metric", "jitter", "--format", "json"]))["fake"]["rows"]
+    out = _ok(["leaderboard", "--db", db, "--suite", "fake", "--metric", "jitter", "--format", "json"])
+    rows = json.loads(out)["fake"]["rows"]
     assert [r["checkpoint_name"] for r in rows][-1] == "r1/step-00000000"  # the noisy one is last
     assert rows[0]["tie_group"] == rows[1]["tie_group"] == 1 and rows[2]["tie_group"] == 2  # identical: tied
     out = _ok(["leaderboard", "--db", db, "--format", "csv", "--metric", "jitter"])

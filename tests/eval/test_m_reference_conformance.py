@@ -268,7 +268,8 @@ def test_physics_iq_protocol_equals_physics_iq_code():
             assert out["spatial_iou"] == pytest.approx(row[f"spatial_iou_v1_{v}"], abs=1e-12)
             assert out["weighted_spatial_iou"] == pytest.approx(row[f"weighted_spatial_iou_v1_{v}"], abs=1e-12)
             assert out["variance_spatial_iou"] == pytest.approx(row[f"variance_spatial_{v}"], abs=1e-12)
-            assert out["variance_weighted_spatial_iou"] == pytest.approx(row[f"variance_weighted_spatial_{v}"], abs=1e-12)
+            assert out["variance_weighted_spatial_iou"] == pytest.approx(row[f"variance_weighted_spatial_{v}"],
+                                                                         abs=1e-12)
             vs.append(out)
         scenarios.append(vs)
     res = physics.piq_score(scenarios)

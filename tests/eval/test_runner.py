@@ -46,7 +46,8 @@ def test_two_checkpoints_end_to_end(setup):
     assert ev[100]["suite_version"].startswith("1+") and ev[100]["config"]["suite"]["primary_metric"] == "colour_match"
     g = {s["metric"]: s for s in store.scores(eval_ids=[ev[100]["eval_id"]])}
     assert set(g) == {"colour_match", "jitter", "mean_distance"}
-    assert g["colour_match"]["n"] == 6 and g["colour_match"]["ci_low"] <= g["colour_match"]["value"] <= g["colour_match"]["ci_high"]
+    cm = g["colour_match"]
+    assert cm["n"] == 6 and cm["ci_low"] <= cm["value"] <= cm["ci_high"]
     assert g["jitter"]["higher_is_better"] is False and g["jitter"]["extractor"] == "fake-jitter"
     assert g["mean_distance"]["extractor"] == "fake-colour" and g["mean_distance"]["details"]["n_real"] == 6
     items = store.items(ev[100]["eval_id"], "colour_match")
@@ -172,7 +173,8 @@ def test_bad_suite_fails_before_generating(setup, tmp_path):
     ck = fakes.make_checkpoint(tmp / "runs", "r1", 1)
     from skyloom.eval.suites import SuiteError
 
-    with pytest.raises(SuiteError, match=r"unknown metric 'jiter'. Did you mean 'jitter'\?.*Valid metrics: colour_match, jitter, mean_distance"):
+    with pytest.raises(SuiteError, match=r"unknown metric 'jiter'. Did you mean 'jitter'\?"
+                                         r".*Valid metrics: colour_match, jitter, mean_distance"):
         _run(_cfg(tmp, bad, [ck]))
     assert not (ck / "calls.jsonl").exists()
     with pytest.raises(ValueError, match="no checkpoints"):

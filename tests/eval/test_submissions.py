@@ -184,7 +184,8 @@ def test_submission_calibration_board_and_compare(setup):
     assert 0.5 < b["good-model"]["total"] < 1.2 and set(b["good-model"]["categories"]) == {"colour"}
     # by hand: the submission's normalised colour_match
     cm = values["good-model"]["colour_match"]
-    want = (cm - values["noise"]["colour_match"]) / (values["ground_truth"]["colour_match"] - values["noise"]["colour_match"])
+    noise, truth = values["noise"]["colour_match"], values["ground_truth"]["colour_match"]
+    want = (cm - noise) / (truth - noise)
     assert b["good-model"]["metrics"]["colour_match"] == pytest.approx(want)
 
     # the CLI shows the markers (installed executable)

@@ -45,7 +45,8 @@ def test_items_seeds_and_versions(tmp_path):
     s = load_suite(_write(tmp_path, BASE), metric_names=["clipsim", "temporal_flickering"])
     assert [(i["item_id"], i["seed"]) for i in s.items()] == [("a-s0", 0), ("a-s1", 1), ("b-s7", 7)]
     assert s.extractor_for(s.metrics[0]) == "pixels" and s.extractor_for(s.metrics[1]) is None
-    s2 = load_suite(_write(tmp_path, BASE.replace("a red ball", "a green ball")), metric_names=["clipsim", "temporal_flickering"])
+    s2 = load_suite(_write(tmp_path, BASE.replace("a red ball", "a green ball")),
+                    metric_names=["clipsim", "temporal_flickering"])
     assert s.version_tag.startswith("2+") and s.version_tag != s2.version_tag  # content changes are visible
     o = load_suite(_write(tmp_path, BASE), ["reference.corpus=/data/ref", "extractors.tv=indomain:/x"],
                    metric_names=["clipsim", "temporal_flickering"])

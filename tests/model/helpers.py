@@ -27,7 +27,8 @@ def make_square_corpus(root: Path, n: int = 6, T: int = 8, size: int = 16, capti
         caps = (Caption("test", "short", f"a {name} square moves right"),) if captions else ()
         recs.append(ClipRecord(id=cid, path=f"clips/{cid}.mp4", source_kind="synthetic", duration_s=T / 8, fps=8.0,
                                width=size, height=size, num_frames=T, license_id="CC0-1.0",
-                               source_url=f"skyloom://test/{i}", author="skyloom", attribution="", sha256=sha256_file(p),
+                               source_url=f"skyloom://test/{i}", author="skyloom", attribution="",
+                               sha256=sha256_file(p),
                                captions=caps))
     c.append(recs)
     return c

@@ -66,7 +66,8 @@ def test_open_clip_text_tower_loads_weights_from_a_local_file(tmp_path):
     assert fa.shape == (1, 77, 512) and torch.equal(ma, mb) and torch.allclose(fa, fb)
     # a pickle with code in it is refused, not executed
     evil = tmp_path / "evil.pt"
-    evil.write_bytes(b"\x80\x04\x95\x1f\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c\x07touch x\x94\x85\x94R\x94.")
+    evil.write_bytes(b"\x80\x04\x95\x1f\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94"
+                     b"\x8c\x07touch x\x94\x85\x94R\x94.")
     with pytest.raises(ValueError, match="weights-only"):
         OpenCLIPTextEncoder(TextConfig(kind="open_clip", pretrained=str(evil)))
     with pytest.raises(ValueError, match="nothing is downloaded"):
