@@ -29,7 +29,6 @@ from skyloom.datagen.motion import implied_labels
 
 logger = logging.getLogger(__name__)
 
-UPSAMPLE_VERSION = "up-1"
 FLOORS = ({"colour": "grey", "material": "concrete"}, {"material": "wood"}, {"colour": "white", "material": "checker"},
           {"colour": "beige", "material": "tiled"})
 BACKGROUNDS = ({"kind": "sky", "colour": "light blue"}, {"kind": "plain", "colour": "white"},

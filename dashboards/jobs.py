@@ -39,7 +39,6 @@ class Job:
     fn: Callable[[], None] = field(repr=False)
     status: str = "queued"  # queued | running | done | error
     error: str | None = None
-    submitted: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
 

@@ -48,13 +48,6 @@ class SafeRoots:
             if not any(r.path == rp and r.kind == kind for r in self.roots):
                 self.roots.append(Root(kind, rp))
 
-    def index_of(self, kind: str, path: str | os.PathLike) -> int:
-        rp = Path(path).resolve()
-        for i, r in enumerate(self.roots):
-            if r.kind == kind and r.path == rp:
-                return i
-        raise KeyError(f"{path} is not a configured {kind} directory")
-
     def resolve(self, root_index: int, relpath: str) -> Path:
         """The file ``relpath`` under root ``root_index``, or :class:`PathRefused` / FileNotFoundError."""
         if not 0 <= root_index < len(self.roots):

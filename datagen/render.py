@@ -44,7 +44,6 @@ import numpy as np
 from skyloom.datagen.scenes import (
     SceneConfig,
     SpecError,
-    canonical_json,
     perturb_spec,
     sample_spec,
     scene_seed,
@@ -498,8 +497,3 @@ def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress:
     logger.info("render %s: %d rendered, %d already present, %d failed (%.1f s)", cfg.preset, result.rendered,
                 result.existing, result.failed, result.seconds)
     return result
-
-
-def spec_json(spec: dict[str, Any]) -> str:
-    """Canonical JSON of a spec (for saving specs to a ``specs_file``)."""
-    return canonical_json(spec)

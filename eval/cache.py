@@ -170,14 +170,6 @@ class CachedExtractor:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    @property
-    def has_videos(self) -> bool:
-        return hasattr(self.inner, "encode_videos")
-
-    @property
-    def has_frames(self) -> bool:
-        return hasattr(self.inner, "encode_frames")
-
     def encode_videos(self, videos: np.ndarray, keys: Sequence[str] | None = None) -> np.ndarray:
         """uint8 (N, T, H, W, 3) -> (N, D); ``keys`` (precomputed input keys) skip hashing."""
         v = np.asarray(videos)
@@ -197,7 +189,3 @@ class CachedExtractor:
     def encode_text(self, texts: list[str]) -> np.ndarray:
         keys = [text_key(t) for t in texts]
         return self.cache.get_many("t-" + self.ekey, keys, lambda idx: self.inner.encode_text([texts[i] for i in idx]))
-
-    def cached_videos(self, keys: Sequence[str]) -> bool:
-        """Whether every video key is already cached (then the videos need not be decoded)."""
-        return all(self.cache.has("v-" + self.ekey, k) for k in keys)

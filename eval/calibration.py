@@ -196,9 +196,4 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
     return result
 
 
-def is_calibration(row: dict[str, Any]) -> bool:
-    """True for an ``evals`` (or leaderboard) row of a calibration entry."""
-    return row.get("kind") == "calibration"
-
-
-__all__ = ["ROW_DESCRIPTIONS", "ground_truth_clips", "is_calibration", "make_row", "run_calibration"]
+__all__ = ["ROW_DESCRIPTIONS", "ground_truth_clips", "make_row", "run_calibration"]

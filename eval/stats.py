@@ -52,7 +52,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_N_BOOT = 2000
 DEFAULT_N_PERM = 10000
-DEFAULT_ALPHA = 0.05
 EXACT_MAX_N = 16
 
 

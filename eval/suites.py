@@ -57,8 +57,6 @@ from skyloom.config import (
 SUITE_FORMAT = "skyloom-suite"
 SUITE_GROUP = "eval/suites"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# Metric kinds: which items a metric scores (the runner uses it to route videos).
-PHYSICS_METRIC_PREFIX = "physics"
 
 
 class SuiteError(ConfigError):
@@ -206,16 +204,6 @@ class Suite:
             if d["generation"].get(k) is None:
                 d["generation"].pop(k, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
-
-    def categories(self) -> list[str]:
-        """The categories of the suite's items, in order of first appearance."""
-        out: list[str] = []
-        for p in self.prompts:
-            if p.category not in out:
-                out.append(p.category)
-        if self.physics.num_scenes > 0 and self.physics.category not in out:
-            out.append(self.physics.category)
-        return out
 
     def items(self) -> list[dict[str, Any]]:
         """Prompt items: one per (prompt, seed), with ``item_id``, ``prompt_id``, ``prompt``, ``seed``, ``category``."""

@@ -35,11 +35,6 @@ def moving_square_video(T: int = 16, H: int = 32, W: int = 32, colour=(255, 40, 
 
 
 @pytest.fixture
-def square_video() -> np.ndarray:
-    return moving_square_video()
-
-
-@pytest.fixture
 def tmp_corpus(tmp_path):
     from skyloom.corpus import Corpus
 
