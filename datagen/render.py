@@ -17,7 +17,7 @@ The scene specs come from the job's scene kind (``scene_kind``, see
 :mod:`skyloom.datagen.scene_kinds`; ``objects`` by default) or from ``specs_file``.
 
 Example:
-    >>> from datagen.render import RenderConfig, sample_specs
+    >>> from skyloom.datagen.render import RenderConfig, sample_specs
     >>> len(sample_specs(RenderConfig(), num=2, seed=0))
     2
 """

@@ -2,7 +2,8 @@
 
 ``RAY_ADDRESS`` or ``--ray-address`` joins an existing cluster; otherwise a local instance
 starts with ``num_cpus`` = the machine's cores, a modest object store and no dashboard (the
-laptop default, see ../shared/REFERENCE.md "Ray on a small machine").
+laptop set-up of Ray's ``ray.init`` documentation: ``num_cpus``, ``object_store_memory``,
+``include_dashboard=False``).
 """
 
 from __future__ import annotations
