@@ -16,12 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import UserError
+
 SPEED_EPS = 0.05  # m/s: below this an object counts as still
 VZ_EPS = 0.15  # m/s: vertical speed that counts as falling / rising
 GROUND_TOL = 0.03  # m above the resting height that still counts as "on the floor"
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(UserError, ValueError):
     """Ground truth that does not follow the ``skyloom-gt`` v1 format."""
 
 

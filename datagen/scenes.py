@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import UserError
+
 SPEC_VERSION = 1
 SHAPES = ("sphere", "box", "cylinder", "capsule")
 SIZE_NAMES = ("small", "medium", "large")
@@ -58,7 +60,7 @@ MATERIALS: dict[str, dict[str, float]] = {
 SIZE_SCALE = {"small": 0.08, "medium": 0.12, "large": 0.17}
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A scene spec that does not follow the spec format; the message names the field."""
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from skyloom.errors import UserError
 from skyloom.registry import Registry
 
 MANIFEST_FORMATS: Registry[Callable[[Path], list[dict[str, Any]]]] = Registry("source manifest format")
@@ -40,7 +41,7 @@ _ALIASES = {"path": "url", "license_id": "license", "page": "source_page", "sour
 _KNOWN = ("url", "license", "author", "attribution", "source_page", "title")
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A source manifest that cannot be read or lacks a required column."""
 
 

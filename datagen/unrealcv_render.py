@@ -27,11 +27,12 @@ import numpy as np
 
 from skyloom.datagen.mujoco_render import RenderOutput, assemble_ground_truth, simulate
 from skyloom.datagen.scenes import camera_frames, spec_sha256, validate_spec
+from skyloom.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 
-class UnrealCVError(RuntimeError):
+class UnrealCVError(UserError, RuntimeError):
     """The UnrealCV server answered a command with an error."""
 
 

@@ -43,6 +43,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from skyloom.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -119,7 +121,7 @@ ITEM_FIELDS = tuple(c.name for c in items_table.columns if c.name != "eval_id")
 EVAL_FIELDS = tuple(c.name for c in evals_table.columns)
 
 
-class StoreError(ValueError):
+class StoreError(UserError, ValueError):
     """A results-store URL or row that cannot be used."""
 
 

@@ -32,12 +32,14 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
+from skyloom.errors import UserError
+
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config key or value that does not fit the stage's dataclass."""
 
 

@@ -51,6 +51,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from skyloom.errors import UserError
 from skyloom.fsutil import append_jsonl, atomic_path, atomic_write_json, file_lock, read_jsonl
 
 CORPUS_FORMAT = "skyloom-corpus"
@@ -61,11 +62,11 @@ SPLITS = ("train", "val", "test")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest part or row that does not follow the corpus contract."""
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """A corpus directory that is missing, of an unknown format, or misused."""
 
 

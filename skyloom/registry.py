@@ -21,10 +21,12 @@ import importlib
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from skyloom.errors import UserError
+
 T = TypeVar("T")
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError, ValueError):
     """An unknown or duplicate registry name."""
 
 
