@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from skyloom.cli_common import RayAddressOpt, SetOpt, console, load_config, stage_timer
+from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, check_failures, console, load_config, stage_timer
 
 
 def register(dg: typer.Typer) -> None:
@@ -17,13 +17,14 @@ def register(dg: typer.Typer) -> None:
     @dg.command("render")
     def render(
         out: Annotated[Path, typer.Option("--out", "-o", help="Corpus directory (created if missing; reruns resume).")],
-        preset: Annotated[str, typer.Option("--preset", "-p", help="configs/datagen/<preset>.yaml or a YAML path: "
+        preset: Annotated[str, typer.Option("--preset", help="configs/datagen/<preset>.yaml or a YAML path: "
                                             "balls-bounce, tabletop, physics-probe.")] = "balls-bounce",
         num_scenes: Annotated[int | None, typer.Option("--num-scenes", "-n", help="Scenes to render (default: the preset's).")] = None,
         seed: Annotated[int | None, typer.Option("--seed", help="Job seed; scene i uses a seed derived from (seed, i).")] = None,
         specs: Annotated[Path | None, typer.Option("--specs", help="JSON-lines file of scene specs to render instead of sampling.")] = None,
         ray_address: RayAddressOpt = None,
         sets: SetOpt = None,
+        max_failures: MaxFailuresOpt = None,
     ) -> None:
         """Render seeded physics scenes (MuJoCo by default, or UnrealCV) with ground truth, as a Ray job.
 
@@ -48,3 +49,5 @@ def register(dg: typer.Typer) -> None:
                       f"[red]{res.failed} failed[/] ({res.frames} frames, {res.frames_per_s:.1f} frames/s)")
         for f in res.failures[:10]:
             console.print(f"  [red]quarantined[/] {f['id']}: {f['reason']}")
+        check_failures("datagen render", res.failed, res.rendered + res.failed, max_failures,
+                       [f"{f['id']}: {f['reason']}" for f in res.failures])

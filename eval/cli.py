@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skyloom.cli_common import RayAddressOpt, SetOpt, console, fail
+from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, console, data_console, fail
 
 logger = logging.getLogger(__name__)
 
@@ -54,22 +54,22 @@ def register(app: typer.Typer) -> None:
         suite: Annotated[str | None, typer.Option("--suite", help="Suite name (configs/eval/suites) or YAML path.")] = None,
         ckpt: Annotated[list[str] | None, typer.Option("--ckpt", help="Checkpoint folder or run (-> latest); repeatable.")] = None,
         db: DbOpt = None,
-        out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: RUN/eval of each checkpoint).")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: RUN/eval of each checkpoint).")] = None,
         executor: Annotated[str | None, typer.Option("--executor", help="auto (default: Ray actors for 2+ checkpoints) | local | ray.")] = None,
         ray_address: RayAddressOpt = None,
         preset: Annotated[str | None, typer.Option("--preset", help="EvalConfig preset in configs/eval/.")] = None,
         sets: SetOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        max_failures: MaxFailuresOpt = None,
     ) -> None:
         if ctx.invoked_subcommand is not None:
             return
         if not suite or not ckpt:
             console.print(ctx.get_help())
             fail("pass --suite NAME and at least one --ckpt PATH (or a subcommand)")
+        from skyloom.cli_common import load_config, progress, stage_timer
+        from skyloom.errors import UserError
         from skyloom.eval.runner import EvalConfig, run_eval
-        from skyloom.eval.store import StoreError
-        from skyloom.cli_common import load_config, stage_timer
-        from skyloom.config import ConfigError
 
         run_sets, suite_sets = _split_sets(sets)
         cfg = load_config(EvalConfig, "eval", preset, run_sets)
@@ -85,17 +85,27 @@ def register(app: typer.Typer) -> None:
         import dataclasses
 
         cfg = dataclasses.replace(cfg, **extra)
-        with stage_timer(f"eval {suite}"):
+        with stage_timer(f"eval {suite}"), progress() as bars:
+            tasks: dict[tuple[str, str], Any] = {}
+
+            def on_progress(name: str, stage: str, done: int, total: int) -> None:
+                key = (name, stage)
+                if key not in tasks:
+                    unit = "videos generated" if stage == "generate" else "metrics scored"
+                    tasks[key] = bars.add_task(f"{name}: {unit}", total=total)
+                bars.update(tasks[key], completed=done, total=total)
+
             try:
-                res = run_eval(cfg)
-            except (StoreError, ValueError) as e:
-                if isinstance(e, ConfigError):
+                res = run_eval(cfg, on_progress=on_progress)
+            except ValueError as e:  # no checkpoint, the same one twice, an unknown executor
+                if isinstance(e, UserError):
                     raise
                 fail(str(e))
         if as_json:
             print(json.dumps(dataclasses.asdict(res), indent=2, default=str))
-            return
-        _print_summary(res)
+        else:
+            _print_summary(res)
+        _check_evals(res, max_failures)
 
     @eval_app.command("suites")
     def suites_cmd(name: Annotated[str | None, typer.Argument(help="Show (and validate) one suite.")] = None) -> None:
@@ -112,12 +122,12 @@ def register(app: typer.Typer) -> None:
             s = load_suite(n)
             t.add_row(s.name, s.version_tag, str(len(s.items())), str(s.physics.num_scenes),
                       ", ".join(m.key for m in s.metrics), s.primary)
-        console.print(t)
+        data_console.print(t)
 
     @eval_app.command("train-evaluator")
     def train_evaluator_cmd(
         corpus: Annotated[Path, typer.Argument(help="Captioned corpus to train on.")],
-        out: Annotated[Path, typer.Option("--out", help="Folder for the evaluator (config.json, model.safetensors).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the evaluator (config.json, model.safetensors).")],
         preset: Annotated[str | None, typer.Option("--preset", help="EvaluatorConfig preset in configs/eval/.")] = None,
         sets: SetOpt = None,
     ) -> None:
@@ -147,7 +157,7 @@ def register(app: typer.Typer) -> None:
         suite: Annotated[str | None, typer.Option("--suite", help="Only this suite (default: every suite).")] = None,
         db: DbOpt = None,
         runs: RunsOpt = None,
-        metric: Annotated[str | None, typer.Option("--metric", help="Rank by this metric (default: the suite's primary).")] = None,
+        metric: Annotated[str | None, typer.Option("--metric", "-m", help="Rank by this metric (default: the suite's primary).")] = None,
         suite_version: Annotated[str | None, typer.Option("--suite-version", help="Rank this suite version (default: the latest evaluated).")] = None,
         fmt: FormatOpt = "table",
     ) -> None:
@@ -171,7 +181,7 @@ def register(app: typer.Typer) -> None:
         a: Annotated[str, typer.Argument(help="Baseline: eval id, checkpoint path, run, or name like run/step-00000100.")],
         b: Annotated[str, typer.Argument(help="Candidate, same forms as A.")],
         suite: Annotated[str | None, typer.Option("--suite", help="Suite (needed when A/B were evaluated on several).")] = None,
-        metric: Annotated[list[str] | None, typer.Option("--metric", help="Only these metrics (repeatable).")] = None,
+        metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Only these metrics (repeatable).")] = None,
         db: DbOpt = None,
         runs: RunsOpt = None,
         fmt: FormatOpt = "table",
@@ -200,6 +210,25 @@ def register(app: typer.Typer) -> None:
                     "higher_is_better", "extractor"]
             title = f"compare {ea} -> {eb}"
         _emit(rows, cols, fmt, title=title)
+
+
+def _check_evals(res: Any, max_failures: int | None) -> None:
+    """Exit 2 with the reasons when an evaluation failed or has more failures than allowed."""
+    from skyloom.eval.store import ResultsStore
+    from skyloom.errors import JobFailedError
+
+    bad = [e for e in res.evals if e.status == "failed"
+           or (max_failures is not None and e.failures > max_failures)]
+    if not bad:
+        return
+    store = ResultsStore(res.db)
+    lines = []
+    for e in bad:
+        reasons = "; ".join(f"{f['item_id']} ({f['stage']}): {f['reason']}" for f in store.failures(e.eval_id)[:3])
+        what = "failed" if e.status == "failed" else f"{e.failures} failures > --max-failures {max_failures}"
+        lines.append(f"{e.checkpoint_name} {what}: {reasons or 'no reason recorded'}")
+    raise JobFailedError(f"evaluation of {len(bad)} checkpoint(s) failed: " + " | ".join(lines)
+                         + f" (details in {bad[0].results_path})")
 
 
 def _check_format(fmt: str) -> None:
@@ -261,7 +290,7 @@ def _emit(rows: list[dict[str, Any]], cols: list[str], fmt: str, title: str = ""
             t.add_column(c, overflow="fold")
         for r in rows:
             t.add_row(*(_fmt(r.get(c)) for c in cols))
-        console.print(t)
+        data_console.print(t)
 
 
 def _emit_leaderboards(boards: dict[str, list[dict[str, Any]]], fmt: str) -> None:
@@ -312,7 +341,7 @@ def _print_summary(res: Any) -> None:
     t.add_row("failures", *(str(e.failures) for e in res.evals))
     for m in sorted({m for e in res.evals for m in e.scores}):
         t.add_row(m, *(_fmt(e.scores.get(m)) for e in res.evals))
-    console.print(t)
+    data_console.print(t)
     cs = res.cache_stats
     console.print(f"feature cache: {cs.get('hits', 0)} hits, {cs.get('encoded', 0)} encoded "
                   f"(reference: {cs.get('reference_encoded', 0)} encoded)")

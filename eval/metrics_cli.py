@@ -185,12 +185,12 @@ def register(eval_app: typer.Typer) -> None:
         weights: Annotated[str | None, typer.Option(help="Weights file (or an open_clip tag in its cache). Never downloaded.")] = None,
         random_init: Annotated[bool, typer.Option("--random-init", help="Random weights (smoke tests only; "
                                                                       "recorded as 'random-init').")] = False,
-        option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Metric setting key=value "
+        option: Annotated[list[str] | None, typer.Option("--option", metavar="KEY=VALUE", help="Metric setting key=value "
                                                          "(e.g. num_frames=16, flow='farneback', cond_frames=4).")] = None,
-        out: Annotated[Path | None, typer.Option(help="Also write the result JSON here.")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the result JSON here.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ) -> None:
-        from skyloom.cli_common import console, fail
+        from skyloom.cli_common import console, data_console, fail
 
         try:
             res = score_videos(metric, videos, reference, prompts, gt, extractor, weights, random_init,
@@ -215,6 +215,6 @@ def register(eval_app: typer.Typer) -> None:
         t.add_row("preprocessing", json.dumps(res["preprocessing"], default=str))
         t.add_row("details", json.dumps({k: v for k, v in res["details"].items() if k != "skipped"}, default=str))
         t.add_row("skipped", str(len(res["details"]["skipped"])))
-        console.print(t)
+        data_console.print(t)
         for s in res["details"]["skipped"]:
             console.print(f"[yellow]skipped[/] {s['path']}: {s['reason']}")

@@ -28,6 +28,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from skyloom.eval.store import ResultsStore
@@ -186,7 +187,8 @@ def _default_db(cfg: EvalConfig, ctxs: list[_Ctx]) -> str:
 
 
 def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None,
-             store: ResultsStore | None = None) -> EvalResult:
+             store: ResultsStore | None = None,
+             on_progress: Callable[[str, str, int, int], None] | None = None) -> EvalResult:
     """Evaluate ``cfg.checkpoints`` on ``cfg.suite``; see the module docstring.
 
     Args:
@@ -194,6 +196,8 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
         metrics: metric registry (default ``skyloom.eval.metrics.METRICS``; tests pass their own).
         suite: an already loaded suite (default: load ``cfg.suite`` with ``cfg.suite_overrides``).
         store: an open results store (default: from ``cfg.db``).
+        on_progress: ``(checkpoint_name, "generate" | "score", done, total)`` as videos are written
+            and metrics scored (the CLI's progress bars).
 
     Raises:
         eval.suites.SuiteError: the suite file is invalid (nothing is generated).
@@ -245,6 +249,15 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
             jobs.append(GenJob(c.eval_id, c.checkpoint, todo, gen_kwargs, suite.generation.batch_size))
     ctx_by_id = {c.eval_id: c for c in ctxs}
     generated: dict[str, int] = {c.eval_id: 0 for c in ctxs}
+    to_generate = {j.eval_id: len(j.items) for j in jobs}
+    attempted: dict[str, int] = {c.eval_id: 0 for c in ctxs}
+
+    def report(c: _Ctx, stage: str, done: int, total: int) -> None:
+        if on_progress is not None:
+            on_progress(c.checkpoint_name, stage, done, total)
+
+    for j in jobs:
+        report(ctx_by_id[j.eval_id], "generate", 0, to_generate[j.eval_id])
     fps_by_eval: dict[str, float] = {}
 
     def on_batch(b: GenBatch) -> None:
@@ -259,6 +272,8 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
             generated[b.eval_id] += 1
         for item_id, (stage, reason) in b.failures.items():
             store.add_failure(b.eval_id, item_id, stage, reason)
+        attempted[b.eval_id] += len(b.videos) + len(b.failures)
+        report(c, "generate", attempted[b.eval_id], to_generate[b.eval_id])
 
     if jobs:
         infos = generate_all(jobs, on_batch, loader=cfg.pipeline_loader, device=cfg.device,
@@ -276,7 +291,8 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
             store.set_status(c.eval_id, "failed")
             summary_scores: dict[str, float | None] = {}
         else:
-            summary_scores = scorer.score_eval(store, c.eval_id, items, c.video_path)
+            summary_scores = scorer.score_eval(store, c.eval_id, items, c.video_path,
+                                               on_metric=lambda done, total, c=c: report(c, "score", done, total))
             fails = store.failures(c.eval_id)
             store.set_status(c.eval_id, "partial" if fails else "complete")
         path = write_results_json(store, c.eval_id, c.eval_dir, suite, cfg, n_items=len(items),

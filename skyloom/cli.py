@@ -135,7 +135,7 @@ def corpus_compact(corpus: Annotated[Path, typer.Argument(help="Corpus directory
 
 @corpus_app.command("export-wds")
 def corpus_export(corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
-                  out: Annotated[Path | None, typer.Option(help="Output folder (default CORPUS/shards).")] = None,
+                  out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default CORPUS/shards).")] = None,
                   shard_size: Annotated[int, typer.Option(help="Clips per tar shard.")] = 1000,
                   split: Annotated[str | None, typer.Option(help="Only this split.")] = None) -> None:
     """Export WebDataset tar shards (<id>.mp4 + <id>.json + <id>.txt) for large-scale training."""

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from skyloom.errors import InputNotFoundError, UserError
+from skyloom.errors import InputNotFoundError, JobFailedError, UserError
 
 T = TypeVar("T")
 
@@ -36,6 +36,9 @@ SetOpt = Annotated[list[str] | None, typer.Option(
     help="Override a config value, typed and checked: [bold]--set a.b=value[/] (repeatable).")]
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", envvar="RAY_ADDRESS", metavar="ADDRESS", help="Join this Ray cluster (default: a local instance sized for this machine).")]
+MaxFailuresOpt = Annotated[int | None, typer.Option(
+    "--max-failures", metavar="INT",
+    help="Exit with code 2 when more than INT items fail (default: only when every item fails).")]
 
 
 def load_config(cls: type[T], group: str, preset: str | None, sets: list[str] | None) -> T:
@@ -111,6 +114,19 @@ def setup_logging(verbose: bool = False) -> None:
 def fail(message: str) -> NoReturn:
     """Stop the command with a user error: one red line on stderr and exit code 2 (see skyloom.errors)."""
     raise UserError(message)
+
+
+def check_failures(job: str, failed: int, total: int, max_failures: int | None, reasons: list[str]) -> None:
+    """Fail the command (exit 2, reasons listed) when ``failed`` exceeds the job's allowance.
+
+    The allowance is ``max_failures`` when given, else ``total - 1`` (a job fails only when every
+    item failed), so ``skyloom ... && next-step`` stops on a job that produced nothing.
+    """
+    allowed = max_failures if max_failures is not None else max(total - 1, 0)
+    if failed > allowed and failed > 0:
+        shown = "; ".join(reasons[:3]) + (f"; ... ({len(reasons) - 3} more)" if len(reasons) > 3 else "")
+        limit = f"--max-failures {max_failures}" if max_failures is not None else "every item failed"
+        raise JobFailedError(f"{job}: {failed} of {total} failed ({limit}): {shown}")
 
 
 def existing_path(p: str | Path, what: str) -> Path:

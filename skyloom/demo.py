@@ -182,7 +182,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         config: Annotated[Path | None, typer.Option("--config", "-c", help="Demo YAML (default configs/demo.yaml).")] = None,
         fresh: Annotated[bool, typer.Option("--fresh", help="Delete the output folder and start over.")] = False,
-        out: Annotated[Path | None, typer.Option("--out", help="Output folder (default from the config: demo-output).")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default from the config: demo-output).")] = None,
         stage: Annotated[list[str] | None, typer.Option("--stage", help="Run only this stage (repeatable), even if done.")] = None,
         sets: SetOpt = None,
     ) -> None:
@@ -193,7 +193,9 @@ def register(app: typer.Typer) -> None:
         checkpoints on the smoke and physics suites, prints the leaderboard and the paired
         comparison, and writes a static HTML report. Rerun to resume; [bold]--fresh[/] starts over.
         """
-        cfg = load_demo_config(config, list(sets or []) + ([f"out={out}"] if out else []))
+        from skyloom.config import apply_values
+
+        cfg = apply_values(load_demo_config(config, sets), {"out": out} if out else {})
         if not cfg.stages:
             fail(f"demo config {config or default_config_path()} has no stages")
         run(cfg, fresh=fresh, only=stage)
