@@ -16,6 +16,16 @@ CorpusOpt = Annotated[list[Path] | None, typer.Option("--corpus", help="Corpus d
 MaxClipsOpt = Annotated[int, typer.Option(help="Clip rows listed per corpus (the charts cover every clip).")]
 
 
+def _check_inputs(runs: list[Path], corpus: list[Path] | None) -> None:
+    """Every --runs and --corpus folder must exist (a typo is an error, not an empty dashboard)."""
+    from skyloom.cli_common import existing_path
+
+    for r in runs:
+        existing_path(r, "--runs folder")
+    for c in corpus or []:
+        existing_path(c, "--corpus folder")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``dashboard`` and ``report`` commands to the ``skyloom`` app."""
 
@@ -33,6 +43,7 @@ def register(app: typer.Typer) -> None:
         from skyloom.dashboards.sources import Dashboard
         from skyloom.cli_common import console
 
+        _check_inputs(runs, corpus)
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)
         for w in dash.overview()["warnings"]:
             console.print(f"[yellow]warning:[/] {w}")
@@ -66,6 +77,7 @@ def register(app: typer.Typer) -> None:
         from skyloom.dashboards.sources import Dashboard
         from skyloom.cli_common import console
 
+        _check_inputs(runs, corpus)
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)
         try:
             info = build_report(dash, out, max_video_mb=max_video_mb, max_paired_evals=max_paired)

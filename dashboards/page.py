@@ -17,7 +17,7 @@ from typing import Any
 @cache
 def asset(name: str) -> str:
     """Text of a packaged file in ``dashboards/static/``."""
-    return resources.files("dashboards").joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files("skyloom.dashboards").joinpath("static", name).read_text(encoding="utf-8")
 
 
 def clean(obj: Any) -> Any:

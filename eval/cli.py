@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, console, data_console, fail
+from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, console, data_console, existing_path, fail
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +65,13 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         if not suite or not ckpt:
-            console.print(ctx.get_help())
-            fail("pass --suite NAME and at least one --ckpt PATH (or a subcommand)")
+            fail("pass --suite NAME and at least one --ckpt PATH (or a subcommand; see 'skyloom eval --help')")
         from skyloom.cli_common import load_config, progress, stage_timer
         from skyloom.errors import UserError
         from skyloom.eval.runner import EvalConfig, run_eval
 
+        for c in ckpt:
+            existing_path(c, "--ckpt")
         run_sets, suite_sets = _split_sets(sets)
         cfg = load_config(EvalConfig, "eval", preset, run_sets)
         extra: dict[str, Any] = {"suite": suite, "checkpoints": tuple(ckpt), "suite_overrides": tuple(suite_sets)}
@@ -136,6 +137,9 @@ def register(app: typer.Typer) -> None:
         from skyloom.eval.evaluator import EvaluatorConfig, train_evaluator
         from skyloom.cli_common import load_config, stage_timer
 
+        from skyloom.corpus import Corpus
+
+        Corpus(corpus)  # a clear error before the towers are built
         cfg = load_config(EvaluatorConfig, "eval", preset, sets)
         with stage_timer("train in-domain evaluator"):
             res = train_evaluator(str(corpus), str(out), cfg)

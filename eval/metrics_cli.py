@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from skyloom.errors import InputNotFoundError
+
 log = logging.getLogger(__name__)
 
 SCORE_HELP = """Score videos with one metric and print the result (value, n, extractor, weights hash,
@@ -32,7 +34,7 @@ def list_videos(spec: str) -> list[Path]:
     p = Path(spec).expanduser()
     files = sorted(p.glob("*.mp4")) if p.is_dir() else sorted(Path(x) for x in glob.glob(str(p)))
     if not files:
-        raise FileNotFoundError(f"no videos at {spec!r} (expected a folder of .mp4 files or a glob pattern)")
+        raise InputNotFoundError(f"no videos at {spec!r} (expected a folder of .mp4 files or a glob pattern)")
     return files
 
 
@@ -100,8 +102,10 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
                  gt: Path | None = None, extractor: str | None = None, weights: str | None = None,
                  random_init: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the videos; returns ``MetricResult.to_dict()`` plus ``details.skipped`` (path, reason)."""
+    from skyloom.eval.metrics import METRICS
     from skyloom.video import VideoError, read_video
 
+    METRICS.get(metric)  # an unknown name fails first, with the closest known names
     files = list_videos(videos)
     m = build_metric(metric, extractor, weights, random_init, options or {})
     skipped: list[dict[str, str]] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,7 +35,7 @@ The pipeline, one subcommand per arrow:
 def _report(e: BaseException, verbose: bool) -> int:
     """Print one line for an exception that escaped a command; return the exit code (skyloom.errors)."""
     if verbose:
-        console.print_exception()
+        traceback.print_exc(file=sys.stderr)
     if isinstance(e, KeyboardInterrupt):
         console.print("[yellow]interrupted — rerun the same command to resume[/]")
         return EXIT_INTERRUPTED
@@ -136,7 +137,7 @@ def corpus_compact(corpus: Annotated[Path, typer.Argument(help="Corpus directory
 @corpus_app.command("export-wds")
 def corpus_export(corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
                   out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default CORPUS/shards).")] = None,
-                  shard_size: Annotated[int, typer.Option(help="Clips per tar shard.")] = 1000,
+                  shard_size: Annotated[int, typer.Option(min=1, help="Clips per tar shard.")] = 1000,
                   split: Annotated[str | None, typer.Option(help="Only this split.")] = None) -> None:
     """Export WebDataset tar shards (<id>.mp4 + <id>.json + <id>.txt) for large-scale training."""
     from skyloom.corpus import Corpus

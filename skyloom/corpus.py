@@ -237,7 +237,7 @@ class Corpus:
         self.root = Path(root)
         info = self.root / "corpus.json"
         if not info.exists():
-            raise CorpusError(f"{self.root}: not a skyloom corpus (no corpus.json); create one with Corpus.create")
+            raise CorpusError(f"{self.root}: not a skyloom corpus (no corpus.json); create one with `skyloom datagen render --out DIR` or `skyloom datagen ingest SOURCES --out DIR`")
         try:
             meta = json.loads(info.read_text())
         except json.JSONDecodeError as e:

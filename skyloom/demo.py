@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import typer
 
 from skyloom.cli_common import SetOpt, console, fail
+from skyloom.config import ConfigError
 
 DEMO_STATE = "demo-state.json"
 
@@ -74,7 +75,7 @@ def expand(args: list[str], values: dict[str, str]) -> list[str]:
         try:
             out.append(a.format(**values))
         except KeyError as e:
-            raise ValueError(f"demo stage argument {a!r} uses unknown placeholder {e}; "
+            raise ConfigError(f"demo stage argument {a!r} uses unknown placeholder {e}; "
                              f"known: {', '.join(sorted(values))}") from None
     return out
 
@@ -133,7 +134,7 @@ def run(cfg: DemoConfig, fresh: bool = False, only: list[str] | None = None) -> 
     if only:
         unknown = sorted(set(only) - set(names))
         if unknown:
-            raise ValueError(f"unknown demo stage(s) {', '.join(unknown)}; stages: {', '.join(names)}")
+            raise ConfigError(f"unknown demo stage(s) {', '.join(unknown)}; stages: {', '.join(names)}")
     for i, stage in enumerate(cfg.stages, 1):
         if only and stage.name not in only:
             continue
