@@ -44,7 +44,7 @@ from skyloom.rundir import (
 logger = logging.getLogger(__name__)
 
 RESULTS_FORMAT = "skyloom-eval-results"
-RESULTS_FORMAT_VERSION = 1
+RESULTS_FORMAT_VERSION = 2  # 2: CIs moved out of `results` into `confidence_intervals`; `n-shot` added
 DEFAULT_OUT = "skyloom-eval"
 
 
@@ -318,14 +318,17 @@ def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConf
     """The results document of one evaluation (lm-evaluation-harness-like; see docs/eval.md)."""
     e = store.get_eval(eval_id)
     scores = store.scores(eval_ids=[eval_id])
+    # `results` holds exactly what lm-evaluation-harness's tools read (value and stderr per
+    # "<metric>,<filter>"); anything else there would show up as an extra metric row in its make_table.
     task: dict[str, Any] = {"alias": suite.name}
+    cis: dict[str, Any] = {}
     hib, mver, n, extractors, details = {}, {}, {}, {}, {}
+    cfg_level = (e.get("config", {}).get("eval", {}) or {}).get("level")
     for s in scores:
         m = s["metric"]
         task[f"{m},none"] = s["value"]
         task[f"{m}_stderr,none"] = s["stderr"] if s["stderr"] is not None else "N/A"
-        task[f"{m}_ci_low,none"] = s["ci_low"]
-        task[f"{m}_ci_high,none"] = s["ci_high"]
+        cis[f"{m},none"] = {"low": s["ci_low"], "high": s["ci_high"], "level": cfg_level}
         hib[m] = s["higher_is_better"]
         mver[m] = s["metric_version"]
         n[m] = s["n"]
@@ -339,7 +342,10 @@ def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConf
     return {
         "format": RESULTS_FORMAT, "format_version": RESULTS_FORMAT_VERSION,
         "results": {suite.name: task},
+        "confidence_intervals": {suite.name: cis},
         "groups": {},
+        "group_subtasks": {suite.name: []},
+        "n-shot": {suite.name: 0},  # generation from a prompt: no few-shot examples
         "configs": {suite.name: {**suite_to_dict(suite), "primary_metric": suite.primary}},
         "versions": {suite.name: e["suite_version"]},
         "metric_versions": mver,
