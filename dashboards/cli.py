@@ -85,6 +85,8 @@ def register(app: typer.Typer) -> None:
             dash.close()
         for w in info.warnings:
             console.print(f"[yellow]warning:[/] {w}")
-        note = f", {info.videos_omitted} left out (budget)" if info.videos_omitted else ""
+        budget = info.videos_omitted - info.videos_missing
+        note = "".join([f", {budget} left out (budget)" if budget else "",
+                        f", {info.videos_missing} missing or outside the folders" if info.videos_missing else ""])
         console.print(f"[green]wrote[/] {info.path} ({info.bytes / 2**20:.1f} MB, "
                       f"{info.videos_embedded} video(s) embedded{note})")
