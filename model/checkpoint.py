@@ -30,7 +30,7 @@ from torch import nn
 
 from skyloom.config import from_dict, to_dict
 from skyloom.errors import UserError
-from skyloom.fsutil import atomic_write_json
+from skyloom.fsutil import atomic_path, atomic_write_json
 
 PIPELINE_FORMAT = "skyloom-vdit"
 PIPELINE_VERSION = 1
@@ -50,7 +50,8 @@ def save_component(folder: Path, name: str, cfg: Any, module: nn.Module | None,
     atomic_write_json(d / "config.json", to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg)
     sd = state if state is not None else (module.state_dict() if module is not None else None)
     if sd:
-        save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(d / "model.safetensors"))
+        with atomic_path(d / "model.safetensors") as tmp:  # the umask's mode, not safetensors' 0600
+            save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp))
 
 
 def read_config(folder: Path, name: str) -> dict[str, Any]:
