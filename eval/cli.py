@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from skyloom.eval import metrics_cli
 from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, console, data_console, existing_path, fail
 
 logger = logging.getLogger(__name__)
@@ -147,13 +147,7 @@ def register(app: typer.Typer) -> None:
                       f"held-out caption ranking accuracy {res.get('heldout_accuracy', float('nan')):.2f}); "
                       f"use it with [cyan]--set suite.extractors.text_video=indomain:{res['path']}[/]")
 
-    try:
-        metrics_cli = importlib.import_module("skyloom.eval.metrics_cli")
-    except ModuleNotFoundError as e:
-        if e.name != "skyloom.eval.metrics_cli":
-            raise
-    else:
-        metrics_cli.register(eval_app)
+    metrics_cli.register(eval_app)
     app.add_typer(eval_app, name="eval")
 
     @app.command("leaderboard")
