@@ -136,7 +136,8 @@ def corpus_compact(corpus: Annotated[Path, typer.Argument(help="Corpus directory
 
 @corpus_app.command("export-wds")
 def corpus_export(corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
-                  out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default CORPUS/shards).")] = None,
+                  out: Annotated[Path | None, typer.Option(
+                      "--out", "-o", help="Output folder (default CORPUS/shards).")] = None,
                   shard_size: Annotated[int, typer.Option(min=1, help="Clips per tar shard.")] = 1000,
                   split: Annotated[str | None, typer.Option(help="Only this split.")] = None) -> None:
     """Export WebDataset tar shards (<id>.mp4 + <id>.json + <id>.txt) for large-scale training."""
@@ -202,8 +203,6 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         console.print("[yellow]aborted[/]")
         sys.exit(EXIT_INTERRUPTED)
-    if rv == EXIT_INTERRUPTED:  # Ctrl-C while click parsed the command line
-        console.print("[yellow]interrupted — rerun the same command to resume[/]")
     sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK)
 
 

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from skyloom.errors import InputNotFoundError, JobFailedError, UserError
+from skyloom.errors import EXIT_INTERRUPTED, InputNotFoundError, JobFailedError, UserError
 
 T = TypeVar("T")
 
@@ -35,7 +35,8 @@ SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", "-s", metavar="KEY=VALUE",
     help="Override a config value, typed and checked: [bold]--set a.b=value[/] (repeatable).")]
 RayAddressOpt = Annotated[str | None, typer.Option(
-    "--ray-address", envvar="RAY_ADDRESS", metavar="ADDRESS", help="Join this Ray cluster (default: a local instance sized for this machine).")]
+    "--ray-address", envvar="RAY_ADDRESS", metavar="ADDRESS",
+    help="Join this Ray cluster (default: a local instance sized for this machine).")]
 MaxFailuresOpt = Annotated[int | None, typer.Option(
     "--max-failures", metavar="INT",
     help="Exit with code 2 when more than INT items fail (default: only when every item fails).")]
@@ -93,8 +94,9 @@ def stage_timer(name: str) -> Iterator[dict[str, Any]]:
     except KeyboardInterrupt:
         done("[yellow]✗[/] interrupted:")
         raise
-    except typer.Exit as e:
-        done("[green]✓[/]" if not e.exit_code else "[bold red]✗[/] failed:")
+    except typer.Exit as e:  # a nested command (the demo's stages) already reported its failure
+        marks = {0: "[green]✓[/]", EXIT_INTERRUPTED: "[yellow]✗[/] interrupted:"}
+        done(marks.get(e.exit_code, "[bold red]✗[/] failed:"))
         raise
     except BaseException:
         done("[bold red]✗[/] failed:")
