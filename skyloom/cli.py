@@ -32,6 +32,13 @@ The pipeline, one subcommand per arrow:
 """
 
 
+def _one_line(e: BaseException | str) -> str:
+    """The message on one line, safe from rich markup (``[1, 7]`` or ``[bold]`` in a path stay text)."""
+    from rich.markup import escape
+
+    return escape(" ".join(str(e).split()))
+
+
 def _report(e: BaseException, verbose: bool) -> int:
     """Print one line for an exception that escaped a command; return the exit code (skyloom.errors)."""
     if verbose:
@@ -40,10 +47,10 @@ def _report(e: BaseException, verbose: bool) -> int:
         console.print("[yellow]interrupted — rerun the same command to resume[/]")
         return EXIT_INTERRUPTED
     if isinstance(e, UserError):
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
         return e.exit_code
     where = "" if verbose else "; rerun with -v for the traceback"
-    console.print(f"[bold red]internal error:[/] {type(e).__name__}: {e}. This is a bug in skyloom: please "
+    console.print(f"[bold red]internal error:[/] {type(e).__name__}: {_one_line(e)}. This is a bug in skyloom: please "
                   f"report it at {bug_report_hint()} with the command you ran{where}", highlight=False, soft_wrap=True)
     return EXIT_INTERNAL
 
@@ -187,8 +194,7 @@ def _usage_error(e: typer.TyperException) -> int:
         console.print(e.format_message(), highlight=False, markup=False)
         return EXIT_USER
     hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-    msg = " ".join(e.format_message().split())
-    console.print(f"[bold red]error:[/] {msg}{hint}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {_one_line(e.format_message())}{hint}", highlight=False, soft_wrap=True)
     return int(getattr(e, "exit_code", EXIT_USER) or EXIT_USER)
 
 
