@@ -62,13 +62,13 @@ def caption_run(
         cfg = dataclasses.replace(cfg, ray_address=ray_address)
     with stage_timer(f"caption {corpus} ({cfg.captioner})"):
         res = run(cfg)
-    console.print(f"captioned {res.captioned}, already done {res.skipped}, failed {res.failed} "
-                  f"in {res.seconds:.1f} s; config {res.config_path}")
-    for f in res.failures[:10]:
-        console.print(f"[yellow]failed[/] {f['clip']} ({f['captioner']}): {f['reason']}")
-    n_failed = sum(res.failed.values())
-    check_failures(f"caption {corpus}", n_failed, sum(res.captioned.values()) + n_failed, max_failures,
-                   [f"{f['clip']}: {f['reason']}" for f in res.failures])
+        console.print(f"captioned {res.captioned}, already done {res.skipped}, failed {res.failed} "
+                      f"in {res.seconds:.1f} s; config {res.config_path}")
+        for f in res.failures[:10]:
+            console.print(f"[yellow]failed[/] {f['clip']} ({f['captioner']}): {f['reason']}")
+        n_failed = sum(res.failed.values())
+        check_failures(f"caption {corpus}", n_failed, sum(res.captioned.values()) + n_failed, max_failures,
+                       [f"{f['clip']}: {f['reason']}" for f in res.failures])
 
 
 @caption_app.command("verify")

@@ -45,9 +45,9 @@ def register(dg: typer.Typer) -> None:
         cfg = dataclasses.replace(cfg, **changes)
         with stage_timer(f"datagen render {cfg.preset} ({cfg.renderer})"):
             res = run_render(cfg, ray_address=ray_address)
-        console.print(f"corpus {res.corpus}: [green]{res.rendered} rendered[/], {res.existing} already present, "
-                      f"[red]{res.failed} failed[/] ({res.frames} frames, {res.frames_per_s:.1f} frames/s)")
-        for f in res.failures[:10]:
-            console.print(f"  [red]quarantined[/] {f['id']}: {f['reason']}")
-        check_failures("datagen render", res.failed, res.rendered + res.failed, max_failures,
-                       [f"{f['id']}: {f['reason']}" for f in res.failures])
+            console.print(f"corpus {res.corpus}: [green]{res.rendered} rendered[/], {res.existing} already present, "
+                          f"[red]{res.failed} failed[/] ({res.frames} frames, {res.frames_per_s:.1f} frames/s)")
+            for f in res.failures[:10]:
+                console.print(f"  [red]quarantined[/] {f['id']}: {f['reason']}")
+            check_failures("datagen render", res.failed, res.rendered + res.failed, max_failures,
+                           [f"{f['id']}: {f['reason']}" for f in res.failures])

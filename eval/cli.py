@@ -86,27 +86,28 @@ def register(app: typer.Typer) -> None:
         import dataclasses
 
         cfg = dataclasses.replace(cfg, **extra)
-        with stage_timer(f"eval {suite}"), progress() as bars:
-            tasks: dict[tuple[str, str], Any] = {}
+        with stage_timer(f"eval {suite}"):
+            with progress() as bars:
+                tasks: dict[tuple[str, str], Any] = {}
 
-            def on_progress(name: str, stage: str, done: int, total: int) -> None:
-                key = (name, stage)
-                if key not in tasks:
-                    unit = "videos generated" if stage == "generate" else "metrics scored"
-                    tasks[key] = bars.add_task(f"{name}: {unit}", total=total)
-                bars.update(tasks[key], completed=done, total=total)
+                def on_progress(name: str, stage: str, done: int, total: int) -> None:
+                    key = (name, stage)
+                    if key not in tasks:
+                        unit = "videos generated" if stage == "generate" else "metrics scored"
+                        tasks[key] = bars.add_task(f"{name}: {unit}", total=total)
+                    bars.update(tasks[key], completed=done, total=total)
 
-            try:
-                res = run_eval(cfg, on_progress=on_progress)
-            except ValueError as e:  # no checkpoint, the same one twice, an unknown executor
-                if isinstance(e, UserError):
-                    raise
-                fail(str(e))
-        if as_json:
-            print(json.dumps(dataclasses.asdict(res), indent=2, default=str))
-        else:
-            _print_summary(res)
-        _check_evals(res, max_failures)
+                try:
+                    res = run_eval(cfg, on_progress=on_progress)
+                except ValueError as e:  # no checkpoint, the same one twice, an unknown executor
+                    if isinstance(e, UserError):
+                        raise
+                    fail(str(e))
+            if as_json:
+                print(json.dumps(dataclasses.asdict(res), indent=2, default=str))
+            else:
+                _print_summary(res)
+            _check_evals(res, max_failures)  # a failed evaluation: ✗ and exit 2 with its reasons
 
     @eval_app.command("suites")
     def suites_cmd(name: Annotated[str | None, typer.Argument(help="Show (and validate) one suite.")] = None) -> None:

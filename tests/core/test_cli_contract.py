@@ -247,3 +247,26 @@ def test_dashboard_port_in_use_exits_2(ws):
         port = s.getsockname()[1]
         r = run(["dashboard", "--runs", "runs", "--port", str(port)], ws)
     assert r.returncode == 2 and "cannot listen" in r.stderr and "--port" in r.stderr
+
+
+def test_failed_evaluation_exits_2_with_its_reason(ws):
+    """`skyloom eval --ckpt <a corpus>` ran, but nothing could be evaluated: non-zero, and why."""
+    r = run(["eval", "--suite", "smoke", "--ckpt", "corpus"], ws, timeout=300)
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: evaluation of 1 checkpoint(s) failed") and "neither a checkpoint" in last
+    assert "✓" not in r.stderr and "failed" in r.stdout  # the summary table (data) still on stdout
+
+
+def test_failures_beyond_the_allowance_fail_the_job():
+    from skyloom.cli_common import check_failures
+    from skyloom.errors import JobFailedError, UserError
+
+    check_failures("render", 0, 5, None, [])
+    check_failures("render", 4, 5, None, ["a"] * 4)  # default: only a job where everything failed
+    check_failures("render", 2, 5, 2, ["a", "b"])
+    with pytest.raises(JobFailedError, match="5 of 5 failed") as e:
+        check_failures("render", 5, 5, None, [f"s{i}: boom" for i in range(5)])
+    assert isinstance(e.value, UserError) and "s0: boom" in str(e.value) and "2 more" in str(e.value)
+    with pytest.raises(JobFailedError, match="--max-failures 1"):
+        check_failures("caption", 2, 10, 1, ["x: bad", "y: bad"])
