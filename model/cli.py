@@ -98,12 +98,7 @@ def register(app: typer.Typer) -> None:
 
         Example: [cyan]skyloom sample --ckpt runs/tiny --prompt "a red ball bounces" --seed 3 --out red.mp4[/]
         """
-        import numpy as np
-
-        from skyloom.model.pipeline import load_pipeline
-        from skyloom.video import read_video, write_video
-
-        # Every input is checked before the model loads (seconds to minutes).
+        # Every input is checked before torch and the model load (seconds to minutes).
         if image is not None and video is not None:
             fail("give --image or --video, not both")
         existing_path(ckpt, "--ckpt")
@@ -113,14 +108,19 @@ def register(app: typer.Typer) -> None:
             fail(f"--out {out} must end in .mp4 (the video is written as H.264 mp4)")
         bgr = None
         if image is not None:
+            existing_path(image, "--image")
             import cv2
 
-            existing_path(image, "--image")
             bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
             if bgr is None:
                 fail(f"--image {image} is not a readable image (PNG or JPEG expected)")
         if video is not None:
             existing_path(video, "--video")
+        import numpy as np
+
+        from skyloom.model.pipeline import load_pipeline
+        from skyloom.video import read_video, write_video
+
         pipe = load_pipeline(ckpt, device=device, use_ema=not no_ema)
         cond, mode = None, "t2v"
         if bgr is not None:
