@@ -392,16 +392,20 @@ class ResultsStore:
         exact = [r for r in rows if r["eval_id"] == ref]
         if exact:
             return exact[-1]["eval_id"]
-        cands = {ref}
+        cands, names = {ref}, {ref}
         p = Path(ref)
         if p.exists():
-            try:
-                from skyloom.rundir import resolve_checkpoint
+            from skyloom.rundir import resolve_checkpoint, run_of_checkpoint
 
-                cands.add(str(resolve_checkpoint(p).resolve()))
+            try:
+                ck = resolve_checkpoint(p).resolve()
             except ValueError:
-                cands.add(str(p.resolve()))
-        match = [r for r in rows if r["checkpoint"] in cands or r["checkpoint_name"] == ref
+                ck = p.resolve()
+            cands.add(str(ck))
+            run = run_of_checkpoint(ck)
+            if run is not None:  # a moved or copied run: its stored absolute path is the old one
+                names.add(f"{run.name}/{ck.name}")
+        match = [r for r in rows if r["checkpoint"] in cands or r["checkpoint_name"] in names
                  or (r["checkpoint_name"] or "").endswith("/" + ref)]
         if not match:
             names = sorted({r["checkpoint_name"] or r["eval_id"] for r in rows})[:20]

@@ -81,3 +81,29 @@ def test_leaderboard_and_compare_cli_on_the_new_place(places, where):
                          capture_output=True, text=True, env=ENV, timeout=120)
     assert cmp.returncode == 0, cmp.stderr
     assert '"clipsim"' in cmp.stdout
+
+
+def test_compare_by_checkpoint_path_after_a_move(tmp_path):
+    """`skyloom compare RUN/checkpoints/step-0 RUN` still finds the evaluations of a moved run."""
+    from skyloom.eval.store import ResultsStore
+    from skyloom.rundir import RunDir
+
+    rd = RunDir.create(tmp_path / "old" / "runs" / "tiny", preset="vdit-tiny")
+    for step in (0, 4):
+        with rd.begin_checkpoint(step) as d:
+            (d / "dit").mkdir()
+    store = ResultsStore(rd.results_db_url)
+    for step in (0, 4):  # what the runner records: the absolute path and "<run>/<checkpoint>"
+        ck = rd.checkpoint_dir(step).resolve()
+        store.begin_eval(f"smoke-{step}", suite="smoke", checkpoint=str(ck), checkpoint_name=f"{rd.name}/{ck.name}",
+                         run_name=rd.name, step=step)
+    store.close()
+    new = tmp_path / "new" / "runs"
+    new.parent.mkdir()
+    shutil.move(str(tmp_path / "old" / "runs"), str(new))
+    moved = ResultsStore(new / "tiny" / "results.sqlite")
+    try:
+        assert moved.resolve_eval(str(new / "tiny" / "checkpoints" / "step-00000000")) == "smoke-0"
+        assert moved.resolve_eval(str(new / "tiny")) == "smoke-4"  # a run -> its latest checkpoint
+    finally:
+        moved.close()
