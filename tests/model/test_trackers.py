@@ -61,3 +61,42 @@ def test_missing_tracker_package_is_a_clear_error(tmp_path, name, module):
 
     with pytest.raises(ConfigError, match=f"pip install {module}"):
         Trackers(LogConfig(report_to=(name,)), tmp_path, "run")
+
+
+def test_wandb_and_mlflow_are_offline_and_get_every_point(tmp_path, monkeypatch):
+    """The calls Trackers makes, recorded by stand-ins for the two packages (neither is installed here):
+    W&B in offline mode inside the run folder, MLflow on a file store inside it, one point per step."""
+    import sys
+    import types
+
+    calls: list[tuple] = []
+
+    class Run:
+        def log(self, values, step):
+            calls.append(("wandb.log", step, dict(values)))
+
+        def finish(self):
+            calls.append(("wandb.finish",))
+
+    wandb = types.SimpleNamespace(init=lambda **kw: calls.append(("wandb.init", kw)) or Run())
+    mlflow = types.SimpleNamespace(
+        set_tracking_uri=lambda uri: calls.append(("mlflow.uri", uri)),
+        set_experiment=lambda name: calls.append(("mlflow.experiment", name)),
+        start_run=lambda run_name: calls.append(("mlflow.start", run_name)),
+        log_params=lambda p: calls.append(("mlflow.params", len(p))),
+        log_metrics=lambda m, step: calls.append(("mlflow.log", step, dict(m))),
+        end_run=lambda: calls.append(("mlflow.end",)))
+    monkeypatch.setitem(sys.modules, "wandb", wandb)
+    monkeypatch.setitem(sys.modules, "mlflow", mlflow)
+    from skyloom.trackers import LogConfig, Trackers
+
+    t = Trackers(LogConfig(report_to=("wandb", "mlflow")), tmp_path, "run", {"optim": {"lr": 1e-3}})
+    t.log(1, "train", {"loss": 0.5, "note": "x"})
+    t.log(2, "train", {"loss": 0.25})
+    t.close()
+    init = next(c[1] for c in calls if c[0] == "wandb.init")
+    assert init["mode"] == "offline" and init["dir"] == str(tmp_path) and init["config"] == {"optim.lr": 1e-3}
+    assert ("wandb.log", 2, {"train/loss": 0.25}) in calls and ("wandb.log", 1, {"train/loss": 0.5}) in calls
+    uri = next(c[1] for c in calls if c[0] == "mlflow.uri")
+    assert uri.startswith("file://") and uri.endswith("/mlruns")
+    assert ("mlflow.log", 1, {"train_loss": 0.5}) in calls and ("mlflow.end",) in calls and ("wandb.finish",) in calls
