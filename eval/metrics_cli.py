@@ -113,6 +113,7 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
     metric, every real clip there), ground truth and scene specs from ``gt``.
     """
     from skyloom.eval import dispatch
+    from skyloom.eval.metrics import METRICS
     from skyloom.video import VideoError, read_video
 
     METRICS.get(metric)  # an unknown name fails first, with the closest known names

@@ -194,8 +194,8 @@ def test_submission_calibration_board_and_compare(setup):
     assert out.returncode == 0, out.stderr
     assert "good-model [submission]" in out.stdout and "noise [calibration]" in out.stdout
     assert "total = weighted mean" in out.stdout
-    table = run_cli(["leaderboard", "--db", res.db])  # rich table (stderr): markers are text, not markup
-    assert table.returncode == 0 and "noise [calibration]" in table.stderr and "good-model [submission]" in table.stderr
+    table = run_cli(["leaderboard", "--db", res.db])  # rich table (stdout): markers are text, not markup
+    assert table.returncode == 0 and "noise [calibration]" in table.stdout and "good-model [submission]" in table.stdout
     cmp = run_cli(["compare", "calibration:noise", "good-model", "--db", res.db, "--format", "markdown"])
     assert cmp.returncode == 0, cmp.stderr
     assert "noise [calibration]" in cmp.stdout and "good-model [submission]" in cmp.stdout
@@ -305,7 +305,7 @@ def test_dashboard_and_report_carry_markers_and_breakdown(setup):
     run_submission(cfg, tmp / "good", "good-model", {"who": "ada"}, metrics=fakes.FAKE_METRICS)
     run_calibration(cfg, ["ground_truth", "noise"], metrics=fakes.FAKE_METRICS)
     dash = Dashboard(tmp / "out")  # OUT/results.sqlite: the folder's store
-    with TestClient(create_app(dash)) as c:
+    with TestClient(create_app(dash), base_url="http://localhost") as c:
         lb = c.get("/api/leaderboard").json()
     table = next(t for t in lb["suites"] if t["suite"] == "fake")
     rows = {r["checkpoint_name"]: r for r in table["rows"]}
