@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from skyloom.cli_common import RayAddressOpt, SetOpt, console, load_config, stage_timer
+from skyloom.cli_common import (
+    MaxFailuresOpt,
+    RayAddressOpt,
+    SetOpt,
+    check_failures,
+    console,
+    data_console,
+    load_config,
+    stage_timer,
+)
 
 SUBCOMMANDS = ("run", "verify", "stats", "upsample")
 
@@ -40,21 +49,27 @@ def caption_run(
     preset: Annotated[str | None, typer.Option(help="Preset in configs/caption/ (or a YAML path).")] = None,
     sets: SetOpt = None,
     ray_address: RayAddressOpt = None,
+    max_failures: MaxFailuresOpt = None,
 ) -> None:
     """Caption every clip (a Ray job over a pool of captioner actors; resumable; failures quarantined)."""
     from skyloom.captioning.config import CaptionConfig
     from skyloom.captioning.runner import run
 
-    extra = [f"corpus={corpus}"] + ([f"captioner={captioner}"] if captioner else [])
-    cfg = load_config(CaptionConfig, "caption", preset, list(sets or []) + extra)
+    from skyloom.config import apply_values
+
+    cfg = load_config(CaptionConfig, "caption", preset, sets)
+    cfg = apply_values(cfg, {"corpus": corpus, **({"captioner": captioner} if captioner else {})})
     if ray_address:
         cfg = dataclasses.replace(cfg, ray_address=ray_address)
     with stage_timer(f"caption {corpus} ({cfg.captioner})"):
         res = run(cfg)
-    console.print(f"captioned {res.captioned}, already done {res.skipped}, failed {res.failed} "
-                  f"in {res.seconds:.1f} s; config {res.config_path}")
-    for f in res.failures[:10]:
-        console.print(f"[yellow]failed[/] {f['clip']} ({f['captioner']}): {f['reason']}")
+        console.print(f"captioned {res.captioned}, already done {res.skipped}, failed {res.failed} "
+                      f"in {res.seconds:.1f} s; config {res.config_path}")
+        for f in res.failures[:10]:
+            console.print(f"[yellow]failed[/] {f['clip']} ({f['captioner']}): {f['reason']}")
+        n_failed = sum(res.failed.values())
+        check_failures(f"caption {corpus}", n_failed, sum(res.captioned.values()) + n_failed, max_failures,
+                       [f"{f['clip']}: {f['reason']}" for f in res.failures])
 
 
 @caption_app.command("verify")
@@ -62,7 +77,7 @@ def caption_verify(
     corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
     captioner: Annotated[str | None, typer.Option(help="Only captions of this captioner.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only captions of this kind (short, dense, vlm, ...).")] = None,
-    out: Annotated[Path | None, typer.Option(help="JSON report path (default CORPUS/caption_verify.json).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON report path (default CORPUS/caption_verify.json).")] = None,
 ) -> None:
     """Precision/recall of the facts captions state vs ground truth; hallucinated objects flagged."""
     from rich.table import Table
@@ -80,7 +95,7 @@ def caption_verify(
         t.add_column(col)
     for name, g in rep["groups"].items():
         t.add_row(name, str(g["n"]), f"{g['precision']:.3f}", f"{g['recall']:.3f}", str(g["hallucinated_clips"]))
-    console.print(t)
+    data_console.print(t)
     console.print(f"report: {dest}")
 
 
@@ -106,7 +121,7 @@ def caption_stats_cmd(
     for name, g in st["groups"].items():
         t.add_row(name, str(g["captions"]), f"{g['words_mean']:.1f} / {g['words_min']} / {g['words_max']}",
                   str(g["vocabulary"]), f"{g['distinct_fraction']:.0%}")
-    console.print(t)
+    data_console.print(t)
 
 
 @caption_app.command("upsample")

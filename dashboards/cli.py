@@ -16,6 +16,16 @@ CorpusOpt = Annotated[list[Path] | None, typer.Option("--corpus", help="Corpus d
 MaxClipsOpt = Annotated[int, typer.Option(help="Clip rows listed per corpus (the charts cover every clip).")]
 
 
+def _check_inputs(runs: list[Path], corpus: list[Path] | None) -> None:
+    """Every --runs and --corpus folder must exist (a typo is an error, not an empty dashboard)."""
+    from skyloom.cli_common import existing_path
+
+    for r in runs:
+        existing_path(r, "--runs folder")
+    for c in corpus or []:
+        existing_path(c, "--corpus folder")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``dashboard`` and ``report`` commands to the ``skyloom`` app."""
 
@@ -44,6 +54,7 @@ def register(app: typer.Typer) -> None:
 
         if not 0 <= port <= 65535:
             fail(f"--port {port}: a port is 0-65535 (0: any free port)")
+        _check_inputs(runs, corpus)
         try:
             hosts = normalise_hosts([*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::", "") else [host]), *(allow_host or [])])
         except ValueError as e:
@@ -83,6 +94,7 @@ def register(app: typer.Typer) -> None:
         from skyloom.dashboards.sources import Dashboard
         from skyloom.cli_common import console
 
+        _check_inputs(runs, corpus)
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)
         try:
             info = build_report(dash, out, max_video_mb=max_video_mb, max_paired_evals=max_paired)
@@ -90,6 +102,8 @@ def register(app: typer.Typer) -> None:
             dash.close()
         for w in info.warnings:
             console.print(f"[yellow]warning:[/] {w}")
-        note = f", {info.videos_omitted} left out (budget)" if info.videos_omitted else ""
+        budget = info.videos_omitted - info.videos_missing
+        note = "".join([f", {budget} left out (budget)" if budget else "",
+                        f", {info.videos_missing} missing or outside the folders" if info.videos_missing else ""])
         console.print(f"[green]wrote[/] {info.path} ({info.bytes / 2**20:.1f} MB, "
                       f"{info.videos_embedded} video(s) embedded{note})")

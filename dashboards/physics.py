@@ -98,14 +98,14 @@ def checkpoint_numbers(video: str | os.PathLike, simulator: np.ndarray, cond_fra
     """Physics-IQ raw metrics of one checkpoint's continuation against the simulator's frames.
 
     The simulator frames are resized to the video's size exactly as the evaluation does
-    (:func:`skyloom.eval.scoring._fit`), so these are the numbers behind the stored score.
+    (:func:`skyloom.eval.dispatch.fit_frames`), so these are the numbers behind the stored score.
     """
     from skyloom.eval.physics import physics_iq_raw
-    from skyloom.eval.scoring import _fit  # the scorer's own resize: one helper, same numbers
+    from skyloom.eval.dispatch import fit_frames  # the scorer's own resize: one helper, same numbers
     from skyloom.video import read_video
 
     v = read_video(video)
-    ref = _fit(simulator, v.shape)
+    ref = fit_frames(simulator, v.shape)
     T = min(len(v), len(ref))
     return physics_iq_raw(v[:T], ref[:T], start=min(cond_frames, max(0, T - 1)))
 

@@ -36,7 +36,8 @@ class ReportInfo:
     path: Path
     bytes: int
     videos_embedded: int = 0
-    videos_omitted: int = 0
+    videos_omitted: int = 0  # every video not embedded: over the budget, plus videos_missing
+    videos_missing: int = 0  # not found, or outside the configured folders
     video_bytes: int = 0
     paired: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -47,16 +48,18 @@ class _Embedder:
 
     def __init__(self, dash: Dashboard, max_bytes: int) -> None:
         self.dash, self.max_bytes = dash, max_bytes
-        self.used = self.embedded = self.omitted = 0
+        self.used = self.embedded = self.omitted = self.missing = 0
         self.cache: dict[Path, str] = {}
 
     def __call__(self, path: str | os.PathLike, prefer: Path | None = None) -> tuple[str | None, str | None]:
         loc = self.dash.roots.locate(path, prefer)
         if loc is None:
+            self.missing += 1
             return None, "video outside the configured directories or missing"
         try:
             full = self.dash.roots.resolve(*loc)  # same checks as the live file endpoint
         except (PathRefused, FileNotFoundError) as e:
+            self.missing += 1
             return None, f"video not servable ({e})"
         if full in self.cache:
             return self.cache[full], None
@@ -101,8 +104,12 @@ def report_data(dash: Dashboard, max_video_mb: float = DEFAULT_MAX_VIDEO_MB,
     if emb.omitted:
         overview["warnings"].append(f"{emb.omitted} video(s) not embedded: the {max_video_mb:g} MB video budget "
                                     "was reached (skyloom report --max-video-mb raises it)")
+    if emb.missing:
+        overview["warnings"].append(f"{emb.missing} video(s) not embedded: missing, or outside the --runs and "
+                                    "--corpus folders")
     overview["note"] = f"{emb.embedded} video(s) embedded ({emb.used / 2**20:.1f} MB)"
-    info.videos_embedded, info.videos_omitted, info.video_bytes = emb.embedded, emb.omitted, emb.used
+    info.videos_embedded, info.video_bytes = emb.embedded, emb.used
+    info.videos_omitted, info.videos_missing = emb.omitted + emb.missing, emb.missing
     return ({"overview": overview, "leaderboard": lb, "training": dash.training(), "corpus": corpus,
              "compare": compare, "paired": paired}, info)
 

@@ -40,6 +40,10 @@ class ResultSource:
     store: Any  # eval.store.ResultsStore (imported lazily)
     run_root: Path | None  # the run directory holding this store, if any
     owned: bool = True  # False: a cached store that close_sources must leave open
+    # Where this source's evaluations may live, as found now (a merged source: every merged run's
+    # folder; an `--out` store: its own folder). Videos are looked up there first, so a runs folder
+    # that was moved or copied still shows its own videos, not those at the old absolute paths.
+    roots: tuple[Path, ...] = ()
 
 
 class MergeCache:
@@ -127,7 +131,7 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
     else:
         for d in run_dirs:
             if (d / "results.sqlite").is_file() and not (d / "run.json").exists():
-                cands.append((d.name or str(d), str(d / "results.sqlite"), None))
+                cands.append((d.name or str(d), str(d / "results.sqlite"), d))
         for r in runs:
             p = r.root / "results.sqlite"
             if p.is_file():
@@ -148,7 +152,11 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
         except STORE_ERRORS as e:
             warnings.append(f"cannot open results store {target}: {e}")
             continue
-        out.append(ResultSource(len(out), label, str(store.url), store, run_root))
+        is_run = run_root is not None and (run_root / "run.json").exists()
+        # An evaluation's videos may sit in another run than its store (one store, several runs).
+        everywhere = tuple(dict.fromkeys([*([run_root] if run_root else []), *(r.root for r in runs), *run_dirs]))
+        out.append(ResultSource(len(out), label, str(store.url), store, run_root if is_run else None,
+                                roots=everywhere))
     if not db and len(out) > 1 and hasattr(ResultsStore, "merged"):
         # One leaderboard across runs, as `skyloom leaderboard --runs DIR` shows it.
         targets = [s.url for s in out]
@@ -159,7 +167,9 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
         except STORE_ERRORS as e:
             warnings.append(f"cannot merge the results stores of the runs: {e}")
             return []
-        return [ResultSource(0, f"{len(targets)} runs", "merged:" + ",".join(targets), merged, None, owned=not cached)]
+        roots = tuple(dict.fromkeys(r for s in out for r in s.roots))
+        return [ResultSource(0, f"{len(targets)} runs", "merged:" + ",".join(targets), merged, None, owned=not cached,
+                             roots=roots)]
     return out
 
 
@@ -227,7 +237,20 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
     return out
 
 
+def eval_video_dir(ev: dict[str, Any], src: ResultSource) -> Path | None:
+    """The evaluation's own ``videos/`` folder as it is on disk now (``RUN/eval/<suite>/<eval_id>/videos``,
+    or ``OUT/<suite>/<eval_id>/videos`` for ``skyloom eval --out OUT``), searched in the source's folders."""
+    for root in (*src.roots, *([src.run_root] if src.run_root else [])):
+        for d in (root / "eval" / ev["suite"] / ev["eval_id"], root / ev["suite"] / ev["eval_id"]):
+            if (d / "videos").is_dir():
+                return d / "videos"
+    return None
+
+
 def _run_root_of(ev: dict[str, Any], src: ResultSource) -> Path | None:
+    own = eval_video_dir(ev, src)
+    if own is not None:  # RUN/eval/<suite>/<id>/videos -> RUN (or OUT/<suite>/<id>/videos -> OUT)
+        return own.parents[3] if own.parents[2].name == "eval" else own.parents[2]
     ck = ev.get("checkpoint")
     if ck:
         try:
@@ -278,7 +301,9 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
             label = f"{ev['run_name']}/{label}"
         evals.append({"eval_id": eid, "label": label, "run_name": ev.get("run_name"), "step": ev.get("step")})
         run_root = _run_root_of(ev, src)
-        video_dir = run_root / "eval" / suite / eid / "videos" if run_root is not None else None
+        video_dir = eval_video_dir(ev, src)
+        if video_dir is None and run_root is not None:
+            video_dir = run_root / "eval" / suite / eid / "videos"
         for row in src.store.items(eid):
             it = items.setdefault(row["item_id"], {"item_id": row["item_id"], "prompt": row.get("prompt"),
                                                     "category": row.get("category"), "seed": row.get("seed"),
@@ -289,8 +314,7 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
             cell = it["videos"].setdefault(eid, {"scores": {}, "path": None})
             cell["scores"][row["metric"]] = row.get("value")
             if row.get("video_path") and cell["path"] is None:
-                cell["path"] = row["video_path"]
-                video_dir = Path(row["video_path"]).parent if Path(row["video_path"]).is_absolute() else video_dir
+                cell["path"] = _video_of(row, video_dir, run_root)
         # Videos with no per-item row (suites scored only by set-level metrics such as FVD).
         if video_dir is not None and video_dir.is_dir():
             for f in sorted(video_dir.glob("*.mp4")):
@@ -344,6 +368,19 @@ def verdict(diff: float | None, ci_low: float | None, ci_high: float | None,
         return {"kind": "tie" if decide(lo, hi, True) == "tie" else "different", "better": None}
     kind = decide(lo, hi, higher_is_better)
     return {"kind": kind, "better": None if kind == "tie" else kind}
+
+
+def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None) -> str:
+    """Where an item's video is now: in the evaluation's own folder first (a moved or copied run),
+    else the stored path (a relative one against its run, an absolute one as stored by old versions)."""
+    if video_dir is not None:
+        own = video_dir / f"{row['item_id']}.mp4"
+        if own.is_file():
+            return str(own)
+    stored = Path(row["video_path"])
+    if not stored.is_absolute() and run_root is not None:
+        return str(run_root / stored)
+    return str(stored)
 
 
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
-SUBCLIS = ("skyloom.datagen.render_cli", "skyloom.datagen.ingest_cli")
+from skyloom.datagen import ingest_cli, render_cli
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``skyloom datagen`` group (render, ingest, takedown, demo-sources) to the skyloom app."""
     dg = typer.Typer(help="Build a corpus: [cyan]render[/] synthetic scenes with ground truth, "
                           "[cyan]ingest[/] licensed clips, [cyan]takedown[/] a source.",
                      no_args_is_help=True, rich_markup_mode="rich")
-    for name in SUBCLIS:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        mod.register(dg)
+    render_cli.register(dg)
+    ingest_cli.register(dg)
     app.add_typer(dg, name="datagen")

@@ -38,6 +38,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
+from skyloom.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
@@ -75,7 +77,7 @@ class FetchConfig:
     max_redirects: int = 5
 
 
-class FetchError(Exception):
+class FetchError(UserError):
     """A source that could not be fetched; ``reason`` is a short fixed phrase for reports."""
 
     def __init__(self, reason: str, detail: str, transient: bool = False) -> None:

@@ -20,13 +20,14 @@ import numpy as np
 
 from skyloom.datagen.geometry import project
 from skyloom.datagen.motion import derive_motion
+from skyloom.errors import UserError
 
 GT_FORMAT = "skyloom-gt"
 GT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(UserError, ValueError):
     """Ground truth that does not follow the ``skyloom-gt`` format."""
 
 

@@ -12,6 +12,7 @@ from skyloom.cli_common import (
     RayAddressOpt,
     SetOpt,
     console,
+    data_console,
     fail,
     load_config,
     progress,
@@ -30,7 +31,7 @@ def _table(rows: list[dict]) -> None:
         name = r["url"] if len(r["url"]) <= 60 else "..." + r["url"][-57:]
         detail = r["detail"].removeprefix(r["url"]).lstrip(": ") if r["status"] != "ok" else ""
         t.add_row(name, f"[{colour}]{r['status']}[/]", str(len(r.get("clips", []))), r["reason"], detail)
-    console.print(t)
+    data_console.print(t)
 
 
 def register(dg: typer.Typer) -> None:
@@ -79,7 +80,7 @@ def register(dg: typer.Typer) -> None:
 
     @dg.command("takedown")
     def takedown_cmd(
-        corpus: Annotated[Path, typer.Option("--corpus", "-c", help="Corpus directory.")],
+        corpus: Annotated[Path, typer.Option("--corpus", help="Corpus directory.")],
         source: Annotated[str, typer.Option("--source", help="Source URL or local path (as written in the manifest, "
                                                       "or resolved) or source sha256.")],
         reason: Annotated[str, typer.Option(help="Why (recorded in takedowns.jsonl).")] = "takedown request",

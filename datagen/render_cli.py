@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from skyloom.cli_common import RayAddressOpt, SetOpt, console, load_config, stage_timer
+from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, check_failures, console, load_config, stage_timer
 
 
 def register(dg: typer.Typer) -> None:
@@ -17,13 +17,14 @@ def register(dg: typer.Typer) -> None:
     @dg.command("render")
     def render(
         out: Annotated[Path, typer.Option("--out", "-o", help="Corpus directory (created if missing; reruns resume).")],
-        preset: Annotated[str, typer.Option("--preset", "-p", help="configs/datagen/<preset>.yaml or a YAML path: "
+        preset: Annotated[str, typer.Option("--preset", help="configs/datagen/<preset>.yaml or a YAML path: "
                                             "balls-bounce, tabletop, physics-probe.")] = "balls-bounce",
         num_scenes: Annotated[int | None, typer.Option("--num-scenes", "-n", help="Scenes to render (default: the preset's).")] = None,
         seed: Annotated[int | None, typer.Option("--seed", help="Job seed; scene i uses a seed derived from (seed, i).")] = None,
         specs: Annotated[Path | None, typer.Option("--specs", help="JSON-lines file of scene specs to render instead of sampling.")] = None,
         ray_address: RayAddressOpt = None,
         sets: SetOpt = None,
+        max_failures: MaxFailuresOpt = None,
     ) -> None:
         """Render seeded physics scenes (MuJoCo by default, or UnrealCV) with ground truth, as a Ray job.
 
@@ -44,14 +45,13 @@ def register(dg: typer.Typer) -> None:
         cfg = dataclasses.replace(cfg, **changes)
         with stage_timer(f"datagen render {cfg.preset} ({cfg.renderer})"):
             res = run_render(cfg, ray_address=ray_address)
-        import time
+            from skyloom.fsutil import atomic_write_json, file_stamp
 
-        from skyloom.fsutil import atomic_write_json
-
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**6:06d}"
-        atomic_write_json(Path(res.corpus) / "reports" / f"render-{stamp}.json",
-                          {"format": "skyloom-render-report", "version": 1, **dataclasses.asdict(res)})
-        console.print(f"corpus {res.corpus}: [green]{res.rendered} rendered[/], {res.existing} already present, "
-                      f"[red]{res.failed} failed[/] ({res.frames} frames, {res.frames_per_s:.1f} frames/s)")
-        for f in res.failures[:10]:
-            console.print(f"  [red]quarantined[/] {f['id']}: {f['reason']}")
+            atomic_write_json(Path(res.corpus) / "reports" / f"render-{file_stamp()}.json",
+                              {"format": "skyloom-render-report", "version": 1, **dataclasses.asdict(res)})
+            console.print(f"corpus {res.corpus}: [green]{res.rendered} rendered[/], {res.existing} already present, "
+                          f"[red]{res.failed} failed[/] ({res.frames} frames, {res.frames_per_s:.1f} frames/s)")
+            for f in res.failures[:10]:
+                console.print(f"  [red]quarantined[/] {f['id']}: {f['reason']}")
+            check_failures("datagen render", res.failed, res.rendered + res.failed, max_failures,
+                           [f"{f['id']}: {f['reason']}" for f in res.failures])

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from skyloom.datagen.geometry import half_height
+from skyloom.errors import UserError
 
 SPEC_VERSION = 1
 SHAPES = ("sphere", "box", "cylinder", "capsule")
@@ -60,7 +61,7 @@ MATERIALS: dict[str, dict[str, float]] = {
 SIZE_SCALE = {"small": 0.08, "medium": 0.12, "large": 0.17}
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A scene spec that does not follow the spec format; the message names the field."""
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse, urlunparse
 
+from skyloom.errors import UserError
 from skyloom.registry import Registry
 
 MANIFEST_FORMATS: Registry[Callable[[Path], list[dict[str, Any]]]] = Registry("source manifest format",
@@ -44,7 +45,7 @@ _ALIASES = {"path": "url", "license_id": "license", "page": "source_page", "sour
 _KNOWN = ("url", "license", "author", "attribution", "source_page", "title")
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A source manifest that cannot be read or lacks a required column."""
 
 

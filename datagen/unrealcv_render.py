@@ -32,11 +32,12 @@ from skyloom.datagen.groundtruth import assemble_ground_truth
 from skyloom.datagen.renderers import RenderOutput
 from skyloom.datagen.scenes import camera_frames, spec_sha256, validate_spec
 from skyloom.datagen.simulate import simulate
+from skyloom.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 
-class UnrealCVError(RuntimeError):
+class UnrealCVError(UserError, RuntimeError):
     """The UnrealCV server answered a command with an error."""
 
 

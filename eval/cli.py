@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from skyloom.cli_common import RayAddressOpt, SetOpt, console, fail
+from skyloom.eval import metrics_cli
+from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, console, data_console, existing_path, fail
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         suite: Annotated[str | None, typer.Option("--suite", help="Suite name (configs/eval/suites) or YAML path.")] = None,
         ckpt: Annotated[list[str] | None, typer.Option("--ckpt", help="Checkpoint folder or run (-> latest); repeatable.")] = None,
         db: DbOpt = None,
-        out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: RUN/eval of each checkpoint).")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: RUN/eval of each checkpoint).")] = None,
         executor: Annotated[str | None, typer.Option("--executor", help="auto (default: Ray actors for 2+ checkpoints) | local | ray.")] = None,
         ray_address: RayAddressOpt = None,
         preset: Annotated[str | None, typer.Option("--preset", help="EvalConfig preset in configs/eval/.")] = None,
@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         mismatch: Annotated[str, typer.Option("--mismatch", help="Submitted videos of another size/length: resize (trim + resize) | refuse.")] = "resize",
         calibrate: Annotated[bool, typer.Option("--calibrate", help="Add the suite's calibration rows (ground truth, frozen, shuffled, noise, ...).")] = False,
         device: Annotated[str | None, typer.Option("--device", help="Device to generate on (cpu, cuda, cuda:1, ...).")] = None,
+        max_failures: MaxFailuresOpt = None,
     ) -> None:
         if ctx.invoked_subcommand is not None:
             return
@@ -80,11 +81,12 @@ def register(app: typer.Typer) -> None:
             fail("--videos needs --name NAME (the submission's name on the boards)")
         if name and videos is None:
             fail("--name names a --videos submission; pass --videos DIR too")
+        from skyloom.cli_common import load_config, progress, stage_timer
+        from skyloom.errors import UserError
         from skyloom.eval.runner import EvalConfig, run_eval
-        from skyloom.eval.store import StoreError
-        from skyloom.cli_common import load_config, stage_timer
-        from skyloom.config import ConfigError
 
+        for c in ckpt or []:
+            existing_path(c, "--ckpt")
         run_sets, suite_sets = _split_sets(sets)
         cfg = load_config(EvalConfig, "eval", preset, run_sets)
         extra: dict[str, Any] = {"suite": suite, "checkpoints": tuple(ckpt or ()), "suite_overrides": tuple(suite_sets)}
@@ -103,36 +105,47 @@ def register(app: typer.Typer) -> None:
         cfg = dataclasses.replace(cfg, **extra)
         results, checks = [], []
         with stage_timer(f"eval {suite}"):
-            try:
-                if ckpt:
-                    results.append(run_eval(cfg))
-                if videos is not None:
-                    from skyloom.eval.submissions import parse_meta, run_submission
+            with progress() as bars:
+                tasks: dict[tuple[str, str], Any] = {}
 
-                    res, check = run_submission(cfg, videos, name or "", parse_meta(meta or []), mismatch)
-                    results.append(res)
-                    checks.append(check)
-                if calibrate:
-                    from skyloom.eval.calibration import run_calibration
+                def on_progress(entry: str, stage: str, done: int, total: int) -> None:
+                    key = (entry, stage)
+                    if key not in tasks:
+                        unit = "videos generated" if stage == "generate" else "metrics scored"
+                        tasks[key] = bars.add_task(f"{entry}: {unit}", total=total)
+                    bars.update(tasks[key], completed=done, total=total)
 
-                    results.append(run_calibration(cfg))
-            except (StoreError, ValueError) as e:
-                if isinstance(e, ConfigError):
-                    raise
-                fail(str(e))
-        res = results[0]
-        for r in results[1:]:
-            res.evals += r.evals
-            res.seconds += r.seconds
-        if as_json:
-            doc = dataclasses.asdict(res)
-            if checks:
-                doc["submission_check"] = checks[0].rows()
-            print(json.dumps(doc, indent=2, default=str))
-            return
-        for check in checks:
-            _print_check(check)
-        _print_summary(res)
+                try:
+                    if ckpt:
+                        results.append(run_eval(cfg, on_progress=on_progress))
+                    if videos is not None:
+                        from skyloom.eval.submissions import parse_meta, run_submission
+
+                        res, check = run_submission(cfg, videos, name or "", parse_meta(meta or []), mismatch)
+                        results.append(res)
+                        checks.append(check)
+                    if calibrate:
+                        from skyloom.eval.calibration import run_calibration
+
+                        results.append(run_calibration(cfg))
+                except ValueError as e:  # no checkpoint, the same one twice, an unknown executor
+                    if isinstance(e, UserError):
+                        raise
+                    fail(str(e))
+            res = results[0]
+            for r in results[1:]:
+                res.evals += r.evals
+                res.seconds += r.seconds
+            if as_json:
+                doc = dataclasses.asdict(res)
+                if checks:
+                    doc["submission_check"] = checks[0].rows()
+                print(json.dumps(doc, indent=2, default=str))
+            else:
+                for check in checks:
+                    _print_check(check)
+                _print_summary(res)
+            _check_evals(res, max_failures)  # a failed evaluation: ✗ and exit 2 with its reasons
 
     @eval_app.command("suites")
     def suites_cmd(name: Annotated[str | None, typer.Argument(help="Show (and validate) one suite.")] = None) -> None:
@@ -149,7 +162,7 @@ def register(app: typer.Typer) -> None:
             s = load_suite(n)
             t.add_row(s.name, s.version_tag, str(len(s.items())), str(s.physics.num_scenes),
                       ", ".join(m.key for m in s.metrics), s.primary)
-        console.print(t)
+        data_console.print(t)
 
     @eval_app.command("export")
     def export_cmd(
@@ -222,7 +235,7 @@ def register(app: typer.Typer) -> None:
     @eval_app.command("train-evaluator")
     def train_evaluator_cmd(
         corpus: Annotated[Path, typer.Argument(help="Captioned corpus to train on.")],
-        out: Annotated[Path, typer.Option("--out", help="Folder for the evaluator (config.json, model.safetensors).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the evaluator (config.json, model.safetensors).")],
         preset: Annotated[str | None, typer.Option("--preset", help="EvaluatorConfig preset in configs/eval/.")] = None,
         sets: SetOpt = None,
     ) -> None:
@@ -231,6 +244,9 @@ def register(app: typer.Typer) -> None:
         from skyloom.eval.evaluator import EvaluatorConfig, train_evaluator
         from skyloom.cli_common import load_config, stage_timer
 
+        from skyloom.corpus import Corpus
+
+        Corpus(corpus)  # a clear error before the towers are built
         cfg = load_config(EvaluatorConfig, "eval", preset, sets)
         with stage_timer("train in-domain evaluator"):
             res = train_evaluator(str(corpus), str(out), cfg)
@@ -238,13 +254,7 @@ def register(app: typer.Typer) -> None:
                       f"held-out caption ranking accuracy {res.get('heldout_accuracy', float('nan')):.2f}); "
                       f"use it with [cyan]--set suite.extractors.text_video=indomain:{res['path']}[/]")
 
-    try:
-        metrics_cli = importlib.import_module("skyloom.eval.metrics_cli")
-    except ModuleNotFoundError as e:
-        if e.name != "skyloom.eval.metrics_cli":
-            raise
-    else:
-        metrics_cli.register(eval_app)
+    metrics_cli.register(eval_app)
     app.add_typer(eval_app, name="eval")
 
     @app.command("leaderboard")
@@ -252,7 +262,7 @@ def register(app: typer.Typer) -> None:
         suite: Annotated[str | None, typer.Option("--suite", help="Only this suite (default: every suite).")] = None,
         db: DbOpt = None,
         runs: RunsOpt = None,
-        metric: Annotated[str | None, typer.Option("--metric", help="Rank by this metric (default: the suite's primary).")] = None,
+        metric: Annotated[str | None, typer.Option("--metric", "-m", help="Rank by this metric (default: the suite's primary).")] = None,
         suite_version: Annotated[str | None, typer.Option("--suite-version", help="Rank this suite version (default: the latest evaluated).")] = None,
         fmt: FormatOpt = "table",
     ) -> None:
@@ -276,7 +286,7 @@ def register(app: typer.Typer) -> None:
         a: Annotated[str, typer.Argument(help="Baseline: eval id, checkpoint path, run, or name like run/step-00000100.")],
         b: Annotated[str, typer.Argument(help="Candidate, same forms as A.")],
         suite: Annotated[str | None, typer.Option("--suite", help="Suite (needed when A/B were evaluated on several).")] = None,
-        metric: Annotated[list[str] | None, typer.Option("--metric", help="Only these metrics (repeatable).")] = None,
+        metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Only these metrics (repeatable).")] = None,
         db: DbOpt = None,
         runs: RunsOpt = None,
         fmt: FormatOpt = "table",
@@ -305,6 +315,25 @@ def register(app: typer.Typer) -> None:
                     "higher_is_better", "extractor"]
             title = f"compare {ea} -> {eb}"
         _emit(rows, cols, fmt, title=title)
+
+
+def _check_evals(res: Any, max_failures: int | None) -> None:
+    """Exit 2 with the reasons when an evaluation failed or has more failures than allowed."""
+    from skyloom.eval.store import ResultsStore
+    from skyloom.errors import JobFailedError
+
+    bad = [e for e in res.evals if e.status == "failed"
+           or (max_failures is not None and e.failures > max_failures)]
+    if not bad:
+        return
+    store = ResultsStore(res.db)
+    lines = []
+    for e in bad:
+        reasons = "; ".join(f"{f['item_id']} ({f['stage']}): {f['reason']}" for f in store.failures(e.eval_id)[:3])
+        what = "failed" if e.status == "failed" else f"{e.failures} failures > --max-failures {max_failures}"
+        lines.append(f"{e.checkpoint_name} {what}: {reasons or 'no reason recorded'}")
+    raise JobFailedError(f"evaluation of {len(bad)} checkpoint(s) failed: " + " | ".join(lines)
+                         + f" (details in {bad[0].results_path})")
 
 
 def _check_format(fmt: str) -> None:
@@ -367,7 +396,7 @@ def _emit(rows: list[dict[str, Any]], cols: list[str], fmt: str, title: str = ""
             t.add_column(escape(c), overflow="fold")
         for r in rows:  # names such as "noise [calibration]" are text, not rich markup
             t.add_row(*(escape(_fmt(r.get(c))) for c in cols))
-        console.print(t)
+        data_console.print(t)
 
 
 KIND_LABELS = {"model": "", "submission": "submission", "calibration": "calibration"}
@@ -479,7 +508,7 @@ def _print_summary(res: Any) -> None:
     t.add_row("failures", *(str(e.failures) for e in res.evals))
     for m in sorted({m for e in res.evals for m in e.scores}):
         t.add_row(m, *(_fmt(e.scores.get(m)) for e in res.evals))
-    console.print(t)
+    data_console.print(t)
     cs = res.cache_stats
     console.print(f"feature cache: {cs.get('hits', 0)} hits, {cs.get('encoded', 0)} encoded "
                   f"(reference: {cs.get('reference_encoded', 0)} encoded)")

@@ -264,7 +264,10 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
     outp.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(outp / "model.safetensors"))
+    from skyloom.fsutil import atomic_path
+
+    with atomic_path(outp / "model.safetensors") as tmp:  # the umask's mode, not safetensors' 0600
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     summary = {"format": FORMAT, "version": 1, "config": to_dict(cfg), "corpus": str(Path(corpus).resolve()),
                "vocab": vocab.ids, "train_clips": n, "heldout_clips": len(held), "skipped": skipped, "final_loss": float(np.mean(losses[-20:])),
                "seconds": round(time.perf_counter() - t0, 1), "weights": sha256_file(outp / "model.safetensors")}

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skyloom.errors import UserError
 from skyloom.eval.features import RANDOM_INIT, VideoExtractor, check_videos, weights_hash
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ DEFAULT_WEIGHTS = Path("~/.cache/skyloom/i3d_pretrained_400.pt")
 DEFAULT_TORCHSCRIPT = Path("~/.cache/skyloom/i3d_torchscript.pt")
 
 
-class ClipTooShortError(ValueError):
+class ClipTooShortError(UserError, ValueError):
     """A clip with fewer frames than I3D's temporal kernels need."""
 
 

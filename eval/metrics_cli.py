@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from skyloom.errors import InputNotFoundError
+
 log = logging.getLogger(__name__)
 
 SCORE_HELP = """Score videos with one metric and print the result (value, n, extractor, weights hash,
@@ -33,7 +35,7 @@ def list_videos(spec: str) -> list[Path]:
     p = Path(spec).expanduser()
     files = sorted(p.glob("*.mp4")) if p.is_dir() else sorted(Path(x) for x in glob.glob(str(p)))
     if not files:
-        raise FileNotFoundError(f"no videos at {spec!r} (expected a folder of .mp4 files or a glob pattern)")
+        raise InputNotFoundError(f"no videos at {spec!r} (expected a folder of .mp4 files or a glob pattern)")
     return files
 
 
@@ -111,8 +113,10 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
     metric, every real clip there), ground truth and scene specs from ``gt``.
     """
     from skyloom.eval import dispatch
+    from skyloom.eval.metrics import METRICS
     from skyloom.video import VideoError, read_video
 
+    METRICS.get(metric)  # an unknown name fails first, with the closest known names
     files = list_videos(videos)
     m = build_metric(metric, extractor, weights, random_init, options or {})
     given = {"--prompts": prompts, "--reference": reference, "--gt": gt}
@@ -202,12 +206,12 @@ def register(eval_app: typer.Typer) -> None:
         weights: Annotated[str | None, typer.Option(help="Weights file (or an open_clip tag in its cache). Never downloaded.")] = None,
         random_init: Annotated[bool, typer.Option("--random-init", help="Random weights (smoke tests only; "
                                                                       "recorded as 'random-init').")] = False,
-        option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Metric setting key=value "
+        option: Annotated[list[str] | None, typer.Option("--option", metavar="KEY=VALUE", help="Metric setting key=value "
                                                          "(e.g. num_frames=16, flow='farneback', cond_frames=4).")] = None,
-        out: Annotated[Path | None, typer.Option(help="Also write the result JSON here.")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the result JSON here.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ) -> None:
-        from skyloom.cli_common import console, fail
+        from skyloom.cli_common import console, data_console, fail
 
         try:
             res = score_videos(metric, videos, reference, prompts, gt, extractor, weights, random_init,
@@ -232,6 +236,6 @@ def register(eval_app: typer.Typer) -> None:
         t.add_row("preprocessing", json.dumps(res["preprocessing"], default=str))
         t.add_row("details", json.dumps({k: v for k, v in res["details"].items() if k != "skipped"}, default=str))
         t.add_row("skipped", str(len(res["details"]["skipped"])))
-        console.print(t)
+        data_console.print(t)
         for s in res["details"]["skipped"]:
             console.print(f"[yellow]skipped[/] {s['path']}: {s['reason']}")

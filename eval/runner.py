@@ -28,6 +28,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from skyloom.eval.store import ResultsStore
@@ -43,7 +44,7 @@ from skyloom.rundir import (
 logger = logging.getLogger(__name__)
 
 RESULTS_FORMAT = "skyloom-eval-results"
-RESULTS_FORMAT_VERSION = 1
+RESULTS_FORMAT_VERSION = 2  # 2: CIs moved out of `results` into `confidence_intervals`; `n-shot` added
 DEFAULT_OUT = "skyloom-eval"
 
 
@@ -215,7 +216,8 @@ def _default_db(cfg: EvalConfig, ctxs: list[_Ctx]) -> str:
 
 
 def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None,
-             store: ResultsStore | None = None) -> EvalResult:
+             store: ResultsStore | None = None,
+             on_progress: Callable[[str, str, int, int], None] | None = None) -> EvalResult:
     """Evaluate ``cfg.checkpoints`` on ``cfg.suite``; see the module docstring.
 
     Args:
@@ -223,6 +225,8 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
         metrics: metric registry (default ``skyloom.eval.metrics.METRICS``; tests pass their own).
         suite: an already loaded suite (default: load ``cfg.suite`` with ``cfg.suite_overrides``).
         store: an open results store (default: from ``cfg.db``).
+        on_progress: ``(checkpoint_name, "generate" | "score", done, total)`` as videos are written
+            and metrics scored (the CLI's progress bars).
 
     Raises:
         eval.suites.SuiteError: the suite file is invalid (nothing is generated).
@@ -276,6 +280,15 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
             jobs.append(GenJob(c.eval_id, path, todo, gen_kwargs, suite.generation.batch_size, loader))
     ctx_by_id = {c.eval_id: c for c in ctxs}
     generated: dict[str, int] = {c.eval_id: 0 for c in ctxs}
+    to_generate = {j.eval_id: len(j.items) for j in jobs}
+    attempted: dict[str, int] = {c.eval_id: 0 for c in ctxs}
+
+    def report(c: _Ctx, stage: str, done: int, total: int) -> None:
+        if on_progress is not None:
+            on_progress(c.checkpoint_name, stage, done, total)
+
+    for j in jobs:
+        report(ctx_by_id[j.eval_id], "generate", 0, to_generate[j.eval_id])
     fps_by_eval: dict[str, float] = {}
 
     def on_batch(b: GenBatch) -> None:
@@ -290,6 +303,8 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
             generated[b.eval_id] += 1
         for item_id, (stage, reason) in b.failures.items():
             store.add_failure(b.eval_id, item_id, stage, reason)
+        attempted[b.eval_id] += len(b.videos) + len(b.failures)
+        report(c, "generate", attempted[b.eval_id], to_generate[b.eval_id])
 
     if jobs:
         infos = generate_all(jobs, on_batch, loader=cfg.pipeline_loader, device=cfg.device,
@@ -302,7 +317,8 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     scorer = make_scorer(suite, cfg, metrics, cache)
     result = EvalResult(suite=suite.name, db=store.url)
     for c in ctxs:
-        result.evals.append(finish_eval(store, scorer, suite, cfg, c, items, t0, generated[c.eval_id]))
+        result.evals.append(finish_eval(store, scorer, suite, cfg, c, items, t0, generated[c.eval_id],
+                                        on_metric=lambda done, total, c=c: report(c, "score", done, total)))
     result.seconds = time.perf_counter() - t0
     result.cache_stats = {**cache.stats, **scorer.stats}
     return result
@@ -317,17 +333,19 @@ def make_scorer(suite: Suite, cfg: EvalConfig, metrics: Any, cache: Any) -> Any:
 
 
 def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig, c: _Ctx, items: list[dict[str, Any]],
-                t0: float, generated: int = 0) -> EvalSummary:
+                t0: float, generated: int = 0,
+                on_metric: Callable[[int, int], None] | None = None) -> EvalSummary:
     """Score one evaluation's videos, set its status, write its results.json; its summary.
 
     Shared by checkpoints, submissions (:mod:`skyloom.eval.submissions`) and calibration rows
     (:mod:`skyloom.eval.calibration`): every kind of entry is scored by the same code.
+    ``on_metric(done, total)`` reports scoring progress.
     """
     if c.load_error and not any(c.video_path(i["item_id"]).exists() for i in items):
         store.set_status(c.eval_id, "failed")
         summary_scores: dict[str, float | None] = {}
     else:
-        summary_scores = scorer.score_eval(store, c.eval_id, items, c.video_path)
+        summary_scores = scorer.score_eval(store, c.eval_id, items, c.video_path, on_metric=on_metric)
         fails = store.failures(c.eval_id)
         store.set_status(c.eval_id, "partial" if fails else "complete")
     path = write_results_json(store, c.eval_id, c.eval_dir, suite, cfg, n_items=len(items),
@@ -349,14 +367,17 @@ def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConf
     """The results document of one evaluation (lm-evaluation-harness-like; see docs/eval.md)."""
     e = store.get_eval(eval_id)
     scores = store.scores(eval_ids=[eval_id])
+    # `results` holds exactly what lm-evaluation-harness's tools read (value and stderr per
+    # "<metric>,<filter>"); anything else there would show up as an extra metric row in its make_table.
     task: dict[str, Any] = {"alias": suite.name}
+    cis: dict[str, Any] = {}
     hib, mver, n, extractors, details = {}, {}, {}, {}, {}
+    cfg_level = (e.get("config", {}).get("eval", {}) or {}).get("level")
     for s in scores:
         m = s["metric"]
         task[f"{m},none"] = s["value"]
         task[f"{m}_stderr,none"] = s["stderr"] if s["stderr"] is not None else "N/A"
-        task[f"{m}_ci_low,none"] = s["ci_low"]
-        task[f"{m}_ci_high,none"] = s["ci_high"]
+        cis[f"{m},none"] = {"low": s["ci_low"], "high": s["ci_high"], "level": cfg_level}
         hib[m] = s["higher_is_better"]
         mver[m] = s["metric_version"]
         n[m] = s["n"]
@@ -370,7 +391,10 @@ def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConf
     return {
         "format": RESULTS_FORMAT, "format_version": RESULTS_FORMAT_VERSION,
         "results": {suite.name: task},
+        "confidence_intervals": {suite.name: cis},
         "groups": {},
+        "group_subtasks": {suite.name: []},
+        "n-shot": {suite.name: 0},  # generation from a prompt: no few-shot examples
         "configs": {suite.name: {**suite_to_dict(suite), "primary_metric": suite.primary}},
         "versions": {suite.name: e["suite_version"]},
         "metric_versions": mver,

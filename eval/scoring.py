@@ -85,8 +85,12 @@ class Scorer:
 
     # -- entry ---------------------------------------------------------------------------
     def score_eval(self, store: ResultsStore, eval_id: str, items: list[dict[str, Any]],
-                   video_path: Callable[[str], Path]) -> dict[str, float | None]:
-        """Score every metric of the suite for one evaluation; returns metric key -> value."""
+                   video_path: Callable[[str], Path],
+                   on_metric: Callable[[int, int], None] | None = None) -> dict[str, float | None]:
+        """Score every metric of the suite for one evaluation; returns metric key -> value.
+
+        ``on_metric(done, total)`` is called after each metric (progress bars).
+        """
         decoded: dict[str, np.ndarray | None] = {}
         undecodable = {f["item_id"] for f in store.failures(eval_id) if f["stage"] == "decode"}
 
@@ -117,6 +121,8 @@ class Scorer:
                 out[m.key] = self._score_set(store, eval_id, m, probe, todo, load, video_path)
             else:
                 out[m.key] = self._score_items(store, eval_id, m, probe, todo, load, video_path)
+            if on_metric is not None:
+                on_metric(len(out), len(self.suite.metrics))
         return out
 
     # -- per-item metrics -----------------------------------------------------------------

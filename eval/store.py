@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from skyloom.errors import UserError
 from skyloom.fsutil import now_iso
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ ITEM_FIELDS = tuple(c.name for c in items_table.columns if c.name != "eval_id")
 EVAL_FIELDS = tuple(c.name for c in evals_table.columns)
 
 
-class StoreError(ValueError):
+class StoreError(UserError, ValueError):
     """A results-store URL or row that cannot be used."""
 
 
@@ -406,16 +407,20 @@ class ResultsStore:
         exact = [r for r in rows if r["eval_id"] == ref]
         if exact:
             return exact[-1]["eval_id"]
-        cands = {ref}
+        cands, names = {ref}, {ref}
         p = Path(ref)
         if p.exists():
-            try:
-                from skyloom.rundir import resolve_checkpoint
+            from skyloom.rundir import resolve_checkpoint, run_of_checkpoint
 
-                cands.add(str(resolve_checkpoint(p).resolve()))
+            try:
+                ck = resolve_checkpoint(p).resolve()
             except ValueError:
-                cands.add(str(p.resolve()))
-        match = [r for r in rows if r["checkpoint"] in cands or r["checkpoint_name"] == ref
+                ck = p.resolve()
+            cands.add(str(ck))
+            run = run_of_checkpoint(ck)
+            if run is not None:  # a moved or copied run: its stored absolute path is the old one
+                names.add(f"{run.name}/{ck.name}")
+        match = [r for r in rows if r["checkpoint"] in cands or r["checkpoint_name"] in names
                  or (r["checkpoint_name"] or "").endswith("/" + ref)]
         if not match:
             names = sorted({r["checkpoint_name"] or r["eval_id"] for r in rows})[:20]

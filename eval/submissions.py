@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import UserError
 from skyloom.eval.suites import Suite
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ ITEM_COLUMNS = ("item_id", "task", "prompt", "seed", "category", "frames", "fps"
 DEFAULT_FPS = 8.0
 
 
-class SubmissionError(ValueError):
+class SubmissionError(UserError, ValueError):
     """A submission folder or option that cannot be scored at all (named in the message)."""
 
 

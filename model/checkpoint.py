@@ -25,17 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from skyloom.model.config import AEConfig, DiTConfig, TextConfig
 from torch import nn
 
-from skyloom.model.config import AEConfig, DiTConfig, TextConfig
 from skyloom.config import from_dict, to_dict
-from skyloom.fsutil import atomic_write_json
+from skyloom.errors import UserError
+from skyloom.fsutil import atomic_path, atomic_write_json
 
 PIPELINE_FORMAT = "skyloom-vdit"
 PIPELINE_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint folder that is missing a file or holds something unsafe."""
 
 
@@ -49,7 +50,8 @@ def save_component(folder: Path, name: str, cfg: Any, module: nn.Module | None,
     atomic_write_json(d / "config.json", to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg)
     sd = state if state is not None else (module.state_dict() if module is not None else None)
     if sd:
-        save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(d / "model.safetensors"))
+        with atomic_path(d / "model.safetensors") as tmp:  # the umask's mode, not safetensors' 0600
+            save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp))
 
 
 def read_config(folder: Path, name: str) -> dict[str, Any]:
@@ -107,6 +109,7 @@ def read_pipeline_info(folder: Path) -> dict[str, Any]:
 def load_ae(ae_cfg: AEConfig, folder: Path | None = None) -> nn.Module:
     """Build the autoencoder and load its weights from ``folder`` (a checkpoint) or ``ae_cfg.ckpt``."""
     from skyloom.model.autoencoder import build_autoencoder
+
     from skyloom.rundir import resolve_checkpoint
 
     ae = build_autoencoder(ae_cfg)

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from skyloom.cli_common import RayAddressOpt, SetOpt, console, fail
+from skyloom.cli_common import RayAddressOpt, SetOpt, console, existing_path, fail
 
 
 def _resolve_config(out: Path, preset: str | None, sets: list[str] | None, stage: str | None, steps: int | None,
                     max_minutes: float | None, fresh: bool):
     """Preset (default: the run's saved config when resuming, else vdit-tiny) + overrides."""
     from skyloom.model.config import TrainConfig
-    from skyloom.config import apply_overrides, from_dict, load_yaml
+    from skyloom.config import apply_overrides, apply_values, from_dict, load_yaml
     from skyloom.cli_common import load_config
 
     saved = out / "config.yaml"
@@ -23,14 +23,8 @@ def _resolve_config(out: Path, preset: str | None, sets: list[str] | None, stage
         console.print(f"resuming with the run's saved config {saved}")
     else:
         cfg = load_config(TrainConfig, "model", preset or ("vae" if stage == "vae" else "vdit-tiny"), sets)
-    extra = []
-    if stage is not None:
-        extra.append(f"stage={stage}")
-    if steps is not None:
-        extra.append(f"steps={steps}")
-    if max_minutes is not None:
-        extra.append(f"max_minutes={max_minutes}")
-    cfg = apply_overrides(cfg, extra)
+    given = {"stage": stage, "steps": steps, "max_minutes": max_minutes}
+    cfg = apply_values(cfg, {k: v for k, v in given.items() if v is not None})
     _check_components(cfg)
     return cfg
 
@@ -75,8 +69,7 @@ def register(app: typer.Typer) -> None:
 
         if stage not in (None, "dit", "vae"):
             fail(f"--stage must be dit or vae, got {stage!r}")
-        if not corpus.exists():
-            fail(f"corpus {corpus} does not exist")
+        existing_path(corpus, "corpus")
         cfg = _resolve_config(out, preset, sets, stage, steps, max_minutes, fresh=not resume)
         with stage_timer(f"train {cfg.name} ({cfg.stage})"):
             if ray_address or num_workers > 1:
@@ -116,23 +109,32 @@ def register(app: typer.Typer) -> None:
 
         Example: [cyan]skyloom sample --ckpt runs/tiny --prompt "a red ball bounces" --seed 3 --out red.mp4[/]
         """
+        # Every input is checked before torch and the model load (seconds to minutes).
+        if image is not None and video is not None:
+            fail("give --image or --video, not both")
+        existing_path(ckpt, "--ckpt")
+        if method is not None and method not in ("euler", "heun"):
+            fail(f"--method {method!r} is not one of euler, heun")
+        if out.suffix.lower() != ".mp4":
+            fail(f"--out {out} must end in .mp4 (the video is written as H.264 mp4)")
+        bgr = None
+        if image is not None:
+            existing_path(image, "--image")
+            import cv2
+
+            bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+            if bgr is None:
+                fail(f"--image {image} is not a readable image (PNG or JPEG expected)")
+        if video is not None:
+            existing_path(video, "--video")
         import numpy as np
 
         from skyloom.model.pipeline import load_pipeline
         from skyloom.video import read_video, write_video
 
-        if image is not None and video is not None:
-            fail("give --image or --video, not both")
         pipe = load_pipeline(ckpt, device=device, use_ema=not no_ema)
         cond, mode = None, "t2v"
-        if image is not None:
-            import cv2
-
-            if not image.exists():
-                fail(f"--image {image} does not exist")
-            bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
-            if bgr is None:
-                fail(f"--image {image} is not a readable image")
+        if bgr is not None:
             cond, mode = bgr[None, None, :, :, ::-1].copy(), "i2v"  # (1, 1, H, W, 3) RGB
         elif video is not None:
             T = num_frames or pipe.num_frames

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from skyloom.trackers import LogConfig
+
 
 @dataclass(frozen=True)
 class DiTConfig:
@@ -163,3 +165,4 @@ class TrainConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    log: LogConfig = field(default_factory=LogConfig)  # TensorBoard event files beside metrics.jsonl; W&B/MLflow

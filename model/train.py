@@ -277,7 +277,27 @@ class Trainer:
         return self.schedule.loss(v, self.schedule.target(x0, eps), ~given.to(self.device)), n_tok
 
     def run(self, on_step: Callable[[int, float], None] | None = None, progress_bar: bool = True) -> TrainResult:
-        """Train until ``cfg.steps`` or ``cfg.max_minutes``; always leaves a checkpoint at the end."""
+        """Train until ``cfg.steps`` or ``cfg.max_minutes``; always leaves a checkpoint at the end.
+
+        Metrics go to ``RUN/metrics.jsonl`` and to the trackers of ``cfg.log.report_to``.
+        """
+        from skyloom.trackers import Trackers
+
+        self.trackers = Trackers(self.cfg.log, self.out, f"{self.out.name} ({self.cfg.name})", _plain(self.cfg),
+                                 start_step=self.step) if self.dist.is_main else None
+        try:
+            return self._run(on_step, progress_bar)
+        finally:
+            if self.trackers is not None:
+                self.trackers.close()
+
+    def log_metrics(self, step: int, kind: str, **values: Any) -> None:
+        """One metrics line: ``RUN/metrics.jsonl`` (the dashboard reads it) and every tracker."""
+        self.run_dir.log_metrics(step, kind=kind, **values)
+        if self.trackers is not None:
+            self.trackers.log(step, kind, values)
+
+    def _run(self, on_step: Callable[[int, float], None] | None, progress_bar: bool) -> TrainResult:
         from skyloom.cli_common import progress
 
         cfg = self.cfg
@@ -323,9 +343,9 @@ class Trainer:
                     now = time.perf_counter()
                     dt = max(now - t_log, 1e-9)
                     if self.dist.is_main:
-                        self.run_dir.log_metrics(self.step, kind="train", loss=float(np.mean(window)), lr=lr,
-                                                 samples_per_s=n_samples / dt, tokens_per_s=n_tokens / dt,
-                                                 grad_norm=float(gn), epoch=self.loader.sampler.epoch)
+                        self.log_metrics(self.step, kind="train", loss=float(np.mean(window)), lr=lr,
+                                         samples_per_s=n_samples / dt, tokens_per_s=n_tokens / dt,
+                                         grad_norm=float(gn), epoch=self.loader.sampler.epoch)
                     window, n_samples, n_tokens, t_log = [], 0, 0, now
                 if on_step is not None:
                     on_step(self.step, lv)

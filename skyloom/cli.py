@@ -1,8 +1,9 @@
 """The ``skyloom`` command line: one subcommand per stage.
 
 Stage packages add their commands through ``<package>.cli.register(app)``; this file only wires
-them together, adds the corpus tools and turns user errors (bad config, bad input) into one
-clear red line instead of a traceback.
+them together, adds the corpus tools and maps what a command raises to the exit-code contract of
+:mod:`skyloom.errors` (0 ok, 1 bug, 2 user error, 130 interrupted), with one clear line on stderr
+instead of a traceback (``skyloom -v`` shows it).
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from skyloom.cli_common import console, setup_logging
+from skyloom.cli_common import console, data_console, fail, setup_logging
+from skyloom.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, UserError, bug_report_hint
 
 HELP = """[bold]skyloom[/]: data and evaluation for text-to-video diffusion models.
 
@@ -27,7 +31,43 @@ The pipeline, one subcommand per arrow:
 [cyan]demo[/] runs it all end to end on small defaults. Every command takes [bold]--help[/].
 """
 
-app = typer.Typer(name="skyloom", help=HELP, rich_markup_mode="rich", no_args_is_help=True,
+
+def _one_line(e: BaseException | str) -> str:
+    """The message on one line, safe from rich markup (``[1, 7]`` or ``[bold]`` in a path stay text)."""
+    from rich.markup import escape
+
+    return escape(" ".join(str(e).split()))
+
+
+def _report(e: BaseException, verbose: bool) -> int:
+    """Print one line for an exception that escaped a command; return the exit code (skyloom.errors)."""
+    if verbose:
+        traceback.print_exc(file=sys.stderr)
+    if isinstance(e, KeyboardInterrupt):
+        console.print("[yellow]interrupted — rerun the same command to resume[/]")
+        return EXIT_INTERRUPTED
+    if isinstance(e, UserError):
+        console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
+        return e.exit_code
+    where = "" if verbose else "; rerun with -v for the traceback"
+    console.print(f"[bold red]internal error:[/] {type(e).__name__}: {_one_line(e)}. This is a bug in skyloom: please "
+                  f"report it at {bug_report_hint()} with the command you ran{where}", highlight=False, soft_wrap=True)
+    return EXIT_INTERNAL
+
+
+class _SkyloomGroup(TyperGroup):
+    """The root command: maps every exception a command raises to its exit code, in one place."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # click's own exits and usage errors: handled by main()
+        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - every escape gets its exit code here
+            raise typer.Exit(_report(e, bool(ctx.params.get("verbose")))) from None
+
+
+app = typer.Typer(name="skyloom", help=HELP, rich_markup_mode="rich", no_args_is_help=True, cls=_SkyloomGroup,
                   pretty_exceptions_enable=False, add_completion=False)
 
 STAGE_CLIS = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli", "skyloom.eval.cli", "skyloom.dashboards.cli", "skyloom.demo")
@@ -35,7 +75,8 @@ STAGE_CLIS += ("skyloom.plugins",)  # `skyloom plugins`: the registries and thei
 
 
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+def _root(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Debug logging, and the full traceback when a command fails.")] = False) -> None:
     setup_logging(verbose)
 
 
@@ -74,7 +115,7 @@ def corpus_info(corpus: Annotated[Path, typer.Argument(help="Corpus directory.")
     t.add_column("value")
     for k, v in summary.items():
         t.add_row(k, json.dumps(v) if isinstance(v, dict) else str(v))
-    console.print(t)
+    data_console.print(t)
 
 
 @corpus_app.command("validate")
@@ -84,7 +125,8 @@ def corpus_validate(corpus: Annotated[Path, typer.Argument(help="Corpus director
                                                          "dead clips from shards.")] = False) -> None:
     """Check that the corpus is what its manifest says: schema, files, sha256, orphans, takedowns, shards.
 
-    Prints one line per problem on stdout and exits 1 when any is left (0 when the corpus is sound).
+    Prints one line per problem on stdout and exits 2 (a failed check, like any failed job) when any
+    is left; 0 when the corpus is sound.
     """
     from skyloom.corpus import Corpus
     from skyloom.corpus_check import check_corpus
@@ -96,7 +138,7 @@ def corpus_validate(corpus: Annotated[Path, typer.Argument(help="Corpus director
         print(p)
     if rep.problems:
         console.print(f"[bold red]{len(rep.problems)} problem(s)[/] in {corpus} ({rep.clips} clips, {rep.shards} shards)")
-        raise SystemExit(1)
+        raise typer.Exit(EXIT_USER)
     console.print(f"[green]ok[/]: {rep.clips} clips, {rep.shards} shard(s), {len(Corpus(corpus).part_files())} "
                   "manifest part(s)")
 
@@ -112,8 +154,9 @@ def corpus_compact(corpus: Annotated[Path, typer.Argument(help="Corpus directory
 
 @corpus_app.command("export-wds")
 def corpus_export(corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
-                  out: Annotated[Path | None, typer.Option(help="Output folder (default CORPUS/shards).")] = None,
-                  shard_size: Annotated[int, typer.Option(help="Clips per tar shard.")] = 1000,
+                  out: Annotated[Path | None, typer.Option(
+                      "--out", "-o", help="Output folder (default CORPUS/shards).")] = None,
+                  shard_size: Annotated[int, typer.Option(min=1, help="Clips per tar shard.")] = 1000,
                   split: Annotated[str | None, typer.Option(help="Only this split.")] = None) -> None:
     """Export WebDataset tar shards (<id>.mp4 + <id>.json + <id>.txt) for large-scale training."""
     from skyloom.corpus import Corpus
@@ -132,39 +175,53 @@ def _register_stages() -> None:
 _register_stages()
 
 
-def main() -> None:
-    """Entry point: run the app, turning user errors into one clear line and exit code 2."""
-    from skyloom.config import ConfigError
-    from skyloom.corpus import CorpusError, ManifestError
-    from skyloom.registry import RegistryError
-    from skyloom.rundir import RunError
-    from skyloom.video import VideoError
+def _help_like_unix(cmd: Any) -> None:
+    """Metavars a Unix user expects in every command's help: flags bare, values as PATH, INT, TEXT, ...
 
-    user_errors = (ConfigError, CorpusError, ManifestError, RegistryError, RunError, VideoError,
-                   FileNotFoundError, KeyError)
+    Typer prints ``<bool>``, ``<path>`` and ``{corpus}``; an explicit ``metavar=`` on an option wins.
+    """
+    names = {"int": "INT", "float": "FLOAT", "str": "TEXT"}
+    for param in cmd.params:
+        if param.param_type_name == "argument":
+            if param.metavar is None:
+                param.metavar = (param.name or "").upper() + ("..." if param.nargs != 1 else "")
+            param.display_type_rich = lambda ctx: None  # the name says it: CORPUS, not CORPUS <path>
+        elif getattr(param, "is_bool_flag", False):
+            param.metavar = ""  # a flag takes no value
+        elif param.metavar is None:
+            desc = param.type_descriptor
+            bare = param.bare_type().removeprefix("list[").removesuffix("]")
+            param.metavar = "PATH" if desc.is_path else names.get(bare, bare.upper())
+    help_opt = cmd.get_help_option(typer.Context(cmd))  # created once per command, then cached by click
+    if help_opt is not None:
+        help_opt.metavar = ""
+    for sub in getattr(cmd, "commands", {}).values():
+        _help_like_unix(sub)
+
+
+def _usage_error(e: typer.TyperException) -> int:
+    """One line for a command-line mistake (bad option, missing argument, bad value): exit 2."""
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError":  # `skyloom`, `skyloom corpus`: the help, then exit 2
+        console.print(e.format_message(), highlight=False, markup=False)
+        return EXIT_USER
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    console.print(f"[bold red]error:[/] {_one_line(e.format_message())}{hint}", highlight=False, soft_wrap=True)
+    return int(getattr(e, "exit_code", EXIT_USER) or EXIT_USER)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``skyloom`` executable; exits with the code of skyloom.errors' contract."""
+    cmd = typer.main.get_command(app)
+    _help_like_unix(cmd)
     try:
-        rc = app(standalone_mode=False)  # click returns (does not raise) typer.Exit's code in this mode
-        if isinstance(rc, int) and rc:
-            sys.exit(rc)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
+        rv = cmd.main(args=argv, prog_name="skyloom", standalone_mode=False)
+    except typer.TyperException as e:  # the click bundled in typer: its ClickException derives from this
+        sys.exit(_usage_error(e))
     except typer.Abort:
         console.print("[yellow]aborted[/]")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted: rerun the same command to resume[/]")
-        sys.exit(130)
-    except user_errors as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        console.print(f"[bold red]error:[/] {msg}")
-        sys.exit(2)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -37,12 +37,14 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
+from skyloom.errors import UserError
+
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config key or value that does not fit the stage's dataclass."""
 
 
@@ -233,6 +235,29 @@ def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
     for text in overrides:
         path, value = parse_override(text)
         _set_path(data, path, value)
+    return from_dict(type(cfg), data)
+
+
+def apply_values(cfg: T, values: dict[str, Any]) -> T:
+    """Return a copy of ``cfg`` with dotted keys set to Python values, type-checked like overrides.
+
+    For values that come from the command line as themselves (a path, a name): unlike an
+    ``a.b=value`` override they are never parsed as YAML, so ``/data/cap #2`` keeps its ``#2``
+    and a folder named ``on`` stays the string ``"on"``.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True)
+        ... class Cfg:
+        ...     corpus: str = ""
+        >>> apply_values(Cfg(), {"corpus": "on"})
+        Cfg(corpus='on')
+    """
+    if not values:
+        return cfg
+    data = to_dict(cfg)
+    for key, value in values.items():
+        _set_path(data, key.split("."), str(value) if isinstance(value, Path) else value)
     return from_dict(type(cfg), data)
 
 

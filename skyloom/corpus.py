@@ -56,6 +56,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from skyloom.errors import UserError
 from skyloom.fsutil import (
     append_jsonl,
     atomic_path,
@@ -76,11 +77,11 @@ SPLITS = ("train", "val", "test")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest part or row that does not follow the corpus contract."""
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """A corpus directory that is missing, of an unknown format, or misused."""
 
 
@@ -247,7 +248,7 @@ class Corpus:
         self.root = Path(root)
         info = self.root / "corpus.json"
         if not info.exists():
-            raise CorpusError(f"{self.root}: not a skyloom corpus (no corpus.json); create one with Corpus.create")
+            raise CorpusError(f"{self.root}: not a skyloom corpus (no corpus.json); create one with `skyloom datagen render --out DIR` or `skyloom datagen ingest SOURCES --out DIR`")
         try:
             meta = json.loads(info.read_text())
         except json.JSONDecodeError as e:

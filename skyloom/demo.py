@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import typer
 
 from skyloom.cli_common import SetOpt, console, fail
+from skyloom.config import ConfigError
 
 DEMO_STATE = "demo-state.json"
 
@@ -74,7 +75,7 @@ def expand(args: list[str], values: dict[str, str]) -> list[str]:
         try:
             out.append(a.format(**values))
         except KeyError as e:
-            raise ValueError(f"demo stage argument {a!r} uses unknown placeholder {e}; "
+            raise ConfigError(f"demo stage argument {a!r} uses unknown placeholder {e}; "
                              f"known: {', '.join(sorted(values))}") from None
     return out
 
@@ -96,20 +97,22 @@ def _save_state(out: Path, state: dict[str, Any]) -> None:
 
 
 def run_stage_command(args: list[str]) -> None:
-    """Run one ``skyloom`` command in this process; raise on a non-zero exit."""
+    """Run one ``skyloom`` command in this process; a non-zero exit stops the demo with the same code.
+
+    The command itself has already printed its reason (the root command maps errors to exit codes).
+    """
     from skyloom.cli import app
 
     try:
         # With standalone_mode=False click returns an exit code instead of raising.
         code = app(args, standalone_mode=False)
-        if isinstance(code, int) and code:
-            raise RuntimeError(f"`skyloom {shlex.join(args)}` exited with code {code}")
     except typer.Exit as e:
-        if e.exit_code:
-            raise RuntimeError(f"`skyloom {shlex.join(args)}` exited with code {e.exit_code}") from None
+        code = e.exit_code
     except SystemExit as e:  # click may exit directly
-        if e.code:
-            raise RuntimeError(f"`skyloom {shlex.join(args)}` exited with code {e.code}") from None
+        code = e.code if isinstance(e.code, int) else 1
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        console.print(f"[bold red]demo stage failed:[/] `skyloom {shlex.join(args)}` exited with code {code}")
+        raise typer.Exit(code)
 
 
 def run(cfg: DemoConfig, fresh: bool = False, only: list[str] | None = None) -> dict[str, Any]:
@@ -133,7 +136,7 @@ def run(cfg: DemoConfig, fresh: bool = False, only: list[str] | None = None) -> 
     if only:
         unknown = sorted(set(only) - set(names))
         if unknown:
-            raise ValueError(f"unknown demo stage(s) {', '.join(unknown)}; stages: {', '.join(names)}")
+            raise ConfigError(f"unknown demo stage(s) {', '.join(unknown)}; stages: {', '.join(names)}")
     for i, stage in enumerate(cfg.stages, 1):
         if only and stage.name not in only:
             continue
@@ -182,7 +185,8 @@ def register(app: typer.Typer) -> None:
     def demo(
         config: Annotated[Path | None, typer.Option("--config", "-c", help="Demo YAML (default configs/demo.yaml).")] = None,
         fresh: Annotated[bool, typer.Option("--fresh", help="Delete the output folder and start over.")] = False,
-        out: Annotated[Path | None, typer.Option("--out", help="Output folder (default from the config: demo-output).")] = None,
+        out: Annotated[Path | None, typer.Option(
+            "--out", "-o", help="Output folder (default from the config: demo-output).")] = None,
         stage: Annotated[list[str] | None, typer.Option("--stage", help="Run only this stage (repeatable), even if done.")] = None,
         sets: SetOpt = None,
     ) -> None:
@@ -193,7 +197,9 @@ def register(app: typer.Typer) -> None:
         checkpoints on the smoke and physics suites, prints the leaderboard and the paired
         comparison, and writes a static HTML report. Rerun to resume; [bold]--fresh[/] starts over.
         """
-        cfg = load_demo_config(config, list(sets or []) + ([f"out={out}"] if out else []))
+        from skyloom.config import apply_values
+
+        cfg = apply_values(load_demo_config(config, sets), {"out": out} if out else {})
         if not cfg.stages:
             fail(f"demo config {config or default_config_path()} has no stages")
         run(cfg, fresh=fresh, only=stage)

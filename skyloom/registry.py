@@ -40,6 +40,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+from skyloom.errors import UserError
+
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ logger = logging.getLogger(__name__)
 BUILTIN = "skyloom"  # origin of entries registered by skyloom itself
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError, ValueError):
     """An unknown or duplicate registry name, or an entry that cannot be imported."""
 
 

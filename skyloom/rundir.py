@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from skyloom.errors import UserError
 from skyloom.fsutil import append_jsonl, atomic_write_json, now_iso, read_jsonl
 
 RUN_FORMAT = "skyloom-run"
@@ -39,7 +40,7 @@ RUN_FORMAT_VERSION = 1
 _STEP_RE = re.compile(r"^step-(\d+)$")
 
 
-class RunError(ValueError):
+class RunError(UserError, ValueError):
     """A run directory or checkpoint that is missing or malformed."""
 
 

@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import UserError
+
 DEFAULT_CRF = 18
 
 
-class VideoError(ValueError):
+class VideoError(UserError, ValueError):
     """A video file that cannot be read (missing, empty, corrupt, no video stream, ...)."""
 
 

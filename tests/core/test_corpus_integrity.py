@@ -79,11 +79,11 @@ def test_validate_lists_each_problem_and_repairs_what_is_provably_ours(corpus):
                 metadata={"clip_id": "demo-1"})  # rewritten by skyloom, row not updated: provably ours
     corpus.clip_path("demo-2").write_bytes(corpus.clip_path("demo-2").read_bytes()[:-10])  # corrupted: not ours
     bad = _validate(root)
-    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
     kinds = sorted(line.split(":", 1)[0] for line in bad.stdout.splitlines())
     assert kinds == ["orphan file", "sha256 mismatch", "sha256 mismatch", "stale shard"], bad.stdout
     fixed = _validate(root, "--repair")
-    assert fixed.returncode == 1  # demo-2 cannot be proven ours; the stale shards need a re-export
+    assert fixed.returncode == 2  # demo-2 cannot be proven ours; the stale shards need a re-export
     left = fixed.stdout.splitlines()
     assert any(x.startswith("sha256 mismatch: demo-2") for x in left)
     assert not any(x.startswith("sha256 mismatch: demo-1") for x in left)
@@ -99,7 +99,7 @@ def test_validate_flags_missing_files_and_taken_down_rows(corpus):
     corpus.clip_path("demo-0").unlink()
     corpus.log_takedown({"source": "skyloom://render/demo/1", "source_urls": ["skyloom://render/demo/1"]})
     out = _validate(corpus.root)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "missing file: demo-0" in out.stdout and "taken-down source: demo-1" in out.stdout
 
 

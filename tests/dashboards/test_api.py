@@ -93,6 +93,7 @@ def test_paired_is_eval_stats_paired_compare(client, world):
     with ResultsStore(world["run-a"] / "results.sqlite") as store:
         ref = paired_compare(store, "smoke-a0", "smoke-a40", "clipsim").to_dict()
     verdict = got.pop("verdict")
+    assert ref.pop("verdict") == verdict["kind"]  # the page and `skyloom compare` give one verdict
     assert got == pytest.approx(json.loads(json.dumps(ref)))
     assert verdict == {"kind": "b", "better": "b"} and got["ci_low"] > 0  # the CI excludes 0: B is better
     vals = {e[0]: e[4] for e in EVALS}

@@ -8,15 +8,15 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from skyloom.eval.metrics_cli import register, score_videos
+from skyloom.eval.metrics_cli import score_videos
 from skyloom.video import write_video
 from tests.conftest import moving_square_video
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    app.command("noop")(lambda: None)  # keep 'score' a subcommand
+    """The real `skyloom eval` group: its errors are mapped to exit codes by the root command."""
+    from skyloom.cli import app
+
     return app
 
 
@@ -31,7 +31,7 @@ def test_score_fvd_and_skips_broken(tmp_path):
     _write(tmp_path / "real", 3, colour=(40, 200, 40), T=20)
     (tmp_path / "gen" / "broken.mp4").write_bytes(b"not a video")
     out = tmp_path / "fvd.json"
-    r = CliRunner().invoke(_app(), ["score", "--metric", "fvd", "--videos", str(tmp_path / "gen"), "--reference",
+    r = CliRunner().invoke(_app(), ["eval", "score", "--metric", "fvd", "--videos", str(tmp_path / "gen"), "--reference",
                                     str(tmp_path / "real"), "--extractor", "pixels", "--json", "--out", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
@@ -41,10 +41,10 @@ def test_score_fvd_and_skips_broken(tmp_path):
 
 def test_score_clipsim_prompts_and_pixel_metric(tmp_path):
     _write(tmp_path / "gen", 2)
-    r = CliRunner().invoke(_app(), ["score", "--metric", "temporal_flickering", "--videos",
+    r = CliRunner().invoke(_app(), ["eval", "score", "--metric", "temporal_flickering", "--videos",
                                     str(tmp_path / "gen" / "*.mp4")])
     assert r.exit_code == 2 and "static" in r.output, r.output  # VBench scores flickering on static videos only
-    r = CliRunner().invoke(_app(), ["score", "--metric", "temporal_flickering", "--option", "protocol=all", "--videos",
+    r = CliRunner().invoke(_app(), ["eval", "score", "--metric", "temporal_flickering", "--option", "protocol=all", "--videos",
                                     str(tmp_path / "gen" / "*.mp4"), "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
@@ -52,7 +52,7 @@ def test_score_clipsim_prompts_and_pixel_metric(tmp_path):
     for args, msg in ((["--metric", "clipsim", "--videos", str(tmp_path / "gen")], "no weights"),
                       (["--metric", "warping_eror", "--videos", str(tmp_path / "gen")], "Did you mean 'warping_error'"),
                       (["--metric", "fvd", "--videos", str(tmp_path / "nothing")], "no videos")):
-        r = CliRunner().invoke(_app(), ["score", *args])
+        r = CliRunner().invoke(_app(), ["eval", "score", *args])
         assert r.exit_code == 2, r.output  # one clean error line, not a traceback
         with pytest.raises((ValueError, FileNotFoundError), match=msg):
             score_videos(args[1], args[3])

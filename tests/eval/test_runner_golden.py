@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from skyloom.eval.runner import RESULTS_FORMAT_VERSION, EvalConfig, run_eval
 from tests.eval import fakes
 
@@ -63,5 +65,32 @@ def test_results_json_matches_golden(tmp_path):
     assert doc["higher_is_better"]["fake"] == {"colour_match": True, "jitter": False, "mean_distance": False}
     assert doc["n-samples"]["fake"] == {"original": 8, "effective": 6}
     assert [f["stage"] for f in doc["failures"]] == ["generate", "generate"]
-    assert 0.8 < task["colour_match,none"] < 0.95 and task["colour_match_ci_low,none"] < task["colour_match,none"]
+    ci = doc["confidence_intervals"]["fake"]["colour_match,none"]
+    assert 0.8 < task["colour_match,none"] < 0.95 and ci["low"] < task["colour_match,none"] < ci["high"]
     assert 0.01 < task["jitter,none"] < 0.06 and doc["n"] == {"colour_match": 6, "jitter": 6, "mean_distance": 6}
+
+
+def test_lm_eval_make_table_reads_results_json(tmp_path):
+    """lm-evaluation-harness's own table writer reads results.json: one row per metric, value ± stderr,
+    the suite's version and n-shot; the CI bounds are not mistaken for metrics."""
+    from lm_eval.utils import make_table
+
+    fakes.register_fake_extractor()
+    ref = fakes.make_reference_corpus(tmp_path / "ref")
+    suite = fakes.write_suite(tmp_path / "fake.yaml", reference=ref)
+    ck = fakes.make_checkpoint(tmp_path / "runs", "golden", 10, noise=8.0)
+    res = run_eval(EvalConfig(suite=str(suite), checkpoints=(str(ck),), cache_dir=str(tmp_path / "cache"),
+                              pipeline_loader=fakes.LOADER, n_boot=100, set_boot=10), metrics=fakes.FAKE_METRICS)
+    doc = json.loads(Path(res.evals[0].results_path).read_text())
+    table = make_table(doc)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:] if line.strip()]
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
+    assert header[:5] == ["Tasks", "Version", "Filter", "n-shot", "Metric"]
+    by_metric = {r[4]: r for r in rows}
+    assert set(by_metric) == {"colour_match", "jitter", "mean_distance"}  # no *_ci_low / *_ci_high rows
+    assert rows[0][0] == "fake" and rows[0][1] == doc["versions"]["fake"]  # later rows leave them blank
+    for m, r in by_metric.items():
+        assert r[2] == "none" and r[3] == "0"
+        assert float(r[6]) == pytest.approx(doc["results"]["fake"][f"{m},none"], abs=1e-4)
+        assert r[7] == "±" and float(r[8]) == pytest.approx(doc["results"]["fake"][f"{m}_stderr,none"], abs=1e-4)
+    assert by_metric["colour_match"][5] == "↑" and by_metric["jitter"][5] == "↓"

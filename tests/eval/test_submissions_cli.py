@@ -38,7 +38,7 @@ prompts:
   - {id: red, text: "a red ball bounces", category: colour}
   - {id: blue, text: "a blue ball rolls", category: motion}
 metrics:
-  - {name: temporal_flickering}
+  - {name: temporal_flickering, settings: {protocol: all}}  # the variant that scores moving videos too
   - {name: warping_error, settings: {flow: dis}}
 """
 
@@ -62,8 +62,8 @@ def test_export_then_submit_folder_cli(tmp_path):
                  "--meta", "model=m", "--db", str(db), "--out", str(tmp_path / "out")])
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
-    assert "blue-s1" in r.stderr and "missing" in r.stderr and "too short: 4" in r.stderr  # rich tables: stderr
-    assert "resized from 48x48 to 32x32" in r.stderr
+    assert "blue-s1" in r.stdout and "missing" in r.stdout and "too short: 4" in r.stdout  # the check: stdout
+    assert "resized from 48x48 to 32x32" in r.stdout
     lb = run_cli(["leaderboard", "--db", str(db), "--format", "json"])
     assert lb.returncode == 0, lb.stderr
     rows = json.loads(lb.stdout)["cli-sub"]["rows"]
