@@ -100,8 +100,8 @@ def checkpoint_numbers(video: str | os.PathLike, simulator: np.ndarray, cond_fra
     The simulator frames are resized to the video's size exactly as the evaluation does
     (:func:`skyloom.eval.dispatch.fit_frames`), so these are the numbers behind the stored score.
     """
-    from skyloom.eval.physics import physics_iq_raw
     from skyloom.eval.dispatch import fit_frames  # the scorer's own resize: one helper, same numbers
+    from skyloom.eval.physics import physics_iq_raw
     from skyloom.video import read_video
 
     v = read_video(video)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from skyloom.eval.breakdown import board, normalise, order_flags
 from skyloom.eval.calibration import run_calibration
 from skyloom.eval.runner import EvalConfig, run_eval
@@ -29,7 +30,6 @@ from skyloom.eval.submissions import (
     run_submission,
 )
 from skyloom.eval.suites import SuiteError, load_suite
-
 from skyloom.video import read_video, write_video
 from tests.eval import fakes
 
@@ -184,7 +184,8 @@ def test_submission_calibration_board_and_compare(setup):
     assert 0.5 < b["good-model"]["total"] < 1.2 and set(b["good-model"]["categories"]) == {"colour"}
     # by hand: the submission's normalised colour_match
     cm = values["good-model"]["colour_match"]
-    want = (cm - values["noise"]["colour_match"]) / (values["ground_truth"]["colour_match"] - values["noise"]["colour_match"])
+    noise, truth = values["noise"]["colour_match"], values["ground_truth"]["colour_match"]
+    want = (cm - noise) / (truth - noise)
     assert b["good-model"]["metrics"]["colour_match"] == pytest.approx(want)
 
     # the CLI shows the markers (installed executable)
@@ -294,9 +295,9 @@ def test_checkpoint_and_submission_share_a_board(setup):
 def test_dashboard_and_report_carry_markers_and_breakdown(setup):
     """The dashboard's leaderboard payload and the static report mark submissions and calibration rows."""
     from fastapi.testclient import TestClient
+
     from skyloom.dashboards import Dashboard, create_app
     from skyloom.dashboards.report import build_report
-
     from tests.dashboards.test_report import embedded
 
     tmp, suite_path, cfg = setup
