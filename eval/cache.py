@@ -150,9 +150,6 @@ class FeatureCache:
         if self.enabled:
             atomic_write_text(self._alias_path(alias), key)
 
-    def has(self, ekey: str, key: str) -> bool:
-        return self.enabled and self._path(ekey, key).exists()
-
 
 class CachedExtractor:
     """Wraps an extractor: same interface, features read from / written to a :class:`FeatureCache`.
