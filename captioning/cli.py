@@ -54,7 +54,6 @@ def caption_run(
     """Caption every clip (a Ray job over a pool of captioner actors; resumable; failures quarantined)."""
     from skyloom.captioning.config import CaptionConfig
     from skyloom.captioning.runner import run
-
     from skyloom.config import apply_values
 
     cfg = load_config(CaptionConfig, "caption", preset, sets)

@@ -90,9 +90,9 @@ def register(app: typer.Typer) -> None:
 
         Example: [bold]skyloom report --runs runs/ --corpus data/corpus --out report.html[/]
         """
+        from skyloom.cli_common import console
         from skyloom.dashboards.report import build_report
         from skyloom.dashboards.sources import Dashboard
-        from skyloom.cli_common import console
 
         _check_inputs(runs, corpus)
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)

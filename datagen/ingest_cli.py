@@ -91,8 +91,8 @@ def register(dg: typer.Typer) -> None:
 
         Example: [bold]skyloom datagen takedown --corpus corpus --source https://example.org/a.mp4 --reason "DMCA #12"[/]
         """
-        from skyloom.datagen.ingest import takedown
         from skyloom.corpus import Corpus
+        from skyloom.datagen.ingest import takedown
 
         entry = takedown(Corpus(corpus), source, reason=reason, purge=not keep_history)
         if not entry["clips"]:

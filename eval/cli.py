@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from skyloom.eval import metrics_cli
 from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, console, data_console, existing_path, fail
+from skyloom.eval import metrics_cli
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def register(app: typer.Typer) -> None:
         from skyloom.errors import UserError
         from skyloom.eval.runner import EvalConfig, run_eval
 
-        for c in ckpt or []:
-            existing_path(c, "--ckpt")
+        for c in ckpt or []:  # a diffusers pipeline is named diffusers:PATH; its folder must exist too
+            existing_path(c.removeprefix("diffusers:"), "--ckpt")
         run_sets, suite_sets = _split_sets(sets)
         cfg = load_config(EvalConfig, "eval", preset, run_sets)
         extra: dict[str, Any] = {"suite": suite, "checkpoints": tuple(ckpt or ()), "suite_overrides": tuple(suite_sets)}
@@ -241,10 +241,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a small video-text contrastive model (open_clip towers, random init) on a corpus's
         clips and captions, on CPU in minutes. Use it as an extractor: [cyan]indomain:OUT[/]."""
-        from skyloom.eval.evaluator import EvaluatorConfig, train_evaluator
         from skyloom.cli_common import load_config, stage_timer
-
         from skyloom.corpus import Corpus
+        from skyloom.eval.evaluator import EvaluatorConfig, train_evaluator
 
         Corpus(corpus)  # a clear error before the towers are built
         cfg = load_config(EvaluatorConfig, "eval", preset, sets)
@@ -319,8 +318,8 @@ def register(app: typer.Typer) -> None:
 
 def _check_evals(res: Any, max_failures: int | None) -> None:
     """Exit 2 with the reasons when an evaluation failed or has more failures than allowed."""
-    from skyloom.eval.store import ResultsStore
     from skyloom.errors import JobFailedError
+    from skyloom.eval.store import ResultsStore
 
     bad = [e for e in res.evals if e.status == "failed"
            or (max_failures is not None and e.failures > max_failures)]

@@ -26,14 +26,14 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
+from skyloom.config import REPO_ROOT, save_resolved, to_dict
 from skyloom.eval.store import ResultsStore
 from skyloom.eval.suites import Suite, load_suite, suite_to_dict
-from skyloom.config import REPO_ROOT, save_resolved, to_dict
 from skyloom.rundir import (
     RunError,
     checkpoint_step,

@@ -113,7 +113,7 @@ class Scorer:
                     and it["item_id"] not in undecodable]
             try:
                 probe = self.make_metric(m)
-            except Exception as e:  # an extractor that does not load, bad settings
+            except Exception as e:  # noqa: BLE001 - an extractor that does not load, bad settings: recorded, other metrics go on
                 store.add_failure(eval_id, "*", f"metric:{m.key}", f"{type(e).__name__}: {e}")
                 out[m.key] = None
                 continue
@@ -160,7 +160,7 @@ class Scorer:
             inst.update(videos, **dispatch.update_kwargs(inst, chunk, videos))
             r = inst.compute()
             per = r.per_item or {}
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a metric failing on one chunk: bisected to the item, recorded
             if len(chunk) > 1:  # find the item that fails
                 for it in chunk:
                     self._score_chunk(store, eval_id, m, [it], load, video_path)
@@ -219,7 +219,7 @@ class Scorer:
             def get(r=r) -> np.ndarray | None:
                 try:
                     return corpus.read_clip(r.id, num_frames=ref.num_frames, size=size)
-                except Exception as e:  # a reference clip that does not decode is skipped, not fatal
+                except Exception as e:  # noqa: BLE001 - a reference clip that does not decode is skipped, not fatal
                     logger.warning("reference clip %s skipped: %s", r.id, e)
                     return None
 
@@ -247,7 +247,7 @@ class Scorer:
         ex = probe.extractor
         try:
             real = self.reference_features(probe, ex)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - no reference features: the metric fails with the reason recorded
             store.add_failure(eval_id, "*", f"reference:{m.key}", f"{type(e).__name__}: {e}")
             return None
         fake, fake_ids = [], []
@@ -255,7 +255,7 @@ class Scorer:
             path = video_path(it["item_id"])
             try:
                 f = self._features(ex, probe, f"file:{sha256_file(path)}", lambda it=it: load(it), real=False)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - one video's features fail: that item is recorded, others go on
                 store.add_failure(eval_id, it["item_id"], f"score:{m.key}", f"{type(e).__name__}: {e}")
                 continue
             if f is not None:
@@ -268,7 +268,7 @@ class Scorer:
         value_of = self._set_value_fn(m, ex, real)
         try:
             r = value_of(fake_a, full=True)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a set metric that cannot be computed: recorded as the eval's failure
             store.add_failure(eval_id, "*", f"score:{m.key}", f"{type(e).__name__}: {e}")
             return None
         rng = np.random.default_rng(self.seed)
@@ -276,7 +276,7 @@ class Scorer:
         for _ in range(self.set_boot):
             try:
                 boots.append(value_of(fake_a[rng.integers(0, len(fake_a), len(fake_a))]))
-            except Exception as e:  # a degenerate resample (e.g. KVD with one unique row)
+            except Exception as e:  # noqa: BLE001 - a degenerate resample (e.g. KVD with one unique row)
                 logger.debug("%s: bootstrap resample skipped (%s)", m.key, e)
                 continue
         lo = hi = se = None

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from skyloom.model.config import AEConfig, DiTConfig, TextConfig
 from torch import nn
 
 from skyloom.config import from_dict, to_dict
 from skyloom.errors import UserError
 from skyloom.fsutil import atomic_path, atomic_write_json
+from skyloom.model.config import AEConfig, DiTConfig, TextConfig
 
 PIPELINE_FORMAT = "skyloom-vdit"
 PIPELINE_VERSION = 1
@@ -109,7 +109,6 @@ def read_pipeline_info(folder: Path) -> dict[str, Any]:
 def load_ae(ae_cfg: AEConfig, folder: Path | None = None) -> nn.Module:
     """Build the autoencoder and load its weights from ``folder`` (a checkpoint) or ``ae_cfg.ckpt``."""
     from skyloom.model.autoencoder import build_autoencoder
-
     from skyloom.rundir import resolve_checkpoint
 
     ae = build_autoencoder(ae_cfg)

@@ -13,9 +13,9 @@ from skyloom.cli_common import RayAddressOpt, SetOpt, console, existing_path, fa
 def _resolve_config(out: Path, preset: str | None, sets: list[str] | None, stage: str | None, steps: int | None,
                     max_minutes: float | None, fresh: bool):
     """Preset (default: the run's saved config when resuming, else vdit-tiny) + overrides."""
-    from skyloom.model.config import TrainConfig
-    from skyloom.config import apply_overrides, apply_values, from_dict, load_yaml
     from skyloom.cli_common import load_config
+    from skyloom.config import apply_overrides, apply_values, from_dict, load_yaml
+    from skyloom.model.config import TrainConfig
 
     saved = out / "config.yaml"
     if preset is None and saved.exists() and not fresh:

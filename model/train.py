@@ -31,13 +31,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from skyloom.model.checkpoint import (EMA, PIPELINE_FORMAT, PIPELINE_VERSION, component_state, load_ae,
-                              load_state_file, load_weights, save_component)
+from skyloom.config import save_resolved
+from skyloom.fsutil import atomic_write_json
+from skyloom.model.checkpoint import (
+    EMA,
+    PIPELINE_FORMAT,
+    PIPELINE_VERSION,
+    component_state,
+    load_ae,
+    load_state_file,
+    load_weights,
+    save_component,
+)
 from skyloom.model.config import TrainConfig
 from skyloom.model.data import BatchLoader, CorpusVideoDataset
 from skyloom.model.schedule import RectifiedFlow
-from skyloom.config import save_resolved
-from skyloom.fsutil import atomic_write_json
 from skyloom.rundir import RunDir
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from skyloom.cli_common import console, data_console, fail, setup_logging
+from skyloom.cli_common import console, data_console, setup_logging
 from skyloom.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, UserError, bug_report_hint
 
 HELP = """[bold]skyloom[/]: data and evaluation for text-to-video diffusion models.

@@ -21,8 +21,15 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from skyloom.errors import EXIT_INTERRUPTED, InputNotFoundError, JobFailedError, UserError
 
@@ -98,7 +105,7 @@ def stage_timer(name: str) -> Iterator[dict[str, Any]]:
         marks = {0: "[green]✓[/]", EXIT_INTERRUPTED: "[yellow]✗[/] interrupted:"}
         done(marks.get(e.exit_code, "[bold red]✗[/] failed:"))
         raise
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - every failure gets its ✗ line, then is re-raised
         done("[bold red]✗[/] failed:")
         raise
     done("[green]✓[/]")

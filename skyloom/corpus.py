@@ -340,7 +340,7 @@ class Corpus:
         for part in self.part_files():
             try:
                 schema = pq.read_schema(part)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - pyarrow raises many types; re-raised naming the file
                 raise ManifestError(f"{part}: unreadable Parquet file ({type(e).__name__}: {e})") from None
             validate_part_schema(schema, str(part))
             t = pq.read_table(part)

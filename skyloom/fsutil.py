@@ -39,7 +39,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         if tmp_path.is_file():
             os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, dest)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - any failure, Ctrl-C included: no partial file is left, then re-raised
         tmp_path.unlink(missing_ok=True)
         raise
 

@@ -136,7 +136,7 @@ class RunDir:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, final)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - any failure, Ctrl-C included: no half-written checkpoint stays
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 

@@ -66,7 +66,7 @@ def _open(path: str | os.PathLike):
         raise VideoError(f"{p}: empty file (0 bytes)")
     try:
         container = av.open(str(p), mode="r")
-    except Exception as e:  # av raises many error types (InvalidDataError, ...)
+    except Exception as e:  # noqa: BLE001 - av raises many error types (InvalidDataError, ...); re-raised as VideoError
         raise VideoError(f"{p}: not a readable video ({type(e).__name__}: {e})") from None
     if not container.streams.video:
         container.close()
@@ -161,7 +161,7 @@ def iter_frames(path: str | os.PathLike, *, start: int = 0, stride: int = 1, max
                     return
         except VideoError:
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a decoder error mid-file: keep the frames read, else VideoError
             if kept == 0:
                 raise VideoError(f"{path}: cannot decode ({type(e).__name__}: {e})") from None
             # A truncated file: keep the frames decoded before the damage.

@@ -28,8 +28,8 @@ def demo_out(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_artifacts(demo_out):
-    from skyloom.eval.store import ResultsStore
     from skyloom.corpus import Corpus
+    from skyloom.eval.store import ResultsStore
     from skyloom.rundir import RunDir
 
     out, log = demo_out

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from skyloom.datagen.render import RenderConfig, run_render, sample_specs
 from skyloom.config import load
 from skyloom.corpus import Corpus
+from skyloom.datagen.render import RenderConfig, run_render, sample_specs
 from skyloom.fsutil import sha256_file
 
 
