@@ -75,7 +75,6 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         if not suite or not (ckpt or videos or calibrate):
-            console.print(ctx.get_help())
             fail("pass --suite NAME and at least one --ckpt PATH, --videos DIR --name NAME or --calibrate (or a subcommand)")
         if videos is not None and not name:
             fail("--videos needs --name NAME (the submission's name on the boards)")
