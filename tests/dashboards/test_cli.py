@@ -14,21 +14,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_dashboard_command_serves_on_localhost(world):
+def _serve(cmd: list[str], cwd: Path) -> tuple[subprocess.Popen, re.Match]:
+    """Start ``skyloom dashboard`` and return it with the match of the URL it printed (host, port)."""
     env = dict(os.environ, COLUMNS="300", NO_COLOR="1", TERM="dumb")
-    proc = subprocess.Popen([sys.executable, "-m", "skyloom.cli", "dashboard", "--runs", str(world["runs"]),
-                             "--corpus", str(world["corpus"]), "--port", "0"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url, lines, deadline = None, [], time.monotonic() + 60
+    while url is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        url = re.search(r"http://([\d.]+):(\d+)/", line)
+    if url is None:
+        proc.terminate()
+        proc.wait(timeout=20)
+        raise AssertionError("".join(lines))
+    return proc, url
+
+
+def test_dashboard_command_serves_on_localhost(world):
+    proc, m = _serve([sys.executable, "-m", "skyloom.cli", "dashboard", "--runs", str(world["runs"]),
+                      "--corpus", str(world["corpus"]), "--port", "0"], REPO)
     try:
-        url, lines, deadline = None, [], time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = re.search(r"(http://[\d.]+:\d+/)", line)
-            url = m.group(1) if m else None
-        assert url is not None, "".join(lines)
+        url = m.group(0)
         assert url.startswith("http://127.0.0.1:")  # bound to this machine only by default
         with urllib.request.urlopen(url + "api/overview", timeout=20) as r:
             ov = json.load(r)
@@ -64,20 +72,9 @@ def _skyloom() -> str:
 def test_dashboard_command_answers_only_allowed_host_names(world, tmp_path):
     import http.client
 
-    env = dict(os.environ, COLUMNS="300", NO_COLOR="1", TERM="dumb")
-    proc = subprocess.Popen([_skyloom(), "dashboard", "--runs", str(world["runs"]), "--port", "0",
-                             "--allow-host", "dash.lan", "--cache-dir", str(tmp_path / "cache")],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, url = _serve([_skyloom(), "dashboard", "--runs", str(world["runs"]), "--port", "0",
+                        "--allow-host", "dash.lan", "--cache-dir", str(tmp_path / "cache")], tmp_path)
     try:
-        url, lines, deadline = None, [], time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = re.search(r"http://([\d.]+):(\d+)/", line)
-            url = m if m else None
-        assert url is not None, "".join(lines)
 
         def status(host: str) -> int:
             conn = http.client.HTTPConnection(url.group(1), int(url.group(2)), timeout=20)
