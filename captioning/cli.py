@@ -76,7 +76,8 @@ def caption_verify(
     corpus: Annotated[Path, typer.Argument(help="Corpus directory.")],
     captioner: Annotated[str | None, typer.Option(help="Only captions of this captioner.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only captions of this kind (short, dense, vlm, ...).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON report path (default CORPUS/caption_verify.json).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o",
+                                             help="JSON report path (default CORPUS/caption_verify.json).")] = None,
 ) -> None:
     """Precision/recall of the facts captions state vs ground truth; hallucinated objects flagged."""
     from rich.table import Table
@@ -127,7 +128,8 @@ def caption_stats_cmd(
 def caption_upsample(
     prompt: Annotated[str, typer.Argument(help="Short prompt, e.g. 'a red ball bouncing'.")],
     seed: Annotated[int, typer.Option(help="Seed for the unstated details and the phrasing.")] = 0,
-    preset: Annotated[str | None, typer.Option(help="Preset in configs/caption/ (upsample.mode, upsample.endpoint).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Preset in configs/caption/ "
+                                                    "(upsample.mode, upsample.endpoint).")] = None,
     sets: SetOpt = None,
 ) -> None:
     """Expand a short prompt into the dense caption style the model was trained on (printed to stdout)."""

@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("dashboard")
     def dashboard_cmd(runs: RunsOpt, db: DbOpt = None, corpus: CorpusOpt = None,
-                      host: Annotated[str, typer.Option(help="Interface to bind (default: this machine only).")] = "127.0.0.1",
+                      host: Annotated[str, typer.Option(
+                          help="Interface to bind (default: this machine only).")] = "127.0.0.1",
                       port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8765,
                       max_clips: MaxClipsOpt = 5000,
                       allow_host: Annotated[list[str] | None, typer.Option(
@@ -56,7 +57,8 @@ def register(app: typer.Typer) -> None:
             fail(f"--port {port}: a port is 0-65535 (0: any free port)")
         _check_inputs(runs, corpus)
         try:
-            hosts = normalise_hosts([*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::", "") else [host]), *(allow_host or [])])
+            hosts = normalise_hosts([*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::", "") else [host]),
+                                     *(allow_host or [])])
         except ValueError as e:
             fail(str(e))
             return
@@ -70,7 +72,8 @@ def register(app: typer.Typer) -> None:
             return
         h, p = sock.getsockname()[:2]
         if host not in ("127.0.0.1", "localhost", "::1"):
-            console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can read the results")
+            console.print(f"[yellow]warning:[/] listening on {host}: "
+                          "anyone who can reach this machine can read the results")
             if host in ("0.0.0.0", "::") and not allow_host:
                 console.print("[yellow]warning:[/] only requests addressed to localhost are answered; add "
                               "--allow-host NAME for each name or address others use to reach this machine")
@@ -84,7 +87,8 @@ def register(app: typer.Typer) -> None:
     def report_cmd(runs: RunsOpt, out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
                    db: DbOpt = None, corpus: CorpusOpt = None,
                    max_video_mb: Annotated[float, typer.Option(help="Budget for embedded videos, in MB.")] = 50.0,
-                   max_paired: Annotated[int, typer.Option(help="Precompute paired comparisons among this many checkpoints per suite.")] = 8,
+                   max_paired: Annotated[int, typer.Option(help="Precompute paired comparisons among this many "
+                                                                "checkpoints per suite.")] = 8,
                    max_clips: MaxClipsOpt = 500) -> None:
         """Write the dashboard's views as ONE self-contained HTML file (videos embedded) to share.
 

@@ -66,8 +66,8 @@ class _Embedder:
         size = full.stat().st_size
         if self.used + size > self.max_bytes:
             self.omitted += 1
-            return None, (f"video not embedded: the report's video budget ({self.max_bytes / 2**20:.0f} MB) is used up; "
-                          "rerun skyloom report with a larger --max-video-mb")
+            return None, (f"video not embedded: the report's video budget ({self.max_bytes / 2**20:.0f} MB) "
+                          "is used up; rerun skyloom report with a larger --max-video-mb")
         url = f"data:{MEDIA_TYPES.get(full.suffix.lower(), 'application/octet-stream')};base64," + \
             base64.b64encode(full.read_bytes()).decode("ascii")
         self.used += size

@@ -216,8 +216,9 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
             metrics = [pm] + sorted(m for m in hib if m != pm)
             table_rows = []
             for r in rows:
-                table_rows.append({k: r.get(k) for k in ("rank", "tie_group", "eval_id", "checkpoint", "checkpoint_name",
-                                                         "run_name", "step", "status", "created_at", "failures")}
+                table_rows.append({k: r.get(k) for k in ("rank", "tie_group", "eval_id", "checkpoint",
+                                                         "checkpoint_name", "run_name", "step", "status", "created_at",
+                                                         "failures")}
                                   | {"checkpoint_name": r.get("checkpoint_name") or r["eval_id"],
                                      "scores": by_eval.get(r["eval_id"], {}), "kind": r.get("kind", "model"),
                                      "meta": r.get("meta") or {}, "breakdown": r.get("breakdown")})
@@ -225,9 +226,11 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
             for r in rows:
                 if r.get("failures"):
                     fs = src.store.failures(eval_id=r["eval_id"])[-MAX_LISTED:]
-                    failures[r["eval_id"]] = [{k: f.get(k) for k in ("item_id", "stage", "reason", "created_at")} for f in fs]
+                    failures[r["eval_id"]] = [{k: f.get(k) for k in ("item_id", "stage", "reason", "created_at")}
+                                              for f in fs]
             skipped = len({e["checkpoint"] or e["eval_id"] for e in all_evals}) - len(rows)
-            note = f"{skipped} checkpoint(s) not shown (evaluation running or failed, or no score for the primary metric)." if skipped > 0 else ""
+            note = (f"{skipped} checkpoint(s) not shown (evaluation running or failed, or no score for the primary "
+                    "metric)." if skipped > 0 else "")
             out.append({"source_id": src.id, "source": src.label if len(sources) > 1 else "", "suite": suite,
                         "primary_metric": pm, "metrics": [{"name": m, "higher_is_better": hib.get(m)} for m in metrics],
                         "rows": table_rows, "failures": failures, "note": note,
@@ -400,7 +403,8 @@ def eval_series(sources: list[ResultSource]) -> dict[str, dict[str, list[list[fl
     out: dict[str, dict[str, dict[int, float]]] = {}
     for src in sources:
         try:
-            evs = [e for e in src.store.evals() if e.get("step") is not None and e.get("status") in ("complete", "partial")]
+            evs = [e for e in src.store.evals()
+                   if e.get("step") is not None and e.get("status") in ("complete", "partial")]
             scores = src.store.scores(eval_ids=[e["eval_id"] for e in evs]) if evs else []
         except STORE_ERRORS as e:
             log.warning("%s: %s", src.label, e)

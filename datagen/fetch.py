@@ -235,7 +235,8 @@ async def _download_once(client, url: str, dest: Path, cfg: FetchConfig) -> Fetc
                                      f"{', '.join(cfg.content_types)}")
                 declared = r.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > cfg.max_bytes:
-                    raise FetchError("too large", f"{current}: Content-Length {declared} > fetch.max_bytes={cfg.max_bytes}")
+                    raise FetchError("too large",
+                                     f"{current}: Content-Length {declared} > fetch.max_bytes={cfg.max_bytes}")
                 h = hashlib.sha256()
                 size = 0
                 with open(dest, "wb") as f:  # noqa: ASYNC230 - local disk, small writes

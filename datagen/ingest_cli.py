@@ -89,7 +89,8 @@ def register(dg: typer.Typer) -> None:
     ) -> None:
         """Remove every clip, caption and WebDataset shard entry derived from a source, and log it.
 
-        Example: [bold]skyloom datagen takedown --corpus corpus --source https://example.org/a.mp4 --reason "DMCA #12"[/]
+        Example: [bold]skyloom datagen takedown --corpus corpus --source https://example.org/a.mp4 \
+--reason "DMCA #12"[/]
         """
         from skyloom.corpus import Corpus
         from skyloom.datagen.ingest import takedown

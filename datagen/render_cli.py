@@ -19,9 +19,12 @@ def register(dg: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Corpus directory (created if missing; reruns resume).")],
         preset: Annotated[str, typer.Option("--preset", help="configs/datagen/<preset>.yaml or a YAML path: "
                                             "balls-bounce, tabletop, physics-probe.")] = "balls-bounce",
-        num_scenes: Annotated[int | None, typer.Option("--num-scenes", "-n", help="Scenes to render (default: the preset's).")] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Job seed; scene i uses a seed derived from (seed, i).")] = None,
-        specs: Annotated[Path | None, typer.Option("--specs", help="JSON-lines file of scene specs to render instead of sampling.")] = None,
+        num_scenes: Annotated[int | None, typer.Option("--num-scenes", "-n", help="Scenes to render "
+                                                       "(default: the preset's).")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="Job seed; scene i uses a seed derived "
+                                                 "from (seed, i).")] = None,
+        specs: Annotated[Path | None, typer.Option("--specs", help="JSON-lines file of scene specs to render "
+                                                   "instead of sampling.")] = None,
         ray_address: RayAddressOpt = None,
         sets: SetOpt = None,
         max_failures: MaxFailuresOpt = None,

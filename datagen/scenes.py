@@ -150,9 +150,11 @@ def check_scene_config(cfg: SceneConfig) -> None:
     if cfg.probes:
         _check_choices("probes", cfg.probes, PROBES)
     if not 1 <= cfg.min_objects <= cfg.max_objects:
-        raise SpecError(f"scene.min_objects/max_objects must satisfy 1 <= min <= max, got {cfg.min_objects}, {cfg.max_objects}")
+        raise SpecError(f"scene.min_objects/max_objects must satisfy 1 <= min <= max, "
+                        f"got {cfg.min_objects}, {cfg.max_objects}")
     if cfg.distinct_colours and cfg.max_objects > len(cfg.colours):
-        raise SpecError(f"scene.distinct_colours needs >= max_objects={cfg.max_objects} colours, got {len(cfg.colours)}")
+        raise SpecError(f"scene.distinct_colours needs >= max_objects={cfg.max_objects} colours, "
+                        f"got {len(cfg.colours)}")
 
 
 # -- sampling -------------------------------------------------------------------------------
@@ -245,8 +247,10 @@ def _base_spec(cfg: SceneConfig, seed: int, preset: str, rng: np.random.Generato
                 "shadows": cfg.quality.shadows}
     if cfg.vary_lighting:
         lighting.update(azimuth=round(float(rng.uniform(200, 340)), 2), elevation=round(float(rng.uniform(35, 80)), 2),
-                        intensity=round(float(rng.uniform(0.5, 0.9)), 3), ambient=round(float(rng.uniform(0.2, 0.45)), 3))
-    speed = {"static": 0.0, "orbit": cfg.camera_speed_deg, "pan": cfg.camera_speed_deg / 2, "dolly": cfg.dolly_speed}[cam_motion]
+                        intensity=round(float(rng.uniform(0.5, 0.9)), 3),
+                        ambient=round(float(rng.uniform(0.2, 0.45)), 3))
+    speed = {"static": 0.0, "orbit": cfg.camera_speed_deg, "pan": cfg.camera_speed_deg / 2,
+             "dolly": cfg.dolly_speed}[cam_motion]
     if cam_motion != "static" and rng.random() < 0.5:
         speed = -speed
     return {
@@ -261,7 +265,8 @@ def _base_spec(cfg: SceneConfig, seed: int, preset: str, rng: np.random.Generato
         "background": {"kind": str(rng.choice(cfg.backgrounds)), "colour": bg_colour, "rgb": list(COLOURS[bg_colour])},
         "lighting": lighting,
         "camera": {"motion": cam_motion, "fovy": cfg.fovy, "lookat": [0.0, 0.0, cfg.camera_height],
-                   "distance": round(cfg.camera_distance * float(rng.uniform(0.95, 1.05)) if jitter else cfg.camera_distance, 4),
+                   "distance": round(cfg.camera_distance * float(rng.uniform(0.95, 1.05)) if jitter
+                                     else cfg.camera_distance, 4),
                    "azimuth": round(cfg.camera_azimuth + float(rng.uniform(-jitter, jitter)), 3),
                    "elevation": round(cfg.camera_elevation + float(rng.uniform(-jitter, jitter) / 2), 3),
                    "speed": speed},
@@ -305,7 +310,8 @@ def _probe_objects(probe: str, cfg: SceneConfig, rng: np.random.Generator) -> li
     mat = str(rng.choice(cfg.materials))
     size = str(rng.choice(cfg.sizes))
     if probe == "drop":
-        o = _object(0, str(rng.choice([s for s in cfg.shapes if s in ("sphere", "box")] or ["sphere"])), size, colours[0], mat, cfg, rng)
+        o = _object(0, str(rng.choice([s for s in cfg.shapes if s in ("sphere", "box")] or ["sphere"])),
+                    size, colours[0], mat, cfg, rng)
         _set_motion(o, "dropped", np.array([rng.uniform(-0.2, 0.2), rng.uniform(-0.1, 0.1)]), rng)
         return [o]
     if probe == "throw":
@@ -370,7 +376,8 @@ def validate_spec(spec: Any) -> None:
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise SpecError(f"scene spec field render.{k}: expected an integer in [{lo}, {hi}], got {v!r}")
     if r.get("segmentation", "auto") not in ("auto", "raycast", "raster"):
-        raise SpecError(f"scene spec field render.segmentation: {r.get('segmentation')!r}; valid: auto, raycast, raster")
+        raise SpecError(f"scene spec field render.segmentation: {r.get('segmentation')!r}; "
+                        "valid: auto, raycast, raster")
     fps, dt = r.get("fps"), r.get("timestep")
     if not isinstance(fps, (int, float)) or not fps > 0:
         raise SpecError(f"scene spec field render.fps: expected a number > 0, got {fps!r}")
@@ -398,7 +405,8 @@ def validate_spec(spec: Any) -> None:
         n = _SIZE_LEN[o["shape"]]
         _vec(spec, f"{p}.size", o.get("size"), n)
         if any(s <= 0 for s in o["size"]):
-            raise SpecError(f"scene spec field {p}.size: {o['shape']} needs {_SIZE_DOC[o['shape']]} > 0, got {o['size']}")
+            raise SpecError(f"scene spec field {p}.size: {o['shape']} needs {_SIZE_DOC[o['shape']]} > 0, "
+                            f"got {o['size']}")
         if not isinstance(o.get("mass"), (int, float)) or not o["mass"] > 0 or not math.isfinite(o["mass"]):
             raise SpecError(f"scene spec field {p}.mass: expected a finite number > 0 (kg), got {o.get('mass')!r}")
         if o.get("material") not in MATERIALS:
@@ -406,7 +414,8 @@ def validate_spec(spec: Any) -> None:
         for k, n in (("rgb", 3), ("position", 3), ("quaternion", 4), ("velocity", 3), ("angular_velocity", 3)):
             _vec(spec, f"{p}.{k}", o.get(k), n)
         if not isinstance(o.get("name"), str) or not o["name"] or o["name"] in names or o["name"] == "floor":
-            raise SpecError(f"scene spec field {p}.name: must be a unique non-empty string other than 'floor', got {o.get('name')!r}")
+            raise SpecError(f"scene spec field {p}.name: must be a unique non-empty string other than 'floor', "
+                            f"got {o.get('name')!r}")
         names.add(o["name"])
     if len(objs) > 254:
         raise SpecError(f"scene spec field objects: at most 254 objects (uint8 segmentation), got {len(objs)}")

@@ -204,7 +204,8 @@ class UnrealCVRenderer:
         colours = {}
         for k, (o, n) in enumerate(zip(spec["objects"], names)):
             colours[k + 1] = annotation_colour(k + 1)
-            setup += [f"vset /objects/spawn {self.classes[o['shape']]} {n}", f"vset /object/{n}/scale {_fmt(_scale(o))}",
+            setup += [f"vset /objects/spawn {self.classes[o['shape']]} {n}",
+                      f"vset /object/{n}/scale {_fmt(_scale(o))}",
                       "vset /object/{}/color {} {} {}".format(n, *colours[k + 1])]
             if self.colour_function:
                 setup.append(f"vbp {n} {self.colour_function} {_fmt(o['rgb'])}")

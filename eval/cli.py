@@ -55,27 +55,39 @@ def register(app: typer.Typer) -> None:
     @eval_app.callback(invoke_without_command=True)
     def eval_main(
         ctx: typer.Context,
-        suite: Annotated[str | None, typer.Option("--suite", help="Suite name (configs/eval/suites) or YAML path.")] = None,
-        ckpt: Annotated[list[str] | None, typer.Option("--ckpt", help="Checkpoint folder or run (-> latest); repeatable.")] = None,
+        suite: Annotated[str | None, typer.Option("--suite", help="Suite name (configs/eval/suites) "
+                                                  "or YAML path.")] = None,
+        ckpt: Annotated[list[str] | None, typer.Option("--ckpt", help="Checkpoint folder or run (-> latest); "
+                                                       "repeatable.")] = None,
         db: DbOpt = None,
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: RUN/eval of each checkpoint).")] = None,
-        executor: Annotated[str | None, typer.Option("--executor", help="auto (default: Ray actors for 2+ checkpoints) | local | ray.")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder "
+                                                 "(default: RUN/eval of each checkpoint).")] = None,
+        executor: Annotated[str | None, typer.Option(
+            "--executor", help="auto (default: Ray actors for 2+ checkpoints) | local | ray.")] = None,
         ray_address: RayAddressOpt = None,
         preset: Annotated[str | None, typer.Option("--preset", help="EvalConfig preset in configs/eval/.")] = None,
         sets: SetOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-        videos: Annotated[Path | None, typer.Option("--videos", help="Score a folder of <item_id>.mp4 made elsewhere (needs --name).")] = None,
-        name: Annotated[str | None, typer.Option("--name", help="Name of the --videos submission on the boards.")] = None,
-        meta: Annotated[list[str] | None, typer.Option("--meta", help="Submission metadata key=value (who, model, date, settings); repeatable.")] = None,
-        mismatch: Annotated[str, typer.Option("--mismatch", help="Submitted videos of another size/length: resize (trim + resize) | refuse.")] = "resize",
-        calibrate: Annotated[bool, typer.Option("--calibrate", help="Add the suite's calibration rows (ground truth, frozen, shuffled, noise, ...).")] = False,
-        device: Annotated[str | None, typer.Option("--device", help="Device to generate on (cpu, cuda, cuda:1, ...).")] = None,
+        videos: Annotated[Path | None, typer.Option(
+            "--videos", help="Score a folder of <item_id>.mp4 made elsewhere (needs --name).")] = None,
+        name: Annotated[str | None, typer.Option(
+            "--name", help="Name of the --videos submission on the boards.")] = None,
+        meta: Annotated[list[str] | None, typer.Option(
+            "--meta", help="Submission metadata key=value (who, model, date, settings); repeatable.")] = None,
+        mismatch: Annotated[str, typer.Option(
+            "--mismatch", help="Submitted videos of another size/length: resize (trim + resize) | refuse.")] = "resize",
+        calibrate: Annotated[bool, typer.Option(
+            "--calibrate", help="Add the suite's calibration rows "
+            "(ground truth, frozen, shuffled, noise, ...).")] = False,
+        device: Annotated[str | None, typer.Option(
+            "--device", help="Device to generate on (cpu, cuda, cuda:1, ...).")] = None,
         max_failures: MaxFailuresOpt = None,
     ) -> None:
         if ctx.invoked_subcommand is not None:
             return
         if not suite or not (ckpt or videos or calibrate):
-            fail("pass --suite NAME and at least one --ckpt PATH, --videos DIR --name NAME or --calibrate (or a subcommand)")
+            fail("pass --suite NAME and at least one --ckpt PATH, --videos DIR --name NAME or --calibrate "
+                 "(or a subcommand)")
         if videos is not None and not name:
             fail("--videos needs --name NAME (the submission's name on the boards)")
         if name and videos is None:
@@ -167,7 +179,9 @@ def register(app: typer.Typer) -> None:
     def export_cmd(
         suite: Annotated[str, typer.Option("--suite", help="Suite name (configs/eval/suites) or YAML path.")],
         out: Annotated[Path, typer.Option("--out", help="Folder for the submitter's kit.")],
-        ground_truth: Annotated[bool, typer.Option("--ground-truth", help="Also write the answers (ground_truth/<item_id>.mp4): for checking a pipeline end to end, never for submitters.")] = False,
+        ground_truth: Annotated[bool, typer.Option(
+            "--ground-truth", help="Also write the answers (ground_truth/<item_id>.mp4): "
+            "for checking a pipeline end to end, never for submitters.")] = False,
         sets: SetOpt = None,
     ) -> None:
         """Write what another system needs to generate the suite's videos: items.jsonl/items.csv (item id,
@@ -183,7 +197,8 @@ def register(app: typer.Typer) -> None:
         except SubmissionError as e:
             fail(str(e))
         console.print(f"exported suite [bold]{s.name}[/] v{man['suite_version']}: {man['items']} items "
-                      f"({', '.join(man['tasks'])}){', ' + str(man['ground_truth']) + ' ground-truth clips' if ground_truth else ''} "
+                      f"({', '.join(man['tasks'])})"
+                      f"{', ' + str(man['ground_truth']) + ' ground-truth clips' if ground_truth else ''} "
                       f"-> [bold]{out}[/] (README.md says how to submit)")
 
     @eval_app.command("tiny-diffusers")
@@ -206,7 +221,8 @@ def register(app: typer.Typer) -> None:
     def ladder_cmd(
         suite: Annotated[str, typer.Option("--suite", help="Suite with a physics section.")] = "physics",
         size: Annotated[int | None, typer.Option("--size", help="Render the scenes at SIZE x SIZE instead.")] = None,
-        scenes: Annotated[int | None, typer.Option("--scenes", help="Number of probe scenes (default: the suite's).")] = None,
+        scenes: Annotated[int | None, typer.Option("--scenes", help="Number of probe scenes "
+                                                   "(default: the suite's).")] = None,
         fmt: FormatOpt = "table",
     ) -> None:
         """Score truth > perturbed > reversed > frozen > noise continuations of every physics scene: does the
@@ -234,7 +250,8 @@ def register(app: typer.Typer) -> None:
     @eval_app.command("train-evaluator")
     def train_evaluator_cmd(
         corpus: Annotated[Path, typer.Argument(help="Captioned corpus to train on.")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the evaluator (config.json, model.safetensors).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the evaluator "
+                                          "(config.json, model.safetensors).")],
         preset: Annotated[str | None, typer.Option("--preset", help="EvaluatorConfig preset in configs/eval/.")] = None,
         sets: SetOpt = None,
     ) -> None:
@@ -260,8 +277,10 @@ def register(app: typer.Typer) -> None:
         suite: Annotated[str | None, typer.Option("--suite", help="Only this suite (default: every suite).")] = None,
         db: DbOpt = None,
         runs: RunsOpt = None,
-        metric: Annotated[str | None, typer.Option("--metric", "-m", help="Rank by this metric (default: the suite's primary).")] = None,
-        suite_version: Annotated[str | None, typer.Option("--suite-version", help="Rank this suite version (default: the latest evaluated).")] = None,
+        metric: Annotated[str | None, typer.Option(
+            "--metric", "-m", help="Rank by this metric (default: the suite's primary).")] = None,
+        suite_version: Annotated[str | None, typer.Option(
+            "--suite-version", help="Rank this suite version (default: the latest evaluated).")] = None,
         fmt: FormatOpt = "table",
     ) -> None:
         """Rank evaluated checkpoints per suite; entries tied within noise share a tie group.
@@ -281,10 +300,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("compare")
     def compare_cmd(
-        a: Annotated[str, typer.Argument(help="Baseline: eval id, checkpoint path, run, or name like run/step-00000100.")],
+        a: Annotated[str, typer.Argument(help="Baseline: eval id, checkpoint path, run, "
+                                         "or name like run/step-00000100.")],
         b: Annotated[str, typer.Argument(help="Candidate, same forms as A.")],
-        suite: Annotated[str | None, typer.Option("--suite", help="Suite (needed when A/B were evaluated on several).")] = None,
-        metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Only these metrics (repeatable).")] = None,
+        suite: Annotated[str | None, typer.Option("--suite", help="Suite (needed when A/B were evaluated "
+                                                  "on several).")] = None,
+        metric: Annotated[list[str] | None, typer.Option("--metric", "-m",
+                                                         help="Only these metrics (repeatable).")] = None,
         db: DbOpt = None,
         runs: RunsOpt = None,
         fmt: FormatOpt = "table",

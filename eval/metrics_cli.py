@@ -199,15 +199,20 @@ def register(eval_app: typer.Typer) -> None:
         videos: Annotated[str, typer.Option("--videos", help="Folder of .mp4 files or a glob pattern.")],
         reference: Annotated[str | None, typer.Option(help="Real clips (FVD/KVD) or simulator clips with the same "
                                                            "file names (physics).")] = None,
-        prompts: Annotated[Path | None, typer.Option(help="Prompts: .json {stem: prompt}, .jsonl or stem<TAB>prompt.")] = None,
-        gt: Annotated[Path | None, typer.Option("--gt", help="Folder of skyloom-gt <stem>.json (physics metrics).")] = None,
-        extractor: Annotated[str | None, typer.Option(help="Feature extractor (i3d, i3d-torchscript, clip, dino, pixels, "
-                                                           "...); default per metric: i3d, clip, dino (subject).")] = None,
-        weights: Annotated[str | None, typer.Option(help="Weights file (or an open_clip tag in its cache). Never downloaded.")] = None,
+        prompts: Annotated[Path | None, typer.Option(help="Prompts: .json {stem: prompt}, .jsonl "
+                                                          "or stem<TAB>prompt.")] = None,
+        gt: Annotated[Path | None, typer.Option("--gt", help="Folder of skyloom-gt <stem>.json "
+                                                "(physics metrics).")] = None,
+        extractor: Annotated[str | None, typer.Option(
+            help="Feature extractor (i3d, i3d-torchscript, clip, dino, pixels, "
+            "...); default per metric: i3d, clip, dino (subject).")] = None,
+        weights: Annotated[str | None, typer.Option(help="Weights file (or an open_clip tag in its cache). "
+                                                         "Never downloaded.")] = None,
         random_init: Annotated[bool, typer.Option("--random-init", help="Random weights (smoke tests only; "
                                                                       "recorded as 'random-init').")] = False,
-        option: Annotated[list[str] | None, typer.Option("--option", metavar="KEY=VALUE", help="Metric setting key=value "
-                                                         "(e.g. num_frames=16, flow='farneback', cond_frames=4).")] = None,
+        option: Annotated[list[str] | None, typer.Option(
+            "--option", metavar="KEY=VALUE", help="Metric setting key=value "
+            "(e.g. num_frames=16, flow='farneback', cond_frames=4).")] = None,
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the result JSON here.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ) -> None:

@@ -418,7 +418,8 @@ def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConf
         "eval_id": eval_id, "suite": suite.name, "status": e["status"],
         "failures": [{k: f[k] for k in ("item_id", "stage", "reason")} for f in fails],
         "git_hash": e["git_hash"], "date": time.time(), "date_iso": e["created_at"],
-        "skyloom_version": _version(), "total_evaluation_time_seconds": None if seconds is None else str(round(seconds, 2)),
+        "skyloom_version": _version(),
+        "total_evaluation_time_seconds": None if seconds is None else str(round(seconds, 2)),
     }
 
 

@@ -267,7 +267,8 @@ class ResultsStore:
 
         def fn(conn: Connection) -> None:
             old = conn.execute(sa.select(evals_table.c.created_at).where(evals_table.c.eval_id == eval_id)).first()
-            row = {"eval_id": eval_id, "suite": suite, "suite_version": None if suite_version is None else str(suite_version),
+            row = {"eval_id": eval_id, "suite": suite,
+                   "suite_version": None if suite_version is None else str(suite_version),
                    "checkpoint": checkpoint, "checkpoint_name": checkpoint_name, "run_name": run_name,
                    "step": None if step is None else int(step),
                    "created_at": created_at or (old[0] if old else now_iso()), "git_hash": git_hash,

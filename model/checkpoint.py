@@ -70,7 +70,7 @@ def load_weights(folder: Path, name: str) -> dict[str, torch.Tensor] | None:
     if p.exists():
         try:
             return load_file(str(p))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - whatever safetensors raises on a bad file becomes one CheckpointError
             raise CheckpointError(f"{p}: not a valid safetensors file ({type(e).__name__}: {e})") from None
     pickles = [q.name for q in d.glob("*") if q.suffix in (".pt", ".pth", ".bin", ".ckpt", ".pkl")]
     if pickles:
@@ -84,7 +84,7 @@ def load_state_file(path: Path) -> Any:
         raise CheckpointError(f"{path}: missing training state file")
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any refusal or corruption in torch.load becomes one CheckpointError
         raise CheckpointError(f"{path}: refused to load ({type(e).__name__}: {e}); training state may only "
                               "hold tensors and plain containers") from None
 

@@ -26,7 +26,8 @@ HELP = """[bold]skyloom[/]: data and evaluation for text-to-video diffusion mode
 The pipeline, one subcommand per arrow:
 
   [cyan]datagen render[/] / [cyan]datagen ingest[/]  ->  CORPUS  -> [cyan]caption[/] -> CORPUS
-  CORPUS -> [cyan]train[/] -> RUN -> [cyan]sample[/] / [cyan]eval[/] -> results -> [cyan]leaderboard[/], [cyan]compare[/], [cyan]dashboard[/], [cyan]report[/]
+  CORPUS -> [cyan]train[/] -> RUN -> [cyan]sample[/] / [cyan]eval[/] -> results -> [cyan]leaderboard[/], \
+[cyan]compare[/], [cyan]dashboard[/], [cyan]report[/]
 
 [cyan]demo[/] runs it all end to end on small defaults. Every command takes [bold]--help[/].
 """
@@ -70,7 +71,8 @@ class _SkyloomGroup(TyperGroup):
 app = typer.Typer(name="skyloom", help=HELP, rich_markup_mode="rich", no_args_is_help=True, cls=_SkyloomGroup,
                   pretty_exceptions_enable=False, add_completion=False)
 
-STAGE_CLIS = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli", "skyloom.eval.cli", "skyloom.dashboards.cli", "skyloom.demo")
+STAGE_CLIS = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli", "skyloom.eval.cli",
+              "skyloom.dashboards.cli", "skyloom.demo")
 STAGE_CLIS += ("skyloom.plugins",)  # `skyloom plugins`: the registries and their entry points
 
 
@@ -137,7 +139,8 @@ def corpus_validate(corpus: Annotated[Path, typer.Argument(help="Corpus director
     for p in rep.problems:
         print(p)
     if rep.problems:
-        console.print(f"[bold red]{len(rep.problems)} problem(s)[/] in {corpus} ({rep.clips} clips, {rep.shards} shards)")
+        console.print(f"[bold red]{len(rep.problems)} problem(s)[/] in {corpus} "
+                      f"({rep.clips} clips, {rep.shards} shards)")
         raise typer.Exit(EXIT_USER)
     console.print(f"[green]ok[/]: {rep.clips} clips, {rep.shards} shard(s), {len(Corpus(corpus).part_files())} "
                   "manifest part(s)")

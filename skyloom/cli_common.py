@@ -76,7 +76,8 @@ def progress(transient: bool = False, disable: bool | None = None) -> Progress:
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
     """Iterate ``items`` with a :func:`progress` bar (count and ETA when the length is known)."""
     with progress() as p:
-        task = p.add_task(description, total=total if total is not None else (len(items) if hasattr(items, "__len__") else None))
+        task = p.add_task(description,
+                          total=total if total is not None else (len(items) if hasattr(items, "__len__") else None))
         for it in items:
             yield it
             p.advance(task)

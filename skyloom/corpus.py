@@ -203,7 +203,8 @@ def validate_record(rec: ClipRecord, where: str = "") -> None:
     if not ID_PATTERN.match(rec.id):
         raise ManifestError(f"{pre}field 'id': {rec.id!r} must match {ID_PATTERN.pattern} (letters, digits, - and _)")
     if rec.source_kind not in SOURCE_KINDS:
-        raise ManifestError(f"{pre}clip {rec.id!r}: field 'source_kind' is {rec.source_kind!r}; valid: {', '.join(SOURCE_KINDS)}")
+        raise ManifestError(f"{pre}clip {rec.id!r}: field 'source_kind' is {rec.source_kind!r}; "
+                            f"valid: {', '.join(SOURCE_KINDS)}")
     if rec.split not in SPLITS:
         raise ManifestError(f"{pre}clip {rec.id!r}: field 'split' is {rec.split!r}; valid: {', '.join(SPLITS)}")
     for name in ("width", "height", "num_frames"):
@@ -248,7 +249,8 @@ class Corpus:
         self.root = Path(root)
         info = self.root / "corpus.json"
         if not info.exists():
-            raise CorpusError(f"{self.root}: not a skyloom corpus (no corpus.json); create one with `skyloom datagen render --out DIR` or `skyloom datagen ingest SOURCES --out DIR`")
+            raise CorpusError(f"{self.root}: not a skyloom corpus (no corpus.json); create one with "
+                              "`skyloom datagen render --out DIR` or `skyloom datagen ingest SOURCES --out DIR`")
         try:
             meta = json.loads(info.read_text())
         except json.JSONDecodeError as e:
@@ -256,7 +258,8 @@ class Corpus:
         if meta.get("format") != CORPUS_FORMAT:
             raise CorpusError(f"{info}: field 'format' is {meta.get('format')!r}, expected {CORPUS_FORMAT!r}")
         if int(meta.get("version", 0)) > CORPUS_FORMAT_VERSION:
-            raise CorpusError(f"{info}: corpus version {meta.get('version')} is newer than supported {CORPUS_FORMAT_VERSION}")
+            raise CorpusError(f"{info}: corpus version {meta.get('version')} is newer than supported "
+                              f"{CORPUS_FORMAT_VERSION}")
         self.info = meta
         if (self.root / SNAPSHOT).is_dir():
             self._migrate_v1()

@@ -183,11 +183,13 @@ def _print_summary(result: dict[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
-        config: Annotated[Path | None, typer.Option("--config", "-c", help="Demo YAML (default configs/demo.yaml).")] = None,
+        config: Annotated[Path | None, typer.Option("--config", "-c",
+                                                    help="Demo YAML (default configs/demo.yaml).")] = None,
         fresh: Annotated[bool, typer.Option("--fresh", help="Delete the output folder and start over.")] = False,
         out: Annotated[Path | None, typer.Option(
             "--out", "-o", help="Output folder (default from the config: demo-output).")] = None,
-        stage: Annotated[list[str] | None, typer.Option("--stage", help="Run only this stage (repeatable), even if done.")] = None,
+        stage: Annotated[list[str] | None, typer.Option("--stage", help="Run only this stage (repeatable), "
+                                                        "even if done.")] = None,
         sets: SetOpt = None,
     ) -> None:
         """Run the whole pipeline end to end on small defaults (~15 min on 2 CPU cores).

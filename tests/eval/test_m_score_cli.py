@@ -31,8 +31,9 @@ def test_score_fvd_and_skips_broken(tmp_path):
     _write(tmp_path / "real", 3, colour=(40, 200, 40), T=20)
     (tmp_path / "gen" / "broken.mp4").write_bytes(b"not a video")
     out = tmp_path / "fvd.json"
-    r = CliRunner().invoke(_app(), ["eval", "score", "--metric", "fvd", "--videos", str(tmp_path / "gen"), "--reference",
-                                    str(tmp_path / "real"), "--extractor", "pixels", "--json", "--out", str(out)])
+    r = CliRunner().invoke(_app(), ["eval", "score", "--metric", "fvd", "--videos", str(tmp_path / "gen"),
+                                    "--reference", str(tmp_path / "real"), "--extractor", "pixels", "--json",
+                                    "--out", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     assert res["name"] == "fvd" and res["n"] == 3 and res["value"] > 0 and res["extractor"] == "pixels-8"
@@ -44,8 +45,8 @@ def test_score_clipsim_prompts_and_pixel_metric(tmp_path):
     r = CliRunner().invoke(_app(), ["eval", "score", "--metric", "temporal_flickering", "--videos",
                                     str(tmp_path / "gen" / "*.mp4")])
     assert r.exit_code == 2 and "static" in r.output, r.output  # VBench scores flickering on static videos only
-    r = CliRunner().invoke(_app(), ["eval", "score", "--metric", "temporal_flickering", "--option", "protocol=all", "--videos",
-                                    str(tmp_path / "gen" / "*.mp4"), "--json"])
+    r = CliRunner().invoke(_app(), ["eval", "score", "--metric", "temporal_flickering", "--option", "protocol=all",
+                                    "--videos", str(tmp_path / "gen" / "*.mp4"), "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
     assert set(res["per_item"]) == {"v0", "v1"} and 0.9 < res["value"] <= 1.0
