@@ -28,7 +28,7 @@ generation: {num_frames: 8, width: 32, height: 32, fps: 8, steps: 2, guidance: 1
 prompts:
   - {id: red, text: "a red ball bounces on a light grey floor", category: colour}
 metrics:
-  - {name: temporal_flickering}
+  - {name: temporal_flickering, settings: {protocol: all}}  # the variant that scores moving videos too
 """
 
 
