@@ -131,6 +131,7 @@ def _write(corpus: Corpus, name: str, prov: dict[str, str], outs: list[Outcome],
                            for k, t in o.captions.items()]
     if caps:
         corpus.add_captions(caps)
+        corpus.clear_quarantine(STAGE, caps)  # a clip that failed before and is captioned now
         result.captioned[name] = result.captioned.get(name, 0) + len(caps)
 
 

@@ -462,6 +462,7 @@ def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress:
     def flush() -> None:
         if pending_records:
             corpus.append(pending_records)
+            corpus.clear_quarantine(STAGE, [r.id for r in pending_records])  # failed once, rendered now
             pending_records.clear()
 
     if ready:

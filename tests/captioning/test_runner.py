@@ -50,6 +50,23 @@ def test_ray_actor_pool_and_unreadable_clip(mixed_corpus, ray_local):
     assert res2.captioned == {} and res2.failed == {"scene-graph": 1, "heuristic": 1}
 
 
+def test_quarantine_entry_is_cleared_when_the_clip_is_captioned_later(mixed_corpus):
+    """One entry per clip while it keeps failing (attempts counted); gone once it is captioned."""
+    gt = mixed_corpus.gt_path("syn-3")
+    good = gt.read_text()
+    gt.write_text("{ broken json")
+    cfg = CaptionConfig(corpus=str(mixed_corpus.root), executor="local", batch_size=3)
+    for attempt in (1, 2):
+        run(cfg)
+        q = [r for r in mixed_corpus.quarantined("caption") if r["item"] == "syn-3"]
+        assert len(q) == 1 and q[0]["attempts"] == attempt
+    gt.write_text(good)
+    res = run(cfg)
+    assert res.captioned == {"scene-graph": 1} and not res.failures
+    assert mixed_corpus.quarantined("caption") == []
+    assert [c.captioner for c in mixed_corpus.get("syn-3").captions] == ["scene-graph", "scene-graph"]
+
+
 def test_explicit_captioner_and_errors(mixed_corpus):
     res = run(CaptionConfig(corpus=str(mixed_corpus.root), captioner="scene-graph", executor="local"))
     assert res.captioned == {"scene-graph": 4} and res.failed == {"scene-graph": 2}

@@ -106,6 +106,11 @@ def test_failed_scenes_are_quarantined_and_the_job_goes_on(tmp_path, ray_local):
     res = run_render(cfg, show_progress=False)  # deterministic failures are not retried on resume
     assert (res.rendered, res.failed, res.existing) == (0, 0, 4)
     assert len(c.quarantined("render")) == 3
+    bad["objects"][0]["shape"] = "sphere"  # the user fixes that spec: it renders and its entry goes
+    specs.write_text("\n".join([json.dumps(good), json.dumps(bad), "{not json", json.dumps(boom)]) + "\n")
+    res = run_render(cfg, show_progress=False)
+    assert (res.rendered, res.failed) == (1, 0) and "mixed-s0-00001" in c.ids()
+    assert {row["item"] for row in c.quarantined("render")} == {"mixed-s0-00002", "mixed-s0-00003"}
 
 
 def test_worker_death_is_retried(tmp_path, ray_local):
