@@ -39,6 +39,7 @@ METRICS.register_lazy("fvd", "skyloom.eval.fvd:FVD")
 METRICS.register_lazy("kvd", "skyloom.eval.fvd:KVD")
 METRICS.register_lazy("physics_iq", "skyloom.eval.physics:PhysicsIQ")
 METRICS.register_lazy("physics_trajectory", "skyloom.eval.physics:PhysicsTrajectory")
+METRICS.register_lazy("colour_motion", "skyloom.eval.colour_motion:ColourMotion")
 
 
 @dataclass
