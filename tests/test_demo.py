@@ -60,7 +60,7 @@ def test_demo_artifacts(demo_out):
     store = ResultsStore(run.results_db_url)
     evals = store.evals()
     suites = {e["suite"] for e in evals if e["status"] == "complete"}
-    assert {"smoke", "physics"} <= suites
+    assert {"smoke", "colour-motion", "physics"} <= suites
     scores = store.scores(suite="smoke")
     metrics = {s["metric"] for s in scores}
     assert {"clipsim", "warping_error"} <= metrics
@@ -68,7 +68,8 @@ def test_demo_artifacts(demo_out):
     html = (out / "report.html").read_text()
     assert "<video" in html and "data:video/mp4;base64," in html
     state = json.loads((out / "demo-state.json").read_text())
-    assert set(state["done"]) >= {"render", "ingest", "caption", "train", "eval-smoke", "eval-physics", "report"}
+    assert set(state["done"]) >= {"render", "ingest", "caption", "train", "eval-smoke", "eval-criterion", "eval-physics",
+                                  "report"}
     assert "skyloom dashboard --runs" in log
 
 
@@ -79,4 +80,4 @@ def test_demo_rerun_resumes(demo_out):
            "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert proc.stdout.count("skipped (done)") + proc.stderr.count("skipped (done)") == 11
+    assert proc.stdout.count("skipped (done)") + proc.stderr.count("skipped (done)") == 12

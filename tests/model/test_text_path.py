@@ -83,3 +83,58 @@ def test_frozen_text_keeps_the_colour_word_through_training(tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert text_difference(tr.trainable.text_encoder) == pytest.approx(d0) and d0 > 0.3
     assert prediction_difference(tr) > 0.002
+
+
+# -- the other recipe pieces: thread choice and the absolute position embedding -------------------
+@pytest.mark.parametrize("cpus,load,expected", [(2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1), (2, 9.0, 1), (16, 3.2, 13),
+                                                (1, 0.0, 1)])
+def test_auto_num_threads_from_affinity_and_load(cpus, load, expected):
+    from skyloom.model.train import auto_num_threads
+
+    assert auto_num_threads(cpus=cpus, load=load) == expected
+
+
+def test_auto_num_threads_reads_this_machine():
+    import os
+
+    from skyloom.model.train import auto_num_threads, set_threads
+
+    n = auto_num_threads()
+    assert 1 <= n <= len(os.sched_getaffinity(0))
+    old = torch.get_num_threads()
+    try:
+        assert set_threads(-1) == n
+        with pytest.raises(ValueError, match="num_threads"):
+            set_threads(-2)
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_sincos_3d_is_the_1d_embedding_per_axis():
+    from skyloom.model.dit import rope_dims, sincos_3d
+
+    grid, dim = (2, 3, 4), 48
+    pe = sincos_3d(grid, dim)  # (24, 48)
+    assert pe.shape == (24, dim)
+    dt, dh, dw = rope_dims(dim)
+    t, h, w = 1, 2, 3
+    row = pe[(t * grid[1] + h) * grid[2] + w]
+    for pos, d, part in zip((t, h, w), (dt, dh, dw), row.split([dt, dh, dw])):
+        freqs = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+        assert torch.allclose(part, torch.cat([torch.sin(pos * freqs), torch.cos(pos * freqs)]), atol=1e-6)
+    assert len({tuple(r.tolist()) for r in pe}) == 24  # every token gets its own position
+
+
+def test_abs_pos_adds_no_weights_and_changes_the_output():
+    from skyloom.model.config import DiTConfig
+    from skyloom.model.dit import VideoDiT
+
+    base = {"dim": 48, "depth": 1, "heads": 2, "text_dim": 16, "patch": (1, 4, 4)}
+    a, b = VideoDiT(DiTConfig(**base)), VideoDiT(DiTConfig(**base, abs_pos=True))
+    assert a.state_dict().keys() == b.state_dict().keys()  # old checkpoints load either way
+    b.load_state_dict(a.state_dict())
+    torch.nn.init.normal_(a.out.weight)
+    b.out.weight.data.copy_(a.out.weight)
+    x, t = torch.randn(1, 3, 2, 8, 8), torch.full((1, 2), 0.5)
+    text, mask = torch.randn(1, 3, 16), torch.ones(1, 3, dtype=torch.bool)
+    assert not torch.allclose(a(x, t, text, mask), b(x, t, text, mask))
