@@ -32,7 +32,7 @@ from skyloom.config import apply_overrides, load
 OUT = Path(__file__).resolve().parent / "out"
 # What the recipe changed relative to the preset before it (docs/model.md, "vdit-tiny recipe").
 STOCK = ["text.trainable=true", "text.max_length=77", "dit.abs_pos=false", "schedule.shift_base_tokens=256",
-         "data.caption_kinds=[dense, short, vlm]", "data.caption_mode=random", "optim.lr=6e-4"]
+         "data.caption_kinds=[dense, short, vlm]", "data.caption_mode=random", "optim.lr=0.0006"]
 # Idle per-step times of the stock preset (`skyloom train`, 1 and 2 threads), measured on the 2-core
 # machine while it was otherwise idle (docs/model.md).
 IDLE_STOCK_S = {1: 0.367, 2: 0.210}

@@ -256,7 +256,9 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
             sim_n = torch.einsum("bfd,md->bm", e, un) / e.shape[1]  # (B, M)
             own = torch.zeros(len(texts), len(negs), dtype=torch.bool)
             own[[i for i, _ in negs], list(range(len(negs)))] = True
-            neg_logits = (model.clip.logit_scale.exp().clamp(max=100) * sim_n).masked_fill(~own, float("-inf"))
+            # other clips' negatives are masked with a finite -1e4 (exp = 0): -inf would make the soft-target
+            # cross-entropy 0 * -inf = nan (the gradients were finite, the logged loss was not)
+            neg_logits = (model.clip.logit_scale.exp().clamp(max=100) * sim_n).masked_fill(~own, -1e4)
             v2t = torch.cat([logits, neg_logits], dim=1)  # (B, B + M)
             v2t_target = torch.cat([target, torch.zeros(len(texts), len(negs))], dim=1)
         loss = (torch.nn.functional.cross_entropy(v2t, v2t_target) +
