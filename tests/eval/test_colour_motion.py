@@ -153,3 +153,28 @@ def test_registered_metric_and_suite():
         ColourMotion(min_shar=0.5)
     with pytest.raises(ValueError, match="needs prompts"):
         ColourMotion().update(np.zeros((1, 4, 32, 32, 3), np.uint8))
+
+
+@pytest.mark.slow
+def test_suite_runs_through_the_installed_cli(tmp_path):
+    """`skyloom eval --suite colour-motion --ckpt RUN` on a tiny trained run: exit 0, the metric stored."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from skyloom.model.train import train
+
+    from tests.model.helpers import make_square_corpus, tiny_cfg
+
+    corpus = make_square_corpus(tmp_path / "corpus", n=3)
+    train(tiny_cfg(steps=2, num_threads=1), corpus.root, tmp_path / "run", progress_bar=False)
+    exe = shutil.which("skyloom", path=str(Path(sys.executable).parent))
+    proc = subprocess.run([exe, "eval", "--suite", "colour-motion", "--ckpt", str(tmp_path / "run"),
+                           "--set", "suite.seeds=[0]", "--set", "suite.generation.steps=2",
+                           "--set", "suite.generation.num_frames=8"],
+                          check=False, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "colour_motion" in proc.stdout + proc.stderr
+    res = json.loads(next((tmp_path / "run" / "eval" / "colour-motion").rglob("results.json")).read_text())
+    assert "colour_motion" in json.dumps(res)
