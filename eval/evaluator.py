@@ -68,7 +68,10 @@ class EvaluatorConfig:
     seed: int = 0
     val_fraction: float = 0.15  # held out by clip id when the corpus has no val/test split
     max_clips: int = 4000
-    hard_negatives: bool = False  # NegCLIP-style wrong-colour / wrong-motion captions as extra negatives (experimental)
+    hard_negatives: bool = True  # NegCLIP-style wrong-colour / wrong-motion captions as extra negatives
+    # Frame differences (x_t - x_{t-1}) as 3 more input channels of the image tower, so every patch
+    # sees where and which way something moved; without them held-out motion ranking was at chance.
+    motion_input: bool = True
     threads: int = 1  # torch threads while training (0 = leave as is; 1 avoids thrashing on busy machines)
 
 
@@ -88,6 +91,9 @@ def _build(cfg: EvaluatorConfig, vocab_size: int = 49408):
                  "head_width": cfg.head_width},
                 {"context_length": cfg.context_length, "vocab_size": vocab_size, "width": cfg.width,
                  "heads": max(1, cfg.width // cfg.head_width), "layers": cfg.layers})
+            if cfg.motion_input:  # RGB + frame difference: 6 input channels for the patch embedding
+                self.clip.visual.conv1 = nn.Conv2d(6, cfg.width, kernel_size=cfg.patch_size, stride=cfg.patch_size,
+                                                   bias=False)
             self.pos = nn.Parameter(torch.zeros(cfg.frames, cfg.embed_dim))
             layer = nn.TransformerEncoderLayer(cfg.embed_dim, max(1, cfg.embed_dim // 32), 2 * cfg.embed_dim,
                                                dropout=0.0, batch_first=True, norm_first=True)
@@ -96,6 +102,9 @@ def _build(cfg: EvaluatorConfig, vocab_size: int = 49408):
         def frame_embeddings(self, x: torch.Tensor) -> torch.Tensor:
             """x (B, T, 3, S, S) float -> L2-normalised contextual frame embeddings (B, T, D)."""
             B, T = x.shape[:2]
+            if cfg.motion_input:
+                d = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)  # (B, T, 3, S, S)
+                x = torch.cat([x, d], dim=2)  # (B, T, 6, S, S)
             f = self.clip.encode_image(x.flatten(0, 1)).view(B, T, -1)  # (B, T, D)
             pos = self.pos if T == self.pos.shape[0] else nn.functional.interpolate(
                 self.pos.T[None], size=T, mode="linear", align_corners=True)[0].T  # (T, D)
@@ -247,7 +256,9 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
             sim_n = torch.einsum("bfd,md->bm", e, un) / e.shape[1]  # (B, M)
             own = torch.zeros(len(texts), len(negs), dtype=torch.bool)
             own[[i for i, _ in negs], list(range(len(negs)))] = True
-            neg_logits = (model.clip.logit_scale.exp().clamp(max=100) * sim_n).masked_fill(~own, float("-inf"))
+            # other clips' negatives are masked with a finite -1e4 (exp = 0): -inf would make the soft-target
+            # cross-entropy 0 * -inf = nan (the gradients were finite, the logged loss was not)
+            neg_logits = (model.clip.logit_scale.exp().clamp(max=100) * sim_n).masked_fill(~own, -1e4)
             v2t = torch.cat([logits, neg_logits], dim=1)  # (B, B + M)
             v2t_target = torch.cat([target, torch.zeros(len(texts), len(negs))], dim=1)
         loss = (torch.nn.functional.cross_entropy(v2t, v2t_target) +
@@ -303,7 +314,8 @@ class InDomainExtractor:
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT:
             raise ValueError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
-        self.cfg = from_dict(EvaluatorConfig, meta["config"])
+        # folders written before these options existed were trained without them
+        self.cfg = from_dict(EvaluatorConfig, {"motion_input": False, "hard_negatives": False, **meta["config"]})
         self.vocab = Vocab(meta["vocab"])
         self.model = _build(self.cfg, self.vocab.size)
         self.model.load_state_dict(load_file(str(p / "model.safetensors")))
@@ -314,7 +326,10 @@ class InDomainExtractor:
         self.weights = meta.get("weights") or "unknown"
         self.dim = self.cfg.embed_dim
         self.preprocessing = {"resize": "cv2 INTER_AREA", "size": [self.cfg.size, self.cfg.size], "range": [-1, 1],
-                              "frames": "one clip in temporal order (contextual embeddings)",
+                              "frames": "one clip in temporal order (contextual embeddings)"
+                              + (f"; {self.cfg.frames} uniformly sampled, each frame takes the nearest one's embedding"
+                                 if self.cfg.motion_input else ""),
+                              "motion_input": self.cfg.motion_input,
                               "trained_frames": self.cfg.frames, "corpus": meta.get("corpus")}
 
     def identity(self) -> dict[str, Any]:
@@ -324,12 +339,19 @@ class InDomainExtractor:
         """uint8 (T, H, W, 3), one clip -> contextual frame embeddings (T, D), L2-normalised."""
         import torch
 
+        from skyloom.video import sample_indices
+
         f = np.asarray(frames)
         if f.ndim != 4 or f.shape[-1] != 3:
             raise ValueError(f"frames: expected uint8 (T, H, W, 3), got shape {f.shape}")
+        T, n = len(f), self.cfg.frames
+        # With frame differences the model must see frames as far apart as in training: the clip is
+        # sampled like a training clip, and each frame gets the embedding of the nearest sampled one.
+        idx = sample_indices(T, n, "uniform") if self.cfg.motion_input and T > n else np.arange(T)
         with torch.no_grad():
-            e = self.model.frame_embeddings(_preprocess(f, self.cfg.size)[None].to(self.device))[0]  # (T, D)
-        return e.cpu().numpy().astype(np.float64)
+            e = self.model.frame_embeddings(_preprocess(f[idx], self.cfg.size)[None].to(self.device))[0]  # (n, D)
+        e = e.cpu().numpy().astype(np.float64)
+        return e[np.abs(np.arange(T)[:, None] - idx[None]).argmin(1)] if len(idx) != T else e  # (T, D)
 
     def encode_videos(self, videos: np.ndarray) -> np.ndarray:
         """uint8 (N, T, H, W, 3) -> (N, D): normalised mean of the contextual frame embeddings."""

@@ -40,6 +40,7 @@ METRICS.register_lazy("kvd", "skyloom.eval.fvd:KVD")
 METRICS.register_lazy("physics_iq", "skyloom.eval.physics:PhysicsIQ")
 METRICS.register_lazy("physics_iq_scene", "skyloom.eval.physics:PhysicsIQScene")
 METRICS.register_lazy("physics_trajectory", "skyloom.eval.physics:PhysicsTrajectory")
+METRICS.register_lazy("colour_motion", "skyloom.eval.colour_motion:ColourMotion")
 
 
 @dataclass

@@ -21,6 +21,7 @@ Architecture (one file, top to bottom):
 * Optional "given frame" input channel (channel-wise concatenation of the conditioning mask, as
   in image-to-video models such as SVD, arXiv 2311.15127): the t = 0 frames are marked even
   inside a patch that also holds noisy frames.
+* Optional fixed 3D sin-cos absolute position embedding added to the tokens (``abs_pos``).
 * Full spacetime attention, or factorised spatial-then-temporal attention (Latte, arXiv
   2401.03048; ViViT "factorised self-attention", arXiv 2103.15691).
 """
@@ -63,6 +64,22 @@ def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     x1, x2 = x[..., 0::2], x[..., 1::2]  # (B, h, N, hd/2)
     out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, h, N, hd/2, 2)
     return out.flatten(-2)  # (B, h, N, hd)
+
+
+def sincos_3d(grid: tuple[int, int, int], dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """Fixed 3D sin-cos absolute position embedding of a (T, H, W) token grid: (N, dim), t-major.
+
+    The width is split over (t, h, w) like the RoPE head dimension (:func:`rope_dims`); each part
+    is the 1D embedding ``[sin(p w_i), cos(p w_i)]`` with ``w_i = 10000^(-2i/d)`` (Transformer,
+    Vaswani et al. 2017; 3D split as in Latte, arXiv 2401.03048, and Open-Sora).
+    """
+    parts = []
+    axes = torch.meshgrid(*[torch.arange(n, device=device, dtype=torch.float32) for n in grid], indexing="ij")
+    for pos, d in zip(axes, rope_dims(dim)):
+        freqs = 10000.0 ** (-torch.arange(0, d, 2, device=device, dtype=torch.float32) / d)  # (d/2,)
+        ang = pos.reshape(-1, 1) * freqs  # (N, d/2)
+        parts += [ang.sin(), ang.cos()]
+    return torch.cat(parts, dim=-1)  # (N, dim)
 
 
 # -- building blocks -------------------------------------------------------------------------
@@ -254,6 +271,8 @@ class VideoDiT(nn.Module):
             given = (t <= 0).to(x.dtype)[:, None, :, None, None].expand(B, 1, T, shape[3], shape[4])
             inp = torch.cat([x, given], dim=1)  # (B, C+1, T, H, W)
         h = self.patch_embed(self.patchify(inp))  # (B, N, D)
+        if self.cfg.abs_pos:  # fixed, so checkpoints stay weight-compatible with abs_pos: false
+            h = h + sincos_3d(grid, self.cfg.dim, x.device).to(h.dtype)  # (N, D) broadcast over B
         text_mask = text_mask.bool()
         for blk in self.blocks:
             if self.cfg.grad_checkpointing and self.training:

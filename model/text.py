@@ -75,6 +75,9 @@ class TinyTextEncoder(TextEncoder):
                                            batch_first=True, norm_first=True)
         self.layers = nn.TransformerEncoder(layer, cfg.depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.dim)
+        # Frozen (trainable: false), the random-init encoder keeps prompts that differ in one word
+        # apart; trained jointly with a tiny DiT it collapses them within ~100 steps (docs/model.md).
+        self.requires_grad_(cfg.trainable)
 
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         dev = self.pos.device

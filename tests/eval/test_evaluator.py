@@ -37,6 +37,8 @@ def test_heldout_caption_ranking(trained):
     assert rep["accuracy_colour"] >= 0.8, rep
     assert rep["accuracy_motion"] >= 0.7, rep
     assert rep["mean_margin_colour"] > 0 and rep["mean_margin_motion"] > 0
+    assert np.isfinite(res["final_loss"])  # hard negatives of other clips are masked without -inf
+    assert res["config"]["motion_input"] and res["config"]["hard_negatives"]  # the defaults
     assert json.loads((tmp / "ev" / "heldout.json").read_text())["accuracy_any"] == rep["accuracy_any"]
 
 
