@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 
 import torch
-from skyloom.model.config import TrainConfig
-from skyloom.model.train import Trainer, step_generator
 
 from skyloom.config import apply_overrides, load
+from skyloom.model.config import TrainConfig
+from skyloom.model.train import Trainer, step_generator
 
 OUT = Path(__file__).resolve().parent / "out"
 # What the recipe changed relative to the preset before it (docs/model.md, "vdit-tiny recipe").

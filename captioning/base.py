@@ -103,9 +103,7 @@ def captioner_options(name: str, cfg: Any) -> Any:
 
 def build_captioner(name: str, cfg: Any) -> Captioner:
     """Captioner ``name`` built from the job's config (and its own options when it declares them)."""
-    cls = CAPTIONERS.get(name)
-    options = captioner_options(name, cfg)
-    return cls(cfg) if options is None else cls(cfg, options)
+    return CAPTIONERS.build(name, cfg, options=cfg.options.get(name), where=f"options.{name}")
 
 
 _REFUSAL = re.compile(r"^\s*(i'?m sorry|i am sorry|sorry,|i can(?:no|')t|i cannot|i am unable|i'm unable|as an ai|"

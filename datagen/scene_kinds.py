@@ -57,6 +57,4 @@ def build_scene_kind(name: str, options: Mapping[str, Any] | None = None) -> Sce
         skyloom.registry.RegistryError: unknown name (with the closest names).
         skyloom.config.ConfigError: options that do not fit the kind's ``config_class``.
     """
-    cls = SCENE_KINDS.get(name)
-    opts = SCENE_KINDS.options(name, options, where="scene_options")
-    return cls() if opts is None else cls(opts)
+    return SCENE_KINDS.build(name, options=options, where="scene_options")

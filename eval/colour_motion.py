@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
 from skyloom.eval.metrics import METRICS, PerItemMetric
 
 # OpenCV hue intervals (H in [0, 180)) of the corpora's saturated ball colours; red wraps around 0.

@@ -280,7 +280,8 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
     with atomic_path(outp / "model.safetensors") as tmp:  # the umask's mode, not safetensors' 0600
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     summary = {"format": FORMAT, "version": 1, "config": to_dict(cfg), "corpus": str(Path(corpus).resolve()),
-               "vocab": vocab.ids, "train_clips": n, "heldout_clips": len(held), "skipped": skipped, "final_loss": float(np.mean(losses[-20:])),
+               "vocab": vocab.ids, "train_clips": n, "heldout_clips": len(held), "skipped": skipped,
+               "final_loss": float(np.mean(losses[-20:])),
                "seconds": round(time.perf_counter() - t0, 1), "weights": sha256_file(outp / "model.safetensors")}
     atomic_write_json(outp / "config.json", summary)
     save_resolved(cfg, outp / "evaluator.yaml")
@@ -445,7 +446,8 @@ def write_heldout_svg(report: dict[str, Any], path: str | os.PathLike) -> Path:
     W, H, x0, y0, bh = 460, 200, 150, 40, 120
     bars = [(f"wrong colour (n={report.get('n_colour', 0)})", report.get("accuracy_colour")),
             (f"wrong motion (n={report.get('n_motion', 0)})", report.get("accuracy_motion"))]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+             'font-family="sans-serif" font-size="12">',
              f'<rect width="{W}" height="{H}" fill="white"/>',
              f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="13">In-domain evaluator: true caption ranked '
              f'above a corrupted one ({report.get("clips", 0)} held-out clips)</text>']
@@ -455,7 +457,8 @@ def write_heldout_svg(report: dict[str, Any], path: str | os.PathLike) -> Path:
         parts += [f'<text x="{x0 - 8}" y="{y + 22}" text-anchor="end">{label}</text>',
                   f'<rect x="{x0}" y="{y}" width="{a * 280:.1f}" height="34" fill="#4a7bd0"/>',
                   f'<text x="{x0 + a * 280 + 6:.1f}" y="{y + 22}">{a:.2f}</text>']
-    parts += [f'<line x1="{x0 + 140}" y1="{y0 - 6}" x2="{x0 + 140}" y2="{y0 + bh}" stroke="#c33" stroke-dasharray="4 3"/>',
+    parts += [f'<line x1="{x0 + 140}" y1="{y0 - 6}" x2="{x0 + 140}" y2="{y0 + bh}" '
+              'stroke="#c33" stroke-dasharray="4 3"/>',
               f'<text x="{x0 + 140}" y="{y0 + bh + 14}" text-anchor="middle" fill="#c33">chance 0.5</text>',
               f'<line x1="{x0}" y1="{y0 - 6}" x2="{x0}" y2="{y0 + bh}" stroke="black"/>', "</svg>"]
     return atomic_write_text(path, "\n".join(parts) + "\n")

@@ -371,7 +371,8 @@ class WarpingError(PerItemMetric):
         if flow not in temporal.FLOW_METHODS:
             raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
         if protocol not in temporal.WARP_PROTOCOLS:
-            raise ValueError(f"unknown warping-error protocol {protocol!r}; valid: {', '.join(temporal.WARP_PROTOCOLS)}")
+            valid = ", ".join(temporal.WARP_PROTOCOLS)
+            raise ValueError(f"unknown warping-error protocol {protocol!r}; valid: {valid}")
         self.flow, self.protocol = flow, protocol
         super().__init__(None)
         self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,

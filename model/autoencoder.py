@@ -193,6 +193,4 @@ def build_autoencoder(cfg: AEConfig) -> VideoAutoencoder:
         skyloom.registry.RegistryError: unknown ``ae.kind`` (with the closest names).
         skyloom.config.ConfigError: options that do not fit the autoencoder's ``config_class``.
     """
-    cls = AUTOENCODERS.get(cfg.kind)
-    options = AUTOENCODERS.options(cfg.kind, cfg.options, where="ae.options")
-    return cls(cfg) if options is None else cls(cfg, options)
+    return AUTOENCODERS.build(cfg.kind, cfg, options=cfg.options, where="ae.options")

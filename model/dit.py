@@ -116,8 +116,8 @@ class Attention(nn.Module):
             q, k, v = (z.view(B, self.heads, T, S, self.head_dim).transpose(1, 2).reshape(B * T, self.heads, S, -1)
                        for z in (q, k, v))
         elif mode == "temporal":  # attend along time at each location: (B*S, h, T, hd)
-            q, k, v = (z.view(B, self.heads, T, S, self.head_dim).permute(0, 3, 1, 2, 4).reshape(B * S, self.heads, T, -1)
-                       for z in (q, k, v))
+            q, k, v = (z.view(B, self.heads, T, S, self.head_dim).permute(0, 3, 1, 2, 4)
+                       .reshape(B * S, self.heads, T, -1) for z in (q, k, v))
         o = F.scaled_dot_product_attention(q, k, v)
         if mode == "spatial":
             o = o.view(B, T, self.heads, S, self.head_dim).transpose(1, 2)  # (B, h, T, S, hd)

@@ -96,7 +96,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     try:
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - torch.load raises many types; re-raised naming the file
         raise ValueError(f"{path}: cannot load as a weights-only state dict ({type(e).__name__}: {e}); "
                          "pickled code is refused, convert it to .safetensors") from None
     if isinstance(sd, dict) and "state_dict" in sd:
@@ -131,7 +131,7 @@ class OpenCLIPTextEncoder(TextEncoder):
             os.environ["HF_HUB_OFFLINE"] = "1"
             try:
                 model = open_clip.create_model(cfg.open_clip_model, pretrained=src)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - open_clip raises many types; re-raised naming the setting
                 raise ValueError(f"text.pretrained={src!r}: neither a file nor an open_clip tag in the local cache "
                                  f"({type(e).__name__}: {e}); nothing is downloaded at run time") from None
         self.token_embedding = model.token_embedding
@@ -184,9 +184,7 @@ def build_text_encoder(cfg: TextConfig) -> TextEncoder:
         skyloom.registry.RegistryError: unknown ``text.kind`` (with the closest names).
         skyloom.config.ConfigError: options that do not fit the encoder's ``config_class``.
     """
-    cls = TEXT_ENCODERS.get(cfg.kind)
-    options = TEXT_ENCODERS.options(cfg.kind, cfg.options, where="text.options")
-    return cls(cfg) if options is None else cls(cfg, options)
+    return TEXT_ENCODERS.build(cfg.kind, cfg, options=cfg.options, where="text.options")
 
 
 def saves_weights(cfg: TextConfig) -> bool:

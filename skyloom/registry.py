@@ -184,6 +184,16 @@ class Registry(Generic[T]):
             return None
         return from_dict(cls, dict(data or {}), prefix=where)
 
+    def build(self, name: str, *args: Any, options: Mapping[str, Any] | None = None, where: str = "options") -> Any:
+        """Instantiate entry ``name`` as ``cls(*args)``, plus its checked options when it has a ``config_class``.
+
+        The one way every registry builds a plug-in: its options are validated by :meth:`options`
+        and passed as the last positional argument only to entries that declare them.
+        """
+        cls = self.get(name)
+        opts = self.options(name, options, where=where)
+        return cls(*args) if opts is None else cls(*args, opts)
+
     def __contains__(self, name: object) -> bool:
         self._read_entry_points()
         return name in self._entries

@@ -68,12 +68,13 @@ def test_demo_artifacts(demo_out):
     html = (out / "report.html").read_text()
     assert "<video" in html and "data:video/mp4;base64," in html
     state = json.loads((out / "demo-state.json").read_text())
-    assert set(state["done"]) >= {"render", "ingest", "caption", "train", "eval-smoke", "eval-criterion", "eval-physics",
-                                  "report"}
+    assert set(state["done"]) >= {"render", "ingest", "caption", "train", "eval-smoke", "eval-criterion",
+                                  "eval-physics", "report"}
     assert "skyloom dashboard --runs" in log
     # the external entry (exported ground truth, resubmitted) and the calibration rows, on the boards
     ext = ResultsStore(out / "runs" / "results.sqlite")
-    kinds = {(e["suite"], e["kind"], e["checkpoint_name"]) for e in ext.evals() if e["status"] in ("complete", "partial")}
+    kinds = {(e["suite"], e["kind"], e["checkpoint_name"]) for e in ext.evals()
+             if e["status"] in ("complete", "partial")}
     assert ("physics", "submission", "ground-truth-export") in kinds
     assert {("smoke", "calibration", r) for r in ("ground_truth", "frozen", "shuffled", "noise")} <= kinds
     assert {("physics", "calibration", r) for r in ("ground_truth", "perturbed", "noise")} <= kinds

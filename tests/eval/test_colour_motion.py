@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from skyloom.eval.colour_motion import (
     HUE_RANGES,
     ColourMotion,
@@ -25,14 +26,13 @@ def rendered():
     """32 balls-single scenes rendered with MuJoCo and captioned from ground truth: [(frames, short caption)]."""
     pytest.importorskip("mujoco")
     from skyloom.captioning.scene_graph import caption_gt
+    from skyloom.config import load
     from skyloom.datagen.render import (
         RenderConfig,
         _settings,
         render_spec,
         sample_specs,
     )
-
-    from skyloom.config import load
 
     cfg = load(RenderConfig, "balls-single", [], group="datagen")
     settings = json.loads(_settings(cfg))
@@ -164,7 +164,6 @@ def test_suite_runs_through_the_installed_cli(tmp_path):
     from pathlib import Path
 
     from skyloom.model.train import train
-
     from tests.model.helpers import make_square_corpus, tiny_cfg
 
     corpus = make_square_corpus(tmp_path / "corpus", n=3)

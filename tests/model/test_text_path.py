@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from skyloom.model.config import TextConfig
 from skyloom.model.text import build_text_encoder
 from skyloom.model.train import Trainer
-
 from tests.model.helpers import make_square_corpus, tiny_cfg
 
 RED, BLUE = "a red square moves right", "a blue square moves right"
