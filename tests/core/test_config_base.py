@@ -21,13 +21,16 @@ def _resolved(name: str) -> dict:
     for section in ("text", "ae"):  # added since the golden file was written; empty in every preset
         assert d[section].pop("options") == {}
     assert d.pop("log") == {"project": "skyloom", "report_to": ["tensorboard"]}  # added since, the same everywhere
+    if name != "vdit-tiny":  # added since with the vdit-tiny recipe (issue 17), whose golden entry holds it
+        assert d["dit"].pop("abs_pos") is False
     return d
 
 
 @pytest.mark.parametrize("name", ["vdit-tiny", "vdit-s", "vdit-b", "vdit-xl", "vae"])
 def test_shipped_model_presets_resolve_as_the_full_copies_did(name):
     """vdit-s/b/xl are now deltas (vdit-s on vdit-tiny, b and xl on vdit-s): the resolved configs are
-    the ones the full copies gave (golden file written from the copies at commit 9458081)."""
+    the ones the full copies gave (golden file written from the copies at commit 9458081; the
+    vdit-tiny entry rewritten for its measured recipe of issue 17, which vdit-s does not inherit)."""
     assert _resolved(name) == json.loads(GOLDEN.read_text())[name]
 
 
