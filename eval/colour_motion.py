@@ -181,6 +181,8 @@ class ColourMotion(PerItemMetric):
     name = "colour_motion"
     version = "1"
     default_extractor = None
+    inputs = ("videos", "item_ids", "prompts")  # suites and `eval score` pass each video's prompt
+    config_class = ColourMotionConfig  # settings checked (keys and types) like every plug-in's
 
     def __init__(self, extractor: Any = None, **settings: Any) -> None:
         try:

@@ -143,7 +143,10 @@ def test_thresholds_scale_with_frame_size():
 
 
 def test_registered_metric_and_suite():
+    from skyloom.eval import dispatch
     from skyloom.eval.suites import load_suite
+
+    assert "prompts" in dispatch.required_inputs(ColourMotion)  # suites and `eval score` pass each prompt
 
     assert METRICS.get("colour_motion") is ColourMotion
     suite = load_suite("colour-motion")
@@ -176,4 +179,5 @@ def test_suite_runs_through_the_installed_cli(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "colour_motion" in proc.stdout + proc.stderr
     res = json.loads(next((tmp_path / "run" / "eval" / "colour-motion").rglob("results.json")).read_text())
-    assert "colour_motion" in json.dumps(res)
+    task = next(iter(res["results"].values()))  # every video scored: prompts reach the metric through the dispatch
+    assert isinstance(task["colour_motion,none"], float)
