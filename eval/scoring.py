@@ -107,7 +107,8 @@ class Scorer:
             return decoded[iid]
 
         out: dict[str, float | None] = {}
-        for m in self.suite.metrics:
+        for m in self.suite.metrics:  # a rerun scores again: the metric's old failures go first
+            store.clear_failures(eval_id, stages=[f"{s}:{m.key}" for s in ("metric", "reference", "score")])
             kinds = {"prompts": ("prompt",), "physics": ("physics",), "all": ("prompt", "physics")}[m.subset]
             todo = [it for it in items if it["kind"] in kinds and video_path(it["item_id"]).exists()
                     and it["item_id"] not in undecodable]

@@ -335,11 +335,13 @@ class ResultsStore:
                "created_at": now_iso()}
         self._write(lambda conn: self._upsert(conn, failures_table, [row]))
 
-    def clear_failures(self, eval_id: str, item_id: str | None = None) -> None:
-        """Forget failures of an evaluation (or one item) before retrying it."""
+    def clear_failures(self, eval_id: str, item_id: str | None = None, stages: Iterable[str] | None = None) -> None:
+        """Forget failures of an evaluation (or one item, or some stages) before retrying it."""
         cond = failures_table.c.eval_id == eval_id
         if item_id is not None:
             cond = sa.and_(cond, failures_table.c.item_id == item_id)
+        if stages is not None:
+            cond = sa.and_(cond, failures_table.c.stage.in_(list(stages)))
         self._write(lambda conn: conn.execute(failures_table.delete().where(cond)))
 
     # -- reads ----------------------------------------------------------------------------

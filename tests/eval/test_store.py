@@ -58,6 +58,11 @@ def test_upserts_resume_without_duplicates(tmp_path):
     assert [f["reason"] for f in store.failures()] == ["second"]
     store.clear_failures("e1")
     assert store.failures() == []
+    # a rescoring forgets only its metric's old failures (not the generation or decode ones)
+    for item, stage in (("a", "generate"), ("b", "decode"), ("c", "score:clipsim"), ("*", "metric:fvd")):
+        store.add_failure("e1", item, stage, "why")
+    store.clear_failures("e1", stages=["score:clipsim", "metric:clipsim", "reference:clipsim"])
+    assert sorted(f["stage"] for f in store.failures("e1")) == ["decode", "generate", "metric:fvd"]
 
 
 def test_wal_and_nan(tmp_path):
