@@ -42,17 +42,24 @@ def test_fixture_inputs_are_the_recorded_ones(vb, videos):
     assert len(vb["projects"]["Vchitect/VBench"]) == 40
 
 
+def _equals_vbench(metric: str, extractor, videos, vb):
+    """Score ``videos`` with ``metric`` and check every per-video value and the aggregate against
+    VBench's stored output; returns the result."""
+    m = METRICS.get(metric)(extractor=extractor)
+    m.update(list(videos.values()), item_ids=list(videos))
+    r = m.compute()
+    ref = vb[metric]
+    for k, v in ref["per_video"].items():
+        assert r.per_item[k] == pytest.approx(v, abs=2e-6), k
+    assert r.value == pytest.approx(ref["all"], abs=2e-6)
+    return r
+
+
 def test_subject_consistency_equals_vbench_with_dino(vb, videos):
     from skyloom.eval.dino_features import DinoExtractor
 
     ex = DinoExtractor(random_init=True, model_cfg=vb["models"]["dino"]["cfg"], seed=0)
-    m = METRICS.get("subject_consistency")(extractor=ex)
-    m.update(list(videos.values()), item_ids=list(videos))
-    r = m.compute()
-    ref = vb["subject_consistency"]
-    for k, v in ref["per_video"].items():
-        assert r.per_item[k] == pytest.approx(v, abs=2e-6), k
-    assert r.value == pytest.approx(ref["all"], abs=2e-6)
+    r = _equals_vbench("subject_consistency", ex, videos, vb)
     assert r.preprocessing["protocol"] == "vbench-dino"
 
 
@@ -60,13 +67,7 @@ def test_background_consistency_equals_vbench_clip_transform(vb, videos):
     from skyloom.eval.clip_features import OpenCLIPExtractor
 
     ex = OpenCLIPExtractor(random_init=True, model_cfg=vb["models"]["clip"]["cfg"], seed=0, preprocess="vbench")
-    m = METRICS.get("background_consistency")(extractor=ex)
-    m.update(list(videos.values()), item_ids=list(videos))
-    r = m.compute()
-    ref = vb["background_consistency"]
-    for k, v in ref["per_video"].items():
-        assert r.per_item[k] == pytest.approx(v, abs=2e-6), k
-    assert r.value == pytest.approx(ref["all"], abs=2e-6)
+    _equals_vbench("background_consistency", ex, videos, vb)
 
 
 def test_vbench_aggregation_weights_frames():
