@@ -188,5 +188,6 @@ def build_text_encoder(cfg: TextConfig) -> TextEncoder:
 
 
 def saves_weights(cfg: TextConfig) -> bool:
-    """Whether checkpoints carry this encoder's weights (trainable or randomly initialised)."""
-    return cfg.kind == "tiny" or cfg.trainable or cfg.pretrained == "random-init"
+    """Whether checkpoints carry this encoder's weights: trainable, or randomly initialised (no
+    ``pretrained`` to reload them from), which a frozen tiny or plug-in encoder is."""
+    return cfg.trainable or cfg.pretrained in ("", "random-init")
