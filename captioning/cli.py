@@ -21,8 +21,6 @@ from skyloom.cli_common import (
     stage_timer,
 )
 
-SUBCOMMANDS = ("run", "verify", "stats", "upsample")
-
 
 class _DefaultRun(TyperGroup):
     """``skyloom caption CORPUS ...`` means ``skyloom caption run CORPUS ...``."""

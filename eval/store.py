@@ -130,7 +130,6 @@ meta_table = sa.Table(
 TABLES = {"evals": evals_table, "scores": scores_table, "items": items_table, "failures": failures_table}
 SCORE_FIELDS = tuple(c.name for c in scores_table.columns if c.name != "eval_id")
 ITEM_FIELDS = tuple(c.name for c in items_table.columns if c.name != "eval_id")
-EVAL_FIELDS = tuple(c.name for c in evals_table.columns)
 
 
 class StoreError(UserError, ValueError):
@@ -191,10 +190,6 @@ class ResultsStore:
             self._write(create)
         except sa.exc.IntegrityError:  # another process created the schema at the same moment
             pass
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
 
     @contextmanager
     def _write_conn(self) -> Iterator[Connection]:
