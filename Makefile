@@ -29,7 +29,7 @@ test-fast: $(STAMP)
 venv: $(STAMP)
 
 # Reinstall when a package appears or changes shape: the editable install maps top-level packages.
-$(STAMP): pyproject.toml $(wildcard */__init__.py)
+$(STAMP): pyproject.toml $(wildcard */__init__.py */*/__init__.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PAIR)

@@ -5,7 +5,7 @@ store per run (merged by the dashboard) holding ``--evals`` evaluations x ``--pr
 3 per-item metrics, and a corpus manifest of ``--clips`` clips (no clip files: the manifest is
 what the Corpus view reads). Each endpoint is timed through FastAPI's TestClient (JSON encoding
 included), median of ``--repeats`` after one warm-up; the baseline is the bare read of the same
-inputs through the contracts (``skyloom.eval.stats.leaderboard`` + ``store.scores``, ``RunDir.metrics``,
+inputs through the contracts (``skyloom.eval.results.stats.leaderboard`` + ``store.scores``, ``RunDir.metrics``,
 ``Corpus.records``, ``store.items``), i.e. what any tool would have to pay anyway.
 
 Usage: ``.venv/bin/python -m bench.dashboard_latency [--runs 4 --steps 20000 --evals 20 --prompts 100 --clips 5000]``
@@ -39,7 +39,7 @@ def _time(fn: Callable[[], object], repeats: int) -> float:
 
 def build_world(root: Path, runs: int, steps: int, evals: int, prompts: int, clips: int) -> dict:
     from skyloom.corpus import Caption, ClipRecord, Corpus
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
     rng = np.random.default_rng(0)
@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from skyloom.corpus import Corpus
     from skyloom.dashboards import Dashboard, build_report, create_app
-    from skyloom.eval.stats import leaderboard
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.stats import leaderboard
+    from skyloom.eval.results.store import ResultsStore
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

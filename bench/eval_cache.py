@@ -108,7 +108,7 @@ metrics:
 
 
 def _eval(suite: Path, ckpt: Path, out: Path, cache: Path) -> dict[str, Any]:
-    from skyloom.eval.runner import EvalConfig, run_eval
+    from skyloom.eval.harness.runner import EvalConfig, run_eval
 
     cfg = EvalConfig(suite=str(suite), checkpoints=(str(ckpt),), out=str(out), cache_dir=str(cache),
                      pipeline_loader="bench.eval_cache:load_bench_pipeline", n_boot=200, set_boot=20)

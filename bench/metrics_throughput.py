@@ -42,7 +42,7 @@ def _time(fn: Callable[[], Any], repeats: int) -> tuple[float, float, float, Any
 
 
 def bench_frechet(repeats: int, dims: tuple[int, ...]) -> list[dict[str, Any]]:
-    from skyloom.eval import frechet
+    from skyloom.eval.functional import frechet
 
     rows = []
     rng = np.random.default_rng(0)
@@ -67,8 +67,8 @@ def _clips(n: int, seed: int = 0) -> np.ndarray:
 
 
 def bench_metrics(quick: bool) -> list[dict[str, Any]]:
-    from skyloom.eval.clip_features import OpenCLIPExtractor
-    from skyloom.eval.i3d import I3DExtractor
+    from skyloom.eval.features.clip import OpenCLIPExtractor
+    from skyloom.eval.features.i3d import I3DExtractor
     from skyloom.eval.metrics import METRICS
 
     i3d = I3DExtractor(random_init=True)

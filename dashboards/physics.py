@@ -3,11 +3,11 @@
 A physics suite stores, per checkpoint, the model's continuation of each probe scene and its
 scores; the simulator's own clips live only in memory during the evaluation. The dashboard
 re-creates them from the suite config stored with the evaluation (``config.suite.physics``):
-:func:`skyloom.eval.probes.probe_specs` gives each item's scene spec,
+:func:`skyloom.eval.harness.probes.probe_specs` gives each item's scene spec,
 :func:`skyloom.datagen.render_spec` renders it (deterministic, so these are the frames the
 evaluation compared against) and :func:`skyloom.datagen.perturb_spec` makes the perturbed
 re-simulation whose distance to the simulator is the *physical variance*
-(:func:`skyloom.eval.physics.physical_variance`, take 0).
+(:func:`skyloom.eval.functional.physics_iq.physical_variance`, take 0).
 
 Rendering takes seconds per scene, so it runs as a :class:`~skyloom.dashboards.jobs.JobQueue`
 job and is cached on disk under ``<cache>/physics/<key>/``, the key hashing the spec and the
@@ -39,9 +39,9 @@ VERSION = 1  # bump when what is written changes
 
 
 def physics_spec(ev: dict[str, Any]) -> Any | None:
-    """The :class:`skyloom.eval.suites.PhysicsSpec` stored with an evaluation, or None (no probe scenes)."""
+    """The :class:`skyloom.eval.harness.suites.PhysicsSpec` stored with an evaluation, or None (no probe scenes)."""
     from skyloom.config import from_dict
-    from skyloom.eval.suites import PhysicsSpec
+    from skyloom.eval.harness.suites import PhysicsSpec
 
     d = ((ev.get("config") or {}).get("suite") or {}).get("physics")
     if not d:
@@ -74,7 +74,7 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
 def render_refs(spec: dict[str, Any], ph: Any, dest: Path) -> None:
     """Render the simulator clip and the perturbed take of ``spec`` into ``dest`` (see module doc)."""
     from skyloom import datagen
-    from skyloom.eval.physics import physics_iq_raw
+    from skyloom.eval.functional.physics_iq import physics_iq_raw
     from skyloom.fsutil import atomic_write_text
 
     dest.mkdir(parents=True, exist_ok=True)
@@ -98,10 +98,10 @@ def checkpoint_numbers(video: str | os.PathLike, simulator: np.ndarray, cond_fra
     """Physics-IQ raw metrics of one checkpoint's continuation against the simulator's frames.
 
     The simulator frames are resized to the video's size exactly as the evaluation does
-    (:func:`skyloom.eval.dispatch.fit_frames`), so these are the numbers behind the stored score.
+    (:func:`skyloom.eval.metrics.inputs.fit_frames`), so these are the numbers behind the stored score.
     """
-    from skyloom.eval.dispatch import fit_frames  # the scorer's own resize: one helper, same numbers
-    from skyloom.eval.physics import physics_iq_raw
+    from skyloom.eval.functional.physics_iq import physics_iq_raw
+    from skyloom.eval.metrics.inputs import fit_frames  # the scorer's own resize: one helper, same numbers
     from skyloom.video import read_video
 
     v = read_video(video)
@@ -120,7 +120,7 @@ class PhysicsRefs:
         self._numbers: dict[tuple, dict[str, float]] = {}  # (video, mtime, size, key) -> raw metrics
 
     def specs(self, ph: Any) -> dict[str, dict[str, Any]]:
-        from skyloom.eval.probes import probe_specs
+        from skyloom.eval.harness.probes import probe_specs
 
         k = repr(ph)
         if k not in self._specs:

@@ -1,4 +1,5 @@
-"""Evaluation results for the dashboard, read through :mod:`skyloom.eval.store` and :mod:`skyloom.eval.stats`.
+"""Evaluation results for the dashboard, read through :mod:`skyloom.eval.results.store` and
+:mod:`skyloom.eval.results.stats`.
 
 A *result source* is one results store: ``--db URL`` when given, else the ``results.sqlite`` of
 the run directories (and of the ``--runs`` folder itself), merged into one in-memory store
@@ -75,7 +76,7 @@ class MergeCache:
 
     def get(self, targets: list[str]) -> Any:
         """The merged store of ``targets`` (SQLAlchemy URLs), from the cache when unchanged."""
-        from skyloom.eval.store import ResultsStore
+        from skyloom.eval.results.store import ResultsStore
 
         key = tuple(self._stamp(t) for t in targets)
         with self._lock:
@@ -121,7 +122,7 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
     given (reused across calls), else with ``ResultsStore.merged`` each time.
     """
     try:
-        from skyloom.eval.store import ResultsStore
+        from skyloom.eval.results.store import ResultsStore
     except ImportError as e:  # eval not installed in this checkout
         warnings.append(f"results store unavailable ({e}); leaderboard and compare views are empty")
         return []
@@ -185,15 +186,15 @@ def _score_map(store: Any, eval_ids: list[str]) -> tuple[dict[str, dict[str, dic
 
 
 def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[str, Any]]:
-    """One table per (source, suite): :func:`skyloom.eval.stats.leaderboard` rows with every metric's CI.
+    """One table per (source, suite): :func:`skyloom.eval.results.stats.leaderboard` rows with every metric's CI.
 
     Each row carries ``kind`` (model | submission | calibration: calibration rows have no rank),
     ``meta`` (a submission's who/model/date/settings) and ``breakdown`` (total, per category, per
-    metric; :mod:`skyloom.eval.breakdown`); each table carries ``flags`` (calibration rows out of
+    metric; :mod:`skyloom.eval.results.boards`); each table carries ``flags`` (calibration rows out of
     the declared order, per metric), ``flagged``, ``categories`` and the breakdown's definition.
     """
-    from skyloom.eval.breakdown import board
-    from skyloom.eval.stats import primary_metric
+    from skyloom.eval.results.boards import board
+    from skyloom.eval.results.stats import primary_metric
 
     out = []
     for src in sources:
@@ -289,7 +290,7 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
     ``video_data(path) -> (url | None, note)`` replaces the URL scheme (the static report embeds
     files as data URLs); by default files are linked through ``files/<root>/<relpath>``.
     """
-    from skyloom.eval.store import StoreError
+    from skyloom.eval.results.store import StoreError
 
     evals, items = [], {}
     for eid in eval_ids:
@@ -361,7 +362,7 @@ def verdict(diff: float | None, ci_low: float | None, ci_high: float | None,
         >>> verdict(0.02, -0.01, 0.05, True)["kind"]
         'tie'
     """
-    from skyloom.eval.stats import verdict as decide  # the one decision rule, shared with `skyloom compare`
+    from skyloom.eval.results.stats import verdict as decide  # the one decision rule, shared with `skyloom compare`
 
     finite = [v for v in (ci_low, ci_high) if isinstance(v, (int, float)) and math.isfinite(v)]
     if len(finite) < 2:
@@ -387,8 +388,9 @@ def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None
 
 
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
-    """:func:`skyloom.eval.stats.paired_compare` of B against A with its :func:`verdict`, or ``{"error": ...}``."""
-    from skyloom.eval.stats import paired_compare
+    """:func:`skyloom.eval.results.stats.paired_compare` of B against A with its :func:`verdict`,
+    or ``{"error": ...}``."""
+    from skyloom.eval.results.stats import paired_compare
 
     try:
         out = paired_compare(src.store, a, b, metric).to_dict()

@@ -248,7 +248,7 @@ class Dashboard:
         Rendering is queued on first request; items say ``status`` (queued, running, done,
         error) until their videos exist. Suites without probe scenes answer ``{"items": {}}``.
         """
-        from skyloom.eval.store import StoreError
+        from skyloom.eval.results.store import StoreError
 
         src, srcs = self._source(source_id)
         try:

@@ -1,5 +1,13 @@
 """eval: metrics, feature extractors, suites, the evaluation runner, the results store and statistics.
 
+Layout (each a subpackage; docs/architecture.md has the map):
+    functional/   pure maths (Fréchet, temporal, Physics-IQ, trajectories)
+    metrics/      the metric base, declared inputs, one module per metric family
+    features/     feature extractors (pixels, CLIP, DINO, I3D, the in-domain evaluator) and the feature cache
+    harness/      suites, probes, generation, scoring, the runner, calibration, submissions, the ladder, adapters
+    results/      the results store, statistics and verdicts, leaderboards and breakdowns
+    cli/          the ``skyloom eval`` commands
+
 Public names (imported lazily, so ``import eval`` stays light):
     EXTRACTORS, METRICS                   registries of feature extractors and metrics
     ResultsStore, open_store              the results store (SQLite / any SQLAlchemy URL)
@@ -20,21 +28,20 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "EXTRACTORS": "skyloom.eval.features", "METRICS": "skyloom.eval.metrics",
-    "ResultsStore": "skyloom.eval.store", "open_store": "skyloom.eval.store",
-    "bootstrap_ci": "skyloom.eval.stats", "paired_test": "skyloom.eval.stats", "paired_compare": "skyloom.eval.stats",
-    "leaderboard": "skyloom.eval.stats",
-    "Suite": "skyloom.eval.suites", "load_suite": "skyloom.eval.suites", "list_suites": "skyloom.eval.suites",
-    "EvalConfig": "skyloom.eval.runner", "run_eval": "skyloom.eval.runner", "EvalResult": "skyloom.eval.runner",
-    "FeatureCache": "skyloom.eval.cache",
-    "export_suite": "skyloom.eval.submissions", "run_submission": "skyloom.eval.submissions",
-    "run_calibration": "skyloom.eval.calibration", "board": "skyloom.eval.breakdown",
-    "train_evaluator": "skyloom.eval.evaluator", "load_evaluator": "skyloom.eval.evaluator",
+    **dict.fromkeys(["EXTRACTORS"], "features.base"), "METRICS": "metrics",
+    **dict.fromkeys(["ResultsStore", "open_store"], "results.store"),
+    **dict.fromkeys(["bootstrap_ci", "paired_test", "paired_compare", "leaderboard"], "results.stats"),
+    **dict.fromkeys(["Suite", "load_suite", "list_suites"], "harness.suites"),
+    **dict.fromkeys(["EvalConfig", "run_eval", "EvalResult"], "harness.runner"),
+    "FeatureCache": "features.cache",
+    **dict.fromkeys(["export_suite", "run_submission"], "harness.submissions"),
+    "run_calibration": "harness.calibration", "board": "results.boards",
+    **dict.fromkeys(["train_evaluator", "load_evaluator"], "features.indomain"),
 }
 __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(importlib.import_module(f"skyloom.eval.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'eval' has no attribute {name!r}")

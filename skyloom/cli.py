@@ -69,7 +69,7 @@ class _SkyloomGroup(TyperGroup):
 app = typer.Typer(name="skyloom", help=HELP, rich_markup_mode="rich", no_args_is_help=True, cls=_SkyloomGroup,
                   pretty_exceptions_enable=False, add_completion=False)
 
-STAGE_CLIS = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli", "skyloom.eval.cli",
+STAGE_CLIS = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli", "skyloom.eval.cli.commands",
               "skyloom.dashboards.cli", "skyloom.demo")
 STAGE_CLIS += ("skyloom.corpus_cli", "skyloom.plugins")  # `skyloom corpus ...`, `skyloom plugins`
 

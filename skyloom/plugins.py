@@ -25,7 +25,7 @@ REGISTRIES: dict[str, str] = {
     "captioner": "skyloom.captioning.base:CAPTIONERS",
     "text encoder": "skyloom.model.text:TEXT_ENCODERS",
     "autoencoder": "skyloom.model.autoencoder:AUTOENCODERS",
-    "feature extractor": "skyloom.eval.features:EXTRACTORS",
+    "feature extractor": "skyloom.eval.features.base:EXTRACTORS",
     "metric": "skyloom.eval.metrics:METRICS",
 }
 

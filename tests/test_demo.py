@@ -29,7 +29,7 @@ def demo_out(tmp_path_factory):
 @pytest.mark.slow
 def test_demo_artifacts(demo_out):
     from skyloom.corpus import Corpus
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
     out, log = demo_out
@@ -78,7 +78,7 @@ def test_demo_artifacts(demo_out):
     assert ("physics", "submission", "ground-truth-export") in kinds
     assert {("smoke", "calibration", r) for r in ("ground_truth", "frozen", "shuffled", "noise")} <= kinds
     assert {("physics", "calibration", r) for r in ("ground_truth", "perturbed", "noise")} <= kinds
-    from skyloom.eval.breakdown import board
+    from skyloom.eval.results.boards import board
 
     merged = ResultsStore.merged([out / "runs" / "results.sqlite", run.root / "results.sqlite"])
     phys = {r["checkpoint_name"]: r for r in board(merged, "physics")["rows"]}

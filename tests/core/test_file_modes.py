@@ -28,7 +28,7 @@ def _modes(root: Path) -> dict[str, int]:
 def test_every_output_honours_the_umask(tmp_path, umask):
     from skyloom.dashboards import Dashboard
     from skyloom.dashboards.report import build_report
-    from skyloom.eval.runner import EvalConfig, run_eval
+    from skyloom.eval.harness.runner import EvalConfig, run_eval
     from skyloom.model.train import train
     from skyloom.trackers import LogConfig
     from tests.dashboards.fixtures import make_runs

@@ -135,7 +135,7 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     dumps = [json.loads(p.read_text()) for p in loaded.glob("*.json")]
     seen = {m: f for d in dumps for m, f in d["modules"].items()}
     for needed in ("skyloom.datagen.render", "skyloom.captioning.runner", "skyloom.model.train",
-                   "skyloom.eval.suites", "skyloom.config"):
+                   "skyloom.eval.harness.suites", "skyloom.config"):
         assert needed in seen, f"{needed} not loaded by any process"
     assert "model" not in seen and "eval" not in seen  # the decoys were never imported
     outside = {m: f for m, f in seen.items() if f is not None and not Path(f).is_relative_to(site)}

@@ -1,7 +1,8 @@
 """A small world for the dashboard tests, made through the real contracts.
 
 Runs (``RunDir.create`` + ``log_metrics`` + ``begin_checkpoint``), a results store
-(``skyloom.eval.store.ResultsStore`` write methods, CIs from ``skyloom.eval.stats.bootstrap_ci``), generated
+(``skyloom.eval.results.store.ResultsStore`` write methods, CIs from
+``skyloom.eval.results.stats.bootstrap_ci``), generated
 videos (``skyloom.video.write_video``, 5 s at 8 fps, 64x64) and a corpus (``Corpus.append``).
 """
 
@@ -30,8 +31,8 @@ EVALS = [("smoke-a0", "run-a", 0, (200, 60, 60), [0.10, 0.12, 0.11, 0.09, 0.13, 
 
 def make_runs(root: Path) -> dict[str, Path]:
     """``root/runs/{run-a, run-b, run-empty}``, a store in run-a holding three evaluations."""
-    from skyloom.eval.stats import bootstrap_ci
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.stats import bootstrap_ci
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
     from skyloom.video import write_video
 
@@ -109,8 +110,8 @@ PHYSICS = {"preset": "physics-probe", "num_scenes": 2, "seed": 1000, "cond_frame
 def physics_specs() -> dict[str, dict]:
     """``{item_id: spec}`` of :data:`PHYSICS`, through the evaluation's own function."""
     from skyloom.config import from_dict
-    from skyloom.eval.probes import probe_specs
-    from skyloom.eval.suites import PhysicsSpec
+    from skyloom.eval.harness.probes import probe_specs
+    from skyloom.eval.harness.suites import PhysicsSpec
 
     return probe_specs(from_dict(PhysicsSpec, {**PHYSICS, "overrides": ()}))
 
@@ -119,7 +120,7 @@ def make_physics_run(runs: Path) -> dict[str, Path]:
     """``runs/run-phys``: two evaluations of suite ``physics`` whose videos are the simulator's clip
     (``phys-good``) and the given frames held still (``phys-static``), stored the way ``skyloom eval`` does."""
     from skyloom import datagen
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
     from skyloom.video import write_video
 

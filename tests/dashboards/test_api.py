@@ -27,8 +27,8 @@ def test_overview_lists_runs_store_suites_and_corpus(client, world):
 
 
 def test_leaderboard_matches_eval_stats(client, world):
-    from skyloom.eval.stats import leaderboard
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.stats import leaderboard
+    from skyloom.eval.results.store import ResultsStore
 
     lb = client.get("/api/leaderboard").json()
     (table,) = lb["suites"]
@@ -86,8 +86,8 @@ def test_compare_unknown_eval_or_wrong_suite_is_404(client):
 
 
 def test_paired_is_eval_stats_paired_compare(client, world):
-    from skyloom.eval.stats import paired_compare
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.stats import paired_compare
+    from skyloom.eval.results.store import ResultsStore
 
     got = client.get("/api/paired", params={"a": "smoke-a0", "b": "smoke-a40", "metric": "clipsim"}).json()
     with ResultsStore(world["run-a"] / "results.sqlite") as store:
@@ -144,7 +144,7 @@ def test_nan_scores_become_null(tmp_path):
     from fastapi.testclient import TestClient
 
     from skyloom.dashboards import Dashboard, create_app
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")
@@ -159,7 +159,7 @@ def test_nan_scores_become_null(tmp_path):
 def test_stores_of_several_runs_share_one_leaderboard(tmp_path):
     """Each run evaluated into its own results.sqlite: one merged leaderboard, videos of both runs."""
     from skyloom.dashboards import Dashboard
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
     from skyloom.video import write_video
     from tests.conftest import moving_square_video

@@ -201,7 +201,7 @@ def test_hostile_strings_are_shown_as_text(browser, tmp_path):
     import sqlite3
 
     from skyloom.dashboards import Dashboard, create_app, serve_in_thread
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
     evil = '<img src=x onerror="window.__xss=1">'
@@ -243,7 +243,7 @@ def test_compare_selection_is_a_shareable_link(page, server):
 def test_leaderboard_problems_are_shown(browser, tmp_path):
     """A suite whose primary metric has no score says so on the page instead of vanishing silently."""
     from skyloom.dashboards import Dashboard, create_app, serve_in_thread
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")

@@ -100,7 +100,7 @@ def test_paired_verdicts_agree_with_their_cis(page, server):
 @pytest.fixture(scope="module")
 def chart_world(tmp_path_factory):
     """Checkpoint names that differ only at the end, long metric names, a constant series at 0.45."""
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
     root = tmp_path_factory.mktemp("charts")
@@ -152,7 +152,7 @@ def test_charts_have_distinct_full_labels_and_axes_that_show_their_range(page, c
 # -- live refresh -------------------------------------------------------------------------------------------
 def test_views_refresh_when_runs_change_on_disk(page, tmp_path):
     from skyloom.dashboards import Dashboard, create_app, serve_in_thread
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
     first = RunDir.create(tmp_path / "runs" / "first")

@@ -70,7 +70,7 @@ def test_running_eval_without_scores_is_noted_not_fatal(tmp_path):
     from fastapi.testclient import TestClient
 
     from skyloom.dashboards import Dashboard, create_app
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")
@@ -99,7 +99,7 @@ def test_runs_may_be_a_single_run(world, suffix):
 def test_compare_lists_videos_of_set_level_only_suites(tmp_path):
     """A suite scored only by set-level metrics (FVD) has no item rows; its videos still show."""
     from skyloom.dashboards import Dashboard
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
     from skyloom.video import write_video
     from tests.conftest import moving_square_video
@@ -152,7 +152,7 @@ def test_long_and_resumed_series(tmp_path):
 def test_failures_and_quarantine_are_listed(tmp_path):
     from skyloom.corpus import Corpus
     from skyloom.dashboards import Dashboard
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
     run = RunDir.create(tmp_path / "runs" / "r")

@@ -1,4 +1,4 @@
-"""The dashboard over what ``skyloom.eval.runner`` really writes (fake pipeline from tests/eval/fakes.py)."""
+"""The dashboard over what ``skyloom.eval.harness.runner`` really writes (fake pipeline from tests/eval/fakes.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    from skyloom.eval.runner import EvalConfig, run_eval
+    from skyloom.eval.harness.runner import EvalConfig, run_eval
     from tests.eval import fakes
 
     tmp = tmp_path_factory.mktemp("dash-eval")

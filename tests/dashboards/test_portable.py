@@ -85,7 +85,7 @@ def test_leaderboard_and_compare_cli_on_the_new_place(places, where):
 
 def test_compare_by_checkpoint_path_after_a_move(tmp_path):
     """`skyloom compare RUN/checkpoints/step-0 RUN` still finds the evaluations of a moved run."""
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
     rd = RunDir.create(tmp_path / "old" / "runs" / "tiny", preset="vdit-tiny")

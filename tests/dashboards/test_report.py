@@ -68,8 +68,8 @@ def test_report_videos_are_the_files(report, world):
 
 
 def test_report_precomputes_paired_comparisons(report, world):
-    from skyloom.eval.stats import paired_compare
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.stats import paired_compare
+    from skyloom.eval.results.store import ResultsStore
 
     _, html = report
     paired = embedded(html)["paired"]

@@ -41,7 +41,7 @@ def _get_video(client, url):
 
 def test_physics_references_are_the_evaluations_simulation(sim_client, sim_dash, sim_world):
     from skyloom import datagen
-    from skyloom.eval.physics import physical_variance, physics_iq_raw
+    from skyloom.eval.functional.physics_iq import physical_variance, physics_iq_raw
     from skyloom.video import read_video
 
     first = _physics(sim_client)

@@ -106,7 +106,7 @@ class _Result:
 class _PerItem:
     version = "1"
     default_extractor = None
-    inputs = ("videos", "item_ids", "prompts")  # declared, as skyloom.eval.dispatch reads them
+    inputs = ("videos", "item_ids", "prompts")  # declared, as skyloom.eval.metrics.inputs reads them
 
     def __init__(self, extractor: Any = None, **settings: Any) -> None:
         self.settings, self.values = settings, {}
@@ -200,7 +200,7 @@ class CountingColourExtractor:
 
 
 def register_fake_extractor() -> None:
-    from skyloom.eval.features import EXTRACTORS
+    from skyloom.eval.features.base import EXTRACTORS
 
     if "fake-colour" not in EXTRACTORS:
         EXTRACTORS.register("fake-colour")(CountingColourExtractor)

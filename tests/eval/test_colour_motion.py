@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from skyloom.eval.colour_motion import (
+from skyloom.eval.metrics import METRICS
+from skyloom.eval.metrics.colour_motion import (
     HUE_RANGES,
     ColourMotion,
     colour_masks,
@@ -16,7 +17,6 @@ from skyloom.eval.colour_motion import (
     prompted_colour,
     track_stats,
 )
-from skyloom.eval.metrics import METRICS
 
 N_CLIPS = 32
 
@@ -143,8 +143,8 @@ def test_thresholds_scale_with_frame_size():
 
 
 def test_registered_metric_and_suite():
-    from skyloom.eval import dispatch
-    from skyloom.eval.suites import load_suite
+    from skyloom.eval.harness.suites import load_suite
+    from skyloom.eval.metrics import inputs as dispatch
 
     assert "prompts" in dispatch.required_inputs(ColourMotion)  # suites and `eval score` pass each prompt
 

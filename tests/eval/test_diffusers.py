@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from skyloom.eval.diffusers_pipeline import (
+from skyloom.eval.harness.diffusers_adapter import (
     DiffusersVideoPipeline,
     load_diffusers_pipeline,
 )
-from skyloom.eval.store import ResultsStore
+from skyloom.eval.results.store import ResultsStore
 from skyloom.video import read_video
 from tests.eval.test_submissions_cli import run_cli
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skyloom.eval import dispatch
 from skyloom.eval.metrics import METRICS
+from skyloom.eval.metrics import inputs as dispatch
 
 
 class _Declared:

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from skyloom.eval.evaluator import (
+from skyloom.eval.features.indomain import (
     EvaluatorConfig,
     corrupt_colour,
     corrupt_motion,
@@ -45,7 +45,7 @@ def test_heldout_caption_ranking(trained):
 @pytest.mark.slow
 def test_extractor_contract_and_labels(trained):
     tmp, _, res = trained
-    from skyloom.eval.features import EXTRACTORS, get_extractor
+    from skyloom.eval.features.base import EXTRACTORS, get_extractor
     from skyloom.eval.metrics import METRICS
     from skyloom.fsutil import sha256_file
 
@@ -72,8 +72,8 @@ def test_extractor_contract_and_labels(trained):
 @pytest.mark.slow
 def test_suite_numbers_are_labelled_with_the_evaluator(trained, tmp_path):
     tmp, _, _ = trained
-    from skyloom.eval.runner import EvalConfig, run_eval
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.harness.runner import EvalConfig, run_eval
+    from skyloom.eval.results.store import ResultsStore
 
     suite = tmp_path / "s.yaml"
     suite.write_text("""
@@ -148,7 +148,7 @@ def test_score_cli_uses_the_evaluator_without_loading_it_first(trained, tmp_path
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads(out.stdout[out.stdout.index("{"):])
     assert result["n"] == 2 and result["extractor"] == f"indomain:{ev.resolve()}"
-    from skyloom.eval.features import get_extractor
+    from skyloom.eval.features.base import get_extractor
 
     with pytest.raises(ValueError, match="takes no options"):
         get_extractor(f"indomain:{ev}", weights="x")

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from skyloom.cli import app
-from skyloom.eval.runner import EvalConfig, run_eval
+from skyloom.eval.harness.runner import EvalConfig, run_eval
 from tests.eval import fakes
 
 runner = CliRunner()

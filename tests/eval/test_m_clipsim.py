@@ -8,8 +8,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from skyloom.eval.clip_features import TINY_VIT_B_32, OpenCLIPExtractor
-from skyloom.eval.features import FrameTextExtractor, l2_normalise
+from skyloom.eval.features.base import FrameTextExtractor, l2_normalise
+from skyloom.eval.features.clip import TINY_VIT_B_32, OpenCLIPExtractor
 from skyloom.eval.metrics import METRICS, CLIPSim, clipsim_from_embeddings
 from tests.conftest import moving_square_video
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skyloom.eval import frechet
+from skyloom.eval.functional import frechet
 
 
 def _sets(n: int, d: int, seed: int = 0):

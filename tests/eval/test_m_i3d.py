@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from skyloom.eval.i3d import (
+from skyloom.eval.features.i3d import (
     ClipTooShortError,
     I3DExtractor,
     InceptionI3d,

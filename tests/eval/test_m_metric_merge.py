@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from skyloom.eval import frechet
-from skyloom.eval.features import get_extractor
+from skyloom.eval.features.base import get_extractor
+from skyloom.eval.functional import frechet
 from skyloom.eval.metrics import FVD, KVD, METRICS, TemporalFlickering
 from tests.conftest import moving_square_video
 

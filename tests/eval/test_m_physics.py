@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skyloom.eval import physics
+from skyloom.eval.functional import physics_iq, trajectory
 from skyloom.eval.metrics import METRICS
 
 FPS = 8.0
@@ -32,10 +32,10 @@ OBJS = [{"name": "obj0", "rgb": list(RED)}]
 
 def test_motion_masks_and_identity():
     ref = drop()
-    m = physics.motion_masks(ref)
+    m = physics_iq.motion_masks(ref)
     assert not m[0].any() and m[4:8].any(axis=(1, 2)).all()  # moving fast enough while falling
-    assert not physics.motion_masks(np.repeat(ref[:1], 6, axis=0)).any()  # static: no motion
-    raw = physics.physics_iq_raw(ref, ref, start=4)
+    assert not physics_iq.motion_masks(np.repeat(ref[:1], 6, axis=0)).any()  # static: no motion
+    raw = physics_iq.physics_iq_raw(ref, ref, start=4)
     assert raw == {"spatial_iou": 1.0, "spatiotemporal_iou": 1.0, "weighted_spatial_iou": 1.0, "mse": 0.0}
 
 
@@ -44,41 +44,41 @@ def test_iou_formulas_by_hand():
     b = np.zeros((2, 3, 3), bool)
     a[0, 0, 0] = a[1, 0, 1] = True
     b[0, 0, 0] = b[1, 1, 1] = True
-    assert physics.spatial_iou(a, b) == pytest.approx(1 / 3)
-    assert physics.spatiotemporal_iou(a, b) == pytest.approx((1.0 + 0.0) / 2)
-    assert physics.weighted_spatial_iou(a, b) == pytest.approx(0.5 / 1.5)
+    assert physics_iq.spatial_iou(a, b) == pytest.approx(1 / 3)
+    assert physics_iq.spatiotemporal_iou(a, b) == pytest.approx((1.0 + 0.0) / 2)
+    assert physics_iq.weighted_spatial_iou(a, b) == pytest.approx(0.5 / 1.5)
 
 
 def test_time_reversed_and_teleporting_score_worse():
     ref = drop()
-    good = physics.physics_iq_raw(ref, ref, 4)
+    good = physics_iq.physics_iq_raw(ref, ref, 4)
     for bad in (ref[::-1].copy(), drop(teleport_at=8), np.repeat(ref[:5], [1, 1, 1, 1, 12], axis=0)):  # frozen
-        raw = physics.physics_iq_raw(bad, ref, 4)
+        raw = physics_iq.physics_iq_raw(bad, ref, 4)
         assert raw["spatiotemporal_iou"] < good["spatiotemporal_iou"] and raw["mse"] > good["mse"]
 
 
 def test_normalise_by_variance():
     var = {"spatial_iou": 0.8, "spatiotemporal_iou": 0.5, "weighted_spatial_iou": 0.5, "mse": 0.001}
     raw = {"spatial_iou": 0.4, "spatiotemporal_iou": 0.6, "weighted_spatial_iou": 0.25, "mse": 0.004}
-    n = physics.normalise(raw, var)
+    n = physics_iq.normalise(raw, var)
     assert n["spatial_iou_norm"] == pytest.approx(0.5) and n["spatiotemporal_iou_norm"] == 1.0  # capped
     assert n["mse_norm"] == pytest.approx(0.25)
     assert n["physics_iq"] == pytest.approx(100 * (0.5 + 1.0 + 0.5 + 0.25) / 4) and n["degenerate"] == []
     # a re-simulation that shares no motion with the truth: that IoU is used raw, never NaN
-    d = physics.normalise(raw, {**var, "spatiotemporal_iou": 0.0})
+    d = physics_iq.normalise(raw, {**var, "spatiotemporal_iou": 0.0})
     assert d["spatiotemporal_iou_norm"] == pytest.approx(0.6) and d["degenerate"] == ["spatiotemporal_iou"]
     assert np.isfinite(d["physics_iq"])
 
 
 def test_gravity_check_analytic():
-    y = physics.track(physics.colour_masks(drop(), RED))["centroid"][:, 1]
-    a, n = physics.fit_acceleration(y, FPS)
+    y = trajectory.track(trajectory.colour_masks(drop(), RED))["centroid"][:, 1]
+    a, n = trajectory.fit_acceleration(y, FPS)
     assert a == pytest.approx(120.0, rel=0.05) and n >= 4
-    assert physics.gravity_check(y, FPS)["passed"]
-    assert physics.gravity_check(y, FPS, expected_accel=120.0)["passed"]
-    yc = physics.track(physics.colour_masks(drop(const_v=60.0), RED))["centroid"][:, 1]
-    assert not physics.gravity_check(yc, FPS)["passed"]
-    assert not physics.gravity_check(yc, FPS, expected_accel=120.0)["passed"]
+    assert trajectory.gravity_check(y, FPS)["passed"]
+    assert trajectory.gravity_check(y, FPS, expected_accel=120.0)["passed"]
+    yc = trajectory.track(trajectory.colour_masks(drop(const_v=60.0), RED))["centroid"][:, 1]
+    assert not trajectory.gravity_check(yc, FPS)["passed"]
+    assert not trajectory.gravity_check(yc, FPS, expected_accel=120.0)["passed"]
 
 
 @pytest.mark.parametrize("bad,check", [(drop(const_v=60.0), "gravity"), (drop()[::-1].copy(), "gravity"),
@@ -86,8 +86,8 @@ def test_gravity_check_analytic():
                                        (drop(teleport_at=10), "teleport"), (drop(vanish={9, 10}), "permanence")])
 def test_trajectory_checks_catch_violations(bad, check):
     ref = drop()
-    assert physics.trajectory_checks(ref, ref, OBJS, FPS, start=4)["pass_rate"] == 1.0
-    c = physics.trajectory_checks(bad, ref, OBJS, FPS, start=4)
+    assert trajectory.trajectory_checks(ref, ref, OBJS, FPS, start=4)["pass_rate"] == 1.0
+    c = trajectory.trajectory_checks(bad, ref, OBJS, FPS, start=4)
     assert c[check]["obj0"]["passed"] is False and c["pass_rate"] < 1.0
 
 
@@ -95,9 +95,9 @@ def test_continuation_must_start_at_the_seam():
     ref = drop()
     shifted = ref.copy()
     shifted[4:] = drop(teleport_at=0)[4:]  # smooth fall, but 30 px off from the last given frame
-    c = physics.trajectory_checks(shifted, ref, OBJS, FPS, start=4)
+    c = trajectory.trajectory_checks(shifted, ref, OBJS, FPS, start=4)
     assert c["teleport"]["obj0"]["passed"] is False
-    assert physics.trajectory_checks(ref, ref, OBJS, FPS, start=4)["teleport"]["obj0"]["passed"]
+    assert trajectory.trajectory_checks(ref, ref, OBJS, FPS, start=4)["teleport"]["obj0"]["passed"]
 
 
 def test_interpenetration():
@@ -107,10 +107,10 @@ def test_interpenetration():
     ok[:, 40:48, 8:16] = blue
     sunk[:, 40:48, 30:38] = blue  # sits where the red ball lands: overlap
     objs = OBJS + [{"name": "obj1", "rgb": blue.tolist()}]
-    assert physics.trajectory_checks(ok, ok, objs, FPS, start=4)["interpenetration"]["passed"]
-    c = physics.trajectory_checks(sunk, ok, objs, FPS, start=4)
+    assert trajectory.trajectory_checks(ok, ok, objs, FPS, start=4)["interpenetration"]["passed"]
+    c = trajectory.trajectory_checks(sunk, ok, objs, FPS, start=4)
     assert not c["interpenetration"]["passed"]
-    floor = physics.interpenetration_check(physics.track_objects(drop(H=64)[:, :, :], OBJS), floor_y=40)
+    floor = trajectory.interpenetration_check(trajectory.track_objects(drop(H=64)[:, :, :], OBJS), floor_y=40)
     assert not floor["passed"]
 
 
@@ -130,13 +130,13 @@ def rendered_drop():
 def test_rendered_drop_against_simulator(rendered_drop):
     spec, frames, gt, (throw, throw_gt) = rendered_drop
     assert gt["objects"][0]["initial"]["motion"] == "dropped"
-    tr = physics.track_objects(frames, gt["objects"])
+    tr = trajectory.track_objects(frames, gt["objects"])
     y = next(iter(tr.values()))["centroid"][:, 1]
     z = np.array([f["objects"][0]["position"][2] for f in gt["frames"]])
-    seg = physics.fall_segment(y)
+    seg = trajectory.fall_segment(y)
     px_per_m = (y[seg[-1]] - y[seg[0]]) / (z[seg[0]] - z[seg[-1]])  # static camera, small depth change
     expected = -gt["gravity"][2] * px_per_m  # g in px/s²
-    check = physics.gravity_check(y, gt["fps"], expected_accel=expected, rel_tol=0.15)
+    check = trajectory.gravity_check(y, gt["fps"], expected_accel=expected, rel_tol=0.15)
     assert check["passed"], check  # the tracked fall accelerates like the simulator's gravity
     m = METRICS.get("physics_iq_scene")(cond_frames=4, perturb_scale=0.01)
     m.update(np.stack([frames, frames[::-1].copy()]), reference=[frames, frames], specs=[spec, spec],

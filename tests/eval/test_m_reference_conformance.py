@@ -56,7 +56,7 @@ def _equals_vbench(metric: str, extractor, videos, vb):
 
 
 def test_subject_consistency_equals_vbench_with_dino(vb, videos):
-    from skyloom.eval.dino_features import DinoExtractor
+    from skyloom.eval.features.dino import DinoExtractor
 
     ex = DinoExtractor(random_init=True, model_cfg=vb["models"]["dino"]["cfg"], seed=0)
     r = _equals_vbench("subject_consistency", ex, videos, vb)
@@ -64,7 +64,7 @@ def test_subject_consistency_equals_vbench_with_dino(vb, videos):
 
 
 def test_background_consistency_equals_vbench_clip_transform(vb, videos):
-    from skyloom.eval.clip_features import OpenCLIPExtractor
+    from skyloom.eval.features.clip import OpenCLIPExtractor
 
     ex = OpenCLIPExtractor(random_init=True, model_cfg=vb["models"]["clip"]["cfg"], seed=0, preprocess="vbench")
     _equals_vbench("background_consistency", ex, videos, vb)
@@ -73,7 +73,7 @@ def test_background_consistency_equals_vbench_clip_transform(vb, videos):
 def test_vbench_aggregation_weights_frames():
     """VBench divides the sum of frame terms by their count: a 3-frame and a 9-frame video are
     not averaged as two equal items."""
-    from skyloom.eval import temporal
+    from skyloom.eval.functional import temporal
 
     class Feats:
         name, weights, preprocessing = "fixed", "none", {}
@@ -93,7 +93,7 @@ def test_vbench_aggregation_weights_frames():
 
 
 def test_clip_preprocessing_equals_open_clip_transform(vb, videos):
-    from skyloom.eval.clip_features import OpenCLIPExtractor
+    from skyloom.eval.features.clip import OpenCLIPExtractor
 
     ex = OpenCLIPExtractor(random_init=True, model_cfg=vb["models"]["clip"]["cfg"], seed=0)
     assert ex.preprocessing["protocol"] == "open_clip"
@@ -110,8 +110,8 @@ def test_clip_preprocessing_equals_open_clip_transform(vb, videos):
 
 def test_long_side_is_truncated_like_torchvision(videos):
     """A 48x64 frame becomes 224x298 (int(298.67)), not 224x299."""
-    from skyloom.eval.clip_features import vbench_clip_pixels
-    from skyloom.eval.dino_features import vbench_dino_pixels
+    from skyloom.eval.features.clip import vbench_clip_pixels
+    from skyloom.eval.features.dino import vbench_dino_pixels
 
     assert vbench_dino_pixels(videos["v48x64"][:1]).shape[-2:] == (224, 298)
     assert vbench_dino_pixels(videos["v48x85"][:1]).shape[-2:] == (224, 396)
@@ -138,7 +138,7 @@ def test_clipsim_x100_equals_torchmetrics_clipscore(vb):
 
 
 def test_clipsim_x100_floors_the_mean_with_random_init_clip(vb, videos):
-    from skyloom.eval.clip_features import OpenCLIPExtractor
+    from skyloom.eval.features.clip import OpenCLIPExtractor
 
     ex = OpenCLIPExtractor(random_init=True, model_cfg=vb["models"]["clip"]["cfg"], seed=0)
     m = METRICS.get("clipsim_x100")(extractor=ex)
@@ -169,7 +169,7 @@ class _FixedCLIP:
 
 
 def test_warping_error_equals_lai_evaluate_warp_error():
-    from skyloom.eval import temporal
+    from skyloom.eval.functional import temporal
 
     ref = _load("reference_lai_warp.json")
     with np.load(FIX / "reference_lai_inputs.npz") as z:
@@ -185,7 +185,7 @@ def test_warping_error_equals_lai_evaluate_warp_error():
 
 
 def test_warping_error_rgb_sum_variant_is_named_and_about_three_times_lai():
-    from skyloom.eval import temporal
+    from skyloom.eval.functional import temporal
 
     with np.load(FIX / "reference_lai_inputs.npz") as z:
         frames, flows = z["frames_v48x64"], [(f[0], f[1]) for f in z["flows_v48x64"]]
@@ -203,7 +203,7 @@ def i3d_reference_state_dict() -> dict:
     variances, where the eps matters), shared with the reference run of VideoGPT's I3D."""
     import torch
 
-    from skyloom.eval.i3d import I3DExtractor
+    from skyloom.eval.features.i3d import I3DExtractor
 
     sd = I3DExtractor(random_init=True, seed=0).model.state_dict()
     g = torch.Generator().manual_seed(1)
@@ -228,7 +228,7 @@ def i3d_reference_input():
 def test_i3d_videogpt_protocol_equals_videogpt_i3d():
     import torch
 
-    from skyloom.eval.i3d import BN_EPS, InceptionI3d
+    from skyloom.eval.features.i3d import BN_EPS, InceptionI3d
 
     ref = _load("reference_videogpt_i3d.json")
     assert ref["bn_eps"] == [BN_EPS["videogpt"]]
@@ -246,7 +246,7 @@ def test_i3d_videogpt_protocol_equals_videogpt_i3d():
 
 
 def test_physics_iq_protocol_equals_physics_iq_code():
-    from skyloom.eval import physics
+    from skyloom.eval.functional import physics_iq
 
     ref = _load("reference_physics_iq.json")
     with np.load(FIX / "reference_physics_iq_inputs.npz") as z:
@@ -258,9 +258,9 @@ def test_physics_iq_protocol_equals_physics_iq_code():
         vs = []
         for v in views:
             take1, take2, gen = (data[f"{scen}|{v}|{k}"] for k in ("take1", "take2", "gen"))
-            m = physics.piq_masks(take1)
+            m = physics_iq.piq_masks(take1)
             assert [int(np.sum(x > 127)) * 3 for x in m] == ref["mask_pixels_take1"][f"{scen}|{v}"]
-            out = physics.piq_view(gen, take1, take2)
+            out = physics_iq.piq_view(gen, take1, take2)
             row = {k: (ast.literal_eval(x) if isinstance(x, str) and x.startswith("[") else x)
                    for k, x in rows[f"{scen}.mp4"].items()}  # list columns are stored as CSV strings
             np.testing.assert_allclose(out["mse"], row[f"v1_mse_{v}"], rtol=1e-6, atol=1e-9)
@@ -273,7 +273,7 @@ def test_physics_iq_protocol_equals_physics_iq_code():
                                                                          abs=1e-12)
             vs.append(out)
         scenarios.append(vs)
-    res = physics.piq_score(scenarios)
+    res = physics_iq.piq_score(scenarios)
     assert res["score"] == pytest.approx(ref["score"], abs=1e-9)
     var = sum(res[f"variance_{k}"] for k in ("spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou")) \
         - res["variance_mse"]

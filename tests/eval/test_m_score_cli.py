@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from skyloom.eval.metrics_cli import score_videos
+from skyloom.eval.cli.score import score_videos
 from skyloom.video import write_video
 from tests.conftest import moving_square_video
 

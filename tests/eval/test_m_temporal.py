@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skyloom.eval import temporal
-from skyloom.eval.features import get_extractor
+from skyloom.eval.features.base import get_extractor
+from skyloom.eval.functional import temporal
 from skyloom.eval.metrics import METRICS
 from tests.conftest import moving_square_video
 
@@ -96,7 +96,7 @@ def test_consistency_metrics_on_probes():
 def test_dino_extractor_loads_official_layout(tmp_path):
     import torch
 
-    from skyloom.eval.dino_features import TINY_DINO, DinoExtractor
+    from skyloom.eval.features.dino import TINY_DINO, DinoExtractor
 
     ex = DinoExtractor(random_init=True, model_cfg=TINY_DINO)
     keys = list(ex.model.state_dict())

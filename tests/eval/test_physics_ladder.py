@@ -8,7 +8,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from skyloom.eval.ladder import LADDER, candidates
+from skyloom.eval.harness.ladder import LADDER, candidates
 
 
 def test_candidates_are_the_five_continuations():
@@ -26,8 +26,8 @@ def test_candidates_are_the_five_continuations():
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [64, 96, 128])  # below 64 px the 5x5 mask morphology erases the balls
 def test_physics_suite_ladder(size):
-    from skyloom.eval.ladder import suite_ladder
-    from skyloom.eval.suites import load_suite
+    from skyloom.eval.harness.ladder import suite_ladder
+    from skyloom.eval.harness.suites import load_suite
 
     r = suite_ladder(load_suite("physics"), size=size)
     assert len(r["scenes"]) == 10

@@ -14,8 +14,8 @@ import json
 import subprocess
 import sys
 
-from skyloom.eval.runner import EvalConfig, _context, _id_loader
-from skyloom.eval.suites import load_suite
+from skyloom.eval.harness.runner import EvalConfig, _context, _id_loader
+from skyloom.eval.harness.suites import load_suite
 from tests.eval import fakes
 
 
@@ -37,7 +37,7 @@ def test_eval_ids_hash_the_pre_rename_loader_spelling(tmp_path):
 
 def test_old_loader_spelling_loads_skyloom_not_a_users_model_module(tmp_path):
     (tmp_path / "model.py").write_text("raise ImportError('the user module was imported')\n")
-    code = ("from skyloom.eval.generate import LEGACY_LOADERS; from skyloom.registry import resolve; "
+    code = ("from skyloom.eval.harness.generate import LEGACY_LOADERS; from skyloom.registry import resolve; "
             "f = resolve(LEGACY_LOADERS['model:load_pipeline']); print(f.__module__)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr

@@ -8,10 +8,10 @@ import multiprocessing as mp
 
 import pytest
 
-from skyloom.eval.runner import EvalConfig, run_eval
-from skyloom.eval.stats import leaderboard, paired_compare
-from skyloom.eval.store import ResultsStore
-from skyloom.eval.suites import load_suite
+from skyloom.eval.harness.runner import EvalConfig, run_eval
+from skyloom.eval.harness.suites import load_suite
+from skyloom.eval.results.stats import leaderboard, paired_compare
+from skyloom.eval.results.store import ResultsStore
 from tests.eval import fakes
 
 
@@ -171,7 +171,7 @@ def test_bad_suite_fails_before_generating(setup, tmp_path):
     bad = tmp / "bad.yaml"
     bad.write_text(suite.read_text().replace("{name: jitter}", "{name: jiter}"))
     ck = fakes.make_checkpoint(tmp / "runs", "r1", 1)
-    from skyloom.eval.suites import SuiteError
+    from skyloom.eval.harness.suites import SuiteError
 
     with pytest.raises(SuiteError, match=r"unknown metric 'jiter'. Did you mean 'jitter'\?"
                                          r".*Valid metrics: colour_match, jitter, mean_distance"):

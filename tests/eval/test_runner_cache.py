@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skyloom.eval.cache import CachedExtractor, FeatureCache, array_key, extractor_key
+from skyloom.eval.features.cache import CachedExtractor, FeatureCache, array_key, extractor_key
 
 
 class Counting:

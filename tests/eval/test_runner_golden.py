@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from skyloom.eval.runner import RESULTS_FORMAT_VERSION, EvalConfig, run_eval
+from skyloom.eval.harness.runner import RESULTS_FORMAT_VERSION, EvalConfig, run_eval
 from tests.eval import fakes
 
 GOLDEN = Path(__file__).parent / "golden" / "results_fake.json"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from skyloom.eval.runner import EvalConfig, run_eval
-from skyloom.eval.stats import compare_all, leaderboard, verdict
-from skyloom.eval.store import ResultsStore
+from skyloom.eval.harness.runner import EvalConfig, run_eval
+from skyloom.eval.results.stats import compare_all, leaderboard, verdict
+from skyloom.eval.results.store import ResultsStore
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pty
 import subprocess
 import sys
 
-from skyloom.eval.runner import EvalConfig, run_eval
+from skyloom.eval.harness.runner import EvalConfig, run_eval
 from tests.eval import fakes
 
 

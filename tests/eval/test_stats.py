@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from skyloom.eval.stats import (
+from skyloom.eval.results.stats import (
     bootstrap_ci,
     compare_all,
     leaderboard,
@@ -15,7 +15,7 @@ from skyloom.eval.stats import (
     sign_flip_pvalue,
     stderr_of_mean,
 )
-from skyloom.eval.store import ResultsStore
+from skyloom.eval.results.store import ResultsStore
 
 
 def test_bootstrap_ci_matches_scipy_and_t_interval():
@@ -162,7 +162,7 @@ def test_leaderboard_ranks_and_marks_ties(tmp_path):
 
 
 def test_verdict_is_decided_by_the_ci():
-    from skyloom.eval.stats import verdict
+    from skyloom.eval.results.stats import verdict
 
     assert verdict(-10.60, -1.19, higher_is_better=False) == "b"  # FVD down: B better, never a "tie"
     assert verdict(-10.60, -1.19, higher_is_better=True) == "a"
@@ -173,8 +173,8 @@ def test_verdict_is_decided_by_the_ci():
 def test_paired_set_test_fvd_kvd():
     """Paired bootstrap of FVD/KVD recomputed on the same resampled items: a clear shift is found,
     identical sets tie, and the verdict always follows the CI."""
-    from skyloom.eval.frechet import frechet_distance_features, kvd
-    from skyloom.eval.stats import paired_set_test, verdict
+    from skyloom.eval.functional.frechet import frechet_distance_features, kvd
+    from skyloom.eval.results.stats import paired_set_test, verdict
 
     rng = np.random.default_rng(0)
     real = rng.normal(size=(60, 4))

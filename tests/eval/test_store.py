@@ -8,7 +8,7 @@ import multiprocessing as mp
 import pytest
 import sqlalchemy as sa
 
-from skyloom.eval.store import ResultsStore, StoreError, resolve_url
+from skyloom.eval.results.store import ResultsStore, StoreError, resolve_url
 
 
 def _fill(store: ResultsStore, eval_id: str, suite: str = "smoke", n_items: int = 3, checkpoint: str = "ck") -> None:

@@ -16,11 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skyloom.eval.breakdown import board, normalise, order_flags
-from skyloom.eval.calibration import run_calibration
-from skyloom.eval.runner import EvalConfig, run_eval
-from skyloom.eval.store import ResultsStore
-from skyloom.eval.submissions import (
+from skyloom.eval.harness.calibration import run_calibration
+from skyloom.eval.harness.runner import EvalConfig, run_eval
+from skyloom.eval.harness.submissions import (
     SubmissionError,
     check_folder,
     conform,
@@ -29,7 +27,9 @@ from skyloom.eval.submissions import (
     parse_meta,
     run_submission,
 )
-from skyloom.eval.suites import SuiteError, load_suite
+from skyloom.eval.harness.suites import SuiteError, load_suite
+from skyloom.eval.results.boards import board, normalise, order_flags
+from skyloom.eval.results.store import ResultsStore
 from skyloom.video import read_video, write_video
 from tests.eval import fakes
 
@@ -89,7 +89,7 @@ def test_export_writes_items_hash_and_readme(setup):
 
 
 def test_export_cond_frames_for_conditioned_items(tmp_path):
-    from skyloom.eval.suites import Suite
+    from skyloom.eval.harness.suites import Suite
 
     suite = Suite(name="x", prompts=())
     cond = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)

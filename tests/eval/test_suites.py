@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skyloom.eval.suites import SuiteError, list_suites, load_suite
+from skyloom.eval.harness.suites import SuiteError, list_suites, load_suite
 
 BASE = """
 format: skyloom-suite
@@ -29,7 +29,7 @@ def _write(tmp_path, text):
 
 
 def test_shipped_suites_validate():
-    from skyloom.eval.features import EXTRACTORS
+    from skyloom.eval.features.base import EXTRACTORS
     from skyloom.eval.metrics import METRICS
 
     assert {"smoke", "physics", "standard"} <= set(list_suites())

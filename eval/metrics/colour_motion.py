@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.eval.metrics import METRICS, PerItemMetric
+from skyloom.eval.metrics.base import METRICS, PerItemMetric
 
 # OpenCV hue intervals (H in [0, 180)) of the corpora's saturated ball colours; red wraps around 0.
 HUE_RANGES: dict[str, tuple[tuple[int, int], ...]] = {

@@ -20,7 +20,7 @@ immutable and idempotent). The default root is ``$SKYLOOM_CACHE_DIR`` or
 
 Example:
     >>> import numpy as np, tempfile
-    >>> from skyloom.eval.features import get_extractor
+    >>> from skyloom.eval.features.base import get_extractor
     >>> cache = FeatureCache(tempfile.mkdtemp())
     >>> ex = CachedExtractor(get_extractor("pixels"), cache)
     >>> v = np.zeros((2, 4, 16, 16, 3), np.uint8)

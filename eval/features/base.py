@@ -33,10 +33,10 @@ from skyloom.registry import Registry
 log = logging.getLogger(__name__)
 
 EXTRACTORS: Registry[Any] = Registry("feature extractor", group="skyloom.extractors")
-EXTRACTORS.register_lazy("i3d", "skyloom.eval.i3d:I3DExtractor")
-EXTRACTORS.register_lazy("i3d-torchscript", "skyloom.eval.i3d:TorchScriptI3DExtractor")
-EXTRACTORS.register_lazy("clip", "skyloom.eval.clip_features:OpenCLIPExtractor")
-EXTRACTORS.register_lazy("dino", "skyloom.eval.dino_features:DinoExtractor")
+EXTRACTORS.register_lazy("i3d", "skyloom.eval.features.i3d:I3DExtractor")
+EXTRACTORS.register_lazy("i3d-torchscript", "skyloom.eval.features.i3d:TorchScriptI3DExtractor")
+EXTRACTORS.register_lazy("clip", "skyloom.eval.features.clip:OpenCLIPExtractor")
+EXTRACTORS.register_lazy("dino", "skyloom.eval.features.dino:DinoExtractor")
 
 RANDOM_INIT = "random-init"
 NO_WEIGHTS = "none"
@@ -134,7 +134,7 @@ def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtract
     if name.startswith("indomain:"):
         if kwargs:
             raise ValueError(f"extractor {name!r} takes no options (got {', '.join(sorted(kwargs))})")
-        from skyloom.eval.evaluator import load_evaluator
+        from skyloom.eval.features.indomain import load_evaluator
 
         return load_evaluator(name.split(":", 1)[1])
     from skyloom.registry import config_kwargs

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, console, data_console, existing_path, fail
-from skyloom.eval import metrics_cli
+from skyloom.eval.cli import score as metrics_cli
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
             fail("--name names a --videos submission; pass --videos DIR too")
         from skyloom.cli_common import load_config, progress, stage_timer
         from skyloom.errors import UserError
-        from skyloom.eval.runner import EvalConfig, run_eval
+        from skyloom.eval.harness.runner import EvalConfig, run_eval
 
         for c in ckpt or []:  # a diffusers pipeline is named diffusers:PATH; its folder must exist too
             existing_path(c.removeprefix("diffusers:"), "--ckpt")
@@ -130,13 +130,13 @@ def register(app: typer.Typer) -> None:
                     if ckpt:
                         results.append(run_eval(cfg, on_progress=on_progress))
                     if videos is not None:
-                        from skyloom.eval.submissions import parse_meta, run_submission
+                        from skyloom.eval.harness.submissions import parse_meta, run_submission
 
                         res, check = run_submission(cfg, videos, name or "", parse_meta(meta or []), mismatch)
                         results.append(res)
                         checks.append(check)
                     if calibrate:
-                        from skyloom.eval.calibration import run_calibration
+                        from skyloom.eval.harness.calibration import run_calibration
 
                         results.append(run_calibration(cfg))
                 except ValueError as e:  # no checkpoint, the same one twice, an unknown executor
@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
         """List the evaluation suites, or show one suite's items and metrics (validated)."""
         from rich.table import Table
 
-        from skyloom.eval.suites import list_suites, load_suite
+        from skyloom.eval.harness.suites import list_suites, load_suite
 
         names = [name] if name else list_suites()
         t = Table(title="evaluation suites")
@@ -187,8 +187,8 @@ def register(app: typer.Typer) -> None:
         """Write what another system needs to generate the suite's videos: items.jsonl/items.csv (item id,
         task, prompt, seed, category, frames, fps, width, height), the given frames of i2v/extension/physics
         items (PNG + mp4), suite.yaml, manifest.json (content hash) and a README for submitters."""
-        from skyloom.eval.submissions import SubmissionError, export_suite
-        from skyloom.eval.suites import load_suite
+        from skyloom.eval.harness.submissions import SubmissionError, export_suite
+        from skyloom.eval.harness.suites import load_suite
 
         _, suite_sets = _split_sets(sets)
         s = load_suite(suite, suite_sets)
@@ -208,7 +208,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Save a randomly initialised tiny diffusers WanPipeline (tokenizer built offline): checks
         [cyan]skyloom eval --ckpt diffusers:OUT[/] end to end without downloading any weights. Its videos are noise."""
-        from skyloom.eval.diffusers_pipeline import make_tiny_pipeline
+        from skyloom.eval.harness.diffusers_adapter import make_tiny_pipeline
 
         try:
             path = make_tiny_pipeline(out, seed=seed)
@@ -227,8 +227,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score truth > perturbed > reversed > frozen > noise continuations of every physics scene: does the
         suite discriminate? (No model needed; MuJoCo renders the scenes.)"""
-        from skyloom.eval.ladder import LADDER, suite_ladder
-        from skyloom.eval.suites import load_suite
+        from skyloom.eval.harness.ladder import LADDER, suite_ladder
+        from skyloom.eval.harness.suites import load_suite
 
         _check_format(fmt)
         try:
@@ -259,7 +259,7 @@ def register(app: typer.Typer) -> None:
         clips and captions, on CPU in minutes. Use it as an extractor: [cyan]indomain:OUT[/]."""
         from skyloom.cli_common import load_config, stage_timer
         from skyloom.corpus import Corpus
-        from skyloom.eval.evaluator import EvaluatorConfig, train_evaluator
+        from skyloom.eval.features.indomain import EvaluatorConfig, train_evaluator
 
         Corpus(corpus)  # a clear error before the towers are built
         cfg = load_config(EvaluatorConfig, "eval", preset, sets)
@@ -285,7 +285,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rank evaluated checkpoints per suite; entries tied within noise share a tie group.
         Only evaluations of the same suite version (declared version + content hash) are ranked together."""
-        from skyloom.eval.breakdown import board
+        from skyloom.eval.results.boards import board
 
         _check_format(fmt)
         store = _open(db, runs)
@@ -313,7 +313,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Paired per-item comparison of B against A (same prompts and seeds): difference B - A,
         bootstrap CI, sign-flip permutation p-value, and which is better per metric."""
-        from skyloom.eval.stats import compare_all
+        from skyloom.eval.results.stats import compare_all
 
         _check_format(fmt)
         store = _open(db, runs, near=[a, b])
@@ -340,7 +340,7 @@ def register(app: typer.Typer) -> None:
 def _check_evals(res: Any, max_failures: int | None) -> None:
     """Exit 2 with the reasons when an evaluation failed or has more failures than allowed."""
     from skyloom.errors import JobFailedError
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
 
     bad = [e for e in res.evals if e.status == "failed"
            or (max_failures is not None and e.failures > max_failures)]
@@ -363,7 +363,7 @@ def _check_format(fmt: str) -> None:
 
 def _open(db: str | None, runs: Path | None, near: list[str] | None = None):
     """The store given by --db, the merged stores of --runs, or the run of a checkpoint argument."""
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import find_runs, run_of_checkpoint
 
     if db:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skyloom.eval.features import RANDOM_INIT, FrameTextExtractor, weights_hash
+from skyloom.eval.features.base import RANDOM_INIT, FrameTextExtractor, weights_hash
 
 log = logging.getLogger(__name__)
 

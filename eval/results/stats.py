@@ -20,7 +20,7 @@ and a leaderboard that marks ties within noise.
   ties, dashboards) comes from it, so a verdict never disagrees with the CI shown beside it.
 - :func:`paired_compare`: the same, reading per-item values (or, for set-level metrics, the
   per-item features saved at scoring time) of two evaluations from a
-  :class:`skyloom.eval.store.ResultsStore`.
+  :class:`skyloom.eval.results.store.ResultsStore`.
 - :func:`leaderboard`: one row per checkpoint of a suite, ranked by a primary metric; entries
   whose difference to their group's leader is not significant share a ``tie_group``.
 
@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from skyloom.eval.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore
 
 logger = logging.getLogger(__name__)
 
@@ -476,7 +476,7 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
     rows.sort(key=lambda r: (-r["value"] if hib else r["value"], r["eval_id"]))
     group, leader, rank = 0, None, 0
     for r in rows:
-        if r["kind"] == "calibration":  # reference rows sit in place, unranked (skyloom.eval.calibration)
+        if r["kind"] == "calibration":  # reference rows sit in place, unranked (skyloom.eval.harness.calibration)
             r["rank"] = r["tie_group"] = None
             continue
         rank += 1

@@ -373,10 +373,10 @@ class InDomainExtractor:
 
 
 def load_evaluator(path: str | os.PathLike, device: str = "cpu") -> InDomainExtractor:
-    """Load an evaluator folder and register it in ``skyloom.eval.features.EXTRACTORS`` as ``indomain:<abs path>``
+    """Load an evaluator folder and register it in ``skyloom.eval.features.base.EXTRACTORS`` as ``indomain:<abs path>``
     (the registered factory reads the folder again on each use, so a retrained evaluator is never stale)."""
     ex = InDomainExtractor(path, device)
-    from skyloom.eval.features import EXTRACTORS
+    from skyloom.eval.features.base import EXTRACTORS
 
     if ex.name not in EXTRACTORS:
         folder = ex.path

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skyloom.errors import UserError
-from skyloom.eval.features import RANDOM_INIT, VideoExtractor, check_videos, weights_hash
+from skyloom.eval.features.base import RANDOM_INIT, VideoExtractor, check_videos, weights_hash
 
 log = logging.getLogger(__name__)
 

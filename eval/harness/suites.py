@@ -238,7 +238,7 @@ class Suite:
 
         Args:
             metric_names: valid metric names (default: ``skyloom.eval.metrics.METRICS``).
-            extractor_names: valid extractor names (default: ``skyloom.eval.features.EXTRACTORS``);
+            extractor_names: valid extractor names (default: ``skyloom.eval.features.base.EXTRACTORS``);
                 ``indomain:PATH`` specs are always accepted (checked when loaded).
             where: file name for error messages.
 

@@ -7,7 +7,7 @@ pipeline goes to the device given (``--device cuda``) in the dtype given (``SKYL
 default float32 on CPU and bfloat16 on CUDA).
 
 :class:`DiffusersVideoPipeline` adapts it to the contract of skyloom's generator workers
-(:mod:`skyloom.eval.generate`): ``generate(prompts, seeds, cond_frames=..., steps, guidance,
+(:mod:`skyloom.eval.harness.generate`): ``generate(prompts, seeds, cond_frames=..., steps, guidance,
 num_frames, width, height) -> uint8 (B, T, H, W, 3)``, one call per item with
 ``torch.Generator(device).manual_seed(seed)``, so a video depends only on its prompt and seed:
 
@@ -206,7 +206,7 @@ def make_tiny_pipeline(out: str | os.PathLike, words: list[str] | None = None, s
     from transformers import UMT5Config, UMT5EncoderModel
 
     if words is None:
-        from skyloom.eval.suites import list_suites, load_suite
+        from skyloom.eval.harness.suites import list_suites, load_suite
 
         words = []
         for name in list_suites():

@@ -6,9 +6,9 @@ For each checkpoint the runner:
    settings), so rerunning the same command *resumes* the same evaluation;
 2. generates the suite's videos that are not on disk yet (``RUN/eval/<suite>/<eval_id>/videos/
    <item_id>.mp4``, written atomically) with one pipeline per worker: in-process, or one Ray
-   actor per checkpoint (:mod:`skyloom.eval.generate`);
-3. scores them (:mod:`skyloom.eval.scoring`): per-item metrics skip items whose value is already in the
-   store, features go through the :class:`skyloom.eval.cache.FeatureCache` (per video hash and extractor),
+   actor per checkpoint (:mod:`skyloom.eval.harness.generate`);
+3. scores them (:mod:`skyloom.eval.harness.scoring`): per-item metrics skip items whose value is already in the
+   store, features go through the :class:`skyloom.eval.features.cache.FeatureCache` (per video hash and extractor),
    so the reference set and unchanged videos are never re-encoded;
 4. writes scores with bootstrap CIs, per-item values and failure records to the results store,
    and ``results.json`` (schema in ``docs/eval.md``) beside the videos.
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from skyloom.config import REPO_ROOT, save_resolved, to_dict
-from skyloom.eval.store import ResultsStore
-from skyloom.eval.suites import Suite, load_suite, suite_to_dict
+from skyloom.eval.harness.suites import Suite, load_suite, suite_to_dict
+from skyloom.eval.results.store import ResultsStore
 from skyloom.rundir import (
     RunError,
     checkpoint_step,
@@ -145,7 +145,7 @@ def _safe(s: str) -> str:
 
 
 DIFFUSERS_PREFIX = "diffusers:"
-DIFFUSERS_LOADER = "skyloom.eval.diffusers_pipeline:load_diffusers_pipeline"
+DIFFUSERS_LOADER = "skyloom.eval.harness.diffusers_adapter:load_diffusers_pipeline"
 
 
 def loader_for(cfg: EvalConfig, given: str) -> tuple[str, str]:
@@ -232,9 +232,9 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
         eval.suites.SuiteError: the suite file is invalid (nothing is generated).
         ValueError: no checkpoints, or an unknown executor.
     """
-    from skyloom.eval import scoring
-    from skyloom.eval.cache import FeatureCache
-    from skyloom.eval.generate import GenBatch, GenJob, generate_all
+    from skyloom.eval.features.cache import FeatureCache
+    from skyloom.eval.harness import scoring
+    from skyloom.eval.harness.generate import GenBatch, GenJob, generate_all
     from skyloom.video import write_video
 
     t0 = time.perf_counter()
@@ -325,8 +325,8 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
 
 
 def make_scorer(suite: Suite, cfg: EvalConfig, metrics: Any, cache: Any) -> Any:
-    """The :class:`skyloom.eval.scoring.Scorer` of one invocation (bootstrap settings from ``cfg``)."""
-    from skyloom.eval import scoring
+    """The :class:`skyloom.eval.harness.scoring.Scorer` of one invocation (bootstrap settings from ``cfg``)."""
+    from skyloom.eval.harness import scoring
 
     return scoring.Scorer(suite, metrics, cache, n_boot=cfg.n_boot, set_boot=cfg.set_boot, level=cfg.level,
                           seed=cfg.seed, batch=cfg.score_batch)
@@ -337,8 +337,8 @@ def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig,
                 on_metric: Callable[[int, int], None] | None = None) -> EvalSummary:
     """Score one evaluation's videos, set its status, write its results.json; its summary.
 
-    Shared by checkpoints, submissions (:mod:`skyloom.eval.submissions`) and calibration rows
-    (:mod:`skyloom.eval.calibration`): every kind of entry is scored by the same code.
+    Shared by checkpoints, submissions (:mod:`skyloom.eval.harness.submissions`) and calibration rows
+    (:mod:`skyloom.eval.harness.calibration`): every kind of entry is scored by the same code.
     ``on_metric(done, total)`` reports scoring progress.
     """
     if c.load_error and not any(c.video_path(i["item_id"]).exists() for i in items):

@@ -3,7 +3,7 @@
 Per-item metrics (CLIPSIM, consistency, flickering, warping error, physics) are computed in
 small batches and each batch's per-item values are stored at once, so a killed evaluation
 resumes with the items not stored yet. The aggregate is the mean over stored items with a
-percentile-bootstrap CI (:func:`skyloom.eval.stats.bootstrap_ci`).
+percentile-bootstrap CI (:func:`skyloom.eval.results.stats.bootstrap_ci`).
 
 Set-level metrics (anything with ``update_features``: FVD, KVD) are recomputed from features
 each time: features of generated and reference clips come from the :class:`FeatureCache`,
@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.eval import dispatch
-from skyloom.eval.cache import CachedExtractor, FeatureCache, array_key
-from skyloom.eval.stats import bootstrap_ci
-from skyloom.eval.store import ResultsStore
-from skyloom.eval.suites import MetricSpec, Suite
+from skyloom.eval.features.cache import CachedExtractor, FeatureCache, array_key
+from skyloom.eval.harness.suites import MetricSpec, Suite
+from skyloom.eval.metrics import inputs as dispatch
+from skyloom.eval.results.stats import bootstrap_ci
+from skyloom.eval.results.store import ResultsStore
 from skyloom.fsutil import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -35,14 +35,14 @@ def physics_items(suite: Suite) -> list[dict[str, Any]]:
     ph = suite.physics
     if ph.num_scenes <= 0:
         return []
-    from skyloom.eval import probes
+    from skyloom.eval.harness import probes
 
     return probes.build_items(ph)
 
 
 def resolve_extractor(spec: str) -> Any:
     """An extractor from a spec: ``name``, ``name?key=value&...`` or ``indomain:PATH``."""
-    from skyloom.eval.features import get_extractor
+    from skyloom.eval.features.base import get_extractor
 
     name, _, query = spec.partition("?")
     kwargs: dict[str, Any] = {}

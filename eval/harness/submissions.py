@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from skyloom.errors import UserError
-from skyloom.eval.suites import Suite
+from skyloom.eval.harness.suites import Suite
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class SubmissionError(UserError, ValueError):
 
 def suite_items(suite: Suite) -> list[dict[str, Any]]:
     """Every item of a suite (prompts, then physics probes, rendered), as the runner scores them."""
-    from skyloom.eval.scoring import physics_items
+    from skyloom.eval.harness.scoring import physics_items
 
     return suite.items() + physics_items(suite)
 
@@ -122,7 +122,7 @@ def export_suite(suite: Suite, out: str | Path, *, ground_truth: bool = False,
         write_video(out / "cond" / f"{it['item_id']}.mp4", np.asarray(cond), fps=sp["fps"])
     n_gt = 0
     if ground_truth:
-        from skyloom.eval.calibration import ground_truth_clips
+        from skyloom.eval.harness.calibration import ground_truth_clips
 
         gts = ground_truth_clips(suite, items)
         if not gts:
@@ -284,7 +284,7 @@ def entry_base_and_db(cfg: Any) -> tuple[Path, str]:
     """Where entries not tied to a run go: (``--out`` or ./skyloom-eval, ``--db`` or its results.sqlite)."""
     import os
 
-    from skyloom.eval.runner import DEFAULT_OUT
+    from skyloom.eval.harness.runner import DEFAULT_OUT
 
     base = Path(cfg.out) if cfg.out else Path(DEFAULT_OUT)
     return base, cfg.db or os.environ.get("SKYLOOM_RESULTS_DB") or str(base / "results.sqlite")
@@ -307,21 +307,21 @@ def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str]
     """Score a folder of ``<item_id>.mp4`` as a ``submission`` entry of ``cfg.suite``.
 
     Args:
-        cfg: :class:`skyloom.eval.runner.EvalConfig` (suite, db, out, bootstrap settings).
+        cfg: :class:`skyloom.eval.harness.runner.EvalConfig` (suite, db, out, bootstrap settings).
         videos: the submission folder.
         name: the entry's name on the boards (the latest submission of a name is the one ranked).
         meta: free-form metadata (who, model, date, settings, ...), stored with the entry.
         mismatch: ``resize`` or ``refuse`` (module docstring).
 
     Returns:
-        (:class:`skyloom.eval.runner.EvalResult`, the :class:`FolderCheck`).
+        (:class:`skyloom.eval.harness.runner.EvalResult`, the :class:`FolderCheck`).
 
     Raises:
         SubmissionError: no such folder, unknown policy, empty name, or no usable video at all.
     """
     from skyloom.config import to_dict
-    from skyloom.eval.cache import FeatureCache
-    from skyloom.eval.runner import (
+    from skyloom.eval.features.cache import FeatureCache
+    from skyloom.eval.harness.runner import (
         EvalResult,
         _Ctx,
         _safe,
@@ -329,8 +329,8 @@ def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str]
         git_hash,
         make_scorer,
     )
-    from skyloom.eval.store import ResultsStore
-    from skyloom.eval.suites import load_suite, suite_to_dict
+    from skyloom.eval.harness.suites import load_suite, suite_to_dict
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.video import write_video
 
     t0 = time.perf_counter()

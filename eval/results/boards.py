@@ -1,6 +1,6 @@
 """What a board says beyond the ranking: calibration-order flags and a VBench-style score breakdown.
 
-**Order flags.** A suite declares the order its calibration rows (:mod:`skyloom.eval.calibration`)
+**Order flags.** A suite declares the order its calibration rows (:mod:`skyloom.eval.harness.calibration`)
 must come out in, best first (``calibration.order``, per metric ``calibration.metric_order``).
 For each metric, every pair of declared rows is checked in the metric's direction; a pair that
 comes out the wrong way round (the worse row strictly better) flags the metric: its numbers do
@@ -122,8 +122,8 @@ def attach(store: Any, rows: list[dict[str, Any]], evals: list[dict[str, Any]]) 
     """Add ``breakdown`` (total, per category, per metric) to each leaderboard row; the board's info.
 
     Args:
-        store: the :class:`skyloom.eval.store.ResultsStore` the rows come from.
-        rows: :func:`skyloom.eval.stats.leaderboard` rows (one suite version), with ``kind``.
+        store: the :class:`skyloom.eval.results.store.ResultsStore` the rows come from.
+        rows: :func:`skyloom.eval.results.stats.leaderboard` rows (one suite version), with ``kind``.
         evals: the ``evals`` rows of that suite version (their recorded suite declares the breakdown).
 
     Returns:
@@ -195,12 +195,12 @@ def attach(store: Any, rows: list[dict[str, Any]], evals: list[dict[str, Any]]) 
 
 def board(store: Any, suite: str, metric: str | None = None, *, suite_version: str | None = None,
           **kwargs: Any) -> dict[str, Any]:
-    """:func:`skyloom.eval.stats.leaderboard` rows with their breakdown, and the board's flags.
+    """:func:`skyloom.eval.results.stats.leaderboard` rows with their breakdown, and the board's flags.
 
     Returns:
         ``{"suite", "suite_version", "metric", "rows", **attach(...)}`` (rows empty when nothing is finished).
     """
-    from skyloom.eval.stats import leaderboard
+    from skyloom.eval.results.stats import leaderboard
 
     rows = leaderboard(store, suite, metric, suite_version=suite_version, **kwargs)
     if not rows:

@@ -1,6 +1,6 @@
 """``skyloom eval score``: score a folder of mp4s with one metric (FVD, CLIPSIM, physics, ...).
 
-``register(eval_app)`` adds the command to the ``skyloom eval`` group (called from ``eval/cli.py``).
+``register(eval_app)`` adds the command to the ``skyloom eval`` group (called from ``eval/cli/commands.py``).
 Unreadable videos are skipped and listed in the result (``details.skipped``), never fatal.
 """
 
@@ -75,7 +75,7 @@ def parse_options(opts: list[str] | None) -> dict[str, Any]:
     return out
 
 
-# Where `eval score` takes each declared metric input from (skyloom.eval.dispatch.INPUTS).
+# Where `eval score` takes each declared metric input from (skyloom.eval.metrics.inputs.INPUTS).
 INPUT_OPTIONS: dict[str, str] = {"prompts": "--prompts", "reference": "--reference", "ground_truth": "--gt",
                                  "specs": "--gt", "real_videos": "--reference"}
 
@@ -83,8 +83,8 @@ INPUT_OPTIONS: dict[str, str] = {"prompts": "--prompts", "reference": "--referen
 def build_metric(metric: str, extractor: str | None, weights: str | None, random_init: bool,
                  options: dict[str, Any]) -> Any:
     """The metric from ``METRICS`` with its extractor built from the command-line options."""
-    from skyloom.eval.dispatch import metric_kwargs
     from skyloom.eval.metrics import METRICS
+    from skyloom.eval.metrics.inputs import metric_kwargs
 
     cls = METRICS.get(metric)
     kwargs = metric_kwargs(cls, options, where="--option")
@@ -95,7 +95,7 @@ def build_metric(metric: str, extractor: str | None, weights: str | None, random
             ekw["pretrained" if name == "clip" else "weights"] = weights
         if random_init:
             ekw["random_init"] = True
-        from skyloom.eval.features import get_extractor
+        from skyloom.eval.features.base import get_extractor
 
         kwargs["extractor"] = get_extractor(name, **ekw)
     elif weights:
@@ -108,12 +108,12 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
                  random_init: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the videos; returns ``MetricResult.to_dict()`` plus ``details.skipped`` (path, reason).
 
-    The metric's declared inputs (:mod:`skyloom.eval.dispatch`) say what is read: prompts from
+    The metric's declared inputs (:mod:`skyloom.eval.metrics.inputs`) say what is read: prompts from
     ``prompts``, the simulator's clip of the same name from ``reference`` (or, for a set-level
     metric, every real clip there), ground truth and scene specs from ``gt``.
     """
-    from skyloom.eval import dispatch
     from skyloom.eval.metrics import METRICS
+    from skyloom.eval.metrics import inputs as dispatch
     from skyloom.video import VideoError, read_video
 
     METRICS.get(metric)  # an unknown name fails first, with the closest known names

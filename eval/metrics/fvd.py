@@ -1,6 +1,7 @@
 """FVD and KVD metrics (distribution distances on video features), mergeable across shards.
 
-Registered in ``skyloom.eval.metrics.METRICS`` as ``fvd`` and ``kvd``; the maths is in ``skyloom.eval.frechet``.
+Registered in ``skyloom.eval.metrics.METRICS`` as ``fvd`` and ``kvd``; the maths is in
+``skyloom.eval.functional.frechet``.
 
 Example:
     >>> import numpy as np
@@ -24,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.eval import frechet
-from skyloom.eval.features import check_videos
-from skyloom.eval.metrics import METRICS, CompensatedSum, Metric, MetricResult
+from skyloom.eval.features.base import check_videos
+from skyloom.eval.functional import frechet
+from skyloom.eval.metrics.base import METRICS, CompensatedSum, Metric, MetricResult
 
 
 @METRICS.register("fvd")

@@ -10,8 +10,8 @@ A metric declares its inputs as class attributes instead of having them guessed 
 :data:`INPUTS` lists the names a metric may declare. ``"real_videos"`` marks a set-level metric
 (FVD, KVD): it compares the generated set with a set of real clips, fed as
 ``update(real_clips, real=True)`` (or, through the feature cache, ``update_features(features,
-real=True)``). The suite runner (:mod:`skyloom.eval.scoring`) and ``skyloom eval score``
-(:mod:`skyloom.eval.metrics_cli`) both describe each video as an item dict (``item_id``,
+real=True)``). The suite runner (:mod:`skyloom.eval.harness.scoring`) and ``skyloom eval score``
+(:mod:`skyloom.eval.cli.score`) both describe each video as an item dict (``item_id``,
 ``prompt``, ``reference``, ``ground_truth``, ``specs``, ``variance``) and call
 :func:`update_kwargs`, so a metric registered by a plug-in works in both without either knowing
 its name.

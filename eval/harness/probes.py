@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.eval.suites import PhysicsSpec
+from skyloom.eval.harness.suites import PhysicsSpec
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
         skyloom.config.ConfigError: unknown datagen preset or override.
     """
     from skyloom import datagen
-    from skyloom.eval.physics import physical_variance
+    from skyloom.eval.functional.physics_iq import physical_variance
 
     items = []
     for i, (iid, spec) in enumerate(probe_specs(ph).items()):
@@ -75,7 +75,7 @@ def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
             "variance": variance,
         })
     if items:  # Physics-IQ's variance is a property of the set of scenes: every item carries the set's
-        from skyloom.eval.physics import piq_dataset_variance
+        from skyloom.eval.functional.physics_iq import piq_dataset_variance
 
         var_set = piq_dataset_variance([it["variance"]["physics_iq"] for it in items])
         for it in items:

@@ -15,7 +15,7 @@ from the ground truth of every item:
 - ``noise``: uniform random pixels of the same shape.
 
 Rows are stored with ``kind = calibration``: boards show them in place, unranked, so every
-model's number reads against them; :mod:`skyloom.eval.breakdown` checks that each metric orders
+model's number reads against them; :mod:`skyloom.eval.results.boards` checks that each metric orders
 them as the suite declares and normalises the total score between two of them.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.eval.suites import CALIBRATION_ROWS, Suite
+from skyloom.eval.harness.suites import CALIBRATION_ROWS, Suite
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _resize(frames: np.ndarray, width: int | None, height: int | None) -> np.nda
 
 def ground_truth_clips(suite: Suite, items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Item id -> uint8 (T, H, W, 3) ground truth, for the items that have one (module docstring)."""
-    from skyloom.eval.submissions import item_spec
+    from skyloom.eval.harness.submissions import item_spec
 
     out: dict[str, np.ndarray] = {}
     for it in items:
@@ -139,11 +139,11 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
         ValueError: an unknown row, no rows, or a suite without any ground truth.
     """
     from skyloom.config import to_dict
-    from skyloom.eval.cache import FeatureCache
-    from skyloom.eval.runner import EvalResult, _Ctx, finish_eval, git_hash, make_scorer
-    from skyloom.eval.store import ResultsStore
-    from skyloom.eval.submissions import entry_base_and_db, item_spec, suite_items
-    from skyloom.eval.suites import load_suite, suite_to_dict
+    from skyloom.eval.features.cache import FeatureCache
+    from skyloom.eval.harness.runner import EvalResult, _Ctx, finish_eval, git_hash, make_scorer
+    from skyloom.eval.harness.submissions import entry_base_and_db, item_spec, suite_items
+    from skyloom.eval.harness.suites import load_suite, suite_to_dict
+    from skyloom.eval.results.store import ResultsStore
     from skyloom.video import write_video
 
     t0 = time.perf_counter()

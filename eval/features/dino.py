@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skyloom.eval.features import EXTRACTORS, RANDOM_INIT, FrameTextExtractor, weights_hash
+from skyloom.eval.features.base import EXTRACTORS, RANDOM_INIT, FrameTextExtractor, weights_hash
 
 log = logging.getLogger(__name__)
 

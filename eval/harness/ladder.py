@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.eval.suites import PhysicsSpec
+from skyloom.eval.harness.suites import PhysicsSpec
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,9 @@ def ladder(ph: PhysicsSpec, metrics: tuple[str, ...] = ("physics_iq_scene", "phy
         "aggregate": {<metric>: {candidate: value}}, "ordered": {<metric>: fraction of scenes in
         ladder order (strictly decreasing)}}``.
     """
-    from skyloom.eval import probes
+    from skyloom.eval.functional.physics_iq import motion_masks
+    from skyloom.eval.harness import probes
     from skyloom.eval.metrics import METRICS
-    from skyloom.eval.physics import motion_masks
 
     items = probes.build_items(ph)
     out: dict[str, Any] = {"scenes": [], "aggregate": {}, "ordered": {}}
