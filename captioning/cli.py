@@ -17,6 +17,7 @@ from skyloom.cli_common import (
     check_failures,
     console,
     data_console,
+    fail,
     load_config,
     stage_timer,
 )
@@ -136,6 +137,8 @@ def register(app: typer.Typer) -> None:
         from skyloom.captioning.config import CaptionConfig
         from skyloom.captioning.upsample import upsample
 
+        if not prompt.strip():
+            fail("PROMPT is empty: give a short prompt to expand, e.g. 'a red ball bouncing'")
         cfg = load_config(CaptionConfig, "caption", preset, sets)
         print(upsample(prompt, seed=seed, mode=cfg.upsample.mode, endpoint=cfg.upsample.endpoint))
 

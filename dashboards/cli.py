@@ -16,14 +16,21 @@ CorpusOpt = Annotated[list[Path] | None, typer.Option("--corpus", help="Corpus d
 MaxClipsOpt = Annotated[int, typer.Option(help="Clip rows listed per corpus (the charts cover every clip).")]
 
 
-def _check_inputs(runs: list[Path], corpus: list[Path] | None) -> None:
-    """Every --runs and --corpus folder must exist (a typo is an error, not an empty dashboard)."""
+def _check_inputs(runs: list[Path], corpus: list[Path] | None, db: str | None = None) -> None:
+    """Every --runs and --corpus folder and the --db file must exist (a typo is an error, not an empty
+    dashboard, and reading never creates a database)."""
     from skyloom.cli_common import existing_path
 
     for r in runs:
         existing_path(r, "--runs folder")
     for c in corpus or []:
         existing_path(c, "--corpus folder")
+    if db:
+        from skyloom.eval.results.store import StoreError, sqlite_file
+
+        f = sqlite_file(db)
+        if f is not None and not f.is_file():
+            raise StoreError(f"results store (--db / SKYLOOM_RESULTS_DB) {db} does not exist")
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +62,10 @@ def register(app: typer.Typer) -> None:
 
         if not 0 <= port <= 65535:
             fail(f"--port {port}: a port is 0-65535 (0: any free port)")
-        _check_inputs(runs, corpus)
+        from skyloom.cli_common import check_positive
+
+        check_positive({"--max-clips": max_clips})
+        _check_inputs(runs, corpus, db)
         try:
             hosts = normalise_hosts([*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::", "") else [host]),
                                      *(allow_host or [])])
@@ -94,11 +104,19 @@ def register(app: typer.Typer) -> None:
 
         Example: [bold]skyloom report --runs runs/ --corpus data/corpus --out report.html[/]
         """
-        from skyloom.cli_common import console
+        from skyloom.cli_common import check_out_apart, check_positive, console, fail
         from skyloom.dashboards.report import build_report
         from skyloom.dashboards.sources import Dashboard
 
-        _check_inputs(runs, corpus)
+        check_positive({"--max-clips": max_clips})
+        check_positive({"--max-video-mb": max_video_mb, "--max-paired": max_paired}, allow_zero=True)
+        _check_inputs(runs, corpus, db)
+        if out.is_dir():
+            fail(f"--out {out} is a folder; give the HTML file to write (e.g. {out / 'report.html'})")
+        if out.suffix.lower() not in (".html", ".htm"):
+            fail(f"--out {out} must end in .html (the report is one HTML file)")
+        for c in corpus or []:
+            check_out_apart(out, {"--corpus folder": c})
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)
         try:
             info = build_report(dash, out, max_video_mb=max_video_mb, max_paired_evals=max_paired)

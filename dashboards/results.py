@@ -276,11 +276,25 @@ def item_videos(src: ResultSource, ev: dict[str, Any]) -> dict[str, Path]:
     for row in src.store.items(ev["eval_id"]):
         vp = row.get("video_path")
         if vp and row["item_id"] not in out:
-            p = Path(vp)
-            p = p if p.is_absolute() or run_root is None else run_root / p
-            if p.is_file():
+            p = stored_video(vp, src, run_root)
+            if p is not None and p.is_file():
                 out[row["item_id"]] = p
     return out
+
+
+def stored_video(stored: str, src: ResultSource, run_root: Path | None = None) -> Path | None:
+    """The file a stored ``video_path`` names now: an absolute one (written by old versions) as is; a relative
+    one (relative to its store's folder: the run, or the folder an ``--out`` store sits in) from the first of
+    the evaluation's run, the store's folder and the source's folders that holds it."""
+    p = Path(stored)
+    if p.is_absolute():
+        return p
+    folder = getattr(src.store, "folder", None)
+    bases = [b for b in (run_root, folder, *src.roots, src.run_root) if b is not None]
+    for base in dict.fromkeys(bases):
+        if (base / p).is_file():
+            return base / p
+    return None
 
 
 def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots,
@@ -318,7 +332,7 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
             cell = it["videos"].setdefault(eid, {"scores": {}, "path": None})
             cell["scores"][row["metric"]] = row.get("value")
             if row.get("video_path") and cell["path"] is None:
-                cell["path"] = _video_of(row, video_dir, run_root)
+                cell["path"] = _video_of(row, video_dir, run_root, src)
         # Videos with no per-item row (suites scored only by set-level metrics such as FVD).
         if video_dir is not None and video_dir.is_dir():
             for f in sorted(video_dir.glob("*.mp4")):
@@ -374,17 +388,15 @@ def verdict(diff: float | None, ci_low: float | None, ci_high: float | None,
     return {"kind": kind, "better": None if kind == "tie" else kind}
 
 
-def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None) -> str:
+def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None, src: ResultSource) -> str | None:
     """Where an item's video is now: in the evaluation's own folder first (a moved or copied run),
-    else the stored path (a relative one against its run, an absolute one as stored by old versions)."""
+    else the stored path (:func:`stored_video`)."""
     if video_dir is not None:
         own = video_dir / f"{row['item_id']}.mp4"
         if own.is_file():
             return str(own)
-    stored = Path(row["video_path"])
-    if not stored.is_absolute() and run_root is not None:
-        return str(run_root / stored)
-    return str(stored)
+    found = stored_video(row["video_path"], src, run_root)
+    return str(found) if found is not None else None
 
 
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:

@@ -52,8 +52,10 @@ class Dashboard:
                  cache_dir: str | os.PathLike | None = None, pipeline_loader: Callable[..., Any] | None = None,
                  device: str = "cpu") -> None:
         run_list = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
-        self.run_dirs = [Path(r).expanduser() for r in run_list]
-        self.corpus_dirs = [Path(c).expanduser() for c in (corpora or [])]
+        # Absolute from here on: a relative --runs is the user's working directory's, and every path found under
+        # it (videos, checkpoints) is located against the configured roots.
+        self.run_dirs = [Path(r).expanduser().absolute() for r in run_list]
+        self.corpus_dirs = [Path(c).expanduser().absolute() for c in (corpora or [])]
         self.db = db
         self.max_clips = max_clips
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()

@@ -58,6 +58,18 @@ def register(dg: typer.Typer) -> None:
 
         if not sources.exists():
             fail(f"source manifest {sources} does not exist")
+        if sources.is_dir():
+            fail(f"source manifest {sources} is a folder; give a CSV, JSONL or Parquet file")
+        from skyloom.cli_common import check_out_apart
+        from skyloom.datagen.sources import read_sources
+
+        check_out_apart(out, {"source manifest": sources})
+        try:
+            listed = read_sources(sources)
+        except SourceError as e:
+            fail(str(e))
+        if not listed:
+            fail(f"source manifest {sources} lists no source: add one row per clip (url, license, author, ...)")
         cfg = load_config(IngestConfig, "datagen", preset, sets)
         with stage_timer("ingest licensed clips"), progress() as bar:
             task = bar.add_task("sources", total=None)
@@ -70,13 +82,19 @@ def register(dg: typer.Typer) -> None:
             except SourceError as e:
                 fail(str(e))
         report = json.loads(res.report_path.read_text())
+        failed_all = res.sources > 0 and res.ingested == 0 and res.skipped == 0 and res.rejected > 0
         if as_json:
             print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2))
-            return
-        _table(res.rows)
-        console.print(f"{res.sources} source(s): {res.skipped} already done, {res.ingested} ingested, "
-                      f"{res.rejected} rejected; {res.clips_added} clip(s) added to {res.corpus} "
-                      f"({res.frames_decoded} frames in {res.seconds:.1f} s). Report: {res.report_path}")
+        else:
+            _table(res.rows)
+            console.print(f"{res.sources} source(s): {res.skipped} already done, {res.ingested} ingested, "
+                          f"{res.rejected} rejected; {res.clips_added} clip(s) added to {res.corpus} "
+                          f"({res.frames_decoded} frames in {res.seconds:.1f} s). Report: {res.report_path}")
+        if failed_all:  # nothing came in: a job that produced nothing fails, as render's does
+            from skyloom.errors import JobFailedError
+
+            raise JobFailedError(f"datagen ingest: every one of the {res.sources} source(s) was rejected "
+                                 f"(reasons in {res.report_path})")
 
     @dg.command("takedown")
     def takedown_cmd(

@@ -11,6 +11,22 @@ import typer
 from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, check_failures, console, load_config, stage_timer
 
 
+def _check_render(cfg, specs: Path | None) -> None:
+    """Refuse before any work: counts below 1, a missing or empty --specs file, --specs inside the corpus."""
+    from skyloom.cli_common import check_positive, existing_path, fail
+
+    if specs is not None:
+        existing_path(specs, "--specs file")
+        if specs.is_dir():
+            fail(f"--specs {specs} is a folder; give a JSON-lines file of scene specs")
+        if not any(line.strip() for line in specs.read_text(errors="replace").splitlines()):
+            fail(f"--specs {specs} is empty: write one JSON scene spec per line")
+    else:
+        check_positive({"--num-scenes": cfg.num_scenes})
+    check_positive({"scenes_per_task": cfg.scenes_per_task, "flush_every": cfg.flush_every})
+    check_positive({"--seed": cfg.seed, "max_retries": cfg.max_retries, "num_cpus": cfg.num_cpus}, allow_zero=True)
+
+
 def register(dg: typer.Typer) -> None:
     """Add the ``render`` command to the ``skyloom datagen`` group."""
 
@@ -46,6 +62,7 @@ def register(dg: typer.Typer) -> None:
         if specs is not None:
             changes["specs_file"] = str(specs)
         cfg = dataclasses.replace(cfg, **changes)
+        _check_render(cfg, specs)
         with stage_timer(f"datagen render {cfg.preset} ({cfg.renderer})"):
             res = run_render(cfg, ray_address=ray_address)
             from skyloom.fsutil import atomic_write_json, file_stamp

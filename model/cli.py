@@ -38,6 +38,36 @@ def _check_components(cfg) -> None:
     AUTOENCODERS.options(cfg.ae.kind, cfg.ae.options, where="ae.options")
 
 
+def _check_train(cfg, corpus: Path, out: Path, allow_uncaptioned: bool) -> None:
+    """Refuse, before anything is written, settings that cannot train: counts below 1, a run folder in
+    (or equal to) its corpus, and a text-to-video model on a corpus without one usable caption."""
+    from skyloom.cli_common import check_out_apart, check_positive
+
+    check_positive({"steps (--steps)": cfg.steps, "log_every": cfg.log_every, "ckpt_every": cfg.ckpt_every,
+                    "sampler.steps": cfg.sampler.steps, "data.frame_stride": cfg.data.frame_stride,
+                    "optim.lr": cfg.optim.lr})
+    check_positive({"max_minutes (--max-minutes)": cfg.max_minutes, "keep_checkpoints": cfg.keep_checkpoints,
+                    "data.max_clips": cfg.data.max_clips, "optim.warmup_steps": cfg.optim.warmup_steps},
+                   allow_zero=True)
+    if not cfg.data.buckets:
+        fail("data.buckets is empty: give at least one bucket (height, width, num_frames, batch_size)")
+    for i, b in enumerate(cfg.data.buckets):
+        check_positive({f"data.buckets[{i}].{k}": getattr(b, k) for k in ("height", "width", "num_frames",
+                                                                          "batch_size")})
+    check_out_apart(out, {"corpus": corpus}, flag="--out (the run folder)")
+    if cfg.stage != "dit" or allow_uncaptioned:
+        return
+    from skyloom.corpus import Corpus
+    from skyloom.model.data import caption_candidates
+
+    recs = [r for r in Corpus(corpus).records() if r.split == cfg.data.split]
+    kinds = tuple(cfg.data.caption_kinds)
+    if recs and not any(caption_candidates(r, kinds, cfg.data.caption_mode) != [""] for r in recs):
+        fail(f"corpus {corpus}: none of the {len(recs)} clip(s) of split {cfg.data.split!r} has a caption of kind "
+             f"{', '.join(kinds)} (data.caption_kinds), so a text-to-video model would learn from empty prompts; "
+             f"caption it first (skyloom caption {corpus}) or pass --allow-uncaptioned")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train", rich_help_panel="model")
     def train_cmd(
@@ -57,6 +87,9 @@ def register(app: typer.Typer) -> None:
         num_workers: Annotated[int, typer.Option(help="Ray Train workers (1 without --ray-address: in-process).")] = 1,
         gpu: Annotated[bool, typer.Option("--gpu/--cpu", help="One GPU per Ray Train worker.")] = False,
         device: Annotated[str | None, typer.Option(help="In-process device (default: cuda if available).")] = None,
+        allow_uncaptioned: Annotated[bool, typer.Option(
+            "--allow-uncaptioned", help="Train a text-to-video model even when no clip has a caption "
+            "(every prompt is empty: an unconditional model).")] = False,
     ) -> None:
         """Train a video DiT (or, with [bold]--stage vae[/], its autoencoder) on a corpus.
 
@@ -70,7 +103,10 @@ def register(app: typer.Typer) -> None:
         if stage not in (None, "dit", "vae"):
             fail(f"--stage must be dit or vae, got {stage!r}")
         existing_path(corpus, "corpus")
+        if num_workers < 1:
+            fail(f"--num-workers {num_workers}: at least 1")
         cfg = _resolve_config(out, preset, sets, stage, steps, max_minutes, fresh=not resume)
+        _check_train(cfg, corpus, out, allow_uncaptioned)
         with stage_timer(f"train {cfg.name} ({cfg.stage})"):
             if ray_address or num_workers > 1:
                 from skyloom.model.ray_train import run_ray
@@ -117,6 +153,11 @@ def register(app: typer.Typer) -> None:
             fail(f"--method {method!r} is not one of euler, heun")
         if out.suffix.lower() != ".mp4":
             fail(f"--out {out} must end in .mp4 (the video is written as H.264 mp4)")
+        from skyloom.cli_common import check_out_apart, check_positive
+
+        check_positive({"--steps": steps, "--num-frames": num_frames, "--prefix-frames": prefix_frames})
+        check_positive({"--seed": seed, "--guidance": guidance}, allow_zero=True)
+        check_out_apart(out, {"--ckpt": ckpt})
         bgr = None
         if image is not None:
             existing_path(image, "--image")

@@ -9,6 +9,8 @@ instead of a traceback (``skyloom -v`` shows it).
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
 import traceback
 from typing import Annotated, Any
@@ -54,6 +56,20 @@ def _report(e: BaseException, verbose: bool) -> int:
     return EXIT_INTERNAL
 
 
+def _broken_pipe() -> int:
+    """The reader of stdout went away (``skyloom leaderboard | head -1``): stop quietly, as ``cat`` does.
+
+    stdout is pointed at /dev/null so that flushing it at exit cannot raise again; the exit code is
+    the shell's for a process ended by SIGPIPE (128 + 13).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout file descriptor (an embedding test harness)
+        pass
+    return 128 + int(getattr(signal, "SIGPIPE", 13))
+
+
 class _SkyloomGroup(TyperGroup):
     """The root command: maps every exception a command raises to its exit code, in one place."""
 
@@ -62,6 +78,8 @@ class _SkyloomGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # click's own exits and usage errors: handled by main()
+        except BrokenPipeError:
+            raise typer.Exit(_broken_pipe()) from None
         except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - every escape gets its exit code here
             raise typer.Exit(_report(e, bool(ctx.params.get("verbose")))) from None
 
@@ -124,12 +142,22 @@ def _usage_error(e: typer.TyperException) -> int:
     return int(getattr(e, "exit_code", EXIT_USER) or EXIT_USER)
 
 
+def _raise_broken_pipe(_console: Any) -> None:
+    raise BrokenPipeError  # rich's own handler exits 1; ours (_broken_pipe) exits as a SIGPIPE'd process
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``skyloom`` executable; exits with the code of skyloom.errors' contract."""
+    from rich.console import Console
+
+    Console.on_broken_pipe = _raise_broken_pipe  # every console: ours and the one typer prints help with
     cmd = typer.main.get_command(app)
     _help_like_unix(cmd)
     try:
         rv = cmd.main(args=argv, prog_name="skyloom", standalone_mode=False)
+        sys.stdout.flush()  # data still buffered must reach a closed pipe here, not at interpreter exit
+    except BrokenPipeError:
+        sys.exit(_broken_pipe())
     except typer.TyperException as e:  # the click bundled in typer: its ClickException derives from this
         sys.exit(_usage_error(e))
     except typer.Abort:

@@ -35,8 +35,33 @@ from skyloom.errors import EXIT_INTERRUPTED, InputNotFoundError, JobFailedError,
 
 T = TypeVar("T")
 
+NOT_A_TERMINAL_WIDTH = 100_000  # "unlimited": data written to a pipe or file is never wrapped
+
+
+class DataConsole(Console):
+    """stdout, for data. On a terminal, rich tables fit the window. Piped or redirected
+    (``skyloom leaderboard > lb.txt``, ``| grep``), nothing is wrapped: every row is one line at its full
+    width and a table's title is a line of its own rather than wrapped to the table's width."""
+
+    def print(self, *objects: Any, **kw: Any) -> None:  # noqa: D102 - rich's Console.print
+        if self.is_terminal:
+            super().print(*objects, **kw)
+            return
+        from rich.table import Table
+
+        width, self.width = self.width, NOT_A_TERMINAL_WIDTH
+        try:
+            for obj in objects:
+                if isinstance(obj, Table) and obj.title:
+                    super().print(obj.title, soft_wrap=True, highlight=False)
+                    obj.title = None
+                super().print(obj, **kw)
+        finally:
+            self.width = width
+
+
 console = Console(stderr=True)  # logs, progress, errors
-data_console = Console()  # data: tables a user may redirect (`skyloom leaderboard > lb.txt`)
+data_console = DataConsole()  # data: tables a user may redirect (`skyloom leaderboard > lb.txt`)
 
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", "-s", metavar="KEY=VALUE",
@@ -113,10 +138,17 @@ def stage_timer(name: str) -> Iterator[dict[str, Any]]:
 
 
 def setup_logging(verbose: bool = False) -> None:
+    """skyloom's own INFO lines on stderr; other libraries' only from WARNING up, unless ``-v`` (DEBUG for all).
+
+    A third-party INFO line (PyOpenGL's "No OpenGL_accelerate module loaded" on every render) is noise
+    to a user who did not ask for it.
+    """
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)], force=True)
+    logging.getLogger("skyloom").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("__main__").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("urllib3", "httpx", "httpcore", "PIL", "matplotlib", "filelock", "ray", "torch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -145,6 +177,33 @@ def existing_path(p: str | Path, what: str) -> Path:
     if not path.exists():
         raise InputNotFoundError(f"{what} {path} does not exist")
     return path
+
+
+def check_positive(values: dict[str, float | int | None], allow_zero: bool = False) -> None:
+    """A user error naming the first value below 1 (``allow_zero``: below 0); None means "not given".
+
+    Counts, steps, frames and sizes are checked before any work starts: ``train --steps -5`` is a mistake,
+    not a run that ends with "last loss nan".
+    """
+    for name, v in values.items():
+        if v is None or isinstance(v, bool):
+            continue
+        if v < 0 or (v == 0 and not allow_zero):
+            raise UserError(f"{name} is {v}: it must be {'0 or more' if allow_zero else 'positive'}")
+
+
+def check_out_apart(out: str | Path, inputs: dict[str, str | Path | None], flag: str = "--out") -> None:
+    """A user error when the output ``out`` is one of ``inputs`` or lies inside one (a run written into its
+    corpus, scores written into the folder of videos being scored). Paths are compared resolved."""
+    o = Path(out).expanduser().resolve()
+    for what, p in inputs.items():
+        if p is None:
+            continue
+        i = Path(p).expanduser().resolve()
+        if o == i:
+            raise UserError(f"{flag} {out} is the {what} {p} itself: write the output somewhere else")
+        if i.is_dir() and o.is_relative_to(i):
+            raise UserError(f"{flag} {out} is inside the {what} {p}: write the output somewhere else")
 
 
 def is_tty() -> bool:

@@ -30,6 +30,7 @@ import dataclasses
 import difflib
 import importlib.resources
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -216,15 +217,38 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+_INDEXED = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>-?\d+)\]$")
+
+
 def _set_path(d: dict[str, Any], path: list[str], value: Any) -> None:
-    cur = d
-    for p in path[:-1]:
+    """Set ``d[a][b]... = value``; a part ``name[i]`` indexes a list (``data.buckets[0].batch_size``)."""
+    cur: Any = d
+    for n, p in enumerate(path):
+        last = n == len(path) - 1
+        m = _INDEXED.match(p)
+        if m is not None:
+            seq = cur.get(m["name"]) if isinstance(cur, dict) else None
+            where = ".".join(path[:n] + [m["name"]])
+            if not isinstance(seq, list):
+                raise ConfigError(f"config key {where!r} is not a list, so {'.'.join(path)!r} cannot index it")
+            i = int(m["index"])
+            if not -len(seq) <= i < len(seq):
+                raise ConfigError(f"{'.'.join(path)!r}: index {i} is out of range ({where} has {len(seq)} item(s))")
+            if last:
+                seq[i] = value
+                return
+            if not isinstance(seq[i], dict):
+                raise ConfigError(f"{'.'.join(path)!r}: item {i} of {where} has no fields to set")
+            cur = seq[i]
+            continue
+        if last:
+            cur[p] = value
+            return
         nxt = cur.get(p)
         if not isinstance(nxt, dict):
             nxt = {}
             cur[p] = nxt
         cur = nxt
-    cur[path[-1]] = value
 
 
 def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:

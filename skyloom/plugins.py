@@ -58,11 +58,11 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        from skyloom.cli_common import console
+        from skyloom.cli_common import data_console
 
         t = Table(title="registries (a package adds an entry under the entry-point group)")
         for col in ("kind", "name", "entry-point group", "from"):
             t.add_column(col)
         for r in rows:
             t.add_row(r["kind"], r["name"], r["group"] or "", r["origin"])
-        console.print(t)
+        data_console.print(t)

@@ -92,6 +92,7 @@ def register(app: typer.Typer) -> None:
             fail("--videos needs --name NAME (the submission's name on the boards)")
         if name and videos is None:
             fail("--name names a --videos submission; pass --videos DIR too")
+        _check_eval_flags(ckpt, videos, out, executor, mismatch, max_failures, meta)
         from skyloom.cli_common import load_config, progress, stage_timer
         from skyloom.errors import UserError
         from skyloom.eval.harness.runner import EvalConfig, run_eval
@@ -192,6 +193,8 @@ def register(app: typer.Typer) -> None:
 
         _, suite_sets = _split_sets(sets)
         s = load_suite(suite, suite_sets)
+        if out.is_file():
+            fail(f"--out {out} is a file; give a folder for the submitter's kit")
         try:
             man = export_suite(s, out, ground_truth=ground_truth)
         except SubmissionError as e:
@@ -263,6 +266,10 @@ def register(app: typer.Typer) -> None:
 
         Corpus(corpus)  # a clear error before the towers are built
         cfg = load_config(EvaluatorConfig, "eval", preset, sets)
+        from skyloom.cli_common import check_out_apart, check_positive
+
+        check_positive({k: getattr(cfg, k) for k in ("frames", "size", "steps", "batch_size", "lr", "max_clips")})
+        check_out_apart(out, {"corpus": corpus})
         with stage_timer("train in-domain evaluator"):
             res = train_evaluator(str(corpus), str(out), cfg)
         console.print(f"evaluator written to [bold]{res['path']}[/] ({res['train_clips']} clips, "
@@ -319,6 +326,8 @@ def register(app: typer.Typer) -> None:
         store = _open(db, runs, near=[a, b])
         try:
             ea, eb = store.resolve_eval(a, suite), store.resolve_eval(b, suite)
+            if ea == eb:
+                fail(f"A ({a}) and B ({b}) are the same evaluation {ea}: compare two different entries")
             rows = [c.to_dict() for c in compare_all(store, ea, eb, metric)]
         except ValueError as e:
             fail(str(e))
@@ -335,6 +344,34 @@ def register(app: typer.Typer) -> None:
                     "higher_is_better", "extractor"]
             title = f"compare {ea} -> {eb}"
         _emit(rows, cols, fmt, title=title)
+
+
+def _check_eval_flags(ckpt: list[str] | None, videos: Path | None, out: Path | None, executor: str | None,
+                      mismatch: str, max_failures: int | None, meta: list[str] | None) -> None:
+    """Flags that contradict each other or cannot work, refused before any suite is loaded."""
+    from skyloom.cli_common import check_out_apart, check_positive
+
+    if videos is not None and ckpt:
+        fail(f"--videos {videos} scores a folder made elsewhere and --ckpt {ckpt[0]} generates with a checkpoint: "
+             "give one of them per command")
+    if executor is not None and executor not in ("auto", "local", "ray"):
+        fail(f"--executor {executor!r} is not one of: auto, local, ray")
+    if mismatch not in ("resize", "refuse"):
+        fail(f"--mismatch {mismatch!r} is not one of: resize, refuse")
+    check_positive({"--max-failures": max_failures}, allow_zero=True)
+    if videos is not None:
+        existing_path(videos, "--videos folder")
+        if not videos.is_dir():
+            fail(f"--videos {videos} is not a folder of <item_id>.mp4 files")
+        if not any(videos.glob("*.mp4")):
+            fail(f"--videos {videos} holds no .mp4 file (skyloom eval export says which <item_id>.mp4 to make)")
+    from skyloom.eval.harness.submissions import parse_meta
+
+    parse_meta(meta or [])
+    if out is not None:
+        check_out_apart(out, {"--videos folder": videos})
+        for c in ckpt or []:
+            check_out_apart(out, {"--ckpt": c.removeprefix("diffusers:")})
 
 
 def _check_evals(res: Any, max_failures: int | None) -> None:
@@ -363,12 +400,13 @@ def _check_format(fmt: str) -> None:
 
 def _open(db: str | None, runs: Path | None, near: list[str] | None = None):
     """The store given by --db, the merged stores of --runs, or the run of a checkpoint argument."""
-    from skyloom.eval.results.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore, open_existing
     from skyloom.rundir import find_runs, run_of_checkpoint
 
     if db:
-        return ResultsStore(db)
+        return open_existing(db, "results store (--db / SKYLOOM_RESULTS_DB)")
     if runs is not None:
+        existing_path(runs, "--runs folder")
         stores = [r.root / "results.sqlite" for r in find_runs(runs) if (r.root / "results.sqlite").exists()]
         if (runs / "results.sqlite").exists():
             stores.append(runs / "results.sqlite")

@@ -216,8 +216,14 @@ def register(eval_app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the result JSON here.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ) -> None:
-        from skyloom.cli_common import console, data_console, fail
+        from skyloom.cli_common import check_out_apart, console, data_console, fail
 
+        if out is not None:
+            if out.is_dir():
+                fail(f"--out {out} is a folder; give the JSON file to write")
+            vdir = Path(videos)
+            check_out_apart(out, {"--videos folder": vdir if vdir.is_dir() else None,
+                                  "--reference folder": reference if reference and Path(reference).is_dir() else None})
         try:
             res = score_videos(metric, videos, reference, prompts, gt, extractor, weights, random_init,
                                parse_options(option))

@@ -70,6 +70,10 @@ def load_diffusers_pipeline(path: str | os.PathLike, device: str = "cpu") -> Dif
     folder = Path(path).expanduser()
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"{folder}: not a diffusers pipeline folder (no model_index.json)")
+    from skyloom.cli_common import progress_enabled
+
+    if not (progress_enabled() and logging.getLogger("skyloom").isEnabledFor(logging.DEBUG)):
+        diffusers.utils.logging.disable_progress_bar()  # "Loading pipeline components": tqdm only with -v
     pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), local_files_only=True, dtype=_dtype(device))
     if "num_frames" not in inspect.signature(pipe.__call__).parameters:
         raise ValueError(f"{folder}: {type(pipe).__name__} is not a video pipeline (its __call__ takes no num_frames)")

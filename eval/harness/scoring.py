@@ -171,9 +171,9 @@ class Scorer:
         rows = []
         for it in chunk:
             v = per.get(it["item_id"])
-            rows.append({"item_id": it["item_id"], "metric": m.key, "value": v,
-                         "video_path": str(video_path(it["item_id"])), "prompt": it["prompt"], "seed": it["seed"],
-                         "category": it["category"]})
+            rows.append({"item_id": it["item_id"], "metric": m.key, "value": v,  # the store keeps it relative
+                         "video_path": str(Path(video_path(it["item_id"])).absolute()), "prompt": it["prompt"],
+                         "seed": it["seed"], "category": it["category"]})
         store.put_items(eval_id, rows)
 
     # -- set-level metrics ----------------------------------------------------------------

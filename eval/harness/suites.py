@@ -268,6 +268,13 @@ class Suite:
                 raise SuiteError(f"{at}prompt {p.id!r} has empty text")
             if p.seeds is not None and len(set(p.seeds)) != len(p.seeds):
                 raise SuiteError(f"{at}prompt {p.id!r} repeats a seed: {list(p.seeds)}")
+        g = self.generation
+        for k in ("num_frames", "steps", "batch_size", "fps", "width", "height"):
+            v = getattr(g, k)
+            if v is not None and v <= 0:
+                raise SuiteError(f"{at}generation.{k} is {v}: it must be positive (or left out for the default)")
+        if g.guidance is not None and g.guidance < 0:
+            raise SuiteError(f"{at}generation.guidance is {g.guidance}: it must be 0 or more")
         if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
             raise SuiteError(f"{at}seeds must be a non-empty list without repeats, got {list(self.seeds)}")
         if metric_names is None:

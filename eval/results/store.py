@@ -13,7 +13,8 @@ only; the tables are the contract in ``docs/architecture.md`` ("Results store"):
 - ``scores(eval_id, metric, value, stderr, ci_low, ci_high, n, higher_is_better, metric_version,
   extractor, weights, details_json)``, key (eval_id, metric)
 - ``items(eval_id, item_id, metric, value, video_path, prompt, seed, category)``, key
-  (eval_id, item_id, metric)
+  (eval_id, item_id, metric); ``video_path`` is relative to the store's folder when the video lies
+  inside it (``eval/<suite>/<eval_id>/videos/<item>.mp4`` in a run's store), else absolute
 - ``failures(eval_id, item_id, stage, reason, created_at)``, key (eval_id, item_id, stage)
 
 Every write is one transaction and an upsert on the table's key, so a resumed evaluation
@@ -318,11 +319,37 @@ class ResultsStore:
             row = {k: it.get(k) for k in ITEM_FIELDS}
             row["value"] = _float_or_none(row["value"])
             row["seed"] = None if row["seed"] is None else int(row["seed"])
-            row["video_path"] = None if row["video_path"] is None else str(row["video_path"])
+            row["video_path"] = self._relative_video(row["video_path"])
             row["eval_id"] = eval_id
             rows.append(row)
         self._write(lambda conn: self._upsert(conn, items_table, rows))
         return len(rows)
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder of a SQLite store's file (what its relative video paths are relative to); None otherwise."""
+        f = sqlite_file(self.url)
+        return f.parent if f is not None else None
+
+    def _relative_video(self, path: str | os.PathLike | None) -> str | None:
+        """A video path as stored: relative to the store's folder when the video lies inside it (so a moved
+        or copied folder keeps its videos), else absolute; a relative path is taken as relative already."""
+        if path is None:
+            return None
+        p, root = Path(path), self.folder
+        if not p.is_absolute() or root is None:
+            return p.as_posix() if not p.is_absolute() else str(p)
+        for cand in (p, p.resolve()):
+            if cand.is_relative_to(root):
+                return cand.relative_to(root).as_posix()
+        return str(p)
+
+    def video_file(self, stored: str | None) -> Path | None:
+        """Where a stored ``video_path`` is now: a relative one from the store's folder, an absolute one as is."""
+        if not stored:
+            return None
+        p = Path(stored)
+        return p if p.is_absolute() or self.folder is None else self.folder / p
 
     def add_failure(self, eval_id: str, item_id: str, stage: str, reason: str) -> None:
         """Record that ``item_id`` failed at ``stage`` (load, generate, decode, score, ...)."""
@@ -524,6 +551,27 @@ def _float_or_none(v: Any) -> float | None:
 def _check_id(value: str, what: str) -> None:
     if not value or not isinstance(value, str) or len(value) > 128:
         raise StoreError(f"{what} must be a non-empty string of at most 128 characters, got {value!r}")
+
+
+def sqlite_file(target: str | os.PathLike) -> Path | None:
+    """The SQLite file a store target names (a path, a directory's ``results.sqlite`` or a ``sqlite:///`` URL);
+    None for another database's URL or an in-memory one."""
+    url = resolve_url(target)
+    if not url.startswith("sqlite:///"):
+        return None
+    db = url[len("sqlite:///"):].split("?", 1)[0]
+    return Path(db) if db and db != ":memory:" else None
+
+
+def open_existing(target: str | os.PathLike, what: str = "results store") -> ResultsStore:
+    """The store at ``target`` for reading: a SQLite file (or folder) that does not exist is a user error naming
+    it, never a new empty database (``skyloom leaderboard --db typo.sqlite`` creates nothing)."""
+    f = sqlite_file(target)
+    if f is not None and not f.is_file():
+        where = f"{target}" if Path(str(target)) == f else f"{target} ({f})"
+        raise StoreError(f"{what} {where} does not exist" + (" (a folder)" if f.is_dir() else "")
+                         + "; pass the results.sqlite an evaluation wrote (skyloom eval prints its path)")
+    return ResultsStore(target)
 
 
 def open_store(target: str | os.PathLike | None = None, run: str | os.PathLike | None = None) -> ResultsStore:
