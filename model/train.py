@@ -375,6 +375,8 @@ class Trainer:
                 if self.ema is not None:
                     self.ema.update(self.ema_modules, self.step)
                 lv = float(loss.detach())
+                if self.trackers is not None:  # every optimizer step, at the step whose weights gave the loss
+                    self.trackers.log_step(self.step - 1, {"step_loss": lv, "lr": lr})
                 losses.append((self.step, lv))
                 window.append(lv)
                 n_samples += len(batch.captions) * self.dist.world_size

@@ -101,6 +101,9 @@ class Trackers:
                                      config=params, resume="allow", id=_safe_id(run_name, self.run_dir))
         if "mlflow" in cfg.report_to:
             mlflow = _require("mlflow", "mlflow")
+            # MLflow 3.x puts its file store "in maintenance mode" and refuses it unless asked; a local file store
+            # in the run folder is what skyloom promises (no server, nothing to migrate), so ask for it.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             mlflow.set_tracking_uri((self.run_dir / "mlruns").resolve().as_uri())
             mlflow.set_experiment(cfg.project)
             self._mlflow = mlflow
@@ -120,6 +123,14 @@ class Trackers:
         if self._mlflow is not None:
             self._mlflow.log_metrics({k.replace("/", "_"): v for k, v in scalars.items()}, step=step)
 
+    def log_step(self, step: int, values: Mapping[str, float]) -> None:
+        """Per-optimizer-step scalars (``train/step_loss``), TensorBoard only: the curve starts at step 0 (the
+        untrained weights' loss) and has every step, while ``metrics.jsonl`` and the other trackers keep the
+        ``log_every`` averages. Flushed with the next :meth:`log` or :meth:`close`."""
+        if self._tb is not None:
+            for k, v in values.items():
+                self._tb.add_scalar(f"train/{k}" if k != "lr" else "train/step_lr", float(v), global_step=step)
+
     def close(self) -> None:
         """Flush and close every tracker (safe to call twice)."""
         if self._tb is not None:
@@ -131,6 +142,68 @@ class Trackers:
         if self._mlflow is not None:
             self._mlflow.end_run()
             self._mlflow = None
+
+
+EVAL_VIDEOS_PER_CHECKPOINT = 4  # sample videos of each evaluated checkpoint shown in TensorBoard
+
+
+def run_reports_to(run_dir: str | os.PathLike, tracker: str) -> bool:
+    """Whether the training run in ``run_dir`` was configured to report to ``tracker`` (its saved
+    ``config.yaml``'s ``log.report_to``; the default, TensorBoard, when the file does not say)."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return tracker in tuple((saved.get("log") or {}).get("report_to", LogConfig().report_to))
+
+
+def log_evaluation(run_dir: str | os.PathLike, step: int, suite: str, scores: Mapping[str, float | None],
+                   videos: list[Path] | None = None, fps: float = 8.0) -> Path | None:
+    """Add one evaluated checkpoint to its training run's TensorBoard: ``eval/<suite>/<metric>`` at the
+    checkpoint's ``step`` and the first :data:`EVAL_VIDEOS_PER_CHECKPOINT` of its videos as animated images
+    (``eval/<suite>/video/<item>``). Only for a run that reports to TensorBoard; returns the run folder then."""
+    if not run_reports_to(run_dir, "tensorboard"):
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(run_dir), filename_suffix=f".eval-{suite}")
+    try:
+        for metric, value in sorted(scores.items()):
+            if value is not None:
+                writer.add_scalar(f"eval/{suite}/{metric}", float(value), global_step=step)
+        for video in (videos or [])[:EVAL_VIDEOS_PER_CHECKPOINT]:
+            summary = _video_summary(f"eval/{suite}/video/{video.stem}", video, fps)
+            if summary is not None:
+                writer._get_file_writer().add_summary(summary, step)
+    finally:
+        writer.close()
+    return Path(run_dir)
+
+
+def _video_summary(tag: str, path: Path, fps: float) -> Any:
+    """A TensorBoard image summary holding the video as an animated GIF (what ``add_video`` writes, without
+    moviepy), or None when the file cannot be read."""
+    import io
+
+    from PIL import Image
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    from skyloom.video import read_video
+
+    try:
+        frames = read_video(path)  # (T, H, W, 3) uint8
+    except (OSError, ValueError) as e:
+        logger.warning("TensorBoard: cannot read %s (%s)", path, e)
+        return None
+    images = [Image.fromarray(f) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=max(int(1000 / max(fps, 1e-3)), 20))
+    h, w = frames.shape[1:3]
+    return Summary(value=[Summary.Value(tag=tag, image=Summary.Image(
+        height=h, width=w, colorspace=3, encoded_image_string=buf.getvalue()))])
 
 
 def _safe_id(name: str, run_dir: Path) -> str:

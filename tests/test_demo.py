@@ -8,8 +8,10 @@ suites in the results store + leaderboard/compare + the static report. Then a re
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,10 +20,11 @@ from skyloom.config import packaged_configs
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
+    """The tiny demo run as a newcomer runs the quick start: from a folder, with relative paths throughout."""
     out = tmp_path_factory.mktemp("demo") / "out"
     cmd = [sys.executable, "-m", "skyloom.cli", "demo", "--config", str(packaged_configs() / "demo-tiny.yaml"),
-           "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+           "--out", out.name]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=out.parent)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return out, proc.stdout + proc.stderr
 
@@ -99,3 +102,68 @@ def test_demo_rerun_resumes(demo_out):
 
     n_stages = len(load_demo_config(packaged_configs() / "demo-tiny.yaml").stages)
     assert proc.stdout.count("skipped (done)") + proc.stderr.count("skipped (done)") == n_stages
+
+
+@pytest.mark.slow
+def test_moved_demo_folder_keeps_every_video(demo_out, tmp_path, monkeypatch):
+    """The quick start's folder, made with relative paths, moved elsewhere (the original gone): the report embeds
+    every video, the dashboard serves every video, and the corpus validates (issue 27)."""
+    from fastapi.testclient import TestClient
+
+    from skyloom.dashboards import Dashboard
+    from skyloom.dashboards.app import create_app
+    from skyloom.dashboards.report import build_report
+
+    out, _ = demo_out
+    moved_root = tmp_path / "elsewhere"
+    shutil.copytree(out.parent, moved_root, symlinks=True)
+    hidden = out.parent.with_name(out.parent.name + "-gone")
+    out.parent.rename(hidden)  # a move: nothing is left at the old place for stored absolute paths to reach
+    try:
+        monkeypatch.chdir(moved_root)
+        rel = Path(out.name)
+        videos = sorted((rel / "runs").rglob("videos/*.mp4"))
+        assert videos, "the demo wrote no evaluation videos"
+        # the results stores hold no absolute path, so nothing reaches back to the old place
+        from skyloom.eval.results.store import ResultsStore
+
+        for db in (rel / "runs").rglob("results.sqlite"):
+            with ResultsStore(db) as st:
+                stored = [r["video_path"] for e in st.evals() for r in st.items(e["eval_id"]) if r["video_path"]]
+            assert stored and not [p for p in stored if Path(p).is_absolute()], db
+        dash = Dashboard([rel / "runs"], corpora=[rel / "corpus"])
+        try:
+            info = build_report(dash, rel / "moved-report.html", max_video_mb=500, max_paired_evals=0)
+            assert info.videos_missing == 0 and info.videos_omitted == 0, info
+            assert info.videos_embedded >= len(videos)  # every evaluation video (and the corpus clips)
+            with TestClient(create_app(dash), base_url="http://localhost") as client:
+                served = 0
+                for table in client.get("/api/leaderboard").json()["suites"]:
+                    ids = [r["eval_id"] for r in table["rows"]]
+                    cmp = client.get("/api/compare", params={"source": table["source_id"], "suite": table["suite"],
+                                                             "evals": ",".join(ids)}).json()
+                    cells = [c for it in cmp["items"] for c in it["videos"].values()]
+                    assert cells and all(c["url"] for c in cells), [c.get("note") for c in cells if not c["url"]]
+                    for c in cells:
+                        assert client.get("/" + c["url"]).status_code == 200
+                        served += 1
+                assert served >= len(videos)
+        finally:
+            dash.close()
+        # The report command itself, with relative paths in the new place: every video embedded, none missing.
+        r = subprocess.run([sys.executable, "-m", "skyloom.cli", "report", "--runs", str(rel / "runs"), "--corpus",
+                            str(rel / "corpus"), "--out", str(rel / "report-cli.html"), "--max-video-mb", "500",
+                            "--max-paired", "0"],
+                           capture_output=True, text=True, timeout=1200)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "missing" not in r.stderr and "left out" not in r.stderr, r.stderr[-2000:]
+        v = subprocess.run([sys.executable, "-m", "skyloom.cli", "corpus", "validate", str(rel / "corpus")],
+                           capture_output=True, text=True, timeout=600)
+        problems = [ln for ln in v.stdout.splitlines() if ln.strip()]
+        # ISSUE 25 (owned there, not here): skyloom/corpus.py records a WebDataset export's folder relative to the
+        # working directory of the export ("missing export: demo-output/corpus/demo-output/corpus/shards").
+        # Until that fix lands, those lines alone are tolerated; every other problem fails the test. When issue 25
+        # is merged, replace this with `assert v.returncode == 0`.
+        assert v.returncode == 0 or all(ln.startswith("missing export:") for ln in problems), problems
+    finally:
+        hidden.rename(out.parent)

@@ -350,8 +350,27 @@ def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig,
         store.set_status(c.eval_id, "partial" if fails else "complete")
     path = write_results_json(store, c.eval_id, c.eval_dir, suite, cfg, n_items=len(items),
                               seconds=time.perf_counter() - t0)
+    _to_training_tensorboard(c, suite, summary_scores, items)
     return EvalSummary(c.eval_id, c.checkpoint, c.checkpoint_name, store.get_eval(c.eval_id)["status"],
                        summary_scores, len(store.failures(c.eval_id)), str(path), generated)
+
+
+def _to_training_tensorboard(c: _Ctx, suite: Suite, scores: dict[str, float | None],
+                             items: list[dict[str, Any]]) -> None:
+    """A checkpoint of a skyloom run: its scores (at the checkpoint's step) and a few of its videos go to the
+    run's TensorBoard beside the training curves (:func:`skyloom.trackers.log_evaluation`)."""
+    if c.step is None or not c.run_name:
+        return
+    run = run_of_checkpoint(c.checkpoint) if Path(c.checkpoint).exists() else None
+    if run is None:
+        return
+    from skyloom.trackers import log_evaluation
+
+    videos = [c.video_path(it["item_id"]) for it in items if c.video_path(it["item_id"]).exists()]
+    try:
+        log_evaluation(run.root, c.step, suite.name, scores, videos, fps=suite.generation.fps or 8.0)
+    except (OSError, ImportError) as e:  # a read-only run folder, no tensorboard: the scores are stored anyway
+        logger.warning("TensorBoard of %s not updated: %s", run.root, e)
 
 
 def _use_ray(cfg: EvalConfig, n_jobs: int) -> bool:
