@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from skyloom.cli_common import (
+    ExecutorOpt,
     MaxFailuresOpt,
     RayAddressOpt,
     SetOpt,
@@ -50,6 +51,7 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str | None, typer.Option(help="Preset in configs/caption/ (or a YAML path).")] = None,
         sets: SetOpt = None,
         ray_address: RayAddressOpt = None,
+        executor: ExecutorOpt = None,
         max_failures: MaxFailuresOpt = None,
     ) -> None:
         """Caption every clip (a Ray job over a pool of captioner actors; resumable; failures quarantined)."""
@@ -61,6 +63,10 @@ def register(app: typer.Typer) -> None:
         cfg = apply_values(cfg, {"corpus": corpus, **({"captioner": captioner} if captioner else {})})
         if ray_address:
             cfg = dataclasses.replace(cfg, ray_address=ray_address)
+        from skyloom.cli_common import check_executor
+
+        if check_executor(executor) is not None:
+            cfg = dataclasses.replace(cfg, executor=executor)
         with stage_timer(f"caption {corpus} ({cfg.captioner})"):
             res = run(cfg)
             console.print(f"captioned {res.captioned}, already done {res.skipped}, failed {res.failed} "

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from skyloom.cli_common import (
+    ExecutorOpt,
     RayAddressOpt,
     SetOpt,
     console,
@@ -43,6 +44,7 @@ def register(dg: typer.Typer) -> None:
         preset: Annotated[str, typer.Option(help="Preset in configs/datagen/ (e.g. ingest, ingest-demo) "
                                                  "or a YAML path.")] = "ingest",
         ray_address: RayAddressOpt = None,
+        executor: ExecutorOpt = None,
         sets: SetOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     ) -> None:
@@ -70,7 +72,13 @@ def register(dg: typer.Typer) -> None:
             fail(str(e))
         if not listed:
             fail(f"source manifest {sources} lists no source: add one row per clip (url, license, author, ...)")
+        from skyloom.cli_common import check_executor
+
         cfg = load_config(IngestConfig, "datagen", preset, sets)
+        if check_executor(executor) is not None:  # the ingest config calls it `engine`
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, engine=executor)
         with stage_timer("ingest licensed clips"), progress() as bar:
             task = bar.add_task("sources", total=None)
 

@@ -8,7 +8,24 @@ from typing import Annotated
 
 import typer
 
-from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, check_failures, console, load_config, stage_timer
+from skyloom.cli_common import (
+    ExecutorOpt,
+    MaxFailuresOpt,
+    RayAddressOpt,
+    SetOpt,
+    check_executor,
+    check_failures,
+    console,
+    load_config,
+    stage_timer,
+)
+
+
+def _render_presets() -> list[str]:
+    """The shipped (and $SKYLOOM_CONFIGS) render presets, for --help: every datagen preset but the ingest ones."""
+    from skyloom.config import list_presets
+
+    return [p for p in list_presets("datagen") if not p.startswith("ingest")]
 
 
 def _check_render(cfg, specs: Path | None) -> None:
@@ -34,7 +51,7 @@ def register(dg: typer.Typer) -> None:
     def render(
         out: Annotated[Path, typer.Option("--out", "-o", help="Corpus directory (created if missing; reruns resume).")],
         preset: Annotated[str, typer.Option("--preset", help="configs/datagen/<preset>.yaml or a YAML path: "
-                                            "balls-bounce, tabletop, physics-probe.")] = "balls-bounce",
+                                            f"{', '.join(_render_presets())}.")] = "balls-bounce",
         num_scenes: Annotated[int | None, typer.Option("--num-scenes", "-n", help="Scenes to render "
                                                        "(default: the preset's).")] = None,
         seed: Annotated[int | None, typer.Option("--seed", help="Job seed; scene i uses a seed derived "
@@ -42,6 +59,7 @@ def register(dg: typer.Typer) -> None:
         specs: Annotated[Path | None, typer.Option("--specs", help="JSON-lines file of scene specs to render "
                                                    "instead of sampling.")] = None,
         ray_address: RayAddressOpt = None,
+        executor: ExecutorOpt = None,
         sets: SetOpt = None,
         max_failures: MaxFailuresOpt = None,
     ) -> None:
@@ -61,6 +79,8 @@ def register(dg: typer.Typer) -> None:
             changes["seed"] = seed
         if specs is not None:
             changes["specs_file"] = str(specs)
+        if check_executor(executor) is not None:
+            changes["executor"] = executor
         cfg = dataclasses.replace(cfg, **changes)
         _check_render(cfg, specs)
         with stage_timer(f"datagen render {cfg.preset} ({cfg.renderer})"):

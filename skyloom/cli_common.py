@@ -69,6 +69,20 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", envvar="RAY_ADDRESS", metavar="ADDRESS",
     help="Join this Ray cluster (default: a local instance sized for this machine).")]
+ExecutorOpt = Annotated[str | None, typer.Option(
+    "--executor", metavar="auto|local|ray",
+    help="Where the job runs: auto (default: in-process for small jobs, Ray from the size measured in "
+         "docs/benchmarks.md or with --ray-address), local (in-process) or ray.")]
+EXECUTORS = ("auto", "local", "ray")
+
+
+def check_executor(executor: str | None) -> str | None:
+    """``--executor`` as given (None: the preset's), or a user error listing the valid ones."""
+    if executor is not None and executor not in EXECUTORS:
+        raise UserError(f"--executor {executor!r} is not one of: {', '.join(EXECUTORS)}")
+    return executor
+
+
 MaxFailuresOpt = Annotated[int | None, typer.Option(
     "--max-failures", metavar="INT",
     help="Exit with code 2 when more than INT items fail (default: only when every item fails).")]

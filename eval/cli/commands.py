@@ -63,7 +63,8 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder "
                                                  "(default: RUN/eval of each checkpoint).")] = None,
         executor: Annotated[str | None, typer.Option(
-            "--executor", help="auto (default: Ray actors for 2+ checkpoints) | local | ray.")] = None,
+            "--executor", metavar="auto|local|ray",
+            help="auto (default: Ray actors for 2+ checkpoints) | local | ray.")] = None,
         ray_address: RayAddressOpt = None,
         preset: Annotated[str | None, typer.Option("--preset", help="EvalConfig preset in configs/eval/.")] = None,
         sets: SetOpt = None,

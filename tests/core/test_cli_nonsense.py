@@ -93,6 +93,9 @@ NONSENSE: list[tuple[str, str, dict[str, str] | None]] = [
     # flags that contradict each other, or cannot work
     ("eval --suite smoke --videos vids --name m --ckpt runs/run-a", "--videos", None),
     ("eval --suite smoke --ckpt runs/run-a --executor magic", "magic", None),
+    ("datagen render --out o --executor rey", "rey", None),
+    ("datagen ingest sources.csv --out o --executor cluster", "cluster", None),
+    ("caption corpus --executor threads", "threads", None),
     ("eval --suite smoke --videos vids --name m --mismatch maybe", "maybe", None),
     ("eval --suite smoke --videos vids --name m --meta nokey", "nokey", None),
     # empty inputs
