@@ -163,6 +163,8 @@ def _context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
     try:
         ck = resolve_checkpoint(given)
     except RunError as e:
+        if _id_loader(cfg.pipeline_loader) != _id_loader(DEFAULT_LOADER):
+            return _loader_context(suite, cfg, given)  # the third way: weights only the user's loader reads
         ck, load_error = Path(given), str(e)
     ck = ck.resolve() if ck.exists() else ck
     run = run_of_checkpoint(ck) if ck.exists() else None
@@ -184,6 +186,25 @@ def _context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
     else:
         base = Path(DEFAULT_OUT)
     return _Ctx(eval_id, str(ck), name, run_name, step, base / suite.name / eval_id, load_error)
+
+
+DEFAULT_LOADER = "skyloom.model:load_pipeline"
+
+
+def _loader_context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
+    """Weights that only a user's ``pipeline_loader`` reads (no skyloom checkpoint): an entry of its own, named
+    after the folder and the loader, with no run or step (the Training view never plots it as a run's)."""
+    folder = Path(given).expanduser()
+    folder = folder.resolve() if folder.exists() else folder
+    stamp = [(p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+             for p in sorted(folder.rglob("*")) if p.is_file()][:1000] if folder.is_dir() else \
+        ([folder.stat().st_size, folder.stat().st_mtime_ns] if folder.is_file() else None)
+    ident = {"ckpt": str(folder), "files": stamp, "suite": suite.content_hash(), "loader": cfg.pipeline_loader}
+    h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+    name = f"{folder.name} ({cfg.pipeline_loader})"
+    eval_id = f"{suite.name}-v{suite.version}-{_safe(folder.name)}-{h}"
+    base = Path(cfg.out) if cfg.out else Path(DEFAULT_OUT)
+    return _Ctx(eval_id, str(folder), name, None, None, base / suite.name / eval_id)
 
 
 def _diffusers_context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:

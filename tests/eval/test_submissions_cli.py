@@ -90,3 +90,35 @@ def test_loader_function_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout)["evals"][0]
     assert ev["status"] == "complete" and ev["generated"] == 4 and ev["scores"]["temporal_flickering"] > 0
+
+
+def test_the_ways_onto_the_boards_each_make_their_own_entry(tmp_path):
+    """docs/eval.md: a folder of videos (way 1) and a loader function on weights that are no skyloom checkpoint
+    (way 3) land on one board as two entries with their own names; the loader's entry has no run or step, so the
+    Training view never plots it as a run's (issue 27: way 3 used to need a skyloom checkpoint)."""
+    from tests.eval import fakes
+
+    suite = tmp_path / "cli-sub.yaml"
+    suite.write_text(SUITE)
+    weights = tmp_path / "their-weights"  # a plain folder that only the user's loader understands
+    weights.mkdir()
+    (weights / "fake.json").write_text("{}")
+    db = tmp_path / "r.sqlite"
+    r = run_cli(["eval", "--suite", str(suite), "--ckpt", str(weights), "--set", f"pipeline_loader={fakes.LOADER}",
+                 "--db", str(db), "--out", str(tmp_path / "out"), "--executor", "local", "--json"])
+    assert r.returncode == 0, r.stderr
+    (ev,) = json.loads(r.stdout)["evals"]
+    assert ev["status"] == "complete" and ev["generated"] == 4
+    assert ev["checkpoint_name"] == f"their-weights ({fakes.LOADER})"
+    vids = tmp_path / "sub"
+    shutil.copytree(tmp_path / "out" / "cli-sub" / ev["eval_id"] / "videos", vids)
+    r = run_cli(["eval", "--suite", str(suite), "--videos", str(vids), "--name", "their-videos", "--db", str(db),
+                 "--out", str(tmp_path / "out")])
+    assert r.returncode == 0, r.stderr
+    lb = run_cli(["leaderboard", "--db", str(db), "--format", "json"])
+    assert lb.returncode == 0, lb.stderr
+    rows = {r["checkpoint_name"]: r for r in json.loads(lb.stdout)["cli-sub"]["rows"]}
+    assert set(rows) == {f"their-weights ({fakes.LOADER})", "their-videos"}
+    mine = rows[f"their-weights ({fakes.LOADER})"]
+    assert mine["kind"] == "model" and mine["run_name"] is None and mine["step"] is None
+    assert rows["their-videos"]["kind"] == "submission"
