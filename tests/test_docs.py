@@ -183,8 +183,8 @@ def test_runnable_documented_commands_run(tmp_path, capsys):
                 if not _runnable(args):
                     left += 1
                     continue
-                r = subprocess.run([SKYLOOM, *small(args)], cwd=work, capture_output=True, text=True, env=ENV, timeout=300,
-                                   stdin=subprocess.DEVNULL)
+                r = subprocess.run([SKYLOOM, *small(args)], cwd=work, capture_output=True, text=True, env=ENV,
+                                   timeout=300, stdin=subprocess.DEVNULL)
                 assert r.returncode == 0, f"{where}: exit {r.returncode}\n{r.stderr[-2000:]}"
                 assert "Traceback" not in r.stderr
                 ran.append(where)
