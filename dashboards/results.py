@@ -388,7 +388,7 @@ def verdict(diff: float | None, ci_low: float | None, ci_high: float | None,
     return {"kind": kind, "better": None if kind == "tie" else kind}
 
 
-def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None, src: ResultSource) -> str | None:
+def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None, src: ResultSource) -> str:
     """Where an item's video is now: in the evaluation's own folder first (a moved or copied run),
     else the stored path (:func:`stored_video`)."""
     if video_dir is not None:
@@ -396,7 +396,10 @@ def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None
         if own.is_file():
             return str(own)
     found = stored_video(row["video_path"], src, run_root)
-    return str(found) if found is not None else None
+    if found is not None:
+        return str(found)
+    stored = Path(row["video_path"])  # recorded but not on disk: where it should be, so the note says "missing"
+    return str(stored if stored.is_absolute() or run_root is None else run_root / stored)
 
 
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
