@@ -165,3 +165,12 @@ def test_out_check_follows_symlinks_and_relative_paths(tmp_path):
         with pytest.raises(UserError):
             check_out_apart(out, {"corpus": tmp_path / "corpus"})
     check_out_apart(tmp_path / "corpus-run", {"corpus": tmp_path / "corpus"})  # a sibling is fine
+
+
+def test_corpus_info_reads_without_writing(ws):
+    """``corpus info`` on a real corpus leaves every file as it was (no lock, no snapshot rewrite)."""
+    root = ws / "corpus"
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    r = run(["corpus", "info", "corpus", "--json"], ws)
+    assert r.returncode == 0 and '"clips": 2' in r.stdout, r.stderr
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
