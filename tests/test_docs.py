@@ -48,6 +48,8 @@ RUNNABLE = (
     ("skyloom", "datagen", "ingest"), ("skyloom", "datagen", "takedown"), ("skyloom", "corpus", "info"),
     ("skyloom", "corpus", "validate"), ("skyloom", "caption", "verify"), ("skyloom", "caption", "stats"),
 )
+# What a file's commands take as given, made first in its folder (at the README's small size).
+PRELUDE = {"captioning.md": [["datagen", "render", "--preset", "balls-bounce", "-n", "2", "--out", "data/corpus"]]}
 SMALL = {"--num-scenes": "2", "-n": "2"}  # a render of 2 scenes shows the command works as one of 10,000 would
 
 
@@ -59,6 +61,8 @@ def small(args: list[str]) -> list[str]:
 def _runnable(args: list[str]) -> bool:
     if args[:2] == ["datagen", "ingest"] and "ingest-demo" not in args:
         return False  # your own sources.csv: not in the folder
+    if args[:1] == ["caption"] and len(args) > 1 and (args[1] == "run" or "/" in args[1]):
+        return True  # `skyloom caption CORPUS` is `skyloom caption run CORPUS`
     return any(tuple(["skyloom", *args[:len(r) - 1]]) == r for r in RUNNABLE)
 
 
@@ -173,6 +177,10 @@ def test_runnable_documented_commands_run(tmp_path, capsys):
     for path in DOCS:
         work = tmp_path / path.stem
         work.mkdir()
+        for args in PRELUDE.get(path.name, []):
+            r = subprocess.run([SKYLOOM, *args], cwd=work, capture_output=True, text=True, env=ENV, timeout=600,
+                               stdin=subprocess.DEVNULL)
+            assert r.returncode == 0, f"prelude of {path.name}: skyloom {shlex.join(args)}\n{r.stderr[-2000:]}"
         for line, cmd in shell_commands(path):
             for args in skyloom_args(cmd):
                 where = f"{path.relative_to(ROOT)}:{line}: skyloom {shlex.join(args)}"

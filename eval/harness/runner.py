@@ -163,7 +163,7 @@ def _context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
     try:
         ck = resolve_checkpoint(given)
     except RunError as e:
-        if _id_loader(cfg.pipeline_loader) != _id_loader(DEFAULT_LOADER):
+        if _id_loader(cfg.pipeline_loader) != _id_loader(DEFAULT_LOADER) and Path(given).expanduser().exists():
             return _loader_context(suite, cfg, given)  # the third way: weights only the user's loader reads
         ck, load_error = Path(given), str(e)
     ck = ck.resolve() if ck.exists() else ck
