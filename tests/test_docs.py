@@ -36,6 +36,7 @@ NEEDS = {
     "a Ray cluster": ("--ray-address", "ray://"),
     "a server (dashboard, VLM or Unreal Engine)": ("skyloom dashboard", "vlm-endpoint", "renderer=unrealcv",
                                                     "base_url="),
+    "a file of your own": ("specs.jsonl",),
     "weights or footage that are not shipped": ("/models/", "/data/footage", "/shared/", "wan-1.3b", "path/to/",
                                                 "my_pkg", "i3d_pretrained", "open_clip_vit"),
 }

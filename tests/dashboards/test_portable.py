@@ -107,3 +107,22 @@ def test_compare_by_checkpoint_path_after_a_move(tmp_path):
         assert moved.resolve_eval(str(new / "tiny")) == "smoke-4"  # a run -> its latest checkpoint
     finally:
         moved.close()
+
+
+def test_relative_runs_folder_finds_every_video(places, monkeypatch):
+    """``skyloom dashboard --runs runs`` from the folder above: a relative --runs serves every video (issue 27: a
+    relative --runs made every video "outside the configured directories")."""
+    from skyloom.dashboards import Dashboard
+
+    monkeypatch.chdir(places["copied"].parent)
+    dash = Dashboard([Path("runs")])
+    try:
+        (table,) = [t for t in dash.leaderboard()["suites"] if t["suite"] == SUITE]
+        cmp = dash.compare(table["source_id"], SUITE, [r["eval_id"] for r in table["rows"]])
+        cells = [c for it in cmp["items"] for c in it["videos"].values()]
+        assert len(cells) == len(EVALS) * len(PROMPTS) and all(c["url"] for c in cells)
+        for c in cells:
+            root, rel = c["url"].removeprefix("files/").split("/", 1)
+            assert dash.roots.resolve(int(root), rel).is_file()
+    finally:
+        dash.close()

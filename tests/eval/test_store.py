@@ -140,3 +140,37 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert len(store.scores()) == workers * n_evals
     assert sum(len(store.items(e["eval_id"])) for e in store.evals()) == workers * n_evals * 5
     assert len(store.failures()) == workers * n_evals
+
+
+def test_video_paths_are_stored_relative_to_the_stores_folder(tmp_path):
+    """A video inside the store's folder is stored relative to it (the folder can move); one outside stays absolute;
+    a relative one is taken as relative to the folder already; ``video_file`` resolves each from the folder."""
+    store = ResultsStore(tmp_path / "runs" / "results.sqlite")
+    inside = tmp_path / "runs" / "external" / "smoke" / "e1" / "videos" / "a-s0.mp4"
+    outside = tmp_path / "elsewhere" / "b-s0.mp4"
+    store.begin_eval("e1", suite="smoke", checkpoint="x")
+    store.put_items("e1", [{"item_id": "a-s0", "metric": "m", "value": 1.0, "video_path": str(inside)},
+                           {"item_id": "b-s0", "metric": "m", "value": 1.0, "video_path": str(outside)},
+                           {"item_id": "c-s0", "metric": "m", "value": 1.0,
+                            "video_path": "eval/smoke/e1/videos/c.mp4"}])
+    stored = {r["item_id"]: r["video_path"] for r in store.items("e1")}
+    assert stored == {"a-s0": "external/smoke/e1/videos/a-s0.mp4", "b-s0": str(outside),
+                      "c-s0": "eval/smoke/e1/videos/c.mp4"}
+    assert store.video_file(stored["a-s0"]) == tmp_path.resolve() / "runs" / "external" / "smoke" / "e1" / "videos" / \
+        "a-s0.mp4"
+    assert store.video_file(stored["b-s0"]) == outside
+    store.close()
+
+
+def test_open_existing_never_creates_a_database(tmp_path):
+    from skyloom.eval.results.store import open_existing
+
+    for target in (tmp_path / "typo.sqlite", tmp_path / "no" / "dir" / "x.sqlite", f"sqlite:///{tmp_path}/u.db"):
+        with pytest.raises(StoreError, match="does not exist"):
+            open_existing(target)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(StoreError, match="does not exist"):
+        open_existing(tmp_path)  # a folder without a results.sqlite
+    ResultsStore(tmp_path / "results.sqlite").close()
+    open_existing(tmp_path / "results.sqlite").close()
+    open_existing(tmp_path).close()  # a folder: its results.sqlite
