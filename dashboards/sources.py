@@ -28,6 +28,7 @@ from skyloom.dashboards.jobs import JobQueue
 from skyloom.dashboards.paths import SafeRoots
 from skyloom.dashboards.physics import PhysicsRefs, physics_spec
 from skyloom.dashboards.sampling import SampleError, Sampler, list_checkpoints, parse_request, sample_key
+from skyloom.rundir import RESULTS_DB
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +201,13 @@ class Dashboard:
 
         runs = self._runs()
         for r in runs:
-            for p in (r.metrics_path, r.root / "results.sqlite", r.root / "results.sqlite-wal", r.root / "checkpoints"):
+            for p in (r.metrics_path, r.results_store, Path(f"{r.results_store}-wal"), r.root / "checkpoints"):
                 add(p)
         for d in self.run_dirs:
             add(d)
-            add(d / "results.sqlite")
-            add(d / "results.sqlite-wal")
+            own = d / RESULTS_DB  # the folder's own store (skyloom.rundir.locate_store)
+            add(own)
+            add(Path(f"{own}-wal"))
         if self.db:
             sp = results._sqlite_path(self.db)
             if sp is not None:

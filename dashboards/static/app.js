@@ -277,9 +277,8 @@ async function renderCompare(el) {
     for (const b of ids.slice(1)) {
       const r = await load("paired", { source: s.source_id, a: ids[0], b, metric });
       if (r.error) { rows.push(`<tr><td>${esc(name(ids[0]))}</td><td>${esc(name(b))}</td><td colspan="5" class="muted">${esc(r.error)}</td></tr>`); continue; }
-      const v = (r.verdict || {}).kind;  // from the CI (server side): a CI excluding 0 is never a tie
-      const verdict = v === "a" ? `${name(ids[0])} better` : v === "b" ? `${name(b)} better`
-        : v === "different" ? "different (direction unknown)" : v === "tie" ? "tie (CI includes 0)" : "no verdict (no CI)";
+      const v = r.verdict || "none";  // eval's verdict of the CI (skyloom.eval.results.stats.verdict) and its words
+      const verdict = r.verdict_label;
       rows.push(`<tr><td>${esc(name(ids[0]))}</td><td>${esc(name(b))}</td><td class="num">${fmt(r.diff)}</td>
         <td class="num">[${fmt(r.ci_low)}, ${fmt(r.ci_high)}]</td><td class="num">${r.p_value === null ? "–" : fmt(r.p_value)}</td><td class="num">${esc(r.n ?? "")}</td>
         <td class="verdict ${v === "a" || v === "b" ? "good" : "muted"}" data-kind="${esc(v)}" title="${esc(r.method || "")}">${esc(verdict)}</td></tr>`);

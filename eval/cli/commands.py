@@ -364,22 +364,15 @@ def _check_format(fmt: str) -> None:
 def _open(db: str | None, runs: Path | None, near: list[str] | None = None):
     """The store given by --db, the merged stores of --runs, or the run of a checkpoint argument."""
     from skyloom.eval.results.store import ResultsStore
-    from skyloom.rundir import find_runs, run_of_checkpoint
+    from skyloom.rundir import locate_store
 
-    if db:
-        return ResultsStore(db)
-    if runs is not None:
-        stores = [r.root / "results.sqlite" for r in find_runs(runs) if (r.root / "results.sqlite").exists()]
-        if (runs / "results.sqlite").exists():
-            stores.append(runs / "results.sqlite")
-        if not stores:
-            fail(f"no results.sqlite under {runs}")
-        return ResultsStore.merged(stores)
-    for ref in near or []:
-        if Path(ref).exists():
-            run = run_of_checkpoint(ref)
-            if run is not None and (run.root / "results.sqlite").exists():
-                return ResultsStore(run.root / "results.sqlite")
+    found = locate_store(db, runs=runs, near=near or (), existing=True)
+    if found and runs is not None and not db:
+        return ResultsStore.merged(found)  # one leaderboard across the runs
+    if found:
+        return ResultsStore(found[0])
+    if runs is not None and not db:
+        fail(f"no results.sqlite under {runs}")
     fail("no results store: pass --db URL_OR_PATH or --runs DIR (or set SKYLOOM_RESULTS_DB)")
 
 

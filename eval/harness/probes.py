@@ -11,6 +11,8 @@ once per suite run and shared by every checkpoint.
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -81,3 +83,66 @@ def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
         for it in items:
             it["variance"]["physics_iq_dataset"] = var_set
     return items
+
+
+@dataclass(frozen=True)
+class ProbeReference:
+    """What an evaluation compares a probe scene's continuation against, for readers of stored results.
+
+    Attributes:
+        frames: uint8 (T, H, W, 3), the simulator's clip (the item's ``reference``).
+        perturbed: uint8 (T, H, W, 3), the first perturbed re-simulation (take 0 of the physical variance).
+        ground_truth: the simulator's ground truth of the scene.
+        cond_frames: frames given to the model (at least 1, at most T).
+        fps: the clip's frame rate.
+        variance: Physics-IQ raw metrics of ``perturbed`` against ``frames`` from ``cond_frames`` on
+            (:func:`continuation_numbers`): the take-0 terms of
+            :func:`skyloom.eval.functional.physics_iq.physical_variance`.
+    """
+
+    frames: np.ndarray
+    perturbed: np.ndarray
+    ground_truth: dict[str, Any]
+    cond_frames: int
+    fps: float
+    variance: dict[str, float]
+
+
+def probe_reference(spec: dict[str, Any], ph: PhysicsSpec) -> ProbeReference:
+    """Re-create a stored evaluation's probe scene: the simulator's clip, the perturbed take and the variance.
+
+    Rendering is deterministic, so these are the frames the evaluation compared against (the dashboard
+    shows them beside each checkpoint's continuation).
+    """
+    from skyloom import datagen  # lazy: MuJoCo
+
+    frames, gt = datagen.render_spec(spec)  # (T, H, W, 3)
+    perturbed, _ = datagen.render_spec(datagen.perturb_spec(spec, ph.perturb_scale, ph.seed))  # take 0
+    k = max(1, min(int(ph.cond_frames), frames.shape[0]))
+    fps = float(gt.get("fps") or spec["render"]["fps"])
+    return ProbeReference(frames=frames, perturbed=perturbed, ground_truth=gt, cond_frames=k, fps=fps,
+                          variance=continuation_numbers(perturbed, frames, k))
+
+
+def continuation_numbers(video: np.ndarray | str | os.PathLike, simulator: np.ndarray,
+                         cond_frames: int) -> dict[str, float]:
+    """Physics-IQ raw metrics of a continuation (frames, or a video file) against the simulator's frames.
+
+    The simulator's frames are conformed to the video's size as the scorer does
+    (:func:`skyloom.eval.metrics.inputs.fit_frames`), both clips cut to the shorter, and the metrics
+    (:func:`skyloom.eval.functional.physics_iq.physics_iq_raw`) taken from ``cond_frames`` on.
+    """
+    from skyloom.eval.functional.physics_iq import physics_iq_raw
+    from skyloom.eval.metrics.inputs import fit_frames
+
+    if not isinstance(video, np.ndarray):
+        from skyloom.video import read_video
+
+        video = read_video(video)
+    ref = fit_frames(simulator, video.shape)
+    T = min(len(video), len(ref))
+    return physics_iq_raw(video[:T], ref[:T], start=min(cond_frames, max(0, T - 1)))
+
+
+__all__ = ["ProbeReference", "build_items", "continuation_numbers", "describe", "item_id", "probe_reference",
+           "probe_specs"]

@@ -116,11 +116,8 @@ def metric_kwargs(cls: Any, settings: dict[str, Any] | None, where: str = "setti
 
 
 def fit_frames(reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Resize a reference clip (T, H, W, 3) to a generated clip's frame size (frame count kept)."""
-    ref = np.asarray(reference)
-    if ref.shape[1:3] == tuple(shape[1:3]):
-        return ref
-    import cv2
+    """Resize a reference clip (T, H, W, 3) to a generated clip's frame size (frame count kept):
+    :func:`skyloom.video.conform_clip`."""
+    from skyloom.video import conform_clip
 
-    h, w = int(shape[1]), int(shape[2])
-    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in ref])  # (T, h, w, 3)
+    return conform_clip(reference, height=int(shape[1]), width=int(shape[2]))
