@@ -183,3 +183,18 @@ def test_suite_runs_through_the_installed_cli(tmp_path):
     res = json.loads(next((tmp_path / "run" / "eval" / "colour-motion").rglob("results.json")).read_text())
     task = next(iter(res["results"].values()))  # every video scored: prompts reach the metric through the dispatch
     assert isinstance(task["colour_motion,none"], float)
+
+
+@pytest.mark.parametrize("colour", ["orange", "cyan", "purple", "pink"])
+def test_every_hue_colour_of_the_vocabulary_can_be_judged(colour):
+    """The four colours beyond the ball corpora's (one vocabulary, skyloom.colours): a moving patch in the
+    renderer's RGB is correct for its own name and wrong for its neighbours'."""
+    from skyloom.colours import RENDER_RGB
+
+    rgb = np.round(255 * np.asarray(RENDER_RGB[colour])).astype(np.uint8)
+    v = np.full((8, 32, 32, 3), 200, np.uint8)
+    for t in range(8):
+        v[t, 10:16, 4 + 2 * t:10 + 2 * t] = rgb
+    assert judge_video(v, f"a {colour} ball rolls").correct
+    others = [c for c in HUE_RANGES if c != colour]
+    assert not any(judge_video(v, f"a {c} ball rolls").correct for c in others)
