@@ -99,6 +99,19 @@ def colour_tables(source: str) -> list[int]:
     return found
 
 
+def hue_literals(source: str) -> list[int]:
+    """Line numbers that bind a name about hues (``HUES``, ``red_hue_range``, ...) to a literal: hue ranges
+    of their own, even without colour names beside them."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, (ast.Tuple, ast.List, ast.Dict,
+                                                                                      ast.Set, ast.Constant)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and "hue" in t.id.lower() for t in targets):
+                found.append(node.lineno)
+    return found
+
+
 def eval_path_templates(source: str) -> list[int]:
     """Line numbers that build an evaluation path by hand: ``... / "eval" / ...``, ``... / "videos"``,
     ``... / "results.sqlite"`` (path joins with those literals)."""
@@ -117,13 +130,14 @@ def test_the_guards_find_what_they_guard_against():
     assert colour_tables('STATUS = {"ok": "green", "bad": "red", "retry": "yellow"}') == []  # colours as values
     assert colour_tables('C = ("red", "green", "blue", "yellow", "orange", "purple")') == [1]  # a vocabulary
     assert colour_tables('floor = rng.choice(["grey", "white", "beige"])') == []  # a choice from it
+    assert hue_literals("RED_HUES = ((0, 10), (165, 180))\nhue = h % 180") == [1]
     assert eval_path_templates('p = run / "eval" / suite / eid / "videos"') == [1, 1]
     assert eval_path_templates('p = root / "results.sqlite"') == [1]
 
 
 def test_no_second_colour_table_in_the_source_tree():
     where = {str(p.relative_to(REPO)): lines for p, src in _sources()
-             if p.name != "colours.py" and (lines := colour_tables(src))}
+             if p.name != "colours.py" and (lines := colour_tables(src) + hue_literals(src))}
     assert not where, f"colour tables outside skyloom/colours.py (use skyloom.colours): {where}"
 
 
