@@ -349,7 +349,7 @@ async function renderCompare(el) {
   const refresh = async () => {
     const ids = chosen(), s = suites[+suiteSel.value];
     wantEvals = ids;  // later changes keep this order; new checks go last
-    physToken++;
+    const token = ++physToken;  // a later refresh (another box ticked meanwhile) supersedes this one
     clearTimeout(physTimer);
     if (currentView() === "compare")
       history.replaceState(null, "", `#compare?${new URLSearchParams({ suite: s.suite, evals: ids.join(",") })}`);
@@ -359,7 +359,9 @@ async function renderCompare(el) {
       $("#cmp-paired").innerHTML = "";
       return;
     }
-    data = await load("compare", { source: s.source_id, suite: s.suite, evals: ids.join(",") });
+    const got = await load("compare", { source: s.source_id, suite: s.suite, evals: ids.join(",") });
+    if (token !== physToken) return;  // the selection changed while loading: the later refresh draws
+    data = got;
     phys = { items: {} };
     const order = new Map(ids.map((id, i) => [id, i]));
     data.evals.sort((a, b) => order.get(a.eval_id) - order.get(b.eval_id));
@@ -369,7 +371,7 @@ async function renderCompare(el) {
     page = 0;
     draw();
     await paired();
-    await loadPhysics(s, ids, physToken);
+    if (token === physToken) await loadPhysics(s, ids, token);
   };
   suiteSel.addEventListener("change", () => { wantEvals = null; fillEvals(); refresh(); });
   $("#cmp-metric").addEventListener("change", paired);
