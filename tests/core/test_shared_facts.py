@@ -208,3 +208,23 @@ def test_conforming_callers_use_conform_clip(mod):
     import importlib
 
     assert "conform_clip" in Path(importlib.import_module(mod).__file__).read_text()
+
+
+# -- ground truth and motion facts: core's typed view ------------------------------------------------
+def test_typed_ground_truth_reads_v2_and_v1_alike():
+    from skyloom.captioning.fake_gt import make_gt
+    from skyloom.groundtruth import GroundTruthError, read_ground_truth
+    from skyloom.motion import MotionFacts, derive_motion, labels
+
+    gt = make_gt(3, num_objects=2, motions=["dropped", "thrown"], camera_motion="static")
+    typed = read_ground_truth(gt)
+    assert [o.name for o in typed.objects] == [o["name"] for o in gt["objects"]]
+    for o, t in zip(gt["objects"], typed.objects, strict=True):
+        assert t.motion.to_dict() == o["motion"]  # the typed facts round-trip to what the file stores
+        assert list(t.motion.labels) == labels(o["motion"])
+        assert MotionFacts.from_dict(o["motion"]) == t.motion
+    v1 = {**gt, "version": 1, "objects": [{k: v for k, v in o.items() if k != "motion"} for o in gt["objects"]]}
+    assert [o.motion for o in read_ground_truth(v1).objects] == [MotionFacts.from_dict(m)
+                                                                   for m in derive_motion(gt).values()]
+    with pytest.raises(GroundTruthError, match=r"gt/x.json: field 'format'"):
+        read_ground_truth({**gt, "format": "other"}, where="gt/x.json")
