@@ -34,6 +34,7 @@ takedown; later ingests refuse that source under any spelling and by content has
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -74,6 +75,7 @@ from skyloom.datagen.sources import (
     url_problem,
     write_sources_csv,
 )
+from skyloom.datagen.takedown import complete_pending, takedown  # noqa: F401 - takedown is re-exported
 from skyloom.fsutil import append_jsonl, atomic_write_json, file_stamp, now_iso, read_jsonl, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -152,10 +154,15 @@ def _taken_down(corpus_root: Path) -> set[str]:
     return Corpus(corpus_root).takedown_keys()
 
 
-def stage_dir(corpus_root: Path, url: str) -> Path:
+def run_dir(corpus_root: Path, run_id: str = "") -> Path:
+    """This ingest run's scratch folder: ``.ingest-tmp/<run id>/`` (downloads and staged clips)."""
+    return Path(corpus_root) / ".ingest-tmp" / run_id if run_id else Path(corpus_root) / ".ingest-tmp"
+
+
+def stage_dir(corpus_root: Path, url: str, run_id: str = "") -> Path:
     """Where a source's clips are staged until the driver accepts the source (under the corpus, so
-    on shared storage for a cluster): ``.ingest-tmp/stage-<sha256(url)[:16]>/``."""
-    return Path(corpus_root) / ".ingest-tmp" / f"stage-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+    on shared storage for a cluster): ``.ingest-tmp/<run id>/stage-<sha256(url)[:16]>/``."""
+    return run_dir(corpus_root, run_id) / f"stage-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
 
 
 def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestConfig,
@@ -163,7 +170,7 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
     """Decode once, split, filter and transcode into ``staging``; returns (records, rejected clip
     reasons, frames decoded). Nothing is written under ``clips/``: the driver moves the staged files
     there once it has accepted the source (no duplicate or rejected source ever overwrites a clip)."""
-    from skyloom.video import write_video
+    from skyloom.video import frames_sha256, write_video
 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True, exist_ok=True)
@@ -207,7 +214,8 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
                     "clip_end_s": w.end / info.fps, "source_width": info.width, "source_height": info.height,
                     "source_fps": info.fps, "source_codec": info.codec, "fetched_url": final_url,
                     "detector": cfg.shots.detector, "bucket": bucket[0] if bucket else None,
-                    "manifest_url": src.as_written or src.url}
+                    "manifest_url": src.as_written or src.url,
+                    "frames_sha256": frames_sha256(dest)}  # the content hash `corpus validate --repair` trusts
             recs.append(ClipRecord(
                 id=cid, path=str(corpus.clip_path(cid).relative_to(corpus.root)), source_kind="licensed",
                 duration_s=duration,
@@ -253,12 +261,13 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
 
 
 def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLike,
-                   known_sha256: dict[str, str] | None = None) -> dict[str, Any]:
+                   known_sha256: dict[str, str] | None = None, run_id: str = "") -> dict[str, Any]:
     """Run one source through every stage; never raises (a failure becomes a result row).
 
     Args:
         known_sha256: source sha256 -> URL of sources already in the corpus; the same content under
             another URL is a ``duplicate source``.
+        run_id: the ingest run; downloads and staged clips go to its own ``.ingest-tmp/<run_id>/``.
 
     Returns:
         dict with ``url``, ``fingerprint``, ``status`` (``ok`` | ``rejected`` | ``retry``),
@@ -271,7 +280,7 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
                            "detail": "", "source_sha256": "", "records": [], "rejected_clips": {},
                            "frames": 0, "license_id": "", "as_written": src.as_written}
     fetched = None
-    staging = stage_dir(root, src.url)
+    staging = stage_dir(root, src.url, run_id)
     out["stage_dir"] = str(staging)
     try:
         if src.error or url_problem(src.url):
@@ -283,7 +292,7 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
         gone = _taken_down(root)
         if {src.url, canonical_url(src.url)} & gone:
             raise SourceRejected("taken down", f"{src.url} was taken down (takedowns.jsonl)")
-        fetched = fetch(src.url, root / ".ingest-tmp", cfg.fetch)
+        fetched = fetch(src.url, run_dir(root, run_id), cfg.fetch)
         out["source_sha256"] = fetched.sha256
         if fetched.size == 0:
             raise SourceRejected("empty file", f"{src.url}: 0 bytes")
@@ -319,8 +328,9 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
     return out
 
 
-def _ray_stage(row: dict[str, Any], cfg: IngestConfig, corpus_root: str, known: dict[str, str]) -> dict[str, Any]:
-    res = process_source(Source(**json.loads(row["source"])), cfg, corpus_root, known)
+def _ray_stage(row: dict[str, Any], cfg: IngestConfig, corpus_root: str, known: dict[str, str],
+               run_id: str = "") -> dict[str, Any]:
+    res = process_source(Source(**json.loads(row["source"])), cfg, corpus_root, known, run_id)
     from skyloom.raytools import node_id
 
     res["node_id"] = node_id()
@@ -336,12 +346,13 @@ def _done_sources(root: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[str, str], ray_address: str | None):
+def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[str, str], ray_address: str | None,
+             run_id: str = ""):
     from skyloom.raytools import init_ray, use_ray
 
     if not sources or not use_ray(cfg.engine, len(sources), cfg.ray_min_sources, ray_address):
         for s in sources:
-            yield process_source(s, cfg, root, known)
+            yield process_source(s, cfg, root, known, run_id)
         return
     import ray
 
@@ -358,7 +369,8 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[s
             part = sources[lo:lo + chunk]
             ds = ray.data.from_items([{"source": json.dumps(s.to_dict())} for s in part],
                                      override_num_blocks=len(part))
-            ds = ds.map(_ray_stage, fn_kwargs={"cfg": cfg, "corpus_root": str(root), "known": known}, num_cpus=1,
+            kw = {"cfg": cfg, "corpus_root": str(root), "known": known, "run_id": run_id}
+            ds = ds.map(_ray_stage, fn_kwargs=kw, num_cpus=1,
                         compute=ray.data.TaskPoolStrategy(size=min(workers, len(part))))
             for row in ds.iter_rows():
                 yield json.loads(row["result"])
@@ -366,26 +378,37 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[s
         ctx.enable_progress_bars = bars
 
 
-def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int:
-    """Move an accepted source's staged clips into ``clips/`` and write their rows; returns clips added.
+def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int | None:
+    """Move an accepted source's staged clips into ``clips/`` and write their rows; returns clips added,
+    or None when the source was taken down meanwhile (its staged clips are dropped).
 
+    Under the corpus lock, which a takedown holds from logging its intent to its last step: the
+    takedown list is read again here, so a takedown issued while the source was downloading or
+    transcoding wins (no resurrection), and a takedown after this commit finds the rows.
     New clips are appended; clips the corpus already has (a re-examined source whose row changed)
     get a new revision carrying the row's provenance and the new file's sha256, captions kept.
     The files move first: a crash in between leaves files without rows (the rerun redoes the source,
     ``corpus validate --repair`` sweeps them), never a row whose file is missing or different.
     """
     staging = Path(res["stage_dir"])
-    for r in recs:
-        os.replace(staging / f"{r.id}.mp4", corpus.clip_path(r.id))
-    shutil.rmtree(staging, ignore_errors=True)
-    live = {r.id: r for r in corpus.records() if r.id in {x.id for x in recs}}
-    added = corpus.append([r for r in recs if r.id not in live])
-    changed = [dataclasses.replace(r, captions=live[r.id].captions, split=live[r.id].split,
-                                   created_at=live[r.id].created_at, meta={**live[r.id].meta, **r.meta})
-               for r in recs if r.id in live]
-    if changed:
-        corpus.update(changed)
-    return added
+    with corpus._lock():
+        gone = corpus.takedown_keys()
+        names = {res["url"], canonical_url(res["url"]), res["source_sha256"], res.get("as_written", "")} - {""}
+        names |= {canonical_url(r.meta.get("fetched_url", "")) for r in recs if r.meta.get("fetched_url")}
+        if names & gone:
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+        for r in recs:
+            os.replace(staging / f"{r.id}.mp4", corpus.clip_path(r.id))
+        shutil.rmtree(staging, ignore_errors=True)
+        live = {r.id: r for r in corpus.records() if r.id in {x.id for x in recs}}
+        added = corpus.append([r for r in recs if r.id not in live])
+        changed = [dataclasses.replace(r, captions=live[r.id].captions, split=live[r.id].split,
+                                       created_at=live[r.id].created_at, meta={**live[r.id].meta, **r.meta})
+                   for r in recs if r.id in live]
+        if changed:
+            corpus.update(changed)
+        return added
 
 
 def _plan_rows(srcs: list[Source]) -> tuple[list[Source], list[dict[str, Any]]]:
@@ -429,7 +452,8 @@ def _verdict(src: Source, status: str, reason: str, detail: str) -> dict[str, An
 
 
 def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | None = None,
-               out: str | os.PathLike | None = None, ray_address: str | None = None, on_result=None) -> IngestResult:
+               out: str | os.PathLike | None = None, ray_address: str | None = None, on_result=None,
+               wait: bool = False) -> IngestResult:
     """Ingest a source manifest into the corpus at ``out`` (created if missing); resumable.
 
     Args:
@@ -439,9 +463,9 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
         out: corpus directory (default ``cfg.out``).
         ray_address: Ray cluster to join (default: a local instance).
         on_result: optional callback ``(row, done, total)`` per finished source (progress bars).
+        wait: when another job holds the corpus's writer lock, queue behind it (default: raise
+            :class:`skyloom.corpus.CorpusBusyError` naming that job).
     """
-    from skyloom.config import save_resolved
-
     t0 = time.perf_counter()
     sources = sources if sources is not None else cfg.sources
     out = out if out is not None else cfg.out
@@ -449,7 +473,19 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
         raise ValueError("run_ingest: give the source manifest and the corpus directory "
                          "(arguments or cfg.sources / cfg.out)")
     corpus = Corpus.create(out)
+    with corpus.writer("ingest", wait=wait):
+        return _run_locked(corpus, cfg, sources, ray_address, on_result, t0)
+
+
+def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | list[Source],
+                ray_address: str | None, on_result, t0: float) -> IngestResult:
+    """:func:`run_ingest` under the corpus's writer lock."""
+    from skyloom.config import save_resolved
+
     root = corpus.root
+    shutil.rmtree(run_dir(root), ignore_errors=True)  # scratch of crashed runs: no other ingest runs now
+    complete_pending(corpus)  # a takedown a crash interrupted
+    run_id = f"run-{file_stamp()}-{os.getpid()}"
     cfg = dataclasses.replace(cfg, sources=cfg.sources or ("" if isinstance(sources, list) else str(sources)),
                               out=str(root))
     save_resolved(cfg, root / "configs" / "ingest.yaml")
@@ -482,7 +518,7 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
     for v in verdicts:
         v.update(clips=[], planned=True)
         finish(v)
-    for res in _results(pending, cfg, root, dict(seen), ray_address):
+    for res in _results(pending, cfg, root, dict(seen), ray_address, run_id):
         recs = [ClipRecord.from_row(r) for r in res.pop("records")]
         sha = res["source_sha256"]
         if res["status"] == "ok" and sha in seen and seen[sha] != res["url"]:
@@ -491,8 +527,14 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
             shutil.rmtree(res["stage_dir"], ignore_errors=True)
             recs = []
         if recs:
-            clips_added += _commit(corpus, res, recs)
-            seen[sha] = res["url"]
+            added = _commit(corpus, res, recs)
+            if added is None:
+                res.update(status="rejected", reason="taken down",
+                           detail=f"{res['url']}: taken down while it was being ingested (takedowns.jsonl)")
+                recs = []
+            else:
+                clips_added += added
+                seen[sha] = res["url"]
         res["clips"] = [r.id for r in recs]
         frames += res["frames"]
         finish(res)
@@ -507,81 +549,11 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
               "reasons": dict(Counter(r["reason"] for r in rows if r["status"] in ("rejected", "retry"))),
               "nodes": dict(nodes), "rows": rows}
     report_path = atomic_write_json(root / "reports" / f"ingest-{file_stamp()}.json", report)
-    shutil.rmtree(root / ".ingest-tmp", ignore_errors=True)
+    shutil.rmtree(run_dir(root, run_id), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run_dir(root).rmdir()  # only when empty
     return IngestResult(root, len(srcs), skipped, report["ingested"], report["rejected"],
                         clips_added, frames, seconds, report_path, rows)
-
-
-# -- takedown --------------------------------------------------------------------------------
-def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "takedown request",
-             purge: bool = True) -> dict[str, Any]:
-    """Remove everything derived from ``source`` and log it; later ingests refuse the source.
-
-    ``source`` is a source URL or local path as written in the manifest (relative paths too) or
-    resolved, a source sha256 (or a prefix of >= 12 characters) or a ``parent_id``. Removed: the
-    clip files and ground truth, the manifest rows (captions live there) and with ``purge`` every
-    older revision (the log is compacted), the clips' entries in every WebDataset export
-    (``exports.json``: ``CORPUS/shards``, ``--out`` folders, split exports), orphan clip files of the
-    source (left by an interrupted ingest) and its staged files. ``takedowns.jsonl`` records the
-    source's spellings (canonical URL or real path) and content sha256s, which ingest refuses.
-
-    Returns:
-        the takedown entry: source, reason, removed clip ids, orphans removed, shards rewritten,
-        export folders that could not be reached, source URLs, spellings and sha256s matched.
-    """
-    from skyloom.video import VideoError, read_metadata
-
-    c = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
-    key = source.strip()
-    if not key:
-        raise ValueError("takedown: --source must be a source URL, a local path or a sha256")
-    is_sha = len(key) >= 12 and all(ch in "0123456789abcdef" for ch in key.lower())
-    spellings = {key} if is_sha or key.startswith("src-") else {key, canonical_url(key)}
-
-    def hit(url: str, sha: str, written: str = "", parent: str = "") -> bool:
-        return bool({url, canonical_url(url) if url else "", written} & spellings) or key in (sha, parent) \
-            or (is_sha and sha.startswith(key.lower()))
-
-    recs = c.records(source_kind="licensed")
-    matched = [r for r in recs if hit(r.source_url, r.source_sha256, r.meta.get("manifest_url", ""), r.parent_id)]
-    shas = {r.source_sha256 for r in matched}
-    urls = {r.source_url for r in matched}
-    for line in read_jsonl(c.root / STATE_FILE):  # sources whose rows are gone but files may remain
-        if line.get("source_sha256") and hit(line.get("url", ""), line["source_sha256"], line.get("as_written", "")):
-            shas.add(line["source_sha256"])
-            urls.add(line["url"])
-    removed = c.delete([r.id for r in matched], reason=f"takedown: {reason}", rewrite_shards=False)
-    prefixes = tuple(f"lic-{s[:16]}-" for s in shas)
-    orphans = []
-    for p in c.orphan_files():
-        cid = p.name.split(".", 1)[0]
-        mine = bool(prefixes) and cid.startswith(prefixes)
-        if not mine and p.suffix == ".mp4":
-            try:
-                meta = read_metadata(p)
-            except (VideoError, OSError, ValueError):
-                meta = {}
-            mine = hit(str(meta.get("source_url", "")), str(meta.get("source_sha256", "")))
-        if mine:
-            p.unlink(missing_ok=True)
-            orphans.append(str(p.relative_to(c.root)))
-    for u in urls | {key}:
-        shutil.rmtree(stage_dir(c.root, u), ignore_errors=True)
-    shards = c.remove_from_exports(removed, prefixes)
-    if purge and removed:
-        c.compact()
-    written = {r.meta.get("manifest_url", "") for r in matched}
-    entry = {"source": key, "reason": reason, "clips": removed, "orphans": orphans,
-             "shards_rewritten": shards["rewritten"], "unreachable_exports": shards["missing_exports"],
-             "source_urls": sorted(urls | ({key} if "://" in key or "/" in key else set())),
-             "spellings": sorted(({canonical_url(u) for u in urls} | (spellings - {key})) - {""}
-                                 | {w for w in written if w and ("://" in w or Path(w).is_absolute())}),
-             "source_sha256": sorted(shas), "purged": bool(purge and removed)}
-    c.log_takedown(entry)
-    if shards["missing_exports"]:
-        logger.warning("takedown %s: export folder(s) not found, their shards may still hold the source: %s",
-                       key, ", ".join(shards["missing_exports"]))
-    return entry
 
 
 # -- demo ------------------------------------------------------------------------------------

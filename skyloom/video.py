@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -280,3 +281,38 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         return json.loads(raw)
     except json.JSONDecodeError:
         return {"comment": raw}
+
+
+def frames_sha256(source: str | os.PathLike | bytes) -> str:
+    """sha256 of a video's decoded frames: every frame's planes in decode order, with their size.
+
+    The content hash a clip keeps in ``meta["frames_sha256"]`` (written at ingest and render):
+    H.264 decoding is bit-exact, so a re-muxed or re-tagged file of the same clip has the same
+    value while a file with flipped bytes or another clip's frames does not (a hash of the file
+    alone cannot tell these apart, and "it decodes" proves nothing). Raises :class:`VideoError`
+    when the file does not decode.
+    """
+    import io
+
+    import av
+
+    h = hashlib.sha256()
+    src = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+    try:
+        with av.open(src, mode="r") as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1
+            n = 0
+            for frame in container.decode(stream):
+                fmt = frame.format.name
+                # yuv420p (every skyloom clip): the decoder's own planes, (H * 3/2, W); others as RGB
+                arr = frame.to_ndarray() if fmt == "yuv420p" else frame.to_ndarray(format="rgb24")
+                h.update(f"{fmt}:{frame.width}x{frame.height}:{arr.shape};".encode())
+                h.update(np.ascontiguousarray(arr).tobytes())
+                n += 1
+    except (av.error.FFmpegError, ValueError, IndexError, OSError) as e:
+        raise VideoError(f"{source if not isinstance(source, bytes) else 'video bytes'}: does not decode "
+                         f"({type(e).__name__}: {e})") from None
+    if n == 0:
+        raise VideoError(f"{source if not isinstance(source, bytes) else 'video bytes'}: no decodable frame")
+    return h.hexdigest()
