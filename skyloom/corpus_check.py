@@ -113,6 +113,16 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
             add(Problem("bad manifest part", str(part.relative_to(c.root)), f"unreadable ({type(e).__name__}: {e})"))
     if rep.problems:
         return rep  # the log itself is unreadable: nothing below can be trusted
+    pending = c.takedowns(pending=True)
+    if pending and repair:  # first: its files are the takedown's to delete, not orphans to keep
+        from skyloom.datagen.takedown import complete_pending
+
+        for entry in complete_pending(c):
+            rep.repaired.append(f"completed the interrupted takedown of {entry['source']}")
+    else:
+        for entry in pending:
+            add(Problem("unfinished takedown", entry["source"], "a takedown was interrupted; rerun it or "
+                                                                 "`skyloom corpus validate --repair` to complete it"))
     recs = c.records()
     rep.clips = len(recs)
     live = {r.id: r for r in recs}
@@ -157,18 +167,6 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
             rep.repaired.append(f"moved orphan {rel} to {dest.relative_to(c.root)}")
         else:
             add(Problem("orphan file", rel, "no live manifest row owns it"))
-    pending = c.takedowns(pending=True)
-    if pending and repair:
-        from skyloom.datagen.takedown import complete_pending
-
-        for entry in complete_pending(c):
-            rep.repaired.append(f"completed the interrupted takedown of {entry['source']}")
-        recs = c.records()
-        live = {r.id: r for r in recs}
-    else:
-        for entry in pending:
-            add(Problem("unfinished takedown", entry["source"], "a takedown was interrupted; rerun it or "
-                                                                 "`skyloom corpus validate --repair` to complete it"))
     gone = c.takedown_keys()
     for r in recs:
         hit = {r.source_url, r.source_sha256, r.meta.get("manifest_url", "")} & gone
@@ -246,10 +244,19 @@ def _check_export(c: Corpus, folder: Path, live: dict[str, ClipRecord], rep: Che
     for shard in sorted(folder.glob("*.tar")):
         rep.shards += 1
         where = str(shard)
+        try:
+            t = tarfile.open(shard)
+        except (tarfile.TarError, OSError, EOFError) as e:
+            if shard.name in listed:
+                add(Problem("bad shard", where, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0]})"))
+            else:
+                add(Problem("foreign file", where, "not a tar shard and not listed in index.json: not written by "
+                                                   "skyloom; takedowns leave it alone (move it out of the export)"))
+            continue
         if shard.name not in listed:
             add(Problem("stale shard", where, "not listed in index.json (left by an earlier export)"))
         try:
-            with tarfile.open(shard) as t:
+            with t:
                 for m in t.getmembers():
                     cid, _, ext = m.name.partition(".")
                     shard_of.setdefault(cid, set()).add(shard.name)
