@@ -54,12 +54,13 @@ from skyloom.datagen.fetch import FetchConfig, FetchError, fetch
 from skyloom.datagen.filters import (
     FilterConfig,
     FrameStats,
+    check_frame_budget,
     check_source,
     choose_bucket,
     clip_quality,
     decide,
 )
-from skyloom.datagen.licenses import LicenseConfig, check_license
+from skyloom.datagen.licenses import NOT_ALLOWED, UNKNOWN, LicenseConfig, check_license
 from skyloom.datagen.shots import (
     ShotConfig,
     ShotSplitter,
@@ -76,7 +77,9 @@ from skyloom.datagen.sources import (
     write_sources_csv,
 )
 from skyloom.datagen.takedown import complete_pending, takedown  # noqa: F401 - takedown is re-exported
+from skyloom.errors import StorageError, storage_error
 from skyloom.fsutil import append_jsonl, atomic_write_json, file_stamp, now_iso, read_jsonl, sha256_file
+from skyloom.video import VideoError
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +113,8 @@ class IngestConfig:
         truncated: ``reject`` a source that decodes fewer frames than its header promises, or
             ``keep`` the clips from its intact part.
         min_decoded_fraction: a source decoding fewer than this fraction of its frames is truncated.
+        max_attempts: a source failing transiently (timeout, HTTP 5xx, an internal error) is retried
+            on later runs until it has failed this many times, then rejected for good.
         val_fraction: share of *sources* whose clips go to the ``val`` split (stable hash of the
             parent id, so clips of one source never straddle train and val).
     """
@@ -127,6 +132,7 @@ class IngestConfig:
     chunk_sources: int = 1024
     truncated: Literal["reject", "keep"] = "reject"
     min_decoded_fraction: float = 0.9
+    max_attempts: int = 5
     val_fraction: float = 0.05
 
 
@@ -175,8 +181,8 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True, exist_ok=True)
 
-    info = probe_source(path)
-    check_source(info.width, info.height, cfg.filters)
+    info = probe_source(path, cfg.filters.max_pixels)
+    check_source(info.width, info.height, cfg.filters, info.num_frames)
     bucket = choose_bucket(info.width, info.height, cfg.filters)
     sw, sh, ow, oh = fit_size(info.width, info.height, cfg.transcode.short_side, bucket[1] if bucket else None)
     aw = min(cfg.shots.analysis_width, info.width)
@@ -233,8 +239,11 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
     n = 0
     next_keep = 0.0
     try:
+        pixels = 0
         for i, frame in decode_frames(path, threads=cfg.shots.decode_threads):
             n = i + 1
+            pixels += frame.width * frame.height
+            check_frame_budget(frame.width, frame.height, cfg.filters, pixels)
             # swscale's area filter: the cheapest good downscale (the bulk of the per-frame cost).
             small = fmt.reformat(frame, width=aw, height=ah, format="bgr24",
                                  interpolation="AREA").to_ndarray()  # (ah, aw, 3)
@@ -288,6 +297,11 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
         lic = check_license(src.license, cfg.licenses, author=src.author, attribution=src.attribution)
         out["license_id"] = lic.license_id
         if not lic.ok:
+            if cfg.licenses.hash_refused and lic.reason in (NOT_ALLOWED, UNKNOWN):
+                # hashed, so that the same bytes under an admitted license are caught (licenses follow content)
+                with contextlib.suppress(FetchError):
+                    fetched = fetch(src.url, run_dir(root, run_id), cfg.fetch)
+                    out["source_sha256"] = fetched.sha256
             raise SourceRejected(lic.reason, f"{src.url}: {lic.detail}")
         gone = _taken_down(root)
         if {src.url, canonical_url(src.url)} & gone:
@@ -314,18 +328,41 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
         out.update(status="rejected", reason=e.reason, detail=e.detail or e.reason)
     except FetchError as e:
         out.update(status="retry" if e.transient else "rejected", reason=e.reason, detail=e.detail)
+    except OSError as e:
+        storage = storage_error(e)
+        if storage is not None and e.filename is not None and _under(e.filename, root):
+            out.update(status="fatal", reason="corpus not writable", detail=str(storage))  # stops the job
+        else:  # the source's own file: too long a name, unreadable, ...
+            out.update(status="rejected", reason="unreadable source",
+                       detail=f"{src.url}: {os.strerror(e.errno) if e.errno else e} ({type(e).__name__})")
+    except VideoError as e:
+        out.update(status="rejected", reason="not a video", detail=f"{src.url}: {e}")
     except Exception as e:  # noqa: BLE001 - a bug or library error in one source must not stop the batch; recorded
+        if type(e).__module__.startswith("av"):  # PyAV: an unsupported codec or undecodable stream
+            out.update(status="rejected", reason="undecodable video", detail=f"{src.url}: {type(e).__name__}: {e}")
+            return _done(out, fetched, src, staging, t0)
         logger.exception("ingest of %s failed", src.url)
         out.update(status="retry", reason="internal error", detail=f"{src.url}: {type(e).__name__}: {e}")
-    finally:
-        if fetched is not None and fetched.temporary:
-            fetched.path.unlink(missing_ok=True)
-            # Messages name the source, not the temporary download it was probed from.
-            out["detail"] = out["detail"].replace(str(fetched.path), src.url)
+    return _done(out, fetched, src, staging, t0)
+
+
+def _done(out: dict[str, Any], fetched, src: Source, staging: Path, t0: float) -> dict[str, Any]:
+    """Clean up after one source: its temporary download, and its staging unless accepted."""
+    if fetched is not None and fetched.temporary:
+        fetched.path.unlink(missing_ok=True)
+        # Messages name the source, not the temporary download it was probed from.
+        out["detail"] = out["detail"].replace(str(fetched.path), src.url)
     if out["status"] != "ok":
         shutil.rmtree(staging, ignore_errors=True)
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def _under(path: str | os.PathLike, root: Path) -> bool:
+    try:
+        return Path(os.path.abspath(path)).is_relative_to(Path(os.path.abspath(root)))
+    except (TypeError, ValueError):
+        return False
 
 
 def _ray_stage(row: dict[str, Any], cfg: IngestConfig, corpus_root: str, known: dict[str, str],
@@ -411,6 +448,35 @@ def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int 
         return added
 
 
+LICENSE_REFUSALS = (NOT_ALLOWED, UNKNOWN)
+
+
+def _content_licenses(corpus: Corpus, root: Path) -> dict[str, dict[str, Any]]:
+    """Content sha256 -> the license it came with: admitted sources (the corpus rows) and sources
+    refused for their license (``ingest_state.jsonl``, which records the refused bytes' hash)."""
+    out: dict[str, dict[str, Any]] = {}
+    for line in read_jsonl(root / STATE_FILE):
+        sha, lid = line.get("source_sha256"), line.get("license_id")
+        if sha and lid and line.get("reason") in LICENSE_REFUSALS:
+            out.setdefault(sha, {"url": line["url"], "license_id": lid, "admitted": False})
+    for r in corpus.records(source_kind="licensed"):
+        if r.source_sha256:
+            out[r.source_sha256] = {"url": r.source_url, "license_id": r.license_id, "admitted": True}
+    return out
+
+
+def _withdraw(corpus: Corpus, root: Path, sha: str, url: str, why: str) -> None:
+    """Take an admitted source's clips out again (a license conflict found later): rows, files,
+    exports; the source is quarantined and marked done as rejected so a rerun does not re-add it."""
+    ids = [r.id for r in corpus.records(source_kind="licensed") if r.source_sha256 == sha]
+    corpus.delete(ids, reason=f"license conflict: {why}", rewrite_shards=False)
+    corpus.remove_from_exports(ids)
+    corpus.quarantine(STAGE, url, "license conflict", detail=why, source_sha256=sha)
+    last = next((x for x in reversed(read_jsonl(root / STATE_FILE)) if x.get("url") == url), {})
+    append_jsonl(root / STATE_FILE, {**last, "url": url, "status": "rejected", "reason": "license conflict",
+                                     "source_sha256": sha, "clips": [], "time": now_iso()})
+
+
 def _plan_rows(srcs: list[Source]) -> tuple[list[Source], list[dict[str, Any]]]:
     """Split manifest rows into the ones to run and verdicts on the others, independent of row order.
 
@@ -430,14 +496,14 @@ def _plan_rows(srcs: list[Source]) -> tuple[list[Source], list[dict[str, Any]]]:
             run.extend(rows)
             continue
         where = ", ".join(f"line {r.line}" if r.line else f"row {r.row}" for r in rows)
-        if len({r.fingerprint() for r in rows}) == 1:
-            run.append(first)
-            for r in rows[1:]:
-                verdicts.append(_verdict(r, "duplicate", "duplicate row",
-                                         f"{r.url}: line {r.line} repeats line {first.line} (identical row)"))
-            continue
         fields = sorted({k for r in rows for k in ("license", "author", "attribution", "source_page", "title")
                          if getattr(r, k) != getattr(first, k)})
+        if not fields:  # the same provenance, the source perhaps spelled differently (a path and its file:// URL)
+            run.append(first)
+            for r in rows[1:]:
+                verdicts.append(_verdict(r, "duplicate", "duplicate row", f"{r.url}: line {r.line} repeats line "
+                                         f"{first.line} (same source and provenance)"))
+            continue
         for r in rows:
             verdicts.append(_verdict(r, "rejected", "conflicting duplicate rows",
                                      f"{r.url}: rows at {where} name this source with different "
@@ -501,6 +567,12 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
 
     def finish(res: dict[str, Any]) -> None:
         sha = res["source_sha256"]
+        if res["status"] == "fatal":  # the corpus itself cannot be written: stop, naming the path
+            raise StorageError(res["detail"])
+        prev = attempts.get(res["url"], 0)
+        if res["status"] == "retry" and prev + 1 >= cfg.max_attempts:
+            res.update(status="rejected", detail=f"{res['detail']} (gave up after {prev + 1} attempts, "
+                                                 f"ingest.max_attempts={cfg.max_attempts})")
         if res["status"] in ("rejected", "retry"):
             corpus.quarantine(STAGE, res["url"], res["reason"], detail=res["detail"], source_sha256=sha,
                               license_id=res["license_id"], transient=res["status"] == "retry")
@@ -510,18 +582,33 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
             append_jsonl(root / STATE_FILE, {"url": res["url"], "fingerprint": res["fingerprint"],
                                              "status": res["status"], "reason": res["reason"], "source_sha256": sha,
                                              "as_written": res.get("as_written", ""),
+                                             "license_id": res.get("license_id", ""),
                                              "clips": res.get("clips", []), "time": now_iso()})
         rows.append(res)
         if on_result is not None:
             on_result(res, len(rows), total)
 
+    attempts = {q["item"]: int(q.get("attempts", 0)) for q in corpus.quarantined(STAGE)}
     for v in verdicts:
         v.update(clips=[], planned=True)
         finish(v)
+    content = _content_licenses(corpus, root)
     for res in _results(pending, cfg, root, dict(seen), ray_address, run_id):
         recs = [ClipRecord.from_row(r) for r in res.pop("records")]
         sha = res["source_sha256"]
-        if res["status"] == "ok" and sha in seen and seen[sha] != res["url"]:
+        other = content.get(sha) if sha and res["license_id"] else None
+        if other is not None and other["license_id"] != res["license_id"] and (res["status"] == "ok"
+                                                                               or other["admitted"]):
+            why = (f"{res['url']} ({res['license_id']}) has the same bytes (sha256 {sha[:16]}...) as {other['url']} "
+                   f"({other['license_id']}): one content, two licenses; both are refused")
+            res.update(status="rejected", reason="license conflict", detail=why)
+            shutil.rmtree(res["stage_dir"], ignore_errors=True)
+            recs = []
+            if other["admitted"]:
+                _withdraw(corpus, root, sha, other["url"], why)
+                other["admitted"] = False
+                seen.pop(sha, None)
+        elif res["status"] == "ok" and sha in seen and seen[sha] != res["url"]:
             res.update(status="rejected", reason="duplicate source",
                        detail=f"{res['url']}: same sha256 as {seen[sha]}, already in the corpus")
             shutil.rmtree(res["stage_dir"], ignore_errors=True)
@@ -537,6 +624,8 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
                 seen[sha] = res["url"]
         res["clips"] = [r.id for r in recs]
         frames += res["frames"]
+        if sha and res["license_id"] and sha not in content:
+            content[sha] = {"url": res["url"], "license_id": res["license_id"], "admitted": bool(recs)}
         finish(res)
     seconds = time.perf_counter() - t0
     nodes = Counter(r.get("node_id") or "driver" for r in rows if not r.get("planned"))

@@ -55,7 +55,7 @@ class VideoInfo:
         return asdict(self)
 
 
-def _open(path: str | os.PathLike):
+def _open(path: str | os.PathLike, headers_only: bool = False):
     import av
 
     p = Path(path)
@@ -66,7 +66,11 @@ def _open(path: str | os.PathLike):
     if p.stat().st_size == 0:
         raise VideoError(f"{p}: empty file (0 bytes)")
     try:
-        container = av.open(str(p), mode="r")
+        # headers_only: FFmpeg's stream-info probe decodes the first frame(s) to learn the pixel
+        # format; a header claiming 16000x16000 then allocates and decodes ~400 MB. skip_frame=all
+        # reads the sizes from the headers without decoding anything.
+        opts = {"stream_options": [{"skip_frame": "all"}]} if headers_only else {}
+        container = av.open(str(p), mode="r", **opts)
     except Exception as e:  # noqa: BLE001 - av raises many error types (InvalidDataError, ...); re-raised as VideoError
         raise VideoError(f"{p}: not a readable video ({type(e).__name__}: {e})") from None
     if not container.streams.video:
@@ -75,14 +79,24 @@ def _open(path: str | os.PathLike):
     return container
 
 
-def probe_video(path: str | os.PathLike, count_frames: bool = False) -> VideoInfo:
+def probe_video(path: str | os.PathLike, count_frames: bool = False, max_pixels: int = 0) -> VideoInfo:
     """Read a video's header: size, fps, frame count, duration, codec.
 
     Args:
         path: video file.
         count_frames: decode-free packet count when the container gives no frame count.
+        max_pixels: when > 0, first read the sizes without decoding anything; a file whose frames
+            claim more pixels than this is described from its headers alone (``pix_fmt`` empty)
+            and never decoded, so the caller can reject it cheaply.
     """
-    container = _open(path)
+    if max_pixels > 0:
+        light = _probe(_open(path, headers_only=True), path, count_frames=False)
+        if light.width * light.height > max_pixels:
+            return light
+    return _probe(_open(path), path, count_frames)
+
+
+def _probe(container, path: str | os.PathLike, count_frames: bool) -> VideoInfo:
     try:
         stream = container.streams.video[0]
         ctx = stream.codec_context
