@@ -133,3 +133,43 @@ def test_one_writer_at_a_time(tmp_path):
         assert sum("being written" in line for line in r.stderr.splitlines()) == 1, r.stderr
     with c.writer("ingest"):  # released: the next writer gets it
         pass
+
+
+def test_repair_never_blesses_flipped_bytes_or_swapped_clips(tmp_path):
+    import random
+
+    c = Corpus.create(tmp_path / "c")
+    c.append([licensed(c, k, URL_A, SHA_A) for k in range(3)])
+    ids = sorted(c.ids())
+    # two clips of one source swapped: same provenance tags, same size and frame count
+    a, b = c.clip_path(ids[0]), c.clip_path(ids[1])
+    da, db = a.read_bytes(), b.read_bytes()
+    a.write_bytes(db)
+    b.write_bytes(da)
+    # 48 flipped bytes inside the third clip's media data
+    p = c.clip_path(ids[2])
+    data = bytearray(p.read_bytes())
+    mdat = data.find(b"mdat") + 8
+    for i in random.Random(0).sample(range(mdat + 64, len(data) - 16), 48):
+        data[i] ^= 0x5A
+    p.write_bytes(bytes(data))
+    before = {i: c.get(i).sha256 for i in ids}
+    rep = check_corpus(c, repair=True)
+    assert not rep.repaired
+    assert sorted(x.item for x in rep.problems if x.kind == "sha256 mismatch") == ids
+    assert all("left alone" in x.detail for x in rep.problems)
+    assert {i: Corpus(c.root).get(i).sha256 for i in ids} == before
+
+
+def test_validate_notices_a_deleted_ground_truth_npz(tmp_path):
+    c = Corpus.create(tmp_path / "c")
+    rec = licensed(c, 0, URL_A, SHA_A)
+    gt = c.write_ground_truth(rec.id, {"arrays": f"gt/{rec.id}.npz"})
+    c.gt_path(rec.id, ".npz").write_bytes(b"PK")
+    import dataclasses
+
+    c.append([dataclasses.replace(rec, gt_path=gt)])
+    assert check_corpus(c).ok
+    c.gt_path(rec.id, ".npz").unlink()
+    problems = check_corpus(c).problems
+    assert [(p.kind, p.item) for p in problems] == [("missing file", rec.id)] and ".npz" in problems[0].detail

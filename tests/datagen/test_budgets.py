@@ -151,3 +151,24 @@ def test_transient_failures_are_not_retried_forever(tmp_path):
     assert second.rows[0]["status"] == "rejected" and "gave up after 2 attempts" in second.rows[0]["detail"]
     third = run_ingest(cfg, src, tmp_path / "c")
     assert third.skipped == 1 and not third.rows
+
+
+def test_a_300_character_path_component_is_a_rejection_not_a_bug(tmp_path):
+    d = _two_names(tmp_path)
+    Corpus.create(tmp_path / "c")
+    res = process_source(Source(url=str(d / ("x" * 300 + ".mp4")), license="CC0-1.0", author="x"), _cfg(d),
+                         tmp_path / "c")
+    assert (res["status"], res["reason"]) == ("rejected", "unreadable source") and "too long" in res["detail"]
+
+
+def test_a_full_disk_stops_the_ingest_naming_the_path(tmp_path, monkeypatch):
+    import skyloom.video
+
+    def full(path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(skyloom.video, "write_video", full)
+    d = _two_names(tmp_path)
+    with pytest.raises(StorageError, match=r"cannot write .*/c/\.ingest-tmp/.*no space left"):
+        run_ingest(_cfg(d), [Source(url=str(d / "a.mp4"), license="CC0-1.0", author="x")], tmp_path / "c")
+    assert not Corpus(tmp_path / "c").quarantined()  # not the source's fault: nothing quarantined, rerun resumes
