@@ -15,21 +15,25 @@ the same ids and never duplicates a clip. Every clip records its provenance: sou
 author, attribution, source page, source sha256, ``parent_id`` (``src-<sha256[:16]>``, the source
 video) and the shot's start/end in the source (the clip's own span is in ``meta``).
 
-:func:`run_ingest` first settles the manifest itself (malformed rows, rows naming one source twice:
-identical ones run once, conflicting ones are all rejected), then runs the sources in-process or
-through a Ray Data pipeline (``engine: auto`` picks by job size; streaming, one source per task,
-bad inputs handled inside the stage). Workers transcode into a staging folder
-(``.ingest-tmp/stage-*``); the driver alone decides whether a source is accepted (not a duplicate
-of one already in the corpus), then moves its clips into ``clips/`` and writes their rows, with
-the sha256 of exactly those files. It writes one line per finished source to
-``CORPUS/ingest_state.jsonl``, so a rerun skips sources already done (rejections that may be
-transient, such as timeouts or HTTP 5xx, are retried). Every rejected source has one current
-quarantine entry (``Corpus.quarantine("ingest", url, reason, ...)``, attempts counted, cleared
-when it later succeeds) and is listed in the report ``CORPUS/reports/ingest-<time>.json``.
+:func:`run_ingest` holds the corpus's writer lock for the whole job (one ingest, render or caption
+job at a time; :meth:`Corpus.writer`). It first settles the manifest itself (malformed rows, rows
+naming one source twice: the same provenance runs once, conflicting ones are all rejected), then
+runs the sources in-process or through a Ray Data pipeline (``engine: auto`` picks by job size;
+streaming, one source per task, bad inputs handled inside the stage). Workers transcode into this
+run's staging folder (``.ingest-tmp/<run>/stage-*``); the driver alone decides whether a source is
+accepted (not a duplicate of one already in the corpus, no license conflict, not taken down
+meanwhile: the takedown list is read again at commit, under the corpus lock), then moves its clips
+into ``clips/`` and writes their rows, with the sha256 of exactly those files. It writes one line
+per finished source to ``CORPUS/ingest_state.jsonl``, so a rerun skips sources already done
+(transient rejections such as timeouts or HTTP 5xx are retried, up to ``max_attempts``). Every
+rejected source has one current quarantine entry (``Corpus.quarantine("ingest", url, reason,
+...)``, attempts counted, cleared when it later succeeds) and is listed in the report
+``CORPUS/reports/ingest-<time>.json``. A failure to write the corpus itself (full disk, read-only)
+stops the job with a :class:`skyloom.errors.StorageError` naming the path.
 
-:func:`takedown` removes every clip (file, manifest row with its captions, entries in every
-WebDataset export, orphan files) derived from a source, purges old manifest revisions, and logs the
-takedown; later ingests refuse that source under any spelling and by content hash.
+:func:`takedown` (:mod:`skyloom.datagen.takedown`, re-exported here) removes every clip derived from
+a source as a crash-safe journal; later ingests refuse that source under any spelling and by
+content hash.
 """
 
 from __future__ import annotations

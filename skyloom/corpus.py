@@ -3,15 +3,17 @@
 Layout of a corpus directory (format version :data:`CORPUS_FORMAT_VERSION`)::
 
     CORPUS/
-      corpus.json              format name + version, created, name
+      corpus.json              format name + version, created, name, corpus_id (stamped into its exports)
       manifest.parquet         current snapshot: exactly one row per live clip (for pandas, DuckDB, ...)
       manifest/                revision log, one row per clip revision (append-only parts)
         part-<rev>-<uid>.parquet
       clips/<id>.mp4           H.264 yuv420p clips
       gt/<id>.json             per-clip ground truth of synthetic clips (+ optional gt/<id>.npz)
       quarantine.jsonl         one current entry per (stage, item): reason, attempts
-      takedowns.jsonl          every takedown, with what it removed
-      exports.json             every WebDataset export folder ever written (takedowns rewrite them all)
+      takedowns.jsonl          the takedown journal: a "started" line (intent) and a "done" line per takedown
+      exports.json             every WebDataset export folder written, relative to the corpus root
+                               (a takedown rewrites those it can prove are its own: export_owner)
+      .lock, .writer.lock      the short corpus lock, and the writer lock one job holds (Corpus.writer)
       shards/                  default WebDataset tar export (+ index.json: per split, shards and clip ids)
 
 Outside tools read ``manifest.parquet`` (a single file, rewritten atomically after every change
@@ -347,12 +349,15 @@ class Corpus:
         before ids existed gets one on first use (kept if the folder is read-only)."""
         cid = self.info.get("corpus_id")
         if not cid:
-            with self._lock():
-                info = json.loads((self.root / "corpus.json").read_text())
-                cid = info.get("corpus_id") or uuid.uuid4().hex
-                if not info.get("corpus_id"):
-                    atomic_write_json(self.root / "corpus.json", {**info, "corpus_id": cid})
-                self.info = {**info, "corpus_id": cid}
+            try:
+                with self._lock():
+                    info = json.loads((self.root / "corpus.json").read_text())
+                    cid = info.get("corpus_id") or uuid.uuid4().hex
+                    if not info.get("corpus_id"):
+                        atomic_write_json(self.root / "corpus.json", {**info, "corpus_id": cid})
+                    self.info = {**info, "corpus_id": cid}
+            except OSError:  # read-only: an id for this session only (it owns no outside export)
+                cid = self.info.setdefault("corpus_id", uuid.uuid4().hex)
         return str(cid)
 
     @contextlib.contextmanager
