@@ -336,9 +336,12 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
         storage = storage_error(e)
         if storage is not None and e.filename is not None and _under(e.filename, root):
             out.update(status="fatal", reason="corpus not writable", detail=str(storage))  # stops the job
-        else:  # the source's own file: too long a name, unreadable, ...
+        elif e.errno is not None and e.filename is not None:  # the source's own file: too long a name, ...
             out.update(status="rejected", reason="unreadable source",
-                       detail=f"{src.url}: {os.strerror(e.errno) if e.errno else e} ({type(e).__name__})")
+                       detail=f"{src.url}: {os.strerror(e.errno)} ({type(e).__name__})")
+        else:  # an OSError of unknown origin: maybe transient, retried (up to max_attempts)
+            logger.exception("ingest of %s failed", src.url)
+            out.update(status="retry", reason="internal error", detail=f"{src.url}: {type(e).__name__}: {e}")
     except VideoError as e:
         out.update(status="rejected", reason="not a video", detail=f"{src.url}: {e}")
     except Exception as e:  # noqa: BLE001 - a bug or library error in one source must not stop the batch; recorded
