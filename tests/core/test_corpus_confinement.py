@@ -127,6 +127,10 @@ def test_one_writer_at_a_time(tmp_path):
             run_ingest(test_config(engine="local"), [Source(url="/none.mp4", license="CC0-1.0")], c.root)
         with pytest.raises(CorpusBusyError, match="--wait"):
             caption(CaptionConfig(corpus=str(c.root), captioner="heuristic"))
+        from skyloom.datagen.render import RenderConfig, run_render
+
+        with pytest.raises(CorpusBusyError, match="being written by render"):
+            run_render(RenderConfig(out=str(c.root), num_scenes=1), show_progress=False)
         r = subprocess.run([SKYLOOM, "caption", "run", str(c.root), "--captioner", "heuristic"], capture_output=True,
                            text=True, check=False, timeout=120)
         assert r.returncode == 2 and "being written by render" in r.stderr and "Traceback" not in r.stderr
@@ -173,3 +177,26 @@ def test_validate_notices_a_deleted_ground_truth_npz(tmp_path):
     c.gt_path(rec.id, ".npz").unlink()
     problems = check_corpus(c).problems
     assert [(p.kind, p.item) for p in problems] == [("missing file", rec.id)] and ".npz" in problems[0].detail
+
+
+def test_a_writer_killed_with_sigkill_leaves_no_stale_lock(tmp_path):
+    import signal
+    import time
+
+    c = Corpus.create(tmp_path / "c")
+    code = ("import sys, time; from skyloom.corpus import Corpus\n"
+            "with Corpus(sys.argv[1]).writer('ingest'):\n    print('held', flush=True); time.sleep(60)")
+    p = subprocess.Popen([sys.executable, "-c", code, str(c.root)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "held"
+        with pytest.raises(CorpusBusyError, match=rf"ingest \(pid {p.pid}"):
+            with c.writer("render"):
+                pass
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        t0 = time.monotonic()
+        with c.writer("render"):
+            assert time.monotonic() - t0 < 1
+    finally:
+        p.kill()
+        p.wait()
