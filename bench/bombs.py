@@ -17,7 +17,8 @@ Each case reports the verdict (the reason string), seconds and peak RSS in MiB; 
 the RSS of the same process before the bomb (Python + the imports). Run it against another
 checkout by running this file with that checkout's interpreter.
 
-Usage: ``.venv/bin/python -m bench.bombs [--case gzip|pixels]``; prints JSON lines.
+Usage: ``.venv/bin/python -m bench.bombs [--case gzip|pixels|pixels-h264]``; prints JSON lines
+(and, running every case, writes ``bench/out/bombs.json``).
 """
 
 from __future__ import annotations
@@ -107,22 +108,24 @@ CASES = {"gzip": _gzip_case, "pixels": _pixels_case,
          "pixels-h264": lambda: _pixels_case(H264_BOMB, "pixels-h264")}
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", choices=sorted(CASES), help="run one case in this process (default: each in a child)")
     args = ap.parse_args(argv)
     if args.case:
-        out = [CASES[args.case]()]
-        print(json.dumps(out[0]))
-        return out
+        print(json.dumps(CASES[args.case]()))
+        return 0
     out = []
     for name in CASES:
         r = subprocess.run([sys.executable, __file__, "--case", name], capture_output=True, text=True, check=True,
                            timeout=600)
         out.append(json.loads(r.stdout.strip().splitlines()[-1]))
         print(json.dumps(out[-1]))
-    return out
+    dest = Path(__file__).resolve().parent / "out" / "bombs.json"
+    dest.parent.mkdir(exist_ok=True)
+    dest.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

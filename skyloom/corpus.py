@@ -701,7 +701,7 @@ class Corpus:
             raise ValueError(f"split {split!r} is not one of: {', '.join(SPLITS)}")
         out = Path(out_dir) if out_dir else self.root / "shards"
         owned, why = self.export_owner(out)
-        if not owned and why != "no index.json":
+        if not owned and _index_owner(out):  # another corpus's (or a copy's) export: never overwritten
             raise CorpusError(f"{out}: cannot export there: {why}; choose an empty folder or one this corpus wrote")
         out.mkdir(parents=True, exist_ok=True)
         prefix = split or "all"
@@ -860,6 +860,15 @@ def read_wds_index(folder: Path) -> dict[str, Any]:
                 exp["shards"].append(shard)
         index = {"exports": by_prefix}
     return {"format": "webdataset", "corpus_version": CORPUS_FORMAT_VERSION, **index}
+
+
+def _index_owner(folder: Path) -> dict[str, Any]:
+    """The ``owner`` an export folder's ``index.json`` names (empty: none, or no index)."""
+    try:
+        owner = json.loads((Path(folder) / "index.json").read_text()).get("owner")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
 
 
 def _write_wds_index(folder: Path, index: dict[str, Any]) -> None:

@@ -200,3 +200,17 @@ def test_a_writer_killed_with_sigkill_leaves_no_stale_lock(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+def test_an_export_from_before_owners_is_left_alone_until_exported_again(site):
+    from skyloom.datagen.takedown import takedown
+
+    index = json.loads((site / "exp" / "index.json").read_text())
+    del index["owner"]  # as written before exports carried their corpus
+    (site / "exp" / "index.json").write_text(json.dumps(index))
+    c = Corpus(site / "c")
+    assert "foreign export" in {p.kind for p in check_corpus(c).problems}
+    c.export_webdataset(site / "exp", shard_size=1)  # exporting again adopts it
+    assert check_corpus(c).ok
+    takedown(c, URL_A)
+    assert not any(m.startswith(f"lic-{SHA_A[:16]}") for m in members(site / "exp"))
