@@ -97,15 +97,14 @@ def render_refs(spec: dict[str, Any], ph: Any, dest: Path) -> None:
 def checkpoint_numbers(video: str | os.PathLike, simulator: np.ndarray, cond_frames: int) -> dict[str, float]:
     """Physics-IQ raw metrics of one checkpoint's continuation against the simulator's frames.
 
-    The simulator frames are resized to the video's size exactly as the evaluation does
-    (:func:`skyloom.eval.metrics.inputs.fit_frames`), so these are the numbers behind the stored score.
+    The video is resized to the simulator's (the probe's) size exactly as the evaluation does
+    (:func:`skyloom.eval.functional.physics_iq.to_size`), so these are the numbers behind the stored score.
     """
-    from skyloom.eval.functional.physics_iq import physics_iq_raw
-    from skyloom.eval.metrics.inputs import fit_frames  # the scorer's own resize: one helper, same numbers
+    from skyloom.eval.functional.physics_iq import physics_iq_raw, to_size  # the scorer's own resize
     from skyloom.video import read_video
 
-    v = read_video(video)
-    ref = fit_frames(simulator, v.shape)
+    ref = np.asarray(simulator)
+    v = to_size(read_video(video), ref.shape[1], ref.shape[2])
     T = min(len(v), len(ref))
     return physics_iq_raw(v[:T], ref[:T], start=min(cond_frames, max(0, T - 1)))
 
