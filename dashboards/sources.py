@@ -262,10 +262,14 @@ class Dashboard:
             if ph is None:
                 return {"suite": suite, "items": {}}
             videos = {e["eval_id"]: results.item_videos(src, e) for e in evs}
+            admitted = next((d["admitted"] for d in ((e.get("config") or {}).get("physics_probes") for e in evs
+                                                     if e["suite"] == suite) if d), None)
         finally:
             results.close_sources(srcs)
+        specs = self._physics.specs(ph)  # every draw; the evaluation's admitted probes (older ones: the first)
+        ids = [i for i in admitted if i in specs] if admitted else list(specs)[: ph.num_scenes]
         items: dict[str, Any] = {}
-        for iid, spec in self._physics.specs(ph).items():
+        for iid, spec in ((i, specs[i]) for i in ids):
             key, dest, st = self._physics.ensure(iid, spec, ph)
             entry: dict[str, Any] = {"status": st["status"], "error": st.get("error"), "position": st.get("position")}
             if st["status"] == "done":
