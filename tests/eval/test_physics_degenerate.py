@@ -35,6 +35,18 @@ def _score(store: ResultsStore, eval_id: str, metric: str = "physics_iq") -> flo
     return next(r["value"] for r in store.scores(eval_ids=[eval_id]) if r["metric"] == metric)
 
 
+def test_physics_calibration_order_includes_frozen():
+    from skyloom.eval.results.boards import order_flags
+
+    order = load_suite("physics").calibration.order
+    assert order == ("ground_truth", "perturbed", "frozen", "noise")
+    vals = {"ground_truth": {"ok": 118.0, "bad": 118.0}, "perturbed": {"ok": 101.0, "bad": 20.0},
+            "frozen": {"ok": 9.0, "bad": 30.0}, "noise": {"ok": -3.0, "bad": -3.0}}
+    flags = order_flags(vals, {"ok": True, "bad": True}, {"order": list(order)})
+    assert not flags["ok"]["flagged"]  # a model below frozen is visible beside the row it fails to beat
+    assert flags["bad"]["flagged"] and flags["bad"]["violations"] == ["frozen (30) scores better than perturbed (20)"]
+
+
 @pytest.mark.slow
 def test_degenerate_continuations_never_beat_the_truth(tmp_path):
     suite = load_suite("physics", SETS)
@@ -62,6 +74,11 @@ def test_degenerate_continuations_never_beat_the_truth(tmp_path):
     assert _score(store, entries["grey"]) < _score(store, rows["frozen"])
     order = [_score(store, rows[r]) for r in ("ground_truth", "perturbed", "frozen", "noise")]
     assert order == sorted(order, reverse=True) and len(set(order)) == 4, order
+    from skyloom.eval.results.boards import board
+
+    bd = board(store, "physics", "physics_iq")  # the suite's declared order holds on its primary metric
+    assert bd["flags"]["physics_iq"]["order"] == ["ground_truth", "perturbed", "frozen", "noise"]
+    assert "physics_iq" not in bd["flagged"], bd["flags"]["physics_iq"]
     # the probe's resolution: 32 px candidates were resized up, recorded in the protocol
     sc = next(r for r in store.scores(eval_ids=[entries["grey"]]) if r["metric"] == "physics_iq")
     assert "resized to the reference" in sc["details"]["preprocessing"]["resolution"]
