@@ -109,6 +109,17 @@ def checkpoint_numbers(video: str | os.PathLike, simulator: np.ndarray, cond_fra
     return physics_iq_raw(v[:T], ref[:T], start=min(cond_frames, max(0, T - 1)))
 
 
+def shown_probes(specs: dict[str, dict[str, Any]], evals: list[dict[str, Any]], num_scenes: int
+                 ) -> dict[str, dict[str, Any]]:
+    """The probes an evaluation scored, from every drawn spec: the admitted ones its stored config
+    records (``physics_probes.admitted``), or, for evaluations stored before probe admission, the first
+    ``num_scenes`` draws."""
+    records = ((e.get("config") or {}).get("physics_probes") for e in evals)
+    admitted = next((d["admitted"] for d in records if d), None)
+    ids = [i for i in admitted if i in specs] if admitted else list(specs)[:num_scenes]
+    return {i: specs[i] for i in ids}
+
+
 class PhysicsRefs:
     """Reference videos of physics items, rendered on demand through the job queue and cached."""
 

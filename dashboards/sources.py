@@ -26,7 +26,7 @@ from skyloom.corpus import Corpus, CorpusError
 from skyloom.dashboards import data, results
 from skyloom.dashboards.jobs import JobQueue
 from skyloom.dashboards.paths import SafeRoots
-from skyloom.dashboards.physics import PhysicsRefs, physics_spec
+from skyloom.dashboards.physics import PhysicsRefs, physics_spec, shown_probes
 from skyloom.dashboards.sampling import SampleError, Sampler, list_checkpoints, parse_request, sample_key
 
 log = logging.getLogger(__name__)
@@ -262,14 +262,11 @@ class Dashboard:
             if ph is None:
                 return {"suite": suite, "items": {}}
             videos = {e["eval_id"]: results.item_videos(src, e) for e in evs}
-            admitted = next((d["admitted"] for d in ((e.get("config") or {}).get("physics_probes") for e in evs
-                                                     if e["suite"] == suite) if d), None)
         finally:
             results.close_sources(srcs)
-        specs = self._physics.specs(ph)  # every draw; the evaluation's admitted probes (older ones: the first)
-        ids = [i for i in admitted if i in specs] if admitted else list(specs)[: ph.num_scenes]
+        specs = shown_probes(self._physics.specs(ph), [e for e in evs if e["suite"] == suite], ph.num_scenes)
         items: dict[str, Any] = {}
-        for iid, spec in ((i, specs[i]) for i in ids):
+        for iid, spec in specs.items():
             key, dest, st = self._physics.ensure(iid, spec, ph)
             entry: dict[str, Any] = {"status": st["status"], "error": st.get("error"), "position": st.get("position")}
             if st["status"] == "done":

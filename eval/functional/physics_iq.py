@@ -15,15 +15,10 @@ opening then closing. With masks A (generated) and B (ground truth), (T, H, W) b
 (an empty union counts as IoU 1). Each is normalised by the **physical variance**: the same
 metric between the ground truth and a re-simulation of the scene with tiny perturbations of its
 initial conditions (``skyloom.datagen.perturb_spec`` + ``skyloom.datagen.render_spec``), which is what Physics-IQ
-measures with two real takes. Normalised scores: IoU / IoU_variance and MSE_variance / MSE, each
-capped at 1 (as good as physics itself allows); ``physics_iq = 100 · mean`` of the four.
+measures with two real takes. skyloom's per-scene scores (:func:`normalise`): IoU / IoU_variance and
+MSE_variance / MSE (capped at 1 unless asked otherwise); Physics-IQ's own score: :func:`piq_score`.
 
-**Trajectory checks** track objects by colour (or a segmentation) in the generated frames:
-gravity-consistent acceleration (a quadratic fit of the image-space fall has the acceleration of
-the simulator's own trajectory, within a tolerance), no teleporting (no per-frame jump larger than
-the ground truth's largest step allows), object permanence (no object vanishes while the ground
-truth shows it) and no interpenetration (nothing sinks through the floor line, no two objects
-overlap deeper than the ground truth ever does). 2-D heuristics: documented in docs/metrics.md.
+Trajectories (agreement with the simulator's tracks) live in :mod:`skyloom.eval.functional.trajectory`.
 
 Example:
     >>> import numpy as np

@@ -1,7 +1,10 @@
-"""Trajectory checks on generated frames: objects tracked by colour, compared with the simulator's trajectories.
+"""Trajectories on generated frames: objects tracked by colour, compared with the simulator's trajectories.
 
-Gravity-consistent acceleration, no teleporting, object permanence and no interpenetration:
-2-D heuristics, documented in docs/metrics.md.
+:func:`simulator_agreement` (the ``physics_trajectory`` metric): per frame, is each object's centre
+within the perturbed re-simulation's tolerance of the simulator's, and does it move with the
+simulator's velocity; documented in docs/metrics.md. The pass/fail checks (gravity-consistent
+acceleration, no teleporting, object permanence, no interpenetration; :func:`trajectory_checks`) are
+2-D heuristics kept as functions; they are no longer a metric (a frozen video passed them).
 """
 
 from __future__ import annotations
