@@ -318,6 +318,21 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, crf:
     return Path(path)
 
 
+def encode_round_trip(frames: np.ndarray, fps: float, *, crf: int = DEFAULT_CRF) -> np.ndarray:
+    """``frames`` as they come back after :func:`write_video` and :func:`read_video` (H.264, ``crf``).
+
+    Every generated or submitted video is stored through :func:`write_video` before it is scored;
+    evaluation references that must be compared on equal terms (the physics probes' ground truth,
+    their perturbed re-simulations) go through the same encoding.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="skyloom-rt-") as d:
+        path = write_video(Path(d) / "clip.mp4", frames, fps, crf=crf)
+        out = read_video(path)
+    return out[:, : np.asarray(frames).shape[1], : np.asarray(frames).shape[2]]  # (T, H, W, 3); odd-size pad removed
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """Return the JSON metadata stored by :func:`write_video` (empty dict if none)."""
     info = probe_video(path)
