@@ -15,6 +15,7 @@ from skyloom.cli_common import (
     MaxFailuresOpt,
     RayAddressOpt,
     SetOpt,
+    WaitOpt,
     check_failures,
     console,
     data_console,
@@ -53,6 +54,7 @@ def register(app: typer.Typer) -> None:
         ray_address: RayAddressOpt = None,
         executor: ExecutorOpt = None,
         max_failures: MaxFailuresOpt = None,
+        wait: WaitOpt = False,
     ) -> None:
         """Caption every clip (a Ray job over a pool of captioner actors; resumable; failures quarantined)."""
         from skyloom.captioning.config import CaptionConfig
@@ -68,7 +70,7 @@ def register(app: typer.Typer) -> None:
         if check_executor(executor) is not None:
             cfg = dataclasses.replace(cfg, executor=executor)
         with stage_timer(f"caption {corpus} ({cfg.captioner})"):
-            res = run(cfg)
+            res = run(cfg, wait=wait)
             console.print(f"captioned {res.captioned}, already done {res.skipped}, failed {res.failed} "
                           f"in {res.seconds:.1f} s; config {res.config_path}")
             for f in res.failures[:10]:

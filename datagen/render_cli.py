@@ -13,6 +13,7 @@ from skyloom.cli_common import (
     MaxFailuresOpt,
     RayAddressOpt,
     SetOpt,
+    WaitOpt,
     check_executor,
     check_failures,
     console,
@@ -62,6 +63,7 @@ def register(dg: typer.Typer) -> None:
         executor: ExecutorOpt = None,
         sets: SetOpt = None,
         max_failures: MaxFailuresOpt = None,
+        wait: WaitOpt = False,
     ) -> None:
         """Render seeded physics scenes (MuJoCo by default, or UnrealCV) with ground truth, as a Ray job.
 
@@ -84,7 +86,7 @@ def register(dg: typer.Typer) -> None:
         cfg = dataclasses.replace(cfg, **changes)
         _check_render(cfg, specs)
         with stage_timer(f"datagen render {cfg.preset} ({cfg.renderer})"):
-            res = run_render(cfg, ray_address=ray_address)
+            res = run_render(cfg, ray_address=ray_address, wait=wait)
             from skyloom.fsutil import atomic_write_json, file_stamp
 
             atomic_write_json(Path(res.corpus) / "reports" / f"render-{file_stamp()}.json",

@@ -83,6 +83,9 @@ def check_executor(executor: str | None) -> str | None:
     return executor
 
 
+WaitOpt = Annotated[bool, typer.Option(
+    "--wait", help="If another job (ingest, render, caption) is writing the corpus, queue behind it "
+                   "(default: exit 2 naming that job).")]
 MaxFailuresOpt = Annotated[int | None, typer.Option(
     "--max-failures", metavar="INT",
     help="Exit with code 2 when more than INT items fail (default: only when every item fails).")]
