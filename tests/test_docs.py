@@ -105,9 +105,14 @@ def skyloom_args(cmd: str) -> list[list[str]]:
         raise AssertionError(f"not valid shell: {cmd!r} ({e})") from None
     out, cur = [], None
     for tok in tokens:
-        if tok in ("&&", "||", "|", ";"):
+        if tok in ("&&", "||", "|", ";", "done", "do") or tok.endswith(";"):
             cur = None
             continue
+        if cur is not None and re.fullmatch(r"\d*(>>?|<)(&\d+)?", tok):
+            cur = None  # a redirection: the rest is the shell's, not skyloom's
+            continue
+        if cur is not None and tok.startswith("$"):
+            tok = "1"  # a shell variable (a loop's seed or size): 1 is a value every option type accepts
         if cur is None:
             if tok == "skyloom":
                 cur = []
