@@ -179,7 +179,7 @@ def test_runnable_documented_commands_run(tmp_path, capsys):
     """The documented commands that need no corpus, run or server run as written, per file in order, in a
     temporary folder: exit 0 and output on stdout. What is left to other tests or marked as needing a GPU or a
     server is listed."""
-    ran, skipped, known, left = [], [], [], 0
+    ran, skipped, left = [], [], 0
     for path in DOCS:
         work = tmp_path / path.stem
         work.mkdir()
@@ -199,14 +199,6 @@ def test_runnable_documented_commands_run(tmp_path, capsys):
                     continue
                 r = subprocess.run([SKYLOOM, *small(args)], cwd=work, capture_output=True, text=True, env=ENV,
                                    timeout=300, stdin=subprocess.DEVNULL)
-                problems = [ln for ln in r.stdout.splitlines() if ln.strip()]
-                if args[:2] == ["corpus", "validate"] and r.returncode == 2 and problems and \
-                        all(ln.startswith("missing export:") for ln in problems):
-                    # ISSUE 25 (owned there): corpus.py records a WebDataset export's folder relative to the working
-                    # directory ("missing export: data/corpus/data/corpus/shards"). Tolerated, and listed, until that
-                    # fix is merged; then delete this branch.
-                    known.append(f"{where}  [issue 25: {problems[0]}]")
-                    continue
                 assert r.returncode == 0, f"{where}: exit {r.returncode}\n{r.stdout[-1000:]}{r.stderr[-2000:]}"
                 assert "Traceback" not in r.stderr
                 ran.append(where)
@@ -215,6 +207,4 @@ def test_runnable_documented_commands_run(tmp_path, capsys):
               f"tests run them at small sizes); skipped by name, {len(skipped)}:")
         for s in skipped:
             print("  " + s)
-        for k in known:
-            print("  known bug, " + k)
     assert len(ran) >= 15 and skipped
