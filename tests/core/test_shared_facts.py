@@ -28,7 +28,8 @@ def _sources():
 def test_hue_ranges_cover_the_hue_circle_once():
     owners = [[n for n, rs in HUE_RANGES.items() if any(lo <= h < hi for lo, hi in rs)] for h in range(HUE_MAX)]
     assert all(len(o) == 1 for o in owners), [(h, o) for h, o in enumerate(owners) if len(o) != 1]
-    assert hue_name(99) == "cyan"  # the disagreement of the five old tables, settled: 7 from cyan's 92, 16 from blue
+    assert hue_name(99) == "blue"  # the disagreement of the old tables, settled as colour_motion was calibrated
+    assert HUE_RANGES["blue"] == ((98, 135),) and HUE_RANGES["green"] == ((38, 88),)  # the calibrated ranges kept
 
 
 def test_each_rendered_colour_lands_in_its_own_hue_range():
