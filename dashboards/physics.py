@@ -92,10 +92,22 @@ def render_refs(spec: dict[str, Any], ph: Any, dest: Path) -> None:
 
 def checkpoint_numbers(video: str | os.PathLike, simulator: np.ndarray, cond_frames: int) -> dict[str, float]:
     """Physics-IQ raw metrics of one checkpoint's continuation against the simulator's frames: eval's
-    :func:`skyloom.eval.harness.probes.continuation_numbers`, the numbers behind the stored score."""
+    :func:`skyloom.eval.harness.probes.continuation_numbers` (the video resized up to the probe's size, as
+    the evaluation does), the numbers behind the stored score."""
     from skyloom.eval.harness.probes import continuation_numbers
 
     return continuation_numbers(video, simulator, cond_frames)
+
+
+def shown_probes(specs: dict[str, dict[str, Any]], evals: list[dict[str, Any]], num_scenes: int
+                 ) -> dict[str, dict[str, Any]]:
+    """The probes an evaluation scored, from every drawn spec: the admitted ones its stored config
+    records (``physics_probes.admitted``), or, for evaluations stored before probe admission, the first
+    ``num_scenes`` draws."""
+    records = ((e.get("config") or {}).get("physics_probes") for e in evals)
+    admitted = next((d["admitted"] for d in records if d), None)
+    ids = [i for i in admitted if i in specs] if admitted else list(specs)[:num_scenes]
+    return {i: specs[i] for i in ids}
 
 
 class PhysicsRefs:

@@ -26,7 +26,7 @@ from skyloom.corpus import Corpus, CorpusError
 from skyloom.dashboards import data, results
 from skyloom.dashboards.jobs import JobQueue
 from skyloom.dashboards.paths import SafeRoots
-from skyloom.dashboards.physics import PhysicsRefs, physics_spec
+from skyloom.dashboards.physics import PhysicsRefs, physics_spec, shown_probes
 from skyloom.dashboards.sampling import SampleError, Sampler, list_checkpoints, parse_request, sample_key
 from skyloom.rundir import RESULTS_DB
 
@@ -266,8 +266,9 @@ class Dashboard:
             videos = {e["eval_id"]: results.item_videos(src, e) for e in evs}
         finally:
             results.close_sources(srcs)
+        specs = shown_probes(self._physics.specs(ph), [e for e in evs if e["suite"] == suite], ph.num_scenes)
         items: dict[str, Any] = {}
-        for iid, spec in self._physics.specs(ph).items():
+        for iid, spec in specs.items():
             key, dest, st = self._physics.ensure(iid, spec, ph)
             entry: dict[str, Any] = {"status": st["status"], "error": st.get("error"), "position": st.get("position")}
             if st["status"] == "done":

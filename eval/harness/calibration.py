@@ -134,6 +134,7 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
     """
     from skyloom.config import to_dict
     from skyloom.eval.features.cache import FeatureCache
+    from skyloom.eval.harness import probes
     from skyloom.eval.harness.runner import EvalResult, _Ctx, finish_eval, git_hash, make_scorer
     from skyloom.eval.harness.submissions import entry_base_and_db, item_spec, suite_items
     from skyloom.eval.harness.suites import load_suite, suite_to_dict
@@ -156,6 +157,9 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
     base, db = entry_base_and_db(cfg)
     store = store or ResultsStore(db)
     record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
+    draw = probes.draw_record(items)
+    if draw is not None:
+        record["physics_probes"] = draw
     scorer = make_scorer(suite, cfg, metrics, FeatureCache(cfg.cache_dir, enabled=cfg.use_cache))
     result = EvalResult(suite=suite.name, db=store.url)
     for row in rows:

@@ -232,7 +232,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
         ValueError: no checkpoints, or an unknown executor.
     """
     from skyloom.eval.features.cache import FeatureCache
-    from skyloom.eval.harness import scoring
+    from skyloom.eval.harness import probes, scoring
     from skyloom.eval.harness.generate import GenBatch, GenJob, generate_all
     from skyloom.video import write_video
 
@@ -261,6 +261,9 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     gen_kwargs = {k: v for k, v in (("steps", gen.steps), ("guidance", gen.guidance), ("num_frames", gen.num_frames),
                                     ("width", gen.width), ("height", gen.height), ("fps", gen.fps)) if v is not None}
     record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
+    draw = probes.draw_record(items)
+    if draw is not None:  # which probe scenes were admitted, and why the others were not
+        record["physics_probes"] = draw
 
     jobs = []
     for c in ctxs:

@@ -357,6 +357,11 @@ def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str]
     ctx = _Ctx(eval_id, f"submission:{name}", name, None, None, EvalDir(base, suite.name, eval_id))
     store = store or ResultsStore(db)
     record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
+    from skyloom.eval.harness.probes import draw_record
+
+    draw = draw_record(items)
+    if draw is not None:
+        record["physics_probes"] = draw
     protocol = RESIZE_PROTOCOL if mismatch == "resize" else REFUSE_PROTOCOL
     entry_meta = {**(meta or {}), "submitted_from": str(folder), "mismatch": mismatch, "mismatch_protocol": protocol,
                   "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
