@@ -15,6 +15,7 @@ import numpy as np
 from skyloom.captioning.base import CAPTIONERS, Captioner, ClipInput
 from skyloom.captioning.config import CaptionConfig
 from skyloom.flow import dense_flow
+from skyloom.registry import NoOptions
 
 HUES = ((15, "red"), (25, "orange"), (35, "yellow"), (85, "green"), (100, "cyan"), (130, "blue"), (160, "purple"),
         (180, "red"))  # OpenCV hue upper bounds (0-180)
@@ -59,8 +60,9 @@ class HeuristicCaptioner(Captioner):
     name = "heuristic"
     needs = "frames"
     kinds = ("heuristic",)
+    config_class = NoOptions  # its settings are the job's heuristic section
 
-    def __init__(self, cfg: CaptionConfig | None = None) -> None:
+    def __init__(self, cfg: CaptionConfig | None = None, options: NoOptions | None = None) -> None:
         self.cfg = (cfg or CaptionConfig()).heuristic
         self.model_id = "heuristic-v1 (colour histogram + Farneback flow)"
         self.weights_hash = ""

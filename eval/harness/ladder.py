@@ -68,7 +68,7 @@ def ladder(ph: PhysicsSpec, metrics: tuple[str, ...] = ("physics_iq_scene", "phy
         row: dict[str, Any] = {"item_id": it["item_id"], "probe": it["specs"].get("probe"),
                                "motion_after_cond": int(motion_masks(ref[ph.cond_frames - 1:])[1:].sum())}
         for name in metrics:
-            m = METRICS.get(name)(cond_frames=ph.cond_frames)
+            m = METRICS.build(name, options={"cond_frames": ph.cond_frames})
             m.update([cands[k] for k in LADDER], reference=[ref] * len(LADDER), variance=[it["variance"]] * len(LADDER),
                      item_ids=list(LADDER))
             vals = m.compute().per_item
@@ -77,7 +77,7 @@ def ladder(ph: PhysicsSpec, metrics: tuple[str, ...] = ("physics_iq_scene", "phy
                 per_metric[name][k].append(float(vals[k]))
         out["scenes"].append(row)
     for name in metrics:
-        agg = METRICS.get(name)(cond_frames=ph.cond_frames)
+        agg = METRICS.build(name, options={"cond_frames": ph.cond_frames})
         out["aggregate"][name] = {k: float(agg.aggregate(per_metric[name][k])) for k in LADDER}
         ok = [all(r[name][a] > r[name][b] for a, b in pairwise(LADDER)) for r in out["scenes"]]
         out["ordered"][name] = float(np.mean(ok)) if ok else float("nan")

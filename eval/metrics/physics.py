@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,14 +17,33 @@ from skyloom.eval.metrics.base import METRICS, PerItemMetric
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class PhysicsIQConfig:
+    """Settings of ``physics_iq`` and ``physics_iq_scene``."""
+
+    cond_frames: int = 4  # frames given to the model; scoring starts after them
+    perturb_scale: float = 0.01  # relative size of the perturbed re-simulations behind the physical variance
+    perturb_takes: int = 1  # perturbed re-simulations per scene
+    seed: int = 0  # seeds the perturbations
+
+
+@dataclass(frozen=True)
+class PhysicsTrajectoryConfig:
+    """Settings of ``physics_trajectory``."""
+
+    cond_frames: int = 4  # frames given to the model; checks start after them
+    colour_tol: int = 40  # L-inf RGB distance within which a pixel belongs to an object's colour
+    rel_tol: float = 0.5  # relative tolerance of the fitted gravity
+
+
 # -- metrics ---------------------------------------------------------------------------------
 class _PhysicsMetric(PerItemMetric):
     default_extractor = None
     inputs = ("videos", "item_ids", "reference")
 
-    def __init__(self, cond_frames: int = 4, **kw: Any) -> None:
-        self.cond_frames = int(cond_frames)
-        super().__init__(None)
+    def __init__(self, config: Any) -> None:
+        self.cond_frames = int(config.cond_frames)
+        super().__init__(config, extractor=None)
         self._identity = {"extractor": self.extractor_label, "weights": NO_WEIGHTS,
                           "preprocessing": dict(physics_iq.PREPROCESSING, cond_frames=self.cond_frames)}
 
@@ -48,11 +68,13 @@ class PhysicsIQ(_PhysicsMetric):
     name = "physics_iq"
     version = "2"  # 2: Physics-IQ's own protocol (v1 is physics_iq_scene)
     optional_inputs = ("variance", "specs")
+    config_class = PhysicsIQConfig
 
-    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1,
-                 seed: int = 0) -> None:
-        self.perturb_scale, self.perturb_takes, self.seed = float(perturb_scale), int(perturb_takes), int(seed)
-        super().__init__(cond_frames)
+    def __init__(self, config: PhysicsIQConfig | None = None) -> None:
+        config = config or PhysicsIQConfig()
+        self.perturb_scale, self.perturb_takes = float(config.perturb_scale), int(config.perturb_takes)
+        self.seed = int(config.seed)
+        super().__init__(config)
         self._identity["preprocessing"] = dict(physics_iq.PIQ_PROTOCOL, cond_frames=self.cond_frames,
                                                perturb_scale=self.perturb_scale)
 
@@ -95,9 +117,8 @@ class PhysicsIQScene(PhysicsIQ):
     name = "physics_iq_scene"
     version = "1"
 
-    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1,
-                 seed: int = 0) -> None:
-        super().__init__(cond_frames, perturb_scale, perturb_takes, seed)
+    def __init__(self, config: PhysicsIQConfig | None = None) -> None:
+        super().__init__(config)
         self._identity["preprocessing"] = dict(physics_iq.PREPROCESSING, cond_frames=self.cond_frames,
                                                protocol="skyloom-scene",
                                                perturb_scale=self.perturb_scale, perturb_takes=self.perturb_takes)
@@ -126,9 +147,12 @@ class PhysicsTrajectory(_PhysicsMetric):
     extractor_label = "colour-tracking"
     inputs = ("videos", "item_ids", "reference", "ground_truth")
 
-    def __init__(self, cond_frames: int = 4, colour_tol: int = 40, rel_tol: float = 0.5) -> None:
-        self.colour_tol, self.rel_tol = int(colour_tol), float(rel_tol)
-        super().__init__(cond_frames)
+    config_class = PhysicsTrajectoryConfig
+
+    def __init__(self, config: PhysicsTrajectoryConfig | None = None) -> None:
+        config = config or PhysicsTrajectoryConfig()
+        self.colour_tol, self.rel_tol = int(config.colour_tol), float(config.rel_tol)
+        super().__init__(config)
         self._identity["preprocessing"] = {"tracking": "colour L-inf", "colour_tol": self.colour_tol,
                                            "gravity_rel_tol": self.rel_tol, "cond_frames": self.cond_frames}
 

@@ -61,7 +61,7 @@ def test_extractor_contract_and_labels(trained):
     t = ex.encode_text(["a red ball bounces up and down", "a blue ball rolls to the right"])
     assert t.shape == (2, ex.dim) and np.allclose(np.linalg.norm(t, axis=1), 1)
     # the clipsim metric with this extractor computes exactly what the model was trained on
-    m = METRICS.get("clipsim")(extractor=ex)
+    m = METRICS.build("clipsim", extractor=ex)
     m.update(v[None], prompts=["a red ball bounces up and down"], item_ids=["x"])
     r = m.compute()
     # float32 model, float64 metric

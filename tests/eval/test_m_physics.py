@@ -138,7 +138,7 @@ def test_rendered_drop_against_simulator(rendered_drop):
     expected = -gt["gravity"][2] * px_per_m  # g in px/s²
     check = trajectory.gravity_check(y, gt["fps"], expected_accel=expected, rel_tol=0.15)
     assert check["passed"], check  # the tracked fall accelerates like the simulator's gravity
-    m = METRICS.get("physics_iq_scene")(cond_frames=4, perturb_scale=0.01)
+    m = METRICS.build("physics_iq_scene", options={"cond_frames": 4, "perturb_scale": 0.01})
     m.update(np.stack([frames, frames[::-1].copy()]), reference=[frames, frames], specs=[spec, spec],
              item_ids=["same", "reversed"])
     r = m.compute()
@@ -146,13 +146,13 @@ def test_rendered_drop_against_simulator(rendered_drop):
     assert r.per_item["reversed"] < r.per_item["same"]
     assert r.details["variance_spatial_iou"] > 0 and r.extractor == "motion-masks"
     assert r.preprocessing["protocol"] == "skyloom-scene"
-    p = METRICS.get("physics_iq")(cond_frames=4, perturb_scale=0.01)  # Physics-IQ's own protocol
+    p = METRICS.build("physics_iq", options={"cond_frames": 4, "perturb_scale": 0.01})  # Physics-IQ's own protocol
     p.update(np.stack([frames, frames[::-1].copy()]), reference=[frames, frames], specs=[spec, spec],
              item_ids=["same", "reversed"])
     r = p.compute()
     assert r.per_item["reversed"] < r.per_item["same"] and 0 <= r.value <= 100
     assert r.preprocessing["protocol"] == "physics-iq" and r.value == round(r.value, 2)
-    t = METRICS.get("physics_trajectory")(cond_frames=4)
+    t = METRICS.build("physics_trajectory", options={"cond_frames": 4})
     t.update(np.stack([frames, throw, throw[::-1].copy()]), reference=[frames, throw, throw],
              ground_truth=[gt, throw_gt, throw_gt], item_ids=["same", "throw", "throw-reversed"])
     r = t.compute()
