@@ -14,7 +14,7 @@ import numpy as np
 
 from skyloom.captioning.base import CAPTIONERS, Captioner, ClipInput
 from skyloom.captioning.config import CaptionConfig
-from skyloom.flow import dense_flow
+from skyloom.optical_flow import dense_flow
 from skyloom.registry import NoOptions
 
 HUES = ((15, "red"), (25, "orange"), (35, "yellow"), (85, "green"), (100, "cyan"), (130, "blue"), (160, "purple"),

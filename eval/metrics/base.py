@@ -41,7 +41,7 @@ METRICS: Registry[Any] = Registry("metric", group="skyloom.metrics", check=check
 for _name, _target in {
     "subject_consistency": "temporal:SubjectConsistency", "background_consistency": "temporal:BackgroundConsistency",
     "clip_temp": "temporal:ClipTemp", "temporal_flickering": "temporal:TemporalFlickering",
-    "warping_error": "temporal:WarpingError", "dynamic_degree": "temporal:DynamicDegree",
+    "warping_error": "temporal:WarpingErrorMetric", "dynamic_degree": "temporal:DynamicDegree",
     "clipsim": "clipsim:CLIPSim", "clipsim_x100": "clipsim:CLIPSimX100",
 }.items():
     METRICS.register_lazy(_name, "skyloom.eval.metrics." + _target)

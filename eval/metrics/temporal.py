@@ -142,7 +142,7 @@ class TemporalFlickering(PerItemMetric):
 
 
 @METRICS.register("warping_error")
-class WarpingError(PerItemMetric):
+class WarpingErrorMetric(PerItemMetric):
     """Lai et al. 2018 warping error with OpenCV flow (``dis`` or ``farneback``); lower is better.
 
     ``protocol="lai2018"`` (default) is Lai et al.'s ``evaluate_WarpError.py``; ``"rgb-sum"`` is
