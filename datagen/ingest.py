@@ -49,6 +49,7 @@ from typing import Any, Literal
 import numpy as np
 
 from skyloom.corpus import ClipRecord, Corpus, assign_split
+from skyloom.datagen.curate.select import CurateConfig, run_curate
 from skyloom.datagen.fetch import FetchConfig, FetchError, fetch
 from skyloom.datagen.filters import (
     FilterConfig,
@@ -110,6 +111,8 @@ class IngestConfig:
         min_decoded_fraction: a source decoding fewer than this fraction of its frames is truncated.
         val_fraction: share of *sources* whose clips go to the ``val`` split (stable hash of the
             parent id, so clips of one source never straddle train and val).
+        curate: near-duplicate dedup, annotations and a selection run on the corpus once the
+            sources are in (:class:`skyloom.datagen.curate.CurateConfig`; off by default).
     """
 
     sources: str = ""
@@ -126,6 +129,7 @@ class IngestConfig:
     truncated: Literal["reject", "keep"] = "reject"
     min_decoded_fraction: float = 0.9
     val_fraction: float = 0.05
+    curate: CurateConfig = field(default_factory=CurateConfig)
 
 
 @dataclass
@@ -496,6 +500,7 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
         res["clips"] = [r.id for r in recs]
         frames += res["frames"]
         finish(res)
+    curation = run_curate(corpus, cfg.curate, ray_address) if cfg.curate.active and corpus.ids() else {}
     seconds = time.perf_counter() - t0
     nodes = Counter(r.get("node_id") or "driver" for r in rows if not r.get("planned"))
     report = {"format": "skyloom-ingest-report", "version": 1, "created_at": now_iso(), "corpus": str(root),
@@ -505,7 +510,7 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
               "duplicates": sum(r["status"] == "duplicate" for r in rows), "clips_added": clips_added,
               "frames_decoded": frames, "seconds": round(seconds, 3),
               "reasons": dict(Counter(r["reason"] for r in rows if r["status"] in ("rejected", "retry"))),
-              "nodes": dict(nodes), "rows": rows}
+              "nodes": dict(nodes), "curation": curation, "rows": rows}
     report_path = atomic_write_json(root / "reports" / f"ingest-{file_stamp()}.json", report)
     shutil.rmtree(root / ".ingest-tmp", ignore_errors=True)
     return IngestResult(root, len(srcs), skipped, report["ingested"], report["rejected"],
@@ -567,6 +572,9 @@ def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "tak
             orphans.append(str(p.relative_to(c.root)))
     for u in urls | {key}:
         shutil.rmtree(stage_dir(c.root, u), ignore_errors=True)
+    from skyloom.datagen.curate.hooks import after_removal  # dedup groups re-elected, curation rows dropped
+
+    curation = after_removal(c, removed)
     shards = c.remove_from_exports(removed, prefixes)
     if purge and removed:
         c.compact()
@@ -576,7 +584,7 @@ def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "tak
              "source_urls": sorted(urls | ({key} if "://" in key or "/" in key else set())),
              "spellings": sorted(({canonical_url(u) for u in urls} | (spellings - {key})) - {""}
                                  | {w for w in written if w and ("://" in w or Path(w).is_absolute())}),
-             "source_sha256": sorted(shas), "purged": bool(purge and removed)}
+             "source_sha256": sorted(shas), "purged": bool(purge and removed), "curation": curation}
     c.log_takedown(entry)
     if shards["missing_exports"]:
         logger.warning("takedown %s: export folder(s) not found, their shards may still hold the source: %s",

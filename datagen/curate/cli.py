@@ -47,8 +47,8 @@ def register(corpus_app: typer.Typer) -> None:
         from skyloom.corpus import Corpus
         from skyloom.datagen.curate.dedup import DedupConfig, run_dedup
 
-        c = Corpus(corpus)
         cfg = load_config(DedupConfig, "datagen", preset, sets)
+        c = Corpus(corpus)
         save_resolved(cfg, c.root / "configs" / "dedup.yaml")
         bar, tick = _bar("fingerprints")
         with bar:
@@ -74,3 +74,95 @@ def register(corpus_app: typer.Typer) -> None:
         console.print(f"{res.clips} clips ({res.fingerprinted} fingerprinted now), {res.pairs_checked} candidate "
                       f"pairs checked: {res.groups} group(s), {res.duplicates} clip(s) marked duplicate "
                       f"in {res.seconds:.1f} s")
+
+    @corpus_app.command("annotate")
+    def annotate(corpus: CorpusArg, annotators: Annotated[str | None, typer.Option(
+                     "--annotators", "-a", help="Comma-separated annotators (default camera_motion,technical,text; "
+                     "also aesthetic with --set options.aesthetic.mlp_weights=FILE).")] = None,
+                 preset: PresetOpt = None, sets: SetOpt = None, as_json: JsonOpt = False,
+                 ray_address: RayAddressOpt = None) -> None:
+        """Annotate every clip (camera motion, on-screen text, technical quality, aesthetic) into
+        CORPUS/annotations.parquet, one column per value with its annotator version and tool; resumable.
+
+        Example: [bold]skyloom corpus annotate corpus -a camera_motion,text --set options.text.frames=5[/]
+        """
+        from skyloom.config import apply_values, save_resolved
+        from skyloom.corpus import Corpus
+        from skyloom.datagen.curate.annotate import AnnotateConfig, run_annotate
+
+        cfg = load_config(AnnotateConfig, "datagen", preset, sets)
+        if annotators:
+            cfg = apply_values(cfg, {"annotators": tuple(a.strip() for a in annotators.split(",") if a.strip())})
+        c = Corpus(corpus)
+        save_resolved(cfg, c.root / "configs" / "annotate.yaml")
+        bar, tick = _bar("clips")
+        with bar:
+            res = run_annotate(c, cfg, ray_address=ray_address, on_progress=tick)
+        summary = {"corpus": str(c.root), "clips": res.clips, "annotated": res.annotated, "failed": res.failed,
+                   "annotators": list(cfg.annotators), "file": str(res.path), "seconds": round(res.seconds, 3)}
+        if as_json:
+            print(json.dumps(summary, indent=2))
+        else:
+            console.print(f"{res.annotated} clip(s) annotated ({', '.join(cfg.annotators)}), {res.failed} failed, "
+                          f"{res.clips - res.annotated - res.failed} already done; {res.path} "
+                          f"in {res.seconds:.1f} s")
+
+    @corpus_app.command("filter")
+    def filter_cmd(corpus: CorpusArg,
+                   where: Annotated[list[str], typer.Option("--where", "-w", help="Rule NAME OP VALUE (repeatable), "
+                                    "e.g. 'text_area < 0.02', 'camera_motion in static,pan_left', "
+                                    "'duplicate == false'.")],
+                   name: Annotated[str, typer.Option("--name", help="Selection name: recorded as "
+                                   "quality.select_NAME (1 passes, 0 fails) and meta.select.NAME.")] = "default",
+                   as_json: JsonOpt = False) -> None:
+        """Select clips by annotation thresholds; the verdict is recorded per clip, nothing is deleted.
+
+        Example: [bold]skyloom corpus filter corpus -w 'text_area < 0.02' -w 'sharpness > 20' --name clean[/]
+        """
+        from skyloom.corpus import Corpus
+        from skyloom.datagen.curate.select import run_filter
+
+        res = run_filter(Corpus(corpus), where, name)
+        summary = {"name": res.name, "rules": res.rules, "clips": res.clips, "passed": res.passed,
+                   "failed_by": res.failed_by, "updated": res.updated}
+        if as_json:
+            print(json.dumps(summary, indent=2))
+            return
+        console.print(f"selection {res.name!r}: {res.passed} of {res.clips} clip(s) pass "
+                      f"({'; '.join(res.rules)}); recorded as quality.select_{res.name}")
+        for rule, n in sorted(res.failed_by.items()):
+            console.print(f"  {n} fail {rule}")
+
+    @corpus_app.command("stats")
+    def stats(corpus: CorpusArg, ends: Annotated[int, typer.Option(min=1, help="Clips listed at each end.")] = 3,
+              as_json: JsonOpt = False) -> None:
+        """Distribution of every annotation and quality score, with the clips at both ends."""
+        from rich.table import Table
+
+        from skyloom.corpus import Corpus
+        from skyloom.datagen.curate.select import annotation_stats
+
+        st = annotation_stats(Corpus(corpus), ends=ends)
+        if as_json:
+            print(json.dumps(st, indent=2))
+            return
+        t = Table(title=f"annotations of {st['corpus']} ({st['clips']} clips)")
+        for col in ("annotation", "n", "distribution", "lowest", "highest"):
+            t.add_column(col, overflow="fold")
+        for name, a in st["annotations"].items():
+            if a.get("kind") == "number":
+                dist = (f"min {a['min']:.4g}  p5 {a['p5']:.4g}  p50 {a['p50']:.4g}  p95 {a['p95']:.4g}  "
+                        f"max {a['max']:.4g}\n" + _spark(a["hist"]["counts"]))
+                t.add_row(name, str(a["n"]), dist, ", ".join(a["lowest"]), ", ".join(a["highest"]))
+            elif a.get("kind") == "label":
+                t.add_row(name, str(a["n"]), ", ".join(f"{k}: {v}" for k, v in a["counts"].items()),
+                          "", "; ".join(f"{k}: {', '.join(v)}" for k, v in a["examples"].items()))
+            else:
+                t.add_row(name, "0", "not annotated", "", "")
+        data_console.print(t)
+
+
+def _spark(counts: list[int]) -> str:
+    bars = " ▁▂▃▄▅▆▇█"
+    top = max(counts) or 1
+    return "".join(bars[round(c / top * 8)] for c in counts)
