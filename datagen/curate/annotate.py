@@ -228,6 +228,12 @@ def read_annotations(corpus: Corpus | str | Path):
     if dd is not None:
         dup = dict(zip(dd.column("id").to_pylist(), dd.column("duplicate").to_pylist(), strict=True))
         df["duplicate"] = df["id"].map(lambda i: bool(dup.get(i, False)))
+    from skyloom.datagen.curate.store import SEMDEDUP
+
+    sem = SideTable(c.root, SEMDEDUP).read()
+    if sem is not None:
+        sd = dict(zip(sem.column("id").to_pylist(), sem.column("semantic_duplicate").to_pylist(), strict=True))
+        df["semantic_duplicate"] = df["id"].map(lambda i: sd.get(i))
     q = pd.DataFrame([dict(x) for x in df["quality"]], index=df.index) if len(df) else pd.DataFrame(index=df.index)
     for col in q.columns:
         if col not in df.columns:

@@ -31,6 +31,7 @@ def _bar(description: str):
 
 def register(corpus_app: typer.Typer) -> None:
     """Add the curation commands to the ``skyloom corpus`` group."""
+    register_embeddings(corpus_app)
 
     @corpus_app.command("dedup")
     def dedup(corpus: CorpusArg, preset: PresetOpt = None, sets: SetOpt = None, as_json: JsonOpt = False,
@@ -166,3 +167,72 @@ def _spark(counts: list[int]) -> str:
     bars = " ▁▂▃▄▅▆▇█"
     top = max(counts) or 1
     return "".join(bars[round(c / top * 8)] for c in counts)
+
+
+def register_embeddings(corpus_app: typer.Typer) -> None:
+    """``corpus embed``, ``corpus semdedup`` and ``corpus search``."""
+
+    @corpus_app.command("embed")
+    def embed(corpus: CorpusArg, preset: PresetOpt = None, sets: SetOpt = None, as_json: JsonOpt = False,
+              ray_address: RayAddressOpt = None) -> None:
+        """Embed every clip into CORPUS/embeddings.parquet with a registered feature extractor; resumable.
+
+        Settings: extractor (pixels: weights-free; clip with options.pretrained=FILE; dino; indomain:PATH),
+        options.*, frames.
+
+        Example: [bold]skyloom corpus embed corpus --set extractor=clip --set options.pretrained=ViT-B-32.pt[/]
+        """
+        from skyloom.config import save_resolved
+        from skyloom.corpus import Corpus
+        from skyloom.datagen.curate.embed import EmbedConfig, run_embed
+
+        cfg = load_config(EmbedConfig, "datagen", preset, sets)
+        c = Corpus(corpus)
+        save_resolved(cfg, c.root / "configs" / "embed.yaml")
+        bar, tick = _bar("clips")
+        with bar:
+            res = run_embed(c, cfg, ray_address=ray_address, on_progress=tick)
+        summary = {"corpus": str(c.root), "clips": res.clips, "embedded": res.embedded, "failed": res.failed,
+                   "embedder": res.embedder, "dim": res.dim, "seconds": round(res.seconds, 3)}
+        if as_json:
+            print(json.dumps(summary, indent=2))
+        else:
+            console.print(f"{res.embedded} clip(s) embedded with {res.embedder} (dim {res.dim}), {res.failed} failed, "
+                          f"{res.clips - res.embedded - res.failed} already done, in {res.seconds:.1f} s")
+
+    @corpus_app.command("semdedup")
+    def semdedup(corpus: CorpusArg,
+                 eps: Annotated[float, typer.Option(help="Duplicates: cosine similarity >= 1 - eps to a kept clip "
+                                                         "of the same cluster.")] = 0.05,
+                 clusters: Annotated[int, typer.Option(min=0, help="k-means clusters (0: ~sqrt(clips)).")] = 0,
+                 as_json: JsonOpt = False) -> None:
+        """Semantic dedup of the embeddings (SemDeDup: k-means, cosine threshold within clusters) into
+        CORPUS/semdedup.parquet; filters read it as semantic_duplicate. Nothing is deleted."""
+        from skyloom.corpus import Corpus
+        from skyloom.datagen.curate.embed import semantic_dedup
+
+        res = semantic_dedup(Corpus(corpus), eps=eps, clusters=clusters)
+        summary = {"clips": res.clips, "clusters": res.clusters, "duplicates": res.duplicates, "eps": res.eps}
+        if as_json:
+            print(json.dumps(summary, indent=2))
+        else:
+            console.print(f"{res.duplicates} of {res.clips} clip(s) are semantic duplicates (eps {res.eps}, "
+                          f"{res.clusters} clusters); see semdedup.parquet")
+
+    @corpus_app.command("search")
+    def search_cmd(corpus: CorpusArg,
+                   text: Annotated[str | None, typer.Option("--text", help="Find clips nearest this text "
+                                                             "(needs CLIP-like embeddings).")] = None,
+                   clip: Annotated[str | None, typer.Option("--clip", help="Find clips nearest this clip id.")] = None,
+                   k: Annotated[int, typer.Option("-k", min=1, help="How many clips.")] = 10,
+                   as_json: JsonOpt = False) -> None:
+        """Nearest clips to a text or a clip, by the embeddings (FAISS if installed, else exact NumPy)."""
+        from skyloom.corpus import Corpus
+        from skyloom.datagen.curate.embed import search
+
+        hits = search(Corpus(corpus), text=text, clip=clip, k=k)
+        if as_json:
+            print(json.dumps(hits, indent=2))
+            return
+        for h in hits:
+            data_console.print(f"{h['score']:.4f}  {h['id']}")

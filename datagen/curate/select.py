@@ -4,7 +4,8 @@ A rule is ``NAME OP VALUE``: ``OP`` one of ``< <= > >= == !=`` (``=`` too), or `
 / ``NAME not in A,B,...``. ``NAME`` is any annotation column (``annotations.parquet``), any
 quality score of the manifest (``motion``, ``contrast``, ...), a manifest number (``duration_s``,
 ``width``, ``height``, ``fps``, ``num_frames``), ``duplicate`` (true for clips that near-duplicate
-dedup marked) or ``source_kind``/``split``/``license_id``. Examples::
+dedup marked), ``semantic_duplicate`` (after ``corpus semdedup``) or ``source_kind``/``split``/
+``license_id``. Examples::
 
     camera_motion in static,pan_left,pan_right
     text_area < 0.02
@@ -36,8 +37,6 @@ from skyloom.errors import UserError
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
        "=": operator.eq, "!=": operator.ne}
 RULE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>|=|\s+not\s+in\s+|\s+in\s+)\s*(.+?)\s*$")
-MANIFEST_FIELDS = ("duration_s", "width", "height", "fps", "num_frames", "source_kind", "split", "license_id",
-                   "duplicate")
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

@@ -6,6 +6,8 @@
 ``embeddings.parquet``         ``id``, ``sha256``, ``embedder``, ``embedder_version``, ``vector`` (list<float32>)
 ``dedup.parquet``              ``id``, ``group``, ``kept`` (the group's representative), ``duplicate``,
                                ``similarity``, ``distance``, ``rule``, ``version``: every clip in a group
+``semdedup.parquet``           ``id``, ``cluster``, ``semantic_duplicate``, ``kept``, ``similarity``, ``eps``:
+                               semantic dedup (SemDeDup) of the embeddings
 ``fingerprints.parquet``       the near-duplicate fingerprints (a cache; recomputed when a clip's
                                sha256 or the fingerprint settings change)
 ============================  =============================================================
@@ -31,7 +33,8 @@ ANNOTATIONS = "annotations.parquet"
 EMBEDDINGS = "embeddings.parquet"
 DEDUP = "dedup.parquet"
 FINGERPRINTS = "fingerprints.parquet"
-TABLES = (ANNOTATIONS, EMBEDDINGS, DEDUP, FINGERPRINTS)
+SEMDEDUP = "semdedup.parquet"
+TABLES = (ANNOTATIONS, EMBEDDINGS, DEDUP, FINGERPRINTS, SEMDEDUP)
 LOCK = ".curation.lock"
 
 
