@@ -26,7 +26,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", type=int, default=4)
-    ap.add_argument("--candidates", type=int, default=64, help="dedup.candidates (nearest neighbours checked)")
+    ap.add_argument("--candidates", type=int, default=16, help="dedup.candidates (nearest neighbours checked)")
     ap.add_argument("--out", default="bench/out/dedup.json")
     args = ap.parse_args(argv)
 

@@ -67,7 +67,7 @@ class DedupConfig:
 
     fingerprint: FingerprintConfig = field(default_factory=FingerprintConfig)
     threshold: float = 15.5
-    candidates: int = 64
+    candidates: int = 16
     executor: Literal["auto", "local", "ray"] = "auto"
     ray_min_clips: int = 512
     chunk: int = 256

@@ -99,6 +99,30 @@ def phash(grey: np.ndarray) -> int:
     return int(np.packbits(low > np.median(low)).view(">u8")[0])
 
 
+@functools.lru_cache(maxsize=1)
+def _dct_rows() -> np.ndarray:
+    """The first 8 rows of the orthonormal 32-point DCT-II matrix (what ``cv2.dct`` computes), (8, 32)."""
+    n = np.arange(32)
+    m = np.cos(np.pi * (2 * n[None, :] + 1) * np.arange(8)[:, None] / 64) * np.sqrt(2 / 32)
+    m[0] /= np.sqrt(2)
+    return m.astype(np.float64)
+
+
+def phash_batch(thumbs: np.ndarray) -> np.ndarray:
+    """:func:`phash` of many 32x32 float thumbnails ``(N, 32, 32)`` at once -> uint64 ``(N,)``."""
+    d = _dct_rows()
+    low = (d @ thumbs.astype(np.float64) @ d.T).reshape(len(thumbs), 64)  # (N, 8, 8) -> (N, 64)
+    bits = low > np.median(low, axis=1, keepdims=True)
+    return np.packbits(bits, axis=1).view(">u8")[:, 0].astype(np.uint64)
+
+
+def _thumb(img: np.ndarray) -> np.ndarray:
+    import cv2
+
+    img = img if img.dtype == np.float32 else img.astype(np.float32)
+    return cv2.resize(img, (32, 32), interpolation=cv2.INTER_AREA)
+
+
 def content_box(greys: np.ndarray, bar_level: int) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the picture inside letterbox/pillarbox bars of ``greys`` (K, H, W).
 
@@ -150,12 +174,11 @@ def fingerprint_sampled(picked: np.ndarray, cfg: FingerprintConfig | None = None
     greys = np.stack([cv2.cvtColor(cv2.resize(np.ascontiguousarray(f), (aw, ah), interpolation=cv2.INTER_AREA),
                                    cv2.COLOR_RGB2GRAY) for f in picked])  # (K, ah, aw)
     top, bottom, left, right = content_box(greys, cfg.bar_level)
-    pics = greys[:, top:bottom, left:right]  # (K, h', w')
-    canon = [_window(g, cfg.centre, 0.0, 0.0) for g in pics]
-    hashes = np.array([phash(g) for g in canon], dtype=np.uint64)
-    mirrored = np.array([phash(g[:, ::-1]) for g in canon], dtype=np.uint64)
+    pics = greys[:, top:bottom, left:right].astype(np.float32)  # (K, h', w')
+    canon = np.stack([_thumb(_window(g, cfg.centre, 0.0, 0.0)) for g in pics])  # (K, 32, 32)
+    hashes, mirrored = phash_batch(canon), phash_batch(canon[:, :, ::-1])  # the mirrored thumbnail
     grid = [(s, dy, dx) for s in cfg.scales for dy in cfg.offsets for dx in cfg.offsets]
-    windows = np.array([[phash(_window(g, s, dy, dx)) for g in pics] for s, dy, dx in grid], dtype=np.uint64)
+    windows = phash_batch(np.stack([_thumb(_window(g, s, dy, dx)) for s, dy, dx in grid for g in pics]))
     return Fingerprint(hashes, mirrored, windows.reshape(len(grid), len(pics)), (top, bottom, left, right))
 
 
