@@ -6,8 +6,9 @@
    fingerprints of ``fingerprints.parquet`` whose clip sha256 and settings are unchanged (so a rerun
    or an interrupted run resumes); in-process for small corpora, as a Ray Data job from
    ``ray_min_clips`` clips on (the ``auto`` executor rule of render and ingest);
-2. candidate pairs: each clip's ``candidates`` nearest neighbours by the fingerprint's 64-d
-   descriptor, plain and mirrored (:func:`skyloom.datagen.curate.index.knn`: FAISS or NumPy);
+2. candidate pairs: each clip's ``candidates`` nearest neighbours by the fingerprint's descriptor
+   (its canonical hash bits frame after frame: frame-aligned Hamming similarity), plain and
+   mirrored (:func:`skyloom.datagen.curate.index.knn`: FAISS or NumPy);
 3. verification: a candidate pair whose :func:`sequence_distance` is at most ``threshold`` bits
    is a duplicate pair; groups are the connected components of duplicate pairs;
 4. per group, the representative (:data:`RULE`): the most pixels, then the most frames, then the
@@ -38,7 +39,6 @@ from skyloom.datagen.curate.fingerprint import (
     FINGERPRINT_VERSION,
     Fingerprint,
     FingerprintConfig,
-    bit_mean,
     fingerprint_file,
     sequence_distance,
 )
@@ -202,10 +202,8 @@ def duplicate_pairs(fps: dict[str, Fingerprint], cfg: DedupConfig) -> tuple[list
     ids = sorted(fps)
     if len(ids) < 2:
         return [], 0
-    base = np.stack([fps[i].descriptor() for i in ids])  # (N, 64)
-    mirror = np.stack([bit_mean(fps[i].mirrored) for i in ids])
-    base /= np.linalg.norm(base, axis=1, keepdims=True) + 1e-6  # cosine
-    mirror /= np.linalg.norm(mirror, axis=1, keepdims=True) + 1e-6
+    base = np.stack([fps[i].descriptor() for i in ids])  # (N, 64 K), unit rows
+    mirror = np.stack([fps[i].descriptor(mirrored=True) for i in ids])
     k = min(len(ids), cfg.candidates + 1)
     cand: set[tuple[int, int]] = set()
     for q in (base, mirror):

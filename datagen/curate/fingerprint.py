@@ -74,9 +74,12 @@ class Fingerprint:
     windows: np.ndarray
     crop: tuple[int, int, int, int]  # (top, bottom, left, right)
 
-    def descriptor(self) -> np.ndarray:
-        """float32 (64,): the mean of the canonical hashes' bits over frames, in [-1, 1]."""
-        return bit_mean(self.hashes)
+    def descriptor(self, mirrored: bool = False) -> np.ndarray:
+        """float32 (64 K,) unit vector of the canonical hashes' bits as +-1, frame after frame: the
+        inner product of two is 1 - 2 x (their frame-aligned Hamming distance) / (64 K), so nearest
+        neighbours by it are the candidates for :func:`sequence_distance`."""
+        bits = hash_bits(self.mirrored if mirrored else self.hashes).astype(np.float32).ravel() * 2 - 1
+        return bits / np.sqrt(bits.size)
 
 
 def hash_bits(h: np.ndarray) -> np.ndarray:
