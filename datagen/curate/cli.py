@@ -224,7 +224,7 @@ def register_embeddings(corpus_app: typer.Typer) -> None:
                    text: Annotated[str | None, typer.Option("--text", help="Find clips nearest this text "
                                                              "(needs CLIP-like embeddings).")] = None,
                    clip: Annotated[str | None, typer.Option("--clip", help="Find clips nearest this clip id.")] = None,
-                   k: Annotated[int, typer.Option("-k", min=1, help="How many clips.")] = 10,
+                   k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many clips.")] = 10,
                    as_json: JsonOpt = False) -> None:
         """Nearest clips to a text or a clip, by the embeddings (FAISS if installed, else exact NumPy)."""
         from skyloom.corpus import Corpus
