@@ -88,10 +88,6 @@ def hash_bits(h: np.ndarray) -> np.ndarray:
     return np.unpackbits(h.astype(">u8").view(np.uint8).reshape(*h.shape, 8), axis=-1)
 
 
-def bit_mean(h: np.ndarray) -> np.ndarray:
-    return (hash_bits(h).astype(np.float32) * 2 - 1).mean(0)  # (64,)
-
-
 def phash(grey: np.ndarray) -> int:
     """64-bit pHash of a grey image (any size): DCT of a 32x32 area-resized thumbnail, the 8x8
     lowest frequencies, each bit = coefficient above the median of the 64 (first bit most significant)."""
