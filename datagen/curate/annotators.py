@@ -234,13 +234,20 @@ class OnScreenText(Annotator):
     config_class = TextOptions
 
     def __init__(self, options: TextOptions | None = None) -> None:
+        from skyloom.config import ConfigError
+
         self.opt = options or TextOptions()
+        try:
+            import pytesseract
+
+            self._version = str(pytesseract.get_tesseract_version())
+        except Exception as e:  # noqa: BLE001 - ImportError, TesseractNotFoundError, ...: one clear message
+            raise ConfigError(f"annotator 'text' needs Tesseract ({type(e).__name__}: {e}); install the Debian "
+                              "package tesseract-ocr and pytesseract, or leave 'text' out of --annotators") from None
 
     @property
     def tool(self) -> str:
-        import pytesseract
-
-        return f"tesseract {pytesseract.get_tesseract_version()} psm {self.opt.psm} via pytesseract"
+        return f"tesseract {self._version} psm {self.opt.psm} via pytesseract"
 
     def annotate(self, frames: np.ndarray, fps: float) -> dict[str, Any]:
         idx = np.unique(np.linspace(0, len(frames) - 1, self.opt.frames).round().astype(int))

@@ -295,3 +295,17 @@ def test_annotate_unknown_annotator_or_option_exit_2(small_corpus):
     assert r.returncode == 2 and "camera_motion" in r.stderr and "Traceback" not in r.stderr
     r = skyloom("corpus", "annotate", str(small_corpus.root), "-a", "text", "--set", "options.text.frams=2")
     assert r.returncode == 2 and "frams" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_text_annotator_without_tesseract_is_a_config_error(monkeypatch):
+    import pytesseract
+
+    from skyloom.config import ConfigError
+    from skyloom.datagen.curate.annotators import OnScreenText
+
+    def missing():
+        raise pytesseract.TesseractNotFoundError()
+
+    monkeypatch.setattr(pytesseract, "get_tesseract_version", missing)
+    with pytest.raises(ConfigError, match="tesseract-ocr"):
+        OnScreenText()
