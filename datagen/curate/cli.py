@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from skyloom.cli_common import RayAddressOpt, SetOpt, console, data_console, load_config, progress
+from skyloom.cli_common import RayAddressOpt, SetOpt, WaitOpt, console, data_console, load_config, progress
 
 CorpusArg = Annotated[Path, typer.Argument(help="Corpus directory.")]
 PresetOpt = Annotated[str | None, typer.Option("--preset", help="YAML file of settings (see --set).")]
@@ -35,7 +35,7 @@ def register(corpus_app: typer.Typer) -> None:
 
     @corpus_app.command("dedup")
     def dedup(corpus: CorpusArg, preset: PresetOpt = None, sets: SetOpt = None, as_json: JsonOpt = False,
-              ray_address: RayAddressOpt = None) -> None:
+              ray_address: RayAddressOpt = None, wait: WaitOpt = False) -> None:
         """Find near-duplicate clips (re-encodes, resizes, crops, speed changes, letterbox, mirror, logos)
         and mark all but one per group in the manifest (meta.dedup) and dedup.parquet; never deletes.
 
@@ -52,7 +52,7 @@ def register(corpus_app: typer.Typer) -> None:
         c = Corpus(corpus)
         save_resolved(cfg, c.root / "configs" / "dedup.yaml")
         bar, tick = _bar("fingerprints")
-        with bar:
+        with c.writer("dedup", wait=wait), bar:
             res = run_dedup(c, cfg, ray_address=ray_address, on_progress=tick)
         summary = {"corpus": str(c.root), "clips": res.clips, "fingerprinted": res.fingerprinted,
                    "pairs_checked": res.pairs_checked, "groups": res.groups, "duplicates": res.duplicates,
@@ -81,7 +81,7 @@ def register(corpus_app: typer.Typer) -> None:
                      "--annotators", "-a", help="Comma-separated annotators (default camera_motion,technical,text; "
                      "also aesthetic with --set options.aesthetic.mlp_weights=FILE).")] = None,
                  preset: PresetOpt = None, sets: SetOpt = None, as_json: JsonOpt = False,
-                 ray_address: RayAddressOpt = None) -> None:
+                 ray_address: RayAddressOpt = None, wait: WaitOpt = False) -> None:
         """Annotate every clip (camera motion, on-screen text, technical quality, aesthetic) into
         CORPUS/annotations.parquet, one column per value with its annotator version and tool; resumable.
 
@@ -97,7 +97,7 @@ def register(corpus_app: typer.Typer) -> None:
         c = Corpus(corpus)
         save_resolved(cfg, c.root / "configs" / "annotate.yaml")
         bar, tick = _bar("clips")
-        with bar:
+        with c.writer("annotate", wait=wait), bar:
             res = run_annotate(c, cfg, ray_address=ray_address, on_progress=tick)
         summary = {"corpus": str(c.root), "clips": res.clips, "annotated": res.annotated, "failed": res.failed,
                    "annotators": list(cfg.annotators), "file": str(res.path), "seconds": round(res.seconds, 3)}
@@ -115,7 +115,7 @@ def register(corpus_app: typer.Typer) -> None:
                                     "'duplicate == false'.")],
                    name: Annotated[str, typer.Option("--name", help="Selection name: recorded as "
                                    "quality.select_NAME (1 passes, 0 fails) and meta.select.NAME.")] = "default",
-                   as_json: JsonOpt = False) -> None:
+                   as_json: JsonOpt = False, wait: WaitOpt = False) -> None:
         """Select clips by annotation thresholds; the verdict is recorded per clip, nothing is deleted.
 
         Example: [bold]skyloom corpus filter corpus -w 'text_area < 0.02' -w 'sharpness > 20' --name clean[/]
@@ -123,7 +123,9 @@ def register(corpus_app: typer.Typer) -> None:
         from skyloom.corpus import Corpus
         from skyloom.datagen.curate.select import run_filter
 
-        res = run_filter(Corpus(corpus), where, name)
+        c = Corpus(corpus)
+        with c.writer("filter", wait=wait):
+            res = run_filter(c, where, name)
         summary = {"name": res.name, "rules": res.rules, "clips": res.clips, "passed": res.passed,
                    "failed_by": res.failed_by, "updated": res.updated}
         if as_json:
@@ -174,7 +176,7 @@ def register_embeddings(corpus_app: typer.Typer) -> None:
 
     @corpus_app.command("embed")
     def embed(corpus: CorpusArg, preset: PresetOpt = None, sets: SetOpt = None, as_json: JsonOpt = False,
-              ray_address: RayAddressOpt = None) -> None:
+              ray_address: RayAddressOpt = None, wait: WaitOpt = False) -> None:
         """Embed every clip into CORPUS/embeddings.parquet with a registered feature extractor; resumable.
 
         Settings: extractor (pixels: weights-free; clip with options.pretrained=FILE; dino; indomain:PATH),
@@ -190,7 +192,7 @@ def register_embeddings(corpus_app: typer.Typer) -> None:
         c = Corpus(corpus)
         save_resolved(cfg, c.root / "configs" / "embed.yaml")
         bar, tick = _bar("clips")
-        with bar:
+        with c.writer("embed", wait=wait), bar:
             res = run_embed(c, cfg, ray_address=ray_address, on_progress=tick)
         summary = {"corpus": str(c.root), "clips": res.clips, "embedded": res.embedded, "failed": res.failed,
                    "embedder": res.embedder, "dim": res.dim, "seconds": round(res.seconds, 3)}
@@ -205,13 +207,15 @@ def register_embeddings(corpus_app: typer.Typer) -> None:
                  eps: Annotated[float, typer.Option(help="Duplicates: cosine similarity >= 1 - eps to a kept clip "
                                                          "of the same cluster.")] = 0.05,
                  clusters: Annotated[int, typer.Option(min=0, help="k-means clusters (0: ~sqrt(clips)).")] = 0,
-                 as_json: JsonOpt = False) -> None:
+                 as_json: JsonOpt = False, wait: WaitOpt = False) -> None:
         """Semantic dedup of the embeddings (SemDeDup: k-means, cosine threshold within clusters) into
         CORPUS/semdedup.parquet; filters read it as semantic_duplicate. Nothing is deleted."""
         from skyloom.corpus import Corpus
         from skyloom.datagen.curate.embed import semantic_dedup
 
-        res = semantic_dedup(Corpus(corpus), eps=eps, clusters=clusters)
+        c = Corpus(corpus)
+        with c.writer("semdedup", wait=wait):
+            res = semantic_dedup(c, eps=eps, clusters=clusters)
         summary = {"clips": res.clips, "clusters": res.clusters, "duplicates": res.duplicates, "eps": res.eps}
         if as_json:
             print(json.dumps(summary, indent=2))

@@ -486,3 +486,19 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
             leader = r
         r["tie_group"] = group
     return rows
+
+
+def verdict_label(v: str | None, a: str = "A", b: str = "B") -> str:
+    """The words for a :func:`verdict` (``"a"``, ``"b"``, ``"tie"`` or ``None``), as every page shows it.
+
+    Example:
+        >>> verdict_label("b", "step-0", "step-40"), verdict_label(None)
+        ('step-40 better', 'no verdict (no CI or no direction)')
+    """
+    if v == "a":
+        return f"{a} better"
+    if v == "b":
+        return f"{b} better"
+    if v == "tie":
+        return "tie (CI includes 0)"
+    return "no verdict (no CI or no direction)"
