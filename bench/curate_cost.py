@@ -42,7 +42,7 @@ def _cpu(fn, reps: int = 1) -> float:
     return (_now() - t0) / reps
 
 
-def main() -> dict:
+def main(argv: list[str] | None = None) -> dict:
     import cv2
     import numpy as np
     import pytesseract
