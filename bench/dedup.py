@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", type=int, default=4)
     ap.add_argument("--candidates", type=int, default=16, help="dedup.candidates (nearest neighbours checked)")
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
-    return res
+    return 0
 
 
 if __name__ == "__main__":
