@@ -74,14 +74,7 @@ def build_annotators(cfg: AnnotateConfig) -> list[Any]:
     unknown = set(cfg.options) - set(cfg.annotators)
     if unknown:
         raise ConfigError(f"options: {', '.join(sorted(unknown))} not in annotators ({', '.join(cfg.annotators)})")
-    out = []
-    for name in cfg.annotators:
-        cls = ANNOTATORS.get(name)
-        if cls.config_class is not None:
-            out.append(cls(ANNOTATORS.options(name, cfg.options.get(name), where=f"options.{name}")))
-        else:
-            out.append(cls())
-    return out
+    return [ANNOTATORS.build(name, options=cfg.options.get(name), where=f"options.{name}") for name in cfg.annotators]
 
 
 def version_string(a: Any) -> str:

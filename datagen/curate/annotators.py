@@ -8,7 +8,7 @@ the clip's decoded frames, uint8 ``(T, H, W, 3)`` at ``fps`` (the clip's own fra
 thinned to at most ``AnnotateConfig.max_frames``), and returns a dict of its columns.
 
 * ``camera_motion``: a global affine motion model fitted (iteratively reweighted least squares)
-  to dense optical flow (:func:`skyloom.flow.dense_flow`, DIS) between consecutive frames:
+  to dense optical flow (:func:`skyloom.optical_flow.dense_flow`, DIS) between consecutive frames:
   translation, zoom (divergence) and the erratic part of the translation, classified as
   ``static``, ``pan_left``/``pan_right`` (the camera turns left: the picture moves right),
   ``tilt_up``/``tilt_down`` (the camera turns up: the picture moves down), ``zoom_in``/``zoom_out``
@@ -131,7 +131,7 @@ class CameraMotion(Annotator):
         return f"opencv {cv2.__version__} DIS medium, similarity model"
 
     def annotate(self, frames: np.ndarray, fps: float) -> dict[str, Any]:
-        from skyloom.flow import dense_flow
+        from skyloom.optical_flow import dense_flow
 
         greys = [_grey(f, min(self.opt.width, f.shape[1])) for f in frames]
         w = greys[0].shape[1]
