@@ -172,3 +172,20 @@ def test_a_full_disk_stops_the_ingest_naming_the_path(tmp_path, monkeypatch):
     with pytest.raises(StorageError, match=r"cannot write .*/c/\.ingest-tmp/.*no space left"):
         run_ingest(_cfg(d), [Source(url=str(d / "a.mp4"), license="CC0-1.0", author="x")], tmp_path / "c")
     assert not Corpus(tmp_path / "c").quarantined()  # not the source's fault: nothing quarantined, rerun resumes
+
+
+def test_a_codec_without_decoder_is_quarantined_not_an_internal_error(tmp_path, monkeypatch):
+    import av
+
+    import skyloom.datagen.ingest as ingest
+
+    def no_decoder(path, threads=1):
+        raise av.error.DecoderNotFoundError(-1128613112, "Decoder not found")  # what FFmpeg raises for one
+        yield  # a generator, like decode_frames
+
+    monkeypatch.setattr(ingest, "decode_frames", no_decoder)
+    d = _two_names(tmp_path)
+    res = run_ingest(_cfg(d), [Source(url=str(d / "a.mp4"), license="CC0-1.0", author="x")], tmp_path / "c")
+    assert (res.rows[0]["status"], res.rows[0]["reason"]) == ("rejected", "undecodable video")
+    assert "DecoderNotFoundError" in res.rows[0]["detail"]
+    assert Corpus(tmp_path / "c").quarantined("ingest")[0]["reason"] == "undecodable video"
