@@ -219,3 +219,12 @@ def test_a_read_only_corpus_is_a_user_error_naming_the_path(tmp_path):
                        check=False, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "read-only filesystem (EROFS)" in r.stderr and str(c.root / "manifest") in r.stderr.replace("\n", "")
+
+
+def test_a_corrected_license_on_the_same_source_is_not_a_conflict(tmp_path):
+    d = _two_names(tmp_path)
+    run_ingest(_cfg(d), [Source(url=str(d / "a.mp4"), license="CC-BY-4.0", author="x")], tmp_path / "c")
+    res = run_ingest(_cfg(d), [Source(url=str(d / "a.mp4"), license="CC0-1.0", author="x")], tmp_path / "c")
+    assert res.rows[0]["status"] == "ok", res.rows[0]
+    recs = Corpus(tmp_path / "c").records()
+    assert recs and {r.license_id for r in recs} == {"CC0-1.0"}
