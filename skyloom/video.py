@@ -126,6 +126,39 @@ def _probe(container, path: str | os.PathLike, count_frames: bool) -> VideoInfo:
         container.close()
 
 
+def conform_clip(frames: np.ndarray, *, height: int | None = None, width: int | None = None,
+                 num_frames: int | None = None) -> np.ndarray:
+    """Conform a clip to an item's shape: its first ``num_frames`` frames, each resized to ``height x width``.
+
+    The one way evaluation makes two clips comparable: a reference or ground-truth clip to a generated
+    video's size, a submitted video to its item, a calibration row to the ground truth, a diffusers
+    pipeline's output to the suite item. Frames are resized with OpenCV ``INTER_AREA`` (pixel-area
+    averaging, the right filter for the usual downscale; the frame count is never padded). A clip that
+    already conforms is returned as is (no copy).
+
+    Args:
+        frames: uint8 (T, H, W, 3).
+        height, width: the target frame size; None (either) keeps the size.
+        num_frames: keep the first ``num_frames`` frames; None keeps all.
+
+    Returns:
+        uint8 (min(T, num_frames), height, width, 3).
+
+    Example:
+        >>> conform_clip(np.zeros((8, 64, 48, 3), np.uint8), height=32, width=24, num_frames=4).shape
+        (4, 32, 24, 3)
+    """
+    v = np.asarray(frames)
+    if num_frames is not None and v.shape[0] > num_frames:
+        v = v[:num_frames]
+    if height is None or width is None or v.shape[1:3] == (int(height), int(width)):
+        return v
+    import cv2
+
+    h, w = int(height), int(width)
+    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in v])  # (T, h, w, 3)
+
+
 def _resize(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or frame.shape[:2] == tuple(size):
         return frame
@@ -283,6 +316,21 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, crf:
         finally:
             container.close()
     return Path(path)
+
+
+def encode_round_trip(frames: np.ndarray, fps: float, *, crf: int = DEFAULT_CRF) -> np.ndarray:
+    """``frames`` as they come back after :func:`write_video` and :func:`read_video` (H.264, ``crf``).
+
+    Every generated or submitted video is stored through :func:`write_video` before it is scored;
+    evaluation references that must be compared on equal terms (the physics probes' ground truth,
+    their perturbed re-simulations) go through the same encoding.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="skyloom-rt-") as d:
+        path = write_video(Path(d) / "clip.mp4", frames, fps, crf=crf)
+        out = read_video(path)
+    return out[:, : np.asarray(frames).shape[1], : np.asarray(frames).shape[2]]  # (T, H, W, 3); odd-size pad removed
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
