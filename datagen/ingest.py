@@ -608,6 +608,8 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
         recs = [ClipRecord.from_row(r) for r in res.pop("records")]
         sha = res["source_sha256"]
         other = content.get(sha) if sha and res["license_id"] else None
+        if other is not None and canonical_url(other["url"]) == canonical_url(res["url"]):
+            other = None  # the source's own row, corrected (a new license for the same URL): not a conflict
         if other is not None and other["license_id"] != res["license_id"] and (res["status"] == "ok"
                                                                                or other["admitted"]):
             why = (f"{res['url']} ({res['license_id']}) has the same bytes (sha256 {sha[:16]}...) as {other['url']} "
