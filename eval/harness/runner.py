@@ -215,7 +215,7 @@ def _loader_context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
     name = f"{folder.name} ({cfg.pipeline_loader})"
     eval_id = f"{suite.name}-v{suite.version}-{_safe(folder.name)}-{h}"
     base = Path(cfg.out) if cfg.out else Path(DEFAULT_OUT)
-    return _Ctx(eval_id, str(folder), name, None, None, base / suite.name / eval_id)
+    return _Ctx(eval_id, str(folder), name, None, None, EvalDir(base, suite.name, eval_id))
 
 
 def _diffusers_context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
