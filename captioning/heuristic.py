@@ -15,6 +15,7 @@ import numpy as np
 from skyloom.captioning.base import CAPTIONERS, Captioner, ClipInput
 from skyloom.captioning.config import CaptionConfig
 from skyloom.flow import dense_flow
+from skyloom.video import VideoError
 
 HUES = ((15, "red"), (25, "orange"), (35, "yellow"), (85, "green"), (100, "cyan"), (130, "blue"), (160, "purple"),
         (180, "red"))  # OpenCV hue upper bounds (0-180)
@@ -73,7 +74,7 @@ class HeuristicCaptioner(Captioner):
 
         fr = item.frames
         if fr is None or fr.ndim != 4 or len(fr) == 0:
-            raise ValueError(f"clip {item.clip_id!r}: no frames to describe")
+            raise VideoError(f"clip {item.clip_id!r}: no frames to describe")
         idx = sample_indices(len(fr), min(self.cfg.num_frames, len(fr)), "uniform")
         small = np.stack([cv2.resize(fr[i], (self.cfg.size, self.cfg.size), interpolation=cv2.INTER_AREA)
                           for i in idx])  # (k, size, size, 3)

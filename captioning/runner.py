@@ -19,6 +19,7 @@ from typing import Any
 
 from skyloom.captioning.base import CAPTIONERS, ClipInput, Outcome, build_captioner, captioner_options
 from skyloom.captioning.config import CaptionConfig
+from skyloom.config import ConfigError
 from skyloom.corpus import Caption, ClipRecord, Corpus
 from skyloom.fsutil import file_stamp, now_iso
 
@@ -54,8 +55,8 @@ def available_fallback(cfg: CaptionConfig) -> str:
     for name in cfg.auto_fallback:
         if CAPTIONERS.get(name).available(cfg):
             return name
-    raise ValueError(f"auto_fallback {list(cfg.auto_fallback)}: none is available (vlm-local needs "
-                     "vlm_local.model_path, vlm-endpoint needs endpoint.base_url); add 'heuristic'")
+    raise ConfigError(f"auto_fallback {list(cfg.auto_fallback)}: none is available (vlm-local needs "
+                      "vlm_local.model_path, vlm-endpoint needs endpoint.base_url); add 'heuristic'")
 
 
 def check_config(cfg: CaptionConfig) -> None:
@@ -169,9 +170,9 @@ def run(cfg: CaptionConfig) -> CaptionResult:
     from skyloom.raytools import init_ray, use_ray
 
     if not cfg.corpus:
-        raise ValueError("config field 'corpus' is empty: give the corpus directory")
+        raise ConfigError("config field 'corpus' is empty: give the corpus directory")
     if cfg.batch_size < 1 or cfg.num_actors < 1:
-        raise ValueError(f"batch_size and num_actors must be >= 1, got {cfg.batch_size} and {cfg.num_actors}")
+        raise ConfigError(f"batch_size and num_actors must be >= 1, got {cfg.batch_size} and {cfg.num_actors}")
     t0 = time.perf_counter()
     corpus = Corpus(cfg.corpus)
     todo, skipped = plan(corpus, cfg)

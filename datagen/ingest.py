@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.corpus import ClipRecord, Corpus, assign_split
 from skyloom.datagen.fetch import FetchConfig, FetchError, fetch
 from skyloom.datagen.filters import (
@@ -74,6 +75,7 @@ from skyloom.datagen.sources import (
     url_problem,
     write_sources_csv,
 )
+from skyloom.errors import InvalidInputError
 from skyloom.fsutil import append_jsonl, atomic_write_json, file_stamp, now_iso, read_jsonl, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -446,8 +448,8 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
     sources = sources if sources is not None else cfg.sources
     out = out if out is not None else cfg.out
     if not sources or not out:
-        raise ValueError("run_ingest: give the source manifest and the corpus directory "
-                         "(arguments or cfg.sources / cfg.out)")
+        raise ConfigError("run_ingest: give the source manifest and the corpus directory "
+                          "(arguments or cfg.sources / cfg.out)")
     corpus = Corpus.create(out)
     root = corpus.root
     cfg = dataclasses.replace(cfg, sources=cfg.sources or ("" if isinstance(sources, list) else str(sources)),
@@ -534,7 +536,7 @@ def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "tak
     c = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     key = source.strip()
     if not key:
-        raise ValueError("takedown: --source must be a source URL, a local path or a sha256")
+        raise InvalidInputError("takedown: --source must be a source URL, a local path or a sha256")
     is_sha = len(key) >= 12 and all(ch in "0123456789abcdef" for ch in key.lower())
     spellings = {key} if is_sha or key.startswith("src-") else {key, canonical_url(key)}
 

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.datagen.scenes import (
     SceneConfig,
     SpecError,
@@ -287,14 +288,14 @@ def _items(cfg: RenderConfig) -> list[dict[str, Any]]:
 
 def _check(cfg: RenderConfig) -> None:
     if not cfg.out:
-        raise ValueError("render: no output corpus given (--out CORPUS or --set out=PATH)")
+        raise ConfigError("render: no output corpus given (--out CORPUS or --set out=PATH)")
     renderer_options(cfg.renderer, cfg.renderer_options)  # unknown renderer or option: an error naming it
     if cfg.num_scenes < 0:
-        raise ValueError(f"render: num_scenes must be >= 0, got {cfg.num_scenes}")
+        raise ConfigError(f"render: --num-scenes (num_scenes) must be >= 0, got {cfg.num_scenes}")
     if cfg.executor not in ("auto", "local", "ray"):
-        raise ValueError(f"render: executor {cfg.executor!r} is not one of: auto, local, ray")
+        raise ConfigError(f"render: executor {cfg.executor!r} is not one of: auto, local, ray")
     if cfg.scenes_per_task < 1:
-        raise ValueError(f"render: scenes_per_task must be >= 1, got {cfg.scenes_per_task}")
+        raise ConfigError(f"render: scenes_per_task must be >= 1, got {cfg.scenes_per_task}")
     if not cfg.specs_file:
         from skyloom.datagen.scene_kinds import build_scene_kind
 

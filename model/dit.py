@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from skyloom.config import ConfigError
 from skyloom.model.config import DiTConfig
 
 
@@ -42,7 +43,7 @@ from skyloom.model.config import DiTConfig
 def rope_dims(head_dim: int) -> tuple[int, int, int]:
     """Split an (even) head dimension into even parts for the (t, h, w) axes."""
     if head_dim % 2 or head_dim < 6:
-        raise ValueError(f"head_dim must be even and >= 6 for 3D RoPE, got {head_dim}")
+        raise ConfigError(f"head_dim must be even and >= 6 for 3D RoPE, got {head_dim}")
     hw = 2 * (head_dim // 6)
     return head_dim - 2 * hw, hw, hw
 
@@ -219,7 +220,7 @@ class VideoDiT(nn.Module):
     def __init__(self, cfg: DiTConfig) -> None:
         super().__init__()
         if cfg.dim % cfg.heads:
-            raise ValueError(f"dit.dim ({cfg.dim}) must be divisible by dit.heads ({cfg.heads})")
+            raise ConfigError(f"dit.dim ({cfg.dim}) must be divisible by dit.heads ({cfg.heads})")
         self.cfg = cfg
         pt, ph, pw = cfg.patch
         D = cfg.dim
@@ -239,7 +240,7 @@ class VideoDiT(nn.Module):
         _, _, T, H, W = shape
         pt, ph, pw = self.cfg.patch
         if T % pt or H % ph or W % pw:
-            raise ValueError(f"latent (T, H, W) = {(T, H, W)} not divisible by dit.patch {self.cfg.patch}")
+            raise ConfigError(f"latent (T, H, W) = {(T, H, W)} not divisible by dit.patch {self.cfg.patch}")
         return T // pt, H // ph, W // pw
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from skyloom.errors import InvalidInputError
 from skyloom.model.config import TrainConfig
 from skyloom.model.train import TrainResult
 
@@ -56,7 +57,7 @@ def run_ray(cfg: TrainConfig, corpus: str | Path, out: str | Path, *, num_worker
     from skyloom.rundir import RunDir
 
     if num_workers < 1:
-        raise ValueError(f"--num-workers must be >= 1, got {num_workers}")
+        raise InvalidInputError(f"--num-workers must be >= 1, got {num_workers}")
     init_ray(address)
     out = Path(out).resolve()
     trainer = TorchTrainer(

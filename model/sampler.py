@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 
+from skyloom.errors import InvalidInputError
 from skyloom.model.schedule import RectifiedFlow
 
 VelocityFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -45,7 +46,7 @@ class FlowSampler:
 
     def __init__(self, schedule: RectifiedFlow, method: str = "euler", steps: int = 30, guidance: float = 4.0) -> None:
         if method not in METHODS:
-            raise ValueError(f"unknown sampler method {method!r}; valid: {', '.join(METHODS)}")
+            raise InvalidInputError(f"unknown sampler method {method!r}; valid: {', '.join(METHODS)}")
         self.schedule, self.method, self.steps, self.guidance = schedule, method, steps, guidance
 
     @torch.no_grad()
@@ -64,7 +65,7 @@ class FlowSampler:
         g = self.guidance if guidance is None else guidance
         method = method or self.method
         if method not in METHODS:
-            raise ValueError(f"unknown sampler method {method!r}; valid: {', '.join(METHODS)}")
+            raise InvalidInputError(f"unknown sampler method {method!r}; valid: {', '.join(METHODS)}")
         B, _, T = noise.shape[:3]
         ts = self.schedule.timesteps(steps, num_tokens or noise[0, 0].numel())  # (steps+1,) float64
         keep = torch.zeros(B, T, dtype=torch.bool, device=noise.device) if given_mask is None else given_mask.bool()

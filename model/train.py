@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from skyloom.config import save_resolved
+from skyloom.config import ConfigError, save_resolved
+from skyloom.devices import torch_device
 from skyloom.fsutil import atomic_write_json
 from skyloom.model.checkpoint import (
     EMA,
@@ -150,7 +151,7 @@ def auto_num_threads(cpus: int | None = None, load: float | None = None) -> int:
 def set_threads(num_threads: int) -> int:
     """Apply ``TrainConfig.num_threads`` (0 = leave, -1 = :func:`auto_num_threads`); returns the count."""
     if num_threads < -1:
-        raise ValueError(f"num_threads must be -1 (auto), 0 (torch default) or a positive count, got {num_threads}")
+        raise ConfigError(f"num_threads must be -1 (auto), 0 (torch default) or a positive count, got {num_threads}")
     n = auto_num_threads() if num_threads == -1 else num_threads
     if n > 0:
         torch.set_num_threads(n)
@@ -159,9 +160,8 @@ def set_threads(num_threads: int) -> int:
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device to train on: ``device`` checked against this machine, or cuda when there is a GPU."""
+    return torch_device(device)
 
 
 class Trainer:
@@ -185,7 +185,7 @@ class Trainer:
             from skyloom.model.autoencoder import CausalVAE
 
             if cfg.ae.kind != "vae":
-                raise ValueError("--stage vae needs ae.kind=vae (use --preset vae)")
+                raise ConfigError("--stage vae needs ae.kind=vae (use --preset vae)")
             self.ae = CausalVAE(cfg.ae).to(self.device)
             self.trainable: nn.Module = self.ae
             self.ema_modules: dict[str, nn.Module] = {}
@@ -195,11 +195,11 @@ class Trainer:
 
             text = build_text_encoder(cfg.text)
             if text.dim != cfg.dit.text_dim:
-                raise ValueError(f"dit.text_dim={cfg.dit.text_dim} but the text encoder gives {text.dim}-d features")
+                raise ConfigError(f"dit.text_dim={cfg.dit.text_dim} but the text encoder gives {text.dim}-d features")
             self.ae = load_ae(cfg.ae).to(self.device).eval().requires_grad_(False)
             if self.ae.latent_channels != cfg.dit.in_channels:
-                raise ValueError(f"dit.in_channels={cfg.dit.in_channels} but the autoencoder has "
-                                 f"{self.ae.latent_channels} latent channels")
+                raise ConfigError(f"dit.in_channels={cfg.dit.in_channels} but the autoencoder has "
+                                  f"{self.ae.latent_channels} latent channels")
             self.trainable = Denoiser(VideoDiT(cfg.dit), text).to(self.device)
             self.ema_modules = {"dit": self.trainable.dit, "text_encoder": self.trainable.text_encoder}
         params = [p for p in self.trainable.parameters() if p.requires_grad]

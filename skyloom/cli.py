@@ -9,6 +9,7 @@ instead of a traceback (``skyloom -v`` shows it).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from typing import Annotated, Any
@@ -17,7 +18,16 @@ import typer
 from typer.core import TyperGroup
 
 from skyloom.cli_common import console, setup_logging
-from skyloom.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, UserError, bug_report_hint
+from skyloom.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USER,
+    UserError,
+    bug_report_hint,
+    user_error_from_os,
+)
 
 HELP = """[bold]skyloom[/]: data and evaluation for text-to-video diffusion models.
 
@@ -38,6 +48,18 @@ def _one_line(e: BaseException | str) -> str:
     return escape(" ".join(str(e).split()))
 
 
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout closed it (``skyloom leaderboard | head``): exit 141 like a tool killed by SIGPIPE,
+    without the "Exception ignored ... BrokenPipeError" Python prints when it flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout already closed or not a real file: nothing left to flush
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def _report(e: BaseException, verbose: bool) -> int:
     """Print one line for an exception that escaped a command; return the exit code (skyloom.errors)."""
     if verbose:
@@ -45,6 +67,10 @@ def _report(e: BaseException, verbose: bool) -> int:
     if isinstance(e, KeyboardInterrupt):
         console.print("[yellow]interrupted — rerun the same command to resume[/]")
         return EXIT_INTERRUPTED
+    if isinstance(e, BrokenPipeError):  # `skyloom ... | head`: the reader has gone, which is no error
+        return _quiet_broken_pipe()
+    if isinstance(e, OSError) and not isinstance(e, UserError):
+        e = user_error_from_os(e) or e  # a path that cannot be written (permission, file in the way, disk full)
     if isinstance(e, UserError):
         console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
         return e.exit_code
@@ -130,6 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     _help_like_unix(cmd)
     try:
         rv = cmd.main(args=argv, prog_name="skyloom", standalone_mode=False)
+        sys.stdout.flush()  # a closed pipe shows here rather than in the interpreter's exit flush
+    except BrokenPipeError:
+        sys.exit(_quiet_broken_pipe())
     except typer.TyperException as e:  # the click bundled in typer: its ClickException derives from this
         sys.exit(_usage_error(e))
     except typer.Abort:

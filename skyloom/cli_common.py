@@ -35,8 +35,19 @@ from skyloom.errors import EXIT_INTERRUPTED, InputNotFoundError, JobFailedError,
 
 T = TypeVar("T")
 
+
+
+class _DataConsole(Console):
+    """stdout's console: a reader that closed the pipe (``skyloom leaderboard | head``) ends the command quietly."""
+
+    def on_broken_pipe(self) -> None:
+        # rich's own handler exits 1, the code of a bug; a closed pipe is the reader's choice.
+        self.quiet = True
+        raise BrokenPipeError("stdout closed by its reader")  # skyloom.cli turns it into a quiet exit 141
+
+
 console = Console(stderr=True)  # logs, progress, errors
-data_console = Console()  # data: tables a user may redirect (`skyloom leaderboard > lb.txt`)
+data_console = _DataConsole()  # data: tables a user may redirect (`skyloom leaderboard > lb.txt`)
 
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", "-s", metavar="KEY=VALUE",

@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Any
 
+from skyloom.config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_OBJECT_STORE_BYTES = 512 * 1024 * 1024
@@ -69,7 +71,7 @@ def use_ray(executor: str, n_items: int, min_items: int, address: str | None = N
         ValueError: an executor other than auto, local, ray.
     """
     if executor not in EXECUTORS:
-        raise ValueError(f"executor {executor!r} is not one of: {', '.join(EXECUTORS)}")
+        raise ConfigError(f"executor {executor!r} is not one of: {', '.join(EXECUTORS)}")
     if executor != "auto":
         return executor == "ray"
     if address and address != "local":

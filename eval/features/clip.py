@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.base import RANDOM_INIT, FrameTextExtractor, weights_hash
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def cached_pretrained_file(model_name: str, tag: str, cache_dir: str | None = No
     cfg = op.get_pretrained_cfg(model_name, tag)
     if not cfg:
         known = open_clip.list_pretrained_tags_by_model(model_name)
-        raise ValueError(f"unknown pretrained tag {tag!r} for {model_name}; known: {', '.join(known)}")
+        raise InvalidInputError(f"unknown pretrained tag {tag!r} for {model_name}; known: {', '.join(known)}")
     if cfg.get("hf_hub"):
         from huggingface_hub import try_to_load_from_cache
 
@@ -96,7 +97,7 @@ class OpenCLIPExtractor(FrameTextExtractor):
         import open_clip
 
         if preprocess not in PREPROCESS:
-            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESS)}; got {preprocess!r}")
+            raise InvalidInputError(f"preprocess must be one of {', '.join(PREPROCESS)}; got {preprocess!r}")
         self.preprocess = preprocess
 
         self.device = torch.device(device)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.base import EXTRACTORS, RANDOM_INIT, FrameTextExtractor, weights_hash
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,8 @@ class DinoExtractor(FrameTextExtractor):
         sd = {k: v for k, v in sd.items() if not k.startswith("head.")}  # DINO heads are not the backbone
         missing, unexpected = self.model.load_state_dict(sd, strict=False)
         if missing or unexpected:
-            raise ValueError(f"{path}: not a DINO ViT state dict of this size; missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
+            raise InvalidInputError(f"{path}: not a DINO ViT state dict of this size; missing {missing[:5]}, "
+                                    f"unexpected {unexpected[:5]}")
 
     def _pos_embed(self, h: int, w: int) -> torch.Tensor:
         """DINO's ``interpolate_pos_encoding`` for an (h, w)-pixel input: (1, 1 + h0·w0, D)."""

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skyloom.errors import UserError
+from skyloom.errors import InvalidInputError, UserError
 from skyloom.eval.features.base import RANDOM_INIT, VideoExtractor, check_videos, weights_hash
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class InceptionI3d(nn.Module):
         if t < MIN_FRAMES:
             raise ClipTooShortError(f"I3D needs clips of at least {MIN_FRAMES} frames, got {t}")
         if min(h, w) < 193:
-            raise ValueError(f"I3D needs frames of at least 193x193 (reference: 224), got {h}x{w}")
+            raise InvalidInputError(f"I3D needs frames of at least 193x193 (reference: 224), got {h}x{w}")
         for name in self._ORDER:
             x = getattr(self, name)(x)  # after Mixed_5c: (B, 1024, ceil(T/8), 7, 7)
         x = self.logits(self.dropout(self.avg_pool(x)))  # (B, classes, T', 1, 1)
@@ -261,8 +261,9 @@ class I3DExtractor(_I3DBase):
     def __init__(self, weights: str | os.PathLike | None = None, random_init: bool = False, seed: int = 0,
                  device: str = "cpu", batch_size: int = 4, protocol: str = "videogpt") -> None:
         if protocol not in BN_EPS:
-            raise ValueError(f"unknown I3D protocol {protocol!r}; valid: {', '.join(BN_EPS)} "
-                             "(BatchNorm eps 1e-5 for VideoGPT's i3d_pretrained_400.pt, 1e-3 for TF-hub equivalents)")
+            raise InvalidInputError(f"unknown I3D protocol {protocol!r}; valid: {', '.join(BN_EPS)} "
+                                    "(BatchNorm eps 1e-5 for VideoGPT's i3d_pretrained_400.pt, "
+                                    "1e-3 for TF-hub equivalents)")
         super().__init__(device, batch_size)
         eps = BN_EPS[protocol]
         path = None if (random_init and not weights) else _resolve_weights(weights, DEFAULT_WEIGHTS, "I3D")
@@ -308,7 +309,7 @@ def load_piergiaj_state_dict(model: InceptionI3d, path: str | os.PathLike) -> No
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
-        raise ValueError(  # noqa: TRY004 - a bad file is a bad value (house style)
+        raise InvalidInputError(  # noqa: TRY004 - a bad file is a bad value (house style)
             f"{path}: expected a state dict (piergiaj InceptionI3d layout), got {type(sd).__name__}")
     sd = {k.removeprefix("module."): v for k, v in sd.items()}  # saved from DataParallel
     missing, unexpected = [], []
@@ -316,9 +317,9 @@ def load_piergiaj_state_dict(model: InceptionI3d, path: str | os.PathLike) -> No
     missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in sd if k not in own]
     if missing or unexpected:
-        raise ValueError(f"{path}: not a piergiaj-layout I3D state dict; missing {missing[:5]}"
-                         f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-                         f"{'...' if len(unexpected) > 5 else ''}")
+        raise InvalidInputError(f"{path}: not a piergiaj-layout I3D state dict; missing {missing[:5]}"
+                                f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+                                f"{'...' if len(unexpected) > 5 else ''}")
     for k, v in own.items():  # old checkpoints predate BatchNorm's num_batches_tracked buffer
         if k.endswith("num_batches_tracked") and k not in sd:
             sd[k] = torch.zeros_like(v)
@@ -337,7 +338,7 @@ def load_torchscript(path: str | os.PathLike, device: torch.device | str = "cpu"
     try:
         return torch.jit.load(str(p), map_location=device).eval()
     except RuntimeError as e:
-        raise ValueError(f"{p}: not a loadable TorchScript module ({e})") from None
+        raise InvalidInputError(f"{p}: not a loadable TorchScript module ({e})") from None
 
 
 def torchscript_features(script: torch.jit.ScriptModule, x: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.corpus import CorpusError
+from skyloom.errors import InvalidInputError
+
 logger = logging.getLogger(__name__)
 
 FORMAT = "skyloom-indomain-evaluator"
@@ -177,8 +180,8 @@ def _load_corpus(path: str, cfg: EvaluatorConfig) -> tuple[list, list, Any]:
     corpus = Corpus(path)
     recs = [r for r in corpus.records() if r.captions][: cfg.max_clips]
     if len(recs) < 8:
-        raise ValueError(f"corpus {path}: {len(recs)} captioned clip(s); the evaluator needs at least 8 "
-                         "(run `skyloom caption` first)")
+        raise CorpusError(f"corpus {path}: {len(recs)} captioned clip(s); the evaluator needs at least 8 "
+                          "(run `skyloom caption` first)")
     held = [r for r in recs if r.split in ("val", "test")]
     if not held:
         from skyloom.corpus import assign_split
@@ -314,7 +317,7 @@ class InDomainExtractor:
                                     "train one with `skyloom eval train-evaluator CORPUS --out DIR`)")
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+            raise InvalidInputError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
         # folders written before these options existed were trained without them
         self.cfg = from_dict(EvaluatorConfig, {"motion_input": False, "hard_negatives": False, **meta["config"]})
         self.vocab = Vocab(meta["vocab"])

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.harness.suites import CALIBRATION_ROWS, Suite
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def make_row(row: str, item: dict[str, Any], gt: np.ndarray, suite: Suite) -> np
         frames = datagen.render_spec(datagen.perturb_spec(item["specs"], ph.perturb_scale,
                                                           ph.seed + seed + PERTURB_SEED_OFFSET))[0]
         return _resize(np.asarray(frames)[: gt.shape[0]], gt.shape[2], gt.shape[1])
-    raise ValueError(f"unknown calibration row {row!r}; valid: {', '.join(CALIBRATION_ROWS)}")
+    raise InvalidInputError(f"unknown calibration row {row!r}; valid: {', '.join(CALIBRATION_ROWS)}")
 
 
 def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *, metrics: Any = None,
@@ -153,12 +154,13 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
     rows = tuple(rows or suite.calibration.rows or CALIBRATION_ROWS)
     bad = [r for r in rows if r not in CALIBRATION_ROWS]
     if bad:
-        raise ValueError(f"unknown calibration row(s) {bad}; valid: {', '.join(CALIBRATION_ROWS)}")
+        raise InvalidInputError(f"unknown calibration row(s) {bad}; valid: {', '.join(CALIBRATION_ROWS)}")
     items = items if items is not None else suite_items(suite)
     gts = ground_truth_clips(suite, items)
     if not gts:
-        raise ValueError(f"suite {suite.name!r}: no item has ground truth, so there is nothing to calibrate with "
-                         "(physics scenes, or prompt items with a reference corpus: --set suite.reference.corpus=PATH)")
+        raise InvalidInputError(f"suite {suite.name!r}: no item has ground truth, so there is nothing to calibrate "
+                                "with (physics scenes, or prompt items with a reference corpus: "
+                                "--set suite.reference.corpus=PATH)")
     base, db = entry_base_and_db(cfg)
     store = store or ResultsStore(db)
     record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}

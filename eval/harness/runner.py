@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skyloom.config import REPO_ROOT, save_resolved, to_dict
+from skyloom.config import REPO_ROOT, ConfigError, save_resolved, to_dict
+from skyloom.errors import InvalidInputError
 from skyloom.eval.harness.suites import Suite, load_suite, suite_to_dict
 from skyloom.eval.results.store import ResultsStore
 from skyloom.rundir import (
@@ -232,6 +233,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
         eval.suites.SuiteError: the suite file is invalid (nothing is generated).
         ValueError: no checkpoints, or an unknown executor.
     """
+    from skyloom.devices import torch_device
     from skyloom.eval.features.cache import FeatureCache
     from skyloom.eval.harness import scoring
     from skyloom.eval.harness.generate import GenBatch, GenJob, generate_all
@@ -239,9 +241,10 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
 
     t0 = time.perf_counter()
     if not cfg.checkpoints:
-        raise ValueError("no checkpoints to evaluate: pass --ckpt PATH (a checkpoint folder or a run)")
+        raise InvalidInputError("no checkpoints to evaluate: pass --ckpt PATH (a checkpoint folder or a run)")
     if cfg.executor not in ("auto", "local", "ray"):
-        raise ValueError(f"executor {cfg.executor!r} is not one of: auto, local, ray")
+        raise ConfigError(f"executor {cfg.executor!r} is not one of: auto, local, ray")
+    torch_device(cfg.device)  # `--device cuda` on a machine without one: a user error before any work
     if metrics is None:
         from skyloom.eval.metrics import METRICS as metrics
     if suite is None:
@@ -251,7 +254,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     ctxs = [_context(suite, cfg, c) for c in cfg.checkpoints]
     dup = {c.eval_id for c in ctxs if sum(d.eval_id == c.eval_id for d in ctxs) > 1}
     if dup:
-        raise ValueError(f"the same checkpoint is given twice: {sorted(dup)}")
+        raise InvalidInputError(f"the same checkpoint is given twice: {sorted(dup)}")
     db = _default_db(cfg, ctxs)
     store = store or ResultsStore(db)
     cache = FeatureCache(cfg.cache_dir, enabled=cfg.use_cache)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.cache import CachedExtractor, FeatureCache, array_key
 from skyloom.eval.harness.suites import MetricSpec, Suite
 from skyloom.eval.metrics import inputs as dispatch
@@ -210,8 +211,8 @@ class Scorer:
         corpus = Corpus(ref.corpus)
         recs = sorted(corpus.records(split=ref.split, source_kind=ref.source_kind), key=lambda r: r.id)[: ref.max_clips]
         if len(recs) < 2:
-            raise ValueError(f"reference corpus {ref.corpus}: {len(recs)} clip(s) match "
-                             f"(split={ref.split}, source_kind={ref.source_kind}); need at least 2")
+            raise InvalidInputError(f"reference corpus {ref.corpus}: {len(recs)} clip(s) match "
+                                    f"(split={ref.split}, source_kind={ref.source_kind}); need at least 2")
         size = tuple(ref.size) if ref.size else None
         feats = []
         for r in recs:
@@ -233,8 +234,8 @@ class Scorer:
             if f is not None:
                 feats.append(f)
         if len(feats) < 2:
-            raise ValueError(f"reference corpus {ref.corpus}: only {len(feats)} usable clip(s) for "
-                             f"{getattr(inst, 'name', '')}; need at least 2")
+            raise InvalidInputError(f"reference corpus {ref.corpus}: only {len(feats)} usable clip(s) for "
+                                    f"{getattr(inst, 'name', '')}; need at least 2")
         self._reference[memo] = np.stack(feats)  # (N_ref, D)
         self.stats["reference_seconds"] += time.perf_counter() - t0
         self.stats["reference_encoded"] += self.cache.stats["encoded"] - enc0

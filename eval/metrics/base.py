@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.base import NO_WEIGHTS, check_videos, get_extractor
 from skyloom.registry import Registry
 
@@ -237,7 +238,7 @@ class PerItemMetric(Metric):
     def compute(self) -> MetricResult:
         vals = [v for v in self._values if math.isfinite(v)]
         if not vals:
-            raise ValueError(f"{self.name}: no (finite) per-video scores to average; update() with videos first")
+            raise InvalidInputError(f"{self.name}: no (finite) per-video scores to average; update() with videos first")
         ids = [i if i is not None else f"item-{k:06d}" for k, i in enumerate(self._ids)]
         if len(set(ids)) != len(ids):
             raise ValueError(f"{self.name}: duplicate item ids across shards")
@@ -266,6 +267,6 @@ class _FrameFeatureMetric(PerItemMetric):
     def frame_features(self, video: np.ndarray) -> np.ndarray:
         ex = self.extractor
         if not hasattr(ex, "encode_frames"):
-            raise ValueError(f"{self.name} needs a frame extractor (encode_frames); {ex.name!r} has none")
+            raise InvalidInputError(f"{self.name} needs a frame extractor (encode_frames); {ex.name!r} has none")
         return np.asarray(ex.encode_frames(video), np.float64)  # (T, D)
 

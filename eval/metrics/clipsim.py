@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.base import l2_normalise
 from skyloom.eval.metrics.base import METRICS, MetricResult, _FrameFeatureMetric
 
@@ -31,7 +32,7 @@ class CLIPSim(_FrameFeatureMetric):
     def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
                  scale: str = "raw") -> None:
         if scale not in ("raw", "x100"):
-            raise ValueError(f"scale must be 'raw' or 'x100', got {scale!r}")
+            raise InvalidInputError(f"scale must be 'raw' or 'x100', got {scale!r}")
         self.scale = scale
         if scale == "x100":
             self.name = "clipsim_x100"

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.metrics.base import METRICS, PerItemMetric
 
 # OpenCV hue intervals (H in [0, 180)) of the corpora's saturated ball colours; red wraps around 0.
@@ -91,7 +92,8 @@ def prompted_colour(prompt: str, colours: tuple[str, ...] = tuple(HUE_RANGES)) -
     text = _BACKGROUND_PHRASES.sub(" ", prompt.lower())
     hits = [(m.start(), c) for c in colours for m in re.finditer(rf"\b{re.escape(c)}\b", text)]
     if not hits:
-        raise ValueError(f"prompt {prompt!r} names no ball colour; colour_motion needs one of {', '.join(colours)}")
+        raise InvalidInputError(f"prompt {prompt!r} names no ball colour; "
+                                f"colour_motion needs one of {', '.join(colours)}")
     return min(hits)[1]
 
 
@@ -189,7 +191,7 @@ class ColourMotion(PerItemMetric):
             self.cfg = ColourMotionConfig(**settings)
         except TypeError:
             valid = ", ".join(ColourMotionConfig.__dataclass_fields__)
-            raise ValueError(f"colour_motion: unknown setting(s) {sorted(settings)}; valid: {valid}") from None
+            raise InvalidInputError(f"colour_motion: unknown setting(s) {sorted(settings)}; valid: {valid}") from None
         super().__init__(None)
         self._identity = {"extractor": "hsv-segmentation", "weights": "none",
                           "preprocessing": {"colour_space": "OpenCV HSV", "hue_ranges": HUE_RANGES,

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
+
 INPUTS: dict[str, str] = {
     "videos": "the generated videos, uint8 (T, H, W, 3) each (always given)",
     "item_ids": "the id of each video",
@@ -64,7 +66,7 @@ def _checked(metric: Any, attr: str, default: tuple[str, ...]) -> tuple[str, ...
     bad = [n for n in names if n not in INPUTS]
     if bad:
         who = getattr(metric, "name", None) or getattr(metric, "__name__", repr(metric))
-        raise ValueError(f"metric {who!r} declares unknown {attr} {bad}; valid: {', '.join(INPUTS)}")
+        raise InvalidInputError(f"metric {who!r} declares unknown {attr} {bad}; valid: {', '.join(INPUTS)}")
     return names
 
 

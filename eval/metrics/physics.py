@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.base import NO_WEIGHTS
 from skyloom.eval.functional import physics_iq, trajectory
 from skyloom.eval.metrics.base import METRICS, PerItemMetric
@@ -142,7 +143,7 @@ class PhysicsTrajectory(_PhysicsMetric):
                     ground_truth: dict) -> tuple[float, dict[str, float]]:
         objs = [o for o in ground_truth.get("objects", []) if "rgb" in o]
         if not objs:
-            raise ValueError("ground truth has no objects with 'rgb' colours to track")
+            raise InvalidInputError("ground truth has no objects with 'rgb' colours to track")
         c = trajectory.trajectory_checks(video, np.asarray(reference), objs, float(ground_truth.get("fps", 8)),
                               start=self.cond_frames, tol=self.colour_tol, rel_tol=self.rel_tol)
         extra = {}

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.base import NO_WEIGHTS
 from skyloom.eval.functional import temporal
 from skyloom.eval.metrics.base import METRICS, MetricResult, PerItemMetric, _FrameFeatureMetric
@@ -80,9 +81,9 @@ class TemporalFlickering(PerItemMetric):
 
     def __init__(self, protocol: str = "vbench-static", flow: str = "dis", **kw: Any) -> None:
         if protocol not in self.PROTOCOLS:
-            raise ValueError(f"unknown flickering protocol {protocol!r}; valid: {', '.join(self.PROTOCOLS)}")
+            raise InvalidInputError(f"unknown flickering protocol {protocol!r}; valid: {', '.join(self.PROTOCOLS)}")
         if flow not in temporal.FLOW_METHODS:
-            raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
+            raise InvalidInputError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
         self.protocol, self.flow = protocol, flow
         super().__init__(None)
         if protocol != "all":
@@ -122,10 +123,10 @@ class WarpingError(PerItemMetric):
 
     def __init__(self, flow: str = "dis", protocol: str = "lai2018", **kw: Any) -> None:
         if flow not in temporal.FLOW_METHODS:
-            raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
+            raise InvalidInputError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
         if protocol not in temporal.WARP_PROTOCOLS:
             valid = ", ".join(temporal.WARP_PROTOCOLS)
-            raise ValueError(f"unknown warping-error protocol {protocol!r}; valid: {valid}")
+            raise InvalidInputError(f"unknown warping-error protocol {protocol!r}; valid: {valid}")
         self.flow, self.protocol = flow, protocol
         super().__init__(None)
         self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,
@@ -153,7 +154,7 @@ class DynamicDegree(PerItemMetric):
 
     def __init__(self, flow: str = "dis", **kw: Any) -> None:
         if flow not in temporal.FLOW_METHODS:
-            raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
+            raise InvalidInputError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
         self.flow = flow
         super().__init__(None)
         self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,

@@ -167,8 +167,15 @@ class ResultsStore:
 
     def __init__(self, url: str | os.PathLike, echo: bool = False) -> None:
         self.url = resolve_url(url)
-        self.engine: Engine = _make_engine(self.url, echo=echo)
-        self._create_schema()
+        try:
+            self.engine: Engine = _make_engine(self.url, echo=echo)
+            self._create_schema()
+        except sa.exc.DatabaseError as e:  # a file that is not SQLite, a server that refuses: the user's input
+            if isinstance(e, sa.exc.OperationalError) and _is_locked_error(e):
+                raise
+            reason = " ".join(str(getattr(e, "orig", e)).split())
+            raise StoreError(f"results store {url}: cannot be opened as a database ({reason}); give a results.sqlite, "
+                             "a run folder or an SQLAlchemy URL") from None
 
     # -- plumbing -------------------------------------------------------------------------
     def _create_schema(self) -> None:
