@@ -56,12 +56,8 @@ def register(app: typer.Typer) -> None:
         if not 0 <= port <= 65535:
             fail(f"--port {port}: a port is 0-65535 (0: any free port)")
         _check_inputs(runs, corpus)
-        try:
-            hosts = normalise_hosts([*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::", "") else [host]),
-                                     *(allow_host or [])])
-        except ValueError as e:
-            fail(str(e))
-            return
+        hosts = normalise_hosts([*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::", "") else [host]),
+                                 *(allow_host or [])])
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips, cache_dir=cache_dir, device=device)
         for w in dash.overview()["warnings"]:
             console.print(f"[yellow]warning:[/] {w}")

@@ -39,6 +39,7 @@ from skyloom.model.checkpoint import (
     EMA,
     PIPELINE_FORMAT,
     PIPELINE_VERSION,
+    CheckpointError,
     component_state,
     load_ae,
     load_state_file,
@@ -164,18 +165,32 @@ def pick_device(device: str | torch.device | None) -> torch.device:
     return torch_device(device)
 
 
+def check_train_config(cfg: TrainConfig) -> None:
+    """The ranges torch would reject later with a bare error (or silently train on): one line naming the field."""
+    o = cfg.optim
+    checks = [("steps", cfg.steps >= 0, ">= 0"), ("optim.lr", o.lr > 0 and math.isfinite(o.lr), "a number > 0"),
+              ("optim.weight_decay", o.weight_decay >= 0, ">= 0"), ("optim.beta1", 0 <= o.beta1 < 1, "in [0, 1)"),
+              ("optim.beta2", 0 <= o.beta2 < 1, "in [0, 1)"), ("optim.warmup_steps", o.warmup_steps >= 0, ">= 0"),
+              ("optim.grad_clip", o.grad_clip >= 0, ">= 0 (0: no clipping)"),
+              ("ema_decay", 0 <= cfg.ema_decay <= 1, "in [0, 1]")]
+    for name, ok, valid in checks:
+        if not ok:
+            value = cfg.steps if name == "steps" else cfg.ema_decay if name == "ema_decay" \
+                else getattr(o, name.split(".")[1])
+            raise ConfigError(f"{name} must be {valid}, got {value}")
+
+
 class Trainer:
     """State of one training run; :meth:`run` is the loop."""
 
     def __init__(self, cfg: TrainConfig, corpus: str | Path, out: str | Path, *, resume: bool = True,
                  device: str | torch.device | None = None, dist: Dist | None = None) -> None:
         self.cfg, self.dist = cfg, dist or Dist()
+        check_train_config(cfg)
         self.device = pick_device(device)
         self.threads = set_threads(cfg.num_threads)
         self.run_dir = RunDir.create(out, corpus=str(corpus), preset=cfg.name, stage=cfg.stage) \
             if self.dist.is_main else None
-        if self.dist.is_main:
-            save_resolved(cfg, Path(out) / "config.yaml")
         self.out = Path(out)
         self.dataset = CorpusVideoDataset(corpus, cfg.data)
         self.loader = BatchLoader(self.dataset, cfg.seed, self.dist.rank, self.dist.world_size)
@@ -210,6 +225,8 @@ class Trainer:
         self.model = self.dist.prepare(self.trainable) if self.dist.prepare else self.trainable
         if resume and self.run_dir_latest() is not None:
             self.load(self.run_dir_latest())
+        if self.dist.is_main:  # after the resume: a config the run's checkpoint refuses leaves config.yaml as it was
+            save_resolved(cfg, Path(out) / "config.yaml")
 
     # -- checkpoints -----------------------------------------------------------------------
     def run_dir_latest(self) -> Path | None:
@@ -271,15 +288,22 @@ class Trainer:
         info = load_state_file(ckpt / "state" / "rng.pt")
         trainer = __import__("json").loads((ckpt / "state" / "trainer.json").read_text())
         opt_sd = load_state_file(ckpt / "state" / "optimizer.pt")
-        if self.cfg.stage == "vae":
-            self.trainable.load_state_dict(load_weights(ckpt, "vae"))
-        else:
-            self.trainable.dit.load_state_dict(load_weights(ckpt, "dit"))
-            tsd = load_weights(ckpt, "text_encoder")
-            if tsd is not None:
-                self.trainable.text_encoder.load_state_dict(tsd)
-            if self.ema is not None:
-                self.ema.load(load_weights(ckpt, "ema"))
+        try:
+            if self.cfg.stage == "vae":
+                self.trainable.load_state_dict(load_weights(ckpt, "vae"))
+            else:
+                self.trainable.dit.load_state_dict(load_weights(ckpt, "dit"))
+                tsd = load_weights(ckpt, "text_encoder")
+                if tsd is not None:
+                    self.trainable.text_encoder.load_state_dict(tsd)
+                if self.ema is not None:
+                    self.ema.load(load_weights(ckpt, "ema"))
+        except (RuntimeError, TypeError, KeyError) as e:  # another architecture in --out: the user's choice of --out
+            lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+            first = lines[1] if len(lines) > 1 else lines[0] if lines else type(e).__name__  # the first mismatch
+            raise CheckpointError(f"{ckpt}: cannot resume this run with the given config (it was trained with "
+                                  f"another model shape: {first}); use the run's own config.yaml, or another --out") \
+                from None
         if self.cfg.fsdp and self.dist.prepare is not None:
             from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 

@@ -23,8 +23,8 @@ def torch_device(name: str | torch.device | None, what: str = "--device") -> tor
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(name)
-    except (RuntimeError, TypeError, ValueError) as e:
-        raise DeviceError(f"{what} {name!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps): {e}") from None
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"{what} {name!r} is not a torch device; valid: cpu, cuda, cuda:INDEX, mps") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(f"{what} {name!r}: no CUDA GPU is usable on this machine (torch "

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skyloom.errors import InputNotFoundError, InvalidInputError
+from skyloom.errors import InputNotFoundError, InvalidInputError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
 def _safe(m: Any, skipped: list[dict[str, str]], path: Path, fn: Any) -> None:
     try:
         fn()
-    except ValueError as e:  # bad clip (too short, wrong shape, ...): record and go on
+    except UserError as e:  # bad clip (too short, wrong shape, ...): record and go on
         skipped.append({"path": str(path), "reason": str(e)})
 
 
@@ -216,14 +216,10 @@ def register(eval_app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the result JSON here.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ) -> None:
-        from skyloom.cli_common import console, data_console, fail
+        from skyloom.cli_common import console, data_console
 
-        try:
-            res = score_videos(metric, videos, reference, prompts, gt, extractor, weights, random_init,
-                               parse_options(option))
-        except (ValueError, FileNotFoundError) as e:  # incl. RegistryError, VideoError
-            fail(str(e))
-            return
+        res = score_videos(metric, videos, reference, prompts, gt, extractor, weights, random_init,
+                           parse_options(option))
         if out:
             from skyloom.fsutil import atomic_write_json
 

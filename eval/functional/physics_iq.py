@@ -59,7 +59,7 @@ def motion_masks(frames: np.ndarray) -> np.ndarray:
 
     v = np.asarray(frames)
     if v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8:
-        raise ValueError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
+        raise InvalidInputError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
     kernel = np.ones((KERNEL, KERNEL), np.uint8)
     masks = np.zeros(v.shape[:3], bool)
     bg = None
@@ -186,7 +186,7 @@ def piq_masks(frames: np.ndarray, threshold: int = THRESHOLD) -> np.ndarray:
 
     v = np.asarray(frames)
     if v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8 or len(v) < 1:
-        raise ValueError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
+        raise InvalidInputError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
     kernel = np.ones((KERNEL, KERNEL), np.uint8)
 
     def grey(f: np.ndarray) -> np.ndarray:

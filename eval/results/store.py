@@ -488,7 +488,11 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
     except sa.exc.ArgumentError as e:
         raise StoreError(f"results store URL {url!r} is not a valid SQLAlchemy URL ({e})") from None
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+        try:
+            return sa.create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+        except (sa.exc.NoSuchModuleError, ImportError) as e:  # an unknown dialect or its driver not installed
+            raise StoreError(f"results store URL {url!r}: cannot use this database ({e}); "
+                             "give a results.sqlite, a run folder or an installed SQLAlchemy dialect") from None
     db = parsed.database
     if db and db != ":memory:":
         Path(db).parent.mkdir(parents=True, exist_ok=True)
