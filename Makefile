@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml $(wildcard */__init__.py */*/__init__.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PAIR)
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[all,dev]'
 	touch $(STAMP)
 
 # Installs Debian packages when apt-get is available and we are root (CI, containers);

@@ -21,6 +21,7 @@ from skyloom.captioning.base import CAPTIONERS, ClipInput, Outcome, build_captio
 from skyloom.captioning.config import CaptionConfig
 from skyloom.config import ConfigError
 from skyloom.corpus import Caption, ClipRecord, Corpus
+from skyloom.errors import require_extra
 from skyloom.fsutil import file_stamp, now_iso
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ def run(cfg: CaptionConfig) -> CaptionResult:
                 finally:  # on an interrupt too: keep what is done
                     sink.flush()
                 continue
+            require_extra("ray", what="Ray execution")
             from ray.util import ActorPool
 
             ray = init_ray(cfg.ray_address)

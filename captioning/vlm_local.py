@@ -25,6 +25,7 @@ from skyloom.captioning.base import (
     frame_images,
 )
 from skyloom.captioning.config import CaptionConfig
+from skyloom.errors import require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class LocalVLMCaptioner(Captioner):
 
     def __init__(self, cfg: CaptionConfig | None = None) -> None:
         import torch
+        require_extra("transformers", what="the vlm-local captioner")
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.cfg = (cfg or CaptionConfig()).vlm_local

@@ -49,6 +49,10 @@ def register(app: typer.Typer) -> None:
         Example: [bold]skyloom dashboard --runs runs/ --corpus data/corpus[/]
         """
         from skyloom.cli_common import console, fail
+        from skyloom.errors import require_extra
+
+        for module in ("fastapi", "uvicorn"):
+            require_extra(module, "dashboard", what="skyloom dashboard")
         from skyloom.dashboards.app import bind, create_app, serve
         from skyloom.dashboards.guard import LOCAL_HOSTS, normalise_hosts
         from skyloom.dashboards.sources import Dashboard

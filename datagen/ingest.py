@@ -75,7 +75,7 @@ from skyloom.datagen.sources import (
     url_problem,
     write_sources_csv,
 )
-from skyloom.errors import InvalidInputError
+from skyloom.errors import InvalidInputError, require_extra
 from skyloom.fsutil import append_jsonl, atomic_write_json, file_stamp, now_iso, read_jsonl, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -345,6 +345,7 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[s
         for s in sources:
             yield process_source(s, cfg, root, known)
         return
+    require_extra("ray", what="Ray execution")
     import ray
 
     init_ray(ray_address)

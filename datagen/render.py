@@ -51,6 +51,7 @@ from skyloom.datagen.scenes import (
     spec_sha256,
     validate_spec,
 )
+from skyloom.errors import require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +297,7 @@ def _check(cfg: RenderConfig) -> None:
         raise ConfigError(f"render: executor {cfg.executor!r} is not one of: auto, local, ray")
     if cfg.scenes_per_task < 1:
         raise ConfigError(f"render: scenes_per_task must be >= 1, got {cfg.scenes_per_task}")
+    require_extra("mujoco", what="datagen render (every scene is simulated in MuJoCo)")  # before any work starts
     if not cfg.specs_file:
         from skyloom.datagen.scene_kinds import build_scene_kind
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from skyloom.config import ConfigError
-from skyloom.errors import InvalidInputError
+from skyloom.errors import InvalidInputError, require_extra
 from skyloom.model.config import TextConfig
 from skyloom.registry import Registry
 
@@ -160,10 +160,9 @@ class T5TextEncoder(TextEncoder):
 
     def __init__(self, cfg: TextConfig) -> None:
         super().__init__()
-        try:
-            from transformers import AutoTokenizer, T5EncoderModel
-        except ImportError as e:
-            raise ValueError("text.kind=t5 needs the optional 'transformers' package") from e
+        require_extra("transformers", what="text.kind=t5")
+        from transformers import AutoTokenizer, T5EncoderModel
+
         if not cfg.pretrained or not Path(cfg.pretrained).is_dir():
             raise ConfigError(f"text.pretrained={cfg.pretrained!r}: t5 needs a local model folder")
         self.cfg = cfg

@@ -27,6 +27,7 @@ Exit codes of ``skyloom`` (documented in README.md):
 from __future__ import annotations
 
 import errno
+from types import ModuleType
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -105,7 +106,7 @@ EXTRAS = {
 }
 
 
-def require_extra(module: str, extra: str | None = None, what: str = "") -> object:
+def require_extra(module: str, extra: str | None = None, what: str = "") -> ModuleType:
     """Import an optional backend's ``module``, or raise a one-line :class:`MissingExtraError` naming the extra.
 
     Args:

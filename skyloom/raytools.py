@@ -8,12 +8,14 @@ laptop set-up of Ray's ``ray.init`` documentation: ``num_cpus``, ``object_store_
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
 from typing import Any
 
 from skyloom.config import ConfigError
+from skyloom.errors import require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
         num_cpus: CPUs for a local instance (default: all cores).
         object_store_memory: bytes for a local object store (default 512 MiB).
     """
+    require_extra("ray", what="Ray execution")
     import ray
 
     if ray.is_initialized():
@@ -50,13 +53,19 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
 
 
 def shutdown_ray() -> None:
-    import ray
-
-    if ray.is_initialized():
+    ray = sys.modules.get("ray")  # never started when it was never imported (or is not installed)
+    if ray is not None and ray.is_initialized():
         ray.shutdown()
 
 
 EXECUTORS = ("auto", "local", "ray")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package that is missing, or an import hook that refuses it
+        return False
 
 
 def use_ray(executor: str, n_items: int, min_items: int, address: str | None = None) -> bool:
@@ -72,8 +81,14 @@ def use_ray(executor: str, n_items: int, min_items: int, address: str | None = N
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"executor {executor!r} is not one of: {', '.join(EXECUTORS)}")
+    if executor == "ray":
+        require_extra("ray", what="--executor ray")
     if executor != "auto":
         return executor == "ray"
+    if not _installed("ray"):  # auto without the [ray] extra: in-process, unless a cluster is named
+        if address and address != "local" or os.environ.get("RAY_ADDRESS") and address != "local":
+            require_extra("ray", what=f"joining the Ray cluster {address or os.environ.get('RAY_ADDRESS')}")
+        return False
     if address and address != "local":
         return True
     if os.environ.get("RAY_ADDRESS") and address != "local":

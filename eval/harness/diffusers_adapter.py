@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.errors import InvalidInputError
+from skyloom.errors import InvalidInputError, require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def load_diffusers_pipeline(path: str | os.PathLike, device: str = "cpu") -> Dif
         ValueError: the pipeline is not a video pipeline (its ``__call__`` takes no ``num_frames``).
     """
     try:
+        require_extra("diffusers", what="eval --ckpt diffusers:PATH")
         import diffusers
     except ImportError as e:
         raise ImportError("--ckpt diffusers:PATH needs diffusers: pip install 'skyloom[diffusers]'") from e
