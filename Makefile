@@ -54,8 +54,10 @@ $(SYSSTAMP): Makefile
 bench: $(STAMP) $(SYSSTAMP)
 	$(PY) -m bench.run_all
 
+# ruff, then mypy over the package as installed (.ci/typecheck.py maps eval/ to skyloom.eval, ...)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) .ci/typecheck.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -11,16 +11,17 @@ once per suite run and shared by every checkpoint.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from skyloom.eval.harness.items import GroundTruth, PhysicsItem
 from skyloom.eval.harness.suites import PhysicsSpec
 
 logger = logging.getLogger(__name__)
 
 
-def describe(gt: dict[str, Any]) -> str:
+def describe(gt: GroundTruth) -> str:
     """A plain prompt for a probe scene from its ground truth: "a red sphere dropped and a ..."."""
     parts = []
     for o in gt.get("objects", []):
@@ -51,7 +52,7 @@ def probe_specs(ph: PhysicsSpec) -> dict[str, dict[str, Any]]:
     return {item_id(ph, i): spec for i, spec in enumerate(datagen.sample_specs(cfg, ph.num_scenes, ph.seed))}
 
 
-def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
+def build_items(ph: PhysicsSpec) -> list[PhysicsItem]:
     """One item per probe scene (see the module docstring).
 
     Raises:
@@ -60,10 +61,10 @@ def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
     from skyloom import datagen
     from skyloom.eval.functional.physics_iq import physical_variance
 
-    items = []
+    items: list[PhysicsItem] = []
     for i, (iid, spec) in enumerate(probe_specs(ph).items()):
-        frames, gt = datagen.render_spec(spec)  # (T, H, W, 3)
-        gt = {k: v for k, v in gt.items() if k != "arrays_data"}
+        frames, gt_full = datagen.render_spec(spec)  # (T, H, W, 3)
+        gt = cast(GroundTruth, {k: v for k, v in gt_full.items() if k != "arrays_data"})
         variance = physical_variance(spec, ph.cond_frames, ph.perturb_scale, ph.perturb_takes, seed=ph.seed,
                                      reference=frames)
         items.append({

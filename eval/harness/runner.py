@@ -34,6 +34,13 @@ from typing import Any
 from skyloom.config import REPO_ROOT, ConfigError, save_resolved, to_dict
 from skyloom.errors import InvalidInputError
 from skyloom.eval.harness.suites import Suite, load_suite, suite_to_dict
+from skyloom.eval.results.schema import (
+    RESULTS_FORMAT,
+    RESULTS_FORMAT_VERSION,
+    ConfidenceInterval,
+    ExtractorInfo,
+    ResultsDoc,
+)
 from skyloom.eval.results.store import ResultsStore
 from skyloom.rundir import (
     RunError,
@@ -44,8 +51,6 @@ from skyloom.rundir import (
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FORMAT = "skyloom-eval-results"
-RESULTS_FORMAT_VERSION = 2  # 2: CIs moved out of `results` into `confidence_intervals`; `n-shot` added
 DEFAULT_OUT = "skyloom-eval"
 
 
@@ -366,15 +371,19 @@ def _use_ray(cfg: EvalConfig, n_jobs: int) -> bool:
 
 
 def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConfig | None = None,
-                  n_items: int | None = None, seconds: float | None = None) -> dict[str, Any]:
+                  n_items: int | None = None, seconds: float | None = None) -> ResultsDoc:
     """The results document of one evaluation (lm-evaluation-harness-like; see docs/eval.md)."""
     e = store.get_eval(eval_id)
     scores = store.scores(eval_ids=[eval_id])
     # `results` holds exactly what lm-evaluation-harness's tools read (value and stderr per
     # "<metric>,<filter>"); anything else there would show up as an extra metric row in its make_table.
     task: dict[str, Any] = {"alias": suite.name}
-    cis: dict[str, Any] = {}
-    hib, mver, n, extractors, details = {}, {}, {}, {}, {}
+    cis: dict[str, ConfidenceInterval] = {}
+    hib: dict[str, bool] = {}
+    mver: dict[str, int] = {}
+    n: dict[str, int] = {}
+    extractors: dict[str, ExtractorInfo] = {}
+    details: dict[str, dict[str, Any]] = {}
     cfg_level = (e.get("config", {}).get("eval", {}) or {}).get("level")
     for s in scores:
         m = s["metric"]

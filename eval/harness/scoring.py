@@ -22,6 +22,7 @@ import numpy as np
 
 from skyloom.errors import InvalidInputError
 from skyloom.eval.features.cache import CachedExtractor, FeatureCache, array_key
+from skyloom.eval.harness.items import PhysicsItem
 from skyloom.eval.harness.suites import MetricSpec, Suite
 from skyloom.eval.metrics import inputs as dispatch
 from skyloom.eval.results.stats import bootstrap_ci
@@ -31,7 +32,7 @@ from skyloom.fsutil import sha256_file
 logger = logging.getLogger(__name__)
 
 
-def physics_items(suite: Suite) -> list[dict[str, Any]]:
+def physics_items(suite: Suite) -> list[PhysicsItem]:
     """Physics-probe items of a suite: rendered ground truth + the first frames to continue from."""
     ph = suite.physics
     if ph.num_scenes <= 0:
