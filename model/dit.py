@@ -29,6 +29,7 @@ Architecture (one file, top to bottom):
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -177,8 +178,9 @@ class DiTBlock(nn.Module):
         n_mod = 9 if self.factorised else 6
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(D, n_mod * D))
         # adaLN-Zero: every gate starts at 0, so the block is the identity at init (DiT Sec. 3.2).
-        nn.init.zeros_(self.ada[1].weight)
-        nn.init.zeros_(self.ada[1].bias)
+        ada_linear = cast(nn.Linear, self.ada[1])
+        nn.init.zeros_(ada_linear.weight)
+        nn.init.zeros_(ada_linear.bias)
         # Cross-attention is not gated; zero its output projection so it also starts silent.
         nn.init.zeros_(self.cross.proj.weight)
         nn.init.zeros_(self.cross.proj.bias)
@@ -231,7 +233,7 @@ class VideoDiT(nn.Module):
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
         self.out = nn.Linear(D, cfg.in_channels * pt * ph * pw)
         # Zero-init the final modulation and projection (DiT): the model predicts v = 0 at init.
-        for lin in (self.ada_out[1], self.out):
+        for lin in (cast(nn.Linear, self.ada_out[1]), self.out):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 

@@ -30,7 +30,7 @@ def guided_velocity(model: VelocityFn, x: torch.Tensor, t: torch.Tensor, text: t
                     text_mask: torch.Tensor, null_text: torch.Tensor | None, null_mask: torch.Tensor | None,
                     guidance: float) -> torch.Tensor:
     """CFG velocity ``v_u + g (v_c - v_u)``; x (B, C, T, H, W), t (B, T), text (B, L, D)."""
-    if guidance == 1.0 or null_text is None:
+    if guidance == 1.0 or null_text is None or null_mask is None:
         return model(x, t, text, text_mask)
     L = max(text.shape[1], null_text.shape[1])
     text, null_text = (torch.nn.functional.pad(z, (0, 0, 0, L - z.shape[1])) for z in (text, null_text))

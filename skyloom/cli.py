@@ -83,7 +83,7 @@ def _report(e: BaseException, verbose: bool) -> int:
 class _SkyloomGroup(TyperGroup):
     """The root command: maps every exception a command raises to its exit code, in one place."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # click's Context (typer bundles its own click)
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
@@ -95,8 +95,8 @@ class _SkyloomGroup(TyperGroup):
 app = typer.Typer(name="skyloom", help=HELP, rich_markup_mode="rich", no_args_is_help=True, cls=_SkyloomGroup,
                   pretty_exceptions_enable=False, add_completion=False)
 
-STAGE_CLIS = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli", "skyloom.eval.cli.commands",
-              "skyloom.dashboards.cli", "skyloom.demo")
+STAGE_CLIS: tuple[str, ...] = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli",
+                               "skyloom.eval.cli.commands", "skyloom.dashboards.cli", "skyloom.demo")
 STAGE_CLIS += ("skyloom.corpus_cli", "skyloom.plugins")  # `skyloom corpus ...`, `skyloom plugins`
 
 

@@ -212,7 +212,8 @@ def _check_export(c: Corpus, folder: Path, live: dict[str, ClipRecord], rep: Che
                             add(Problem("dead shard entry", where, f"holds {cid}, which is not a live clip"))
                         dead.add(cid)
                     elif ext == "mp4":
-                        digest = hashlib.sha256(t.extractfile(m).read()).hexdigest()
+                        member = t.extractfile(m)
+                        digest = hashlib.sha256(member.read() if member else b"").hexdigest()
                         if digest != live[cid].sha256:
                             add(Problem("stale shard entry", where, f"{cid}.mp4 differs from the corpus file "
                                                                     "(re-export this split)"))

@@ -110,7 +110,7 @@ class Registry(Generic[T]):
         """Add the entry points of ``self.group`` (once); a name taken twice is an error."""
         if self._entry_points_read:
             return
-        for ep in importlib.metadata.entry_points(group=self.group):
+        for ep in importlib.metadata.entry_points(group=self.group or ""):
             dist = getattr(ep.dist, "name", None) or "an installed distribution"
             where = f"entry point {ep.name!r} = {ep.value!r} of {dist} (group {self.group})"
             if ":" not in ep.value:
@@ -190,7 +190,7 @@ class Registry(Generic[T]):
         The one way every registry builds a plug-in: its options are validated by :meth:`options`
         and passed as the last positional argument only to entries that declare them.
         """
-        cls = self.get(name)
+        cls: Any = self.get(name)
         opts = self.options(name, options, where=where)
         return cls(*args) if opts is None else cls(*args, opts)
 

@@ -43,7 +43,8 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | csv | js
 
 
 def _split_sets(sets: list[str] | None) -> tuple[list[str], list[str]]:
-    run, suite = [], []
+    run: list[str] = []
+    suite: list[str] = []
     for s in sets or []:
         (suite if s.startswith("suite.") else run).append(s.removeprefix("suite."))
     return run, suite

@@ -24,12 +24,15 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from skyloom.errors import InvalidInputError
 from skyloom.registry import Registry
+
+if TYPE_CHECKING:
+    from skyloom.eval.features.indomain import InDomainExtractor
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ def weights_hash(path: str | os.PathLike) -> str:
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
-def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtractor:
+def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtractor | InDomainExtractor:
     """Build the extractor registered as ``name`` with constructor ``kwargs``.
 
     ``indomain:PATH`` loads the in-domain evaluator trained by ``skyloom eval train-evaluator``

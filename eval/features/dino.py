@@ -102,6 +102,8 @@ class DinoExtractor(FrameTextExtractor):
     def _pos_embed(self, h: int, w: int) -> torch.Tensor:
         """DINO's ``interpolate_pos_encoding`` for an (h, w)-pixel input: (1, 1 + h0·w0, D)."""
         pos = self.model.pos_embed  # (1, 1 + N, D)
+        if pos is None:
+            raise RuntimeError("DINO ViT without a position embedding")
         n = pos.shape[1] - 1
         ps = self.model.patch_embed.patch_size[0]
         h0, w0 = h // ps, w // ps
@@ -120,6 +122,8 @@ class DinoExtractor(FrameTextExtractor):
         m = self.model
         b, _, h, w = x.shape
         tok = m.patch_embed.proj(x).flatten(2).transpose(1, 2)  # (B, N, D); the conv drops the remainder
+        if m.cls_token is None:
+            raise RuntimeError("DINO ViT without a CLS token")
         tok = torch.cat([m.cls_token.expand(b, -1, -1), tok], dim=1) + self._pos_embed(h, w)
         for blk in m.blocks:
             tok = blk(tok)

@@ -33,7 +33,7 @@ import math
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -89,7 +89,7 @@ class MaxPool3dSame(nn.MaxPool3d):
     """Max pooling with TF 'SAME' padding (zeros, as the reference port pads)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
-        k, s = self.kernel_size, self.stride
+        k, s = cast(tuple[int, int, int], self.kernel_size), cast(tuple[int, int, int], self.stride)
         pad: list[int] = []
         for dim in (2, 1, 0):
             pad.extend(_same_pad(x.shape[2 + dim], k[dim], s[dim]))
@@ -268,6 +268,7 @@ class I3DExtractor(_I3DBase):
         eps = BN_EPS[protocol]
         path = None if (random_init and not weights) else _resolve_weights(weights, DEFAULT_WEIGHTS, "I3D")
         self.script: torch.jit.ScriptModule | None = None
+        self.model: InceptionI3d | None = None
         if path is None:
             if not random_init:
                 raise FileNotFoundError(
@@ -279,7 +280,6 @@ class I3DExtractor(_I3DBase):
             self.name = "i3d-k400"
         elif is_torchscript(path):
             self.script = load_torchscript(path, self.device)
-            self.model = None
             self.weights = weights_hash(path)
             self.name = "i3d-k400-torchscript"
             self.preprocessing["detector_kwargs"] = dict(TS_KWARGS)
@@ -296,6 +296,8 @@ class I3DExtractor(_I3DBase):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.script is not None:
             return torchscript_features(self.script, x)
+        if self.model is None:
+            raise RuntimeError("I3D extractor has neither a TorchScript module nor a model")
         return self.model(x).mean(dim=2)  # (B, 400): logits averaged over time
 
 

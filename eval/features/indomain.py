@@ -246,9 +246,9 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
     for step in range(cfg.steps):
         idx = torch.randperm(n, generator=gen)[: min(cfg.batch_size, n)].numpy()
         texts = [caps[i][int(rng.integers(len(caps[i])))] for i in idx]
-        e = model.frame_embeddings(x_all[idx])  # (B, F, D)
+        emb = model.frame_embeddings(x_all[idx])  # (B, F, D)
         u = model.text_embeddings(vocab.encode(texts, cfg.context_length))  # (B, D)
-        sim = torch.einsum("bfd,cd->bc", e, u) / e.shape[1]  # (B, B): mean_t cos = CLIPSIM
+        sim = torch.einsum("bfd,cd->bc", emb, u) / emb.shape[1]  # (B, B): mean_t cos = CLIPSIM
         logits = model.clip.logit_scale.exp().clamp(max=100) * sim
         same = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.float32)  # duplicate captions
         target = same / same.sum(1, keepdim=True)
@@ -256,7 +256,7 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
         negs = _hard_negatives(texts, step) if cfg.hard_negatives else []
         if negs:  # NegCLIP: each clip's own caption with a wrong colour / motion as extra negatives
             un = model.text_embeddings(vocab.encode([t for _, t in negs], cfg.context_length))  # (M, D)
-            sim_n = torch.einsum("bfd,md->bm", e, un) / e.shape[1]  # (B, M)
+            sim_n = torch.einsum("bfd,md->bm", emb, un) / emb.shape[1]  # (B, M)
             own = torch.zeros(len(texts), len(negs), dtype=torch.bool)
             own[[i for i, _ in negs], list(range(len(negs)))] = True
             # other clips' negatives are masked with a finite -1e4 (exp = 0): -inf would make the soft-target

@@ -82,7 +82,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def spatial_iou(ma: np.ndarray, mb: np.ndarray) -> float:
     """IoU of the masks max-collapsed over time."""
-    return _iou(ma.any(axis=0), mb.any(axis=0))
+    return _iou(np.asarray(ma.any(axis=0)), np.asarray(mb.any(axis=0)))
 
 
 def spatiotemporal_iou(ma: np.ndarray, mb: np.ndarray) -> float:
@@ -108,7 +108,7 @@ def physics_iq_raw(generated: np.ndarray, reference: np.ndarray, start: int = 0)
             "weighted_spatial_iou": weighted_spatial_iou(ma, mb), "mse": float(np.mean(diff ** 2))}
 
 
-def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e-12) -> dict[str, float]:
+def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e-12) -> dict[str, Any]:
     """skyloom's per-scene score: each metric relative to the physical variance (1 = as close as a
     re-simulation), capped at 1; ``physics_iq = 100 · mean`` of the four.
 
@@ -128,7 +128,8 @@ def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e
     if raw["mse"] <= eps:
         out["mse_norm"] = 1.0
     elif variance["mse"] <= eps:
-        out["mse_norm"], _ = 0.0, degenerate.append("mse")
+        out["mse_norm"] = 0.0
+        degenerate.append("mse")
     else:
         out["mse_norm"] = min(1.0, variance["mse"] / raw["mse"])
     out["physics_iq"] = 100.0 * float(np.mean([out[f"{k}_norm"] for k in RAW_KEYS]))
@@ -215,7 +216,7 @@ def _piq_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _piq_weighted(masks: list[np.ndarray]) -> np.ndarray:
-    return np.sum(masks, axis=0, dtype=np.uint16) / len(masks)
+    return np.asarray(np.sum(masks, axis=0, dtype=np.uint16) / len(masks))
 
 
 def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ def _resize(frames: np.ndarray, width: int | None, height: int | None) -> np.nda
     return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])  # (T, h, w, 3)
 
 
-def ground_truth_clips(suite: Suite, items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+def ground_truth_clips(suite: Suite, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """Item id -> uint8 (T, H, W, 3) ground truth, for the items that have one (module docstring)."""
     from skyloom.eval.harness.submissions import item_spec
 
@@ -131,7 +132,7 @@ def make_row(row: str, item: dict[str, Any], gt: np.ndarray, suite: Suite) -> np
 
 def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *, metrics: Any = None,
                     suite: Suite | None = None, store: Any = None,
-                    items: list[dict[str, Any]] | None = None) -> Any:
+                    items: Sequence[Mapping[str, Any]] | None = None) -> Any:
     """Make and score the suite's calibration rows (``suite.calibration.rows``, or ``rows``).
 
     Stored like a submission (``cfg.db``, else ``OUT/results.sqlite``) with ``kind = calibration``.

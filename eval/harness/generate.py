@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ class GenJob:
 
     eval_id: str
     checkpoint: str
-    items: list[dict[str, Any]]  # each: item_id, prompt, seed, (cond_frames uint8 (k, H, W, 3)), num_frames
+    items: Sequence[Mapping[str, Any]]  # each: item_id, prompt, seed, (cond_frames uint8 (k, H, W, 3)), num_frames
     kwargs: dict[str, Any] = field(default_factory=dict)  # steps, guidance, num_frames, width, height, fps
     batch_size: int = 4
     loader: str | None = None  # this job's pipeline loader (None: generate_all's)
@@ -114,9 +114,9 @@ def _accepted(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in params}
 
 
-def _group(items: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, Any]]]:
+def _group(items: Sequence[Mapping[str, Any]], batch_size: int) -> list[list[Mapping[str, Any]]]:
     """Batches of items that can share one ``generate`` call (same conditioning kind and length)."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for it in items:
         c = it.get("cond_frames")
         groups.setdefault((None if c is None else c.shape, it.get("num_frames")), []).append(it)

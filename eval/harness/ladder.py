@@ -11,6 +11,7 @@ variance), the true continuation played backwards (``reversed``), the last condi
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from itertools import pairwise
 from typing import Any
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 LADDER = ("truth", "perturbed", "reversed", "frozen", "noise")
 
 
-def candidates(item: dict[str, Any], perturb_seed: int, render: Any = None,
+def candidates(item: Mapping[str, Any], perturb_seed: int, render: Any = None,
                perturb: Any = None) -> dict[str, np.ndarray]:
     """The five continuations of one probe item (full clips: conditioning frames + continuation)."""
     if render is None or perturb is None:
@@ -62,8 +63,7 @@ def ladder(ph: PhysicsSpec, metrics: tuple[str, ...] = ("physics_iq_scene", "phy
     out: dict[str, Any] = {"scenes": [], "aggregate": {}, "ordered": {}}
     per_metric: dict[str, dict[str, list[float]]] = {m: {k: [] for k in LADDER} for m in metrics}
     for i, it in enumerate(items):
-        it = {**it, "perturb_scale": ph.perturb_scale}
-        cands = candidates(it, ph.seed + perturb_seed_offset + i)
+        cands = candidates({**it, "perturb_scale": ph.perturb_scale}, ph.seed + perturb_seed_offset + i)
         ref = np.asarray(it["reference"])
         row: dict[str, Any] = {"item_id": it["item_id"], "probe": it["specs"].get("probe"),
                                "motion_after_cond": int(motion_masks(ref[ph.cond_frames - 1:])[1:].sum())}

@@ -20,13 +20,14 @@ nothing already stored is lost.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from skyloom.eval.results.schema import (
     RESULTS_FORMAT_VERSION,
     ConfidenceInterval,
     ExtractorInfo,
+    Failure,
     ResultsDoc,
 )
 from skyloom.eval.results.store import ResultsStore
@@ -326,7 +328,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     result = EvalResult(suite=suite.name, db=store.url)
     for c in ctxs:
         result.evals.append(finish_eval(store, scorer, suite, cfg, c, items, t0, generated[c.eval_id],
-                                        on_metric=lambda done, total, c=c: report(c, "score", done, total)))
+                                        on_metric=functools.partial(report, c, "score")))
     result.seconds = time.perf_counter() - t0
     result.cache_stats = {**cache.stats, **scorer.stats}
     return result
@@ -340,7 +342,8 @@ def make_scorer(suite: Suite, cfg: EvalConfig, metrics: Any, cache: Any) -> Any:
                           seed=cfg.seed, batch=cfg.score_batch)
 
 
-def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig, c: _Ctx, items: list[dict[str, Any]],
+def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig, c: _Ctx,
+                items: Sequence[Mapping[str, Any]],
                 t0: float, generated: int = 0,
                 on_metric: Callable[[int, int], None] | None = None) -> EvalSummary:
     """Score one evaluation's videos, set its status, write its results.json; its summary.
@@ -428,7 +431,7 @@ def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConf
                   "physics_scene_seed": suite.physics.seed if suite.physics.num_scenes else None,
                   "bootstrap": cfgd.get("seed")},
         "eval_id": eval_id, "suite": suite.name, "status": e["status"],
-        "failures": [{k: f[k] for k in ("item_id", "stage", "reason")} for f in fails],
+        "failures": [Failure(item_id=f["item_id"], stage=f["stage"], reason=f["reason"]) for f in fails],
         "git_hash": e["git_hash"], "date": time.time(), "date_iso": e["created_at"],
         "skyloom_version": _version(),
         "total_evaluation_time_seconds": None if seconds is None else str(round(seconds, 2)),

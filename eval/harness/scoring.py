@@ -13,8 +13,9 @@ nor encodes them. Their CI bootstraps the generated set (``set_boot`` resamples)
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ class Scorer:
         return factory(extractor=self.extractor(spec), **kwargs)
 
     # -- entry ---------------------------------------------------------------------------
-    def score_eval(self, store: ResultsStore, eval_id: str, items: list[dict[str, Any]],
+    def score_eval(self, store: ResultsStore, eval_id: str, items: Sequence[Mapping[str, Any]],
                    video_path: Callable[[str], Path],
                    on_metric: Callable[[int, int], None] | None = None) -> dict[str, float | None]:
         """Score every metric of the suite for one evaluation; returns metric key -> value.
@@ -209,7 +210,7 @@ class Scorer:
         from skyloom.corpus import Corpus
 
         t0, enc0 = time.perf_counter(), self.cache.stats["encoded"]
-        corpus = Corpus(ref.corpus)
+        corpus = Corpus(str(ref.corpus))
         recs = sorted(corpus.records(split=ref.split, source_kind=ref.source_kind), key=lambda r: r.id)[: ref.max_clips]
         if len(recs) < 2:
             raise InvalidInputError(f"reference corpus {ref.corpus}: {len(recs)} clip(s) match "
@@ -257,7 +258,7 @@ class Scorer:
         for it in todo:
             path = video_path(it["item_id"])
             try:
-                f = self._features(ex, probe, f"file:{sha256_file(path)}", lambda it=it: load(it), real=False)
+                f = self._features(ex, probe, f"file:{sha256_file(path)}", functools.partial(load, it), real=False)
             except Exception as e:  # noqa: BLE001 - one video's features fail: that item is recorded, others go on
                 store.add_failure(eval_id, it["item_id"], f"score:{m.key}", f"{type(e).__name__}: {e}")
                 continue

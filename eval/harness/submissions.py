@@ -37,6 +37,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from skyloom.errors import UserError
+from skyloom.eval.harness.items import SuiteItem
 from skyloom.eval.harness.suites import Suite
 
 logger = logging.getLogger(__name__)
@@ -60,11 +62,11 @@ class SubmissionError(UserError, ValueError):
     """A submission folder or option that cannot be scored at all (named in the message)."""
 
 
-def suite_items(suite: Suite) -> list[dict[str, Any]]:
+def suite_items(suite: Suite) -> list[SuiteItem]:
     """Every item of a suite (prompts, then physics probes, rendered), as the runner scores them."""
     from skyloom.eval.harness.scoring import physics_items
 
-    return suite.items() + physics_items(suite)
+    return [*suite.items(), *physics_items(suite)]
 
 
 def task_of(item: dict[str, Any]) -> str:
@@ -91,7 +93,7 @@ def item_spec(suite: Suite, item: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_suite(suite: Suite, out: str | Path, *, ground_truth: bool = False,
-                 items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 items: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Write the submitter's kit of ``suite`` to ``out`` (see the module docstring); the manifest.
 
     Args:
@@ -270,7 +272,7 @@ def check_folder(folder: str | Path, specs: dict[str, dict[str, Any]], policy: s
         res.videos[iid] = path
         if notes:
             res.notes[iid] = notes
-            if conformed is not None:
+            if conformed is not None and out is not None:
                 conformed[iid] = out
     return res
 
@@ -303,7 +305,7 @@ def parse_meta(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str] | None = None,
                    mismatch: str = "resize", *, metrics: Any = None, suite: Suite | None = None,
-                   store: Any = None, items: list[dict[str, Any]] | None = None) -> tuple[Any, FolderCheck]:
+                   store: Any = None, items: Sequence[Mapping[str, Any]] | None = None) -> tuple[Any, FolderCheck]:
     """Score a folder of ``<item_id>.mp4`` as a ``submission`` entry of ``cfg.suite``.
 
     Args:

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,7 @@ def missing_inputs(metric: Any, item: dict[str, Any]) -> list[str]:
             and item.get(ITEM_KEYS.get(n, n)) is None]
 
 
-def update_kwargs(metric: Any, items: list[dict[str, Any]], videos: list[np.ndarray]) -> dict[str, Any]:
+def update_kwargs(metric: Any, items: Sequence[Mapping[str, Any]], videos: list[np.ndarray]) -> dict[str, Any]:
     """Keyword arguments of ``metric.update(videos, ...)`` for these items, from its declared inputs.
 
     Required inputs must be present on every item; optional ones are passed only when every item

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # -- metrics ---------------------------------------------------------------------------------
 class _PhysicsMetric(PerItemMetric):
     default_extractor = None
-    inputs = ("videos", "item_ids", "reference")
+    inputs: tuple[str, ...] = ("videos", "item_ids", "reference")
 
     def __init__(self, cond_frames: int = 4, **kw: Any) -> None:
         self.cond_frames = int(cond_frames)
@@ -54,7 +54,7 @@ class PhysicsIQ(_PhysicsMetric):
                  seed: int = 0) -> None:
         self.perturb_scale, self.perturb_takes, self.seed = float(perturb_scale), int(perturb_takes), int(seed)
         super().__init__(cond_frames)
-        self._identity["preprocessing"] = dict(physics_iq.PIQ_PROTOCOL, cond_frames=self.cond_frames,
+        self._pixel_identity()["preprocessing"] = dict(physics_iq.PIQ_PROTOCOL, cond_frames=self.cond_frames,
                                                perturb_scale=self.perturb_scale)
 
     def update(self, videos: Any, reference: Any = None, variance: list[dict] | None = None,
@@ -99,7 +99,7 @@ class PhysicsIQScene(PhysicsIQ):
     def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1,
                  seed: int = 0) -> None:
         super().__init__(cond_frames, perturb_scale, perturb_takes, seed)
-        self._identity["preprocessing"] = dict(physics_iq.PREPROCESSING, cond_frames=self.cond_frames,
+        self._pixel_identity()["preprocessing"] = dict(physics_iq.PREPROCESSING, cond_frames=self.cond_frames,
                                                protocol="skyloom-scene",
                                                perturb_scale=self.perturb_scale, perturb_takes=self.perturb_takes)
 
@@ -130,7 +130,7 @@ class PhysicsTrajectory(_PhysicsMetric):
     def __init__(self, cond_frames: int = 4, colour_tol: int = 40, rel_tol: float = 0.5) -> None:
         self.colour_tol, self.rel_tol = int(colour_tol), float(rel_tol)
         super().__init__(cond_frames)
-        self._identity["preprocessing"] = {"tracking": "colour L-inf", "colour_tol": self.colour_tol,
+        self._pixel_identity()["preprocessing"] = {"tracking": "colour L-inf", "colour_tol": self.colour_tol,
                                            "gravity_rel_tol": self.rel_tol, "cond_frames": self.cond_frames}
 
     def update(self, videos: Any, reference: Any = None, ground_truth: list[dict] | None = None,

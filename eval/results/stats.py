@@ -307,7 +307,7 @@ def load_set_features(details: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, 
 def _set_value_fn(details: dict[str, Any]) -> Callable[[np.ndarray, np.ndarray], float]:
     from skyloom.eval.metrics import METRICS
 
-    name, settings = details.get("metric"), dict(details.get("settings") or {})
+    name, settings = str(details.get("metric")), dict(details.get("settings") or {})
 
     def value(real: np.ndarray, fake: np.ndarray) -> float:
         m = METRICS.get(name)(extractor=None, **settings)
@@ -343,6 +343,7 @@ def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *
             have = sorted({r["metric"] for r in store.scores(eval_ids=[eid])})
             raise StoreError(f"evaluation {eid!r} has no score for metric {metric!r}; "
                              f"it has: {', '.join(have) or '(none)'}")
+    assert sa_ is not None and sb is not None  # both checked just above (for mypy)
     hib = sa_["higher_is_better"] if sa_["higher_is_better"] is not None else sb["higher_is_better"]
     ia = {r["item_id"]: r for r in store.items(eval_a, metric) if r["value"] is not None}
     ib = {r["item_id"]: r for r in store.items(eval_b, metric) if r["value"] is not None}
@@ -359,13 +360,13 @@ def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *
         res = paired_test([ia[k]["value"] for k in common], [ib[k]["value"] for k in common],
                           n_boot=n_boot, n_perm=n_perm, level=level, seed=seed)
     elif fa_ is not None and fb_ is not None:
-        (ra, xa, ida), (rb, xb, idb) = fa_, fb_
+        (real_a, xa, ida), (real_b, xb, idb) = fa_, fb_
         pos_a, pos_b = {k: i for i, k in enumerate(ida)}, {k: i for i, k in enumerate(idb)}
         both = sorted(set(pos_a) & set(pos_b))
         unpaired = len(set(pos_a) ^ set(pos_b))
-        if ra.shape == rb.shape and np.array_equal(ra, rb) and len(both) >= 2:
+        if real_a.shape == real_b.shape and np.array_equal(real_a, real_b) and len(both) >= 2:
             try:
-                res = paired_set_test(ra, xa[[pos_a[k] for k in both]], xb[[pos_b[k] for k in both]],
+                res = paired_set_test(real_a, xa[[pos_a[k] for k in both]], xb[[pos_b[k] for k in both]],
                                       _set_value_fn(sa_["details"]), n_boot=min(n_boot, 200), level=level, seed=seed)
             except ValueError as e:  # e.g. a metric this process cannot build: fall back to the stored CIs
                 logger.debug("%s: paired bootstrap unavailable (%s); using the stored intervals", metric, e)
@@ -462,16 +463,16 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
         failures[f["eval_id"]] = failures.get(f["eval_id"], 0) + 1
     rows = []
     for e in latest.values():
-        s = by_eval.get(e["eval_id"], {}).get(metric)
-        if s is None or s["value"] is None:
+        score = by_eval.get(e["eval_id"], {}).get(metric)
+        if score is None or score["value"] is None:
             continue
         rows.append({
             "rank": 0, "tie_group": 0, "eval_id": e["eval_id"], "suite": e["suite"],
             "suite_version": e["suite_version"], "checkpoint": e["checkpoint"],
             "checkpoint_name": e["checkpoint_name"], "run_name": e["run_name"], "step": e["step"],
-            "created_at": e["created_at"], "status": e["status"], "metric": metric, "value": s["value"],
-            "stderr": s["stderr"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "n": s["n"],
-            "higher_is_better": s["higher_is_better"], "extractor": s["extractor"],
+            "created_at": e["created_at"], "status": e["status"], "metric": metric, "value": score["value"],
+            "stderr": score["stderr"], "ci_low": score["ci_low"], "ci_high": score["ci_high"], "n": score["n"],
+            "higher_is_better": score["higher_is_better"], "extractor": score["extractor"],
             "scores": {m: v["value"] for m, v in sorted(by_eval.get(e["eval_id"], {}).items())},
             "failures": failures.get(e["eval_id"], 0), "kind": e.get("kind") or "model", "meta": e.get("meta") or {},
         })

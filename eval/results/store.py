@@ -232,10 +232,9 @@ class ResultsStore:
         rows = [{c: r.get(c) for c in cols} for r in rows]
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
-            if dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert  # both have on_conflict_*
             for chunk in _chunks(rows, 200):
                 stmt = insert(table).values(chunk)
                 update = {c: stmt.excluded[c] for c in cols if c not in keys}
@@ -428,9 +427,9 @@ class ResultsStore:
         match = [r for r in rows if r["checkpoint"] in cands or r["checkpoint_name"] in names
                  or (r["checkpoint_name"] or "").endswith("/" + ref)]
         if not match:
-            names = sorted({r["checkpoint_name"] or r["eval_id"] for r in rows})[:20]
+            known = sorted({r["checkpoint_name"] or r["eval_id"] for r in rows})[:20]
             raise StoreError(f"no evaluation matches {ref!r}{' in suite ' + repr(suite) if suite else ''}; "
-                             f"known checkpoints: {', '.join(names) or '(none)'}")
+                             f"known checkpoints: {', '.join(known) or '(none)'}")
         suites = sorted({r["suite"] for r in match})
         if len(suites) > 1:
             raise StoreError(f"{ref!r} was evaluated on several suites ({', '.join(suites)}); pass --suite")
@@ -439,7 +438,12 @@ class ResultsStore:
     def copy_into(self, other: ResultsStore) -> None:
         """Upsert every row of this store into ``other`` (merging several runs' stores)."""
         rows = {name: self._read(sa.select(t)) for name, t in TABLES.items()}
-        other._write(lambda conn: [other._upsert(conn, TABLES[n], r) for n, r in rows.items()])
+
+        def upsert_all(conn: Connection) -> None:
+            for n, r in rows.items():
+                other._upsert(conn, TABLES[n], r)
+
+        other._write(upsert_all)
 
     @classmethod
     def merged(cls, targets: Iterable[str | os.PathLike]) -> ResultsStore:

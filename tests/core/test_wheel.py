@@ -199,10 +199,11 @@ def test_core_install_runs_without_backends_and_names_each_missing_extra(tmp_pat
         assert r.returncode == 0 and "Traceback" not in r.stderr, f"{args}: {r.stderr[-2000:]}"
     missing = [(["datagen", "render", "-n", "1", "--out", "c2"], "render"),
                (["dashboard", "--runs", "run"], "dashboard"),
-               (["caption", "corpus", "--set", "executor=ray"], "ray"),
+               (["caption", "corpus", "--set", "executor=ray", "--set", "overwrite=true"], "ray"),
                (["train", "corpus", "--out", "run2", "--num-workers", "2"], "ray"),
                (["eval", "--suite", "physics", "--ckpt", "run"], "render"),
-               (["caption", "corpus", "--captioner", "vlm-local", "--set", "vlm_local.model_path=x"], "vlm")]
+               (["caption", "corpus", "--captioner", "vlm-local", "--set", "vlm_local.model_path=x",
+                 "--set", "overwrite=true"], "vlm")]
     for args, extra in missing:
         r = skyloom(*args)
         errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
