@@ -25,7 +25,7 @@ from skyloom.captioning.base import (
     frame_images,
 )
 from skyloom.captioning.config import CaptionConfig
-from skyloom.errors import require_extra
+from skyloom.errors import InputNotFoundError, require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def weights_hash(folder: str | Path) -> str:
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix in WEIGHT_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"{folder}: no weight files ({', '.join(WEIGHT_SUFFIXES)})")
+        raise InputNotFoundError(f"{folder}: no weight files ({', '.join(WEIGHT_SUFFIXES)})")
     h = hashlib.sha256()
     for p in files:
         h.update(p.name.encode() + b"\0" + sha256_file(p).encode())
@@ -61,9 +61,9 @@ class LocalVLMCaptioner(Captioner):
         self.cfg = (cfg or CaptionConfig()).vlm_local
         path = Path(self.cfg.model_path)
         if not self.cfg.model_path or not (path / "config.json").exists():
-            raise FileNotFoundError(f"vlm_local.model_path {self.cfg.model_path!r}: not a model folder with "
-                                    "config.json (set --set vlm_local.model_path=/path/to/checkpoint; "
-                                    "nothing is downloaded)")
+            raise InputNotFoundError(f"vlm_local.model_path {self.cfg.model_path!r}: not a model folder with "
+                                     "config.json (set --set vlm_local.model_path=/path/to/checkpoint; "
+                                     "nothing is downloaded)")
         dtype = getattr(torch, self.cfg.dtype)
         self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, local_files_only=True)

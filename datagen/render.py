@@ -51,7 +51,7 @@ from skyloom.datagen.scenes import (
     spec_sha256,
     validate_spec,
 )
-from skyloom.errors import require_extra
+from skyloom.errors import InputNotFoundError, require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def _render_shard(items: list[dict[str, Any]], renderer: str, settings: str, crf
 def _load_specs_file(path: str) -> list[dict[str, Any] | str]:
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"specs_file {p} does not exist")
+        raise InputNotFoundError(f"specs_file {p} does not exist")
     out: list[dict[str, Any] | str] = []
     for n, line in enumerate(p.read_text().splitlines(), 1):
         if line.strip():

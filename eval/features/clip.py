@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skyloom.errors import InvalidInputError
+from skyloom.errors import InputNotFoundError, InvalidInputError
 from skyloom.eval.features.base import RANDOM_INIT, FrameTextExtractor, weights_hash
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class OpenCLIPExtractor(FrameTextExtractor):
         mean, std, tag = OPENAI_MEAN, OPENAI_STD, None
         if pretrained is None:
             if not random_init:
-                raise FileNotFoundError(
+                raise InputNotFoundError(
                     f"CLIP {model_name}: no weights given. Pass pretrained=PATH (a checkpoint file) or a tag already "
                     "in open_clip's cache (e.g. 'openai'); skyloom never downloads. random_init=True for tests.")
             with torch.random.fork_rng(devices=[]):
@@ -122,12 +122,12 @@ class OpenCLIPExtractor(FrameTextExtractor):
             if p.is_file():
                 path = p
             elif os.sep in str(pretrained) or str(pretrained).endswith((".pt", ".bin", ".safetensors")):
-                raise FileNotFoundError(f"CLIP weights file {p} not found")
+                raise InputNotFoundError(f"CLIP weights file {p} not found")
             else:
                 tag = str(pretrained)
                 path = cached_pretrained_file(model_name, tag, cache_dir)
                 if path is None:
-                    raise FileNotFoundError(
+                    raise InputNotFoundError(
                         f"CLIP {model_name}/{tag} is not in open_clip's cache (HF hub cache or ~/.cache/clip) and "
                         "skyloom never downloads; fetch it once elsewhere and pass pretrained=PATH")
                 from open_clip import pretrained as op

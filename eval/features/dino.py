@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skyloom.errors import InvalidInputError
+from skyloom.errors import InputNotFoundError, InvalidInputError
 from skyloom.eval.features.base import EXTRACTORS, RANDOM_INIT, FrameTextExtractor, weights_hash
 
 log = logging.getLogger(__name__)
@@ -66,13 +66,13 @@ class DinoExtractor(FrameTextExtractor):
                                            dynamic_img_size=True, **cfg)
         if weights is None:
             if not random_init:
-                raise FileNotFoundError("DINO: no weights given; pass weights=PATH (e.g. dino_vitbase16_pretrain.pth;"
-                                        " skyloom never downloads) or random_init=True for tests")
+                raise InputNotFoundError("DINO: no weights given; pass weights=PATH (e.g. dino_vitbase16_pretrain.pth;"
+                                         " skyloom never downloads) or random_init=True for tests")
             self.weights = RANDOM_INIT
         else:
             p = Path(weights).expanduser()
             if not p.is_file():
-                raise FileNotFoundError(f"DINO weights {p} not found (skyloom never downloads weights)")
+                raise InputNotFoundError(f"DINO weights {p} not found (skyloom never downloads weights)")
             self._load(p)
             self.weights = weights_hash(p)
         self.model.eval().to(self.device)

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skyloom.errors import InvalidInputError, UserError
+from skyloom.errors import InputNotFoundError, InvalidInputError, UserError
 from skyloom.eval.features.base import RANDOM_INIT, VideoExtractor, check_videos, weights_hash
 
 log = logging.getLogger(__name__)
@@ -188,8 +188,8 @@ def _resolve_weights(path: str | os.PathLike | None, default: Path, what: str) -
         if p.is_file():
             return p
     if path:
-        raise FileNotFoundError(f"{what} weights {path} not found (skyloom never downloads weights; "
-                                "copy the file there or pass random_init=True for tests)")
+        raise InputNotFoundError(f"{what} weights {path} not found (skyloom never downloads weights; "
+                                 "copy the file there or pass random_init=True for tests)")
     return None
 
 
@@ -271,7 +271,7 @@ class I3DExtractor(_I3DBase):
         self.model: InceptionI3d | None = None
         if path is None:
             if not random_init:
-                raise FileNotFoundError(
+                raise InputNotFoundError(
                     f"no I3D weights: pass weights=PATH, set ${WEIGHTS_ENV}, or put i3d_pretrained_400.pt at "
                     f"{DEFAULT_WEIGHTS} (skyloom never downloads weights); random_init=True for tests")
             self.model = InceptionI3d(400, bn_eps=eps)
@@ -336,7 +336,7 @@ def load_torchscript(path: str | os.PathLike, device: torch.device | str = "cpu"
     """Load a TorchScript I3D detector (StyleGAN-V ``i3d_torchscript.pt``) from a local path."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"TorchScript detector {p} not found (skyloom never downloads weights)")
+        raise InputNotFoundError(f"TorchScript detector {p} not found (skyloom never downloads weights)")
     try:
         return torch.jit.load(str(p), map_location=device).eval()
     except RuntimeError as e:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from skyloom.corpus import CorpusError
-from skyloom.errors import InvalidInputError
+from skyloom.errors import InputNotFoundError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -313,8 +313,9 @@ class InDomainExtractor:
         p = Path(path).expanduser().resolve()
         meta_path = p / "config.json"
         if not meta_path.exists() or not (p / "model.safetensors").exists():
-            raise FileNotFoundError(f"{p}: not an in-domain evaluator folder (needs config.json and model.safetensors; "
-                                    "train one with `skyloom eval train-evaluator CORPUS --out DIR`)")
+            raise InputNotFoundError(f"{p}: not an in-domain evaluator folder (needs config.json and "
+                                     "model.safetensors; train one with "
+                                     "`skyloom eval train-evaluator CORPUS --out DIR`)")
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT:
             raise InvalidInputError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")

@@ -107,7 +107,7 @@ def _rng(seed: int, row: str, item_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(row.encode()), zlib.crc32(item_id.encode())])
 
 
-def make_row(row: str, item: dict[str, Any], gt: np.ndarray, suite: Suite) -> np.ndarray | None:
+def make_row(row: str, item: Mapping[str, Any], gt: np.ndarray, suite: Suite) -> np.ndarray | None:
     """The video of calibration ``row`` for one item with ground truth ``gt`` (None: not applicable)."""
     seed = suite.calibration.seed
     if row == "ground_truth":

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.errors import InvalidInputError, require_extra
+from skyloom.errors import InputNotFoundError, InvalidInputError, require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def load_diffusers_pipeline(path: str | os.PathLike, device: str = "cpu") -> Dif
         raise ImportError("--ckpt diffusers:PATH needs diffusers: pip install 'skyloom[diffusers]'") from e
     folder = Path(path).expanduser()
     if not (folder / "model_index.json").is_file():
-        raise FileNotFoundError(f"{folder}: not a diffusers pipeline folder (no model_index.json)")
+        raise InputNotFoundError(f"{folder}: not a diffusers pipeline folder (no model_index.json)")
     pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), local_files_only=True, dtype=_dtype(device))
     if "num_frames" not in inspect.signature(pipe.__call__).parameters:
         raise InvalidInputError(f"{folder}: {type(pipe).__name__} is not a video pipeline "

@@ -67,7 +67,7 @@ class GeneratorWorker:
                 "num_frames": getattr(p, "num_frames", None), "height": getattr(p, "height", None),
                 "width": getattr(p, "width", None)}
 
-    def _call(self, items: Sequence[dict[str, Any]], kwargs: dict[str, Any]) -> np.ndarray:
+    def _call(self, items: Sequence[Mapping[str, Any]], kwargs: dict[str, Any]) -> np.ndarray:
         cond = None
         if items[0].get("cond_frames") is not None:
             cond = np.stack([it["cond_frames"] for it in items])  # (B, k, H, W, 3)
@@ -83,7 +83,7 @@ class GeneratorWorker:
             raise ValueError(f"pipeline returned {arr.dtype} {arr.shape}; expected uint8 ({len(items)}, T, H, W, 3)")
         return arr  # (B, T, H, W, 3)
 
-    def generate(self, eval_id: str, items: Sequence[dict[str, Any]], kwargs: dict[str, Any]) -> GenBatch:
+    def generate(self, eval_id: str, items: Sequence[Mapping[str, Any]], kwargs: dict[str, Any]) -> GenBatch:
         """Generate a batch; if it fails, retry item by item so one bad item fails alone."""
         if self.pipeline is None:
             return GenBatch(eval_id, {}, {it["item_id"]: ("load", self.error or "not loaded") for it in items},

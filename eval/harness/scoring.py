@@ -130,8 +130,9 @@ class Scorer:
         return out
 
     # -- per-item metrics -----------------------------------------------------------------
-    def _score_items(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any, todo: list[dict[str, Any]],
-                     load: Callable, video_path: Callable[[str], Path]) -> float | None:
+    def _score_items(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any,
+                     todo: Sequence[Mapping[str, Any]], load: Callable,
+                     video_path: Callable[[str], Path]) -> float | None:
         done = store.item_ids(eval_id, m.key)
         pending = [it for it in todo if it["item_id"] not in done]
         for i in range(0, len(pending), self.batch):
@@ -156,7 +157,7 @@ class Scorer:
                         "level": self.level}}])
         return value
 
-    def _score_chunk(self, store: ResultsStore, eval_id: str, m: MetricSpec, chunk: list[dict[str, Any]],
+    def _score_chunk(self, store: ResultsStore, eval_id: str, m: MetricSpec, chunk: Sequence[Mapping[str, Any]],
                      load: Callable, video_path: Callable[[str], Path]) -> None:
         inst = self.make_metric(m)
         try:
@@ -243,8 +244,9 @@ class Scorer:
         self.stats["reference_encoded"] += self.cache.stats["encoded"] - enc0
         return self._reference[memo]
 
-    def _score_set(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any, todo: list[dict[str, Any]],
-                   load: Callable, video_path: Callable[[str], Path]) -> float | None:
+    def _score_set(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any,
+                   todo: Sequence[Mapping[str, Any]], load: Callable,
+                   video_path: Callable[[str], Path]) -> float | None:
         if not self.suite.reference.corpus:
             logger.warning("metric %s skipped: no reference corpus (--set suite.reference.corpus=PATH)", m.key)
             return None

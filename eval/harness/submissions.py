@@ -79,7 +79,7 @@ def task_of(item: dict[str, Any]) -> str:
     return "i2v" if len(cond) == 1 else "extension"
 
 
-def item_spec(suite: Suite, item: dict[str, Any]) -> dict[str, Any]:
+def item_spec(suite: Suite, item: Mapping[str, Any]) -> dict[str, Any]:
     """What a video for ``item`` must be: frames, fps, width, height (``None``: not fixed by the suite)."""
     g = suite.generation
     cond = item.get("cond_frames")
@@ -119,7 +119,7 @@ def export_suite(suite: Suite, out: str | Path, *, ground_truth: bool = False,
             continue
         d = out / "cond" / it["item_id"]
         d.mkdir(parents=True, exist_ok=True)
-        for i, f in enumerate(cond):
+        for i, f in enumerate(np.asarray(cond)):  # (k, H, W, 3)
             cv2.imwrite(str(d / f"frame-{i:03d}.png"), cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR))
         write_video(out / "cond" / f"{it['item_id']}.mp4", np.asarray(cond), fps=sp["fps"])
     n_gt = 0
