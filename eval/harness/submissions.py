@@ -69,7 +69,7 @@ def suite_items(suite: Suite) -> list[SuiteItem]:
     return [*suite.items(), *physics_items(suite)]
 
 
-def task_of(item: dict[str, Any]) -> str:
+def task_of(item: Mapping[str, Any]) -> str:
     """``t2v``, ``i2v``, ``extension`` or ``physics`` (see the module docstring)."""
     if item.get("kind") == "physics":
         return "physics"
