@@ -26,8 +26,8 @@ from skyloom.captioning.scene_graph import LIGHT, _setting, realise
 from skyloom.captioning.verify import parse_caption
 from skyloom.captioning.vocab import CAMERA, COLOURS, MATERIALS, SIZES
 from skyloom.config import ConfigError
-from skyloom.datagen.motion import implied_labels
 from skyloom.errors import InvalidInputError
+from skyloom.motion import implied_labels
 
 logger = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from skyloom.captioning.base import (
 )
 from skyloom.captioning.config import CaptionConfig
 from skyloom.errors import InputNotFoundError, require_extra
+from skyloom.registry import NoOptions
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ class LocalVLMCaptioner(Captioner):
     name = "vlm-local"
     needs = "frames"
     kinds = ("vlm",)
+    config_class = NoOptions  # its settings are the job's vlm_local section
 
-    def __init__(self, cfg: CaptionConfig | None = None) -> None:
+    def __init__(self, cfg: CaptionConfig | None = None, options: NoOptions | None = None) -> None:
         import torch
         require_extra("transformers", what="the vlm-local captioner")
         from transformers import AutoModelForImageTextToText, AutoProcessor

@@ -11,7 +11,6 @@ created: the dashboard only reads.
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from skyloom.dashboards.data import MAX_LISTED
 from skyloom.dashboards.paths import SafeRoots
-from skyloom.rundir import RunDir, run_of_checkpoint
+from skyloom.rundir import RESULTS_DB, EvalDir, RunDir, locate_store, run_of_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ def _sqlite_path(url: str) -> Path | None:
         return Path(url[len("sqlite:///"):].split("?", 1)[0])
     if "://" not in url:
         p = Path(url)
-        return p / "results.sqlite" if p.is_dir() else p
+        return p / RESULTS_DB if p.is_dir() else p
     return None
 
 
@@ -129,14 +128,17 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
     cands: list[tuple[str, str, Path | None]] = []
     if db:
         cands.append((db, db, None))
-    else:
+    else:  # where every command finds stores (skyloom.rundir.locate_store): each run's, and each folder's own
+        run_of = {r.results_store.resolve(): r for r in runs}
+        own, of_runs = [], []
         for d in run_dirs:
-            if (d / "results.sqlite").is_file() and not (d / "run.json").exists():
-                cands.append((d.name or str(d), str(d / "results.sqlite"), d))
-        for r in runs:
-            p = r.root / "results.sqlite"
-            if p.is_file():
-                cands.append((r.name, str(p), r.root))
+            for target in locate_store(runs=d, existing=True):
+                r = run_of.get(Path(target).resolve())
+                if r is not None:
+                    of_runs.append((r.name, target, r.root))
+                else:
+                    own.append((d.name or str(d), target, d))
+        cands = own + of_runs
     out: list[ResultSource] = []
     seen: set[str] = set()
     for label, target, run_root in cands:
@@ -241,20 +243,28 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
     return out
 
 
+def _eval_folder(ev: dict[str, Any], src: ResultSource) -> EvalDir | None:
+    """The evaluation's own folder as it is on disk now (:meth:`skyloom.rundir.EvalDir.find`), searched in
+    the source's folders."""
+    return EvalDir.find((*src.roots, *([src.run_root] if src.run_root else [])), ev["suite"], ev["eval_id"])
+
+
 def eval_video_dir(ev: dict[str, Any], src: ResultSource) -> Path | None:
     """The evaluation's own ``videos/`` folder as it is on disk now (``RUN/eval/<suite>/<eval_id>/videos``,
     or ``OUT/<suite>/<eval_id>/videos`` for ``skyloom eval --out OUT``), searched in the source's folders."""
-    for root in (*src.roots, *([src.run_root] if src.run_root else [])):
-        for d in (root / "eval" / ev["suite"] / ev["eval_id"], root / ev["suite"] / ev["eval_id"]):
-            if (d / "videos").is_dir():
-                return d / "videos"
-    return None
+    own = _eval_folder(ev, src)
+    return own.videos if own is not None else None
+
+
+def _run_videos(run_root: Path | None, suite: str, eval_id: str) -> EvalDir | None:
+    """The evaluation's folder in a run directory, ``RUN/eval/<suite>/<eval_id>`` (the run contract)."""
+    return EvalDir.of_run(run_root, suite, eval_id) if run_root is not None else None
 
 
 def _run_root_of(ev: dict[str, Any], src: ResultSource) -> Path | None:
-    own = eval_video_dir(ev, src)
-    if own is not None:  # RUN/eval/<suite>/<id>/videos -> RUN (or OUT/<suite>/<id>/videos -> OUT)
-        return own.parents[3] if own.parents[2].name == "eval" else own.parents[2]
+    own = _eval_folder(ev, src)
+    if own is not None:  # RUN/eval/<suite>/<id> -> RUN (or OUT/<suite>/<id> -> OUT)
+        return own.owner
     ck = ev.get("checkpoint")
     if ck:
         try:
@@ -269,10 +279,10 @@ def _run_root_of(ev: dict[str, Any], src: ResultSource) -> Path | None:
 def item_videos(src: ResultSource, ev: dict[str, Any]) -> dict[str, Path]:
     """``{item_id: video file}`` of one stored evaluation, found as :func:`compare` finds them."""
     run_root = _run_root_of(ev, src)
-    conv = run_root / "eval" / ev["suite"] / ev["eval_id"] / "videos" if run_root is not None else None
+    conv = _run_videos(run_root, ev["suite"], ev["eval_id"])
     out: dict[str, Path] = {}
-    if conv is not None and conv.is_dir():
-        out.update({f.stem: f for f in sorted(conv.glob("*.mp4"))})
+    if conv is not None and conv.videos.is_dir():
+        out.update({f.stem: f for f in sorted(conv.videos.glob("*.mp4"))})
     for row in src.store.items(ev["eval_id"]):
         vp = row.get("video_path")
         if vp and row["item_id"] not in out:
@@ -307,7 +317,7 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
         run_root = _run_root_of(ev, src)
         video_dir = eval_video_dir(ev, src)
         if video_dir is None and run_root is not None:
-            video_dir = run_root / "eval" / suite / eid / "videos"
+            video_dir = _run_videos(run_root, suite, eid).videos
         for row in src.store.items(eid):
             it = items.setdefault(row["item_id"], {"item_id": row["item_id"], "prompt": row.get("prompt"),
                                                     "category": row.get("category"), "seed": row.get("seed"),
@@ -331,7 +341,7 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
                 continue
             path = cell.pop("path", None)
             if path is None and run_root is not None:
-                conv = run_root / "eval" / suite / eid / "videos" / f"{it['item_id']}.mp4"
+                conv = _run_videos(run_root, suite, eid).video(it["item_id"])
                 path = str(conv) if conv.is_file() else None
             if path is None:
                 cell["url"], cell["note"] = None, "no video recorded"
@@ -343,35 +353,6 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
     ordered = sorted(items.values(), key=lambda it: (it.get("category") or "", it["item_id"]))
     metrics = sorted({m for it in ordered for v in it["videos"].values() for m in v["scores"]})
     return {"source_id": src.id, "suite": suite, "evals": evals, "metrics": metrics, "items": ordered}
-
-
-def verdict(diff: float | None, ci_low: float | None, ci_high: float | None,
-            higher_is_better: bool | None) -> dict[str, Any]:
-    """The verdict of a paired difference B − A, read from its confidence interval only.
-
-    The CI is what the page shows beside the verdict, so the two always agree: a CI that excludes
-    zero is a difference (``better`` names the winner when the metric has a direction), a CI that
-    contains zero is a tie within noise, and no CI is no verdict.
-
-    Returns:
-        ``{"kind": "a" | "b" | "different" | "tie" | "unknown", "better": "a" | "b" | None}``.
-
-    Example:
-        >>> verdict(0.02, 0.01, 0.03, True)["kind"]
-        'b'
-        >>> verdict(0.02, -0.01, 0.05, True)["kind"]
-        'tie'
-    """
-    from skyloom.eval.results.stats import verdict as decide  # the one decision rule, shared with `skyloom compare`
-
-    finite = [v for v in (ci_low, ci_high) if isinstance(v, (int, float)) and math.isfinite(v)]
-    if len(finite) < 2:
-        return {"kind": "unknown", "better": None}
-    lo, hi = min(finite), max(finite)
-    if higher_is_better is None:  # no direction: only whether the CI excludes zero
-        return {"kind": "tie" if decide(lo, hi, True) == "tie" else "different", "better": None}
-    kind = decide(lo, hi, higher_is_better)
-    return {"kind": kind, "better": None if kind == "tie" else kind}
 
 
 def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None) -> str:
@@ -388,15 +369,23 @@ def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None
 
 
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
-    """:func:`skyloom.eval.results.stats.paired_compare` of B against A with its :func:`verdict`,
-    or ``{"error": ...}``."""
-    from skyloom.eval.results.stats import paired_compare
+    """:func:`skyloom.eval.results.stats.paired_compare` of B against A, or ``{"error": ...}``.
+
+    The verdict is eval's, as ``skyloom compare`` prints it: ``verdict`` (``"a"``, ``"b"``, ``"tie"`` or
+    None, :func:`skyloom.eval.results.stats.verdict`) and ``verdict_label``, its words with the entries'
+    names (:func:`skyloom.eval.results.stats.verdict_label`). The page shows them; it decides nothing.
+    """
+    from skyloom.eval.results.stats import paired_compare, verdict_label
 
     try:
         out = paired_compare(src.store, a, b, metric).to_dict()
     except (ValueError, KeyError) as e:
         return {"error": str(e), "eval_a": a, "eval_b": b, "metric": metric}
-    out["verdict"] = verdict(out.get("diff"), out.get("ci_low"), out.get("ci_high"), out.get("higher_is_better"))
+    names = []
+    for eid in (a, b):
+        ev = src.store.get_eval(eid)
+        names.append(ev.get("checkpoint_name") or eid)
+    out["verdict_label"] = verdict_label(out.get("verdict"), *names)
     return out
 
 
@@ -432,4 +421,4 @@ def close_sources(sources: list[ResultSource]) -> None:
 
 
 __all__ = ["MergeCache", "ResultSource", "close_sources", "compare", "eval_series", "item_videos", "leaderboards",
-           "open_sources", "paired", "verdict"]
+           "open_sources", "paired"]

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.datagen.geometry import camera_basis
 from skyloom.datagen.groundtruth import assemble_ground_truth
 from skyloom.datagen.renderers import RenderOutput
 from skyloom.datagen.scenes import camera_frames, validate_spec
 from skyloom.datagen.simulate import Simulation
 from skyloom.errors import require_extra
+from skyloom.geometry import camera_basis
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +86,9 @@ class MujocoRenderer:
     """The embedded default renderer. Holds one GL context, reused across scenes."""
 
     name = "mujoco"
-    Options = MujocoOptions
+    config_class = MujocoOptions
 
-    def __init__(self) -> None:
+    def __init__(self, config: MujocoOptions | None = None) -> None:
         self._gl = None
         self._ctx = None  # MjrContext, reused while the next scene's context key matches
         self._ctx_key: tuple = ()

@@ -148,24 +148,19 @@ def _backend(name: str, settings_json: str):
 def _thread_backend(name: str, settings_json: str, thread_id: int):
     from skyloom.datagen.renderers import RENDERERS
 
-    return RENDERERS.get(name)(**json.loads(settings_json))
+    return RENDERERS.build(name, options=json.loads(settings_json), where="renderer_options")
 
 
 def renderer_options(renderer: str, options: dict[str, Any]) -> dict[str, Any]:
-    """A backend's options, checked against its ``Options`` dataclass and completed with its defaults.
+    """A backend's options, checked against its ``config_class`` and completed with its defaults.
 
     Raises:
         RegistryError: unknown renderer (with "did you mean").
         ConfigError: an unknown option or a value of the wrong type (naming ``renderer_options.<key>``).
     """
-    from skyloom.config import ConfigError, from_dict
     from skyloom.datagen.renderers import RENDERERS
 
-    backend = RENDERERS.get(renderer)
-    try:
-        return dataclasses.asdict(from_dict(backend.Options, options, prefix="renderer_options"))
-    except ConfigError as e:
-        raise ConfigError(f"renderer {renderer!r}: {e}") from None
+    return dataclasses.asdict(RENDERERS.options(renderer, options, where="renderer_options"))
 
 
 def _settings(cfg: RenderConfig) -> str:
@@ -175,7 +170,7 @@ def _settings(cfg: RenderConfig) -> str:
 def render_spec(spec: dict[str, Any], renderer: str = "mujoco", **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Render one scene spec without a corpus: ``(frames uint8 (T, H, W, 3), gt dict)``.
 
-    ``options`` are the renderer's (its ``Options`` dataclass, e.g. ``port=9001`` for unrealcv).
+    ``options`` are the renderer's (its ``config_class``, e.g. ``port=9001`` for unrealcv).
     Deterministic (same spec -> same frames). The gt dict also carries the arrays under
     ``gt["arrays_data"]``: ``segmentation`` uint8 (T, H, W) and ``depth`` float32 (T, H, W).
 
@@ -237,7 +232,10 @@ def _render_one(item: dict[str, Any], renderer: str, settings: str, crf: int) ->
                                                          "spec_sha256": item["spec_sha256"]})
     arrays = npz_bytes({"segmentation": out.segmentation.astype(np.uint8),  # (T, H, W)
                         "depth": out.depth.astype(np.float16)})  # (T, H, W)
-    return {"id": cid, "ok": True, "mp4": mp4, "npz": arrays, "gt": out.gt, "seconds": time.perf_counter() - t0,
+    from skyloom.video import frames_sha256
+
+    return {"id": cid, "ok": True, "mp4": mp4, "npz": arrays, "gt": out.gt, "frames_sha256": frames_sha256(mp4),
+            "seconds": time.perf_counter() - t0,
             "cpu_seconds": time.process_time() - c0, "renderer_version": out.gt.get("renderer_version", "")}
 
 
@@ -321,7 +319,8 @@ def _record(cfg: RenderConfig, item: dict[str, Any], res: dict[str, Any], corpus
         meta={"preset": cfg.preset, "renderer": cfg.renderer, "renderer_version": res["renderer_version"],
               "seed": spec.get("seed"), "job_seed": cfg.seed, "index": item["index"], "probe": spec.get("probe"),
               "render_quality": r.get("quality", {}), "num_objects": len(spec["objects"]),
-              "camera_motion": spec["camera"]["motion"], "spec_version": spec.get("spec_version")},
+              "camera_motion": spec["camera"]["motion"], "spec_version": spec.get("spec_version"),
+              "frames_sha256": res.get("frames_sha256", "")},  # the content hash `corpus validate --repair` trusts
     )
 
 
@@ -425,7 +424,7 @@ def _shard_results(cfg: RenderConfig, shards: list[list[dict[str, Any]]], settin
 
 
 def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress: bool = True,
-               _fault_marker: str | None = None) -> RenderResult:
+               _fault_marker: str | None = None, wait: bool = False) -> RenderResult:
     """Render ``cfg``'s scenes into the corpus at ``cfg.out`` (created if missing); resumable.
 
     Args:
@@ -433,13 +432,22 @@ def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress:
         ray_address: join this Ray cluster (default: ``$RAY_ADDRESS`` or a local instance).
         show_progress: draw a progress bar (off when SKYLOOM_NO_PROGRESS=1).
         _fault_marker: test hook; the first task kills its worker once (exercises retries).
+        wait: queue behind another job writing the corpus (default: raise ``CorpusBusyError``).
     """
-    from skyloom.cli_common import progress
     from skyloom.corpus import Corpus
 
     _check(cfg)
-    t0 = time.perf_counter()
     corpus = Corpus.create(cfg.out)
+    with corpus.writer("render", wait=wait):
+        return _render_locked(cfg, corpus, ray_address, show_progress, _fault_marker)
+
+
+def _render_locked(cfg: RenderConfig, corpus, ray_address: str | None, show_progress: bool,
+                   _fault_marker: str | None) -> RenderResult:
+    """:func:`run_render` under the corpus's writer lock."""
+    from skyloom.cli_common import progress
+
+    t0 = time.perf_counter()
     _save_config(cfg, corpus.root / "configs")
     items, todo = _resume(cfg, corpus, _items(cfg))
     result = RenderResult(corpus=str(corpus.root), requested=len(items), existing=len(items) - len(todo),

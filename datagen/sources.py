@@ -14,6 +14,8 @@ source's ``extra`` and lands in each clip's ``meta``.
 Two registries make this pluggable: :data:`MANIFEST_FORMATS` (file suffix -> reader) and
 :data:`SOURCE_KINDS` (URL scheme -> fetch function, see :mod:`skyloom.datagen.fetch`); other
 packages add entries under the ``skyloom.manifest_formats`` and ``skyloom.source_kinds`` entry points.
+Entries are functions; each declares ``config_class`` (``@with_config(NoOptions)``: they take no
+options of their own, the ingest job's ``fetch`` section configures fetching).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse, urlunparse
 
 from skyloom.errors import UserError
-from skyloom.registry import Registry
+from skyloom.registry import NoOptions, Registry, with_config
 
 MANIFEST_FORMATS: Registry[Callable[[Path], list[dict[str, Any]]]] = Registry("source manifest format",
                                                                              group="skyloom.manifest_formats")
@@ -135,7 +137,8 @@ def url_problem(url: str) -> str:
 
 def canonical_url(url: str) -> str:
     """One spelling per source: a local file as its real absolute path; an http(s) URL with the
-    scheme and host lower-cased, the default port and the fragment dropped. Takedowns compare these."""
+    scheme and host lower-cased, the default port and the fragment dropped, percent-escapes
+    normalised (RFC 3986 section 6.2.2). Takedowns compare these."""
     if url_kind(url) == "file":
         path = unquote(urlparse(url).path) if url.lower().startswith("file://") else url
         try:
@@ -152,7 +155,20 @@ def canonical_url(url: str) -> str:
     netloc = host if port in (None, {"http": 80, "https": 443}.get(scheme)) else f"{host}:{port}"
     if u.username or u.password:
         netloc = f"{u.username or ''}{':' + u.password if u.password else ''}@{netloc}"
-    return urlunparse((scheme, netloc, u.path or "/", u.params, u.query, ""))
+    return urlunparse((scheme, netloc, _normal_escapes(u.path) or "/", u.params, _normal_escapes(u.query), ""))
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _normal_escapes(text: str) -> str:
+    """Percent-encoding normalised as RFC 3986 section 6.2.2 says: an escaped unreserved character
+    is decoded (``%74`` -> ``t``), other escapes get upper-case hex (``%2f`` -> ``%2F``)."""
+    def fix(m: re.Match) -> str:
+        ch = chr(int(m.group(1), 16))
+        return ch if ch in _UNRESERVED else f"%{m.group(1).upper()}"
+
+    return re.sub(r"%([0-9A-Fa-f]{2})", fix, text)
 
 
 def _clean(v: Any) -> str:
@@ -177,6 +193,7 @@ def _bad_bytes(text: str) -> tuple[int, str] | None:
 
 
 @MANIFEST_FORMATS.register("csv")
+@with_config(NoOptions)  # a reader takes the manifest path only
 def _read_csv(path: Path) -> list[RawRow]:
     text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     lines = text.splitlines()
@@ -216,6 +233,7 @@ def _read_csv(path: Path) -> list[RawRow]:
 
 
 @MANIFEST_FORMATS.register("jsonl")
+@with_config(NoOptions)  # a reader takes the manifest path only
 def _read_jsonl(path: Path) -> list[RawRow]:
     rows: list[RawRow] = []
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")
@@ -241,6 +259,7 @@ MANIFEST_FORMATS.register("json")(_read_jsonl)
 
 
 @MANIFEST_FORMATS.register("parquet")
+@with_config(NoOptions)  # a reader takes the manifest path only
 def _read_parquet(path: Path) -> list[RawRow]:
     import pyarrow.parquet as pq
 

@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.datagen.geometry import quat_to_mat
 from skyloom.datagen.groundtruth import assemble_ground_truth
 from skyloom.datagen.renderers import RenderOutput
 from skyloom.datagen.scenes import camera_frames, spec_sha256, validate_spec
 from skyloom.datagen.simulate import simulate
 from skyloom.errors import UserError, require_extra
+from skyloom.geometry import quat_to_mat
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +131,10 @@ class UnrealCVRenderer:
     """Renders specs in a running UE game over UnrealCV (one connection per instance)."""
 
     name = "unrealcv"
-    Options = UnrealCVOptions
+    config_class = UnrealCVOptions
 
-    def __init__(self, **options: Any) -> None:
-        o = UnrealCVOptions(**options)  # an unknown option is a TypeError naming it
+    def __init__(self, config: UnrealCVOptions | None = None) -> None:
+        o = config or UnrealCVOptions()
         self.options = o
         self.host, self.port = o.host, int(o.port)
         self.timeout_s, self.unit_scale = float(o.timeout_s), float(o.unit_scale)

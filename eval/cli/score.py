@@ -83,12 +83,15 @@ INPUT_OPTIONS: dict[str, str] = {"prompts": "--prompts", "reference": "--referen
 def build_metric(metric: str, extractor: str | None, weights: str | None, random_init: bool,
                  options: dict[str, Any]) -> Any:
     """The metric from ``METRICS`` with its extractor built from the command-line options."""
+    from skyloom.config import ConfigError
     from skyloom.eval.metrics import METRICS
-    from skyloom.eval.metrics.inputs import metric_kwargs
 
     cls = METRICS.get(metric)
-    kwargs = metric_kwargs(cls, options, where="--option")
-    name = extractor or getattr(cls, "default_extractor", None)
+    default = getattr(cls, "default_extractor", None)
+    if extractor and default is None:
+        raise ConfigError(f"metric {metric!r} takes no --extractor (it works on pixels)")
+    kwargs: dict[str, Any] = {}
+    name = extractor or default
     if name is not None:
         ekw: dict[str, Any] = {}
         if weights:
@@ -100,7 +103,7 @@ def build_metric(metric: str, extractor: str | None, weights: str | None, random
         kwargs["extractor"] = get_extractor(name, **ekw)
     elif weights:
         raise InvalidInputError(f"metric {metric!r} takes no extractor/weights (it works on pixels)")
-    return cls(**kwargs)
+    return METRICS.build(metric, options=options, where="--option", **kwargs)
 
 
 def score_videos(metric: str, videos: str, reference: str | None = None, prompts: Path | None = None,
@@ -183,8 +186,18 @@ def _safe(m: Any, skipped: list[dict[str, str]], path: Path, fn: Any) -> None:
 
 
 def _read_gt(gt_dir: Path, stem: str) -> dict[str, Any] | None:
+    """``gt_dir/<stem>.json``, checked against the ``skyloom-gt`` format (:func:`skyloom.groundtruth.check_gt`)."""
+    from skyloom.groundtruth import GroundTruthError, check_gt
+
     p = Path(gt_dir) / f"{stem}.json"
-    return json.loads(p.read_text()) if p.is_file() else None
+    if not p.is_file():
+        return None
+    try:
+        gt = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GroundTruthError(f"{p}: not valid JSON ({e})") from None
+    check_gt(gt, where=str(p))
+    return gt
 
 
 def register(eval_app: typer.Typer) -> None:

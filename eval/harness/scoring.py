@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.errors import InvalidInputError
 from skyloom.eval.features.cache import CachedExtractor, FeatureCache, array_key
 from skyloom.eval.harness.items import PhysicsItem
@@ -76,15 +77,16 @@ class Scorer:
         return self._extractors[spec]
 
     def make_metric(self, m: MetricSpec) -> Any:
-        factory = self.metrics.get(m.name)
-        kwargs = dispatch.metric_kwargs(factory, m.settings, where=f"metric {m.key} settings")
+        """The suite's metric ``m`` through ``METRICS.build`` (settings checked against its ``config_class``)."""
+        where = f"metric {m.key} settings"
         spec = self.suite.extractor_for(m)
+        default = getattr(self.metrics.get(m.name), "default_extractor", None)
+        if spec is not None and default is None:
+            raise ConfigError(f"metric {m.key}: {m.name!r} works on pixels and takes no extractor (got {spec!r})")
+        spec = spec or default
         if spec is None:
-            probe = factory(**kwargs)
-            spec = getattr(probe, "default_extractor", None)
-            if spec is None:
-                return probe
-        return factory(extractor=self.extractor(spec), **kwargs)
+            return self.metrics.build(m.name, options=m.settings, where=where)
+        return self.metrics.build(m.name, options=m.settings, where=where, extractor=self.extractor(spec))
 
     # -- entry ---------------------------------------------------------------------------
     def score_eval(self, store: ResultsStore, eval_id: str, items: Sequence[Mapping[str, Any]],
@@ -317,8 +319,7 @@ class Scorer:
 
     def _set_value_fn(self, m: MetricSpec, ex: CachedExtractor, real: np.ndarray) -> Callable[..., Any]:
         def value_of(fake: np.ndarray, full: bool = False) -> Any:
-            factory = self.metrics.get(m.name)
-            inst = factory(extractor=ex, **dispatch.metric_kwargs(factory, m.settings))
+            inst = self.metrics.build(m.name, options=m.settings, where=f"metric {m.key} settings", extractor=ex)
             inst.update_features(real, real=True)
             inst.update_features(fake, real=False)
             r = inst.compute()

@@ -1,10 +1,10 @@
 """The typed shape of ``results.json``, the document one evaluation leaves in ``RUN/eval/<suite>/<id>/``.
 
 lm-evaluation-harness's layout (``results``, ``versions``, ``n-shot``, ``n-samples``, ``configs``,
-``higher_is_better``, ``config``, ``git_hash``, ``date``, ``total_evaluation_time_seconds``), so its
+``higher_is_better``, ``config``, ``git_hash``, ``total_evaluation_time_seconds``), so its
 tools (``make_table``) read the file as is, plus skyloom's own fields. Keys with a dash are not
 Python names, hence the functional ``TypedDict`` form. Written by
-:func:`skyloom.eval.harness.runner.build_results`; format ``skyloom-eval-results`` version 2.
+:func:`skyloom.eval.harness.runner.build_results`; format ``skyloom-eval-results`` version 3.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 RESULTS_FORMAT = "skyloom-eval-results"
-RESULTS_FORMAT_VERSION = 2  # 2: CIs moved out of `results` into `confidence_intervals`; `n-shot` added
+# 2: CIs moved out of `results` into `confidence_intervals`; `n-shot` added
+# 3: `date` (unix time of writing) and `date_iso` (the evaluation's creation) renamed `results_written_at` and
+#    `eval_created_at`, both ISO 8601 UTC
+RESULTS_FORMAT_VERSION = 3
 
 
 class ConfidenceInterval(TypedDict):
@@ -107,8 +110,8 @@ ResultsDoc = TypedDict("ResultsDoc", {
     "status": str,
     "failures": list[Failure],
     "git_hash": str | None,
-    "date": float,  # when this file was written (Unix time), as lm-evaluation-harness's `date`
-    "date_iso": str,  # when the evaluation was created (ISO 8601, UTC): the store's `created_at`
+    "eval_created_at": str,  # when the evaluation was first created in the store (ISO 8601, UTC)
+    "results_written_at": str,  # when this document was written (ISO 8601, UTC)
     "skyloom_version": str,
     "total_evaluation_time_seconds": str | None,
 })

@@ -310,7 +310,7 @@ def _set_value_fn(details: dict[str, Any]) -> Callable[[np.ndarray, np.ndarray],
     name, settings = str(details.get("metric")), dict(details.get("settings") or {})
 
     def value(real: np.ndarray, fake: np.ndarray) -> float:
-        m = METRICS.get(name)(extractor=None, **settings)
+        m = METRICS.build(name, options=settings, where=f"metric {name} settings", extractor=None)
         m.update_features(real, real=True)
         m.update_features(fake, real=False)
         return m.compute().value
@@ -490,3 +490,19 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
             leader = r
         r["tie_group"] = group
     return rows
+
+
+def verdict_label(v: str | None, a: str = "A", b: str = "B") -> str:
+    """The words for a :func:`verdict` (``"a"``, ``"b"``, ``"tie"`` or ``None``), as every page shows it.
+
+    Example:
+        >>> verdict_label("b", "step-0", "step-40"), verdict_label(None)
+        ('step-40 better', 'no verdict (no CI or no direction)')
+    """
+    if v == "a":
+        return f"{a} better"
+    if v == "b":
+        return f"{b} better"
+    if v == "tie":
+        return "tie (CI includes 0)"
+    return "no verdict (no CI or no direction)"

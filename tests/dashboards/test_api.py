@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.dashboards.fixtures import EVALS, PROMPTS, SUITE
@@ -92,10 +92,10 @@ def test_paired_is_eval_stats_paired_compare(client, world):
     got = client.get("/api/paired", params={"a": "smoke-a0", "b": "smoke-a40", "metric": "clipsim"}).json()
     with ResultsStore(world["run-a"] / "results.sqlite") as store:
         ref = paired_compare(store, "smoke-a0", "smoke-a40", "clipsim").to_dict()
-    verdict = got.pop("verdict")
-    assert ref.pop("verdict") == verdict["kind"]  # the page and `skyloom compare` give one verdict
+    label = got.pop("verdict_label")
+    assert got["verdict"] == ref["verdict"] == "b"  # the page and `skyloom compare` give one verdict, in one vocabulary
     assert got == pytest.approx(json.loads(json.dumps(ref)))
-    assert verdict == {"kind": "b", "better": "b"} and got["ci_low"] > 0  # the CI excludes 0: B is better
+    assert got["ci_low"] > 0 and label == "run-a@40 better"  # the CI excludes 0: B is better, named
     vals = {e[0]: e[4] for e in EVALS}
     assert got["diff"] == pytest.approx(sum(vals["smoke-a40"]) / 6 - sum(vals["smoke-a0"]) / 6)  # mean of b - a
     assert got["better"] == "b" and got["significant"]
@@ -191,24 +191,20 @@ def test_stores_of_several_runs_share_one_leaderboard(tmp_path):
     d.close()
 
 
-def test_verdict_agrees_with_the_confidence_interval():
-    """A CI that excludes 0 is never a tie; one that contains 0 always is (whatever the p-value says)."""
-    from skyloom.dashboards.results import verdict
+def test_the_dashboard_has_no_verdict_rule_of_its_own():
+    """Verdicts and their words come from eval (skyloom.eval.results.stats), in its vocabulary only."""
+    import inspect
 
-    rng = np.random.default_rng(0)
-    for _ in range(2000):
-        lo, hi = sorted(rng.normal(0, 1, 2))
-        hib = [True, False, None][int(rng.integers(3))]
-        v = verdict((lo + hi) / 2, lo, hi, hib)
-        excludes = lo > 0 or hi < 0
-        assert (v["kind"] == "tie") is (not excludes)
-        if excludes and hib is not None:
-            assert v["better"] == ("b" if (lo > 0) == hib else "a")
-        if excludes and hib is None:
-            assert v["kind"] == "different"
-    assert verdict(0.5, None, None, True)["kind"] == "unknown"
-    assert verdict(0.0, 0.0, 0.1, True)["kind"] == "tie"  # touching 0 is not excluding it
-    assert verdict(0.05, 0.01, 0.09, False) == {"kind": "a", "better": "a"}  # B higher on a lower-is-better metric
+    import skyloom.dashboards.results as dash_results
+    from skyloom.eval.results.stats import verdict, verdict_label
+
+    assert not hasattr(dash_results, "verdict")
+    src = inspect.getsource(dash_results) + (Path(dash_results.__file__).parent / "static" / "app.js").read_text()
+    for word in ('"different"', '"unknown"', "direction unknown"):
+        assert word not in src, word
+    assert [verdict_label(v, "x", "y") for v in ("a", "b", "tie", None)] == [
+        "x better", "y better", "tie (CI includes 0)", "no verdict (no CI or no direction)"]
+    assert verdict(0.01, 0.09, False) == "a"  # B higher on a lower-is-better metric
 
 
 def test_paired_verdicts_of_the_fixture_agree_with_their_cis(client):
@@ -218,4 +214,5 @@ def test_paired_verdicts_of_the_fixture_agree_with_their_cis(client):
             if "error" in r:
                 continue
             excludes = r["ci_low"] > 0 or r["ci_high"] < 0
-            assert (r["verdict"]["kind"] == "tie") is (not excludes), r
+            assert (r["verdict"] == "tie") is (not excludes), r
+            assert r["verdict"] in ("a", "b", "tie", None) and r["verdict_label"], r

@@ -12,13 +12,14 @@ import json
 import math
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from skyloom.fsutil import append_jsonl, read_jsonl
-from skyloom.registry import Registry
+from skyloom.registry import NoOptions, Registry
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220), "yellow": (230, 220, 40)}
 LOADER = "tests.eval.fakes:load_fake_pipeline"
@@ -107,9 +108,10 @@ class _PerItem:
     version = "1"
     default_extractor = None
     inputs = ("videos", "item_ids", "prompts")  # declared, as skyloom.eval.metrics.inputs reads them
+    config_class = NoOptions
 
-    def __init__(self, extractor: Any = None, **settings: Any) -> None:
-        self.settings, self.values = settings, {}
+    def __init__(self, config: NoOptions | None = None, *, extractor: Any = None) -> None:
+        self.values: dict[str, float] = {}
 
     def identity(self) -> dict[str, Any]:
         return {"extractor": f"fake-{self.name}", "weights": "none", "preprocessing": {"fake": True}}
@@ -150,14 +152,20 @@ class Jitter(_PerItem):
         return float(np.abs(np.diff(v.astype(float), axis=0)).mean() / 255)
 
 
+@dataclass(frozen=True)
+class MeanDistanceConfig:
+    num_frames: int = 8  # frames of each clip compared
+
+
 class MeanDistance:
     """Set-level: distance between mean real and mean generated features (lower is better)."""
 
     name, version, higher_is_better, default_extractor = "mean_distance", "1", False, "fake-colour"
     inputs = ("videos", "real_videos")
+    config_class = MeanDistanceConfig
 
-    def __init__(self, extractor: Any = None, num_frames: int = 8) -> None:
-        self.extractor, self.num_frames = extractor, num_frames
+    def __init__(self, config: MeanDistanceConfig | None = None, *, extractor: Any = None) -> None:
+        self.extractor, self.num_frames = extractor, (config or MeanDistanceConfig()).num_frames
         self.sides: dict[bool, list[np.ndarray]] = {True: [], False: []}
 
     def identity(self) -> dict[str, Any]:
@@ -187,6 +195,10 @@ class CountingColourExtractor:
     """Video features = mean colour of each frame (T*3 dims, first 8 frames); counts encoded clips."""
 
     name, weights, dim, kind = "fake-colour", "none", 24, "video"
+    config_class = NoOptions
+
+    def __init__(self, config: NoOptions | None = None) -> None:
+        pass
     preprocessing = {"features": "mean RGB per frame / 255"}
     encoded = 0  # class-wide counter: tests read and reset it
 
@@ -302,3 +314,54 @@ def make_motion_corpus(root: Path, per_combo: int = 12, seed: int = 0, split: st
                 k += 1
     c.append(recs)
     return root
+
+
+# -- a generator that does nothing: trivial continuations of physics probes --------------------
+DEGENERATE_LOADER = "tests.eval.fakes:load_degenerate_pipeline"
+# What a generator can return from the given frames alone (the rest need the truth: --videos tests them).
+COND_ONLY = ("grey", "black", "fade", "first_frozen", "last_frozen", "noise")
+
+
+class DegeneratePipeline:
+    """Continues each probe with one trivial continuation (``CKPT/degenerate.json``: ``{"kind": name}``)
+    at its own 32 x 32 frame size, as skyloom's tiny model does: the given frames (resized) then the
+    continuation; ``grey`` is what the untrained step-0 model returns."""
+
+    fps = 16.0
+    num_frames = 16
+    height = 32
+    width = 32
+
+    def __init__(self, ckpt: str) -> None:
+        self.kind = json.loads((Path(ckpt) / "degenerate.json").read_text())["kind"]
+        self.name = Path(ckpt).name
+
+    def generate(self, prompts: list[str], seeds: list[int], *, cond_frames: np.ndarray | None = None,
+                 steps: int | None = None, guidance: float | None = None, num_frames: int | None = None) -> np.ndarray:
+        import cv2
+
+        from skyloom.eval.harness import continuations
+
+        T = int(num_frames or self.num_frames)
+        out = []
+        for b, s in enumerate(seeds):
+            cond = np.stack([cv2.resize(f, (self.width, self.height), interpolation=cv2.INTER_AREA)
+                             for f in cond_frames[b]])  # (k, 32, 32, 3)
+            k = len(cond)
+            ref = np.concatenate([cond, np.repeat(cond[-1:], T - k, axis=0)])  # only the given frames are known
+            out.append(continuations.make(self.kind, ref, k, seed=int(s)))
+        return np.stack(out)  # (B, T, 32, 32, 3)
+
+
+def load_degenerate_pipeline(ckpt: str, device: str = "cpu") -> DegeneratePipeline:
+    return DegeneratePipeline(ckpt)
+
+
+def make_degenerate_checkpoint(runs: Path, kind: str) -> Path:
+    from skyloom.fsutil import atomic_write_json
+    from skyloom.rundir import RunDir
+
+    r = RunDir.create(runs / kind)
+    with r.begin_checkpoint(0) as d:
+        atomic_write_json(d / "degenerate.json", {"kind": kind})
+    return r.checkpoint_dir(0)

@@ -81,3 +81,22 @@ def test_installed_cli_dynamic_degree_and_static_flickering(tmp_path):
     r = subprocess.run([_skyloom(), "eval", "score", "--metric", "temporal_flickering", "--videos",
                         str(tmp_path / "gen")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "static" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ground_truth_not_in_the_skyloom_gt_format_is_a_user_error(tmp_path):
+    """`--gt` files are checked with core's check_gt at the boundary: the installed CLI exits 2 with one
+    line naming the file and the field, no traceback."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _write(tmp_path / "gen", 1)
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "gt" / "v0.json").write_text(json.dumps({"format": "something-else", "objects": [], "frames": []}))
+    exe = shutil.which("skyloom", path=str(Path(sys.executable).parent))
+    proc = subprocess.run([exe, "eval", "score", "--metric", "physics_trajectory", "--videos", str(tmp_path / "gen"),
+                           "--reference", str(tmp_path / "gen"), "--gt", str(tmp_path / "gt")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "v0.json" in proc.stderr and "'format'" in proc.stderr, proc.stderr
