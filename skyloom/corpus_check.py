@@ -213,7 +213,7 @@ def _gt_arrays(c: Corpus, r: ClipRecord) -> str:
     import json
 
     try:
-        gt = json.loads((c.root / r.gt_path).read_text())
+        gt = json.loads((c.root / (r.gt_path or "")).read_text())  # no gt_path: the root, an OSError below
     except (OSError, ValueError):
         return ""
     arrays = gt.get("arrays") if isinstance(gt, dict) else None

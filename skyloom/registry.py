@@ -258,7 +258,8 @@ class Registry(Generic[T]):
             if data:
                 raise ConfigError(f"{where}: {self.kind} {name!r} takes no options, got {', '.join(map(repr, data))}")
             return None
-        cls = self.get(name).config_class
+        entry: Any = self.get(name)
+        cls = entry.config_class
         try:
             return from_dict(cls, dict(data or {}), prefix=where)
         except ConfigError as e:

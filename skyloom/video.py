@@ -69,7 +69,7 @@ def _open(path: str | os.PathLike, headers_only: bool = False):
         # headers_only: FFmpeg's stream-info probe decodes the first frame(s) to learn the pixel
         # format; a header claiming 16000x16000 then allocates and decodes ~400 MB. skip_frame=all
         # reads the sizes from the headers without decoding anything.
-        opts = {"stream_options": [{"skip_frame": "all"}]} if headers_only else {}
+        opts: dict[str, Any] = {"stream_options": [{"skip_frame": "all"}]} if headers_only else {}
         container = av.open(str(p), mode="r", **opts)
     except Exception as e:  # noqa: BLE001 - av raises many error types (InvalidDataError, ...); re-raised as VideoError
         raise VideoError(f"{p}: not a readable video ({type(e).__name__}: {e})") from None

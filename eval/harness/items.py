@@ -74,6 +74,9 @@ class PhysicsItem(TypedDict):
     ground_truth: GroundTruth
     specs: dict[str, Any]  # the scene spec it was simulated from (skyloom.datagen.scenes)
     variance: dict[str, Any]  # the physical variance of re-simulations (skyloom.eval.functional.physics_iq)
+    moving_cells: NotRequired[int]  # how much of the frame moves (the probe admission's measure)
+    gate: NotRequired[dict[str, Any]]  # the degenerate gate's terms and whether the probe passed it
+    draw: NotRequired[dict[str, Any]]  # how the suite's probes were drawn (admitted, rejected, why)
 
 
 SuiteItem = PromptItem | PhysicsItem

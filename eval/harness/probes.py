@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
 
-from skyloom.eval.harness.items import GroundTruth, PhysicsItem
+from skyloom.eval.harness.items import PhysicsItem
 from skyloom.eval.harness.suites import PhysicsSpec
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class ProbeDrawError(ValueError):
     """Too few drawn scenes pass admission to fill the suite's declared count."""
 
 
-def describe(gt: GroundTruth) -> str:
+def describe(gt: Mapping[str, Any]) -> str:
     """A plain prompt for a probe scene from its ground truth: "a red sphere dropped and a ..."."""
     parts = []
     for o in gt.get("objects", []):
@@ -210,7 +211,7 @@ def build_items(ph: PhysicsSpec) -> list[PhysicsItem]:
     return cast(list[PhysicsItem], admitted)  # each built by _candidate with every PhysicsItem key
 
 
-def draw_record(items: list[dict[str, Any]]) -> dict[str, Any] | None:
+def draw_record(items: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The probe draw of a suite's items (threshold, draws, admitted and rejected with reasons), or None."""
     for it in items:
         if it.get("kind") == "physics" and it.get("draw") is not None:

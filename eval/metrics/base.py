@@ -223,11 +223,13 @@ class PerItemMetric(Metric):
     def score_video(self, video: np.ndarray, *args: Any, **kwargs: Any) -> float | tuple[float, dict[str, float]]:
         """Score one uint8 (T, H, W, 3) video."""
 
-    def update(self, videos: Any, *args: Any, **kwargs: Any) -> None:
-        """Score each video; per-video keyword lists (``prompts=[...]``) are split across items."""
-        if args:  # the signature is open for subclasses (mypy); inputs are keywords
-            raise TypeError(f"{type(self).__name__}.update takes the videos, then keyword inputs (item_ids=..., ...)")
-        item_ids: list[str] | None = kwargs.pop("item_ids", None)
+    def update(self, videos: Any, item_ids: list[str] | None = None, **kwargs: Any) -> None:
+        """Score each video; per-video keyword lists (``prompts=[...]``) are split across items.
+
+        Subclasses name the inputs they take (``prompts``, ``reference``, ...; checked against their
+        declared ``inputs`` when they register), narrower than this ``**kwargs``: their ``update`` is
+        marked ``# type: ignore[override]`` for mypy.
+        """
         vids = list(videos) if isinstance(videos, (list, tuple)) else list(check_videos(videos))
         if item_ids is not None and len(item_ids) != len(vids):
             raise ValueError(f"{len(item_ids)} item_ids for {len(vids)} videos")

@@ -190,7 +190,7 @@ class ColourMotion(PerItemMetric):
                           "preprocessing": {"colour_space": "OpenCV HSV", "hue_ranges": HUE_RANGES,
                                             "reference_size": REFERENCE_SIZE, **asdict(self.cfg)}}
 
-    def update(self, videos: Any, prompts: list[str] | None = None, item_ids: list[str] | None = None) -> None:
+    def update(self, videos: Any, prompts: list[str] | None = None, item_ids: list[str] | None = None) -> None:  # type: ignore[override]
         if prompts is None:
             raise ValueError(f"{self.name} needs prompts: update(videos, prompts=[...])")
         super().update(videos, item_ids=item_ids, prompts=list(prompts))

@@ -27,7 +27,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -142,7 +142,7 @@ def check_declared_inputs(name: str, metric: Any) -> None:
         named = {p.name for p in ps if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
         return named, any(p.kind is p.VAR_KEYWORD for p in ps)
 
-    taken, forwards = params(metric.update)
+    taken, forwards = params(cast(Any, metric).update)
     score_video = getattr(metric, "score_video", None)
     if forwards and score_video is not None:  # PerItemMetric.update(videos, item_ids, **kw) -> score_video(video, **kw)
         more, open_ended = params(score_video)

@@ -103,7 +103,7 @@ class PhysicsIQ(_PhysicsMetric):
     def _protocol_changes(self) -> dict[str, str]:
         return {"resolution": RESOLUTION, "aggregate": "mean of the scene terms, not clipped"}
 
-    def update(self, videos: Any, reference: Any = None, variance: list[dict] | None = None,
+    def update(self, videos: Any, reference: Any = None, variance: list[dict] | None = None,  # type: ignore[override]
                specs: list[dict] | None = None, item_ids: list[str] | None = None) -> None:
         if reference is None:
             raise ValueError(f"{self.name} needs the simulator's clips: update(videos, reference=[...])")
@@ -225,7 +225,7 @@ class PhysicsTrajectory(_PhysicsMetric):
             "|take step - simulator step|", "velocity_weight": self.velocity_weight, "cond_frames": self.cond_frames,
             "resolution": RESOLUTION}
 
-    def update(self, videos: Any, reference: Any = None, ground_truth: list[dict] | None = None,
+    def update(self, videos: Any, reference: Any = None, ground_truth: list[dict] | None = None,  # type: ignore[override]
                variance: list[dict] | None = None, item_ids: list[str] | None = None) -> None:
         if reference is None or ground_truth is None:
             raise ValueError(f"{self.name} needs reference=[simulator clips] and ground_truth=[gt dicts]")
