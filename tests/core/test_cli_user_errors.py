@@ -122,8 +122,8 @@ def test_user_mistakes_exit_2_with_one_line_naming_the_input(ws):
     assert not (ws / "run-cuda").exists()  # the device is checked before the run folder is made
 
 
-@pytest.mark.parametrize("args", [["eval", "suites"], ["corpus", "info", "corpus"], ["leaderboard", "--runs", "runs",
-                                                                                      "--format", "csv"]])
+@pytest.mark.parametrize("args", [["eval", "suites"], ["corpus", "info", "corpus"],
+                                  ["corpus", "info", "corpus", "--json"]])
 def test_closed_stdout_pipe_exits_quietly(ws, args):
     """``skyloom ... | head``: the reader closes the pipe before skyloom writes; exit 0 or 141, nothing on stderr."""
     assert SKYLOOM
@@ -166,7 +166,7 @@ def test_typed_errors_are_still_value_errors():
 
     from skyloom.config import ConfigError
     from skyloom.errors import InvalidInputError, UserError
-    from skyloom.flow import dense_flow
+    from skyloom.optical_flow import dense_flow
 
     f = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(InvalidInputError) as e:
