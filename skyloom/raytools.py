@@ -9,7 +9,7 @@ included (:func:`start_reaper`).
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import logging
 import os
 import sys
@@ -129,11 +129,13 @@ def shutdown_ray() -> None:
 EXECUTORS = ("auto", "local", "ray")
 
 
-def _installed(module: str) -> bool:
+def _installed(distribution: str) -> bool:
+    """Whether ``distribution`` is installed (its metadata; nothing is imported)."""
     try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:  # a parent package that is missing, or an import hook that refuses it
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
         return False
+    return True
 
 
 def use_ray(executor: str, n_items: int, min_items: int, address: str | None = None) -> bool:
@@ -149,9 +151,7 @@ def use_ray(executor: str, n_items: int, min_items: int, address: str | None = N
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"executor {executor!r} is not one of: {', '.join(EXECUTORS)}")
-    if executor == "ray":
-        require_extra("ray", what="--executor ray")
-    if executor != "auto":
+    if executor != "auto":  # "ray" without the [ray] extra: init_ray says which extra to install
         return executor == "ray"
     if not _installed("ray"):  # auto without the [ray] extra: in-process, unless a cluster is named
         if address and address != "local" or os.environ.get("RAY_ADDRESS") and address != "local":
