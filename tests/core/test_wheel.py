@@ -65,7 +65,7 @@ sys.meta_path.insert(0, _NotInstalled())
 
 # The import names each extra adds (pyproject.toml [project.optional-dependencies]).
 EXTRA_MODULES = {"render": ["mujoco"], "ray": ["ray"], "dashboard": ["fastapi", "uvicorn"], "unreal": ["unrealcv"],
-                 "vlm": ["transformers"], "diffusers": ["diffusers", "accelerate", "sentencepiece"]}
+                 "vlm": ["transformers"], "diffusers": ["diffusers", "accelerate", "sentencepiece"], "faiss": ["faiss"]}
 
 
 def _requirements(wheel: Path, extra: str | None) -> list:
@@ -164,7 +164,7 @@ def test_core_install_runs_without_backends_and_names_each_missing_extra(tmp_pat
     """`pip install skyloom`: core requirements only; caption, train and eval suites work; a backend says its extra."""
     wheel = _build_wheel(tmp_path)
     core = {r.name.lower() for r in _requirements(wheel, None)}
-    optional = {"mujoco", "ray", "fastapi", "uvicorn", "unrealcv", "transformers", "diffusers"}
+    optional = {"mujoco", "ray", "fastapi", "uvicorn", "unrealcv", "transformers", "diffusers", "faiss-cpu"}
     assert core & optional == set(), f"optional backends among the core requirements: {core & optional}"
     assert {"torch", "open-clip-torch", "sqlalchemy", "typer"} <= core
     all_extra = {r.name.lower() for e in EXTRA_MODULES for r in _requirements(wheel, e)}
