@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml $(wildcard */__init__.py */*/__init__.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PAIR)
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[all,dev]'
 	touch $(STAMP)
 
 # Installs Debian packages when apt-get is available and we are root (CI, containers);
@@ -55,8 +55,10 @@ $(SYSSTAMP): Makefile
 bench: $(STAMP) $(SYSSTAMP)
 	$(PY) -m bench.run_all
 
+# ruff, then mypy over the package as installed (.ci/typecheck.py maps eval/ to skyloom.eval, ...)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) .ci/typecheck.py
 	$(VENV)/bin/python -m skyloom.plugins --check-docs  # the docs' tables of built-in plug-ins are generated
 
 docs-tables: $(STAMP)  # regenerate the docs' tables of built-in plug-ins from the registries

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.registry import Registry
 
 
@@ -132,7 +133,7 @@ def frame_images(frames: np.ndarray, num_frames: int, layout: str, tile: int) ->
     if layout == "multi":
         return tiles
     if layout != "grid":
-        raise ValueError(f"unknown frame layout {layout!r}; valid: grid, multi")
+        raise ConfigError(f"unknown frame layout {layout!r}; valid: grid, multi")
     cols = int(np.ceil(np.sqrt(len(tiles))))
     rows = int(np.ceil(len(tiles) / cols))
     grid = np.zeros((rows * tile, cols * tile, 3), np.uint8)  # (rows*tile, cols*tile, 3)

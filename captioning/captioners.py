@@ -6,6 +6,7 @@ from skyloom.captioning.base import CAPTIONERS, Captioner, ClipInput
 from skyloom.captioning.config import CaptionConfig
 from skyloom.captioning.scene_graph import caption_gt
 from skyloom.captioning.vocab import TEMPLATE_VERSION
+from skyloom.errors import InvalidInputError
 from skyloom.registry import NoOptions
 
 
@@ -27,7 +28,8 @@ class SceneGraphCaptioner(Captioner):
 
     def caption_one(self, item: ClipInput) -> dict[str, str]:
         if item.gt is None:
-            raise ValueError(f"clip {item.clip_id!r} has no ground truth; scene-graph captions need gt/<id>.json")
+            raise InvalidInputError(f"clip {item.clip_id!r} has no ground truth; "
+                                    "scene-graph captions need gt/<id>.json")
         return caption_gt(item.gt, item.clip_id, self.seed, self.kinds)
 
     @classmethod

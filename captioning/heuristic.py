@@ -17,6 +17,7 @@ from skyloom.captioning.config import CaptionConfig
 from skyloom.colours import HUE_RANGES
 from skyloom.optical_flow import dense_flow
 from skyloom.registry import NoOptions
+from skyloom.video import VideoError
 
 
 def colour_names(frames: np.ndarray, top: int = 2) -> list[str]:
@@ -76,7 +77,7 @@ class HeuristicCaptioner(Captioner):
 
         fr = item.frames
         if fr is None or fr.ndim != 4 or len(fr) == 0:
-            raise ValueError(f"clip {item.clip_id!r}: no frames to describe")
+            raise VideoError(f"clip {item.clip_id!r}: no frames to describe")
         idx = sample_indices(len(fr), min(self.cfg.num_frames, len(fr)), "uniform")
         small = np.stack([cv2.resize(fr[i], (self.cfg.size, self.cfg.size), interpolation=cv2.INTER_AREA)
                           for i in idx])  # (k, size, size, 3)

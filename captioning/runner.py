@@ -19,7 +19,9 @@ from typing import Any
 
 from skyloom.captioning.base import CAPTIONERS, ClipInput, Outcome, build_captioner, captioner_options
 from skyloom.captioning.config import CaptionConfig
+from skyloom.config import ConfigError
 from skyloom.corpus import Caption, ClipRecord, Corpus
+from skyloom.errors import require_extra
 from skyloom.fsutil import file_stamp, now_iso
 
 logger = logging.getLogger(__name__)
@@ -54,8 +56,8 @@ def available_fallback(cfg: CaptionConfig) -> str:
     for name in cfg.auto_fallback:
         if CAPTIONERS.get(name).available(cfg):
             return name
-    raise ValueError(f"auto_fallback {list(cfg.auto_fallback)}: none is available (vlm-local needs "
-                     "vlm_local.model_path, vlm-endpoint needs endpoint.base_url); add 'heuristic'")
+    raise ConfigError(f"auto_fallback {list(cfg.auto_fallback)}: none is available (vlm-local needs "
+                      "vlm_local.model_path, vlm-endpoint needs endpoint.base_url); add 'heuristic'")
 
 
 def check_config(cfg: CaptionConfig) -> None:
@@ -169,7 +171,7 @@ def run(cfg: CaptionConfig, wait: bool = False) -> CaptionResult:
     writing, raises :class:`skyloom.corpus.CorpusBusyError` naming it, or with ``wait`` queues.
     """
     if not cfg.corpus:
-        raise ValueError("config field 'corpus' is empty: give the corpus directory")
+        raise ConfigError("config field 'corpus' is empty: give the corpus directory")
     corpus = Corpus(cfg.corpus)
     with corpus.writer("caption", wait=wait):
         return _run_locked(cfg, corpus)
@@ -181,7 +183,7 @@ def _run_locked(cfg: CaptionConfig, corpus: Corpus) -> CaptionResult:
     from skyloom.raytools import init_ray, use_ray
 
     if cfg.batch_size < 1 or cfg.num_actors < 1:
-        raise ValueError(f"batch_size and num_actors must be >= 1, got {cfg.batch_size} and {cfg.num_actors}")
+        raise ConfigError(f"batch_size and num_actors must be >= 1, got {cfg.batch_size} and {cfg.num_actors}")
     t0 = time.perf_counter()
     todo, skipped = plan(corpus, cfg)
     result = CaptionResult(corpus=str(corpus.root), skipped=skipped)
@@ -205,6 +207,7 @@ def _run_locked(cfg: CaptionConfig, corpus: Corpus) -> CaptionResult:
                 finally:  # on an interrupt too: keep what is done
                     sink.flush()
                 continue
+            require_extra("ray", what="Ray execution")
             from ray.util import ActorPool
 
             ray = init_ray(cfg.ray_address)

@@ -24,6 +24,7 @@ from skyloom.captioning.vocab import (
     SIZES,
     TEMPLATE_VERSION,
 )
+from skyloom.errors import InvalidInputError
 
 KINDS = ("short", "dense")
 PLACES = {"left": ("on the left", "at the left of the frame", "on the left side"),
@@ -206,7 +207,7 @@ def short(facts: SceneFacts, rng: random.Random) -> str:
 def realise(facts: SceneFacts, kind: str = "dense", seed: int = 0) -> str:
     """Caption text of ``kind`` (``short`` or ``dense``) for ``facts``; same seed, same text."""
     if kind not in KINDS:
-        raise ValueError(f"unknown caption kind {kind!r}; valid: {', '.join(KINDS)}")
+        raise InvalidInputError(f"unknown caption kind {kind!r}; valid: {', '.join(KINDS)}")
     rng = random.Random(seed)
     return dense(facts, rng) if kind == "dense" else short(facts, rng)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from skyloom.errors import require_extra
+
 WORDS = ["a", "the", "red", "green", "blue", "yellow", "ball", "cube", "cylinder", "falls", "bounces", "rolls",
          "slides", "on", "floor", "camera", "static", "light", "video", "shows", "small", "large", "scene", "moves",
          "left", "right", "and", "of"]
@@ -24,6 +26,7 @@ def build_tiny_llava(path: str | os.PathLike, image_size: int = 32, hidden: int 
     """Write a tiny LLaVA checkpoint + processor to ``path`` and return it."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    require_extra("transformers", what="the tiny-vlm captioner")
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,

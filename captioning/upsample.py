@@ -25,6 +25,8 @@ from skyloom.captioning.facts import ObjectFacts, SceneFacts
 from skyloom.captioning.scene_graph import LIGHT, _setting, realise
 from skyloom.captioning.verify import parse_caption
 from skyloom.captioning.vocab import CAMERA, COLOURS, MATERIALS, SIZES
+from skyloom.config import ConfigError
+from skyloom.errors import InvalidInputError
 from skyloom.motion import implied_labels
 
 logger = logging.getLogger(__name__)
@@ -91,14 +93,14 @@ def upsample(prompt: str, seed: int = 0, mode: str = "rules", endpoint=None) -> 
         ValueError: empty prompt or unknown mode.
     """
     if not prompt or not prompt.strip():
-        raise ValueError("prompt is empty; give a short description such as 'a red ball bouncing'")
+        raise InvalidInputError("prompt is empty; give a short description such as 'a red ball bouncing'")
     if mode not in ("rules", "llm"):
-        raise ValueError(f"unknown upsampling mode {mode!r}; valid: rules, llm")
+        raise InvalidInputError(f"unknown upsampling mode {mode!r}; valid: rules, llm")
     if mode == "llm":
         from skyloom.captioning.vlm_endpoint import EndpointClient
 
         if endpoint is None or not endpoint.base_url:
-            raise ValueError("mode='llm' needs an endpoint with base_url (e.g. --set endpoint.base_url=http://host:8000/v1)")
+            raise ConfigError("mode='llm' needs an endpoint with base_url (e.g. --set endpoint.base_url=http://host:8000/v1)")
         examples = [upsample(p, seed=s) for s, p in enumerate(("a blue cube sliding", "two balls colliding"))]
         messages = [{"role": "system", "content": SYSTEM_PROMPT + "\n\nExamples:\n" + "\n".join(examples)},
                     {"role": "user", "content": prompt.strip()}]

@@ -28,6 +28,7 @@ from skyloom.captioning.base import (
     frame_images,
 )
 from skyloom.captioning.config import CaptionConfig, EndpointConfig
+from skyloom.config import ConfigError
 from skyloom.registry import NoOptions
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class EndpointClient:
         import httpx
 
         if not cfg.base_url:
-            raise ValueError("endpoint.base_url is empty (e.g. --set endpoint.base_url=http://127.0.0.1:8000/v1)")
+            raise ConfigError("endpoint.base_url is empty (e.g. --set endpoint.base_url=http://127.0.0.1:8000/v1)")
         self.cfg = cfg
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None

@@ -25,6 +25,7 @@ from skyloom.captioning.base import (
     frame_images,
 )
 from skyloom.captioning.config import CaptionConfig
+from skyloom.errors import InputNotFoundError, require_extra
 from skyloom.registry import NoOptions
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def weights_hash(folder: str | Path) -> str:
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix in WEIGHT_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"{folder}: no weight files ({', '.join(WEIGHT_SUFFIXES)})")
+        raise InputNotFoundError(f"{folder}: no weight files ({', '.join(WEIGHT_SUFFIXES)})")
     h = hashlib.sha256()
     for p in files:
         h.update(p.name.encode() + b"\0" + sha256_file(p).encode())
@@ -56,14 +57,15 @@ class LocalVLMCaptioner(Captioner):
 
     def __init__(self, cfg: CaptionConfig | None = None, options: NoOptions | None = None) -> None:
         import torch
+        require_extra("transformers", what="the vlm-local captioner")
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.cfg = (cfg or CaptionConfig()).vlm_local
         path = Path(self.cfg.model_path)
         if not self.cfg.model_path or not (path / "config.json").exists():
-            raise FileNotFoundError(f"vlm_local.model_path {self.cfg.model_path!r}: not a model folder with "
-                                    "config.json (set --set vlm_local.model_path=/path/to/checkpoint; "
-                                    "nothing is downloaded)")
+            raise InputNotFoundError(f"vlm_local.model_path {self.cfg.model_path!r}: not a model folder with "
+                                     "config.json (set --set vlm_local.model_path=/path/to/checkpoint; "
+                                     "nothing is downloaded)")
         dtype = getattr(torch, self.cfg.dtype)
         self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, local_files_only=True)

@@ -18,5 +18,10 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        if _LAZY[name] == "app":  # the web app needs the [dashboard] extra; the report and sources do not
+            from skyloom.errors import require_extra
+
+            for module in ("fastapi", "uvicorn"):
+                require_extra(module, "dashboard", what="the web dashboard")
         return getattr(importlib.import_module(f"skyloom.dashboards.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'skyloom.dashboards' has no attribute {name!r}")

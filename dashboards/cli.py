@@ -56,6 +56,10 @@ def register(app: typer.Typer) -> None:
         Example: [bold]skyloom dashboard --runs runs/ --corpus data/corpus[/]
         """
         from skyloom.cli_common import console, fail
+        from skyloom.errors import require_extra
+
+        for module in ("fastapi", "uvicorn"):
+            require_extra(module, "dashboard", what="skyloom dashboard")
         from skyloom.dashboards.app import bind, create_app, serve
         from skyloom.dashboards.guard import LOCAL_HOSTS, normalise_hosts
         from skyloom.dashboards.sources import Dashboard
@@ -66,12 +70,8 @@ def register(app: typer.Typer) -> None:
 
         check_positive({"--max-clips": max_clips})
         _check_inputs(runs, corpus, db)
-        try:
-            hosts = normalise_hosts([*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::", "") else [host]),
-                                     *(allow_host or [])])
-        except ValueError as e:
-            fail(str(e))
-            return
+        hosts = normalise_hosts([*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::", "") else [host]),
+                                 *(allow_host or [])])
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips, cache_dir=cache_dir, device=device)
         for w in dash.overview()["warnings"]:
             console.print(f"[yellow]warning:[/] {w}")

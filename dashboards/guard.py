@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from skyloom.errors import InvalidInputError
+
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 # An absolute POSIX path (optionally behind a URL scheme such as sqlite:///), or a Windows drive path.
@@ -58,8 +60,8 @@ def normalise_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
             out.append(h)
             continue
         if not h or "/" in h or " " in h:
-            raise ValueError(f"--allow-host {h!r}: give a host name or address (e.g. myhost.lan, 10.0.0.5), "
-                             "without scheme, port or path")
+            raise InvalidInputError(f"--allow-host {h!r}: give a host name or address (e.g. myhost.lan, 10.0.0.5), "
+                                    "without scheme, port or path")
         out.append(host_name(h))
     return tuple(dict.fromkeys(out))
 

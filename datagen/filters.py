@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.datagen.sources import SourceRejected
 from skyloom.optical_flow import FLOW_METHODS, dense_flow
 
@@ -104,7 +105,7 @@ def parse_bucket(text: str) -> float:
         if w <= 0 or h <= 0:
             raise ValueError
     except ValueError:
-        raise ValueError(f"filters.buckets: {text!r} is not an aspect ratio like '16:9'") from None
+        raise ConfigError(f"filters.buckets: {text!r} is not an aspect ratio like '16:9'") from None
     return w / h
 
 
@@ -128,7 +129,7 @@ def choose_bucket(width: int, height: int, cfg: FilterConfig) -> tuple[str, floa
 def flow_magnitude(prev: np.ndarray, cur: np.ndarray, method: str = "dis", _cache: dict | None = None) -> float:
     """Mean dense optical-flow magnitude in pixels between two grey uint8 frames ``(h, w)``."""
     if method not in FLOW_METHODS:
-        raise ValueError(f"filters.flow: {method!r} is not one of {', '.join(map(repr, FLOW_METHODS))}")
+        raise ConfigError(f"filters.flow: {method!r} is not one of {', '.join(map(repr, FLOW_METHODS))}")
     flow = dense_flow(prev, cur, method, preset="ultrafast", cache=_cache)  # (h, w, 2); fast for curation
     return float(np.sqrt((flow.astype(np.float64) ** 2).sum(-1)).mean())
 

@@ -53,6 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.corpus import ClipRecord, Corpus, assign_split
 from skyloom.datagen.curate.select import CurateConfig, run_curate
 from skyloom.datagen.fetch import FetchConfig, FetchError, fetch
@@ -82,7 +83,7 @@ from skyloom.datagen.sources import (
     write_sources_csv,
 )
 from skyloom.datagen.takedown import complete_pending, takedown  # noqa: F401 - takedown is re-exported
-from skyloom.errors import StorageError, storage_error
+from skyloom.errors import StorageError, require_extra, storage_error
 from skyloom.fsutil import append_jsonl, atomic_write_json, file_stamp, now_iso, read_jsonl, sha256_file
 from skyloom.video import VideoError
 
@@ -402,6 +403,7 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[s
         for s in sources:
             yield process_source(s, cfg, root, known, run_id)
         return
+    require_extra("ray", what="Ray execution")
     import ray
 
     init_ray(ray_address)
@@ -547,8 +549,8 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
     sources = sources if sources is not None else cfg.sources
     out = out if out is not None else cfg.out
     if not sources or not out:
-        raise ValueError("run_ingest: give the source manifest and the corpus directory "
-                         "(arguments or cfg.sources / cfg.out)")
+        raise ConfigError("run_ingest: give the source manifest and the corpus directory "
+                          "(arguments or cfg.sources / cfg.out)")
     corpus = Corpus.create(out)
     with corpus.writer("ingest", wait=wait):
         return _run_locked(corpus, cfg, sources, ray_address, on_result, t0)

@@ -27,6 +27,7 @@ from skyloom.datagen.groundtruth import assemble_ground_truth
 from skyloom.datagen.renderers import RenderOutput
 from skyloom.datagen.scenes import camera_frames, validate_spec
 from skyloom.datagen.simulate import Simulation
+from skyloom.errors import require_extra
 from skyloom.geometry import camera_basis
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class PixelRays:
 
     def cast(self, model, data, cam: dict[str, Any], far: float) -> tuple[np.ndarray, np.ndarray]:
         """(geom id (H, W) int32, -1 = nothing; z-depth (H, W) float32 metres) for one camera."""
+        require_extra("mujoco", what="the MuJoCo renderer")
         import mujoco
 
         f, right, up = camera_basis(cam)
@@ -93,6 +95,7 @@ class MujocoRenderer:
 
     @property
     def version(self) -> str:
+        require_extra("mujoco", what="the MuJoCo renderer")
         import mujoco
 
         return mujoco.__version__
@@ -113,6 +116,7 @@ class MujocoRenderer:
         visual settings) except what is in the key, so a reused context renders the same pixels
         as a fresh one (tested); creating one costs ~13 ms, a 32x32 frame ~7 ms.
         """
+        require_extra("mujoco", what="the MuJoCo renderer")
         import mujoco
 
         key = (int(model.vis.global_.offwidth), int(model.vis.global_.offheight), int(model.vis.quality.shadowsize),
@@ -140,6 +144,7 @@ class MujocoRenderer:
 
     def render(self, spec: dict[str, Any]) -> RenderOutput:
         """Simulate and render one scene (validated first; raises SpecError / SimulationError)."""
+        require_extra("mujoco", what="the MuJoCo renderer")
         import mujoco
 
         validate_spec(spec)

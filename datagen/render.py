@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.datagen.scenes import (
     SceneConfig,
     SpecError,
@@ -50,6 +51,7 @@ from skyloom.datagen.scenes import (
     spec_sha256,
     validate_spec,
 )
+from skyloom.errors import InputNotFoundError, require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +259,7 @@ def _render_shard(items: list[dict[str, Any]], renderer: str, settings: str, crf
 def _load_specs_file(path: str) -> list[dict[str, Any] | str]:
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"specs_file {p} does not exist")
+        raise InputNotFoundError(f"specs_file {p} does not exist")
     out: list[dict[str, Any] | str] = []
     for n, line in enumerate(p.read_text().splitlines(), 1):
         if line.strip():
@@ -285,14 +287,15 @@ def _items(cfg: RenderConfig) -> list[dict[str, Any]]:
 
 def _check(cfg: RenderConfig) -> None:
     if not cfg.out:
-        raise ValueError("render: no output corpus given (--out CORPUS or --set out=PATH)")
+        raise ConfigError("render: no output corpus given (--out CORPUS or --set out=PATH)")
     renderer_options(cfg.renderer, cfg.renderer_options)  # unknown renderer or option: an error naming it
     if cfg.num_scenes < 0:
-        raise ValueError(f"render: num_scenes must be >= 0, got {cfg.num_scenes}")
+        raise ConfigError(f"render: --num-scenes (num_scenes) must be >= 0, got {cfg.num_scenes}")
     if cfg.executor not in ("auto", "local", "ray"):
-        raise ValueError(f"render: executor {cfg.executor!r} is not one of: auto, local, ray")
+        raise ConfigError(f"render: executor {cfg.executor!r} is not one of: auto, local, ray")
     if cfg.scenes_per_task < 1:
-        raise ValueError(f"render: scenes_per_task must be >= 1, got {cfg.scenes_per_task}")
+        raise ConfigError(f"render: scenes_per_task must be >= 1, got {cfg.scenes_per_task}")
+    require_extra("mujoco", what="datagen render (every scene is simulated in MuJoCo)")  # before any work starts
     if not cfg.specs_file:
         from skyloom.datagen.scene_kinds import build_scene_kind
 

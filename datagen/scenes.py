@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from skyloom.colours import BALL_COLOURS, RENDER_RGB
-from skyloom.errors import UserError
+from skyloom.errors import InvalidInputError, UserError
 from skyloom.geometry import half_height
 
 SPEC_VERSION = 1
@@ -429,7 +429,7 @@ def perturb_spec(spec: dict[str, Any], scale: float, seed: int) -> dict[str, Any
         seed: seed of the perturbation.
     """
     if not (isinstance(scale, (int, float)) and scale >= 0 and math.isfinite(scale)):
-        raise ValueError(f"perturb_spec: scale must be a finite number >= 0, got {scale!r}")
+        raise InvalidInputError(f"perturb_spec: scale must be a finite number >= 0, got {scale!r}")
     validate_spec(spec)
     out = copy.deepcopy(spec)
     if scale == 0:

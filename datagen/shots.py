@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.datagen.sources import SourceRejected
 from skyloom.video import VideoError, VideoInfo, probe_video
 
@@ -138,7 +139,7 @@ def make_detector(cfg: ShotConfig, fps: float):
         return ContentDetector(threshold=cfg.threshold, min_scene_len=min_len)
     if cfg.detector == "adaptive":
         return AdaptiveDetector(adaptive_threshold=cfg.adaptive_threshold, min_scene_len=min_len)
-    raise ValueError(f"shots.detector: {cfg.detector!r} is not one of 'content', 'adaptive'")
+    raise ConfigError(f"shots.detector: {cfg.detector!r} is not one of 'content', 'adaptive'")
 
 
 class ShotSplitter:

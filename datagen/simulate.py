@@ -25,6 +25,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from skyloom.datagen.scenes import MATERIALS, validate_spec
+from skyloom.errors import require_extra
 from skyloom.geometry import quat_to_mat
 
 # Headless GL for the renderers: MuJoCo picks its GL backend when it is first imported, which
@@ -111,6 +112,7 @@ def build_mjcf(spec: dict[str, Any]) -> str:
 
 def load_model(spec: dict[str, Any]):
     """Compile the spec's MJCF and set the initial velocities; returns (model, data)."""
+    require_extra("mujoco", what="the MuJoCo physics simulation")
     import mujoco
 
     model = mujoco.MjModel.from_xml_string(build_mjcf(spec))
@@ -129,6 +131,7 @@ class Simulation:
     """Steps one scene and records per-frame object states and contact events."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
+        require_extra("mujoco", what="the MuJoCo physics simulation")
         import mujoco
 
         self._mj = mujoco

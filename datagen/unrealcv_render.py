@@ -31,7 +31,7 @@ from skyloom.datagen.groundtruth import assemble_ground_truth
 from skyloom.datagen.renderers import RenderOutput
 from skyloom.datagen.scenes import camera_frames, spec_sha256, validate_spec
 from skyloom.datagen.simulate import simulate
-from skyloom.errors import UserError
+from skyloom.errors import UserError, require_extra
 from skyloom.geometry import quat_to_mat
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ class UnrealCVRenderer:
 
     @property
     def version(self) -> str:
+        require_extra("unrealcv", what="the UnrealCV renderer")
         import unrealcv
 
         return f"client {unrealcv.__version__}; server {self._server_version or 'unknown'}"
@@ -153,6 +154,7 @@ class UnrealCVRenderer:
     def _connect(self):
         if self._client is not None and self._client.isconnected():
             return self._client
+        require_extra("unrealcv", what="the UnrealCV renderer")
         import unrealcv
 
         client = unrealcv.Client((self.host, self.port))

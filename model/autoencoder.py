@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skyloom.config import ConfigError
+from skyloom.errors import InvalidInputError
 from skyloom.model.config import AEConfig
 from skyloom.registry import NoOptions, Registry
 
@@ -52,8 +54,8 @@ class VideoAutoencoder(nn.Module):
     def check_frames(self, T: int, H: int, W: int) -> None:
         tf, sf = self.temporal_factor, self.spatial_factor
         if (T - 1) % tf or H % sf or W % sf:
-            raise ValueError(f"video (T, H, W) = {(T, H, W)} does not fit the autoencoder: need T = 1 + k*{tf} "
-                             f"and H, W divisible by {sf}")
+            raise InvalidInputError(f"video (T, H, W) = {(T, H, W)} does not fit the autoencoder: need T = 1 + k*{tf} "
+                                    f"and H, W divisible by {sf}")
 
     def latent_shape(self, T: int, H: int, W: int) -> tuple[int, int, int, int]:
         """Latent (C, T', H', W') of a (T, H, W) video."""
@@ -145,9 +147,9 @@ class CausalVAE(VideoAutoencoder):
         for name in ("spatial_factor", "temporal_factor"):
             v = getattr(cfg, name)
             if v < 1 or v & (v - 1):
-                raise ValueError(f"ae.{name} must be a power of 2, got {v}")
+                raise ConfigError(f"ae.{name} must be a power of 2, got {v}")
         if cfg.temporal_factor > cfg.spatial_factor:
-            raise ValueError("ae.temporal_factor must be <= ae.spatial_factor")
+            raise ConfigError("ae.temporal_factor must be <= ae.spatial_factor")
         self.cfg = cfg
         self.latent_channels, self.spatial_factor, self.temporal_factor = (cfg.latent_channels, cfg.spatial_factor,
                                                                            cfg.temporal_factor)

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.corpus import ClipRecord, Corpus
+from skyloom.config import ConfigError
+from skyloom.corpus import ClipRecord, Corpus, CorpusError
 from skyloom.model.config import Bucket, DataConfig
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def caption_candidates(rec: ClipRecord, kinds: tuple[str, ...], mode: str) -> li
     if mode == "newest":
         return [caption_of(rec, kinds)]
     if mode != "random":
-        raise ValueError(f"data.caption_mode must be newest or random, got {mode!r}")
+        raise ConfigError(f"data.caption_mode must be newest or random, got {mode!r}")
     out = [t for t in (caption_of(rec, (k,)) for k in kinds) if t]
     return out or [""]
 
@@ -99,15 +100,15 @@ class CorpusVideoDataset:
         self.corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
         self.cfg = cfg
         if not cfg.buckets:
-            raise ValueError("data.buckets is empty: give at least one {height, width, num_frames, batch_size}")
+            raise ConfigError("data.buckets is empty: give at least one {height, width, num_frames, batch_size}")
         for i, b in enumerate(cfg.buckets):
             if min(b.height, b.width, b.num_frames, b.batch_size) <= 0:
-                raise ValueError(f"data.buckets[{i}] = {b}: all fields must be > 0")
+                raise ConfigError(f"data.buckets[{i}] = {b}: all fields must be > 0")
         recs = sorted(self.corpus.records(split=cfg.split), key=lambda r: r.id)
         if cfg.max_clips > 0:
             recs = recs[:cfg.max_clips]
         if not recs:
-            raise ValueError(f"corpus {self.corpus.root}: no clips in split {cfg.split!r} to train on")
+            raise CorpusError(f"corpus {self.corpus.root}: no clips in split {cfg.split!r} to train on")
         self.records = recs
         self.bucket_of = [assign_bucket(r.width, r.height, cfg.buckets) for r in recs]
         self.captions = [caption_candidates(r, tuple(cfg.caption_kinds), cfg.caption_mode) for r in recs]

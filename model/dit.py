@@ -29,12 +29,14 @@ Architecture (one file, top to bottom):
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from skyloom.config import ConfigError
 from skyloom.model.config import DiTConfig
 
 
@@ -42,7 +44,7 @@ from skyloom.model.config import DiTConfig
 def rope_dims(head_dim: int) -> tuple[int, int, int]:
     """Split an (even) head dimension into even parts for the (t, h, w) axes."""
     if head_dim % 2 or head_dim < 6:
-        raise ValueError(f"head_dim must be even and >= 6 for 3D RoPE, got {head_dim}")
+        raise ConfigError(f"head_dim must be even and >= 6 for 3D RoPE, got {head_dim}")
     hw = 2 * (head_dim // 6)
     return head_dim - 2 * hw, hw, hw
 
@@ -176,8 +178,9 @@ class DiTBlock(nn.Module):
         n_mod = 9 if self.factorised else 6
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(D, n_mod * D))
         # adaLN-Zero: every gate starts at 0, so the block is the identity at init (DiT Sec. 3.2).
-        nn.init.zeros_(self.ada[1].weight)
-        nn.init.zeros_(self.ada[1].bias)
+        ada_linear = cast(nn.Linear, self.ada[1])
+        nn.init.zeros_(ada_linear.weight)
+        nn.init.zeros_(ada_linear.bias)
         # Cross-attention is not gated; zero its output projection so it also starts silent.
         nn.init.zeros_(self.cross.proj.weight)
         nn.init.zeros_(self.cross.proj.bias)
@@ -219,7 +222,7 @@ class VideoDiT(nn.Module):
     def __init__(self, cfg: DiTConfig) -> None:
         super().__init__()
         if cfg.dim % cfg.heads:
-            raise ValueError(f"dit.dim ({cfg.dim}) must be divisible by dit.heads ({cfg.heads})")
+            raise ConfigError(f"dit.dim ({cfg.dim}) must be divisible by dit.heads ({cfg.heads})")
         self.cfg = cfg
         pt, ph, pw = cfg.patch
         D = cfg.dim
@@ -230,7 +233,7 @@ class VideoDiT(nn.Module):
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
         self.out = nn.Linear(D, cfg.in_channels * pt * ph * pw)
         # Zero-init the final modulation and projection (DiT): the model predicts v = 0 at init.
-        for lin in (self.ada_out[1], self.out):
+        for lin in (cast(nn.Linear, self.ada_out[1]), self.out):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 
@@ -239,7 +242,7 @@ class VideoDiT(nn.Module):
         _, _, T, H, W = shape
         pt, ph, pw = self.cfg.patch
         if T % pt or H % ph or W % pw:
-            raise ValueError(f"latent (T, H, W) = {(T, H, W)} not divisible by dit.patch {self.cfg.patch}")
+            raise ConfigError(f"latent (T, H, W) = {(T, H, W)} not divisible by dit.patch {self.cfg.patch}")
         return T // pt, H // ph, W // pw
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:

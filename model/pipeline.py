@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from skyloom.config import from_dict
+from skyloom.devices import torch_device
+from skyloom.errors import InvalidInputError
 from skyloom.model.autoencoder import VideoAutoencoder
 from skyloom.model.checkpoint import (
     CheckpointError,
@@ -78,7 +80,7 @@ class VideoPipeline:
             num_frames: video length (default: the training length).
         """
         if len(prompts) != len(seeds):
-            raise ValueError(f"prompts ({len(prompts)}) and seeds ({len(seeds)}) must have the same length")
+            raise InvalidInputError(f"prompts ({len(prompts)}) and seeds ({len(seeds)}) must have the same length")
         T = int(num_frames or self.num_frames)
         C, Tl, Hl, Wl = self.ae.latent_shape(T, self.height, self.width)
         self.dit.grid((1, C, Tl, Hl, Wl))  # validates divisibility
@@ -89,7 +91,7 @@ class VideoPipeline:
                 raise ValueError(f"cond_frames must be uint8 (B={len(prompts)}, k, H, W, 3), got {cond.dtype} "
                                  f"{cond.shape}")
             if not 1 <= cond.shape[1] < T:
-                raise ValueError(f"cond_frames: k={cond.shape[1]} given frames must be in [1, {T - 1}]")
+                raise InvalidInputError(f"cond_frames: k={cond.shape[1]} given frames must be in [1, {T - 1}]")
             if cond.shape[2:4] != (self.height, self.width):
                 cond = np.stack([crop_resize(c, self.height, self.width) for c in cond])
         out = []
@@ -143,7 +145,7 @@ def load_pipeline(ckpt_path: str | os.PathLike, device: str = "cpu", use_ema: bo
     dit_cfg, text_cfg, ae_cfg = component_configs(folder)
     if dit_cfg is None or text_cfg is None:
         raise CheckpointError(f"{folder}: missing dit/ or text_encoder/ component")
-    dev = torch.device(device)
+    dev = torch_device(device)
     dit, text = VideoDiT(dit_cfg), build_text_encoder(text_cfg)
     dit_sd, text_sd = load_weights(folder, "dit"), load_weights(folder, "text_encoder")
     if dit_sd is None:

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from skyloom.errors import InvalidInputError, require_extra
 from skyloom.model.config import TrainConfig
 from skyloom.model.train import TrainResult
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def _worker_loop(config: dict[str, Any]) -> None:
+    require_extra("ray", what="train --num-workers")
     import ray.train
     import ray.train.torch
 
@@ -48,6 +50,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
 def run_ray(cfg: TrainConfig, corpus: str | Path, out: str | Path, *, num_workers: int = 1, use_gpu: bool = False,
             address: str | None = None, resume: bool = True, fresh: bool = False) -> TrainResult:
     """Train with ``num_workers`` Ray Train workers; returns the run's final state (read from RUN)."""
+    require_extra("ray", what="train --num-workers")
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -56,7 +59,7 @@ def run_ray(cfg: TrainConfig, corpus: str | Path, out: str | Path, *, num_worker
     from skyloom.rundir import RunDir
 
     if num_workers < 1:
-        raise ValueError(f"--num-workers must be >= 1, got {num_workers}")
+        raise InvalidInputError(f"--num-workers must be >= 1, got {num_workers}")
     init_ray(address)
     out = Path(out).resolve()
     trainer = TorchTrainer(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 
+from skyloom.errors import InvalidInputError
 from skyloom.model.schedule import RectifiedFlow
 
 VelocityFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -29,7 +30,7 @@ def guided_velocity(model: VelocityFn, x: torch.Tensor, t: torch.Tensor, text: t
                     text_mask: torch.Tensor, null_text: torch.Tensor | None, null_mask: torch.Tensor | None,
                     guidance: float) -> torch.Tensor:
     """CFG velocity ``v_u + g (v_c - v_u)``; x (B, C, T, H, W), t (B, T), text (B, L, D)."""
-    if guidance == 1.0 or null_text is None:
+    if guidance == 1.0 or null_text is None or null_mask is None:
         return model(x, t, text, text_mask)
     L = max(text.shape[1], null_text.shape[1])
     text, null_text = (torch.nn.functional.pad(z, (0, 0, 0, L - z.shape[1])) for z in (text, null_text))
@@ -45,7 +46,7 @@ class FlowSampler:
 
     def __init__(self, schedule: RectifiedFlow, method: str = "euler", steps: int = 30, guidance: float = 4.0) -> None:
         if method not in METHODS:
-            raise ValueError(f"unknown sampler method {method!r}; valid: {', '.join(METHODS)}")
+            raise InvalidInputError(f"unknown sampler method {method!r}; valid: {', '.join(METHODS)}")
         self.schedule, self.method, self.steps, self.guidance = schedule, method, steps, guidance
 
     @torch.no_grad()
@@ -64,7 +65,7 @@ class FlowSampler:
         g = self.guidance if guidance is None else guidance
         method = method or self.method
         if method not in METHODS:
-            raise ValueError(f"unknown sampler method {method!r}; valid: {', '.join(METHODS)}")
+            raise InvalidInputError(f"unknown sampler method {method!r}; valid: {', '.join(METHODS)}")
         B, _, T = noise.shape[:3]
         ts = self.schedule.timesteps(steps, num_tokens or noise[0, 0].numel())  # (steps+1,) float64
         keep = torch.zeros(B, T, dtype=torch.bool, device=noise.device) if given_mask is None else given_mask.bool()

@@ -19,6 +19,7 @@ import math
 
 import torch
 
+from skyloom.errors import InvalidInputError
 from skyloom.model.config import ScheduleConfig
 
 
@@ -73,5 +74,5 @@ class RectifiedFlow:
     def timesteps(self, steps: int, num_tokens: int) -> torch.Tensor:
         """Sampler time grid from 1 (noise) to 0 (data), shifted: (steps + 1,)."""
         if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+            raise InvalidInputError(f"steps must be >= 1, got {steps}")
         return apply_shift(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), self.shift_for(num_tokens))

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from skyloom.config import ConfigError
+from skyloom.errors import InvalidInputError, require_extra
 from skyloom.model.config import TextConfig
 from skyloom.registry import NoOptions, Registry
 
@@ -99,8 +101,8 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch.load raises many types; re-raised naming the file
-        raise ValueError(f"{path}: cannot load as a weights-only state dict ({type(e).__name__}: {e}); "
-                         "pickled code is refused, convert it to .safetensors") from None
+        raise InvalidInputError(f"{path}: cannot load as a weights-only state dict ({type(e).__name__}: {e}); "
+                                "pickled code is refused, convert it to .safetensors") from None
     if isinstance(sd, dict) and "state_dict" in sd:
         sd = sd["state_dict"]
     return sd
@@ -119,8 +121,8 @@ class OpenCLIPTextEncoder(TextEncoder):
         self.cfg = cfg
         src = cfg.pretrained
         if not src:
-            raise ValueError("text.pretrained is empty: give a local open_clip weights file (.safetensors or .pt), "
-                             "an open_clip pretrained tag already in the local cache, or 'random-init'")
+            raise ConfigError("text.pretrained is empty: give a local open_clip weights file (.safetensors or .pt), "
+                              "an open_clip pretrained tag already in the local cache, or 'random-init'")
         if src == "random-init" or Path(src).exists():
             model = open_clip.create_model(cfg.open_clip_model, pretrained=None)
             if src != "random-init":
@@ -128,16 +130,16 @@ class OpenCLIPTextEncoder(TextEncoder):
                 missing, unexpected = model.load_state_dict(sd, strict=False)
                 text_missing = [k for k in missing if not k.startswith("visual.")]
                 if text_missing:
-                    raise ValueError(f"{src}: not a {cfg.open_clip_model} checkpoint; missing text weights "
-                                     f"{text_missing[:5]}")
+                    raise InvalidInputError(f"{src}: not a {cfg.open_clip_model} checkpoint; missing text weights "
+                                            f"{text_missing[:5]}")
                 logger.info("loaded open_clip %s text tower from %s", cfg.open_clip_model, src)
         else:
             os.environ["HF_HUB_OFFLINE"] = "1"
             try:
                 model = open_clip.create_model(cfg.open_clip_model, pretrained=src)
             except Exception as e:  # noqa: BLE001 - open_clip raises many types; re-raised naming the setting
-                raise ValueError(f"text.pretrained={src!r}: neither a file nor an open_clip tag in the local cache "
-                                 f"({type(e).__name__}: {e}); nothing is downloaded at run time") from None
+                raise ConfigError(f"text.pretrained={src!r}: neither a file nor an open_clip tag in the local cache "
+                                  f"({type(e).__name__}: {e}); nothing is downloaded at run time") from None
         self.token_embedding = model.token_embedding
         self.positional_embedding = model.positional_embedding
         self.transformer = model.transformer
@@ -164,12 +166,11 @@ class T5TextEncoder(TextEncoder):
 
     def __init__(self, cfg: TextConfig, options: NoOptions | None = None) -> None:
         super().__init__()
-        try:
-            from transformers import AutoTokenizer, T5EncoderModel
-        except ImportError as e:
-            raise ValueError("text.kind=t5 needs the optional 'transformers' package") from e
+        require_extra("transformers", what="text.kind=t5")
+        from transformers import AutoTokenizer, T5EncoderModel
+
         if not cfg.pretrained or not Path(cfg.pretrained).is_dir():
-            raise ValueError(f"text.pretrained={cfg.pretrained!r}: t5 needs a local model folder")
+            raise ConfigError(f"text.pretrained={cfg.pretrained!r}: t5 needs a local model folder")
         self.cfg = cfg
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.pretrained, local_files_only=True)
         self.model = T5EncoderModel.from_pretrained(cfg.pretrained, local_files_only=True, use_safetensors=True)

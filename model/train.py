@@ -32,12 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from skyloom.config import save_resolved
+from skyloom.config import ConfigError, save_resolved
+from skyloom.devices import torch_device
 from skyloom.fsutil import atomic_write_json
 from skyloom.model.checkpoint import (
     EMA,
     PIPELINE_FORMAT,
     PIPELINE_VERSION,
+    CheckpointError,
     component_state,
     load_ae,
     load_state_file,
@@ -150,7 +152,7 @@ def auto_num_threads(cpus: int | None = None, load: float | None = None) -> int:
 def set_threads(num_threads: int) -> int:
     """Apply ``TrainConfig.num_threads`` (0 = leave, -1 = :func:`auto_num_threads`); returns the count."""
     if num_threads < -1:
-        raise ValueError(f"num_threads must be -1 (auto), 0 (torch default) or a positive count, got {num_threads}")
+        raise ConfigError(f"num_threads must be -1 (auto), 0 (torch default) or a positive count, got {num_threads}")
     n = auto_num_threads() if num_threads == -1 else num_threads
     if n > 0:
         torch.set_num_threads(n)
@@ -159,9 +161,23 @@ def set_threads(num_threads: int) -> int:
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device to train on: ``device`` checked against this machine, or cuda when there is a GPU."""
+    return torch_device(device)
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """The ranges torch would reject later with a bare error (or silently train on): one line naming the field."""
+    o = cfg.optim
+    checks = [("steps", cfg.steps >= 0, ">= 0"), ("optim.lr", o.lr > 0 and math.isfinite(o.lr), "a number > 0"),
+              ("optim.weight_decay", o.weight_decay >= 0, ">= 0"), ("optim.beta1", 0 <= o.beta1 < 1, "in [0, 1)"),
+              ("optim.beta2", 0 <= o.beta2 < 1, "in [0, 1)"), ("optim.warmup_steps", o.warmup_steps >= 0, ">= 0"),
+              ("optim.grad_clip", o.grad_clip >= 0, ">= 0 (0: no clipping)"),
+              ("ema_decay", 0 <= cfg.ema_decay <= 1, "in [0, 1]")]
+    for name, ok, valid in checks:
+        if not ok:
+            value = cfg.steps if name == "steps" else cfg.ema_decay if name == "ema_decay" \
+                else getattr(o, name.split(".")[1])
+            raise ConfigError(f"{name} must be {valid}, got {value}")
 
 
 class Trainer:
@@ -170,12 +186,11 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, corpus: str | Path, out: str | Path, *, resume: bool = True,
                  device: str | torch.device | None = None, dist: Dist | None = None) -> None:
         self.cfg, self.dist = cfg, dist or Dist()
+        check_train_config(cfg)
         self.device = pick_device(device)
         self.threads = set_threads(cfg.num_threads)
         self.run_dir = RunDir.create(out, corpus=str(corpus), preset=cfg.name, stage=cfg.stage) \
             if self.dist.is_main else None
-        if self.dist.is_main:
-            save_resolved(cfg, Path(out) / "config.yaml")
         self.out = Path(out)
         self.dataset = CorpusVideoDataset(corpus, cfg.data)
         self.loader = BatchLoader(self.dataset, cfg.seed, self.dist.rank, self.dist.world_size)
@@ -185,7 +200,7 @@ class Trainer:
             from skyloom.model.autoencoder import build_autoencoder
 
             if cfg.ae.kind != "vae":
-                raise ValueError("--stage vae needs ae.kind=vae (use --preset vae)")
+                raise ConfigError("--stage vae needs ae.kind=vae (use --preset vae)")
             self.ae = build_autoencoder(cfg.ae).to(self.device)
             self.trainable: nn.Module = self.ae
             self.ema_modules: dict[str, nn.Module] = {}
@@ -195,11 +210,11 @@ class Trainer:
 
             text = build_text_encoder(cfg.text)
             if text.dim != cfg.dit.text_dim:
-                raise ValueError(f"dit.text_dim={cfg.dit.text_dim} but the text encoder gives {text.dim}-d features")
+                raise ConfigError(f"dit.text_dim={cfg.dit.text_dim} but the text encoder gives {text.dim}-d features")
             self.ae = load_ae(cfg.ae).to(self.device).eval().requires_grad_(False)
             if self.ae.latent_channels != cfg.dit.in_channels:
-                raise ValueError(f"dit.in_channels={cfg.dit.in_channels} but the autoencoder has "
-                                 f"{self.ae.latent_channels} latent channels")
+                raise ConfigError(f"dit.in_channels={cfg.dit.in_channels} but the autoencoder has "
+                                  f"{self.ae.latent_channels} latent channels")
             self.trainable = Denoiser(VideoDiT(cfg.dit), text).to(self.device)
             self.ema_modules = {"dit": self.trainable.dit, "text_encoder": self.trainable.text_encoder}
         params = [p for p in self.trainable.parameters() if p.requires_grad]
@@ -210,6 +225,8 @@ class Trainer:
         self.model = self.dist.prepare(self.trainable) if self.dist.prepare else self.trainable
         if resume and self.run_dir_latest() is not None:
             self.load(self.run_dir_latest())
+        if self.dist.is_main:  # after the resume: a config the run's checkpoint refuses leaves config.yaml as it was
+            save_resolved(cfg, Path(out) / "config.yaml")
 
     # -- checkpoints -----------------------------------------------------------------------
     def run_dir_latest(self) -> Path | None:
@@ -271,15 +288,22 @@ class Trainer:
         info = load_state_file(ckpt / "state" / "rng.pt")
         trainer = __import__("json").loads((ckpt / "state" / "trainer.json").read_text())
         opt_sd = load_state_file(ckpt / "state" / "optimizer.pt")
-        if self.cfg.stage == "vae":
-            self.trainable.load_state_dict(load_weights(ckpt, "vae"))
-        else:
-            self.trainable.dit.load_state_dict(load_weights(ckpt, "dit"))
-            tsd = load_weights(ckpt, "text_encoder")
-            if tsd is not None:
-                self.trainable.text_encoder.load_state_dict(tsd)
-            if self.ema is not None:
-                self.ema.load(load_weights(ckpt, "ema"))
+        try:
+            if self.cfg.stage == "vae":
+                self.trainable.load_state_dict(load_weights(ckpt, "vae"))
+            else:
+                self.trainable.dit.load_state_dict(load_weights(ckpt, "dit"))
+                tsd = load_weights(ckpt, "text_encoder")
+                if tsd is not None:
+                    self.trainable.text_encoder.load_state_dict(tsd)
+                if self.ema is not None:
+                    self.ema.load(load_weights(ckpt, "ema"))
+        except (RuntimeError, TypeError, KeyError) as e:  # another architecture in --out: the user's choice of --out
+            lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+            first = lines[1] if len(lines) > 1 else lines[0] if lines else type(e).__name__  # the first mismatch
+            raise CheckpointError(f"{ckpt}: cannot resume this run with the given config (it was trained with "
+                                  f"another model shape: {first}); use the run's own config.yaml, or another --out") \
+                from None
         if self.cfg.fsdp and self.dist.prepare is not None:
             from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
 import traceback
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ from typer.core import TyperGroup
 
 from skyloom.cli_common import console, setup_logging
 from skyloom.errors import (
+    EXIT_BROKEN_PIPE,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -27,6 +27,7 @@ from skyloom.errors import (
     UserError,
     bug_report_hint,
     storage_error,
+    user_error_from_os,
 )
 
 HELP = """[bold]skyloom[/]: data and evaluation for text-to-video diffusion models.
@@ -55,8 +56,12 @@ def _report(e: BaseException, verbose: bool) -> int:
     if isinstance(e, KeyboardInterrupt):
         console.print("[yellow]interrupted — rerun the same command to resume[/]")
         return EXIT_INTERRUPTED
-    if (storage := storage_error(e)) is not None:
+    if isinstance(e, BrokenPipeError):  # `skyloom ... | head`: the reader has gone, which is no error
+        return _broken_pipe()
+    if (storage := storage_error(e)) is not None:  # a full disk, a read-only or permission-denied folder
         e = storage
+    elif isinstance(e, OSError) and not isinstance(e, UserError):
+        e = user_error_from_os(e) or e  # a file in the way where a folder must go, a folder given as a file
     if isinstance(e, UserError):
         console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
         return e.exit_code
@@ -77,13 +82,13 @@ def _broken_pipe() -> int:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # no real stdout file descriptor (an embedding test harness)
         pass
-    return 128 + int(getattr(signal, "SIGPIPE", 13))
+    return EXIT_BROKEN_PIPE
 
 
 class _SkyloomGroup(TyperGroup):
     """The root command: maps every exception a command raises to its exit code, in one place."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # click's Context (typer bundles its own click)
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
@@ -97,8 +102,8 @@ class _SkyloomGroup(TyperGroup):
 app = typer.Typer(name="skyloom", help=HELP, rich_markup_mode="rich", no_args_is_help=True, cls=_SkyloomGroup,
                   pretty_exceptions_enable=False, add_completion=False)
 
-STAGE_CLIS = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli", "skyloom.eval.cli.commands",
-              "skyloom.dashboards.cli", "skyloom.demo")
+STAGE_CLIS: tuple[str, ...] = ("skyloom.datagen.cli", "skyloom.captioning.cli", "skyloom.model.cli",
+                               "skyloom.eval.cli.commands", "skyloom.dashboards.cli", "skyloom.demo")
 STAGE_CLIS += ("skyloom.corpus_cli", "skyloom.plugins")  # `skyloom corpus ...`, `skyloom plugins`
 
 

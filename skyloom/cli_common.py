@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -119,7 +119,7 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
     """Iterate ``items`` with a :func:`progress` bar (count and ETA when the length is known)."""
     with progress() as p:
         task = p.add_task(description,
-                          total=total if total is not None else (len(items) if hasattr(items, "__len__") else None))
+                          total=total if total is not None else (len(items) if isinstance(items, Sized) else None))
         for it in items:
             yield it
             p.advance(task)

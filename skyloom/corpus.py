@@ -696,9 +696,9 @@ class Corpus:
         ``exports.json``, so a takedown rewrites the shards of every export, ``--out`` ones included.
         """
         if shard_size < 1:
-            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+            raise CorpusError(f"shard_size must be >= 1, got {shard_size}")
         if split is not None and split not in SPLITS:
-            raise ValueError(f"split {split!r} is not one of: {', '.join(SPLITS)}")
+            raise CorpusError(f"split {split!r} is not one of: {', '.join(SPLITS)}")
         out = Path(out_dir) if out_dir else self.root / "shards"
         owned, why = self.export_owner(out)
         if not owned and _index_owner(out):  # another corpus's (or a copy's) export: never overwritten

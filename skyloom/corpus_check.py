@@ -218,7 +218,7 @@ def _gt_arrays(c: Corpus, r: ClipRecord) -> str:
     import json
 
     try:
-        gt = json.loads((c.root / r.gt_path).read_text())
+        gt = json.loads((c.root / (r.gt_path or "")).read_text())  # no gt_path: the root, an OSError below
     except (OSError, ValueError):
         return ""
     arrays = gt.get("arrays") if isinstance(gt, dict) else None
@@ -273,7 +273,8 @@ def _check_export(c: Corpus, folder: Path, live: dict[str, ClipRecord], rep: Che
                             add(Problem("dead shard entry", where, f"holds {cid}, which is not a live clip"))
                         dead.add(cid)
                     elif ext == "mp4":
-                        digest = hashlib.sha256(t.extractfile(m).read()).hexdigest()
+                        member = t.extractfile(m)
+                        digest = hashlib.sha256(member.read() if member else b"").hexdigest()
                         if digest != live[cid].sha256:
                             add(Problem("stale shard entry", where, f"{cid}.mp4 differs from the corpus file "
                                                                     "(re-export this split)"))

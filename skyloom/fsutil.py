@@ -13,12 +13,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from skyloom.errors import OutputError, user_error_from_os
+
 
 def current_umask() -> int:
     """The process's umask (read by setting and restoring it; there is no read-only call)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def make_dir(path: str | os.PathLike, what: str = "") -> Path:
+    """Create the folder ``path`` (and its parents) if missing; a path that cannot be one is an :class:`OutputError`."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise (user_error_from_os(e, what) or e) from None
+    return p
 
 
 @contextlib.contextmanager
@@ -30,7 +42,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     0600 of the temporary file, so teammates can read a shared corpus or run folder.
     """
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_dir():
+        raise OutputError(f"{dest} is a folder; give a file path")
+    make_dir(dest.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix or ".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)

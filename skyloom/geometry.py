@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
+
 
 def quat_to_mat(q: Sequence[float]) -> np.ndarray:
     """Rotation matrix (3, 3) of a unit quaternion ``(w, x, y, z)``."""
@@ -50,7 +52,7 @@ def half_height(shape: str, size: Sequence[float], quat: Sequence[float] | None 
         return s[1] * abs(r22) + s[0] * math.sqrt(max(0.0, 1 - r22 * r22))
     if shape == "capsule":
         return s[1] * abs(r22) + s[0]
-    raise ValueError(f"half_height: unknown shape {shape!r}; valid: sphere, box, cylinder, capsule")
+    raise InvalidInputError(f"half_height: unknown shape {shape!r}; valid: sphere, box, cylinder, capsule")
 
 
 def camera_basis(cam: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
+
 FLOW_METHODS = ("dis", "farneback")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 # cv2.calcOpticalFlowFarneback(prev, next, flow, pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags)
@@ -52,9 +54,9 @@ def dense_flow(a: np.ndarray, b: np.ndarray, method: str = "dis", preset: str = 
     if method == "farneback":
         return cv2.calcOpticalFlowFarneback(_grey(a), _grey(b), None, **FARNEBACK)
     if method != "dis":
-        raise ValueError(f"unknown flow method {method!r}; valid: {', '.join(FLOW_METHODS)}")
+        raise InvalidInputError(f"unknown flow method {method!r}; valid: {', '.join(FLOW_METHODS)}")
     if preset not in DIS_PRESETS:
-        raise ValueError(f"unknown DIS preset {preset!r}; valid: {', '.join(DIS_PRESETS)}")
+        raise InvalidInputError(f"unknown DIS preset {preset!r}; valid: {', '.join(DIS_PRESETS)}")
     dis = cache.get(f"dis-{preset}") if cache is not None else None
     if dis is None:
         dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))

@@ -9,10 +9,14 @@ included (:func:`start_reaper`).
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import sys
 from typing import Any
+
+from skyloom.config import ConfigError
+from skyloom.errors import require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +33,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
         num_cpus: CPUs for a local instance (default: all cores).
         object_store_memory: bytes for a local object store (default 512 MiB).
     """
+    require_extra("ray", what="Ray execution")
     import ray
 
     if ray.is_initialized():
@@ -116,13 +121,21 @@ def start_reaper(poll_s: float = 0.5):
 
 
 def shutdown_ray() -> None:
-    import ray
-
-    if ray.is_initialized():
+    ray = sys.modules.get("ray")  # never started when it was never imported (or is not installed)
+    if ray is not None and ray.is_initialized():
         ray.shutdown()
 
 
 EXECUTORS = ("auto", "local", "ray")
+
+
+def _installed(distribution: str) -> bool:
+    """Whether ``distribution`` is installed (its metadata; nothing is imported)."""
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def use_ray(executor: str, n_items: int, min_items: int, address: str | None = None) -> bool:
@@ -137,9 +150,13 @@ def use_ray(executor: str, n_items: int, min_items: int, address: str | None = N
         ValueError: an executor other than auto, local, ray.
     """
     if executor not in EXECUTORS:
-        raise ValueError(f"executor {executor!r} is not one of: {', '.join(EXECUTORS)}")
-    if executor != "auto":
+        raise ConfigError(f"executor {executor!r} is not one of: {', '.join(EXECUTORS)}")
+    if executor != "auto":  # "ray" without the [ray] extra: init_ray says which extra to install
         return executor == "ray"
+    if not _installed("ray"):  # auto without the [ray] extra: in-process, unless a cluster is named
+        if address and address != "local" or os.environ.get("RAY_ADDRESS") and address != "local":
+            require_extra("ray", what=f"joining the Ray cluster {address or os.environ.get('RAY_ADDRESS')}")
+        return False
     if address and address != "local":
         return True
     if os.environ.get("RAY_ADDRESS") and address != "local":

@@ -185,7 +185,7 @@ class Registry(Generic[T]):
         """Add the entry points of ``self.group`` (once); a name taken twice is an error."""
         if self._entry_points_read:
             return
-        for ep in importlib.metadata.entry_points(group=self.group):
+        for ep in importlib.metadata.entry_points(group=self.group or ""):
             dist = getattr(ep.dist, "name", None) or "an installed distribution"
             where = f"entry point {ep.name!r} = {ep.value!r} of {dist} (group {self.group})"
             if ":" not in ep.value:
@@ -258,7 +258,8 @@ class Registry(Generic[T]):
             if data:
                 raise ConfigError(f"{where}: {self.kind} {name!r} takes no options, got {', '.join(map(repr, data))}")
             return None
-        cls = self.get(name).config_class
+        entry: Any = self.get(name)
+        cls = entry.config_class
         try:
             return from_dict(cls, dict(data or {}), prefix=where)
         except ConfigError as e:
@@ -276,7 +277,7 @@ class Registry(Generic[T]):
             RegistryError: an unknown name (with the closest names).
             skyloom.config.ConfigError: options that do not fit the entry's ``config_class``.
         """
-        cls = self.get(name)
+        cls: Any = self.get(name)
         config = self.options(name, options, where=where)
         return cls(*args, **kwargs) if config is None else cls(*args, config, **kwargs)
 

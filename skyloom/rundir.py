@@ -137,7 +137,12 @@ class RunDir:
         if (r / "run.json").exists():
             if not exist_ok:
                 raise RunError(f"{r}: run already exists")
-            return cls(r)
+            run = cls(r)
+            have, want = run.info.get("stage"), info.get("stage")
+            if have and want and have != want:  # e.g. `train --preset vae --out <a DiT run>`: would clobber it
+                raise RunError(f"{r}: a {have} run (preset {run.info.get('preset', '?')}) cannot be resumed as a "
+                               f"{want} run; give another --out")
+            return run
         for sub in ("checkpoints", "samples", EVAL_DIRNAME):
             (r / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_json(r / "run.json", {"format": RUN_FORMAT, "version": RUN_FORMAT_VERSION,

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.errors import UserError
+from skyloom.errors import InvalidInputError, UserError
 
 DEFAULT_CRF = 18
 
@@ -69,7 +69,7 @@ def _open(path: str | os.PathLike, headers_only: bool = False):
         # headers_only: FFmpeg's stream-info probe decodes the first frame(s) to learn the pixel
         # format; a header claiming 16000x16000 then allocates and decodes ~400 MB. skip_frame=all
         # reads the sizes from the headers without decoding anything.
-        opts = {"stream_options": [{"skip_frame": "all"}]} if headers_only else {}
+        opts: dict[str, Any] = {"stream_options": [{"skip_frame": "all"}]} if headers_only else {}
         container = av.open(str(p), mode="r", **opts)
     except Exception as e:  # noqa: BLE001 - av raises many error types (InvalidDataError, ...); re-raised as VideoError
         raise VideoError(f"{p}: not a readable video ({type(e).__name__}: {e})") from None
@@ -190,7 +190,7 @@ def iter_frames(path: str | os.PathLike, *, start: int = 0, stride: int = 1, max
         fps: resample to this frame rate by nearest timestamp (overrides ``stride``).
     """
     if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+        raise InvalidInputError(f"stride must be >= 1, got {stride}")
     container = _open(path)
     kept = 0
     try:
@@ -243,7 +243,7 @@ def read_video(path: str | os.PathLike, *, num_frames: int | None = None, start:
 def sample_indices(num_available: int, num_frames: int, mode: str = "uniform", seed: int = 0) -> np.ndarray:
     """Frame indices to sample: ``uniform`` spread, ``consecutive`` from 0, or ``random`` consecutive window."""
     if num_available <= 0:
-        raise ValueError("video has no frames")
+        raise VideoError("video has no frames")
     if mode == "uniform":
         return np.linspace(0, num_available - 1, num_frames).round().astype(int)
     if mode == "consecutive":
@@ -252,7 +252,7 @@ def sample_indices(num_available: int, num_frames: int, mode: str = "uniform", s
         rng = np.random.default_rng(seed)
         s = int(rng.integers(0, max(1, num_available - num_frames + 1)))
         return (s + np.arange(num_frames)) % num_available
-    raise ValueError(f"unknown sampling mode {mode!r}; valid: uniform, consecutive, random")
+    raise InvalidInputError(f"unknown sampling mode {mode!r}; valid: uniform, consecutive, random")
 
 
 M_PERTURB = -6  # glibc mallopt: fill every malloc'd block with a fixed byte
@@ -297,9 +297,9 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, crf:
     if arr.dtype != np.uint8:
         raise ValueError(f"frames must be uint8, got {arr.dtype}")
     if arr.shape[0] == 0:
-        raise ValueError("cannot write a video with 0 frames")
+        raise VideoError("cannot write a video with 0 frames")
     if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+        raise VideoError(f"fps must be > 0, got {fps}")
     T, H, W, _ = arr.shape
     pad_h, pad_w = H % 2, W % 2
     if pad_h or pad_w:

@@ -43,7 +43,8 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | csv | js
 
 
 def _split_sets(sets: list[str] | None) -> tuple[list[str], list[str]]:
-    run, suite = [], []
+    run: list[str] = []
+    suite: list[str] = []
     for s in sets or []:
         (suite if s.startswith("suite.") else run).append(s.removeprefix("suite."))
     return run, suite
@@ -95,7 +96,6 @@ def register(app: typer.Typer) -> None:
             fail("--name names a --videos submission; pass --videos DIR too")
         _check_eval_flags(ckpt, videos, out, executor, mismatch, max_failures, meta)
         from skyloom.cli_common import load_config, progress, stage_timer
-        from skyloom.errors import UserError
         from skyloom.eval.harness.runner import EvalConfig, run_eval
 
         for c in ckpt or []:  # a diffusers pipeline is named diffusers:PATH; its folder must exist too
@@ -128,23 +128,18 @@ def register(app: typer.Typer) -> None:
                         tasks[key] = bars.add_task(f"{entry}: {unit}", total=total)
                     bars.update(tasks[key], completed=done, total=total)
 
-                try:
-                    if ckpt:
-                        results.append(run_eval(cfg, on_progress=on_progress))
-                    if videos is not None:
-                        from skyloom.eval.harness.submissions import parse_meta, run_submission
+                if ckpt:
+                    results.append(run_eval(cfg, on_progress=on_progress))
+                if videos is not None:
+                    from skyloom.eval.harness.submissions import parse_meta, run_submission
 
-                        res, check = run_submission(cfg, videos, name or "", parse_meta(meta or []), mismatch)
-                        results.append(res)
-                        checks.append(check)
-                    if calibrate:
-                        from skyloom.eval.harness.calibration import run_calibration
+                    res, check = run_submission(cfg, videos, name or "", parse_meta(meta or []), mismatch)
+                    results.append(res)
+                    checks.append(check)
+                if calibrate:
+                    from skyloom.eval.harness.calibration import run_calibration
 
-                        results.append(run_calibration(cfg))
-                except ValueError as e:  # no checkpoint, the same one twice, an unknown executor
-                    if isinstance(e, UserError):
-                        raise
-                    fail(str(e))
+                    results.append(run_calibration(cfg))
             res = results[0]
             for r in results[1:]:
                 res.evals += r.evals
@@ -238,13 +233,10 @@ def register(app: typer.Typer) -> None:
         from skyloom.eval.harness.suites import load_suite
 
         _check_format(fmt)
-        try:
-            s = load_suite(suite)
-            if s.physics.num_scenes <= 0 and not scenes:
-                fail(f"suite {suite!r} has no physics scenes")
-            res = suite_ladder(s, size=size, num_scenes=scenes, seed=seed)
-        except ValueError as e:
-            fail(str(e))
+        s = load_suite(suite)
+        if s.physics.num_scenes <= 0 and not scenes:
+            fail(f"suite {suite!r} has no physics scenes")
+        res = suite_ladder(s, size=size, num_scenes=scenes, seed=seed)
         if fmt == "json":
             print(json.dumps(res, indent=2, default=str))
             return
@@ -319,10 +311,7 @@ def register(app: typer.Typer) -> None:
         _check_format(fmt)
         store = _open(db, runs)
         suites = [suite] if suite else sorted({e["suite"] for e in store.evals()})
-        try:
-            boards = {s: board(store, s, metric, suite_version=suite_version) for s in suites}
-        except ValueError as e:
-            fail(str(e))
+        boards = {s: board(store, s, metric, suite_version=suite_version) for s in suites}
         if not any(b["rows"] for b in boards.values()):
             fail(f"no finished evaluations{' of suite ' + repr(suite) if suite else ''} in {store.url}")
         _emit_leaderboards(boards, fmt)
@@ -346,13 +335,10 @@ def register(app: typer.Typer) -> None:
 
         _check_format(fmt)
         store = _open(db, runs, near=[a, b])
-        try:
-            ea, eb = store.resolve_eval(a, suite), store.resolve_eval(b, suite)
-            if ea == eb:
-                fail(f"A ({a}) and B ({b}) are the same evaluation {ea}: compare two different entries")
-            rows = [c.to_dict() for c in compare_all(store, ea, eb, metric)]
-        except ValueError as e:
-            fail(str(e))
+        ea, eb = store.resolve_eval(a, suite), store.resolve_eval(b, suite)
+        if ea == eb:
+            fail(f"A ({a}) and B ({b}) are the same evaluation {ea}: compare two different entries")
+        rows = [c.to_dict() for c in compare_all(store, ea, eb, metric)]
         na, nb = _entry_label(store.get_eval(ea)), _entry_label(store.get_eval(eb))
         for r in rows:
             r["a"], r["b"] = na, nb

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skyloom.errors import InputNotFoundError
+from skyloom.errors import InputNotFoundError, InvalidInputError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def read_prompts(path: Path, stems: list[str]) -> dict[str, str]:
         data = json.loads(text)
         if isinstance(data, list):
             if len(data) != len(stems):
-                raise ValueError(f"{path}: {len(data)} prompts for {len(stems)} videos")
+                raise InvalidInputError(f"{path}: {len(data)} prompts for {len(stems)} videos")
             return dict(zip(stems, map(str, data)))
         return {str(k): str(v) for k, v in data.items()}
     if path.suffix == ".jsonl":
@@ -57,7 +57,7 @@ def read_prompts(path: Path, stems: list[str]) -> dict[str, str]:
     if all("\t" in ln for ln in lines):
         return dict(ln.split("\t", 1) for ln in lines)
     if len(lines) != len(stems):
-        raise ValueError(f"{path}: {len(lines)} prompt lines for {len(stems)} videos (use 'stem<TAB>prompt')")
+        raise InvalidInputError(f"{path}: {len(lines)} prompt lines for {len(stems)} videos (use 'stem<TAB>prompt')")
     return dict(zip(stems, lines))
 
 
@@ -66,7 +66,7 @@ def parse_options(opts: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for o in opts or []:
         if "=" not in o:
-            raise ValueError(f"--option {o!r}: expected key=value")
+            raise InvalidInputError(f"--option {o!r}: expected key=value")
         k, v = o.split("=", 1)
         try:
             out[k.strip()] = ast.literal_eval(v)
@@ -102,7 +102,7 @@ def build_metric(metric: str, extractor: str | None, weights: str | None, random
 
         kwargs["extractor"] = get_extractor(name, **ekw)
     elif weights:
-        raise ValueError(f"metric {metric!r} takes no extractor/weights (it works on pixels)")
+        raise InvalidInputError(f"metric {metric!r} takes no extractor/weights (it works on pixels)")
     return METRICS.build(metric, options=options, where="--option", **kwargs)
 
 
@@ -127,10 +127,10 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
     for name in sorted(needs):
         opt = INPUT_OPTIONS.get(name)
         if opt is None:
-            raise ValueError(f"metric {metric!r} needs {name} ({dispatch.INPUTS[name]}), which eval score cannot "
-                             "read; score it in a suite")
+            raise InvalidInputError(f"metric {metric!r} needs {name} ({dispatch.INPUTS[name]}), which eval score "
+                                    "cannot read; score it in a suite")
         if given[opt] is None:
-            raise ValueError(f"metric {metric!r} needs {name} ({dispatch.INPUTS[name]}): pass {opt}")
+            raise InvalidInputError(f"metric {metric!r} needs {name} ({dispatch.INPUTS[name]}): pass {opt}")
     wanted = needs | set(dispatch.optional_inputs(m))
     skipped: list[dict[str, str]] = []
     stems = [f.stem for f in files]
@@ -172,7 +172,7 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
         _safe(m, skipped, f, lambda v=v, item=item: m.update([v], **dispatch.update_kwargs(m, [item], [v])))
     r = m.compute()
     if not math.isfinite(r.value) and r.details.get("note"):  # e.g. flickering on videos that all move
-        raise ValueError(f"{r.name}: {r.details['note']}")
+        raise InvalidInputError(f"{r.name}: {r.details['note']}")
     res = r.to_dict()
     res["details"]["skipped"] = skipped
     return res
@@ -181,7 +181,7 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
 def _safe(m: Any, skipped: list[dict[str, str]], path: Path, fn: Any) -> None:
     try:
         fn()
-    except ValueError as e:  # bad clip (too short, wrong shape, ...): record and go on
+    except UserError as e:  # bad clip (too short, wrong shape, ...): record and go on
         skipped.append({"path": str(path), "reason": str(e)})
 
 
@@ -237,12 +237,8 @@ def register(eval_app: typer.Typer) -> None:
             vdir = Path(videos)
             check_out_apart(out, {"--videos folder": vdir if vdir.is_dir() else None,
                                   "--reference folder": reference if reference and Path(reference).is_dir() else None})
-        try:
-            res = score_videos(metric, videos, reference, prompts, gt, extractor, weights, random_init,
-                               parse_options(option))
-        except (ValueError, FileNotFoundError) as e:  # incl. RegistryError, VideoError
-            fail(str(e))
-            return
+        res = score_videos(metric, videos, reference, prompts, gt, extractor, weights, random_init,
+                           parse_options(option))
         if out:
             from skyloom.fsutil import atomic_write_json
 

@@ -26,11 +26,15 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.registry import Registry
+
+if TYPE_CHECKING:
+    from skyloom.eval.features.indomain import InDomainExtractor
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +90,15 @@ def check_videos(videos: Any, what: str = "videos", min_frames: int = 1) -> np.n
     if isinstance(videos, (list, tuple)):
         shapes = {np.shape(v) for v in videos}
         if len(shapes) > 1:
-            raise ValueError(f"{what}: clips have different shapes {sorted(shapes)}; pass them one at a time")
+            raise InvalidInputError(f"{what}: clips have different shapes {sorted(shapes)}; pass them one at a time")
         videos = np.stack(videos) if videos else np.zeros((0, min_frames, 1, 1, 3), np.uint8)
     v = np.asarray(videos)
     if v.ndim != 5 or v.shape[-1] != 3:
-        raise ValueError(f"{what}: expected uint8 (N, T, H, W, 3), got shape {v.shape}")
+        raise InvalidInputError(f"{what}: expected uint8 (N, T, H, W, 3), got shape {v.shape}")
     if v.dtype != np.uint8:
-        raise ValueError(f"{what}: expected dtype uint8 (0..255 RGB), got {v.dtype}")
+        raise InvalidInputError(f"{what}: expected dtype uint8 (0..255 RGB), got {v.dtype}")
     if v.shape[1] < min_frames:
-        raise ValueError(f"{what}: {v.shape[1]} frame(s) per clip, need at least {min_frames}")
+        raise InvalidInputError(f"{what}: {v.shape[1]} frame(s) per clip, need at least {min_frames}")
     return v
 
 
@@ -118,7 +122,7 @@ def weights_hash(path: str | os.PathLike) -> str:
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
-def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtractor:
+def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtractor | InDomainExtractor:
     """Build the extractor registered as ``name`` with constructor ``kwargs``.
 
     ``indomain:PATH`` loads the in-domain evaluator trained by ``skyloom eval train-evaluator``
@@ -135,7 +139,7 @@ def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtract
             kwargs.setdefault(k, yaml.safe_load(v))
     if name.startswith("indomain:"):
         if kwargs:
-            raise ValueError(f"extractor {name!r} takes no options (got {', '.join(sorted(kwargs))})")
+            raise InvalidInputError(f"extractor {name!r} takes no options (got {', '.join(sorted(kwargs))})")
         from skyloom.eval.features.indomain import load_evaluator
 
         return load_evaluator(name.split(":", 1)[1])

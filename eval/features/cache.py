@@ -55,7 +55,7 @@ def array_key(arr: np.ndarray) -> str:
     a = np.ascontiguousarray(arr)
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{a.dtype.str}{a.shape}".encode())
-    h.update(memoryview(a).cast("B"))
+    h.update(a.tobytes())  # the same bytes memoryview(a).cast("B") gave
     return h.hexdigest()
 
 
@@ -131,7 +131,7 @@ class FeatureCache:
                 rows[i] = np.asarray(row, np.float32)
         if not rows:
             return np.zeros((0, 0), np.float32)
-        return np.stack(rows).astype(np.float32)  # (N, D)
+        return np.stack([r for r in rows if r is not None]).astype(np.float32)  # (N, D): every row filled above
 
     # -- aliases: cheap key (file hash + read settings) -> input key ----------------------
     def _alias_path(self, alias: str) -> Path:

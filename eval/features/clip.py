@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from skyloom.errors import InputNotFoundError, InvalidInputError
 from skyloom.eval.features.base import RANDOM_INIT, FrameTextExtractor, weights_hash
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def cached_pretrained_file(model_name: str, tag: str, cache_dir: str | None = No
     cfg = op.get_pretrained_cfg(model_name, tag)
     if not cfg:
         known = open_clip.list_pretrained_tags_by_model(model_name)
-        raise ValueError(f"unknown pretrained tag {tag!r} for {model_name}; known: {', '.join(known)}")
+        raise InvalidInputError(f"unknown pretrained tag {tag!r} for {model_name}; known: {', '.join(known)}")
     if cfg.get("hf_hub"):
         from huggingface_hub import try_to_load_from_cache
 
@@ -106,7 +107,7 @@ class OpenCLIPExtractor(FrameTextExtractor):
         device, batch_size, cache_dir, preprocess = c.device, c.batch_size, c.cache_dir, c.preprocess
 
         if preprocess not in PREPROCESS:
-            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESS)}; got {preprocess!r}")
+            raise InvalidInputError(f"preprocess must be one of {', '.join(PREPROCESS)}; got {preprocess!r}")
         self.preprocess = preprocess
 
         self.device = torch.device(device)
@@ -114,7 +115,7 @@ class OpenCLIPExtractor(FrameTextExtractor):
         mean, std, tag = OPENAI_MEAN, OPENAI_STD, None
         if pretrained is None:
             if not random_init:
-                raise FileNotFoundError(
+                raise InputNotFoundError(
                     f"CLIP {model_name}: no weights given. Pass pretrained=PATH (a checkpoint file) or a tag already "
                     "in open_clip's cache (e.g. 'openai'); skyloom never downloads. random_init=True for tests.")
             with torch.random.fork_rng(devices=[]):
@@ -131,12 +132,12 @@ class OpenCLIPExtractor(FrameTextExtractor):
             if p.is_file():
                 path = p
             elif os.sep in str(pretrained) or str(pretrained).endswith((".pt", ".bin", ".safetensors")):
-                raise FileNotFoundError(f"CLIP weights file {p} not found")
+                raise InputNotFoundError(f"CLIP weights file {p} not found")
             else:
                 tag = str(pretrained)
                 path = cached_pretrained_file(model_name, tag, cache_dir)
                 if path is None:
-                    raise FileNotFoundError(
+                    raise InputNotFoundError(
                         f"CLIP {model_name}/{tag} is not in open_clip's cache (HF hub cache or ~/.cache/clip) and "
                         "skyloom never downloads; fetch it once elsewhere and pass pretrained=PATH")
                 from open_clip import pretrained as op

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from skyloom.errors import InputNotFoundError, InvalidInputError
 from skyloom.eval.features.base import EXTRACTORS, RANDOM_INIT, FrameTextExtractor, weights_hash
 
 log = logging.getLogger(__name__)
@@ -75,13 +76,13 @@ class DinoExtractor(FrameTextExtractor):
                                            dynamic_img_size=True, **cfg)
         if weights is None:
             if not random_init:
-                raise FileNotFoundError("DINO: no weights given; pass weights=PATH (e.g. dino_vitbase16_pretrain.pth;"
-                                        " skyloom never downloads) or random_init=True for tests")
+                raise InputNotFoundError("DINO: no weights given; pass weights=PATH (e.g. dino_vitbase16_pretrain.pth;"
+                                         " skyloom never downloads) or random_init=True for tests")
             self.weights = RANDOM_INIT
         else:
             p = Path(weights).expanduser()
             if not p.is_file():
-                raise FileNotFoundError(f"DINO weights {p} not found (skyloom never downloads weights)")
+                raise InputNotFoundError(f"DINO weights {p} not found (skyloom never downloads weights)")
             self._load(p)
             self.weights = weights_hash(p)
         self.model.eval().to(self.device)
@@ -105,12 +106,14 @@ class DinoExtractor(FrameTextExtractor):
         sd = {k: v for k, v in sd.items() if not k.startswith("head.")}  # DINO heads are not the backbone
         missing, unexpected = self.model.load_state_dict(sd, strict=False)
         if missing or unexpected:
-            raise ValueError(f"{path}: not a DINO ViT state dict of this size; missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
+            raise InvalidInputError(f"{path}: not a DINO ViT state dict of this size; missing {missing[:5]}, "
+                                    f"unexpected {unexpected[:5]}")
 
     def _pos_embed(self, h: int, w: int) -> torch.Tensor:
         """DINO's ``interpolate_pos_encoding`` for an (h, w)-pixel input: (1, 1 + h0·w0, D)."""
         pos = self.model.pos_embed  # (1, 1 + N, D)
+        if pos is None:
+            raise RuntimeError("DINO ViT without a position embedding")
         n = pos.shape[1] - 1
         ps = self.model.patch_embed.patch_size[0]
         h0, w0 = h // ps, w // ps
@@ -129,6 +132,8 @@ class DinoExtractor(FrameTextExtractor):
         m = self.model
         b, _, h, w = x.shape
         tok = m.patch_embed.proj(x).flatten(2).transpose(1, 2)  # (B, N, D); the conv drops the remainder
+        if m.cls_token is None:
+            raise RuntimeError("DINO ViT without a CLS token")
         tok = torch.cat([m.cls_token.expand(b, -1, -1), tok], dim=1) + self._pos_embed(h, w)
         for blk in m.blocks:
             tok = blk(tok)

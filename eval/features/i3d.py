@@ -34,14 +34,14 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skyloom.errors import UserError
+from skyloom.errors import InputNotFoundError, InvalidInputError, UserError
 from skyloom.eval.features.base import RANDOM_INIT, VideoExtractor, check_videos, weights_hash
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class MaxPool3dSame(nn.MaxPool3d):
     """Max pooling with TF 'SAME' padding (zeros, as the reference port pads)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
-        k, s = self.kernel_size, self.stride
+        k, s = cast(tuple[int, int, int], self.kernel_size), cast(tuple[int, int, int], self.stride)
         pad: list[int] = []
         for dim in (2, 1, 0):
             pad.extend(_same_pad(x.shape[2 + dim], k[dim], s[dim]))
@@ -181,7 +181,7 @@ class InceptionI3d(nn.Module):
         if t < MIN_FRAMES:
             raise ClipTooShortError(f"I3D needs clips of at least {MIN_FRAMES} frames, got {t}")
         if min(h, w) < 193:
-            raise ValueError(f"I3D needs frames of at least 193x193 (reference: 224), got {h}x{w}")
+            raise InvalidInputError(f"I3D needs frames of at least 193x193 (reference: 224), got {h}x{w}")
         for name in self._ORDER:
             x = getattr(self, name)(x)  # after Mixed_5c: (B, 1024, ceil(T/8), 7, 7)
         x = self.logits(self.dropout(self.avg_pool(x)))  # (B, classes, T', 1, 1)
@@ -211,8 +211,8 @@ def _resolve_weights(path: str | os.PathLike | None, default: Path, what: str) -
         if p.is_file():
             return p
     if path:
-        raise FileNotFoundError(f"{what} weights {path} not found (skyloom never downloads weights; "
-                                "copy the file there or pass random_init=True for tests)")
+        raise InputNotFoundError(f"{what} weights {path} not found (skyloom never downloads weights; "
+                                 "copy the file there or pass random_init=True for tests)")
     return None
 
 
@@ -288,15 +288,17 @@ class I3DExtractor(_I3DBase):
         weights, random_init, seed, device, batch_size, protocol = (c.weights, c.random_init, c.seed, c.device,
                                                                     c.batch_size, c.protocol)
         if protocol not in BN_EPS:
-            raise ValueError(f"unknown I3D protocol {protocol!r}; valid: {', '.join(BN_EPS)} "
-                             "(BatchNorm eps 1e-5 for VideoGPT's i3d_pretrained_400.pt, 1e-3 for TF-hub equivalents)")
+            raise InvalidInputError(f"unknown I3D protocol {protocol!r}; valid: {', '.join(BN_EPS)} "
+                                    "(BatchNorm eps 1e-5 for VideoGPT's i3d_pretrained_400.pt, "
+                                    "1e-3 for TF-hub equivalents)")
         super().__init__(device, batch_size)
         eps = BN_EPS[protocol]
         path = None if (random_init and not weights) else _resolve_weights(weights, DEFAULT_WEIGHTS, "I3D")
         self.script: torch.jit.ScriptModule | None = None
+        self.model: InceptionI3d | None = None
         if path is None:
             if not random_init:
-                raise FileNotFoundError(
+                raise InputNotFoundError(
                     f"no I3D weights: pass weights=PATH, set ${WEIGHTS_ENV}, or put i3d_pretrained_400.pt at "
                     f"{DEFAULT_WEIGHTS} (skyloom never downloads weights); random_init=True for tests")
             self.model = InceptionI3d(400, bn_eps=eps)
@@ -305,7 +307,6 @@ class I3DExtractor(_I3DBase):
             self.name = "i3d-k400"
         elif is_torchscript(path):
             self.script = load_torchscript(path, self.device)
-            self.model = None
             self.weights = weights_hash(path)
             self.name = "i3d-k400-torchscript"
             self.preprocessing["detector_kwargs"] = dict(TS_KWARGS)
@@ -322,6 +323,8 @@ class I3DExtractor(_I3DBase):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.script is not None:
             return torchscript_features(self.script, x)
+        if self.model is None:
+            raise RuntimeError("I3D extractor has neither a TorchScript module nor a model")
         return self.model(x).mean(dim=2)  # (B, 400): logits averaged over time
 
 
@@ -335,7 +338,7 @@ def load_piergiaj_state_dict(model: InceptionI3d, path: str | os.PathLike) -> No
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
-        raise ValueError(  # noqa: TRY004 - a bad file is a bad value (house style)
+        raise InvalidInputError(  # noqa: TRY004 - a bad file is a bad value (house style)
             f"{path}: expected a state dict (piergiaj InceptionI3d layout), got {type(sd).__name__}")
     sd = {k.removeprefix("module."): v for k, v in sd.items()}  # saved from DataParallel
     missing, unexpected = [], []
@@ -343,9 +346,9 @@ def load_piergiaj_state_dict(model: InceptionI3d, path: str | os.PathLike) -> No
     missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in sd if k not in own]
     if missing or unexpected:
-        raise ValueError(f"{path}: not a piergiaj-layout I3D state dict; missing {missing[:5]}"
-                         f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-                         f"{'...' if len(unexpected) > 5 else ''}")
+        raise InvalidInputError(f"{path}: not a piergiaj-layout I3D state dict; missing {missing[:5]}"
+                                f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+                                f"{'...' if len(unexpected) > 5 else ''}")
     for k, v in own.items():  # old checkpoints predate BatchNorm's num_batches_tracked buffer
         if k.endswith("num_batches_tracked") and k not in sd:
             sd[k] = torch.zeros_like(v)
@@ -360,11 +363,11 @@ def load_torchscript(path: str | os.PathLike, device: torch.device | str = "cpu"
     """Load a TorchScript I3D detector (StyleGAN-V ``i3d_torchscript.pt``) from a local path."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"TorchScript detector {p} not found (skyloom never downloads weights)")
+        raise InputNotFoundError(f"TorchScript detector {p} not found (skyloom never downloads weights)")
     try:
         return torch.jit.load(str(p), map_location=device).eval()
     except RuntimeError as e:
-        raise ValueError(f"{p}: not a loadable TorchScript module ({e})") from None
+        raise InvalidInputError(f"{p}: not a loadable TorchScript module ({e})") from None
 
 
 def torchscript_features(script: torch.jit.ScriptModule, x: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 
 from skyloom.colours import BALL_COLOURS, CAPTION_COLOURS
+from skyloom.corpus import CorpusError
+from skyloom.errors import InputNotFoundError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -178,8 +180,8 @@ def _load_corpus(path: str, cfg: EvaluatorConfig) -> tuple[list, list, Any]:
     corpus = Corpus(path)
     recs = [r for r in corpus.records() if r.captions][: cfg.max_clips]
     if len(recs) < 8:
-        raise ValueError(f"corpus {path}: {len(recs)} captioned clip(s); the evaluator needs at least 8 "
-                         "(run `skyloom caption` first)")
+        raise CorpusError(f"corpus {path}: {len(recs)} captioned clip(s); the evaluator needs at least 8 "
+                          "(run `skyloom caption` first)")
     held = [r for r in recs if r.split in ("val", "test")]
     if not held:
         from skyloom.corpus import assign_split
@@ -244,9 +246,9 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
     for step in range(cfg.steps):
         idx = torch.randperm(n, generator=gen)[: min(cfg.batch_size, n)].numpy()
         texts = [caps[i][int(rng.integers(len(caps[i])))] for i in idx]
-        e = model.frame_embeddings(x_all[idx])  # (B, F, D)
+        emb = model.frame_embeddings(x_all[idx])  # (B, F, D)
         u = model.text_embeddings(vocab.encode(texts, cfg.context_length))  # (B, D)
-        sim = torch.einsum("bfd,cd->bc", e, u) / e.shape[1]  # (B, B): mean_t cos = CLIPSIM
+        sim = torch.einsum("bfd,cd->bc", emb, u) / emb.shape[1]  # (B, B): mean_t cos = CLIPSIM
         logits = model.clip.logit_scale.exp().clamp(max=100) * sim
         same = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.float32)  # duplicate captions
         target = same / same.sum(1, keepdim=True)
@@ -254,7 +256,7 @@ def _train(corpus: str, out: str, cfg: EvaluatorConfig, t0: float) -> dict[str, 
         negs = _hard_negatives(texts, step) if cfg.hard_negatives else []
         if negs:  # NegCLIP: each clip's own caption with a wrong colour / motion as extra negatives
             un = model.text_embeddings(vocab.encode([t for _, t in negs], cfg.context_length))  # (M, D)
-            sim_n = torch.einsum("bfd,md->bm", e, un) / e.shape[1]  # (B, M)
+            sim_n = torch.einsum("bfd,md->bm", emb, un) / emb.shape[1]  # (B, M)
             own = torch.zeros(len(texts), len(negs), dtype=torch.bool)
             own[[i for i, _ in negs], list(range(len(negs)))] = True
             # other clips' negatives are masked with a finite -1e4 (exp = 0): -inf would make the soft-target
@@ -311,11 +313,12 @@ class InDomainExtractor:
         p = Path(path).expanduser().resolve()
         meta_path = p / "config.json"
         if not meta_path.exists() or not (p / "model.safetensors").exists():
-            raise FileNotFoundError(f"{p}: not an in-domain evaluator folder (needs config.json and model.safetensors; "
-                                    "train one with `skyloom eval train-evaluator CORPUS --out DIR`)")
+            raise InputNotFoundError(f"{p}: not an in-domain evaluator folder (needs config.json and "
+                                     "model.safetensors; train one with "
+                                     "`skyloom eval train-evaluator CORPUS --out DIR`)")
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+            raise InvalidInputError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
         # folders written before these options existed were trained without them
         self.cfg = from_dict(EvaluatorConfig, {"motion_input": False, "hard_negatives": False, **meta["config"]})
         self.vocab = Vocab(meta["vocab"])

@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from skyloom.errors import InvalidInputError
+
 
 def gaussian_stats(features: np.ndarray, ddof: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of ``features`` (N, D) in float64.
@@ -56,7 +58,7 @@ def stats_from_moments(n: float, s1: np.ndarray, s2: np.ndarray, ddof: int = 0) 
     ``Σ = (Σxxᵀ − N μμᵀ) / (N − ddof)``; used by the mergeable FVD metric.
     """
     if n <= ddof:
-        raise ValueError(f"need more than {ddof} samples for a covariance, got {n}")
+        raise InvalidInputError(f"need more than {ddof} samples for a covariance, got {n}")
     mu = np.asarray(s1, np.float64) / n  # (D,)
     sigma = (np.asarray(s2, np.float64) - n * np.outer(mu, mu)) / (n - ddof)  # (D, D)
     return mu, (sigma + sigma.T) / 2
@@ -147,7 +149,7 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | 
         raise ValueError(f"features must be (N, D) and (M, D); got {x.shape} and {y.shape}")
     m, n = x.shape[0], y.shape[0]
     if m < 2 or n < 2:
-        raise ValueError(f"unbiased MMD needs at least 2 samples per set, got {m} and {n}")
+        raise InvalidInputError(f"unbiased MMD needs at least 2 samples per set, got {m} and {n}")
     kxx = polynomial_kernel(x, x, degree, gamma, coef0)  # (m, m)
     kyy = polynomial_kernel(y, y, degree, gamma, coef0)  # (n, n)
     kxy = polynomial_kernel(x, y, degree, gamma, coef0)  # (m, n)

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
+
 log = logging.getLogger(__name__)
 
 ALPHA = 0.3
@@ -52,7 +54,7 @@ def motion_masks(frames: np.ndarray) -> np.ndarray:
 
     v = np.asarray(frames)
     if v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8:
-        raise ValueError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
+        raise InvalidInputError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
     kernel = np.ones((KERNEL, KERNEL), np.uint8)
     masks = np.zeros(v.shape[:3], bool)
     bg = None
@@ -75,7 +77,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def spatial_iou(ma: np.ndarray, mb: np.ndarray) -> float:
     """IoU of the masks max-collapsed over time."""
-    return _iou(ma.any(axis=0), mb.any(axis=0))
+    return _iou(np.asarray(ma.any(axis=0)), np.asarray(mb.any(axis=0)))
 
 
 def spatiotemporal_iou(ma: np.ndarray, mb: np.ndarray) -> float:
@@ -94,7 +96,7 @@ def physics_iq_raw(generated: np.ndarray, reference: np.ndarray, start: int = 0)
     """The four Physics-IQ metrics of a generated vs ground-truth clip, on frames ``start:``."""
     g, r = np.asarray(generated), np.asarray(reference)
     if g.shape != r.shape:
-        raise ValueError(f"generated clip {g.shape} and ground truth {r.shape} differ in shape")
+        raise InvalidInputError(f"generated clip {g.shape} and ground truth {r.shape} differ in shape")
     ma, mb = motion_masks(g)[start:], motion_masks(r)[start:]
     diff = g[start:].astype(np.float64) / 255.0 - r[start:].astype(np.float64) / 255.0
     return {"spatial_iou": spatial_iou(ma, mb), "spatiotemporal_iou": spatiotemporal_iou(ma, mb),
@@ -102,7 +104,7 @@ def physics_iq_raw(generated: np.ndarray, reference: np.ndarray, start: int = 0)
 
 
 def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e-12,
-              cap_iou: bool = True) -> dict[str, float]:
+              cap_iou: bool = True) -> dict[str, Any]:
     """skyloom's per-scene score: each metric relative to the physical variance (1 = as close as a
     re-simulation), capped at 1; ``physics_iq = 100 · mean`` of the four.
 
@@ -126,7 +128,8 @@ def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e
     if raw["mse"] <= eps:
         out["mse_norm"] = 1.0
     elif variance["mse"] <= eps:
-        out["mse_norm"], _ = 0.0, degenerate.append("mse")
+        out["mse_norm"] = 0.0
+        degenerate.append("mse")
     else:
         out["mse_norm"] = min(1.0, variance["mse"] / raw["mse"])
     out["physics_iq"] = 100.0 * float(np.mean([out[f"{k}_norm"] for k in RAW_KEYS]))
@@ -189,7 +192,7 @@ def piq_masks(frames: np.ndarray, threshold: int = THRESHOLD) -> np.ndarray:
 
     v = np.asarray(frames)
     if v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8 or len(v) < 1:
-        raise ValueError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
+        raise InvalidInputError(f"frames: expected uint8 (T, H, W, 3), got {v.dtype} {v.shape}")
     kernel = np.ones((KERNEL, KERNEL), np.uint8)
 
     def grey(f: np.ndarray) -> np.ndarray:
@@ -218,7 +221,7 @@ def _piq_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _piq_weighted(masks: list[np.ndarray]) -> np.ndarray:
-    return np.sum(masks, axis=0, dtype=np.uint16) / len(masks)
+    return np.asarray(np.sum(masks, axis=0, dtype=np.uint16) / len(masks))
 
 
 def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None = None) -> dict[str, Any]:
@@ -241,10 +244,10 @@ def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None =
     """
     g, r = np.asarray(generated), np.asarray(real)
     if len(g) != len(r) or g.shape[-1:] != r.shape[-1:]:
-        raise ValueError(f"generated continuation {g.shape} and ground truth {r.shape} differ in frame count")
+        raise InvalidInputError(f"generated continuation {g.shape} and ground truth {r.shape} differ in frame count")
     size = (r.shape[2] // 4, r.shape[1] // 4)  # (W/4, H/4) of the *real* video, as Physics-IQ
     if min(size) < 1:
-        raise ValueError(f"frames {r.shape[1]}x{r.shape[2]} are too small for Physics-IQ's 1/4 downscale")
+        raise InvalidInputError(f"frames {r.shape[1]}x{r.shape[2]} are too small for Physics-IQ's 1/4 downscale")
 
     def frames(v: np.ndarray) -> list[np.ndarray]:
         return [f / 255.0 for f in _piq_down(v, size)]
@@ -269,7 +272,7 @@ def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None =
     if real2 is not None:
         r2 = np.asarray(real2)
         if r2.shape != r.shape:
-            raise ValueError(f"second take {r2.shape} and ground truth {r.shape} differ in shape")
+            raise InvalidInputError(f"second take {r2.shape} and ground truth {r.shape} differ in shape")
         f2, m2 = frames(r2), masks(r2)
         w2 = _piq_weighted(m2)
         u = np.maximum(wr, w2)
@@ -318,7 +321,7 @@ def piq_view_summary(view: dict[str, Any]) -> dict[str, float]:
 def _piq_view_variance(summaries: list[dict[str, float]]) -> dict[str, float]:
     """One view's physical variance over the scenes (frame-weighted for per-frame metrics), unrounded."""
     if not summaries:
-        raise ValueError("physics-iq: no scenes to compute the physical variance over")
+        raise InvalidInputError("physics-iq: no scenes to compute the physical variance over")
     w = np.array([s["frames"] for s in summaries])
 
     def frame_mean(k: str) -> float:  # Physics-IQ's explode().mean(): every frame weighs the same
@@ -341,9 +344,9 @@ def piq_dataset_variance(summaries: list[dict[str, float]]) -> dict[str, float]:
 def _check_piq_variance(var: dict[str, float]) -> None:
     bad = [k for k in ("spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou") if not var[k] > 0]
     if bad:
-        raise ValueError(f"physics-iq: the physical variance of {', '.join(bad)} is 0 over these scenes (the second "
-                         "takes share no motion with the ground truth), so Physics-IQ's ratio is undefined; use "
-                         "more or less chaotic scenes or a smaller perturbation")
+        raise InvalidInputError(f"physics-iq: the physical variance of {', '.join(bad)} is 0 over these scenes "
+                                "(the second takes share no motion with the ground truth), so Physics-IQ's ratio is "
+                                "undefined; use more or less chaotic scenes or a smaller perturbation")
 
 
 def piq_contribution(summary: dict[str, float], var: dict[str, float]) -> float:
@@ -364,11 +367,11 @@ def piq_score(scenarios: list[list[dict[str, Any]]]) -> dict[str, float]:
     Returns ``score`` (clipped to [0, 100], 2 dp, as published), ``unclipped`` and the variance.
     """
     if not scenarios or not all(scenarios):
-        raise ValueError("physics-iq: need at least one scenario with at least one view")
+        raise InvalidInputError("physics-iq: need at least one scenario with at least one view")
     rows = [[piq_view_summary(v) for v in views] for views in scenarios]
     nviews = len(rows[0])
     if any(len(r) != nviews for r in rows):
-        raise ValueError("physics-iq: every scenario needs the same number of views")
+        raise InvalidInputError("physics-iq: every scenario needs the same number of views")
 
     def concat_mean(r: list[dict[str, Any]], k: str) -> float:
         return float(np.sum([v[k] * v["frames"] for v in r]) / np.sum([v["frames"] for v in r]))

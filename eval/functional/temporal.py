@@ -51,6 +51,7 @@ import math
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.optical_flow import FLOW_METHODS, dense_flow  # noqa: F401 - FLOW_METHODS: metrics check flow names with it
 
 WARP_PROTOCOLS = ("lai2018", "rgb-sum")
@@ -190,7 +191,7 @@ def warping_error_per_pair(frames: np.ndarray, method: str = "dis", protocol: st
         flows: precomputed ``(forward, backward)`` flows per pair (e.g. from another estimator).
     """
     if protocol not in WARP_PROTOCOLS:
-        raise ValueError(f"unknown warping-error protocol {protocol!r}; valid: {', '.join(WARP_PROTOCOLS)}")
+        raise InvalidInputError(f"unknown warping-error protocol {protocol!r}; valid: {', '.join(WARP_PROTOCOLS)}")
     v = _check_frames(frames)
     if flows is None:
         flows = pair_flows(v, method)

@@ -27,10 +27,12 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.harness.suites import CALIBRATION_ROWS, Suite
 from skyloom.rundir import EvalDir
 from skyloom.video import conform_clip
@@ -53,7 +55,7 @@ def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP}
 
 
-def ground_truth_clips(suite: Suite, items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+def ground_truth_clips(suite: Suite, items: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """Item id -> uint8 (T, H, W, 3) ground truth, for the items that have one (module docstring)."""
     from skyloom.eval.harness.submissions import item_spec
 
@@ -99,7 +101,7 @@ def _rng(seed: int, row: str, item_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(row.encode()), zlib.crc32(item_id.encode())])
 
 
-def make_row(row: str, item: dict[str, Any], gt: np.ndarray, suite: Suite) -> np.ndarray | None:
+def make_row(row: str, item: Mapping[str, Any], gt: np.ndarray, suite: Suite) -> np.ndarray | None:
     """The video of calibration ``row`` for one item with ground truth ``gt`` (None: not applicable)."""
     seed = suite.calibration.seed
     if row == "ground_truth":
@@ -119,12 +121,12 @@ def make_row(row: str, item: dict[str, Any], gt: np.ndarray, suite: Suite) -> np
         frames = datagen.render_spec(datagen.perturb_spec(item["specs"], ph.perturb_scale,
                                                           ph.seed + seed + PERTURB_SEED_OFFSET))[0]
         return conform_clip(frames, height=gt.shape[1], width=gt.shape[2], num_frames=gt.shape[0])
-    raise ValueError(f"unknown calibration row {row!r}; valid: {', '.join(CALIBRATION_ROWS)}")
+    raise InvalidInputError(f"unknown calibration row {row!r}; valid: {', '.join(CALIBRATION_ROWS)}")
 
 
 def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *, metrics: Any = None,
                     suite: Suite | None = None, store: Any = None,
-                    items: list[dict[str, Any]] | None = None) -> Any:
+                    items: Sequence[Mapping[str, Any]] | None = None) -> Any:
     """Make and score the suite's calibration rows (``suite.calibration.rows``, or ``rows``).
 
     Stored like a submission (``cfg.db``, else ``OUT/results.sqlite``) with ``kind = calibration``.
@@ -148,12 +150,13 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
     rows = tuple(rows or suite.calibration.rows or CALIBRATION_ROWS)
     bad = [r for r in rows if r not in CALIBRATION_ROWS]
     if bad:
-        raise ValueError(f"unknown calibration row(s) {bad}; valid: {', '.join(CALIBRATION_ROWS)}")
+        raise InvalidInputError(f"unknown calibration row(s) {bad}; valid: {', '.join(CALIBRATION_ROWS)}")
     items = items if items is not None else suite_items(suite)
     gts = ground_truth_clips(suite, items)
     if not gts:
-        raise ValueError(f"suite {suite.name!r}: no item has ground truth, so there is nothing to calibrate with "
-                         "(physics scenes, or prompt items with a reference corpus: --set suite.reference.corpus=PATH)")
+        raise InvalidInputError(f"suite {suite.name!r}: no item has ground truth, so there is nothing to calibrate "
+                                "with (physics scenes, or prompt items with a reference corpus: "
+                                "--set suite.reference.corpus=PATH)")
     base, db = entry_base_and_db(cfg)
     store = store or ResultsStore(db)
     record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}

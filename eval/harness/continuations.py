@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
+
 GREY = 128
 STOP_AFTER = 3  # ``stopped``: the true continuation for this many frames, then held (frame 6 with c = 4)
 
@@ -140,10 +142,10 @@ def make(name: str, ref: np.ndarray, c: int, *, seed: int = 0,
          objects: list[dict[str, Any]] | None = None) -> np.ndarray:
     """The continuation ``name`` (one of :data:`BUILDERS`) of ``ref`` given its first ``c`` frames."""
     if name not in BUILDERS:
-        raise ValueError(f"unknown continuation {name!r}; valid: {', '.join(BUILDERS)}")
+        raise InvalidInputError(f"unknown continuation {name!r}; valid: {', '.join(BUILDERS)}")
     ref = np.asarray(ref)
     if not 1 <= c < len(ref):
-        raise ValueError(f"cond frames {c} must be in [1, {len(ref)})")
+        raise InvalidInputError(f"cond frames {c} must be in [1, {len(ref)})")
     return BUILDERS[name](ref, c, seed=seed, objects=objects)
 
 

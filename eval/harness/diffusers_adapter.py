@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InputNotFoundError, InvalidInputError, require_extra
+
 logger = logging.getLogger(__name__)
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -51,7 +53,7 @@ def _dtype(device: str) -> Any:
 
     name = os.environ.get("SKYLOOM_DIFFUSERS_DTYPE") or ("bfloat16" if str(device).startswith("cuda") else "float32")
     if name not in DTYPES:
-        raise ValueError(f"SKYLOOM_DIFFUSERS_DTYPE={name!r} is not one of: {', '.join(DTYPES)}")
+        raise InvalidInputError(f"SKYLOOM_DIFFUSERS_DTYPE={name!r} is not one of: {', '.join(DTYPES)}")
     return getattr(torch, name)
 
 
@@ -64,19 +66,21 @@ def load_diffusers_pipeline(path: str | os.PathLike, device: str = "cpu") -> Dif
         ValueError: the pipeline is not a video pipeline (its ``__call__`` takes no ``num_frames``).
     """
     try:
+        require_extra("diffusers", what="eval --ckpt diffusers:PATH")
         import diffusers
     except ImportError as e:
         raise ImportError("--ckpt diffusers:PATH needs diffusers: pip install 'skyloom[diffusers]'") from e
     folder = Path(path).expanduser()
     if not (folder / "model_index.json").is_file():
-        raise FileNotFoundError(f"{folder}: not a diffusers pipeline folder (no model_index.json)")
+        raise InputNotFoundError(f"{folder}: not a diffusers pipeline folder (no model_index.json)")
     from skyloom.cli_common import progress_enabled
 
     if not (progress_enabled() and logging.getLogger("skyloom").isEnabledFor(logging.DEBUG)):
         diffusers.utils.logging.disable_progress_bar()  # "Loading pipeline components": tqdm only with -v
     pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), local_files_only=True, dtype=_dtype(device))
     if "num_frames" not in inspect.signature(pipe.__call__).parameters:
-        raise ValueError(f"{folder}: {type(pipe).__name__} is not a video pipeline (its __call__ takes no num_frames)")
+        raise InvalidInputError(f"{folder}: {type(pipe).__name__} is not a video pipeline "
+                                "(its __call__ takes no num_frames)")
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return DiffusersVideoPipeline(pipe, folder, device)
@@ -128,8 +132,9 @@ class DiffusersVideoPipeline:
         if len(prompts) != len(seeds):
             raise ValueError(f"prompts ({len(prompts)}) and seeds ({len(seeds)}) must have the same length")
         if cond_frames is not None and not self.takes_image:
-            raise ValueError(f"{type(self.pipe).__name__} is a text-to-video pipeline (its __call__ takes no image); "
-                             "i2v, extension and physics items need an image-to-video pipeline folder")
+            raise InvalidInputError(f"{type(self.pipe).__name__} is a text-to-video pipeline "
+                                    "(its __call__ takes no image); "
+                                    "i2v, extension and physics items need an image-to-video pipeline folder")
         T = int(num_frames or self.num_frames or 16)
         H = int(height or (cond_frames.shape[2] if cond_frames is not None else None) or self.height)
         W = int(width or (cond_frames.shape[3] if cond_frames is not None else None) or self.width)

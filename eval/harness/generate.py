@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ class GenJob:
 
     eval_id: str
     checkpoint: str
-    items: list[dict[str, Any]]  # each: item_id, prompt, seed, (cond_frames uint8 (k, H, W, 3)), num_frames
+    items: Sequence[Mapping[str, Any]]  # each: item_id, prompt, seed, (cond_frames uint8 (k, H, W, 3)), num_frames
     kwargs: dict[str, Any] = field(default_factory=dict)  # steps, guidance, num_frames, width, height, fps
     batch_size: int = 4
     loader: str | None = None  # this job's pipeline loader (None: generate_all's)
@@ -67,7 +67,7 @@ class GeneratorWorker:
                 "num_frames": getattr(p, "num_frames", None), "height": getattr(p, "height", None),
                 "width": getattr(p, "width", None)}
 
-    def _call(self, items: Sequence[dict[str, Any]], kwargs: dict[str, Any]) -> np.ndarray:
+    def _call(self, items: Sequence[Mapping[str, Any]], kwargs: dict[str, Any]) -> np.ndarray:
         cond = None
         if items[0].get("cond_frames") is not None:
             cond = np.stack([it["cond_frames"] for it in items])  # (B, k, H, W, 3)
@@ -83,7 +83,7 @@ class GeneratorWorker:
             raise ValueError(f"pipeline returned {arr.dtype} {arr.shape}; expected uint8 ({len(items)}, T, H, W, 3)")
         return arr  # (B, T, H, W, 3)
 
-    def generate(self, eval_id: str, items: Sequence[dict[str, Any]], kwargs: dict[str, Any]) -> GenBatch:
+    def generate(self, eval_id: str, items: Sequence[Mapping[str, Any]], kwargs: dict[str, Any]) -> GenBatch:
         """Generate a batch; if it fails, retry item by item so one bad item fails alone."""
         if self.pipeline is None:
             return GenBatch(eval_id, {}, {it["item_id"]: ("load", self.error or "not loaded") for it in items},
@@ -114,9 +114,9 @@ def _accepted(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in params}
 
 
-def _group(items: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, Any]]]:
+def _group(items: Sequence[Mapping[str, Any]], batch_size: int) -> list[list[Mapping[str, Any]]]:
     """Batches of items that can share one ``generate`` call (same conditioning kind and length)."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for it in items:
         c = it.get("cond_frames")
         groups.setdefault((None if c is None else c.shape, it.get("num_frames")), []).append(it)

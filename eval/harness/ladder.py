@@ -15,6 +15,7 @@ docs/metrics.md records it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from itertools import pairwise
 from typing import Any
@@ -33,7 +34,7 @@ TRAJECTORY_ORDER = (("truth", "perturbed"), ("slowed",), ("stopped",), ("reverse
 _BUILDER = {"frozen": "last_frozen"}
 
 
-def candidates(item: dict[str, Any], names: tuple[str, ...] = LADDER, seed: int = 0) -> dict[str, np.ndarray]:
+def candidates(item: Mapping[str, Any], names: tuple[str, ...] = LADDER, seed: int = 0) -> dict[str, np.ndarray]:
     """Continuations of one probe item (full clips: given frames + continuation), encoded as stored."""
     from skyloom.eval.harness import continuations
     from skyloom.video import encode_round_trip

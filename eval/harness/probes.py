@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from skyloom.eval.harness.items import PhysicsItem
 from skyloom.eval.harness.suites import PhysicsSpec
 
 logger = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ class ProbeDrawError(ValueError):
     """Too few drawn scenes pass admission to fill the suite's declared count."""
 
 
-def describe(gt: dict[str, Any]) -> str:
+def describe(gt: Mapping[str, Any]) -> str:
     """A plain prompt for a probe scene from its ground truth: "a red sphere dropped and a ..."."""
     parts = []
     for o in gt.get("objects", []):
@@ -156,7 +158,7 @@ def _candidate(ph: PhysicsSpec, index: int, iid: str, spec: dict[str, Any]) -> t
     return item, ""
 
 
-def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
+def build_items(ph: PhysicsSpec) -> list[PhysicsItem]:
     """The admitted probe items of ``ph`` (see the module docstring), ``num_scenes`` of them.
 
     Raises:
@@ -206,10 +208,10 @@ def build_items(ph: PhysicsSpec) -> list[dict[str, Any]]:
         terms = gate.terms(var_set)
         it["gate"] = {"terms": terms, "passed": all(terms[k] < terms["perturbed"] for k in terms if k != "perturbed")}
         it["draw"] = draw
-    return admitted
+    return cast(list[PhysicsItem], admitted)  # each built by _candidate with every PhysicsItem key
 
 
-def draw_record(items: list[dict[str, Any]]) -> dict[str, Any] | None:
+def draw_record(items: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The probe draw of a suite's items (threshold, draws, admitted and rejected with reasons), or None."""
     for it in items:
         if it.get("kind") == "physics" and it.get("draw") is not None:

@@ -20,19 +20,29 @@ nothing already stored is lost.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skyloom.config import REPO_ROOT, save_resolved, to_dict
+from skyloom.config import REPO_ROOT, ConfigError, save_resolved, to_dict
+from skyloom.errors import InvalidInputError
 from skyloom.eval.harness.suites import Suite, load_suite, suite_to_dict
+from skyloom.eval.results.schema import (
+    RESULTS_FORMAT,
+    RESULTS_FORMAT_VERSION,
+    ConfidenceInterval,
+    ExtractorInfo,
+    Failure,
+    ResultsDoc,
+)
 from skyloom.eval.results.store import ResultsStore
 from skyloom.fsutil import now_iso
 from skyloom.rundir import (
@@ -47,11 +57,6 @@ from skyloom.rundir import (
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FORMAT = "skyloom-eval-results"
-# 2: CIs moved out of `results` into `confidence_intervals`; `n-shot` added
-# 3: `date` (unix time of writing) and `date_iso` (the evaluation's creation) renamed `results_written_at` and
-#    `eval_created_at`, both ISO 8601 UTC
-RESULTS_FORMAT_VERSION = 3
 DEFAULT_OUT = DEFAULT_EVAL_OUT  # ./skyloom-eval: evaluations not tied to a run (skyloom.rundir)
 
 
@@ -256,6 +261,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
         eval.suites.SuiteError: the suite file is invalid (nothing is generated).
         ValueError: no checkpoints, or an unknown executor.
     """
+    from skyloom.devices import torch_device
     from skyloom.eval.features.cache import FeatureCache
     from skyloom.eval.harness import probes, scoring
     from skyloom.eval.harness.generate import GenBatch, GenJob, generate_all
@@ -263,9 +269,10 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
 
     t0 = time.perf_counter()
     if not cfg.checkpoints:
-        raise ValueError("no checkpoints to evaluate: pass --ckpt PATH (a checkpoint folder or a run)")
+        raise InvalidInputError("no checkpoints to evaluate: pass --ckpt PATH (a checkpoint folder or a run)")
     if cfg.executor not in ("auto", "local", "ray"):
-        raise ValueError(f"executor {cfg.executor!r} is not one of: auto, local, ray")
+        raise ConfigError(f"executor {cfg.executor!r} is not one of: auto, local, ray")
+    torch_device(cfg.device)  # `--device cuda` on a machine without one: a user error before any work
     if metrics is None:
         from skyloom.eval.metrics import METRICS as metrics
     if suite is None:
@@ -275,7 +282,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     ctxs = [_context(suite, cfg, c) for c in cfg.checkpoints]
     dup = {c.eval_id for c in ctxs if sum(d.eval_id == c.eval_id for d in ctxs) > 1}
     if dup:
-        raise ValueError(f"the same checkpoint is given twice: {sorted(dup)}")
+        raise InvalidInputError(f"the same checkpoint is given twice: {sorted(dup)}")
     db = _default_db(cfg, ctxs)
     store = store or ResultsStore(db)
     cache = FeatureCache(cfg.cache_dir, enabled=cfg.use_cache)
@@ -345,7 +352,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     result = EvalResult(suite=suite.name, db=store.url)
     for c in ctxs:
         result.evals.append(finish_eval(store, scorer, suite, cfg, c, items, t0, generated[c.eval_id],
-                                        on_metric=lambda done, total, c=c: report(c, "score", done, total)))
+                                        on_metric=functools.partial(report, c, "score")))
     result.seconds = time.perf_counter() - t0
     result.cache_stats = {**cache.stats, **scorer.stats}
     return result
@@ -359,7 +366,8 @@ def make_scorer(suite: Suite, cfg: EvalConfig, metrics: Any, cache: Any) -> Any:
                           seed=cfg.seed, batch=cfg.score_batch)
 
 
-def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig, c: _Ctx, items: list[dict[str, Any]],
+def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig, c: _Ctx,
+                items: Sequence[Mapping[str, Any]],
                 t0: float, generated: int = 0,
                 on_metric: Callable[[int, int], None] | None = None) -> EvalSummary:
     """Score one evaluation's videos, set its status, write its results.json; its summary.
@@ -409,15 +417,19 @@ def _use_ray(cfg: EvalConfig, n_jobs: int) -> bool:
 
 
 def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConfig | None = None,
-                  n_items: int | None = None, seconds: float | None = None) -> dict[str, Any]:
+                  n_items: int | None = None, seconds: float | None = None) -> ResultsDoc:
     """The results document of one evaluation (lm-evaluation-harness-like; see docs/eval.md)."""
     e = store.get_eval(eval_id)
     scores = store.scores(eval_ids=[eval_id])
     # `results` holds exactly what lm-evaluation-harness's tools read (value and stderr per
     # "<metric>,<filter>"); anything else there would show up as an extra metric row in its make_table.
     task: dict[str, Any] = {"alias": suite.name}
-    cis: dict[str, Any] = {}
-    hib, mver, n, extractors, details = {}, {}, {}, {}, {}
+    cis: dict[str, ConfidenceInterval] = {}
+    hib: dict[str, bool] = {}
+    mver: dict[str, int] = {}
+    n: dict[str, int] = {}
+    extractors: dict[str, ExtractorInfo] = {}
+    details: dict[str, dict[str, Any]] = {}
     cfg_level = (e.get("config", {}).get("eval", {}) or {}).get("level")
     for s in scores:
         m = s["metric"]
@@ -462,7 +474,7 @@ def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConf
                   "physics_scene_seed": suite.physics.seed if suite.physics.num_scenes else None,
                   "bootstrap": cfgd.get("seed")},
         "eval_id": eval_id, "suite": suite.name, "status": e["status"],
-        "failures": [{k: f[k] for k in ("item_id", "stage", "reason")} for f in fails],
+        "failures": [Failure(item_id=f["item_id"], stage=f["stage"], reason=f["reason"]) for f in fails],
         "git_hash": e["git_hash"],
         "eval_created_at": e["created_at"],  # when the evaluation was first created in the store (ISO 8601, UTC)
         "results_written_at": now_iso(),  # when this document was written (ISO 8601, UTC)

@@ -13,15 +13,18 @@ nor encodes them. Their CI bootstraps the generated set (``set_boot`` resamples)
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from skyloom.config import ConfigError
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.cache import CachedExtractor, FeatureCache, array_key
+from skyloom.eval.harness.items import PhysicsItem
 from skyloom.eval.harness.suites import MetricSpec, Suite
 from skyloom.eval.metrics import inputs as dispatch
 from skyloom.eval.results.stats import bootstrap_ci
@@ -31,7 +34,7 @@ from skyloom.fsutil import sha256_file
 logger = logging.getLogger(__name__)
 
 
-def physics_items(suite: Suite) -> list[dict[str, Any]]:
+def physics_items(suite: Suite) -> list[PhysicsItem]:
     """Physics-probe items of a suite: rendered ground truth + the first frames to continue from."""
     ph = suite.physics
     if ph.num_scenes <= 0:
@@ -86,7 +89,7 @@ class Scorer:
         return self.metrics.build(m.name, options=m.settings, where=where, extractor=self.extractor(spec))
 
     # -- entry ---------------------------------------------------------------------------
-    def score_eval(self, store: ResultsStore, eval_id: str, items: list[dict[str, Any]],
+    def score_eval(self, store: ResultsStore, eval_id: str, items: Sequence[Mapping[str, Any]],
                    video_path: Callable[[str], Path],
                    on_metric: Callable[[int, int], None] | None = None) -> dict[str, float | None]:
         """Score every metric of the suite for one evaluation; returns metric key -> value.
@@ -129,8 +132,9 @@ class Scorer:
         return out
 
     # -- per-item metrics -----------------------------------------------------------------
-    def _score_items(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any, todo: list[dict[str, Any]],
-                     load: Callable, video_path: Callable[[str], Path]) -> float | None:
+    def _score_items(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any,
+                     todo: Sequence[Mapping[str, Any]], load: Callable,
+                     video_path: Callable[[str], Path]) -> float | None:
         done = store.item_ids(eval_id, m.key)
         pending = [it for it in todo if it["item_id"] not in done]
         for i in range(0, len(pending), self.batch):
@@ -155,7 +159,7 @@ class Scorer:
                         "level": self.level}}])
         return value
 
-    def _score_chunk(self, store: ResultsStore, eval_id: str, m: MetricSpec, chunk: list[dict[str, Any]],
+    def _score_chunk(self, store: ResultsStore, eval_id: str, m: MetricSpec, chunk: Sequence[Mapping[str, Any]],
                      load: Callable, video_path: Callable[[str], Path]) -> None:
         inst = self.make_metric(m)
         try:
@@ -209,11 +213,11 @@ class Scorer:
         from skyloom.corpus import Corpus
 
         t0, enc0 = time.perf_counter(), self.cache.stats["encoded"]
-        corpus = Corpus(ref.corpus)
+        corpus = Corpus(str(ref.corpus))
         recs = sorted(corpus.records(split=ref.split, source_kind=ref.source_kind), key=lambda r: r.id)[: ref.max_clips]
         if len(recs) < 2:
-            raise ValueError(f"reference corpus {ref.corpus}: {len(recs)} clip(s) match "
-                             f"(split={ref.split}, source_kind={ref.source_kind}); need at least 2")
+            raise InvalidInputError(f"reference corpus {ref.corpus}: {len(recs)} clip(s) match "
+                                    f"(split={ref.split}, source_kind={ref.source_kind}); need at least 2")
         size = tuple(ref.size) if ref.size else None
         feats = []
         for r in recs:
@@ -235,15 +239,16 @@ class Scorer:
             if f is not None:
                 feats.append(f)
         if len(feats) < 2:
-            raise ValueError(f"reference corpus {ref.corpus}: only {len(feats)} usable clip(s) for "
-                             f"{getattr(inst, 'name', '')}; need at least 2")
+            raise InvalidInputError(f"reference corpus {ref.corpus}: only {len(feats)} usable clip(s) for "
+                                    f"{getattr(inst, 'name', '')}; need at least 2")
         self._reference[memo] = np.stack(feats)  # (N_ref, D)
         self.stats["reference_seconds"] += time.perf_counter() - t0
         self.stats["reference_encoded"] += self.cache.stats["encoded"] - enc0
         return self._reference[memo]
 
-    def _score_set(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any, todo: list[dict[str, Any]],
-                   load: Callable, video_path: Callable[[str], Path]) -> float | None:
+    def _score_set(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any,
+                   todo: Sequence[Mapping[str, Any]], load: Callable,
+                   video_path: Callable[[str], Path]) -> float | None:
         if not self.suite.reference.corpus:
             logger.warning("metric %s skipped: no reference corpus (--set suite.reference.corpus=PATH)", m.key)
             return None
@@ -257,7 +262,7 @@ class Scorer:
         for it in todo:
             path = video_path(it["item_id"])
             try:
-                f = self._features(ex, probe, f"file:{sha256_file(path)}", lambda it=it: load(it), real=False)
+                f = self._features(ex, probe, f"file:{sha256_file(path)}", functools.partial(load, it), real=False)
             except Exception as e:  # noqa: BLE001 - one video's features fail: that item is recorded, others go on
                 store.add_failure(eval_id, it["item_id"], f"score:{m.key}", f"{type(e).__name__}: {e}")
                 continue

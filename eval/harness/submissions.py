@@ -37,6 +37,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from skyloom.errors import UserError
+from skyloom.eval.harness.items import SuiteItem
 from skyloom.eval.harness.suites import Suite
 from skyloom.rundir import DEFAULT_EVAL_OUT, EvalDir, locate_store
 from skyloom.video import conform_clip
@@ -62,14 +64,14 @@ class SubmissionError(UserError, ValueError):
     """A submission folder or option that cannot be scored at all (named in the message)."""
 
 
-def suite_items(suite: Suite) -> list[dict[str, Any]]:
+def suite_items(suite: Suite) -> list[SuiteItem]:
     """Every item of a suite (prompts, then physics probes, rendered), as the runner scores them."""
     from skyloom.eval.harness.scoring import physics_items
 
-    return suite.items() + physics_items(suite)
+    return [*suite.items(), *physics_items(suite)]
 
 
-def task_of(item: dict[str, Any]) -> str:
+def task_of(item: Mapping[str, Any]) -> str:
     """``t2v``, ``i2v``, ``extension`` or ``physics`` (see the module docstring)."""
     if item.get("kind") == "physics":
         return "physics"
@@ -79,7 +81,7 @@ def task_of(item: dict[str, Any]) -> str:
     return "i2v" if len(cond) == 1 else "extension"
 
 
-def item_spec(suite: Suite, item: dict[str, Any]) -> dict[str, Any]:
+def item_spec(suite: Suite, item: Mapping[str, Any]) -> dict[str, Any]:
     """What a video for ``item`` must be: frames, fps, width, height (``None``: not fixed by the suite)."""
     g = suite.generation
     cond = item.get("cond_frames")
@@ -93,7 +95,7 @@ def item_spec(suite: Suite, item: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_suite(suite: Suite, out: str | Path, *, ground_truth: bool = False,
-                 items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 items: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Write the submitter's kit of ``suite`` to ``out`` (see the module docstring); the manifest.
 
     Args:
@@ -119,7 +121,7 @@ def export_suite(suite: Suite, out: str | Path, *, ground_truth: bool = False,
             continue
         d = out / "cond" / it["item_id"]
         d.mkdir(parents=True, exist_ok=True)
-        for i, f in enumerate(cond):
+        for i, f in enumerate(np.asarray(cond)):  # (k, H, W, 3)
             cv2.imwrite(str(d / f"frame-{i:03d}.png"), cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR))
         write_video(out / "cond" / f"{it['item_id']}.mp4", np.asarray(cond), fps=sp["fps"])
     n_gt = 0
@@ -270,7 +272,7 @@ def check_folder(folder: str | Path, specs: dict[str, dict[str, Any]], policy: s
         res.videos[iid] = path
         if notes:
             res.notes[iid] = notes
-            if conformed is not None:
+            if conformed is not None and out is not None:
                 conformed[iid] = out
     return res
 
@@ -300,7 +302,7 @@ def parse_meta(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str] | None = None,
                    mismatch: str = "resize", *, metrics: Any = None, suite: Suite | None = None,
-                   store: Any = None, items: list[dict[str, Any]] | None = None) -> tuple[Any, FolderCheck]:
+                   store: Any = None, items: Sequence[Mapping[str, Any]] | None = None) -> tuple[Any, FolderCheck]:
     """Score a folder of ``<item_id>.mp4`` as a ``submission`` entry of ``cfg.suite``.
 
     Args:

@@ -55,6 +55,7 @@ from skyloom.config import (
     preset_path,
     to_dict,
 )
+from skyloom.eval.harness.items import PromptItem
 
 SUITE_FORMAT = "skyloom-suite"
 SUITE_GROUP = "eval/suites"
@@ -214,9 +215,9 @@ class Suite:
                     d["physics"].pop(k, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
-    def items(self) -> list[dict[str, Any]]:
+    def items(self) -> list[PromptItem]:
         """Prompt items: one per (prompt, seed), with ``item_id``, ``prompt_id``, ``prompt``, ``seed``, ``category``."""
-        out = []
+        out: list[PromptItem] = []
         for p in self.prompts:
             for s in (p.seeds if p.seeds is not None else self.seeds):
                 out.append({"item_id": f"{p.id}-s{int(s)}", "prompt_id": p.id, "prompt": p.text, "seed": int(s),

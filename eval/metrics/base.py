@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.base import NO_WEIGHTS, check_videos, get_extractor
 from skyloom.eval.metrics.inputs import check_declared_inputs
 from skyloom.registry import Registry
@@ -158,10 +159,16 @@ class Metric(ABC):
             raise ValueError(f"extractor identity {ident} differs from this metric's {self._identity}")
         self._extractor_obj, self._identity = extractor, ident
 
+    def _pixel_identity(self) -> dict[str, Any]:
+        """The identity of a metric that works on pixels (no extractor), for it to add its preprocessing to."""
+        if self._identity is None:
+            raise TypeError(f"{type(self).__name__} has an extractor: its identity comes from the extractor")
+        return self._identity
+
     def identity(self) -> dict[str, Any]:
         if self._identity is None:
             _ = self.extractor
-        return dict(self._identity)
+        return dict(self._identity or {})
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -174,7 +181,7 @@ class Metric(ABC):
         """Clear the accumulated state."""
 
     @abstractmethod
-    def update(self, videos: Any, **kwargs: Any) -> None:
+    def update(self, videos: Any, *args: Any, **kwargs: Any) -> None:
         """Accumulate a batch of uint8 (N, T, H, W, 3) videos."""
 
     @abstractmethod
@@ -205,7 +212,7 @@ class Metric(ABC):
 class PerItemMetric(Metric):
     """Mean of a per-video score; state = item ids + float64 values (merge concatenates)."""
 
-    inputs = ("videos", "item_ids")
+    inputs: tuple[str, ...] = ("videos", "item_ids")
 
     def reset(self) -> None:
         self._ids: list[str | None] = []
@@ -213,11 +220,16 @@ class PerItemMetric(Metric):
         self._extra: dict[str, list[float]] = {}
 
     @abstractmethod
-    def score_video(self, video: np.ndarray, **kwargs: Any) -> float | tuple[float, dict[str, float]]:
+    def score_video(self, video: np.ndarray, *args: Any, **kwargs: Any) -> float | tuple[float, dict[str, float]]:
         """Score one uint8 (T, H, W, 3) video."""
 
     def update(self, videos: Any, item_ids: list[str] | None = None, **kwargs: Any) -> None:
-        """Score each video; per-video keyword lists (``prompts=[...]``) are split across items."""
+        """Score each video; per-video keyword lists (``prompts=[...]``) are split across items.
+
+        Subclasses name the inputs they take (``prompts``, ``reference``, ...; checked against their
+        declared ``inputs`` when they register), narrower than this ``**kwargs``: their ``update`` is
+        marked ``# type: ignore[override]`` for mypy.
+        """
         vids = list(videos) if isinstance(videos, (list, tuple)) else list(check_videos(videos))
         if item_ids is not None and len(item_ids) != len(vids):
             raise ValueError(f"{len(item_ids)} item_ids for {len(vids)} videos")
@@ -247,13 +259,13 @@ class PerItemMetric(Metric):
     def compute(self) -> MetricResult:
         vals = [v for v in self._values if math.isfinite(v)]
         if not vals:
-            raise ValueError(f"{self.name}: no (finite) per-video scores to average; update() with videos first")
+            raise InvalidInputError(f"{self.name}: no (finite) per-video scores to average; update() with videos first")
         ids = [i if i is not None else f"item-{k:06d}" for k, i in enumerate(self._ids)]
         if len(set(ids)) != len(ids):
             raise ValueError(f"{self.name}: duplicate item ids across shards")
         mean = self.aggregate(vals)
         stderr = float(np.std(vals, ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else None
-        details = {"skipped_non_finite": len(self._values) - len(vals)}
+        details: dict[str, Any] = {"skipped_non_finite": len(self._values) - len(vals)}
         for k, xs in self._extra.items():
             ok = [x for x in xs if math.isfinite(x)]
             details[k] = math.fsum(ok) / len(ok) if ok else None
@@ -276,6 +288,6 @@ class _FrameFeatureMetric(PerItemMetric):
     def frame_features(self, video: np.ndarray) -> np.ndarray:
         ex = self.extractor
         if not hasattr(ex, "encode_frames"):
-            raise ValueError(f"{self.name} needs a frame extractor (encode_frames); {ex.name!r} has none")
+            raise InvalidInputError(f"{self.name} needs a frame extractor (encode_frames); {ex.name!r} has none")
         return np.asarray(ex.encode_frames(video), np.float64)  # (T, D)
 

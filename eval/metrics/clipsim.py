@@ -55,7 +55,7 @@ class CLIPSim(_FrameFeatureMetric):
             self.name = "clipsim_x100"
         super().__init__(config, extractor=extractor, extractor_kwargs=extractor_kwargs)
 
-    def update(self, videos: Any, prompts: list[str] | None = None, item_ids: list[str] | None = None) -> None:
+    def update(self, videos: Any, prompts: list[str] | None = None, item_ids: list[str] | None = None) -> None:  # type: ignore[override]
         if prompts is None:
             raise ValueError(f"{self.name} needs prompts: update(videos, prompts=[...])")
         super().update(videos, item_ids=item_ids, prompts=list(prompts))

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from skyloom.colours import CAPTION_COLOURS, COLOURS, HUE_RANGES
+from skyloom.errors import InvalidInputError
 from skyloom.eval.metrics.base import METRICS, PerItemMetric
 
 # Phrases of background colours that contain a colour's word ("sky blue" backdrop, "light grey" floor, ...).
@@ -88,7 +89,8 @@ def prompted_colour(prompt: str, colours: tuple[str, ...] = tuple(HUE_RANGES)) -
     hits = [(m.start(), c) for c in colours for w in COLOURS[c].words
             for m in re.finditer(rf"\b{re.escape(w)}\b", text)]
     if not hits:
-        raise ValueError(f"prompt {prompt!r} names no ball colour; colour_motion needs one of {', '.join(colours)}")
+        raise InvalidInputError(f"prompt {prompt!r} names no ball colour; "
+                                f"colour_motion needs one of {', '.join(colours)}")
     return min(hits)[1]
 
 
@@ -188,7 +190,7 @@ class ColourMotion(PerItemMetric):
                           "preprocessing": {"colour_space": "OpenCV HSV", "hue_ranges": HUE_RANGES,
                                             "reference_size": REFERENCE_SIZE, **asdict(self.cfg)}}
 
-    def update(self, videos: Any, prompts: list[str] | None = None, item_ids: list[str] | None = None) -> None:
+    def update(self, videos: Any, prompts: list[str] | None = None, item_ids: list[str] | None = None) -> None:  # type: ignore[override]
         if prompts is None:
             raise ValueError(f"{self.name} needs prompts: update(videos, prompts=[...])")
         super().update(videos, item_ids=item_ids, prompts=list(prompts))

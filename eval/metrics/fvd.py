@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.base import check_videos
 from skyloom.eval.functional import frechet
 from skyloom.eval.metrics.base import METRICS, CompensatedSum, Metric, MetricResult
@@ -88,7 +89,7 @@ class FVD(Metric):
     def clip(self, video: np.ndarray, real: bool) -> np.ndarray:
         t = video.shape[0]
         if t < self.num_frames:
-            raise ValueError(f"{self.name}: clip has {t} frames, the protocol needs {self.num_frames}")
+            raise InvalidInputError(f"{self.name}: clip has {t} frames, the protocol needs {self.num_frames}")
         if not real or t == self.num_frames:
             return video[: self.num_frames]
         key = zlib.crc32(np.ascontiguousarray(video[0]).tobytes())
@@ -139,7 +140,7 @@ class FVD(Metric):
     def stats(self, real: bool) -> tuple[np.ndarray, np.ndarray]:
         s = self._sides["real" if real else "fake"]
         if s["n"] <= self.ddof:
-            raise ValueError(f"{self.name}: {s['n']} {'real' if real else 'generated'} sample(s); need more")
+            raise InvalidInputError(f"{self.name}: {s['n']} {'real' if real else 'generated'} sample(s); need more")
         return frechet.stats_from_moments(s["n"], s["s1"].value, s["s2"].value, self.ddof)
 
     def save_reference(self, path: str | Path) -> Path:
@@ -166,7 +167,7 @@ class FVD(Metric):
         mine = {"identity": self.identity(), "num_frames": self.num_frames, "version": self.version}
         theirs = {"identity": meta["identity"], "num_frames": meta["num_frames"], "version": meta["version"]}
         if mine != theirs:
-            raise ValueError(f"{path}: reference statistics computed differently: {theirs} vs {mine}")
+            raise InvalidInputError(f"{path}: reference statistics computed differently: {theirs} vs {mine}")
         s1, s2 = CompensatedSum(), CompensatedSum()
         s1.hi, s1.lo, s2.hi, s2.lo = z["s1_hi"], z["s1_lo"], z["s2_hi"], z["s2_lo"]
         self._sides["real"] = {"n": int(z["n"]), "s1": s1, "s2": s2, "hashes": Counter()}
@@ -240,7 +241,7 @@ class KVD(FVD):
     def _features(self, real: bool) -> np.ndarray:
         s = self._sides["real" if real else "fake"]
         if s["n"] < 2:
-            raise ValueError(f"{self.name}: {s['n']} {'real' if real else 'generated'} sample(s); need >= 2")
+            raise InvalidInputError(f"{self.name}: {s['n']} {'real' if real else 'generated'} sample(s); need >= 2")
         f = np.concatenate(s["feats"])
         return f[np.lexsort(f.T[::-1])]  # canonical order: merge order cannot change the sums
 

@@ -26,9 +26,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
+
+from skyloom.errors import InvalidInputError
 
 INPUTS: dict[str, str] = {
     "videos": "the generated videos, uint8 (T, H, W, 3) each (always given)",
@@ -64,7 +67,7 @@ def _checked(metric: Any, attr: str, default: tuple[str, ...]) -> tuple[str, ...
     bad = [n for n in names if n not in INPUTS]
     if bad:
         who = getattr(metric, "name", None) or getattr(metric, "__name__", repr(metric))
-        raise ValueError(f"metric {who!r} declares unknown {attr} {bad}; valid: {', '.join(INPUTS)}")
+        raise InvalidInputError(f"metric {who!r} declares unknown {attr} {bad}; valid: {', '.join(INPUTS)}")
     return names
 
 
@@ -79,7 +82,7 @@ def missing_inputs(metric: Any, item: dict[str, Any]) -> list[str]:
             and item.get(ITEM_KEYS.get(n, n)) is None]
 
 
-def update_kwargs(metric: Any, items: list[dict[str, Any]], videos: list[np.ndarray]) -> dict[str, Any]:
+def update_kwargs(metric: Any, items: Sequence[Mapping[str, Any]], videos: list[np.ndarray]) -> dict[str, Any]:
     """Keyword arguments of ``metric.update(videos, ...)`` for these items, from its declared inputs.
 
     Required inputs must be present on every item; optional ones are passed only when every item
@@ -139,7 +142,7 @@ def check_declared_inputs(name: str, metric: Any) -> None:
         named = {p.name for p in ps if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
         return named, any(p.kind is p.VAR_KEYWORD for p in ps)
 
-    taken, forwards = params(metric.update)
+    taken, forwards = params(cast(Any, metric).update)
     score_video = getattr(metric, "score_video", None)
     if forwards and score_video is not None:  # PerItemMetric.update(videos, item_ids, **kw) -> score_video(video, **kw)
         more, open_ended = params(score_video)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
 from skyloom.eval.features.base import NO_WEIGHTS
 from skyloom.eval.functional import physics_iq, trajectory
 from skyloom.eval.metrics.base import METRICS, PerItemMetric
@@ -45,7 +46,7 @@ RESOLUTION = ("the probe's: the reference is never resized; a candidate of anoth
 
 class _PhysicsMetric(PerItemMetric):
     default_extractor = None
-    inputs = ("videos", "item_ids", "reference")
+    inputs: tuple[str, ...] = ("videos", "item_ids", "reference")
     fit_reference = False  # update_kwargs keeps the reference at the probe's size (skyloom.eval.metrics.inputs)
 
     def __init__(self, config: Any) -> None:
@@ -95,14 +96,14 @@ class PhysicsIQ(_PhysicsMetric):
         self.perturb_scale, self.perturb_takes = float(config.perturb_scale), int(config.perturb_takes)
         self.seed = int(config.seed)
         super().__init__(config)
-        self._identity["preprocessing"] = dict(physics_iq.PIQ_PROTOCOL, protocol=self.protocol,
+        self._pixel_identity()["preprocessing"] = dict(physics_iq.PIQ_PROTOCOL, protocol=self.protocol,
                                                cond_frames=self.cond_frames, perturb_scale=self.perturb_scale,
                                                **self._protocol_changes())
 
     def _protocol_changes(self) -> dict[str, str]:
         return {"resolution": RESOLUTION, "aggregate": "mean of the scene terms, not clipped"}
 
-    def update(self, videos: Any, reference: Any = None, variance: list[dict] | None = None,
+    def update(self, videos: Any, reference: Any = None, variance: list[dict] | None = None,  # type: ignore[override]
                specs: list[dict] | None = None, item_ids: list[str] | None = None) -> None:
         if reference is None:
             raise ValueError(f"{self.name} needs the simulator's clips: update(videos, reference=[...])")
@@ -174,7 +175,7 @@ class PhysicsIQScene(PhysicsIQ):
 
     def __init__(self, config: PhysicsIQConfig | None = None) -> None:
         super().__init__(config)
-        self._identity["preprocessing"] = dict(physics_iq.PREPROCESSING, cond_frames=self.cond_frames,
+        self._pixel_identity()["preprocessing"] = dict(physics_iq.PREPROCESSING, cond_frames=self.cond_frames,
                                                protocol="skyloom-scene", resolution=RESOLUTION,
                                                perturb_scale=self.perturb_scale, perturb_takes=self.perturb_takes)
 
@@ -217,14 +218,14 @@ class PhysicsTrajectory(_PhysicsMetric):
         self.spread = float(config.spread)
         self.velocity_weight = float(config.velocity_weight)
         super().__init__(config)
-        self._identity["preprocessing"] = {
+        self._pixel_identity()["preprocessing"] = {
             "tracking": "colour L-inf, largest component >= 1/4 of the simulator's median area",
             "colour_tol": self.colour_tol, "position_tol": f"{self.base_tol} x diagonal + {self.spread} x "
             "|take - simulator|", "velocity_tol": f"{self.base_tol / 2} x diagonal + {self.spread} x "
             "|take step - simulator step|", "velocity_weight": self.velocity_weight, "cond_frames": self.cond_frames,
             "resolution": RESOLUTION}
 
-    def update(self, videos: Any, reference: Any = None, ground_truth: list[dict] | None = None,
+    def update(self, videos: Any, reference: Any = None, ground_truth: list[dict] | None = None,  # type: ignore[override]
                variance: list[dict] | None = None, item_ids: list[str] | None = None) -> None:
         if reference is None or ground_truth is None:
             raise ValueError(f"{self.name} needs reference=[simulator clips] and ground_truth=[gt dicts]")
@@ -235,7 +236,7 @@ class PhysicsTrajectory(_PhysicsMetric):
                     variance: dict | None = None) -> tuple[float, dict[str, float]]:
         objs = [o for o in ground_truth.get("objects", []) if "rgb" in o]
         if not objs:
-            raise ValueError("ground truth has no objects with 'rgb' colours to track")
+            raise InvalidInputError("ground truth has no objects with 'rgb' colours to track")
         ref = np.asarray(reference)
         video, size = self._at_probe_size(video, ref)
         take = (variance or {}).get("take")

@@ -48,7 +48,7 @@ def _weighted(norms: dict[str, float | None], weights: dict[str, float]) -> floa
     total = sum(used.values())
     if not used or total <= 0:
         return None
-    return sum(w * norms[m] for m, w in used.items()) / total
+    return sum(w * float(norms[m] or 0.0) for m, w in used.items()) / total  # every used norm is not None
 
 
 def suite_spec(evals: list[dict[str, Any]]) -> dict[str, Any]:
@@ -93,9 +93,12 @@ def order_flags(values: dict[str, dict[str, float | None]], hib: dict[str, bool 
         bad = []
         for better, worse in itertools.combinations(order, 2):
             vb, vw = vals[better], vals[worse]
+            if vb is None or vw is None:
+                continue
             if (vw > vb) if up else (vw < vb):
                 (bl, bh), (wl, wh) = ((cis or {}).get(r, {}).get(m, (None, None)) for r in (better, worse))
-                within = None not in (bl, bh, wl, wh) and not (bh < wl or wh < bl)
+                within = (bl is not None and bh is not None and wl is not None and wh is not None
+                          and not (bh < wl or wh < bl))
                 bad.append(f"{worse} ({vw:.4g}) scores better than {better} ({vb:.4g})"
                            + (", within the CIs" if within else ""))
         out[m] = {"order": order, "values": vals, "violations": bad, "flagged": bool(bad),

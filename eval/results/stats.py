@@ -45,6 +45,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
+from skyloom.eval.results.store import StoreError
+
 if TYPE_CHECKING:
     from skyloom.eval.results.store import ResultsStore
 
@@ -152,9 +155,9 @@ class Comparison:
 def _as_1d(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64).reshape(-1)
     if x.size == 0:
-        raise ValueError(f"{what}: no values")
+        raise InvalidInputError(f"{what}: no values")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{what}: {int((~np.isfinite(x)).sum())} value(s) are NaN or infinite")
+        raise InvalidInputError(f"{what}: {int((~np.isfinite(x)).sum())} value(s) are NaN or infinite")
     return x
 
 
@@ -180,7 +183,7 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, statistic: Callable[[n
     """
     x = _as_1d(values, "bootstrap_ci")
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+        raise InvalidInputError(f"level must be in (0, 1), got {level}")
     stat = statistic or (lambda a: a.mean(axis=1))
     est = float(np.asarray(stat(x[None, :])).reshape(-1)[0])
     if x.size == 1:
@@ -268,7 +271,7 @@ def paired_set_test(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray,
         raise ValueError(f"paired_set_test: A features {fa.shape} and B features {fb.shape} must be the same (n, D)")
     n = fa.shape[0]
     if n < 2:
-        raise ValueError(f"paired_set_test: {n} common item(s); need >= 2")
+        raise InvalidInputError(f"paired_set_test: {n} common item(s); need >= 2")
     va, vb = float(value_fn(real, fa)), float(value_fn(real, fb))
     rng = np.random.default_rng(seed)
     diffs = []
@@ -304,7 +307,7 @@ def load_set_features(details: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, 
 def _set_value_fn(details: dict[str, Any]) -> Callable[[np.ndarray, np.ndarray], float]:
     from skyloom.eval.metrics import METRICS
 
-    name, settings = details.get("metric"), dict(details.get("settings") or {})
+    name, settings = str(details.get("metric")), dict(details.get("settings") or {})
 
     def value(real: np.ndarray, fake: np.ndarray) -> float:
         m = METRICS.build(name, options=settings, where=f"metric {name} settings", extractor=None)
@@ -338,8 +341,9 @@ def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *
     for eid, s in ((eval_a, sa_), (eval_b, sb)):
         if s is None:
             have = sorted({r["metric"] for r in store.scores(eval_ids=[eid])})
-            raise ValueError(f"evaluation {eid!r} has no score for metric {metric!r}; "
+            raise StoreError(f"evaluation {eid!r} has no score for metric {metric!r}; "
                              f"it has: {', '.join(have) or '(none)'}")
+    assert sa_ is not None and sb is not None  # both checked just above (for mypy)
     hib = sa_["higher_is_better"] if sa_["higher_is_better"] is not None else sb["higher_is_better"]
     ia = {r["item_id"]: r for r in store.items(eval_a, metric) if r["value"] is not None}
     ib = {r["item_id"]: r for r in store.items(eval_b, metric) if r["value"] is not None}
@@ -348,21 +352,21 @@ def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *
     for k in common:
         ra, rb = ia[k], ib[k]
         if ra["seed"] is not None and rb["seed"] is not None and ra["seed"] != rb["seed"]:
-            raise ValueError(f"item {k!r}: seed {ra['seed']} in {eval_a} but {rb['seed']} in {eval_b}; "
-                             "a paired comparison needs the same seeds")
+            raise InvalidInputError(f"item {k!r}: seed {ra['seed']} in {eval_a} but {rb['seed']} in {eval_b}; "
+                                    "a paired comparison needs the same seeds")
     fa_, fb_ = load_set_features(sa_["details"]), load_set_features(sb["details"])
     res = None
     if len(common) >= 1:
         res = paired_test([ia[k]["value"] for k in common], [ib[k]["value"] for k in common],
                           n_boot=n_boot, n_perm=n_perm, level=level, seed=seed)
     elif fa_ is not None and fb_ is not None:
-        (ra, xa, ida), (rb, xb, idb) = fa_, fb_
+        (real_a, xa, ida), (real_b, xb, idb) = fa_, fb_
         pos_a, pos_b = {k: i for i, k in enumerate(ida)}, {k: i for i, k in enumerate(idb)}
         both = sorted(set(pos_a) & set(pos_b))
         unpaired = len(set(pos_a) ^ set(pos_b))
-        if ra.shape == rb.shape and np.array_equal(ra, rb) and len(both) >= 2:
+        if real_a.shape == real_b.shape and np.array_equal(real_a, real_b) and len(both) >= 2:
             try:
-                res = paired_set_test(ra, xa[[pos_a[k] for k in both]], xb[[pos_b[k] for k in both]],
+                res = paired_set_test(real_a, xa[[pos_a[k] for k in both]], xb[[pos_b[k] for k in both]],
                                       _set_value_fn(sa_["details"]), n_boot=min(n_boot, 200), level=level, seed=seed)
             except ValueError as e:  # e.g. a metric this process cannot build: fall back to the stored CIs
                 logger.debug("%s: paired bootstrap unavailable (%s); using the stored intervals", metric, e)
@@ -399,7 +403,7 @@ def primary_metric(store: ResultsStore, suite: str) -> str:
             return str(pm)
     names = sorted({r["metric"] for r in store.scores(suite=suite)})
     if not names:
-        raise ValueError(f"suite {suite!r} has no scores in {store.url}")
+        raise StoreError(f"suite {suite!r} has no scores in {store.url}")
     return names[0]
 
 
@@ -453,22 +457,22 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
         by_eval.setdefault(s["eval_id"], {})[s["metric"]] = s
     known = sorted({s["metric"] for s in all_scores})
     if metric not in known:
-        raise ValueError(f"suite {suite!r}: no scores for metric {metric!r}; scored metrics: {', '.join(known)}")
+        raise StoreError(f"suite {suite!r}: no scores for metric {metric!r}; scored metrics: {', '.join(known)}")
     failures: dict[str, int] = {}
     for f in store.failures():
         failures[f["eval_id"]] = failures.get(f["eval_id"], 0) + 1
     rows = []
     for e in latest.values():
-        s = by_eval.get(e["eval_id"], {}).get(metric)
-        if s is None or s["value"] is None:
+        score = by_eval.get(e["eval_id"], {}).get(metric)
+        if score is None or score["value"] is None:
             continue
         rows.append({
             "rank": 0, "tie_group": 0, "eval_id": e["eval_id"], "suite": e["suite"],
             "suite_version": e["suite_version"], "checkpoint": e["checkpoint"],
             "checkpoint_name": e["checkpoint_name"], "run_name": e["run_name"], "step": e["step"],
-            "created_at": e["created_at"], "status": e["status"], "metric": metric, "value": s["value"],
-            "stderr": s["stderr"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "n": s["n"],
-            "higher_is_better": s["higher_is_better"], "extractor": s["extractor"],
+            "created_at": e["created_at"], "status": e["status"], "metric": metric, "value": score["value"],
+            "stderr": score["stderr"], "ci_low": score["ci_low"], "ci_high": score["ci_high"], "n": score["n"],
+            "higher_is_better": score["higher_is_better"], "extractor": score["extractor"],
             "scores": {m: v["value"] for m, v in sorted(by_eval.get(e["eval_id"], {}).items())},
             "failures": failures.get(e["eval_id"], 0), "kind": e.get("kind") or "model", "meta": e.get("meta") or {},
         })

@@ -169,8 +169,15 @@ class ResultsStore:
 
     def __init__(self, url: str | os.PathLike, echo: bool = False) -> None:
         self.url = resolve_url(url)
-        self.engine: Engine = _make_engine(self.url, echo=echo)
-        self._create_schema()
+        try:
+            self.engine: Engine = _make_engine(self.url, echo=echo)
+            self._create_schema()
+        except sa.exc.DatabaseError as e:  # a file that is not SQLite, a server that refuses: the user's input
+            if isinstance(e, sa.exc.OperationalError) and _is_locked_error(e):
+                raise
+            reason = " ".join(str(getattr(e, "orig", e)).split())
+            raise StoreError(f"results store {url}: cannot be opened as a database ({reason}); give a results.sqlite, "
+                             "a run folder or an SQLAlchemy URL") from None
 
     # -- plumbing -------------------------------------------------------------------------
     def _create_schema(self) -> None:
@@ -227,10 +234,9 @@ class ResultsStore:
         rows = [{c: r.get(c) for c in cols} for r in rows]
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
-            if dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert  # both have on_conflict_*
             for chunk in _chunks(rows, 200):
                 stmt = insert(table).values(chunk)
                 update = {c: stmt.excluded[c] for c in cols if c not in keys}
@@ -449,9 +455,9 @@ class ResultsStore:
         match = [r for r in rows if r["checkpoint"] in cands or r["checkpoint_name"] in names
                  or (r["checkpoint_name"] or "").endswith("/" + ref)]
         if not match:
-            names = sorted({r["checkpoint_name"] or r["eval_id"] for r in rows})[:20]
+            known = sorted({r["checkpoint_name"] or r["eval_id"] for r in rows})[:20]
             raise StoreError(f"no evaluation matches {ref!r}{' in suite ' + repr(suite) if suite else ''}; "
-                             f"known checkpoints: {', '.join(names) or '(none)'}")
+                             f"known checkpoints: {', '.join(known) or '(none)'}")
         suites = sorted({r["suite"] for r in match})
         if len(suites) > 1:
             raise StoreError(f"{ref!r} was evaluated on several suites ({', '.join(suites)}); pass --suite")
@@ -460,7 +466,12 @@ class ResultsStore:
     def copy_into(self, other: ResultsStore) -> None:
         """Upsert every row of this store into ``other`` (merging several runs' stores)."""
         rows = {name: self._read(sa.select(t)) for name, t in TABLES.items()}
-        other._write(lambda conn: [other._upsert(conn, TABLES[n], r) for n, r in rows.items()])
+
+        def upsert_all(conn: Connection) -> None:
+            for n, r in rows.items():
+                other._upsert(conn, TABLES[n], r)
+
+        other._write(upsert_all)
 
     @classmethod
     def merged(cls, targets: Iterable[str | os.PathLike]) -> ResultsStore:
@@ -509,7 +520,11 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
     except sa.exc.ArgumentError as e:
         raise StoreError(f"results store URL {url!r} is not a valid SQLAlchemy URL ({e})") from None
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+        try:
+            return sa.create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+        except (sa.exc.NoSuchModuleError, ImportError) as e:  # an unknown dialect or its driver not installed
+            raise StoreError(f"results store URL {url!r}: cannot use this database ({e}); "
+                             "give a results.sqlite, a run folder or an installed SQLAlchemy dialect") from None
     db = parsed.database
     if db and db != ":memory:":
         Path(db).parent.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,14 @@
 ``skyloom`` runs render -> caption -> train -> eval suites from a folder holding a user's own
 ``model.py`` and ``eval/`` (decoys that raise on import), loading skyloom only from the wheel.
 
+Installed as ``skyloom[all]`` it runs the whole pipeline; installed alone (the core) it captions,
+trains and lists suites, and each backend whose extra is missing stops with one line naming it.
+
 For speed the fresh venv sees the third-party dependencies already installed (torch, ray, ...)
 through a ``.pth`` line naming this interpreter's site-packages folders; skyloom itself is
-installed from the wheel into the venv and nowhere else on its path.
+installed from the wheel into the venv and nowhere else on its path. So the wheel's declared
+requirements (core, each extra) are checked against what is installed here, and "the core alone"
+hides the optional backends from the venv's interpreter (an import hook), as if never installed.
 """
 
 from __future__ import annotations
@@ -41,6 +46,61 @@ if os.environ.get("LOADED_DIR"):
 '''
 
 
+# Written into the core-only venv's site-packages: the optional backends are not there for its interpreter.
+HIDE_EXTRAS = '''
+import sys
+
+HIDDEN = {HIDDEN!r}
+
+
+class _NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInstalled())
+'''
+
+# The import names each extra adds (pyproject.toml [project.optional-dependencies]).
+EXTRA_MODULES = {"render": ["mujoco"], "ray": ["ray"], "dashboard": ["fastapi", "uvicorn"], "unreal": ["unrealcv"],
+                 "vlm": ["transformers"], "diffusers": ["diffusers", "accelerate", "sentencepiece"], "faiss": ["faiss"]}
+
+
+def _requirements(wheel: Path, extra: str | None) -> list:
+    """The wheel's Requires-Dist for the core (``extra=None``) or for one extra, as packaging Requirements."""
+    from email.parser import Parser
+
+    from packaging.requirements import Requirement
+
+    with zipfile.ZipFile(wheel) as z:
+        meta = Parser().parsestr(z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode())
+    out = []
+    for line in meta.get_all("Requires-Dist") or []:
+        r = Requirement(line)
+        env = {"extra": extra or ""}
+        if (r.marker is None and extra is None) or (r.marker is not None and extra and r.marker.evaluate(env)):
+            out.append(r)
+    return out
+
+
+def _unsatisfied(reqs: list) -> list[str]:
+    """Requirements that the distributions installed here do not satisfy (name missing or version outside)."""
+    bad = []
+    for r in reqs:
+        if r.name == "skyloom":
+            continue
+        try:
+            version = metadata.version(r.name)
+        except metadata.PackageNotFoundError:
+            bad.append(f"{r} (not installed)")
+            continue
+        if not r.specifier.contains(version, prereleases=True):
+            bad.append(f"{r} (installed {version})")
+    return bad
+
+
 def _version(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split(".")[:3] if p.isdigit())
 
@@ -71,15 +131,93 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return r
 
 
-@pytest.mark.slow
-def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
-    # 1. build the wheel from a copy of the sources
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SKYLOOM_CONFIGS", "RAY_ADDRESS")}
+
+
+def _build_wheel(tmp_path: Path) -> Path:
+    """The wheel, built from a copy of the sources."""
     src = _source_tree(tmp_path / "src")
     dist = tmp_path / "dist"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SKYLOOM_CONFIGS", "RAY_ADDRESS")}
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)],
-         env={**env, "PYTHONPATH": _build_path()})
+         env={**_clean_env(), "PYTHONPATH": _build_path()})
     (wheel,) = dist.glob("skyloom-*.whl")
+    return wheel
+
+
+def _venv_with_wheel(venv: Path, wheel: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """A fresh venv that sees this interpreter's third-party packages and skyloom from ``wheel`` only."""
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], env=env)
+    py = venv / "bin" / "python"
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(_run([str(py), "-c", purelib], env=env).stdout.strip())
+    deps = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    assert sysconfig.get_paths()["purelib"] in deps
+    (site / "_deps_from_test_runner.pth").write_text("\n".join(deps) + "\n")
+    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+         env=env)
+    return py, site
+
+
+@pytest.mark.slow
+def test_core_install_runs_without_backends_and_names_each_missing_extra(tmp_path):
+    """`pip install skyloom`: core requirements only; caption, train and eval suites work; a backend says its extra."""
+    wheel = _build_wheel(tmp_path)
+    core = {r.name.lower() for r in _requirements(wheel, None)}
+    optional = {"mujoco", "ray", "fastapi", "uvicorn", "unrealcv", "transformers", "diffusers", "faiss-cpu"}
+    assert core & optional == set(), f"optional backends among the core requirements: {core & optional}"
+    assert {"torch", "open-clip-torch", "sqlalchemy", "typer"} <= core
+    all_extra = {r.name.lower() for e in EXTRA_MODULES for r in _requirements(wheel, e)}
+    assert optional <= all_extra | {"skyloom"}
+    (everything,) = _requirements(wheel, "all")
+    assert everything.name == "skyloom" and everything.extras == set(EXTRA_MODULES)
+    assert _unsatisfied(_requirements(wheel, None)) == []
+
+    env = _clean_env()
+    py, site = _venv_with_wheel(tmp_path / "venv", wheel, env)
+    hidden = sorted(m for mods in EXTRA_MODULES.values() for m in mods)
+    (site / "_hide_extras.py").write_text(HIDE_EXTRAS.format(HIDDEN=hidden))
+    (site / "_hide_extras.pth").write_text("import _hide_extras\n")
+    exe = tmp_path / "venv" / "bin" / "skyloom"
+    r = subprocess.run([str(py), "-c", "import mujoco"], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "No module named 'mujoco'" in r.stderr  # the backends are gone for this venv
+
+    from tests.model.helpers import make_square_corpus
+
+    work = tmp_path / "work"
+    make_square_corpus(work / "corpus", n=2, captions=False)
+    run_env = {**env, "SKYLOOM_NO_PROGRESS": "1", "HOME": str(work / "home")}
+
+    def skyloom(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(exe), *args], cwd=work, env=run_env, capture_output=True, text=True, timeout=300)
+
+    for args in (["eval", "suites"], ["caption", "corpus", "--captioner", "heuristic", "--set", "executor=auto"],
+                 ["train", "corpus", "--out", "run", "--steps", "1", "--set", "dit.depth=1", "--set", "num_threads=1",
+                  "--set", "data.buckets=[{height: 16, width: 16, num_frames: 8, batch_size: 2}]"],
+                 ["report", "--runs", "run", "--out", "report.html"]):
+        r = skyloom(*args)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, f"{args}: {r.stderr[-2000:]}"
+    missing = [(["datagen", "render", "-n", "1", "--out", "c2"], "render"),
+               (["dashboard", "--runs", "run"], "dashboard"),
+               (["caption", "corpus", "--set", "executor=ray", "--set", "overwrite=true"], "ray"),
+               (["train", "corpus", "--out", "run2", "--num-workers", "2"], "ray"),
+               (["eval", "--suite", "physics", "--ckpt", "run"], "render"),
+               (["caption", "corpus", "--captioner", "vlm-local", "--set", "vlm_local.model_path=x",
+                 "--set", "overwrite=true"], "vlm")]
+    for args, extra in missing:
+        r = skyloom(*args)
+        errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+        assert r.returncode == 2 and len(errors) == 1 and f"pip install 'skyloom[{extra}]'" in errors[0] \
+            and "Traceback" not in r.stderr, f"{args}: rc={r.returncode} {r.stderr[-1500:]}"
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
+    # 1. build the wheel from a copy of the sources; `skyloom[all]`'s requirements are what is installed here
+    wheel = _build_wheel(tmp_path)
+    env = _clean_env()
+    for extra in ("all", *EXTRA_MODULES):
+        assert _unsatisfied(_requirements(wheel, extra)) == [], extra
 
     # 2. it carries every YAML preset and suite, and the dashboard's static files
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -90,17 +228,9 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     assert {"index.html", "app.js", "app.css"} <= set(static)
     assert [s for s in static if f"skyloom/dashboards/static/{s}" not in names] == []
 
-    # 3. a fresh venv outside the checkout; skyloom only from the wheel
+    # 3. a fresh venv outside the checkout; skyloom only from the wheel, every extra's backend importable
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], env=env)
-    py = venv / "bin" / "python"
-    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    site = Path(_run([str(py), "-c", purelib], env=env).stdout.strip())
-    deps = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
-    assert sysconfig.get_paths()["purelib"] in deps
-    (site / "_deps_from_test_runner.pth").write_text("\n".join(deps) + "\n")
-    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "-q", str(wheel)],
-         env=env)
+    py, site = _venv_with_wheel(venv, wheel, env)
     exe = venv / "bin" / "skyloom"
     assert exe.read_text().splitlines()[0] == f"#!{py}"
 
