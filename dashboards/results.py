@@ -11,7 +11,6 @@ created: the dashboard only reads.
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -185,16 +184,21 @@ def _score_map(store: Any, eval_ids: list[str]) -> tuple[dict[str, dict[str, dic
     return by_eval, hib
 
 
+MAX_VERSIONS = 8  # suite versions offered by the page's version picker (newest first)
+
+
 def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[str, Any]]:
-    """One table per (source, suite): :func:`skyloom.eval.results.stats.leaderboard` rows with every metric's CI.
+    """One table per (source, suite, suite version): leaderboard rows with every metric's CI.
 
     Each row carries ``kind`` (model | submission | calibration: calibration rows have no rank),
-    ``meta`` (a submission's who/model/date/settings) and ``breakdown`` (total, per category, per
-    metric; :mod:`skyloom.eval.results.boards`); each table carries ``flags`` (calibration rows out of
-    the declared order, per metric), ``flagged``, ``categories`` and the breakdown's definition.
+    ``meta`` (a submission's who/model/date/settings), ``coverage``/``partial`` (partial entries are
+    unranked) and ``breakdown`` (total, per category, per metric; :mod:`skyloom.eval.results.boards`);
+    each table carries ``suite_version``, ``versions`` (every version of the suite with its entry
+    count, for the page's version picker), ``default`` (the newest version: shown first),
+    ``flags``, ``flagged``, ``total_flags``, ``correction``, ``categories`` and the breakdown's definition.
     """
     from skyloom.eval.results.boards import board
-    from skyloom.eval.results.stats import primary_metric
+    from skyloom.eval.results.stats import primary_metric, suite_versions
 
     out = []
     for src in sources:
@@ -204,41 +208,55 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
             warnings.append(f"{src.label}: cannot read evaluations ({e})")
             continue
         for suite in suites:
-            try:
-                pm = primary_metric(src.store, suite)
-                bd = board(src.store, suite)
-                rows = bd["rows"]
-            except ValueError as e:
-                warnings.append(f"{src.label} / {suite}: {e}")
-                continue
-            all_evals = src.store.evals(suite=suite)
-            ids = [r["eval_id"] for r in rows]
-            by_eval, hib = _score_map(src.store, ids) if ids else ({}, {})
-            metrics = [pm] + sorted(m for m in hib if m != pm)
-            table_rows = []
-            for r in rows:
-                table_rows.append({k: r.get(k) for k in ("rank", "tie_group", "eval_id", "checkpoint",
-                                                         "checkpoint_name", "run_name", "step", "status", "created_at",
-                                                         "failures")}
-                                  | {"checkpoint_name": r.get("checkpoint_name") or r["eval_id"],
-                                     "scores": by_eval.get(r["eval_id"], {}), "kind": r.get("kind", "model"),
-                                     "meta": r.get("meta") or {}, "breakdown": r.get("breakdown")})
-            failures: dict[str, list[dict[str, Any]]] = {}
-            for r in rows:
-                if r.get("failures"):
-                    fs = src.store.failures(eval_id=r["eval_id"])[-MAX_LISTED:]
-                    failures[r["eval_id"]] = [{k: f.get(k) for k in ("item_id", "stage", "reason", "created_at")}
-                                              for f in fs]
-            skipped = len({e["checkpoint"] or e["eval_id"] for e in all_evals}) - len(rows)
-            note = (f"{skipped} checkpoint(s) not shown (evaluation running or failed, or no score for the primary "
-                    "metric)." if skipped > 0 else "")
-            out.append({"source_id": src.id, "source": src.label if len(sources) > 1 else "", "suite": suite,
-                        "primary_metric": pm, "metrics": [{"name": m, "higher_is_better": hib.get(m)} for m in metrics],
-                        "rows": table_rows, "failures": failures, "note": note,
-                        "flags": bd.get("flags", {}), "flagged": bd.get("flagged", []),
-                        "categories": bd.get("categories", []),
-                        "breakdown": {k: bd.get(k) for k in ("weights", "normalise", "low", "high", "note")}})
+            versions = suite_versions(src.store, suite)
+            for i, v in enumerate(versions[:MAX_VERSIONS] or [{"version": None}]):
+                table = _board_table(src, suite, v["version"], versions, warnings, primary_metric, board)
+                if table is not None:
+                    table.update({"source_id": src.id, "source": src.label if len(sources) > 1 else "",
+                                  "default": i == 0})
+                    out.append(table)
     return out
+
+
+def _board_table(src: ResultSource, suite: str, version: str | None, versions: list[dict[str, Any]],
+                 warnings: list[str], primary_metric: Any, board: Any) -> dict[str, Any] | None:
+    try:
+        pm = primary_metric(src.store, suite)
+        bd = board(src.store, suite, suite_version=version)
+        rows = bd["rows"]
+    except ValueError as e:
+        warnings.append(f"{src.label} / {suite}{' v' + version if version else ''}: {e}")
+        return None
+    all_evals = [e for e in src.store.evals(suite=suite) if version is None or e["suite_version"] == version]
+    ids = [r["eval_id"] for r in rows]
+    by_eval, hib = _score_map(src.store, ids) if ids else ({}, {})
+    metrics = [pm] + sorted(m for m in hib if m != pm)
+    table_rows = []
+    for r in rows:
+        table_rows.append({k: r.get(k) for k in ("rank", "tie_group", "tie_verdict", "eval_id", "checkpoint",
+                                                 "checkpoint_name", "run_name", "step", "status", "created_at",
+                                                 "failures", "coverage", "partial")}
+                          | {"checkpoint_name": r.get("checkpoint_name") or r["eval_id"],
+                             "scores": by_eval.get(r["eval_id"], {}), "kind": r.get("kind", "model"),
+                             "meta": r.get("meta") or {}, "breakdown": r.get("breakdown")})
+    failures: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("failures"):
+            fs = src.store.failures(eval_id=r["eval_id"])[-MAX_LISTED:]
+            failures[r["eval_id"]] = [{k: f.get(k) for k in ("item_id", "stage", "reason", "created_at")} for f in fs]
+    skipped = len({e["checkpoint"] or e["eval_id"] for e in all_evals}) - len(rows)
+    note = (f"{skipped} checkpoint(s) of this version not shown (evaluation running or failed, or no score for "
+            "the primary metric)." if skipped > 0 else "")
+    shown = bd.get("suite_version") or version
+    others = [f"v{v['version']} ({v['entries']} entries)" for v in versions if v["version"] != shown]
+    return {"suite": suite, "suite_version": shown,
+            "versions": [{"version": v["version"], "entries": v["entries"]} for v in versions],
+            "other_versions": others, "primary_metric": pm,
+            "metrics": [{"name": m, "higher_is_better": hib.get(m)} for m in metrics],
+            "rows": table_rows, "failures": failures, "note": note,
+            "flags": bd.get("flags", {}), "flagged": bd.get("flagged", []), "total_flags": bd.get("total_flags", []),
+            "correction": bd.get("correction", ""), "categories": bd.get("categories", []),
+            "breakdown": {k: bd.get(k) for k in ("weights", "normalise", "low", "high", "note")}}
 
 
 def eval_video_dir(ev: dict[str, Any], src: ResultSource) -> Path | None:
@@ -345,35 +363,6 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
     return {"source_id": src.id, "suite": suite, "evals": evals, "metrics": metrics, "items": ordered}
 
 
-def verdict(diff: float | None, ci_low: float | None, ci_high: float | None,
-            higher_is_better: bool | None) -> dict[str, Any]:
-    """The verdict of a paired difference B − A, read from its confidence interval only.
-
-    The CI is what the page shows beside the verdict, so the two always agree: a CI that excludes
-    zero is a difference (``better`` names the winner when the metric has a direction), a CI that
-    contains zero is a tie within noise, and no CI is no verdict.
-
-    Returns:
-        ``{"kind": "a" | "b" | "different" | "tie" | "unknown", "better": "a" | "b" | None}``.
-
-    Example:
-        >>> verdict(0.02, 0.01, 0.03, True)["kind"]
-        'b'
-        >>> verdict(0.02, -0.01, 0.05, True)["kind"]
-        'tie'
-    """
-    from skyloom.eval.results.stats import verdict as decide  # the one decision rule, shared with `skyloom compare`
-
-    finite = [v for v in (ci_low, ci_high) if isinstance(v, (int, float)) and math.isfinite(v)]
-    if len(finite) < 2:
-        return {"kind": "unknown", "better": None}
-    lo, hi = min(finite), max(finite)
-    if higher_is_better is None:  # no direction: only whether the CI excludes zero
-        return {"kind": "tie" if decide(lo, hi, True) == "tie" else "different", "better": None}
-    kind = decide(lo, hi, higher_is_better)
-    return {"kind": kind, "better": None if kind == "tie" else kind}
-
-
 def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None) -> str:
     """Where an item's video is now: in the evaluation's own folder first (a moved or copied run),
     else the stored path (a relative one against its run, an absolute one as stored by old versions)."""
@@ -388,15 +377,21 @@ def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None
 
 
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
-    """:func:`skyloom.eval.results.stats.paired_compare` of B against A with its :func:`verdict`,
-    or ``{"error": ...}``."""
+    """:func:`skyloom.eval.results.stats.paired_compare` of B against A, or ``{"error": ...}``.
+
+    ``verdict`` is ``{"kind", "better"}`` with ``kind`` the one rule's verdict
+    (:func:`skyloom.eval.results.inference.verdict`: "a", "b", "tie", "too few items") or "unknown"
+    (no test), and the suite versions of A and B."""
     from skyloom.eval.results.stats import paired_compare
 
     try:
-        out = paired_compare(src.store, a, b, metric).to_dict()
+        cmp = paired_compare(src.store, a, b, metric)
+        out = cmp.to_dict()
+        out["suite_version_a"] = src.store.get_eval(a)["suite_version"]
+        out["suite_version_b"] = src.store.get_eval(b)["suite_version"]
     except (ValueError, KeyError) as e:
         return {"error": str(e), "eval_a": a, "eval_b": b, "metric": metric}
-    out["verdict"] = verdict(out.get("diff"), out.get("ci_low"), out.get("ci_high"), out.get("higher_is_better"))
+    out["verdict"] = {"kind": cmp.verdict or "unknown", "better": cmp.better}
     return out
 
 
@@ -432,4 +427,4 @@ def close_sources(sources: list[ResultSource]) -> None:
 
 
 __all__ = ["MergeCache", "ResultSource", "close_sources", "compare", "eval_series", "item_videos", "leaderboards",
-           "open_sources", "paired", "verdict"]
+           "open_sources", "paired"]
