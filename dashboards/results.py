@@ -245,7 +245,7 @@ def _board_table(src: ResultSource, suite: str, version: str | None, versions: l
             fs = src.store.failures(eval_id=r["eval_id"])[-MAX_LISTED:]
             failures[r["eval_id"]] = [{k: f.get(k) for k in ("item_id", "stage", "reason", "created_at")} for f in fs]
     skipped = len({e["checkpoint"] or e["eval_id"] for e in all_evals}) - len(rows)
-    note = (f"{skipped} checkpoint(s) of this version not shown (evaluation running or failed, or no score for "
+    note = (f"{skipped} checkpoint(s) not shown in this version (evaluation running or failed, or no score for "
             "the primary metric)." if skipped > 0 else "")
     shown = bd.get("suite_version") or version
     others = [f"v{v['version']} ({v['entries']} entries)" for v in versions if v["version"] != shown]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.dashboards.fixtures import EVALS, PROMPTS, SUITE
@@ -38,10 +38,14 @@ def test_leaderboard_matches_eval_stats(client, world):
         stored = {(s["eval_id"], s["metric"]): s for s in store.scores(suite=SUITE)}
     assert [r["eval_id"] for r in table["rows"]] == [r["eval_id"] for r in ref]
     assert [r["tie_group"] for r in table["rows"]] == [r["tie_group"] for r in ref]
-    # the fixture makes step-40 checkpoints tie and step 0 clearly worse
+    # step 0 is worse on every one of the 6 items, but the board makes 2 comparisons at 0.05/2 and the exact
+    # sign-flip test cannot go below 2/64 on 6 items: "too few items", so no tie group is split
     groups = {r["eval_id"]: r["tie_group"] for r in table["rows"]}
-    assert groups["smoke-a40"] == groups["smoke-b40"] != groups["smoke-a0"]
-    assert table["rows"][-1]["eval_id"] == "smoke-a0"
+    assert groups["smoke-a40"] == groups["smoke-b40"] == groups["smoke-a0"]
+    assert table["rows"][-1]["eval_id"] == "smoke-a0" and table["rows"][-1]["tie_verdict"] == "too few items"
+    assert "Bonferroni over 2 comparison(s)" in table["correction"]
+    assert table["suite_version"] == ref[0]["suite_version"] and table["default"] is True
+    assert [v["entries"] for v in table["versions"]] == [3] and table["other_versions"] == []
     for r in table["rows"]:
         for m in ("clipsim", "fvd"):
             s = stored[(r["eval_id"], m)]
@@ -94,8 +98,10 @@ def test_paired_is_eval_stats_paired_compare(client, world):
         ref = paired_compare(store, "smoke-a0", "smoke-a40", "clipsim").to_dict()
     verdict = got.pop("verdict")
     assert ref.pop("verdict") == verdict["kind"]  # the page and `skyloom compare` give one verdict
+    assert got.pop("suite_version_a") == got.pop("suite_version_b")  # the page names both sides' versions
     assert got == pytest.approx(json.loads(json.dumps(ref)))
-    assert verdict == {"kind": "b", "better": "b"} and got["ci_low"] > 0  # the CI excludes 0: B is better
+    # one comparison at 0.05, 6 items all better: p = 2/64 < 0.05 and the CI that inverts the test excludes 0
+    assert verdict == {"kind": "b", "better": "b"} and got["ci_low"] > 0 and got["p_value"] == pytest.approx(2 / 64)
     vals = {e[0]: e[4] for e in EVALS}
     assert got["diff"] == pytest.approx(sum(vals["smoke-a40"]) / 6 - sum(vals["smoke-a0"]) / 6)  # mean of b - a
     assert got["better"] == "b" and got["significant"]
@@ -191,24 +197,11 @@ def test_stores_of_several_runs_share_one_leaderboard(tmp_path):
     d.close()
 
 
-def test_verdict_agrees_with_the_confidence_interval():
-    """A CI that excludes 0 is never a tie; one that contains 0 always is (whatever the p-value says)."""
-    from skyloom.dashboards.results import verdict
+def test_the_dashboard_has_no_verdict_rule_of_its_own():
+    """One function decides every verdict (eval.results.inference.verdict); the dashboard passes it on."""
+    import skyloom.dashboards.results as results
 
-    rng = np.random.default_rng(0)
-    for _ in range(2000):
-        lo, hi = sorted(rng.normal(0, 1, 2))
-        hib = [True, False, None][int(rng.integers(3))]
-        v = verdict((lo + hi) / 2, lo, hi, hib)
-        excludes = lo > 0 or hi < 0
-        assert (v["kind"] == "tie") is (not excludes)
-        if excludes and hib is not None:
-            assert v["better"] == ("b" if (lo > 0) == hib else "a")
-        if excludes and hib is None:
-            assert v["kind"] == "different"
-    assert verdict(0.5, None, None, True)["kind"] == "unknown"
-    assert verdict(0.0, 0.0, 0.1, True)["kind"] == "tie"  # touching 0 is not excluding it
-    assert verdict(0.05, 0.01, 0.09, False) == {"kind": "a", "better": "a"}  # B higher on a lower-is-better metric
+    assert not hasattr(results, "verdict")
 
 
 def test_paired_verdicts_of_the_fixture_agree_with_their_cis(client):
@@ -217,5 +210,34 @@ def test_paired_verdicts_of_the_fixture_agree_with_their_cis(client):
             r = client.get("/api/paired", params={"a": a, "b": b, "metric": metric}).json()
             if "error" in r:
                 continue
-            excludes = r["ci_low"] > 0 or r["ci_high"] < 0
-            assert (r["verdict"]["kind"] == "tie") is (not excludes), r
+            if r["p_value"] is None:
+                assert r["verdict"]["kind"] == "unknown" and r["ci_low"] is None
+                continue
+            excludes = r["ci_low"] is not None and r["ci_high"] is not None and (r["ci_low"] > 0 or r["ci_high"] < 0)
+            assert (r["verdict"]["kind"] in ("a", "b")) is excludes is (r["p_value"] < 0.05), r
+
+
+def test_every_suite_version_is_a_table_with_a_picker(tmp_path):
+    """Entries on another suite version are shown on their own table (newest first), not dropped with a
+    "not shown" note; each table names its version and the others with their entry counts."""
+    from fastapi.testclient import TestClient
+
+    from skyloom.dashboards import Dashboard, create_app
+    from skyloom.eval.results.store import ResultsStore
+    from skyloom.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs" / "r")
+    with ResultsStore(run.root / "results.sqlite") as s:
+        for eid, version, ck, when in (("o1", "1+old", "a", "2026-01-01"), ("o2", "1+old", "b", "2026-01-02"),
+                                       ("o3", "1+old", "c", "2026-01-03"), ("n1", "1+new", "a", "2026-02-01")):
+            s.begin_eval(eid, suite="x", suite_version=version, checkpoint=ck, status="complete",
+                         created_at=when + "T00:00:00Z")
+            s.put_scores(eid, [{"metric": "m", "value": 1.0, "higher_is_better": True}])
+    with TestClient(create_app(Dashboard(tmp_path / "runs")), base_url="http://localhost") as cl:
+        tables = cl.get("/api/leaderboard").json()["suites"]
+    assert [(t["suite_version"], t["default"], len(t["rows"])) for t in tables] == [("1+new", True, 1),
+                                                                                   ("1+old", False, 3)]
+    assert tables[0]["other_versions"] == ["v1+old (3 entries)"] and tables[0]["note"] == ""
+    assert {v["version"]: v["entries"] for v in tables[1]["versions"]} == {"1+new": 1, "1+old": 3}
+    js = (Path(__file__).resolve().parents[2] / "dashboards" / "static" / "app.js").read_text()
+    assert 'id="lb-version"' in js  # the page's version picker

@@ -144,7 +144,7 @@ def test_naming_the_reference_corpus_does_not_fork_the_suite_version(tmp_path):
     plain = load_suite("smoke")
     calibrating = load_suite("smoke", ["reference.corpus=" + str(tmp_path / "corpus")])
     assert calibrating.reference.corpus and plain.version_tag == calibrating.version_tag
-    assert load_suite("smoke", ["reference.max_clips=8"]).version_tag != plain.version_tag  # what is measured still does
+    assert load_suite("smoke", ["reference.max_clips=8"]).version_tag != plain.version_tag  # what is measured forks
 
 
 def test_a_total_above_the_ground_truth_is_flagged():
