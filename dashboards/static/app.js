@@ -76,7 +76,7 @@ async function renderLeaderboard(el) {
   const sort = { key: "pos", dir: 1 };  // the server's order: ranked entries, calibration rows where their value puts them
   const fillVersions = () => {
     const vs = versionsOf(+$("#lb-suite").value);
-    $("#lb-version").innerHTML = options(vs.map(String), String(vs[0]), vs.map((j) => `v${suites[j].suite_version} (${suites[j].rows.length} entries)${suites[j].default !== false ? " · newest" : ""}`));
+    $("#lb-version").innerHTML = options(vs.map(String), String(vs[0]), vs.map((j) => `v${suites[j].suite_version ?? "(unversioned)"} (${suites[j].rows.length} entries)${suites[j].default !== false ? " · newest" : ""}`));
   };
   fillVersions();
   const draw = () => {
@@ -133,7 +133,7 @@ async function renderLeaderboard(el) {
       axes: metrics.map((m) => ({ name: m.name, higherIsBetter: m.higher_is_better })),
       series: s.rows.slice(0, PALETTE.length).map((r) => ({ name: r.checkpoint_name, values: metrics.map((m) => (r.scores[m.name] || {}).value) })) });
     $("#lb-body").innerHTML = `<div class="card"><table class="data" id="lb-table"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>
-      <div class="note" id="lb-version-note">suite ${esc(s.suite)} version ${esc(s.suite_version)}${(s.other_versions || []).length ? `; other versions: ${esc(s.other_versions.join(", "))} (pick one above)` : ""}.</div>
+      <div class="note" id="lb-version-note">suite ${esc(s.suite)} version ${esc(s.suite_version ?? "(unversioned)")}${(s.other_versions || []).length ? `; other versions: ${esc(s.other_versions.join(", "))} (pick one above)` : ""}.</div>
       <div class="note">${esc(s.note || "")} ${rows.length} of ${s.rows.length} evaluation(s); ranked by ${esc(s.primary_metric || "the suite's primary metric")}.</div>${boardNotes(s)}${fails}</div>
       <h3>Per metric (bars: value, whiskers: confidence interval)</h3><div class="charts">${charts}${radar}</div>`;
     $$("#lb-table th").forEach((th) => th.addEventListener("click", () => {
