@@ -51,6 +51,15 @@ def physics_items(suite: Suite) -> list[dict[str, Any]]:
     return probes.build_items(ph)
 
 
+def _takes(factory: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def resolve_extractor(spec: str) -> Any:
     """An extractor from a spec: ``name``, ``name?key=value&...`` or ``indomain:PATH``."""
     from skyloom.eval.features.base import get_extractor
@@ -86,6 +95,8 @@ class Scorer:
     def make_metric(self, m: MetricSpec) -> Any:
         factory = self.metrics.get(m.name)
         kwargs = dispatch.metric_kwargs(factory, m.settings, where=f"metric {m.key} settings")
+        if "fps" not in kwargs and self.suite.generation.fps and _takes(factory, "fps"):
+            kwargs["fps"] = self.suite.generation.fps  # e.g. dynamic_degree's VBench frame step
         spec = self.suite.extractor_for(m)
         if spec is None:
             probe = factory(**kwargs)

@@ -146,22 +146,32 @@ class DynamicDegree(PerItemMetric):
     Protocol ``vbench-opencv-<flow>``: a variant of VBench's (which uses RAFT); per video 1 if
     dynamic else 0 (:func:`temporal.dynamic_degree`); ``details.motion_px`` is the mean top-5 %
     flow magnitude. Shown beside the temporal metrics: a static video scores 0 here.
+
+    Args:
+        flow: OpenCV flow method.
+        fps: the videos' frame rate: VBench keeps every ``round(fps/8)``-th frame first (a 30 fps
+            clip moves 4x less per frame than at 8 fps). In a suite the scorer passes the suite's
+            ``generation.fps``; ``skyloom eval score`` reads each file's rate. None: every frame.
     """
 
     name = "dynamic_degree"
     default_extractor = None
 
-    def __init__(self, flow: str = "dis", **kw: Any) -> None:
+    def __init__(self, flow: str = "dis", fps: float | None = None, **kw: Any) -> None:
         if flow not in temporal.FLOW_METHODS:
             raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
-        self.flow = flow
+        if fps is not None and not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.flow, self.fps = flow, None if fps is None else float(fps)
         super().__init__(None)
         self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,
-                          "preprocessing": {"protocol": f"vbench-opencv-{flow}", "flow": flow,
+                          "preprocessing": {"protocol": f"vbench-opencv-{flow}", "flow": flow, "fps": self.fps,
+                                            "frames": f"every {temporal.vbench_frame_interval(self.fps)}-th "
+                                                      "(VBench: max(1, round(fps/8)))",
                                             "rule": "top-5% magnitude > 6*min(H,W)/256 in >= round(4T/16) pairs"}}
 
     def score_video(self, video: np.ndarray) -> tuple[float, dict[str, float]]:
-        moving, mags = temporal.dynamic_degree(video, self.flow)
+        moving, mags = temporal.dynamic_degree(video, self.flow, fps=self.fps)
         return float(moving), {"motion_px": float(np.mean(mags))}
 
     def _details(self) -> dict[str, Any]:

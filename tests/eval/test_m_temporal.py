@@ -138,3 +138,17 @@ def test_dynamic_degree_and_static_only_flickering():
     every = METRICS.get("temporal_flickering")(protocol="all")
     every.update([moving, grey], item_ids=["moving", "grey"])
     assert every.compute().per_item["moving"] < 1.0
+
+
+def test_dynamic_degree_follows_vbench_frame_rate_subsampling():
+    """VBench keeps every max(1, round(fps/8))-th frame before flow (``DynamicDegree.get_frames``): a clip
+    moving 1 px per frame at 30 fps (4 px per kept pair) is dynamic, as carphone (30 fps) is in VBench;
+    the same frames at 8 fps are not (1 px < 6*64/256)."""
+    assert [temporal.vbench_frame_interval(f) for f in (None, 8, 12, 20, 24, 25, 30, 60)] == [1, 1, 2, 2, 3, 3, 4, 8]
+    slow = _textured(T=32, H=64, W=64, speed=1)
+    assert not temporal.dynamic_degree(slow, fps=8)[0] and not temporal.dynamic_degree(slow)[0]
+    moving, mags = temporal.dynamic_degree(slow, fps=30)
+    assert moving and len(mags) == 7  # 8 kept frames (0, 4, ..., 28)
+    dd = METRICS.get("dynamic_degree")(fps=30)
+    dd.update([slow])
+    assert dd.compute().value == 1.0 and dd.identity()["preprocessing"]["frames"].startswith("every 4-th")
