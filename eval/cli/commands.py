@@ -331,7 +331,10 @@ def register(app: typer.Typer) -> None:
         for r in rows:
             r["a"], r["b"] = na, nb
             r["suite_version_a"], r["suite_version_b"] = va, vb
-            r["diff [CI]"] = f"{_fmt(r['diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+            unbounded = r["verdict"] == "too few items"  # every shift is accepted: the interval is the whole line
+            r["diff [CI]"] = (f"{_fmt(r['diff'])} [-inf, inf]" if unbounded else
+                              f"{_fmt(r['diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+                              if r["ci_low"] is not None else f"{_fmt(r['diff'])} (no test)")
             r["dir"] = "↑" if r["higher_is_better"] else "↓"
             r["verdict"] = {"a": f"better: {na}", "b": f"better: {nb}"}.get(r["verdict"], r["verdict"])
         if fmt == "table":
