@@ -152,3 +152,25 @@ def test_dynamic_degree_follows_vbench_frame_rate_subsampling():
     dd = METRICS.get("dynamic_degree")(fps=30)
     dd.update([slow])
     assert dd.compute().value == 1.0 and dd.identity()["preprocessing"]["frames"].startswith("every 4-th")
+
+
+@pytest.mark.parametrize("name", ["flicker_256x320", "flicker_480x640"])
+def test_flickering_equals_vbench_cal_score_on_large_mp4s(name):
+    """VBench's own ``temporal_flickering.cal_score`` (Vchitect/VBench 45e79ec, OpenCV decode; stored by
+    fixtures/make_vbench_flickering.py) on >= 256 px mp4 files equals skyloom's on the same files decoded by
+    skyloom (PyAV): decoding and the MAE agree to float32 accumulation."""
+    import json
+    from pathlib import Path
+
+    from skyloom.video import read_video
+
+    fix = Path(__file__).parent / "fixtures"
+    ref = json.loads((fix / "reference_vbench_flickering.json").read_text())
+    assert ref["commit"] == "45e79ec14e69a2187202c675d2dbce1a71843d53"
+    v = read_video(fix / f"{name}.mp4")
+    assert min(v.shape[1:3]) >= 256
+    want = ref["results"][name]["cal_score"]
+    assert temporal.temporal_flickering(v) == pytest.approx(want, abs=1e-8)
+    m = METRICS.get("temporal_flickering")(protocol="all")
+    m.update([v])
+    assert m.compute().value == pytest.approx(want, abs=1e-8)
