@@ -120,6 +120,8 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
     files = list_videos(videos)
     m = build_metric(metric, extractor, weights, random_init, options or {})
     per_file_fps = hasattr(m, "fps") and "fps" not in (options or {}) and metric == "dynamic_degree"
+    if per_file_fps:  # recorded with the result: the frame step follows each file's rate
+        m.identity()["preprocessing"].update(fps="each file's own", frames="every max(1, round(fps/8))-th (VBench)")
     given = {"--prompts": prompts, "--reference": reference, "--gt": gt}
     needs = set(dispatch.required_inputs(m)) - {"videos", "item_ids"}
     for name in sorted(needs):
