@@ -64,7 +64,7 @@ VERDICTS = ("a", "b", "tie", TOO_FEW)
 
 
 @dataclass(frozen=True)
-class Test:
+class HypothesisTest:
     """A two-sided test of "B − A = 0" with the interval it implies (0 outside it iff ``p < alpha``)."""
 
     p_value: float | None
@@ -110,7 +110,7 @@ def _threshold(always: int, total: int, alpha: float) -> int:
 
 
 def sign_flip(diffs: Sequence[float] | np.ndarray, *, alpha: float = DEFAULT_ALPHA, n_perm: int = DEFAULT_N_PERM,
-              seed: int = 0, exact_max_n: int = EXACT_MAX_N) -> Test:
+              seed: int = 0, exact_max_n: int = EXACT_MAX_N) -> HypothesisTest:
     """Sign-flip test of ``mean(diffs) = 0`` and its inverted interval (module docstring).
 
     Args:
@@ -142,12 +142,12 @@ def sign_flip(diffs: Sequence[float] | np.ndarray, *, alpha: float = DEFAULT_ALP
         lo, hi = -math.inf, math.inf
     else:
         lo, hi = float(means[k - 1]), float(means[-k])
-    return Test(p_value=float(p), ci_low=lo, ci_high=hi, alpha=alpha, min_p=min_p, method=method)
+    return HypothesisTest(p_value=float(p), ci_low=lo, ci_high=hi, alpha=alpha, min_p=min_p, method=method)
 
 
 def paired_set_permutation(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray,
                            value_fn: Callable[[np.ndarray, np.ndarray], float], *, alpha: float = DEFAULT_ALPHA,
-                           n_perm: int = 200, seed: int = 0) -> tuple[float, float, Test]:
+                           n_perm: int = 200, seed: int = 0) -> tuple[float, float, HypothesisTest]:
     """Permutation test of a set-level metric between A and B on the same items (module docstring).
 
     Args:
@@ -157,7 +157,7 @@ def paired_set_permutation(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndar
         n_perm: random swaps (swaps where the metric fails, e.g. a degenerate KVD, are skipped).
 
     Returns:
-        (value A, value B, :class:`Test` of ``value(B) - value(A)``).
+        (value A, value B, :class:`HypothesisTest` of ``value(B) - value(A)``).
     """
     fa, fb = np.asarray(fake_a, np.float64), np.asarray(fake_b, np.float64)
     if fa.shape != fb.shape or fa.ndim != 2:
@@ -189,19 +189,19 @@ def paired_set_permutation(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndar
     else:
         q = float(u[j]) + tol
         lo, hi = obs - q, obs + q
-    return va, vb, Test(p_value=p, ci_low=lo, ci_high=hi, alpha=alpha, min_p=1.0 / total,
+    return va, vb, HypothesisTest(p_value=p, ci_low=lo, ci_high=hi, alpha=alpha, min_p=1.0 / total,
                         method=f"paired permutation of items between A and B ({u.size} swaps; set metric recomputed)")
 
 
-def verdict(test: Test | None, higher_is_better: bool | None) -> str | None:
-    """The one verdict rule: which of A and B is better, from a :class:`Test` of ``B − A``.
+def verdict(test: HypothesisTest | None, higher_is_better: bool | None) -> str | None:
+    """The one verdict rule: which of A and B is better, from a :class:`HypothesisTest` of ``B − A``.
 
     Returns ``"too few items"`` when no data could reach ``alpha`` on these items, ``"tie"`` when
     ``p >= alpha``, ``"b"``/``"a"`` (the better side) when ``p < alpha``, ``None`` without a test
     or a direction.
 
     Example:
-        >>> t = Test(p_value=0.01, ci_low=-10.6, ci_high=-1.2, alpha=0.05, min_p=0.002, method="x")
+        >>> t = HypothesisTest(p_value=0.01, ci_low=-10.6, ci_high=-1.2, alpha=0.05, min_p=0.002, method="x")
         >>> verdict(t, higher_is_better=False), verdict(t, higher_is_better=True)
         ('b', 'a')
     """

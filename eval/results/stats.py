@@ -48,7 +48,7 @@ from skyloom.eval.results.inference import (
     DEFAULT_N_PERM,
     EXACT_MAX_N,
     TOO_FEW,
-    Test,
+    HypothesisTest,
     _as_1d,
     paired_set_permutation,
     sign_flip,
@@ -102,10 +102,10 @@ class PairedResult:
     min_p: float | None = None
 
     @property
-    def test(self) -> Test | None:
+    def test(self) -> HypothesisTest | None:
         if self.p_value is None:
             return None
-        return Test(p_value=self.p_value, ci_low=self.ci_low, ci_high=self.ci_high, alpha=self.alpha,
+        return HypothesisTest(p_value=self.p_value, ci_low=self.ci_low, ci_high=self.ci_high, alpha=self.alpha,
                     min_p=self.min_p, method=self.method)
 
     @property

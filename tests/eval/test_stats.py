@@ -165,11 +165,11 @@ def test_leaderboard_ranks_and_marks_ties(tmp_path):
 
 
 def test_one_verdict_rule_from_the_p_value():
-    from skyloom.eval.results.inference import Test
+    from skyloom.eval.results.inference import HypothesisTest
     from skyloom.eval.results.stats import verdict
 
     def t(p, lo, hi, min_p=0.001):
-        return Test(p_value=p, ci_low=lo, ci_high=hi, alpha=0.05, min_p=min_p, method="test")
+        return HypothesisTest(p_value=p, ci_low=lo, ci_high=hi, alpha=0.05, min_p=min_p, method="test")
 
     assert verdict(t(0.01, -10.60, -1.19), higher_is_better=False) == "b"  # FVD down: B better
     assert verdict(t(0.01, -10.60, -1.19), higher_is_better=True) == "a"
