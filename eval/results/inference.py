@@ -122,18 +122,19 @@ def sign_flip(diffs: Sequence[float] | np.ndarray, *, alpha: float = DEFAULT_ALP
     d = _as_1d(diffs, "sign_flip")
     n = d.size
     if n <= exact_max_n:
-        masks = (np.arange(1, 2 ** n)[:, None] >> np.arange(n)) & 1  # (2^n - 1, n): every non-empty S
+        masks = ((np.arange(1, 2 ** n)[:, None] >> np.arange(n)) & 1).astype(bool)  # (2^n - 1, n): every S ≠ ∅
         always, total, method = 1, 2 ** n, "sign-flip exact"
         min_p = min_attainable_p(n)
     else:
         rng = np.random.default_rng(seed)
-        masks = rng.integers(0, 2, size=(n_perm, n))  # (B, n)
-        empty = masks.sum(axis=1) == 0
+        masks = rng.integers(0, 2, size=(n_perm, n), dtype=np.int8).astype(bool)  # (B, n): S = the flipped items
+        empty = ~masks.any(axis=1)
         masks = masks[~empty]
         always, total, method = 1 + int(empty.sum()), 1 + n_perm, f"sign-flip monte-carlo ({n_perm})"
         min_p = 2.0 / total
-    sizes = masks.sum(axis=1)
-    means = np.sort((masks @ d) / sizes)  # subset means, ascending
+    means = np.concatenate([(m @ d) / m.sum(axis=1) for m in np.array_split(masks, max(1, len(masks) // 4096))]
+                           ) if len(masks) else np.zeros(0)
+    means = np.sort(means)  # subset means, ascending
     upper = always + int(np.sum(means <= 0))  # U(0) * total
     lower = always + int(np.sum(means >= 0))  # L(0) * total
     p = min(1.0, 2 * min(upper, lower) / total)
