@@ -75,7 +75,8 @@ def register(app: typer.Typer) -> None:
         meta: Annotated[list[str] | None, typer.Option(
             "--meta", help="Submission metadata key=value (who, model, date, settings); repeatable.")] = None,
         mismatch: Annotated[str, typer.Option(
-            "--mismatch", help="Submitted videos of another size/length: resize (trim + resize) | refuse.")] = "resize",
+            "--mismatch", help="Submitted videos of another frame rate/size/length: resize (resample fps, trim, "
+            "resize) | refuse.")] = "resize",
         calibrate: Annotated[bool, typer.Option(
             "--calibrate", help="Add the suite's calibration rows "
             "(ground truth, frozen, shuffled, noise, ...).")] = False,
