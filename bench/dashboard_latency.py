@@ -52,7 +52,7 @@ def build_world(root: Path, runs: int, steps: int, evals: int, prompts: int, cli
         run_dirs.append(run)
     for e in range(evals):
         run = run_dirs[e % runs]
-        with ResultsStore(run.root / "results.sqlite") as st:
+        with ResultsStore(run.results_store) as st:
             eid = f"e{e}"
             st.begin_eval(eid, suite="standard", checkpoint=str(run.checkpoint_dir(e * 100)), run_name=run.name,
                           checkpoint_name=f"{run.name}/step-{e * 100}", step=e * 100, status="complete",
@@ -62,7 +62,7 @@ def build_world(root: Path, runs: int, steps: int, evals: int, prompts: int, cli
                 v = rng.normal(0.3 + 0.002 * e, 0.05, prompts)
                 items += [{"item_id": f"p{i:04d}", "metric": m, "value": float(v[i]), "seed": 0,
                            "prompt": f"prompt {i}", "category": f"c{i % 5}",
-                           "video_path": str(run.eval_dir / "standard" / eid / "videos" / f"p{i:04d}.mp4")}
+                           "video_path": str(run.evaluation("standard", eid).video(f"p{i:04d}"))}
                           for i in range(prompts)]
                 scores.append({"metric": m, "value": float(v.mean()), "ci_low": float(v.mean() - 0.01),
                                "ci_high": float(v.mean() + 0.01), "n": prompts, "higher_is_better": True})
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         w = build_world(Path(tmp), args.runs, args.steps, args.evals, args.prompts, args.clips)
         print(f"world built in {time.perf_counter() - t0:.1f} s")
         dash = Dashboard(w["runs"], corpora=[w["corpus"]])
-        stores = [r.root / "results.sqlite" for r in w["run_dirs"]]
+        stores = [r.results_store for r in w["run_dirs"]]
         four = ",".join(f"e{i}" for i in range(4))
 
         def raw_leaderboard() -> None:

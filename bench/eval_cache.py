@@ -25,8 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.colours import BALL_COLOURS, RENDER_RGB
+
 OUT = Path(__file__).resolve().parent / "out"
-COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220), "yellow": (230, 220, 40)}
+# The four ball colours of the one vocabulary, as uint8 RGB.
+COLOURS = {n: tuple(round(255 * c) for c in RENDER_RGB[n]) for n in BALL_COLOURS}
 # A randomly initialised 2-layer CLIP (no weights downloaded): the suite's text_video extractor.
 TINY_CLIP = ("clip?random_init=true&model_cfg={embed_dim: 64, vision_cfg: {image_size: 32, layers: 2, width: 64, "
              "patch_size: 8, head_width: 32}, text_cfg: {context_length: 32, vocab_size: 49408, width: 64, heads: 2, "

@@ -14,6 +14,7 @@ from skyloom.cli_common import (
     MaxFailuresOpt,
     RayAddressOpt,
     SetOpt,
+    WaitOpt,
     check_failures,
     console,
     data_console,
@@ -50,6 +51,7 @@ def register(app: typer.Typer) -> None:
         sets: SetOpt = None,
         ray_address: RayAddressOpt = None,
         max_failures: MaxFailuresOpt = None,
+        wait: WaitOpt = False,
     ) -> None:
         """Caption every clip (a Ray job over a pool of captioner actors; resumable; failures quarantined)."""
         from skyloom.captioning.config import CaptionConfig
@@ -61,7 +63,7 @@ def register(app: typer.Typer) -> None:
         if ray_address:
             cfg = dataclasses.replace(cfg, ray_address=ray_address)
         with stage_timer(f"caption {corpus} ({cfg.captioner})"):
-            res = run(cfg)
+            res = run(cfg, wait=wait)
             console.print(f"captioned {res.captioned}, already done {res.skipped}, failed {res.failed} "
                           f"in {res.seconds:.1f} s; config {res.config_path}")
             for f in res.failures[:10]:

@@ -1,7 +1,7 @@
 """Scene facts of a clip from its ``skyloom-gt`` ground truth (the input of scene-graph captions).
 
 Motion facts are not derived here: they are the ground truth's own (``objects[k].motion`` of
-``skyloom-gt`` v2, written by datagen with :mod:`skyloom.datagen.motion`; for v1 files the same
+``skyloom-gt`` v2, written by datagen with :mod:`skyloom.motion`; for v1 files the same
 function derives them from the per-frame data), so captions, ``caption verify`` and the ground truth
 state one set of labels: fall, bounce (counted), collide (with partners, in time order), roll,
 slide, tip, enter, leave, rest, static. This module adds what only captions need: where each
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.datagen.groundtruth import GroundTruthError, check_gt
-from skyloom.datagen.motion import bounces, collides_with, labels, read_motion
+from skyloom.groundtruth import GroundTruthError, check_gt, read_ground_truth
+from skyloom.motion import MotionFacts
 
 __all__ = ["GroundTruthError", "ObjectFacts", "SceneFacts", "check_gt", "object_facts", "scene_facts"]
 
@@ -32,7 +32,7 @@ class ObjectFacts:
     material: str
     start: str  # "left" | "centre" | "right": image third of the first bbox
     start_height: str  # "air" | "floor"
-    motions: tuple[str, ...]  # motion labels (datagen.motion.MOTION_LABELS) in the order they first happen
+    motions: tuple[str, ...]  # motion labels (skyloom.motion.MOTION_LABELS) in the order they first happen
     collides_with: tuple[str, ...] = ()  # other object names, in time order
     direction: str = ""  # "left" | "right" | "" (horizontal image direction of travel)
     bounces: int = 0
@@ -85,26 +85,26 @@ def _start_place(cx0: float, width: float) -> str:
     return "left" if f < 1 / 3 else "right" if f > 2 / 3 else "centre"
 
 
-def object_facts(gt: dict[str, Any], obj: dict[str, Any], motion: dict[str, Any]) -> ObjectFacts:
+def object_facts(gt: dict[str, Any], obj: dict[str, Any], motion: MotionFacts | dict[str, Any]) -> ObjectFacts:
     """One object's facts: its attributes, where it starts in the image and its motion facts."""
+    if isinstance(motion, dict):
+        motion = MotionFacts.from_dict(motion)
     first_bbox = next((fr_obj["bbox"] for fr in gt["frames"] for fr_obj in fr.get("objects", [])
                        if fr_obj.get("name") == obj["name"] and fr_obj.get("bbox")), None)
     cx0 = (first_bbox[0] + first_bbox[2]) / 2 if first_bbox else np.nan
     return ObjectFacts(
         name=obj["name"], shape=obj["shape"], colour=obj["colour"], size=obj.get("size_name", "medium"),
         material=obj.get("material", ""), start=_start_place(cx0, float(gt.get("width") or 0)),
-        start_height=motion["start_height"], motions=tuple(labels(motion)), collides_with=tuple(collides_with(motion)),
-        direction=motion["direction"], bounces=bounces(motion),
+        start_height=motion.start_height, motions=motion.labels, collides_with=motion.collides_with,
+        direction=motion.direction, bounces=motion.bounces,
     )
 
 
 def scene_facts(gt: dict[str, Any]) -> SceneFacts:
     """All facts of a clip from its ground truth (validated first)."""
-    check_gt(gt)
-    motion = read_motion(gt)
-    objs = tuple(object_facts(gt, o, motion[o["name"]]) for o in gt["objects"])
-    n = int(gt.get("num_frames") or len(gt["frames"]))
-    fps = float(gt.get("fps") or 8)
+    typed = read_ground_truth(gt)
+    objs = tuple(object_facts(gt, o, t.motion) for o, t in zip(gt["objects"], typed.objects, strict=True))
+    n, fps = typed.num_frames, typed.fps
     return SceneFacts(objects=objs, camera=_camera_motion(gt), lighting=dict(gt.get("lighting") or {}),
                       floor=dict(gt.get("floor") or {}), background=dict(gt.get("background") or {}),
                       duration_s=n / fps)

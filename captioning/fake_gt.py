@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.datagen.groundtruth import GT_FORMAT, GT_VERSION
-from skyloom.datagen.motion import derive_motion
+from skyloom.colours import CAPTION_COLOURS
+from skyloom.groundtruth import GT_FORMAT, GT_VERSION
+from skyloom.motion import derive_motion
 
 SHAPES = ("sphere", "box", "cylinder", "capsule")
-COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "white", "black")
+COLOURS = (*CAPTION_COLOURS[:6], "white", "black")  # of the one vocabulary: red ... purple, white, black
 MATERIALS = ("rubber", "wood", "metal", "plastic")
 SIZE_M = {"small": 0.08, "medium": 0.12, "large": 0.18}
 RESTITUTION = {"rubber": 0.75, "wood": 0.4, "metal": 0.3, "plastic": 0.5}

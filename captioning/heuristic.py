@@ -14,14 +14,16 @@ import numpy as np
 
 from skyloom.captioning.base import CAPTIONERS, Captioner, ClipInput
 from skyloom.captioning.config import CaptionConfig
+from skyloom.colours import HUE_RANGES
 from skyloom.flow import dense_flow
-
-HUES = ((15, "red"), (25, "orange"), (35, "yellow"), (85, "green"), (100, "cyan"), (130, "blue"), (160, "purple"),
-        (180, "red"))  # OpenCV hue upper bounds (0-180)
 
 
 def colour_names(frames: np.ndarray, top: int = 2) -> list[str]:
-    """Dominant colour names of uint8 RGB frames ``(T, H, W, 3)`` by pixel share."""
+    """Dominant colour names of uint8 RGB frames ``(T, H, W, 3)`` by pixel share.
+
+    A saturated pixel is named by its hue (:data:`skyloom.colours.HUE_RANGES`, the one vocabulary's
+    ranges), the others grey, black or white by value and saturation.
+    """
     import cv2
 
     hsv = cv2.cvtColor(frames.reshape(-1, frames.shape[-2], 3), cv2.COLOR_RGB2HSV).reshape(-1, 3)  # (N, 3)
@@ -29,10 +31,9 @@ def colour_names(frames: np.ndarray, top: int = 2) -> list[str]:
     names = np.empty(len(h), dtype=object)
     names[:] = "grey"
     chroma = (s >= 60) & (v >= 50)
-    lo = 0
-    for hi, name in HUES:
-        names[chroma & (h >= lo) & (h < hi)] = name
-        lo = hi
+    for name, ranges in HUE_RANGES.items():
+        for lo, hi in ranges:
+            names[chroma & (h >= lo) & (h < hi)] = name
     names[~chroma & (v < 50)] = "black"
     names[~chroma & (v >= 200) & (s < 30)] = "white"
     vals, counts = np.unique(names, return_counts=True)
@@ -64,7 +65,7 @@ class HeuristicCaptioner(Captioner):
         self.cfg = (cfg or CaptionConfig()).heuristic
         self.model_id = "heuristic-v1 (colour histogram + Farneback flow)"
         self.weights_hash = ""
-        self.template_version = "heur-1"
+        self.template_version = "heur-2"  # heur-2: hue names from skyloom.colours (was its own table)
 
     def caption_one(self, item: ClipInput) -> dict[str, str]:
         import cv2

@@ -162,18 +162,27 @@ def _actor_node(actor: Any) -> str:
     return node_id()
 
 
-def run(cfg: CaptionConfig) -> CaptionResult:
-    """Caption ``cfg.corpus`` (see :class:`CaptionConfig`); resumable, failures recorded per clip."""
+def run(cfg: CaptionConfig, wait: bool = False) -> CaptionResult:
+    """Caption ``cfg.corpus`` (see :class:`CaptionConfig`); resumable, failures recorded per clip.
+
+    Holds the corpus's writer lock (one ingest, render or caption job at a time): with another job
+    writing, raises :class:`skyloom.corpus.CorpusBusyError` naming it, or with ``wait`` queues.
+    """
+    if not cfg.corpus:
+        raise ValueError("config field 'corpus' is empty: give the corpus directory")
+    corpus = Corpus(cfg.corpus)
+    with corpus.writer("caption", wait=wait):
+        return _run_locked(cfg, corpus)
+
+
+def _run_locked(cfg: CaptionConfig, corpus: Corpus) -> CaptionResult:
     from skyloom.cli_common import progress
     from skyloom.config import save_resolved
     from skyloom.raytools import init_ray, use_ray
 
-    if not cfg.corpus:
-        raise ValueError("config field 'corpus' is empty: give the corpus directory")
     if cfg.batch_size < 1 or cfg.num_actors < 1:
         raise ValueError(f"batch_size and num_actors must be >= 1, got {cfg.batch_size} and {cfg.num_actors}")
     t0 = time.perf_counter()
-    corpus = Corpus(cfg.corpus)
     todo, skipped = plan(corpus, cfg)
     result = CaptionResult(corpus=str(corpus.root), skipped=skipped)
     stamp = file_stamp()

@@ -25,7 +25,7 @@ from skyloom.captioning.facts import ObjectFacts, SceneFacts
 from skyloom.captioning.scene_graph import LIGHT, _setting, realise
 from skyloom.captioning.verify import parse_caption
 from skyloom.captioning.vocab import CAMERA, COLOURS, MATERIALS, SIZES
-from skyloom.datagen.motion import implied_labels
+from skyloom.motion import implied_labels
 
 logger = logging.getLogger(__name__)
 

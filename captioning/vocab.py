@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from skyloom.colours import CAPTION_COLOURS, canonical_colour
+
 TEMPLATE_VERSION = "sg-1"
 
 # canonical shape (gt "shape") -> (singular nouns, plural nouns); the first is preferred.
@@ -33,11 +35,11 @@ MATERIALS: dict[str, tuple[str, ...]] = {
     "stone": ("stone",),
     "cloth": ("cloth", "fabric"),
 }
-COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "cyan", "magenta",
-                            "white", "black", "grey", "gray", "brown", "teal", "gold", "silver")
-COLOUR_ALIASES = {"gray": "grey", "violet": "purple"}
+# Colours are the one vocabulary's (skyloom.colours): canonical names captions state, in its order;
+# surface words (grey/gray, purple/violet) map back with skyloom.colours.canonical_colour.
+COLOURS: tuple[str, ...] = CAPTION_COLOURS
 
-# motion label (skyloom.datagen.motion.MOTION_LABELS, as the ground truth states them) -> verb phrases
+# motion label (skyloom.motion.MOTION_LABELS, as the ground truth states them) -> verb phrases
 # (third person); the parser also accepts the -ing/-ed forms.
 MOTIONS: dict[str, tuple[str, ...]] = {
     "fall": ("falls", "drops", "tumbles down", "plunges"),
@@ -102,5 +104,5 @@ def motion_pattern() -> list[tuple[re.Pattern[str], str]]:
 
 
 def normalise_colour(word: str) -> str | None:
-    w = COLOUR_ALIASES.get(word, word)
-    return w if w in COLOURS else None
+    """The canonical colour a caption word names (``"gray"`` -> ``"grey"``), None if it names none."""
+    return canonical_colour(word)

@@ -1,13 +1,13 @@
 """The simulator beside the model: reference videos and per-scene numbers of a physics suite.
 
 A physics suite stores, per checkpoint, the model's continuation of each probe scene and its
-scores; the simulator's own clips live only in memory during the evaluation. The dashboard
-re-creates them from the suite config stored with the evaluation (``config.suite.physics``):
-:func:`skyloom.eval.harness.probes.probe_specs` gives each item's scene spec,
-:func:`skyloom.datagen.render_spec` renders it (deterministic, so these are the frames the
-evaluation compared against) and :func:`skyloom.datagen.perturb_spec` makes the perturbed
-re-simulation whose distance to the simulator is the *physical variance*
-(:func:`skyloom.eval.functional.physics_iq.physical_variance`, take 0).
+scores; the simulator's own clips live only in memory during the evaluation. The dashboard asks
+eval to re-create them from the suite config stored with the evaluation (``config.suite.physics``):
+:func:`skyloom.eval.harness.probes.probe_specs` gives each item's scene spec and
+:func:`skyloom.eval.harness.probes.probe_reference` renders it (deterministic, so these are the frames
+the evaluation compared against) with the perturbed re-simulation and the *physical variance*
+(take 0); :func:`skyloom.eval.harness.probes.continuation_numbers` gives a checkpoint's numbers. This
+module only caches and serves them: no physics here.
 
 Rendering takes seconds per scene, so it runs as a :class:`~skyloom.dashboards.jobs.JobQueue`
 job and is cached on disk under ``<cache>/physics/<key>/``, the key hashing the spec and the
@@ -72,42 +72,42 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
 
 
 def render_refs(spec: dict[str, Any], ph: Any, dest: Path) -> None:
-    """Render the simulator clip and the perturbed take of ``spec`` into ``dest`` (see module doc)."""
-    from skyloom import datagen
-    from skyloom.eval.functional.physics_iq import physics_iq_raw
+    """Write eval's reference of ``spec`` (:func:`skyloom.eval.harness.probes.probe_reference`) into ``dest``."""
+    from skyloom.eval.harness.probes import probe_reference
     from skyloom.fsutil import atomic_write_text
 
     dest.mkdir(parents=True, exist_ok=True)
-    frames, gt = datagen.render_spec(spec)  # (T, H, W, 3)
-    perturbed, _ = datagen.render_spec(datagen.perturb_spec(spec, ph.perturb_scale, ph.seed))  # take 0
-    k = max(1, min(int(ph.cond_frames), frames.shape[0]))
-    given = np.concatenate([frames[:k], np.repeat(frames[k - 1:k], frames.shape[0] - k, axis=0)])
-    fps = float(gt.get("fps") or spec["render"]["fps"])
+    ref = probe_reference(spec, ph)
+    frames, k = ref.frames, ref.cond_frames  # (T, H, W, 3)
+    given = np.concatenate([frames[:k], np.repeat(frames[k - 1:k], frames.shape[0] - k, axis=0)])  # last one held
     tmp = dest / ".simulator.tmp.npy"
     np.save(tmp, frames)
     os.replace(tmp, dest / "simulator.npy")
-    for name, v in (("given.mp4", given), ("simulator.mp4", frames), ("perturbed.mp4", perturbed)):
-        _write_mp4(dest / name, v, fps)
-    variance = physics_iq_raw(perturbed, frames, start=k)
-    atomic_write_text(dest / "numbers.json", json.dumps({"variance": variance, "cond_frames": k, "fps": fps,
+    for name, v in (("given.mp4", given), ("simulator.mp4", frames), ("perturbed.mp4", ref.perturbed)):
+        _write_mp4(dest / name, v, ref.fps)
+    atomic_write_text(dest / "numbers.json", json.dumps({"variance": ref.variance, "cond_frames": k, "fps": ref.fps,
                                                          "perturb_scale": ph.perturb_scale, "seed": ph.seed,
                                                          "num_frames": int(frames.shape[0])}))
 
 
 def checkpoint_numbers(video: str | os.PathLike, simulator: np.ndarray, cond_frames: int) -> dict[str, float]:
-    """Physics-IQ raw metrics of one checkpoint's continuation against the simulator's frames.
+    """Physics-IQ raw metrics of one checkpoint's continuation against the simulator's frames: eval's
+    :func:`skyloom.eval.harness.probes.continuation_numbers` (the video resized up to the probe's size, as
+    the evaluation does), the numbers behind the stored score."""
+    from skyloom.eval.harness.probes import continuation_numbers
 
-    The simulator frames are resized to the video's size exactly as the evaluation does
-    (:func:`skyloom.eval.metrics.inputs.fit_frames`), so these are the numbers behind the stored score.
-    """
-    from skyloom.eval.functional.physics_iq import physics_iq_raw
-    from skyloom.eval.metrics.inputs import fit_frames  # the scorer's own resize: one helper, same numbers
-    from skyloom.video import read_video
+    return continuation_numbers(video, simulator, cond_frames)
 
-    v = read_video(video)
-    ref = fit_frames(simulator, v.shape)
-    T = min(len(v), len(ref))
-    return physics_iq_raw(v[:T], ref[:T], start=min(cond_frames, max(0, T - 1)))
+
+def shown_probes(specs: dict[str, dict[str, Any]], evals: list[dict[str, Any]], num_scenes: int
+                 ) -> dict[str, dict[str, Any]]:
+    """The probes an evaluation scored, from every drawn spec: the admitted ones its stored config
+    records (``physics_probes.admitted``), or, for evaluations stored before probe admission, the first
+    ``num_scenes`` draws."""
+    records = ((e.get("config") or {}).get("physics_probes") for e in evals)
+    admitted = next((d["admitted"] for d in records if d), None)
+    ids = [i for i in admitted if i in specs] if admitted else list(specs)[:num_scenes]
+    return {i: specs[i] for i in ids}
 
 
 class PhysicsRefs:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from skyloom.dashboards.data import MAX_LISTED
 from skyloom.dashboards.paths import SafeRoots
-from skyloom.rundir import RunDir, run_of_checkpoint
+from skyloom.rundir import RESULTS_DB, EvalDir, RunDir, locate_store, run_of_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _sqlite_path(url: str) -> Path | None:
         return Path(url[len("sqlite:///"):].split("?", 1)[0])
     if "://" not in url:
         p = Path(url)
-        return p / "results.sqlite" if p.is_dir() else p
+        return p / RESULTS_DB if p.is_dir() else p
     return None
 
 
@@ -128,14 +128,17 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
     cands: list[tuple[str, str, Path | None]] = []
     if db:
         cands.append((db, db, None))
-    else:
+    else:  # where every command finds stores (skyloom.rundir.locate_store): each run's, and each folder's own
+        run_of = {r.results_store.resolve(): r for r in runs}
+        own, of_runs = [], []
         for d in run_dirs:
-            if (d / "results.sqlite").is_file() and not (d / "run.json").exists():
-                cands.append((d.name or str(d), str(d / "results.sqlite"), d))
-        for r in runs:
-            p = r.root / "results.sqlite"
-            if p.is_file():
-                cands.append((r.name, str(p), r.root))
+            for target in locate_store(runs=d, existing=True):
+                r = run_of.get(Path(target).resolve())
+                if r is not None:
+                    of_runs.append((r.name, target, r.root))
+                else:
+                    own.append((d.name or str(d), target, d))
+        cands = own + of_runs
     out: list[ResultSource] = []
     seen: set[str] = set()
     for label, target, run_root in cands:
@@ -259,20 +262,28 @@ def _board_table(src: ResultSource, suite: str, version: str | None, versions: l
             "breakdown": {k: bd.get(k) for k in ("weights", "normalise", "low", "high", "note")}}
 
 
+def _eval_folder(ev: dict[str, Any], src: ResultSource) -> EvalDir | None:
+    """The evaluation's own folder as it is on disk now (:meth:`skyloom.rundir.EvalDir.find`), searched in
+    the source's folders."""
+    return EvalDir.find((*src.roots, *([src.run_root] if src.run_root else [])), ev["suite"], ev["eval_id"])
+
+
 def eval_video_dir(ev: dict[str, Any], src: ResultSource) -> Path | None:
     """The evaluation's own ``videos/`` folder as it is on disk now (``RUN/eval/<suite>/<eval_id>/videos``,
     or ``OUT/<suite>/<eval_id>/videos`` for ``skyloom eval --out OUT``), searched in the source's folders."""
-    for root in (*src.roots, *([src.run_root] if src.run_root else [])):
-        for d in (root / "eval" / ev["suite"] / ev["eval_id"], root / ev["suite"] / ev["eval_id"]):
-            if (d / "videos").is_dir():
-                return d / "videos"
-    return None
+    own = _eval_folder(ev, src)
+    return own.videos if own is not None else None
+
+
+def _run_videos(run_root: Path | None, suite: str, eval_id: str) -> EvalDir | None:
+    """The evaluation's folder in a run directory, ``RUN/eval/<suite>/<eval_id>`` (the run contract)."""
+    return EvalDir.of_run(run_root, suite, eval_id) if run_root is not None else None
 
 
 def _run_root_of(ev: dict[str, Any], src: ResultSource) -> Path | None:
-    own = eval_video_dir(ev, src)
-    if own is not None:  # RUN/eval/<suite>/<id>/videos -> RUN (or OUT/<suite>/<id>/videos -> OUT)
-        return own.parents[3] if own.parents[2].name == "eval" else own.parents[2]
+    own = _eval_folder(ev, src)
+    if own is not None:  # RUN/eval/<suite>/<id> -> RUN (or OUT/<suite>/<id> -> OUT)
+        return own.owner
     ck = ev.get("checkpoint")
     if ck:
         try:
@@ -287,10 +298,10 @@ def _run_root_of(ev: dict[str, Any], src: ResultSource) -> Path | None:
 def item_videos(src: ResultSource, ev: dict[str, Any]) -> dict[str, Path]:
     """``{item_id: video file}`` of one stored evaluation, found as :func:`compare` finds them."""
     run_root = _run_root_of(ev, src)
-    conv = run_root / "eval" / ev["suite"] / ev["eval_id"] / "videos" if run_root is not None else None
+    conv = _run_videos(run_root, ev["suite"], ev["eval_id"])
     out: dict[str, Path] = {}
-    if conv is not None and conv.is_dir():
-        out.update({f.stem: f for f in sorted(conv.glob("*.mp4"))})
+    if conv is not None and conv.videos.is_dir():
+        out.update({f.stem: f for f in sorted(conv.videos.glob("*.mp4"))})
     for row in src.store.items(ev["eval_id"]):
         vp = row.get("video_path")
         if vp and row["item_id"] not in out:
@@ -325,7 +336,7 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
         run_root = _run_root_of(ev, src)
         video_dir = eval_video_dir(ev, src)
         if video_dir is None and run_root is not None:
-            video_dir = run_root / "eval" / suite / eid / "videos"
+            video_dir = _run_videos(run_root, suite, eid).videos
         for row in src.store.items(eid):
             it = items.setdefault(row["item_id"], {"item_id": row["item_id"], "prompt": row.get("prompt"),
                                                     "category": row.get("category"), "seed": row.get("seed"),
@@ -349,7 +360,7 @@ def compare(src: ResultSource, suite: str, eval_ids: list[str], roots: SafeRoots
                 continue
             path = cell.pop("path", None)
             if path is None and run_root is not None:
-                conv = run_root / "eval" / suite / eid / "videos" / f"{it['item_id']}.mp4"
+                conv = _run_videos(run_root, suite, eid).video(it["item_id"])
                 path = str(conv) if conv.is_file() else None
             if path is None:
                 cell["url"], cell["note"] = None, "no video recorded"
@@ -379,10 +390,12 @@ def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
     """:func:`skyloom.eval.results.stats.paired_compare` of B against A, or ``{"error": ...}``.
 
-    ``verdict`` is ``{"kind", "better"}`` with ``kind`` the one rule's verdict
-    (:func:`skyloom.eval.results.inference.verdict`: "a", "b", "tie", "too few items") or "unknown"
-    (no test), and the suite versions of A and B."""
-    from skyloom.eval.results.stats import paired_compare
+    The verdict is eval's, as ``skyloom compare`` prints it: ``verdict`` (``"a"``, ``"b"``, ``"tie"``,
+    ``"too few items"`` or None, :func:`skyloom.eval.results.inference.verdict`) and ``verdict_label``, its
+    words with the entries' names (:func:`skyloom.eval.results.stats.verdict_label`); ``suite_version_a``/``_b``
+    name the suite versions of A and B. The page shows them; it decides nothing.
+    """
+    from skyloom.eval.results.stats import paired_compare, verdict_label
 
     try:
         cmp = paired_compare(src.store, a, b, metric)
@@ -391,7 +404,11 @@ def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
         out["suite_version_b"] = src.store.get_eval(b)["suite_version"]
     except (ValueError, KeyError) as e:
         return {"error": str(e), "eval_a": a, "eval_b": b, "metric": metric}
-    out["verdict"] = {"kind": cmp.verdict or "unknown", "better": cmp.better}
+    names = []
+    for eid in (a, b):
+        ev = src.store.get_eval(eid)
+        names.append(ev.get("checkpoint_name") or eid)
+    out["verdict_label"] = verdict_label(out.get("verdict"), *names)
     return out
 
 

@@ -26,8 +26,9 @@ from skyloom.corpus import Corpus, CorpusError
 from skyloom.dashboards import data, results
 from skyloom.dashboards.jobs import JobQueue
 from skyloom.dashboards.paths import SafeRoots
-from skyloom.dashboards.physics import PhysicsRefs, physics_spec
+from skyloom.dashboards.physics import PhysicsRefs, physics_spec, shown_probes
 from skyloom.dashboards.sampling import SampleError, Sampler, list_checkpoints, parse_request, sample_key
+from skyloom.rundir import RESULTS_DB
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +201,13 @@ class Dashboard:
 
         runs = self._runs()
         for r in runs:
-            for p in (r.metrics_path, r.root / "results.sqlite", r.root / "results.sqlite-wal", r.root / "checkpoints"):
+            for p in (r.metrics_path, r.results_store, Path(f"{r.results_store}-wal"), r.root / "checkpoints"):
                 add(p)
         for d in self.run_dirs:
             add(d)
-            add(d / "results.sqlite")
-            add(d / "results.sqlite-wal")
+            own = d / RESULTS_DB  # the folder's own store (skyloom.rundir.locate_store)
+            add(own)
+            add(Path(f"{own}-wal"))
         if self.db:
             sp = results._sqlite_path(self.db)
             if sp is not None:
@@ -264,8 +266,9 @@ class Dashboard:
             videos = {e["eval_id"]: results.item_videos(src, e) for e in evs}
         finally:
             results.close_sources(srcs)
+        specs = shown_probes(self._physics.specs(ph), [e for e in evs if e["suite"] == suite], ph.num_scenes)
         items: dict[str, Any] = {}
-        for iid, spec in self._physics.specs(ph).items():
+        for iid, spec in specs.items():
             key, dest, st = self._physics.ensure(iid, spec, ph)
             entry: dict[str, Any] = {"status": st["status"], "error": st.get("error"), "position": st.get("position")}
             if st["status"] == "done":

@@ -204,6 +204,59 @@ def _type_ok(ctype: str, cfg: FetchConfig) -> bool:
     return any(fnmatch(base, p.lower()) for p in cfg.content_types)
 
 
+MAX_ENCODINGS = 4  # Content-Encoding layers accepted (gzip, gzip, ... is a classic decompression bomb)
+
+
+def content_decoders(header: str, url: str) -> list:
+    """zlib decompressors undoing ``Content-Encoding`` (listed in the order applied; undone in reverse).
+
+    ``gzip``/``x-gzip`` and ``deflate`` are supported, ``identity`` is skipped; anything else, or
+    more than :data:`MAX_ENCODINGS` layers, is refused. Decoding happens in :func:`bounded_decode`,
+    never through httpx, whose decoders produce a whole chunk's output at once (a 1.8 KB nested
+    gzip body became 1 GiB in memory before ``max_bytes`` saw it).
+    """
+    import zlib
+
+    codings = [c.strip().lower() for c in header.split(",") if c.strip() and c.strip().lower() != "identity"]
+    if len(codings) > MAX_ENCODINGS:
+        raise FetchError("content encoding not allowed", f"{url}: {len(codings)} Content-Encoding layers "
+                         f"({header}); at most {MAX_ENCODINGS}")
+    out = []
+    for c in reversed(codings):
+        if c in ("gzip", "x-gzip"):
+            out.append(zlib.decompressobj(16 + zlib.MAX_WBITS))
+        elif c == "deflate":
+            out.append(zlib.decompressobj())
+        else:
+            raise FetchError("content encoding not allowed", f"{url}: Content-Encoding {c!r} is not supported "
+                             "(gzip, deflate, identity)")
+    return out
+
+
+def bounded_decode(decoders: list, data: bytes, final: bool = False, level: int = 0):
+    """Yield ``data`` decoded through ``decoders`` in pieces of at most :data:`CHUNK` bytes each:
+    memory stays bounded whatever the compression ratio (the caller counts the pieces)."""
+    import zlib
+
+    if level == len(decoders):
+        if data:
+            yield data
+        return
+    d = decoders[level]
+    buf = data
+    try:
+        while buf:
+            piece = d.decompress(buf, CHUNK)
+            yield from bounded_decode(decoders, piece, False, level + 1)
+            buf = d.unconsumed_tail
+        if final:
+            while piece := d.decompress(b"", CHUNK) if not d.eof else b"":
+                yield from bounded_decode(decoders, piece, False, level + 1)
+            yield from bounded_decode(decoders, d.flush(), True, level + 1)
+    except zlib.error as e:
+        raise FetchError("bad content encoding", f"body does not decode as its Content-Encoding says ({e})") from None
+
+
 async def _download_once(client, url: str, dest: Path, cfg: FetchConfig) -> Fetched:
     """One attempt: follow redirects (each re-checked) and stream the body into ``dest``."""
     import httpx
@@ -214,7 +267,7 @@ async def _download_once(client, url: str, dest: Path, cfg: FetchConfig) -> Fetc
         # The address check resolves DNS (blocking): in a thread, so the deadline bounds it too.
         await loop.run_in_executor(None, check_url, current, cfg, url if hops else None)
         try:
-            async with client.stream("GET", current) as r:
+            async with client.stream("GET", current, headers={"Accept-Encoding": "gzip, deflate"}) as r:
                 if r.status_code in (301, 302, 303, 307, 308):
                     loc = r.headers.get("location")
                     if not loc:
@@ -237,13 +290,23 @@ async def _download_once(client, url: str, dest: Path, cfg: FetchConfig) -> Fetc
                 if declared and declared.isdigit() and int(declared) > cfg.max_bytes:
                     raise FetchError("too large",
                                      f"{current}: Content-Length {declared} > fetch.max_bytes={cfg.max_bytes}")
+                decoders = content_decoders(r.headers.get("content-encoding", ""), current)
                 h = hashlib.sha256()
                 size = 0
                 with open(dest, "wb") as f:  # noqa: ASYNC230 - local disk, small writes
-                    async for chunk in r.aiter_bytes(CHUNK):
+                    async for raw in r.aiter_raw(CHUNK):  # decoded here, in bounded pieces (not by httpx)
+                        for chunk in bounded_decode(decoders, raw):
+                            size += len(chunk)
+                            if size > cfg.max_bytes:
+                                raise FetchError("too large", f"{current}: more than fetch.max_bytes={cfg.max_bytes} "
+                                                 "bytes (decoded)")
+                            h.update(chunk)
+                            f.write(chunk)
+                    for chunk in bounded_decode(decoders, b"", final=True):
                         size += len(chunk)
                         if size > cfg.max_bytes:
-                            raise FetchError("too large", f"{current}: more than fetch.max_bytes={cfg.max_bytes} bytes")
+                            raise FetchError("too large", f"{current}: more than fetch.max_bytes={cfg.max_bytes} "
+                                             "bytes (decoded)")
                         h.update(chunk)
                         f.write(chunk)
                 return Fetched(dest, h.hexdigest(), size, ctype, current, temporary=True)

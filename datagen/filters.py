@@ -39,6 +39,11 @@ class FilterConfig:
     Attributes:
         min_duration_s / max_duration_s: clip length bounds (max 0 = none).
         min_width / min_height: smallest source resolution accepted.
+        max_pixels: largest frame accepted (width x height), checked on the header before any frame
+            is decoded and on every decoded frame (a stream may change size): a "pixel bomb" (a
+            few KB claiming 16000x16000) is rejected at once instead of decoded.
+        max_decode_pixels: decode budget of one source (width x height x frames; default ten
+            minutes of 1080p30), checked on the header's frame count and while decoding.
         blank_contrast: clips whose mean grey std is below this (in [0, 1]) are ``blank``.
         static_diff: clips whose mean frame difference is below this (in [0, 1]) and whose motion is
             below ``static_motion`` are ``static``.
@@ -54,6 +59,8 @@ class FilterConfig:
     max_duration_s: float = 0.0
     min_width: int = 64
     min_height: int = 64
+    max_pixels: int = 4096 * 4096
+    max_decode_pixels: int = 1920 * 1080 * 30 * 600
     blank_contrast: float = 0.02
     static_diff: float = 0.002
     static_motion: float = 0.002
@@ -65,12 +72,29 @@ class FilterConfig:
     bucket_tolerance: float = 0.15
 
 
-def check_source(width: int, height: int, cfg: FilterConfig) -> None:
-    """Source-level gate: reject sources below the minimum resolution."""
+def check_source(width: int, height: int, cfg: FilterConfig, num_frames: int = 0) -> None:
+    """Source-level gate on the header: reject sources below the minimum resolution, frames above
+    ``max_pixels`` and a claimed length above the decode budget ``max_decode_pixels``."""
     if width < cfg.min_width or height < cfg.min_height:
         raise SourceRejected("resolution too small",
                              f"{width}x{height} is below filters.min_width x min_height = "
                              f"{cfg.min_width}x{cfg.min_height}")
+    check_frame_budget(width, height, cfg)
+    if cfg.max_decode_pixels and width * height * num_frames > cfg.max_decode_pixels:
+        raise SourceRejected("decode budget exceeded",
+                             f"{width}x{height} x {num_frames} frames = {width * height * num_frames} pixels > "
+                             f"filters.max_decode_pixels={cfg.max_decode_pixels}")
+
+
+def check_frame_budget(width: int, height: int, cfg: FilterConfig, decoded_pixels: int = 0) -> None:
+    """Reject a frame larger than ``max_pixels`` or a decode past ``max_decode_pixels`` (pixels so far)."""
+    if cfg.max_pixels and width * height > cfg.max_pixels:
+        raise SourceRejected("resolution too large",
+                             f"{width}x{height} = {width * height} pixels per frame > "
+                             f"filters.max_pixels={cfg.max_pixels}")
+    if cfg.max_decode_pixels and decoded_pixels > cfg.max_decode_pixels:
+        raise SourceRejected("decode budget exceeded",
+                             f"decoded {decoded_pixels} pixels > filters.max_decode_pixels={cfg.max_decode_pixels}")
 
 
 def parse_bucket(text: str) -> float:

@@ -1,15 +1,11 @@
-"""Ground truth of a synthetic clip (``skyloom-gt``): assembled from the simulation, by every renderer.
+"""Ground truth of a synthetic clip, assembled from the simulation, by every renderer.
 
 The simulation (:mod:`skyloom.datagen.simulate`) gives per-frame object states and collision
 events; a renderer gives the segmentation. :func:`assemble_ground_truth` turns them into the
-``skyloom-gt`` dict that ``gt/<id>.json`` stores (docs/architecture.md): per-frame states with
-bounding boxes, visibility, pixel counts and the projected centre, the events, and per object its
-motion facts (:mod:`skyloom.datagen.motion`), the same for every backend. :func:`check_gt` is the
-reader's check, shared by every stage that reads ground truth.
-
-Versions: 2 adds ``objects[k].motion`` (motion facts as the clip shows them) and drops v1's
-``motion_summary`` and ``num_bounces``; readers accept both (:func:`skyloom.datagen.motion.read_motion`
-derives v1's facts from its frames).
+``skyloom-gt`` dict that ``gt/<id>.json`` stores: per-frame states with bounding boxes, visibility,
+pixel counts and the projected centre, the events, and per object its motion facts
+(:mod:`skyloom.motion`), the same for every backend. The format, its version and the reader's
+check are core's (:mod:`skyloom.groundtruth`), shared by every stage that reads ground truth.
 """
 
 from __future__ import annotations
@@ -18,35 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.datagen.geometry import project
-from skyloom.datagen.motion import derive_motion
-from skyloom.errors import UserError
-
-GT_FORMAT = "skyloom-gt"
-GT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-
-
-class GroundTruthError(UserError, ValueError):
-    """Ground truth that does not follow the ``skyloom-gt`` format."""
-
-
-def check_gt(gt: Any, where: str = "ground truth") -> None:
-    """Raise :class:`GroundTruthError` naming the first missing or malformed field."""
-    if not isinstance(gt, dict):
-        raise GroundTruthError(f"{where}: expected a JSON object, got {type(gt).__name__}")
-    if gt.get("format") != GT_FORMAT:
-        raise GroundTruthError(f"{where}: field 'format' is {gt.get('format')!r}, expected {GT_FORMAT!r}")
-    if gt.get("version") not in READABLE_VERSIONS:
-        raise GroundTruthError(f"{where}: field 'version' is {gt.get('version')!r}; readable versions: "
-                               f"{', '.join(map(str, READABLE_VERSIONS))}")
-    for key in ("objects", "frames"):
-        if not isinstance(gt.get(key), list):
-            raise GroundTruthError(f"{where}: field {key!r} must be a list")
-    for i, o in enumerate(gt["objects"]):
-        for key in ("name", "shape", "colour"):
-            if key not in o:
-                raise GroundTruthError(f"{where}: objects[{i}] has no field {key!r}")
+from skyloom.geometry import project
+from skyloom.groundtruth import GT_FORMAT, GT_VERSION
+from skyloom.motion import derive_motion
 
 
 def assemble_ground_truth(spec: dict[str, Any], states: list[list[dict[str, Any]]], events: list[dict[str, Any]],

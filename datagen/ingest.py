@@ -15,25 +15,30 @@ the same ids and never duplicates a clip. Every clip records its provenance: sou
 author, attribution, source page, source sha256, ``parent_id`` (``src-<sha256[:16]>``, the source
 video) and the shot's start/end in the source (the clip's own span is in ``meta``).
 
-:func:`run_ingest` first settles the manifest itself (malformed rows, rows naming one source twice:
-identical ones run once, conflicting ones are all rejected), then runs the sources in-process or
-through a Ray Data pipeline (``engine: auto`` picks by job size; streaming, one source per task,
-bad inputs handled inside the stage). Workers transcode into a staging folder
-(``.ingest-tmp/stage-*``); the driver alone decides whether a source is accepted (not a duplicate
-of one already in the corpus), then moves its clips into ``clips/`` and writes their rows, with
-the sha256 of exactly those files. It writes one line per finished source to
-``CORPUS/ingest_state.jsonl``, so a rerun skips sources already done (rejections that may be
-transient, such as timeouts or HTTP 5xx, are retried). Every rejected source has one current
-quarantine entry (``Corpus.quarantine("ingest", url, reason, ...)``, attempts counted, cleared
-when it later succeeds) and is listed in the report ``CORPUS/reports/ingest-<time>.json``.
+:func:`run_ingest` holds the corpus's writer lock for the whole job (one ingest, render or caption
+job at a time; :meth:`Corpus.writer`). It first settles the manifest itself (malformed rows, rows
+naming one source twice: the same provenance runs once, conflicting ones are all rejected), then
+runs the sources in-process or through a Ray Data pipeline (``engine: auto`` picks by job size;
+streaming, one source per task, bad inputs handled inside the stage). Workers transcode into this
+run's staging folder (``.ingest-tmp/<run>/stage-*``); the driver alone decides whether a source is
+accepted (not a duplicate of one already in the corpus, no license conflict, not taken down
+meanwhile: the takedown list is read again at commit, under the corpus lock), then moves its clips
+into ``clips/`` and writes their rows, with the sha256 of exactly those files. It writes one line
+per finished source to ``CORPUS/ingest_state.jsonl``, so a rerun skips sources already done
+(transient rejections such as timeouts or HTTP 5xx are retried, up to ``max_attempts``). Every
+rejected source has one current quarantine entry (``Corpus.quarantine("ingest", url, reason,
+...)``, attempts counted, cleared when it later succeeds) and is listed in the report
+``CORPUS/reports/ingest-<time>.json``. A failure to write the corpus itself (full disk, read-only)
+stops the job with a :class:`skyloom.errors.StorageError` naming the path.
 
-:func:`takedown` removes every clip (file, manifest row with its captions, entries in every
-WebDataset export, orphan files) derived from a source, purges old manifest revisions, and logs the
-takedown; later ingests refuse that source under any spelling and by content hash.
+:func:`takedown` (:mod:`skyloom.datagen.takedown`, re-exported here) removes every clip derived from
+a source as a crash-safe journal; later ingests refuse that source under any spelling and by
+content hash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -53,12 +58,13 @@ from skyloom.datagen.fetch import FetchConfig, FetchError, fetch
 from skyloom.datagen.filters import (
     FilterConfig,
     FrameStats,
+    check_frame_budget,
     check_source,
     choose_bucket,
     clip_quality,
     decide,
 )
-from skyloom.datagen.licenses import LicenseConfig, check_license
+from skyloom.datagen.licenses import NOT_ALLOWED, UNKNOWN, LicenseConfig, check_license
 from skyloom.datagen.shots import (
     ShotConfig,
     ShotSplitter,
@@ -74,7 +80,10 @@ from skyloom.datagen.sources import (
     url_problem,
     write_sources_csv,
 )
+from skyloom.datagen.takedown import complete_pending, takedown  # noqa: F401 - takedown is re-exported
+from skyloom.errors import StorageError, storage_error
 from skyloom.fsutil import append_jsonl, atomic_write_json, file_stamp, now_iso, read_jsonl, sha256_file
+from skyloom.video import VideoError
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +117,8 @@ class IngestConfig:
         truncated: ``reject`` a source that decodes fewer frames than its header promises, or
             ``keep`` the clips from its intact part.
         min_decoded_fraction: a source decoding fewer than this fraction of its frames is truncated.
+        max_attempts: a source failing transiently (timeout, HTTP 5xx, an internal error) is retried
+            on later runs until it has failed this many times, then rejected for good.
         val_fraction: share of *sources* whose clips go to the ``val`` split (stable hash of the
             parent id, so clips of one source never straddle train and val).
     """
@@ -125,6 +136,7 @@ class IngestConfig:
     chunk_sources: int = 1024
     truncated: Literal["reject", "keep"] = "reject"
     min_decoded_fraction: float = 0.9
+    max_attempts: int = 5
     val_fraction: float = 0.05
 
 
@@ -152,10 +164,15 @@ def _taken_down(corpus_root: Path) -> set[str]:
     return Corpus(corpus_root).takedown_keys()
 
 
-def stage_dir(corpus_root: Path, url: str) -> Path:
+def run_dir(corpus_root: Path, run_id: str = "") -> Path:
+    """This ingest run's scratch folder: ``.ingest-tmp/<run id>/`` (downloads and staged clips)."""
+    return Path(corpus_root) / ".ingest-tmp" / run_id if run_id else Path(corpus_root) / ".ingest-tmp"
+
+
+def stage_dir(corpus_root: Path, url: str, run_id: str = "") -> Path:
     """Where a source's clips are staged until the driver accepts the source (under the corpus, so
-    on shared storage for a cluster): ``.ingest-tmp/stage-<sha256(url)[:16]>/``."""
-    return Path(corpus_root) / ".ingest-tmp" / f"stage-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+    on shared storage for a cluster): ``.ingest-tmp/<run id>/stage-<sha256(url)[:16]>/``."""
+    return run_dir(corpus_root, run_id) / f"stage-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
 
 
 def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestConfig,
@@ -163,13 +180,13 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
     """Decode once, split, filter and transcode into ``staging``; returns (records, rejected clip
     reasons, frames decoded). Nothing is written under ``clips/``: the driver moves the staged files
     there once it has accepted the source (no duplicate or rejected source ever overwrites a clip)."""
-    from skyloom.video import write_video
+    from skyloom.video import frames_sha256, write_video
 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True, exist_ok=True)
 
-    info = probe_source(path)
-    check_source(info.width, info.height, cfg.filters)
+    info = probe_source(path, cfg.filters.max_pixels)
+    check_source(info.width, info.height, cfg.filters, info.num_frames)
     bucket = choose_bucket(info.width, info.height, cfg.filters)
     sw, sh, ow, oh = fit_size(info.width, info.height, cfg.transcode.short_side, bucket[1] if bucket else None)
     aw = min(cfg.shots.analysis_width, info.width)
@@ -207,7 +224,8 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
                     "clip_end_s": w.end / info.fps, "source_width": info.width, "source_height": info.height,
                     "source_fps": info.fps, "source_codec": info.codec, "fetched_url": final_url,
                     "detector": cfg.shots.detector, "bucket": bucket[0] if bucket else None,
-                    "manifest_url": src.as_written or src.url}
+                    "manifest_url": src.as_written or src.url,
+                    "frames_sha256": frames_sha256(dest)}  # the content hash `corpus validate --repair` trusts
             recs.append(ClipRecord(
                 id=cid, path=str(corpus.clip_path(cid).relative_to(corpus.root)), source_kind="licensed",
                 duration_s=duration,
@@ -225,8 +243,11 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
     n = 0
     next_keep = 0.0
     try:
+        pixels = 0
         for i, frame in decode_frames(path, threads=cfg.shots.decode_threads):
             n = i + 1
+            pixels += frame.width * frame.height
+            check_frame_budget(frame.width, frame.height, cfg.filters, pixels)
             # swscale's area filter: the cheapest good downscale (the bulk of the per-frame cost).
             small = fmt.reformat(frame, width=aw, height=ah, format="bgr24",
                                  interpolation="AREA").to_ndarray()  # (ah, aw, 3)
@@ -253,12 +274,13 @@ def _cut_clips(path: Path, src: Source, sha: str, license_id: str, cfg: IngestCo
 
 
 def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLike,
-                   known_sha256: dict[str, str] | None = None) -> dict[str, Any]:
+                   known_sha256: dict[str, str] | None = None, run_id: str = "") -> dict[str, Any]:
     """Run one source through every stage; never raises (a failure becomes a result row).
 
     Args:
         known_sha256: source sha256 -> URL of sources already in the corpus; the same content under
             another URL is a ``duplicate source``.
+        run_id: the ingest run; downloads and staged clips go to its own ``.ingest-tmp/<run_id>/``.
 
     Returns:
         dict with ``url``, ``fingerprint``, ``status`` (``ok`` | ``rejected`` | ``retry``),
@@ -271,7 +293,7 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
                            "detail": "", "source_sha256": "", "records": [], "rejected_clips": {},
                            "frames": 0, "license_id": "", "as_written": src.as_written}
     fetched = None
-    staging = stage_dir(root, src.url)
+    staging = stage_dir(root, src.url, run_id)
     out["stage_dir"] = str(staging)
     try:
         if src.error or url_problem(src.url):
@@ -279,11 +301,16 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
         lic = check_license(src.license, cfg.licenses, author=src.author, attribution=src.attribution)
         out["license_id"] = lic.license_id
         if not lic.ok:
+            if cfg.licenses.hash_refused and lic.reason in (NOT_ALLOWED, UNKNOWN):
+                # hashed, so that the same bytes under an admitted license are caught (licenses follow content)
+                with contextlib.suppress(FetchError):
+                    fetched = fetch(src.url, run_dir(root, run_id), cfg.fetch)
+                    out["source_sha256"] = fetched.sha256
             raise SourceRejected(lic.reason, f"{src.url}: {lic.detail}")
         gone = _taken_down(root)
         if {src.url, canonical_url(src.url)} & gone:
             raise SourceRejected("taken down", f"{src.url} was taken down (takedowns.jsonl)")
-        fetched = fetch(src.url, root / ".ingest-tmp", cfg.fetch)
+        fetched = fetch(src.url, run_dir(root, run_id), cfg.fetch)
         out["source_sha256"] = fetched.sha256
         if fetched.size == 0:
             raise SourceRejected("empty file", f"{src.url}: 0 bytes")
@@ -305,22 +332,49 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
         out.update(status="rejected", reason=e.reason, detail=e.detail or e.reason)
     except FetchError as e:
         out.update(status="retry" if e.transient else "rejected", reason=e.reason, detail=e.detail)
+    except OSError as e:
+        storage = storage_error(e)
+        if storage is not None and e.filename is not None and _under(e.filename, root):
+            out.update(status="fatal", reason="corpus not writable", detail=str(storage))  # stops the job
+        elif e.errno is not None and e.filename is not None:  # the source's own file: too long a name, ...
+            out.update(status="rejected", reason="unreadable source",
+                       detail=f"{src.url}: {os.strerror(e.errno)} ({type(e).__name__})")
+        else:  # an OSError of unknown origin: maybe transient, retried (up to max_attempts)
+            logger.exception("ingest of %s failed", src.url)
+            out.update(status="retry", reason="internal error", detail=f"{src.url}: {type(e).__name__}: {e}")
+    except VideoError as e:
+        out.update(status="rejected", reason="not a video", detail=f"{src.url}: {e}")
     except Exception as e:  # noqa: BLE001 - a bug or library error in one source must not stop the batch; recorded
+        if type(e).__module__.startswith("av"):  # PyAV: an unsupported codec or undecodable stream
+            out.update(status="rejected", reason="undecodable video", detail=f"{src.url}: {type(e).__name__}: {e}")
+            return _done(out, fetched, src, staging, t0)
         logger.exception("ingest of %s failed", src.url)
         out.update(status="retry", reason="internal error", detail=f"{src.url}: {type(e).__name__}: {e}")
-    finally:
-        if fetched is not None and fetched.temporary:
-            fetched.path.unlink(missing_ok=True)
-            # Messages name the source, not the temporary download it was probed from.
-            out["detail"] = out["detail"].replace(str(fetched.path), src.url)
+    return _done(out, fetched, src, staging, t0)
+
+
+def _done(out: dict[str, Any], fetched, src: Source, staging: Path, t0: float) -> dict[str, Any]:
+    """Clean up after one source: its temporary download, and its staging unless accepted."""
+    if fetched is not None and fetched.temporary:
+        fetched.path.unlink(missing_ok=True)
+        # Messages name the source, not the temporary download it was probed from.
+        out["detail"] = out["detail"].replace(str(fetched.path), src.url)
     if out["status"] != "ok":
         shutil.rmtree(staging, ignore_errors=True)
     out["seconds"] = time.perf_counter() - t0
     return out
 
 
-def _ray_stage(row: dict[str, Any], cfg: IngestConfig, corpus_root: str, known: dict[str, str]) -> dict[str, Any]:
-    res = process_source(Source(**json.loads(row["source"])), cfg, corpus_root, known)
+def _under(path: str | os.PathLike, root: Path) -> bool:
+    try:
+        return Path(os.path.abspath(path)).is_relative_to(Path(os.path.abspath(root)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _ray_stage(row: dict[str, Any], cfg: IngestConfig, corpus_root: str, known: dict[str, str],
+               run_id: str = "") -> dict[str, Any]:
+    res = process_source(Source(**json.loads(row["source"])), cfg, corpus_root, known, run_id)
     from skyloom.raytools import node_id
 
     res["node_id"] = node_id()
@@ -336,12 +390,13 @@ def _done_sources(root: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[str, str], ray_address: str | None):
+def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[str, str], ray_address: str | None,
+             run_id: str = ""):
     from skyloom.raytools import init_ray, use_ray
 
     if not sources or not use_ray(cfg.engine, len(sources), cfg.ray_min_sources, ray_address):
         for s in sources:
-            yield process_source(s, cfg, root, known)
+            yield process_source(s, cfg, root, known, run_id)
         return
     import ray
 
@@ -358,7 +413,8 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[s
             part = sources[lo:lo + chunk]
             ds = ray.data.from_items([{"source": json.dumps(s.to_dict())} for s in part],
                                      override_num_blocks=len(part))
-            ds = ds.map(_ray_stage, fn_kwargs={"cfg": cfg, "corpus_root": str(root), "known": known}, num_cpus=1,
+            kw = {"cfg": cfg, "corpus_root": str(root), "known": known, "run_id": run_id}
+            ds = ds.map(_ray_stage, fn_kwargs=kw, num_cpus=1,
                         compute=ray.data.TaskPoolStrategy(size=min(workers, len(part))))
             for row in ds.iter_rows():
                 yield json.loads(row["result"])
@@ -366,26 +422,66 @@ def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[s
         ctx.enable_progress_bars = bars
 
 
-def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int:
-    """Move an accepted source's staged clips into ``clips/`` and write their rows; returns clips added.
+def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int | None:
+    """Move an accepted source's staged clips into ``clips/`` and write their rows; returns clips added,
+    or None when the source was taken down meanwhile (its staged clips are dropped).
 
+    Under the corpus lock, which a takedown holds from logging its intent to its last step: the
+    takedown list is read again here, so a takedown issued while the source was downloading or
+    transcoding wins (no resurrection), and a takedown after this commit finds the rows.
     New clips are appended; clips the corpus already has (a re-examined source whose row changed)
     get a new revision carrying the row's provenance and the new file's sha256, captions kept.
     The files move first: a crash in between leaves files without rows (the rerun redoes the source,
     ``corpus validate --repair`` sweeps them), never a row whose file is missing or different.
     """
     staging = Path(res["stage_dir"])
-    for r in recs:
-        os.replace(staging / f"{r.id}.mp4", corpus.clip_path(r.id))
-    shutil.rmtree(staging, ignore_errors=True)
-    live = {r.id: r for r in corpus.records() if r.id in {x.id for x in recs}}
-    added = corpus.append([r for r in recs if r.id not in live])
-    changed = [dataclasses.replace(r, captions=live[r.id].captions, split=live[r.id].split,
-                                   created_at=live[r.id].created_at, meta={**live[r.id].meta, **r.meta})
-               for r in recs if r.id in live]
-    if changed:
-        corpus.update(changed)
-    return added
+    with corpus._lock():
+        gone = corpus.takedown_keys()
+        names = {res["url"], canonical_url(res["url"]), res["source_sha256"], res.get("as_written", "")} - {""}
+        names |= {canonical_url(r.meta.get("fetched_url", "")) for r in recs if r.meta.get("fetched_url")}
+        if names & gone:
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+        for r in recs:
+            os.replace(staging / f"{r.id}.mp4", corpus.clip_path(r.id))
+        shutil.rmtree(staging, ignore_errors=True)
+        live = {r.id: r for r in corpus.records() if r.id in {x.id for x in recs}}
+        added = corpus.append([r for r in recs if r.id not in live])
+        changed = [dataclasses.replace(r, captions=live[r.id].captions, split=live[r.id].split,
+                                       created_at=live[r.id].created_at, meta={**live[r.id].meta, **r.meta})
+                   for r in recs if r.id in live]
+        if changed:
+            corpus.update(changed)
+        return added
+
+
+LICENSE_REFUSALS = (NOT_ALLOWED, UNKNOWN)
+
+
+def _content_licenses(corpus: Corpus, root: Path) -> dict[str, dict[str, Any]]:
+    """Content sha256 -> the license it came with: admitted sources (the corpus rows) and sources
+    refused for their license (``ingest_state.jsonl``, which records the refused bytes' hash)."""
+    out: dict[str, dict[str, Any]] = {}
+    for line in read_jsonl(root / STATE_FILE):
+        sha, lid = line.get("source_sha256"), line.get("license_id")
+        if sha and lid and line.get("reason") in LICENSE_REFUSALS:
+            out.setdefault(sha, {"url": line["url"], "license_id": lid, "admitted": False})
+    for r in corpus.records(source_kind="licensed"):
+        if r.source_sha256:
+            out[r.source_sha256] = {"url": r.source_url, "license_id": r.license_id, "admitted": True}
+    return out
+
+
+def _withdraw(corpus: Corpus, root: Path, sha: str, url: str, why: str) -> None:
+    """Take an admitted source's clips out again (a license conflict found later): rows, files,
+    exports; the source is quarantined and marked done as rejected so a rerun does not re-add it."""
+    ids = [r.id for r in corpus.records(source_kind="licensed") if r.source_sha256 == sha]
+    corpus.delete(ids, reason=f"license conflict: {why}", rewrite_shards=False)
+    corpus.remove_from_exports(ids)
+    corpus.quarantine(STAGE, url, "license conflict", detail=why, source_sha256=sha)
+    last = next((x for x in reversed(read_jsonl(root / STATE_FILE)) if x.get("url") == url), {})
+    append_jsonl(root / STATE_FILE, {**last, "url": url, "status": "rejected", "reason": "license conflict",
+                                     "source_sha256": sha, "clips": [], "time": now_iso()})
 
 
 def _plan_rows(srcs: list[Source]) -> tuple[list[Source], list[dict[str, Any]]]:
@@ -407,14 +503,14 @@ def _plan_rows(srcs: list[Source]) -> tuple[list[Source], list[dict[str, Any]]]:
             run.extend(rows)
             continue
         where = ", ".join(f"line {r.line}" if r.line else f"row {r.row}" for r in rows)
-        if len({r.fingerprint() for r in rows}) == 1:
-            run.append(first)
-            for r in rows[1:]:
-                verdicts.append(_verdict(r, "duplicate", "duplicate row",
-                                         f"{r.url}: line {r.line} repeats line {first.line} (identical row)"))
-            continue
         fields = sorted({k for r in rows for k in ("license", "author", "attribution", "source_page", "title")
                          if getattr(r, k) != getattr(first, k)})
+        if not fields:  # the same provenance, the source perhaps spelled differently (a path and its file:// URL)
+            run.append(first)
+            for r in rows[1:]:
+                verdicts.append(_verdict(r, "duplicate", "duplicate row", f"{r.url}: line {r.line} repeats line "
+                                         f"{first.line} (same source and provenance)"))
+            continue
         for r in rows:
             verdicts.append(_verdict(r, "rejected", "conflicting duplicate rows",
                                      f"{r.url}: rows at {where} name this source with different "
@@ -429,7 +525,8 @@ def _verdict(src: Source, status: str, reason: str, detail: str) -> dict[str, An
 
 
 def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | None = None,
-               out: str | os.PathLike | None = None, ray_address: str | None = None, on_result=None) -> IngestResult:
+               out: str | os.PathLike | None = None, ray_address: str | None = None, on_result=None,
+               wait: bool = False) -> IngestResult:
     """Ingest a source manifest into the corpus at ``out`` (created if missing); resumable.
 
     Args:
@@ -439,9 +536,9 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
         out: corpus directory (default ``cfg.out``).
         ray_address: Ray cluster to join (default: a local instance).
         on_result: optional callback ``(row, done, total)`` per finished source (progress bars).
+        wait: when another job holds the corpus's writer lock, queue behind it (default: raise
+            :class:`skyloom.corpus.CorpusBusyError` naming that job).
     """
-    from skyloom.config import save_resolved
-
     t0 = time.perf_counter()
     sources = sources if sources is not None else cfg.sources
     out = out if out is not None else cfg.out
@@ -449,7 +546,19 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
         raise ValueError("run_ingest: give the source manifest and the corpus directory "
                          "(arguments or cfg.sources / cfg.out)")
     corpus = Corpus.create(out)
+    with corpus.writer("ingest", wait=wait):
+        return _run_locked(corpus, cfg, sources, ray_address, on_result, t0)
+
+
+def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | list[Source],
+                ray_address: str | None, on_result, t0: float) -> IngestResult:
+    """:func:`run_ingest` under the corpus's writer lock."""
+    from skyloom.config import save_resolved
+
     root = corpus.root
+    shutil.rmtree(run_dir(root), ignore_errors=True)  # scratch of crashed runs: no other ingest runs now
+    complete_pending(corpus)  # a takedown a crash interrupted
+    run_id = f"run-{file_stamp()}-{os.getpid()}"
     cfg = dataclasses.replace(cfg, sources=cfg.sources or ("" if isinstance(sources, list) else str(sources)),
                               out=str(root))
     save_resolved(cfg, root / "configs" / "ingest.yaml")
@@ -465,6 +574,12 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
 
     def finish(res: dict[str, Any]) -> None:
         sha = res["source_sha256"]
+        if res["status"] == "fatal":  # the corpus itself cannot be written: stop, naming the path
+            raise StorageError(res["detail"])
+        prev = attempts.get(res["url"], 0)
+        if res["status"] == "retry" and prev + 1 >= cfg.max_attempts:
+            res.update(status="rejected", detail=f"{res['detail']} (gave up after {prev + 1} attempts, "
+                                                 f"ingest.max_attempts={cfg.max_attempts})")
         if res["status"] in ("rejected", "retry"):
             corpus.quarantine(STAGE, res["url"], res["reason"], detail=res["detail"], source_sha256=sha,
                               license_id=res["license_id"], transient=res["status"] == "retry")
@@ -474,27 +589,50 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
             append_jsonl(root / STATE_FILE, {"url": res["url"], "fingerprint": res["fingerprint"],
                                              "status": res["status"], "reason": res["reason"], "source_sha256": sha,
                                              "as_written": res.get("as_written", ""),
+                                             "license_id": res.get("license_id", ""),
                                              "clips": res.get("clips", []), "time": now_iso()})
         rows.append(res)
         if on_result is not None:
             on_result(res, len(rows), total)
 
+    attempts = {q["item"]: int(q.get("attempts", 0)) for q in corpus.quarantined(STAGE)}
     for v in verdicts:
         v.update(clips=[], planned=True)
         finish(v)
-    for res in _results(pending, cfg, root, dict(seen), ray_address):
+    content = _content_licenses(corpus, root)
+    for res in _results(pending, cfg, root, dict(seen), ray_address, run_id):
         recs = [ClipRecord.from_row(r) for r in res.pop("records")]
         sha = res["source_sha256"]
-        if res["status"] == "ok" and sha in seen and seen[sha] != res["url"]:
+        other = content.get(sha) if sha and res["license_id"] else None
+        if other is not None and other["license_id"] != res["license_id"] and (res["status"] == "ok"
+                                                                               or other["admitted"]):
+            why = (f"{res['url']} ({res['license_id']}) has the same bytes (sha256 {sha[:16]}...) as {other['url']} "
+                   f"({other['license_id']}): one content, two licenses; both are refused")
+            res.update(status="rejected", reason="license conflict", detail=why)
+            shutil.rmtree(res["stage_dir"], ignore_errors=True)
+            recs = []
+            if other["admitted"]:
+                _withdraw(corpus, root, sha, other["url"], why)
+                other["admitted"] = False
+                seen.pop(sha, None)
+        elif res["status"] == "ok" and sha in seen and seen[sha] != res["url"]:
             res.update(status="rejected", reason="duplicate source",
                        detail=f"{res['url']}: same sha256 as {seen[sha]}, already in the corpus")
             shutil.rmtree(res["stage_dir"], ignore_errors=True)
             recs = []
         if recs:
-            clips_added += _commit(corpus, res, recs)
-            seen[sha] = res["url"]
+            added = _commit(corpus, res, recs)
+            if added is None:
+                res.update(status="rejected", reason="taken down",
+                           detail=f"{res['url']}: taken down while it was being ingested (takedowns.jsonl)")
+                recs = []
+            else:
+                clips_added += added
+                seen[sha] = res["url"]
         res["clips"] = [r.id for r in recs]
         frames += res["frames"]
+        if sha and res["license_id"] and sha not in content:
+            content[sha] = {"url": res["url"], "license_id": res["license_id"], "admitted": bool(recs)}
         finish(res)
     seconds = time.perf_counter() - t0
     nodes = Counter(r.get("node_id") or "driver" for r in rows if not r.get("planned"))
@@ -507,81 +645,11 @@ def run_ingest(cfg: IngestConfig, sources: str | os.PathLike | list[Source] | No
               "reasons": dict(Counter(r["reason"] for r in rows if r["status"] in ("rejected", "retry"))),
               "nodes": dict(nodes), "rows": rows}
     report_path = atomic_write_json(root / "reports" / f"ingest-{file_stamp()}.json", report)
-    shutil.rmtree(root / ".ingest-tmp", ignore_errors=True)
+    shutil.rmtree(run_dir(root, run_id), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run_dir(root).rmdir()  # only when empty
     return IngestResult(root, len(srcs), skipped, report["ingested"], report["rejected"],
                         clips_added, frames, seconds, report_path, rows)
-
-
-# -- takedown --------------------------------------------------------------------------------
-def takedown(corpus: Corpus | str | os.PathLike, source: str, reason: str = "takedown request",
-             purge: bool = True) -> dict[str, Any]:
-    """Remove everything derived from ``source`` and log it; later ingests refuse the source.
-
-    ``source`` is a source URL or local path as written in the manifest (relative paths too) or
-    resolved, a source sha256 (or a prefix of >= 12 characters) or a ``parent_id``. Removed: the
-    clip files and ground truth, the manifest rows (captions live there) and with ``purge`` every
-    older revision (the log is compacted), the clips' entries in every WebDataset export
-    (``exports.json``: ``CORPUS/shards``, ``--out`` folders, split exports), orphan clip files of the
-    source (left by an interrupted ingest) and its staged files. ``takedowns.jsonl`` records the
-    source's spellings (canonical URL or real path) and content sha256s, which ingest refuses.
-
-    Returns:
-        the takedown entry: source, reason, removed clip ids, orphans removed, shards rewritten,
-        export folders that could not be reached, source URLs, spellings and sha256s matched.
-    """
-    from skyloom.video import VideoError, read_metadata
-
-    c = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
-    key = source.strip()
-    if not key:
-        raise ValueError("takedown: --source must be a source URL, a local path or a sha256")
-    is_sha = len(key) >= 12 and all(ch in "0123456789abcdef" for ch in key.lower())
-    spellings = {key} if is_sha or key.startswith("src-") else {key, canonical_url(key)}
-
-    def hit(url: str, sha: str, written: str = "", parent: str = "") -> bool:
-        return bool({url, canonical_url(url) if url else "", written} & spellings) or key in (sha, parent) \
-            or (is_sha and sha.startswith(key.lower()))
-
-    recs = c.records(source_kind="licensed")
-    matched = [r for r in recs if hit(r.source_url, r.source_sha256, r.meta.get("manifest_url", ""), r.parent_id)]
-    shas = {r.source_sha256 for r in matched}
-    urls = {r.source_url for r in matched}
-    for line in read_jsonl(c.root / STATE_FILE):  # sources whose rows are gone but files may remain
-        if line.get("source_sha256") and hit(line.get("url", ""), line["source_sha256"], line.get("as_written", "")):
-            shas.add(line["source_sha256"])
-            urls.add(line["url"])
-    removed = c.delete([r.id for r in matched], reason=f"takedown: {reason}", rewrite_shards=False)
-    prefixes = tuple(f"lic-{s[:16]}-" for s in shas)
-    orphans = []
-    for p in c.orphan_files():
-        cid = p.name.split(".", 1)[0]
-        mine = bool(prefixes) and cid.startswith(prefixes)
-        if not mine and p.suffix == ".mp4":
-            try:
-                meta = read_metadata(p)
-            except (VideoError, OSError, ValueError):
-                meta = {}
-            mine = hit(str(meta.get("source_url", "")), str(meta.get("source_sha256", "")))
-        if mine:
-            p.unlink(missing_ok=True)
-            orphans.append(str(p.relative_to(c.root)))
-    for u in urls | {key}:
-        shutil.rmtree(stage_dir(c.root, u), ignore_errors=True)
-    shards = c.remove_from_exports(removed, prefixes)
-    if purge and removed:
-        c.compact()
-    written = {r.meta.get("manifest_url", "") for r in matched}
-    entry = {"source": key, "reason": reason, "clips": removed, "orphans": orphans,
-             "shards_rewritten": shards["rewritten"], "unreachable_exports": shards["missing_exports"],
-             "source_urls": sorted(urls | ({key} if "://" in key or "/" in key else set())),
-             "spellings": sorted(({canonical_url(u) for u in urls} | (spellings - {key})) - {""}
-                                 | {w for w in written if w and ("://" in w or Path(w).is_absolute())}),
-             "source_sha256": sorted(shas), "purged": bool(purge and removed)}
-    c.log_takedown(entry)
-    if shards["missing_exports"]:
-        logger.warning("takedown %s: export folder(s) not found, their shards may still hold the source: %s",
-                       key, ", ".join(shards["missing_exports"]))
-    return entry
 
 
 # -- demo ------------------------------------------------------------------------------------

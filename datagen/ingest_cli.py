@@ -11,6 +11,7 @@ import typer
 from skyloom.cli_common import (
     RayAddressOpt,
     SetOpt,
+    WaitOpt,
     console,
     data_console,
     fail,
@@ -45,11 +46,13 @@ def register(dg: typer.Typer) -> None:
         ray_address: RayAddressOpt = None,
         sets: SetOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+        wait: WaitOpt = False,
     ) -> None:
         """Ingest licensed clips: license gate, fetch, shot split, filters, H.264 transcode, provenance.
 
         Resumable: a rerun skips sources already done. Every rejected source is quarantined with its
-        reason and listed in CORPUS/reports/ingest-<time>.json.
+        reason and listed in CORPUS/reports/ingest-<time>.json. Exits 2 when sources were examined
+        and none was ingested (every one failed).
 
         Example: [bold]skyloom datagen ingest sources.csv --out corpus --set shots.threshold=30[/]
         """
@@ -66,17 +69,20 @@ def register(dg: typer.Typer) -> None:
                 bar.update(task, completed=done, total=total)
 
             try:
-                res = run_ingest(cfg, sources, out, ray_address=ray_address, on_result=tick)
+                res = run_ingest(cfg, sources, out, ray_address=ray_address, on_result=tick, wait=wait)
             except SourceError as e:
                 fail(str(e))
         report = json.loads(res.report_path.read_text())
         if as_json:
             print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2))
-            return
-        _table(res.rows)
-        console.print(f"{res.sources} source(s): {res.skipped} already done, {res.ingested} ingested, "
-                      f"{res.rejected} rejected; {res.clips_added} clip(s) added to {res.corpus} "
-                      f"({res.frames_decoded} frames in {res.seconds:.1f} s). Report: {res.report_path}")
+        else:
+            _table(res.rows)
+            console.print(f"{res.sources} source(s): {res.skipped} already done, {res.ingested} ingested, "
+                          f"{res.rejected} rejected; {res.clips_added} clip(s) added to {res.corpus} "
+                          f"({res.frames_decoded} frames in {res.seconds:.1f} s). Report: {res.report_path}")
+        if res.rejected and not res.ingested:
+            fail(f"ingest into {res.corpus}: every source examined failed ({res.rejected} rejected: "
+                 f"{', '.join(f'{k} x{v}' for k, v in sorted(res.reasons().items()))}); see {res.report_path}")
 
     @dg.command("takedown")
     def takedown_cmd(
@@ -105,6 +111,11 @@ def register(dg: typer.Typer) -> None:
             console.print(f"removed {len(entry['orphans'])} orphan file(s) of the source")
         for d in entry["unreachable_exports"]:
             console.print(f"[yellow]warning[/]: export folder {d} not found; its shards may still hold the source")
+        for d in entry["foreign_exports"]:
+            console.print(f"[yellow]warning[/]: export folder {d}: left alone (a takedown rewrites only this "
+                          "corpus's own exports)")
+        for f in entry["skipped_files"]:
+            console.print(f"[yellow]warning[/]: skipped {f}")
 
     @dg.command("demo-sources")
     def demo_sources(out: Annotated[Path, typer.Argument(help="CSV to write.")] = Path("demo-sources.csv")) -> None:

@@ -64,11 +64,15 @@ class LicenseConfig:
         declared: extra ids the user vouches for (e.g. ``LicenseRef-acme-2024``), always admitted.
         require_attribution_for_by: reject ``CC-BY*`` sources whose row has neither author nor
             attribution (the license obliges us to credit someone).
+        hash_refused: fetch and hash a source refused for its license (not allowed or unknown), so
+            the same bytes under another URL and an admitted license are refused as a
+            ``license conflict`` (ingest); costs the download of refused sources.
     """
 
     allowed: tuple[str, ...] = DEFAULT_ALLOWED
     declared: tuple[str, ...] = ()
     require_attribution_for_by: bool = True
+    hash_refused: bool = True
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.datagen.geometry import camera_basis
 from skyloom.datagen.groundtruth import assemble_ground_truth
 from skyloom.datagen.renderers import RenderOutput
 from skyloom.datagen.scenes import camera_frames, validate_spec
 from skyloom.datagen.simulate import Simulation
+from skyloom.geometry import camera_basis
 
 logger = logging.getLogger(__name__)
 

@@ -235,7 +235,10 @@ def _render_one(item: dict[str, Any], renderer: str, settings: str, crf: int) ->
                                                          "spec_sha256": item["spec_sha256"]})
     arrays = npz_bytes({"segmentation": out.segmentation.astype(np.uint8),  # (T, H, W)
                         "depth": out.depth.astype(np.float16)})  # (T, H, W)
-    return {"id": cid, "ok": True, "mp4": mp4, "npz": arrays, "gt": out.gt, "seconds": time.perf_counter() - t0,
+    from skyloom.video import frames_sha256
+
+    return {"id": cid, "ok": True, "mp4": mp4, "npz": arrays, "gt": out.gt, "frames_sha256": frames_sha256(mp4),
+            "seconds": time.perf_counter() - t0,
             "cpu_seconds": time.process_time() - c0, "renderer_version": out.gt.get("renderer_version", "")}
 
 
@@ -318,7 +321,8 @@ def _record(cfg: RenderConfig, item: dict[str, Any], res: dict[str, Any], corpus
         meta={"preset": cfg.preset, "renderer": cfg.renderer, "renderer_version": res["renderer_version"],
               "seed": spec.get("seed"), "job_seed": cfg.seed, "index": item["index"], "probe": spec.get("probe"),
               "render_quality": r.get("quality", {}), "num_objects": len(spec["objects"]),
-              "camera_motion": spec["camera"]["motion"], "spec_version": spec.get("spec_version")},
+              "camera_motion": spec["camera"]["motion"], "spec_version": spec.get("spec_version"),
+              "frames_sha256": res.get("frames_sha256", "")},  # the content hash `corpus validate --repair` trusts
     )
 
 
@@ -422,7 +426,7 @@ def _shard_results(cfg: RenderConfig, shards: list[list[dict[str, Any]]], settin
 
 
 def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress: bool = True,
-               _fault_marker: str | None = None) -> RenderResult:
+               _fault_marker: str | None = None, wait: bool = False) -> RenderResult:
     """Render ``cfg``'s scenes into the corpus at ``cfg.out`` (created if missing); resumable.
 
     Args:
@@ -430,13 +434,22 @@ def run_render(cfg: RenderConfig, ray_address: str | None = None, show_progress:
         ray_address: join this Ray cluster (default: ``$RAY_ADDRESS`` or a local instance).
         show_progress: draw a progress bar (off when SKYLOOM_NO_PROGRESS=1).
         _fault_marker: test hook; the first task kills its worker once (exercises retries).
+        wait: queue behind another job writing the corpus (default: raise ``CorpusBusyError``).
     """
-    from skyloom.cli_common import progress
     from skyloom.corpus import Corpus
 
     _check(cfg)
-    t0 = time.perf_counter()
     corpus = Corpus.create(cfg.out)
+    with corpus.writer("render", wait=wait):
+        return _render_locked(cfg, corpus, ray_address, show_progress, _fault_marker)
+
+
+def _render_locked(cfg: RenderConfig, corpus, ray_address: str | None, show_progress: bool,
+                   _fault_marker: str | None) -> RenderResult:
+    """:func:`run_render` under the corpus's writer lock."""
+    from skyloom.cli_common import progress
+
+    t0 = time.perf_counter()
     _save_config(cfg, corpus.root / "configs")
     items, todo = _resume(cfg, corpus, _items(cfg))
     result = RenderResult(corpus=str(corpus.root), requested=len(items), existing=len(items) - len(todo),

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from skyloom.cli_common import MaxFailuresOpt, RayAddressOpt, SetOpt, check_failures, console, load_config, stage_timer
+from skyloom.cli_common import (
+    MaxFailuresOpt,
+    RayAddressOpt,
+    SetOpt,
+    WaitOpt,
+    check_failures,
+    console,
+    load_config,
+    stage_timer,
+)
 
 
 def register(dg: typer.Typer) -> None:
@@ -28,6 +37,7 @@ def register(dg: typer.Typer) -> None:
         ray_address: RayAddressOpt = None,
         sets: SetOpt = None,
         max_failures: MaxFailuresOpt = None,
+        wait: WaitOpt = False,
     ) -> None:
         """Render seeded physics scenes (MuJoCo by default, or UnrealCV) with ground truth, as a Ray job.
 
@@ -47,7 +57,7 @@ def register(dg: typer.Typer) -> None:
             changes["specs_file"] = str(specs)
         cfg = dataclasses.replace(cfg, **changes)
         with stage_timer(f"datagen render {cfg.preset} ({cfg.renderer})"):
-            res = run_render(cfg, ray_address=ray_address)
+            res = run_render(cfg, ray_address=ray_address, wait=wait)
             from skyloom.fsutil import atomic_write_json, file_stamp
 
             atomic_write_json(Path(res.corpus) / "reports" / f"render-{file_stamp()}.json",

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.datagen.geometry import half_height
+from skyloom.colours import BALL_COLOURS, RENDER_RGB
 from skyloom.errors import UserError
+from skyloom.geometry import half_height
 
 SPEC_VERSION = 1
 SHAPES = ("sphere", "box", "cylinder", "capsule")
@@ -36,15 +37,9 @@ FLOORS = ("plain", "checker", "grid")
 BACKGROUNDS = ("plain", "gradient")
 PROBES = ("drop", "throw", "collide", "roll", "stack")
 
-# Simple English colour words (captions are written from these) -> linear RGB in [0, 1].
-COLOURS: dict[str, tuple[float, float, float]] = {
-    "red": (0.9, 0.1, 0.1), "green": (0.1, 0.75, 0.15), "blue": (0.1, 0.25, 0.95),
-    "yellow": (0.95, 0.85, 0.1), "purple": (0.55, 0.15, 0.75), "orange": (1.0, 0.5, 0.05),
-    "cyan": (0.1, 0.8, 0.85), "pink": (1.0, 0.45, 0.7), "white": (0.95, 0.95, 0.95),
-    "black": (0.05, 0.05, 0.05), "brown": (0.45, 0.27, 0.1), "grey": (0.55, 0.55, 0.55),
-    "light grey": (0.78, 0.78, 0.78), "dark grey": (0.25, 0.25, 0.25), "beige": (0.85, 0.78, 0.62),
-    "sky blue": (0.62, 0.78, 0.95), "dark blue": (0.05, 0.07, 0.25),
-}
+# Colour name -> linear RGB in [0, 1] of every colour a scene can draw: the one vocabulary's
+# (skyloom.colours), which captions, the heuristic captioner and colour_motion also read.
+COLOURS: dict[str, tuple[float, float, float]] = RENDER_RGB
 
 # material -> physical and visual properties. damping is the damping ratio of MuJoCo's contact
 # solref (time constant 0.02 s): measured restitution of a ball on the floor is 0.68 (rubber),
@@ -86,7 +81,7 @@ class SceneConfig:
     min_objects: int = 1
     max_objects: int = 3
     shapes: tuple[str, ...] = ("sphere",)
-    colours: tuple[str, ...] = ("red", "green", "blue", "yellow")
+    colours: tuple[str, ...] = BALL_COLOURS
     distinct_colours: bool = True
     materials: tuple[str, ...] = ("rubber",)
     sizes: tuple[str, ...] = SIZE_NAMES

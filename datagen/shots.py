@@ -72,14 +72,14 @@ class Window:
     shot_start: int
 
 
-def probe_source(path: str | os.PathLike) -> VideoInfo:
+def probe_source(path: str | os.PathLike, max_pixels: int = 0) -> VideoInfo:
     """Probe with :func:`skyloom.video.probe_video`; failures become :class:`SourceRejected`.
 
     Reasons: ``empty file``, ``no video stream`` (audio-only or data), ``truncated video``
     (an mp4 whose index is missing), ``not a video`` (anything else unreadable).
     """
     try:
-        info = probe_video(path)
+        info = probe_video(path, max_pixels=max_pixels)  # a header over max_pixels is not decoded
     except VideoError as e:
         msg = str(e)
         if "empty file" in msg:

@@ -24,8 +24,8 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from skyloom.datagen.geometry import quat_to_mat
 from skyloom.datagen.scenes import MATERIALS, validate_spec
+from skyloom.geometry import quat_to_mat
 
 # Headless GL for the renderers: MuJoCo picks its GL backend when it is first imported, which
 # happens here (mujoco_render imports this module first).

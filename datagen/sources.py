@@ -135,7 +135,8 @@ def url_problem(url: str) -> str:
 
 def canonical_url(url: str) -> str:
     """One spelling per source: a local file as its real absolute path; an http(s) URL with the
-    scheme and host lower-cased, the default port and the fragment dropped. Takedowns compare these."""
+    scheme and host lower-cased, the default port and the fragment dropped, percent-escapes
+    normalised (RFC 3986 section 6.2.2). Takedowns compare these."""
     if url_kind(url) == "file":
         path = unquote(urlparse(url).path) if url.lower().startswith("file://") else url
         try:
@@ -152,7 +153,20 @@ def canonical_url(url: str) -> str:
     netloc = host if port in (None, {"http": 80, "https": 443}.get(scheme)) else f"{host}:{port}"
     if u.username or u.password:
         netloc = f"{u.username or ''}{':' + u.password if u.password else ''}@{netloc}"
-    return urlunparse((scheme, netloc, u.path or "/", u.params, u.query, ""))
+    return urlunparse((scheme, netloc, _normal_escapes(u.path) or "/", u.params, _normal_escapes(u.query), ""))
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _normal_escapes(text: str) -> str:
+    """Percent-encoding normalised as RFC 3986 section 6.2.2 says: an escaped unreserved character
+    is decoded (``%74`` -> ``t``), other escapes get upper-case hex (``%2f`` -> ``%2F``)."""
+    def fix(m: re.Match) -> str:
+        ch = chr(int(m.group(1), 16))
+        return ch if ch in _UNRESERVED else f"%{m.group(1).upper()}"
+
+    return re.sub(r"%([0-9A-Fa-f]{2})", fix, text)
 
 
 def _clean(v: Any) -> str:

@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from skyloom.datagen.geometry import quat_to_mat
 from skyloom.datagen.groundtruth import assemble_ground_truth
 from skyloom.datagen.renderers import RenderOutput
 from skyloom.datagen.scenes import camera_frames, spec_sha256, validate_spec
 from skyloom.datagen.simulate import simulate
 from skyloom.errors import UserError
+from skyloom.geometry import quat_to_mat
 
 logger = logging.getLogger(__name__)
 

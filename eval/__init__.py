@@ -11,8 +11,10 @@ Layout (each a subpackage; docs/architecture.md has the map):
 Public names (imported lazily, so ``import eval`` stays light):
     EXTRACTORS, METRICS                   registries of feature extractors and metrics
     ResultsStore, open_store              the results store (SQLite / any SQLAlchemy URL)
+    locate_store                          where the results store is (the one rule, skyloom.rundir's)
     bootstrap_ci, paired_test,
     paired_compare, leaderboard           statistics for leaderboards and comparisons
+    verdict, verdict_label                the one verdict of a paired difference's CI, and its words
     Suite, load_suite, list_suites        versioned evaluation suites (configs/eval/suites/*.yaml)
     EvalConfig, run_eval -> EvalResult    evaluate checkpoints on a suite (generate, score, store)
     export_suite, run_submission          the submitter's kit of a suite; score a folder of videos
@@ -29,8 +31,9 @@ from typing import Any
 
 _LAZY = {
     **dict.fromkeys(["EXTRACTORS"], "features.base"), "METRICS": "metrics",
-    **dict.fromkeys(["ResultsStore", "open_store"], "results.store"),
-    **dict.fromkeys(["bootstrap_ci", "paired_test", "paired_compare", "leaderboard"], "results.stats"),
+    **dict.fromkeys(["ResultsStore", "open_store", "locate_store"], "results.store"),
+    **dict.fromkeys(["bootstrap_ci", "paired_test", "paired_compare", "leaderboard", "verdict", "verdict_label"],
+                    "results.stats"),
     **dict.fromkeys(["Suite", "load_suite", "list_suites"], "harness.suites"),
     **dict.fromkeys(["EvalConfig", "run_eval", "EvalResult"], "harness.runner"),
     "FeatureCache": "features.cache",

@@ -17,7 +17,15 @@ import typer
 from typer.core import TyperGroup
 
 from skyloom.cli_common import console, setup_logging
-from skyloom.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, UserError, bug_report_hint
+from skyloom.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USER,
+    UserError,
+    bug_report_hint,
+    storage_error,
+)
 
 HELP = """[bold]skyloom[/]: data and evaluation for text-to-video diffusion models.
 
@@ -45,6 +53,8 @@ def _report(e: BaseException, verbose: bool) -> int:
     if isinstance(e, KeyboardInterrupt):
         console.print("[yellow]interrupted — rerun the same command to resume[/]")
         return EXIT_INTERRUPTED
+    if (storage := storage_error(e)) is not None:
+        e = storage
     if isinstance(e, UserError):
         console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
         return e.exit_code

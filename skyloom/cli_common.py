@@ -44,6 +44,9 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", envvar="RAY_ADDRESS", metavar="ADDRESS",
     help="Join this Ray cluster (default: a local instance sized for this machine).")]
+WaitOpt = Annotated[bool, typer.Option(
+    "--wait", help="If another job (ingest, render, caption) is writing the corpus, queue behind it "
+                   "(default: exit 2 naming that job).")]
 MaxFailuresOpt = Annotated[int | None, typer.Option(
     "--max-failures", metavar="INT",
     help="Exit with code 2 when more than INT items fail (default: only when every item fails).")]

@@ -3,15 +3,17 @@
 Layout of a corpus directory (format version :data:`CORPUS_FORMAT_VERSION`)::
 
     CORPUS/
-      corpus.json              format name + version, created, name
+      corpus.json              format name + version, created, name, corpus_id (stamped into its exports)
       manifest.parquet         current snapshot: exactly one row per live clip (for pandas, DuckDB, ...)
       manifest/                revision log, one row per clip revision (append-only parts)
         part-<rev>-<uid>.parquet
       clips/<id>.mp4           H.264 yuv420p clips
       gt/<id>.json             per-clip ground truth of synthetic clips (+ optional gt/<id>.npz)
       quarantine.jsonl         one current entry per (stage, item): reason, attempts
-      takedowns.jsonl          every takedown, with what it removed
-      exports.json             every WebDataset export folder ever written (takedowns rewrite them all)
+      takedowns.jsonl          the takedown journal: a "started" line (intent) and a "done" line per takedown
+      exports.json             every WebDataset export folder written, relative to the corpus root
+                               (a takedown rewrites those it can prove are its own: export_owner)
+      .lock, .writer.lock      the short corpus lock, and the writer lock one job holds (Corpus.writer)
       shards/                  default WebDataset tar export (+ index.json: per split, shards and clip ids)
 
 Outside tools read ``manifest.parquet`` (a single file, rewritten atomically after every change
@@ -39,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -58,11 +61,13 @@ import pyarrow.parquet as pq
 
 from skyloom.errors import UserError
 from skyloom.fsutil import (
+    LockBusy,
     append_jsonl,
     atomic_path,
     atomic_write_json,
     atomic_write_text,
     file_lock,
+    holder_lock,
     now_iso,
     read_jsonl,
 )
@@ -83,6 +88,10 @@ class ManifestError(UserError, ValueError):
 
 class CorpusError(UserError, ValueError):
     """A corpus directory that is missing, of an unknown format, or misused."""
+
+
+class CorpusBusyError(CorpusError):
+    """Another job is writing the corpus (see :meth:`Corpus.writer`)."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +305,7 @@ class Corpus:
             (r / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_json(r / "corpus.json", {
             "format": CORPUS_FORMAT, "version": CORPUS_FORMAT_VERSION, "name": name or r.name, "created_at": now_iso(),
+            "corpus_id": uuid.uuid4().hex,
         })
         c = cls(r)
         with c._lock():
@@ -330,7 +340,41 @@ class Corpus:
         return self.root / rec.path
 
     def _lock(self):
+        """The short corpus lock every manifest, export and takedown step holds (re-entrant)."""
         return file_lock(self.root / ".lock")
+
+    @property
+    def corpus_id(self) -> str:
+        """This corpus's id (``corpus.json``), stamped into every export it writes. A corpus made
+        before ids existed gets one on first use (kept if the folder is read-only)."""
+        cid = self.info.get("corpus_id")
+        if not cid:
+            try:
+                with self._lock():
+                    info = json.loads((self.root / "corpus.json").read_text())
+                    cid = info.get("corpus_id") or uuid.uuid4().hex
+                    if not info.get("corpus_id"):
+                        atomic_write_json(self.root / "corpus.json", {**info, "corpus_id": cid})
+                    self.info = {**info, "corpus_id": cid}
+            except OSError:  # read-only: an id for this session only (it owns no outside export)
+                cid = self.info.setdefault("corpus_id", uuid.uuid4().hex)
+        return str(cid)
+
+    @contextlib.contextmanager
+    def writer(self, job: str, wait: bool = False):
+        """Hold the corpus's writer lock for a whole job (ingest, render, caption): one such job at
+        a time. A second one raises :class:`CorpusBusyError` naming the running job (``wait``:
+        queue behind it instead). The kernel releases the lock when its process dies."""
+        holder = {"job": job, "pid": os.getpid(), "host": os.uname().nodename, "since": now_iso()}
+        try:
+            with holder_lock(self.root / ".writer.lock", holder, wait=wait):
+                yield
+        except LockBusy as e:
+            h = e.holder
+            who = (f"{h.get('job', 'a job')} (pid {h.get('pid', '?')} on {h.get('host', '?')}, "
+                   f"since {h.get('since', '?')})")
+            raise CorpusBusyError(f"{self.root}: corpus is being written by {who}; wait for it to finish or "
+                                  "rerun with --wait to queue behind it") from None
 
     # -- reading --------------------------------------------------------------------------
     def part_files(self) -> list[Path]:
@@ -497,9 +541,13 @@ class Corpus:
             out = []
             for cid, change in changes.items():
                 row = rows.get(cid)
-                if row is None or row["deleted"]:
+                if row is None:
                     raise KeyError(f"clip {cid!r} is not in corpus {self.root}")
+                if row["deleted"]:  # deleted (e.g. taken down) while a job worked on it: nothing to add to
+                    continue
                 out.append(fn(ClipRecord.from_row(row), change))
+            if not out:
+                return 0
             rev = self._next_rev()
             self._write_part([dataclasses.replace(r, rev=rev) for r in out])
             return len(out)
@@ -600,18 +648,41 @@ class Corpus:
         return [r for r in self._quarantine_entries().values() if stage is None or r.get("stage") == stage]
 
     def log_takedown(self, entry: dict[str, Any]) -> None:
+        """Append one line to the takedown journal ``takedowns.jsonl`` (fsynced)."""
         append_jsonl(self.root / "takedowns.jsonl", {"time": now_iso(), **entry})
 
-    def takedowns(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.root / "takedowns.jsonl")
+    def takedowns(self, pending: bool | None = None) -> list[dict[str, Any]]:
+        """One entry per takedown, in order. The journal holds a ``started`` line (the intent,
+        written first) and a ``done`` line per takedown; a takedown with no ``done`` line is
+        unfinished (``pending=True`` lists only those, ``False`` only finished ones). Lines of
+        older corpora (one line per takedown, no ``id``) count as finished."""
+        out: dict[str, dict[str, Any]] = {}
+        for n, line in enumerate(read_jsonl(self.root / "takedowns.jsonl")):
+            tid = str(line.get("id") or f"legacy-{n}")
+            out[tid] = {**out.get(tid, {}), **line, "state": line.get("state", "done")}
+        entries = list(out.values())
+        if pending is None:
+            return entries
+        return [e for e in entries if (e["state"] != "done") == pending]
 
     def takedown_keys(self) -> set[str]:
-        """Every source spelling and content sha256 named by ``takedowns.jsonl`` (ingest refuses them)."""
+        """Every source spelling and content sha256 named by ``takedowns.jsonl``, finished or not
+        (ingest refuses them from the moment a takedown's intent is logged)."""
         keys: set[str] = set()
         for t in self.takedowns():
             keys.update(str(x) for x in [*t.get("source_urls", []), *t.get("source_sha256", []),
                                          *t.get("spellings", [])] if x)
         return keys
+
+    def taken_down_clips(self) -> tuple[set[str], tuple[str, ...]]:
+        """Ids of every clip ever taken down, and the id prefixes (``lic-<sha[:16]>-``) of every
+        taken-down source: no export may hold one."""
+        ids: set[str] = set()
+        prefixes: set[str] = set()
+        for t in self.takedowns():
+            ids.update(str(c) for c in t.get("clips", []))
+            prefixes.update(f"lic-{s[:16]}-" for s in t.get("source_sha256", []) if s)
+        return ids, tuple(sorted(prefixes))
 
     # -- WebDataset export ------------------------------------------------------------------
     def export_webdataset(self, out_dir: str | os.PathLike | None = None, shard_size: int = 1000,
@@ -629,12 +700,16 @@ class Corpus:
         if split is not None and split not in SPLITS:
             raise ValueError(f"split {split!r} is not one of: {', '.join(SPLITS)}")
         out = Path(out_dir) if out_dir else self.root / "shards"
+        owned, why = self.export_owner(out)
+        if not owned and _index_owner(out):  # another corpus's (or a copy's) export: never overwritten
+            raise CorpusError(f"{out}: cannot export there: {why}; choose an empty folder or one this corpus wrote")
         out.mkdir(parents=True, exist_ok=True)
         prefix = split or "all"
         with self._lock():
             self._register_export(out)
             recs = self.records(split=split)
             index = read_wds_index(out)
+            index["owner"] = self._owner_stamp(out)
             shards: list[Path] = []
             clips: dict[str, str] = {}
             for s in range(0, len(recs), shard_size):
@@ -644,8 +719,10 @@ class Corpus:
                 shards.append(dest)
                 clips.update({r.id: dest.name for r in chunk})
             new = {p.name for p in shards}
-            stale = set(index["exports"].get(prefix, {}).get("shards", [])) | {
-                p.name for p in out.glob(f"{prefix}-*.tar") if re.fullmatch(rf"{prefix}-\d{{6}}\.tar", p.name)}
+            stale = set(index["exports"].get(prefix, {}).get("shards", []))
+            if owned:  # shards of ours an interrupted export left unlisted; a fresh folder's files are not ours
+                stale |= {p.name for p in out.glob(f"{prefix}-*.tar")
+                          if re.fullmatch(rf"{prefix}-\d{{6}}\.tar", p.name)}
             for name in stale - new:
                 (out / name).unlink(missing_ok=True)
             index["exports"][prefix] = {"shards": sorted(new), "clips": clips, "created_at": now_iso(),
@@ -654,18 +731,54 @@ class Corpus:
         return shards
 
     def exports(self) -> list[Path]:
-        """Every WebDataset export folder this corpus has written (``CORPUS/shards`` first)."""
+        """Every WebDataset export folder this corpus has written (``CORPUS/shards`` first).
+
+        ``exports.json`` records each folder relative to the corpus root (``../exports/wds`` for one
+        beside it), so a corpus copied or moved together with its exports finds its own copies,
+        never the originals; entries of older corpora may be absolute."""
         p = self.root / EXPORTS
         listed = json.loads(p.read_text()).get("exports", []) if p.exists() else []
-        dirs = [self.root / "shards", *(Path(d) for d in listed)]
-        return list(dict.fromkeys(d if d.is_absolute() else self.root / d for d in dirs))
+        dirs = [Path("shards"), *(Path(d) for d in listed)]
+        return list(dict.fromkeys(d if d.is_absolute() else Path(os.path.normpath(self.root / d)) for d in dirs))
+
+    def _owner_stamp(self, folder: Path) -> dict[str, str]:
+        """What an export's ``index.json`` says about who wrote it: this corpus's id and the path
+        from the export folder back to the corpus root."""
+        return {"corpus_id": self.corpus_id,
+                "corpus": os.path.relpath(self.root.resolve(), Path(folder).resolve())}
+
+    def export_owner(self, folder: Path) -> tuple[bool, str]:
+        """Whether this corpus may rewrite ``folder``, and why not.
+
+        A folder inside the corpus is its own. One outside is ours only when its ``index.json``
+        carries this corpus's id *and* its path back to the corpus leads here: a copy of the corpus
+        (same id, another place) never rewrites the original's exports, nor the original a copy's.
+        """
+        folder = Path(folder)
+        root = self.root.resolve()
+        real = folder.resolve()
+        if real == root or real.is_relative_to(root):
+            return True, ""
+        if not (folder / "index.json").is_file():
+            return False, "no index.json"
+        try:
+            owner = json.loads((folder / "index.json").read_text()).get("owner") or {}
+        except (OSError, json.JSONDecodeError, AttributeError) as e:
+            return False, f"unreadable index.json ({type(e).__name__})"
+        if not owner:
+            return False, "its index.json names no owning corpus (written before exports carried one; re-export it)"
+        if owner.get("corpus_id") != self.corpus_id:
+            return False, f"it belongs to corpus {owner.get('corpus_id')}, not {self.corpus_id}"
+        back = (real / str(owner.get("corpus", ""))).resolve()
+        if back != root:
+            return False, f"it was written by the copy of this corpus at {back}, not by {root}"
+        return True, ""
 
     def _register_export(self, out: Path) -> None:
         p = self.root / EXPORTS
         listed = json.loads(p.read_text()).get("exports", []) if p.exists() else []
-        real = out.resolve()
-        entry = str(real.relative_to(self.root.resolve())) if real.is_relative_to(self.root.resolve()) else str(real)
-        if entry not in listed:
+        entry = os.path.relpath(Path(out).resolve(), self.root.resolve())
+        if entry != "shards" and entry not in listed:
             atomic_write_json(p, {"exports": [*listed, entry]})
 
     def remove_from_exports(self, ids: Iterable[str], prefixes: Iterable[str] = ()) -> dict[str, list[str]]:
@@ -675,9 +788,12 @@ class Corpus:
             return self._remove_from_shards(set(ids), tuple(prefixes))
 
     def _remove_from_shards(self, ids: set[str], prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
-        """Rewrite every shard of every export that holds one of ``ids``; returns
-        ``{"rewritten": [shard paths], "missing_exports": [export folders not found]}``."""
-        done: dict[str, list[str]] = {"rewritten": [], "missing_exports": []}
+        """Rewrite every shard of every export this corpus owns that holds one of ``ids``.
+
+        Returns ``{"rewritten": [shard paths], "missing_exports": [folders not found],
+        "foreign_exports": ["folder: why"] (not provably ours: left alone), "skipped": ["file: why"]
+        (files in an export folder that are not readable tar shards: left alone)}``. Idempotent."""
+        done: dict[str, list[str]] = {"rewritten": [], "missing_exports": [], "foreign_exports": [], "skipped": []}
         if not ids and not prefixes:
             return done
 
@@ -689,15 +805,23 @@ class Corpus:
                 if folder != self.root / "shards":
                     done["missing_exports"].append(str(folder))
                 continue
+            owned, why = self.export_owner(folder)
+            if not owned:
+                done["foreign_exports"].append(f"{folder}: {why}")
+                continue
             for shard in sorted(folder.glob("*.tar")):
-                if not any(gone(i) for i in shard_ids(shard)):
+                try:
+                    if not any(gone(i) for i in shard_ids(shard)):
+                        continue
+                    with atomic_path(shard, suffix=".tar") as tmp:
+                        with tarfile.open(shard) as src, tarfile.open(tmp, "w") as dst:
+                            for m in src.getmembers():
+                                if gone(m.name.split(".", 1)[0]):
+                                    continue
+                                dst.addfile(m, src.extractfile(m))
+                except (tarfile.TarError, OSError, EOFError) as e:
+                    done["skipped"].append(f"{shard}: not a readable tar shard ({type(e).__name__}); left alone")
                     continue
-                with atomic_path(shard, suffix=".tar") as tmp:
-                    with tarfile.open(shard) as src, tarfile.open(tmp, "w") as dst:
-                        for m in src.getmembers():
-                            if gone(m.name.split(".", 1)[0]):
-                                continue
-                            dst.addfile(m, src.extractfile(m))
                 done["rewritten"].append(str(shard))
             index = read_wds_index(folder)
             for exp in index["exports"].values():
@@ -736,6 +860,15 @@ def read_wds_index(folder: Path) -> dict[str, Any]:
                 exp["shards"].append(shard)
         index = {"exports": by_prefix}
     return {"format": "webdataset", "corpus_version": CORPUS_FORMAT_VERSION, **index}
+
+
+def _index_owner(folder: Path) -> dict[str, Any]:
+    """The ``owner`` an export folder's ``index.json`` names (empty: none, or no index)."""
+    try:
+        owner = json.loads((Path(folder) / "index.json").read_text()).get("owner")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
 
 
 def _write_wds_index(folder: Path, index: dict[str, Any]) -> None:

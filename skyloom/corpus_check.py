@@ -4,18 +4,21 @@
 
 * every manifest part has the schema and every live row valid values;
 * every live row's clip file exists and its sha256 equals the row's ``sha256``; its ground truth
-  file exists when the row names one;
+  files exist when the row names them (``gt/<id>.json`` and the ``gt/<id>.npz`` arrays it names);
 * no orphan: every file under ``clips/`` and ``gt/`` belongs to a live row;
-* no live row derives from a taken-down source (by URL or content sha256);
+* no live row derives from a taken-down source (by URL or content sha256), and no takedown is
+  unfinished (``takedowns.jsonl`` has a ``started`` line without ``done``);
 * ``manifest.parquet`` (the snapshot outside tools read) holds exactly the live rows of the log;
-* every WebDataset export (``exports.json``): its folder exists, every shard member is a live clip
-  with the row's bytes, every shard on disk is listed in ``index.json`` and every listed one exists.
+* every WebDataset export (``exports.json``): its folder exists and is provably this corpus's
+  (:meth:`Corpus.export_owner`), every live clip of each split it exports is in its shards, every
+  shard member is a live clip (never a taken-down one) with the row's bytes, every shard on disk is
+  listed in ``index.json`` and every listed one exists.
 
 With ``repair``, what can be fixed safely is fixed: orphans are moved to
-``CORPUS/quarantine/orphans/`` and quarantined (stage ``validate``), a row whose file is provably
-ours (the mp4's embedded provenance names this clip's id or source, and its size matches the row)
-is re-hashed, the snapshot is rewritten, and dead clips are dropped from shards. Everything else is
-reported and left alone.
+``CORPUS/quarantine/orphans/`` and quarantined (stage ``validate``), a row whose file provably holds
+its content (:func:`provably_ours`: it decodes to the frames whose hash was recorded at ingest or
+render) is re-hashed, an interrupted takedown is completed, the snapshot is rewritten, and dead or
+taken-down clips are dropped from shards. Everything else is reported and left alone.
 """
 
 from __future__ import annotations
@@ -72,25 +75,28 @@ class CheckReport:
         return not self.problems
 
 
-def provably_ours(corpus: Corpus, rec: ClipRecord) -> bool:
-    """True when the clip file's embedded provenance names this row's clip (id or source) and it
-    decodes completely to the row's frame size and count: its bytes were written by skyloom for
-    this row (a truncated or foreign file is not)."""
-    from skyloom.video import iter_frames, probe_video, read_metadata
+def provably_ours(corpus: Corpus, rec: ClipRecord) -> tuple[bool, str]:
+    """Whether the clip file provably holds this row's content, and why not.
 
-    path = corpus.abspath(rec)
+    Proof is the content hash recorded when the clip was made (``meta["frames_sha256"]``, the
+    sha256 of its decoded frames, written at ingest and render): a file that decodes to exactly
+    those frames is the row's clip even if its bytes changed (re-muxed, re-tagged). Nothing weaker
+    counts: H.264 decodes flipped bytes to plausible frames, and two clips of one source carry
+    the same provenance tags, so "it decodes to the row's frame count" or "its tags name this
+    source" would bless corruption or a swap.
+    """
+    from skyloom.video import VideoError, frames_sha256
+
+    want = rec.meta.get("frames_sha256")
+    if not want:
+        return False, "the row records no frames_sha256 (made before skyloom recorded one)"
     try:
-        meta = read_metadata(path)
-        info = probe_video(path)
-        decoded = sum(1 for _ in iter_frames(path))
-    except Exception:  # noqa: BLE001 - any decoder error means: not provably ours
-        return False
-    if (info.width, info.height) != (rec.width, rec.height) or decoded != rec.num_frames:
-        return False
-    if meta.get("clip_id") == rec.id:
-        return True
-    return bool(rec.source_sha256) and meta.get("source_sha256") == rec.source_sha256 \
-        and meta.get("parent_id") == rec.parent_id and rec.id.startswith(f"lic-{rec.source_sha256[:16]}-")
+        got = frames_sha256(corpus.abspath(rec))
+    except VideoError as e:
+        return False, f"it does not decode ({e})"
+    if got != want:
+        return False, "its decoded frames differ from the ones recorded at ingest/render"
+    return True, ""
 
 
 def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> CheckReport:
@@ -107,6 +113,16 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
             add(Problem("bad manifest part", str(part.relative_to(c.root)), f"unreadable ({type(e).__name__}: {e})"))
     if rep.problems:
         return rep  # the log itself is unreadable: nothing below can be trusted
+    pending = c.takedowns(pending=True)
+    if pending and repair:  # first: its files are the takedown's to delete, not orphans to keep
+        from skyloom.datagen.takedown import complete_pending
+
+        for entry in complete_pending(c):
+            rep.repaired.append(f"completed the interrupted takedown of {entry['source']}")
+    else:
+        for entry in pending:
+            add(Problem("unfinished takedown", entry["source"], "a takedown was interrupted; rerun it or "
+                                                                 "`skyloom corpus validate --repair` to complete it"))
     recs = c.records()
     rep.clips = len(recs)
     live = {r.id: r for r in recs}
@@ -122,17 +138,22 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
         else:
             digest = sha256_file(path)
             if digest != r.sha256:
-                if repair and provably_ours(c, r):
+                ours, why_not = provably_ours(c, r) if repair else (False, "")
+                if ours:
                     rehash.append(dataclasses.replace(r, sha256=digest))
                 else:
-                    why = " (not provably ours: left alone)" if repair else ""
+                    why = f" (not re-hashed: {why_not}; left alone)" if repair else ""
                     add(Problem("sha256 mismatch", r.id, f"{r.path} has sha256 {digest[:16]}..., "
                                                          f"the row says {r.sha256[:16]}...{why}"))
         if r.gt_path and not (c.root / r.gt_path).is_file():
             add(Problem("missing file", r.id, f"ground truth {r.gt_path} does not exist"))
+        elif r.gt_path:
+            arrays = _gt_arrays(c, r)
+            if arrays and not (c.root / arrays).is_file():
+                add(Problem("missing file", r.id, f"ground-truth arrays {arrays} (named by {r.gt_path}) do not exist"))
     if rehash:
         c.update(rehash)
-        rep.repaired += [f"re-hashed {r.id} (its embedded provenance names this clip)" for r in rehash]
+        rep.repaired += [f"re-hashed {r.id} (it decodes to the frames recorded for this clip)" for r in rehash]
         recs = c.records()
         live = {r.id: r for r in recs}
     for p in c.orphan_files():
@@ -158,7 +179,7 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
     if dead and repair:
         done = c.remove_from_exports(dead)
         rep.repaired += [f"removed dead clip(s) from {s}" for s in done["rewritten"]]
-        rep.problems = [p for p in rep.problems if p.kind != "dead shard entry"]
+        rep.problems = [p for p in rep.problems if p.kind not in ("dead shard entry", "taken-down clip in export")]
     return rep
 
 
@@ -187,28 +208,63 @@ def _check_snapshot(c: Corpus, live: dict[str, ClipRecord], rep: CheckReport, re
         rep.problems.append(Problem("stale snapshot", snap.name, problem))
 
 
+def _gt_arrays(c: Corpus, r: ClipRecord) -> str:
+    """The arrays file (``gt/<id>.npz``) a ground-truth JSON names, or ``""``."""
+    import json
+
+    try:
+        gt = json.loads((c.root / r.gt_path).read_text())
+    except (OSError, ValueError):
+        return ""
+    arrays = gt.get("arrays") if isinstance(gt, dict) else None
+    return arrays if isinstance(arrays, str) and arrays else ""
+
+
 def _check_export(c: Corpus, folder: Path, live: dict[str, ClipRecord], rep: CheckReport) -> set[str]:
-    """Check one export folder; returns the dead clip ids found in its shards."""
+    """Check one export folder; returns the dead clip ids found in its shards.
+
+    Every live clip of each split the folder exports (``all`` = every split) must be in its
+    shards, and no clip that is not live (dead or taken down) may be."""
     add = rep.problems.append
     name = str(folder)
     if not folder.is_dir():
         if folder != c.root / "shards":
             add(Problem("missing export", name, "listed in exports.json but not found: a takedown cannot reach it"))
         return set()
+    owned, why = c.export_owner(folder)
+    if not owned:
+        add(Problem("foreign export", name, f"listed in exports.json but not provably this corpus's ({why}): "
+                                            "a takedown leaves it alone; re-export or remove it"))
+        return set()
     index = read_wds_index(folder)
     listed = {s for exp in index["exports"].values() for s in exp.get("shards", [])}
+    shard_of: dict[str, set[str]] = {}
     dead: set[str] = set()
+    taken_ids, taken_prefixes = c.taken_down_clips()
     for shard in sorted(folder.glob("*.tar")):
         rep.shards += 1
         where = str(shard)
+        try:
+            t = tarfile.open(shard)
+        except (tarfile.TarError, OSError, EOFError) as e:
+            if shard.name in listed:
+                add(Problem("bad shard", where, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0]})"))
+            else:
+                add(Problem("foreign file", where, "not a tar shard and not listed in index.json: not written by "
+                                                   "skyloom; takedowns leave it alone (move it out of the export)"))
+            continue
         if shard.name not in listed:
             add(Problem("stale shard", where, "not listed in index.json (left by an earlier export)"))
         try:
-            with tarfile.open(shard) as t:
+            with t:
                 for m in t.getmembers():
                     cid, _, ext = m.name.partition(".")
+                    shard_of.setdefault(cid, set()).add(shard.name)
                     if cid not in live:
-                        if cid not in dead:
+                        if cid in taken_ids or (taken_prefixes and cid.startswith(taken_prefixes)):
+                            if cid not in dead:
+                                add(Problem("taken-down clip in export", where, f"holds {cid}, which was taken down"))
+                        elif cid not in dead:
                             add(Problem("dead shard entry", where, f"holds {cid}, which is not a live clip"))
                         dead.add(cid)
                     elif ext == "mp4":
@@ -216,9 +272,17 @@ def _check_export(c: Corpus, folder: Path, live: dict[str, ClipRecord], rep: Che
                         if digest != live[cid].sha256:
                             add(Problem("stale shard entry", where, f"{cid}.mp4 differs from the corpus file "
                                                                     "(re-export this split)"))
-        except (tarfile.TarError, OSError) as e:
+        except (tarfile.TarError, OSError, EOFError) as e:
             add(Problem("bad shard", where, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0]})"))
     for s in sorted(listed):
         if not (folder / s).is_file():
             add(Problem("missing shard", str(folder / s), "listed in index.json but not found"))
+    for prefix, exp in sorted(index["exports"].items()):
+        shards = set(exp.get("shards", []))
+        want = [cid for cid, r in sorted(live.items()) if prefix == "all" or r.split == prefix]
+        missing = [cid for cid in want if not shard_of.get(cid, set()) & shards]
+        if missing:
+            add(Problem("clip missing from export", name,
+                        f"{len(missing)} live clip(s) of split {prefix!r} are in no shard of this export "
+                        f"(e.g. {', '.join(missing[:3])}); re-export it (skyloom corpus export-wds)"))
     return dead

@@ -65,3 +65,35 @@ def bug_report_hint() -> str:
     except (ImportError, PackageNotFoundError):  # not installed: the generic hint below
         pass
     return "the skyloom issue tracker"
+
+
+class StorageError(UserError, OSError):
+    """A file skyloom must write cannot be written: a full disk or quota, a read-only or
+    permission-denied folder, a name too long for the filesystem. The message names the path."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+STORAGE_ERRNOS = {"ENOSPC": "no space left on the device", "EDQUOT": "disk quota exceeded",
+                  "EROFS": "read-only filesystem", "EACCES": "permission denied", "EPERM": "operation not permitted",
+                  "ENAMETOOLONG": "file name too long for the filesystem"}
+
+
+def storage_error(e: BaseException) -> StorageError | None:
+    """A :class:`StorageError` for an ``OSError`` that is the user's storage, not a bug (else None)."""
+    import errno
+
+    if isinstance(e, StorageError):
+        return e
+    if not isinstance(e, OSError) or e.errno is None:
+        return None
+    name = errno.errorcode.get(e.errno, "")
+    if name not in STORAGE_ERRNOS:
+        return None
+    where = e.filename if e.filename is not None else "a file"
+    return StorageError(f"cannot write {where}: {STORAGE_ERRNOS[name]} ({name}); free space or fix the folder's "
+                        "permissions, then rerun (the job resumes)")

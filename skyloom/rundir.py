@@ -12,8 +12,13 @@ Layout (format version :data:`RUN_FORMAT_VERSION`)::
         <component>/model.safetensors
         state/...                full training state (optimizer, sampler position, RNG)
       samples/                   videos written by ``skyloom sample``
-      eval/                      results JSON per evaluation (lm-evaluation-harness-like schema)
-      results.sqlite             the default results store
+      eval/<suite>/<eval_id>/    one folder per evaluation (:class:`EvalDir`): videos/<item_id>.mp4,
+                                 results.json (lm-evaluation-harness-like schema), config.yaml
+      results.sqlite             the default results store (:attr:`RunDir.results_store`)
+
+Where an evaluation's files and the results store are is part of this contract and is worked out
+here only: :meth:`RunDir.evaluation` / :class:`EvalDir` (also for ``skyloom eval --out OUT``, whose
+evaluations live in ``OUT/<suite>/<eval_id>``) and :func:`locate_store`.
 
 Readers never see a half-written checkpoint: :meth:`RunDir.begin_checkpoint` writes into a
 hidden temporary folder and renames it into place. ``metrics.jsonl`` tolerates a torn last
@@ -28,7 +33,8 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +43,76 @@ from skyloom.fsutil import append_jsonl, atomic_write_json, now_iso, read_jsonl
 
 RUN_FORMAT = "skyloom-run"
 RUN_FORMAT_VERSION = 1
+EVAL_DIRNAME = "eval"  # RUN/eval: the run's evaluations
+RESULTS_DB = "results.sqlite"  # the results store of a run, or of an `--out` folder
+RESULTS_DB_ENV = "SKYLOOM_RESULTS_DB"  # a shared store for every command (URL or path)
+DEFAULT_EVAL_OUT = "skyloom-eval"  # where evaluations not tied to a run go when no --out is given
 _STEP_RE = re.compile(r"^step-(\d+)$")
 
 
 class RunError(UserError, ValueError):
     """A run directory or checkpoint that is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class EvalDir:
+    """The folder of one evaluation: ``BASE/<suite>/<eval_id>/`` with ``videos/<item_id>.mp4``,
+    ``results.json`` and ``config.yaml``.
+
+    ``base`` is ``RUN/eval`` for a run's evaluation (:meth:`RunDir.evaluation`), or the ``--out``
+    folder (default ``./skyloom-eval``) of evaluations not tied to a run.
+
+    Example:
+        >>> EvalDir(Path("RUN/eval"), "smoke", "smoke-v1-run-ab12").video("p0").as_posix()
+        'RUN/eval/smoke/smoke-v1-run-ab12/videos/p0.mp4'
+    """
+
+    base: Path
+    suite: str
+    eval_id: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.base) / self.suite / self.eval_id
+
+    @classmethod
+    def of_run(cls, run_root: str | os.PathLike, suite: str, eval_id: str) -> EvalDir:
+        """The folder of an evaluation of the run at ``run_root``: ``RUN/eval/<suite>/<eval_id>``."""
+        return cls(Path(run_root) / EVAL_DIRNAME, suite, eval_id)
+
+    @property
+    def videos(self) -> Path:
+        """The folder of the generated videos."""
+        return self.root / "videos"
+
+    def video(self, item_id: str) -> Path:
+        """The generated video of one suite item."""
+        return self.videos / f"{item_id}.mp4"
+
+    @property
+    def results_json(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yaml"
+
+    @classmethod
+    def find(cls, roots: Iterable[str | os.PathLike], suite: str, eval_id: str) -> EvalDir | None:
+        """The evaluation's folder that holds its videos now, searched in ``roots`` (run directories,
+        whose evaluations are under ``eval/``, or ``--out`` folders); None when none holds them."""
+        for root in roots:
+            for base in (Path(root) / EVAL_DIRNAME, Path(root)):
+                d = cls(base, suite, eval_id)
+                if d.videos.is_dir():
+                    return d
+        return None
+
+    @property
+    def owner(self) -> Path:
+        """The run directory (for ``RUN/eval/...``) or the ``--out`` folder that holds this evaluation."""
+        base = Path(self.base)
+        return base.parent if base.name == EVAL_DIRNAME else base
 
 
 class RunDir:
@@ -67,7 +138,7 @@ class RunDir:
             if not exist_ok:
                 raise RunError(f"{r}: run already exists")
             return cls(r)
-        for sub in ("checkpoints", "samples", "eval"):
+        for sub in ("checkpoints", "samples", EVAL_DIRNAME):
             (r / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_json(r / "run.json", {"format": RUN_FORMAT, "version": RUN_FORMAT_VERSION,
                                            "name": name or r.name,
@@ -94,11 +165,20 @@ class RunDir:
 
     @property
     def eval_dir(self) -> Path:
-        return self.root / "eval"
+        return self.root / EVAL_DIRNAME
+
+    def evaluation(self, suite: str, eval_id: str) -> EvalDir:
+        """The folder of one of this run's evaluations: ``RUN/eval/<suite>/<eval_id>``."""
+        return EvalDir.of_run(self.root, suite, eval_id)
+
+    @property
+    def results_store(self) -> Path:
+        """The run's own results store, ``RUN/results.sqlite`` (it may not exist yet)."""
+        return self.root / RESULTS_DB
 
     @property
     def results_db_url(self) -> str:
-        return f"sqlite:///{(self.root / 'results.sqlite').resolve()}"
+        return f"sqlite:///{self.results_store.resolve()}"
 
     # -- metrics ------------------------------------------------------------------------
     def log_metrics(self, step: int, kind: str = "train", **values: Any) -> None:
@@ -204,3 +284,49 @@ def run_of_checkpoint(ckpt: str | os.PathLike) -> RunDir | None:
         if is_run(parent):
             return RunDir(parent)
     return None
+
+
+def locate_store(db: str | os.PathLike | None = None, *, out: str | os.PathLike | None = None,
+                 runs: str | os.PathLike | None = None, near: Sequence[str | os.PathLike] = (),
+                 existing: bool = False) -> list[str]:
+    """Where the results store is: the one rule every command and the dashboard follow.
+
+    First match wins:
+
+    1. ``db``: an SQLAlchemy URL or a path, as given (``--db``);
+    2. ``$SKYLOOM_RESULTS_DB``;
+    3. ``out``: the ``results.sqlite`` of this folder (an ``--out`` folder, or a run directory);
+    4. ``runs``: the ``results.sqlite`` of every run at or below this folder (:func:`find_runs`) and of
+       the folder itself, those that exist (several are read merged, one leaderboard across runs);
+    5. ``near``: the ``results.sqlite`` of the run that holds the first of these checkpoint or run
+       paths (:func:`run_of_checkpoint`);
+    6. ``./skyloom-eval/results.sqlite`` (:data:`DEFAULT_EVAL_OUT`).
+
+    Args:
+        existing: readers pass True: steps 5 and 6 count only a store that exists, and nothing
+            found is ``[]`` (a writer gets the path to create).
+
+    Returns:
+        Targets for :class:`skyloom.eval.results.store.ResultsStore` (URL or path), one unless
+        ``runs`` found several; ``[]`` when ``existing`` and nothing exists.
+
+    Example:
+        >>> locate_store("sqlite:///shared.sqlite", out="elsewhere")
+        ['sqlite:///shared.sqlite']
+    """
+    given = db or os.environ.get(RESULTS_DB_ENV)
+    if given:
+        return [str(given)]
+    if out:
+        return [str(Path(out) / RESULTS_DB)]
+    if runs is not None:
+        folder = Path(runs)
+        found = [r.results_store for r in find_runs(folder)] + [folder / RESULTS_DB]
+        return [str(p) for p in dict.fromkeys(found) if p.is_file()]
+    for ref in near:
+        if Path(ref).exists():
+            run = run_of_checkpoint(ref)
+            if run is not None and (not existing or run.results_store.is_file()):
+                return [str(run.results_store)]
+    default = Path(DEFAULT_EVAL_OUT) / RESULTS_DB
+    return [str(default)] if not existing or default.is_file() else []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -54,7 +55,7 @@ class VideoInfo:
         return asdict(self)
 
 
-def _open(path: str | os.PathLike):
+def _open(path: str | os.PathLike, headers_only: bool = False):
     import av
 
     p = Path(path)
@@ -65,7 +66,11 @@ def _open(path: str | os.PathLike):
     if p.stat().st_size == 0:
         raise VideoError(f"{p}: empty file (0 bytes)")
     try:
-        container = av.open(str(p), mode="r")
+        # headers_only: FFmpeg's stream-info probe decodes the first frame(s) to learn the pixel
+        # format; a header claiming 16000x16000 then allocates and decodes ~400 MB. skip_frame=all
+        # reads the sizes from the headers without decoding anything.
+        opts = {"stream_options": [{"skip_frame": "all"}]} if headers_only else {}
+        container = av.open(str(p), mode="r", **opts)
     except Exception as e:  # noqa: BLE001 - av raises many error types (InvalidDataError, ...); re-raised as VideoError
         raise VideoError(f"{p}: not a readable video ({type(e).__name__}: {e})") from None
     if not container.streams.video:
@@ -74,14 +79,24 @@ def _open(path: str | os.PathLike):
     return container
 
 
-def probe_video(path: str | os.PathLike, count_frames: bool = False) -> VideoInfo:
+def probe_video(path: str | os.PathLike, count_frames: bool = False, max_pixels: int = 0) -> VideoInfo:
     """Read a video's header: size, fps, frame count, duration, codec.
 
     Args:
         path: video file.
         count_frames: decode-free packet count when the container gives no frame count.
+        max_pixels: when > 0, first read the sizes without decoding anything; a file whose frames
+            claim more pixels than this is described from its headers alone (``pix_fmt`` empty)
+            and never decoded, so the caller can reject it cheaply.
     """
-    container = _open(path)
+    if max_pixels > 0:
+        light = _probe(_open(path, headers_only=True), path, count_frames=False)
+        if light.width * light.height > max_pixels:
+            return light
+    return _probe(_open(path), path, count_frames)
+
+
+def _probe(container, path: str | os.PathLike, count_frames: bool) -> VideoInfo:
     try:
         stream = container.streams.video[0]
         ctx = stream.codec_context
@@ -109,6 +124,39 @@ def probe_video(path: str | os.PathLike, count_frames: bool = False) -> VideoInf
         )
     finally:
         container.close()
+
+
+def conform_clip(frames: np.ndarray, *, height: int | None = None, width: int | None = None,
+                 num_frames: int | None = None) -> np.ndarray:
+    """Conform a clip to an item's shape: its first ``num_frames`` frames, each resized to ``height x width``.
+
+    The one way evaluation makes two clips comparable: a reference or ground-truth clip to a generated
+    video's size, a submitted video to its item, a calibration row to the ground truth, a diffusers
+    pipeline's output to the suite item. Frames are resized with OpenCV ``INTER_AREA`` (pixel-area
+    averaging, the right filter for the usual downscale; the frame count is never padded). A clip that
+    already conforms is returned as is (no copy).
+
+    Args:
+        frames: uint8 (T, H, W, 3).
+        height, width: the target frame size; None (either) keeps the size.
+        num_frames: keep the first ``num_frames`` frames; None keeps all.
+
+    Returns:
+        uint8 (min(T, num_frames), height, width, 3).
+
+    Example:
+        >>> conform_clip(np.zeros((8, 64, 48, 3), np.uint8), height=32, width=24, num_frames=4).shape
+        (4, 32, 24, 3)
+    """
+    v = np.asarray(frames)
+    if num_frames is not None and v.shape[0] > num_frames:
+        v = v[:num_frames]
+    if height is None or width is None or v.shape[1:3] == (int(height), int(width)):
+        return v
+    import cv2
+
+    h, w = int(height), int(width)
+    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in v])  # (T, h, w, 3)
 
 
 def _resize(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -270,6 +318,21 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, crf:
     return Path(path)
 
 
+def encode_round_trip(frames: np.ndarray, fps: float, *, crf: int = DEFAULT_CRF) -> np.ndarray:
+    """``frames`` as they come back after :func:`write_video` and :func:`read_video` (H.264, ``crf``).
+
+    Every generated or submitted video is stored through :func:`write_video` before it is scored;
+    evaluation references that must be compared on equal terms (the physics probes' ground truth,
+    their perturbed re-simulations) go through the same encoding.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="skyloom-rt-") as d:
+        path = write_video(Path(d) / "clip.mp4", frames, fps, crf=crf)
+        out = read_video(path)
+    return out[:, : np.asarray(frames).shape[1], : np.asarray(frames).shape[2]]  # (T, H, W, 3); odd-size pad removed
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """Return the JSON metadata stored by :func:`write_video` (empty dict if none)."""
     info = probe_video(path)
@@ -280,3 +343,38 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         return json.loads(raw)
     except json.JSONDecodeError:
         return {"comment": raw}
+
+
+def frames_sha256(source: str | os.PathLike | bytes) -> str:
+    """sha256 of a video's decoded frames: every frame's planes in decode order, with their size.
+
+    The content hash a clip keeps in ``meta["frames_sha256"]`` (written at ingest and render):
+    H.264 decoding is bit-exact, so a re-muxed or re-tagged file of the same clip has the same
+    value while a file with flipped bytes or another clip's frames does not (a hash of the file
+    alone cannot tell these apart, and "it decodes" proves nothing). Raises :class:`VideoError`
+    when the file does not decode.
+    """
+    import io
+
+    import av
+
+    h = hashlib.sha256()
+    src = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+    try:
+        with av.open(src, mode="r") as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1
+            n = 0
+            for frame in container.decode(stream):
+                fmt = frame.format.name
+                # yuv420p (every skyloom clip): the decoder's own planes, (H * 3/2, W); others as RGB
+                arr = frame.to_ndarray() if fmt == "yuv420p" else frame.to_ndarray(format="rgb24")
+                h.update(f"{fmt}:{frame.width}x{frame.height}:{arr.shape};".encode())
+                h.update(np.ascontiguousarray(arr).tobytes())
+                n += 1
+    except (av.error.FFmpegError, ValueError, IndexError, OSError) as e:
+        raise VideoError(f"{source if not isinstance(source, bytes) else 'video bytes'}: does not decode "
+                         f"({type(e).__name__}: {e})") from None
+    if n == 0:
+        raise VideoError(f"{source if not isinstance(source, bytes) else 'video bytes'}: no decodable frame")
+    return h.hexdigest()

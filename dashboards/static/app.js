@@ -292,9 +292,8 @@ async function renderCompare(el) {
     for (const b of ids.slice(1)) {
       const r = await load("paired", { source: s.source_id, a: ids[0], b, metric });
       if (r.error) { rows.push(`<tr><td>${esc(name(ids[0]))}</td><td>${esc(name(b))}</td><td colspan="5" class="muted">${esc(r.error)}</td></tr>`); continue; }
-      const v = (r.verdict || {}).kind;  // from the CI (server side): a CI excluding 0 is never a tie
-      const verdict = v === "a" ? `${name(ids[0])} better` : v === "b" ? `${name(b)} better`
-        : v === "tie" ? "tie (p ≥ α, CI includes 0)" : v === "too few items" ? "too few items for any test at α" : "no verdict (no test)";
+      const v = r.verdict || "none";  // eval's verdict (skyloom.eval.results.inference.verdict) and its words
+      const verdict = r.verdict_label;
       rows.push(`<tr><td>${esc(name(ids[0]))}</td><td>${esc(name(b))}</td><td class="num">${fmt(r.diff)}</td>
         <td class="num">[${fmt(r.ci_low)}, ${fmt(r.ci_high)}]</td><td class="num">${r.p_value === null ? "–" : fmt(r.p_value)}</td><td class="num">${esc(r.n ?? "")}</td>
         <td class="verdict ${v === "a" || v === "b" ? "good" : "muted"}" data-kind="${esc(v)}" title="${esc(r.method || "")}">${esc(verdict)}</td></tr>`);
@@ -365,7 +364,7 @@ async function renderCompare(el) {
   const refresh = async () => {
     const ids = chosen(), s = suites[+suiteSel.value];
     wantEvals = ids;  // later changes keep this order; new checks go last
-    physToken++;
+    const token = ++physToken;  // a later refresh (another box ticked meanwhile) supersedes this one
     clearTimeout(physTimer);
     if (currentView() === "compare")
       history.replaceState(null, "", `#compare?${new URLSearchParams({ suite: s.suite, evals: ids.join(",") })}`);
@@ -375,7 +374,9 @@ async function renderCompare(el) {
       $("#cmp-paired").innerHTML = "";
       return;
     }
-    data = await load("compare", { source: s.source_id, suite: s.suite, evals: ids.join(",") });
+    const got = await load("compare", { source: s.source_id, suite: s.suite, evals: ids.join(",") });
+    if (token !== physToken) return;  // the selection changed while loading: the later refresh draws
+    data = got;
     phys = { items: {} };
     const order = new Map(ids.map((id, i) => [id, i]));
     data.evals.sort((a, b) => order.get(a.eval_id) - order.get(b.eval_id));
@@ -385,7 +386,7 @@ async function renderCompare(el) {
     page = 0;
     draw();
     await paired();
-    await loadPhysics(s, ids, physToken);
+    if (token === physToken) await loadPhysics(s, ids, token);
   };
   suiteSel.addEventListener("change", () => { wantEvals = null; fillEvals(); refresh(); });
   $("#cmp-metric").addEventListener("change", paired);

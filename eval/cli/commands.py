@@ -224,11 +224,14 @@ def register(app: typer.Typer) -> None:
         size: Annotated[int | None, typer.Option("--size", help="Render the scenes at SIZE x SIZE instead.")] = None,
         scenes: Annotated[int | None, typer.Option("--scenes", help="Number of probe scenes "
                                                    "(default: the suite's).")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="Draw the scenes with this seed instead of "
+                                                 "the suite's.")] = None,
         fmt: FormatOpt = "table",
     ) -> None:
-        """Score truth > perturbed > reversed > frozen > noise continuations of every physics scene: does the
-        suite discriminate? (No model needed; MuJoCo renders the scenes.)"""
-        from skyloom.eval.harness.ladder import LADDER, suite_ladder
+        """Score truth > perturbed > reversed > frozen > noise continuations of every admitted physics probe
+        (and the trajectory ladder): does the suite discriminate? Prints each probe's degenerate gate and the
+        draws that were rejected, with the reason. (No model needed; MuJoCo renders the scenes.)"""
+        from skyloom.eval.harness.ladder import LADDER, TRAJECTORY_LADDER, suite_ladder
         from skyloom.eval.harness.suites import load_suite
 
         _check_format(fmt)
@@ -236,17 +239,35 @@ def register(app: typer.Typer) -> None:
             s = load_suite(suite)
             if s.physics.num_scenes <= 0 and not scenes:
                 fail(f"suite {suite!r} has no physics scenes")
-            res = suite_ladder(s, size=size, num_scenes=scenes)
+            res = suite_ladder(s, size=size, num_scenes=scenes, seed=seed)
         except ValueError as e:
             fail(str(e))
-        rows = [{"scene": r["item_id"], "probe": r["probe"], "metric": m, **{k: _fmt(r[m][k]) for k in LADDER}}
-                for r in res["scenes"] for m in res["aggregate"]]
-        rows += [{"scene": "aggregate", "probe": f"ordered {res['ordered'][m]:.0%}", "metric": m,
-                  **{k: _fmt(v) for k, v in res["aggregate"][m].items()}} for m in res["aggregate"]]
         if fmt == "json":
             print(json.dumps(res, indent=2, default=str))
             return
-        _emit(rows, ["scene", "probe", "metric", *LADDER], fmt, title=f"{suite}: physics ladder")
+        rungs = list(TRAJECTORY_LADDER)
+        rows = [{"scene": r["item_id"], "probe": r["probe"], "metric": m,
+                 **{k: _fmt(r[m][k]) if k in r[m] else "" for k in rungs}}
+                for r in res["scenes"] for m in res["aggregate"]]
+        rows += [{"scene": "aggregate", "probe": f"ordered {res['ordered'][m]:.0%}", "metric": m,
+                  **{k: _fmt(res["aggregate"][m][k]) if k in res["aggregate"][m] else "" for k in rungs}}
+                 for m in res["aggregate"]]
+        _emit(rows, ["scene", "probe", "metric", *rungs], fmt, title=f"{suite}: physics ladder ({', '.join(LADDER)})")
+        from skyloom.eval.harness.continuations import DEGENERATE
+
+        gate = [{"scene": r["item_id"], "moving cells": str(r["moving_cells"]),
+                 "gate": "pass" if r["gate"]["passed"] else "FAIL",
+                 "perturbed": _fmt(r["gate"]["terms"]["perturbed"]),
+                 **{k: _fmt(r["gate"]["terms"][k]) for k in DEGENERATE}} for r in res["scenes"]]
+        _emit(gate, ["scene", "moving cells", "gate", "perturbed", *DEGENERATE], fmt,
+              title="degenerate gate (physics_iq terms; each must be below perturbed)")
+        draw = res.get("draw") or {}
+        rej = [{"draw": r["item_id"], "probe": str(r["probe"]), "reason": r["reason"]}
+               for r in draw.get("rejected", [])]
+        if rej:
+            _emit(rej, ["draw", "probe", "reason"], fmt,
+                  title=f"rejected draws ({len(rej)} of {draw.get('draws')}; min moving cells "
+                        f"{draw.get('min_moving_cells')})")
 
     @eval_app.command("train-evaluator")
     def train_evaluator_cmd(
@@ -317,7 +338,7 @@ def register(app: typer.Typer) -> None:
         """Paired per-item comparison of B against A (same prompts and seeds): difference B - A, the exact
         sign-flip (or, for FVD/KVD, item-swap permutation) p-value, the CI that inverts it, and the verdict per
         metric: a / b better when p < 0.05, tie, "too few items" (no test could reach 0.05) or no verdict."""
-        from skyloom.eval.results.stats import compare_all, suite_versions
+        from skyloom.eval.results.stats import compare_all, suite_versions, verdict_label
 
         _check_format(fmt)
         store = _open(db, runs, near=[a, b])
@@ -337,7 +358,7 @@ def register(app: typer.Typer) -> None:
                               f"{_fmt(r['diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
                               if r["ci_low"] is not None else f"{_fmt(r['diff'])} (no test)")
             r["dir"] = "↑" if r["higher_is_better"] else "↓"
-            r["verdict"] = {"a": f"better: {na}", "b": f"better: {nb}"}.get(r["verdict"], r["verdict"])
+            r["verdict"] = verdict_label(r["verdict"], na, nb)
         if fmt == "table":
             cols = ["metric", "dir", "mean_a", "mean_b", "diff [CI]", "p_value", "n", "verdict"]
             title = (f"compare A={na} -> B={nb} (difference B - A, paired by prompt and seed; suite {ra['suite']} "
@@ -383,22 +404,15 @@ def _check_format(fmt: str) -> None:
 def _open(db: str | None, runs: Path | None, near: list[str] | None = None):
     """The store given by --db, the merged stores of --runs, or the run of a checkpoint argument."""
     from skyloom.eval.results.store import ResultsStore
-    from skyloom.rundir import find_runs, run_of_checkpoint
+    from skyloom.rundir import locate_store
 
-    if db:
-        return ResultsStore(db)
-    if runs is not None:
-        stores = [r.root / "results.sqlite" for r in find_runs(runs) if (r.root / "results.sqlite").exists()]
-        if (runs / "results.sqlite").exists():
-            stores.append(runs / "results.sqlite")
-        if not stores:
-            fail(f"no results.sqlite under {runs}")
-        return ResultsStore.merged(stores)
-    for ref in near or []:
-        if Path(ref).exists():
-            run = run_of_checkpoint(ref)
-            if run is not None and (run.root / "results.sqlite").exists():
-                return ResultsStore(run.root / "results.sqlite")
+    found = locate_store(db, runs=runs, near=near or (), existing=True)
+    if found and runs is not None and not db:
+        return ResultsStore.merged(found)  # one leaderboard across the runs
+    if found:
+        return ResultsStore(found[0])
+    if runs is not None and not db:
+        fail(f"no results.sqlite under {runs}")
     fail("no results store: pass --db URL_OR_PATH or --runs DIR (or set SKYLOOM_RESULTS_DB)")
 
 

@@ -188,8 +188,18 @@ def _safe(m: Any, skipped: list[dict[str, str]], path: Path, fn: Any) -> None:
 
 
 def _read_gt(gt_dir: Path, stem: str) -> dict[str, Any] | None:
+    """``gt_dir/<stem>.json``, checked against the ``skyloom-gt`` format (:func:`skyloom.groundtruth.check_gt`)."""
+    from skyloom.groundtruth import GroundTruthError, check_gt
+
     p = Path(gt_dir) / f"{stem}.json"
-    return json.loads(p.read_text()) if p.is_file() else None
+    if not p.is_file():
+        return None
+    try:
+        gt = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GroundTruthError(f"{p}: not valid JSON ({e})") from None
+    check_gt(gt, where=str(p))
+    return gt
 
 
 def register(eval_app: typer.Typer) -> None:

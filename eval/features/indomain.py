@@ -37,10 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.colours import BALL_COLOURS, CAPTION_COLOURS
+
 logger = logging.getLogger(__name__)
 
 FORMAT = "skyloom-indomain-evaluator"
-COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "white", "black", "grey", "pink", "cyan", "brown")
 # Wrong-motion substitutions: every target is a common motion word of the corpus captions, so the
 # corrupted caption is in the evaluator's vocabulary (an unknown word would be too easy a negative).
 MOTIONS = {"bounces": "rolls", "bouncing": "rolling", "bounce": "roll", "rolls": "bounces", "rolling": "bouncing",
@@ -396,13 +397,17 @@ def _hard_negatives(texts: list[str], step: int) -> list[tuple[int, str]]:
 
 # -- held-out check: does CLIPSIM prefer the true caption? ------------------------------------
 def corrupt_colour(caption: str, seed: int = 0) -> str | None:
-    """The caption with every colour word swapped for another colour (None if it has none)."""
+    """The caption with every colour word swapped for another colour (None if it has none).
+
+    Colours are the one vocabulary's (:mod:`skyloom.colours`): every caption colour it names, each
+    replaced by a ball colour it does not name (any other caption colour when it names all four).
+    """
     words = re.findall(r"[a-z]+", caption.lower())
-    present = [c for c in COLOURS[:4] + COLOURS[4:] if c in words]
+    present = [c for c in CAPTION_COLOURS if c in words]
     if not present:
         return None
     rng = np.random.default_rng(seed)
-    others = [c for c in COLOURS[:4] if c not in present] or [c for c in COLOURS if c not in present]
+    others = [c for c in BALL_COLOURS if c not in present] or [c for c in CAPTION_COLOURS if c not in present]
     out = caption
     for c in present:
         out = re.sub(rf"\b{c}\b", str(rng.choice(others)), out, flags=re.IGNORECASE)

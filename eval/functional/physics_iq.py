@@ -15,15 +15,10 @@ opening then closing. With masks A (generated) and B (ground truth), (T, H, W) b
 (an empty union counts as IoU 1). Each is normalised by the **physical variance**: the same
 metric between the ground truth and a re-simulation of the scene with tiny perturbations of its
 initial conditions (``skyloom.datagen.perturb_spec`` + ``skyloom.datagen.render_spec``), which is what Physics-IQ
-measures with two real takes. Normalised scores: IoU / IoU_variance and MSE_variance / MSE, each
-capped at 1 (as good as physics itself allows); ``physics_iq = 100 · mean`` of the four.
+measures with two real takes. skyloom's per-scene scores (:func:`normalise`): IoU / IoU_variance and
+MSE_variance / MSE (capped at 1 unless asked otherwise); Physics-IQ's own score: :func:`piq_score`.
 
-**Trajectory checks** track objects by colour (or a segmentation) in the generated frames:
-gravity-consistent acceleration (a quadratic fit of the image-space fall has the acceleration of
-the simulator's own trajectory, within a tolerance), no teleporting (no per-frame jump larger than
-the ground truth's largest step allows), object permanence (no object vanishes while the ground
-truth shows it) and no interpenetration (nothing sinks through the floor line, no two objects
-overlap deeper than the ground truth ever does). 2-D heuristics: documented in docs/metrics.md.
+Trajectories (agreement with the simulator's tracks) live in :mod:`skyloom.eval.functional.trajectory`.
 
 Example:
     >>> import numpy as np
@@ -106,9 +101,14 @@ def physics_iq_raw(generated: np.ndarray, reference: np.ndarray, start: int = 0)
             "weighted_spatial_iou": weighted_spatial_iou(ma, mb), "mse": float(np.mean(diff ** 2))}
 
 
-def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e-12) -> dict[str, float]:
+def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e-12,
+              cap_iou: bool = True) -> dict[str, float]:
     """skyloom's per-scene score: each metric relative to the physical variance (1 = as close as a
     re-simulation), capped at 1; ``physics_iq = 100 · mean`` of the four.
+
+    ``cap_iou=False`` leaves the IoU ratios uncapped (the truth's IoU 1 gives 1/V, the most any
+    candidate can reach, so a continuation closer than a re-simulation is not tied with the truth); the
+    MSE ratio stays capped at 1 (a near-copy's tiny MSE would otherwise beat the truth's 0 → 1).
 
     A degenerate variance is handled explicitly, never as NaN: when the re-simulation shares no
     motion with the ground truth (variance IoU 0, e.g. a collision whose perturbed take diverges),
@@ -119,7 +119,7 @@ def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e
     degenerate = []
     for k in RAW_KEYS[:3]:
         if variance[k] > eps:
-            out[f"{k}_norm"] = min(1.0, raw[k] / variance[k])
+            out[f"{k}_norm"] = min(1.0, raw[k] / variance[k]) if cap_iou else raw[k] / variance[k]
         else:
             out[f"{k}_norm"] = min(1.0, raw[k])
             degenerate.append(k)
@@ -136,7 +136,7 @@ def normalise(raw: dict[str, float], variance: dict[str, float], eps: float = 1e
 
 def physical_variance(spec: dict[str, Any], cond_frames: int, scale: float = 0.01, takes: int = 1, seed: int = 0,
                       reference: np.ndarray | None = None, render: Callable | None = None,
-                      perturb: Callable | None = None) -> dict[str, float]:
+                      perturb: Callable | None = None, keep_take: bool = False) -> dict[str, Any]:
     """Physics-IQ metrics between the ground truth and ``takes`` perturbed re-simulations (mean), and
     under ``"physics_iq"`` Physics-IQ's own variance terms (continuations, :func:`piq_view`) against
     the first re-simulation, the second take.
@@ -146,7 +146,10 @@ def physical_variance(spec: dict[str, Any], cond_frames: int, scale: float = 0.0
         cond_frames: frames given to the model; metrics use frames ``cond_frames:``.
         scale, seed: perturbation size and seed (``skyloom.datagen.perturb_spec(spec, scale, seed + k)``).
         reference: the ground-truth frames if already rendered.
-        render, perturb: injectable for tests; default ``skyloom.datagen.render_spec`` / ``perturb_spec``.
+        render, perturb: injectable for tests; default ``skyloom.datagen.render_spec`` / ``perturb_spec``
+            (the physics suite renders through an H.264 round trip, as candidates are stored).
+        keep_take: also return the first re-simulation's frames under ``"take"`` (the trajectory
+            metric's tolerance).
     """
     if render is None or perturb is None:
         from skyloom import datagen  # lazy: heavy (MuJoCo) and owned by another stage
@@ -159,6 +162,8 @@ def physical_variance(spec: dict[str, Any], cond_frames: int, scale: float = 0.0
     out: dict[str, Any] = {k: float(np.mean([v[k] for v in vals])) for k in RAW_KEYS}
     view = piq_view(ref[cond_frames:], ref[cond_frames:], takes_frames[0][cond_frames:])  # take 2 = first re-simulation
     out["physics_iq"] = {k: v for k, v in piq_view_summary(view).items() if k == "frames" or k.startswith("variance_")}
+    if keep_take:
+        out["take"] = takes_frames[0]
     return out
 
 
@@ -219,19 +224,25 @@ def _piq_weighted(masks: list[np.ndarray]) -> np.ndarray:
 def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None = None) -> dict[str, Any]:
     """Physics-IQ's ``process_view`` on continuations (frames after the conditioning only).
 
+    Physics-IQ's resizing rule: the real video fixes the size, (W/4, H/4) of take 1; the generated
+    masks are computed at the generated video's own size and then resized to it, and so are its
+    frames (``cv2.resize``, bilinear). A generated video of another size is accepted as Physics-IQ
+    accepts it (skyloom's ``physics_iq`` resizes the candidate to the probe's size *before* the masks:
+    :func:`to_size`).
+
     Args:
         generated, real, real2: uint8 (T, H, W, 3) continuations: the model's, the ground truth
             (take 1) and a second take of the same experiment (take 2; here a perturbed
-            re-simulation) for the physical variance.
+            re-simulation) for the physical variance. ``generated`` may differ in H, W.
 
     Returns:
         ``mse``/``spatiotemporal_iou`` per-frame lists and ``spatial_iou``/``weighted_spatial_iou``
         of generated vs take 1; with ``real2``, ``variance_*`` the same between the two takes.
     """
     g, r = np.asarray(generated), np.asarray(real)
-    if g.shape != r.shape:
-        raise ValueError(f"generated continuation {g.shape} and ground truth {r.shape} differ in shape")
-    size = (r.shape[2] // 4, r.shape[1] // 4)  # (W/4, H/4) as Physics-IQ
+    if len(g) != len(r) or g.shape[-1:] != r.shape[-1:]:
+        raise ValueError(f"generated continuation {g.shape} and ground truth {r.shape} differ in frame count")
+    size = (r.shape[2] // 4, r.shape[1] // 4)  # (W/4, H/4) of the *real* video, as Physics-IQ
     if min(size) < 1:
         raise ValueError(f"frames {r.shape[1]}x{r.shape[2]} are too small for Physics-IQ's 1/4 downscale")
 
@@ -268,6 +279,27 @@ def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None =
                     "variance_weighted_spatial_iou": 1.0 if np.sum(u) == 0 else
                     float(np.sum(np.minimum(wr, w2)) / np.sum(u))})
     return out
+
+
+def to_size(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 (T, H, W, 3) frames resized to (T, height, width, 3) (``cv2.INTER_LINEAR``; unchanged
+    when already that size): how the physics metrics bring a candidate to the probe's resolution."""
+    v = np.asarray(frames)
+    if v.shape[1:3] == (height, width):
+        return v
+    import cv2
+
+    return np.stack([cv2.resize(np.ascontiguousarray(f), (width, height), interpolation=cv2.INTER_LINEAR)
+                     for f in v])  # (T, height, width, 3)
+
+
+def moving_cells(continuation: np.ndarray) -> int:
+    """Moving cells of a continuation under Physics-IQ's own masks: :func:`piq_masks`, resized to
+    (W/4, H/4) and thresholded at 127 as :func:`piq_view` does, summed over frames. A probe whose
+    ground truth has few of them rewards any static output (an empty union of masks is IoU 1)."""
+    v = np.asarray(continuation)
+    size = (v.shape[2] // 4, v.shape[1] // 4)
+    return int(sum(int((m > 127).sum()) for m in _piq_down(piq_masks(v), size)))
 
 
 def _r4(xs: list[float]) -> list[float]:

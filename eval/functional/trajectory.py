@@ -1,7 +1,10 @@
-"""Trajectory checks on generated frames: objects tracked by colour, compared with the simulator's trajectories.
+"""Trajectories on generated frames: objects tracked by colour, compared with the simulator's trajectories.
 
-Gravity-consistent acceleration, no teleporting, object permanence and no interpenetration:
-2-D heuristics, documented in docs/metrics.md.
+:func:`simulator_agreement` (the ``physics_trajectory`` metric): per frame, is each object's centre
+within the perturbed re-simulation's tolerance of the simulator's, and does it move with the
+simulator's velocity; documented in docs/metrics.md. The pass/fail checks (gravity-consistent
+acceleration, no teleporting, object permanence, no interpenetration; :func:`trajectory_checks`) are
+2-D heuristics kept as functions; they are no longer a metric (a frozen video passed them).
 """
 
 from __future__ import annotations
@@ -173,3 +176,120 @@ def trajectory_checks(generated: np.ndarray, reference: np.ndarray, objects: lis
     return checks
 
 
+
+
+# -- simulator agreement (physics_trajectory v2) -----------------------------------------------
+def track_component(masks: np.ndarray, min_area: int = 3) -> np.ndarray:
+    """Centre (x, y) px of the largest 8-connected component of each frame's mask with at least
+    ``min_area`` pixels: (T, 2), NaN where there is none (scattered pixels of the colour, as noise
+    has, are not an object)."""
+    import cv2
+
+    T = masks.shape[0]
+    cen = np.full((T, 2), np.nan)
+    for t in range(T):
+        n, _, stats, cents = cv2.connectedComponentsWithStats(masks[t].astype(np.uint8), connectivity=8)
+        if n <= 1:
+            continue
+        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        if stats[k, cv2.CC_STAT_AREA] >= min_area:
+            cen[t] = cents[k]
+    return cen
+
+
+def object_tracks(frames: np.ndarray, objects: list[dict[str, Any]], tol: int = 40,
+                  min_area: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """``{name: (T, 2) centres}`` of each ``{"name", "rgb"}`` object (:func:`track_component`)."""
+    return {o["name"]: track_component(colour_masks(frames, o["rgb"], tol), (min_area or {}).get(o["name"], 3))
+            for o in objects}
+
+
+VELOCITY_LAG = 2  # steps over two frames: a continuation that repeats frames is measured at its mean speed
+
+
+def _steps(c: np.ndarray, lag: int = 1) -> np.ndarray:
+    """c(t) − c(t − lag): (T − lag, 2), NaN where either end is missing."""
+    return c[lag:] - c[:-lag]
+
+
+def velocity_agreement(gen_step: np.ndarray, sim_step: np.ndarray, rest: float) -> np.ndarray:
+    """Per step: ``max(0, cos(v_g, v_s)) · min(|v_g|, |v_s|) / max(|v_g|, |v_s|)`` (1: same direction and
+    speed; a step at half speed scores 0.5, a reversed or stopped one 0); both below ``rest`` px (at rest): 1;
+    a missing step (the object not found at either end): 0. (N, 2) steps -> (N,)."""
+    sg, ss = np.linalg.norm(gen_step, axis=1), np.linalg.norm(sim_step, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.einsum("ij,ij->i", gen_step, sim_step) / (sg * ss)
+        ratio = np.minimum(sg, ss) / np.maximum(sg, ss)
+        out = np.clip(cos, 0, None) * ratio
+    out = np.where((sg < rest) & (ss < rest), 1.0, np.nan_to_num(out, nan=0.0))
+    return np.where(np.isfinite(sg) & np.isfinite(ss), out, np.where(np.isfinite(ss), 0.0, 1.0))
+
+
+def simulator_agreement(generated: np.ndarray, reference: np.ndarray, objects: list[dict[str, Any]], start: int,
+                        take: np.ndarray | None = None, tol: int = 40, base: float = 0.02, spread: float = 1.0,
+                        velocity_weight: float = 0.5) -> dict[str, Any]:
+    """How closely the generated continuation follows the simulator's trajectories, frame by frame.
+
+    Every object is tracked by colour (:func:`track_component`; the minimum area is a quarter of its
+    median area in the simulator's clip) in the generated clip, the simulator's clip ``reference``
+    and, when given, a perturbed re-simulation ``take``. For every continuation frame t ≥ ``start``:
+
+    * position p(t) ∈ {0, 1}: the generated centre lies within
+      ``tol(t) = base·diag + spread·|c_take(t) − c_sim(t)|`` of the simulator's (``diag`` the frame
+      diagonal; without a take the first term alone) — the perturbed take's tolerance;
+    * velocity v(t) ∈ [0, 1]: :func:`velocity_agreement` of the generated step c(t) − c(t−2) with the
+      simulator's (two frames, :data:`VELOCITY_LAG`, so a continuation that repeats frames is measured
+      at its mean speed; the seam t = ``start`` steps one frame from the simulator's last given frame;
+      at rest below ``base·diag/2`` px per frame): the direction and speed of the motion;
+    * the frame's agreement ``(1 − w)·p(t) + w·v(t)`` (``w = velocity_weight``).
+
+    An object the simulator shows but the generated frames do not is a miss (never a dropped check).
+    Frames where the simulator itself does not show an object (occluded, out of view, shaded beyond
+    the colour tolerance) are undecidable for it and left out of its mean; an object the simulator
+    never shows is left out (``undecidable`` counts them), and with no decidable object the score is NaN.
+
+    Returns:
+        ``score`` (mean over frames and objects), ``position`` and ``velocity`` (means of p and v),
+        ``found`` (fraction of frames the generated clip shows each object the simulator shows) and
+        ``objects`` (the same per object).
+    """
+    gen, ref = np.asarray(generated), np.asarray(reference)
+    if gen.shape != ref.shape:
+        raise ValueError(f"generated clip {gen.shape} and simulator clip {ref.shape} differ in shape")
+    if not 1 <= start < len(ref):
+        raise ValueError(f"start {start} must be in [1, {len(ref)})")
+    diag = math.hypot(*ref.shape[1:3])
+    min_area = {}
+    for o in objects:
+        area = colour_masks(ref, o["rgb"], tol).reshape(len(ref), -1).sum(axis=1)
+        seen = area[area > 0]
+        min_area[o["name"]] = max(3, int(0.25 * np.median(seen))) if len(seen) else 3
+    g = np.concatenate([ref[start - 1:start], gen[start:]])  # the seam: the last given frame is the simulator's
+    tg, ts = object_tracks(g, objects, tol, min_area), object_tracks(ref[start - 1:], objects, tol, min_area)
+    tt = object_tracks(np.asarray(take)[start - 1:], objects, tol, min_area) if take is not None else None
+    per: dict[str, dict[str, float]] = {}
+    for o in objects:
+        n = o["name"]
+        cg, cs = tg[n], ts[n]
+        sim_here, gen_here = np.isfinite(cs[:, 0]), np.isfinite(cg[:, 0])
+        dev = np.zeros(len(cs))
+        if tt is not None:
+            dev = np.nan_to_num(np.linalg.norm(tt[n] - cs, axis=1), nan=0.0)
+        decidable = sim_here[1:]
+        if not decidable.any():
+            continue
+        with np.errstate(invalid="ignore"):
+            pos = (gen_here & (np.linalg.norm(cg - cs, axis=1) <= base * diag + spread * dev))[1:].astype(float)
+        lag = VELOCITY_LAG  # the first continuation frame has one step to look back on: its lag-1 step
+        vel = np.concatenate([velocity_agreement(_steps(cg[:2]), _steps(cs[:2]), base * diag / 2),
+                              velocity_agreement(_steps(cg, lag), _steps(cs, lag), lag * base * diag / 2)])
+        frame = ((1 - velocity_weight) * pos + velocity_weight * vel)[decidable]
+        per[n] = {"score": float(frame.mean()), "position": float(pos[decidable].mean()),
+                  "velocity": float(vel[decidable].mean()), "found": float(gen_here[1:][decidable].mean()),
+                  "decidable_frames": float(decidable.mean())}
+
+    def mean(k: str) -> float:
+        return float(np.mean([p[k] for p in per.values()])) if per else math.nan
+
+    return {"score": mean("score"), "position": mean("position"), "velocity": mean("velocity"), "found": mean("found"),
+            "undecidable": len(objects) - len(per), "objects": per}

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from skyloom.eval.harness.suites import CALIBRATION_ROWS, Suite
+from skyloom.rundir import EvalDir
+from skyloom.video import conform_clip
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +51,6 @@ PERTURB_SEED_OFFSET = 10_000  # the physical variance uses seeds seed .. seed + 
 
 def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP}
-
-
-def _resize(frames: np.ndarray, width: int | None, height: int | None) -> np.ndarray:
-    if width is None or height is None or frames.shape[1:3] == (height, width):
-        return frames
-    import cv2
-
-    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])  # (T, h, w, 3)
 
 
 def ground_truth_clips(suite: Suite, items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -96,7 +90,7 @@ def ground_truth_clips(suite: Suite, items: list[dict[str, Any]]) -> dict[str, n
                 logger.warning("reference clip %s skipped: %s", recs[j].id, e)
                 continue
             if clip.shape[0] >= frames:
-                out[it["item_id"]] = _resize(clip[:frames], sp["width"], sp["height"])
+                out[it["item_id"]] = conform_clip(clip, height=sp["height"], width=sp["width"], num_frames=frames)
                 break
     return out
 
@@ -124,7 +118,7 @@ def make_row(row: str, item: dict[str, Any], gt: np.ndarray, suite: Suite) -> np
         ph = suite.physics
         frames = datagen.render_spec(datagen.perturb_spec(item["specs"], ph.perturb_scale,
                                                           ph.seed + seed + PERTURB_SEED_OFFSET))[0]
-        return _resize(np.asarray(frames)[: gt.shape[0]], gt.shape[2], gt.shape[1])
+        return conform_clip(frames, height=gt.shape[1], width=gt.shape[2], num_frames=gt.shape[0])
     raise ValueError(f"unknown calibration row {row!r}; valid: {', '.join(CALIBRATION_ROWS)}")
 
 
@@ -140,6 +134,7 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
     """
     from skyloom.config import to_dict
     from skyloom.eval.features.cache import FeatureCache
+    from skyloom.eval.harness import probes
     from skyloom.eval.harness.runner import EvalResult, _Ctx, finish_eval, git_hash, make_scorer
     from skyloom.eval.harness.submissions import entry_base_and_db, item_spec, suite_items
     from skyloom.eval.harness.suites import load_suite, suite_to_dict
@@ -162,6 +157,9 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
     base, db = entry_base_and_db(cfg)
     store = store or ResultsStore(db)
     record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
+    draw = probes.draw_record(items)
+    if draw is not None:
+        record["physics_probes"] = draw
     scorer = make_scorer(suite, cfg, metrics, FeatureCache(cfg.cache_dir, enabled=cfg.use_cache))
     result = EvalResult(suite=suite.name, db=store.url)
     for row in rows:
@@ -171,7 +169,7 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
         ident = {"suite": suite.content_hash(), "row": row, "seed": suite.calibration.seed, "items": sorted(gts)}
         h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
         eval_id = f"{suite.name}-v{suite.version}-calib-{row.replace('_', '-')}-{h}"
-        ctx = _Ctx(eval_id, f"calibration:{row}", row, None, None, base / suite.name / eval_id)
+        ctx = _Ctx(eval_id, f"calibration:{row}", row, None, None, EvalDir(base, suite.name, eval_id))
         meta = {"row": row, "description": ROW_DESCRIPTIONS[row], "seed": suite.calibration.seed,
                 "items_with_ground_truth": len(gts)}
         store.begin_eval(eval_id, suite=suite.name, suite_version=suite.version_tag, checkpoint=ctx.checkpoint,

@@ -165,11 +165,10 @@ def _to_uint8(frames: Any) -> np.ndarray:
 
 
 def _resize(v: np.ndarray, width: int, height: int) -> np.ndarray:
-    if v.shape[1:3] == (height, width):
-        return np.array(v)
-    import cv2
+    """:func:`skyloom.video.conform_clip` to ``height x width``, as a writable copy (given frames are pasted in)."""
+    from skyloom.video import conform_clip
 
-    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in v])  # (T, h, w, 3)
+    return np.array(conform_clip(v, height=height, width=width))
 
 
 # -- a tiny random pipeline, made offline ---------------------------------------------------------

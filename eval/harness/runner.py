@@ -35,8 +35,11 @@ from skyloom.config import REPO_ROOT, save_resolved, to_dict
 from skyloom.eval.harness.suites import Suite, load_suite, suite_to_dict
 from skyloom.eval.results.store import ResultsStore
 from skyloom.rundir import (
+    DEFAULT_EVAL_OUT,
+    EvalDir,
     RunError,
     checkpoint_step,
+    locate_store,
     resolve_checkpoint,
     run_of_checkpoint,
 )
@@ -45,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 RESULTS_FORMAT = "skyloom-eval-results"
 RESULTS_FORMAT_VERSION = 2  # 2: CIs moved out of `results` into `confidence_intervals`; `n-shot` added
-DEFAULT_OUT = "skyloom-eval"
+DEFAULT_OUT = DEFAULT_EVAL_OUT  # ./skyloom-eval: evaluations not tied to a run (skyloom.rundir)
 
 
 @dataclass(frozen=True)
@@ -100,15 +103,19 @@ class _Ctx:
     checkpoint_name: str
     run_name: str | None
     step: int | None
-    eval_dir: Path
+    folder: EvalDir  # BASE/<suite>/<eval_id>: videos, results.json, config.yaml (the run contract)
     load_error: str | None = None
 
     @property
+    def eval_dir(self) -> Path:
+        return self.folder.root
+
+    @property
     def video_dir(self) -> Path:
-        return self.eval_dir / "videos"
+        return self.folder.videos
 
     def video_path(self, item_id: str) -> Path:
-        return self.video_dir / f"{item_id}.mp4"
+        return self.folder.video(item_id)
 
 
 def git_hash() -> str | None:
@@ -178,12 +185,12 @@ def _context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
     h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     eval_id = f"{suite.name}-v{suite.version}-{_safe(name)}-{h}"
     if cfg.out:
-        base = Path(cfg.out)
+        folder = EvalDir(Path(cfg.out), suite.name, eval_id)
     elif run is not None:
-        base = run.eval_dir
+        folder = run.evaluation(suite.name, eval_id)
     else:
-        base = Path(DEFAULT_OUT)
-    return _Ctx(eval_id, str(ck), name, run_name, step, base / suite.name / eval_id, load_error)
+        folder = EvalDir(Path(DEFAULT_OUT), suite.name, eval_id)
+    return _Ctx(eval_id, str(ck), name, run_name, step, folder, load_error)
 
 
 def _diffusers_context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
@@ -198,21 +205,13 @@ def _diffusers_context(suite: Suite, cfg: EvalConfig, given: str) -> _Ctx:
     name = f"diffusers/{folder.name}"
     eval_id = f"{suite.name}-v{suite.version}-{_safe(name)}-{h}"
     base = Path(cfg.out) if cfg.out else Path(DEFAULT_OUT)
-    return _Ctx(eval_id, DIFFUSERS_PREFIX + str(folder), name, None, None, base / suite.name / eval_id, load_error)
+    return _Ctx(eval_id, DIFFUSERS_PREFIX + str(folder), name, None, None, EvalDir(base, suite.name, eval_id),
+                load_error)
 
 
 def _default_db(cfg: EvalConfig, ctxs: list[_Ctx]) -> str:
-    if cfg.db:
-        return cfg.db
-    if os.environ.get("SKYLOOM_RESULTS_DB"):
-        return os.environ["SKYLOOM_RESULTS_DB"]
-    if cfg.out:
-        return str(Path(cfg.out) / "results.sqlite")
-    for c in ctxs:
-        run = run_of_checkpoint(c.checkpoint) if c.run_name and Path(c.checkpoint).exists() else None
-        if run is not None:
-            return str(run.root / "results.sqlite")
-    return str(Path(DEFAULT_OUT) / "results.sqlite")
+    """The store this evaluation writes to (:func:`skyloom.rundir.locate_store`): the first checkpoint's run's."""
+    return locate_store(cfg.db, out=cfg.out, near=[c.checkpoint for c in ctxs if c.run_name])[0]
 
 
 def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None,
@@ -233,7 +232,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
         ValueError: no checkpoints, or an unknown executor.
     """
     from skyloom.eval.features.cache import FeatureCache
-    from skyloom.eval.harness import scoring
+    from skyloom.eval.harness import probes, scoring
     from skyloom.eval.harness.generate import GenBatch, GenJob, generate_all
     from skyloom.video import write_video
 
@@ -262,13 +261,16 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     gen_kwargs = {k: v for k, v in (("steps", gen.steps), ("guidance", gen.guidance), ("num_frames", gen.num_frames),
                                     ("width", gen.width), ("height", gen.height), ("fps", gen.fps)) if v is not None}
     record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
+    draw = probes.draw_record(items)
+    if draw is not None:  # which probe scenes were admitted, and why the others were not
+        record["physics_probes"] = draw
 
     jobs = []
     for c in ctxs:
         store.begin_eval(c.eval_id, suite=suite.name, suite_version=suite.version_tag, checkpoint=c.checkpoint,
                          checkpoint_name=c.checkpoint_name, run_name=c.run_name, step=c.step, git_hash=githash,
                          config=record, status="running")
-        save_resolved(cfg, c.eval_dir / "config.yaml")
+        save_resolved(cfg, c.folder.config_path)
         todo = [it for it in items if not c.video_path(it["item_id"]).exists()]
         for it in todo:  # retrying: forget the old generation failures of these items
             store.clear_failures(c.eval_id, it["item_id"])
@@ -351,7 +353,7 @@ def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig,
         # failing) fails the evaluation: a board without one of the suite's metrics is not a result.
         dead = [k for k, v in summary_scores.items() if v is None and any(f["stage"].endswith(":" + k) for f in fails)]
         store.set_status(c.eval_id, "failed" if dead else "partial" if fails else "complete")
-    path = write_results_json(store, c.eval_id, c.eval_dir, suite, cfg, n_items=len(items),
+    path = write_results_json(store, c.eval_id, c.folder, suite, cfg, n_items=len(items),
                               seconds=time.perf_counter() - t0)
     return EvalSummary(c.eval_id, c.checkpoint, c.checkpoint_name, store.get_eval(c.eval_id)["status"],
                        summary_scores, len(store.failures(c.eval_id)), str(path), generated)
@@ -435,12 +437,12 @@ def _model_name(e: dict[str, Any]) -> str:
     return "diffusers" if str(e.get("checkpoint") or "").startswith(DIFFUSERS_PREFIX) else "skyloom"
 
 
-def write_results_json(store: ResultsStore, eval_id: str, eval_dir: Path, suite: Suite,
+def write_results_json(store: ResultsStore, eval_id: str, folder: EvalDir, suite: Suite,
                        cfg: EvalConfig | None = None, n_items: int | None = None, seconds: float | None = None) -> Path:
     from skyloom.fsutil import atomic_write_json
 
     doc = build_results(store, eval_id, suite, cfg, n_items=n_items, seconds=seconds)
-    return atomic_write_json(Path(eval_dir) / "results.json", doc)
+    return atomic_write_json(folder.results_json, doc)
 
 
 def _version() -> str:

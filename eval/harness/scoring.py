@@ -11,7 +11,9 @@ No silent drops: every item of the metric's subset counts in the score's ``n``. 
 video, one that does not decode, or one the metric cannot score (an exception, or a NaN value,
 e.g. a Physics-IQ scene with no variance) is a ``failures`` row with its reason and is listed in
 the score's ``details`` (``n_scored``, ``n_failed``, ``failed_items``); boards list entries with
-fewer scored items than the others as partial, unranked.
+fewer scored items than the others as partial, unranked. A NaN that a metric's protocol *means*
+(``nan_means``: VBench flickering scores static videos only) is an exclusion, not a failure:
+``n_excluded``, ``excluded_items`` and the reason are in the details, and it counts as covered.
 
 Set-level metrics (anything with ``update_features``: FVD, KVD) are recomputed from features
 each time: features of generated and reference clips come from the :class:`FeatureCache`,
@@ -171,7 +173,9 @@ class Scorer:
                 self._score_chunk(store, eval_id, m, chunk, load, video_path)
         wanted = todo if wanted is None else wanted
         ids = {it["item_id"] for it in wanted}
-        rows = [r for r in store.items(eval_id, m.key) if r["item_id"] in ids and r["value"] is not None]
+        stored = [r for r in store.items(eval_id, m.key) if r["item_id"] in ids]
+        rows = [r for r in stored if r["value"] is not None]
+        excluded = sorted(r["item_id"] for r in stored if r["value"] is None)  # by the metric's protocol
         values = [r["value"] for r in rows]
         ident = probe.identity() if hasattr(probe, "identity") else {}
         if not values:
@@ -181,7 +185,11 @@ class Scorer:
         value = float(agg(values)) if agg is not None else float(np.mean(values))
         lo, hi = (float(agg([ci.low])), float(agg([ci.high]))) if agg is not None else (ci.low, ci.high)
         lo, hi = min(lo, value), max(hi, value)  # the same monotone map: the value lies in its interval
-        coverage = self._coverage(store, eval_id, wanted, {r["item_id"] for r in rows})
+        coverage = self._coverage(store, eval_id, [it for it in wanted if it["item_id"] not in set(excluded)],
+                                  {r["item_id"] for r in rows})
+        if excluded:
+            coverage.update(n_excluded=len(excluded), excluded_items=excluded[:50],
+                            excluded_because=getattr(probe, "nan_means", None))
         store.put_scores(eval_id, [{
             "metric": m.key, "value": value, "stderr": ci.stderr, "ci_low": lo, "ci_high": hi,
             "n": len(wanted), "higher_is_better": bool(getattr(probe, "higher_is_better", True)),
@@ -211,11 +219,12 @@ class Scorer:
         rows = []
         for it in chunk:
             v = per.get(it["item_id"])
-            if v is None or not np.isfinite(v):  # not a value: a failure with its reason, never a silent drop
+            excluded = getattr(inst, "nan_means", None)  # a NaN the metric's protocol means (e.g. a moving video
+            if (v is None or not np.isfinite(v)) and not excluded:  # for VBench flickering) is kept as an exclusion
                 why = (r.details or {}).get("reasons", {}).get(it["item_id"]) if isinstance(r.details, dict) else None
                 store.add_failure(eval_id, it["item_id"], f"score:{m.key}",
                                   why or f"{m.key} gave no finite value for this item ({v})")
-                continue
+                continue  # not a value: a failure with its reason, never a silent drop
             rows.append({"item_id": it["item_id"], "metric": m.key, "value": v,
                          "video_path": str(video_path(it["item_id"])), "prompt": it["prompt"], "seed": it["seed"],
                          "category": it["category"]})

@@ -47,6 +47,8 @@ import numpy as np
 
 from skyloom.errors import UserError
 from skyloom.eval.harness.suites import Suite
+from skyloom.rundir import DEFAULT_EVAL_OUT, EvalDir, locate_store
+from skyloom.video import conform_clip
 
 logger = logging.getLogger(__name__)
 
@@ -222,15 +224,13 @@ def conform(frames: np.ndarray, spec: dict[str, Any], policy: str) -> tuple[np.n
             problems.append(f"wrong frame count: {T}, expected {want_t} (--mismatch refuse)")
         else:
             notes.append(f"trimmed from {T} to the first {want_t} frames")
-            frames = frames[:want_t]
+            frames = conform_clip(frames, num_frames=want_t)
     if want_w is not None and want_h is not None and (W, H) != (want_w, want_h):
         if policy == "refuse":
             problems.append(f"wrong size: {W}x{H}, expected {want_w}x{want_h} (--mismatch refuse)")
         else:
-            import cv2
-
             notes.append(f"resized from {W}x{H} to {want_w}x{want_h} (INTER_AREA)")
-            frames = np.stack([cv2.resize(f, (want_w, want_h), interpolation=cv2.INTER_AREA) for f in frames])
+            frames = conform_clip(frames, height=want_h, width=want_w)
     return (None if problems else frames), problems, notes
 
 
@@ -298,13 +298,10 @@ def folder_fingerprint(folder: Path) -> list[tuple[str, int, int]]:
 
 
 def entry_base_and_db(cfg: Any) -> tuple[Path, str]:
-    """Where entries not tied to a run go: (``--out`` or ./skyloom-eval, ``--db`` or its results.sqlite)."""
-    import os
-
-    from skyloom.eval.harness.runner import DEFAULT_OUT
-
-    base = Path(cfg.out) if cfg.out else Path(DEFAULT_OUT)
-    return base, cfg.db or os.environ.get("SKYLOOM_RESULTS_DB") or str(base / "results.sqlite")
+    """Where entries not tied to a run go: (``--out`` or ./skyloom-eval, the store by
+    :func:`skyloom.rundir.locate_store`: ``--db``, ``$SKYLOOM_RESULTS_DB``, else that folder's results.sqlite)."""
+    base = Path(cfg.out or DEFAULT_EVAL_OUT)
+    return base, locate_store(cfg.db, out=base)[0]
 
 
 def parse_meta(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -374,9 +371,14 @@ def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str]
     h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     eval_id = f"{suite.name}-v{suite.version}-sub-{_safe(name)}-{h}"
     base, db = entry_base_and_db(cfg)
-    ctx = _Ctx(eval_id, f"submission:{name}", name, None, None, base / suite.name / eval_id)
+    ctx = _Ctx(eval_id, f"submission:{name}", name, None, None, EvalDir(base, suite.name, eval_id))
     store = store or ResultsStore(db)
     record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
+    from skyloom.eval.harness.probes import draw_record
+
+    draw = draw_record(items)
+    if draw is not None:
+        record["physics_probes"] = draw
     protocol = RESIZE_PROTOCOL if mismatch == "resize" else REFUSE_PROTOCOL
     entry_meta = {**(meta or {}), "submitted_from": str(folder), "mismatch": mismatch, "mismatch_protocol": protocol,
                   "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -10,7 +10,9 @@ A suite (``configs/eval/suites/<name>.yaml``, format ``skyloom-suite``) holds:
   item id ``<prompt id>-s<seed>``;
 - ``physics``: physics-probe scenes (drawn from a ``datagen`` preset with a seed; the model
   continues the first ``cond_frames`` ground-truth frames; ``perturb_takes`` re-simulations with
-  tiny perturbations measure the physical variance);
+  tiny perturbations measure the physical variance; a drawn scene is admitted only if it moves,
+  ``min_moving_cells``, and passes the degenerate gate, up to ``max_draws`` draws:
+  :mod:`skyloom.eval.harness.probes`);
 - ``reference``: the reference corpus of real clips for FVD/KVD (a path, settable at run time
   with ``--set suite.reference.corpus=PATH``). The corpus *path* is left out of the content hash
   (where the corpus lives on this machine is not what the suite measures), so naming it, as
@@ -103,6 +105,8 @@ class PhysicsSpec:
     perturb_takes: int = 1
     category: str = "physics"
     overrides: tuple[str, ...] = ()
+    min_moving_cells: int = 8  # admission: moving cells of the encoded truth under Physics-IQ's masks (W/4 x H/4)
+    max_draws: int = 0  # scenes drawn at most to admit num_scenes probes (0: 5 x num_scenes)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ class BreakdownSpec:
 # defaults, so the version tags (and eval ids) of suites that do not use them stay what they were.
 _LATER_FIELDS = {"calibration": CalibrationSpec(), "breakdown": BreakdownSpec()}
 _LATER_GENERATION_FIELDS = ("width", "height")
+_LATER_PHYSICS_FIELDS = {"min_moving_cells": 8, "max_draws": 0}
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,10 @@ class Suite:
         for k in _LATER_GENERATION_FIELDS:
             if d["generation"].get(k) is None:
                 d["generation"].pop(k, None)
+        if self.physics.num_scenes <= 0:  # admission settings mean nothing without physics scenes
+            for k, default in _LATER_PHYSICS_FIELDS.items():
+                if d["physics"].get(k) == default:
+                    d["physics"].pop(k, None)
         d["reference"]["corpus"] = None  # a machine's path, not part of what the suite is (module docstring)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
@@ -311,6 +320,9 @@ class Suite:
         if ph.num_scenes > 0 and not (1 <= ph.cond_frames < ph.num_frames):
             raise SuiteError(f"{at}physics.cond_frames must be in [1, num_frames), got {ph.cond_frames} "
                              f"with num_frames {ph.num_frames}")
+        if ph.num_scenes > 0 and (ph.min_moving_cells < 0 or ph.max_draws < 0):
+            raise SuiteError(f"{at}physics.min_moving_cells and physics.max_draws must be >= 0, got "
+                             f"{ph.min_moving_cells} and {ph.max_draws}")
         if self.generation.batch_size < 1:
             raise SuiteError(f"{at}generation.batch_size must be >= 1")
         for k in ("width", "height"):

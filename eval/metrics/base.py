@@ -46,6 +46,7 @@ for _name, _target in {
 METRICS.register_lazy("fvd", "skyloom.eval.metrics.fvd:FVD")
 METRICS.register_lazy("kvd", "skyloom.eval.metrics.fvd:KVD")
 METRICS.register_lazy("physics_iq", "skyloom.eval.metrics.physics:PhysicsIQ")
+METRICS.register_lazy("physics_iq_exact", "skyloom.eval.metrics.physics:PhysicsIQExact")
 METRICS.register_lazy("physics_iq_scene", "skyloom.eval.metrics.physics:PhysicsIQScene")
 METRICS.register_lazy("physics_trajectory", "skyloom.eval.metrics.physics:PhysicsTrajectory")
 METRICS.register_lazy("colour_motion", "skyloom.eval.metrics.colour_motion:ColourMotion")

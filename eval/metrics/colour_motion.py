@@ -3,9 +3,10 @@
 A measured criterion for tiny text-to-video models on the synthetic ball corpora (``balls-single``,
 ``balls-bounce``), where CLIP-style scores cannot tell a grey frame from a ball. Per video:
 
-1. **Segment** saturated ball colours in HSV (OpenCV ranges: H in [0, 180), S and V in [0, 255]): a pixel
-   is coloured when ``S >= min_saturation`` and ``V >= min_value`` and its hue falls in one colour's
-   range. The sky-blue backdrop (S ~ 90) and the grey floor (S ~ 0) stay out.
+1. **Segment** saturated colours in HSV (OpenCV ranges: H in [0, 180), S and V in [0, 255]): a pixel
+   is coloured when ``S >= min_saturation`` and ``V >= min_value``, and it is the colour whose hue range
+   holds its hue (:data:`skyloom.colours.HUE_RANGES`, the one colour vocabulary: eight hue colours that
+   cover the hue circle once). The sky-blue backdrop (S ~ 90) and the grey floor (S ~ 0) stay out.
 2. **Track** the largest 8-connected blob of the prompted colour in every frame; it is *present* when its
    area is ``>= min_area`` px.
 3. The video is **correct** when all four hold:
@@ -42,17 +43,12 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.colours import CAPTION_COLOURS, COLOURS, HUE_RANGES
 from skyloom.eval.metrics.base import METRICS, PerItemMetric
 
-# OpenCV hue intervals (H in [0, 180)) of the corpora's saturated ball colours; red wraps around 0.
-HUE_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
-    "red": ((0, 10), (165, 180)),
-    "yellow": ((18, 36), ),
-    "green": ((40, 88), ),
-    "blue": ((98, 135), ),
-}
-# Phrases of background colours that contain a ball colour's word ("sky blue" backdrop, ...).
-_BACKGROUND_PHRASES = re.compile(r"\b(sky|dark|light|navy|pale)[ -](blue|green|red|yellow|grey|gray)\b")
+# Phrases of background colours that contain a colour's word ("sky blue" backdrop, "light grey" floor, ...).
+_COLOUR_WORDS = "|".join(w for c in CAPTION_COLOURS for w in COLOURS[c].words)
+_BACKGROUND_PHRASES = re.compile(rf"\b(sky|dark|light|navy|pale)[ -]({_COLOUR_WORDS})\b")
 REFERENCE_SIZE = 32  # the pixel thresholds below are for min(H, W) = 32
 
 
@@ -83,13 +79,14 @@ class ColourMotionResult:
 
 
 def prompted_colour(prompt: str, colours: tuple[str, ...] = tuple(HUE_RANGES)) -> str:
-    """The first ball colour named in ``prompt`` (background phrases such as "sky blue" skipped).
+    """The first hue colour named in ``prompt`` (background phrases such as "sky blue" skipped).
 
     Raises:
         ValueError: the prompt names none of ``colours``.
     """
     text = _BACKGROUND_PHRASES.sub(" ", prompt.lower())
-    hits = [(m.start(), c) for c in colours for m in re.finditer(rf"\b{re.escape(c)}\b", text)]
+    hits = [(m.start(), c) for c in colours for w in COLOURS[c].words
+            for m in re.finditer(rf"\b{re.escape(w)}\b", text)]
     if not hits:
         raise ValueError(f"prompt {prompt!r} names no ball colour; colour_motion needs one of {', '.join(colours)}")
     return min(hits)[1]
@@ -179,7 +176,7 @@ class ColourMotion(PerItemMetric):
     """
 
     name = "colour_motion"
-    version = "1"
+    version = "2"  # 2: hue ranges of skyloom.colours (8 colours covering the hue circle); 1 had 4 ranges with gaps
     default_extractor = None
     inputs = ("videos", "item_ids", "prompts")  # suites and `eval score` pass each video's prompt
     config_class = ColourMotionConfig  # settings checked (keys and types) like every plug-in's

@@ -83,7 +83,9 @@ def update_kwargs(metric: Any, items: list[dict[str, Any]], videos: list[np.ndar
     """Keyword arguments of ``metric.update(videos, ...)`` for these items, from its declared inputs.
 
     Required inputs must be present on every item; optional ones are passed only when every item
-    has them. A ``reference`` clip is resized to its video's frame size.
+    has them. A ``reference`` clip is resized to its video's frame size (:func:`fit_frames`) unless
+    the metric sets ``fit_reference = False``: the physics metrics score at the probe's resolution
+    and resize the candidate instead, never shrinking the simulator's clip.
 
     Raises:
         MissingInput: a required input some items lack (naming the input and the items).
@@ -102,7 +104,7 @@ def update_kwargs(metric: Any, items: list[dict[str, Any]], videos: list[np.ndar
                                    f"missing for {', '.join(lacking[:5])}")
             continue
         kw[name] = values
-    if "reference" in kw:
+    if "reference" in kw and getattr(metric, "fit_reference", True):
         kw["reference"] = [fit_frames(r, v.shape) for r, v in zip(kw["reference"], videos)]
     return kw
 
@@ -116,11 +118,12 @@ def metric_kwargs(cls: Any, settings: dict[str, Any] | None, where: str = "setti
 
 
 def fit_frames(reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Resize a reference clip (T, H, W, 3) to a generated clip's frame size (frame count kept)."""
-    ref = np.asarray(reference)
-    if ref.shape[1:3] == tuple(shape[1:3]):
-        return ref
-    import cv2
+    """Resize a reference clip (T, H, W, 3) to a generated clip's frame size (frame count kept):
+    :func:`skyloom.video.conform_clip`.
 
-    h, w = int(shape[1]), int(shape[2])
-    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in ref])  # (T, h, w, 3)
+    For metrics that compare appearance at the candidate's size. Not for the physics metrics
+    (``fit_reference = False``): shrinking the simulator's clip erases the motion they measure.
+    """
+    from skyloom.video import conform_clip
+
+    return conform_clip(reference, height=int(shape[1]), width=int(shape[2]))

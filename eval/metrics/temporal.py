@@ -77,6 +77,8 @@ class TemporalFlickering(PerItemMetric):
     version = "2"  # 2: static videos only by default
     default_extractor = None
     PROTOCOLS = ("vbench-static", "all")
+    # A NaN per-item value is an exclusion by protocol, not a failure (the scorer lists it as excluded).
+    nan_means = "excluded: not static (VBench scores flickering on static videos only)"
 
     def __init__(self, protocol: str = "vbench-static", flow: str = "dis", **kw: Any) -> None:
         if protocol not in self.PROTOCOLS:

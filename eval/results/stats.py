@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_N_BOOT = 2000
 __all__ = ["CI", "Comparison", "DEFAULT_N_PERM", "EXACT_MAX_N", "PairedResult", "TOO_FEW", "bootstrap_ci",
            "compare_all", "leaderboard", "paired_compare", "paired_set_test", "paired_test", "primary_metric",
-           "sign_flip_pvalue", "stderr_of_mean", "suite_versions", "verdict"]
+           "sign_flip_pvalue", "stderr_of_mean", "suite_versions", "tie_alpha", "verdict", "verdict_label"]
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,7 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         d = {"metric": self.metric, "eval_a": self.eval_a, "eval_b": self.eval_b,
              "higher_is_better": self.higher_is_better, "extractor": self.extractor,
-             "unpaired_items": self.unpaired_items, "better": self.better,
-             "verdict": self.verdict or "no verdict"}
+             "unpaired_items": self.unpaired_items, "better": self.better, "verdict": self.verdict}
         d.update(self.result.to_dict())
         return d
 
@@ -457,7 +456,8 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
         if s is None or s["value"] is None:
             continue
         n = s["n"] or 0
-        scored = int((s.get("details") or {}).get("n_scored", n))
+        det = s.get("details") or {}
+        scored = int(det.get("n_scored", n)) + int(det.get("n_excluded", 0))  # exclusions by protocol count as covered
         rows.append({
             "rank": 0, "tie_group": 0, "tie_verdict": None, "eval_id": e["eval_id"], "suite": e["suite"],
             "suite_version": e["suite_version"], "checkpoint": e["checkpoint"],
@@ -489,3 +489,22 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
             leader = r
         r["tie_group"] = group
     return rows
+
+
+def verdict_label(v: str | None, a: str = "A", b: str = "B") -> str:
+    """The words for a :func:`verdict` (``"a"``, ``"b"``, ``"tie"``, ``"too few items"`` or ``None``), as every
+    page shows it.
+
+    Example:
+        >>> verdict_label("b", "step-0", "step-40"), verdict_label(None)
+        ('step-40 better', 'no verdict (no test or no direction)')
+    """
+    if v == "a":
+        return f"{a} better"
+    if v == "b":
+        return f"{b} better"
+    if v == "tie":
+        return "tie (p >= alpha; the CI includes 0)"
+    if v == TOO_FEW:
+        return "too few items (no result could reach alpha)"
+    return "no verdict (no test or no direction)"

@@ -51,6 +51,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from skyloom.errors import UserError
 from skyloom.fsutil import now_iso
+from skyloom.rundir import RESULTS_DB, RESULTS_DB_ENV, locate_store
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ T = TypeVar("T")
 
 STORE_SCHEMA_VERSION = 2
 EVAL_KINDS = ("model", "submission", "calibration")
-DB_FILENAME = "results.sqlite"
+DB_FILENAME = RESULTS_DB
 EVAL_STATUSES = ("running", "complete", "partial", "failed")
 BUSY_TIMEOUT_MS = 60_000
 _WRITE_RETRIES = 8
@@ -527,8 +528,8 @@ def _check_id(value: str, what: str) -> None:
 
 
 def open_store(target: str | os.PathLike | None = None, run: str | os.PathLike | None = None) -> ResultsStore:
-    """The store at ``target`` (URL or path), else ``$SKYLOOM_RESULTS_DB``, else ``RUN/results.sqlite``."""
-    target = target or os.environ.get("SKYLOOM_RESULTS_DB") or run
-    if target is None:
+    """The store at ``target`` (URL or path), else ``$SKYLOOM_RESULTS_DB``, else ``RUN/results.sqlite``
+    (:func:`skyloom.rundir.locate_store`)."""
+    if not (target or os.environ.get(RESULTS_DB_ENV) or run):
         raise StoreError("no results store given: pass --db URL (or a path), --runs DIR, or set SKYLOOM_RESULTS_DB")
-    return ResultsStore(target)
+    return ResultsStore(locate_store(target, out=run)[0])

@@ -18,7 +18,7 @@ import pytest
 
 from skyloom.captioning.scene_graph import caption_gt
 from skyloom.captioning.verify import parse_caption, verify_caption
-from skyloom.datagen.motion import derive_motion, labels
+from skyloom.motion import derive_motion, labels
 
 PRESETS = ("balls-bounce", "tabletop", "physics-probe")
 SCENES = 24

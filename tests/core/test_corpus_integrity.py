@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from skyloom.corpus import Caption, ClipRecord, Corpus
-from skyloom.video import write_video
+from skyloom.video import frames_sha256, write_video
 from tests.conftest import moving_square_video
 
 SKYLOOM = str(Path(sys.executable).with_name("skyloom"))
@@ -24,7 +24,8 @@ def _clip(c: Corpus, k: int) -> ClipRecord:
     return ClipRecord(id=cid, path=f"clips/{cid}.mp4", source_kind="synthetic", duration_s=1.0, fps=8.0, width=32,
                       height=32, num_frames=8, license_id="CC0-1.0", source_url=f"skyloom://render/demo/{k}",
                       author="skyloom", attribution="",
-                      sha256=hashlib.sha256(c.clip_path(cid).read_bytes()).hexdigest())
+                      sha256=hashlib.sha256(c.clip_path(cid).read_bytes()).hexdigest(),
+                      meta={"frames_sha256": frames_sha256(c.clip_path(cid))})
 
 
 @pytest.fixture
@@ -75,17 +76,20 @@ def test_validate_lists_each_problem_and_repairs_what_is_provably_ours(corpus):
     corpus.export_webdataset(shard_size=2)
     shutil.copy(root / "shards" / "all-000000.tar", root / "shards" / "all-000007.tar")  # stale: nobody lists it
     (root / "clips" / "stray.mp4").write_bytes(b"left by a crash")  # orphan
-    write_video(corpus.clip_path("demo-1"), moving_square_video(T=8, seed=9), fps=8,
-                metadata={"clip_id": "demo-1"})  # rewritten by skyloom, row not updated: provably ours
+    write_video(corpus.clip_path("demo-1"), moving_square_video(T=8, seed=1), fps=8,
+                metadata={"clip_id": "demo-1", "retagged": True})  # same frames, new tags: provably the row's clip
     corpus.clip_path("demo-2").write_bytes(corpus.clip_path("demo-2").read_bytes()[:-10])  # corrupted: not ours
+    write_video(corpus.clip_path("demo-0"), moving_square_video(T=8, seed=9), fps=8,
+                metadata={"clip_id": "demo-0"})  # other frames under this clip's tags: not ours either
     bad = _validate(root)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     kinds = sorted(line.split(":", 1)[0] for line in bad.stdout.splitlines())
-    assert kinds == ["orphan file", "sha256 mismatch", "sha256 mismatch", "stale shard"], bad.stdout
+    assert kinds == ["orphan file", "sha256 mismatch", "sha256 mismatch", "sha256 mismatch", "stale shard"], bad.stdout
     fixed = _validate(root, "--repair")
-    assert fixed.returncode == 2  # demo-2 cannot be proven ours; the stale shards need a re-export
+    assert fixed.returncode == 2  # demo-0 and demo-2 cannot be proven ours; the stale shards need a re-export
     left = fixed.stdout.splitlines()
     assert any(x.startswith("sha256 mismatch: demo-2") for x in left)
+    assert any(x.startswith("sha256 mismatch: demo-0") and "decoded frames differ" in x for x in left)
     assert not any(x.startswith("sha256 mismatch: demo-1") for x in left)
     assert not any(x.startswith("orphan file") for x in left)
     assert any(x.startswith("stale shard entry") and "demo-1" in x for x in left)  # the shard holds the old bytes

@@ -96,12 +96,12 @@ def test_paired_is_eval_stats_paired_compare(client, world):
     got = client.get("/api/paired", params={"a": "smoke-a0", "b": "smoke-a40", "metric": "clipsim"}).json()
     with ResultsStore(world["run-a"] / "results.sqlite") as store:
         ref = paired_compare(store, "smoke-a0", "smoke-a40", "clipsim").to_dict()
-    verdict = got.pop("verdict")
-    assert ref.pop("verdict") == verdict["kind"]  # the page and `skyloom compare` give one verdict
+    label = got.pop("verdict_label")
+    assert got["verdict"] == ref["verdict"] == "b"  # the page and `skyloom compare` give one verdict, in one vocabulary
     assert got.pop("suite_version_a") == got.pop("suite_version_b")  # the page names both sides' versions
     assert got == pytest.approx(json.loads(json.dumps(ref)))
     # one comparison at 0.05, 6 items all better: p = 2/64 < 0.05 and the CI that inverts the test excludes 0
-    assert verdict == {"kind": "b", "better": "b"} and got["ci_low"] > 0 and got["p_value"] == pytest.approx(2 / 64)
+    assert got["ci_low"] > 0 and label == "run-a@40 better" and got["p_value"] == pytest.approx(2 / 64)
     vals = {e[0]: e[4] for e in EVALS}
     assert got["diff"] == pytest.approx(sum(vals["smoke-a40"]) / 6 - sum(vals["smoke-a0"]) / 6)  # mean of b - a
     assert got["better"] == "b" and got["significant"]
@@ -198,10 +198,22 @@ def test_stores_of_several_runs_share_one_leaderboard(tmp_path):
 
 
 def test_the_dashboard_has_no_verdict_rule_of_its_own():
-    """One function decides every verdict (eval.results.inference.verdict); the dashboard passes it on."""
-    import skyloom.dashboards.results as results
+    """Verdicts and their words come from eval (skyloom.eval.results.stats), in its vocabulary only."""
+    import inspect
 
-    assert not hasattr(results, "verdict")
+    import skyloom.dashboards.results as dash_results
+    from skyloom.eval.results.inference import HypothesisTest
+    from skyloom.eval.results.stats import verdict, verdict_label
+
+    assert not hasattr(dash_results, "verdict")
+    src = inspect.getsource(dash_results) + (Path(dash_results.__file__).parent / "static" / "app.js").read_text()
+    for word in ('"different"', '"unknown"', "direction unknown"):
+        assert word not in src, word
+    assert [verdict_label(v, "x", "y") for v in ("a", "b", "tie", "too few items", None)] == [
+        "x better", "y better", "tie (p >= alpha; the CI includes 0)", "too few items (no result could reach alpha)",
+        "no verdict (no test or no direction)"]
+    t = HypothesisTest(p_value=0.01, ci_low=0.01, ci_high=0.09, alpha=0.05, min_p=0.002, method="x")
+    assert verdict(t, False) == "a"  # B higher on a lower-is-better metric
 
 
 def test_paired_verdicts_of_the_fixture_agree_with_their_cis(client):
@@ -210,11 +222,12 @@ def test_paired_verdicts_of_the_fixture_agree_with_their_cis(client):
             r = client.get("/api/paired", params={"a": a, "b": b, "metric": metric}).json()
             if "error" in r:
                 continue
+            assert r["verdict"] in ("a", "b", "tie", "too few items", None) and r["verdict_label"], r
             if r["p_value"] is None:
-                assert r["verdict"]["kind"] == "unknown" and r["ci_low"] is None
+                assert r["verdict"] is None and r["ci_low"] is None
                 continue
             excludes = r["ci_low"] is not None and r["ci_high"] is not None and (r["ci_low"] > 0 or r["ci_high"] < 0)
-            assert (r["verdict"]["kind"] in ("a", "b")) is excludes is (r["p_value"] < 0.05), r
+            assert (r["verdict"] in ("a", "b")) is excludes is (r["p_value"] < 0.05), r
 
 
 def test_every_suite_version_is_a_table_with_a_picker(tmp_path):

@@ -300,3 +300,13 @@ def test_stamp_changes_with_the_inputs(tmp_path):
                                               author="a", attribution="", sha256="0" * 64)])
     assert d.stamp()["stamp"] != c
     d.close()
+
+
+def test_the_dashboard_shows_the_admitted_probes():
+    from skyloom.dashboards.physics import shown_probes
+
+    specs = {f"p-{i:03d}": {"seed": i} for i in range(6)}  # every draw of a suite
+    admitted = {"config": {"physics_probes": {"admitted": ["p-000", "p-002", "p-005"], "rejected": []}}}
+    assert list(shown_probes(specs, [admitted], 3)) == ["p-000", "p-002", "p-005"]
+    assert list(shown_probes(specs, [{"config": {"suite": {}}}], 2)) == ["p-000", "p-001"]  # stored before admission
+    assert list(shown_probes(specs, [], 2)) == ["p-000", "p-001"]

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from skyloom.datagen.geometry import half_height
-from skyloom.datagen.groundtruth import GroundTruthError, check_gt
-from skyloom.datagen.motion import (
+from skyloom.geometry import half_height
+from skyloom.groundtruth import GroundTruthError, check_gt
+from skyloom.motion import (
     VISIBLE_FRACTION,
     derive_motion,
     implied_labels,

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from skyloom.config import load
-from skyloom.datagen.motion import MOTION_LABELS, labels
 from skyloom.datagen.render import RenderConfig, perturb_spec, render_spec, sample_specs
 from skyloom.datagen.scenes import (
     COLOURS,
@@ -23,6 +22,7 @@ from skyloom.datagen.scenes import (
     spec_sha256,
     validate_spec,
 )
+from skyloom.motion import MOTION_LABELS, labels
 
 G = 9.81
 

@@ -302,3 +302,54 @@ def make_motion_corpus(root: Path, per_combo: int = 12, seed: int = 0, split: st
                 k += 1
     c.append(recs)
     return root
+
+
+# -- a generator that does nothing: trivial continuations of physics probes --------------------
+DEGENERATE_LOADER = "tests.eval.fakes:load_degenerate_pipeline"
+# What a generator can return from the given frames alone (the rest need the truth: --videos tests them).
+COND_ONLY = ("grey", "black", "fade", "first_frozen", "last_frozen", "noise")
+
+
+class DegeneratePipeline:
+    """Continues each probe with one trivial continuation (``CKPT/degenerate.json``: ``{"kind": name}``)
+    at its own 32 x 32 frame size, as skyloom's tiny model does: the given frames (resized) then the
+    continuation; ``grey`` is what the untrained step-0 model returns."""
+
+    fps = 16.0
+    num_frames = 16
+    height = 32
+    width = 32
+
+    def __init__(self, ckpt: str) -> None:
+        self.kind = json.loads((Path(ckpt) / "degenerate.json").read_text())["kind"]
+        self.name = Path(ckpt).name
+
+    def generate(self, prompts: list[str], seeds: list[int], *, cond_frames: np.ndarray | None = None,
+                 steps: int | None = None, guidance: float | None = None, num_frames: int | None = None) -> np.ndarray:
+        import cv2
+
+        from skyloom.eval.harness import continuations
+
+        T = int(num_frames or self.num_frames)
+        out = []
+        for b, s in enumerate(seeds):
+            cond = np.stack([cv2.resize(f, (self.width, self.height), interpolation=cv2.INTER_AREA)
+                             for f in cond_frames[b]])  # (k, 32, 32, 3)
+            k = len(cond)
+            ref = np.concatenate([cond, np.repeat(cond[-1:], T - k, axis=0)])  # only the given frames are known
+            out.append(continuations.make(self.kind, ref, k, seed=int(s)))
+        return np.stack(out)  # (B, T, 32, 32, 3)
+
+
+def load_degenerate_pipeline(ckpt: str, device: str = "cpu") -> DegeneratePipeline:
+    return DegeneratePipeline(ckpt)
+
+
+def make_degenerate_checkpoint(runs: Path, kind: str) -> Path:
+    from skyloom.fsutil import atomic_write_json
+    from skyloom.rundir import RunDir
+
+    r = RunDir.create(runs / kind)
+    with r.begin_checkpoint(0) as d:
+        atomic_write_json(d / "degenerate.json", {"kind": kind})
+    return r.checkpoint_dir(0)

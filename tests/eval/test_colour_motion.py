@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from skyloom.colours import BALL_COLOURS, HUE_RANGES
 from skyloom.eval.metrics import METRICS
 from skyloom.eval.metrics.colour_motion import (
-    HUE_RANGES,
     ColourMotion,
     colour_masks,
     judge_video,
@@ -79,7 +79,7 @@ def test_a_text_blind_model_scores_at_most_a_quarter(rendered):
     """Same video for every colour prompt of a seed: at most one of the 4 colours can be correct."""
     videos, prompts = [], []
     for v, _ in rendered[:4]:  # 4 "seeds", each a real correct ball clip
-        for c in HUE_RANGES:
+        for c in BALL_COLOURS:  # the colour-motion suite's four
             videos.append(v)
             prompts.append(f"A {c} ball drops and bounces on a light grey plain floor, static camera")
     s = score(videos, prompts)
@@ -95,10 +95,11 @@ def test_time_shuffled_frames_are_not_coherent_motion(rendered):
 
 
 def test_palette_colours_segment_to_their_own_name():
-    """The hue ranges agree with the renderer's palette (one fact, asked of datagen): flat patches of
-    each ball colour land in their own mask, the backdrop and the floor in none."""
+    """The hue ranges agree with the renderer's palette (one vocabulary, skyloom.colours): flat patches of
+    each hue colour land in their own mask, the backdrop and the floor in none."""
     from skyloom.datagen.scenes import COLOURS
 
+    assert set(HUE_RANGES) == {"red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink"}
     for name in (*HUE_RANGES, "sky blue", "light grey"):
         for shade in (1.0, 0.6):  # lit and in shade (MuJoCo writes material RGB without a gamma curve)
             rgb = np.round(255 * np.asarray(COLOURS[name]) * shade).astype(np.uint8)
@@ -112,6 +113,7 @@ def test_palette_colours_segment_to_their_own_name():
     ("On a light grey plain floor in front of a sky blue plain backdrop, a big green ball rolls", "green"),
     ("a Yellow sphere bounces", "yellow"),
     ("a blue ball and a red ball", "blue"),
+    ("a violet ball rolls past a dark blue cube", "purple"),  # a colour's other word; a dark blue is no blue
 ])
 def test_prompted_colour_skips_background_phrases(prompt, colour):
     assert prompted_colour(prompt) == colour
@@ -151,7 +153,7 @@ def test_registered_metric_and_suite():
     assert METRICS.get("colour_motion") is ColourMotion
     suite = load_suite("colour-motion")
     assert suite.primary == "colour_motion" and len(suite.items()) == 16
-    assert {prompted_colour(it["prompt"]) for it in suite.items()} == set(HUE_RANGES)
+    assert {prompted_colour(it["prompt"]) for it in suite.items()} == set(BALL_COLOURS)
     with pytest.raises(ValueError, match="unknown setting"):
         ColourMotion(min_shar=0.5)
     with pytest.raises(ValueError, match="needs prompts"):
@@ -181,3 +183,18 @@ def test_suite_runs_through_the_installed_cli(tmp_path):
     res = json.loads(next((tmp_path / "run" / "eval" / "colour-motion").rglob("results.json")).read_text())
     task = next(iter(res["results"].values()))  # every video scored: prompts reach the metric through the dispatch
     assert isinstance(task["colour_motion,none"], float)
+
+
+@pytest.mark.parametrize("colour", ["orange", "cyan", "purple", "pink"])
+def test_every_hue_colour_of_the_vocabulary_can_be_judged(colour):
+    """The four colours beyond the ball corpora's (one vocabulary, skyloom.colours): a moving patch in the
+    renderer's RGB is correct for its own name and wrong for its neighbours'."""
+    from skyloom.colours import RENDER_RGB
+
+    rgb = np.round(255 * np.asarray(RENDER_RGB[colour])).astype(np.uint8)
+    v = np.full((8, 32, 32, 3), 200, np.uint8)
+    for t in range(8):
+        v[t, 10:16, 4 + 2 * t:10 + 2 * t] = rgb
+    assert judge_video(v, f"a {colour} ball rolls").correct
+    others = [c for c in HUE_RANGES if c != colour]
+    assert not any(judge_video(v, f"a {c} ball rolls").correct for c in others)

@@ -14,9 +14,10 @@ RED = (220, 30, 30)
 
 
 def drop(T: int = 16, H: int = 64, W: int = 64, g_px: float = 120.0, const_v: float | None = None,
-         teleport_at: int | None = None, vanish: set[int] | None = None, y0: float = 6.0, r: int = 4) -> np.ndarray:
+         teleport_at: int | None = None, vanish: set[int] | None = None, y0: float = 6.0, r: int = 4,
+         bg: int = 100) -> np.ndarray:
     """A ball falling from rest (y = y0 + ½ g t², px) onto a floor, or at constant velocity."""
-    v = np.full((T, H, W, 3), 100, np.uint8)
+    v = np.full((T, H, W, 3), bg, np.uint8)
     yy, xx = np.mgrid[:H, :W]
     for t in range(T):
         tt = t / FPS
@@ -142,20 +143,179 @@ def test_rendered_drop_against_simulator(rendered_drop):
     m.update(np.stack([frames, frames[::-1].copy()]), reference=[frames, frames], specs=[spec, spec],
              item_ids=["same", "reversed"])
     r = m.compute()
-    assert r.per_item["same"] == pytest.approx(100.0)
+    v = r.details  # the truth: IoU ratios 1/V (not capped), MSE term 1
+    want = 100 * (1 / v["variance_spatial_iou"] + 1 / v["variance_spatiotemporal_iou"]
+                  + 1 / v["variance_weighted_spatial_iou"] + 1) / 4
+    assert r.per_item["same"] == pytest.approx(want) and r.per_item["same"] >= 100.0
     assert r.per_item["reversed"] < r.per_item["same"]
     assert r.details["variance_spatial_iou"] > 0 and r.extractor == "motion-masks"
     assert r.preprocessing["protocol"] == "skyloom-scene"
-    p = METRICS.get("physics_iq")(cond_frames=4, perturb_scale=0.01)  # Physics-IQ's own protocol
-    p.update(np.stack([frames, frames[::-1].copy()]), reference=[frames, frames], specs=[spec, spec],
-             item_ids=["same", "reversed"])
-    r = p.compute()
-    assert r.per_item["reversed"] < r.per_item["same"] and 0 <= r.value <= 100
-    assert r.preprocessing["protocol"] == "physics-iq" and r.value == round(r.value, 2)
+    for name, protocol in (("physics_iq", "skyloom-physics-iq"), ("physics_iq_exact", "physics-iq")):
+        p = METRICS.get(name)(cond_frames=4, perturb_scale=0.01)
+        p.update(np.stack([frames, frames[::-1].copy()]), reference=[frames, frames], specs=[spec, spec],
+                 item_ids=["same", "reversed"])
+        r = p.compute()
+        assert r.per_item["reversed"] < r.per_item["same"] and r.preprocessing["protocol"] == protocol
+        assert r.value == pytest.approx(np.mean(list(r.per_item.values())) if name == "physics_iq"
+                                        else round(min(100.0, max(0.0, np.mean(list(r.per_item.values())))), 2))
     t = METRICS.get("physics_trajectory")(cond_frames=4)
-    t.update(np.stack([frames, throw, throw[::-1].copy()]), reference=[frames, throw, throw],
-             ground_truth=[gt, throw_gt, throw_gt], item_ids=["same", "throw", "throw-reversed"])
+    t.update(np.stack([frames, throw, throw[::-1].copy(), np.full_like(throw, 128)]),
+             reference=[frames, throw, throw, throw], ground_truth=[gt, throw_gt, throw_gt, throw_gt],
+             item_ids=["same", "throw", "throw-reversed", "grey"])
     r = t.compute()
     assert throw_gt["objects"][0]["initial"]["motion"] == "thrown"
     assert r.per_item["same"] == 1.0 and r.per_item["throw"] == 1.0
     assert r.per_item["throw-reversed"] < 1.0  # a reversed flight does not continue from the seam
+    assert r.per_item["grey"] == 0.0  # an object that is not found is a miss, not a dropped check
+
+
+# -- the probe's resolution, trivial continuations, simulator agreement, admission -----------------
+def _variance(ref: np.ndarray, g_take: float = 126.0) -> dict:
+    """The physical variance of the analytic drop against a take with a slightly different gravity."""
+    return physics_iq.physical_variance({"g": 120.0}, 4, reference=ref, keep_take=True,
+                                        render=lambda spec: (drop(g_px=spec["g"], r=3, bg=30), {}),
+                                        perturb=lambda spec, scale, seed: {**spec, "g": g_take})
+
+
+def _shrink(v: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in v])
+
+
+def test_physics_metrics_score_at_the_probe_resolution():
+    from skyloom.eval.harness.continuations import make
+    from skyloom.eval.metrics import inputs as dispatch
+
+    ref = drop(r=3, bg=30)  # (16, 64, 64, 3): a small ball, as the probes have
+    var = _variance(ref)
+    grey32 = _shrink(make("grey", ref, 4), 32)  # the step-0 model: given frames (at its 32 px), then grey
+    frozen = make("last_frozen", ref, 4)
+    m = METRICS.get("physics_iq")(cond_frames=4)
+    item = {"item_id": "p", "reference": ref, "variance": var}
+    kw = dispatch.update_kwargs(m, [item], [grey32])
+    assert kw["reference"][0].shape == ref.shape  # the simulator's clip is never shrunk to the candidate
+    m.update([grey32, frozen, ref], item_ids=["grey32", "frozen", "truth"], reference=[ref] * 3, variance=[var] * 3)
+    r = m.compute()
+    assert r.per_item["grey32"] < r.per_item["frozen"] < r.per_item["truth"], r.per_item
+    assert "resized to the reference" in r.preprocessing["resolution"]
+    assert r.details["candidate_height"] == pytest.approx((32 + 64 + 64) / 3)  # each item's own size, recorded
+    # what the old rule did: the reference shrunk to 32 px loses its motion masks, and grey beats the truth's term
+    from skyloom.eval.metrics.inputs import fit_frames
+
+    small = fit_frames(ref, grey32.shape)
+    assert physics_iq.moving_cells(small[4:]) < physics_iq.moving_cells(ref[4:])
+    var_set = physics_iq.piq_dataset_variance([var["physics_iq"]])
+    old = physics_iq.piq_contribution(physics_iq.piq_view_summary(physics_iq.piq_view(grey32[4:], small[4:])), var_set)
+    assert old > r.per_item["grey32"]
+    # physics_iq_exact: Physics-IQ's own rule (candidate masks at 32 px, resized to the reference's W/4 x H/4)
+    e = METRICS.get("physics_iq_exact")(cond_frames=4)
+    e.update([grey32], item_ids=["g"], reference=[ref], variance=[var])
+    want = physics_iq.piq_contribution(physics_iq.piq_view_summary(physics_iq.piq_view(grey32[4:], ref[4:])), var_set)
+    assert e.compute().per_item["g"] == pytest.approx(want)
+    assert e.compute().preprocessing["protocol"] == "physics-iq" and "clipped" in e.compute().preprocessing["aggregate"]
+
+
+def test_physics_iq_is_not_clipped_but_physics_iq_exact_is():
+    ref = drop(r=3, bg=30)
+    var = _variance(ref)
+    m, e = METRICS.get("physics_iq")(cond_frames=4), METRICS.get("physics_iq_exact")(cond_frames=4)
+    take = var["take"]
+    for x in (m, e):
+        x.update([ref, take], item_ids=["truth", "take"], reference=[ref, ref], variance=[var, var])
+    rm, re_ = m.compute(), e.compute()
+    assert rm.per_item["truth"] > 100 and rm.value > rm.per_item["take"]  # the truth is above a second take
+    assert re_.value == 100.0  # Physics-IQ clips: truth and a re-simulation can tie at 100
+
+
+def test_moving_cells():
+    ref = drop(r=3, bg=30)
+    assert physics_iq.moving_cells(np.repeat(ref[:1], 8, axis=0)) == 0
+    assert physics_iq.moving_cells(ref[4:]) >= 8
+    assert physics_iq.moving_cells(_shrink(ref, 32)[4:]) < physics_iq.moving_cells(ref[4:])
+
+
+def test_continuations_keep_the_given_frames():
+    from skyloom.eval.harness.continuations import BUILDERS, DEGENERATE, make
+
+    ref = drop(r=3, bg=30)
+    for name in BUILDERS:
+        v = make(name, ref, 4, seed=3, objects=OBJS)
+        assert v.shape == ref.shape and v.dtype == np.uint8 and np.array_equal(v[:4], ref[:4]), name
+        assert not np.array_equal(v[4:], ref[4:]), name
+    assert set(DEGENERATE) <= set(BUILDERS) and len(DEGENERATE) == 10
+    tele = make("teleported", ref, 4, objects=OBJS)
+    ct = trajectory.object_tracks(tele, OBJS)["obj0"]
+    cr = trajectory.object_tracks(ref, OBJS)["obj0"]
+    assert np.allclose(ct[4:, 0] - cr[4:, 0], 64 // 3, atol=1) and np.allclose(ct[4:, 1], cr[4:, 1], atol=1)
+    assert (make("fade", ref, 4)[-1] == 128).all() and (make("stopped", ref, 4)[7:] == ref[6]).all()
+    assert np.array_equal(make("slowed", ref, 4)[4:8], ref[[4, 4, 5, 5]])
+    with pytest.raises(ValueError, match="unknown continuation"):
+        make("frozen-ish", ref, 4)
+
+
+def test_simulator_agreement_orders_trivial_continuations():
+    from skyloom.eval.harness.continuations import make
+
+    ref = drop(r=3, g_px=240.0, bg=30)
+    take = drop(r=3, g_px=250.0, bg=30)
+
+    def score(v, **kw):
+        return trajectory.simulator_agreement(v, ref, OBJS, 4, take=take, **kw)
+
+    truth, pert = score(ref), score(take)
+    assert truth["score"] == 1.0 and pert["position"] == 1.0 and pert["score"] > 0.95  # the take's own tolerance
+    s = {k: score(make(k, ref, 4, seed=1, objects=OBJS))["score"] for k in
+         ("slowed", "stopped", "reversed", "teleported", "last_frozen", "grey", "noise")}
+    assert s["grey"] == 0.0 and s["noise"] == 0.0  # not found: a miss in every frame
+    assert 1.0 > s["slowed"] > s["last_frozen"] > 0.0 and s["stopped"] > s["last_frozen"], s
+    assert s["teleported"] < 1.0 and score(make("teleported", ref, 4, objects=OBJS))["position"] == 0.0
+    # the tolerance comes from the take: 3 px off is a miss against the simulator alone
+    off = ref.copy()
+    off[4:] = np.roll(ref[4:], 3, axis=2)
+    wide = drop(r=3, g_px=240.0, bg=30)
+    wide[4:] = np.roll(ref[4:], 4, axis=2)
+    assert trajectory.simulator_agreement(off, ref, OBJS, 4, take=wide)["position"] == 1.0
+    assert trajectory.simulator_agreement(off, ref, OBJS, 4)["position"] < 0.5
+
+
+def test_probe_draw_error_names_the_count():
+    from skyloom.eval.harness import probes
+    from skyloom.eval.harness.suites import PhysicsSpec
+
+    ph = PhysicsSpec(preset="physics-suite", num_scenes=1, seed=1000, min_moving_cells=10 ** 6, max_draws=1)
+    with pytest.raises(probes.ProbeDrawError, match=r"only 0 of 1 probe scenes admitted in 1 draws.*moving cells"):
+        probes.build_items(ph)
+
+
+@pytest.mark.slow
+def test_probes_are_admitted_only_if_they_move_and_pass_the_gate():
+    from skyloom import datagen
+    from skyloom.eval.harness import probes
+    from skyloom.eval.harness.continuations import DEGENERATE, make
+    from skyloom.eval.harness.suites import PhysicsSpec
+    from skyloom.video import encode_round_trip
+
+    ph = PhysicsSpec(preset="physics-suite", num_scenes=4, seed=1000)
+    items = probes.build_items(ph)
+    assert len(items) == 4
+    draw = items[0]["draw"]
+    assert draw["draws"] == len(draw["admitted"]) + len(draw["rejected"]) and draw["min_moving_cells"] == 8
+    assert all(r["reason"] for r in draw["rejected"]) and {it["item_id"] for it in items} == set(draw["admitted"])
+    specs = probes.probe_specs(ph)
+    m = METRICS.get("physics_iq")(cond_frames=4)
+    for it in items:
+        raw = datagen.render_spec(specs[it["item_id"]])[0]
+        assert np.array_equal(it["reference"], encode_round_trip(raw, it["fps"]))  # the encoded truth
+        assert physics_iq.moving_cells(it["reference"][4:]) == it["moving_cells"] >= 8
+        objs = [o for o in it["ground_truth"]["objects"] if "rgb" in o]
+        names = ("perturbed", *DEGENERATE)
+        vids = [np.concatenate([it["reference"][:4], it["gate_take"][4:]])] + [
+            encode_round_trip(make(k, it["reference"], 4, seed=int(it["item_id"][-3:]), objects=objs), it["fps"])
+            for k in DEGENERATE]  # the gate's seed: the draw index
+        m.reset()
+        m.update(vids, item_ids=list(names), reference=[it["reference"]] * len(names),
+                 variance=[it["variance"]] * len(names))
+        got = m.compute().per_item
+        assert all(got[k] < got["perturbed"] for k in DEGENERATE), (it["item_id"], got)
+        assert got == pytest.approx(it["gate"]["terms"])  # the gate's numbers are the metric's

@@ -97,3 +97,22 @@ def test_dynamic_degree_reads_each_files_frame_rate(tmp_path):
     assert res[30]["preprocessing"]["fps"] == "each file's own"
     forced = score_videos("dynamic_degree", str(tmp_path / "8"), options={"fps": 30})  # --option fps=30 wins
     assert forced["value"] == 1.0
+
+
+def test_ground_truth_not_in_the_skyloom_gt_format_is_a_user_error(tmp_path):
+    """`--gt` files are checked with core's check_gt at the boundary: the installed CLI exits 2 with one
+    line naming the file and the field, no traceback."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _write(tmp_path / "gen", 1)
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "gt" / "v0.json").write_text(json.dumps({"format": "something-else", "objects": [], "frames": []}))
+    exe = shutil.which("skyloom", path=str(Path(sys.executable).parent))
+    proc = subprocess.run([exe, "eval", "score", "--metric", "physics_trajectory", "--videos", str(tmp_path / "gen"),
+                           "--reference", str(tmp_path / "gen"), "--gt", str(tmp_path / "gt")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "v0.json" in proc.stderr and "'format'" in proc.stderr, proc.stderr

@@ -67,3 +67,28 @@ def test_unscorable_items_are_failures_and_clipped_values_lie_in_their_interval(
     reasons = {f["item_id"]: f["reason"] for f in store.failures("e")}
     assert {"b-s0", "b-s1", "b-s2", "b-s3"} <= set(reasons)  # recorded as failures with their reason
     assert all(r["value"] is not None for r in store.items("e"))  # no NaN row silently left in the mean
+
+
+class Excluding(Clipped):
+    """The same NaNs, declared as what the protocol means (as VBench flickering does for moving videos)."""
+
+    nan_means = "excluded: not applicable to this item"
+
+
+def test_a_nan_the_protocol_means_is_an_exclusion_not_a_failure(tmp_path):
+    metrics = Registry("metric")
+    metrics.register("clipped")(Excluding)
+    (tmp_path / "drops.yaml").write_text(SUITE)
+    suite = load_suite(tmp_path / "drops.yaml", metric_names=metrics.names())
+    rng = np.random.default_rng(0)
+    for it in suite.items():
+        write_video(tmp_path / f"{it['item_id']}.mp4", rng.integers(100, 200, (4, 16, 16, 3), dtype=np.uint8), fps=8)
+    store = ResultsStore(tmp_path / "r.sqlite")
+    store.begin_eval("e", suite="drops")
+    Scorer(suite, metrics, FeatureCache(tmp_path / "cache"), n_boot=100).score_eval(
+        store, "e", suite.items(), lambda iid: tmp_path / f"{iid}.mp4")
+    (row,) = store.scores(eval_ids=["e"])
+    assert store.failures("e") == []  # nothing failed
+    d = row["details"]
+    assert row["n"] == 8 and d["n_scored"] == 4 and d["n_failed"] == 0 and d["n_excluded"] == 4
+    assert d["excluded_items"] == ["b-s0", "b-s1", "b-s2", "b-s3"] and d["excluded_because"].startswith("excluded")

@@ -239,6 +239,8 @@ def test_suite_validates_calibration_and_breakdown(tmp_path):
         legacy.pop(k)
     for k in ("width", "height"):
         legacy["generation"].pop(k)
+    for k in ("min_moving_cells", "max_draws"):  # probe admission: meaningless without physics scenes
+        legacy["physics"].pop(k)
     assert plain.content_hash() == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()
 
 

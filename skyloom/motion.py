@@ -1,7 +1,8 @@
 """Motion facts of scene objects, as the clip shows them at its own frame rate: defined once.
 
-Every stage asks this module. datagen writes the facts into the ground truth (``objects[k].motion``
-of ``skyloom-gt`` v2, :mod:`skyloom.datagen.groundtruth`); scene-graph captions state exactly
+A fact of the world shared by every stage, so it lives in core and every stage asks this module.
+datagen writes the facts into the ground truth (``objects[k].motion`` of ``skyloom-gt`` v2, format in
+:mod:`skyloom.groundtruth`, assembled by :mod:`skyloom.datagen.groundtruth`); scene-graph captions state exactly
 those labels, ``caption verify`` checks captions against them, and prompt upsampling completes a
 prompt's labels with :func:`implied_labels`. Ground truth without stored facts (``skyloom-gt`` v1)
 gets them from :func:`derive_motion`, the same function datagen calls, on its per-frame data.
@@ -15,7 +16,7 @@ Measured relative to the object and not in pixels, the same scene gets the same 
 render size (a 3.7 cm rebound of a 29 cm ball is stated; a 1 cm one is not).
 
 Per object, with ``h[t]`` the height of its lowest point above the floor at frame ``t`` (its centre
-height minus :func:`~skyloom.datagen.geometry.half_height` in that frame's orientation), ``v`` the
+height minus :func:`~skyloom.geometry.half_height` in that frame's orientation), ``v`` the
 visible change and "airborne" meaning ``h > v``:
 
 - ``fall``: a run of frames in which ``h`` keeps decreasing, starting airborne, drops by >= v;
@@ -43,11 +44,12 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from skyloom.datagen.geometry import half_height, quat_to_mat
+from skyloom.geometry import half_height, quat_to_mat
 
 MOTION_LABELS = ("fall", "bounce", "collide", "roll", "slide", "tip", "enter", "leave", "rest", "static")
 VISIBLE_FRACTION = 0.1  # of the object's upright height: the smallest change of height or position a clip shows
@@ -57,6 +59,74 @@ TIP_DEG = 30.0  # turn of the up axis that is a tip-over
 DIRECTION_FRACTION = 0.1  # horizontal image travel (fraction of the width) that has a direction
 # What a stated label implies: a visible rebound needs a visible drop before it (it rises less than it fell).
 IMPLIES = {"bounce": ("fall",)}
+
+
+@dataclass(frozen=True)
+class MotionEvent:
+    """One stated motion fact: ``label`` (one of :data:`MOTION_LABELS`) first seen at ``frame``.
+
+    ``rise`` (m) is set on a ``bounce``, ``partner`` (the other object's name) on a ``collide``;
+    the file format stores the partner under the key ``"with"``.
+    """
+
+    label: str
+    frame: int
+    rise: float | None = None
+    partner: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MotionEvent:
+        rise = d.get("rise")
+        return cls(label=str(d["label"]), frame=int(d.get("frame", 0)), rise=None if rise is None else float(rise),
+                   partner=d.get("with"))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": self.label, "frame": self.frame}
+        if self.rise is not None:
+            out["rise"] = self.rise
+        if self.partner is not None:
+            out["with"] = self.partner
+        return out
+
+
+@dataclass(frozen=True)
+class MotionFacts:
+    """The motion facts of one object (``objects[k].motion`` of ``skyloom-gt`` v2), typed.
+
+    Example:
+        >>> f = MotionFacts.from_dict({"events": [{"label": "fall", "frame": 0},
+        ...     {"label": "bounce", "frame": 4, "rise": 0.1}], "start_height": "air", "direction": ""})
+        >>> f.labels, f.bounces
+        (('fall', 'bounce'), 1)
+    """
+
+    events: tuple[MotionEvent, ...]
+    start_height: str = "floor"  # "air" | "floor"
+    direction: str = ""  # "left" | "right" | "": horizontal image direction of travel
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MotionFacts:
+        return cls(events=tuple(MotionEvent.from_dict(e) for e in d["events"]),
+                   start_height=str(d.get("start_height", "floor")), direction=str(d.get("direction", "")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"events": [e.to_dict() for e in self.events], "start_height": self.start_height,
+                "direction": self.direction}
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The distinct labels in the order they first happen."""
+        return tuple(dict.fromkeys(e.label for e in self.events))
+
+    @property
+    def bounces(self) -> int:
+        """How many visible bounces."""
+        return sum(1 for e in self.events if e.label == "bounce")
+
+    @property
+    def collides_with(self) -> tuple[str, ...]:
+        """Collision partners in time order."""
+        return tuple(str(e.partner) for e in self.events if e.label == "collide")
 
 
 def min_visible_change(shape: str, size: list[float]) -> float:
@@ -254,5 +324,6 @@ def implied_labels(stated: list[str]) -> list[str]:
     return out
 
 
-__all__ = ["IMPLIES", "MOTION_LABELS", "REST_SPEED", "VISIBLE_FRACTION", "bounces", "collides_with", "derive_motion",
-           "implied_labels", "labels", "min_visible_change", "object_motion", "read_motion"]
+__all__ = ["IMPLIES", "MOTION_LABELS", "REST_SPEED", "VISIBLE_FRACTION", "MotionEvent", "MotionFacts", "bounces",
+           "collides_with", "derive_motion", "implied_labels", "labels", "min_visible_change", "object_motion",
+           "read_motion"]
