@@ -15,7 +15,7 @@ DEB_PACKAGES ?= libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 chromium 
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: demo test test-fast venv sysdeps bench lint clean
+.PHONY: demo test test-fast venv sysdeps bench lint docs-tables clean
 
 demo: $(STAMP) $(SYSSTAMP)
 	$(VENV)/bin/skyloom demo $(DEMO_ARGS)
@@ -56,6 +56,10 @@ bench: $(STAMP) $(SYSSTAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m skyloom.plugins --check-docs  # the docs' tables of built-in plug-ins are generated
+
+docs-tables: $(STAMP)  # regenerate the docs' tables of built-in plug-ins from the registries
+	$(VENV)/bin/python -m skyloom.plugins --write-docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -93,10 +93,9 @@ def bench_scene_graph(n: int) -> list[dict]:
 def bench_vlm(n: int) -> list[dict]:
     import torch
 
-    from skyloom.captioning.base import ClipInput
+    from skyloom.captioning.base import ClipInput, build_captioner
     from skyloom.captioning.config import CaptionConfig, FramesConfig, VLMLocalConfig
     from skyloom.captioning.tiny_vlm import build_tiny_llava
-    from skyloom.captioning.vlm_local import LocalVLMCaptioner
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -105,7 +104,7 @@ def bench_vlm(n: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as d:
         path = build_tiny_llava(d)
         for gb in (1, 8):
-            cap = LocalVLMCaptioner(CaptionConfig(vlm_local=VLMLocalConfig(
+            cap = build_captioner("vlm-local", CaptionConfig(vlm_local=VLMLocalConfig(
                 model_path=str(path), max_new_tokens=16, generate_batch=gb,
                 frames=FramesConfig(num_frames=4, layout="grid", tile_size=32))))
             cap.caption_batch(items[:2])  # warm-up

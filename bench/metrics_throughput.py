@@ -67,12 +67,11 @@ def _clips(n: int, seed: int = 0) -> np.ndarray:
 
 
 def bench_metrics(quick: bool) -> list[dict[str, Any]]:
-    from skyloom.eval.features.clip import OpenCLIPExtractor
-    from skyloom.eval.features.i3d import I3DExtractor
+    from skyloom.eval.features.base import get_extractor
     from skyloom.eval.metrics import METRICS
 
-    i3d = I3DExtractor(random_init=True)
-    clip = OpenCLIPExtractor(random_init=True)  # full ViT-B-32 architecture
+    i3d = get_extractor("i3d", random_init=True)
+    clip = get_extractor("clip", random_init=True)  # full ViT-B-32 architecture
     k = 1 if quick else 2
     vids = _clips(40)
     ref = vids[::-1].copy()
@@ -95,7 +94,9 @@ def bench_metrics(quick: bool) -> list[dict[str, Any]]:
     ]
     rows = []
     for name, n, kw, upd in cases:
-        m = METRICS.get(name.split("[")[0])(**kw)
+        options = {k: v for k, v in kw.items() if k != "extractor"}
+        runtime = {"extractor": kw["extractor"]} if "extractor" in kw else {}
+        m = METRICS.build(name.split("[")[0], options=options, **runtime)
         batch = vids[:n]
         t0 = time.perf_counter()
         upd(m, batch)

@@ -7,8 +7,9 @@ A captioner is built once per Ray actor from the job's :class:`~skyloom.captioni
 ``weights_hash``, ``template_version``), which the job stores with every caption.
 
 Captioners live in :data:`CAPTIONERS`; another package adds one under the ``skyloom.captioners``
-entry point. A captioner with its own settings sets ``config_class`` (a frozen dataclass); the job's
-``options.<name>`` mapping is checked against it and passed to the constructor.
+entry point. Every captioner sets ``config_class`` (a frozen dataclass of its own settings;
+:class:`skyloom.registry.NoOptions` when it takes none); the job's ``options.<name>`` mapping is
+checked against it and passed to the constructor.
 """
 
 from __future__ import annotations
@@ -51,14 +52,14 @@ class Captioner:
     """Base class: subclasses set ``name``/``needs``/``kinds`` and implement :meth:`caption_one`
     (or :meth:`caption_batch` when the model batches).
 
-    Built as ``cls(cfg: CaptionConfig)``, or ``cls(cfg, options)`` when ``config_class`` is set
-    (``options`` = ``cfg.options[name]`` checked against it); see :func:`build_captioner`.
+    Built as ``cls(cfg: CaptionConfig, options)`` with ``options`` = ``cfg.options[name]`` checked
+    against its ``config_class`` (required); see :func:`build_captioner`.
     """
 
     name: ClassVar[str] = ""
     needs: ClassVar[str] = "frames"  # "gt" | "frames"
     kinds: tuple[str, ...] = ("dense",)
-    config_class: ClassVar[type | None] = None  # the captioner's own options (a frozen dataclass)
+    config_class: ClassVar[type | None] = None  # the captioner's own options (a frozen dataclass; required)
     model_id: str = ""
     weights_hash: str = ""
     template_version: str = ""
@@ -97,12 +98,12 @@ CAPTIONERS.register_lazy("vlm-endpoint", "skyloom.captioning.vlm_endpoint:Endpoi
 
 
 def captioner_options(name: str, cfg: Any) -> Any:
-    """``cfg.options[name]`` checked against captioner ``name``'s ``config_class`` (None if it has none)."""
+    """``cfg.options[name]`` checked against captioner ``name``'s ``config_class``."""
     return CAPTIONERS.options(name, cfg.options.get(name), where=f"options.{name}")
 
 
 def build_captioner(name: str, cfg: Any) -> Captioner:
-    """Captioner ``name`` built from the job's config (and its own options when it declares them)."""
+    """Captioner ``name`` built from the job's config and its own options (``cfg.options[name]``, checked)."""
     return CAPTIONERS.build(name, cfg, options=cfg.options.get(name), where=f"options.{name}")
 
 

@@ -6,6 +6,7 @@ from skyloom.captioning.base import CAPTIONERS, Captioner, ClipInput
 from skyloom.captioning.config import CaptionConfig
 from skyloom.captioning.scene_graph import caption_gt
 from skyloom.captioning.vocab import TEMPLATE_VERSION
+from skyloom.registry import NoOptions
 
 
 @CAPTIONERS.register("scene-graph")
@@ -14,8 +15,9 @@ class SceneGraphCaptioner(Captioner):
 
     name = "scene-graph"
     needs = "gt"
+    config_class = NoOptions  # its settings are the job's scene_graph section
 
-    def __init__(self, cfg: CaptionConfig | None = None) -> None:
+    def __init__(self, cfg: CaptionConfig | None = None, options: NoOptions | None = None) -> None:
         cfg = cfg or CaptionConfig()
         self.seed = cfg.scene_graph.seed
         self.kinds = tuple(cfg.scene_graph.kinds)

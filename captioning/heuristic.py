@@ -15,7 +15,8 @@ import numpy as np
 from skyloom.captioning.base import CAPTIONERS, Captioner, ClipInput
 from skyloom.captioning.config import CaptionConfig
 from skyloom.colours import HUE_RANGES
-from skyloom.flow import dense_flow
+from skyloom.optical_flow import dense_flow
+from skyloom.registry import NoOptions
 
 
 def colour_names(frames: np.ndarray, top: int = 2) -> list[str]:
@@ -60,8 +61,9 @@ class HeuristicCaptioner(Captioner):
     name = "heuristic"
     needs = "frames"
     kinds = ("heuristic",)
+    config_class = NoOptions  # its settings are the job's heuristic section
 
-    def __init__(self, cfg: CaptionConfig | None = None) -> None:
+    def __init__(self, cfg: CaptionConfig | None = None, options: NoOptions | None = None) -> None:
         self.cfg = (cfg or CaptionConfig()).heuristic
         self.model_id = "heuristic-v1 (colour histogram + Farneback flow)"
         self.weights_hash = ""

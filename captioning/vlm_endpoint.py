@@ -28,6 +28,7 @@ from skyloom.captioning.base import (
     frame_images,
 )
 from skyloom.captioning.config import CaptionConfig, EndpointConfig
+from skyloom.registry import NoOptions
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,9 @@ class EndpointCaptioner(Captioner):
     name = "vlm-endpoint"
     needs = "frames"
     kinds = ("vlm",)
+    config_class = NoOptions  # its settings are the job's endpoint section
 
-    def __init__(self, cfg: CaptionConfig | None = None) -> None:
+    def __init__(self, cfg: CaptionConfig | None = None, options: NoOptions | None = None) -> None:
         self.cfg = (cfg or CaptionConfig()).endpoint
         self.client = EndpointClient(self.cfg)
         self.model_id = f"endpoint:{self.cfg.model or 'default'}@{self.cfg.base_url}"

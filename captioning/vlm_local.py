@@ -25,6 +25,7 @@ from skyloom.captioning.base import (
     frame_images,
 )
 from skyloom.captioning.config import CaptionConfig
+from skyloom.registry import NoOptions
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,9 @@ class LocalVLMCaptioner(Captioner):
     name = "vlm-local"
     needs = "frames"
     kinds = ("vlm",)
+    config_class = NoOptions  # its settings are the job's vlm_local section
 
-    def __init__(self, cfg: CaptionConfig | None = None) -> None:
+    def __init__(self, cfg: CaptionConfig | None = None, options: NoOptions | None = None) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 

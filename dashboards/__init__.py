@@ -1,7 +1,22 @@
-"""Web dashboard and static HTML report over runs, results stores and corpora (read-only)."""
+"""Web dashboard and static HTML report over runs, results stores and corpora (read-only).
 
-from skyloom.dashboards.app import create_app, serve_in_thread
-from skyloom.dashboards.report import ReportInfo, build_report
-from skyloom.dashboards.sources import Dashboard
+Public names (imported lazily, so ``import skyloom.dashboards`` loads neither FastAPI nor eval):
+    Dashboard                          one JSON payload per view (``sources``)
+    create_app, serve_in_thread        the FastAPI app (``app``)
+    build_report, ReportInfo           the static HTML report (``report``)
+"""
 
-__all__ = ["Dashboard", "ReportInfo", "build_report", "create_app", "serve_in_thread"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {"Dashboard": "sources", "create_app": "app", "serve_in_thread": "app", "build_report": "report",
+         "ReportInfo": "report"}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"skyloom.dashboards.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'skyloom.dashboards' has no attribute {name!r}")

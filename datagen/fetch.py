@@ -39,6 +39,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
 from skyloom.errors import UserError
+from skyloom.registry import NoOptions, with_config
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def check_local(url: str, cfg: FetchConfig) -> Path:
     return real
 
 
+@with_config(NoOptions)  # a source kind's settings are the ingest job's fetch section
 def fetch_file(url: str, dest_dir: Path, cfg: FetchConfig) -> Fetched:
     """Check and hash a local source in place (nothing is copied)."""
     real = check_local(url, cfg)
@@ -343,6 +345,7 @@ def _run(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
+@with_config(NoOptions)  # a source kind's settings are the ingest job's fetch section
 def fetch_http(url: str, dest_dir: Path, cfg: FetchConfig) -> Fetched:
     """Download ``url`` into ``dest_dir`` (checked, limited, retried, hashed).
 

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from skyloom.datagen.sources import SourceRejected
-from skyloom.flow import FLOW_METHODS, dense_flow
+from skyloom.optical_flow import FLOW_METHODS, dense_flow
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,9 @@ class MujocoRenderer:
     """The embedded default renderer. Holds one GL context, reused across scenes."""
 
     name = "mujoco"
-    Options = MujocoOptions
+    config_class = MujocoOptions
 
-    def __init__(self) -> None:
+    def __init__(self, config: MujocoOptions | None = None) -> None:
         self._gl = None
         self._ctx = None  # MjrContext, reused while the next scene's context key matches
         self._ctx_key: tuple = ()

@@ -146,24 +146,19 @@ def _backend(name: str, settings_json: str):
 def _thread_backend(name: str, settings_json: str, thread_id: int):
     from skyloom.datagen.renderers import RENDERERS
 
-    return RENDERERS.get(name)(**json.loads(settings_json))
+    return RENDERERS.build(name, options=json.loads(settings_json), where="renderer_options")
 
 
 def renderer_options(renderer: str, options: dict[str, Any]) -> dict[str, Any]:
-    """A backend's options, checked against its ``Options`` dataclass and completed with its defaults.
+    """A backend's options, checked against its ``config_class`` and completed with its defaults.
 
     Raises:
         RegistryError: unknown renderer (with "did you mean").
         ConfigError: an unknown option or a value of the wrong type (naming ``renderer_options.<key>``).
     """
-    from skyloom.config import ConfigError, from_dict
     from skyloom.datagen.renderers import RENDERERS
 
-    backend = RENDERERS.get(renderer)
-    try:
-        return dataclasses.asdict(from_dict(backend.Options, options, prefix="renderer_options"))
-    except ConfigError as e:
-        raise ConfigError(f"renderer {renderer!r}: {e}") from None
+    return dataclasses.asdict(RENDERERS.options(renderer, options, where="renderer_options"))
 
 
 def _settings(cfg: RenderConfig) -> str:
@@ -173,7 +168,7 @@ def _settings(cfg: RenderConfig) -> str:
 def render_spec(spec: dict[str, Any], renderer: str = "mujoco", **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Render one scene spec without a corpus: ``(frames uint8 (T, H, W, 3), gt dict)``.
 
-    ``options`` are the renderer's (its ``Options`` dataclass, e.g. ``port=9001`` for unrealcv).
+    ``options`` are the renderer's (its ``config_class``, e.g. ``port=9001`` for unrealcv).
     Deterministic (same spec -> same frames). The gt dict also carries the arrays under
     ``gt["arrays_data"]``: ``segmentation`` uint8 (T, H, W) and ``depth`` float32 (T, H, W).
 

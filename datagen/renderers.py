@@ -1,8 +1,9 @@
 """The renderer registry and what a renderer backend returns.
 
-``RENDERERS.get(name)(**options)`` -> a backend. A backend has ``name``, ``version``, an
-``Options`` frozen dataclass (its settings, given as ``renderer_options`` in the render config),
-``render(spec) -> RenderOutput`` and ``close()``. Every backend shows the same simulation
+``RENDERERS.build(name, options=renderer_options)`` -> a backend, built as ``cls(config)``. A backend
+has ``name``, ``version``, a ``config_class`` frozen dataclass (its settings, given as
+``renderer_options`` in the render config and checked against it), ``render(spec) -> RenderOutput``
+and ``close()``. Every backend shows the same simulation
 (:mod:`skyloom.datagen.simulate`) and returns the ground truth assembled by
 :mod:`skyloom.datagen.groundtruth`. Entries are lazy, so importing this module loads neither
 MuJoCo nor the UnrealCV client.

@@ -5,7 +5,7 @@ into a scene spec: plain data in the format :func:`skyloom.datagen.scenes.valida
 which every renderer consumes. The built-in ``objects`` kind is
 :func:`skyloom.datagen.scenes.sample_spec` (objects on a floor, optional physics probes). Another
 package adds a kind under the ``skyloom.scene_kinds`` entry point; its own settings come from
-``RenderConfig.scene_options``, checked against its ``config_class``.
+``RenderConfig.scene_options``, checked against its ``config_class`` (required).
 
 Example:
     >>> from skyloom.datagen.scenes import SceneConfig
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from skyloom.datagen.scenes import SceneConfig, check_scene_config, sample_spec
-from skyloom.registry import Registry
+from skyloom.registry import NoOptions, Registry
 
 SCENE_KINDS: Registry[type[SceneKind]] = Registry("scene kind", group="skyloom.scene_kinds")
 
@@ -28,7 +28,8 @@ SCENE_KINDS: Registry[type[SceneKind]] = Registry("scene kind", group="skyloom.s
 class SceneKind:
     """Base class of a scene kind: :meth:`check` a preset's scene section, :meth:`sample` one spec.
 
-    Built as ``cls()``, or ``cls(options)`` when ``config_class`` (a frozen dataclass) is set.
+    Built as ``cls(options)``: ``options`` is ``scene_options`` checked against the kind's
+    ``config_class`` (a frozen dataclass, required; ``NoOptions`` when it takes none).
     """
 
     config_class: ClassVar[type | None] = None
@@ -45,6 +46,11 @@ class SceneKind:
 @SCENE_KINDS.register("objects")
 class ObjectsScene(SceneKind):
     """Objects (shapes, colours, materials) dropped, thrown or rolled on a floor; optional physics probes."""
+
+    config_class = NoOptions  # its settings are the preset's scene section
+
+    def __init__(self, options: NoOptions | None = None) -> None:
+        pass
 
     def sample(self, scene: SceneConfig, seed: int, preset: str, index: int) -> dict[str, Any]:
         return sample_spec(scene, seed, preset=preset, index=index)

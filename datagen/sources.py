@@ -14,6 +14,8 @@ source's ``extra`` and lands in each clip's ``meta``.
 Two registries make this pluggable: :data:`MANIFEST_FORMATS` (file suffix -> reader) and
 :data:`SOURCE_KINDS` (URL scheme -> fetch function, see :mod:`skyloom.datagen.fetch`); other
 packages add entries under the ``skyloom.manifest_formats`` and ``skyloom.source_kinds`` entry points.
+Entries are functions; each declares ``config_class`` (``@with_config(NoOptions)``: they take no
+options of their own, the ingest job's ``fetch`` section configures fetching).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse, urlunparse
 
 from skyloom.errors import UserError
-from skyloom.registry import Registry
+from skyloom.registry import NoOptions, Registry, with_config
 
 MANIFEST_FORMATS: Registry[Callable[[Path], list[dict[str, Any]]]] = Registry("source manifest format",
                                                                              group="skyloom.manifest_formats")
@@ -191,6 +193,7 @@ def _bad_bytes(text: str) -> tuple[int, str] | None:
 
 
 @MANIFEST_FORMATS.register("csv")
+@with_config(NoOptions)  # a reader takes the manifest path only
 def _read_csv(path: Path) -> list[RawRow]:
     text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     lines = text.splitlines()
@@ -230,6 +233,7 @@ def _read_csv(path: Path) -> list[RawRow]:
 
 
 @MANIFEST_FORMATS.register("jsonl")
+@with_config(NoOptions)  # a reader takes the manifest path only
 def _read_jsonl(path: Path) -> list[RawRow]:
     rows: list[RawRow] = []
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")
@@ -255,6 +259,7 @@ MANIFEST_FORMATS.register("json")(_read_jsonl)
 
 
 @MANIFEST_FORMATS.register("parquet")
+@with_config(NoOptions)  # a reader takes the manifest path only
 def _read_parquet(path: Path) -> list[RawRow]:
     import pyarrow.parquet as pq
 

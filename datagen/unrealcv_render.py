@@ -131,10 +131,10 @@ class UnrealCVRenderer:
     """Renders specs in a running UE game over UnrealCV (one connection per instance)."""
 
     name = "unrealcv"
-    Options = UnrealCVOptions
+    config_class = UnrealCVOptions
 
-    def __init__(self, **options: Any) -> None:
-        o = UnrealCVOptions(**options)  # an unknown option is a TypeError naming it
+    def __init__(self, config: UnrealCVOptions | None = None) -> None:
+        o = config or UnrealCVOptions()
         self.options = o
         self.host, self.port = o.host, int(o.port)
         self.timeout_s, self.unit_scale = float(o.timeout_s), float(o.unit_scale)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skyloom.model.config import AEConfig
-from skyloom.registry import Registry
+from skyloom.registry import NoOptions, Registry
 
 AUTOENCODERS: Registry = Registry("autoencoder", group="skyloom.autoencoders")
 
@@ -33,8 +33,8 @@ AUTOENCODERS: Registry = Registry("autoencoder", group="skyloom.autoencoders")
 class VideoAutoencoder(nn.Module):
     """Interface of a video autoencoder.
 
-    Built as ``cls(cfg: AEConfig)``, or ``cls(cfg, options)`` when the class sets ``config_class``
-    (a frozen dataclass; ``options`` is ``cfg.options`` checked against it). An autoencoder with
+    Built as ``cls(cfg: AEConfig, options)``: ``options`` is ``cfg.options`` checked against the
+    class's ``config_class`` (a frozen dataclass, required; ``NoOptions`` when it takes none). An autoencoder with
     parameters has its weights loaded from the checkpoint's ``vae/`` component or ``ae.ckpt``.
     """
 
@@ -70,7 +70,9 @@ class VideoAutoencoder(nn.Module):
 class IdentityAE(VideoAutoencoder):
     """Pixel space: the latent is the video itself (3 channels, no compression)."""
 
-    def __init__(self, cfg: AEConfig | None = None) -> None:
+    config_class = NoOptions  # its settings are ae.* (AEConfig)
+
+    def __init__(self, cfg: AEConfig | None = None, options: NoOptions | None = None) -> None:
         super().__init__()
         self.cfg = cfg or AEConfig()
         self.latent_channels = 3
@@ -136,7 +138,9 @@ class Upsample(nn.Module):
 class CausalVAE(VideoAutoencoder):
     """Causal 3D conv VAE with ``temporal_factor`` x ``spatial_factor``^2 compression."""
 
-    def __init__(self, cfg: AEConfig) -> None:
+    config_class = NoOptions  # its settings are ae.* (AEConfig)
+
+    def __init__(self, cfg: AEConfig, options: NoOptions | None = None) -> None:
         super().__init__()
         for name in ("spatial_factor", "temporal_factor"):
             v = getattr(cfg, name)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from skyloom.model.config import TextConfig
-from skyloom.registry import Registry
+from skyloom.registry import NoOptions, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ TEXT_ENCODERS: Registry = Registry("text encoder", group="skyloom.text_encoders"
 class TextEncoder(nn.Module):
     """Interface: ``encode(prompts) -> (features (B, L, dim), mask (B, L) bool)``.
 
-    Built as ``cls(cfg: TextConfig)``, or ``cls(cfg, options)`` when the class sets
-    ``config_class`` (a frozen dataclass; ``options`` is ``cfg.options`` checked against it).
+    Built as ``cls(cfg: TextConfig, options)``: ``options`` is ``cfg.options`` checked against the
+    class's ``config_class`` (a frozen dataclass, required; ``NoOptions`` when it takes none).
     """
 
     dim: int
@@ -64,7 +64,9 @@ def _clip_tokenize(prompts: list[str], context_length: int) -> torch.Tensor:
 class TinyTextEncoder(TextEncoder):
     """Pre-norm transformer encoder (bidirectional) over BPE tokens; trained with the DiT."""
 
-    def __init__(self, cfg: TextConfig) -> None:
+    config_class = NoOptions  # its settings are text.* (TextConfig)
+
+    def __init__(self, cfg: TextConfig, options: NoOptions | None = None) -> None:
         super().__init__()
         self.cfg, self.dim = cfg, cfg.dim
         self.tok = nn.Embedding(cfg.vocab_size, cfg.dim)
@@ -108,7 +110,9 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 class OpenCLIPTextEncoder(TextEncoder):
     """Token features of an open_clip CLIP text tower (frozen unless ``trainable``)."""
 
-    def __init__(self, cfg: TextConfig) -> None:
+    config_class = NoOptions  # its settings are text.* (TextConfig)
+
+    def __init__(self, cfg: TextConfig, options: NoOptions | None = None) -> None:
         super().__init__()
         import open_clip
 
@@ -156,7 +160,9 @@ class OpenCLIPTextEncoder(TextEncoder):
 class T5TextEncoder(TextEncoder):
     """``transformers`` T5 encoder loaded from a local folder (``text.pretrained``)."""
 
-    def __init__(self, cfg: TextConfig) -> None:
+    config_class = NoOptions  # its settings are text.* (TextConfig)
+
+    def __init__(self, cfg: TextConfig, options: NoOptions | None = None) -> None:
         super().__init__()
         try:
             from transformers import AutoTokenizer, T5EncoderModel

@@ -182,11 +182,11 @@ class Trainer:
         self.schedule = RectifiedFlow(cfg.schedule)
         torch.manual_seed(cfg.seed)  # parameter init only; every later draw uses step generators
         if cfg.stage == "vae":
-            from skyloom.model.autoencoder import CausalVAE
+            from skyloom.model.autoencoder import build_autoencoder
 
             if cfg.ae.kind != "vae":
                 raise ValueError("--stage vae needs ae.kind=vae (use --preset vae)")
-            self.ae = CausalVAE(cfg.ae).to(self.device)
+            self.ae = build_autoencoder(cfg.ae).to(self.device)
             self.trainable: nn.Module = self.ae
             self.ema_modules: dict[str, nn.Module] = {}
         else:

@@ -177,9 +177,11 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f" in {prefix}" if prefix else ""
+        close = [c for k in unknown for c in difflib.get_close_matches(k, sorted(fields), n=1)]
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         raise ConfigError(
             f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}{where}; "
-            f"valid keys: {', '.join(sorted(fields))}"
+            f"valid keys: {', '.join(sorted(fields)) or '(none)'}{hint}"
         )
     kwargs = {}
     for name, value in data.items():

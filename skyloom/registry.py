@@ -17,13 +17,18 @@ ingest source kinds each have one :class:`Registry`. An entry comes from one of 
 Entry points are read once per registry, on the first lookup, and imported only when used.
 Duplicate names are an error (naming both origins); an unknown name lists the closest ones.
 
-An entry may bring its own options: a frozen dataclass in its ``config_class`` attribute.
-:meth:`Registry.options` validates a plain mapping (from YAML or ``--set``) against it, so the
-stage's config only needs a generic ``options`` mapping, never a field per plug-in.
+Every entry of a plug-in registry declares its options: a frozen dataclass in its ``config_class``
+attribute (:class:`NoOptions` when it takes none). A class entry's constructor takes no ``**kwargs``.
+Both are checked when the entry registers (a decorator, a lazy entry when first imported, an entry
+point on its first lookup, naming the distribution), so a plug-in that could swallow a mistyped
+option never loads. :meth:`Registry.build` is the one constructor: it checks a plain mapping (from
+YAML, ``--set`` or ``--option``) against ``config_class`` -- an unknown key is a
+:class:`skyloom.config.ConfigError` with "did you mean" -- and calls ``cls(*args, config, **kwargs)``.
+A registry may add its own check (metrics: declared inputs against ``update``'s signature).
 
 Example:
     >>> from skyloom.registry import Registry
-    >>> COLOURS = Registry("colour")
+    >>> COLOURS = Registry("colour", configured=False)  # a plain lookup table, not plug-ins
     >>> @COLOURS.register("red")
     ... def red():
     ...     return (255, 0, 0)
@@ -36,8 +41,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import inspect
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from skyloom.errors import UserError
@@ -51,6 +58,54 @@ BUILTIN = "skyloom"  # origin of entries registered by skyloom itself
 
 class RegistryError(UserError, ValueError):
     """An unknown or duplicate registry name, or an entry that cannot be imported."""
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The ``config_class`` of a plug-in that takes no options: any key given is an unknown-key error."""
+
+
+def check_config_class(obj: Any, what: str) -> type:
+    """``obj``'s ``config_class`` (a frozen dataclass); a class's constructor must take no ``**kwargs``.
+
+    Raises:
+        RegistryError: no ``config_class``, one that is not a frozen dataclass, or a ``**kwargs``
+            constructor (a mistyped option would be swallowed); the message names ``what``.
+    """
+    cls = getattr(obj, "config_class", None)
+    if cls is None:
+        raise RegistryError(f"{what} has no config_class: declare its options as a frozen dataclass "
+                            "(skyloom.registry.NoOptions when it takes none)")
+    params = getattr(cls, "__dataclass_params__", None)
+    if not isinstance(cls, type) or params is None or not params.frozen:
+        raise RegistryError(f"{what}: config_class {cls!r} must be a frozen dataclass (@dataclass(frozen=True))")
+    if isinstance(obj, type):
+        try:
+            sig = inspect.signature(obj)
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            return cls
+        var_kw = [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+        if var_kw:
+            raise RegistryError(f"{what}: its constructor takes **{var_kw[0]}, which would swallow a mistyped "
+                                f"option; take the options as one {cls.__name__} argument")
+    return cls
+
+
+def with_config(config_class: type) -> Callable[[T], T]:
+    """Decorator declaring a function entry's ``config_class`` (classes set the attribute instead).
+
+    Example:
+        >>> @with_config(NoOptions)
+        ... def read_tsv(path): ...
+        >>> read_tsv.config_class.__name__
+        'NoOptions'
+    """
+
+    def deco(fn: T) -> T:
+        fn.config_class = config_class  # type: ignore[attr-defined]
+        return fn
+
+    return deco
 
 
 def _import_target(target: str) -> Any:
@@ -69,11 +124,18 @@ class Registry(Generic[T]):
         kind: what the entries are ("renderer", "metric", ...), used in error messages.
         group: the ``importlib.metadata`` entry-point group other distributions register under
             (e.g. ``"skyloom.metrics"``); None for a registry closed to plug-ins.
+        configured: every entry must declare a ``config_class`` (see :func:`check_config_class`);
+            False only for a plain lookup table whose entries take no options.
+        check: a further check of each entry, ``check(name, obj)``, raising ``RegistryError``
+            (run when the entry registers or is first imported).
     """
 
-    def __init__(self, kind: str, group: str | None = None) -> None:
+    def __init__(self, kind: str, group: str | None = None, *, configured: bool = True,
+                 check: Callable[[str, Any], None] | None = None) -> None:
         self.kind = kind
         self.group = group
+        self.configured = configured
+        self._check = check
         self._entries: dict[str, T | str] = {}
         self._origins: dict[str, str] = {}
         self._entry_points_read = group is None
@@ -83,7 +145,9 @@ class Registry(Generic[T]):
         """Decorator registering ``obj`` under ``name``; a duplicate name is an error."""
 
         def deco(obj: T) -> T:
-            self._add(name, obj, getattr(obj, "__module__", "") or BUILTIN)
+            origin = getattr(obj, "__module__", "") or BUILTIN
+            self._validate(name, obj, origin)
+            self._add(name, obj, origin)
             return obj
 
         return deco
@@ -105,6 +169,17 @@ class Registry(Generic[T]):
             origin = self._origins.get(name, origin)
         self._entries[name] = obj
         self._origins.setdefault(name, origin)
+
+    def _validate(self, name: str, obj: Any, origin: str) -> None:
+        """The registration checks: ``config_class`` (when configured) and the registry's own check."""
+        what = f"{self.kind} {name!r} (from {origin})"
+        if self.configured:
+            check_config_class(obj, what)
+        if self._check is not None:
+            try:
+                self._check(name, obj)
+            except RegistryError as e:
+                raise RegistryError(f"{what}: {e}") from None
 
     def _read_entry_points(self) -> None:
         """Add the entry points of ``self.group`` (once); a name taken twice is an error."""
@@ -146,6 +221,8 @@ class Registry(Generic[T]):
             except (ImportError, AttributeError) as e:
                 raise RegistryError(f"{self.kind} {name!r} ({entry}, from {self._origins.get(name, '?')}) cannot be "
                                     f"loaded: {type(e).__name__}: {e}") from e
+            if self._entries[name] is entry:  # not registered by its module's own decorator: check it here
+                self._validate(name, obj, self._origins.get(name, "?"))
             self._entries[name] = obj
             return obj
         return entry
@@ -169,30 +246,43 @@ class Registry(Generic[T]):
             where: the config key the mapping came from, for error messages.
 
         Returns:
-            The frozen dataclass, or None when the entry has no ``config_class`` and ``data`` is empty.
+            The frozen dataclass (None for a registry that is not ``configured``, when ``data`` is empty).
 
         Raises:
-            skyloom.config.ConfigError: an unknown key or a wrong type (naming ``where``), or
-                options given to an entry that takes none.
+            skyloom.config.ConfigError: an unknown key (with the closest valid ones) or a wrong type,
+                naming ``where`` and the entry.
         """
         from skyloom.config import ConfigError, from_dict
 
-        cls = getattr(self.get(name), "config_class", None)
-        if cls is None:
+        if not self.configured:
             if data:
                 raise ConfigError(f"{where}: {self.kind} {name!r} takes no options, got {', '.join(map(repr, data))}")
             return None
-        return from_dict(cls, dict(data or {}), prefix=where)
+        cls = self.get(name).config_class
+        try:
+            return from_dict(cls, dict(data or {}), prefix=where)
+        except ConfigError as e:
+            raise ConfigError(f"{self.kind} {name!r}: {e}") from None
 
-    def build(self, name: str, *args: Any, options: Mapping[str, Any] | None = None, where: str = "options") -> Any:
-        """Instantiate entry ``name`` as ``cls(*args)``, plus its checked options when it has a ``config_class``.
+    def build(self, name: str, *args: Any, options: Mapping[str, Any] | None = None, where: str = "options",
+              **kwargs: Any) -> Any:
+        """Instantiate entry ``name`` as ``cls(*args, config, **kwargs)``: the one constructor of every plug-in.
 
-        The one way every registry builds a plug-in: its options are validated by :meth:`options`
-        and passed as the last positional argument only to entries that declare them.
+        ``config`` is ``options`` checked by :meth:`options` (an instance of the entry's
+        ``config_class``); ``args`` and ``kwargs`` are what the stage hands every entry of its kind
+        (a captioner's job config, a metric's extractor), never options.
+
+        Raises:
+            RegistryError: an unknown name (with the closest names).
+            skyloom.config.ConfigError: options that do not fit the entry's ``config_class``.
         """
         cls = self.get(name)
-        opts = self.options(name, options, where=where)
-        return cls(*args) if opts is None else cls(*args, opts)
+        config = self.options(name, options, where=where)
+        return cls(*args, **kwargs) if config is None else cls(*args, config, **kwargs)
+
+    def config_class(self, name: str) -> type | None:
+        """The entry's ``config_class`` (imports it; None in a registry that is not ``configured``)."""
+        return getattr(self.get(name), "config_class", None) if self.configured else None
 
     def __contains__(self, name: object) -> bool:
         self._read_entry_points()
@@ -200,25 +290,6 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"Registry({self.kind!r}, {self.names()})"
-
-
-def config_kwargs(obj: Any, data: Mapping[str, Any] | None, where: str = "options") -> dict[str, Any]:
-    """Keyword arguments for an entry built with keywords (metrics, feature extractors).
-
-    When ``obj`` has a ``config_class`` the mapping is checked against it (unknown key or wrong type
-    -> :class:`skyloom.config.ConfigError` naming ``where``) and its fields, defaults filled in,
-    are returned; otherwise the mapping is passed on as it is.
-    """
-    data = dict(data or {})
-    cls = getattr(obj, "config_class", None)
-    if cls is None:
-        return data
-    import dataclasses
-
-    from skyloom.config import from_dict
-
-    opts = from_dict(cls, data, prefix=where)
-    return {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
 
 
 def resolve(obj: Any) -> Any:

@@ -83,12 +83,15 @@ INPUT_OPTIONS: dict[str, str] = {"prompts": "--prompts", "reference": "--referen
 def build_metric(metric: str, extractor: str | None, weights: str | None, random_init: bool,
                  options: dict[str, Any]) -> Any:
     """The metric from ``METRICS`` with its extractor built from the command-line options."""
+    from skyloom.config import ConfigError
     from skyloom.eval.metrics import METRICS
-    from skyloom.eval.metrics.inputs import metric_kwargs
 
     cls = METRICS.get(metric)
-    kwargs = metric_kwargs(cls, options, where="--option")
-    name = extractor or getattr(cls, "default_extractor", None)
+    default = getattr(cls, "default_extractor", None)
+    if extractor and default is None:
+        raise ConfigError(f"metric {metric!r} takes no --extractor (it works on pixels)")
+    kwargs: dict[str, Any] = {}
+    name = extractor or default
     if name is not None:
         ekw: dict[str, Any] = {}
         if weights:
@@ -100,7 +103,7 @@ def build_metric(metric: str, extractor: str | None, weights: str | None, random
         kwargs["extractor"] = get_extractor(name, **ekw)
     elif weights:
         raise ValueError(f"metric {metric!r} takes no extractor/weights (it works on pixels)")
-    return cls(**kwargs)
+    return METRICS.build(metric, options=options, where="--option", **kwargs)
 
 
 def score_videos(metric: str, videos: str, reference: str | None = None, prompts: Path | None = None,

@@ -8,8 +8,9 @@ become model input), ``.dim`` and either
 * ``encode_frames(frames uint8 (N, H, W, 3)) -> (N, D)`` and ``encode_text(list[str]) -> (N, D)``
   (CLIP-like extractors, L2-normalised outputs).
 
-``EXTRACTORS`` maps a name to a factory (class or function) taking keyword arguments; entries are
-lazy so torch/open_clip load only when used. ``get_extractor(name, **kwargs)`` builds one.
+``EXTRACTORS`` maps a name to an extractor class built as ``cls(config)`` from its options checked
+against its ``config_class`` (:meth:`skyloom.registry.Registry.build`); entries are lazy so
+torch/open_clip load only when used. ``get_extractor(name, **options)`` builds one.
 
 Example:
     >>> import numpy as np
@@ -23,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +123,8 @@ def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtract
 
     ``indomain:PATH`` loads the in-domain evaluator trained by ``skyloom eval train-evaluator``
     (its folder is its weights, so it takes no ``kwargs``). ``name?key=value&...`` adds options
-    (values parsed as YAML), e.g. ``clip?preprocess=vbench``. An extractor class with a
-    ``config_class`` has ``kwargs`` checked against it (see :func:`skyloom.registry.config_kwargs`).
+    (values parsed as YAML), e.g. ``clip?preprocess=vbench``. ``kwargs`` are checked against the
+    extractor's ``config_class`` (an unknown or mistyped option is a ``ConfigError``).
     """
     if "?" in name and not name.startswith("indomain:"):
         import yaml
@@ -137,10 +139,15 @@ def get_extractor(name: str, **kwargs: Any) -> VideoExtractor | FrameTextExtract
         from skyloom.eval.features.indomain import load_evaluator
 
         return load_evaluator(name.split(":", 1)[1])
-    from skyloom.registry import config_kwargs
+    return EXTRACTORS.build(name, options=kwargs, where=f"extractor {name} options")
 
-    factory = EXTRACTORS.get(name)
-    return factory(**config_kwargs(factory, kwargs, where=f"extractor {name} options"))
+
+@dataclass(frozen=True)
+class PixelConfig:
+    """Options of the ``pixels`` extractor."""
+
+    size: int = 8  # frame thumbnail side (frame features: 3 * size**2)
+    grid: int = 4  # video thumbnail side (video features: 2 * 3 * grid**2)
 
 
 @EXTRACTORS.register("pixels")
@@ -154,9 +161,11 @@ class PixelExtractor(VideoExtractor, FrameTextExtractor):
     """
 
     kind = "video+frame"
+    config_class = PixelConfig
 
-    def __init__(self, size: int = 8, grid: int = 4) -> None:
-        self.size, self.grid = int(size), int(grid)
+    def __init__(self, config: PixelConfig | None = None) -> None:
+        config = config or PixelConfig()
+        self.size, self.grid = int(config.size), int(config.grid)
         self.name = f"pixels-{self.size}"
         self.weights = NO_WEIGHTS
         self.dim = 3 * self.size * self.size

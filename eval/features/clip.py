@@ -25,7 +25,7 @@ Preprocessing (``preprocess=``, recorded in ``.preprocessing``):
   (offset rounded), ``/255`` (no clamp), OpenAI mean/std.
 
 Example:
-    >>> ex = OpenCLIPExtractor(random_init=True, model_cfg=TINY_VIT_B_32)   # doctest: +SKIP
+    >>> ex = OpenCLIPExtractor(CLIPConfig(random_init=True, model_cfg=TINY_VIT_B_32))  # doctest: +SKIP
     >>> ex.encode_text(["a red ball falls"]).shape                          # doctest: +SKIP
     (1, 32)
 """
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,25 +123,35 @@ def needs_quick_gelu(model_name: str, path: str | os.PathLike) -> tuple[bool, st
     return False, "weights file not recognised as OpenAI's"
 
 
+@dataclass(frozen=True)
+class CLIPConfig:
+    """Options of the ``clip`` extractor."""
+
+    model_name: str = "ViT-B-32"  # open_clip architecture
+    pretrained: str | os.PathLike | None = None  # a weights file, or an open_clip tag found in the cache
+    random_init: bool = False  # seeded random weights when pretrained is None (tests only)
+    model_cfg: dict[str, Any] | None = None  # custom architecture (embed_dim, vision_cfg, text_cfg)
+    seed: int = 0  # seed of the random init
+    device: str = "cpu"
+    batch_size: int = 32
+    cache_dir: str | None = None  # where to look for tagged weights (open_clip's cache_dir)
+    preprocess: str = "open_clip"  # "open_clip" (open_clip's transform) or "vbench" (VBench's clip_transform)
+    quick_gelu: bool | None = None  # force QuickGELU / GELU; None: detect OpenAI weights (needs_quick_gelu)
+
+
 class OpenCLIPExtractor(FrameTextExtractor):
-    """CLIP image/text embeddings (L2-normalised) from open_clip.
+    """CLIP image and text embeddings (L2-normalised) from open_clip (options: :class:`CLIPConfig`)."""
 
-    Args:
-        model_name: open_clip architecture (default ``ViT-B-32``).
-        pretrained: a weights file path, or an open_clip pretrained tag found in the cache.
-        random_init: seeded random weights when ``pretrained`` is None (tests only).
-        model_cfg: custom architecture dict (``embed_dim``, ``vision_cfg``, ``text_cfg``).
-        seed: seed of the random init.
-        cache_dir: where to look for tagged weights (open_clip's ``cache_dir``).
-        preprocess: ``open_clip`` (open_clip's transform) or ``vbench`` (VBench's ``clip_transform``).
-        quick_gelu: force QuickGELU (True) or GELU (False); None detects OpenAI weights (module docstring).
-    """
+    config_class = CLIPConfig
 
-    def __init__(self, model_name: str = "ViT-B-32", pretrained: str | os.PathLike | None = None,
-                 random_init: bool = False, model_cfg: dict[str, Any] | None = None, seed: int = 0,
-                 device: str = "cpu", batch_size: int = 32, cache_dir: str | None = None,
-                 preprocess: str = "open_clip", quick_gelu: bool | None = None) -> None:
+    def __init__(self, config: CLIPConfig | None = None) -> None:
         import open_clip
+
+        c = config or CLIPConfig()
+        model_name, pretrained, random_init, model_cfg, seed = (c.model_name, c.pretrained, c.random_init,
+                                                                c.model_cfg, c.seed)
+        device, batch_size, cache_dir, preprocess = c.device, c.batch_size, c.cache_dir, c.preprocess
+        quick_gelu = c.quick_gelu
 
         if preprocess not in PREPROCESS:
             raise ValueError(f"preprocess must be one of {', '.join(PREPROCESS)}; got {preprocess!r}")

@@ -13,7 +13,7 @@ timm's ``VisionTransformer`` uses the same parameter names as the official DINO 
 Never downloads: without ``weights`` the constructor fails unless ``random_init=True`` (tests).
 
 Example:
-    >>> ex = DinoExtractor(random_init=True, model_cfg=TINY_DINO)   # doctest: +SKIP
+    >>> ex = DinoExtractor(DinoConfig(random_init=True, model_cfg=TINY_DINO))   # doctest: +SKIP
     >>> ex.encode_frames(np.zeros((2, 48, 64, 3), np.uint8)).shape  # doctest: +SKIP
     (2, 32)
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +41,31 @@ VIT_B_16 = {"patch_size": 16, "embed_dim": 768, "depth": 12, "num_heads": 12}
 TINY_DINO = {"patch_size": 16, "embed_dim": 32, "depth": 1, "num_heads": 2}  # tests only
 
 
+@dataclass(frozen=True)
+class DinoConfig:
+    """Options of the ``dino`` extractor."""
+
+    weights: str | os.PathLike | None = None  # local DINO checkpoint (teacher/student/model wrappers unwrapped)
+    random_init: bool = False  # seeded random weights when no file is given (tests; labelled "random-init")
+    model_cfg: dict[str, Any] | None = None  # ViT size (default ViT-B/16)
+    seed: int = 0  # seed of the random init
+    size: int = 224  # shorter-side resize
+    device: str = "cpu"
+    batch_size: int = 32
+
+
 @EXTRACTORS.register("dino")
 class DinoExtractor(FrameTextExtractor):
-    """DINO ViT-B/16 CLS features of frames (no text encoder).
+    """DINO ViT-B/16 CLS features of frames, no text encoder (options: :class:`DinoConfig`)."""
 
-    Args:
-        weights: local DINO checkpoint (state dict; ``teacher``/``student``/``model`` wrappers and
-            ``module.``/``backbone.`` prefixes are unwrapped).
-        random_init: seeded random weights when no file is given (tests; labelled "random-init").
-        model_cfg: ViT size (default ViT-B/16).
-        size: shorter-side resize (224).
-    """
+    config_class = DinoConfig
 
-    def __init__(self, weights: str | os.PathLike | None = None, random_init: bool = False,
-                 model_cfg: dict[str, Any] | None = None, seed: int = 0, size: int = 224,
-                 device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(self, config: DinoConfig | None = None) -> None:
         from timm.models.vision_transformer import VisionTransformer
+
+        c = config or DinoConfig()
+        weights, random_init, model_cfg, seed, size = c.weights, c.random_init, c.model_cfg, c.seed, c.size
+        device, batch_size = c.device, c.batch_size
 
         cfg = dict(model_cfg or VIT_B_16)
         self.device, self.batch_size, self.size = torch.device(device), int(batch_size), int(size)

@@ -29,7 +29,7 @@ final 2×7×7 average pool, so ``ceil(ceil(ceil(T/2)/2)/2) >= 2``.
 
 Example:
     >>> import numpy as np
-    >>> ex = I3DExtractor(random_init=True)            # doctest: +SKIP
+    >>> ex = I3DExtractor(I3DConfig(random_init=True))  # doctest: +SKIP
     >>> ex.encode_videos(np.zeros((1, 16, 64, 64, 3), np.uint8)).shape  # doctest: +SKIP
     (1, 400)
 """
@@ -40,6 +40,7 @@ import logging
 import math
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,29 @@ SIZE = 224
 WEIGHTS_ENV = "SKYLOOM_I3D_WEIGHTS"
 DEFAULT_WEIGHTS = Path("~/.cache/skyloom/i3d_pretrained_400.pt")
 DEFAULT_TORCHSCRIPT = Path("~/.cache/skyloom/i3d_torchscript.pt")
+
+
+@dataclass(frozen=True)
+class I3DConfig:
+    """Options of the ``i3d`` extractor."""
+
+    weights: str | os.PathLike | None = None  # state dict; default $SKYLOOM_I3D_WEIGHTS or ~/.cache/skyloom/...
+    random_init: bool = False  # seeded random weights when no weights are given (tests; labelled "random-init")
+    seed: int = 0  # seed of the random init
+    device: str = "cpu"
+    batch_size: int = 4
+    protocol: str = "videogpt"  # BatchNorm eps: "videogpt" 1e-5 (VideoGPT, cd-fvd) or "tf-hub" 1e-3
+    resize: str = "stretch"  # non-square geometry: "stretch" (TF reference) or "videogpt-crop" (VideoGPT's preprocess)
+
+
+@dataclass(frozen=True)
+class TorchScriptI3DConfig:
+    """Options of the ``i3d-torchscript`` extractor."""
+
+    weights: str | os.PathLike | None = None  # the TorchScript file; default ~/.cache/skyloom/i3d_torchscript.pt
+    device: str = "cpu"
+    batch_size: int = 4
+    dim: int = 400  # feature size the detector returns
 
 
 class ClipTooShortError(UserError, ValueError):
@@ -288,9 +312,13 @@ class I3DExtractor(_I3DBase):
         resize: ``stretch`` (TF reference geometry; default) or ``videogpt-crop`` (VideoGPT's; module docstring).
     """
 
-    def __init__(self, weights: str | os.PathLike | None = None, random_init: bool = False, seed: int = 0,
-                 device: str = "cpu", batch_size: int = 4, protocol: str = "videogpt",
-                 resize: str = "stretch") -> None:
+    config_class = I3DConfig
+
+    def __init__(self, config: I3DConfig | None = None) -> None:
+        c = config or I3DConfig()
+        weights, random_init, seed, device, batch_size, protocol = (c.weights, c.random_init, c.seed, c.device,
+                                                                    c.batch_size, c.protocol)
+        resize = c.resize
         if protocol not in BN_EPS:
             raise ValueError(f"unknown I3D protocol {protocol!r}; valid: {', '.join(BN_EPS)} "
                              "(BatchNorm eps 1e-5 for VideoGPT's i3d_pretrained_400.pt, 1e-3 for TF-hub equivalents)")
@@ -387,9 +415,12 @@ class TorchScriptI3DExtractor(_I3DBase):
     """The StyleGAN-V TorchScript I3D detector from a local path (default
     ``~/.cache/skyloom/i3d_torchscript.pt``), fed the reference [-1, 1] 224² clips."""
 
-    def __init__(self, weights: str | os.PathLike | None = None, device: str = "cpu", batch_size: int = 4,
-                 dim: int = 400) -> None:
-        super().__init__(device, batch_size)
+    config_class = TorchScriptI3DConfig
+
+    def __init__(self, config: TorchScriptI3DConfig | None = None) -> None:
+        c = config or TorchScriptI3DConfig()
+        weights, dim = c.weights, c.dim
+        super().__init__(c.device, c.batch_size)
         path = Path(weights).expanduser() if weights else DEFAULT_TORCHSCRIPT.expanduser()
         self.script = load_torchscript(path, self.device)
         self.weights = weights_hash(path)

@@ -374,15 +374,13 @@ class InDomainExtractor:
 
 
 def load_evaluator(path: str | os.PathLike, device: str = "cpu") -> InDomainExtractor:
-    """Load an evaluator folder and register it in ``skyloom.eval.features.base.EXTRACTORS`` as ``indomain:<abs path>``
-    (the registered factory reads the folder again on each use, so a retrained evaluator is never stale)."""
-    ex = InDomainExtractor(path, device)
-    from skyloom.eval.features.base import EXTRACTORS
+    """Load an evaluator folder as an extractor named ``indomain:<abs path>``.
 
-    if ex.name not in EXTRACTORS:
-        folder = ex.path
-        EXTRACTORS.register(ex.name)(lambda device="cpu", **_: InDomainExtractor(folder, device))
-    return ex
+    Not an ``EXTRACTORS`` entry: :func:`skyloom.eval.features.base.get_extractor` resolves that name
+    by reading the folder again on each use (so a retrained evaluator is never stale), and the
+    folder is its only option.
+    """
+    return InDomainExtractor(path, device)
 
 
 def _hard_negatives(texts: list[str], step: int) -> list[tuple[int, str]]:

@@ -18,7 +18,7 @@ All take one video at a time. Formulas (see also docs/metrics.md):
 
       E = 1/(T−1) Σ_t Σ_i M_t(i) ‖V_t(i) − W(V_{t+1})(i)‖² / Σ_i M_t(i)
 
-  W(V_{t+1})(x) = V_{t+1}(x + F(x)) with F the dense flow t → t+1 (:func:`skyloom.flow.dense_flow`:
+  W(V_{t+1})(x) = V_{t+1}(x + F(x)) with F the dense flow t → t+1 (:func:`skyloom.optical_flow.dense_flow`:
   OpenCV DIS at its medium preset, or Farnebäck; no weights). M_t masks occlusions, with B the flow
   t+1 → t sampled at x + F(x) (B_w):
   occluded if ‖F + B_w‖² > 0.01 (‖F‖² + ‖B_w‖²) + 0.5, or on a motion boundary
@@ -54,7 +54,7 @@ import math
 
 import numpy as np
 
-from skyloom.flow import FLOW_METHODS, dense_flow  # noqa: F401 - FLOW_METHODS: metrics check flow names with it
+from skyloom.optical_flow import FLOW_METHODS, dense_flow  # noqa: F401 - FLOW_METHODS: metrics check flow names with it
 
 WARP_PROTOCOLS = ("lai2018", "rgb-sum")
 

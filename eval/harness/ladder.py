@@ -85,7 +85,7 @@ def ladder(ph: PhysicsSpec, metrics: tuple[str, ...] = ("physics_iq", "physics_i
         row: dict[str, Any] = {"item_id": it["item_id"], "probe": it["specs"].get("probe"),
                                "moving_cells": it["moving_cells"], "gate": it["gate"]}
         for name in metrics:
-            m = METRICS.get(name)(cond_frames=ph.cond_frames)
+            m = METRICS.build(name, options={"cond_frames": ph.cond_frames})
             ks = rungs[name]
             kw: dict[str, Any] = {"reference": [ref] * len(ks), "variance": [it["variance"]] * len(ks)}
             if name == "physics_trajectory":
@@ -97,7 +97,7 @@ def ladder(ph: PhysicsSpec, metrics: tuple[str, ...] = ("physics_iq", "physics_i
                 per_metric[name][k].append(float(vals[k]))
         out["scenes"].append(row)
     for name in metrics:
-        agg = METRICS.get(name)(cond_frames=ph.cond_frames)
+        agg = METRICS.build(name, options={"cond_frames": ph.cond_frames})
         out["aggregate"][name] = {k: float(agg.aggregate(v)) for k, v in per_metric[name].items()}
         if name == "physics_trajectory":
             ok = [_in_groups(r[name], TRAJECTORY_ORDER) for r in out["scenes"]]

@@ -34,6 +34,7 @@ from typing import Any
 from skyloom.config import REPO_ROOT, save_resolved, to_dict
 from skyloom.eval.harness.suites import Suite, load_suite, suite_to_dict
 from skyloom.eval.results.store import ResultsStore
+from skyloom.fsutil import now_iso
 from skyloom.rundir import (
     DEFAULT_EVAL_OUT,
     EvalDir,
@@ -47,7 +48,10 @@ from skyloom.rundir import (
 logger = logging.getLogger(__name__)
 
 RESULTS_FORMAT = "skyloom-eval-results"
-RESULTS_FORMAT_VERSION = 2  # 2: CIs moved out of `results` into `confidence_intervals`; `n-shot` added
+# 2: CIs moved out of `results` into `confidence_intervals`; `n-shot` added
+# 3: `date` (unix time of writing) and `date_iso` (the evaluation's creation) renamed `results_written_at` and
+#    `eval_created_at`, both ISO 8601 UTC
+RESULTS_FORMAT_VERSION = 3
 DEFAULT_OUT = DEFAULT_EVAL_OUT  # ./skyloom-eval: evaluations not tied to a run (skyloom.rundir)
 
 
@@ -422,7 +426,9 @@ def build_results(store: ResultsStore, eval_id: str, suite: Suite, cfg: EvalConf
                   "bootstrap": cfgd.get("seed")},
         "eval_id": eval_id, "suite": suite.name, "status": e["status"],
         "failures": [{k: f[k] for k in ("item_id", "stage", "reason")} for f in fails],
-        "git_hash": e["git_hash"], "date": time.time(), "date_iso": e["created_at"],
+        "git_hash": e["git_hash"],
+        "eval_created_at": e["created_at"],  # when the evaluation was first created in the store (ISO 8601, UTC)
+        "results_written_at": now_iso(),  # when this document was written (ISO 8601, UTC)
         "skyloom_version": _version(),
         "total_evaluation_time_seconds": None if seconds is None else str(round(seconds, 2)),
     }

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.eval.features.cache import CachedExtractor, FeatureCache, array_key
 from skyloom.eval.harness.suites import MetricSpec, Suite
 from skyloom.eval.metrics import inputs as dispatch
@@ -53,13 +54,14 @@ def physics_items(suite: Suite) -> list[dict[str, Any]]:
     return probes.build_items(ph)
 
 
-def _takes(factory: Any, name: str) -> bool:
-    import inspect
+def _has_field(cls: Any, name: str) -> bool:
+    """Whether a plug-in's ``config_class`` declares the option ``name``."""
+    import dataclasses
 
-    try:
-        return name in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
+    config = getattr(cls, "config_class", None)
+    if config is None or not dataclasses.is_dataclass(config):
         return False
+    return name in {f.name for f in dataclasses.fields(config)}
 
 
 def resolve_extractor(spec: str) -> Any:
@@ -95,17 +97,21 @@ class Scorer:
         return self._extractors[spec]
 
     def make_metric(self, m: MetricSpec) -> Any:
-        factory = self.metrics.get(m.name)
-        kwargs = dispatch.metric_kwargs(factory, m.settings, where=f"metric {m.key} settings")
-        if "fps" not in kwargs and self.suite.generation.fps and _takes(factory, "fps"):
-            kwargs["fps"] = self.suite.generation.fps  # e.g. dynamic_degree's VBench frame step
+        """The suite's metric ``m`` through ``METRICS.build`` (settings checked against its ``config_class``);
+        a metric whose config has an ``fps`` field (dynamic_degree) gets the suite's ``generation.fps``
+        unless its settings give one."""
+        where = f"metric {m.key} settings"
+        options = dict(m.settings or {})
+        if "fps" not in options and self.suite.generation.fps and _has_field(self.metrics.get(m.name), "fps"):
+            options["fps"] = self.suite.generation.fps  # e.g. dynamic_degree's VBench frame step
         spec = self.suite.extractor_for(m)
+        default = getattr(self.metrics.get(m.name), "default_extractor", None)
+        if spec is not None and default is None:
+            raise ConfigError(f"metric {m.key}: {m.name!r} works on pixels and takes no extractor (got {spec!r})")
+        spec = spec or default
         if spec is None:
-            probe = factory(**kwargs)
-            spec = getattr(probe, "default_extractor", None)
-            if spec is None:
-                return probe
-        return factory(extractor=self.extractor(spec), **kwargs)
+            return self.metrics.build(m.name, options=options, where=where)
+        return self.metrics.build(m.name, options=options, where=where, extractor=self.extractor(spec))
 
     # -- entry ---------------------------------------------------------------------------
     def score_eval(self, store: ResultsStore, eval_id: str, items: list[dict[str, Any]],
@@ -364,8 +370,7 @@ class Scorer:
         ref = real
 
         def value_of(fake: np.ndarray, full: bool = False, real: np.ndarray | None = None) -> Any:
-            factory = self.metrics.get(m.name)
-            inst = factory(extractor=ex, **dispatch.metric_kwargs(factory, m.settings))
+            inst = self.metrics.build(m.name, options=m.settings, where=f"metric {m.key} settings", extractor=ex)
             inst.update_features(ref if real is None else real, real=True)
             inst.update_features(fake, real=False)
             r = inst.compute()

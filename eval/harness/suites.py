@@ -284,10 +284,11 @@ class Suite:
                 raise SuiteError(f"{at}prompt {p.id!r} repeats a seed: {list(p.seeds)}")
         if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
             raise SuiteError(f"{at}seeds must be a non-empty list without repeats, got {list(self.seeds)}")
+        registry = None
         if metric_names is None:
             from skyloom.eval.metrics import METRICS
 
-            metric_names = METRICS.names()
+            registry, metric_names = METRICS, METRICS.names()
         valid = sorted(metric_names)
         keys = [m.key for m in self.metrics]
         dupk = sorted({k for k in keys if keys.count(k) > 1})
@@ -300,6 +301,13 @@ class Suite:
                 close = difflib.get_close_matches(m.name, valid, n=2)
                 hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
                 raise SuiteError(f"{at}unknown metric {m.name!r}.{hint} Valid metrics: {', '.join(valid)}")
+            if registry is not None:  # settings against the metric's config_class: a typo fails here, not mid-run
+                from skyloom.config import ConfigError
+
+                try:
+                    registry.options(m.name, m.settings, where=f"metric {m.key!r} settings")
+                except ConfigError as e:
+                    raise SuiteError(f"{at}{e}") from None
             if m.subset not in ("prompts", "physics", "all"):
                 raise SuiteError(f"{at}metric {m.key!r}: 'subset' is {m.subset!r}; valid: prompts, physics, all")
             if m.subset == "physics" and self.physics.num_scenes <= 0:

@@ -5,7 +5,7 @@ Public names:
     Metric, PerItemMetric,
     MetricResult, CompensatedSum     the base classes and the result record (``base``)
     SubjectConsistency, BackgroundConsistency, ClipTemp, TemporalFlickering,
-    WarpingError, DynamicDegree      temporal quality (``temporal``)
+    WarpingErrorMetric, DynamicDegree  temporal quality (``temporal``)
     CLIPSim, CLIPSimX100             text-video alignment (``clipsim``)
     FVD, KVD                         set-level distances on video features (``fvd``)
     PhysicsIQ, PhysicsIQScene,
@@ -28,7 +28,7 @@ from skyloom.eval.metrics.base import PerItemMetric as PerItemMetric
 
 _LAZY = {
     **dict.fromkeys(["SubjectConsistency", "BackgroundConsistency", "ClipTemp", "TemporalFlickering",
-                     "WarpingError", "DynamicDegree"], "temporal"),
+                     "WarpingErrorMetric", "DynamicDegree"], "temporal"),
     **dict.fromkeys(["CLIPSim", "CLIPSimX100", "clipsim_from_embeddings"], "clipsim"),
     **dict.fromkeys(["FVD", "KVD"], "fvd"),
     **dict.fromkeys(["PhysicsIQ", "PhysicsIQScene", "PhysicsTrajectory"], "physics"),

@@ -14,7 +14,7 @@ Every :class:`MetricResult` records the metric version, the extractor, its weigh
 Example:
     >>> import numpy as np
     >>> from tests.conftest import moving_square_video
-    >>> m = METRICS.get("temporal_flickering")()
+    >>> m = METRICS.build("temporal_flickering")
     >>> m.update(np.stack([moving_square_video()]))
     >>> r = m.compute(); (r.n, r.value > 0.9)
     (1, True)
@@ -31,15 +31,17 @@ from typing import Any
 import numpy as np
 
 from skyloom.eval.features.base import NO_WEIGHTS, check_videos, get_extractor
+from skyloom.eval.metrics.inputs import check_declared_inputs
 from skyloom.registry import Registry
 
 log = logging.getLogger(__name__)
 
-METRICS: Registry[Any] = Registry("metric", group="skyloom.metrics")
+# Every metric declares config_class (its settings) and inputs, checked against update() when it registers.
+METRICS: Registry[Any] = Registry("metric", group="skyloom.metrics", check=check_declared_inputs)
 for _name, _target in {
     "subject_consistency": "temporal:SubjectConsistency", "background_consistency": "temporal:BackgroundConsistency",
     "clip_temp": "temporal:ClipTemp", "temporal_flickering": "temporal:TemporalFlickering",
-    "warping_error": "temporal:WarpingError", "dynamic_degree": "temporal:DynamicDegree",
+    "warping_error": "temporal:WarpingErrorMetric", "dynamic_degree": "temporal:DynamicDegree",
     "clipsim": "clipsim:CLIPSim", "clipsim_x100": "clipsim:CLIPSimX100",
 }.items():
     METRICS.register_lazy(_name, "skyloom.eval.metrics." + _target)
@@ -106,7 +108,10 @@ class CompensatedSum:
 class Metric(ABC):
     """Base: extractor handling, identity, pickling, merge compatibility checks.
 
+    Built by ``METRICS.build(name, options=settings, extractor=...)``, i.e. ``cls(config, extractor=...)``.
+
     Args:
+        config: the metric's settings, an instance of its ``config_class`` (None: the defaults).
         extractor: a registered extractor name, an extractor object, or None (pixel metrics).
         extractor_kwargs: constructor arguments when ``extractor`` is a name.
     """
@@ -118,9 +123,13 @@ class Metric(ABC):
     # What update() takes (names in skyloom.eval.metrics.inputs.INPUTS); suites and `eval score` feed it from these.
     inputs: tuple[str, ...] = ("videos",)
     optional_inputs: tuple[str, ...] = ()  # passed when every item has them
-    config_class: type | None = None  # optional frozen dataclass the settings are checked against
+    config_class: type | None = None  # the settings, a frozen dataclass (required to register)
 
-    def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: Any = None, *, extractor: Any = "default",
+                 extractor_kwargs: dict[str, Any] | None = None) -> None:
+        if config is None and self.config_class is not None:
+            config = self.config_class()
+        self.config = config
         if extractor == "default":
             extractor = self.default_extractor
         self._extractor_obj = None if isinstance(extractor, str) or extractor is None else extractor

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.eval.features.base import l2_normalise
 from skyloom.eval.metrics.base import METRICS, MetricResult, _FrameFeatureMetric
+
+
+@dataclass(frozen=True)
+class CLIPSimConfig:
+    """Settings of ``clipsim``."""
+
+    scale: str = "raw"  # "raw": the cosine (Make-A-Video); "x100": torchmetrics CLIPScore's max(100 mean cos, 0)
+
+
+@dataclass(frozen=True)
+class CLIPSimX100Config:
+    """Settings of ``clipsim_x100`` (``clipsim`` on torchmetrics CLIPScore's scale)."""
+
+    scale: str = "x100"  # as clipsim's; "raw" makes it clipsim
 
 
 @METRICS.register("clipsim")
@@ -27,15 +43,17 @@ class CLIPSim(_FrameFeatureMetric):
     name = "clipsim"
     version = "2"  # 2: open_clip's transform; x100 floors the mean
     inputs = ("videos", "item_ids", "prompts")
+    config_class: type = CLIPSimConfig
 
-    def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
-                 scale: str = "raw") -> None:
-        if scale not in ("raw", "x100"):
-            raise ValueError(f"scale must be 'raw' or 'x100', got {scale!r}")
-        self.scale = scale
-        if scale == "x100":
+    def __init__(self, config: CLIPSimConfig | CLIPSimX100Config | None = None, *, extractor: Any = "default",
+                 extractor_kwargs: dict[str, Any] | None = None) -> None:
+        config = config or self.config_class()
+        if config.scale not in ("raw", "x100"):
+            raise ConfigError(f"scale must be 'raw' or 'x100', got {config.scale!r}")
+        self.scale = config.scale
+        if self.scale == "x100":
             self.name = "clipsim_x100"
-        super().__init__(extractor, extractor_kwargs)
+        super().__init__(config, extractor=extractor, extractor_kwargs=extractor_kwargs)
 
     def update(self, videos: Any, prompts: list[str] | None = None, item_ids: list[str] | None = None) -> None:
         if prompts is None:
@@ -76,8 +94,5 @@ class CLIPSimX100(CLIPSim):
     """CLIPSIM on torchmetrics CLIPScore's scale: max(100·mean cos, 0)."""
 
     name = "clipsim_x100"
-
-    def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
-                 scale: str = "x100") -> None:
-        super().__init__(extractor, extractor_kwargs, scale=scale)
+    config_class = CLIPSimX100Config
 

@@ -181,13 +181,9 @@ class ColourMotion(PerItemMetric):
     inputs = ("videos", "item_ids", "prompts")  # suites and `eval score` pass each video's prompt
     config_class = ColourMotionConfig  # settings checked (keys and types) like every plug-in's
 
-    def __init__(self, extractor: Any = None, **settings: Any) -> None:
-        try:
-            self.cfg = ColourMotionConfig(**settings)
-        except TypeError:
-            valid = ", ".join(ColourMotionConfig.__dataclass_fields__)
-            raise ValueError(f"colour_motion: unknown setting(s) {sorted(settings)}; valid: {valid}") from None
-        super().__init__(None)
+    def __init__(self, config: ColourMotionConfig | None = None) -> None:
+        self.cfg = config or ColourMotionConfig()
+        super().__init__(self.cfg, extractor=None)
         self._identity = {"extractor": "hsv-segmentation", "weights": "none",
                           "preprocessing": {"colour_space": "OpenCV HSV", "hue_ranges": HUE_RANGES,
                                             "reference_size": REFERENCE_SIZE, **asdict(self.cfg)}}

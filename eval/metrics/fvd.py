@@ -20,6 +20,7 @@ import hashlib
 import io
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,26 @@ import numpy as np
 from skyloom.eval.features.base import check_videos
 from skyloom.eval.functional import frechet
 from skyloom.eval.metrics.base import METRICS, CompensatedSum, Metric, MetricResult
+
+
+@dataclass(frozen=True)
+class FVDConfig:
+    """Settings of ``fvd``."""
+
+    num_frames: int = 16  # clip length fed to the extractor
+    num_videos: int = 2048  # the protocol's sample count; fewer samples are flagged in details
+    ddof: int = 0  # covariance normalisation (0 = StyleGAN-V's /N)
+    seed: int = 0  # seeds the random window of each real clip
+
+
+@dataclass(frozen=True)
+class KVDConfig:
+    """Settings of ``kvd``."""
+
+    num_frames: int = 16  # clip length fed to the extractor
+    num_subsets: int = 0  # MMD over random subsets (0: the whole sets)
+    subset_size: int = 1000  # size of each subset
+    seed: int = 0  # seeds real-clip windows and subsets
 
 
 @METRICS.register("fvd")
@@ -39,22 +60,22 @@ class FVD(Metric):
     The reference (real) statistics survive :meth:`reset` unless ``keep_reference=False`` and
     can be saved with :meth:`save_reference` / loaded with :meth:`load_reference`.
 
-    Args:
-        num_frames: clip length fed to the extractor (16).
-        num_videos: the protocol's sample count (2048); fewer samples are flagged in details.
-        ddof: covariance normalisation (0 = StyleGAN-V's /N).
+    Settings (:class:`FVDConfig`): ``num_frames``, ``num_videos``, ``ddof``, ``seed``.
     """
 
     name = "fvd"
     higher_is_better = False
     default_extractor = "i3d"
     inputs = ("videos", "real_videos")  # set-level: update(real, real=True) / update_features(...)
+    config_class: type = FVDConfig
 
-    def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
-                 num_frames: int = 16, num_videos: int = 2048, ddof: int = 0, seed: int = 0) -> None:
-        self.num_frames, self.num_videos, self.ddof, self.seed = int(num_frames), int(num_videos), int(ddof), int(seed)
+    def __init__(self, config: FVDConfig | None = None, *, extractor: Any = "default",
+                 extractor_kwargs: dict[str, Any] | None = None) -> None:
+        config = config or FVDConfig()
+        self.num_frames, self.num_videos, self.ddof = int(config.num_frames), int(config.num_videos), int(config.ddof)
+        self.seed = int(config.seed)
         self._sides: dict[str, dict[str, Any]] = {"real": self._empty(), "fake": self._empty()}
-        super().__init__(extractor, extractor_kwargs)
+        super().__init__(config, extractor=extractor, extractor_kwargs=extractor_kwargs)
 
     @staticmethod
     def _empty() -> dict[str, Any]:
@@ -186,11 +207,15 @@ class KVD(FVD):
     """
 
     name = "kvd"
+    config_class = KVDConfig
 
-    def __init__(self, extractor: Any = "default", extractor_kwargs: dict[str, Any] | None = None,
-                 num_frames: int = 16, num_subsets: int = 0, subset_size: int = 1000, seed: int = 0) -> None:
-        self.num_subsets, self.subset_size = int(num_subsets), int(subset_size)
-        super().__init__(extractor, extractor_kwargs, num_frames=num_frames, seed=seed)
+    def __init__(self, config: KVDConfig | None = None, *, extractor: Any = "default",
+                 extractor_kwargs: dict[str, Any] | None = None) -> None:
+        config = config or KVDConfig()
+        self.num_subsets, self.subset_size = int(config.num_subsets), int(config.subset_size)
+        super().__init__(FVDConfig(num_frames=config.num_frames, seed=config.seed), extractor=extractor,
+                         extractor_kwargs=extractor_kwargs)
+        self.config = config
 
     @staticmethod
     def _empty() -> dict[str, Any]:

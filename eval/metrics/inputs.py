@@ -45,7 +45,7 @@ ITEM_KEYS: dict[str, str] = {"item_ids": "item_id", "prompts": "prompt"}
 SET_INPUT = "real_videos"
 
 
-class MissingInput(ValueError):
+class MissingInputError(ValueError):
     """A metric's required input that the items do not provide."""
 
 
@@ -88,7 +88,7 @@ def update_kwargs(metric: Any, items: list[dict[str, Any]], videos: list[np.ndar
     and resize the candidate instead, never shrinking the simulator's clip.
 
     Raises:
-        MissingInput: a required input some items lack (naming the input and the items).
+        MissingInputError: a required input some items lack (naming the input and the items).
     """
     kw: dict[str, Any] = {}
     required = required_inputs(metric)
@@ -100,7 +100,7 @@ def update_kwargs(metric: Any, items: list[dict[str, Any]], videos: list[np.ndar
         if any(v is None for v in values):
             if name in required:
                 lacking = [str(it.get("item_id", i)) for i, it in enumerate(items) if it.get(key) is None]
-                raise MissingInput(f"metric {getattr(metric, 'name', '?')!r} needs {name} ({INPUTS[name]}); "
+                raise MissingInputError(f"metric {getattr(metric, 'name', '?')!r} needs {name} ({INPUTS[name]}); "
                                    f"missing for {', '.join(lacking[:5])}")
             continue
         kw[name] = values
@@ -109,12 +109,55 @@ def update_kwargs(metric: Any, items: list[dict[str, Any]], videos: list[np.ndar
     return kw
 
 
-def metric_kwargs(cls: Any, settings: dict[str, Any] | None, where: str = "settings") -> dict[str, Any]:
-    """Constructor keyword arguments from a metric's settings, checked against its ``config_class``
-    when it has one (see :func:`skyloom.registry.config_kwargs`)."""
-    from skyloom.registry import config_kwargs
+def check_declared_inputs(name: str, metric: Any) -> None:
+    """Check a metric class's declared inputs against what its ``update`` (and ``score_video``) reads.
 
-    return config_kwargs(cls, settings, where)
+    Run by the metric registry when a metric registers. Every declared input (other than
+    ``videos``) must be a parameter of ``update`` -- or, for a per-item metric whose ``update``
+    forwards ``**kwargs`` to ``score_video``, of ``score_video`` -- and every parameter those read
+    must be declared (``real`` stands for ``real_videos``). A metric that reads a prompt it does not
+    declare is refused here, not found out when every item of a suite fails.
+
+    Raises:
+        skyloom.registry.RegistryError: an unknown input name, a declared input that ``update``
+            cannot take, or a parameter it reads that is not declared (naming each).
+    """
+    import inspect
+
+    from skyloom.registry import RegistryError
+
+    if not isinstance(metric, type) or not callable(getattr(metric, "update", None)):
+        raise RegistryError("a metric is a class with update(videos, ...) and compute()")
+    try:
+        declared = set(required_inputs(metric)) | set(optional_inputs(metric))
+    except ValueError as e:
+        raise RegistryError(str(e)) from None
+    declared.discard("videos")
+
+    def params(fn: Any) -> tuple[set[str], bool]:
+        ps = list(inspect.signature(fn).parameters.values())[2:]  # self, the videos / the video
+        named = {p.name for p in ps if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        return named, any(p.kind is p.VAR_KEYWORD for p in ps)
+
+    taken, forwards = params(metric.update)
+    score_video = getattr(metric, "score_video", None)
+    if forwards and score_video is not None:  # PerItemMetric.update(videos, item_ids, **kw) -> score_video(video, **kw)
+        more, open_ended = params(score_video)
+        taken |= more
+        forwards = open_ended
+    reads = {"real_videos" if p == "real" else p for p in taken}
+    not_taken = sorted(declared - reads) if not forwards else []
+    undeclared = sorted(reads - declared)
+    problems = []
+    if not_taken:
+        problems.append(f"declares {', '.join(not_taken)} but update() takes no such parameter")
+    if undeclared:
+        problems.append(f"update() reads {', '.join(undeclared)} but its inputs/optional_inputs do not declare "
+                        f"{'it' if len(undeclared) == 1 else 'them'} (suites would never pass "
+                        f"{'it' if len(undeclared) == 1 else 'them'})")
+    if problems:
+        raise RegistryError("; ".join(problems) + f"; declared: inputs={tuple(required_inputs(metric))}, "
+                        f"optional_inputs={tuple(optional_inputs(metric))}")
 
 
 def fit_frames(reference: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

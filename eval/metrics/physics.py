@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,27 @@ from skyloom.eval.functional import physics_iq, trajectory
 from skyloom.eval.metrics.base import METRICS, PerItemMetric
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PhysicsIQConfig:
+    """Settings of ``physics_iq``, ``physics_iq_exact`` and ``physics_iq_scene``."""
+
+    cond_frames: int = 4  # frames given to the model; scoring starts after them
+    perturb_scale: float = 0.01  # relative size of the perturbed re-simulations behind the physical variance
+    perturb_takes: int = 1  # perturbed re-simulations per scene
+    seed: int = 0  # seeds the perturbations
+
+
+@dataclass(frozen=True)
+class PhysicsTrajectoryConfig:
+    """Settings of ``physics_trajectory`` (simulator agreement)."""
+
+    cond_frames: int = 4  # frames given to the model; agreement is measured after them
+    colour_tol: int = 40  # L-inf RGB distance within which a pixel belongs to an object's colour
+    base_tol: float = 0.02  # tolerance floor, as a fraction of the frame diagonal
+    spread: float = 1.0  # multiple of the perturbed take's distance from the simulator added to the floor
+    velocity_weight: float = 0.5  # weight of the velocity term against the position term
 
 
 # -- metrics ---------------------------------------------------------------------------------
@@ -26,9 +48,9 @@ class _PhysicsMetric(PerItemMetric):
     inputs = ("videos", "item_ids", "reference")
     fit_reference = False  # update_kwargs keeps the reference at the probe's size (skyloom.eval.metrics.inputs)
 
-    def __init__(self, cond_frames: int = 4, **kw: Any) -> None:
-        self.cond_frames = int(cond_frames)
-        super().__init__(None)
+    def __init__(self, config: Any) -> None:
+        self.cond_frames = int(config.cond_frames)
+        super().__init__(config, extractor=None)
         self._identity = {"extractor": self.extractor_label, "weights": NO_WEIGHTS,
                           "preprocessing": dict(physics_iq.PREPROCESSING, cond_frames=self.cond_frames,
                                                 resolution=RESOLUTION)}
@@ -66,10 +88,13 @@ class PhysicsIQ(_PhysicsMetric):
     optional_inputs = ("variance", "specs")
     protocol = "skyloom-physics-iq"
 
-    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1,
-                 seed: int = 0) -> None:
-        self.perturb_scale, self.perturb_takes, self.seed = float(perturb_scale), int(perturb_takes), int(seed)
-        super().__init__(cond_frames)
+    config_class = PhysicsIQConfig
+
+    def __init__(self, config: PhysicsIQConfig | None = None) -> None:
+        config = config or PhysicsIQConfig()
+        self.perturb_scale, self.perturb_takes = float(config.perturb_scale), int(config.perturb_takes)
+        self.seed = int(config.seed)
+        super().__init__(config)
         self._identity["preprocessing"] = dict(physics_iq.PIQ_PROTOCOL, protocol=self.protocol,
                                                cond_frames=self.cond_frames, perturb_scale=self.perturb_scale,
                                                **self._protocol_changes())
@@ -147,9 +172,8 @@ class PhysicsIQScene(PhysicsIQ):
     name = "physics_iq_scene"
     version = "2"  # 2: probe resolution (candidate resized up), IoU ratios not capped (v1 tied truth and perturbed)
 
-    def __init__(self, cond_frames: int = 4, perturb_scale: float = 0.01, perturb_takes: int = 1,
-                 seed: int = 0) -> None:
-        super().__init__(cond_frames, perturb_scale, perturb_takes, seed)
+    def __init__(self, config: PhysicsIQConfig | None = None) -> None:
+        super().__init__(config)
         self._identity["preprocessing"] = dict(physics_iq.PREPROCESSING, cond_frames=self.cond_frames,
                                                protocol="skyloom-scene", resolution=RESOLUTION,
                                                perturb_scale=self.perturb_scale, perturb_takes=self.perturb_takes)
@@ -185,11 +209,14 @@ class PhysicsTrajectory(_PhysicsMetric):
     inputs = ("videos", "item_ids", "reference", "ground_truth")
     optional_inputs = ("variance",)
 
-    def __init__(self, cond_frames: int = 4, colour_tol: int = 40, base_tol: float = 0.02, spread: float = 1.0,
-                 velocity_weight: float = 0.5) -> None:
-        self.colour_tol, self.base_tol, self.spread = int(colour_tol), float(base_tol), float(spread)
-        self.velocity_weight = float(velocity_weight)
-        super().__init__(cond_frames)
+    config_class = PhysicsTrajectoryConfig
+
+    def __init__(self, config: PhysicsTrajectoryConfig | None = None) -> None:
+        config = config or PhysicsTrajectoryConfig()
+        self.colour_tol, self.base_tol = int(config.colour_tol), float(config.base_tol)
+        self.spread = float(config.spread)
+        self.velocity_weight = float(config.velocity_weight)
+        super().__init__(config)
         self._identity["preprocessing"] = {
             "tracking": "colour L-inf, largest component >= 1/4 of the simulator's median area",
             "colour_tol": self.colour_tol, "position_tol": f"{self.base_tol} x diagonal + {self.spread} x "

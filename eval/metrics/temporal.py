@@ -4,13 +4,48 @@ dynamic degree (the maths in :mod:`skyloom.eval.functional.temporal`)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from skyloom.config import ConfigError
 from skyloom.eval.features.base import NO_WEIGHTS
 from skyloom.eval.functional import temporal
 from skyloom.eval.metrics.base import METRICS, MetricResult, PerItemMetric, _FrameFeatureMetric
+from skyloom.registry import NoOptions
+
+
+def _check_choice(what: str, value: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ConfigError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+@dataclass(frozen=True)
+class TemporalFlickeringConfig:
+    """Settings of ``temporal_flickering``."""
+
+    protocol: str = "vbench-static"  # "vbench-static": static videos only, as VBench; "all": every video
+    flow: str = "dis"  # OpenCV optical flow of the static filter: "dis" or "farneback"
+
+
+@dataclass(frozen=True)
+class WarpingErrorConfig:
+    """Settings of ``warping_error``."""
+
+    flow: str = "dis"  # OpenCV optical flow: "dis" or "farneback"
+    protocol: str = "lai2018"  # "lai2018": Lai et al.'s evaluate_WarpError.py; "rgb-sum": skyloom's earlier variant
+
+
+@dataclass(frozen=True)
+class DynamicDegreeConfig:
+    """Settings of ``dynamic_degree``."""
+
+    flow: str = "dis"  # OpenCV optical flow: "dis" or "farneback" (VBench uses RAFT)
+    # the videos' frame rate: VBench keeps every max(1, round(fps/8))-th frame first; None keeps every frame
+    # (a suite passes its generation.fps, `eval score` each file's rate)
+    fps: float | None = None
 
 
 @METRICS.register("subject_consistency")
@@ -27,6 +62,7 @@ class SubjectConsistency(_FrameFeatureMetric):
     name = "subject_consistency"
     version = "2"  # 2: VBench transforms, DINO pos-embed, frame-weighted
     default_extractor = "dino"
+    config_class = NoOptions
 
     def score_video(self, video: np.ndarray) -> tuple[float, dict[str, float]]:
         terms = temporal.vbench_consistency_per_frame(self.frame_features(video))  # (T-1,)
@@ -57,6 +93,7 @@ class ClipTemp(_FrameFeatureMetric):
     """EvalCrafter CLIP-Temp: mean cosine of consecutive frames' CLIP embeddings."""
 
     name = "clip_temp"
+    config_class = NoOptions
 
     def score_video(self, video: np.ndarray) -> float:
         return temporal.clip_temp(self.frame_features(video))
@@ -79,14 +116,14 @@ class TemporalFlickering(PerItemMetric):
     PROTOCOLS = ("vbench-static", "all")
     # A NaN per-item value is an exclusion by protocol, not a failure (the scorer lists it as excluded).
     nan_means = "excluded: not static (VBench scores flickering on static videos only)"
+    config_class = TemporalFlickeringConfig
 
-    def __init__(self, protocol: str = "vbench-static", flow: str = "dis", **kw: Any) -> None:
-        if protocol not in self.PROTOCOLS:
-            raise ValueError(f"unknown flickering protocol {protocol!r}; valid: {', '.join(self.PROTOCOLS)}")
-        if flow not in temporal.FLOW_METHODS:
-            raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
+    def __init__(self, config: TemporalFlickeringConfig | None = None) -> None:
+        config = config or TemporalFlickeringConfig()
+        protocol = _check_choice("flickering protocol", config.protocol, self.PROTOCOLS)
+        flow = _check_choice("flow", config.flow, temporal.FLOW_METHODS)
         self.protocol, self.flow = protocol, flow
-        super().__init__(None)
+        super().__init__(config, extractor=None)
         if protocol != "all":
             self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,
                               "preprocessing": {"protocol": protocol, "static_filter": "VBench rule, OpenCV flow"}}
@@ -110,7 +147,7 @@ class TemporalFlickering(PerItemMetric):
 
 
 @METRICS.register("warping_error")
-class WarpingError(PerItemMetric):
+class WarpingErrorMetric(PerItemMetric):
     """Lai et al. 2018 warping error with OpenCV flow (``dis`` or ``farneback``); lower is better.
 
     ``protocol="lai2018"`` (default) is Lai et al.'s ``evaluate_WarpError.py``; ``"rgb-sum"`` is
@@ -122,14 +159,14 @@ class WarpingError(PerItemMetric):
     higher_is_better = False
     default_extractor = None
 
-    def __init__(self, flow: str = "dis", protocol: str = "lai2018", **kw: Any) -> None:
-        if flow not in temporal.FLOW_METHODS:
-            raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
-        if protocol not in temporal.WARP_PROTOCOLS:
-            valid = ", ".join(temporal.WARP_PROTOCOLS)
-            raise ValueError(f"unknown warping-error protocol {protocol!r}; valid: {valid}")
+    config_class = WarpingErrorConfig
+
+    def __init__(self, config: WarpingErrorConfig | None = None) -> None:
+        config = config or WarpingErrorConfig()
+        flow = _check_choice("flow", config.flow, temporal.FLOW_METHODS)
+        protocol = _check_choice("warping-error protocol", config.protocol, temporal.WARP_PROTOCOLS)
         self.flow, self.protocol = flow, protocol
-        super().__init__(None)
+        super().__init__(config, extractor=None)
         self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,
                           "preprocessing": {"range": [0, 1], "flow": flow, "grey": "cv2 RGB2GRAY", "protocol": protocol,
                                             "occlusion": "Lai et al. 2018 fw-bw + motion boundary"}}
@@ -159,13 +196,15 @@ class DynamicDegree(PerItemMetric):
     name = "dynamic_degree"
     default_extractor = None
 
-    def __init__(self, flow: str = "dis", fps: float | None = None, **kw: Any) -> None:
-        if flow not in temporal.FLOW_METHODS:
-            raise ValueError(f"unknown flow {flow!r}; valid: {', '.join(temporal.FLOW_METHODS)}")
-        if fps is not None and not fps > 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
-        self.flow, self.fps = flow, None if fps is None else float(fps)
-        super().__init__(None)
+    config_class = DynamicDegreeConfig
+
+    def __init__(self, config: DynamicDegreeConfig | None = None) -> None:
+        config = config or DynamicDegreeConfig()
+        self.flow = flow = _check_choice("flow", config.flow, temporal.FLOW_METHODS)
+        if config.fps is not None and not config.fps > 0:
+            raise ConfigError(f"dynamic_degree fps must be > 0, got {config.fps}")
+        self.fps = None if config.fps is None else float(config.fps)
+        super().__init__(config, extractor=None)
         self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,
                           "preprocessing": {"protocol": f"vbench-opencv-{flow}", "flow": flow, "fps": self.fps,
                                             "frames": f"every {temporal.vbench_frame_interval(self.fps)}-th "

@@ -262,7 +262,7 @@ def _set_value_fn(details: dict[str, Any]) -> Callable[[np.ndarray, np.ndarray],
     name, settings = details.get("metric"), dict(details.get("settings") or {})
 
     def value(real: np.ndarray, fake: np.ndarray) -> float:
-        m = METRICS.get(name)(extractor=None, **settings)
+        m = METRICS.build(name, options=settings, where=f"metric {name} settings", extractor=None)
         m.update_features(real, real=True)
         m.update_features(fake, real=False)
         return m.compute().value

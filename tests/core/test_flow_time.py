@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from skyloom.flow import dense_flow
 from skyloom.fsutil import file_stamp, now_iso
+from skyloom.optical_flow import dense_flow
 
 
 def test_one_timestamp_format_utc_microseconds_sortable():

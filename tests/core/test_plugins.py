@@ -50,9 +50,9 @@ class PromptWords(PerItemMetric):
     inputs = ("videos", "item_ids", "prompts")
     config_class = WordsOptions
 
-    def __init__(self, scale: float = 1.0, **kw):
-        self.scale = scale
-        super().__init__(None)
+    def __init__(self, config=None):
+        self.scale = (config or WordsOptions()).scale
+        super().__init__(config, extractor=None)
 
     def score_video(self, video, prompts=""):
         return self.scale * len(prompts.split()) + float(video.mean()) / 255.0
@@ -143,7 +143,7 @@ def test_registry_reads_entry_points_lazily_and_refuses_duplicates(tmp_path, mon
     site = install_plugin(tmp_path / "site", module="colour_plugin", source="RED = (255, 0, 0)\n",
                           entry_points="[test.colours]\nred = colour_plugin:RED\ngreen = colour_plugin:GREEN\n")
     monkeypatch.syspath_prepend(str(site))
-    reg: Registry = Registry("colour", group="test.colours")
+    reg: Registry = Registry("colour", group="test.colours", configured=False)
     assert "colour_plugin" not in sys.modules
     assert reg.names() == ["green", "red"] and reg.origin("red") == "colour-plugin"
     assert "colour_plugin" not in sys.modules  # listed, not imported
@@ -153,7 +153,7 @@ def test_registry_reads_entry_points_lazily_and_refuses_duplicates(tmp_path, mon
         reg.get("green")
     with pytest.raises(RegistryError, match=r"unknown colour 'rde'\. Did you mean 'red'\?"):
         reg.get("rde")
-    clash: Registry = Registry("colour", group="test.colours")
+    clash: Registry = Registry("colour", group="test.colours", configured=False)
     clash.register("red")(lambda: 0)  # a built-in of the same name as the plug-in's
     with pytest.raises(RegistryError, match=r"duplicate colour name 'red': entry point 'red' = "
                                             r"'colour_plugin:RED' of colour-plugin"):

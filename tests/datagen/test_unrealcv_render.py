@@ -144,11 +144,11 @@ def fake_unrealcv():
 
 def test_unrealcv_backend_direct(fake_unrealcv):
     from skyloom.datagen.render import RenderConfig, sample_specs
-    from skyloom.datagen.unrealcv_render import UnrealCVRenderer, quat_to_rotator
+    from skyloom.datagen.unrealcv_render import UnrealCVOptions, UnrealCVRenderer, quat_to_rotator
 
     cfg = RenderConfig(scene=dataclasses.replace(RenderConfig().scene, num_frames=3, min_objects=2, max_objects=2))
     spec = sample_specs(cfg, 1, seed=4)[0]
-    r = UnrealCVRenderer(port=fake_unrealcv.port)
+    r = UnrealCVRenderer(UnrealCVOptions(port=fake_unrealcv.port))
     out = r.render(spec)
     r.close()
     assert out.frames.shape == (3, 32, 32, 3)
@@ -201,14 +201,14 @@ def test_unrealcv_render_job_into_corpus(fake_unrealcv, tmp_path, ray_local):
 
 
 def test_unrealcv_unreachable_server_is_a_clear_error():
-    from skyloom.datagen.unrealcv_render import UnrealCVRenderer
+    from skyloom.datagen.unrealcv_render import UnrealCVOptions, UnrealCVRenderer
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}"):
-        UnrealCVRenderer(port=port)._connect()
+        UnrealCVRenderer(UnrealCVOptions(port=port))._connect()
 
 
 def test_dropped_connection_is_retried_by_the_job(fake_unrealcv, tmp_path, ray_local):

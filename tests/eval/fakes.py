@@ -12,13 +12,14 @@ import json
 import math
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from skyloom.fsutil import append_jsonl, read_jsonl
-from skyloom.registry import Registry
+from skyloom.registry import NoOptions, Registry
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220), "yellow": (230, 220, 40)}
 LOADER = "tests.eval.fakes:load_fake_pipeline"
@@ -107,9 +108,10 @@ class _PerItem:
     version = "1"
     default_extractor = None
     inputs = ("videos", "item_ids", "prompts")  # declared, as skyloom.eval.metrics.inputs reads them
+    config_class = NoOptions
 
-    def __init__(self, extractor: Any = None, **settings: Any) -> None:
-        self.settings, self.values = settings, {}
+    def __init__(self, config: NoOptions | None = None, *, extractor: Any = None) -> None:
+        self.values: dict[str, float] = {}
 
     def identity(self) -> dict[str, Any]:
         return {"extractor": f"fake-{self.name}", "weights": "none", "preprocessing": {"fake": True}}
@@ -150,14 +152,20 @@ class Jitter(_PerItem):
         return float(np.abs(np.diff(v.astype(float), axis=0)).mean() / 255)
 
 
+@dataclass(frozen=True)
+class MeanDistanceConfig:
+    num_frames: int = 8  # frames of each clip compared
+
+
 class MeanDistance:
     """Set-level: distance between mean real and mean generated features (lower is better)."""
 
     name, version, higher_is_better, default_extractor = "mean_distance", "1", False, "fake-colour"
     inputs = ("videos", "real_videos")
+    config_class = MeanDistanceConfig
 
-    def __init__(self, extractor: Any = None, num_frames: int = 8) -> None:
-        self.extractor, self.num_frames = extractor, num_frames
+    def __init__(self, config: MeanDistanceConfig | None = None, *, extractor: Any = None) -> None:
+        self.extractor, self.num_frames = extractor, (config or MeanDistanceConfig()).num_frames
         self.sides: dict[bool, list[np.ndarray]] = {True: [], False: []}
 
     def identity(self) -> dict[str, Any]:
@@ -187,6 +195,10 @@ class CountingColourExtractor:
     """Video features = mean colour of each frame (T*3 dims, first 8 frames); counts encoded clips."""
 
     name, weights, dim, kind = "fake-colour", "none", 24, "video"
+    config_class = NoOptions
+
+    def __init__(self, config: NoOptions | None = None) -> None:
+        pass
     preprocessing = {"features": "mean RGB per frame / 255"}
     encoded = 0  # class-wide counter: tests read and reset it
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from skyloom.colours import BALL_COLOURS, HUE_RANGES
+from skyloom.config import ConfigError
 from skyloom.eval.metrics import METRICS
 from skyloom.eval.metrics.colour_motion import (
     ColourMotion,
@@ -154,8 +155,8 @@ def test_registered_metric_and_suite():
     suite = load_suite("colour-motion")
     assert suite.primary == "colour_motion" and len(suite.items()) == 16
     assert {prompted_colour(it["prompt"]) for it in suite.items()} == set(BALL_COLOURS)
-    with pytest.raises(ValueError, match="unknown setting"):
-        ColourMotion(min_shar=0.5)
+    with pytest.raises(ConfigError, match=r"unknown config key 'min_shar' in settings; .*did you mean 'min_share'"):
+        METRICS.build("colour_motion", options={"min_shar": 0.5}, where="settings")
     with pytest.raises(ValueError, match="needs prompts"):
         ColourMotion().update(np.zeros((1, 4, 32, 32, 3), np.uint8))
 

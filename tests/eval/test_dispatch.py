@@ -25,7 +25,7 @@ def test_update_kwargs_follow_the_declaration():
     assert sorted(kw) == ["item_ids", "reference"] and kw["item_ids"] == ["a", "b"]
     assert [r.shape for r in kw["reference"]] == [(4, 8, 8, 3)] * 2 and int(kw["reference"][0][0, 0, 0, 0]) == 200
     assert sorted(dispatch.update_kwargs(_Declared(), items[:1], vids[:1])) == ["item_ids", "reference", "specs"]
-    with pytest.raises(dispatch.MissingInput, match=r"metric 'declared' needs reference .*missing for b"):
+    with pytest.raises(dispatch.MissingInputError, match=r"metric 'declared' needs reference .*missing for b"):
         dispatch.update_kwargs(_Declared(), [items[0], {"item_id": "b"}], vids)
     assert dispatch.missing_inputs(_Declared(), {"item_id": "c"}) == ["reference"]
 

@@ -8,8 +8,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from skyloom.eval.features.base import FrameTextExtractor, l2_normalise
-from skyloom.eval.features.clip import TINY_VIT_B_32, OpenCLIPExtractor
+from skyloom.eval.features.base import FrameTextExtractor, get_extractor, l2_normalise
+from skyloom.eval.features.clip import TINY_VIT_B_32
 from skyloom.eval.metrics import METRICS, CLIPSim, clipsim_from_embeddings
 from tests.conftest import moving_square_video
 
@@ -35,7 +35,7 @@ def test_formula_matches_hand_computation_and_floor():
     cos = [1.0, 0.0, -1.0 / np.sqrt(1.04)]
     assert raw == pytest.approx(np.mean(cos))
     assert x100 == pytest.approx(100 * np.mean(cos))  # per video: no floor (torchmetrics floors the mean)
-    m = METRICS.get("clipsim_x100")(extractor=ColourExtractor())
+    m = METRICS.build("clipsim_x100", extractor=ColourExtractor())
     assert m.aggregate([-3.0, 1.0]) == 0.0 and m.aggregate([3.0, -1.0]) == pytest.approx(1.0)
 
 
@@ -49,7 +49,7 @@ def test_colour_swap_lowers_clipsim():
     assert r.per_item["orig"] > r.per_item["swap"] + 0.1
     assert r.extractor == "colour-words" and r.details["scale"] == "raw"
     assert 0.0 <= r.details["x100"] <= 100.0
-    m100 = METRICS.get("clipsim_x100")(extractor=ColourExtractor())
+    m100 = METRICS.build("clipsim_x100", extractor=ColourExtractor())
     m100.update(np.stack([red]), prompts=["red"])
     assert m100.compute().value == pytest.approx(100 * m.compute().per_item["orig"], rel=1e-9)
     with pytest.raises(ValueError, match="needs prompts"):
@@ -58,7 +58,7 @@ def test_colour_swap_lowers_clipsim():
 
 @pytest.fixture(scope="module")
 def tiny_clip():
-    return OpenCLIPExtractor(random_init=True, model_cfg=TINY_VIT_B_32, seed=0)
+    return get_extractor("clip", random_init=True, model_cfg=TINY_VIT_B_32, seed=0)
 
 
 def test_open_clip_random_init_extractor(tiny_clip):
@@ -80,11 +80,11 @@ def test_open_clip_random_init_extractor(tiny_clip):
 
 def test_open_clip_never_downloads(tmp_path):
     with pytest.raises(FileNotFoundError, match="never downloads"):
-        OpenCLIPExtractor(pretrained="openai", cache_dir=str(tmp_path))
+        get_extractor("clip", pretrained="openai", cache_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="not found"):
-        OpenCLIPExtractor(pretrained=str(tmp_path / "missing.pt"))
+        get_extractor("clip", pretrained=str(tmp_path / "missing.pt"))
     with pytest.raises(FileNotFoundError, match="no weights"):
-        OpenCLIPExtractor()
+        get_extractor("clip")
 
 
 def test_open_clip_loads_local_checkpoint(tiny_clip, tmp_path):
@@ -96,7 +96,7 @@ def test_open_clip_loads_local_checkpoint(tiny_clip, tmp_path):
     try:
         path = tmp_path / "tiny.pt"
         torch.save(tiny_clip.model.state_dict(), path)
-        ex = OpenCLIPExtractor(model_name=cfg_name, pretrained=str(path))
+        ex = get_extractor("clip", model_name=cfg_name, pretrained=str(path))
         v = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
         np.testing.assert_allclose(ex.encode_frames(v), tiny_clip.encode_frames(v), atol=1e-6)
         assert len(ex.weights) == 64 and ex.name == f"open_clip:{cfg_name}"
@@ -132,10 +132,10 @@ def test_openai_weights_given_as_a_file_run_with_quick_gelu(tiny_clip, tmp_path,
     open_clip.factory._MODEL_CONFIGS[cfg_name] = dict(TINY_VIT_B_32)
     try:
         monkeypatch.setattr(clip_mod, "needs_quick_gelu", lambda name, p: (True, "sha256 of OpenAI's release"))
-        ex = OpenCLIPExtractor(model_name=cfg_name, pretrained=str(plain))
+        ex = get_extractor("clip", model_name=cfg_name, pretrained=str(plain))
         acts = {type(m).__name__ for m in ex.model.modules()}
         assert "QuickGELU" in acts and ex.preprocessing["activation"].startswith("QuickGELU")
-        ex = OpenCLIPExtractor(model_name=cfg_name, pretrained=str(plain), quick_gelu=False)
+        ex = get_extractor("clip", model_name=cfg_name, pretrained=str(plain), quick_gelu=False)
         assert "QuickGELU" not in {type(m).__name__ for m in ex.model.modules()}
         assert ex.preprocessing["activation"] == "GELU (quick_gelu option)"
     finally:

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from skyloom.eval.features.base import get_extractor
 from skyloom.eval.features.i3d import (
     ClipTooShortError,
-    I3DExtractor,
     InceptionI3d,
-    TorchScriptI3DExtractor,
     i3d_preprocess,
     load_piergiaj_state_dict,
 )
@@ -65,7 +64,7 @@ def test_strict_load_of_old_style_checkpoint(model, tmp_path):
     load_piergiaj_state_dict(other, path)
     for k, v in model.state_dict().items():
         assert torch.equal(other.state_dict()[k], v), k
-    ex = I3DExtractor(weights=path)
+    ex = get_extractor("i3d", weights=path)
     assert ex.weights == hashlib.sha256(path.read_bytes()).hexdigest()
     bad = tmp_path / "bad.pt"
     torch.save({"conv.weight": torch.zeros(1)}, bad)
@@ -74,7 +73,7 @@ def test_strict_load_of_old_style_checkpoint(model, tmp_path):
 
 
 def test_random_init_forward_16_frames():
-    ex = I3DExtractor(random_init=True, seed=0)
+    ex = get_extractor("i3d", random_init=True, seed=0)
     rng = np.random.default_rng(0)
     v = rng.integers(0, 256, (2, 16, 32, 40, 3), dtype=np.uint8)
     f = ex.encode_videos(v)
@@ -82,7 +81,7 @@ def test_random_init_forward_16_frames():
     assert not np.allclose(f[0], f[1])
     assert ex.weights == "random-init" and ex.preprocessing["size"] == [224, 224]
     assert ex.preprocessing["range"] == [-1, 1]
-    again = I3DExtractor(random_init=True, seed=0).model.state_dict()  # seeded init, no global RNG
+    again = get_extractor("i3d", random_init=True, seed=0).model.state_dict()  # seeded init, no global RNG
     assert all(torch.equal(again[k], v) for k, v in ex.model.state_dict().items())
 
 
@@ -95,7 +94,7 @@ def test_preprocess_range_and_size():
 
 
 def test_too_short_clip_is_a_clear_error():
-    ex = I3DExtractor(random_init=True)
+    ex = get_extractor("i3d", random_init=True)
     with pytest.raises(ClipTooShortError, match="at least 9 frames"):
         ex.encode_videos(np.zeros((1, 8, 32, 32, 3), np.uint8))
 
@@ -104,9 +103,9 @@ def test_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("SKYLOOM_I3D_WEIGHTS", str(tmp_path / "nope.pt"))
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="never downloads"):
-        I3DExtractor()
+        get_extractor("i3d")
     with pytest.raises(FileNotFoundError, match="nope2.pt"):
-        I3DExtractor(weights=tmp_path / "nope2.pt")
+        get_extractor("i3d", weights=tmp_path / "nope2.pt")
 
 
 class _TinyDetector(torch.nn.Module):
@@ -131,7 +130,7 @@ def test_torchscript_round_trip(tmp_path):
     v = np.random.default_rng(1).integers(0, 256, (3, 10, 24, 24, 3), dtype=np.uint8)
     with torch.no_grad():
         expected = mod(i3d_preprocess(v), rescale=False).double().numpy()
-    for ex in (TorchScriptI3DExtractor(weights=path), I3DExtractor(weights=path)):
+    for ex in (get_extractor("i3d-torchscript", weights=path), get_extractor("i3d", weights=path)):
         np.testing.assert_allclose(ex.encode_videos(v), expected, rtol=1e-6, atol=1e-7)
         assert ex.name == "i3d-k400-torchscript"
         assert ex.weights == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -159,8 +158,9 @@ def test_i3d_geometry_on_non_square_clips_against_videogpt():
         assert np.max(np.abs(np.subtract(stretched["grid"], want["grid"]))) > 0.05
     square = clips()["qcif"][:, :144, :144]
     np.testing.assert_array_equal(i3d_preprocess(square[None]), i3d_preprocess(square[None], resize="videogpt-crop"))
-    ex = I3DExtractor(random_init=True, resize="videogpt-crop")
+    ex = get_extractor("i3d", random_init=True, resize="videogpt-crop")
     assert ex.preprocessing["geometry"].startswith("short side to 224")
-    assert I3DExtractor(random_init=True).preprocessing["geometry"].startswith("stretch to 224x224 (TF reference")
+    default = get_extractor("i3d", random_init=True)
+    assert default.preprocessing["geometry"].startswith("stretch to 224x224 (TF reference")
     with pytest.raises(ValueError, match="videogpt-crop"):
-        I3DExtractor(random_init=True, resize="crop")
+        get_extractor("i3d", random_init=True, resize="crop")

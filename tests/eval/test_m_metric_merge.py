@@ -11,7 +11,11 @@ import pytest
 from skyloom.eval.features.base import get_extractor
 from skyloom.eval.functional import frechet
 from skyloom.eval.metrics import FVD, KVD, METRICS, TemporalFlickering
+from skyloom.eval.metrics.fvd import FVDConfig
+from skyloom.eval.metrics.temporal import TemporalFlickeringConfig
 from tests.conftest import moving_square_video
+
+EVERY = TemporalFlickeringConfig(protocol="all")  # every video scored (the static-only default leaves NaNs)
 
 
 def _videos(n: int, seed: int, colour=(255, 40, 40), T: int = 16) -> np.ndarray:
@@ -75,20 +79,20 @@ def test_fvd_identical_sets_zero_and_colour_swap_moves_it():
 
 
 def test_fvd_reference_cache_round_trip(tmp_path):
-    m = FVD(extractor="pixels", num_frames=12)
+    m = FVD(FVDConfig(num_frames=12), extractor="pixels")
     m.update(_videos(12, 3), real=True)
     m.update(_videos(12, 4))
     path = m.save_reference(tmp_path / "ref.npz")
-    m2 = FVD(extractor="pixels", num_frames=12)
+    m2 = FVD(FVDConfig(num_frames=12), extractor="pixels")
     m2.load_reference(path)
     m2.update(_videos(12, 4))
     assert m2.compute().value == m.compute().value
     with pytest.raises(ValueError, match="computed differently"):
-        FVD(extractor="pixels", num_frames=16).load_reference(path)
+        FVD(FVDConfig(num_frames=16), extractor="pixels").load_reference(path)
 
 
 def test_fvd_real_window_and_short_clip():
-    m = FVD(extractor="pixels", num_frames=16)
+    m = FVD(FVDConfig(num_frames=16), extractor="pixels")
     long = _videos(1, 5, T=30)[0]
     w = m.clip(long, real=True)
     assert w.shape[0] == 16 and any(np.array_equal(w, long[o:o + 16]) for o in range(15))
@@ -103,9 +107,9 @@ def test_fvd_real_window_and_short_clip():
 def test_per_item_metric_merge_and_record():
     vids = list(_videos(6, 7)) + [np.repeat(_videos(1, 8)[:, :1], 16, axis=1)[0]]
     ids = [f"v{i}" for i in range(7)]
-    single = TemporalFlickering(protocol="all")  # every video scored (the static-only default leaves NaNs)
+    single = TemporalFlickering(EVERY)  # every video scored (the static-only default leaves NaNs)
     single.update(vids, item_ids=ids)
-    parts = [TemporalFlickering(protocol="all"), TemporalFlickering(protocol="all")]
+    parts = [TemporalFlickering(EVERY), TemporalFlickering(EVERY)]
     parts[0].update(vids[4:], item_ids=ids[4:])
     parts[1].update(vids[:4], item_ids=ids[:4])
     merged = pickle.loads(pickle.dumps(parts[0])).merge(parts[1])
@@ -159,7 +163,7 @@ def test_shards_through_ray(ray_local):
 
     @ray.remote
     def shard(seed: int):
-        m = METRICS.get("temporal_flickering")(protocol="all")
+        m = METRICS.build("temporal_flickering", options={"protocol": "all"})
         m.update(_videos(2, seed), item_ids=[f"{seed}-{i}" for i in range(2)])
         return m
 
@@ -167,7 +171,7 @@ def test_shards_through_ray(ray_local):
     merged = parts[0]
     for p in parts[1:]:
         merged.merge(p)
-    single = TemporalFlickering(protocol="all")
+    single = TemporalFlickering(EVERY)
     for s in range(3):
         single.update(_videos(2, s), item_ids=[f"{s}-{i}" for i in range(2)])
     assert merged.compute().value == single.compute().value and merged.compute().n == 6

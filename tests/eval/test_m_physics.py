@@ -139,7 +139,7 @@ def test_rendered_drop_against_simulator(rendered_drop):
     expected = -gt["gravity"][2] * px_per_m  # g in px/s²
     check = trajectory.gravity_check(y, gt["fps"], expected_accel=expected, rel_tol=0.15)
     assert check["passed"], check  # the tracked fall accelerates like the simulator's gravity
-    m = METRICS.get("physics_iq_scene")(cond_frames=4, perturb_scale=0.01)
+    m = METRICS.build("physics_iq_scene", options={"cond_frames": 4, "perturb_scale": 0.01})
     m.update(np.stack([frames, frames[::-1].copy()]), reference=[frames, frames], specs=[spec, spec],
              item_ids=["same", "reversed"])
     r = m.compute()
@@ -151,14 +151,14 @@ def test_rendered_drop_against_simulator(rendered_drop):
     assert r.details["variance_spatial_iou"] > 0 and r.extractor == "motion-masks"
     assert r.preprocessing["protocol"] == "skyloom-scene"
     for name, protocol in (("physics_iq", "skyloom-physics-iq"), ("physics_iq_exact", "physics-iq")):
-        p = METRICS.get(name)(cond_frames=4, perturb_scale=0.01)
+        p = METRICS.build(name, options={"cond_frames": 4, "perturb_scale": 0.01})
         p.update(np.stack([frames, frames[::-1].copy()]), reference=[frames, frames], specs=[spec, spec],
                  item_ids=["same", "reversed"])
         r = p.compute()
         assert r.per_item["reversed"] < r.per_item["same"] and r.preprocessing["protocol"] == protocol
         assert r.value == pytest.approx(np.mean(list(r.per_item.values())) if name == "physics_iq"
                                         else round(min(100.0, max(0.0, np.mean(list(r.per_item.values())))), 2))
-    t = METRICS.get("physics_trajectory")(cond_frames=4)
+    t = METRICS.build("physics_trajectory", options={"cond_frames": 4})
     t.update(np.stack([frames, throw, throw[::-1].copy(), np.full_like(throw, 128)]),
              reference=[frames, throw, throw, throw], ground_truth=[gt, throw_gt, throw_gt, throw_gt],
              item_ids=["same", "throw", "throw-reversed", "grey"])
@@ -191,7 +191,7 @@ def test_physics_metrics_score_at_the_probe_resolution():
     var = _variance(ref)
     grey32 = _shrink(make("grey", ref, 4), 32)  # the step-0 model: given frames (at its 32 px), then grey
     frozen = make("last_frozen", ref, 4)
-    m = METRICS.get("physics_iq")(cond_frames=4)
+    m = METRICS.build("physics_iq", options={"cond_frames": 4})
     item = {"item_id": "p", "reference": ref, "variance": var}
     kw = dispatch.update_kwargs(m, [item], [grey32])
     assert kw["reference"][0].shape == ref.shape  # the simulator's clip is never shrunk to the candidate
@@ -209,7 +209,7 @@ def test_physics_metrics_score_at_the_probe_resolution():
     old = physics_iq.piq_contribution(physics_iq.piq_view_summary(physics_iq.piq_view(grey32[4:], small[4:])), var_set)
     assert old > r.per_item["grey32"]
     # physics_iq_exact: Physics-IQ's own rule (candidate masks at 32 px, resized to the reference's W/4 x H/4)
-    e = METRICS.get("physics_iq_exact")(cond_frames=4)
+    e = METRICS.build("physics_iq_exact", options={"cond_frames": 4})
     e.update([grey32], item_ids=["g"], reference=[ref], variance=[var])
     want = physics_iq.piq_contribution(physics_iq.piq_view_summary(physics_iq.piq_view(grey32[4:], ref[4:])), var_set)
     assert e.compute().per_item["g"] == pytest.approx(want)
@@ -219,7 +219,8 @@ def test_physics_metrics_score_at_the_probe_resolution():
 def test_physics_iq_is_not_clipped_but_physics_iq_exact_is():
     ref = drop(r=3, bg=30)
     var = _variance(ref)
-    m, e = METRICS.get("physics_iq")(cond_frames=4), METRICS.get("physics_iq_exact")(cond_frames=4)
+    m = METRICS.build("physics_iq", options={"cond_frames": 4})
+    e = METRICS.build("physics_iq_exact", options={"cond_frames": 4})
     take = var["take"]
     for x in (m, e):
         x.update([ref, take], item_ids=["truth", "take"], reference=[ref, ref], variance=[var, var])
@@ -303,7 +304,7 @@ def test_probes_are_admitted_only_if_they_move_and_pass_the_gate():
     assert draw["draws"] == len(draw["admitted"]) + len(draw["rejected"]) and draw["min_moving_cells"] == 8
     assert all(r["reason"] for r in draw["rejected"]) and {it["item_id"] for it in items} == set(draw["admitted"])
     specs = probes.probe_specs(ph)
-    m = METRICS.get("physics_iq")(cond_frames=4)
+    m = METRICS.build("physics_iq", options={"cond_frames": 4})
     for it in items:
         raw = datagen.render_spec(specs[it["item_id"]])[0]
         assert np.array_equal(it["reference"], encode_round_trip(raw, it["fps"]))  # the encoded truth

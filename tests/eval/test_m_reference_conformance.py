@@ -56,17 +56,17 @@ def _equals_vbench(metric: str, extractor, videos, vb):
 
 
 def test_subject_consistency_equals_vbench_with_dino(vb, videos):
-    from skyloom.eval.features.dino import DinoExtractor
+    from skyloom.eval.features.base import get_extractor
 
-    ex = DinoExtractor(random_init=True, model_cfg=vb["models"]["dino"]["cfg"], seed=0)
+    ex = get_extractor("dino", random_init=True, model_cfg=vb["models"]["dino"]["cfg"], seed=0)
     r = _equals_vbench("subject_consistency", ex, videos, vb)
     assert r.preprocessing["protocol"] == "vbench-dino"
 
 
 def test_background_consistency_equals_vbench_clip_transform(vb, videos):
-    from skyloom.eval.features.clip import OpenCLIPExtractor
+    from skyloom.eval.features.base import get_extractor
 
-    ex = OpenCLIPExtractor(random_init=True, model_cfg=vb["models"]["clip"]["cfg"], seed=0, preprocess="vbench")
+    ex = get_extractor("clip", random_init=True, model_cfg=vb["models"]["clip"]["cfg"], seed=0, preprocess="vbench")
     _equals_vbench("background_consistency", ex, videos, vb)
 
 
@@ -86,16 +86,16 @@ def test_vbench_aggregation_weights_frames():
 
     rng = np.random.default_rng(0)
     a, b = (rng.integers(0, 255, (t, 2, 2, 3), dtype=np.uint8) for t in (3, 9))
-    m = METRICS.get("subject_consistency")(extractor=Feats())
+    m = METRICS.build("subject_consistency", extractor=Feats())
     m.update([a, b], item_ids=["a", "b"])
     ta, tb = (temporal.vbench_consistency_per_frame(Feats().encode_frames(v)) for v in (a, b))
     assert m.compute().value == pytest.approx((ta.sum() + tb.sum()) / (len(ta) + len(tb)), rel=1e-12)
 
 
 def test_clip_preprocessing_equals_open_clip_transform(vb, videos):
-    from skyloom.eval.features.clip import OpenCLIPExtractor
+    from skyloom.eval.features.base import get_extractor
 
-    ex = OpenCLIPExtractor(random_init=True, model_cfg=vb["models"]["clip"]["cfg"], seed=0)
+    ex = get_extractor("clip", random_init=True, model_cfg=vb["models"]["clip"]["cfg"], seed=0)
     assert ex.preprocessing["protocol"] == "open_clip"
     for k, v in videos.items():
         px = ex._pixels(v).double()
@@ -130,7 +130,7 @@ def test_clipsim_x100_equals_torchmetrics_clipscore(vb):
                                              @ (np.asarray(text) / np.linalg.norm(text)), 0))
         if ref["clip_score"] < 20:  # the old per-frame floor is not torchmetrics' number
             assert abs(per_frame_floor - ref["clip_score"]) > 1
-    m = METRICS.get("clipsim_x100")(extractor=_FixedCLIP(fx))
+    m = METRICS.build("clipsim_x100", extractor=_FixedCLIP(fx))
     m.update([np.full((6, 1, 1, 3), i, np.uint8) for i in range(3)], prompts=["0", "1", "2"], item_ids=["a", "b", "c"])
     r = m.compute()
     assert r.value == pytest.approx(fx["all_videos"], rel=1e-5)
@@ -138,10 +138,10 @@ def test_clipsim_x100_equals_torchmetrics_clipscore(vb):
 
 
 def test_clipsim_x100_floors_the_mean_with_random_init_clip(vb, videos):
-    from skyloom.eval.features.clip import OpenCLIPExtractor
+    from skyloom.eval.features.base import get_extractor
 
-    ex = OpenCLIPExtractor(random_init=True, model_cfg=vb["models"]["clip"]["cfg"], seed=0)
-    m = METRICS.get("clipsim_x100")(extractor=ex)
+    ex = get_extractor("clip", random_init=True, model_cfg=vb["models"]["clip"]["cfg"], seed=0)
+    m = METRICS.build("clipsim_x100", extractor=ex)
     prompts = vb["inputs"]["prompts"]
     m.update(list(videos.values()), prompts=[prompts[k] for k in videos], item_ids=list(videos))
     r = m.compute()
@@ -192,10 +192,10 @@ def test_warping_error_rgb_sum_variant_is_named_and_about_three_times_lai():
     lai = temporal.warping_error(frames, protocol="lai2018", flows=flows)
     rgb = temporal.warping_error(frames, protocol="rgb-sum", flows=flows)
     assert 2.5 < rgb / lai < 3.5
-    m = METRICS.get("warping_error")(protocol="rgb-sum")
+    m = METRICS.build("warping_error", options={"protocol": "rgb-sum"})
     assert m.identity()["preprocessing"]["protocol"] == "rgb-sum"
     with pytest.raises(ValueError, match="lai2018"):
-        METRICS.get("warping_error")(protocol="lai")
+        METRICS.build("warping_error", options={"protocol": "lai"})
 
 
 def i3d_reference_state_dict() -> dict:
@@ -203,9 +203,9 @@ def i3d_reference_state_dict() -> dict:
     variances, where the eps matters), shared with the reference run of VideoGPT's I3D."""
     import torch
 
-    from skyloom.eval.features.i3d import I3DExtractor
+    from skyloom.eval.features.base import get_extractor
 
-    sd = I3DExtractor(random_init=True, seed=0).model.state_dict()
+    sd = get_extractor("i3d", random_init=True, seed=0).model.state_dict()
     g = torch.Generator().manual_seed(1)
     for k in [k for k in sd if k.endswith("bn.running_var")]:
         var = 10 ** (torch.rand(sd[k].shape, generator=g) * 2 - 3)  # 1e-3 .. 1e-1

@@ -83,11 +83,11 @@ def test_consistency_metrics_on_probes():
     for name in ("subject_consistency", "background_consistency", "clip_temp"):
         scores = {}
         for label, batch in (("orig", vids), ("shuffled", shuffled), ("noisy", noisy)):
-            m = METRICS.get(name)(extractor=ex)
+            m = METRICS.build(name, extractor=ex)
             m.update(batch)
             scores[label] = m.compute().value
         assert scores["orig"] > scores["shuffled"] and scores["orig"] > scores["noisy"], (name, scores)
-    m = METRICS.get("warping_error")(flow="farneback")
+    m = METRICS.build("warping_error", options={"flow": "farneback"})
     m.update(vids[:1], item_ids=["a"])
     r = m.compute()
     assert r.extractor == "opencv-farneback-flow" and not r.higher_is_better
@@ -96,9 +96,9 @@ def test_consistency_metrics_on_probes():
 def test_dino_extractor_loads_official_layout(tmp_path):
     import torch
 
-    from skyloom.eval.features.dino import TINY_DINO, DinoExtractor
+    from skyloom.eval.features.dino import TINY_DINO
 
-    ex = DinoExtractor(random_init=True, model_cfg=TINY_DINO)
+    ex = get_extractor("dino", random_init=True, model_cfg=TINY_DINO)
     keys = list(ex.model.state_dict())
     for k in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight",
               "blocks.0.mlp.fc2.bias", "norm.weight"):  # names of the official DINO checkpoint
@@ -108,14 +108,14 @@ def test_dino_extractor_loads_official_layout(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-6)
     path = tmp_path / "dino.pth"  # DINO's training checkpoints wrap the backbone like this
     torch.save({"teacher": {f"backbone.{k}": t for k, t in ex.model.state_dict().items()}}, path)
-    loaded = DinoExtractor(weights=path, model_cfg=TINY_DINO)
+    loaded = get_extractor("dino", weights=path, model_cfg=TINY_DINO)
     np.testing.assert_allclose(loaded.encode_frames(v), e, atol=1e-7)
     assert ex.weights == "random-init" and len(loaded.weights) == 64
-    m = METRICS.get("subject_consistency")(extractor=loaded)
+    m = METRICS.build("subject_consistency", extractor=loaded)
     m.update(np.stack([moving_square_video(6, 32, 32)]))
     assert m.compute().extractor == "dino-vit-custom"
     with pytest.raises(FileNotFoundError, match="never downloads"):
-        DinoExtractor()
+        get_extractor("dino")
 
 
 def test_dynamic_degree_and_static_only_flickering():
@@ -125,17 +125,17 @@ def test_dynamic_degree_and_static_only_flickering():
     assert temporal.dynamic_degree(moving)[0] and not temporal.dynamic_degree(static)[0]
     assert temporal.vbench_is_static(static) and temporal.vbench_is_static(grey)
     assert not temporal.vbench_is_static(moving)
-    dd = METRICS.get("dynamic_degree")()
+    dd = METRICS.build("dynamic_degree")
     dd.update([moving, static, grey], item_ids=["moving", "static", "grey"])
     r = dd.compute()
     assert r.per_item == {"moving": 1.0, "static": 0.0, "grey": 0.0} and r.value == pytest.approx(1 / 3)
     assert r.preprocessing["protocol"] == "vbench-opencv-dis" and r.details["motion_px"] > 0
-    fl = METRICS.get("temporal_flickering")()
+    fl = METRICS.build("temporal_flickering")
     fl.update([moving, grey], item_ids=["moving", "grey"])
     r = fl.compute()  # VBench scores flickering on static videos only: the moving one is not scored
     assert np.isnan(r.per_item["moving"]) and r.per_item["grey"] == 1.0 and r.n == 1
     assert r.details["protocol"] == "vbench-static" and r.details["skipped_non_finite"] == 1
-    every = METRICS.get("temporal_flickering")(protocol="all")
+    every = METRICS.build("temporal_flickering", options={"protocol": "all"})
     every.update([moving, grey], item_ids=["moving", "grey"])
     assert every.compute().per_item["moving"] < 1.0
 
@@ -149,7 +149,7 @@ def test_dynamic_degree_follows_vbench_frame_rate_subsampling():
     assert not temporal.dynamic_degree(slow, fps=8)[0] and not temporal.dynamic_degree(slow)[0]
     moving, mags = temporal.dynamic_degree(slow, fps=30)
     assert moving and len(mags) == 7  # 8 kept frames (0, 4, ..., 28)
-    dd = METRICS.get("dynamic_degree")(fps=30)
+    dd = METRICS.build("dynamic_degree", options={"fps": 30})
     dd.update([slow])
     assert dd.compute().value == 1.0 and dd.identity()["preprocessing"]["frames"].startswith("every 4-th")
 
@@ -171,6 +171,20 @@ def test_flickering_equals_vbench_cal_score_on_large_mp4s(name):
     assert min(v.shape[1:3]) >= 256
     want = ref["results"][name]["cal_score"]
     assert temporal.temporal_flickering(v) == pytest.approx(want, abs=1e-8)
-    m = METRICS.get("temporal_flickering")(protocol="all")
+    m = METRICS.build("temporal_flickering", options={"protocol": "all"})
     m.update([v])
     assert m.compute().value == pytest.approx(want, abs=1e-8)
+
+
+def test_a_suite_passes_its_frame_rate_to_dynamic_degree(tmp_path):
+    from skyloom.eval.features.cache import FeatureCache
+    from skyloom.eval.harness.scoring import Scorer
+    from skyloom.eval.harness.suites import load_suite
+
+    (tmp_path / "s.yaml").write_text("format: skyloom-suite\nname: s\nversion: 1\ngeneration: {fps: 30}\n"
+                                     "prompts:\n  - {id: a, text: a ball}\nmetrics:\n  - {name: dynamic_degree}\n"
+                                     "  - {name: dynamic_degree, id: dd8, settings: {fps: 8}}\n")
+    suite = load_suite(tmp_path / "s.yaml")
+    scorer = Scorer(suite, METRICS, FeatureCache(tmp_path / "cache"))
+    auto, given = (scorer.make_metric(m) for m in suite.metrics)
+    assert auto.fps == 30.0 and given.fps == 8.0  # the suite's rate unless the settings name one

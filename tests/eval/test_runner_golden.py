@@ -27,7 +27,7 @@ def _normalise(doc, eval_id: str, tmp: Path):
     if isinstance(doc, dict):
         out = {}
         for k, v in doc.items():
-            if k in ("git_hash", "date", "date_iso", "total_evaluation_time_seconds"):
+            if k in ("git_hash", "eval_created_at", "results_written_at", "total_evaluation_time_seconds"):
                 out[k] = f"<{k}>"
             elif k == "versions":
                 out[k] = {s: str(x).split("+")[0] + "+<content hash>" for s, x in v.items()}

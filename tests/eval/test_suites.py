@@ -76,3 +76,15 @@ def test_bad_suites_fail_with_clear_errors(tmp_path, change, message):
 def test_unknown_suite_lists_available():
     with pytest.raises(SuiteError, match=r"unknown suite 'smok'.*Available: .*smoke"):
         load_suite("smok")
+
+
+def test_a_mistyped_metric_setting_fails_when_the_suite_loads(tmp_path):
+    ok = _write(tmp_path, BASE.replace("{name: temporal_flickering}", "{name: temporal_flickering, settings: "
+                                                                      "{protocol: all}}"))
+    assert load_suite(ok).metrics[-1].settings == {"protocol": "all"}  # stored as written
+    p = _write(tmp_path, BASE.replace("{name: temporal_flickering}", "{name: temporal_flickering, settings: "
+                                                                     "{protocl: all}}"))
+    with pytest.raises(SuiteError, match=r"metric 'temporal_flickering' settings; valid keys: flow, protocol "
+                                         r"\(did you mean 'protocol'\?\)") as e:
+        load_suite(p)
+    assert str(p) in str(e.value)

@@ -2,7 +2,7 @@
 
 Curation scores motion with it (``datagen.filters``), the heuristic captioner reads the direction
 of motion from it (``captioning.heuristic``) and the warping-error metric warps frames with it
-(``eval.temporal``). Two OpenCV methods, neither needs weights: DIS (Kroeger et al. 2016) at a
+(``eval.functional.temporal``). Two OpenCV methods, neither needs weights: DIS (Kroeger et al. 2016) at a
 named speed/quality preset, and Farnebäck (2003) with the parameter set below, OpenCV's documented
 example values (3-level pyramid halving each level, 15 px window, 3 iterations, degree-5 expansion
 with sigma 1.2).
