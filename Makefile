@@ -10,8 +10,9 @@ SYSSTAMP := $(VENV)/.skyloom-sysdeps
 # torch and torchvision as one pair (open_clip needs torchvision; PyPI's torchvision fails beside
 # a CPU-only torch wheel of another release). Override for another platform: make TORCH_PAIR=...
 TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
-# Debian packages: Mesa software EGL for headless MuJoCo rendering, Chromium for browser tests.
-DEB_PACKAGES ?= libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 chromium fonts-dejavu-core
+# Debian packages: Mesa software EGL for headless MuJoCo rendering, Chromium for browser tests,
+# Tesseract for the OCR text annotator (`skyloom corpus annotate`).
+DEB_PACKAGES ?= libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 chromium fonts-dejavu-core tesseract-ocr
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 

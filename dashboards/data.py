@@ -163,6 +163,21 @@ def corpus_summary(records: list) -> dict[str, Any]:
     }
 
 
+def corpus_annotations(c) -> dict[str, Any]:
+    """Each curation annotation's distribution and the clips at both ends (``corpus stats``), or {}
+    when the corpus has no curation files yet."""
+    from skyloom.datagen.curate.select import annotation_stats
+    from skyloom.datagen.curate.store import TABLES
+
+    if not any((c.root / t).exists() for t in TABLES):
+        return {}
+    try:
+        return annotation_stats(c)["annotations"]
+    except (OSError, ValueError) as e:  # a curation file being rewritten or broken: the view shows the rest
+        log.warning("corpus %s: annotations: %s", c.root, e)
+        return {}
+
+
 def corpus_data(root: Path, roots: SafeRoots, max_clips: int = 5000) -> dict[str, Any]:
     """Payload of one corpus: summary over every clip and up to ``max_clips`` clip rows."""
     from skyloom.corpus import Corpus, CorpusError, ManifestError
@@ -182,6 +197,7 @@ def corpus_data(root: Path, roots: SafeRoots, max_clips: int = 5000) -> dict[str
         log.warning("corpus %s: %s", root, e)
         return out
     out["summary"] = corpus_summary(records)
+    out["annotations"] = corpus_annotations(c)
     out["truncated"] = len(records) > max_clips
     out["clips"] = [_clip_payload(r, c.root, roots) for r in records[:max_clips]]
     return out

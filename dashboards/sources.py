@@ -216,6 +216,8 @@ class Dashboard:
         for c in self.corpus_dirs:
             add(c / "corpus.json")
             add(c / "quarantine.jsonl")
+            for name in ("annotations.parquet", "dedup.parquet", "semdedup.parquet"):  # the curation files
+                add(c / name)
             try:
                 parts = Corpus(c).part_files()
             except (CorpusError, OSError, ValueError) as e:  # not (yet) a corpus: corpus.json covers its creation

@@ -54,6 +54,7 @@ from typing import Any, Literal
 import numpy as np
 
 from skyloom.corpus import ClipRecord, Corpus, assign_split
+from skyloom.datagen.curate.select import CurateConfig, run_curate
 from skyloom.datagen.fetch import FetchConfig, FetchError, fetch
 from skyloom.datagen.filters import (
     FilterConfig,
@@ -121,6 +122,8 @@ class IngestConfig:
             on later runs until it has failed this many times, then rejected for good.
         val_fraction: share of *sources* whose clips go to the ``val`` split (stable hash of the
             parent id, so clips of one source never straddle train and val).
+        curate: near-duplicate dedup, annotations and a selection run on the corpus once the
+            sources are in (:class:`skyloom.datagen.curate.CurateConfig`; off by default).
     """
 
     sources: str = ""
@@ -138,6 +141,7 @@ class IngestConfig:
     min_decoded_fraction: float = 0.9
     max_attempts: int = 5
     val_fraction: float = 0.05
+    curate: CurateConfig = field(default_factory=CurateConfig)
 
 
 @dataclass
@@ -604,6 +608,8 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
         recs = [ClipRecord.from_row(r) for r in res.pop("records")]
         sha = res["source_sha256"]
         other = content.get(sha) if sha and res["license_id"] else None
+        if other is not None and canonical_url(other["url"]) == canonical_url(res["url"]):
+            other = None  # the source's own row, corrected (a new license for the same URL): not a conflict
         if other is not None and other["license_id"] != res["license_id"] and (res["status"] == "ok"
                                                                                or other["admitted"]):
             why = (f"{res['url']} ({res['license_id']}) has the same bytes (sha256 {sha[:16]}...) as {other['url']} "
@@ -634,6 +640,7 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
         if sha and res["license_id"] and sha not in content:
             content[sha] = {"url": res["url"], "license_id": res["license_id"], "admitted": bool(recs)}
         finish(res)
+    curation = run_curate(corpus, cfg.curate, ray_address) if cfg.curate.active and corpus.ids() else {}
     seconds = time.perf_counter() - t0
     nodes = Counter(r.get("node_id") or "driver" for r in rows if not r.get("planned"))
     report = {"format": "skyloom-ingest-report", "version": 1, "created_at": now_iso(), "corpus": str(root),
@@ -643,7 +650,7 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
               "duplicates": sum(r["status"] == "duplicate" for r in rows), "clips_added": clips_added,
               "frames_decoded": frames, "seconds": round(seconds, 3),
               "reasons": dict(Counter(r["reason"] for r in rows if r["status"] in ("rejected", "retry"))),
-              "nodes": dict(nodes), "rows": rows}
+              "nodes": dict(nodes), "curation": curation, "rows": rows}
     report_path = atomic_write_json(root / "reports" / f"ingest-{file_stamp()}.json", report)
     shutil.rmtree(run_dir(root, run_id), ignore_errors=True)
     with contextlib.suppress(OSError):

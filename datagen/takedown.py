@@ -6,7 +6,9 @@ each idempotent, under the corpus lock:
 
 1. ``rows``: tombstone the clips' manifest rows (captions live in the rows);
 2. ``files``: delete clip files, ground truth (``.json`` and ``.npz``), orphan files of the source
-   (left by an interrupted ingest) and its staged files under ``.ingest-tmp/``;
+   (left by an interrupted ingest) and its staged files under ``.ingest-tmp/``; drop the clips' rows
+   from the curation files and re-elect near-duplicate groups that lost their representative
+   (:func:`skyloom.datagen.curate.hooks.after_removal`);
 3. ``shards``: drop the clips from every WebDataset export the corpus can prove is its own
    (:meth:`skyloom.corpus.Corpus.export_owner`); a file in an export folder that is not a readable
    tar shard, or an export folder another corpus owns, is skipped and reported, never fatal;
@@ -130,6 +132,9 @@ def _complete(c: Corpus, entry: dict[str, Any]) -> dict[str, Any]:
                 c.gt_path(cid, suffix).unlink(missing_ok=True)
         orphans = _orphans(c, entry, prefixes)
         _staged(c, entry, prefixes)
+        from skyloom.datagen.curate.hooks import after_removal  # dedup groups re-elected, curation rows dropped
+
+        curation = after_removal(c, sorted(ids))
         crash_point("takedown:files")
         shards = c._remove_from_shards(ids, prefixes)
         crash_point("takedown:shards")
@@ -140,7 +145,7 @@ def _complete(c: Corpus, entry: dict[str, Any]) -> dict[str, Any]:
         crash_point("takedown:purge")
         done = {"id": entry["id"], "state": "done", "orphans": orphans, "shards_rewritten": shards["rewritten"],
                 "unreachable_exports": shards["missing_exports"], "foreign_exports": shards["foreign_exports"],
-                "skipped_files": shards["skipped"], "purged": purged}
+                "skipped_files": shards["skipped"], "purged": purged, "curation": curation}
         c.log_takedown(done)
     for what, items in (("export folder(s) not found", shards["missing_exports"]),
                         ("export folder(s) not provably this corpus's, left alone", shards["foreign_exports"]),

@@ -777,9 +777,14 @@ class Corpus:
     def _register_export(self, out: Path) -> None:
         p = self.root / EXPORTS
         listed = json.loads(p.read_text()).get("exports", []) if p.exists() else []
-        entry = os.path.relpath(Path(out).resolve(), self.root.resolve())
-        if entry != "shards" and entry not in listed:
-            atomic_write_json(p, {"exports": [*listed, entry]})
+        real = Path(out).resolve()
+        entry = os.path.relpath(real, self.root.resolve())
+        # an older absolute entry for the same folder is replaced by the relative one
+        kept = [e for e in listed if not (Path(e).is_absolute() and Path(e).resolve() == real)]
+        if entry != "shards" and entry not in kept:
+            kept.append(entry)
+        if kept != listed:
+            atomic_write_json(p, {"exports": kept})
 
     def remove_from_exports(self, ids: Iterable[str], prefixes: Iterable[str] = ()) -> dict[str, list[str]]:
         """Drop ``ids`` (and ids starting with one of ``prefixes``) from the shards of every export,

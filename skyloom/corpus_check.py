@@ -172,6 +172,11 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
         hit = {r.source_url, r.source_sha256, r.meta.get("manifest_url", "")} & gone
         if hit:
             add(Problem("taken-down source", r.id, f"derives from {min(hit)}, which was taken down"))
+    from skyloom.datagen.curate.hooks import check_curation  # annotations, embeddings, dedup groups
+
+    extra, fixed = check_curation(c, live, repair)
+    rep.problems += [Problem(*p) for p in extra]
+    rep.repaired += fixed
     _check_snapshot(c, live, rep, repair)
     dead: set[str] = set()
     for folder in c.exports():

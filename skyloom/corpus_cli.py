@@ -97,4 +97,7 @@ def register(app: typer.Typer) -> None:
         shards = c.export_webdataset(out, shard_size=shard_size, split=split)
         console.print(f"wrote {len(shards)} shard(s) of split {split or 'all'} to {out or c.root / 'shards'}")
 
+    from skyloom.datagen.curate.cli import register as register_curation  # dedup, annotate, filter, ...
+
+    register_curation(corpus_app)
     app.add_typer(corpus_app, name="corpus")

@@ -42,6 +42,7 @@ REGISTRIES: dict[str, str] = {
     "captioner": "skyloom.captioning.base:CAPTIONERS",
     "text encoder": "skyloom.model.text:TEXT_ENCODERS",
     "autoencoder": "skyloom.model.autoencoder:AUTOENCODERS",
+    "annotator": "skyloom.datagen.curate.annotators:ANNOTATORS",
     "feature extractor": "skyloom.eval.features.base:EXTRACTORS",
     "metric": "skyloom.eval.metrics:METRICS",
 }

@@ -454,6 +454,10 @@ async function renderCorpus(el) {
         ${histChart({ title: "caption length (words)", edges: s.caption_words.edges, counts: s.caption_words.counts })}
         ${countChart({ title: "resolutions", counts: s.resolutions })}${countChart({ title: "licenses", counts: s.licenses })}
         ${countChart({ title: "source kind", counts: s.source_kinds })}</div>
+      ${Object.keys(c.annotations || {}).length ? `<div class="card"><b>annotations</b> <span class="muted">(skyloom corpus annotate / dedup / filter; lowest and highest clips under each chart)</span></div>
+      <div class="charts annotations">${Object.entries(c.annotations).map(([name, a]) => a.kind === "number"
+        ? `<div>${histChart({ title: name, edges: a.hist.edges, counts: a.hist.counts })}<div class="note">lowest: ${esc(a.lowest.join(", "))}<br>highest: ${esc(a.highest.join(", "))}</div></div>`
+        : a.kind === "label" ? countChart({ title: name, counts: a.counts }) : "").join("")}</div>` : ""}
       <div class="card controls" style="margin-top:12px">
         <label>Source <select id="corpus-source"><option value="">all</option>${options(uniq((x) => x.source_kind))}</select></label>
         <label>License <select id="corpus-license"><option value="">all</option>${options(uniq((x) => x.license_id))}</select></label>

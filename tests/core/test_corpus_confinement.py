@@ -206,11 +206,13 @@ def test_an_export_from_before_owners_is_left_alone_until_exported_again(site):
     from skyloom.datagen.takedown import takedown
 
     index = json.loads((site / "exp" / "index.json").read_text())
-    del index["owner"]  # as written before exports carried their corpus
+    del index["owner"]  # as written before exports carried their corpus, and recorded absolute
     (site / "exp" / "index.json").write_text(json.dumps(index))
+    (site / "c" / "exports.json").write_text(json.dumps({"exports": [str(site / "exp")]}))
     c = Corpus(site / "c")
     assert "foreign export" in {p.kind for p in check_corpus(c).problems}
     c.export_webdataset(site / "exp", shard_size=1)  # exporting again adopts it
+    assert json.loads((site / "c" / "exports.json").read_text())["exports"] == ["../exp"]
     assert check_corpus(c).ok
     takedown(c, URL_A)
     assert not any(m.startswith(f"lic-{SHA_A[:16]}") for m in members(site / "exp"))

@@ -172,3 +172,59 @@ def test_a_full_disk_stops_the_ingest_naming_the_path(tmp_path, monkeypatch):
     with pytest.raises(StorageError, match=r"cannot write .*/c/\.ingest-tmp/.*no space left"):
         run_ingest(_cfg(d), [Source(url=str(d / "a.mp4"), license="CC0-1.0", author="x")], tmp_path / "c")
     assert not Corpus(tmp_path / "c").quarantined()  # not the source's fault: nothing quarantined, rerun resumes
+
+
+def test_a_codec_without_decoder_is_quarantined_not_an_internal_error(tmp_path, monkeypatch):
+    import av
+
+    import skyloom.datagen.ingest as ingest
+
+    def no_decoder(path, threads=1):
+        raise av.error.DecoderNotFoundError(-1128613112, "Decoder not found")  # what FFmpeg raises for one
+        yield  # a generator, like decode_frames
+
+    monkeypatch.setattr(ingest, "decode_frames", no_decoder)
+    d = _two_names(tmp_path)
+    res = run_ingest(_cfg(d), [Source(url=str(d / "a.mp4"), license="CC0-1.0", author="x")], tmp_path / "c")
+    assert (res.rows[0]["status"], res.rows[0]["reason"]) == ("rejected", "undecodable video")
+    assert "DecoderNotFoundError" in res.rows[0]["detail"]
+    assert Corpus(tmp_path / "c").quarantined("ingest")[0]["reason"] == "undecodable video"
+
+
+READ_ONLY = '''
+import errno, os, tempfile
+_ro, _mkstemp = os.environ["SKYLOOM_TEST_READ_ONLY"], tempfile.mkstemp
+def mkstemp(*a, dir=None, **k):  # the file system of the corpus is mounted read-only
+    if dir is not None and os.path.abspath(dir).startswith(_ro):
+        raise OSError(errno.EROFS, "Read-only file system", os.path.join(dir, k.get("prefix", "") + "tmp"))
+    return _mkstemp(*a, dir=dir, **k)
+tempfile.mkstemp = mkstemp
+'''
+
+
+def test_a_read_only_corpus_is_a_user_error_naming_the_path(tmp_path):
+    """The installed CLI on a corpus whose writes fail with EROFS (simulated: tests run as root, whom
+    permissions do not stop): one line, exit 2, the path named."""
+    from tests.core.test_corpus_confinement import SHA_A, URL_A, licensed
+
+    c = Corpus.create(tmp_path / "c")
+    c.append([licensed(c, 0, URL_A, SHA_A)])
+    c.append([licensed(c, 1, URL_A, SHA_A)])  # two parts: compact has work to do
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(READ_ONLY)
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "hook"), "SKYLOOM_TEST_READ_ONLY": str(c.root)}
+    r = subprocess.run([SKYLOOM, "corpus", "compact", str(c.root)], env=env, capture_output=True, text=True,
+                       check=False, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "read-only filesystem (EROFS)" in r.stderr and str(c.root / "manifest") in r.stderr.replace("\n", "")
+
+
+def test_a_corrected_license_on_the_same_source_is_not_a_conflict(tmp_path):
+    d = _two_names(tmp_path)
+    run_ingest(_cfg(d), [Source(url=str(d / "a.mp4"), license="CC-BY-4.0", author="x")], tmp_path / "c")
+    res = run_ingest(_cfg(d), [Source(url=str(d / "a.mp4"), license="CC0-1.0", author="x")], tmp_path / "c")
+    assert res.rows[0]["status"] == "ok", res.rows[0]
+    recs = Corpus(tmp_path / "c").records()
+    assert recs and {r.license_id for r in recs} == {"CC0-1.0"}
