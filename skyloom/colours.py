@@ -8,28 +8,33 @@ hues of a clip, the ``colour_motion`` metric segments the prompted ball colour
 (:mod:`skyloom.eval.features.indomain`), all from these entries.
 
 **Hue ranges.** OpenCV's 8-bit HSV (H in [0, 180), S and V in [0, 255]). The eight hue colours
-partition the hue circle, so every saturated pixel has exactly one name; the boundaries lie between
-the hues of the renderer's RGB values (MuJoCo writes material RGB without a gamma curve):
+partition the hue circle, so every saturated pixel has exactly one name and every stage names it
+alike. The four ball colours keep the ranges the ``colour_motion`` metric was calibrated with
+(red, yellow, green, blue), except that red starts at 170, not 165, because the palette's pink is
+hue 166; the four others fill what lay between, each holding the hue of the renderer's RGB
+(MuJoCo writes material RGB without a gamma curve):
 
 ========  ==============  =====================  ==============================
 name      rendered RGB    its OpenCV hue         range
 ========  ==============  =====================  ==============================
-red       0.9 0.1  0.1    0                      [0, 8) and [172, 180)
-orange    1.0 0.5  0.05   14                     [8, 20)
-yellow    0.95 0.85 0.1   26                     [20, 40)
-green     0.1 0.75 0.15   62                     [40, 78)
-cyan      0.1 0.8  0.85   92                     [78, 100)
-blue      0.1 0.25 0.95   115                    [100, 128)
-purple    0.55 0.15 0.75  140                    [128, 155)
-pink      1.0 0.45 0.7    166                    [155, 172)
+red       0.9 0.1  0.1    0                      [0, 10) and [170, 180)
+orange    1.0 0.5  0.05   14                     [10, 18)
+yellow    0.95 0.85 0.1   26                     [18, 38)
+green     0.1 0.75 0.15   62                     [38, 88)
+cyan      0.1 0.8  0.85   92                     [88, 98)
+blue      0.1 0.25 0.95   115                    [98, 135)
+purple    0.55 0.15 0.75  140                    [135, 152)
+pink      1.0 0.45 0.7    166                    [152, 170)
 ========  ==============  =====================  ==============================
 
-So hue 99 is cyan (7 from cyan's 92, 16 from blue's 115). Greys, white, black, brown and the
-backdrop colours have no hue range: a segmenter tells them apart by saturation and value, not hue.
+So hue 99 is blue, as ``colour_motion`` has always judged it (the heuristic captioner called it
+cyan): keeping the calibrated blue range keeps that metric's judgements, and the rendered cyan,
+92, stays 6 inside its own range. Greys, white, black, brown and the backdrop colours have no
+hue range: a segmenter tells them apart by saturation and value, not hue.
 
 Example:
     >>> hue_name(99)
-    'cyan'
+    'blue'
     >>> COLOURS["grey"].words
     ('grey', 'gray')
     >>> canonical_colour("Gray")
@@ -69,14 +74,14 @@ class Colour:
 # Order is part of the contract: prompt upsampling draws from the first eight caption colours, the
 # in-domain evaluator replaces a colour by one of the ball colours, in this order, with a seeded RNG.
 _VOCABULARY = (
-    Colour("red", (0.9, 0.1, 0.1), ((0, 8), (172, HUE_MAX)), ("red",), ball=True),
-    Colour("green", (0.1, 0.75, 0.15), ((40, 78),), ("green",), ball=True),
-    Colour("blue", (0.1, 0.25, 0.95), ((100, 128),), ("blue",), ball=True),
-    Colour("yellow", (0.95, 0.85, 0.1), ((20, 40),), ("yellow",), ball=True),
-    Colour("orange", (1.0, 0.5, 0.05), ((8, 20),), ("orange",)),
-    Colour("purple", (0.55, 0.15, 0.75), ((128, 155),), ("purple", "violet")),
-    Colour("pink", (1.0, 0.45, 0.7), ((155, 172),), ("pink",)),
-    Colour("cyan", (0.1, 0.8, 0.85), ((78, 100),), ("cyan",)),
+    Colour("red", (0.9, 0.1, 0.1), ((0, 10), (170, HUE_MAX)), ("red",), ball=True),
+    Colour("green", (0.1, 0.75, 0.15), ((38, 88),), ("green",), ball=True),
+    Colour("blue", (0.1, 0.25, 0.95), ((98, 135),), ("blue",), ball=True),
+    Colour("yellow", (0.95, 0.85, 0.1), ((18, 38),), ("yellow",), ball=True),
+    Colour("orange", (1.0, 0.5, 0.05), ((10, 18),), ("orange",)),
+    Colour("purple", (0.55, 0.15, 0.75), ((135, 152),), ("purple", "violet")),
+    Colour("pink", (1.0, 0.45, 0.7), ((152, 170),), ("pink",)),
+    Colour("cyan", (0.1, 0.8, 0.85), ((88, 98),), ("cyan",)),
     Colour("magenta", None, (), ("magenta",)),
     Colour("white", (0.95, 0.95, 0.95), (), ("white",)),
     Colour("black", (0.05, 0.05, 0.05), (), ("black",)),

@@ -126,20 +126,26 @@ def _probe(container, path: str | os.PathLike, count_frames: bool) -> VideoInfo:
         container.close()
 
 
+_INTERPOLATIONS = ("area", "linear")
+
+
 def conform_clip(frames: np.ndarray, *, height: int | None = None, width: int | None = None,
-                 num_frames: int | None = None) -> np.ndarray:
+                 num_frames: int | None = None, interpolation: str = "area") -> np.ndarray:
     """Conform a clip to an item's shape: its first ``num_frames`` frames, each resized to ``height x width``.
 
     The one way evaluation makes two clips comparable: a reference or ground-truth clip to a generated
     video's size, a submitted video to its item, a calibration row to the ground truth, a diffusers
-    pipeline's output to the suite item. Frames are resized with OpenCV ``INTER_AREA`` (pixel-area
-    averaging, the right filter for the usual downscale; the frame count is never padded). A clip that
-    already conforms is returned as is (no copy).
+    pipeline's output to the suite item, a physics candidate to the probe's resolution. Frames are
+    resized with OpenCV ``INTER_AREA`` (pixel-area averaging, the right filter for the usual downscale),
+    or ``INTER_LINEAR`` where a protocol says so (``interpolation="linear"``: the physics metrics bring a
+    candidate up to the probe's size as Physics-IQ's code does); the frame count is never padded. A clip
+    that already conforms is returned as is (no copy).
 
     Args:
         frames: uint8 (T, H, W, 3).
         height, width: the target frame size; None (either) keeps the size.
         num_frames: keep the first ``num_frames`` frames; None keeps all.
+        interpolation: ``"area"`` (default) or ``"linear"``.
 
     Returns:
         uint8 (min(T, num_frames), height, width, 3).
@@ -148,6 +154,8 @@ def conform_clip(frames: np.ndarray, *, height: int | None = None, width: int | 
         >>> conform_clip(np.zeros((8, 64, 48, 3), np.uint8), height=32, width=24, num_frames=4).shape
         (4, 32, 24, 3)
     """
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"interpolation {interpolation!r}; valid: {', '.join(_INTERPOLATIONS)}")
     v = np.asarray(frames)
     if num_frames is not None and v.shape[0] > num_frames:
         v = v[:num_frames]
@@ -156,7 +164,8 @@ def conform_clip(frames: np.ndarray, *, height: int | None = None, width: int | 
     import cv2
 
     h, w = int(height), int(width)
-    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in v])  # (T, h, w, 3)
+    flag = cv2.INTER_AREA if interpolation == "area" else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(np.ascontiguousarray(f), (w, h), interpolation=flag) for f in v])  # (T, h, w, 3)
 
 
 def _resize(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

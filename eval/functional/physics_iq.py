@@ -284,13 +284,9 @@ def piq_view(generated: np.ndarray, real: np.ndarray, real2: np.ndarray | None =
 def to_size(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     """uint8 (T, H, W, 3) frames resized to (T, height, width, 3) (``cv2.INTER_LINEAR``; unchanged
     when already that size): how the physics metrics bring a candidate to the probe's resolution."""
-    v = np.asarray(frames)
-    if v.shape[1:3] == (height, width):
-        return v
-    import cv2
+    from skyloom.video import conform_clip  # the one clip-conforming function, with Physics-IQ's filter
 
-    return np.stack([cv2.resize(np.ascontiguousarray(f), (width, height), interpolation=cv2.INTER_LINEAR)
-                     for f in v])  # (T, height, width, 3)
+    return conform_clip(frames, height=height, width=width, interpolation="linear")
 
 
 def moving_cells(continuation: np.ndarray) -> int:

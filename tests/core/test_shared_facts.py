@@ -28,7 +28,8 @@ def _sources():
 def test_hue_ranges_cover_the_hue_circle_once():
     owners = [[n for n, rs in HUE_RANGES.items() if any(lo <= h < hi for lo, hi in rs)] for h in range(HUE_MAX)]
     assert all(len(o) == 1 for o in owners), [(h, o) for h, o in enumerate(owners) if len(o) != 1]
-    assert hue_name(99) == "cyan"  # the disagreement of the five old tables, settled: 7 from cyan's 92, 16 from blue
+    assert hue_name(99) == "blue"  # the disagreement of the old tables, settled as colour_motion was calibrated
+    assert HUE_RANGES["blue"] == ((98, 135),) and HUE_RANGES["green"] == ((38, 88),)  # the calibrated ranges kept
 
 
 def test_each_rendered_colour_lands_in_its_own_hue_range():
@@ -148,10 +149,16 @@ def test_no_second_eval_path_template_in_the_source_tree():
 
 
 def test_eval_conforms_clips_with_one_function():
-    """No clip resize of its own in the evaluation harness and metrics: skyloom.video.conform_clip."""
+    """No clip resize of its own in the evaluation harness and metrics: skyloom.video.conform_clip (the
+    Physics-IQ protocol's own quarter-size masks in eval/functional/physics_iq.py are protocol maths)."""
     where = [str(p.relative_to(REPO)) for d in ("eval/harness", "eval/metrics") for p in sorted((REPO / d).glob("*.py"))
              if "cv2.resize" in p.read_text()]
     assert not where
+    from skyloom.eval.functional.physics_iq import to_size
+    from skyloom.video import conform_clip
+
+    v = np.random.default_rng(1).integers(0, 256, (3, 16, 24, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(to_size(v, 32, 48), conform_clip(v, height=32, width=48, interpolation="linear"))
 
 
 # -- run contract: evaluation folders and the results store ------------------------------------------
@@ -200,6 +207,10 @@ def test_conform_clip():
     out = conform_clip(v, height=20, width=30, num_frames=4)
     assert out.shape == (4, 20, 30, 3)
     np.testing.assert_array_equal(out[2], cv2.resize(v[2], (30, 20), interpolation=cv2.INTER_AREA))
+    up = conform_clip(v, height=80, width=120, interpolation="linear")
+    np.testing.assert_array_equal(up[0], cv2.resize(v[0], (120, 80), interpolation=cv2.INTER_LINEAR))
+    with pytest.raises(ValueError, match="interpolation"):
+        conform_clip(v, height=8, width=8, interpolation="cubic")
 
 
 @pytest.mark.parametrize("mod", ["skyloom.eval.metrics.inputs", "skyloom.eval.harness.submissions",
