@@ -4,7 +4,8 @@ The page, CSS and JavaScript are the live dashboard's (:mod:`skyloom.dashboards.
 embedded as JSON, videos as ``data:video/mp4;base64,...`` URLs. Videos are embedded in order
 (compare videos first, then corpus clips) until ``max_video_mb`` is reached; each one left out
 shows a note saying why and how to raise the limit. Paired comparisons are precomputed for every
-ordered pair of the first ``max_paired_evals`` checkpoints of each suite and every metric.
+ordered pair of the first ``max_paired_evals`` checkpoints of each suite's newest version and every
+metric; the leaderboard view carries every suite version (its version picker works offline).
 Nothing in the file refers to the network.
 """
 
@@ -85,12 +86,17 @@ def report_data(dash: Dashboard, max_video_mb: float = DEFAULT_MAX_VIDEO_MB,
     lb = dash.leaderboard()
     compare: dict[str, Any] = {}
     paired: dict[str, Any] = {}
+    suite_ids: dict[tuple[int, str], list[str]] = {}  # every version's entries: the compare view covers them all
+    for table in lb["suites"]:
+        suite_ids.setdefault((table["source_id"], table["suite"]), []).extend(r["eval_id"] for r in table["rows"])
+    for (sid, suite), ids in suite_ids.items():
+        if ids:
+            compare[f"{sid}|{suite}"] = dash.compare(sid, suite, list(dict.fromkeys(ids)), video_data=emb)
     for table in lb["suites"]:
         sid, suite = table["source_id"], table["suite"]
         ids = [r["eval_id"] for r in table["rows"]]
-        if not ids:
+        if not ids or not table.get("default", True):  # paired tests: the newest version's entries
             continue
-        compare[f"{sid}|{suite}"] = dash.compare(sid, suite, ids, video_data=emb)
         head = ids[:max_paired_evals]
         if len(ids) > max_paired_evals:
             info.warnings.append(f"suite {suite}: paired comparisons precomputed for the first {max_paired_evals} "

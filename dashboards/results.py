@@ -187,16 +187,21 @@ def _score_map(store: Any, eval_ids: list[str]) -> tuple[dict[str, dict[str, dic
     return by_eval, hib
 
 
+MAX_VERSIONS = 8  # suite versions offered by the page's version picker (newest first)
+
+
 def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[str, Any]]:
-    """One table per (source, suite): :func:`skyloom.eval.results.stats.leaderboard` rows with every metric's CI.
+    """One table per (source, suite, suite version): leaderboard rows with every metric's CI.
 
     Each row carries ``kind`` (model | submission | calibration: calibration rows have no rank),
-    ``meta`` (a submission's who/model/date/settings) and ``breakdown`` (total, per category, per
-    metric; :mod:`skyloom.eval.results.boards`); each table carries ``flags`` (calibration rows out of
-    the declared order, per metric), ``flagged``, ``categories`` and the breakdown's definition.
+    ``meta`` (a submission's who/model/date/settings), ``coverage``/``partial`` (partial entries are
+    unranked) and ``breakdown`` (total, per category, per metric; :mod:`skyloom.eval.results.boards`);
+    each table carries ``suite_version``, ``versions`` (every version of the suite with its entry
+    count, for the page's version picker), ``default`` (the newest version: shown first),
+    ``flags``, ``flagged``, ``total_flags``, ``correction``, ``categories`` and the breakdown's definition.
     """
     from skyloom.eval.results.boards import board
-    from skyloom.eval.results.stats import primary_metric
+    from skyloom.eval.results.stats import primary_metric, suite_versions
 
     out = []
     for src in sources:
@@ -206,41 +211,55 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
             warnings.append(f"{src.label}: cannot read evaluations ({e})")
             continue
         for suite in suites:
-            try:
-                pm = primary_metric(src.store, suite)
-                bd = board(src.store, suite)
-                rows = bd["rows"]
-            except ValueError as e:
-                warnings.append(f"{src.label} / {suite}: {e}")
-                continue
-            all_evals = src.store.evals(suite=suite)
-            ids = [r["eval_id"] for r in rows]
-            by_eval, hib = _score_map(src.store, ids) if ids else ({}, {})
-            metrics = [pm] + sorted(m for m in hib if m != pm)
-            table_rows = []
-            for r in rows:
-                table_rows.append({k: r.get(k) for k in ("rank", "tie_group", "eval_id", "checkpoint",
-                                                         "checkpoint_name", "run_name", "step", "status", "created_at",
-                                                         "failures")}
-                                  | {"checkpoint_name": r.get("checkpoint_name") or r["eval_id"],
-                                     "scores": by_eval.get(r["eval_id"], {}), "kind": r.get("kind", "model"),
-                                     "meta": r.get("meta") or {}, "breakdown": r.get("breakdown")})
-            failures: dict[str, list[dict[str, Any]]] = {}
-            for r in rows:
-                if r.get("failures"):
-                    fs = src.store.failures(eval_id=r["eval_id"])[-MAX_LISTED:]
-                    failures[r["eval_id"]] = [{k: f.get(k) for k in ("item_id", "stage", "reason", "created_at")}
-                                              for f in fs]
-            skipped = len({e["checkpoint"] or e["eval_id"] for e in all_evals}) - len(rows)
-            note = (f"{skipped} checkpoint(s) not shown (evaluation running or failed, or no score for the primary "
-                    "metric)." if skipped > 0 else "")
-            out.append({"source_id": src.id, "source": src.label if len(sources) > 1 else "", "suite": suite,
-                        "primary_metric": pm, "metrics": [{"name": m, "higher_is_better": hib.get(m)} for m in metrics],
-                        "rows": table_rows, "failures": failures, "note": note,
-                        "flags": bd.get("flags", {}), "flagged": bd.get("flagged", []),
-                        "categories": bd.get("categories", []),
-                        "breakdown": {k: bd.get(k) for k in ("weights", "normalise", "low", "high", "note")}})
+            versions = suite_versions(src.store, suite)
+            for i, v in enumerate(versions[:MAX_VERSIONS] or [{"version": None}]):
+                table = _board_table(src, suite, v["version"], versions, warnings, primary_metric, board)
+                if table is not None:
+                    table.update({"source_id": src.id, "source": src.label if len(sources) > 1 else "",
+                                  "default": i == 0})
+                    out.append(table)
     return out
+
+
+def _board_table(src: ResultSource, suite: str, version: str | None, versions: list[dict[str, Any]],
+                 warnings: list[str], primary_metric: Any, board: Any) -> dict[str, Any] | None:
+    try:
+        pm = primary_metric(src.store, suite)
+        bd = board(src.store, suite, suite_version=version)
+        rows = bd["rows"]
+    except ValueError as e:
+        warnings.append(f"{src.label} / {suite}{' v' + version if version else ''}: {e}")
+        return None
+    all_evals = [e for e in src.store.evals(suite=suite) if version is None or e["suite_version"] == version]
+    ids = [r["eval_id"] for r in rows]
+    by_eval, hib = _score_map(src.store, ids) if ids else ({}, {})
+    metrics = [pm] + sorted(m for m in hib if m != pm)
+    table_rows = []
+    for r in rows:
+        table_rows.append({k: r.get(k) for k in ("rank", "tie_group", "tie_verdict", "eval_id", "checkpoint",
+                                                 "checkpoint_name", "run_name", "step", "status", "created_at",
+                                                 "failures", "coverage", "partial")}
+                          | {"checkpoint_name": r.get("checkpoint_name") or r["eval_id"],
+                             "scores": by_eval.get(r["eval_id"], {}), "kind": r.get("kind", "model"),
+                             "meta": r.get("meta") or {}, "breakdown": r.get("breakdown")})
+    failures: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("failures"):
+            fs = src.store.failures(eval_id=r["eval_id"])[-MAX_LISTED:]
+            failures[r["eval_id"]] = [{k: f.get(k) for k in ("item_id", "stage", "reason", "created_at")} for f in fs]
+    skipped = len({e["checkpoint"] or e["eval_id"] for e in all_evals}) - len(rows)
+    note = (f"{skipped} checkpoint(s) not shown in this version (evaluation running or failed, or no score for "
+            "the primary metric)." if skipped > 0 else "")
+    shown = bd.get("suite_version") or version
+    others = [f"v{v['version']} ({v['entries']} entries)" for v in versions if v["version"] != shown]
+    return {"suite": suite, "suite_version": shown,
+            "versions": [{"version": v["version"], "entries": v["entries"]} for v in versions],
+            "other_versions": others, "primary_metric": pm,
+            "metrics": [{"name": m, "higher_is_better": hib.get(m)} for m in metrics],
+            "rows": table_rows, "failures": failures, "note": note,
+            "flags": bd.get("flags", {}), "flagged": bd.get("flagged", []), "total_flags": bd.get("total_flags", []),
+            "correction": bd.get("correction", ""), "categories": bd.get("categories", []),
+            "breakdown": {k: bd.get(k) for k in ("weights", "normalise", "low", "high", "note")}}
 
 
 def _eval_folder(ev: dict[str, Any], src: ResultSource) -> EvalDir | None:
@@ -386,14 +405,18 @@ def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None
 def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
     """:func:`skyloom.eval.results.stats.paired_compare` of B against A, or ``{"error": ...}``.
 
-    The verdict is eval's, as ``skyloom compare`` prints it: ``verdict`` (``"a"``, ``"b"``, ``"tie"`` or
-    None, :func:`skyloom.eval.results.stats.verdict`) and ``verdict_label``, its words with the entries'
-    names (:func:`skyloom.eval.results.stats.verdict_label`). The page shows them; it decides nothing.
+    The verdict is eval's, as ``skyloom compare`` prints it: ``verdict`` (``"a"``, ``"b"``, ``"tie"``,
+    ``"too few items"`` or None, :func:`skyloom.eval.results.inference.verdict`) and ``verdict_label``, its
+    words with the entries' names (:func:`skyloom.eval.results.stats.verdict_label`); ``suite_version_a``/``_b``
+    name the suite versions of A and B. The page shows them; it decides nothing.
     """
     from skyloom.eval.results.stats import paired_compare, verdict_label
 
     try:
-        out = paired_compare(src.store, a, b, metric).to_dict()
+        cmp = paired_compare(src.store, a, b, metric)
+        out = cmp.to_dict()
+        out["suite_version_a"] = src.store.get_eval(a)["suite_version"]
+        out["suite_version_b"] = src.store.get_eval(b)["suite_version"]
     except (ValueError, KeyError) as e:
         return {"error": str(e), "eval_a": a, "eval_b": b, "metric": metric}
     names = []

@@ -14,7 +14,7 @@ Public names (imported lazily, so ``import eval`` stays light):
     locate_store                          where the results store is (the one rule, skyloom.rundir's)
     bootstrap_ci, paired_test,
     paired_compare, leaderboard           statistics for leaderboards and comparisons
-    verdict, verdict_label                the one verdict of a paired difference's CI, and its words
+    verdict, verdict_label                the one verdict rule (p < alpha of a paired test) and its words
     Suite, load_suite, list_suites        versioned evaluation suites (configs/eval/suites/*.yaml)
     EvalConfig, run_eval -> EvalResult    evaluate checkpoints on a suite (generate, score, store)
     export_suite, run_submission          the submitter's kit of a suite; score a folder of videos

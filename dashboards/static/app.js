@@ -41,6 +41,8 @@ function boardNotes(s) {
   const out = (s.flagged || []).map((m) => `<div class="note bad">⚠ ${esc(m)}: calibration rows out of order (${esc(((s.flags || {})[m] || {}).violations.join("; "))})</div>`);
   const b = s.breakdown || {};
   const w = Object.entries(b.weights || {});
+  for (const t of s.total_flags || []) out.push(`<div class="note bad">⚠ total: ${esc(t)}</div>`);
+  if (s.correction) out.push(`<div class="note">${esc(s.correction)}</div>`);
   if (w.length) out.push(`<div class="note">total = weighted mean of ${esc(w.map(([m, x]) => `${m}×${x}`).join(", "))}${b.normalise === "calibration" ? `, normalised between ${esc(b.low)} (0) and ${esc(b.high)} (1)` : " (raw values)"}${b.note ? "; " + esc(b.note) : ""}</div>`);
   return out.join("");
 }
@@ -61,14 +63,24 @@ async function renderLeaderboard(el) {
     el.innerHTML = `${warn}<div class="card empty">No evaluations found. ${esc(data.note || "Run `skyloom eval --suite smoke --ckpt RUN` first.")}</div>`;
     return;
   }
+  // One table per (source, suite, suite version): the suite picker lists each suite once, the version
+  // picker that suite's versions (newest first) with their entry counts.
+  const heads = suites.map((s, i) => i).filter((i) => suites[i].default !== false);
+  const versionsOf = (i) => suites.map((s, j) => j).filter((j) => suites[j].suite === suites[i].suite && suites[j].source_id === suites[i].source_id);
   el.innerHTML = `${warn}<div class="controls">
-      <label>Suite <select id="lb-suite">${options(suites.map((s, i) => String(i)), "0", suites.map((s) => s.suite + (s.source ? ` (${s.source})` : "")))}</select></label>
+      <label>Suite <select id="lb-suite">${options(heads.map(String), String(heads[0]), heads.map((i) => suites[i].suite + (suites[i].source ? ` (${suites[i].source})` : "")))}</select></label>
+      <label>Version <select id="lb-version"></select></label>
       <label>Filter <input id="lb-filter" placeholder="checkpoint or run…"></label>
       <span class="note">Click a column to sort. Rows shaded alike with the same ≈ badge are tied within noise.</span>
     </div><div id="lb-body"></div>`;
   const sort = { key: "pos", dir: 1 };  // the server's order: ranked entries, calibration rows where their value puts them
+  const fillVersions = () => {
+    const vs = versionsOf(+$("#lb-suite").value);
+    $("#lb-version").innerHTML = options(vs.map(String), String(vs[0]), vs.map((j) => `v${suites[j].suite_version ?? "(unversioned)"} (${suites[j].rows.length} entries)${suites[j].default !== false ? " · newest" : ""}`));
+  };
+  fillVersions();
   const draw = () => {
-    const s = suites[+$("#lb-suite").value];
+    const s = suites[+$("#lb-version").value];
     const f = $("#lb-filter").value.toLowerCase();
     const metrics = s.metrics || [];
     const sizes = {};
@@ -100,7 +112,8 @@ async function renderLeaderboard(el) {
         const ci = sc.ci_low !== null && sc.ci_low !== undefined ? `<div class="ci">[${fmt(sc.ci_low)}, ${fmt(sc.ci_high)}]${sc.n ? " n=" + esc(sc.n) : ""}</div>` : "";
         return `<td class="num">${fmt(sc.value)}${ci}</td>`;
       }).join("");
-      return `<tr class="${tied ? "tied" : ""}" data-eval="${esc(r.eval_id)}"><td class="num">${esc(r.rank)}</td>
+      const rank = r.partial ? `<span class="badge" title="fewer items scored than the complete entries: not ranked">unranked ${esc(r.coverage)}</span>` : esc(r.rank);
+      return `<tr class="${tied ? "tied" : ""}" data-eval="${esc(r.eval_id)}"><td class="num">${rank}</td>
         <td>${tied ? `<span class="badge tie" title="tied within noise">≈ ${esc(r.tie_group)}</span>` : `<span class="badge">${esc(r.tie_group ?? "")}</span>`}</td>
         <td title="${esc(r.checkpoint)}">${esc(r.checkpoint_name)}${r.status === "partial" ? ' <span class="badge" title="some items failed">partial</span>' : ""}${kindBadge(r)}</td>
         <td>${esc(r.run_name)}</td><td class="num">${esc(r.step ?? "")}</td>${cells}${anyFail ? `<td class="num${r.failures ? " bad" : ""}">${esc(r.failures || 0)}</td>` : ""}</tr>`;
@@ -120,6 +133,7 @@ async function renderLeaderboard(el) {
       axes: metrics.map((m) => ({ name: m.name, higherIsBetter: m.higher_is_better })),
       series: s.rows.slice(0, PALETTE.length).map((r) => ({ name: r.checkpoint_name, values: metrics.map((m) => (r.scores[m.name] || {}).value) })) });
     $("#lb-body").innerHTML = `<div class="card"><table class="data" id="lb-table"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>
+      <div class="note" id="lb-version-note">suite ${esc(s.suite)} version ${esc(s.suite_version ?? "(unversioned)")}${(s.other_versions || []).length ? `; other versions: ${esc(s.other_versions.join(", "))} (pick one above)` : ""}.</div>
       <div class="note">${esc(s.note || "")} ${rows.length} of ${s.rows.length} evaluation(s); ranked by ${esc(s.primary_metric || "the suite's primary metric")}.</div>${boardNotes(s)}${fails}</div>
       <h3>Per metric (bars: value, whiskers: confidence interval)</h3><div class="charts">${charts}${radar}</div>`;
     $$("#lb-table th").forEach((th) => th.addEventListener("click", () => {
@@ -129,7 +143,8 @@ async function renderLeaderboard(el) {
       draw();
     }));
   };
-  $("#lb-suite").addEventListener("change", draw);
+  $("#lb-suite").addEventListener("change", () => { fillVersions(); draw(); });
+  $("#lb-version").addEventListener("change", draw);
   $("#lb-filter").addEventListener("input", draw);
   draw();
 }
@@ -242,7 +257,7 @@ async function renderCompare(el) {
   const suites = (lb.suites || []).filter((s) => s.rows.length);
   if (!suites.length) { el.innerHTML = `<div class="card empty">No evaluations to compare yet.</div>`; return; }
   el.innerHTML = `<div class="card"><div class="controls">
-      <label>Suite <select id="cmp-suite">${options(suites.map((s, i) => String(i)), "0", suites.map((s) => s.suite + (s.source ? ` (${s.source})` : "")))}</select></label>
+      <label>Suite <select id="cmp-suite">${options(suites.map((s, i) => String(i)), "0", suites.map((s) => s.suite + (s.default === false ? ` v${s.suite_version}` : "") + (s.source ? ` (${s.source})` : "")))}</select></label>
       <label>Paired metric <select id="cmp-metric"></select></label>
       <label>Category <select id="cmp-cat"><option value="">all</option></select></label></div>
       <div class="checks" id="cmp-evals"></div>
@@ -277,7 +292,7 @@ async function renderCompare(el) {
     for (const b of ids.slice(1)) {
       const r = await load("paired", { source: s.source_id, a: ids[0], b, metric });
       if (r.error) { rows.push(`<tr><td>${esc(name(ids[0]))}</td><td>${esc(name(b))}</td><td colspan="5" class="muted">${esc(r.error)}</td></tr>`); continue; }
-      const v = r.verdict || "none";  // eval's verdict of the CI (skyloom.eval.results.stats.verdict) and its words
+      const v = r.verdict || "none";  // eval's verdict (skyloom.eval.results.inference.verdict) and its words
       const verdict = r.verdict_label;
       rows.push(`<tr><td>${esc(name(ids[0]))}</td><td>${esc(name(b))}</td><td class="num">${fmt(r.diff)}</td>
         <td class="num">[${fmt(r.ci_low)}, ${fmt(r.ci_high)}]</td><td class="num">${r.p_value === null ? "–" : fmt(r.p_value)}</td><td class="num">${esc(r.n ?? "")}</td>

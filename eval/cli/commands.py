@@ -77,7 +77,8 @@ def register(app: typer.Typer) -> None:
         meta: Annotated[list[str] | None, typer.Option(
             "--meta", help="Submission metadata key=value (who, model, date, settings); repeatable.")] = None,
         mismatch: Annotated[str, typer.Option(
-            "--mismatch", help="Submitted videos of another size/length: resize (trim + resize) | refuse.")] = "resize",
+            "--mismatch", help="Submitted videos of another frame rate/size/length: resize (resample fps, trim, "
+            "resize) | refuse.")] = "resize",
         calibrate: Annotated[bool, typer.Option(
             "--calibrate", help="Add the suite's calibration rows "
             "(ground truth, frozen, shuffled, noise, ...).")] = False,
@@ -305,7 +306,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = "table",
     ) -> None:
         """Rank evaluated checkpoints per suite; entries tied within noise share a tie group.
-        Only evaluations of the same suite version (declared version + content hash) are ranked together."""
+        Only evaluations of the same suite version (declared version + content hash) are ranked together;
+        the board names the version it shows and lists the others with their entry counts (pick one with
+        --suite-version). Entries that miss items the others scored are listed unranked with their coverage."""
         from skyloom.eval.results.boards import board
 
         _check_format(fmt)
@@ -329,9 +332,10 @@ def register(app: typer.Typer) -> None:
         runs: RunsOpt = None,
         fmt: FormatOpt = "table",
     ) -> None:
-        """Paired per-item comparison of B against A (same prompts and seeds): difference B - A,
-        bootstrap CI, sign-flip permutation p-value, and which is better per metric."""
-        from skyloom.eval.results.stats import compare_all
+        """Paired per-item comparison of B against A (same prompts and seeds): difference B - A, the exact
+        sign-flip (or, for FVD/KVD, item-swap permutation) p-value, the CI that inverts it, and the verdict per
+        metric: a / b better when p < 0.05, tie, "too few items" (no test could reach 0.05) or no verdict."""
+        from skyloom.eval.results.stats import compare_all, suite_versions, verdict_label
 
         _check_format(fmt)
         store = _open(db, runs, near=[a, b])
@@ -339,19 +343,33 @@ def register(app: typer.Typer) -> None:
         if ea == eb:
             fail(f"A ({a}) and B ({b}) are the same evaluation {ea}: compare two different entries")
         rows = [c.to_dict() for c in compare_all(store, ea, eb, metric)]
-        na, nb = _entry_label(store.get_eval(ea)), _entry_label(store.get_eval(eb))
+        ra, rb = store.get_eval(ea), store.get_eval(eb)
+        na, nb = _entry_label(ra), _entry_label(rb)
+        va, vb = ra["suite_version"], rb["suite_version"]
         for r in rows:
             r["a"], r["b"] = na, nb
-            r["diff [CI]"] = f"{_fmt(r['diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+            r["suite_version_a"], r["suite_version_b"] = va, vb
+            unbounded = r["verdict"] == "too few items"  # every shift is accepted: the interval is the whole line
+            r["diff [CI]"] = (f"{_fmt(r['diff'])} [-inf, inf]" if unbounded else
+                              f"{_fmt(r['diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+                              if r["ci_low"] is not None else f"{_fmt(r['diff'])} (no test)")
             r["dir"] = "↑" if r["higher_is_better"] else "↓"
+            r["verdict"] = verdict_label(r["verdict"], na, nb)
         if fmt == "table":
-            cols = ["metric", "dir", "mean_a", "mean_b", "diff [CI]", "p_value", "n", "better"]
-            title = f"compare A={na} -> B={nb} (difference B - A, paired by prompt and seed)"
+            cols = ["metric", "dir", "mean_a", "mean_b", "diff [CI]", "p_value", "n", "verdict"]
+            title = (f"compare A={na} -> B={nb} (difference B - A, paired by prompt and seed; suite {ra['suite']} "
+                     + (f"v{va})" if va == vb else f"A v{va}, B v{vb}: different suite versions)"))
         else:
-            cols = ["metric", "a", "b", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "p_value", "n", "better",
-                    "higher_is_better", "extractor"]
+            cols = ["metric", "a", "b", "suite_version_a", "suite_version_b", "mean_a", "mean_b", "diff", "ci_low",
+                    "ci_high", "p_value", "alpha", "n", "better", "verdict", "method", "higher_is_better", "extractor"]
             title = f"compare {ea} -> {eb}"
         _emit(rows, cols, fmt, title=title)
+        if fmt in ("table", "markdown"):
+            others = [f"v{v['version']} ({v['entries']} entries)" for v in suite_versions(store, ra["suite"])
+                      if v["version"] not in (va, vb)]
+            print(f"verdict: significant iff p < alpha = {rows[0]['alpha']:g} per metric (no correction across "
+                  f"metrics){'; other versions of ' + ra['suite'] + ': ' + ', '.join(others) if others else ''}"
+                  if rows else "")
 
 
 def _check_eval_flags(ckpt: list[str] | None, videos: Path | None, out: Path | None, executor: str | None,
@@ -394,7 +412,8 @@ def _check_evals(res: Any, max_failures: int | None) -> None:
     store = ResultsStore(res.db)
     lines = []
     for e in bad:
-        reasons = "; ".join(f"{f['item_id']} ({f['stage']}): {f['reason']}" for f in store.failures(e.eval_id)[:3])
+        fails = sorted(store.failures(e.eval_id), key=lambda f: f["item_id"] != "*")  # whole-metric failures first
+        reasons = "; ".join(f"{f['item_id']} ({f['stage']}): {f['reason']}" for f in fails[:3])
         what = "failed" if e.status == "failed" else f"{e.failures} failures > --max-failures {max_failures}"
         lines.append(f"{e.checkpoint_name} {what}: {reasons or 'no reason recorded'}")
     raise JobFailedError(f"evaluation of {len(bad)} checkpoint(s) failed: " + " | ".join(lines)
@@ -504,14 +523,18 @@ def _emit_leaderboards(boards: dict[str, dict[str, Any]], fmt: str) -> None:
             for d, r in zip(flat, rows):  # motion beside a temporal ranking: a static video cannot top it unnoticed
                 for m in beside:
                     d[m] = _fmt(r["scores"].get(m))
+            for d, r in zip(flat, rows):
+                d["rank"] = "unranked" if r.get("partial") else r["rank"]
+                d["n"] = r["coverage"]
             cols = ["rank", "tie", "entry", f"{primary} [CI]", *beside] + (["total"] if total else []) + \
                 ["n", "failures", "other metrics"]
             _emit(flat, cols, fmt,
                   title=f"{suite} v{rows[0]['suite_version']}: ranked by {primary} {arrow} (rows sharing 'tie' are "
                         "within noise; [calibration] rows are references, not ranked)")
         else:
-            cols = ["rank", "tie_group", "entry", "kind", "step", "value", "ci", "n"] + (["total"] if total else []) + \
-                cats + [m for m in metrics if m != primary] + ["failures", "eval_id"]
+            cols = ["rank", "tie_group", "entry", "kind", "step", "value", "ci", "n", "coverage", "partial"] + \
+                (["total"] if total else []) + cats + [m for m in metrics if m != primary] + \
+                ["failures", "suite_version", "eval_id"]
             if fmt == "csv":
                 cols = ["suite", "metric"] + cols
             for d in flat:
@@ -526,8 +549,17 @@ def _print_board_notes(bd: dict[str, Any], fmt: str) -> None:
     if fmt == "csv":
         for m in bd.get("flagged") or []:
             logger.warning("metric %s flagged: %s", m, "; ".join(bd["flags"][m]["violations"]))
+        for t in bd.get("total_flags") or []:
+            logger.warning("total flagged: %s", t)
         return
-    lines = []
+    lines = [f"suite {bd['suite']} version {bd['suite_version']}"
+             + (f"; other versions: {others} (pick one with --suite-version)" if (others := ", ".join(
+                 f"{v['version']} ({v['entries']} entries)" for v in bd.get("versions") or []
+                 if v["version"] != bd["suite_version"])) else "; no other version")]
+    if bd.get("correction"):
+        lines.append(bd["correction"])
+    for t in bd.get("total_flags") or []:
+        lines.append(f"FLAGGED total: {t}; the weighted total does not put real data on top here")
     for m in bd.get("flagged") or []:
         lines.append(f"FLAGGED {m}: calibration rows out of order ({'; '.join(bd['flags'][m]['violations'])}); "
                      "this metric does not separate the ground truth from the baselines here")

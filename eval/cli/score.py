@@ -117,11 +117,14 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
     """
     from skyloom.eval.metrics import METRICS
     from skyloom.eval.metrics import inputs as dispatch
-    from skyloom.video import VideoError, read_video
+    from skyloom.video import VideoError, probe_video, read_video
 
     METRICS.get(metric)  # an unknown name fails first, with the closest known names
     files = list_videos(videos)
     m = build_metric(metric, extractor, weights, random_init, options or {})
+    per_file_fps = hasattr(m, "fps") and "fps" not in (options or {}) and metric == "dynamic_degree"
+    if per_file_fps:  # recorded with the result: the frame step follows each file's rate
+        m.identity()["preprocessing"].update(fps="each file's own", frames="every max(1, round(fps/8))-th (VBench)")
     given = {"--prompts": prompts, "--reference": reference, "--gt": gt}
     needs = set(dispatch.required_inputs(m)) - {"videos", "item_ids"}
     for name in sorted(needs):
@@ -169,6 +172,8 @@ def score_videos(metric: str, videos: str, reference: str | None = None, prompts
         v = load(f)
         if v is None:
             continue
+        if per_file_fps:  # dynamic_degree: VBench's frame step follows each file's own rate
+            m.fps = probe_video(f).fps or None
         _safe(m, skipped, f, lambda v=v, item=item: m.update([v], **dispatch.update_kwargs(m, [item], [v])))
     r = m.compute()
     if not math.isfinite(r.value) and r.details.get("note"):  # e.g. flickering on videos that all move

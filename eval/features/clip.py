@@ -7,6 +7,13 @@ resolved to the file open_clip would have downloaded (Hugging Face hub cache or
 to put it. ``random_init=True`` (tests) builds the architecture with seeded random weights and
 labels the result ``"random-init"``; ``model_cfg`` builds a custom (e.g. shrunk) configuration.
 
+Activation: OpenAI's CLIP weights were trained with QuickGELU (``x·σ(1.702x)``) and give other
+embeddings under GELU. open_clip applies it for the ``openai`` tag only; skyloom also detects OpenAI
+weights given as a *file* (:func:`needs_quick_gelu`: OpenAI's TorchScript release format, a file
+whose sha256 is the one in open_clip's OpenAI URL for the model, an open_clip Hugging Face cache
+path of a QuickGELU tag, or a ``-quickgelu`` model name); ``quick_gelu=True/False`` overrides it.
+``preprocessing["activation"]`` records which was used and why.
+
 Preprocessing (``preprocess=``, recorded in ``.preprocessing``):
 
 * ``open_clip`` (default; CLIPSIM): open_clip's own evaluation transform applied to each frame as a
@@ -78,6 +85,45 @@ def cached_pretrained_file(model_name: str, tag: str, cache_dir: str | None = No
     return None
 
 
+def needs_quick_gelu(model_name: str, path: str | os.PathLike) -> tuple[bool, str]:
+    """Whether a weights *file* holds OpenAI's CLIP weights (trained with QuickGELU), and why.
+
+    Yes for a ``-quickgelu`` model name, a TorchScript archive (the format OpenAI released: a zip with
+    ``constants.pkl``), a file whose sha256 is the one in open_clip's OpenAI URL for ``model_name``,
+    or a path inside open_clip's Hugging Face cache folder of a tag whose config says ``quick_gelu``.
+    """
+    import zipfile
+
+    import open_clip
+    from open_clip import pretrained as op
+
+    if "quickgelu" in model_name.lower():
+        return True, "model name"
+    try:
+        with zipfile.ZipFile(path) as z:
+            if any(n.endswith("constants.pkl") for n in z.namelist()):
+                return True, "TorchScript archive: OpenAI's release format"
+    except (zipfile.BadZipFile, OSError):
+        pass
+    try:
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+    except Exception:  # noqa: BLE001 - a custom architecture name: no registry entry
+        tags = []
+    sha = None
+    for tag in tags:
+        cfg = op.get_pretrained_cfg(model_name, tag) or {}
+        if not cfg.get("quick_gelu"):
+            continue
+        hub = (cfg.get("hf_hub") or "").strip("/")
+        if hub and hub.replace("/", "--") in str(Path(path).resolve()):
+            return True, f"open_clip cache of {model_name}/{tag}"
+        if cfg.get("url") and len(parts := cfg["url"].split("/")) > 1:
+            sha = sha or weights_hash(path)
+            if sha in parts:
+                return True, f"sha256 of OpenAI's {model_name}/{tag} release"
+    return False, "weights file not recognised as OpenAI's"
+
+
 @dataclass(frozen=True)
 class CLIPConfig:
     """Options of the ``clip`` extractor."""
@@ -91,6 +137,7 @@ class CLIPConfig:
     batch_size: int = 32
     cache_dir: str | None = None  # where to look for tagged weights (open_clip's cache_dir)
     preprocess: str = "open_clip"  # "open_clip" (open_clip's transform) or "vbench" (VBench's clip_transform)
+    quick_gelu: bool | None = None  # force QuickGELU / GELU; None: detect OpenAI weights (needs_quick_gelu)
 
 
 class OpenCLIPExtractor(FrameTextExtractor):
@@ -105,6 +152,7 @@ class OpenCLIPExtractor(FrameTextExtractor):
         model_name, pretrained, random_init, model_cfg, seed = (c.model_name, c.pretrained, c.random_init,
                                                                 c.model_cfg, c.seed)
         device, batch_size, cache_dir, preprocess = c.device, c.batch_size, c.cache_dir, c.preprocess
+        quick_gelu = c.quick_gelu
 
         if preprocess not in PREPROCESS:
             raise InvalidInputError(f"preprocess must be one of {', '.join(PREPROCESS)}; got {preprocess!r}")
@@ -113,6 +161,7 @@ class OpenCLIPExtractor(FrameTextExtractor):
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         mean, std, tag = OPENAI_MEAN, OPENAI_STD, None
+        activation = "GELU (random init)"
         if pretrained is None:
             if not random_init:
                 raise InputNotFoundError(
@@ -144,7 +193,14 @@ class OpenCLIPExtractor(FrameTextExtractor):
 
                 pcfg = op.get_pretrained_cfg(model_name, tag)
                 mean, std = pcfg.get("mean", mean), pcfg.get("std", std)
-            quick = bool(tag and "openai" in tag) or "quickgelu" in model_name.lower()
+            if quick_gelu is not None:
+                quick, why = bool(quick_gelu), "quick_gelu option"
+            elif tag is not None:
+                quick, why = bool(op.get_pretrained_cfg(model_name, tag).get("quick_gelu")) or \
+                    "quickgelu" in model_name.lower(), f"tag {tag}"
+            else:
+                quick, why = needs_quick_gelu(model_name, path)
+            activation = f"{'QuickGELU' if quick else 'GELU'} ({why})"
             self.model = open_clip.create_model(model_name, pretrained=str(path), force_quick_gelu=quick)
             self.weights = weights_hash(path)
         self.model.eval().to(self.device)
@@ -166,7 +222,8 @@ class OpenCLIPExtractor(FrameTextExtractor):
                   if preprocess == "open_clip" else "torchvision Resize bicubic antialias=False on [0,255] floats")
         self.preprocessing = {"protocol": preprocess, "resize": resize, "crop": "center",
                               "size": [self.image_size, self.image_size], "mean": list(mean), "std": list(std),
-                              "input": "uint8 RGB frames", "output": "L2-normalised", "context_length": ctx}
+                              "input": "uint8 RGB frames", "output": "L2-normalised", "context_length": ctx,
+                              "activation": activation}
         if model_cfg is not None:
             self.preprocessing["model_cfg"] = model_cfg
 

@@ -10,6 +10,14 @@ Reference FVD preprocessing (google-research ``frechet_video_distance``): uint8 
 bilinear resize to 224×224, scaled to [-1, 1]; the feature is the 400 logits averaged over the
 remaining time steps. Every conv uses TensorFlow "SAME" padding computed from the input size.
 
+Geometry on non-square clips (``resize=``, recorded as ``preprocessing.geometry``): ``stretch``
+(default) resizes straight to 224×224 as the TF reference does (``tf.image.resize_bilinear``,
+aspect ratio not kept); ``videogpt-crop`` is VideoGPT's ``videogpt/data.py:preprocess`` (bilinear
+resize of the short side to 224, the long side ``ceil``-ed, then a centre crop). On square clips
+both are the same. The default protocol is therefore "VideoGPT's weights and BatchNorm eps with
+the TF reference's geometry": on a non-square clip it matches neither VideoGPT's FVD (which crops)
+nor the TF FVD (eps 1e-3) exactly; pass ``resize=videogpt-crop`` to match VideoGPT end to end.
+
 BatchNorm eps is part of the protocol (``protocol=``, recorded in ``.preprocessing``): the
 TF-hub/Sonnet I3D and piergiaj's port use 1e-3 (``tf-hub``); VideoGPT's conversion of the TF-hub
 model, ``i3d_pretrained_400.pt``, is run by VideoGPT (``videogpt/fvd/pytorch_i3d.py``) and cd-fvd
@@ -65,6 +73,7 @@ class I3DConfig:
     device: str = "cpu"
     batch_size: int = 4
     protocol: str = "videogpt"  # BatchNorm eps: "videogpt" 1e-5 (VideoGPT, cd-fvd) or "tf-hub" 1e-3
+    resize: str = "stretch"  # non-square geometry: "stretch" (TF reference) or "videogpt-crop" (VideoGPT's preprocess)
 
 
 @dataclass(frozen=True)
@@ -188,17 +197,34 @@ class InceptionI3d(nn.Module):
         return x.flatten(2)  # (B, classes, T')
 
 
-def i3d_preprocess(videos: np.ndarray, size: int = SIZE) -> torch.Tensor:
-    """uint8 (N, T, H, W, 3) -> float32 (N, 3, T, size, size) in [-1, 1] (bilinear, no antialias)."""
+RESIZE_MODES = ("stretch", "videogpt-crop")
+
+
+def i3d_preprocess(videos: np.ndarray, size: int = SIZE, resize: str = "stretch") -> torch.Tensor:
+    """uint8 (N, T, H, W, 3) -> float32 (N, 3, T, size, size) in [-1, 1] (bilinear, no antialias).
+
+    ``resize``: ``stretch`` (TF reference: straight to size×size) or ``videogpt-crop`` (VideoGPT:
+    short side to ``size``, long side ``ceil(long·size/short)``, centre crop at ``(long - size)//2``).
+    """
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"unknown I3D resize {resize!r}; valid: {', '.join(RESIZE_MODES)}")
     v = torch.from_numpy(np.ascontiguousarray(videos))  # (N, T, H, W, 3)
     n, t, h, w, _ = v.shape
     x = v.reshape(n * t, h, w, 3).permute(0, 3, 1, 2).float()  # (N·T, 3, H, W) in [0, 255]
-    if (h, w) != (size, size):
+    if resize == "videogpt-crop" and h != w:
+        scale = size / min(h, w)
+        target = (size, math.ceil(w * scale)) if h < w else (math.ceil(h * scale), size)
+        x = F.interpolate(x, size=target, mode="bilinear", align_corners=False, antialias=False)
+        top, left = (target[0] - size) // 2, (target[1] - size) // 2
+        x = x[:, :, top:top + size, left:left + size]  # (N·T, 3, size, size)
+    elif (h, w) != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
     x = x / 127.5 - 1.0
     return x.reshape(n, t, 3, size, size).permute(0, 2, 1, 3, 4).contiguous()  # (N, 3, T, S, S)
 
 
+GEOMETRY = {"stretch": "stretch to 224x224 (TF reference frechet_video_distance; aspect not kept)",
+            "videogpt-crop": "short side to 224, centre crop (VideoGPT videogpt/data.py preprocess)"}
 PREPROCESSING = {"input": "uint8 RGB", "resize": "bilinear", "size": [SIZE, SIZE], "antialias": False,
                  "align_corners": False, "range": [-1, 1], "feature": "logits (400) averaged over time",
                  "min_frames": MIN_FRAMES}
@@ -240,10 +266,14 @@ def is_torchscript(path: str | os.PathLike) -> bool:
 class _I3DBase(VideoExtractor):
     dim = 400
 
-    def __init__(self, device: str = "cpu", batch_size: int = 4) -> None:
+    def __init__(self, device: str = "cpu", batch_size: int = 4, resize: str = "stretch") -> None:
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"unknown I3D resize {resize!r}; valid: {', '.join(RESIZE_MODES)}")
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
+        self.resize = resize
         self.preprocessing = dict(PREPROCESSING)
+        self.preprocessing["geometry"] = GEOMETRY[resize]
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -262,7 +292,7 @@ class _I3DBase(VideoExtractor):
         out = []
         with torch.inference_mode():
             for i in range(0, len(v), self.batch_size):
-                x = i3d_preprocess(v[i:i + self.batch_size]).to(self.device)  # (B, 3, T, 224, 224)
+                x = i3d_preprocess(v[i:i + self.batch_size], resize=self.resize).to(self.device)  # (B, 3, T, S, S)
                 out.append(self._logits(x).double().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim))
 
@@ -279,6 +309,7 @@ class I3DExtractor(_I3DBase):
         seed: seed of the random init.
         protocol: ``videogpt`` (BatchNorm eps 1e-5, as VideoGPT and cd-fvd run
             ``i3d_pretrained_400.pt``; default) or ``tf-hub`` (eps 1e-3, TF-hub/Sonnet/piergiaj).
+        resize: ``stretch`` (TF reference geometry; default) or ``videogpt-crop`` (VideoGPT's; module docstring).
     """
 
     config_class = I3DConfig
@@ -287,11 +318,12 @@ class I3DExtractor(_I3DBase):
         c = config or I3DConfig()
         weights, random_init, seed, device, batch_size, protocol = (c.weights, c.random_init, c.seed, c.device,
                                                                     c.batch_size, c.protocol)
+        resize = c.resize
         if protocol not in BN_EPS:
             raise InvalidInputError(f"unknown I3D protocol {protocol!r}; valid: {', '.join(BN_EPS)} "
                                     "(BatchNorm eps 1e-5 for VideoGPT's i3d_pretrained_400.pt, "
                                     "1e-3 for TF-hub equivalents)")
-        super().__init__(device, batch_size)
+        super().__init__(device, batch_size, resize)
         eps = BN_EPS[protocol]
         path = None if (random_init and not weights) else _resolve_weights(weights, DEFAULT_WEIGHTS, "I3D")
         self.script: torch.jit.ScriptModule | None = None

@@ -33,8 +33,11 @@ Protocols (recorded in every result):
   float32). ``rgb-sum`` is skyloom's earlier variant (squared error summed over RGB per valid
   pixel, i.e. 3× larger; fully occluded pairs skipped; OpenCV ``remap``).
 * ``dynamic_degree`` (VBench, Huang et al. 2024) is VBench's rule with OpenCV flow in place of
-  RAFT (protocol ``vbench-opencv-<flow>``): per consecutive pair the mean of the top 5 % flow
-  magnitudes; the video is dynamic when at least round(4·T/16) pairs exceed 6·min(H, W)/256 px.
+  RAFT (protocol ``vbench-opencv-<flow>``): VBench first keeps every ``max(1, round(fps/8))``-th
+  frame (``DynamicDegree.get_frames``: 30 fps -> every 4th, 25 fps -> every 3rd, 8 fps -> all;
+  :func:`vbench_frame_interval`), then per consecutive pair takes the mean of the top 5 % flow
+  magnitudes; the video is dynamic when at least round(4·T/16) of the kept frames' pairs exceed
+  6·min(H, W)/256 px.
 * flickering is scored, as in VBench, only on videos its static filter accepts (protocol
   ``vbench-static``; top 2 % flow magnitudes against 3·min(H, W)/256 px, see
   :func:`vbench_is_static`); ``all`` scores every video.
@@ -237,13 +240,20 @@ def top_flow_magnitude(flow: np.ndarray, fraction: float) -> float:
     return float(np.mean(np.sort(rad)[::-1][:k]))
 
 
-def dynamic_degree(frames: np.ndarray, method: str = "dis") -> tuple[bool, list[float]]:
+def vbench_frame_interval(fps: float | None) -> int:
+    """VBench's dynamic-degree frame step: ``max(1, round(fps / 8))`` (1 when the rate is unknown)."""
+    return max(1, round(fps / 8)) if fps else 1
+
+
+def dynamic_degree(frames: np.ndarray, method: str = "dis", fps: float | None = None) -> tuple[bool, list[float]]:
     """VBench's dynamic-degree rule with OpenCV flow: (is the video dynamic, per-pair top-5 % magnitude px).
 
-    Dynamic when at least ``round(4·T/16)`` consecutive pairs have a top-5 % mean flow magnitude
-    above ``6·min(H, W)/256`` px (VBench ``DynamicDegree.set_params``/``check_move``).
+    With ``fps`` the frames are first subsampled as VBench's ``get_frames`` does (every
+    :func:`vbench_frame_interval`-th frame, from the first). Dynamic when at least ``round(4·T/16)``
+    consecutive kept pairs have a top-5 % mean flow magnitude above ``6·min(H, W)/256`` px (VBench
+    ``DynamicDegree.set_params``/``check_move``; T counts the kept frames).
     """
-    v = _check_frames(frames)
+    v = _check_frames(frames)[:: vbench_frame_interval(fps)]
     thres, count_num = 6.0 * min(v.shape[1:3]) / 256.0, round(4 * (len(v) / 16.0))
     scores = [top_flow_magnitude(dense_flow(v[t], v[t + 1], method), 0.05) for t in range(len(v) - 1)]
     return sum(s > thres for s in scores) >= count_num, scores

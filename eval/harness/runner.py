@@ -75,7 +75,7 @@ class EvalConfig:
     device: str = "cpu"
     pipeline_loader: str = "skyloom.model:load_pipeline"
     n_boot: int = 1000  # bootstrap resamples for per-item metrics
-    set_boot: int = 50  # bootstrap resamples for set-level metrics (FVD, KVD)
+    set_boot: int = 200  # resamples of set-level intervals (FVD, KVD): 95% quantiles need ~200
     level: float = 0.95
     seed: int = 0  # bootstrap seed
     score_batch: int = 8
@@ -382,7 +382,10 @@ def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig,
     else:
         summary_scores = scorer.score_eval(store, c.eval_id, items, c.video_path, on_metric=on_metric)
         fails = store.failures(c.eval_id)
-        store.set_status(c.eval_id, "partial" if fails else "complete")
+        # A metric with no value and a recorded failure (an extractor that does not load, every item
+        # failing) fails the evaluation: a board without one of the suite's metrics is not a result.
+        dead = [k for k, v in summary_scores.items() if v is None and any(f["stage"].endswith(":" + k) for f in fails)]
+        store.set_status(c.eval_id, "failed" if dead else "partial" if fails else "complete")
     path = write_results_json(store, c.eval_id, c.folder, suite, cfg, n_items=len(items),
                               seconds=time.perf_counter() - t0)
     _to_training_tensorboard(c, suite, summary_scores, items)

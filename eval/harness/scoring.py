@@ -3,12 +3,24 @@
 Per-item metrics (CLIPSIM, consistency, flickering, warping error, physics) are computed in
 small batches and each batch's per-item values are stored at once, so a killed evaluation
 resumes with the items not stored yet. The aggregate is the mean over stored items with a
-percentile-bootstrap CI (:func:`skyloom.eval.results.stats.bootstrap_ci`).
+percentile-bootstrap CI (:func:`skyloom.eval.results.stats.bootstrap_ci`); a metric whose value is a
+monotone map of the mean (Physics-IQ clips it to [0, 100], CLIPSIM x100 floors it at 0) maps the
+CI's bounds the same way, so the stored value always lies in its stored interval.
+
+No silent drops: every item of the metric's subset counts in the score's ``n``. An item with no
+video, one that does not decode, or one the metric cannot score (an exception, or a NaN value,
+e.g. a Physics-IQ scene with no variance) is a ``failures`` row with its reason and is listed in
+the score's ``details`` (``n_scored``, ``n_failed``, ``failed_items``); boards list entries with
+fewer scored items than the others as partial, unranked. A NaN that a metric's protocol *means*
+(``nan_means``: VBench flickering scores static videos only) is an exclusion, not a failure:
+``n_excluded``, ``excluded_items`` and the reason are in the details, and it counts as covered.
 
 Set-level metrics (anything with ``update_features``: FVD, KVD) are recomputed from features
 each time: features of generated and reference clips come from the :class:`FeatureCache`,
 reached through an alias (file sha256 + how the clip is cut), so a warm cache neither decodes
-nor encodes them. Their CI bootstraps the generated set (``set_boot`` resamples).
+nor encodes them. Their CI is :func:`skyloom.eval.results.inference.set_interval` (basic bootstrap
+over half-samples of both the generated and the reference set, ``set_boot`` resamples, widened to
+contain the value).
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from skyloom.eval.features.cache import CachedExtractor, FeatureCache, array_key
 from skyloom.eval.harness.items import PhysicsItem
 from skyloom.eval.harness.suites import MetricSpec, Suite
 from skyloom.eval.metrics import inputs as dispatch
+from skyloom.eval.results.inference import set_interval
 from skyloom.eval.results.stats import bootstrap_ci
 from skyloom.eval.results.store import ResultsStore
 from skyloom.fsutil import sha256_file
@@ -42,6 +55,16 @@ def physics_items(suite: Suite) -> list[PhysicsItem]:
     from skyloom.eval.harness import probes
 
     return probes.build_items(ph)
+
+
+def _has_field(cls: Any, name: str) -> bool:
+    """Whether a plug-in's ``config_class`` declares the option ``name``."""
+    import dataclasses
+
+    config = getattr(cls, "config_class", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        return False
+    return name in {f.name for f in dataclasses.fields(config)}
 
 
 def resolve_extractor(spec: str) -> Any:
@@ -62,7 +85,7 @@ def resolve_extractor(spec: str) -> Any:
 class Scorer:
     """Scores one evaluation's videos with every metric of ``suite``."""
 
-    def __init__(self, suite: Suite, metrics: Any, cache: FeatureCache, *, n_boot: int = 1000, set_boot: int = 50,
+    def __init__(self, suite: Suite, metrics: Any, cache: FeatureCache, *, n_boot: int = 1000, set_boot: int = 200,
                  level: float = 0.95, seed: int = 0, batch: int = 8) -> None:
         self.suite, self.metrics, self.cache = suite, metrics, cache
         self.n_boot, self.set_boot, self.level, self.seed, self.batch = n_boot, set_boot, level, seed, batch
@@ -77,16 +100,21 @@ class Scorer:
         return self._extractors[spec]
 
     def make_metric(self, m: MetricSpec) -> Any:
-        """The suite's metric ``m`` through ``METRICS.build`` (settings checked against its ``config_class``)."""
+        """The suite's metric ``m`` through ``METRICS.build`` (settings checked against its ``config_class``);
+        a metric whose config has an ``fps`` field (dynamic_degree) gets the suite's ``generation.fps``
+        unless its settings give one."""
         where = f"metric {m.key} settings"
+        options = dict(m.settings or {})
+        if "fps" not in options and self.suite.generation.fps and _has_field(self.metrics.get(m.name), "fps"):
+            options["fps"] = self.suite.generation.fps  # e.g. dynamic_degree's VBench frame step
         spec = self.suite.extractor_for(m)
         default = getattr(self.metrics.get(m.name), "default_extractor", None)
         if spec is not None and default is None:
             raise ConfigError(f"metric {m.key}: {m.name!r} works on pixels and takes no extractor (got {spec!r})")
         spec = spec or default
         if spec is None:
-            return self.metrics.build(m.name, options=m.settings, where=where)
-        return self.metrics.build(m.name, options=m.settings, where=where, extractor=self.extractor(spec))
+            return self.metrics.build(m.name, options=options, where=where)
+        return self.metrics.build(m.name, options=options, where=where, extractor=self.extractor(spec))
 
     # -- entry ---------------------------------------------------------------------------
     def score_eval(self, store: ResultsStore, eval_id: str, items: Sequence[Mapping[str, Any]],
@@ -115,8 +143,8 @@ class Scorer:
         for m in self.suite.metrics:  # a rerun scores again: the metric's old failures go first
             store.clear_failures(eval_id, stages=[f"{s}:{m.key}" for s in ("metric", "reference", "score")])
             kinds = {"prompts": ("prompt",), "physics": ("physics",), "all": ("prompt", "physics")}[m.subset]
-            todo = [it for it in items if it["kind"] in kinds and video_path(it["item_id"]).exists()
-                    and it["item_id"] not in undecodable]
+            wanted = [it for it in items if it["kind"] in kinds]
+            todo = [it for it in wanted if video_path(it["item_id"]).exists() and it["item_id"] not in undecodable]
             try:
                 probe = self.make_metric(m)
             except Exception as e:  # noqa: BLE001 - an extractor that does not load, bad settings: recorded, other metrics go on
@@ -124,39 +152,62 @@ class Scorer:
                 out[m.key] = None
                 continue
             if dispatch.is_set_metric(probe):
-                out[m.key] = self._score_set(store, eval_id, m, probe, todo, load, video_path)
+                out[m.key] = self._score_set(store, eval_id, m, probe, todo, load, video_path, wanted)
             else:
-                out[m.key] = self._score_items(store, eval_id, m, probe, todo, load, video_path)
+                out[m.key] = self._score_items(store, eval_id, m, probe, todo, load, video_path, wanted)
             if on_metric is not None:
                 on_metric(len(out), len(self.suite.metrics))
         return out
 
     # -- per-item metrics -----------------------------------------------------------------
+    @staticmethod
+    def _coverage(store: ResultsStore, eval_id: str, wanted: list[dict[str, Any]],
+                  scored: set[str]) -> dict[str, Any]:
+        """``n_scored``, ``n_failed`` and the failed items' reasons (every stage) for a score's details."""
+        reasons: dict[str, str] = {}
+        for f in store.failures(eval_id):
+            reasons.setdefault(f["item_id"], f"{f['stage']}: {f['reason']}")
+        failed = [it["item_id"] for it in wanted if it["item_id"] not in scored]
+        return {"n_scored": len(scored), "n_failed": len(failed),
+                "failed_items": {i: reasons.get(i, "no video") for i in failed[:50]}}
+
     def _score_items(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any,
-                     todo: Sequence[Mapping[str, Any]], load: Callable,
-                     video_path: Callable[[str], Path]) -> float | None:
+                     todo: Sequence[Mapping[str, Any]], load: Callable, video_path: Callable[[str], Path],
+                     wanted: Sequence[Mapping[str, Any]] | None = None) -> float | None:
         done = store.item_ids(eval_id, m.key)
         pending = [it for it in todo if it["item_id"] not in done]
         for i in range(0, len(pending), self.batch):
             chunk = [it for it in pending[i:i + self.batch] if load(it) is not None]
             if chunk:
                 self._score_chunk(store, eval_id, m, chunk, load, video_path)
-        wanted = {it["item_id"] for it in todo}
-        values = [r["value"] for r in store.items(eval_id, m.key) if r["item_id"] in wanted and r["value"] is not None]
+        wanted = todo if wanted is None else wanted
+        ids = {it["item_id"] for it in wanted}
+        stored = [r for r in store.items(eval_id, m.key) if r["item_id"] in ids]
+        rows = [r for r in stored if r["value"] is not None]
+        excluded = sorted(r["item_id"] for r in stored if r["value"] is None)  # by the metric's protocol
+        values = [r["value"] for r in rows]
         ident = probe.identity() if hasattr(probe, "identity") else {}
         if not values:
             return None
         ci = bootstrap_ci(values, n_boot=self.n_boot, level=self.level, seed=self.seed)
         agg = getattr(probe, "aggregate", None)  # e.g. clipsim_x100 floors the mean, physics_iq clips it
         value = float(agg(values)) if agg is not None else float(np.mean(values))
+        lo, hi = (float(agg([ci.low])), float(agg([ci.high]))) if agg is not None else (ci.low, ci.high)
+        lo, hi = min(lo, value), max(hi, value)  # the same monotone map: the value lies in its interval
+        coverage = self._coverage(store, eval_id, [it for it in wanted if it["item_id"] not in set(excluded)],
+                                  {r["item_id"] for r in rows})
+        if excluded:
+            coverage.update(n_excluded=len(excluded), excluded_items=excluded[:50],
+                            excluded_because=getattr(probe, "nan_means", None))
         store.put_scores(eval_id, [{
-            "metric": m.key, "value": value, "stderr": ci.stderr, "ci_low": ci.low, "ci_high": ci.high,
-            "n": len(values), "higher_is_better": bool(getattr(probe, "higher_is_better", True)),
+            "metric": m.key, "value": value, "stderr": ci.stderr, "ci_low": lo, "ci_high": hi,
+            "n": len(wanted), "higher_is_better": bool(getattr(probe, "higher_is_better", True)),
             "metric_version": str(getattr(probe, "version", "")), "extractor": ident.get("extractor"),
             "weights": ident.get("weights"),
             "details": {"metric": m.name, "settings": m.settings, "preprocessing": ident.get("preprocessing"),
-                        "aggregate": "mean over items", "ci": f"percentile bootstrap, {self.n_boot} resamples",
-                        "level": self.level}}])
+                        "aggregate": "mean over items", "level": self.level, **coverage,
+                        "ci": f"percentile bootstrap, {self.n_boot} resamples"
+                              + (", bounds mapped like the value" if agg is not None else "")}}])
         return value
 
     def _score_chunk(self, store: ResultsStore, eval_id: str, m: MetricSpec, chunk: Sequence[Mapping[str, Any]],
@@ -177,6 +228,12 @@ class Scorer:
         rows = []
         for it in chunk:
             v = per.get(it["item_id"])
+            excluded = getattr(inst, "nan_means", None)  # a NaN the metric's protocol means (e.g. a moving video
+            if (v is None or not np.isfinite(v)) and not excluded:  # for VBench flickering) is kept as an exclusion
+                why = (r.details or {}).get("reasons", {}).get(it["item_id"]) if isinstance(r.details, dict) else None
+                store.add_failure(eval_id, it["item_id"], f"score:{m.key}",
+                                  why or f"{m.key} gave no finite value for this item ({v})")
+                continue  # not a value: a failure with its reason, never a silent drop
             rows.append({"item_id": it["item_id"], "metric": m.key, "value": v,  # the store keeps it relative
                          "video_path": str(Path(video_path(it["item_id"])).absolute()), "prompt": it["prompt"],
                          "seed": it["seed"], "category": it["category"]})
@@ -247,8 +304,8 @@ class Scorer:
         return self._reference[memo]
 
     def _score_set(self, store: ResultsStore, eval_id: str, m: MetricSpec, probe: Any,
-                   todo: Sequence[Mapping[str, Any]], load: Callable,
-                   video_path: Callable[[str], Path]) -> float | None:
+                   todo: Sequence[Mapping[str, Any]], load: Callable, video_path: Callable[[str], Path],
+                   wanted: Sequence[Mapping[str, Any]] | None = None) -> float | None:
         if not self.suite.reference.corpus:
             logger.warning("metric %s skipped: no reference corpus (--set suite.reference.corpus=PATH)", m.key)
             return None
@@ -279,27 +336,22 @@ class Scorer:
         except Exception as e:  # noqa: BLE001 - a set metric that cannot be computed: recorded as the eval's failure
             store.add_failure(eval_id, "*", f"score:{m.key}", f"{type(e).__name__}: {e}")
             return None
-        rng = np.random.default_rng(self.seed)
-        boots = []
-        for _ in range(self.set_boot):
-            try:
-                boots.append(value_of(fake_a[rng.integers(0, len(fake_a), len(fake_a))]))
-            except Exception as e:  # noqa: BLE001 - a degenerate resample (e.g. KVD with one unique row)
-                logger.debug("%s: bootstrap resample skipped (%s)", m.key, e)
-                continue
-        lo = hi = se = None
-        if len(boots) >= 2:
-            lo, hi = (float(x) for x in np.quantile(boots, [(1 - self.level) / 2, 1 - (1 - self.level) / 2]))
-            se = float(np.std(boots, ddof=1))
+        ci = set_interval(real, fake_a, lambda r_, f: value_of(f, real=r_), n_boot=self.set_boot, level=self.level,
+                          seed=self.seed, floor=0.0)
+        lo, hi, se = ci["ci_low"], ci["ci_high"], ci["stderr"]
+        wanted = todo if wanted is None else wanted
+        coverage = self._coverage(store, eval_id, wanted, set(fake_ids))
         ident = probe.identity()
         feats_path = self._save_set_features(eval_id, m.key, real, fake_a, fake_ids)  # for paired comparisons
         store.put_scores(eval_id, [{
-            "metric": m.key, "value": r.value, "stderr": se, "ci_low": lo, "ci_high": hi, "n": r.n,
+            "metric": m.key, "value": r.value, "stderr": se, "ci_low": lo, "ci_high": hi, "n": len(wanted),
             "higher_is_better": r.higher_is_better, "metric_version": r.metric_version, "extractor": ident["extractor"],
             "weights": ident["weights"],
             "details": {**r.details, "metric": m.name, "settings": m.settings, "preprocessing": ident["preprocessing"],
-                        "ci": f"percentile bootstrap over generated videos, {len(boots)} resamples",
-                        "level": self.level, "reference_corpus": self.suite.reference.corpus,
+                        "ci": f"basic bootstrap over half-samples of the generated and reference sets, "
+                              f"{ci['resamples']} resamples, widened to contain the value",
+                        "bootstrap_bias": ci["bias"], "level": self.level, **coverage,
+                        "reference_corpus": self.suite.reference.corpus,
                         "features": feats_path}}])
         return r.value
 
@@ -318,9 +370,11 @@ class Scorer:
         return str(path)
 
     def _set_value_fn(self, m: MetricSpec, ex: CachedExtractor, real: np.ndarray) -> Callable[..., Any]:
-        def value_of(fake: np.ndarray, full: bool = False) -> Any:
+        ref = real
+
+        def value_of(fake: np.ndarray, full: bool = False, real: np.ndarray | None = None) -> Any:
             inst = self.metrics.build(m.name, options=m.settings, where=f"metric {m.key} settings", extractor=ex)
-            inst.update_features(real, real=True)
+            inst.update_features(ref if real is None else real, real=True)
             inst.update_features(fake, real=False)
             r = inst.compute()
             return r if full else r.value

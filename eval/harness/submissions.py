@@ -14,14 +14,16 @@ suite's videos (VBench, EvalCrafter and Physics-IQ take submissions the same way
   matched reference clips), to check a submission pipeline end to end. Never hand these out.
 
 ``skyloom eval --suite S --videos DIR --name NAME`` scores ``DIR/<item_id>.mp4``. Each file is
-checked against its item (:func:`check_folder`): missing, extra, unreadable, too short (fewer
-frames than the item asks), wrong size. The mismatch policy (``--mismatch``) is explicit and
-stored with the entry:
+checked against its item (:func:`check_folder`): missing, extra, unreadable, wrong frame rate
+(more than 1% off the item's ``fps``), too short (fewer frames than the item asks), wrong size.
+Every mismatch is reported per item (the command's table, the entry's ``meta.conformed``, or a
+``failures`` row) and the mismatch policy (``--mismatch``) is explicit and stored with the entry:
 
-- ``resize`` (default): frames beyond the item's count are dropped (the first ``frames`` are
+- ``resize`` (default): a video at another frame rate is resampled to the item's ``fps`` by
+  nearest timestamp; then frames beyond the item's count are dropped (the first ``frames`` are
   kept), frames of another size are resized to the item's ``width x height`` (OpenCV
   ``INTER_AREA``); a too-short video is not padded: the item fails;
-- ``refuse``: any size or frame-count difference fails the item.
+- ``refuse``: any frame-rate, size or frame-count difference fails the item.
 
 The conformed videos are written beside the entry's results (``OUT/<suite>/<eval_id>/videos``;
 a file that needs no change is copied byte for byte) and scored by the same code as a
@@ -154,9 +156,11 @@ def export_suite(suite: Suite, out: str | Path, *, ground_truth: bool = False,
     return manifest
 
 
-RESIZE_PROTOCOL = ("frames beyond the item's count are dropped (the first `frames` are kept); other sizes are resized "
+RESIZE_PROTOCOL = ("a video at another frame rate is resampled to the item's fps by nearest timestamp; then frames "
+                   "beyond the item's count are dropped (the first `frames` are kept); other sizes are resized "
                    "to width x height with OpenCV INTER_AREA; a video with fewer frames than asked fails its item")
-REFUSE_PROTOCOL = "any difference in frame count or size fails the item"
+REFUSE_PROTOCOL = "any difference in frame rate, frame count or size fails the item"
+FPS_TOLERANCE = 0.01  # relative: 23.976 vs 24 fps is the same rate, 24 vs 8 is not
 
 
 def _readme(suite: Suite, specs: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
@@ -243,7 +247,7 @@ def check_folder(folder: str | Path, specs: dict[str, dict[str, Any]], policy: s
     Raises:
         SubmissionError: the folder does not exist, or ``policy`` is unknown.
     """
-    from skyloom.video import VideoError, read_video
+    from skyloom.video import VideoError, probe_video, read_video
 
     folder = Path(folder)
     if policy not in MISMATCH_POLICIES:
@@ -260,12 +264,25 @@ def check_folder(folder: str | Path, specs: dict[str, dict[str, Any]], policy: s
         if path is None:
             res.problems[iid] = [f"missing: no {iid}.mp4"]
             continue
+        want_fps, fps_note = spec.get("fps"), []
         try:
-            frames = read_video(path)  # (T, H, W, 3)
+            got_fps = probe_video(path).fps
+            if want_fps and got_fps and abs(got_fps - want_fps) > FPS_TOLERANCE * want_fps:
+                if policy == "refuse":
+                    res.problems[iid] = [f"wrong frame rate: {got_fps:g} fps, expected {want_fps:g} "
+                                         "(--mismatch refuse)"]
+                    continue
+                frames = read_video(path, fps=want_fps)  # (T, H, W, 3) at the item's rate
+                fps_note = [f"resampled from {got_fps:g} to {want_fps:g} fps (nearest timestamp)"]
+            else:
+                frames = read_video(path)  # (T, H, W, 3)
+                if want_fps and not got_fps:
+                    fps_note = [f"frame rate unknown; taken as the item's {want_fps:g} fps"]
         except VideoError as e:
             res.problems[iid] = [f"unreadable: {e}"]
             continue
         out, problems, notes = conform(frames, spec, policy)
+        notes = fps_note + notes  # a resampled video is written out like a trimmed or resized one
         if problems:
             res.problems[iid] = problems
             continue

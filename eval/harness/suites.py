@@ -14,7 +14,11 @@ A suite (``configs/eval/suites/<name>.yaml``, format ``skyloom-suite``) holds:
   ``min_moving_cells``, and passes the degenerate gate, up to ``max_draws`` draws:
   :mod:`skyloom.eval.harness.probes`);
 - ``reference``: the reference corpus of real clips for FVD/KVD (a path, settable at run time
-  with ``--set suite.reference.corpus=PATH``);
+  with ``--set suite.reference.corpus=PATH``). The corpus *path* is left out of the content hash
+  (where the corpus lives on this machine is not what the suite measures), so naming it, as
+  ``--calibrate`` needs, does not fork the suite version; each FVD/KVD score records the corpus it
+  used (``details.reference_corpus``) and paired tests compare only scores with identical reference
+  features;
 - ``extractors``: aliases -> extractor specs (``clip``, ``pixels``, ``indomain:PATH``), so one
   ``--set suite.extractors.text_video=indomain:EVAL_DIR`` switches every metric using it;
 - ``metrics``: the metrics (names in ``skyloom.eval.metrics.METRICS``) with their extractor and
@@ -213,6 +217,7 @@ class Suite:
             for k, default in _LATER_PHYSICS_FIELDS.items():
                 if d["physics"].get(k) == default:
                     d["physics"].pop(k, None)
+        d["reference"]["corpus"] = None  # a machine's path, not part of what the suite is (module docstring)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def items(self) -> list[PromptItem]:

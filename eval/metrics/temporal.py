@@ -43,6 +43,9 @@ class DynamicDegreeConfig:
     """Settings of ``dynamic_degree``."""
 
     flow: str = "dis"  # OpenCV optical flow: "dis" or "farneback" (VBench uses RAFT)
+    # the videos' frame rate: VBench keeps every max(1, round(fps/8))-th frame first; None keeps every frame
+    # (a suite passes its generation.fps, `eval score` each file's rate)
+    fps: float | None = None
 
 
 @METRICS.register("subject_consistency")
@@ -111,6 +114,8 @@ class TemporalFlickering(PerItemMetric):
     version = "2"  # 2: static videos only by default
     default_extractor = None
     PROTOCOLS = ("vbench-static", "all")
+    # A NaN per-item value is an exclusion by protocol, not a failure (the scorer lists it as excluded).
+    nan_means = "excluded: not static (VBench scores flickering on static videos only)"
     config_class = TemporalFlickeringConfig
 
     def __init__(self, config: TemporalFlickeringConfig | None = None) -> None:
@@ -180,6 +185,12 @@ class DynamicDegree(PerItemMetric):
     Protocol ``vbench-opencv-<flow>``: a variant of VBench's (which uses RAFT); per video 1 if
     dynamic else 0 (:func:`temporal.dynamic_degree`); ``details.motion_px`` is the mean top-5 %
     flow magnitude. Shown beside the temporal metrics: a static video scores 0 here.
+
+    Args:
+        flow: OpenCV flow method.
+        fps: the videos' frame rate: VBench keeps every ``round(fps/8)``-th frame first (a 30 fps
+            clip moves 4x less per frame than at 8 fps). In a suite the scorer passes the suite's
+            ``generation.fps``; ``skyloom eval score`` reads each file's rate. None: every frame.
     """
 
     name = "dynamic_degree"
@@ -190,13 +201,18 @@ class DynamicDegree(PerItemMetric):
     def __init__(self, config: DynamicDegreeConfig | None = None) -> None:
         config = config or DynamicDegreeConfig()
         self.flow = flow = _check_choice("flow", config.flow, temporal.FLOW_METHODS)
+        if config.fps is not None and not config.fps > 0:
+            raise ConfigError(f"dynamic_degree fps must be > 0, got {config.fps}")
+        self.fps = None if config.fps is None else float(config.fps)
         super().__init__(config, extractor=None)
         self._identity = {"extractor": f"opencv-{flow}-flow", "weights": NO_WEIGHTS,
-                          "preprocessing": {"protocol": f"vbench-opencv-{flow}", "flow": flow,
+                          "preprocessing": {"protocol": f"vbench-opencv-{flow}", "flow": flow, "fps": self.fps,
+                                            "frames": f"every {temporal.vbench_frame_interval(self.fps)}-th "
+                                                      "(VBench: max(1, round(fps/8)))",
                                             "rule": "top-5% magnitude > 6*min(H,W)/256 in >= round(4T/16) pairs"}}
 
     def score_video(self, video: np.ndarray) -> tuple[float, dict[str, float]]:
-        moving, mags = temporal.dynamic_degree(video, self.flow)
+        moving, mags = temporal.dynamic_degree(video, self.flow, fps=self.fps)
         return float(moving), {"motion_px": float(np.mean(mags))}
 
     def _details(self) -> dict[str, Any]:

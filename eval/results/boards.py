@@ -196,20 +196,47 @@ def attach(store: Any, rows: list[dict[str, Any]], evals: list[dict[str, Any]]) 
     return info
 
 
+def total_flags(rows: list[dict[str, Any]], high: str = "ground_truth") -> list[str]:
+    """Calibration rows whose breakdown total is above the ``high`` row's (the ground truth): the
+    weighted total cannot then be read as "closer to real data is better"."""
+    totals = {r["checkpoint_name"]: (r.get("breakdown") or {}).get("total") for r in rows
+              if r.get("kind") == "calibration"}
+    top = totals.get(high)
+    if top is None:
+        return []
+    return [f"{name} ({t:.4g}) totals above {high} ({top:.4g})" for name, t in sorted(totals.items())
+            if name != high and t is not None and t > top]
+
+
 def board(store: Any, suite: str, metric: str | None = None, *, suite_version: str | None = None,
-          **kwargs: Any) -> dict[str, Any]:
+          level: float = 0.95, **kwargs: Any) -> dict[str, Any]:
     """:func:`skyloom.eval.results.stats.leaderboard` rows with their breakdown, and the board's flags.
 
     Returns:
-        ``{"suite", "suite_version", "metric", "rows", **attach(...)}`` (rows empty when nothing is finished).
+        ``{"suite", "suite_version", "versions", "metric", "rows", "correction", "total_flags", **attach(...)}``
+        (rows empty when nothing is finished); ``versions`` lists every version of the suite with
+        its entry count (:func:`skyloom.eval.results.stats.suite_versions`), ``correction`` states
+        how tie groups control for the board's many comparisons.
     """
-    from skyloom.eval.results.stats import leaderboard
+    from skyloom.eval.results.stats import leaderboard, suite_versions, tie_alpha
 
-    rows = leaderboard(store, suite, metric, suite_version=suite_version, **kwargs)
+    versions = suite_versions(store, suite)
+    rows = leaderboard(store, suite, metric, suite_version=suite_version, level=level, **kwargs)
     if not rows:
-        return {"suite": suite, "suite_version": suite_version, "metric": metric, "rows": [], "flags": {},
-                "flagged": [], "weights": {}, "categories": [], "calibration_rows": []}
+        return {"suite": suite, "suite_version": suite_version, "versions": versions, "metric": metric, "rows": [],
+                "flags": {}, "flagged": [], "weights": {}, "categories": [], "calibration_rows": [],
+                "correction": "", "total_flags": []}
     version = rows[0]["suite_version"]
     evals = [e for e in store.evals(suite=suite) if e["suite_version"] == version]
     info = attach(store, rows, evals)
-    return {"suite": suite, "suite_version": version, "metric": rows[0]["metric"], "rows": rows, **info}
+    ranked = sum(1 for r in rows if r["rank"] is not None)
+    alpha, m = tie_alpha(level, ranked)
+    correction = (f"tie groups: sign-flip/permutation test of each entry against its group's leader at "
+                  f"alpha = {1 - level:g}/{m} = {alpha:.3g} (Bonferroni over {m} comparison(s))")
+    partial = [r for r in rows if r.get("partial")]
+    if partial:
+        correction += (f"; {len(partial)} partial entr{'y' if len(partial) == 1 else 'ies'} listed unranked "
+                       "(fewer items scored than the complete entries)")
+    flags = total_flags(rows, info.get("high") or "ground_truth")
+    return {"suite": suite, "suite_version": version, "versions": versions, "metric": rows[0]["metric"],
+            "rows": rows, "correction": correction, "total_flags": flags, **info}

@@ -4,25 +4,25 @@ and a leaderboard that marks ties within noise.
 - :func:`bootstrap_ci`: percentile bootstrap (Efron & Tibshirani 1993, ch. 13) of a statistic of
   per-item values, with the standard error of the mean ``s / sqrt(n)`` (``ddof=1``).
 - :func:`paired_test`: two checkpoints scored on the *same* items (same prompt, same seed).
-  The difference is ``mean(b - a)``; its CI is a paired bootstrap (resampling items, keeping
-  pairs together); the two-sided p-value is a sign-flip permutation test of the mean difference
-  (under H0 each pair's difference is symmetric about 0): exact over all ``2^n`` sign patterns
-  when ``n <= EXACT_MAX_N``, else Monte Carlo with the ``(1 + hits) / (1 + resamples)``
-  correction (Phipson & Smyth 2010). It agrees with ``scipy.stats.permutation_test`` and, for
-  large ``n``, with the paired t-test ``scipy.stats.ttest_rel``.
-- :func:`paired_set_test`: two checkpoints compared on a *set-level* metric (FVD, KVD): a paired
-  bootstrap over the items both scored, recomputing the metric on both sides from the same
-  resampled items (cached per-item features) against the same reference set; the CI is the
-  percentile interval of the resampled differences, the two-sided p-value
-  ``2·min(P*(d ≤ 0), P*(d ≥ 0))`` with the ``(1 + hits)/(1 + B)`` correction.
-- :func:`verdict`: the one rule that turns a CI of the difference B − A into "a", "b" or "tie"
-  (significant iff the interval excludes 0). Every verdict printed (``compare``, leaderboard
-  ties, dashboards) comes from it, so a verdict never disagrees with the CI shown beside it.
+  The difference is ``mean(b - a)``; its p-value and CI come from one sign-flip test
+  (:func:`skyloom.eval.results.inference.sign_flip`: exact over all ``2^n`` sign patterns when
+  ``n <= EXACT_MAX_N``, else Monte Carlo), the CI being the test's inversion, so it excludes 0
+  exactly when ``p < alpha``. It agrees with ``scipy.stats.permutation_test`` and, for large
+  ``n``, with the paired t-test ``scipy.stats.ttest_rel``.
+- :func:`paired_set_test`: two checkpoints compared on a *set-level* metric (FVD, KVD): a
+  permutation test swapping each item's two videos between A and B, recomputing the metric
+  from the per-item features against the same reference set
+  (:func:`skyloom.eval.results.inference.paired_set_permutation`).
+- :func:`verdict` (from :mod:`skyloom.eval.results.inference`): the one rule that turns a test of
+  B − A into "a", "b", "tie" or "too few items" (significant iff ``p < alpha``). Every verdict
+  printed (``compare``, leaderboard ties, dashboards) comes from it.
 - :func:`paired_compare`: the same, reading per-item values (or, for set-level metrics, the
   per-item features saved at scoring time) of two evaluations from a
   :class:`skyloom.eval.results.store.ResultsStore`.
 - :func:`leaderboard`: one row per checkpoint of a suite, ranked by a primary metric; entries
-  whose difference to their group's leader is not significant share a ``tie_group``.
+  whose difference to their group's leader is not significant at ``alpha / m`` (Bonferroni over
+  the ``m`` comparisons the board makes) share a ``tie_group``; entries that miss items the
+  others scored are listed unranked with their coverage.
 
 Example:
     >>> import numpy as np
@@ -30,13 +30,12 @@ Example:
     >>> round(ci.estimate, 2), ci.low < 4.5 < ci.high
     (4.5, True)
     >>> r = paired_test([0.1, 0.2, 0.3, 0.4], [0.2, 0.3, 0.4, 0.5])
-    >>> round(r.diff, 3), r.p_value  # 4 pairs: the smallest exact two-sided p is 2/16
-    (0.1, 0.125)
+    >>> round(r.diff, 3), r.p_value, r.significant  # 4 pairs: the smallest exact two-sided p is 2/16
+    (0.1, 0.125, False)
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -46,6 +45,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from skyloom.errors import InvalidInputError
+from skyloom.eval.results.inference import (
+    DEFAULT_N_PERM,
+    EXACT_MAX_N,
+    TOO_FEW,
+    HypothesisTest,
+    _as_1d,
+    paired_set_permutation,
+    sign_flip,
+    verdict,
+)
 from skyloom.eval.results.store import StoreError
 
 if TYPE_CHECKING:
@@ -54,8 +63,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_N_BOOT = 2000
-DEFAULT_N_PERM = 10000
-EXACT_MAX_N = 16
+__all__ = ["CI", "Comparison", "DEFAULT_N_PERM", "EXACT_MAX_N", "PairedResult", "TOO_FEW", "bootstrap_ci",
+           "compare_all", "leaderboard", "paired_compare", "paired_set_test", "paired_test", "primary_metric",
+           "sign_flip_pvalue", "stderr_of_mean", "suite_versions", "tie_alpha", "verdict", "verdict_label"]
 
 
 @dataclass(frozen=True)
@@ -75,50 +85,44 @@ class CI:
 
 @dataclass(frozen=True)
 class PairedResult:
-    """Result of comparing checkpoint B against A on paired items (difference = B - A)."""
+    """Result of comparing checkpoint B against A on paired items (difference = B - A).
+
+    ``ci_low``/``ci_high`` are the inversion of the test that gave ``p_value`` (None without a
+    test), so the interval excludes 0 exactly when ``p_value < alpha``.
+    """
 
     n: int
     mean_a: float
     mean_b: float
     diff: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
     p_value: float | None
     method: str
     level: float
+    alpha: float = 0.05
+    min_p: float | None = None
+
+    @property
+    def test(self) -> HypothesisTest | None:
+        if self.p_value is None:
+            return None
+        return HypothesisTest(p_value=self.p_value, ci_low=self.ci_low, ci_high=self.ci_high, alpha=self.alpha,
+                    min_p=self.min_p, method=self.method)
 
     @property
     def significant(self) -> bool:
-        """The CI of the difference excludes 0 (:func:`verdict`); the p-value is reported beside it."""
-        return verdict(self.ci_low, self.ci_high, True) in ("a", "b")
+        """``p < alpha`` (:func:`verdict`'s rule); False without a test or with too few items."""
+        t = self.test
+        return t is not None and t.significant
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        for k in ("ci_low", "ci_high"):  # JSON has no infinity: an unbounded side is None
+            if d[k] is not None and not math.isfinite(d[k]):
+                d[k] = None
         d["significant"] = self.significant
         return d
-
-
-def verdict(ci_low: float | None, ci_high: float | None, higher_is_better: bool | None) -> str | None:
-    """Which of A and B is better, from the CI of the difference ``B − A``.
-
-    The single decision rule for every comparison skyloom shows: ``"b"`` when the interval lies
-    entirely on B's better side of 0, ``"a"`` when entirely on A's, ``"tie"`` when it contains 0,
-    ``None`` when there is no interval or no known direction. E.g. a CI of [-10.60, -1.19] on FVD
-    (lower is better) is ``"b"``, never "tie".
-
-    Example:
-        >>> verdict(-10.60, -1.19, higher_is_better=False), verdict(-0.2, 0.3, True)
-        ('b', 'tie')
-    """
-    if ci_low is None or ci_high is None or higher_is_better is None:
-        return None
-    if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
-        return None
-    if ci_low > 0:
-        return "b" if higher_is_better else "a"
-    if ci_high < 0:
-        return "a" if higher_is_better else "b"
-    return "tie"
 
 
 @dataclass(frozen=True)
@@ -135,12 +139,12 @@ class Comparison:
 
     @property
     def verdict(self) -> str | None:
-        """:func:`verdict` of this comparison's CI: ``"a"``, ``"b"``, ``"tie"`` or ``None``."""
-        return verdict(self.result.ci_low, self.result.ci_high, self.higher_is_better)
+        """:func:`verdict` of this comparison: ``"a"``, ``"b"``, ``"tie"``, ``"too few items"`` or ``None``."""
+        return verdict(self.result.test, self.higher_is_better)
 
     @property
     def better(self) -> str | None:
-        """``"a"``, ``"b"`` or ``None`` (the CI contains 0, or direction unknown)."""
+        """``"a"``, ``"b"`` or ``None`` (not significant, too few items, no test, or direction unknown)."""
         v = self.verdict
         return v if v in ("a", "b") else None
 
@@ -150,15 +154,6 @@ class Comparison:
              "unpaired_items": self.unpaired_items, "better": self.better, "verdict": self.verdict}
         d.update(self.result.to_dict())
         return d
-
-
-def _as_1d(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
-    x = np.asarray(values, dtype=np.float64).reshape(-1)
-    if x.size == 0:
-        raise InvalidInputError(f"{what}: no values")
-    if not np.all(np.isfinite(x)):
-        raise InvalidInputError(f"{what}: {int((~np.isfinite(x)).sum())} value(s) are NaN or infinite")
-    return x
 
 
 def stderr_of_mean(values: Sequence[float] | np.ndarray) -> float:
@@ -197,98 +192,57 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, statistic: Callable[[n
 
 def sign_flip_pvalue(diffs: Sequence[float] | np.ndarray, *, n_perm: int = DEFAULT_N_PERM, seed: int = 0,
                      exact_max_n: int = EXACT_MAX_N) -> tuple[float, str]:
-    """Two-sided sign-flip permutation p-value of ``mean(diffs) = 0``.
-
-    ``p = P(|mean(s * d)| >= |mean(d)|)`` over sign vectors ``s``; exact enumeration for
-    ``n <= exact_max_n``, else ``(1 + hits) / (1 + n_perm)`` with random signs.
-
-    Returns:
-        (p-value, method name).
-    """
-    d = _as_1d(diffs, "sign_flip_pvalue")
-    n = d.size
-    obs = abs(d.mean())
-    tol = 1e-12 * max(1.0, float(np.abs(d).max()))
-    if n <= exact_max_n:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))  # (2^n, n)
-        null = np.abs(signs @ d) / n  # (2^n,)
-        return float(np.mean(null >= obs - tol)), "sign-flip exact"
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, n_perm, 2048):
-        b = min(2048, n_perm - start)
-        signs = rng.choice((-1.0, 1.0), size=(b, n))  # (b, n)
-        hits += int(np.sum(np.abs(signs @ d) / n >= obs - tol))
-    return float((1 + hits) / (1 + n_perm)), f"sign-flip monte-carlo ({n_perm})"
+    """Two-sided sign-flip p-value of ``mean(diffs) = 0`` and the method's name
+    (:func:`skyloom.eval.results.inference.sign_flip`)."""
+    t = sign_flip(diffs, n_perm=n_perm, seed=seed, exact_max_n=exact_max_n)
+    return float(t.p_value), t.method
 
 
-def paired_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, n_boot: int = DEFAULT_N_BOOT,
-                n_perm: int = DEFAULT_N_PERM, level: float = 0.95, seed: int = 0) -> PairedResult:
+def paired_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, n_perm: int = DEFAULT_N_PERM,
+                level: float = 0.95, alpha: float | None = None, seed: int = 0, **_unused: Any) -> PairedResult:
     """Compare paired values ``b[i]`` vs ``a[i]`` (same item, same seed): difference ``mean(b - a)``.
 
     Args:
         a, b: per-item values of checkpoint A and B, in the same item order.
-        n_boot: bootstrap resamples for the CI of the mean difference.
         n_perm: sign-flip resamples when ``n > EXACT_MAX_N``.
-        level: confidence level of the CI; ``significant`` means ``p < 1 - level``.
+        level: confidence level of the CI; the test's ``alpha`` is ``1 - level`` unless given
+            (a board making ``m`` comparisons passes ``(1 - level) / m``).
         seed: RNG seed.
     """
     xa, xb = _as_1d(a, "paired_test a"), _as_1d(b, "paired_test b")
     if xa.shape != xb.shape:
         raise ValueError(f"paired_test: a has {xa.size} values, b has {xb.size}; pairs must match")
+    alpha = 1 - level if alpha is None else alpha
     d = xb - xa
-    ci = bootstrap_ci(d, n_boot=n_boot, level=level, seed=seed)
-    if d.size < 2:
-        p, method = None, "single pair (no test)"
-    elif np.all(d == 0):
-        p, method = 1.0, "identical"
-    else:
-        p, method = sign_flip_pvalue(d, n_perm=n_perm, seed=seed)
+    t = sign_flip(d, alpha=alpha, n_perm=n_perm, seed=seed)
+    method = "identical" if np.all(d == 0) else t.method
     return PairedResult(n=int(d.size), mean_a=float(xa.mean()), mean_b=float(xb.mean()), diff=float(d.mean()),
-                        ci_low=ci.low, ci_high=ci.high, p_value=p, method=method, level=level)
+                        ci_low=t.ci_low, ci_high=t.ci_high, p_value=t.p_value, method=method, level=level,
+                        alpha=alpha, min_p=t.min_p)
 
 
 def paired_set_test(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray,
-                    value_fn: Callable[[np.ndarray, np.ndarray], float], *, n_boot: int = 200, level: float = 0.95,
-                    seed: int = 0) -> PairedResult:
-    """Paired bootstrap of a set-level metric (FVD, KVD) between checkpoints A and B.
+                    value_fn: Callable[[np.ndarray, np.ndarray], float], *, n_perm: int = 200, level: float = 0.95,
+                    alpha: float | None = None, seed: int = 0) -> PairedResult:
+    """Paired permutation test of a set-level metric (FVD, KVD) between checkpoints A and B.
 
     Args:
         real: (M, D) reference features, the same for both sides and kept fixed.
         fake_a, fake_b: (n, D) features of A's and B's videos of the *same* items, row i = item i.
         value_fn: ``f(real, fake) -> value`` (the metric recomputed from features).
-        n_boot: resamples; each draws n item indices with replacement and recomputes both sides
-            on the same indices (resamples where the metric fails, e.g. a degenerate KVD, are skipped).
-        level: CI level; seed: RNG seed.
+        n_perm: random swaps of items between A and B
+            (:func:`skyloom.eval.results.inference.paired_set_permutation`).
+        level: CI level (``alpha = 1 - level`` unless given); seed: RNG seed.
 
     Returns:
-        :class:`PairedResult` with ``diff = value(B) − value(A)`` on all items, the percentile CI of
-        the resampled differences and the bootstrap p-value ``min(1, 2·min(P*(d ≤ 0), P*(d ≥ 0)))``
-        (``(1 + hits)/(1 + B)`` corrected).
+        :class:`PairedResult` with ``diff = value(B) − value(A)``, the permutation p-value and the
+        interval that inverts it (0 outside it iff ``p < alpha``).
     """
-    fa, fb = np.asarray(fake_a, np.float64), np.asarray(fake_b, np.float64)
-    if fa.shape != fb.shape or fa.ndim != 2:
-        raise ValueError(f"paired_set_test: A features {fa.shape} and B features {fb.shape} must be the same (n, D)")
-    n = fa.shape[0]
-    if n < 2:
-        raise InvalidInputError(f"paired_set_test: {n} common item(s); need >= 2")
-    va, vb = float(value_fn(real, fa)), float(value_fn(real, fb))
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        try:
-            diffs.append(float(value_fn(real, fb[idx])) - float(value_fn(real, fa[idx])))
-        except (ValueError, np.linalg.LinAlgError) as e:  # a degenerate resample
-            logger.debug("paired_set_test: resample skipped (%s)", e)
-    if len(diffs) < 2:
-        raise ValueError(f"paired_set_test: only {len(diffs)} usable resample(s) of {n_boot}")
-    d = np.asarray(diffs)
-    lo, hi = np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2])
-    p = min(1.0, 2 * min((1 + np.sum(d <= 0)) / (1 + d.size), (1 + np.sum(d >= 0)) / (1 + d.size)))
-    return PairedResult(n=n, mean_a=va, mean_b=vb, diff=vb - va, ci_low=float(lo), ci_high=float(hi),
-                        p_value=float(p), method=f"paired bootstrap over common items ({d.size} resamples; "
-                        "set metric recomputed on both sides)", level=level)
+    alpha = 1 - level if alpha is None else alpha
+    va, vb, t = paired_set_permutation(real, fake_a, fake_b, value_fn, alpha=alpha, n_perm=n_perm, seed=seed)
+    return PairedResult(n=int(np.asarray(fake_a).shape[0]), mean_a=va, mean_b=vb, diff=vb - va, ci_low=t.ci_low,
+                        ci_high=t.ci_high, p_value=t.p_value, method=t.method, level=level, alpha=alpha,
+                        min_p=t.min_p)
 
 
 def load_set_features(details: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
@@ -323,20 +277,26 @@ def _score_row(store: ResultsStore, eval_id: str, metric: str) -> dict[str, Any]
     return rows[0] if rows else None
 
 
-def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *, n_boot: int = DEFAULT_N_BOOT,
-                   n_perm: int = DEFAULT_N_PERM, level: float = 0.95, seed: int = 0) -> Comparison:
+def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *, n_perm: int = DEFAULT_N_PERM,
+                   level: float = 0.95, alpha: float | None = None, seed: int = 0, set_perm: int = 200,
+                   **_unused: Any) -> Comparison:
     """Paired per-item comparison of two stored evaluations on ``metric`` (difference = B - A).
 
     Items are matched by ``item_id`` (the suite's prompt id x seed, or probe-scene id). A set-level
     metric (FVD, KVD) is compared with :func:`paired_set_test` on the per-item features the scorer
     saved (``details.features``), over the items both evaluations scored, against the same reference
-    features. Only when those are missing (older results) or the references differ does it fall
-    back to the stored CIs: ``p_value=None`` and a CI from the two intervals (conservative sum of
-    half-widths), with the reason in ``method``.
+    features. When those are missing (older results) or the references differ there is no test:
+    ``p_value`` and the CI are None, the verdict is "no verdict" and ``method`` says why (stored
+    intervals of two set-level scores do not make a test of their difference).
+
+    Args:
+        alpha: the test's level (default ``1 - level``; a board of ``m`` comparisons passes ``(1 - level) / m``).
+        set_perm: permutations of a set-level test.
 
     Raises:
         ValueError: the metric is missing from either evaluation, or pairs disagree on seed/prompt.
     """
+    alpha = 1 - level if alpha is None else alpha
     sa_, sb = _score_row(store, eval_a, metric), _score_row(store, eval_b, metric)
     for eid, s in ((eval_a, sa_), (eval_b, sb)):
         if s is None:
@@ -355,32 +315,30 @@ def paired_compare(store: ResultsStore, eval_a: str, eval_b: str, metric: str, *
             raise InvalidInputError(f"item {k!r}: seed {ra['seed']} in {eval_a} but {rb['seed']} in {eval_b}; "
                                     "a paired comparison needs the same seeds")
     fa_, fb_ = load_set_features(sa_["details"]), load_set_features(sb["details"])
-    res = None
+    res, why = None, "no saved per-item features"
     if len(common) >= 1:
         res = paired_test([ia[k]["value"] for k in common], [ib[k]["value"] for k in common],
-                          n_boot=n_boot, n_perm=n_perm, level=level, seed=seed)
+                          n_perm=n_perm, level=level, alpha=alpha, seed=seed)
     elif fa_ is not None and fb_ is not None:
         (real_a, xa, ida), (real_b, xb, idb) = fa_, fb_
         pos_a, pos_b = {k: i for i, k in enumerate(ida)}, {k: i for i, k in enumerate(idb)}
         both = sorted(set(pos_a) & set(pos_b))
         unpaired = len(set(pos_a) ^ set(pos_b))
+        why = "different reference features"
         if real_a.shape == real_b.shape and np.array_equal(real_a, real_b) and len(both) >= 2:
             try:
                 res = paired_set_test(real_a, xa[[pos_a[k] for k in both]], xb[[pos_b[k] for k in both]],
-                                      _set_value_fn(sa_["details"]), n_boot=min(n_boot, 200), level=level, seed=seed)
-            except ValueError as e:  # e.g. a metric this process cannot build: fall back to the stored CIs
-                logger.debug("%s: paired bootstrap unavailable (%s); using the stored intervals", metric, e)
+                                      _set_value_fn(sa_["details"]), n_perm=set_perm, level=level, alpha=alpha,
+                                      seed=seed)
+            except ValueError as e:  # e.g. a metric this process cannot build
+                why = f"set test unavailable: {e}"
+                logger.debug("%s: paired set test unavailable (%s)", metric, e)
+        elif len(both) < 2:
+            why = f"{len(both)} item(s) in common"
     if res is None:
         va, vb = float(sa_["value"]), float(sb["value"])
-        half = 0.0
-        for s in (sa_, sb):
-            if s["ci_low"] is not None and s["ci_high"] is not None:
-                half += (s["ci_high"] - s["ci_low"]) / 2
-        why = "no saved per-item features" if fa_ is None or fb_ is None else \
-            "different reference features or metric unavailable"
-        res = PairedResult(n=0, mean_a=va, mean_b=vb, diff=vb - va, ci_low=vb - va - half, ci_high=vb - va + half,
-                           p_value=None, method=f"set-level, unpaired ({why}; CI from the stored intervals)",
-                           level=level)
+        res = PairedResult(n=0, mean_a=va, mean_b=vb, diff=vb - va, ci_low=None, ci_high=None, p_value=None,
+                           method=f"no verdict: set-level, unpaired ({why})", level=level, alpha=alpha)
     return Comparison(metric=metric, eval_a=eval_a, eval_b=eval_b, result=res, higher_is_better=hib,
                       extractor=sa_["extractor"] or sb["extractor"], unpaired_items=unpaired)
 
@@ -407,17 +365,40 @@ def primary_metric(store: ResultsStore, suite: str) -> str:
     return names[0]
 
 
+def tie_alpha(level: float, n_ranked: int) -> tuple[float, int]:
+    """(per-comparison alpha, number of comparisons) of a board ranking ``n_ranked`` entries:
+    ``m = n_ranked - 1`` comparisons, each at ``(1 - level) / m`` (Bonferroni)."""
+    m = max(1, n_ranked - 1)
+    return (1 - level) / m, m
+
+
 def _tied(store: ResultsStore, leader: dict[str, Any], other: dict[str, Any], metric: str, level: float,
-          seed: int) -> bool:
+          alpha: float, seed: int) -> tuple[bool, str]:
+    """Whether ``other`` ties with its group's ``leader``, and the verdict that says so."""
     try:
-        cmp = paired_compare(store, leader["eval_id"], other["eval_id"], metric, level=level, seed=seed,
-                             n_boot=500, n_perm=4000)
-    except ValueError:
-        return False
-    v = cmp.verdict  # the one decision rule: the CI of the difference
-    if v is not None:
-        return v == "tie"
-    return leader["value"] == other["value"]
+        cmp = paired_compare(store, leader["eval_id"], other["eval_id"], metric, level=level, alpha=alpha,
+                             seed=seed, n_perm=4000)
+    except ValueError as e:
+        return False, f"not comparable ({e})"
+    v = cmp.verdict  # the one decision rule
+    if v is None:  # no test (set-level metric without saved features): no claim of a difference
+        return True, "no verdict"
+    return v in ("tie", TOO_FEW), v
+
+
+def suite_versions(store: ResultsStore, suite: str,
+                   statuses: Sequence[str] = ("complete", "partial")) -> list[dict[str, Any]]:
+    """The versions of ``suite`` in the store, newest first: ``{"version", "entries", "latest"}``
+    (entries: distinct checkpoints/entries with a finished evaluation of that version)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in store.evals(suite=suite):
+        if e["status"] not in statuses:
+            continue
+        v = out.setdefault(e["suite_version"], {"version": e["suite_version"], "ids": set(), "latest": ""})
+        v["ids"].add(e["checkpoint"] or e["eval_id"])
+        v["latest"] = max(v["latest"], e["created_at"] or "")
+    rows = [{"version": v["version"], "entries": len(v["ids"]), "latest": v["latest"]} for v in out.values()]
+    return sorted(rows, key=lambda r: r["latest"], reverse=True)
 
 
 def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, level: float = 0.95,
@@ -426,25 +407,36 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
     """Rank the checkpoints evaluated on ``suite`` by ``metric`` and mark ties within noise.
 
     Only evaluations of one suite version are ranked together: ``suite_version`` (the stored
-    ``<version>+<content hash>``), by default that of the most recent evaluation; a suite whose
-    prompts, seeds, metrics, extractors or reference changed is a different leaderboard.
-    One row per checkpoint (its latest ``complete``/``partial`` evaluation). Rows are sorted
-    best first (direction from ``higher_is_better``). ``rank`` is the 1-based position;
-    ``tie_group`` numbers groups: walking down the list, an entry joins its predecessor's group
-    when its paired difference to that group's leader is not significant at ``1 - level``
-    (sign-flip test on per-item values; for set-level metrics, overlapping CIs).
+    ``<version>+<content hash>``), by default that of the most recent evaluation
+    (:func:`suite_versions` lists them all); a suite whose prompts, seeds, metrics, extractors or
+    settings changed is a different leaderboard. One row per checkpoint (its latest
+    ``complete``/``partial`` evaluation).
 
-    Row keys: rank, tie_group, eval_id, suite, suite_version, checkpoint, checkpoint_name,
-    run_name, step, created_at, status, metric, value, stderr, ci_low, ci_high, n,
-    higher_is_better, extractor, scores (every metric of the eval: name -> value), failures,
-    kind (model | submission | calibration), meta. Calibration rows are listed where their value
-    puts them, with ``rank`` and ``tie_group`` None.
+    **Coverage.** An entry whose metric covers fewer items than the board's most complete entry
+    (missing videos, items that failed to score: each counted in ``n``) is *partial*: listed after
+    the ranked entries with ``rank`` and ``tie_group`` None and ``coverage`` ``"scored/expected"``,
+    so leaving out one's worst items never lifts an entry above a complete one.
+
+    **Ties.** Complete entries are sorted best first (direction from ``higher_is_better``);
+    ``rank`` is the 1-based position; walking down the list, an entry joins its predecessor's
+    ``tie_group`` unless its paired difference to that group's leader is significant
+    (:func:`verdict`) at ``alpha = (1 - level) / m`` with ``m`` = ranked entries − 1 (Bonferroni,
+    :func:`tie_alpha`); "too few items" and "no verdict" tie. ``tie_verdict`` is that verdict.
+
+    Row keys: rank, tie_group, tie_verdict, eval_id, suite, suite_version, checkpoint,
+    checkpoint_name, run_name, step, created_at, status, metric, value, stderr, ci_low, ci_high, n,
+    n_scored, coverage, partial, higher_is_better, extractor, scores (every metric of the eval:
+    name -> value), failures, kind (model | submission | calibration), meta. Calibration rows are
+    listed where their value puts them, with ``rank`` and ``tie_group`` None.
     """
     statuses = ("complete", "partial") + (("running", "failed") if include_incomplete else ())
     evals = [e for e in store.evals(suite=suite) if e["status"] in statuses]
     if not evals:
         return []
     version = suite_version or evals[-1]["suite_version"]
+    if suite_version is not None and all(e["suite_version"] != suite_version for e in evals):
+        have = ", ".join(f"{v['version']} ({v['entries']} entries)" for v in suite_versions(store, suite, statuses))
+        raise ValueError(f"suite {suite!r} has no finished evaluation of version {suite_version!r}; versions: {have}")
     evals = [e for e in evals if e["suite_version"] == version]
     latest: dict[str, dict[str, Any]] = {}
     for e in evals:  # oldest first, so the latest wins
@@ -466,26 +458,37 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
         score = by_eval.get(e["eval_id"], {}).get(metric)
         if score is None or score["value"] is None:
             continue
+        n = score["n"] or 0
+        det = score.get("details") or {}
+        scored = int(det.get("n_scored", n)) + int(det.get("n_excluded", 0))  # exclusions by protocol count as covered
         rows.append({
-            "rank": 0, "tie_group": 0, "eval_id": e["eval_id"], "suite": e["suite"],
+            "rank": 0, "tie_group": 0, "tie_verdict": None, "eval_id": e["eval_id"], "suite": e["suite"],
             "suite_version": e["suite_version"], "checkpoint": e["checkpoint"],
             "checkpoint_name": e["checkpoint_name"], "run_name": e["run_name"], "step": e["step"],
             "created_at": e["created_at"], "status": e["status"], "metric": metric, "value": score["value"],
-            "stderr": score["stderr"], "ci_low": score["ci_low"], "ci_high": score["ci_high"], "n": score["n"],
+            "stderr": score["stderr"], "ci_low": score["ci_low"], "ci_high": score["ci_high"], "n": n,
+            "n_scored": scored,
             "higher_is_better": score["higher_is_better"], "extractor": score["extractor"],
             "scores": {m: v["value"] for m, v in sorted(by_eval.get(e["eval_id"], {}).items())},
             "failures": failures.get(e["eval_id"], 0), "kind": e.get("kind") or "model", "meta": e.get("meta") or {},
         })
+    expected = max((max(r["n"], r["n_scored"]) for r in rows), default=0)
+    for r in rows:
+        r["coverage"] = f"{r['n_scored']}/{expected}"
+        r["partial"] = r["kind"] != "calibration" and r["n_scored"] < expected
     hib = next((r["higher_is_better"] for r in rows if r["higher_is_better"] is not None), True)
-    rows.sort(key=lambda r: (-r["value"] if hib else r["value"], r["eval_id"]))
+    rows.sort(key=lambda r: (r["partial"], -r["value"] if hib else r["value"], r["eval_id"]))
+    alpha, _ = tie_alpha(level, sum(1 for r in rows if r["kind"] != "calibration" and not r["partial"]))
     group, leader, rank = 0, None, 0
     for r in rows:
-        if r["kind"] == "calibration":  # reference rows sit in place, unranked (skyloom.eval.harness.calibration)
+        if r["kind"] == "calibration" or r["partial"]:  # references and partial entries: listed, unranked
             r["rank"] = r["tie_group"] = None
             continue
         rank += 1
         r["rank"] = rank
-        if leader is None or not _tied(store, leader, r, metric, level, seed):
+        tied, r["tie_verdict"] = (False, None) if leader is None else _tied(store, leader, r, metric, level, alpha,
+                                                                             seed)
+        if not tied:
             group += 1
             leader = r
         r["tie_group"] = group
@@ -493,16 +496,19 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
 
 
 def verdict_label(v: str | None, a: str = "A", b: str = "B") -> str:
-    """The words for a :func:`verdict` (``"a"``, ``"b"``, ``"tie"`` or ``None``), as every page shows it.
+    """The words for a :func:`verdict` (``"a"``, ``"b"``, ``"tie"``, ``"too few items"`` or ``None``), as every
+    page shows it.
 
     Example:
         >>> verdict_label("b", "step-0", "step-40"), verdict_label(None)
-        ('step-40 better', 'no verdict (no CI or no direction)')
+        ('step-40 better', 'no verdict (no test or no direction)')
     """
     if v == "a":
         return f"{a} better"
     if v == "b":
         return f"{b} better"
     if v == "tie":
-        return "tie (CI includes 0)"
-    return "no verdict (no CI or no direction)"
+        return "tie (p >= alpha; the CI includes 0)"
+    if v == TOO_FEW:
+        return "too few items (no result could reach alpha)"
+    return "no verdict (no test or no direction)"

@@ -38,10 +38,14 @@ def test_leaderboard_matches_eval_stats(client, world):
         stored = {(s["eval_id"], s["metric"]): s for s in store.scores(suite=SUITE)}
     assert [r["eval_id"] for r in table["rows"]] == [r["eval_id"] for r in ref]
     assert [r["tie_group"] for r in table["rows"]] == [r["tie_group"] for r in ref]
-    # the fixture makes step-40 checkpoints tie and step 0 clearly worse
+    # step 0 is worse on every one of the 6 items, but the board makes 2 comparisons at 0.05/2 and the exact
+    # sign-flip test cannot go below 2/64 on 6 items: "too few items", so no tie group is split
     groups = {r["eval_id"]: r["tie_group"] for r in table["rows"]}
-    assert groups["smoke-a40"] == groups["smoke-b40"] != groups["smoke-a0"]
-    assert table["rows"][-1]["eval_id"] == "smoke-a0"
+    assert groups["smoke-a40"] == groups["smoke-b40"] == groups["smoke-a0"]
+    assert table["rows"][-1]["eval_id"] == "smoke-a0" and table["rows"][-1]["tie_verdict"] == "too few items"
+    assert "Bonferroni over 2 comparison(s)" in table["correction"]
+    assert table["suite_version"] == ref[0]["suite_version"] and table["default"] is True
+    assert [v["entries"] for v in table["versions"]] == [3] and table["other_versions"] == []
     for r in table["rows"]:
         for m in ("clipsim", "fvd"):
             s = stored[(r["eval_id"], m)]
@@ -94,8 +98,10 @@ def test_paired_is_eval_stats_paired_compare(client, world):
         ref = paired_compare(store, "smoke-a0", "smoke-a40", "clipsim").to_dict()
     label = got.pop("verdict_label")
     assert got["verdict"] == ref["verdict"] == "b"  # the page and `skyloom compare` give one verdict, in one vocabulary
+    assert got.pop("suite_version_a") == got.pop("suite_version_b")  # the page names both sides' versions
     assert got == pytest.approx(json.loads(json.dumps(ref)))
-    assert got["ci_low"] > 0 and label == "run-a@40 better"  # the CI excludes 0: B is better, named
+    # one comparison at 0.05, 6 items all better: p = 2/64 < 0.05 and the CI that inverts the test excludes 0
+    assert got["ci_low"] > 0 and label == "run-a@40 better" and got["p_value"] == pytest.approx(2 / 64)
     vals = {e[0]: e[4] for e in EVALS}
     assert got["diff"] == pytest.approx(sum(vals["smoke-a40"]) / 6 - sum(vals["smoke-a0"]) / 6)  # mean of b - a
     assert got["better"] == "b" and got["significant"]
@@ -196,15 +202,18 @@ def test_the_dashboard_has_no_verdict_rule_of_its_own():
     import inspect
 
     import skyloom.dashboards.results as dash_results
+    from skyloom.eval.results.inference import HypothesisTest
     from skyloom.eval.results.stats import verdict, verdict_label
 
     assert not hasattr(dash_results, "verdict")
     src = inspect.getsource(dash_results) + (Path(dash_results.__file__).parent / "static" / "app.js").read_text()
     for word in ('"different"', '"unknown"', "direction unknown"):
         assert word not in src, word
-    assert [verdict_label(v, "x", "y") for v in ("a", "b", "tie", None)] == [
-        "x better", "y better", "tie (CI includes 0)", "no verdict (no CI or no direction)"]
-    assert verdict(0.01, 0.09, False) == "a"  # B higher on a lower-is-better metric
+    assert [verdict_label(v, "x", "y") for v in ("a", "b", "tie", "too few items", None)] == [
+        "x better", "y better", "tie (p >= alpha; the CI includes 0)", "too few items (no result could reach alpha)",
+        "no verdict (no test or no direction)"]
+    t = HypothesisTest(p_value=0.01, ci_low=0.01, ci_high=0.09, alpha=0.05, min_p=0.002, method="x")
+    assert verdict(t, False) == "a"  # B higher on a lower-is-better metric
 
 
 def test_paired_verdicts_of_the_fixture_agree_with_their_cis(client):
@@ -213,6 +222,35 @@ def test_paired_verdicts_of_the_fixture_agree_with_their_cis(client):
             r = client.get("/api/paired", params={"a": a, "b": b, "metric": metric}).json()
             if "error" in r:
                 continue
-            excludes = r["ci_low"] > 0 or r["ci_high"] < 0
-            assert (r["verdict"] == "tie") is (not excludes), r
-            assert r["verdict"] in ("a", "b", "tie", None) and r["verdict_label"], r
+            assert r["verdict"] in ("a", "b", "tie", "too few items", None) and r["verdict_label"], r
+            if r["p_value"] is None:
+                assert r["verdict"] is None and r["ci_low"] is None
+                continue
+            excludes = r["ci_low"] is not None and r["ci_high"] is not None and (r["ci_low"] > 0 or r["ci_high"] < 0)
+            assert (r["verdict"] in ("a", "b")) is excludes is (r["p_value"] < 0.05), r
+
+
+def test_every_suite_version_is_a_table_with_a_picker(tmp_path):
+    """Entries on another suite version are shown on their own table (newest first), not dropped with a
+    "not shown" note; each table names its version and the others with their entry counts."""
+    from fastapi.testclient import TestClient
+
+    from skyloom.dashboards import Dashboard, create_app
+    from skyloom.eval.results.store import ResultsStore
+    from skyloom.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs" / "r")
+    with ResultsStore(run.root / "results.sqlite") as s:
+        for eid, version, ck, when in (("o1", "1+old", "a", "2026-01-01"), ("o2", "1+old", "b", "2026-01-02"),
+                                       ("o3", "1+old", "c", "2026-01-03"), ("n1", "1+new", "a", "2026-02-01")):
+            s.begin_eval(eid, suite="x", suite_version=version, checkpoint=ck, status="complete",
+                         created_at=when + "T00:00:00Z")
+            s.put_scores(eid, [{"metric": "m", "value": 1.0, "higher_is_better": True}])
+    with TestClient(create_app(Dashboard(tmp_path / "runs")), base_url="http://localhost") as cl:
+        tables = cl.get("/api/leaderboard").json()["suites"]
+    assert [(t["suite_version"], t["default"], len(t["rows"])) for t in tables] == [("1+new", True, 1),
+                                                                                   ("1+old", False, 3)]
+    assert tables[0]["other_versions"] == ["v1+old (3 entries)"] and tables[0]["note"] == ""
+    assert {v["version"]: v["entries"] for v in tables[1]["versions"]} == {"1+new": 1, "1+old": 3}
+    js = (Path(__file__).resolve().parents[2] / "dashboards" / "static" / "app.js").read_text()
+    assert 'id="lb-version"' in js  # the page's version picker

@@ -44,7 +44,11 @@ def test_leaderboard_renders_sorts_filters(page, server, artifacts_dir):
     assert rows.count() == 3
     names = page.locator("#lb-table tbody tr td:nth-child(3)").all_inner_texts()
     assert set(names[:2]) == {"run-a@40", "run-b@40"} and names[2] == "run-a@0"  # ranked by clipsim
-    assert page.locator("#lb-table tbody tr.tied").count() == 2  # the two step-40 checkpoints tie
+    # 6 items and 2 comparisons at 0.05/2: the exact test cannot separate even step 0 ("too few items"), so all tie
+    assert page.locator("#lb-table tbody tr.tied").count() == 3
+    assert "Bonferroni over 2 comparison(s)" in page.locator("#lb-body").inner_text()
+    assert page.locator("#lb-version option").count() == 1  # the version picker: one version in this store
+    assert "version" in page.locator("#lb-version-note").inner_text()
     assert page.locator(".chart svg").count() == 4  # one bar chart per metric (3) and a radar
     assert page.locator(".chart svg .radar-series").count() == 3  # one polygon per checkpoint
     page.click("#lb-table th[data-key='m:fvd']")  # sort by FVD, ascending

@@ -106,6 +106,9 @@ def test_report_cli(world, tmp_path):
     assert res.exit_code == 0, res.output
     data = embedded(out.read_text())
     assert data["leaderboard"]["suites"][0]["suite"] == SUITE
+    table = data["leaderboard"]["suites"][0]  # the report says which suite version it shows, and lists them all
+    assert "suite_version" in table and [v["version"] for v in table["versions"]] == [table["suite_version"]]
+    assert 'id="lb-version"' in out.read_text()  # the version picker works offline
     assert len(data["corpus"]["corpora"][0]["clips"]) == 6
 
 

@@ -102,3 +102,41 @@ def test_open_clip_loads_local_checkpoint(tiny_clip, tmp_path):
         assert len(ex.weights) == 64 and ex.name == f"open_clip:{cfg_name}"
     finally:
         open_clip.factory._MODEL_CONFIGS.pop(cfg_name, None)
+
+
+def test_openai_weights_given_as_a_file_run_with_quick_gelu(tiny_clip, tmp_path, monkeypatch):
+    """OpenAI's CLIP was trained with QuickGELU: a weights *file* recognised as OpenAI's gets it (open_clip
+    applies it for the ``openai`` tag only); other files keep GELU; ``quick_gelu=`` overrides."""
+    import open_clip
+    import torch
+
+    from skyloom.eval.features import clip as clip_mod
+    from skyloom.eval.features.clip import needs_quick_gelu
+
+    plain = tmp_path / "state.pt"
+    torch.save(tiny_clip.model.state_dict(), plain)
+    assert needs_quick_gelu("ViT-B-32", plain)[0] is False
+    jit = tmp_path / "ViT-B-32.pt"  # OpenAI released TorchScript archives
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), jit)
+    assert needs_quick_gelu("ViT-B-32", jit) == (True, "TorchScript archive: OpenAI's release format")
+    hub = tmp_path / "models--timm--vit_base_patch32_clip_224.openai" / "snapshots" / "x" / "open_clip_model.pt"
+    hub.parent.mkdir(parents=True)
+    hub.write_bytes(plain.read_bytes())
+    assert needs_quick_gelu("ViT-B-32", hub)[0] is True
+    openai_sha = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"  # in open_clip's OpenAI URL
+    monkeypatch.setattr(clip_mod, "weights_hash", lambda p: openai_sha)
+    assert needs_quick_gelu("ViT-B-32", plain) == (True, "sha256 of OpenAI's ViT-B-32/openai release")
+    assert needs_quick_gelu("ViT-B-32-quickgelu", plain)[0] is True
+    # the extractor passes the decision to open_clip and records it
+    cfg_name = "skyloom-tiny-quick"
+    open_clip.factory._MODEL_CONFIGS[cfg_name] = dict(TINY_VIT_B_32)
+    try:
+        monkeypatch.setattr(clip_mod, "needs_quick_gelu", lambda name, p: (True, "sha256 of OpenAI's release"))
+        ex = get_extractor("clip", model_name=cfg_name, pretrained=str(plain))
+        acts = {type(m).__name__ for m in ex.model.modules()}
+        assert "QuickGELU" in acts and ex.preprocessing["activation"].startswith("QuickGELU")
+        ex = get_extractor("clip", model_name=cfg_name, pretrained=str(plain), quick_gelu=False)
+        assert "QuickGELU" not in {type(m).__name__ for m in ex.model.modules()}
+        assert ex.preprocessing["activation"] == "GELU (quick_gelu option)"
+    finally:
+        open_clip.factory._MODEL_CONFIGS.pop(cfg_name, None)

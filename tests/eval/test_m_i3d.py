@@ -135,3 +135,32 @@ def test_torchscript_round_trip(tmp_path):
         assert ex.name == "i3d-k400-torchscript"
         assert ex.weights == hashlib.sha256(path.read_bytes()).hexdigest()
         assert ex.preprocessing["detector_kwargs"]["rescale"] is False
+
+
+def test_i3d_geometry_on_non_square_clips_against_videogpt():
+    """``resize="videogpt-crop"`` equals VideoGPT's own FVD preprocessing (stored from wilson1yan/VideoGPT, made by
+    fixtures/make_videogpt_i3d_preprocess.py) on QCIF 176x144 (carphone's size), a portrait clip and 480x360
+    (downscaled); the default ``stretch`` (the TF reference's geometry) differs from it on every one."""
+    import json
+    from pathlib import Path
+
+    from tests.eval.fixtures.make_videogpt_i3d_preprocess import STEP, clips, summary
+
+    ref = json.loads((Path(__file__).parent / "fixtures" / "reference_videogpt_preprocess.json").read_text())
+    assert ref["commit"] == "733d2b1541e166d7f29df514c7d196c768011dd2" and ref["grid_step"] == STEP
+    for name, v in clips().items():
+        want = ref["results"][name]
+        got = summary(i3d_preprocess(v[None], resize="videogpt-crop"))
+        assert got["shape"] == want["shape"] == [1, 3, 2, 224, 224]
+        np.testing.assert_allclose(got["grid"], want["grid"], atol=2e-6)  # they scale to [0, 1] first: float32 order
+        assert got["sum"] == pytest.approx(want["sum"], abs=1e-2) and got["sum_sq"] == pytest.approx(want["sum_sq"])
+        stretched = summary(i3d_preprocess(v[None]))
+        assert np.max(np.abs(np.subtract(stretched["grid"], want["grid"]))) > 0.05
+    square = clips()["qcif"][:, :144, :144]
+    np.testing.assert_array_equal(i3d_preprocess(square[None]), i3d_preprocess(square[None], resize="videogpt-crop"))
+    ex = get_extractor("i3d", random_init=True, resize="videogpt-crop")
+    assert ex.preprocessing["geometry"].startswith("short side to 224")
+    default = get_extractor("i3d", random_init=True)
+    assert default.preprocessing["geometry"].startswith("stretch to 224x224 (TF reference")
+    with pytest.raises(ValueError, match="videogpt-crop"):
+        get_extractor("i3d", random_init=True, resize="crop")

@@ -83,6 +83,22 @@ def test_installed_cli_dynamic_degree_and_static_flickering(tmp_path):
     assert r.returncode == 2 and "static" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_dynamic_degree_reads_each_files_frame_rate(tmp_path):
+    """A slow pan (1 px/frame, 64 px) filmed at 30 fps is dynamic, as VBench scores 30 fps clips (every 4th
+    frame); the same frames declared 8 fps are not (issue 24: carphone and Big Buck Bunny came out static)."""
+    from tests.eval.test_m_temporal import _textured
+
+    slow = _textured(T=32, H=64, W=64, speed=1)
+    for fps in (30, 8):
+        (tmp_path / str(fps)).mkdir()
+        write_video(tmp_path / str(fps) / "pan.mp4", slow, fps=fps, crf=0)
+    res = {fps: score_videos("dynamic_degree", str(tmp_path / str(fps))) for fps in (30, 8)}
+    assert {fps: r["value"] for fps, r in res.items()} == {30: 1.0, 8: 0.0}
+    assert res[30]["preprocessing"]["fps"] == "each file's own"
+    forced = score_videos("dynamic_degree", str(tmp_path / "8"), options={"fps": 30})  # --option fps=30 wins
+    assert forced["value"] == 1.0
+
+
 def test_ground_truth_not_in_the_skyloom_gt_format_is_a_user_error(tmp_path):
     """`--gt` files are checked with core's check_gt at the boundary: the installed CLI exits 2 with one
     line naming the file and the field, no traceback."""

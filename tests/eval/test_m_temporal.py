@@ -138,3 +138,53 @@ def test_dynamic_degree_and_static_only_flickering():
     every = METRICS.build("temporal_flickering", options={"protocol": "all"})
     every.update([moving, grey], item_ids=["moving", "grey"])
     assert every.compute().per_item["moving"] < 1.0
+
+
+def test_dynamic_degree_follows_vbench_frame_rate_subsampling():
+    """VBench keeps every max(1, round(fps/8))-th frame before flow (``DynamicDegree.get_frames``): a clip
+    moving 1 px per frame at 30 fps (4 px per kept pair) is dynamic, as carphone (30 fps) is in VBench;
+    the same frames at 8 fps are not (1 px < 6*64/256)."""
+    assert [temporal.vbench_frame_interval(f) for f in (None, 8, 12, 20, 24, 25, 30, 60)] == [1, 1, 2, 2, 3, 3, 4, 8]
+    slow = _textured(T=32, H=64, W=64, speed=1)
+    assert not temporal.dynamic_degree(slow, fps=8)[0] and not temporal.dynamic_degree(slow)[0]
+    moving, mags = temporal.dynamic_degree(slow, fps=30)
+    assert moving and len(mags) == 7  # 8 kept frames (0, 4, ..., 28)
+    dd = METRICS.build("dynamic_degree", options={"fps": 30})
+    dd.update([slow])
+    assert dd.compute().value == 1.0 and dd.identity()["preprocessing"]["frames"].startswith("every 4-th")
+
+
+@pytest.mark.parametrize("name", ["flicker_256x320", "flicker_480x640"])
+def test_flickering_equals_vbench_cal_score_on_large_mp4s(name):
+    """VBench's own ``temporal_flickering.cal_score`` (Vchitect/VBench 45e79ec, OpenCV decode; stored by
+    fixtures/make_vbench_flickering.py) on >= 256 px mp4 files equals skyloom's on the same files decoded by
+    skyloom (PyAV): decoding and the MAE agree to float32 accumulation."""
+    import json
+    from pathlib import Path
+
+    from skyloom.video import read_video
+
+    fix = Path(__file__).parent / "fixtures"
+    ref = json.loads((fix / "reference_vbench_flickering.json").read_text())
+    assert ref["commit"] == "45e79ec14e69a2187202c675d2dbce1a71843d53"
+    v = read_video(fix / f"{name}.mp4")
+    assert min(v.shape[1:3]) >= 256
+    want = ref["results"][name]["cal_score"]
+    assert temporal.temporal_flickering(v) == pytest.approx(want, abs=1e-8)
+    m = METRICS.build("temporal_flickering", options={"protocol": "all"})
+    m.update([v])
+    assert m.compute().value == pytest.approx(want, abs=1e-8)
+
+
+def test_a_suite_passes_its_frame_rate_to_dynamic_degree(tmp_path):
+    from skyloom.eval.features.cache import FeatureCache
+    from skyloom.eval.harness.scoring import Scorer
+    from skyloom.eval.harness.suites import load_suite
+
+    (tmp_path / "s.yaml").write_text("format: skyloom-suite\nname: s\nversion: 1\ngeneration: {fps: 30}\n"
+                                     "prompts:\n  - {id: a, text: a ball}\nmetrics:\n  - {name: dynamic_degree}\n"
+                                     "  - {name: dynamic_degree, id: dd8, settings: {fps: 8}}\n")
+    suite = load_suite(tmp_path / "s.yaml")
+    scorer = Scorer(suite, METRICS, FeatureCache(tmp_path / "cache"))
+    auto, given = (scorer.make_metric(m) for m in suite.metrics)
+    assert auto.fps == 30.0 and given.fps == 8.0  # the suite's rate unless the settings name one

@@ -67,7 +67,10 @@ def test_results_json_matches_golden(tmp_path):
     assert [f["stage"] for f in doc["failures"]] == ["generate", "generate"]
     ci = doc["confidence_intervals"]["fake"]["colour_match,none"]
     assert 0.8 < task["colour_match,none"] < 0.95 and ci["low"] < task["colour_match,none"] < ci["high"]
-    assert 0.01 < task["jitter,none"] < 0.06 and doc["n"] == {"colour_match": 6, "jitter": 6, "mean_distance": 6}
+    assert 0.01 < task["jitter,none"] < 0.06 and doc["n"] == {"colour_match": 8, "jitter": 8, "mean_distance": 8}
+    # the two failed items count in n and are listed with their reasons: no silent drop
+    assert doc["details"]["colour_match"]["n_scored"] == 6 and doc["details"]["colour_match"]["n_failed"] == 2
+    assert set(doc["details"]["jitter"]["failed_items"]) == {"purple-s0", "purple-s1"}
 
 
 def test_lm_eval_make_table_reads_results_json(tmp_path):

@@ -117,7 +117,8 @@ def test_paired_compare_from_store(tmp_path):
         paired_compare(store, "a", "e", "clipsim")
 
 
-def test_set_level_metric_uses_stored_intervals(tmp_path):
+def test_set_level_metric_without_features_gives_no_verdict(tmp_path):
+    """Two stored FVD intervals do not make a test of the difference: no verdict, no made-up CI."""
     store = ResultsStore(tmp_path / "r.sqlite")
     for eid, v, ci in (("a", 100.0, (90.0, 110.0)), ("b", 80.0, (75.0, 85.0))):
         store.begin_eval(eid, suite="s", checkpoint=eid, status="complete")
@@ -125,10 +126,12 @@ def test_set_level_metric_uses_stored_intervals(tmp_path):
                                 "higher_is_better": False}])
     c = paired_compare(store, "a", "b", "fvd")
     assert c.result.p_value is None and c.result.diff == -20.0
-    assert (c.result.ci_low, c.result.ci_high) == (-35.0, -5.0)
+    assert (c.result.ci_low, c.result.ci_high) == (None, None)
+    assert c.verdict is None and c.better is None and c.to_dict()["verdict"] is None
+    assert "no saved per-item features" in c.result.method
     rows = leaderboard(store, "s", "fvd")
     assert [r["eval_id"] for r in rows] == ["b", "a"]  # lower FVD first
-    assert [r["tie_group"] for r in rows] == [1, 2]  # intervals do not overlap
+    assert [r["tie_group"] for r in rows] == [1, 1] and rows[1]["tie_verdict"] == "no verdict"  # no claimed winner
 
 
 def test_leaderboard_ranks_and_marks_ties(tmp_path):
@@ -161,20 +164,29 @@ def test_leaderboard_ranks_and_marks_ties(tmp_path):
         leaderboard(store, "smoke", "fvd")
 
 
-def test_verdict_is_decided_by_the_ci():
+def test_one_verdict_rule_from_the_p_value():
+    from skyloom.eval.results.inference import HypothesisTest
     from skyloom.eval.results.stats import verdict
 
-    assert verdict(-10.60, -1.19, higher_is_better=False) == "b"  # FVD down: B better, never a "tie"
-    assert verdict(-10.60, -1.19, higher_is_better=True) == "a"
-    assert verdict(0.5, 2.0, True) == "b" and verdict(-0.1, 0.2, True) == "tie"
-    assert verdict(None, 1.0, True) is None and verdict(-1.0, 1.0, None) is None
+    def t(p, lo, hi, min_p=0.001):
+        return HypothesisTest(p_value=p, ci_low=lo, ci_high=hi, alpha=0.05, min_p=min_p, method="test")
+
+    assert verdict(t(0.01, -10.60, -1.19), higher_is_better=False) == "b"  # FVD down: B better
+    assert verdict(t(0.01, -10.60, -1.19), higher_is_better=True) == "a"
+    assert verdict(t(0.2, -0.1, 0.2), True) == "tie"
+    assert verdict(t(0.05, 0.1, 0.2), True) == "tie"  # p = alpha is never significant
+    assert verdict(t(0.03125 * 4, 0.1, 0.2, min_p=0.125), True) == "too few items"
+    assert verdict(None, True) is None and verdict(t(0.01, 1, 2), None) is None
+    import skyloom.dashboards.results as dash
+
+    assert not hasattr(dash, "verdict")  # one function decides every verdict
 
 
 def test_paired_set_test_fvd_kvd():
-    """Paired bootstrap of FVD/KVD recomputed on the same resampled items: a clear shift is found,
-    identical sets tie, and the verdict always follows the CI."""
+    """Item-swap permutation test of FVD/KVD recomputed on both sides: a clear shift is found,
+    identical sets tie, and the interval excludes 0 exactly when p < alpha."""
     from skyloom.eval.functional.frechet import frechet_distance_features, kvd
-    from skyloom.eval.results.stats import paired_set_test, verdict
+    from skyloom.eval.results.stats import paired_set_test
 
     rng = np.random.default_rng(0)
     real = rng.normal(size=(60, 4))
@@ -184,14 +196,15 @@ def test_paired_set_test_fvd_kvd():
     def fvd(r, f):
         return frechet_distance_features(f, r)
 
-    r = paired_set_test(real, a, b, fvd, n_boot=200, seed=0)
+    r = paired_set_test(real, a, b, fvd, n_perm=200, seed=0)
     assert r.diff == pytest.approx(fvd(real, b) - fvd(real, a))
-    assert r.ci_low > 0 and r.p_value < 0.05 and verdict(r.ci_low, r.ci_high, False) == "a"
-    same = paired_set_test(real, a, a.copy(), fvd, n_boot=50, seed=0)
-    assert same.diff == 0 and same.ci_low == same.ci_high == 0 and verdict(same.ci_low, same.ci_high, False) == "tie"
-    rk = paired_set_test(real, a, b, lambda r_, f: kvd(f, r_)[0], n_boot=100, seed=1)
+    assert r.ci_low > 0 and r.p_value < 0.05 and r.significant
+    same = paired_set_test(real, a, a.copy(), fvd, n_perm=50, seed=0)
+    assert same.diff == 0 and same.p_value == 1.0 and not same.significant and same.ci_low <= 0 <= same.ci_high
+    rk = paired_set_test(real, a, b, lambda r_, f: kvd(f, r_)[0], n_perm=100, seed=1)
     assert rk.ci_low > 0 and rk.p_value < 0.05
-    for res in (r, same, rk):
-        assert res.significant == (verdict(res.ci_low, res.ci_high, True) != "tie")
+    close = paired_set_test(real, a, a + 0.02 * rng.normal(size=a.shape), fvd, n_perm=100, seed=2)
+    for res in (r, same, rk, close):
+        assert res.significant == (not res.ci_low <= 0 <= res.ci_high) == (res.p_value < 0.05)
     with pytest.raises(ValueError, match="same"):
         paired_set_test(real, a, b[:10], fvd)

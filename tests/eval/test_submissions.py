@@ -290,7 +290,10 @@ def test_checkpoint_and_submission_share_a_board(setup):
     store = ResultsStore(res.db)
     assert [f["item_id"] for f in store.failures(sub.evals[0].eval_id)] == ["blue-s1"]
     rows = board(store, "fake", "jitter")["rows"]
-    assert [(r["checkpoint_name"], r["kind"]) for r in rows] == [("clean", "submission"), ("r/step-00000010", "model")]
+    # the submission misses an item: better on the items it has, but partial, so listed unranked after the model
+    assert [(r["checkpoint_name"], r["kind"]) for r in rows] == [("r/step-00000010", "model"), ("clean", "submission")]
+    assert rows[0]["rank"] == 1 and rows[1]["rank"] is None and rows[1]["partial"]
+    assert rows[1]["coverage"] == f"{rows[1]['n'] - 1}/{rows[1]['n']}"
     assert item_spec(suite, suite.items()[0])["width"] == 32
 
 

@@ -67,7 +67,8 @@ def test_export_then_submit_folder_cli(tmp_path):
     lb = run_cli(["leaderboard", "--db", str(db), "--format", "json"])
     assert lb.returncode == 0, lb.stderr
     rows = json.loads(lb.stdout)["cli-sub"]["rows"]
-    assert rows[0]["kind"] == "submission" and rows[0]["meta"]["who"] == "ada" and rows[0]["n"] == 2
+    assert rows[0]["kind"] == "submission" and rows[0]["meta"]["who"] == "ada"
+    assert rows[0]["n"] == 4 and rows[0]["n_scored"] == 2 and rows[0]["coverage"] == "2/4"  # failures count in n
     # bad input: clear errors, no traceback
     r = run_cli(["eval", "--suite", str(suite), "--videos", str(tmp_path / "nope"), "--name", "x", "--db", str(db)])
     assert r.returncode != 0 and "does not exist" in r.stderr and "Traceback" not in r.stderr
