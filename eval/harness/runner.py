@@ -394,7 +394,7 @@ def finish_eval(store: ResultsStore, scorer: Any, suite: Suite, cfg: EvalConfig,
 
 
 def _to_training_tensorboard(c: _Ctx, suite: Suite, scores: dict[str, float | None],
-                             items: list[dict[str, Any]]) -> None:
+                             items: Sequence[Mapping[str, Any]]) -> None:
     """A checkpoint of a skyloom run: its scores (at the checkpoint's step) and a few of its videos go to the
     run's TensorBoard beside the training curves (:func:`skyloom.trackers.log_evaluation`)."""
     if c.step is None or not c.run_name:

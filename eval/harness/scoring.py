@@ -161,7 +161,7 @@ class Scorer:
 
     # -- per-item metrics -----------------------------------------------------------------
     @staticmethod
-    def _coverage(store: ResultsStore, eval_id: str, wanted: list[dict[str, Any]],
+    def _coverage(store: ResultsStore, eval_id: str, wanted: Sequence[Mapping[str, Any]],
                   scored: set[str]) -> dict[str, Any]:
         """``n_scored``, ``n_failed`` and the failed items' reasons (every stage) for a score's details."""
         reasons: dict[str, str] = {}

@@ -212,7 +212,7 @@ def verdict(test: HypothesisTest | None, higher_is_better: bool | None) -> str |
         return TOO_FEW
     if not test.significant:
         return "tie"
-    b_higher = test.ci_low > 0  # significant: the interval lies on one side of 0
+    b_higher = test.ci_low is not None and test.ci_low > 0  # significant: the interval lies on one side of 0
     return "b" if b_higher == bool(higher_is_better) else "a"
 
 

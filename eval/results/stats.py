@@ -195,7 +195,7 @@ def sign_flip_pvalue(diffs: Sequence[float] | np.ndarray, *, n_perm: int = DEFAU
     """Two-sided sign-flip p-value of ``mean(diffs) = 0`` and the method's name
     (:func:`skyloom.eval.results.inference.sign_flip`)."""
     t = sign_flip(diffs, n_perm=n_perm, seed=seed, exact_max_n=exact_max_n)
-    return float(t.p_value), t.method
+    return float(t.p_value if t.p_value is not None else math.nan), t.method
 
 
 def paired_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, n_perm: int = DEFAULT_N_PERM,
