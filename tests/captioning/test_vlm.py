@@ -95,14 +95,7 @@ class _Server:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with outer.lock:
-                    outer.inflight += 1
-                    outer.max_inflight = max(outer.max_inflight, outer.inflight)
-                try:
-                    self._answer(body)
-                finally:
-                    with outer.lock:
-                        outer.inflight -= 1
+                self._answer(body)
 
             def _answer(self, body):
                 assert self.path == "/v1/chat/completions" and body["model"] == "tiny"
@@ -111,11 +104,23 @@ class _Server:
                 img = cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
                 rgb = img[..., ::-1].reshape(-1, 3).mean(0)
                 kind = min(COLOURS, key=lambda k: np.abs(rgb - COLOURS[k]).sum())
+                # Requests in flight as the client sees them: counted until just before the answer is written
+                # (a client that has its answer may send the next one at once), and never the slow one, which
+                # the client abandons at its timeout while this thread still sleeps.
+                counted = kind != "slow"
                 with outer.lock:
                     n = outer.calls[kind] = outer.calls.get(kind, 0) + 1
-                time.sleep(0.05)
-                if kind == "slow":
-                    time.sleep(1.0)
+                    if counted:
+                        outer.inflight += 1
+                        outer.max_inflight = max(outer.max_inflight, outer.inflight)
+                try:
+                    time.sleep(0.05)
+                    if kind == "slow":
+                        time.sleep(1.0)
+                finally:
+                    if counted:
+                        with outer.lock:
+                            outer.inflight -= 1
                 if kind == "error" or (kind == "flaky" and n == 1):
                     return self._send(500, {"error": {"message": "internal error"}})
                 text = {"ok": "A red square fills the frame.", "empty": "", "flaky": "A yellow frame.",
