@@ -207,7 +207,7 @@ def i3d_preprocess(videos: np.ndarray, size: int = SIZE, resize: str = "stretch"
     short side to ``size``, long side ``ceil(long·size/short)``, centre crop at ``(long - size)//2``).
     """
     if resize not in RESIZE_MODES:
-        raise ValueError(f"unknown I3D resize {resize!r}; valid: {', '.join(RESIZE_MODES)}")
+        raise InvalidInputError(f"unknown I3D resize {resize!r}; valid: {', '.join(RESIZE_MODES)}")
     v = torch.from_numpy(np.ascontiguousarray(videos))  # (N, T, H, W, 3)
     n, t, h, w, _ = v.shape
     x = v.reshape(n * t, h, w, 3).permute(0, 3, 1, 2).float()  # (N·T, 3, H, W) in [0, 255]
@@ -268,7 +268,7 @@ class _I3DBase(VideoExtractor):
 
     def __init__(self, device: str = "cpu", batch_size: int = 4, resize: str = "stretch") -> None:
         if resize not in RESIZE_MODES:
-            raise ValueError(f"unknown I3D resize {resize!r}; valid: {', '.join(RESIZE_MODES)}")
+            raise InvalidInputError(f"unknown I3D resize {resize!r}; valid: {', '.join(RESIZE_MODES)}")
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         self.resize = resize

@@ -56,6 +56,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skyloom.errors import InvalidInputError
+
 EXACT_MAX_N = 16
 DEFAULT_N_PERM = 10000
 DEFAULT_ALPHA = 0.05
@@ -93,9 +95,9 @@ def min_attainable_p(n: int) -> float:
 def _as_1d(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64).reshape(-1)
     if x.size == 0:
-        raise ValueError(f"{what}: no values")
+        raise InvalidInputError(f"{what}: no values")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{what}: {int((~np.isfinite(x)).sum())} value(s) are NaN or infinite")
+        raise InvalidInputError(f"{what}: {int((~np.isfinite(x)).sum())} value(s) are NaN or infinite")
     return x
 
 
@@ -165,7 +167,7 @@ def paired_set_permutation(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndar
         raise ValueError(f"paired set test: A features {fa.shape} and B features {fb.shape} must be the same (n, D)")
     n = fa.shape[0]
     if n < 2:
-        raise ValueError(f"paired set test: {n} common item(s); need >= 2")
+        raise InvalidInputError(f"paired set test: {n} common item(s); need >= 2")
     va, vb = float(value_fn(real, fa)), float(value_fn(real, fb))
     obs = vb - va
     rng = np.random.default_rng(seed)

@@ -436,7 +436,7 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
     version = suite_version or evals[-1]["suite_version"]
     if suite_version is not None and all(e["suite_version"] != suite_version for e in evals):
         have = ", ".join(f"{v['version']} ({v['entries']} entries)" for v in suite_versions(store, suite, statuses))
-        raise ValueError(f"suite {suite!r} has no finished evaluation of version {suite_version!r}; versions: {have}")
+        raise StoreError(f"suite {suite!r} has no finished evaluation of version {suite_version!r}; versions: {have}")
     evals = [e for e in evals if e["suite_version"] == version]
     latest: dict[str, dict[str, Any]] = {}
     for e in evals:  # oldest first, so the latest wins
