@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,22 @@ class FrameTextExtractor(_Extractor):
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """list of N strings -> L2-normalised float (N, D)."""
         raise NotImplementedError(f"extractor {self.name!r} has no text encoder; use a CLIP-like extractor")
+
+    def _encode_frame_batches(self, frames: np.ndarray, embed: Callable[[np.ndarray], Any]) -> np.ndarray:
+        """The loop every torch frame extractor shares: uint8 (N, H, W, 3) frames in batches of
+        ``self.batch_size`` through ``embed`` (a uint8 batch -> torch (B, D)), L2-normalised, float64 (N, D)."""
+        import torch
+        import torch.nn.functional as F
+
+        f = np.asarray(frames)
+        if f.ndim != 4 or f.shape[-1] != 3 or f.dtype != np.uint8:
+            raise ValueError(f"frames: expected uint8 (N, H, W, 3), got {f.dtype} {f.shape}")
+        batch, dim = int(getattr(self, "batch_size")), int(getattr(self, "dim"))  # noqa: B009 - set by subclasses
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(f), batch):
+                out.append(F.normalize(embed(f[i:i + batch]).float(), dim=-1).double().cpu().numpy())  # (B, D)
+        return np.concatenate(out) if out else np.zeros((0, dim))
 
 
 def check_videos(videos: Any, what: str = "videos", min_frames: int = 1) -> np.ndarray:

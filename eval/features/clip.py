@@ -238,15 +238,7 @@ class OpenCLIPExtractor(FrameTextExtractor):
         return vbench_clip_pixels(frames, self.image_size, self._mean_std)
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
-        f = np.asarray(frames)
-        if f.ndim != 4 or f.shape[-1] != 3 or f.dtype != np.uint8:
-            raise ValueError(f"frames: expected uint8 (N, H, W, 3), got {f.dtype} {f.shape}")
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(f), self.batch_size):
-                e = self.model.encode_image(self._pixels(f[i:i + self.batch_size]).to(self.device))  # (B, D)
-                out.append(F.normalize(e.float(), dim=-1).double().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim))
+        return self._encode_frame_batches(frames, lambda b: self.model.encode_image(self._pixels(b).to(self.device)))
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         if isinstance(texts, str):

@@ -140,16 +140,9 @@ class DinoExtractor(FrameTextExtractor):
         return m.norm(tok)[:, 0]  # (B, D)
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
-        f = np.asarray(frames)
-        if f.ndim != 4 or f.shape[-1] != 3 or f.dtype != np.uint8:
-            raise ValueError(f"frames: expected uint8 (N, H, W, 3), got {f.dtype} {f.shape}")
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(f), self.batch_size):
-                x = vbench_dino_pixels(f[i:i + self.batch_size], self.size)  # (B, 3, H', W')
-                e = self.forward_features(x.to(self.device))  # (B, D) CLS token
-                out.append(F.normalize(e.float(), dim=-1).double().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim))
+        # vbench_dino_pixels: (B, 3, H', W'); forward_features: (B, D), the CLS token
+        return self._encode_frame_batches(frames, lambda b: self.forward_features(
+            vbench_dino_pixels(b, self.size).to(self.device)))
 
 
 def vbench_dino_pixels(frames: np.ndarray, size: int = 224) -> torch.Tensor:
