@@ -106,40 +106,32 @@ def order_flags(values: dict[str, dict[str, float | None]], hib: dict[str, bool 
     return out
 
 
-def _category_means(items: list[dict[str, Any]], category_of: dict[str, str]) -> dict[str, dict[str, dict[str, float]]]:
-    """metric -> category -> item id -> value."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for r in items:
-        if r.get("value") is None:
-            continue
-        cat = r.get("category") or category_of.get(r["item_id"]) or "general"
-        out.setdefault(r["metric"], {}).setdefault(cat, {})[r["item_id"]] = float(r["value"])
-    return out
-
-
-def _mean(xs: list[float]) -> float | None:
-    return sum(xs) / len(xs) if xs else None
-
-
-def attach(store: Any, rows: list[dict[str, Any]], evals: list[dict[str, Any]]) -> dict[str, Any]:
+def attach(store: Any, rows: list[dict[str, Any]], evals: list[dict[str, Any]],
+           spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """Add ``breakdown`` (total, per category, per metric) to each leaderboard row; the board's info.
 
     Args:
         store: the :class:`skyloom.eval.results.store.ResultsStore` the rows come from.
         rows: :func:`skyloom.eval.results.stats.leaderboard` rows (one suite version), with ``kind``.
         evals: the ``evals`` rows of that suite version (their recorded suite declares the breakdown).
+        spec: :func:`suite_spec` of them when already known (``evals`` is then not read).
+
+    The per-category means are one ``GROUP BY`` in the database
+    (:func:`skyloom.eval.results.aggregate.category_means`), not a read of every item.
 
     Returns:
         ``{"flags": order_flags(...), "flagged": [metrics], "weights", "normalise", "low", "high",
         "categories": [...], "calibration_rows": [...]}``.
     """
-    spec = suite_spec(evals)
+    from skyloom.eval.results.aggregate import categories, category_means, score_rows
+
+    spec = suite_spec(evals) if spec is None else spec
     cal_spec, bd = spec["calibration"], spec["breakdown"]
     cal_rows = {r["checkpoint_name"]: r for r in rows if r.get("kind") == "calibration"}
     hib: dict[str, bool | None] = {}
     cal_names = {r["eval_id"]: name for name, r in cal_rows.items()}
     cis: dict[str, dict[str, tuple[float | None, float | None]]] = {}
-    for s in store.scores(eval_ids=[r["eval_id"] for r in rows]):
+    for s in score_rows(store, [r["eval_id"] for r in rows]):
         if hib.get(s["metric"]) is None:
             hib[s["metric"]] = s["higher_is_better"]
         if s["eval_id"] in cal_names:
@@ -156,13 +148,19 @@ def attach(store: Any, rows: list[dict[str, Any]], evals: list[dict[str, Any]]) 
         for r in rows:
             r["breakdown"] = None
         return info
-    per_item = {r["eval_id"]: _category_means(store.items(r["eval_id"]), {}) for r in rows}
     low, high = cal_rows.get(low_name), cal_rows.get(high_name)
-    cats = sorted({c for d in per_item.values() for m in d.values() for c in m})
+    ids = [r["eval_id"] for r in rows]
+    cats = categories(store, ids)
     info["categories"] = cats
     if mode == "calibration" and (low is None or high is None):
         info["note"] = (f"the total needs the {low_name!r} and {high_name!r} calibration rows: run "
                         "skyloom eval --suite S --calibrate")
+    if mode == "none":
+        means = category_means(store, ids, list(weights))
+    elif low is not None and high is not None:
+        means = category_means(store, ids, list(weights), low=low["eval_id"], high=high["eval_id"])
+    else:
+        means = {}
     for r in rows:
         norms: dict[str, float | None] = {}
         cat_scores: dict[str, float | None] = {}
@@ -176,21 +174,11 @@ def attach(store: Any, rows: list[dict[str, Any]], evals: list[dict[str, Any]]) 
         for c in cats:
             cn: dict[str, float | None] = {}
             for m in weights:
-                mine = per_item[r["eval_id"]].get(m, {}).get(c, {})
-                if not mine:
+                got = means.get((r["eval_id"], m, c))
+                if got is None:  # no item of this category (on all three sides when normalised)
                     continue
-                v = _mean(list(mine.values()))
-                if mode == "none":
-                    cn[m] = v
-                    continue
-                if low is None or high is None:
-                    continue
-                lo_items = per_item[low["eval_id"]].get(m, {}).get(c, {})
-                hi_items = per_item[high["eval_id"]].get(m, {}).get(c, {})
-                common = sorted(set(mine) & set(lo_items) & set(hi_items))  # the same items on all three sides
-                if common:
-                    cn[m] = normalise(_mean([mine[i] for i in common]), _mean([lo_items[i] for i in common]),
-                                      _mean([hi_items[i] for i in common]))
+                v, lo_mean, hi_mean = got
+                cn[m] = v if mode == "none" else normalise(v, lo_mean, hi_mean)
             cat_scores[c] = _weighted(cn, weights)
         r["breakdown"] = {"total": _weighted(norms, weights), "categories": cat_scores, "metrics": norms}
     return info
@@ -226,9 +214,12 @@ def board(store: Any, suite: str, metric: str | None = None, *, suite_version: s
         return {"suite": suite, "suite_version": suite_version, "versions": versions, "metric": metric, "rows": [],
                 "flags": {}, "flagged": [], "weights": {}, "categories": [], "calibration_rows": [],
                 "correction": "", "total_flags": []}
+    from skyloom.eval.results.aggregate import suite_config
+
     version = rows[0]["suite_version"]
-    evals = [e for e in store.evals(suite=suite) if e["suite_version"] == version]
-    info = attach(store, rows, evals)
+    s = suite_config(store, suite, version)  # the latest evaluation of this version that recorded its suite
+    spec = {"calibration": s.get("calibration") or {}, "breakdown": s.get("breakdown") or {}}
+    info = attach(store, rows, [], spec=spec)
     ranked = sum(1 for r in rows if r["rank"] is not None)
     alpha, m = tie_alpha(level, ranked)
     correction = (f"tie groups: sign-flip/permutation test of each entry against its group's leader at "

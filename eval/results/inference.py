@@ -50,6 +50,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,46 @@ def _threshold(always: int, total: int, alpha: float) -> int:
     return k
 
 
+_CACHED_PATTERN_BYTES = 8 * 2**20  # sign patterns kept between calls only up to this size (each)
+
+
+def _sign_patterns(n: int, n_perm: int, seed: int, exact_max_n: int
+                   ) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...], int, int, str, float]:
+    """The sign patterns :func:`sign_flip` averages over for ``n`` items, as (mask chunk (b, n) bool, items
+    flipped (b,)) pairs, with ``always``, ``total``, the method and the smallest attainable p. They depend on
+    ``n``, ``n_perm`` and ``seed`` only, so a board testing a thousand pairs on the same items draws them once
+    (the arrays are read-only; up to :data:`_CACHED_PATTERN_BYTES` each, larger ones are drawn per call)."""
+    rows = 2 ** n - 1 if n <= exact_max_n else n_perm
+    if rows * n <= _CACHED_PATTERN_BYTES:
+        return _cached_sign_patterns(n, n_perm, seed, exact_max_n)
+    return _draw_sign_patterns(n, n_perm, seed, exact_max_n)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_sign_patterns(n: int, n_perm: int, seed: int, exact_max_n: int
+                          ) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...], int, int, str, float]:
+    return _draw_sign_patterns(n, n_perm, seed, exact_max_n)
+
+
+def _draw_sign_patterns(n: int, n_perm: int, seed: int, exact_max_n: int
+                        ) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...], int, int, str, float]:
+    if n <= exact_max_n:
+        masks = ((np.arange(1, 2 ** n)[:, None] >> np.arange(n)) & 1).astype(bool)  # (2^n - 1, n): every S ≠ ∅
+        always, total, method = 1, 2 ** n, "sign-flip exact"
+        min_p = min_attainable_p(n)
+    else:
+        rng = np.random.default_rng(seed)
+        masks = rng.integers(0, 2, size=(n_perm, n), dtype=np.int8).astype(bool)  # (B, n): S = the flipped items
+        empty = ~masks.any(axis=1)
+        masks = masks[~empty]
+        always, total, method = 1 + int(empty.sum()), 1 + n_perm, f"sign-flip monte-carlo ({n_perm})"
+        min_p = 2.0 / total
+    chunks = tuple((m, m.sum(axis=1)) for m in np.array_split(masks, max(1, len(masks) // 4096))) if len(masks) else ()
+    for m, k in chunks:
+        m.flags.writeable = k.flags.writeable = False
+    return chunks, always, total, method, min_p
+
+
 def sign_flip(diffs: Sequence[float] | np.ndarray, *, alpha: float = DEFAULT_ALPHA, n_perm: int = DEFAULT_N_PERM,
               seed: int = 0, exact_max_n: int = EXACT_MAX_N) -> HypothesisTest:
     """Sign-flip test of ``mean(diffs) = 0`` and its inverted interval (module docstring).
@@ -123,19 +164,8 @@ def sign_flip(diffs: Sequence[float] | np.ndarray, *, alpha: float = DEFAULT_ALP
     """
     d = _as_1d(diffs, "sign_flip")
     n = d.size
-    if n <= exact_max_n:
-        masks = ((np.arange(1, 2 ** n)[:, None] >> np.arange(n)) & 1).astype(bool)  # (2^n - 1, n): every S ≠ ∅
-        always, total, method = 1, 2 ** n, "sign-flip exact"
-        min_p = min_attainable_p(n)
-    else:
-        rng = np.random.default_rng(seed)
-        masks = rng.integers(0, 2, size=(n_perm, n), dtype=np.int8).astype(bool)  # (B, n): S = the flipped items
-        empty = ~masks.any(axis=1)
-        masks = masks[~empty]
-        always, total, method = 1 + int(empty.sum()), 1 + n_perm, f"sign-flip monte-carlo ({n_perm})"
-        min_p = 2.0 / total
-    means = np.concatenate([(m @ d) / m.sum(axis=1) for m in np.array_split(masks, max(1, len(masks) // 4096))]
-                           ) if len(masks) else np.zeros(0)
+    chunks, always, total, method, min_p = _sign_patterns(n, n_perm, seed, exact_max_n)
+    means = np.concatenate([(m @ d) / k for m, k in chunks]) if chunks else np.zeros(0)
     means = np.sort(means)  # subset means, ascending
     upper = always + int(np.sum(means <= 0))  # U(0) * total
     lower = always + int(np.sum(means >= 0))  # L(0) * total

@@ -354,11 +354,11 @@ def compare_all(store: ResultsStore, eval_a: str, eval_b: str, metrics: Sequence
 
 def primary_metric(store: ResultsStore, suite: str) -> str:
     """The suite's ``primary_metric`` recorded in its latest evaluation's config, else the first metric."""
-    evals = store.evals(suite=suite)
-    for e in reversed(evals):
-        pm = (e.get("config") or {}).get("suite", {}).get("primary_metric")
-        if pm:
-            return str(pm)
+    from skyloom.eval.results.aggregate import suite_config
+
+    pm = suite_config(store, suite, want=lambda s: bool(s.get("primary_metric"))).get("primary_metric")
+    if pm:
+        return str(pm)
     names = sorted({r["metric"] for r in store.scores(suite=suite)})
     if not names:
         raise StoreError(f"suite {suite!r} has no scores in {store.url}")
@@ -390,8 +390,10 @@ def suite_versions(store: ResultsStore, suite: str,
                    statuses: Sequence[str] = ("complete", "partial")) -> list[dict[str, Any]]:
     """The versions of ``suite`` in the store, newest first: ``{"version", "entries", "latest"}``
     (entries: distinct checkpoints/entries with a finished evaluation of that version)."""
+    from skyloom.eval.results.aggregate import eval_rows
+
     out: dict[str, dict[str, Any]] = {}
-    for e in store.evals(suite=suite):
+    for e in eval_rows(store, suite):
         if e["status"] not in statuses:
             continue
         v = out.setdefault(e["suite_version"], {"version": e["suite_version"], "ids": set(), "latest": ""})
@@ -429,8 +431,10 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
     name -> value), failures, kind (model | submission | calibration), meta. Calibration rows are
     listed where their value puts them, with ``rank`` and ``tie_group`` None.
     """
+    from skyloom.eval.results.aggregate import eval_rows, failure_counts, item_values, score_rows
+
     statuses = ("complete", "partial") + (("running", "failed") if include_incomplete else ())
-    evals = [e for e in store.evals(suite=suite) if e["status"] in statuses]
+    evals = [e for e in eval_rows(store, suite) if e["status"] in statuses]
     if not evals:
         return []
     version = suite_version or evals[-1]["suite_version"]
@@ -443,16 +447,14 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
         latest[e["checkpoint"] or e["eval_id"]] = e
     metric = metric or primary_metric(store, suite)
     ids = [e["eval_id"] for e in latest.values()]
-    all_scores = store.scores(eval_ids=ids)
+    all_scores = score_rows(store, ids, details_for=metric)
     by_eval: dict[str, dict[str, dict[str, Any]]] = {}
     for s in all_scores:
         by_eval.setdefault(s["eval_id"], {})[s["metric"]] = s
     known = sorted({s["metric"] for s in all_scores})
     if metric not in known:
         raise StoreError(f"suite {suite!r}: no scores for metric {metric!r}; scored metrics: {', '.join(known)}")
-    failures: dict[str, int] = {}
-    for f in store.failures():
-        failures[f["eval_id"]] = failures.get(f["eval_id"], 0) + 1
+    failures = failure_counts(store, ids)
     rows = []
     for e in latest.values():
         score = by_eval.get(e["eval_id"], {}).get(metric)
@@ -478,7 +480,9 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
         r["partial"] = r["kind"] != "calibration" and r["n_scored"] < expected
     hib = next((r["higher_is_better"] for r in rows if r["higher_is_better"] is not None), True)
     rows.sort(key=lambda r: (r["partial"], -r["value"] if hib else r["value"], r["eval_id"]))
-    alpha, _ = tie_alpha(level, sum(1 for r in rows if r["kind"] != "calibration" and not r["partial"]))
+    ranked = [r for r in rows if r["kind"] != "calibration" and not r["partial"]]
+    alpha, _ = tie_alpha(level, len(ranked))
+    values = item_values(store, metric, [r["eval_id"] for r in ranked])  # every tie test's items, one query
     group, leader, rank = 0, None, 0
     for r in rows:
         if r["kind"] == "calibration" or r["partial"]:  # references and partial entries: listed, unranked
@@ -486,13 +490,45 @@ def leaderboard(store: ResultsStore, suite: str, metric: str | None = None, *, l
             continue
         rank += 1
         r["rank"] = rank
-        tied, r["tie_verdict"] = (False, None) if leader is None else _tied(store, leader, r, metric, level, alpha,
-                                                                             seed)
+        tied, r["tie_verdict"] = (False, None) if leader is None else _tied_items(
+            store, leader, r, metric, level, alpha, seed, values)
         if not tied:
             group += 1
             leader = r
         r["tie_group"] = group
     return rows
+
+
+def _tied_items(store: ResultsStore, leader: dict[str, Any], other: dict[str, Any], metric: str, level: float,
+                alpha: float, seed: int, values: dict[str, tuple[list[str], np.ndarray, list[int | None]]]
+                ) -> tuple[bool, str]:
+    """:func:`_tied` from per-item values fetched in bulk (:func:`skyloom.eval.results.aggregate.item_values`):
+    the same pairing, seed check, test and verdict as :func:`paired_compare` on a per-item metric. Pairs with
+    no item in common (a set-level metric) go through :func:`_tied` itself."""
+    a, b = values.get(leader["eval_id"]), values.get(other["eval_id"])
+    if a is None or b is None:
+        return _tied(store, leader, other, metric, level, alpha, seed)
+    pos_b = {k: j for j, k in enumerate(b[0])}
+    common = [(i, pos_b[k]) for i, k in enumerate(a[0]) if k in pos_b]  # both sorted by item id
+    if not common:
+        return _tied(store, leader, other, metric, level, alpha, seed)
+    ia, ib = np.fromiter((i for i, _ in common), np.intp, len(common)), np.fromiter((j for _, j in common), np.intp,
+                                                                                      len(common))
+    for i, j in common:
+        sa_, sb = a[2][i], b[2][j]
+        if sa_ is not None and sb is not None and sa_ != sb:
+            e = InvalidInputError(f"item {a[0][i]!r}: seed {sa_} in {leader['eval_id']} but {sb} in "
+                                  f"{other['eval_id']}; a paired comparison needs the same seeds")
+            return False, f"not comparable ({e})"
+    try:
+        res = paired_test(a[1][ia], b[1][ib], n_perm=4000, level=level, alpha=alpha, seed=seed)
+    except ValueError as e:
+        return False, f"not comparable ({e})"
+    hib = leader["higher_is_better"] if leader["higher_is_better"] is not None else other["higher_is_better"]
+    v = verdict(res.test, hib)
+    if v is None:
+        return True, "no verdict"
+    return v in ("tie", TOO_FEW), v
 
 
 def verdict_label(v: str | None, a: str = "A", b: str = "B") -> str:
