@@ -177,9 +177,11 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
 
 
 def _score_map(store: Any, eval_ids: list[str]) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, Any]]:
+    from skyloom.eval.results.aggregate import score_rows
+
     by_eval: dict[str, dict[str, dict[str, Any]]] = {}
     hib: dict[str, Any] = {}
-    for s in store.scores(eval_ids=eval_ids):
+    for s in score_rows(store, eval_ids):  # one query, without the details the table does not show
         by_eval.setdefault(s["eval_id"], {})[s["metric"]] = {
             k: s.get(k) for k in ("value", "stderr", "ci_low", "ci_high", "n", "extractor", "metric_version")}
         if hib.get(s["metric"]) is None:
@@ -187,10 +189,19 @@ def _score_map(store: Any, eval_ids: list[str]) -> tuple[dict[str, dict[str, dic
     return by_eval, hib
 
 
+def board_cache() -> Any:
+    """A :class:`skyloom.eval.results.aggregate.BoardCache` for a dashboard's life, or None without eval."""
+    try:
+        from skyloom.eval.results.aggregate import BoardCache
+    except ImportError:
+        return None
+    return BoardCache()
+
+
 MAX_VERSIONS = 8  # suite versions offered by the page's version picker (newest first)
 
 
-def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[str, Any]]:
+def leaderboards(sources: list[ResultSource], warnings: list[str], cache: Any = None) -> list[dict[str, Any]]:
     """One table per (source, suite, suite version): leaderboard rows with every metric's CI.
 
     Each row carries ``kind`` (model | submission | calibration: calibration rows have no rank),
@@ -199,26 +210,48 @@ def leaderboards(sources: list[ResultSource], warnings: list[str]) -> list[dict[
     each table carries ``suite_version``, ``versions`` (every version of the suite with its entry
     count, for the page's version picker), ``default`` (the newest version: shown first),
     ``flags``, ``flagged``, ``total_flags``, ``correction``, ``categories`` and the breakdown's definition.
+
+    ``cache`` (a :class:`skyloom.eval.results.aggregate.BoardCache`): a source's tables are computed once per
+    state of its store (:func:`skyloom.eval.results.aggregate.store_stamp`) and reused until it changes.
     """
+    out = []
+    for src in sources:
+        local: list[str] = []
+        tables = None
+        if cache is not None:
+            try:
+                tables, local = cache.get(src.store, "leaderboards", lambda src=src: _source_tables(src))
+            except STORE_ERRORS as e:  # the stamp itself unreadable: compute without the cache
+                log.debug("%s: board cache unavailable (%s)", src.label, e)
+        if tables is None:
+            tables, local = _source_tables(src)
+        warnings.extend(local)
+        for table in tables:
+            out.append({**table, "source_id": src.id, "source": src.label if len(sources) > 1 else ""})
+    return out
+
+
+def _source_tables(src: ResultSource) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every table of one source, and the warnings met making them."""
+    from skyloom.eval.results.aggregate import eval_rows
     from skyloom.eval.results.boards import board
     from skyloom.eval.results.stats import primary_metric, suite_versions
 
-    out = []
-    for src in sources:
-        try:
-            suites = sorted({e["suite"] for e in src.store.evals()})
-        except STORE_ERRORS as e:
-            warnings.append(f"{src.label}: cannot read evaluations ({e})")
-            continue
-        for suite in suites:
-            versions = suite_versions(src.store, suite)
-            for i, v in enumerate(versions[:MAX_VERSIONS] or [{"version": None}]):
-                table = _board_table(src, suite, v["version"], versions, warnings, primary_metric, board)
-                if table is not None:
-                    table.update({"source_id": src.id, "source": src.label if len(sources) > 1 else "",
-                                  "default": i == 0})
-                    out.append(table)
-    return out
+    warnings: list[str] = []
+    out: list[dict[str, Any]] = []
+    try:
+        suites = sorted({e["suite"] for e in eval_rows(src.store)})
+    except STORE_ERRORS as e:
+        warnings.append(f"{src.label}: cannot read evaluations ({e})")
+        return out, warnings
+    for suite in suites:
+        versions = suite_versions(src.store, suite)
+        for i, v in enumerate(versions[:MAX_VERSIONS] or [{"version": None}]):
+            table = _board_table(src, suite, v["version"], versions, warnings, primary_metric, board)
+            if table is not None:
+                table["default"] = i == 0
+                out.append(table)
+    return out, warnings
 
 
 def _board_table(src: ResultSource, suite: str, version: str | None, versions: list[dict[str, Any]],
@@ -230,7 +263,9 @@ def _board_table(src: ResultSource, suite: str, version: str | None, versions: l
     except ValueError as e:
         warnings.append(f"{src.label} / {suite}{' v' + version if version else ''}: {e}")
         return None
-    all_evals = [e for e in src.store.evals(suite=suite) if version is None or e["suite_version"] == version]
+    from skyloom.eval.results.aggregate import eval_rows, failure_rows
+
+    all_evals = [e for e in eval_rows(src.store, suite) if version is None or e["suite_version"] == version]
     ids = [r["eval_id"] for r in rows]
     by_eval, hib = _score_map(src.store, ids) if ids else ({}, {})
     metrics = [pm] + sorted(m for m in hib if m != pm)
@@ -242,11 +277,9 @@ def _board_table(src: ResultSource, suite: str, version: str | None, versions: l
                           | {"checkpoint_name": r.get("checkpoint_name") or r["eval_id"],
                              "scores": by_eval.get(r["eval_id"], {}), "kind": r.get("kind", "model"),
                              "meta": r.get("meta") or {}, "breakdown": r.get("breakdown")})
-    failures: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        if r.get("failures"):
-            fs = src.store.failures(eval_id=r["eval_id"])[-MAX_LISTED:]
-            failures[r["eval_id"]] = [{k: f.get(k) for k in ("item_id", "stage", "reason", "created_at")} for f in fs]
+    failing = [r["eval_id"] for r in rows if r.get("failures")]
+    failures = {eid: [{k: f.get(k) for k in ("item_id", "stage", "reason", "created_at")} for f in fs]
+                for eid, fs in failure_rows(src.store, failing, MAX_LISTED).items()}
     skipped = len({e["checkpoint"] or e["eval_id"] for e in all_evals}) - len(rows)
     note = (f"{skipped} checkpoint(s) not shown in this version (evaluation running or failed, or no score for "
             "the primary metric)." if skipped > 0 else "")
@@ -402,7 +435,7 @@ def _video_of(row: dict[str, Any], video_dir: Path | None, run_root: Path | None
     return str(stored if stored.is_absolute() or run_root is None else run_root / stored)
 
 
-def paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
+def paired(src: ResultSource, a: str, b: str, metric: str, cache: Any = None) -> dict[str, Any]:
     """:func:`skyloom.eval.results.stats.paired_compare` of B against A, or ``{"error": ...}``.
 
     The verdict is eval's, as ``skyloom compare`` prints it: ``verdict`` (``"a"``, ``"b"``, ``"tie"``,
@@ -458,5 +491,5 @@ def close_sources(sources: list[ResultSource]) -> None:
             log.debug("closing %s: %s", s.label, e)
 
 
-__all__ = ["MergeCache", "ResultSource", "close_sources", "compare", "eval_series", "item_videos", "leaderboards",
-           "open_sources", "paired"]
+__all__ = ["MergeCache", "ResultSource", "board_cache", "close_sources", "compare", "eval_series", "item_videos",
+           "leaderboards", "open_sources", "paired"]

@@ -62,6 +62,7 @@ class Dashboard:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self._series_cache: dict = {}  # metrics.jsonl path + mtime + size -> parsed curves
         self._merge_cache = results.MergeCache()  # merged store of several runs' stores
+        self._boards = results.board_cache()  # boards and paired tests per store state (aggregate.BoardCache)
         self.roots = SafeRoots([("run", d) for d in self.run_dirs] + [("corpus", c) for c in self.corpus_dirs]
                                + [("cache", self.cache_dir)])
         self.jobs = JobQueue()
@@ -80,6 +81,8 @@ class Dashboard:
         self.jobs.close()
         self._sampler.close()
         self._merge_cache.close()
+        if self._boards is not None:
+            self._boards.clear()
 
     def _source(self, source_id: int) -> tuple[results.ResultSource, list[results.ResultSource]]:
         srcs = self._sources([])
@@ -116,7 +119,7 @@ class Dashboard:
         warnings: list[str] = []
         srcs = self._sources(warnings)
         try:
-            suites = results.leaderboards(srcs, warnings)
+            suites = results.leaderboards(srcs, warnings, self._boards)
         finally:
             results.close_sources(srcs)
         note = "" if srcs else "No results store found (no results.sqlite in the runs; pass --db URL for a shared one)."
@@ -152,7 +155,7 @@ class Dashboard:
     def paired(self, source_id: int, a: str, b: str, metric: str) -> dict[str, Any]:
         src, srcs = self._source(source_id)
         try:
-            return results.paired(src, a, b, metric)
+            return results.paired(src, a, b, metric, self._boards)
         finally:
             results.close_sources(srcs)
 

@@ -464,14 +464,11 @@ class ResultsStore:
         return match[-1]["eval_id"]
 
     def copy_into(self, other: ResultsStore) -> None:
-        """Upsert every row of this store into ``other`` (merging several runs' stores)."""
-        rows = {name: self._read(sa.select(t)) for name, t in TABLES.items()}
+        """Upsert every row of this store into ``other`` (merging several runs' stores): ``ATTACH`` and
+        ``INSERT ... SELECT`` between SQLite files, batched upserts otherwise (:mod:`skyloom.eval.results.merge`)."""
+        from skyloom.eval.results.merge import merge_into
 
-        def upsert_all(conn: Connection) -> None:
-            for n, r in rows.items():
-                other._upsert(conn, TABLES[n], r)
-
-        other._write(upsert_all)
+        merge_into(other, [self])
 
     @classmethod
     def merged(cls, targets: Iterable[str | os.PathLike]) -> ResultsStore:
@@ -479,8 +476,10 @@ class ResultsStore:
         merged = cls("sqlite://")
         for t in targets:
             src = cls(t)
-            src.copy_into(merged)
-            src.close()
+            try:
+                src.copy_into(merged)
+            finally:
+                src.close()
         return merged
 
     def close(self) -> None:
