@@ -63,15 +63,10 @@ class MergeCache:
 
     @staticmethod
     def _stamp(url: str) -> tuple:
+        from skyloom.eval.results.aggregate import sqlite_stamp
+
         p = _sqlite_path(url)
-        out: list[Any] = [url]
-        for f in (p, Path(f"{p}-wal")) if p is not None else ():
-            try:
-                st = f.stat()
-                out += [st.st_mtime_ns, st.st_size]
-            except OSError:
-                out += [None, None]
-        return tuple(out)
+        return (url, *sqlite_stamp(p)) if p is not None else (url,)
 
     def get(self, targets: list[str]) -> Any:
         """The merged store of ``targets`` (SQLAlchemy URLs), from the cache when unchanged."""
@@ -441,8 +436,18 @@ def paired(src: ResultSource, a: str, b: str, metric: str, cache: Any = None) ->
     The verdict is eval's, as ``skyloom compare`` prints it: ``verdict`` (``"a"``, ``"b"``, ``"tie"``,
     ``"too few items"`` or None, :func:`skyloom.eval.results.inference.verdict`) and ``verdict_label``, its
     words with the entries' names (:func:`skyloom.eval.results.stats.verdict_label`); ``suite_version_a``/``_b``
-    name the suite versions of A and B. The page shows them; it decides nothing.
+    name the suite versions of A and B. The page shows them; it decides nothing. With ``cache`` (a
+    :class:`skyloom.eval.results.aggregate.BoardCache`) a comparison is computed once per state of the store.
     """
+    if cache is not None:
+        try:
+            return cache.get(src.store, ("paired", a, b, metric), lambda: _paired(src, a, b, metric))
+        except STORE_ERRORS as e:
+            log.debug("%s: paired cache unavailable (%s)", src.label, e)
+    return _paired(src, a, b, metric)
+
+
+def _paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
     from skyloom.eval.results.stats import paired_compare, verdict_label
 
     try:

@@ -218,23 +218,33 @@ def category_means(store: ResultsStore, eval_ids: Sequence[str], metrics: Sequen
 
 
 # -- cache ---------------------------------------------------------------------------------------
+def sqlite_stamp(path: str | Path) -> tuple:
+    """Size and modification time (ns) of a SQLite database file, and of its WAL when that holds frames.
+
+    Every commit changes one of them (WAL frames are appended; a checkpoint rewrites the database). An empty
+    WAL is left out: SQLite creates and deletes it as connections open and close, without any change.
+    """
+    out: list[Any] = [str(path)]
+    for p in (Path(path), Path(f"{path}-wal")):
+        try:
+            st = p.stat()
+        except OSError:  # absent (a missing WAL is the same state as an empty one)
+            out += [None, 0]
+            continue
+        out += [st.st_mtime_ns, st.st_size] if st.st_size else [None, 0]
+    return tuple(out)
+
+
 def store_stamp(store: ResultsStore) -> tuple:
     """A fingerprint that changes when the store's contents do.
 
-    A SQLite file: size and modification time (ns) of the database and its WAL, which every commit
-    changes. Another database: row counts of the four tables, the newest ``created_at``, the statuses and
-    the sum of the scores (one small aggregate query; an evaluation that finishes or is rescored changes it).
+    A SQLite file: :func:`sqlite_stamp`. Another database: row counts of the four tables, the newest
+    ``created_at`` per status and the sum of the scores (one small aggregate query each; an evaluation that
+    finishes or is rescored changes it).
     """
     f = sqlite_file(store.url)
     if f is not None:
-        out: list[Any] = [str(f)]
-        for p in (f, Path(f"{f}-wal")):
-            try:
-                st = p.stat()
-                out += [st.st_mtime_ns, st.st_size]
-            except OSError:
-                out += [None, None]
-        return tuple(out)
+        return sqlite_stamp(f)
     e, s = evals_table, scores_table
     with store.engine.connect() as conn:
         ev = tuple(conn.execute(sa.select(e.c.status, sa.func.count(), sa.func.max(e.c.created_at))
@@ -280,4 +290,4 @@ class BoardCache:
 
 
 __all__ = ["BoardCache", "categories", "category_means", "eval_rows", "failure_counts", "failure_rows",
-           "item_values", "score_rows", "store_stamp", "suite_config"]
+           "item_values", "score_rows", "sqlite_stamp", "store_stamp", "suite_config"]
