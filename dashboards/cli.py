@@ -97,8 +97,13 @@ def register(app: typer.Typer) -> None:
     def report_cmd(runs: RunsOpt, out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
                    db: DbOpt = None, corpus: CorpusOpt = None,
                    max_video_mb: Annotated[float, typer.Option(help="Budget for embedded videos, in MB.")] = 50.0,
-                   max_paired: Annotated[int, typer.Option(help="Precompute paired comparisons among this many "
-                                                                "checkpoints per suite.")] = 8,
+                   top_k: Annotated[int, typer.Option(
+                       "--top-k", help="Embed the compare view's videos and precompute paired comparisons for the K "
+                       "best-ranked entries of each board only (the report says so; the leaderboard lists every "
+                       "entry). 0: none.")] = 8,
+                   max_paired: Annotated[int | None, typer.Option(
+                       help="Precompute paired comparisons among at most this many of the top K entries "
+                            "(default: all K).")] = None,
                    max_clips: MaxClipsOpt = 500) -> None:
         """Write the dashboard's views as ONE self-contained HTML file (videos embedded) to share.
 
@@ -109,7 +114,7 @@ def register(app: typer.Typer) -> None:
         from skyloom.dashboards.sources import Dashboard
 
         check_positive({"--max-clips": max_clips})
-        check_positive({"--max-video-mb": max_video_mb, "--max-paired": max_paired}, allow_zero=True)
+        check_positive({"--max-video-mb": max_video_mb, "--top-k": top_k, "--max-paired": max_paired}, allow_zero=True)
         _check_inputs(runs, corpus, db)
         if out.is_dir():
             fail(f"--out {out} is a folder; give the HTML file to write (e.g. {out / 'report.html'})")
@@ -119,7 +124,7 @@ def register(app: typer.Typer) -> None:
             check_out_apart(out, {"--corpus folder": c})
         dash = Dashboard(runs, db=db, corpora=corpus or [], max_clips=max_clips)
         try:
-            info = build_report(dash, out, max_video_mb=max_video_mb, max_paired_evals=max_paired)
+            info = build_report(dash, out, max_video_mb=max_video_mb, max_paired_evals=max_paired, top_k=top_k)
         finally:
             dash.close()
         for w in info.warnings:
@@ -128,4 +133,5 @@ def register(app: typer.Typer) -> None:
         note = "".join([f", {budget} left out (budget)" if budget else "",
                         f", {info.videos_missing} missing or outside the folders" if info.videos_missing else ""])
         console.print(f"[green]wrote[/] {info.path} ({info.bytes / 2**20:.1f} MB, "
-                      f"{info.videos_embedded} video(s) embedded{note})")
+                      f"{info.videos_embedded} video(s) embedded{note}; videos and {info.paired} paired "
+                      f"comparison(s) of the top {info.top_k} entries per board)")

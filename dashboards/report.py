@@ -1,12 +1,16 @@
 """``skyloom report``: the dashboard's four views as one self-contained HTML file.
 
 The page, CSS and JavaScript are the live dashboard's (:mod:`skyloom.dashboards.page`); every payload is
-embedded as JSON, videos as ``data:video/mp4;base64,...`` URLs. Videos are embedded in order
-(compare videos first, then corpus clips) until ``max_video_mb`` is reached; each one left out
-shows a note saying why and how to raise the limit. Paired comparisons are precomputed for every
-ordered pair of the first ``max_paired_evals`` checkpoints of each suite's newest version and every
-metric; the leaderboard view carries every suite version (its version picker works offline).
-Nothing in the file refers to the network.
+embedded as JSON, videos as ``data:video/mp4;base64,...`` URLs. The leaderboard view carries every
+entry of every suite version (its version picker works offline); the compare view, its videos and
+the paired comparisons cover the **top K** entries of each board only (``top_k``, default
+:data:`DEFAULT_TOP_K`: the K best-ranked, then unranked rows in board order when fewer are ranked),
+and the report says so (a warning per board with more entries, and ``report.top_k`` in the data): a
+board of a thousand entries would otherwise embed a thousand entries' videos and a million paired
+tests. Videos are embedded in order (compare videos first, then corpus clips) until ``max_video_mb`` is
+reached; each one left out shows a note saying why and how to raise the limit. Paired comparisons are
+precomputed for every ordered pair of the top K entries of each suite's newest version (at most
+``max_paired_evals`` of them when given) and every metric. Nothing in the file refers to the network.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from skyloom.fsutil import atomic_write_text
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_VIDEO_MB = 50.0
-DEFAULT_MAX_PAIRED_EVALS = 8
+DEFAULT_TOP_K = 8
 
 
 @dataclass
@@ -41,6 +45,7 @@ class ReportInfo:
     videos_missing: int = 0  # not found, or outside the configured folders
     video_bytes: int = 0
     paired: int = 0
+    top_k: int = DEFAULT_TOP_K
     warnings: list[str] = field(default_factory=list)
 
 
@@ -77,31 +82,40 @@ class _Embedder:
         return url, None
 
 
-def report_data(dash: Dashboard, max_video_mb: float = DEFAULT_MAX_VIDEO_MB,
-                max_paired_evals: int = DEFAULT_MAX_PAIRED_EVALS) -> tuple[dict[str, Any], ReportInfo]:
+def top_entries(rows: list[dict[str, Any]], k: int) -> list[str]:
+    """Eval ids of a board's top ``k`` entries: the best-ranked first, then unranked rows (calibration
+    references, partial entries) in board order when fewer than ``k`` are ranked."""
+    ranked = sorted((r for r in rows if r.get("rank") is not None), key=lambda r: r["rank"])
+    rest = [r for r in rows if r.get("rank") is None]
+    return [r["eval_id"] for r in (ranked + rest)[:max(0, k)]]
+
+
+def report_data(dash: Dashboard, max_video_mb: float = DEFAULT_MAX_VIDEO_MB, max_paired_evals: int | None = None,
+                top_k: int = DEFAULT_TOP_K) -> tuple[dict[str, Any], ReportInfo]:
     """Every payload of the page, with videos embedded; the :class:`ReportInfo` has no path yet."""
     emb = _Embedder(dash, int(max_video_mb * 2**20))
-    info = ReportInfo(path=Path(), bytes=0)
+    info = ReportInfo(path=Path(), bytes=0, top_k=top_k)
     overview = dash.overview()
     lb = dash.leaderboard()
     compare: dict[str, Any] = {}
     paired: dict[str, Any] = {}
-    suite_ids: dict[tuple[int, str], list[str]] = {}  # every version's entries: the compare view covers them all
+    suite_ids: dict[tuple[int, str], list[str]] = {}  # every version's top entries: the compare view covers them
     for table in lb["suites"]:
-        suite_ids.setdefault((table["source_id"], table["suite"]), []).extend(r["eval_id"] for r in table["rows"])
+        top = top_entries(table["rows"], top_k)
+        suite_ids.setdefault((table["source_id"], table["suite"]), []).extend(top)
+        if len(table["rows"]) > len(top):
+            info.warnings.append(f"suite {table['suite']} v{table['suite_version']}: videos and paired comparisons "
+                                 f"embedded for the top {len(top)} of {len(table['rows'])} entries only "
+                                 "(skyloom report --top-k N embeds more; the live dashboard shows them all)")
     for (sid, suite), ids in suite_ids.items():
         if ids:
             compare[f"{sid}|{suite}"] = dash.compare(sid, suite, list(dict.fromkeys(ids)), video_data=emb)
+    n_paired = top_k if max_paired_evals is None else min(top_k, max_paired_evals)
     for table in lb["suites"]:
-        sid, suite = table["source_id"], table["suite"]
-        ids = [r["eval_id"] for r in table["rows"]]
-        if not ids or not table.get("default", True):  # paired tests: the newest version's entries
+        sid = table["source_id"]
+        if not table.get("default", True):  # paired tests: the newest version's entries
             continue
-        head = ids[:max_paired_evals]
-        if len(ids) > max_paired_evals:
-            info.warnings.append(f"suite {suite}: paired comparisons precomputed for the first {max_paired_evals} "
-                                 f"of {len(ids)} checkpoints only")
-        for a, b in itertools.permutations(head, 2):
+        for a, b in itertools.permutations(top_entries(table["rows"], n_paired), 2):
             for m in table["metrics"]:
                 paired[f"{sid}|{a}|{b}|{m['name']}"] = dash.paired(sid, a, b, m["name"])
                 info.paired += 1
@@ -117,13 +131,15 @@ def report_data(dash: Dashboard, max_video_mb: float = DEFAULT_MAX_VIDEO_MB,
     info.videos_embedded, info.video_bytes = emb.embedded, emb.used
     info.videos_omitted, info.videos_missing = emb.omitted + emb.missing, emb.missing
     return ({"overview": overview, "leaderboard": lb, "training": dash.training(), "corpus": corpus,
-             "compare": compare, "paired": paired}, info)
+             "compare": compare, "paired": paired,
+             "report": {"top_k": top_k, "paired_entries": n_paired, "paired": info.paired}}, info)
 
 
 def build_report(dash: Dashboard, out: str | os.PathLike, max_video_mb: float = DEFAULT_MAX_VIDEO_MB,
-                 max_paired_evals: int = DEFAULT_MAX_PAIRED_EVALS, title: str = "skyloom report") -> ReportInfo:
-    """Write the static report to ``out`` (atomically) and say what went in."""
-    data, info = report_data(dash, max_video_mb=max_video_mb, max_paired_evals=max_paired_evals)
+                 max_paired_evals: int | None = None, title: str = "skyloom report",
+                 top_k: int = DEFAULT_TOP_K) -> ReportInfo:
+    """Write the static report to ``out`` (atomically) and say what went in (:func:`report_data`)."""
+    data, info = report_data(dash, max_video_mb=max_video_mb, max_paired_evals=max_paired_evals, top_k=top_k)
     html = render_page(data, title=title, subtitle=" · ".join(str(d) for d in dash.run_dirs))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

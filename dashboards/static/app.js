@@ -21,7 +21,7 @@ async function load(name, params = {}) {
     if (name === "physics") return (EMBED.physics || {})[`${params.source}|${params.suite}`] || { items: {} };
     if (name === "paired") {
       const r = (EMBED.paired || {})[`${params.source}|${params.a}|${params.b}|${params.metric}`];
-      return r || { error: "this pair was not precomputed in the report" };
+      return r || { error: `this pair was not precomputed in the report (it holds the top ${(EMBED.report || {}).paired_entries ?? "K"} entries of each board's newest version; skyloom report --top-k N)` };
     }
     return EMBED[name];
   }
