@@ -453,15 +453,12 @@ def _paired(src: ResultSource, a: str, b: str, metric: str) -> dict[str, Any]:
     try:
         cmp = paired_compare(src.store, a, b, metric)
         out = cmp.to_dict()
-        out["suite_version_a"] = src.store.get_eval(a)["suite_version"]
-        out["suite_version_b"] = src.store.get_eval(b)["suite_version"]
+        ea, eb = src.store.get_eval(a), src.store.get_eval(b)
+        out["suite_version_a"], out["suite_version_b"] = ea["suite_version"], eb["suite_version"]
     except (ValueError, KeyError) as e:
         return {"error": str(e), "eval_a": a, "eval_b": b, "metric": metric}
-    names = []
-    for eid in (a, b):
-        ev = src.store.get_eval(eid)
-        names.append(ev.get("checkpoint_name") or eid)
-    out["verdict_label"] = verdict_label(out.get("verdict"), *names)
+    out["verdict_label"] = verdict_label(out.get("verdict"), ea.get("checkpoint_name") or a,
+                                         eb.get("checkpoint_name") or b)
     return out
 
 

@@ -159,6 +159,14 @@ class Dashboard:
         finally:
             results.close_sources(srcs)
 
+    def paired_many(self, source_id: int, requests: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+        """:meth:`paired` of each ``(a, b, metric)``, the store opened once (the static report's many pairs)."""
+        src, srcs = self._source(source_id)
+        try:
+            return [results.paired(src, a, b, metric, self._boards) for a, b, metric in requests]
+        finally:
+            results.close_sources(srcs)
+
     def training(self) -> dict[str, Any]:
         runs = self._runs()
         out = data.training_data(runs, cache=self._series_cache)
