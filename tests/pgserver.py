@@ -60,7 +60,12 @@ def _free_port() -> int:
 class PgServer:
     """One running server (see the module docstring); :meth:`stop` deletes it."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, durable: bool = False) -> None:
+        """Args:
+            bindir: where ``initdb`` and ``pg_ctl`` are.
+            durable: keep ``fsync`` on (with ``synchronous_commit=off``: what SQLite's WAL with
+                ``synchronous=NORMAL`` promises), for benchmarks; the tests turn fsync off.
+        """
         self.bindir = bindir
         self.root = Path(tempfile.mkdtemp(prefix="skyloom-pg-"))
         self.data = self.root / "data"
@@ -78,8 +83,8 @@ class PgServer:
         try:
             self._initdb()
             self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start",
-                      "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                            "-c full_page_writes=off -c max_connections=100")
+                      "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=100 "
+                            + ("-c synchronous_commit=off" if durable else "-c fsync=off -c full_page_writes=off"))
         except BaseException:
             self.stop()
             raise

@@ -189,6 +189,12 @@ def _is_locked_error(e: BaseException) -> bool:
     return "database is locked" in text or "database table is locked" in text or "busy" in text
 
 
+def public_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A configuration as stored beside results and in ``config_json``: its ``db`` URL without the password."""
+    db = config.get("db")
+    return {**config, "db": safe_url(db)} if isinstance(db, str) else config
+
+
 def safe_url(url: str) -> str:
     """A store URL for messages and pages: the password, if the URL holds one, masked as ``***``."""
     if "://" not in url or "@" not in url:
@@ -260,6 +266,12 @@ class ResultsStore:
             try:
                 with self._write_conn() as conn:
                     return fn(conn)
+            except sa.exc.ProgrammingError as e:
+                if getattr(e.orig, "sqlstate", None) != "42501":  # insufficient_privilege: the user's setup
+                    raise
+                reason = " ".join(str(e.orig).split())
+                raise StoreError(f"results store {self.label}: {reason}; this database role may read the store "
+                                 "but not write to it (docs/results-store.md)") from None
             except sa.exc.OperationalError as e:
                 if not _is_locked_error(e) or attempt == _WRITE_RETRIES - 1:
                     raise

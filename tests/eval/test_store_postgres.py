@@ -217,3 +217,28 @@ def test_concurrent_writer_processes_lose_and_duplicate_nothing(backend, tmp_pat
                                  "GROUP BY eval_id, item_id, metric HAVING count(*) > 1) d")).scalar() == 0
         assert c.execute(sa.text("SELECT count(*) FROM items")).scalar() == workers * n_evals * 2 * n_items + n_items
     store.close()
+
+
+def test_a_read_only_role_reads_the_boards(pg_server, pg_url):
+    """A dashboard or leaderboard account with SELECT only opens an existing store (nothing to create or migrate)
+    and reads it; a write is refused by the server, and says so in one line."""
+    from skyloom.eval.results.stats import leaderboard
+
+    with ResultsStore(pg_url) as store:
+        _fill(store, "e1")
+        _fill(store, "e2", checkpoint="ck2")
+        for e in ("e1", "e2"):
+            store.set_status(e, "complete")
+    db = pg_url.rsplit("/", 1)[1]
+    eng = sa.create_engine(pg_url)
+    with eng.begin() as c:
+        c.exec_driver_sql("CREATE ROLE viewer LOGIN")
+        c.exec_driver_sql(f'GRANT CONNECT ON DATABASE "{db}" TO viewer')
+        c.exec_driver_sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO viewer")
+    eng.dispose()
+    viewer = ResultsStore(pg_url.replace("://skyloom@", "://viewer@"))
+    assert [e["eval_id"] for e in viewer.evals()] == ["e1", "e2"]
+    assert len(leaderboard(viewer, "smoke", metric="clipsim")) == 2 and viewer.stamp()
+    with pytest.raises(StoreError, match="permission denied .* may read the store but not write"):
+        viewer.begin_eval("e3", suite="smoke")
+    viewer.close()
