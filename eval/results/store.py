@@ -308,11 +308,12 @@ class ResultsStore:
             from sqlalchemy.dialects import postgresql, sqlite
 
             insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert  # both have on_conflict_*
-            for chunk in _chunks(rows, 200):
-                stmt = insert(table).values(chunk)
-                update = {c: stmt.excluded[c] for c in cols if c not in keys and c not in keep}
-                conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update) if update
-                             else stmt.on_conflict_do_nothing(index_elements=keys))
+            stmt = insert(table)
+            update = {c: stmt.excluded[c] for c in cols if c not in keys and c not in keep}
+            # One statement with bound parameters, run for every row (executemany; psycopg pipelines it): compiled
+            # once and cached, where a multi-row VALUES list was compiled anew for every batch.
+            conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update) if update
+                         else stmt.on_conflict_do_nothing(index_elements=keys), rows)
             return
         # Any other database: delete the keys, then insert, in the same transaction.
         for r in rows:
@@ -655,11 +656,6 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
-
-
-def _chunks(seq: Sequence[T], n: int) -> Iterator[Sequence[T]]:
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
 
 
 def _float_or_none(v: Any) -> float | None:
