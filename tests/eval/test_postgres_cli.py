@@ -164,3 +164,13 @@ def test_dashboard_serves_the_postgres_store_and_notices_new_results(shared):
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
     assert "hunter2" not in "".join(lines) + out and "Traceback" not in out
+
+
+def test_report_reads_the_postgres_store(shared):
+    tmp = shared["tmp"]
+    out = tmp / "report.html"
+    r = sky("report", "--runs", str(tmp / "runs"), "--db", shared["url"], "--out", str(out), cwd=tmp)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    html = out.read_text()
+    assert all(name in html for name in ("r1/step-00000000", "r1/step-00000100", "r2/step-00000100"))
+    assert "hunter2" not in html + r.stdout + r.stderr
