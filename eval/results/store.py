@@ -302,7 +302,7 @@ class ResultsStore:
             for k in keys:
                 _check_key(row[k], k, table.name)
             by_key[tuple(row[k] for k in keys)] = row
-        rows = [by_key[k] for k in sorted(by_key)]
+        ordered = [by_key[k] for k in sorted(by_key)]
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
             from sqlalchemy.dialects import postgresql, sqlite
@@ -313,17 +313,17 @@ class ResultsStore:
             # One statement with bound parameters, run for every row (executemany; psycopg pipelines it): compiled
             # once and cached, where a multi-row VALUES list was compiled anew for every batch.
             conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update) if update
-                         else stmt.on_conflict_do_nothing(index_elements=keys), rows)
+                         else stmt.on_conflict_do_nothing(index_elements=keys), ordered)
             return
         # Any other database: delete the keys, then insert, in the same transaction.
-        for r in rows:
+        for r in ordered:
             cond = sa.and_(*[table.c[k] == r[k] for k in keys])
             if keep:
                 old = conn.execute(sa.select(*[table.c[c] for c in keep]).where(cond)).first()
                 if old is not None:
                     r.update(old._mapping)
             conn.execute(table.delete().where(cond))
-        conn.execute(table.insert(), rows)
+        conn.execute(table.insert(), ordered)
 
     # -- writes ---------------------------------------------------------------------------
     def begin_eval(self, eval_id: str, *, suite: str, checkpoint: str | None = None,
