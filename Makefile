@@ -11,8 +11,10 @@ SYSSTAMP := $(VENV)/.skyloom-sysdeps
 # a CPU-only torch wheel of another release). Override for another platform: make TORCH_PAIR=...
 TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
 # Debian packages: Mesa software EGL for headless MuJoCo rendering, Chromium for browser tests,
-# Tesseract for the OCR text annotator (`skyloom corpus annotate`).
-DEB_PACKAGES ?= libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 chromium fonts-dejavu-core tesseract-ocr
+# Tesseract for the OCR text annotator (`skyloom corpus annotate`), PostgreSQL's server binaries for the
+# tests that run the results store on a throw-away server (tests/pgserver.py; the service is not used).
+DEB_PACKAGES ?= libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 chromium fonts-dejavu-core tesseract-ocr \
+	postgresql
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 

@@ -116,13 +116,13 @@ def open_sources(db: str | None, run_dirs: list[Path], runs: list[RunDir], warni
     given (reused across calls), else with ``ResultsStore.merged`` each time.
     """
     try:
-        from skyloom.eval.results.store import ResultsStore
+        from skyloom.eval.results.store import ResultsStore, safe_url
     except ImportError as e:  # eval not installed in this checkout
         warnings.append(f"results store unavailable ({e}); leaderboard and compare views are empty")
         return []
     cands: list[tuple[str, str, Path | None]] = []
     if db:
-        cands.append((db, db, None))
+        cands.append((safe_url(db), db, None))  # the label is shown on the page: no password
     else:  # where every command finds stores (skyloom.rundir.locate_store): each run's, and each folder's own
         run_of = {r.results_store.resolve(): r for r in runs}
         own, of_runs = [], []

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +59,8 @@ class Dashboard:
         self.run_dirs = [Path(r).expanduser().absolute() for r in run_list]
         self.corpus_dirs = [Path(c).expanduser().absolute() for c in (corpora or [])]
         self.db = db
+        self._stamp_store: Any = None  # the --db store kept open for stamp() when it is a database server
+        self._stamp_lock = threading.Lock()
         self.max_clips = max_clips
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self._series_cache: dict = {}  # metrics.jsonl path + mtime + size -> parsed curves
@@ -76,8 +79,24 @@ class Dashboard:
     def _sources(self, warnings: list[str]) -> list[results.ResultSource]:
         return results.open_sources(self.db, self.run_dirs, self._runs(), warnings, self._merge_cache)
 
+    def _db_stamp(self) -> tuple:
+        """:meth:`ResultsStore.stamp` of a ``--db`` server store, through one store kept open for it."""
+        with self._stamp_lock:
+            try:
+                if self._stamp_store is None:
+                    from skyloom.eval.results.store import ResultsStore
+
+                    self._stamp_store = ResultsStore(self.db)
+                return self._stamp_store.stamp()
+            except results.STORE_ERRORS as e:  # unreachable now: the views say why
+                return ("unavailable", type(e).__name__)
+
     def close(self) -> None:
         """Drop cached state (the merged results store and its temporary file) and stop the job thread."""
+        with self._stamp_lock:
+            if self._stamp_store is not None:
+                self._stamp_store.close()
+                self._stamp_store = None
         self.jobs.close()
         self._sampler.close()
         self._merge_cache.close()
@@ -226,6 +245,8 @@ class Dashboard:
             if sp is not None:
                 add(sp)
                 add(Path(f"{sp}-wal"))
+            else:  # a database server: its own change counters (ResultsStore.stamp)
+                h.update(f"{self._db_stamp()}\n".encode())
         for c in self.corpus_dirs:
             add(c / "corpus.json")
             add(c / "quarantine.jsonl")

@@ -103,6 +103,7 @@ EXTRAS = {
     "unrealcv": "unreal",
     "transformers": "vlm",
     "diffusers": "diffusers",
+    "psycopg": "postgres",
 }
 
 

@@ -48,3 +48,23 @@ def ray_local():
 
     ray = init_ray(address="local", num_cpus=2)
     yield ray
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throw-away PostgreSQL server for the session (tests/pgserver.py); skipped only where it is not installed."""
+    from tests.pgserver import PgServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH, in /usr/lib/postgresql/*/bin "
+                    "or $SKYLOOM_TEST_PG_BIN: apt-get install postgresql (make test installs it)")
+    server = PgServer(bindir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """The SQLAlchemy URL of a new, empty database on the session's PostgreSQL server."""
+    return pg_server.new_database()

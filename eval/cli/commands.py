@@ -146,7 +146,10 @@ def register(app: typer.Typer) -> None:
                 res.evals += r.evals
                 res.seconds += r.seconds
             if as_json:
+                from skyloom.eval.results.store import safe_url
+
                 doc = dataclasses.asdict(res)
+                doc["db"] = safe_url(doc["db"])  # skyloom never prints a database password
                 if checks:
                     doc["submission_check"] = checks[0].rows()
                 print(json.dumps(doc, indent=2, default=str))
@@ -591,7 +594,9 @@ def _print_summary(res: Any) -> None:
     """One column per checkpoint, one row per field/metric (narrow terminals stay readable)."""
     from rich.table import Table
 
-    t = Table(title=f"suite {res.suite} -> {res.db}")
+    from skyloom.eval.results.store import safe_url
+
+    t = Table(title=f"suite {res.suite} -> {safe_url(res.db)}")
     t.add_column("")
     for e in res.evals:
         t.add_column(e.checkpoint_name, overflow="fold")

@@ -140,7 +140,7 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
     from skyloom.eval.harness.runner import EvalResult, _Ctx, finish_eval, git_hash, make_scorer
     from skyloom.eval.harness.submissions import entry_base_and_db, item_spec, suite_items
     from skyloom.eval.harness.suites import load_suite, suite_to_dict
-    from skyloom.eval.results.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore, public_config
     from skyloom.video import write_video
 
     t0 = time.perf_counter()
@@ -159,7 +159,7 @@ def run_calibration(cfg: Any, rows: list[str] | tuple[str, ...] | None = None, *
                                 "--set suite.reference.corpus=PATH)")
     base, db = entry_base_and_db(cfg)
     store = store or ResultsStore(db)
-    record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
+    record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": public_config(to_dict(cfg))}
     draw = probes.draw_record(items)
     if draw is not None:
         record["physics_probes"] = draw

@@ -28,7 +28,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from skyloom.eval.results.schema import (
     Failure,
     ResultsDoc,
 )
-from skyloom.eval.results.store import ResultsStore
+from skyloom.eval.results.store import ResultsStore, public_config, safe_url
 from skyloom.fsutil import now_iso
 from skyloom.rundir import (
     DEFAULT_EVAL_OUT,
@@ -292,7 +292,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
     gen = suite.generation
     gen_kwargs = {k: v for k, v in (("steps", gen.steps), ("guidance", gen.guidance), ("num_frames", gen.num_frames),
                                     ("width", gen.width), ("height", gen.height), ("fps", gen.fps)) if v is not None}
-    record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
+    record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": public_config(to_dict(cfg))}
     draw = probes.draw_record(items)
     if draw is not None:  # which probe scenes were admitted, and why the others were not
         record["physics_probes"] = draw
@@ -302,7 +302,7 @@ def run_eval(cfg: EvalConfig, *, metrics: Any = None, suite: Suite | None = None
         store.begin_eval(c.eval_id, suite=suite.name, suite_version=suite.version_tag, checkpoint=c.checkpoint,
                          checkpoint_name=c.checkpoint_name, run_name=c.run_name, step=c.step, git_hash=githash,
                          config=record, status="running")
-        save_resolved(cfg, c.folder.config_path)
+        save_resolved(replace(cfg, db=safe_url(cfg.db)) if cfg.db else cfg, c.folder.config_path)  # no password
         todo = [it for it in items if not c.video_path(it["item_id"]).exists()]
         for it in todo:  # retrying: forget the old generation failures of these items
             store.clear_failures(c.eval_id, it["item_id"])

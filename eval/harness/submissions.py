@@ -346,7 +346,7 @@ def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str]
         make_scorer,
     )
     from skyloom.eval.harness.suites import load_suite, suite_to_dict
-    from skyloom.eval.results.store import ResultsStore
+    from skyloom.eval.results.store import ResultsStore, public_config
     from skyloom.video import write_video
 
     t0 = time.perf_counter()
@@ -375,7 +375,7 @@ def run_submission(cfg: Any, videos: str | Path, name: str, meta: dict[str, str]
     base, db = entry_base_and_db(cfg)
     ctx = _Ctx(eval_id, f"submission:{name}", name, None, None, EvalDir(base, suite.name, eval_id))
     store = store or ResultsStore(db)
-    record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": to_dict(cfg)}
+    record = {"suite": {**suite_to_dict(suite), "primary_metric": suite.primary}, "eval": public_config(to_dict(cfg))}
     from skyloom.eval.harness.probes import draw_record
 
     draw = draw_record(items)

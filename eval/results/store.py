@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from skyloom.errors import UserError
+from skyloom.errors import UserError, require_extra
 from skyloom.fsutil import now_iso
 from skyloom.rundir import RESULTS_DB, RESULTS_DB_ENV, locate_store
 
@@ -65,68 +65,87 @@ EVAL_STATUSES = ("running", "complete", "partial", "failed")
 BUSY_TIMEOUT_MS = 60_000
 _WRITE_RETRIES = 8
 
+# A PostgreSQL server sorts and compares text by its database's collation (often en_US: "b" < "B" < "p10" <
+# "p1-s0"), SQLite bytewise. Every text column is declared with PostgreSQL's bytewise "C" collation, so a
+# board, a tie order or a "latest" row is the same on both.
+_PG_C = "C"
+
+
+def _key(length: int) -> sa.types.TypeEngine:
+    """A key column: at most ``length`` characters (checked on every write, so both databases agree)."""
+    return sa.String(length).with_variant(sa.String(length, collation=_PG_C), "postgresql")
+
+
+def _text() -> sa.types.TypeEngine:
+    """A text column of any length (PostgreSQL enforces a VARCHAR's length, SQLite does not: no length here)."""
+    return sa.Text().with_variant(sa.Text(collation=_PG_C), "postgresql")
+
+
+# Lengths of the key columns (StoreError above them, on every database).
+KEY_LENGTHS = {"eval_id": 128, "metric": 128, "item_id": 256, "stage": 64}
+
 metadata = sa.MetaData()
 
 evals_table = sa.Table(
     "evals", metadata,
-    sa.Column("eval_id", sa.String(128), primary_key=True),
-    sa.Column("suite", sa.String(128), nullable=False, index=True),
-    sa.Column("suite_version", sa.String(64)),
-    sa.Column("checkpoint", sa.Text),
-    sa.Column("checkpoint_name", sa.String(256)),
-    sa.Column("run_name", sa.String(256)),
-    sa.Column("step", sa.Integer),
-    sa.Column("created_at", sa.String(40)),
-    sa.Column("git_hash", sa.String(64)),
-    sa.Column("config_json", sa.Text),
-    sa.Column("status", sa.String(16)),
-    sa.Column("kind", sa.String(16)),  # schema 2
-    sa.Column("meta_json", sa.Text),  # schema 2
+    sa.Column("eval_id", _key(128), primary_key=True),
+    sa.Column("suite", _text(), nullable=False, index=True),
+    sa.Column("suite_version", _text()),
+    sa.Column("checkpoint", _text()),
+    sa.Column("checkpoint_name", _text()),
+    sa.Column("run_name", _text()),
+    sa.Column("step", sa.BigInteger),
+    sa.Column("created_at", _text()),  # ISO 8601 UTC (skyloom.fsutil.now_iso): sorts as text on both databases
+    sa.Column("git_hash", _text()),
+    sa.Column("config_json", _text()),
+    sa.Column("status", _text()),
+    sa.Column("kind", _text()),  # schema 2
+    sa.Column("meta_json", _text()),  # schema 2
 )
-# Columns added after schema 1, with their SQL type: _migrate adds them to older stores.
-_ADDED_COLUMNS = {"evals": (("kind", "VARCHAR(16)"), ("meta_json", "TEXT"))}
+# Columns added after schema 1: _migrate adds them to older stores.
+_ADDED_COLUMNS = {"evals": ("kind", "meta_json")}
 
 scores_table = sa.Table(
     "scores", metadata,
-    sa.Column("eval_id", sa.String(128), primary_key=True),
-    sa.Column("metric", sa.String(128), primary_key=True),
+    sa.Column("eval_id", _key(128), primary_key=True),
+    sa.Column("metric", _key(128), primary_key=True),
     sa.Column("value", sa.Float),
     sa.Column("stderr", sa.Float),
     sa.Column("ci_low", sa.Float),
     sa.Column("ci_high", sa.Float),
     sa.Column("n", sa.Integer),
     sa.Column("higher_is_better", sa.Boolean),
-    sa.Column("metric_version", sa.String(64)),
-    sa.Column("extractor", sa.String(256)),
-    sa.Column("weights", sa.String(256)),
-    sa.Column("details_json", sa.Text),
+    sa.Column("metric_version", _text()),
+    sa.Column("extractor", _text()),
+    sa.Column("weights", _text()),
+    sa.Column("details_json", _text()),
 )
 
 items_table = sa.Table(
     "items", metadata,
-    sa.Column("eval_id", sa.String(128), primary_key=True),
-    sa.Column("item_id", sa.String(256), primary_key=True),
-    sa.Column("metric", sa.String(128), primary_key=True),
+    sa.Column("eval_id", _key(128), primary_key=True),
+    sa.Column("item_id", _key(256), primary_key=True),
+    sa.Column("metric", _key(128), primary_key=True),
     sa.Column("value", sa.Float),
-    sa.Column("video_path", sa.Text),
-    sa.Column("prompt", sa.Text),
-    sa.Column("seed", sa.Integer),
-    sa.Column("category", sa.String(128)),
+    sa.Column("video_path", _text()),
+    sa.Column("prompt", _text()),
+    sa.Column("seed", sa.BigInteger),  # seeds may be 64-bit; PostgreSQL's INTEGER is 32
+    sa.Column("category", _text()),
 )
 
 failures_table = sa.Table(
     "failures", metadata,
-    sa.Column("eval_id", sa.String(128), primary_key=True),
-    sa.Column("item_id", sa.String(256), primary_key=True),
-    sa.Column("stage", sa.String(64), primary_key=True),
-    sa.Column("reason", sa.Text),
-    sa.Column("created_at", sa.String(40)),
+    sa.Column("eval_id", _key(128), primary_key=True),
+    sa.Column("item_id", _key(256), primary_key=True),
+    sa.Column("stage", _key(64), primary_key=True),
+    sa.Column("reason", _text()),
+    sa.Column("created_at", _text()),
 )
 
 meta_table = sa.Table(
     "skyloom_meta", metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text),
+    sa.Column("key", _key(64), primary_key=True),
+    sa.Column("value", _text()),
 )
 
 TABLES = {"evals": evals_table, "scores": scores_table, "items": items_table, "failures": failures_table}
@@ -154,9 +173,36 @@ def resolve_url(target: str | os.PathLike) -> str:
     return f"sqlite:///{p.resolve()}"
 
 
+# PostgreSQL errors after which the whole transaction can simply run again: serialization failure,
+# deadlock detected, lock not available (SQLSTATE codes).
+_PG_RETRY_CODES = {"40001", "40P01", "55P03"}
+# A constant key for pg_advisory_xact_lock: creating or migrating the schema, one process at a time.
+_PG_SCHEMA_LOCK = 0x736B796C6F6F6D
+
+
 def _is_locked_error(e: BaseException) -> bool:
-    text = str(getattr(e, "orig", e)).lower()
+    """A write that failed only because another writer held the database (SQLite) or a row (PostgreSQL)."""
+    orig = getattr(e, "orig", e)
+    if getattr(orig, "sqlstate", None) in _PG_RETRY_CODES:  # psycopg 3
+        return True
+    text = str(orig).lower()
     return "database is locked" in text or "database table is locked" in text or "busy" in text
+
+
+def public_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A configuration as stored beside results and in ``config_json``: its ``db`` URL without the password."""
+    db = config.get("db")
+    return {**config, "db": safe_url(db)} if isinstance(db, str) else config
+
+
+def safe_url(url: str) -> str:
+    """A store URL for messages and pages: the password, if the URL holds one, masked as ``***``."""
+    if "://" not in url or "@" not in url:
+        return url
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 class ResultsStore:
@@ -169,6 +215,7 @@ class ResultsStore:
 
     def __init__(self, url: str | os.PathLike, echo: bool = False) -> None:
         self.url = resolve_url(url)
+        self.label = safe_url(self.url)  # for messages: no password
         try:
             self.engine: Engine = _make_engine(self.url, echo=echo)
             self._create_schema()
@@ -176,22 +223,27 @@ class ResultsStore:
             if isinstance(e, sa.exc.OperationalError) and _is_locked_error(e):
                 raise
             reason = " ".join(str(getattr(e, "orig", e)).split())
-            raise StoreError(f"results store {url}: cannot be opened as a database ({reason}); give a results.sqlite, "
+            raise StoreError(f"results store {safe_url(str(url))}: cannot be opened as a database ({reason}); "
+                             "give a results.sqlite, "
                              "a run folder or an SQLAlchemy URL") from None
 
     # -- plumbing -------------------------------------------------------------------------
     def _create_schema(self) -> None:
         def create(conn: Connection) -> None:
+            if conn.dialect.name == "postgresql":
+                # DDL is transactional there, but two processes creating the same tables at once both find
+                # them absent and one fails: take turns (the lock ends with the transaction).
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK})
             metadata.create_all(conn, checkfirst=True)
             row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).first()
             if row is not None and int(row[0]) > STORE_SCHEMA_VERSION:
-                raise StoreError(f"{self.url}: results store schema version {row[0]} is newer than this "
+                raise StoreError(f"{self.label}: results store schema version {row[0]} is newer than this "
                                  f"skyloom understands ({STORE_SCHEMA_VERSION}); upgrade skyloom")
             _migrate(conn)
             if row is None:
                 conn.execute(meta_table.insert().values(key="schema_version", value=str(STORE_SCHEMA_VERSION)))
             elif int(row[0]) < STORE_SCHEMA_VERSION:
-                logger.info("%s: results store schema %s -> %d", self.url, row[0], STORE_SCHEMA_VERSION)
+                logger.info("%s: results store schema %s -> %d", self.label, row[0], STORE_SCHEMA_VERSION)
                 conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
                              .values(value=str(STORE_SCHEMA_VERSION)))
 
@@ -214,6 +266,12 @@ class ResultsStore:
             try:
                 with self._write_conn() as conn:
                     return fn(conn)
+            except sa.exc.ProgrammingError as e:
+                if getattr(e.orig, "sqlstate", None) != "42501":  # insufficient_privilege: the user's setup
+                    raise
+                reason = " ".join(str(e.orig).split())
+                raise StoreError(f"results store {self.label}: {reason}; this database role may read the store "
+                                 "but not write to it (docs/results-store.md)") from None
             except sa.exc.OperationalError as e:
                 if not _is_locked_error(e) or attempt == _WRITE_RETRIES - 1:
                     raise
@@ -226,27 +284,46 @@ class ResultsStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
-    def _upsert(self, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _upsert(self, conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]],
+                keep: Sequence[str] = ()) -> None:
+        """Insert ``rows``, replacing those with the same key; columns in ``keep`` keep an existing row's value.
+
+        A key given twice counts once (the last row wins: PostgreSQL refuses one statement that updates a
+        row twice), and rows go in key order, so two writers upserting overlapping keys lock them in the
+        same order and cannot deadlock.
+        """
         if not rows:
             return
         keys = [c.name for c in table.primary_key.columns]
         cols = [c.name for c in table.columns]
-        rows = [{c: r.get(c) for c in cols} for r in rows]
+        by_key: dict[tuple, dict[str, Any]] = {}
+        for r in rows:
+            row = {c: r.get(c) for c in cols}
+            for k in keys:
+                _check_key(row[k], k, table.name)
+            by_key[tuple(row[k] for k in keys)] = row
+        ordered = [by_key[k] for k in sorted(by_key)]
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
             from sqlalchemy.dialects import postgresql, sqlite
 
             insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert  # both have on_conflict_*
-            for chunk in _chunks(rows, 200):
-                stmt = insert(table).values(chunk)
-                update = {c: stmt.excluded[c] for c in cols if c not in keys}
-                conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update) if update
-                             else stmt.on_conflict_do_nothing(index_elements=keys))
+            stmt = insert(table)
+            update = {c: stmt.excluded[c] for c in cols if c not in keys and c not in keep}
+            # One statement with bound parameters, run for every row (executemany; psycopg pipelines it): compiled
+            # once and cached, where a multi-row VALUES list was compiled anew for every batch.
+            conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update) if update
+                         else stmt.on_conflict_do_nothing(index_elements=keys), ordered)
             return
         # Any other database: delete the keys, then insert, in the same transaction.
-        for r in rows:
-            conn.execute(table.delete().where(sa.and_(*[table.c[k] == r[k] for k in keys])))
-        conn.execute(table.insert(), rows)
+        for r in ordered:
+            cond = sa.and_(*[table.c[k] == r[k] for k in keys])
+            if keep:
+                old = conn.execute(sa.select(*[table.c[c] for c in keep]).where(cond)).first()
+                if old is not None:
+                    r.update(old._mapping)
+            conn.execute(table.delete().where(cond))
+        conn.execute(table.insert(), ordered)
 
     # -- writes ---------------------------------------------------------------------------
     def begin_eval(self, eval_id: str, *, suite: str, checkpoint: str | None = None,
@@ -268,18 +345,15 @@ class ResultsStore:
         if kind not in EVAL_KINDS:
             raise StoreError(f"eval {eval_id}: kind {kind!r} is not one of {', '.join(EVAL_KINDS)}")
 
-        def fn(conn: Connection) -> None:
-            old = conn.execute(sa.select(evals_table.c.created_at).where(evals_table.c.eval_id == eval_id)).first()
-            row = {"eval_id": eval_id, "suite": suite,
-                   "suite_version": None if suite_version is None else str(suite_version),
-                   "checkpoint": checkpoint, "checkpoint_name": checkpoint_name, "run_name": run_name,
-                   "step": None if step is None else int(step),
-                   "created_at": created_at or (old[0] if old else now_iso()), "git_hash": git_hash,
-                   "config_json": json.dumps(config or {}, sort_keys=True, default=str), "status": status,
-                   "kind": kind, "meta_json": json.dumps(meta or {}, sort_keys=True, default=str)}
-            self._upsert(conn, evals_table, [row])
-
-        self._write(fn)
+        row = {"eval_id": eval_id, "suite": suite,
+               "suite_version": None if suite_version is None else str(suite_version),
+               "checkpoint": checkpoint, "checkpoint_name": checkpoint_name, "run_name": run_name,
+               "step": None if step is None else int(step), "created_at": created_at or now_iso(),
+               "git_hash": git_hash, "config_json": json.dumps(config or {}, sort_keys=True, default=str),
+               "status": status, "kind": kind, "meta_json": json.dumps(meta or {}, sort_keys=True, default=str)}
+        # A resumed evaluation keeps its first creation time unless one is given (in the same statement, so
+        # two processes resuming at once cannot both see "new").
+        self._write(lambda conn: self._upsert(conn, evals_table, [row], keep=() if created_at else ("created_at",)))
 
     def set_status(self, eval_id: str, status: str) -> None:
         """Mark an evaluation ``running``, ``complete``, ``partial`` (some items failed) or ``failed``."""
@@ -288,7 +362,7 @@ class ResultsStore:
         n = self._write(lambda conn: conn.execute(
             evals_table.update().where(evals_table.c.eval_id == eval_id).values(status=status)).rowcount)
         if not n:
-            raise StoreError(f"no evaluation {eval_id!r} in {self.url}")
+            raise StoreError(f"no evaluation {eval_id!r} in {self.label}")
 
     def put_scores(self, eval_id: str, scores: Iterable[Mapping[str, Any]]) -> int:
         """Upsert aggregate scores: dicts with ``metric``, ``value`` and any of :data:`SCORE_FIELDS`.
@@ -388,7 +462,7 @@ class ResultsStore:
         rows = self._read(sa.select(evals_table).where(evals_table.c.eval_id == eval_id))
         if not rows:
             known = [r["eval_id"] for r in self._read(sa.select(evals_table.c.eval_id).limit(20))]
-            raise StoreError(f"no evaluation {eval_id!r} in {self.url}; known: {', '.join(known) or '(none)'}")
+            raise StoreError(f"no evaluation {eval_id!r} in {self.label}; known: {', '.join(known) or '(none)'}")
         return _decode_eval(rows[0])
 
     def scores(self, suite: str | None = None, eval_ids: Iterable[str] | None = None,
@@ -482,6 +556,33 @@ class ResultsStore:
                 src.close()
         return merged
 
+    def stamp(self) -> tuple:
+        """A cheap fingerprint that changes when the store's rows change (for caches and live refresh).
+
+        SQLite: size and modification time of the file and its WAL. PostgreSQL: the rows inserted,
+        updated and deleted in the store's tables, from the server's statistics (``pg_stat_user_tables``),
+        which a writer reports when its transaction ends and it goes idle, at most about 1 s (up to 10 s
+        under load) later. Another database: the number of rows of each table.
+        """
+        f = sqlite_file(self.url)
+        if f is not None:
+            out: list[Any] = []
+            for p in (f, Path(f"{f}-wal")):
+                try:
+                    st = p.stat()
+                    out += [st.st_mtime_ns, st.st_size]
+                except OSError:
+                    out += [None, None]
+            return tuple(out)
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                row = conn.execute(sa.text(
+                    "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0), count(*) FROM pg_stat_user_tables "
+                    "WHERE schemaname = current_schema() AND relname IN ('evals', 'scores', 'items', 'failures')")
+                ).one()
+                return (int(row[0]), int(row[1]))
+            return tuple(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in TABLES.values())
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -492,7 +593,7 @@ class ResultsStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"ResultsStore({self.url!r})"
+        return f"ResultsStore({self.label!r})"
 
 
 def _decode_eval(r: dict[str, Any]) -> dict[str, Any]:
@@ -508,8 +609,9 @@ def _migrate(conn: Connection) -> None:
     insp = sa.inspect(conn)
     for table, cols in _ADDED_COLUMNS.items():
         have = {c["name"] for c in insp.get_columns(table)}
-        for name, sql_type in cols:
+        for name in cols:
             if name not in have:
+                sql_type = metadata.tables[table].c[name].type.compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
 
 
@@ -517,13 +619,17 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as e:
-        raise StoreError(f"results store URL {url!r} is not a valid SQLAlchemy URL ({e})") from None
+        raise StoreError(f"results store URL {safe_url(url)!r} is not a valid SQLAlchemy URL ({e})") from None
     if parsed.get_backend_name() != "sqlite":
+        if parsed.drivername == "postgresql":  # no driver named: psycopg 3 (skyloom[postgres]), not psycopg2
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.drivername == "postgresql+psycopg":
+            require_extra("psycopg", "postgres", what="a PostgreSQL results store")
         try:
-            return sa.create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+            return sa.create_engine(parsed, echo=echo, pool_pre_ping=True, future=True)
         except (sa.exc.NoSuchModuleError, ImportError) as e:  # an unknown dialect or its driver not installed
-            raise StoreError(f"results store URL {url!r}: cannot use this database ({e}); "
-                             "give a results.sqlite, a run folder or an installed SQLAlchemy dialect") from None
+            raise StoreError(f"results store URL {safe_url(url)!r}: cannot use this database ({e}); give a "
+                             "results.sqlite, a run folder or an installed SQLAlchemy dialect") from None
     db = parsed.database
     if db and db != ":memory:":
         Path(db).parent.mkdir(parents=True, exist_ok=True)
@@ -551,11 +657,6 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
     return engine
 
 
-def _chunks(seq: Sequence[T], n: int) -> Iterator[Sequence[T]]:
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
-
-
 def _float_or_none(v: Any) -> float | None:
     if v is None:
         return None
@@ -566,6 +667,13 @@ def _float_or_none(v: Any) -> float | None:
 def _check_id(value: str, what: str) -> None:
     if not value or not isinstance(value, str) or len(value) > 128:
         raise StoreError(f"{what} must be a non-empty string of at most 128 characters, got {value!r}")
+
+
+def _check_key(value: Any, column: str, table: str) -> None:
+    """A key column's value fits its declared length (PostgreSQL enforces it; SQLite would not)."""
+    n = KEY_LENGTHS.get(column)
+    if n is not None and isinstance(value, str) and len(value) > n:
+        raise StoreError(f"{table}.{column} is at most {n} characters, got {len(value)}: {value[:60]!r}...")
 
 
 def sqlite_file(target: str | os.PathLike) -> Path | None:

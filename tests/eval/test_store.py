@@ -174,3 +174,18 @@ def test_open_existing_never_creates_a_database(tmp_path):
     ResultsStore(tmp_path / "results.sqlite").close()
     open_existing(tmp_path / "results.sqlite").close()
     open_existing(tmp_path).close()  # a folder: its results.sqlite
+
+
+def test_the_generic_upsert_keeps_the_same_rules(tmp_path, monkeypatch):
+    """A database without ON CONFLICT (delete + insert): a key given twice counts once, the last row wins, and a
+    resumed evaluation keeps its creation time, as with SQLite's and PostgreSQL's upserts."""
+    store = ResultsStore(tmp_path / "r.sqlite")
+    monkeypatch.setattr(store.engine.dialect, "name", "otherdb")
+    store.begin_eval("e", suite="s", created_at="2020-01-01T00:00:00Z")
+    store.begin_eval("e", suite="s2")  # resumed: no creation time given
+    assert store.get_eval("e")["created_at"] == "2020-01-01T00:00:00Z" and store.get_eval("e")["suite"] == "s2"
+    store.put_items("e", [{"item_id": "b", "metric": "m", "value": 1.0}, {"item_id": "a", "metric": "m", "value": 2.0},
+                          {"item_id": "b", "metric": "m", "value": 3.0}])
+    store.put_items("e", [{"item_id": "a", "metric": "m", "value": 4.0}])
+    assert [(r["item_id"], r["value"]) for r in store.items("e")] == [("a", 4.0), ("b", 3.0)]
+    store.close()
