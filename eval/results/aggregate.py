@@ -238,13 +238,16 @@ def sqlite_stamp(path: str | Path) -> tuple:
 def store_stamp(store: ResultsStore) -> tuple:
     """A fingerprint that changes when the store's contents do.
 
-    A SQLite file: :func:`sqlite_stamp`. Another database: row counts of the four tables, the newest
-    ``created_at`` per status and the sum of the scores (one small aggregate query each; an evaluation that
-    finishes or is rescored changes it).
+    A SQLite file: :func:`sqlite_stamp`. A database server: :meth:`ResultsStore.stamp` where the store has
+    it (PostgreSQL: the server's per-table change counters), else row counts of the four tables, the newest
+    ``created_at`` per status and the sum of the scores (an evaluation that finishes or is rescored changes it).
     """
     f = sqlite_file(store.url)
     if f is not None:
         return sqlite_stamp(f)
+    own = getattr(store, "stamp", None)
+    if own is not None:
+        return (store.url, own())
     e, s = evals_table, scores_table
     with store.engine.connect() as conn:
         ev = tuple(conn.execute(sa.select(e.c.status, sa.func.count(), sa.func.max(e.c.created_at))

@@ -234,3 +234,25 @@ def test_category_means_match_python_means(tmp_path):
     for k, vs in want.items():
         assert math.isclose(got[k][0], sum(vs) / len(vs), rel_tol=1e-12)
     st.close()
+
+
+@pytest.mark.parametrize("seed", [0, 3, 6])
+def test_sql_board_equals_python_board_on_postgres(pg_url, seed):
+    """The same queries on a PostgreSQL server (tests/pgserver.py; its collation is not bytewise by default):
+    the board equals the Python reference computed on the same server."""
+    st = random_store(pg_url, seed)
+    for version in [None, *[v["version"] for v in ref.suite_versions(st, "s")]]:
+        for metric in (None, "m_down"):
+            want = ref.board(st, "s", metric, suite_version=version)
+            _same_board(board(st, "s", metric, suite_version=version), want)
+    st.close()
+
+
+def test_sqlite_and_postgres_give_the_same_board(tmp_path, pg_url):
+    lite, pg = random_store(tmp_path / "s.sqlite", 7), random_store(pg_url, 7)
+    a, b = board(lite, "s"), board(pg, "s")
+    for row in (*a["rows"], *b["rows"]):
+        row.pop("breakdown")  # database sums: equal to rounding (compared in _same_board)
+    assert a["rows"] == b["rows"] and a["versions"] == b["versions"] and a["correction"] == b["correction"]
+    lite.close()
+    pg.close()

@@ -77,3 +77,18 @@ def test_merge_of_a_store_into_itself_changes_nothing(tmp_path):
     a.copy_into(a)
     assert _dump(a) == before
     a.close()
+
+
+def test_merge_between_sqlite_and_postgres(tmp_path, pg_url):
+    """The portable path: SQLite stores into a PostgreSQL store, and that back into SQLite, row for row."""
+    a = random_store(tmp_path / "a.sqlite", 1)
+    b = random_store(tmp_path / "b.sqlite", 2)
+    want = _reference_merge([a, b])
+    pg = ResultsStore(pg_url)
+    merge.merge_into(pg, [a, b])
+    assert _dump(pg) == want
+    back = ResultsStore(tmp_path / "back.sqlite")
+    pg.copy_into(back)
+    assert _dump(back) == want
+    for s in (a, b, pg, back):
+        s.close()
