@@ -14,8 +14,8 @@ work, written in SQLAlchemy Core with portable SQL only (``GROUP BY``, ``COUNT``
 - :func:`item_values`: the per-item values of one metric for many evaluations in one query (the
   tie walk of :func:`skyloom.eval.results.stats.leaderboard` tests pairs from these);
 - :func:`category_means`: per evaluation, metric and prompt category, the mean of the per-item
-  values, with the calibration rows' means over the same items (``JOIN`` on the item), as
-  :mod:`skyloom.eval.results.boards` normalises them. The database sums in its own order, so a
+  values, with the calibration rows' means over the same items, as :mod:`skyloom.eval.results.boards`
+  normalises them, in one scan of the items (``GROUP BY``). The database sums in its own order, so a
   mean may differ from a left-to-right Python sum in the last bits (relative 1e-15);
 - :func:`store_stamp` and :class:`BoardCache`: a fingerprint of a store's contents, and a cache of
   boards keyed on it (the dashboard answers ``/api/leaderboard`` from it until a store changes).
@@ -28,8 +28,9 @@ Example:
     >>> store.put_items("e1", [{"item_id": "a", "metric": "m", "value": 1.0, "category": "colour"},
     ...                        {"item_id": "b", "metric": "m", "value": 3.0, "category": "colour"}])
     2
-    >>> category_means(store, ["e1"], ["m"])[("e1", "m", "colour")]
-    (2.0, None, None)
+    >>> cats, means = category_means(store, ["e1"], ["m"])
+    >>> cats, means[("e1", "m", "colour")]
+    (['colour'], (2.0, None, None))
 """
 
 from __future__ import annotations
@@ -172,49 +173,83 @@ def _category(col: sa.ColumnElement) -> sa.ColumnElement:
     return sa.func.coalesce(sa.func.nullif(col, ""), "general")
 
 
-def categories(store: ResultsStore, eval_ids: Sequence[str]) -> list[str]:
-    """The categories of the items with a value of ``eval_ids`` (any metric), sorted."""
+def _calibration_items(store: ResultsStore, eval_id: str, metrics: Sequence[str]) -> dict[tuple[str, str, str], float]:
+    """(metric, category, item id) -> value of one (calibration) evaluation's items with a value."""
     t = items_table
-    out: set[str] = set()
-    for chunk in _chunks(list(dict.fromkeys(eval_ids))):
-        stmt = sa.select(_category(t.c.category)).where(t.c.value.is_not(None), t.c.eval_id.in_(chunk)).distinct()
-        out.update(c for (c,) in _rows(store, stmt))
-    return sorted(out)
+    stmt = sa.select(t.c.metric, _category(t.c.category), t.c.item_id, t.c.value).where(
+        t.c.eval_id == eval_id, t.c.metric.in_(list(metrics)), t.c.value.is_not(None))
+    return {(m, c, i): float(v) for m, c, i, v in _rows(store, stmt)}
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)  # left to right, as boards have always averaged items
+
+
+KEY_SEP = "\x1f"  # joins metric, category and item id into one key (a control character no id holds)
 
 
 def category_means(store: ResultsStore, eval_ids: Sequence[str], metrics: Sequence[str], low: str | None = None,
-                   high: str | None = None) -> dict[tuple[str, str, str], tuple[float, float | None, float | None]]:
-    """(eval id, metric, category) -> (mean, low's mean, high's mean) of the per-item values.
+                   high: str | None = None
+                   ) -> tuple[list[str], dict[tuple[str, str, str], tuple[float, float | None, float | None]]]:
+    """The categories of the items with a value of ``eval_ids`` (any metric, sorted), and
+    (eval id, metric, category) -> (mean, low's mean, high's mean) of the per-item values of ``metrics``.
 
     Without ``low``/``high`` the mean is over every item of the evaluation with a value; with both, over the
     items that the evaluation and the two calibration rows ``low`` and ``high`` all scored, in the same
     category (the same items on the three sides, as :func:`skyloom.eval.results.boards.attach` normalises);
-    a group with no such item is absent. One ``GROUP BY`` (with two joins on the item) per chunk of ids.
+    a group with no such item is absent.
+
+    One scan of the entries' items (a ``GROUP BY`` per chunk of ids) gives every group's count and mean, and
+    the count and mean over the calibration rows' common items (membership of ``metric|category|item`` in
+    their list, an ``IN`` the database answers from a temporary index). A group holding every common item
+    (the usual case) takes the calibration means over all of them, computed here from the two rows' items;
+    a group missing some (a partial entry) has its items fetched and averaged here, exactly as before.
     """
-    i = items_table.alias("i")
+    i = items_table
     cat = _category(i.c.category)
+    sep = sa.literal(KEY_SEP)
+    cal: dict[tuple[str, str], list[tuple[str, float, float]]] = {}  # (metric, cat) -> [(item, low, high)]
+    if low is not None and high is not None and metrics:
+        lo_items, hi_items = _calibration_items(store, low, metrics), _calibration_items(store, high, metrics)
+        for (m, c, item), v in sorted(lo_items.items()):
+            if (m, c, item) in hi_items:
+                cal.setdefault((m, c), []).append((item, v, hi_items[(m, c, item)]))
+    keys = [KEY_SEP.join((m, c, item)) for (m, c), its in cal.items() for item, _, _ in its]
+    cols = [i.c.eval_id, i.c.metric, cat.label("cat"), sa.func.count(), sa.func.avg(i.c.value)]
+    if keys:
+        in_cal = (i.c.metric + sep + cat + sep + i.c.item_id).in_(keys)
+        picked = sa.case((sa.and_(in_cal, i.c.metric.in_(list(metrics))), i.c.value), else_=sa.null())
+        cols += [sa.func.count(picked), sa.func.avg(picked)]
+    cats: set[str] = set()
     out: dict[tuple[str, str, str], tuple[float, float | None, float | None]] = {}
-    if not metrics:
-        return out
+    partial: dict[str, set[tuple[str, str]]] = {}  # eval id -> (metric, cat) groups missing common items
+    wanted = set(metrics)
     for chunk in _chunks(list(dict.fromkeys(eval_ids))):
-        where = [i.c.value.is_not(None), i.c.metric.in_(list(metrics)), i.c.eval_id.in_(chunk)]
-        if low is None or high is None:
-            stmt = sa.select(i.c.eval_id, i.c.metric, cat.label("cat"), sa.func.avg(i.c.value)).where(*where)
-            for e, m, c, v in _rows(store, stmt.group_by(i.c.eval_id, i.c.metric, cat)):
-                out[(e, m, c)] = (float(v), None, None)
-            continue
-        lo, hi = items_table.alias("lo"), items_table.alias("hi")
-        joined = i
-        for side, eid in ((lo, low), (hi, high)):
-            joined = joined.join(side, sa.and_(side.c.eval_id == eid, side.c.item_id == i.c.item_id,
-                                               side.c.metric == i.c.metric, side.c.value.is_not(None),
-                                               _category(side.c.category) == cat))
-        stmt = (sa.select(i.c.eval_id, i.c.metric, cat.label("cat"), sa.func.avg(i.c.value), sa.func.avg(lo.c.value),
-                          sa.func.avg(hi.c.value)).select_from(joined).where(*where)
+        stmt = (sa.select(*cols).where(i.c.value.is_not(None), i.c.eval_id.in_(chunk))
                 .group_by(i.c.eval_id, i.c.metric, cat))
-        for e, m, c, v, vl, vh in _rows(store, stmt):
-            out[(e, m, c)] = (float(v), float(vl), float(vh))
-    return out
+        for row in _rows(store, stmt):
+            e, m, c, _n, mean = row[:5]
+            cats.add(c)
+            if m not in wanted:
+                continue
+            if low is None or high is None:
+                out[(e, m, c)] = (float(mean), None, None)
+                continue
+            common = cal.get((m, c), [])
+            n_in = int(row[5]) if keys else 0
+            if n_in == 0:
+                continue
+            if n_in == len(common):  # every common item: the calibration means over all of them
+                out[(e, m, c)] = (float(row[6]), _mean([lv for _, lv, _ in common]), _mean([hv for _, _, hv in common]))
+            else:
+                partial.setdefault(e, set()).add((m, c))
+    for e, groups in partial.items():  # entries that miss common items: their own items, averaged here
+        mine = _calibration_items(store, e, sorted({m for m, _ in groups}))
+        for m, c in groups:
+            both = [(mine[(m, c, item)], lv, hv) for item, lv, hv in cal[(m, c)] if (m, c, item) in mine]
+            out[(e, m, c)] = (_mean([x for x, _, _ in both]), _mean([lv for _, lv, _ in both]),
+                              _mean([hv for _, _, hv in both]))
+    return sorted(cats), out
 
 
 # -- cache ---------------------------------------------------------------------------------------
@@ -292,5 +327,5 @@ class BoardCache:
             self._data.clear()
 
 
-__all__ = ["BoardCache", "categories", "category_means", "eval_rows", "failure_counts", "failure_rows",
+__all__ = ["BoardCache", "category_means", "eval_rows", "failure_counts", "failure_rows",
            "item_values", "score_rows", "sqlite_stamp", "store_stamp", "suite_config"]

@@ -123,7 +123,7 @@ def attach(store: Any, rows: list[dict[str, Any]], evals: list[dict[str, Any]],
         ``{"flags": order_flags(...), "flagged": [metrics], "weights", "normalise", "low", "high",
         "categories": [...], "calibration_rows": [...]}``.
     """
-    from skyloom.eval.results.aggregate import categories, category_means, score_rows
+    from skyloom.eval.results.aggregate import category_means, score_rows
 
     spec = suite_spec(evals) if spec is None else spec
     cal_spec, bd = spec["calibration"], spec["breakdown"]
@@ -150,17 +150,17 @@ def attach(store: Any, rows: list[dict[str, Any]], evals: list[dict[str, Any]],
         return info
     low, high = cal_rows.get(low_name), cal_rows.get(high_name)
     ids = [r["eval_id"] for r in rows]
-    cats = categories(store, ids)
-    info["categories"] = cats
     if mode == "calibration" and (low is None or high is None):
         info["note"] = (f"the total needs the {low_name!r} and {high_name!r} calibration rows: run "
                         "skyloom eval --suite S --calibrate")
     if mode == "none":
-        means = category_means(store, ids, list(weights))
+        cats, means = category_means(store, ids, list(weights))
     elif low is not None and high is not None:
-        means = category_means(store, ids, list(weights), low=low["eval_id"], high=high["eval_id"])
+        cats, means = category_means(store, ids, list(weights), low=low["eval_id"], high=high["eval_id"])
     else:
+        cats, _ = category_means(store, ids, [])
         means = {}
+    info["categories"] = cats
     for r in rows:
         norms: dict[str, float | None] = {}
         cat_scores: dict[str, float | None] = {}

@@ -224,7 +224,7 @@ def test_cached_sign_patterns_give_bit_identical_tests(n):
 def test_category_means_match_python_means(tmp_path):
     st = random_store(tmp_path / "c.sqlite", 3)
     ids = [e["eval_id"] for e in st.evals()]
-    got = aggregate.category_means(st, ids, ["m_up", "m_down"])
+    _, got = aggregate.category_means(st, ids, ["m_up", "m_down"])
     want: dict = {}
     for e in ids:
         for r in st.items(e):
