@@ -114,8 +114,16 @@ def build_world(root: Path, n: int, seed: int = 0) -> None:
 
 
 def run_case(case: str, world: Path) -> dict:
-    """One case in this process; returns its figures (the parent adds peak RSS)."""
-    t0 = time.perf_counter()
+    """One case in this process; returns its figures: ``s`` wall seconds and ``cpu_s`` CPU seconds of the
+    measured part (this process and its children: what load on a shared machine does not inflate much);
+    the parent adds the peak RSS."""
+    import resource
+
+    def cpu() -> float:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    t0, c0 = time.perf_counter(), cpu()
     out: dict = {}
     db = str(world / "all.sqlite")
     runs = sorted((world / "runs").glob("run*/results.sqlite"))
@@ -123,14 +131,14 @@ def run_case(case: str, world: Path) -> dict:
         from skyloom.eval.results.boards import board
         from skyloom.eval.results.store import ResultsStore
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         with ResultsStore(db) as st:
             bd = board(st, "standard")
         out["rows"] = len(bd["rows"])
         out["groups"] = len({r["tie_group"] for r in bd["rows"] if r["tie_group"] is not None})
     elif case == "leaderboard-cli":
         exe = Path(sys.executable).parent / "skyloom"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         p = subprocess.run([str(exe), "leaderboard", "--db", db, "--suite", "standard", "--format", "json"],
                            capture_output=True, check=True)
         out["bytes"] = len(p.stdout)
@@ -141,47 +149,56 @@ def run_case(case: str, world: Path) -> dict:
 
         dash = Dashboard([world / "runs"], db=db if case == "api" else None)
         with TestClient(create_app(dash), base_url="http://localhost") as c:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu()
             r = c.get("/api/leaderboard")
-            out["first_s"] = time.perf_counter() - t0
+            out["first_s"], out["first_cpu_s"] = time.perf_counter() - t0, cpu() - c0
             out["bytes"] = len(r.content)
             out["rows"] = sum(len(t["rows"]) for t in r.json()["suites"])
             warm = []
-            for _ in range(3):
+            for _ in range(int(os.environ.get("BOARDS_SCALE_WARM", "3"))):
                 t1 = time.perf_counter()
                 c.get("/api/leaderboard")
                 warm.append(time.perf_counter() - t1)
-            out["warm_s"] = statistics.median(warm)
+            out["warm_s"] = statistics.median(warm) if warm else None
         dash.close()
     elif case == "merge":
         from skyloom.eval.results.store import ResultsStore
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         with ResultsStore.merged([str(p) for p in runs]) as st:
             out["evals"] = len(st.evals())
     elif case == "report":
         from skyloom.dashboards import Dashboard, build_report
 
         dash = Dashboard([world / "runs"], db=db, max_clips=1)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         info = build_report(dash, world / "report.html")
         out["bytes"] = info.bytes
         out["paired"] = info.paired
         dash.close()
     else:
         raise SystemExit(f"unknown case {case!r}; cases: {', '.join(CASES)}")
-    out["s"] = time.perf_counter() - t0
+    out["s"], out["cpu_s"] = time.perf_counter() - t0, cpu() - c0
     return out
 
 
-def _child(python: str, case: str, world: Path) -> dict:
-    """Run one case in a fresh child; its JSON figures plus its peak RSS in MiB."""
+def _child(python: str, case: str, world: Path, timeout: float | None = None) -> dict:
+    """Run one case in a fresh child; its JSON figures plus its peak RSS in MiB (``timeout``: killed after)."""
+    import signal
     import tempfile
+    import threading
 
     with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
         p = subprocess.Popen([python, str(Path(__file__).resolve()), "--case", case, "--world", str(world)],
                              stdout=fo, stderr=fe, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        timer = threading.Timer(timeout, os.kill, (p.pid, signal.SIGKILL)) if timeout else None
+        if timer is not None:
+            timer.start()
         _, status, usage = os.wait4(p.pid, 0)  # reaped here, with the child's own peak RSS
+        if timer is not None:
+            timer.cancel()
+        if os.WIFSIGNALED(status):
+            return {"error": f"killed after the {timeout:g} s timeout"}
         fo.seek(0)
         fe.seek(0)
         out, err = fo.read(), fe.read()
@@ -200,13 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default=sys.executable, help="Interpreter of the checkout to measure.")
     ap.add_argument("--cases", nargs="*", default=list(CASES))
     ap.add_argument("--label", default="now", help="Name of this side in the JSON (now / baseline).")
+    ap.add_argument("--timeout", type=float, default=None, help="Seconds a case may take (then recorded as such).")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--world", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.case:
         print(json.dumps(run_case(args.case, args.world)))
         return 0
-    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results: dict = {}
     for n in args.sizes:
         world = args.work / f"n{n}"
         if not (world / "all.sqlite").exists():
@@ -216,14 +234,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"world n={n}: built in {time.perf_counter() - t0:.1f} s, all.sqlite "
                   f"{(world / 'all.sqlite').stat().st_size / 2**20:.1f} MB", flush=True)
         for case in args.cases:
-            r = _child(args.python, case, world)
+            r = _child(args.python, case, world, args.timeout)
             results.setdefault(args.label, {}).setdefault(str(n), {})[case] = r
             print(f"{args.label:>8} n={n:<5} {case:<16} " + " ".join(
                 f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
     with os.popen("uptime") as f:
-        results.setdefault("load", []).append(f"{args.label}: {f.read().strip()}")
+        load = f"{args.label}: {f.read().strip()}"
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2))
+    old = json.loads(OUT.read_text()) if OUT.exists() else {}  # read now: another side may have written meanwhile
+    for label, sizes in results.items():
+        for n, cases in sizes.items():
+            old.setdefault(label, {}).setdefault(n, {}).update(cases)
+    old.setdefault("load", []).append(load)
+    OUT.write_text(json.dumps(old, indent=2))
     return 0
 
 
