@@ -236,6 +236,7 @@ def test_category_means_match_python_means(tmp_path):
     st.close()
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("seed", [0, 3, 6])
 def test_sql_board_equals_python_board_on_postgres(pg_url, seed):
     """The same queries on a PostgreSQL server (tests/pgserver.py; its collation is not bytewise by default):
@@ -248,6 +249,7 @@ def test_sql_board_equals_python_board_on_postgres(pg_url, seed):
     st.close()
 
 
+@pytest.mark.postgres
 def test_sqlite_and_postgres_give_the_same_board(tmp_path, pg_url):
     lite, pg = random_store(tmp_path / "s.sqlite", 7), random_store(pg_url, 7)
     a, b = board(lite, "s"), board(pg, "s")

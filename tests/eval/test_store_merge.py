@@ -79,6 +79,7 @@ def test_merge_of_a_store_into_itself_changes_nothing(tmp_path):
     a.close()
 
 
+@pytest.mark.postgres
 def test_merge_between_sqlite_and_postgres(tmp_path, pg_url):
     """The portable path: SQLite stores into a PostgreSQL store, and that back into SQLite, row for row."""
     a = random_store(tmp_path / "a.sqlite", 1)
