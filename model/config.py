@@ -159,9 +159,10 @@ class TrainConfig:
     mask_prob: float = 0.5  # fraction of steps with given (clean) frames: i2v / extension
     ema_decay: float = 0.999
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
-    # torch CPU threads: 0 = leave torch's default; -1 = auto (skyloom.model.train.auto_num_threads:
-    # the CPUs this process may use minus the current load, at least 1); N > 0 = exactly N.
+    # torch CPU threads: 0 = leave torch's default; -1 = auto (skyloom.model.threads.ThreadGovernor: the
+    # CPUs actually free, from the kernel's idle counters, re-checked while training); N > 0 = exactly N.
     num_threads: int = 0
+    threads_recheck_s: float = 10.0  # num_threads=-1: seconds between re-checks of the free CPUs
     fps: float = 8.0  # frame rate of generated videos
     fsdp: bool = False  # Ray Train: FSDP instead of DDP
     dit: DiTConfig = field(default_factory=DiTConfig)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from skyloom.model.checkpoint import (
 from skyloom.model.config import TrainConfig
 from skyloom.model.data import BatchLoader, CorpusVideoDataset
 from skyloom.model.schedule import RectifiedFlow
+from skyloom.model.threads import start_threads
 from skyloom.rundir import RunDir
 
 logger = logging.getLogger(__name__)
@@ -127,39 +127,6 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.optim.lr * min(1.0, (step + 1) / w) if w > 0 else cfg.optim.lr
 
 
-def auto_num_threads(cpus: int | None = None, load: float | None = None) -> int:
-    """Torch threads for this process: the CPUs it may use minus the 1-minute load, at least 1.
-
-    OpenMP threads spin at barriers: on a busy machine a second thread waits for a core that
-    another process holds (vdit-tiny at load 9: 6.1 s a step on 2 threads, 1.29 s on one; idle:
-    0.21 s vs 0.37 s). ``cpus`` defaults to ``len(os.sched_getaffinity(0))`` (``os.cpu_count()``
-    where affinity is unsupported), ``load`` to ``os.getloadavg()[0]`` (0 where unsupported).
-
-    Example:
-        >>> auto_num_threads(cpus=2, load=0.1), auto_num_threads(cpus=2, load=1.2), auto_num_threads(cpus=2, load=9)
-        (2, 1, 1)
-    """
-    if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            load = 0.0
-    return max(1, min(cpus, int(cpus - load + 0.5)))
-
-
-def set_threads(num_threads: int) -> int:
-    """Apply ``TrainConfig.num_threads`` (0 = leave, -1 = :func:`auto_num_threads`); returns the count."""
-    if num_threads < -1:
-        raise ConfigError(f"num_threads must be -1 (auto), 0 (torch default) or a positive count, got {num_threads}")
-    n = auto_num_threads() if num_threads == -1 else num_threads
-    if n > 0:
-        torch.set_num_threads(n)
-    logger.info("torch threads: %d (num_threads=%d)", torch.get_num_threads(), num_threads)
-    return torch.get_num_threads()
-
-
 def pick_device(device: str | torch.device | None) -> torch.device:
     """The device to train on: ``device`` checked against this machine, or cuda when there is a GPU."""
     return torch_device(device)
@@ -188,7 +155,8 @@ class Trainer:
         self.cfg, self.dist = cfg, dist or Dist()
         check_train_config(cfg)
         self.device = pick_device(device)
-        self.threads = set_threads(cfg.num_threads)
+        self.governor = start_threads(cfg.num_threads, cfg.threads_recheck_s)  # None unless num_threads = -1
+        self.threads = torch.get_num_threads()
         self.run_dir = RunDir.create(out, corpus=str(corpus), preset=cfg.name, stage=cfg.stage) \
             if self.dist.is_main else None
         self.out = Path(out)
@@ -382,6 +350,8 @@ class Trainer:
                     stopped = "max_minutes"
                     break
                 batch = next(self.loader)
+                if self.governor is not None:  # follow the CPUs actually free (skyloom.model.threads)
+                    self.threads = self.governor.maybe_adjust()
                 g = step_generator(cfg.seed, self.step, self.dist.rank)
                 lr = lr_at(cfg, self.step)
                 for group in self.opt.param_groups:
