@@ -1,6 +1,6 @@
 """Training steps/s of vdit-tiny with 1 thread, 2 threads and the thread governor, idle and beside a CPU hog.
 
-    .venv/bin/python -m bench.thread_policy CORPUS [--seconds 45] [--conditions as-is,hog,hog-mid]
+    .venv/bin/python -m bench.thread_policy CORPUS [--seconds 45] [--conditions as-is,hog,hog-mid] [--preset P]
 
 Each (policy, condition) trains ``skyloom train``'s loop (``Trainer.run``, the vdit-tiny preset, data
 loading, EMA and logging included) for ``--seconds`` in a fresh subprocess, because OpenMP reads its
@@ -53,31 +53,41 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def worker(corpus: str, threads: int, seconds: float, recheck_s: float, out: str) -> None:
+def worker(corpus: str, threads: int, seconds: float, recheck_s: float, out: str, preset: str = "vdit-tiny") -> None:
     """One training run in this (fresh) process; writes its result JSON to ``out``."""
+    import torch
+
     from skyloom.config import apply_overrides, load
     from skyloom.model.config import TrainConfig
     from skyloom.model.train import Trainer
 
-    cfg = apply_overrides(load(TrainConfig, Path("configs/model/vdit-tiny.yaml")),
+    cfg = apply_overrides(load(TrainConfig, preset, [], group="model"),
                           [f"num_threads={threads}", f"threads_recheck_s={recheck_s}", "steps=100000",
                            f"max_minutes={seconds / 60}", "ckpt_every=100000", "log_every=1000"])
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(cfg, corpus, Path(d) / "run")
         stamps: list[tuple[float, int]] = []
-        tr.run(on_step=lambda s, loss: stamps.append((time.perf_counter(), __import__("torch").get_num_threads())),
-               progress_bar=False)
+        cpu: list[float] = []
+
+        def on_step(step: int, loss: float) -> None:
+            stamps.append((time.perf_counter(), torch.get_num_threads()))
+            cpu.append(time.process_time())
+
+        tr.run(on_step=on_step, progress_bar=False)
     t = [s for s, _ in stamps]
     used = sorted({n for _, n in stamps})
     per_thread = {str(n): sum(1 for _, m in stamps if m == n) for n in used}
     Path(out).write_text(json.dumps({
         "steps": len(stamps), "steps_per_s": (len(t) - 3) / (t[-1] - t[2]) if len(t) > 3 else None,
+        # CPU-seconds of this process per step (all threads): on an idle machine one thread's step takes
+        # about this long; the basis of the idle estimates in docs/benchmarks.md
+        "cpu_s_per_step": (cpu[-1] - cpu[2]) / (len(cpu) - 3) if len(cpu) > 3 else None,
         "threads_used": used, "steps_at_threads": per_thread,
         "governor": [[round(w - tr.governor.history[0][0], 1), f, n] for w, f, n in tr.governor.history]
         if tr.governor is not None else None}))
 
 
-def one(corpus: str, policy: str, condition: str, seconds: float, recheck_s: float) -> dict:
+def one(corpus: str, policy: str, condition: str, seconds: float, recheck_s: float, preset: str) -> dict:
     threads, wait = POLICIES[policy]
     env = {**os.environ, "OMP_WAIT_POLICY": wait}
     env.pop("OMP_NUM_THREADS", None)
@@ -86,7 +96,7 @@ def one(corpus: str, policy: str, condition: str, seconds: float, recheck_s: flo
     w0, busy0 = machine_busy()
     cpu_children0 = os.times().children_user + os.times().children_system
     p = subprocess.Popen([sys.executable, "-m", "bench.thread_policy", "--worker", corpus, str(threads),
-                          str(seconds), str(recheck_s), str(res_path)], env=env)
+                          str(seconds), str(recheck_s), str(res_path), preset], env=env)
     hog, hog_cpu = None, 0.0
     start_hog = {"as-is": None, "hog": 0.0, "hog-mid": seconds / 3}[condition]
     t0 = time.monotonic()
@@ -115,10 +125,11 @@ def one(corpus: str, policy: str, condition: str, seconds: float, recheck_s: flo
     return r
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        corpus, threads, seconds, recheck_s, out = sys.argv[2:7]
-        worker(corpus, int(threads), float(seconds), float(recheck_s), out)
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        corpus, threads, seconds, recheck_s, out, preset = argv[1:7]
+        worker(corpus, int(threads), float(seconds), float(recheck_s), out, preset)
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus")
@@ -126,15 +137,17 @@ def main() -> None:
     ap.add_argument("--recheck-s", type=float, default=10.0)
     ap.add_argument("--policies", default="fixed-1,fixed-2,fixed-2-passive,auto")
     ap.add_argument("--conditions", default="as-is,hog")
-    a = ap.parse_args()
+    ap.add_argument("--preset", default="vdit-tiny", help="model preset (configs/model)")
+    a = ap.parse_args(argv)
     rows = []
     for condition in a.conditions.split(","):
         for policy in a.policies.split(","):
-            r = one(a.corpus, policy, condition, a.seconds, a.recheck_s)
+            r = one(a.corpus, policy, condition, a.seconds, a.recheck_s, a.preset)
             rows.append(r)
             print(json.dumps(r), flush=True)
     OUT.mkdir(exist_ok=True)
-    (OUT / "thread_policy.json").write_text(json.dumps({"seconds": a.seconds, "rows": rows}, indent=1))
+    (OUT / "thread_policy.json").write_text(json.dumps({"seconds": a.seconds, "preset": a.preset, "rows": rows},
+                                                       indent=1))
 
 
 if __name__ == "__main__":

@@ -201,3 +201,19 @@ def test_cli_disables_openmp_spin_before_torch_loads():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
     assert out.stdout.strip().splitlines()[-1] == "ACTIVE"
+
+
+def test_the_demo_trains_with_the_governor():
+    """The demo's train stage uses a preset with num_threads = -1 (and no --set pinning it), so on an idle
+    2-core machine it starts on both cores (test_first_choice_is_the_idle_cpus_at_start)."""
+    import yaml
+
+    from skyloom.cli_common import load_config
+    from skyloom.config import packaged_configs
+    from skyloom.model.config import TrainConfig
+
+    demo = yaml.safe_load((packaged_configs() / "demo.yaml").read_text())
+    (train,) = [[str(a) for a in s["args"]] for s in demo["stages"] if s["args"][0] == "train"]
+    sets = [train[i + 1] for i, a in enumerate(train) if a == "--set"]
+    cfg = load_config(TrainConfig, "model", train[train.index("--preset") + 1], sets)
+    assert cfg.num_threads == -1 and cfg.threads_recheck_s > 0
