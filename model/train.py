@@ -94,21 +94,29 @@ def to_unit(video: np.ndarray | torch.Tensor, device: torch.device) -> torch.Ten
     return v.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
 
 
-def sample_given_mask(B: int, T: int, prob: float, g: torch.Generator) -> torch.Tensor:
+def sample_given_mask(B: int, T: int, prob: float, g: torch.Generator, prefixes: tuple[int, ...] = (),
+                      prefix_share: float = 0.0) -> torch.Tensor:
     """Per-frame conditioning mask (B, T) bool, True = given clean frame (Open-Sora 1.1 style).
 
-    With probability ``prob`` a sample gets a mask: 40% image-to-video (frame 0), 40% extension
-    (a random prefix of 1..T-1 frames), 20% random frames; at least one frame is always noisy.
+    With probability ``prob`` a sample gets a mask. Of those, ``prefix_share`` get a prefix whose
+    length is drawn uniformly from ``prefixes`` (the lengths an evaluation gives, in latent frames);
+    the others: 40% image-to-video (frame 0), 40% extension (a random prefix of 1..T-1 frames), 20%
+    random frames. At least one frame is always noisy. Without ``prefixes`` the draws are the same
+    as before they existed (same generator calls), so older runs resume unchanged.
     """
     mask = torch.zeros(B, T, dtype=torch.bool)
     if T < 2:
         return mask
     u = torch.rand(B, 3, generator=g)  # (B, 3)
+    pre = [k for k in prefixes if 1 <= k < T]
+    v = torch.rand(B, 2, generator=g) if pre else None  # (B, 2): use a listed prefix?, which one
     for b in range(B):
         if u[b, 0] >= prob:
             continue
         kind = u[b, 1]
-        if kind < 0.4:
+        if v is not None and v[b, 0] < prefix_share:
+            mask[b, :pre[min(int(v[b, 1] * len(pre)), len(pre) - 1)]] = True
+        elif kind < 0.4:
             mask[b, 0] = True
         elif kind < 0.8:
             mask[b, :1 + int(u[b, 2] * (T - 1))] = True
@@ -139,11 +147,13 @@ def check_train_config(cfg: TrainConfig) -> None:
               ("optim.weight_decay", o.weight_decay >= 0, ">= 0"), ("optim.beta1", 0 <= o.beta1 < 1, "in [0, 1)"),
               ("optim.beta2", 0 <= o.beta2 < 1, "in [0, 1)"), ("optim.warmup_steps", o.warmup_steps >= 0, ">= 0"),
               ("optim.grad_clip", o.grad_clip >= 0, ">= 0 (0: no clipping)"),
-              ("ema_decay", 0 <= cfg.ema_decay <= 1, "in [0, 1]")]
+              ("ema_decay", 0 <= cfg.ema_decay <= 1, "in [0, 1]"),
+              ("mask_prob", 0 <= cfg.mask_prob <= 1, "in [0, 1]"),
+              ("mask_prefix_share", 0 <= cfg.mask_prefix_share <= 1, "in [0, 1]"),
+              ("mask_prefixes", all(k >= 1 for k in cfg.mask_prefixes), "frame counts >= 1")]
     for name, ok, valid in checks:
         if not ok:
-            value = cfg.steps if name == "steps" else cfg.ema_decay if name == "ema_decay" \
-                else getattr(o, name.split(".")[1])
+            value = getattr(cfg, name) if "." not in name else getattr(o, name.split(".")[1])
             raise ConfigError(f"{name} must be {valid}, got {value}")
 
 
@@ -300,7 +310,8 @@ class Trainer:
         drop = torch.rand(B, generator=g) < cfg.text_dropout
         prompts = ["" if d else c for c, d in zip(captions, drop.tolist())]
         t = self.schedule.sample_t(B, n_tok, g)  # (B,)
-        given = sample_given_mask(B, T, cfg.mask_prob, g)  # (B, T)
+        prefixes = tuple(self.ae.given_latent_frames(k) for k in cfg.mask_prefixes)  # video -> latent frames
+        given = sample_given_mask(B, T, cfg.mask_prob, g, prefixes, cfg.mask_prefix_share)  # (B, T)
         t_frames = torch.where(given, 0.0, t[:, None]).to(self.device)  # (B, T)
         eps = torch.randn(x0.shape, generator=g).to(self.device)  # (B, C, T, H, W)
         x_t = self.schedule.interpolate(x0, eps, t_frames)
