@@ -41,6 +41,15 @@ class DiTConfig:
     # Latte / Open-Sora) to the patch tokens, on top of RoPE: with it the sky/floor layout forms
     # at once (vdit-tiny: -30% clean-frame error at high noise at step 100, docs/model.md).
     abs_pos: bool = False
+    # Frame-wise reference path for continuation: the last given (t == 0) frame, repeated over
+    # time, is concatenated to the input channels of every frame (zeros where no frame is given),
+    # so every token sees, at its own pixels, what the given frames showed (colour, background):
+    # the appearance is carried forward by the input instead of recovered through attention.
+    ref_frame: bool = False
+    # With ref_frame: the x0 prediction is the reference frame plus the network's output (zero at
+    # init), so an untrained model continues with the last given frame frozen and training learns
+    # the change; samples without a given frame are unaffected (their reference is 0).
+    ref_residual: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,12 +165,18 @@ class TrainConfig:
     ckpt_every: int = 250
     keep_checkpoints: int = 0  # 0 = keep all; else the newest N (step 0 is always kept)
     text_dropout: float = 0.1  # captions replaced by "" (for classifier-free guidance)
-    mask_prob: float = 0.5  # fraction of steps with given (clean) frames: i2v / extension
+    mask_prob: float = 0.5  # fraction of samples with given (clean) frames: i2v / extension
+    # Prefix lengths (in video frames) an evaluation gives, e.g. the physics suite's 4 cond_frames:
+    # of the masked samples, mask_prefix_share get a prefix of one of these lengths (drawn uniformly),
+    # the rest the generic mix of skyloom.model.train.sample_given_mask.
+    mask_prefixes: tuple[int, ...] = ()
+    mask_prefix_share: float = 0.0
     ema_decay: float = 0.999
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
-    # torch CPU threads: 0 = leave torch's default; -1 = auto (skyloom.model.train.auto_num_threads:
-    # the CPUs this process may use minus the current load, at least 1); N > 0 = exactly N.
+    # torch CPU threads: 0 = leave torch's default; -1 = auto (skyloom.model.threads.ThreadGovernor: the
+    # CPUs actually free, from the kernel's idle counters, re-checked while training); N > 0 = exactly N.
     num_threads: int = 0
+    threads_recheck_s: float = 10.0  # num_threads=-1: seconds between re-checks of the free CPUs
     fps: float = 8.0  # frame rate of generated videos
     fsdp: bool = False  # Ray Train: FSDP instead of DDP
     dit: DiTConfig = field(default_factory=DiTConfig)

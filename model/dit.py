@@ -22,6 +22,10 @@ Architecture (one file, top to bottom):
   in image-to-video models such as SVD, arXiv 2311.15127): the t = 0 frames are marked even
   inside a patch that also holds noisy frames.
 * Optional fixed 3D sin-cos absolute position embedding added to the tokens (``abs_pos``).
+* Optional frame-wise reference path for continuation (``ref_frame``): the last given frame is
+  concatenated to every frame's input channels, as SVD (arXiv 2311.15127) concatenates its
+  conditioning image to every frame, and (``ref_residual``) the clean-frame prediction is taken
+  relative to it, so an untrained network continues the given frames frozen rather than grey.
 * Full spacetime attention, or factorised spatial-then-temporal attention (Latte, arXiv
   2401.03048; ViViT "factorised self-attention", arXiv 2103.15691).
 """
@@ -207,6 +211,24 @@ class DiTBlock(nn.Module):
         return x4.view(B, N, D)
 
 
+def input_channels(cfg: DiTConfig) -> int:
+    """Channels per input voxel: the latent, the given-frame flag, the reference frame."""
+    return cfg.in_channels * (1 + int(cfg.ref_frame)) + int(cfg.given_channel)
+
+
+def reference_frame(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The last given frame of each sample: x (B, C, T, H, W), t (B, T) -> (B, C, 1, H, W).
+
+    A frame is given where its time is 0 (it is clean); a sample with no given frame gets zeros.
+    Only given frames are read, so the result does not depend on the noisy frames.
+    """
+    B, T = t.shape
+    given = t <= 0  # (B, T)
+    idx = torch.where(given, torch.arange(T, device=t.device), -1).amax(dim=1)  # (B,) last given, -1: none
+    ref = x[torch.arange(B, device=x.device), :, idx.clamp_min(0)]  # (B, C, H, W)
+    return (ref * (idx >= 0).to(x.dtype)[:, None, None, None])[:, :, None]  # (B, C, 1, H, W)
+
+
 class VideoDiT(nn.Module):
     """The network ``v = f(x_t, t, text)`` of a rectified-flow video model.
 
@@ -226,7 +248,9 @@ class VideoDiT(nn.Module):
         self.cfg = cfg
         pt, ph, pw = cfg.patch
         D = cfg.dim
-        self.patch_embed = nn.Linear((cfg.in_channels + int(cfg.given_channel)) * pt * ph * pw, D)
+        if cfg.ref_residual and not (cfg.ref_frame and cfg.prediction == "x0"):
+            raise ConfigError("dit.ref_residual needs dit.ref_frame: true and dit.prediction: x0")
+        self.patch_embed = nn.Linear(input_channels(cfg) * pt * ph * pw, D)
         self.t_embed = nn.Sequential(nn.Linear(256, D), nn.SiLU(), nn.Linear(D, D))
         self.blocks = nn.ModuleList(DiTBlock(cfg) for _ in range(cfg.depth))
         self.norm_out = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
@@ -273,6 +297,10 @@ class VideoDiT(nn.Module):
         if self.cfg.given_channel:  # 1 on given (clean, t = 0) frames
             given = (t <= 0).to(x.dtype)[:, None, :, None, None].expand(B, 1, T, shape[3], shape[4])
             inp = torch.cat([x, given], dim=1)  # (B, C+1, T, H, W)
+        ref = None
+        if self.cfg.ref_frame:
+            ref = reference_frame(x, t)  # (B, C, 1, H, W), 0 where no frame is given
+            inp = torch.cat([inp, ref.expand(-1, -1, T, -1, -1)], dim=1)  # (B, C+1+C, T, H, W)
         h = self.patch_embed(self.patchify(inp))  # (B, N, D)
         if self.cfg.abs_pos:  # fixed, so checkpoints stay weight-compatible with abs_pos: false
             h = h + sincos_3d(grid, self.cfg.dim, x.device).to(h.dtype)  # (N, D) broadcast over B
@@ -286,6 +314,8 @@ class VideoDiT(nn.Module):
         S = grid[1] * grid[2]
         h = modulate(self.norm_out(h).view(B, grid[0], S, -1), shift, scale).view(B, -1, self.cfg.dim)
         out = self.unpatchify(self.out(h), shape)  # (B, C, T, H, W)
+        if ref is not None and self.cfg.ref_residual:  # x0 = reference frame + learned change
+            out = out + ref
         if self.cfg.prediction == "x0":  # x-prediction, returned as a velocity (the schedule's target)
             tt = t[:, None, :, None, None].to(out.dtype).clamp_min(self.cfg.t_min)  # (B, 1, T, 1, 1)
             out = (x - out) / tt
@@ -301,7 +331,7 @@ def dit_forward_flops(cfg: DiTConfig, grid: tuple[int, int, int], text_len: int)
     T, H, W = grid
     N, S, D, L = T * H * W, H * W, cfg.dim, text_len
     P = cfg.in_channels * math.prod(cfg.patch)
-    P_in = (cfg.in_channels + int(cfg.given_channel)) * math.prod(cfg.patch)
+    P_in = input_channels(cfg) * math.prod(cfg.patch)
     hidden = int(D * cfg.mlp_ratio)
     ctx = N if cfg.attention == "full" else S
     per_block = (2 * N * D * 3 * D + 2 * N * D * D + 4 * N * ctx * D  # self-attention

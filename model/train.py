@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from skyloom.model.checkpoint import (
 from skyloom.model.config import TrainConfig
 from skyloom.model.data import BatchLoader, CorpusVideoDataset
 from skyloom.model.schedule import RectifiedFlow
+from skyloom.model.threads import start_threads
 from skyloom.rundir import RunDir
 
 logger = logging.getLogger(__name__)
@@ -94,21 +94,29 @@ def to_unit(video: np.ndarray | torch.Tensor, device: torch.device) -> torch.Ten
     return v.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
 
 
-def sample_given_mask(B: int, T: int, prob: float, g: torch.Generator) -> torch.Tensor:
+def sample_given_mask(B: int, T: int, prob: float, g: torch.Generator, prefixes: tuple[int, ...] = (),
+                      prefix_share: float = 0.0) -> torch.Tensor:
     """Per-frame conditioning mask (B, T) bool, True = given clean frame (Open-Sora 1.1 style).
 
-    With probability ``prob`` a sample gets a mask: 40% image-to-video (frame 0), 40% extension
-    (a random prefix of 1..T-1 frames), 20% random frames; at least one frame is always noisy.
+    With probability ``prob`` a sample gets a mask. Of those, ``prefix_share`` get a prefix whose
+    length is drawn uniformly from ``prefixes`` (the lengths an evaluation gives, in latent frames);
+    the others: 40% image-to-video (frame 0), 40% extension (a random prefix of 1..T-1 frames), 20%
+    random frames. At least one frame is always noisy. Without ``prefixes`` the draws are the same
+    as before they existed (same generator calls), so older runs resume unchanged.
     """
     mask = torch.zeros(B, T, dtype=torch.bool)
     if T < 2:
         return mask
     u = torch.rand(B, 3, generator=g)  # (B, 3)
+    pre = [k for k in prefixes if 1 <= k < T]
+    v = torch.rand(B, 2, generator=g) if pre else None  # (B, 2): use a listed prefix?, which one
     for b in range(B):
         if u[b, 0] >= prob:
             continue
         kind = u[b, 1]
-        if kind < 0.4:
+        if v is not None and v[b, 0] < prefix_share:
+            mask[b, :pre[min(int(v[b, 1] * len(pre)), len(pre) - 1)]] = True
+        elif kind < 0.4:
             mask[b, 0] = True
         elif kind < 0.8:
             mask[b, :1 + int(u[b, 2] * (T - 1))] = True
@@ -127,39 +135,6 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.optim.lr * min(1.0, (step + 1) / w) if w > 0 else cfg.optim.lr
 
 
-def auto_num_threads(cpus: int | None = None, load: float | None = None) -> int:
-    """Torch threads for this process: the CPUs it may use minus the 1-minute load, at least 1.
-
-    OpenMP threads spin at barriers: on a busy machine a second thread waits for a core that
-    another process holds (vdit-tiny at load 9: 6.1 s a step on 2 threads, 1.29 s on one; idle:
-    0.21 s vs 0.37 s). ``cpus`` defaults to ``len(os.sched_getaffinity(0))`` (``os.cpu_count()``
-    where affinity is unsupported), ``load`` to ``os.getloadavg()[0]`` (0 where unsupported).
-
-    Example:
-        >>> auto_num_threads(cpus=2, load=0.1), auto_num_threads(cpus=2, load=1.2), auto_num_threads(cpus=2, load=9)
-        (2, 1, 1)
-    """
-    if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            load = 0.0
-    return max(1, min(cpus, int(cpus - load + 0.5)))
-
-
-def set_threads(num_threads: int) -> int:
-    """Apply ``TrainConfig.num_threads`` (0 = leave, -1 = :func:`auto_num_threads`); returns the count."""
-    if num_threads < -1:
-        raise ConfigError(f"num_threads must be -1 (auto), 0 (torch default) or a positive count, got {num_threads}")
-    n = auto_num_threads() if num_threads == -1 else num_threads
-    if n > 0:
-        torch.set_num_threads(n)
-    logger.info("torch threads: %d (num_threads=%d)", torch.get_num_threads(), num_threads)
-    return torch.get_num_threads()
-
-
 def pick_device(device: str | torch.device | None) -> torch.device:
     """The device to train on: ``device`` checked against this machine, or cuda when there is a GPU."""
     return torch_device(device)
@@ -172,11 +147,13 @@ def check_train_config(cfg: TrainConfig) -> None:
               ("optim.weight_decay", o.weight_decay >= 0, ">= 0"), ("optim.beta1", 0 <= o.beta1 < 1, "in [0, 1)"),
               ("optim.beta2", 0 <= o.beta2 < 1, "in [0, 1)"), ("optim.warmup_steps", o.warmup_steps >= 0, ">= 0"),
               ("optim.grad_clip", o.grad_clip >= 0, ">= 0 (0: no clipping)"),
-              ("ema_decay", 0 <= cfg.ema_decay <= 1, "in [0, 1]")]
+              ("ema_decay", 0 <= cfg.ema_decay <= 1, "in [0, 1]"),
+              ("mask_prob", 0 <= cfg.mask_prob <= 1, "in [0, 1]"),
+              ("mask_prefix_share", 0 <= cfg.mask_prefix_share <= 1, "in [0, 1]"),
+              ("mask_prefixes", all(k >= 1 for k in cfg.mask_prefixes), "frame counts >= 1")]
     for name, ok, valid in checks:
         if not ok:
-            value = cfg.steps if name == "steps" else cfg.ema_decay if name == "ema_decay" \
-                else getattr(o, name.split(".")[1])
+            value = getattr(cfg, name) if "." not in name else getattr(o, name.split(".")[1])
             raise ConfigError(f"{name} must be {valid}, got {value}")
 
 
@@ -188,7 +165,8 @@ class Trainer:
         self.cfg, self.dist = cfg, dist or Dist()
         check_train_config(cfg)
         self.device = pick_device(device)
-        self.threads = set_threads(cfg.num_threads)
+        self.governor = start_threads(cfg.num_threads, cfg.threads_recheck_s)  # None unless num_threads = -1
+        self.threads = torch.get_num_threads()
         self.run_dir = RunDir.create(out, corpus=str(corpus), preset=cfg.name, stage=cfg.stage) \
             if self.dist.is_main else None
         self.out = Path(out)
@@ -332,7 +310,8 @@ class Trainer:
         drop = torch.rand(B, generator=g) < cfg.text_dropout
         prompts = ["" if d else c for c, d in zip(captions, drop.tolist())]
         t = self.schedule.sample_t(B, n_tok, g)  # (B,)
-        given = sample_given_mask(B, T, cfg.mask_prob, g)  # (B, T)
+        prefixes = tuple(self.ae.given_latent_frames(k) for k in cfg.mask_prefixes)  # video -> latent frames
+        given = sample_given_mask(B, T, cfg.mask_prob, g, prefixes, cfg.mask_prefix_share)  # (B, T)
         t_frames = torch.where(given, 0.0, t[:, None]).to(self.device)  # (B, T)
         eps = torch.randn(x0.shape, generator=g).to(self.device)  # (B, C, T, H, W)
         x_t = self.schedule.interpolate(x0, eps, t_frames)
@@ -382,6 +361,8 @@ class Trainer:
                     stopped = "max_minutes"
                     break
                 batch = next(self.loader)
+                if self.governor is not None:  # follow the CPUs actually free (skyloom.model.threads)
+                    self.threads = self.governor.maybe_adjust()
                 g = step_generator(cfg.seed, self.step, self.dist.rank)
                 lr = lr_at(cfg, self.step)
                 for group in self.opt.param_groups:

@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``skyloom`` executable; exits with the code of skyloom.errors' contract."""
     from rich.console import Console
 
+    from skyloom.model.threads import disable_omp_spin
+
+    disable_omp_spin()  # before any command imports torch: OpenMP reads its wait policy once, when it loads
+
     Console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign,assignment]  # every console: ours and the one typer prints help with
     cmd = typer.main.get_command(app)
     _help_like_unix(cmd)

@@ -196,7 +196,8 @@ def register(app: typer.Typer) -> None:
 
         Renders a small synthetic corpus, ingests real licensed clips (rejecting the unlicensed),
         captions everything, trains vdit-tiny for a few minutes, evaluates the step-0 and final
-        checkpoints on the smoke and physics suites, prints the leaderboard and the paired
+        checkpoints on the smoke, colour-motion (and its held-out paraphrases) and physics suites,
+        prints the leaderboard and the paired
         comparison, and writes a static HTML report. Rerun to resume; [bold]--fresh[/] starts over.
         """
         from skyloom.config import apply_values

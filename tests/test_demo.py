@@ -63,7 +63,7 @@ def test_demo_artifacts(demo_out):
     store = ResultsStore(run.results_db_url)
     evals = store.evals()
     suites = {e["suite"] for e in evals if e["status"] == "complete"}
-    assert {"smoke", "colour-motion", "physics"} <= suites
+    assert {"smoke", "colour-motion", "colour-motion-paraphrase", "physics"} <= suites
     scores = store.scores(suite="smoke")
     metrics = {s["metric"] for s in scores}
     assert {"clipsim", "warping_error"} <= metrics
@@ -72,7 +72,7 @@ def test_demo_artifacts(demo_out):
     assert "<video" in html and "data:video/mp4;base64," in html
     state = json.loads((out / "demo-state.json").read_text())
     assert set(state["done"]) >= {"render", "ingest", "caption", "train", "eval-smoke", "eval-criterion",
-                                  "eval-physics", "report"}
+                                  "eval-paraphrase", "eval-physics", "report"}
     assert "skyloom dashboard --runs" in log
     # the external entry (exported ground truth, resubmitted) and the calibration rows, on the boards
     ext = ResultsStore(out / "runs" / "results.sqlite")

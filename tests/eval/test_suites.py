@@ -33,7 +33,7 @@ def test_shipped_suites_validate():
     from skyloom.eval.metrics import METRICS
 
     assert {"smoke", "physics", "standard"} <= set(list_suites())
-    for name in ("smoke", "physics", "standard"):
+    for name in ("smoke", "physics", "standard", "colour-motion", "colour-motion-paraphrase"):
         s = load_suite(name, metric_names=METRICS.names(), extractor_names=EXTRACTORS.names())
         assert s.version >= 1 and s.primary in [m.key for m in s.metrics]
     smoke = load_suite("smoke")

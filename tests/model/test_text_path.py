@@ -85,31 +85,8 @@ def test_frozen_text_keeps_the_colour_word_through_training(tmp_path):
     assert prediction_difference(tr) > 0.002
 
 
-# -- the other recipe pieces: thread choice and the absolute position embedding -------------------
-@pytest.mark.parametrize("cpus,load,expected", [(2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1), (2, 9.0, 1), (16, 3.2, 13),
-                                                (1, 0.0, 1)])
-def test_auto_num_threads_from_affinity_and_load(cpus, load, expected):
-    from skyloom.model.train import auto_num_threads
-
-    assert auto_num_threads(cpus=cpus, load=load) == expected
-
-
-def test_auto_num_threads_reads_this_machine():
-    import os
-
-    from skyloom.model.train import auto_num_threads, set_threads
-
-    n = auto_num_threads()
-    assert 1 <= n <= len(os.sched_getaffinity(0))
-    old = torch.get_num_threads()
-    try:
-        assert set_threads(-1) == n
-        with pytest.raises(ValueError, match="num_threads"):
-            set_threads(-2)
-    finally:
-        torch.set_num_threads(old)
-
-
+# -- the other recipe pieces: the absolute position embedding -------------------
+# (the thread choice: tests/model/test_threads.py)
 def test_sincos_3d_is_the_1d_embedding_per_axis():
     from skyloom.model.dit import rope_dims, sincos_3d
 
