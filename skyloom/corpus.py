@@ -51,12 +51,12 @@ import re
 import tarfile
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from skyloom.errors import UserError
@@ -71,19 +71,28 @@ from skyloom.fsutil import (
     now_iso,
     read_jsonl,
 )
+from skyloom.manifest import (  # noqa: F401 - re-exported: the corpus contract's public names
+    CAPTION_TYPE,
+    CORPUS_FORMAT_VERSION,
+    ID_PATTERN,
+    MANIFEST_SCHEMA,
+    REQUIRED_NONEMPTY,
+    SOURCE_KINDS,
+    SPLITS,
+    Caption,
+    ClipRecord,
+    ManifestError,
+    filter_table,
+    latest_revisions,
+    records_from_table,
+    validate_part_schema,
+    validate_record,
+)
 
 CORPUS_FORMAT = "skyloom-corpus"
-CORPUS_FORMAT_VERSION = 2
 MANIFEST_DIR = "manifest"  # the revision log
 SNAPSHOT = "manifest.parquet"  # the current snapshot outside tools read
 EXPORTS = "exports.json"
-SOURCE_KINDS = ("synthetic", "licensed")
-SPLITS = ("train", "val", "test")
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-
-
-class ManifestError(UserError, ValueError):
-    """A manifest part or row that does not follow the corpus contract."""
 
 
 class CorpusError(UserError, ValueError):
@@ -92,153 +101,6 @@ class CorpusError(UserError, ValueError):
 
 class CorpusBusyError(CorpusError):
     """Another job is writing the corpus (see :meth:`Corpus.writer`)."""
-
-
-@dataclass(frozen=True)
-class Caption:
-    """One caption of a clip, with who wrote it and how."""
-
-    captioner: str
-    kind: str  # "short" | "dense" | "vlm" | ...
-    text: str
-    model_id: str = ""
-    weights_hash: str = ""
-    template_version: str = ""
-    seconds: float = 0.0
-    created_at: str = ""
-
-
-@dataclass(frozen=True)
-class ClipRecord:
-    """One manifest row: a clip with its provenance, license, captions and scores."""
-
-    id: str
-    path: str  # relative to the corpus root
-    source_kind: str  # synthetic | licensed
-    duration_s: float
-    fps: float
-    width: int
-    height: int
-    num_frames: int
-    license_id: str
-    source_url: str
-    author: str
-    attribution: str
-    sha256: str  # of the clip file
-    source_sha256: str = ""  # of the source file (licensed) or of the scene spec (synthetic)
-    source_page: str = ""
-    parent_id: str | None = None
-    shot_start_s: float | None = None
-    shot_end_s: float | None = None
-    captions: tuple[Caption, ...] = ()
-    split: str = "train"
-    quality: dict[str, float] = field(default_factory=dict)
-    gt_path: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)  # free-form (preset, renderer, seed, ...)
-    created_at: str = ""
-    rev: int = 0
-    deleted: bool = False
-
-    def caption(self, kind: str | None = None, captioner: str | None = None) -> str | None:
-        """Text of the newest caption matching ``kind``/``captioner`` (None if none)."""
-        for c in reversed(self.captions):
-            if (kind is None or c.kind == kind) and (captioner is None or c.captioner == captioner):
-                return c.text
-        return None
-
-    def to_row(self) -> dict[str, Any]:
-        row = dataclasses.asdict(self)
-        row["captions"] = [dataclasses.asdict(c) for c in self.captions]
-        row["quality"] = [(k, float(v)) for k, v in sorted(self.quality.items())]
-        row["meta"] = json.dumps(self.meta, sort_keys=True, default=str)
-        return row
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ClipRecord:
-        r = dict(row)
-        r["captions"] = tuple(Caption(**c) for c in (r.get("captions") or []))
-        q = r.get("quality") or []
-        r["quality"] = dict(q) if not isinstance(q, dict) else q
-        m = r.get("meta") or "{}"
-        r["meta"] = json.loads(m) if isinstance(m, str) else dict(m)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in r.items() if k in names})
-
-
-CAPTION_TYPE = pa.struct([
-    ("captioner", pa.string()), ("kind", pa.string()), ("text", pa.string()), ("model_id", pa.string()),
-    ("weights_hash", pa.string()), ("template_version", pa.string()), ("seconds", pa.float64()),
-    ("created_at", pa.string()),
-])
-
-MANIFEST_SCHEMA = pa.schema([
-    pa.field("id", pa.string(), nullable=False),
-    pa.field("path", pa.string(), nullable=False),
-    pa.field("source_kind", pa.string(), nullable=False),
-    pa.field("duration_s", pa.float64()),
-    pa.field("fps", pa.float64()),
-    pa.field("width", pa.int32()),
-    pa.field("height", pa.int32()),
-    pa.field("num_frames", pa.int32()),
-    pa.field("license_id", pa.string()),
-    pa.field("source_url", pa.string()),
-    pa.field("author", pa.string()),
-    pa.field("attribution", pa.string()),
-    pa.field("sha256", pa.string()),
-    pa.field("source_sha256", pa.string()),
-    pa.field("source_page", pa.string()),
-    pa.field("parent_id", pa.string()),
-    pa.field("shot_start_s", pa.float64()),
-    pa.field("shot_end_s", pa.float64()),
-    pa.field("captions", pa.list_(CAPTION_TYPE)),
-    pa.field("split", pa.string()),
-    pa.field("quality", pa.map_(pa.string(), pa.float64())),
-    pa.field("gt_path", pa.string()),
-    pa.field("meta", pa.string()),
-    pa.field("created_at", pa.string()),
-    pa.field("rev", pa.int64(), nullable=False),
-    pa.field("deleted", pa.bool_(), nullable=False),
-], metadata={"skyloom.manifest_version": str(CORPUS_FORMAT_VERSION)})
-
-REQUIRED_NONEMPTY = ("id", "path", "source_kind", "license_id", "sha256")
-
-
-def validate_record(rec: ClipRecord, where: str = "") -> None:
-    """Check one record's values; raise ManifestError naming the field."""
-    pre = f"{where}: " if where else ""
-    for name in REQUIRED_NONEMPTY:
-        if not getattr(rec, name):
-            raise ManifestError(f"{pre}clip {rec.id!r}: field {name!r} is empty")
-    if not ID_PATTERN.match(rec.id):
-        raise ManifestError(f"{pre}field 'id': {rec.id!r} must match {ID_PATTERN.pattern} (letters, digits, - and _)")
-    if rec.source_kind not in SOURCE_KINDS:
-        raise ManifestError(f"{pre}clip {rec.id!r}: field 'source_kind' is {rec.source_kind!r}; "
-                            f"valid: {', '.join(SOURCE_KINDS)}")
-    if rec.split not in SPLITS:
-        raise ManifestError(f"{pre}clip {rec.id!r}: field 'split' is {rec.split!r}; valid: {', '.join(SPLITS)}")
-    for name in ("width", "height", "num_frames"):
-        if int(getattr(rec, name)) <= 0:
-            raise ManifestError(f"{pre}clip {rec.id!r}: field {name!r} must be > 0, got {getattr(rec, name)}")
-    if not (rec.fps > 0):
-        raise ManifestError(f"{pre}clip {rec.id!r}: field 'fps' must be > 0, got {rec.fps}")
-    if Path(rec.path).is_absolute() or ".." in Path(rec.path).parts:
-        raise ManifestError(f"{pre}clip {rec.id!r}: field 'path' must be relative inside the corpus, got {rec.path!r}")
-
-
-def validate_part_schema(schema: pa.Schema, where: str) -> None:
-    """Check a part file's schema against :data:`MANIFEST_SCHEMA`; name the bad field."""
-    version = (schema.metadata or {}).get(b"skyloom.manifest_version")
-    if version is None:
-        raise ManifestError(f"{where}: not a skyloom manifest part (no 'skyloom.manifest_version' in schema metadata)")
-    if int(version) > CORPUS_FORMAT_VERSION:
-        raise ManifestError(f"{where}: manifest version {int(version)} is newer than this skyloom "
-                            f"(supports <= {CORPUS_FORMAT_VERSION}); upgrade skyloom")
-    for f in MANIFEST_SCHEMA:
-        if f.name not in schema.names:
-            raise ManifestError(f"{where}: missing field {f.name!r} (type {f.type})")
-        got = schema.field(f.name).type
-        if not got.equals(f.type):
-            raise ManifestError(f"{where}: field {f.name!r} has type {got}, expected {f.type}")
 
 
 def assign_split(clip_id: str, val_fraction: float = 0.05, test_fraction: float = 0.0, salt: str = "") -> str:
@@ -404,43 +266,135 @@ class Corpus:
                 latest[row["id"]] = row
         return latest
 
+    def _revisions(self, columns: Sequence[str]) -> pa.Table:
+        """Every revision in the manifest, only ``columns`` (which include id, rev and deleted)."""
+        return self._read_table().select(list(columns))
+
+    # -- the streaming API: columns and batches, never the whole corpus as Python objects ------
+    def scan(self, columns: Sequence[str] | None = None, *, split: str | None = None,
+             source_kind: str | None = None, ids: Iterable[str] | None = None,
+             include_deleted: bool = False) -> pa.Table:
+        """The latest revision of every clip as a columnar table, sorted by id.
+
+        Args:
+            columns: the manifest columns to read (``id`` is always included); None: all of them.
+            split, source_kind: keep only clips of this split / source kind.
+            ids: keep only these clip ids.
+            include_deleted: keep tombstones (``deleted`` rows) too.
+        """
+        want = list(dict.fromkeys(["id", *(MANIFEST_SCHEMA.names if columns is None else columns)]))
+        unknown = [c for c in want if c not in MANIFEST_SCHEMA.names]
+        if unknown:
+            raise ManifestError(f"unknown manifest column(s) {unknown}; valid: {', '.join(MANIFEST_SCHEMA.names)}")
+        need = list(dict.fromkeys([*want, "rev", "deleted", *(["split"] if split else []),
+                                   *(["source_kind"] if source_kind else [])]))
+        t = filter_table(latest_revisions(self._revisions(need)), split=split, source_kind=source_kind,
+                         ids=None if ids is None else list(ids), include_deleted=include_deleted)
+        return t.select(want)
+
+    def iter_records(self, batch_size: int = 1024, *, split: str | None = None, source_kind: str | None = None,
+                     columns: Sequence[str] | None = None) -> Iterator[list[ClipRecord]]:
+        """Current clip records in batches of at most ``batch_size``, ordered by id.
+
+        ``columns`` limits the fields read (the others are left empty in the records)."""
+        if batch_size < 1:
+            raise CorpusError(f"batch_size must be >= 1, got {batch_size}")
+        t = self.scan(columns, split=split, source_kind=source_kind)
+        for batch in t.to_batches(max_chunksize=batch_size):
+            yield records_from_table(pa.Table.from_batches([batch]))
+
+    def lookup(self, ids: Iterable[str]) -> dict[str, ClipRecord]:
+        """The live records of ``ids`` (ids not in the corpus are left out)."""
+        want = list(dict.fromkeys(ids))
+        if not want:
+            return {}
+        return {r.id: r for r in records_from_table(self.scan(ids=want))}
+
+    def present(self, *, ids: Iterable[str] | None = None, sha256: Iterable[str] | None = None,
+                spec: Iterable[str] | None = None) -> set[str]:
+        """Which of the given keys a live clip holds: clip ids, clip-file sha256s, or spec/source hashes
+        (``source_sha256``: a synthetic clip's scene-spec hash, a licensed clip's source-file hash)."""
+        out: set[str] = set()
+        for column, keys in (("id", ids), ("sha256", sha256), ("source_sha256", spec)):
+            if keys is None:
+                continue
+            keys = set(keys)
+            if keys:
+                col = self.scan([column]).column(column)
+                out |= set(pc.filter(col, pc.is_in(col, value_set=pa.array(list(keys), pa.string()))).to_pylist())
+        return out
+
+    def lacking_caption(self, kind: str, batch_size: int = 1024) -> Iterator[list[str]]:
+        """Ids of live clips with no caption of ``kind``, in batches of at most ``batch_size``, by id."""
+        if batch_size < 1:
+            raise CorpusError(f"batch_size must be >= 1, got {batch_size}")
+        t = self.scan(["captions"])
+        ids = t.column("id").to_pylist() if t.num_rows else []
+        if ids:
+            caps = t.column("captions").combine_chunks()
+            flat = pc.list_flatten(caps)
+            with_kind = pc.filter(pc.list_parent_indices(caps), pc.equal(pc.struct_field(flat, "kind"), kind))
+            lacking = pc.invert(pc.is_in(pa.array(range(len(ids)), pa.int64()), value_set=with_kind.cast(pa.int64())))
+            ids = pc.filter(t.column("id"), lacking).to_pylist()
+        for s in range(0, len(ids), batch_size):
+            yield ids[s:s + batch_size]
+
+    def derived_from(self, source: str) -> list[str]:
+        """Ids of live clips derived from ``source``: its sha256 (``source_sha256``), its URL as stored
+        (``source_url``) or a parent clip id (``parent_id``); sorted."""
+        t = self.scan(["source_sha256", "source_url", "parent_id"])
+        mask = pc.or_(pc.or_(pc.equal(t.column("source_sha256"), source), pc.equal(t.column("source_url"), source)),
+                      pc.fill_null(pc.equal(t.column("parent_id"), source), False))
+        return sorted(t.filter(mask).column("id").to_pylist())
+
+    def count(self, split: str | None = None, source_kind: str | None = None) -> int:
+        """Number of live clips (of ``split`` / ``source_kind`` if given)."""
+        return self.scan([], split=split, source_kind=source_kind).num_rows
+
+    def stamp(self) -> str:
+        """A cheap token that changes whenever the manifest changes (caches key on it)."""
+        h = hashlib.sha1()
+        for p in [self.snapshot_path, *self.part_files()]:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino};".encode())
+        return h.hexdigest()[:16]
+
+    # -- whole-corpus reads (kept for small corpora and outside scripts) --------------------
     def records(self, include_deleted: bool = False, split: str | None = None,
                 source_kind: str | None = None) -> list[ClipRecord]:
-        """Current clip records (latest revision per id), ordered by id."""
-        out = []
-        for cid in sorted(rows := self._latest_rows()):
-            row = rows[cid]
-            if row["deleted"] and not include_deleted:
-                continue
-            rec = ClipRecord.from_row(row)
-            if split is not None and rec.split != split:
-                continue
-            if source_kind is not None and rec.source_kind != source_kind:
-                continue
-            out.append(rec)
+        """Current clip records (latest revision per id), ordered by id. Materialises the whole
+        corpus as Python objects: stages use :meth:`iter_records`, :meth:`scan` or :meth:`lookup`."""
+        t = self.scan(split=split, source_kind=source_kind, include_deleted=include_deleted)
+        out: list[ClipRecord] = []
+        for batch in t.to_batches(max_chunksize=4096):
+            out += records_from_table(pa.Table.from_batches([batch]))
         return out
 
     def ids(self, include_deleted: bool = False) -> set[str]:
-        return {r.id for r in self.records(include_deleted=include_deleted)}
+        return set(self.scan([], include_deleted=include_deleted).column("id").to_pylist())
 
     def get(self, clip_id: str) -> ClipRecord:
-        row = self._latest_rows().get(clip_id)
-        if row is None or row["deleted"]:
+        rec = self.lookup([clip_id]).get(clip_id)
+        if rec is None:
             raise KeyError(f"clip {clip_id!r} is not in corpus {self.root}")
-        return ClipRecord.from_row(row)
+        return rec
 
     def __len__(self) -> int:
-        return len(self.records())
+        return self.count()
 
     def to_pandas(self):
         """Current records as a DataFrame (captions as lists of dicts, quality as dicts)."""
         import pandas as pd
 
         rows = []
-        for r in self.records():
-            d = dataclasses.asdict(r)
-            d["captions"] = [dataclasses.asdict(c) for c in r.captions]
-            rows.append(d)
+        for batch in self.iter_records(4096):
+            for r in batch:
+                d = dataclasses.asdict(r)
+                d["captions"] = [dataclasses.asdict(c) for c in r.captions]
+                rows.append(d)
         cols = [f.name for f in dataclasses.fields(ClipRecord)]
         return pd.DataFrame(rows, columns=cols)
 
