@@ -9,11 +9,12 @@ as an ``error`` string in the payload instead of failing the page).
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from skyloom.dashboards.paths import SafeRoots
 from skyloom.rundir import RunDir, find_runs
@@ -144,22 +145,47 @@ def _clip_payload(rec, corpus_root: Path, roots: SafeRoots) -> dict[str, Any]:
     }
 
 
-def corpus_summary(records: list) -> dict[str, Any]:
-    """Charts of the Corpus view, over all clips: durations, resolutions, caption lengths, licenses."""
-    cap_words = [len(c.text.split()) for r in records for c in r.captions]
-    res = Counter(f"{r.width}x{r.height}" for r in records)
-    quality_names = sorted({k for r in records for k in r.quality})
+SUMMARY_COLUMNS = ("duration_s", "width", "height", "captions", "license_id", "source_kind", "split", "quality")
+
+
+def _counts(values: pa.Array | pa.ChunkedArray, limit: int | None = None) -> dict[str, int]:
+    """``collections.Counter(values).most_common(limit)`` as a dict: by count, ties in first-seen order
+    (Arrow's ``value_counts`` lists values in order of first appearance)."""
+    if not len(values):
+        return {}
+    vc = pc.value_counts(values)
+    counts = vc.field("counts").to_numpy()
+    order = np.argsort(-counts, kind="stable")[:limit]
+    names = vc.field("values").to_pylist()
+    return {str(names[k]): int(counts[k]) for k in order}
+
+
+def corpus_summary(t: pa.Table | None) -> dict[str, Any]:
+    """Charts of the Corpus view over all clips (durations, resolutions, caption lengths, licenses),
+    from a columnar scan of :data:`SUMMARY_COLUMNS` (None: an empty corpus)."""
+    if t is None or t.num_rows == 0:
+        return {"clips": 0, "hours": 0.0, "captioned": 0, "duration_s": _histogram([]), "caption_words": _histogram([]),
+                "resolutions": {}, "licenses": {}, "source_kinds": {}, "splits": {}, "quality_names": []}
+    caps = t.column("captions").combine_chunks()
+    texts = pc.list_flatten(caps).field("text")
+    tokens = pc.utf8_split_whitespace(pc.fill_null(texts, ""))  # str.split(): runs of whitespace, no empty words
+    nonempty = pc.not_equal(pc.list_flatten(tokens), "").to_numpy(zero_copy_only=False)
+    words = np.bincount(pc.list_parent_indices(tokens).to_numpy()[nonempty], minlength=len(texts))  # per caption
+    durations = t.column("duration_s").to_numpy()
+    res = pc.binary_join_element_wise(pc.cast(t.column("width"), pa.string()), pc.cast(t.column("height"), pa.string()),
+                                      "x")
+    qnames = pc.unique(t.column("quality").combine_chunks().keys).to_pylist()  # MapArray.keys: every key, flat
     return {
-        "clips": len(records),
-        "hours": round(sum(float(r.duration_s) for r in records) / 3600, 4),
-        "captioned": sum(1 for r in records if r.captions),
-        "duration_s": _histogram([float(r.duration_s) for r in records]),
-        "caption_words": _histogram([float(w) for w in cap_words]),
-        "resolutions": dict(res.most_common(20)),
-        "licenses": dict(Counter(r.license_id for r in records).most_common()),
-        "source_kinds": dict(Counter(r.source_kind for r in records).most_common()),
-        "splits": dict(Counter(r.split for r in records).most_common()),
-        "quality_names": quality_names,
+        "clips": t.num_rows,
+        "hours": round(float(np.sum(durations, dtype=np.float64)) / 3600, 4),
+        "captioned": int(pc.sum(pc.greater(pc.fill_null(pc.list_value_length(caps), 0), 0)).as_py() or 0),
+        "duration_s": _histogram(durations.astype(np.float64).tolist()),
+        "caption_words": _histogram(np.asarray(words, np.float64).tolist()),
+        "resolutions": _counts(res, 20),
+        "licenses": _counts(t.column("license_id")),
+        "source_kinds": _counts(t.column("source_kind")),
+        "splits": _counts(t.column("split")),
+        "quality_names": sorted(str(q) for q in qnames),
     }
 
 
@@ -178,26 +204,39 @@ def corpus_annotations(c) -> dict[str, Any]:
         return {}
 
 
+def clip_rows(c, roots: SafeRoots, offset: int = 0, limit: int = 5000, ids: pa.Array | None = None,
+              **filters: str | None) -> tuple[list[dict[str, Any]], int]:
+    """One page of clip rows (by id) and how many clips match: ids from a one-column scan, records
+    only for the page (:meth:`Corpus.lookup`). ``filters``: ``split`` / ``source_kind`` (None: any)."""
+    if ids is None:
+        ids = c.scan([], **{k: v for k, v in filters.items() if v}).column("id")
+    page = ids.slice(max(0, offset), max(0, limit)).to_pylist()
+    recs = c.lookup(page)
+    return [_clip_payload(recs[i], c.root, roots) for i in page if i in recs], len(ids)
+
+
 def corpus_data(root: Path, roots: SafeRoots, max_clips: int = 5000) -> dict[str, Any]:
-    """Payload of one corpus: summary over every clip and up to ``max_clips`` clip rows."""
+    """Payload of one corpus: summary over every clip (a columnar scan of :data:`SUMMARY_COLUMNS`)
+    and the first ``max_clips`` clip rows (records read for those only)."""
     from skyloom.corpus import Corpus, CorpusError, ManifestError
 
-    out: dict[str, Any] = {"name": root.name, "path": str(root), "clips": [], "truncated": False,
-                           "summary": corpus_summary([]), "quarantined": 0, "quarantine": [], "error": None}
+    out: dict[str, Any] = {"name": root.name, "path": str(root), "clips": [], "truncated": False, "total": 0,
+                           "summary": corpus_summary(None), "quarantined": 0, "quarantine": [], "error": None}
     try:
         c = Corpus(root)
         out["name"] = str(c.info.get("name") or root.name)
-        records = c.records()
+        table = c.scan(SUMMARY_COLUMNS)
         quarantined = c.quarantined()
         out["quarantined"] = len(quarantined)
         out["quarantine"] = [{k: str(q.get(k, "")) for k in ("stage", "item", "reason", "time")}
                              for q in quarantined[-MAX_LISTED:]]  # the newest
+        out["summary"] = corpus_summary(table)
+        out["clips"], out["total"] = clip_rows(c, roots, 0, max_clips, ids=table.column("id"))
+        del table
     except (CorpusError, ManifestError, OSError) as e:
         out["error"] = str(e)
         log.warning("corpus %s: %s", root, e)
         return out
-    out["summary"] = corpus_summary(records)
     out["annotations"] = corpus_annotations(c)
-    out["truncated"] = len(records) > max_clips
-    out["clips"] = [_clip_payload(r, c.root, roots) for r in records[:max_clips]]
+    out["truncated"] = out["total"] > max_clips
     return out

@@ -62,6 +62,7 @@ class Dashboard:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self._series_cache: dict = {}  # metrics.jsonl path + mtime + size -> parsed curves
         self._merge_cache = results.MergeCache()  # merged store of several runs' stores
+        self._corpus_cache: dict[Path, tuple[str, dict[str, Any]]] = {}  # corpus -> (its stamp, payload)
         self.roots = SafeRoots([("run", d) for d in self.run_dirs] + [("corpus", c) for c in self.corpus_dirs]
                                + [("cache", self.cache_dir)])
         self.jobs = JobQueue()
@@ -175,15 +176,49 @@ class Dashboard:
             entry["series"].setdefault("eval", {}).update(series)
         return out
 
+    def _corpus_stamp(self, c: Path) -> str:
+        """What a corpus payload depends on: the manifest's :meth:`Corpus.stamp`, the quarantine and
+        the curation files (``stat`` calls only)."""
+        from skyloom.datagen.curate.store import TABLES  # the curation files
+
+        h = hashlib.sha1()
+        try:
+            h.update(Corpus(c).stamp().encode())
+        except (CorpusError, OSError, ValueError) as e:  # not (yet) a corpus: the payload says why
+            h.update(f"error:{e}".encode())
+        for name in ("corpus.json", "quarantine.jsonl", *TABLES):
+            try:
+                st = (c / name).stat()
+                h.update(f"{name}|{st.st_mtime_ns}|{st.st_size}\n".encode())
+            except OSError:
+                h.update(f"{name}|-\n".encode())
+        return h.hexdigest()
+
     def corpus(self, video_data: Any = None) -> dict[str, Any]:
+        """Every corpus's payload (:func:`data.corpus_data`), rebuilt only when its stamp changed."""
         out = []
         for c in self.corpus_dirs:
-            payload = data.corpus_data(c, self.roots, max_clips=self.max_clips)
+            stamp = self._corpus_stamp(c)
+            hit = self._corpus_cache.get(c)
+            if hit is None or hit[0] != stamp:
+                hit = self._corpus_cache[c] = (stamp, data.corpus_data(c, self.roots, max_clips=self.max_clips))
+            payload = {**hit[1], "clips": [dict(x) for x in hit[1]["clips"]]}  # callers may rewrite urls
             if video_data is not None:
                 for clip in payload["clips"]:
                     clip["url"], clip["note"] = video_data(str(c / clip["path"]), c)
             out.append(payload)
         return {"corpora": out}
+
+    def corpus_clips(self, corpus_id: int, offset: int = 0, limit: int = 100, split: str | None = None,
+                     source_kind: str | None = None) -> dict[str, Any]:
+        """A page of one corpus's clip rows (by id), optionally of one split / source kind."""
+        root = self._corpus_root(corpus_id)
+        try:
+            c = Corpus(root)
+            clips, total = data.clip_rows(c, self.roots, offset, limit, split=split, source_kind=source_kind)
+        except (CorpusError, OSError) as e:
+            raise KeyError(f"corpus {corpus_id}: {e}") from None
+        return {"corpus": corpus_id, "offset": offset, "limit": limit, "total": total, "clips": clips}
 
     # -- live refresh ------------------------------------------------------------------------
     def stamp(self) -> dict[str, Any]:
@@ -216,17 +251,7 @@ class Dashboard:
                 add(sp)
                 add(Path(f"{sp}-wal"))
         for c in self.corpus_dirs:
-            add(c / "corpus.json")
-            add(c / "quarantine.jsonl")
-            for name in ("annotations.parquet", "dedup.parquet", "semdedup.parquet"):  # the curation files
-                add(c / name)
-            try:
-                parts = Corpus(c).part_files()
-            except (CorpusError, OSError, ValueError) as e:  # not (yet) a corpus: corpus.json covers its creation
-                log.debug("stamp of corpus %s: %s", c, e)
-                parts = []
-            for p in parts:
-                add(p)
+            h.update(f"{c}|{self._corpus_stamp(c)}\n".encode())
         return {"stamp": h.hexdigest(), "runs": len(runs)}
 
     # -- corpus clip inspector ---------------------------------------------------------------

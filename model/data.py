@@ -17,7 +17,7 @@
 At scale (issue 29):
 
 * The *training index* (:class:`TrainIndex`: id, path, bucket, caption candidates per clip) is
-  built from a columnar scan of five manifest columns, never from Python records of the whole
+  built from a columnar scan of five manifest columns (:meth:`Corpus.scan`), never from Python records of the whole
   corpus; captions stay Arrow strings (about 0.2 KB a clip, not ~10 KB of Python objects).
 * Distributed workers read only their shard of it: :func:`shard_ranks` deals each bucket's clips
   round-robin (in id order) over the ranks, so shards are disjoint, cover the corpus, differ by at
@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from skyloom.config import ConfigError, to_dict
-from skyloom.corpus import MANIFEST_SCHEMA, ClipRecord, Corpus, CorpusError
+from skyloom.corpus import ClipRecord, Corpus, CorpusError
 from skyloom.fsutil import atomic_path
 from skyloom.model.config import Bucket, DataConfig
 
@@ -174,30 +174,6 @@ def index_captions(captions: pa.Array | pa.ChunkedArray, kinds: Sequence[str], m
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values.cast(pa.string()))
 
 
-def scan_columns(corpus: Corpus, columns: Sequence[str], split: str | None = None) -> pa.Table:
-    """The live rows of ``corpus`` (latest revision per id), only ``columns``, as an Arrow table.
-
-    Uses :meth:`Corpus.scan` where the corpus has it; otherwise reads the columns straight from the
-    revision log's part files (the latest revision per id by a sort, tombstones dropped).
-    """
-    cols = list(dict.fromkeys(["id", *columns]))
-    if hasattr(corpus, "scan"):
-        return corpus.scan(columns=cols, split=split)
-    need = list(dict.fromkeys([*cols, "split", "rev", "deleted"]))
-    parts = [pq.read_table(p, columns=need) for p in corpus.part_files()]
-    if not parts:
-        return pa.schema([MANIFEST_SCHEMA.field(c) for c in cols]).empty_table()
-    t = pa.concat_tables(parts, promote_options="permissive")
-    t = t.take(pc.sort_indices(t, [("id", "ascending"), ("rev", "ascending")]))
-    ids = t.column("id").to_numpy(zero_copy_only=False)
-    keep = _last_per_row(ids)
-    t = t.filter(pa.array(keep))
-    live = pc.invert(t.column("deleted"))
-    if split is not None:
-        live = pc.and_(live, pc.equal(t.column("split"), split))
-    return t.filter(live).select(cols)
-
-
 @dataclass
 class TrainIndex:
     """What training needs per clip, column-wise, sorted by id.
@@ -243,8 +219,7 @@ def build_index(corpus: Corpus | str | os.PathLike, cfg: DataConfig) -> TrainInd
     """The training index of ``corpus``'s split ``cfg.split`` from a scan of :data:`INDEX_COLUMNS`."""
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     check_buckets(cfg.buckets)
-    t = scan_columns(corpus, INDEX_COLUMNS, split=cfg.split)
-    t = t.take(pc.sort_indices(t, [("id", "ascending")]))
+    t = corpus.scan(INDEX_COLUMNS, split=cfg.split)  # latest revision per id, sorted by id
     if cfg.max_clips > 0:
         t = t.slice(0, cfg.max_clips)
     if t.num_rows == 0:
