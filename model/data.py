@@ -230,6 +230,16 @@ def build_index(corpus: Corpus | str | os.PathLike, cfg: DataConfig) -> TrainInd
                       captions=caps)
 
 
+def captioned_count(corpus: Corpus | str | os.PathLike, cfg: DataConfig) -> tuple[int, int]:
+    """(clips of split ``cfg.split``, how many have a caption the run trains on), from a scan of one column."""
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
+    caps = corpus.scan(["captions"], split=cfg.split).column("captions")
+    if not len(caps):
+        return 0, 0
+    n_cands = pc.list_value_length(index_captions(caps, tuple(cfg.caption_kinds), cfg.caption_mode))
+    return len(caps), int(pc.sum(pc.greater(n_cands, 0)).as_py() or 0)
+
+
 def shard_ranks(bucket: np.ndarray, world_size: int) -> np.ndarray:
     """Rank of every clip: each bucket's clips (in index order) dealt round-robin over the ranks.
 
