@@ -7,8 +7,10 @@ scores. Rows are written column-wise with pyarrow as one part file of the corpus
 1M rows through ``Corpus.append`` would itself be the cost this issue removes.
 
 Each operation runs in a fresh subprocess twice: the first run gives ``cold_seconds`` and the memory
-figure ``mem_mb`` (peak RSS, ``ru_maxrss``, after it minus RSS before it, imports of skyloom done),
-the second the time ``seconds`` (warm: first imports and Arrow kernel set-up excluded). Operations:
+figure ``mem_mb`` (peak RSS during it, ``VmHWM`` reset just before, minus RSS before it; imports of
+skyloom done),
+the next three the time ``seconds`` (their median; warm: first imports and Arrow kernel set-up
+excluded). Operations:
 
 * ``index``: the training index of split train (this tree: :func:`skyloom.model.data.build_index`;
   baseline: main's ``CorpusVideoDataset``, which builds its index from ``Corpus.records``);
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,6 +62,10 @@ def build_corpus(root: Path, n: int) -> None:
     ids = [f"clip-{i:08d}" for i in range(n)]
     res = np.array([(32, 32), (64, 36), (36, 64), (128, 72)])[rng.integers(0, 4, n)]
 
+    def arr(values, type_=None) -> pa.Array:  # pa.array may chunk a large NumPy string array
+        a = pa.array(values, type_) if type_ is not None else pa.array(values)
+        return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+
     def text(k: int) -> np.ndarray:
         return np.array([" ".join(WORDS[(i + j) % len(WORDS)] for j in range(k)) for i in range(97)])[
             np.arange(n) % 97]
@@ -66,14 +73,14 @@ def build_corpus(root: Path, n: int) -> None:
     short, dense = text(8), text(40)
     cap = pa.StructArray.from_arrays
     n2 = 2 * n
-    flat = cap([pa.array(np.repeat(["scene-graph"], n2)), pa.array(np.tile(["short", "dense"], n)),
-                pa.array(np.column_stack([short, dense]).ravel()), pa.array(np.repeat([""], n2)),
-                pa.array(np.repeat([""], n2)), pa.array(np.repeat(["v1"], n2)), pa.array(np.zeros(n2)),
-                pa.array(np.repeat(["2026-12-06T00:00:00Z"], n2))],
+    flat = cap([arr(np.repeat(["scene-graph"], n2)), arr(np.tile(["short", "dense"], n)),
+                arr(np.column_stack([short, dense]).ravel()), arr(np.repeat([""], n2)),
+                arr(np.repeat([""], n2)), arr(np.repeat(["v1"], n2)), arr(np.zeros(n2)),
+                arr(np.repeat(["2026-12-06T00:00:00Z"], n2))],
                fields=list(MANIFEST_SCHEMA.field("captions").type.value_type))
-    captions = pa.ListArray.from_arrays(pa.array(np.arange(0, n2 + 1, 2), pa.int32()), flat)
-    quality = pa.MapArray.from_arrays(pa.array(np.arange(0, n2 + 1, 2), pa.int32()),
-                                      pa.array(np.tile(["aesthetic", "motion"], n)), pa.array(rng.random(n2)))
+    captions = pa.ListArray.from_arrays(arr(np.arange(0, n2 + 1, 2), pa.int32()), flat)
+    quality = pa.MapArray.from_arrays(arr(np.arange(0, n2 + 1, 2), pa.int32()),
+                                      arr(np.tile(["aesthetic", "motion"], n)), arr(rng.random(n2)))
     split = np.where(rng.random(n) < 0.05, "val", "train")
     rev = time.time_ns()
     cols = {
@@ -88,15 +95,28 @@ def build_corpus(root: Path, n: int) -> None:
         "created_at": np.repeat(["2026-12-06T00:00:00Z"], n), "rev": np.full(n, rev, np.int64),
         "deleted": np.zeros(n, bool),
     }
-    table = pa.table({f.name: pa.array(cols[f.name], f.type) if not isinstance(cols[f.name], pa.Array)
+    table = pa.table({f.name: arr(cols[f.name], f.type) if not isinstance(cols[f.name], pa.Array)
                       else cols[f.name].cast(f.type) for f in MANIFEST_SCHEMA}, schema=MANIFEST_SCHEMA)
     pq.write_table(table, c.manifest_dir / f"part-{rev:020d}-bench0000.parquet", compression="zstd")
 
 
-def _rss_mb() -> float:
-    import resource
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _reset_peak() -> float:
+    """Reset this process's peak RSS (VmHWM) to its current RSS (Linux ``clear_refs`` 5); returns the RSS.
+
+    ``ru_maxrss`` would not do: Linux carries the parent's high-water mark across fork and exec."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_mb("VmRSS")
+
+
+def _peak_mb() -> float:
+    return _status_mb("VmHWM")
 
 
 def _op(op: str, root: Path, n: int, tmp: Path, dash) -> int:
@@ -127,7 +147,7 @@ def _op(op: str, root: Path, n: int, tmp: Path, dash) -> int:
     raise SystemExit(f"unknown op {op}")
 
 
-def worker(op: str, root: Path, n: int, tmp: Path) -> dict:
+def worker(op: str, root: Path, n: int, tmp: Path, repeats: int = 3) -> dict:
     """Run one operation in this (fresh) process, once to warm up (imports, Arrow kernels) and once timed
     (``corpus_api``: on a new Dashboard, so its payload cache is cold); return seconds, peak and base RSS."""
     import gc
@@ -143,18 +163,21 @@ def worker(op: str, root: Path, n: int, tmp: Path) -> dict:
     if op == "corpus_api_warm":
         dash.corpus()
     gc.collect()
-    base = _rss_mb()
+    base = _reset_peak()
     t0 = time.perf_counter()
     _op(op, root, n, tmp, dash)  # cold: first imports and Arrow kernels included; its peak RSS is the memory figure
     cold = time.perf_counter() - t0
-    peak = _rss_mb()
-    if op != "corpus_api_warm":
-        dash = new_dash()
-    t0 = time.perf_counter()
-    rows = _op(op, root, n, tmp, dash)
-    dt = time.perf_counter() - t0
-    return {"op": op, "seconds": round(dt, 4), "cold_seconds": round(cold, 4), "peak_rss_mb": round(peak, 1),
-            "base_rss_mb": round(base, 1), "mem_mb": round(peak - base, 1), "result": rows}
+    peak = _peak_mb()
+    times = []
+    for _ in range(repeats):
+        if op != "corpus_api_warm":
+            dash = new_dash()
+        t0 = time.perf_counter()
+        rows = _op(op, root, n, tmp, dash)
+        times.append(time.perf_counter() - t0)
+    return {"op": op, "seconds": round(statistics.median(times), 4), "cold_seconds": round(cold, 4),
+            "peak_rss_mb": round(peak, 1), "base_rss_mb": round(base, 1), "mem_mb": round(peak - base, 1),
+            "result": rows}
 
 
 def cache_worker(root: Path, cache_mb: int, epochs: int) -> dict:
@@ -169,12 +192,12 @@ def cache_worker(root: Path, cache_mb: int, epochs: int) -> dict:
     loader = BatchLoader(ds, seed=0)
     next(loader)  # imports and decoder set-up outside the figure
     gc.collect()
-    base = _rss_mb()
+    base = _reset_peak()
     t0 = time.perf_counter()
     for _ in range(epochs * loader.sampler.epoch_len):
         next(loader)
     return {"cache_mb": cache_mb, "clips": len(ds), "seconds": round(time.perf_counter() - t0, 2),
-            "rss_growth_mb": round(_rss_mb() - base, 1), "cache_bytes_mb": round(ds.cache.bytes / 2**20, 1),
+            "rss_growth_mb": round(_peak_mb() - base, 1), "cache_bytes_mb": round(ds.cache.bytes / 2**20, 1),
             "cached_clips": len(ds.cache), "hits": ds.cache.hits, "misses": ds.cache.misses}
 
 
