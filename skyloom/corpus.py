@@ -66,6 +66,7 @@ from skyloom.fsutil import (
     atomic_path,
     atomic_write_json,
     atomic_write_text,
+    crash_point,
     file_lock,
     holder_lock,
     now_iso,
@@ -88,11 +89,22 @@ from skyloom.manifest import (  # noqa: F401 - re-exported: the corpus contract'
     validate_part_schema,
     validate_record,
 )
+from skyloom.manifest_store import (
+    INDEX,
+    ManifestIndex,
+    ManifestLog,
+    compaction_due,
+    merge_plan,
+    part_name,
+    read_part,
+    write_table_file,
+)
 
 CORPUS_FORMAT = "skyloom-corpus"
 MANIFEST_DIR = "manifest"  # the revision log
 SNAPSHOT = "manifest.parquet"  # the current snapshot outside tools read
 EXPORTS = "exports.json"
+SNAPSHOT_EAGER_ROWS = 2_048  # up to this many clips, manifest.parquet is rewritten after every write
 
 
 class CorpusError(UserError, ValueError):
@@ -132,24 +144,50 @@ class Corpus:
             raise CorpusError(f"{info}: corpus version {meta.get('version')} is newer than supported "
                               f"{CORPUS_FORMAT_VERSION}")
         self.info = meta
-        if (self.root / SNAPSHOT).is_dir():
-            self._migrate_v1()
+        if (self.root / SNAPSHOT).is_dir() or int(meta.get("version", 0)) < CORPUS_FORMAT_VERSION:
+            self._migrate()
 
-    def _migrate_v1(self) -> None:
-        """Format 1 kept the revision log under ``manifest.parquet/``: move it to ``manifest/``."""
+    @property
+    def _log(self) -> ManifestLog:
+        return ManifestLog(self.manifest_dir)
+
+    @property
+    def _index(self) -> ManifestIndex:
+        idx = getattr(self, "_index_obj", None)
+        if idx is None or idx.log.folder != self.manifest_dir:
+            idx = self._index_obj = ManifestIndex(self._log, writable=True)
+        return idx
+
+    def _migrate(self) -> None:
+        """Bring an older corpus to format :data:`CORPUS_FORMAT_VERSION`, once, under the corpus lock.
+
+        Format 1 kept the revision log under ``manifest.parquet/`` (moved to ``manifest/``); format 2
+        had no id index and no base (every part was read on every access). The log is then indexed
+        and compacted into a base, and ``corpus.json`` says version 3 last: a crash at any step leaves
+        a corpus the next open migrates again (each step is idempotent), never a half-migrated one
+        that claims the new version. A read-only corpus is read in its old layout in place."""
         try:
             with self._lock():
+                info = json.loads((self.root / "corpus.json").read_text())
                 legacy, log = self.root / SNAPSHOT, self.root / MANIFEST_DIR
-                if not legacy.is_dir():
+                if legacy.is_dir():
+                    if log.exists() and any(log.iterdir()):
+                        raise CorpusError(f"{self.root}: both {legacy.name}/ (format 1) and {log.name}/ exist; "
+                                          "merge them by hand")
+                    if log.exists():
+                        log.rmdir()
+                    os.replace(legacy, log)
+                if int(info.get("version", 0)) >= CORPUS_FORMAT_VERSION:
+                    self.info = info
                     return  # another process migrated it meanwhile
-                if log.exists():
-                    raise CorpusError(f"{self.root}: both {legacy.name}/ (format 1) and {log.name}/ exist; "
-                                      "merge them by hand")
-                os.replace(legacy, log)
-                self._write_snapshot()
-                self.info = {**self.info, "version": CORPUS_FORMAT_VERSION}
+                (log / INDEX).unlink(missing_ok=True)  # built afresh from the log
+                self._index_obj = None
+                crash_point("migrate:indexed")
+                self._compact_locked(force=True)
+                crash_point("migrate:compacted")
+                self.info = {**info, "version": CORPUS_FORMAT_VERSION}
                 atomic_write_json(self.root / "corpus.json", self.info)
-        except PermissionError:  # a read-only corpus: read the old layout in place
+        except PermissionError:  # a read-only corpus: read the old layout in place (an in-memory index)
             pass
 
     # -- creation -------------------------------------------------------------------------
@@ -240,35 +278,8 @@ class Corpus:
 
     # -- reading --------------------------------------------------------------------------
     def part_files(self) -> list[Path]:
-        if not self.manifest_dir.exists():
-            return []
-        return sorted(p for p in self.manifest_dir.glob("*.parquet") if not p.name.startswith("."))
-
-    def _read_table(self) -> pa.Table:
-        tables = []
-        for part in self.part_files():
-            try:
-                schema = pq.read_schema(part)
-            except Exception as e:  # noqa: BLE001 - pyarrow raises many types; re-raised naming the file
-                raise ManifestError(f"{part}: unreadable Parquet file ({type(e).__name__}: {e})") from None
-            validate_part_schema(schema, str(part))
-            t = pq.read_table(part)
-            tables.append(t.select(MANIFEST_SCHEMA.names).cast(MANIFEST_SCHEMA))
-        if not tables:
-            return MANIFEST_SCHEMA.empty_table()
-        return pa.concat_tables(tables)
-
-    def _latest_rows(self) -> dict[str, dict[str, Any]]:
-        latest: dict[str, dict[str, Any]] = {}
-        for row in self._read_table().to_pylist():
-            cur = latest.get(row["id"])
-            if cur is None or row["rev"] >= cur["rev"]:
-                latest[row["id"]] = row
-        return latest
-
-    def _revisions(self, columns: Sequence[str]) -> pa.Table:
-        """Every revision in the manifest, only ``columns`` (which include id, rev and deleted)."""
-        return self._read_table().select(list(columns))
+        """The manifest's Parquet files: the base (if compacted) and the parts written since."""
+        return self._log.parts()
 
     # -- the streaming API: columns and batches, never the whole corpus as Python objects ------
     def scan(self, columns: Sequence[str] | None = None, *, split: str | None = None,
@@ -278,81 +289,143 @@ class Corpus:
 
         Args:
             columns: the manifest columns to read (``id`` is always included); None: all of them.
-            split, source_kind: keep only clips of this split / source kind.
-            ids: keep only these clip ids.
+            split, source_kind: keep only clips of this split / source kind (pushed down to the files).
+            ids: keep only these clip ids (read through the id index: only the parts holding them).
             include_deleted: keep tombstones (``deleted`` rows) too.
         """
+        want = self._columns(columns)
+        if ids is not None:
+            return filter_table(self._lookup_table(ids, want, include_deleted), split=split, source_kind=source_kind,
+                                include_deleted=True).select(want)
+        tables = [t.select(want) for t in self._log.stream(want, split=split, source_kind=source_kind,
+                                                             include_deleted=include_deleted)]
+        return pa.concat_tables(tables) if tables else _empty(want)
+
+    @staticmethod
+    def _columns(columns: Sequence[str] | None) -> list[str]:
         want = list(dict.fromkeys(["id", *(MANIFEST_SCHEMA.names if columns is None else columns)]))
         unknown = [c for c in want if c not in MANIFEST_SCHEMA.names]
         if unknown:
             raise ManifestError(f"unknown manifest column(s) {unknown}; valid: {', '.join(MANIFEST_SCHEMA.names)}")
-        need = list(dict.fromkeys([*want, "rev", "deleted", *(["split"] if split else []),
-                                   *(["source_kind"] if source_kind else [])]))
-        t = filter_table(latest_revisions(self._revisions(need)), split=split, source_kind=source_kind,
-                         ids=None if ids is None else list(ids), include_deleted=include_deleted)
-        return t.select(want)
+        return want
 
     def iter_records(self, batch_size: int = 1024, *, split: str | None = None, source_kind: str | None = None,
                      columns: Sequence[str] | None = None) -> Iterator[list[ClipRecord]]:
-        """Current clip records in batches of at most ``batch_size``, ordered by id.
+        """Current clip records in batches of at most ``batch_size``, ordered by id; memory bounded by
+        the batch (and the parts written since the last compaction), not by the corpus.
 
         ``columns`` limits the fields read (the others are left empty in the records)."""
         if batch_size < 1:
             raise CorpusError(f"batch_size must be >= 1, got {batch_size}")
-        t = self.scan(columns, split=split, source_kind=source_kind)
-        for batch in t.to_batches(max_chunksize=batch_size):
-            yield records_from_table(pa.Table.from_batches([batch]))
+        want = self._columns(columns)
+        pending: list[pa.Table] = []
+        rows = 0
+        for t in self._log.stream(want, split=split, source_kind=source_kind, batch_rows=max(batch_size, 1024)):
+            pending.append(t.select(want))
+            rows += t.num_rows
+            while rows >= batch_size:
+                buf = pa.concat_tables(pending)
+                yield records_from_table(buf.slice(0, batch_size))
+                rest = buf.slice(batch_size)
+                pending, rows = [rest], rest.num_rows
+        if rows:
+            yield records_from_table(pa.concat_tables(pending))
+
+    def _lookup_table(self, ids: Iterable[str], want: Sequence[str], include_deleted: bool = False) -> pa.Table:
+        """The latest revisions of ``ids`` read from the parts the id index says hold them."""
+        wanted = list(dict.fromkeys(ids))
+        cols = list(dict.fromkeys([*want, "rev", "deleted"]))
+        for attempt in range(3):  # a part merged away between the index query and the read: ask again
+            where: dict[str, list[str]] = {}
+            with self._index.connect() as con:
+                for s in range(0, len(wanted), 900):
+                    q = wanted[s:s + 900]
+                    for cid, part in con.execute(f"SELECT id, part FROM clips WHERE id IN ({','.join('?' * len(q))})"
+                                                 + ("" if include_deleted else " AND deleted = 0"), q):
+                        where.setdefault(part, []).append(cid)
+            try:
+                tables = [read_part(self.manifest_dir / part, cols, pc.field("id").isin(pa.array(got, pa.string())))
+                          for part, got in sorted(where.items())]
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        if not tables:
+            return _empty(want)
+        t = filter_table(latest_revisions(pa.concat_tables(tables)), include_deleted=include_deleted)
+        return t.select(list(want))
 
     def lookup(self, ids: Iterable[str]) -> dict[str, ClipRecord]:
-        """The live records of ``ids`` (ids not in the corpus are left out)."""
+        """The live records of ``ids`` (ids not in the corpus are left out), through the id index."""
         want = list(dict.fromkeys(ids))
         if not want:
             return {}
-        return {r.id: r for r in records_from_table(self.scan(ids=want))}
+        return {r.id: r for r in records_from_table(self._lookup_table(want, MANIFEST_SCHEMA.names))}
+
+    def _index_query(self, sql: str, keys: Sequence[str] = (), params: Sequence[Any] = ()) -> list[tuple]:
+        """Run ``sql`` on the id index; ``{keys}`` in it becomes a placeholder list, run per chunk of keys."""
+        with self._index.connect() as con:
+            if "{keys}" not in sql:
+                return con.execute(sql, list(params)).fetchall()
+            out: list[tuple] = []
+            for s in range(0, len(keys), 900):
+                q = list(keys[s:s + 900])
+                out += con.execute(sql.format(keys=",".join("?" * len(q))), [*params, *q]).fetchall()
+            return out
 
     def present(self, *, ids: Iterable[str] | None = None, sha256: Iterable[str] | None = None,
                 spec: Iterable[str] | None = None) -> set[str]:
         """Which of the given keys a live clip holds: clip ids, clip-file sha256s, or spec/source hashes
-        (``source_sha256``: a synthetic clip's scene-spec hash, a licensed clip's source-file hash)."""
+        (``source_sha256``: a synthetic clip's scene-spec hash, a licensed clip's source-file hash).
+        Answered by the id index: O(keys), whatever the corpus's size."""
         out: set[str] = set()
         for column, keys in (("id", ids), ("sha256", sha256), ("source_sha256", spec)):
-            if keys is None:
-                continue
-            keys = set(keys)
+            if keys is not None:
+                got = self._index_query(f"SELECT DISTINCT {column} FROM clips WHERE deleted = 0 "
+                                        f"AND {column} IN ({{keys}})", sorted(set(keys)))
+                out |= {r[0] for r in got}
+        return out
+
+    def spec_of(self, *, ids: Iterable[str] = (), spec: Iterable[str] = ()) -> dict[str, str]:
+        """``{clip id: source_sha256}`` of the live clips whose id is in ``ids`` or whose spec/source hash
+        is in ``spec`` (render's resume asks this of the scenes it plans), through the id index."""
+        out: dict[str, str] = {}
+        for column, keys in (("id", ids), ("source_sha256", spec)):
+            keys = sorted(set(keys))
             if keys:
-                col = self.scan([column]).column(column)
-                out |= set(pc.filter(col, pc.is_in(col, value_set=pa.array(list(keys), pa.string()))).to_pylist())
+                out.update(self._index_query(f"SELECT id, source_sha256 FROM clips WHERE deleted = 0 "
+                                             f"AND {column} IN ({{keys}})", keys))
         return out
 
     def lacking_caption(self, kind: str, batch_size: int = 1024) -> Iterator[list[str]]:
         """Ids of live clips with no caption of ``kind``, in batches of at most ``batch_size``, by id."""
         if batch_size < 1:
             raise CorpusError(f"batch_size must be >= 1, got {batch_size}")
-        t = self.scan(["captions"])
-        ids = t.column("id").to_pylist() if t.num_rows else []
-        if ids:
-            caps = t.column("captions").combine_chunks()
-            flat = pc.list_flatten(caps)
-            with_kind = pc.filter(pc.list_parent_indices(caps), pc.equal(pc.struct_field(flat, "kind"), kind))
-            lacking = pc.invert(pc.is_in(pa.array(range(len(ids)), pa.int64()), value_set=with_kind.cast(pa.int64())))
-            ids = pc.filter(t.column("id"), lacking).to_pylist()
-        for s in range(0, len(ids), batch_size):
-            yield ids[s:s + batch_size]
+        with self._index.connect() as con:
+            cur = con.execute("SELECT id FROM clips WHERE deleted = 0 AND NOT EXISTS "
+                              "(SELECT 1 FROM captions c WHERE c.kind = ? AND c.id = clips.id) ORDER BY id", (kind,))
+            while batch := cur.fetchmany(batch_size):
+                yield [r[0] for r in batch]
 
     def derived_from(self, source: str) -> list[str]:
         """Ids of live clips derived from ``source``: its sha256 (``source_sha256``), its URL as stored
-        (``source_url``) or a parent clip id (``parent_id``); sorted."""
-        t = self.scan(["source_sha256", "source_url", "parent_id"])
-        mask = pc.or_(pc.or_(pc.equal(t.column("source_sha256"), source), pc.equal(t.column("source_url"), source)),
-                      pc.fill_null(pc.equal(t.column("parent_id"), source), False))
-        return sorted(t.filter(mask).column("id").to_pylist())
+        (``source_url``) or a parent clip id (``parent_id``); sorted. Answered by the id index."""
+        got = self._index_query("SELECT id FROM clips WHERE deleted = 0 AND (source_sha256 = ? OR source_url = ? "
+                                "OR parent_id = ?) ORDER BY id", params=(source, source, source))
+        return [r[0] for r in got]
 
     def count(self, split: str | None = None, source_kind: str | None = None) -> int:
-        """Number of live clips (of ``split`` / ``source_kind`` if given)."""
-        return self.scan([], split=split, source_kind=source_kind).num_rows
+        """Number of live clips (of ``split`` / ``source_kind`` if given), from the id index."""
+        sql, params = "SELECT count(*) FROM clips WHERE deleted = 0", []
+        for col, val in (("split", split), ("source_kind", source_kind)):
+            if val is not None:
+                sql += f" AND {col} = ?"
+                params.append(val)
+        return int(self._index_query(sql, params=params)[0][0])
 
     def stamp(self) -> str:
-        """A cheap token that changes whenever the manifest changes (caches key on it)."""
+        """A cheap token that changes whenever the manifest changes (caches key on it): the names,
+        sizes and times of the manifest's files (a listing of O(log N) files)."""
         h = hashlib.sha1()
         for p in [self.snapshot_path, *self.part_files()]:
             try:
@@ -367,14 +440,16 @@ class Corpus:
                 source_kind: str | None = None) -> list[ClipRecord]:
         """Current clip records (latest revision per id), ordered by id. Materialises the whole
         corpus as Python objects: stages use :meth:`iter_records`, :meth:`scan` or :meth:`lookup`."""
-        t = self.scan(split=split, source_kind=source_kind, include_deleted=include_deleted)
         out: list[ClipRecord] = []
-        for batch in t.to_batches(max_chunksize=4096):
-            out += records_from_table(pa.Table.from_batches([batch]))
+        for t in self._log.stream(MANIFEST_SCHEMA.names, split=split, source_kind=source_kind,
+                                  include_deleted=include_deleted):
+            out += records_from_table(t)
         return out
 
     def ids(self, include_deleted: bool = False) -> set[str]:
-        return set(self.scan([], include_deleted=include_deleted).column("id").to_pylist())
+        """Every clip id (a Python set of the whole corpus: prefer :meth:`present` or :meth:`scan`)."""
+        return {r[0] for r in self._index_query("SELECT id FROM clips" + ("" if include_deleted else
+                                                                          " WHERE deleted = 0"))}
 
     def get(self, clip_id: str) -> ClipRecord:
         rec = self.lookup([clip_id]).get(clip_id)
@@ -410,24 +485,60 @@ class Corpus:
             raise KeyError(f"clip {clip_id!r} has no ground truth ({p})")
         return json.loads(p.read_text())
 
-    # -- writing --------------------------------------------------------------------------
+    # -- writing (every step under the corpus lock) ----------------------------------------
     def _write_part(self, records: Sequence[ClipRecord]) -> Path:
-        rows = [r.to_row() for r in records]
-        table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
-        rev = records[0].rev if records else time.time_ns()
-        dest = self.manifest_dir / f"part-{rev:020d}-{uuid.uuid4().hex[:8]}.parquet"
+        """Write one part (O(batch)), index it, then merge or compact if the log's shape asks for it."""
+        table = pa.Table.from_pylist([r.to_row() for r in records], schema=MANIFEST_SCHEMA)
+        rev = records[0].rev if records else self._next_rev()
+        dest = self.manifest_dir / part_name("part", rev)
         with atomic_path(dest, suffix=".parquet") as tmp:
             pq.write_table(table, tmp, compression="zstd")
-        self._write_snapshot()
+        crash_point("manifest:part")
+        with self._index.connect() as con:  # connecting indexes the new part (and any a crash left)
+            self._maintain(con)
         return dest
 
+    def _parts_shape(self, con) -> dict[str, tuple[int, int]]:
+        return {n: (r, b) for n, r, b in con.execute("SELECT name, rows, base FROM parts")}
+
+    def _maintain(self, con) -> None:
+        """Merge parts of one size class; compact once the parts hold a large share of the base's rows;
+        keep ``manifest.parquet`` current after every write while the corpus is small."""
+        while names := merge_plan(self._parts_shape(con)):
+            paths = [self.manifest_dir / n for n in names]
+            merged = latest_revisions(pa.concat_tables([read_part(p) for p in paths]))  # tombstones kept
+            dest = self.manifest_dir / part_name("part", max(merged.column("rev").to_pylist()))
+            write_table_file(dest, [merged])
+            self._index.replaced(con, paths, dest, merged.num_rows, base=False)
+            for p in paths:
+                p.unlink(missing_ok=True)
+        if compaction_due(self._parts_shape(con)):
+            self._compact_locked()
+        elif self.count() <= SNAPSHOT_EAGER_ROWS:
+            self._write_snapshot()
+
     def _write_snapshot(self) -> Path:
-        """Rewrite ``manifest.parquet`` (live rows, sorted by id) from the log; call under the lock."""
-        rows = [r for _, r in sorted(self._latest_rows().items()) if not r["deleted"]]
-        table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
-        with atomic_path(self.snapshot_path, suffix=".parquet") as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        """Rewrite ``manifest.parquet`` (live rows, sorted by id) from the log, streaming; under the lock."""
+        write_table_file(self.snapshot_path, self._log.stream(MANIFEST_SCHEMA.names))
         return self.snapshot_path
+
+    def compacted(self) -> bool:
+        """Whether the manifest is one base and nothing since (``manifest.parquet`` is then that base)."""
+        parts = self.part_files()
+        return len(parts) == 1 and parts[0].name.startswith("base-")
+
+    def refresh_snapshot(self) -> Path:
+        """Make ``manifest.parquet`` hold the current state now (streaming; the base itself when compacted)."""
+        with self._lock():
+            base = self._log.base()
+            if self.compacted() and base is not None:
+                self._link_snapshot(base)
+                return self.snapshot_path
+            return self._write_snapshot()
+
+    def captioned(self) -> int:
+        """Number of live clips with at least one caption (from the id index)."""
+        return int(self._index_query("SELECT count(DISTINCT id) FROM captions")[0][0])
 
     def _next_rev(self) -> int:
         # Strictly increasing under the lock, even if the clock steps back.
@@ -440,8 +551,9 @@ class Corpus:
     def append(self, records: Iterable[ClipRecord], validate_files: bool = False) -> int:
         """Append new clips as one new part file; ids already present are skipped.
 
-        Returns the number of rows written. Concurrent appenders (threads, processes, Ray
-        tasks on one host) serialise on a lock file, so nothing is lost or duplicated.
+        Returns the number of rows written. O(batch): the id index says which ids exist. Concurrent
+        appenders (threads, processes, Ray tasks on one host) serialise on a lock file, so nothing is
+        lost or duplicated.
         """
         recs = list(records)
         if not recs:
@@ -455,7 +567,7 @@ class Corpus:
             if validate_files and not (self.root / r.path).exists():
                 raise ManifestError(f"clip {r.id!r}: field 'path' points to missing file {r.path}")
         with self._lock():
-            existing = self.ids()
+            existing = self.present(ids=seen)
             rev = self._next_rev()
             now = now_iso()
             fresh = [dataclasses.replace(r, rev=rev, deleted=False, created_at=r.created_at or now)
@@ -470,7 +582,7 @@ class Corpus:
         for r in recs:
             validate_record(r)
         with self._lock():
-            existing = self.ids()
+            existing = self.present(ids=[r.id for r in recs])
             missing = [r.id for r in recs if r.id not in existing]
             if missing:
                 raise KeyError(f"cannot update clips not in corpus: {missing[:5]}")
@@ -491,15 +603,12 @@ class Corpus:
         if not changes:
             return 0
         with self._lock():
-            rows = self._latest_rows()
-            out = []
-            for cid, change in changes.items():
-                row = rows.get(cid)
-                if row is None:
-                    raise KeyError(f"clip {cid!r} is not in corpus {self.root}")
-                if row["deleted"]:  # deleted (e.g. taken down) while a job worked on it: nothing to add to
-                    continue
-                out.append(fn(ClipRecord.from_row(row), change))
+            known = self._index_query("SELECT id FROM clips WHERE id IN ({keys})", sorted(changes))
+            missing = sorted(set(changes) - {r[0] for r in known})
+            if missing:
+                raise KeyError(f"clip {missing[0]!r} is not in corpus {self.root}")
+            live = self.lookup(changes)  # deleted (e.g. taken down) while a job worked on it: nothing to add to
+            out = [fn(live[cid], change) for cid, change in changes.items() if cid in live]
             if not out:
                 return 0
             rev = self._next_rev()
@@ -512,8 +621,8 @@ class Corpus:
         every WebDataset export); returns the ids removed."""
         ids = list(dict.fromkeys(clip_ids))
         with self._lock():
-            rows = self._latest_rows()
-            gone = [ClipRecord.from_row(rows[i]) for i in ids if i in rows and not rows[i]["deleted"]]
+            live = self.lookup(ids)
+            gone = [live[i] for i in ids if i in live]
             if not gone:
                 return []
             rev = self._next_rev()
@@ -530,20 +639,49 @@ class Corpus:
                 self._remove_from_shards({r.id for r in gone})
             return [r.id for r in gone]
 
+    def log_holds(self, ids: Iterable[str], prefixes: Sequence[str] = ()) -> bool:
+        """Whether any manifest file still holds a revision (tombstones included) of one of ``ids`` or
+        of an id starting with one of ``prefixes`` (a compaction then purges them)."""
+        if self._index_query("SELECT 1 FROM clips WHERE id IN ({keys}) LIMIT 1", sorted(set(ids))):
+            return True
+        return any(self._index_query("SELECT 1 FROM clips WHERE id >= ? AND id < ? LIMIT 1",
+                                     params=(p, p + "\U0010ffff")) for p in prefixes)
+
     def compact(self) -> Path | None:
-        """Fold all parts into one (latest live rows only); atomic, safe beside readers."""
+        """Fold the base and every part into a new base (live rows only: tombstoned clips leave no
+        trace) and make ``manifest.parquet`` that base; streaming, atomic, safe beside readers."""
         with self._lock():
-            old = self.part_files()
-            if len(old) <= 1 and not any(r.deleted for r in self.records(include_deleted=True)):
-                return old[0] if old else None
-            live = self.records()
-            rev = self._next_rev()
-            new = self._write_part([dataclasses.replace(r, rev=rev) for r in live]) if live else None
-            for p in old:
-                if p != new:
-                    p.unlink(missing_ok=True)
-            self._write_snapshot()
-            return new
+            return self._compact_locked(force=True)
+
+    def _compact_locked(self, force: bool = False) -> Path | None:
+        log = self._log
+        base, tail = log.base(), log.tail()
+        if not tail and base is not None and not force:
+            return base
+        if not tail and base is not None:
+            self._link_snapshot(base)
+            return base
+        with self._index.connect() as con:  # the index lists every part before the fold ...
+            dest = self.manifest_dir / part_name("base", self._next_rev())
+            rows = write_table_file(dest, log.stream(MANIFEST_SCHEMA.names))
+            crash_point("manifest:compact")  # (a crash here: the next reader sees an unlisted base and rebuilds)
+            self._index.replaced(con, [p for p in [base, *tail] if p is not None], dest, rows, base=True)
+        for p in [base, *tail]:
+            if p is not None:
+                p.unlink(missing_ok=True)
+        self._link_snapshot(dest)
+        return dest
+
+    def _link_snapshot(self, base: Path) -> None:
+        """``manifest.parquet`` becomes the base (a hard link: no copy), atomically."""
+        tmp = self.root / f".{SNAPSHOT}.{uuid.uuid4().hex[:8]}"
+        try:
+            os.link(base, tmp)
+        except OSError:  # no hard links on this filesystem: a copy
+            import shutil
+
+            shutil.copyfile(base, tmp)
+        os.replace(tmp, self.snapshot_path)
 
     def write_ground_truth(self, clip_id: str, gt: dict[str, Any]) -> str:
         """Write ``gt/<id>.json`` atomically; returns its corpus-relative path."""
@@ -661,14 +799,12 @@ class Corpus:
         prefix = split or "all"
         with self._lock():
             self._register_export(out)
-            recs = self.records(split=split)
             index = read_wds_index(out)
             index["owner"] = self._owner_stamp(out)
             shards: list[Path] = []
             clips: dict[str, str] = {}
-            for s in range(0, len(recs), shard_size):
-                chunk = recs[s:s + shard_size]
-                dest = out / f"{prefix}-{s // shard_size:06d}.tar"
+            for n, chunk in enumerate(self.iter_records(shard_size, split=split)):  # one shard's rows at a time
+                dest = out / f"{prefix}-{n:06d}.tar"
                 _write_shard(self, dest, chunk)
                 shards.append(dest)
                 clips.update({r.id: dest.name for r in chunk})
@@ -792,11 +928,10 @@ class Corpus:
     def orphan_files(self) -> list[Path]:
         """Files under ``clips/`` and ``gt/`` that no live manifest row owns."""
         owned: set[str] = set()
-        for r in self.records():
-            owned.add(r.path)
-            if r.gt_path:
-                owned.add(r.gt_path)
-            owned.update(str(self.gt_path(r.id, s).relative_to(self.root)) for s in (".json", ".npz"))
+        t = self.scan(["path", "gt_path"])  # two columns, not the records
+        owned.update(t.column("path").to_pylist())
+        owned.update(p for p in t.column("gt_path").to_pylist() if p)
+        owned.update(f"gt/{cid}{s}" for cid in t.column("id").to_pylist() for s in (".json", ".npz"))
         out = []
         for sub in ("clips", "gt"):
             d = self.root / sub
@@ -864,6 +999,10 @@ def _write_shard(corpus: Corpus, dest: Path, recs: Sequence[ClipRecord]) -> None
                 info.size = len(data)
                 info.mtime = 0  # reproducible shards
                 tar.addfile(info, io.BytesIO(data))
+
+
+def _empty(columns: Sequence[str]) -> pa.Table:
+    return pa.schema([MANIFEST_SCHEMA.field(c) for c in columns]).empty_table()
 
 
 def is_corpus(path: str | os.PathLike) -> bool:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from skyloom.errors import UserError
 
-CORPUS_FORMAT_VERSION = 2
+CORPUS_FORMAT_VERSION = 3
 SOURCE_KINDS = ("synthetic", "licensed")
 SPLITS = ("train", "val", "test")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
