@@ -4,9 +4,12 @@ Layout of a corpus directory (format version :data:`CORPUS_FORMAT_VERSION`)::
 
     CORPUS/
       corpus.json              format name + version, created, name, corpus_id (stamped into its exports)
-      manifest.parquet         current snapshot: exactly one row per live clip (for pandas, DuckDB, ...)
-      manifest/                revision log, one row per clip revision (append-only parts)
-        part-<rev>-<uid>.parquet
+      manifest.parquet         snapshot for outside tools (pandas, DuckDB): one row per live clip, current
+                               after every write up to SNAPSHOT_EAGER_ROWS clips, else as of the last compaction
+      manifest/                the manifest log (skyloom/manifest_store.py)
+        base-<rev>-<uid>.parquet   the last compaction: latest live row per id, sorted by id
+        part-<rev>-<uid>.parquet   revisions written since (append-only; merged eight of a size at a time)
+        index.sqlite               the id index (derived; rebuilt from the parts when it disagrees)
       clips/<id>.mp4           H.264 yuv420p clips
       gt/<id>.json             per-clip ground truth of synthetic clips (+ optional gt/<id>.npz)
       quarantine.jsonl         one current entry per (stage, item): reason, attempts
@@ -16,16 +19,16 @@ Layout of a corpus directory (format version :data:`CORPUS_FORMAT_VERSION`)::
       .lock, .writer.lock      the short corpus lock, and the writer lock one job holds (Corpus.writer)
       shards/                  default WebDataset tar export (+ index.json: per split, shards and clip ids)
 
-Outside tools read ``manifest.parquet`` (a single file, rewritten atomically after every change
-under the corpus lock); skyloom itself reads the revision log. Corpora of format version 1 kept
-the log under ``manifest.parquet/``; opening one with write access moves it to ``manifest/``.
-
-The manifest log is append-only: :meth:`Corpus.append` writes a new part file (atomically, under
-an inter-process lock), never rewriting earlier parts. Updates (captions, quality scores,
-deletions) write new *revisions* of rows; readers keep the highest ``rev`` per ``id`` and drop
-tombstones (``deleted``). :meth:`Corpus.compact` folds the parts into one. Every part carries
-the manifest version in its schema metadata and is validated on read: a missing or mistyped
-column raises :class:`ManifestError` naming the file and the field.
+Every write (:meth:`Corpus.append`, captions, quality scores, updates, deletions) adds one part of the
+rows it changes, atomically under the corpus lock, and indexes them: O(batch), never a rewrite of
+earlier files. Readers keep the highest ``rev`` per ``id`` and drop tombstones (``deleted``), as
+columns (:meth:`Corpus.scan`) or bounded batches (:meth:`Corpus.iter_records`); the id index answers
+:meth:`Corpus.lookup`, :meth:`Corpus.present`, :meth:`Corpus.lacking_caption`,
+:meth:`Corpus.derived_from` and :meth:`Corpus.count` without reading the parts. :meth:`Corpus.compact`
+(also automatic once the parts hold an eighth of the base) streams everything into a new base and makes
+``manifest.parquet`` that base. Every part carries the manifest version in its schema metadata and is
+validated on read: a missing or mistyped column raises :class:`ManifestError` naming the file and the
+field. Older formats (1: the log under ``manifest.parquet/``; 2: no index, no base) migrate once on open.
 
 Example:
     >>> import tempfile
@@ -44,11 +47,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import os
-import re
-import tarfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -59,18 +59,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from skyloom.errors import UserError
+from skyloom.corpus_export import (  # noqa: F401 - re-exported
+    ExportsMixin,
+    read_wds_index,
+    shard_ids,
+)
+from skyloom.corpus_journal import JournalMixin
 from skyloom.fsutil import (
     LockBusy,
-    append_jsonl,
     atomic_path,
     atomic_write_json,
-    atomic_write_text,
     crash_point,
     file_lock,
     holder_lock,
     now_iso,
-    read_jsonl,
 )
 from skyloom.manifest import (  # noqa: F401 - re-exported: the corpus contract's public names
     CAPTION_TYPE,
@@ -82,6 +84,8 @@ from skyloom.manifest import (  # noqa: F401 - re-exported: the corpus contract'
     SPLITS,
     Caption,
     ClipRecord,
+    CorpusBusyError,
+    CorpusError,
     ManifestError,
     filter_table,
     latest_revisions,
@@ -103,16 +107,7 @@ from skyloom.manifest_store import (
 CORPUS_FORMAT = "skyloom-corpus"
 MANIFEST_DIR = "manifest"  # the revision log
 SNAPSHOT = "manifest.parquet"  # the current snapshot outside tools read
-EXPORTS = "exports.json"
 SNAPSHOT_EAGER_ROWS = 2_048  # up to this many clips, manifest.parquet is rewritten after every write
-
-
-class CorpusError(UserError, ValueError):
-    """A corpus directory that is missing, of an unknown format, or misused."""
-
-
-class CorpusBusyError(CorpusError):
-    """Another job is writing the corpus (see :meth:`Corpus.writer`)."""
 
 
 def assign_split(clip_id: str, val_fraction: float = 0.05, test_fraction: float = 0.0, salt: str = "") -> str:
@@ -125,7 +120,7 @@ def assign_split(clip_id: str, val_fraction: float = 0.05, test_fraction: float 
     return "train"
 
 
-class Corpus:
+class Corpus(ExportsMixin, JournalMixin):
     """Reader/writer for one corpus directory. All stages go through this class."""
 
     def __init__(self, root: str | os.PathLike) -> None:
@@ -689,241 +684,6 @@ class Corpus:
         atomic_write_json(p, gt, indent=None)
         return str(p.relative_to(self.root))
 
-    # -- quarantine / takedown log ----------------------------------------------------------
-    def quarantine(self, stage: str, item: str, reason: str, **extra: Any) -> dict[str, Any]:
-        """Record a rejected or broken input with its reason (``quarantine.jsonl``).
-
-        The file keeps one current entry per ``(stage, item)``: a repeated failure replaces the
-        entry and counts ``attempts`` (``first_time`` is kept); :meth:`clear_quarantine` drops it.
-        """
-        with file_lock(self.root / ".quarantine.lock"):
-            entries = self._quarantine_entries()
-            prev = entries.get((stage, item))
-            entry = {"stage": stage, "item": item, "reason": reason, "time": now_iso(),
-                     "first_time": (prev or {}).get("first_time") or (prev or {}).get("time") or now_iso(),
-                     "attempts": int((prev or {}).get("attempts", 0)) + 1, **extra}
-            entries.pop((stage, item), None)
-            entries[(stage, item)] = entry
-            self._write_quarantine(entries)
-            return entry
-
-    def clear_quarantine(self, stage: str, items: Iterable[str]) -> int:
-        """Drop the entries of ``items`` (they succeeded since); returns how many were dropped."""
-        keys = {(stage, i) for i in items}
-        with file_lock(self.root / ".quarantine.lock"):
-            entries = self._quarantine_entries()
-            gone = [k for k in entries if k in keys]
-            for k in gone:
-                del entries[k]
-            if gone:
-                self._write_quarantine(entries)
-            return len(gone)
-
-    def _quarantine_entries(self) -> dict[tuple[str, str], dict[str, Any]]:
-        # Older corpora appended a line per failure: fold them (last wins, lines counted as attempts).
-        out: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in read_jsonl(self.root / "quarantine.jsonl"):
-            key = (str(r.get("stage")), str(r.get("item")))
-            prev = out.pop(key, None)
-            if "attempts" not in r:
-                r = {**r, "attempts": int((prev or {}).get("attempts", 0)) + 1,
-                     "first_time": (prev or {}).get("first_time") or r.get("time")}
-            out[key] = r
-        return out
-
-    def _write_quarantine(self, entries: dict[tuple[str, str], dict[str, Any]]) -> None:
-        text = "".join(json.dumps(e, default=str) + "\n" for e in entries.values())
-        atomic_write_text(self.root / "quarantine.jsonl", text)
-
-    def quarantined(self, stage: str | None = None) -> list[dict[str, Any]]:
-        """Current quarantine entries (one per stage and item), optionally of one stage."""
-        return [r for r in self._quarantine_entries().values() if stage is None or r.get("stage") == stage]
-
-    def log_takedown(self, entry: dict[str, Any]) -> None:
-        """Append one line to the takedown journal ``takedowns.jsonl`` (fsynced)."""
-        append_jsonl(self.root / "takedowns.jsonl", {"time": now_iso(), **entry})
-
-    def takedowns(self, pending: bool | None = None) -> list[dict[str, Any]]:
-        """One entry per takedown, in order. The journal holds a ``started`` line (the intent,
-        written first) and a ``done`` line per takedown; a takedown with no ``done`` line is
-        unfinished (``pending=True`` lists only those, ``False`` only finished ones). Lines of
-        older corpora (one line per takedown, no ``id``) count as finished."""
-        out: dict[str, dict[str, Any]] = {}
-        for n, line in enumerate(read_jsonl(self.root / "takedowns.jsonl")):
-            tid = str(line.get("id") or f"legacy-{n}")
-            out[tid] = {**out.get(tid, {}), **line, "state": line.get("state", "done")}
-        entries = list(out.values())
-        if pending is None:
-            return entries
-        return [e for e in entries if (e["state"] != "done") == pending]
-
-    def takedown_keys(self) -> set[str]:
-        """Every source spelling and content sha256 named by ``takedowns.jsonl``, finished or not
-        (ingest refuses them from the moment a takedown's intent is logged)."""
-        keys: set[str] = set()
-        for t in self.takedowns():
-            keys.update(str(x) for x in [*t.get("source_urls", []), *t.get("source_sha256", []),
-                                         *t.get("spellings", [])] if x)
-        return keys
-
-    def taken_down_clips(self) -> tuple[set[str], tuple[str, ...]]:
-        """Ids of every clip ever taken down, and the id prefixes (``lic-<sha[:16]>-``) of every
-        taken-down source: no export may hold one."""
-        ids: set[str] = set()
-        prefixes: set[str] = set()
-        for t in self.takedowns():
-            ids.update(str(c) for c in t.get("clips", []))
-            prefixes.update(f"lic-{s[:16]}-" for s in t.get("source_sha256", []) if s)
-        return ids, tuple(sorted(prefixes))
-
-    # -- WebDataset export ------------------------------------------------------------------
-    def export_webdataset(self, out_dir: str | os.PathLike | None = None, shard_size: int = 1000,
-                          split: str | None = None) -> list[Path]:
-        """Write WebDataset tar shards: per clip ``<id>.mp4``, ``<id>.json`` (row), ``<id>.txt``.
-
-        Shards land in ``CORPUS/shards`` by default, named ``<split or 'all'>-<n>.tar``. The
-        folder's ``index.json`` lists, per split, the shards and the clip id -> shard map; an
-        export replaces the earlier shards of the same split in that folder (no stale shard is
-        left behind) and leaves the other splits' alone. Every export folder is recorded in
-        ``exports.json``, so a takedown rewrites the shards of every export, ``--out`` ones included.
-        """
-        if shard_size < 1:
-            raise CorpusError(f"shard_size must be >= 1, got {shard_size}")
-        if split is not None and split not in SPLITS:
-            raise CorpusError(f"split {split!r} is not one of: {', '.join(SPLITS)}")
-        out = Path(out_dir) if out_dir else self.root / "shards"
-        owned, why = self.export_owner(out)
-        if not owned and _index_owner(out):  # another corpus's (or a copy's) export: never overwritten
-            raise CorpusError(f"{out}: cannot export there: {why}; choose an empty folder or one this corpus wrote")
-        out.mkdir(parents=True, exist_ok=True)
-        prefix = split or "all"
-        with self._lock():
-            self._register_export(out)
-            index = read_wds_index(out)
-            index["owner"] = self._owner_stamp(out)
-            shards: list[Path] = []
-            clips: dict[str, str] = {}
-            for n, chunk in enumerate(self.iter_records(shard_size, split=split)):  # one shard's rows at a time
-                dest = out / f"{prefix}-{n:06d}.tar"
-                _write_shard(self, dest, chunk)
-                shards.append(dest)
-                clips.update({r.id: dest.name for r in chunk})
-            new = {p.name for p in shards}
-            stale = set(index["exports"].get(prefix, {}).get("shards", []))
-            if owned:  # shards of ours an interrupted export left unlisted; a fresh folder's files are not ours
-                stale |= {p.name for p in out.glob(f"{prefix}-*.tar")
-                          if re.fullmatch(rf"{prefix}-\d{{6}}\.tar", p.name)}
-            for name in stale - new:
-                (out / name).unlink(missing_ok=True)
-            index["exports"][prefix] = {"shards": sorted(new), "clips": clips, "created_at": now_iso(),
-                                        "shard_size": shard_size}
-            _write_wds_index(out, index)
-        return shards
-
-    def exports(self) -> list[Path]:
-        """Every WebDataset export folder this corpus has written (``CORPUS/shards`` first).
-
-        ``exports.json`` records each folder relative to the corpus root (``../exports/wds`` for one
-        beside it), so a corpus copied or moved together with its exports finds its own copies,
-        never the originals; entries of older corpora may be absolute."""
-        p = self.root / EXPORTS
-        listed = json.loads(p.read_text()).get("exports", []) if p.exists() else []
-        dirs = [Path("shards"), *(Path(d) for d in listed)]
-        return list(dict.fromkeys(d if d.is_absolute() else Path(os.path.normpath(self.root / d)) for d in dirs))
-
-    def _owner_stamp(self, folder: Path) -> dict[str, str]:
-        """What an export's ``index.json`` says about who wrote it: this corpus's id and the path
-        from the export folder back to the corpus root."""
-        return {"corpus_id": self.corpus_id,
-                "corpus": os.path.relpath(self.root.resolve(), Path(folder).resolve())}
-
-    def export_owner(self, folder: Path) -> tuple[bool, str]:
-        """Whether this corpus may rewrite ``folder``, and why not.
-
-        A folder inside the corpus is its own. One outside is ours only when its ``index.json``
-        carries this corpus's id *and* its path back to the corpus leads here: a copy of the corpus
-        (same id, another place) never rewrites the original's exports, nor the original a copy's.
-        """
-        folder = Path(folder)
-        root = self.root.resolve()
-        real = folder.resolve()
-        if real == root or real.is_relative_to(root):
-            return True, ""
-        if not (folder / "index.json").is_file():
-            return False, "no index.json"
-        try:
-            owner = json.loads((folder / "index.json").read_text()).get("owner") or {}
-        except (OSError, json.JSONDecodeError, AttributeError) as e:
-            return False, f"unreadable index.json ({type(e).__name__})"
-        if not owner:
-            return False, "its index.json names no owning corpus (written before exports carried one; re-export it)"
-        if owner.get("corpus_id") != self.corpus_id:
-            return False, f"it belongs to corpus {owner.get('corpus_id')}, not {self.corpus_id}"
-        back = (real / str(owner.get("corpus", ""))).resolve()
-        if back != root:
-            return False, f"it was written by the copy of this corpus at {back}, not by {root}"
-        return True, ""
-
-    def _register_export(self, out: Path) -> None:
-        p = self.root / EXPORTS
-        listed = json.loads(p.read_text()).get("exports", []) if p.exists() else []
-        real = Path(out).resolve()
-        entry = os.path.relpath(real, self.root.resolve())
-        # an older absolute entry for the same folder is replaced by the relative one
-        kept = [e for e in listed if not (Path(e).is_absolute() and Path(e).resolve() == real)]
-        if entry != "shards" and entry not in kept:
-            kept.append(entry)
-        if kept != listed:
-            atomic_write_json(p, {"exports": kept})
-
-    def remove_from_exports(self, ids: Iterable[str], prefixes: Iterable[str] = ()) -> dict[str, list[str]]:
-        """Drop ``ids`` (and ids starting with one of ``prefixes``) from the shards of every export,
-        under the corpus lock; see :meth:`_remove_from_shards`."""
-        with self._lock():
-            return self._remove_from_shards(set(ids), tuple(prefixes))
-
-    def _remove_from_shards(self, ids: set[str], prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
-        """Rewrite every shard of every export this corpus owns that holds one of ``ids``.
-
-        Returns ``{"rewritten": [shard paths], "missing_exports": [folders not found],
-        "foreign_exports": ["folder: why"] (not provably ours: left alone), "skipped": ["file: why"]
-        (files in an export folder that are not readable tar shards: left alone)}``. Idempotent."""
-        done: dict[str, list[str]] = {"rewritten": [], "missing_exports": [], "foreign_exports": [], "skipped": []}
-        if not ids and not prefixes:
-            return done
-
-        def gone(cid: str) -> bool:
-            return cid in ids or (bool(prefixes) and cid.startswith(prefixes))
-
-        for folder in self.exports():
-            if not folder.is_dir():
-                if folder != self.root / "shards":
-                    done["missing_exports"].append(str(folder))
-                continue
-            owned, why = self.export_owner(folder)
-            if not owned:
-                done["foreign_exports"].append(f"{folder}: {why}")
-                continue
-            for shard in sorted(folder.glob("*.tar")):
-                try:
-                    if not any(gone(i) for i in shard_ids(shard)):
-                        continue
-                    with atomic_path(shard, suffix=".tar") as tmp:
-                        with tarfile.open(shard) as src, tarfile.open(tmp, "w") as dst:
-                            for m in src.getmembers():
-                                if gone(m.name.split(".", 1)[0]):
-                                    continue
-                                dst.addfile(m, src.extractfile(m))
-                except (tarfile.TarError, OSError, EOFError) as e:
-                    done["skipped"].append(f"{shard}: not a readable tar shard ({type(e).__name__}); left alone")
-                    continue
-                done["rewritten"].append(str(shard))
-            index = read_wds_index(folder)
-            for exp in index["exports"].values():
-                exp["clips"] = {i: sh for i, sh in exp.get("clips", {}).items() if not gone(i)}
-            _write_wds_index(folder, index)
-        return done
-
     # -- integrity ----------------------------------------------------------------------------
     def orphan_files(self) -> list[Path]:
         """Files under ``clips/`` and ``gt/`` that no live manifest row owns."""
@@ -941,64 +701,11 @@ class Corpus:
         return out
 
 
-def read_wds_index(folder: Path) -> dict[str, Any]:
-    """``index.json`` of a WebDataset export folder, in the per-split form (older ones converted)."""
-    p = Path(folder) / "index.json"
-    index = json.loads(p.read_text()) if p.exists() else {}
-    if "exports" not in index:  # the single-map form: {"clips": {id: shard}}
-        by_prefix: dict[str, dict[str, Any]] = {}
-        for cid, shard in (index.get("clips") or {}).items():
-            exp = by_prefix.setdefault(shard.rsplit("-", 1)[0], {"shards": [], "clips": {}})
-            exp["clips"][cid] = shard
-            if shard not in exp["shards"]:
-                exp["shards"].append(shard)
-        index = {"exports": by_prefix}
-    return {"format": "webdataset", "corpus_version": CORPUS_FORMAT_VERSION, **index}
-
-
-def _index_owner(folder: Path) -> dict[str, Any]:
-    """The ``owner`` an export folder's ``index.json`` names (empty: none, or no index)."""
-    try:
-        owner = json.loads((Path(folder) / "index.json").read_text()).get("owner")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return {}
-    return owner if isinstance(owner, dict) else {}
-
-
-def _write_wds_index(folder: Path, index: dict[str, Any]) -> None:
-    index = {k: v for k, v in index.items() if k != "clips"}
-    index["clips"] = {cid: shard for exp in index["exports"].values() for cid, shard in exp.get("clips", {}).items()}
-    atomic_write_json(Path(folder) / "index.json", index)
-
-
-def shard_ids(shard: Path) -> set[str]:
-    """Clip ids with a member in a WebDataset tar shard."""
-    with tarfile.open(shard) as t:
-        return {m.name.split(".", 1)[0] for m in t.getmembers()}
-
-
 def _merge_captions(rec: ClipRecord, new: Sequence[Caption]) -> ClipRecord:
     keys = {(c.captioner, c.kind) for c in new}
     kept = [c for c in rec.captions if (c.captioner, c.kind) not in keys]
     stamped = [c if c.created_at else dataclasses.replace(c, created_at=now_iso()) for c in new]
     return dataclasses.replace(rec, captions=tuple(kept + stamped))
-
-
-def _write_shard(corpus: Corpus, dest: Path, recs: Sequence[ClipRecord]) -> None:
-    with atomic_path(dest, suffix=".tar") as tmp, tarfile.open(tmp, "w") as tar:
-        for r in recs:
-            row = r.to_row()
-            row["quality"] = dict(r.quality)
-            row["meta"] = r.meta
-            text = (r.caption("dense") or r.caption() or "").encode()
-            members = [(f"{r.id}.mp4", (corpus.root / r.path).read_bytes()),
-                       (f"{r.id}.json", json.dumps(row, default=str).encode()),
-                       (f"{r.id}.txt", text)]
-            for name, data in members:
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mtime = 0  # reproducible shards
-                tar.addfile(info, io.BytesIO(data))
 
 
 def _empty(columns: Sequence[str]) -> pa.Table:

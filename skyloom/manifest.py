@@ -32,6 +32,14 @@ class ManifestError(UserError, ValueError):
     """A manifest part or row that does not follow the corpus contract."""
 
 
+class CorpusError(UserError, ValueError):
+    """A corpus directory that is missing, of an unknown format, or misused."""
+
+
+class CorpusBusyError(CorpusError):
+    """Another job is writing the corpus (see :meth:`Corpus.writer`)."""
+
+
 @dataclass(frozen=True)
 class Caption:
     """One caption of a clip, with who wrote it and how."""
