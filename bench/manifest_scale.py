@@ -197,15 +197,21 @@ def main() -> None:
     load = os.getloadavg()
     results: dict = {"load_before": load, "now": [], "baseline": []}
     base_pkg = baseline_tree(a.baseline) if a.baseline else None
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        results["load_after"] = os.getloadavg()
+        OUT.write_text(json.dumps(results, indent=1))
+
     for n in a.sizes:
         results["now"].append(bench_size(n, False, None, work, "now"))
+        save()
         if base_pkg and n in (a.baseline_sizes if a.baseline_sizes is not None else a.sizes):
             results["baseline"].append(bench_size(n, False, base_pkg, work, "base"))
+            save()
     for n in a.rows_only:
         results["now"].append(bench_size(n, True, None, work, "now"))
-    results["load_after"] = os.getloadavg()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=1))
+        save()
     print(f"wrote {OUT} (load {load} -> {results['load_after']})")
 
 

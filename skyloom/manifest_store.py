@@ -217,7 +217,15 @@ class ManifestIndex:
         names = {p.name for p in parts}
         base = self.log.base()
         listed_base = [n for n, b in listed.items() if b]
-        if set(listed) - names or (listed_base and (base is None or listed_base != [base.name])) \
+        gone = sorted(set(listed) - names)
+        if gone and not any(b for n, b in listed.items() if n in gone) and not con.execute(
+                f"SELECT 1 FROM clips WHERE part IN ({','.join('?' * len(gone))}) LIMIT 1", gone).fetchone():
+            # parts a merge folded away, re-listed by a reader between the merge's index update and its unlink
+            with _txn(con):
+                con.executemany("DELETE FROM parts WHERE name = ?", [(n,) for n in gone])
+            listed = {n: b for n, b in listed.items() if n not in gone}
+            gone = []
+        if gone or (listed_base and (base is None or listed_base != [base.name])) \
                 or (base is not None and base.name not in listed):
             self.rebuild(con)
             return
