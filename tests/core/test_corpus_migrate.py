@@ -65,3 +65,22 @@ def test_a_crash_during_migration_is_completed_by_the_next_open(old, step):
     assert len(c.part_files()) == 1 and c.part_files()[0].samefile(c.snapshot_path)
     c.add_captions({"old-0": [c.get("old-1").captions[0]]})  # and it is writable as usual
     assert c.get("old-0").caption("short") == "one" and len(c) == 5
+
+
+def test_a_read_only_format_2_corpus_is_read_in_place(old, monkeypatch):
+    """Where the corpus cannot be written (a shared read-only copy), nothing is migrated or written: the
+    format-2 log is read as it is, with an in-memory id index."""
+    import skyloom.manifest_store as store
+
+    def no_lock(self):
+        raise PermissionError(13, "Permission denied", str(self.root / ".lock"))
+
+    monkeypatch.setattr(Corpus, "_lock", no_lock)
+    monkeypatch.setattr(store.os, "access", lambda path, mode: False)
+    before = {p: p.stat().st_mtime_ns for p in old.rglob("*")}
+    c = Corpus(old)
+    assert _rows(c) == _expected() and c.count() == 5 and c.present(ids=["old-4", "old-5"]) == {"old-4"}
+    assert c.lookup(["old-1"])["old-1"].caption("short") == "one"
+    assert [i for b in c.lacking_caption("dense") for i in b] == ["old-0", "old-1", "old-3", "old-4"]
+    assert {p: p.stat().st_mtime_ns for p in old.rglob("*")} == before  # nothing written
+    assert not (old / "manifest" / "index.sqlite").exists()
