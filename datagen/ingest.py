@@ -451,7 +451,7 @@ def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int 
         for r in recs:
             os.replace(staging / f"{r.id}.mp4", corpus.clip_path(r.id))
         shutil.rmtree(staging, ignore_errors=True)
-        live = {r.id: r for r in corpus.records() if r.id in {x.id for x in recs}}
+        live = corpus.lookup(r.id for r in recs)  # through the id index: O(clips of this source)
         added = corpus.append([r for r in recs if r.id not in live])
         changed = [dataclasses.replace(r, captions=live[r.id].captions, split=live[r.id].split,
                                        created_at=live[r.id].created_at, meta={**live[r.id].meta, **r.meta})
@@ -464,24 +464,43 @@ def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int 
 LICENSE_REFUSALS = (NOT_ALLOWED, UNKNOWN)
 
 
-def _content_licenses(corpus: Corpus, root: Path) -> dict[str, dict[str, Any]]:
-    """Content sha256 -> the license it came with: admitted sources (the corpus rows) and sources
-    refused for their license (``ingest_state.jsonl``, which records the refused bytes' hash)."""
-    out: dict[str, dict[str, Any]] = {}
-    for line in read_jsonl(root / STATE_FILE):
-        sha, lid = line.get("source_sha256"), line.get("license_id")
-        if sha and lid and line.get("reason") in LICENSE_REFUSALS:
-            out.setdefault(sha, {"url": line["url"], "license_id": lid, "admitted": False})
-    for r in corpus.records(source_kind="licensed"):
-        if r.source_sha256:
-            out[r.source_sha256] = {"url": r.source_url, "license_id": r.license_id, "admitted": True}
-    return out
+class _ContentLicenses:
+    """Content sha256 -> the license it came with: sources refused for their license
+    (``ingest_state.jsonl``, which records the refused bytes' hash) and admitted sources (the corpus
+    rows, asked of the id index per sha256: O(sources this run meets), not a read of the manifest)."""
+
+    def __init__(self, corpus: Corpus, root: Path) -> None:
+        self.corpus = corpus
+        self.known: dict[str, dict[str, Any] | None] = {}
+        for line in read_jsonl(root / STATE_FILE):
+            sha, lid = line.get("source_sha256"), line.get("license_id")
+            if sha and lid and line.get("reason") in LICENSE_REFUSALS:
+                self.known.setdefault(sha, {"url": line["url"], "license_id": lid, "admitted": False})
+        self.refused = set(self.known)
+
+    def get(self, sha: str) -> dict[str, Any] | None:
+        if sha not in self.known or sha in self.refused:
+            rows = [r for r in self.corpus.lookup(self.corpus.spec_of(spec=[sha])).values()
+                    if r.source_kind == "licensed"]
+            if rows:  # an admitted source wins over a refusal of the same bytes (as the rows were read last)
+                r = max(rows, key=lambda x: x.id)
+                self.known[sha] = {"url": r.source_url, "license_id": r.license_id, "admitted": True}
+            self.refused.discard(sha)
+        return self.known.get(sha)
+
+    def __contains__(self, sha: str) -> bool:
+        return self.get(sha) is not None
+
+    def __setitem__(self, sha: str, value: dict[str, Any]) -> None:
+        self.known[sha] = value
+        self.refused.discard(sha)
 
 
 def _withdraw(corpus: Corpus, root: Path, sha: str, url: str, why: str) -> None:
     """Take an admitted source's clips out again (a license conflict found later): rows, files,
     exports; the source is quarantined and marked done as rejected so a rerun does not re-add it."""
-    ids = [r.id for r in corpus.records(source_kind="licensed") if r.source_sha256 == sha]
+    ids = [r.id for r in corpus.lookup(corpus.derived_from(sha)).values()
+           if r.source_kind == "licensed" and r.source_sha256 == sha]
     corpus.delete(ids, reason=f"license conflict: {why}", rewrite_shards=False)
     corpus.remove_from_exports(ids)
     corpus.quarantine(STAGE, url, "license conflict", detail=why, source_sha256=sha)
@@ -605,7 +624,7 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
     for v in verdicts:
         v.update(clips=[], planned=True)
         finish(v)
-    content = _content_licenses(corpus, root)
+    content = _ContentLicenses(corpus, root)
     for res in _results(pending, cfg, root, dict(seen), ray_address, run_id):
         recs = [ClipRecord.from_row(r) for r in res.pop("records")]
         sha = res["source_sha256"]
@@ -642,7 +661,7 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
         if sha and res["license_id"] and sha not in content:
             content[sha] = {"url": res["url"], "license_id": res["license_id"], "admitted": bool(recs)}
         finish(res)
-    curation = run_curate(corpus, cfg.curate, ray_address) if cfg.curate.active and corpus.ids() else {}
+    curation = run_curate(corpus, cfg.curate, ray_address) if cfg.curate.active and corpus.count() else {}
     seconds = time.perf_counter() - t0
     nodes = Counter(r.get("node_id") or "driver" for r in rows if not r.get("planned"))
     report = {"format": "skyloom-ingest-report", "version": 1, "created_at": now_iso(), "corpus": str(root),

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from skyloom.errors import UserError
 
-CORPUS_FORMAT_VERSION = 2
+CORPUS_FORMAT_VERSION = 3
 SOURCE_KINDS = ("synthetic", "licensed")
 SPLITS = ("train", "val", "test")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -30,6 +30,14 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 class ManifestError(UserError, ValueError):
     """A manifest part or row that does not follow the corpus contract."""
+
+
+class CorpusError(UserError, ValueError):
+    """A corpus directory that is missing, of an unknown format, or misused."""
+
+
+class CorpusBusyError(CorpusError):
+    """Another job is writing the corpus (see :meth:`Corpus.writer`)."""
 
 
 @dataclass(frozen=True)
