@@ -9,6 +9,7 @@ as an ``error`` string in the payload instead of failing the page).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,44 +149,84 @@ def _clip_payload(rec, corpus_root: Path, roots: SafeRoots) -> dict[str, Any]:
 SUMMARY_COLUMNS = ("duration_s", "width", "height", "captions", "license_id", "source_kind", "split", "quality")
 
 
-def _counts(values: pa.Array | pa.ChunkedArray, limit: int | None = None) -> dict[str, int]:
-    """``collections.Counter(values).most_common(limit)`` as a dict: by count, ties in first-seen order
-    (Arrow's ``value_counts`` lists values in order of first appearance)."""
+def scan_batches(corpus, columns, split: str | None = None, batch_rows: int = 65_536) -> Iterator[pa.Table]:
+    """The live rows of ``corpus`` in id order as tables of about ``batch_rows`` rows with ``columns``
+    (and ``id``): ``Corpus.scan_batches`` where the corpus has it, else the manifest log's own stream
+    (what ``Corpus.iter_records`` reads), else one ``Corpus.scan``."""
+    # Copied on purpose from skyloom/model/data.py (the dashboard never imports model/): one public
+    # Corpus.scan_batches replaces both copies once the corpus has it.
+    want = list(dict.fromkeys(["id", *columns]))
+    public = getattr(corpus, "scan_batches", None)
+    if public is not None:
+        yield from public(want, split=split, batch_rows=batch_rows)
+        return
+    stream = getattr(getattr(corpus, "_log", None), "stream", None)
+    if stream is None:
+        yield corpus.scan(want, split=split)
+        return
+    for t in stream(want, split=split, batch_rows=batch_rows):
+        yield t.select(want)
+
+
+def _add_counts(into: dict[str, int], values: pa.Array | pa.ChunkedArray) -> None:
+    """Add the value counts of ``values`` to ``into``, new values in order of first appearance
+    (Arrow's ``value_counts`` lists them so), as :class:`collections.Counter` would."""
     if not len(values):
-        return {}
+        return
     vc = pc.value_counts(values)
-    counts = vc.field("counts").to_numpy()
-    order = np.argsort(-counts, kind="stable")[:limit]
-    names = vc.field("values").to_pylist()
-    return {str(names[k]): int(counts[k]) for k in order}
+    for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+        into[str(v)] = into.get(str(v), 0) + int(c)
 
 
-def corpus_summary(t: pa.Table | None) -> dict[str, Any]:
+def _most_common(counts: dict[str, int], limit: int | None = None) -> dict[str, int]:
+    """``Counter.most_common(limit)`` as a dict: by count, ties in first-seen order."""
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:limit])
+
+
+def corpus_summary(tables: pa.Table | Iterable[pa.Table] | None) -> dict[str, Any]:
     """Charts of the Corpus view over all clips (durations, resolutions, caption lengths, licenses),
-    from a columnar scan of :data:`SUMMARY_COLUMNS` (None: an empty corpus)."""
-    if t is None or t.num_rows == 0:
-        return {"clips": 0, "hours": 0.0, "captioned": 0, "duration_s": _histogram([]), "caption_words": _histogram([]),
-                "resolutions": {}, "licenses": {}, "source_kinds": {}, "splits": {}, "quality_names": []}
-    caps = t.column("captions").combine_chunks()
-    texts = pc.list_flatten(caps).field("text")
-    tokens = pc.utf8_split_whitespace(pc.fill_null(texts, ""))  # str.split(): runs of whitespace, no empty words
-    nonempty = pc.not_equal(pc.list_flatten(tokens), "").to_numpy(zero_copy_only=False)
-    words = np.bincount(pc.list_parent_indices(tokens).to_numpy()[nonempty], minlength=len(texts))  # per caption
-    durations = t.column("duration_s").to_numpy()
-    res = pc.binary_join_element_wise(pc.cast(t.column("width"), pa.string()), pc.cast(t.column("height"), pa.string()),
-                                      "x")
-    qnames = pc.unique(t.column("quality").combine_chunks().keys).to_pylist()  # MapArray.keys: every key, flat
+    from a columnar scan of :data:`SUMMARY_COLUMNS`, one table or batches in id order (None: an empty
+    corpus). Only two numbers per clip and one per caption are kept across batches."""
+    if tables is None:
+        tables = []
+    elif isinstance(tables, pa.Table):
+        tables = [tables]
+    n = captioned = 0
+    durations, words = [], []
+    res: dict[str, int] = {}
+    licenses: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    splits: dict[str, int] = {}
+    qnames: set[str] = set()
+    for t in tables:
+        if not t.num_rows:
+            continue
+        n += t.num_rows
+        caps = t.column("captions").combine_chunks()
+        texts = pc.list_flatten(caps).field("text")
+        tokens = pc.utf8_split_whitespace(pc.fill_null(texts, ""))  # str.split(): runs of whitespace, no empty words
+        nonempty = pc.not_equal(pc.list_flatten(tokens), "").to_numpy(zero_copy_only=False)
+        words.append(np.bincount(pc.list_parent_indices(tokens).to_numpy()[nonempty], minlength=len(texts)))
+        durations.append(t.column("duration_s").to_numpy().astype(np.float64))
+        captioned += int(pc.sum(pc.greater(pc.fill_null(pc.list_value_length(caps), 0), 0)).as_py() or 0)
+        _add_counts(res, pc.binary_join_element_wise(pc.cast(t.column("width"), pa.string()),
+                                                     pc.cast(t.column("height"), pa.string()), "x"))
+        _add_counts(licenses, t.column("license_id"))
+        _add_counts(kinds, t.column("source_kind"))
+        _add_counts(splits, t.column("split"))
+        qnames.update(str(q) for q in pc.unique(t.column("quality").combine_chunks().keys).to_pylist())
+    dur = np.concatenate(durations) if durations else np.zeros(0)
     return {
-        "clips": t.num_rows,
-        "hours": round(float(np.sum(durations, dtype=np.float64)) / 3600, 4),
-        "captioned": int(pc.sum(pc.greater(pc.fill_null(pc.list_value_length(caps), 0), 0)).as_py() or 0),
-        "duration_s": _histogram(durations.astype(np.float64).tolist()),
-        "caption_words": _histogram(np.asarray(words, np.float64).tolist()),
-        "resolutions": _counts(res, 20),
-        "licenses": _counts(t.column("license_id")),
-        "source_kinds": _counts(t.column("source_kind")),
-        "splits": _counts(t.column("split")),
-        "quality_names": sorted(str(q) for q in qnames),
+        "clips": n,
+        "hours": round(float(np.sum(dur)) / 3600, 4),
+        "captioned": captioned,
+        "duration_s": _histogram(dur.tolist()),
+        "caption_words": _histogram(np.concatenate(words).astype(np.float64).tolist() if words else []),
+        "resolutions": _most_common(res, 20),
+        "licenses": _most_common(licenses),
+        "source_kinds": _most_common(kinds),
+        "splits": _most_common(splits),
+        "quality_names": sorted(qnames),
     }
 
 
@@ -204,7 +245,7 @@ def corpus_annotations(c) -> dict[str, Any]:
         return {}
 
 
-def clip_rows(c, roots: SafeRoots, offset: int = 0, limit: int = 5000, ids: pa.Array | None = None,
+def clip_rows(c, roots: SafeRoots, offset: int = 0, limit: int = 5000, ids: pa.ChunkedArray | None = None,
               **filters: str | None) -> tuple[list[dict[str, Any]], int]:
     """One page of clip rows (by id) and how many clips match: ids from a one-column scan, records
     only for the page (:meth:`Corpus.lookup`). ``filters``: ``split`` / ``source_kind`` (None: any)."""
@@ -225,14 +266,21 @@ def corpus_data(root: Path, roots: SafeRoots, max_clips: int = 5000) -> dict[str
     try:
         c = Corpus(root)
         out["name"] = str(c.info.get("name") or root.name)
-        table = c.scan(SUMMARY_COLUMNS)
+        ids: list[pa.Array] = []
+
+        def batches() -> Iterator[pa.Table]:  # the summary's batches; their ids kept for the clip rows
+            for t in scan_batches(c, SUMMARY_COLUMNS):
+                ids.append(t.column("id"))
+                yield t
+
+        summary = corpus_summary(batches())
         quarantined = c.quarantined()
         out["quarantined"] = len(quarantined)
         out["quarantine"] = [{k: str(q.get(k, "")) for k in ("stage", "item", "reason", "time")}
                              for q in quarantined[-MAX_LISTED:]]  # the newest
-        out["summary"] = corpus_summary(table)
-        out["clips"], out["total"] = clip_rows(c, roots, 0, max_clips, ids=table.column("id"))
-        del table
+        out["summary"] = summary
+        out["clips"], out["total"] = clip_rows(c, roots, 0, max_clips,
+                                               ids=pa.chunked_array(ids, pa.string()))
     except (CorpusError, ManifestError, OSError) as e:
         out["error"] = str(e)
         log.warning("corpus %s: %s", root, e)

@@ -35,7 +35,7 @@ import logging
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,29 +215,66 @@ def index_settings(cfg: DataConfig) -> dict[str, Any]:
     return {k: to_dict(getattr(cfg, k)) for k in ("split", "buckets", "caption_kinds", "caption_mode", "max_clips")}
 
 
+def scan_batches(corpus: Corpus, columns: Sequence[str], split: str | None = None,
+                 batch_rows: int = 65_536) -> Iterator[pa.Table]:
+    """The live rows of ``corpus`` (of ``split``) in id order, as tables of about ``batch_rows`` rows
+    with ``columns`` (and ``id``): memory bounded by a batch, not by the corpus.
+
+    ``Corpus.scan_batches`` where the corpus has it; else the manifest log's own stream (what
+    :meth:`Corpus.iter_records` reads, before it makes records); else one :meth:`Corpus.scan`.
+    """
+    # Copied on purpose in skyloom/dashboards/data.py (dashboards never import model/): one public
+    # Corpus.scan_batches replaces both copies once the corpus has it.
+    want = list(dict.fromkeys(["id", *columns]))
+    public = getattr(corpus, "scan_batches", None)
+    if public is not None:
+        yield from public(want, split=split, batch_rows=batch_rows)
+        return
+    stream = getattr(getattr(corpus, "_log", None), "stream", None)
+    if stream is None:
+        yield corpus.scan(want, split=split)
+        return
+    for t in stream(want, split=split, batch_rows=batch_rows):
+        yield t.select(want)
+
+
 def build_index(corpus: Corpus | str | os.PathLike, cfg: DataConfig) -> TrainIndex:
-    """The training index of ``corpus``'s split ``cfg.split`` from a scan of :data:`INDEX_COLUMNS`."""
+    """The training index of ``corpus``'s split ``cfg.split``, built batch by batch from a columnar
+    scan of :data:`INDEX_COLUMNS` (only the index itself grows with the corpus)."""
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     check_buckets(cfg.buckets)
-    t = corpus.scan(INDEX_COLUMNS, split=cfg.split)  # latest revision per id, sorted by id
-    if cfg.max_clips > 0:
-        t = t.slice(0, cfg.max_clips)
-    if t.num_rows == 0:
+    ids, paths, buckets, caps = [], [], [], []
+    n = 0
+    for t in scan_batches(corpus, INDEX_COLUMNS, split=cfg.split):
+        if cfg.max_clips > 0:
+            t = t.slice(0, cfg.max_clips - n)
+        if not t.num_rows:
+            continue
+        ids.append(t.column("id"))
+        paths.append(t.column("path"))
+        buckets.append(assign_buckets(t.column("width").to_numpy(), t.column("height").to_numpy(), cfg.buckets))
+        caps.append(index_captions(t.column("captions"), tuple(cfg.caption_kinds), cfg.caption_mode))
+        n += t.num_rows
+        if cfg.max_clips and n >= cfg.max_clips:
+            break
+    if n == 0:
         raise CorpusError(f"corpus {corpus.root}: no clips in split {cfg.split!r} to train on")
-    bucket = assign_buckets(t.column("width").to_numpy(), t.column("height").to_numpy(), cfg.buckets)
-    caps = index_captions(t.column("captions"), tuple(cfg.caption_kinds), cfg.caption_mode)
-    return TrainIndex(ids=t.column("id").combine_chunks(), paths=t.column("path").combine_chunks(), bucket=bucket,
-                      captions=caps)
+    return TrainIndex(ids=pa.chunked_array(ids).combine_chunks(), paths=pa.chunked_array(paths).combine_chunks(),
+                      bucket=np.concatenate(buckets), captions=pa.concat_arrays(caps))
 
 
 def captioned_count(corpus: Corpus | str | os.PathLike, cfg: DataConfig) -> tuple[int, int]:
-    """(clips of split ``cfg.split``, how many have a caption the run trains on), from a scan of one column."""
+    """(clips of split ``cfg.split``, how many have a caption the run trains on), batch by batch."""
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
-    caps = corpus.scan(["captions"], split=cfg.split).column("captions")
-    if not len(caps):
-        return 0, 0
-    n_cands = pc.list_value_length(index_captions(caps, tuple(cfg.caption_kinds), cfg.caption_mode))
-    return len(caps), int(pc.sum(pc.greater(n_cands, 0)).as_py() or 0)
+    n = captioned = 0
+    for t in scan_batches(corpus, ["captions"], split=cfg.split):
+        if not t.num_rows:
+            continue
+        n_cands = pc.list_value_length(index_captions(t.column("captions"), tuple(cfg.caption_kinds),
+                                                      cfg.caption_mode))
+        n += t.num_rows
+        captioned += int(pc.sum(pc.greater(n_cands, 0)).as_py() or 0)
+    return n, captioned
 
 
 def shard_ranks(bucket: np.ndarray, world_size: int) -> np.ndarray:
