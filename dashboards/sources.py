@@ -33,6 +33,9 @@ from skyloom.rundir import RESULTS_DB
 log = logging.getLogger(__name__)
 
 
+IDS_CACHED = 8  # id columns of (corpus, filters) kept for api/corpus/clips pages (~20 MB each at 1M clips)
+
+
 class Dashboard:
     """Read-only access to runs, results and corpora for the views.
 
@@ -63,6 +66,7 @@ class Dashboard:
         self._series_cache: dict = {}  # metrics.jsonl path + mtime + size -> parsed curves
         self._merge_cache = results.MergeCache()  # merged store of several runs' stores
         self._corpus_cache: dict[Path, tuple[str, dict[str, Any]]] = {}  # corpus -> (its stamp, payload)
+        self._ids_cache: dict[tuple, tuple[str, Any]] = {}  # (corpus, split, source kind) -> (stamp, id column)
         self.roots = SafeRoots([("run", d) for d in self.run_dirs] + [("corpus", c) for c in self.corpus_dirs]
                                + [("cache", self.cache_dir)])
         self.jobs = JobQueue()
@@ -215,7 +219,16 @@ class Dashboard:
         root = self._corpus_root(corpus_id)
         try:
             c = Corpus(root)
-            clips, total = data.clip_rows(c, self.roots, offset, limit, split=split, source_kind=source_kind)
+            key, stamp = (root, split, source_kind), c.stamp()
+            hit = self._ids_cache.get(key)
+            if hit is None or hit[0] != stamp:  # the id column of these filters, read once per manifest change
+                filters = {k: v for k, v in (("split", split), ("source_kind", source_kind)) if v}
+                hit = (stamp, c.scan([], **filters).column("id"))
+                self._ids_cache.pop(key, None)
+                self._ids_cache[key] = hit
+                while len(self._ids_cache) > IDS_CACHED:
+                    self._ids_cache.pop(next(iter(self._ids_cache)))
+            clips, total = data.clip_rows(c, self.roots, offset, limit, ids=hit[1])
         except (CorpusError, OSError) as e:
             raise KeyError(f"corpus {corpus_id}: {e}") from None
         return {"corpus": corpus_id, "offset": offset, "limit": limit, "total": total, "clips": clips}

@@ -114,3 +114,20 @@ def test_clip_endpoint_reads_one_record(tmp_path, clip_id):
             dash.clip(0, clip_id)
     else:
         assert dash.clip(0, clip_id)["id"] == clip_id
+
+
+def test_clip_pages_read_the_id_column_once_per_manifest_change(tmp_path, monkeypatch):
+    from skyloom.dashboards import Dashboard
+
+    c = _corpus(tmp_path / "c", n=60)
+    dash = Dashboard(tmp_path / "runs", corpora=[c.root])
+    scans = []
+    real = Corpus.scan
+    monkeypatch.setattr(Corpus, "scan", lambda self, *a, **k: scans.append(a) or real(self, *a, **k))
+    pages = [dash.corpus_clips(0, offset=o, limit=20)["clips"] for o in (0, 20, 40)]
+    assert len(scans) == 1 and [x["id"] for p in pages for x in p] == [r.id for r in c.records()]
+    dash.corpus_clips(0, limit=5, split="val")
+    assert len(scans) == 2  # other filters: their own id column
+    c.delete(["clip-0001"], reason="test", remove_files=False)
+    after = dash.corpus_clips(0, limit=5)
+    assert len(scans) == 3 and "clip-0001" not in [x["id"] for x in after["clips"]]
