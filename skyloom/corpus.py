@@ -326,6 +326,14 @@ class Corpus(ExportsMixin, JournalMixin):
         if rows:
             yield records_from_table(pa.concat_tables(pending))
 
+    def iter_tables(self, columns: Sequence[str] | None = None, batch_rows: int = 8192, *, split: str | None = None,
+                    source_kind: str | None = None) -> Iterator[pa.Table]:
+        """The current state as columnar batches of about ``batch_rows`` rows, in id order (what
+        :meth:`scan` concatenates): for stages that work on columns without building records."""
+        want = self._columns(columns)
+        for t in self._log.stream(want, split=split, source_kind=source_kind, batch_rows=batch_rows):
+            yield t.select(want)
+
     def _lookup_table(self, ids: Iterable[str], want: Sequence[str], include_deleted: bool = False) -> pa.Table:
         """The latest revisions of ``ids`` read from the parts the id index says hold them."""
         wanted = list(dict.fromkeys(ids))
