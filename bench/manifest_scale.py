@@ -190,7 +190,7 @@ def bench_size(n: int, rows_only: bool, code_root: Path | None, work: Path, labe
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--rows-only", type=int, nargs="*", default=[], help="sizes built without clip files")
@@ -198,7 +198,7 @@ def main() -> None:
     ap.add_argument("--baseline-sizes", type=int, nargs="*", help="sizes for the baseline (default: --sizes)")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--out", type=Path, default=OUT, help=f"results file (default {OUT})")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     work = a.work or Path(tempfile.mkdtemp(prefix="manifest-scale-"))
     load = os.getloadavg()
     results: dict = {"load_before": load, "now": [], "baseline": []}
@@ -219,7 +219,8 @@ def main() -> None:
         results["now"].append(bench_size(n, True, None, work, "now"))
         save()
     print(f"wrote {a.out} (load {load} -> {results['load_after']})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
