@@ -53,11 +53,16 @@ def rec(i):
         captions=(Caption("heuristic", "heuristic", f"a moving square, clip {i}"),),
         meta={"frames_sha256": "", "manifest_url": f"https://example.org/src{src}.mp4"})
 step = 20_000
+seeds = []
 for s in range(0, n, step):
     recs = [rec(i) for i in range(s, min(n, s + step))]
     if seed:
         for r in recs:
-            os.link(seed, root / r.path)
+            k = int(r.id[1:]) // 60_000  # ext4 allows 65,000 links to one file: one copy of the seed per 60,000
+            while len(seeds) <= k:
+                seeds.append(f"{seed}.{len(seeds)}")
+                Path(seeds[-1]).write_bytes(Path(seed).read_bytes())
+            os.link(seeds[k], root / r.path)
     c.append(recs)
 print(len(c))
 """
@@ -185,23 +190,24 @@ def bench_size(n: int, rows_only: bool, code_root: Path | None, work: Path, labe
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--rows-only", type=int, nargs="*", default=[], help="sizes built without clip files")
     ap.add_argument("--baseline", type=Path, help="a checkout of the code before issue 29")
     ap.add_argument("--baseline-sizes", type=int, nargs="*", help="sizes for the baseline (default: --sizes)")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
-    a = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=OUT, help=f"results file (default {OUT})")
+    a = ap.parse_args(argv)
     work = a.work or Path(tempfile.mkdtemp(prefix="manifest-scale-"))
     load = os.getloadavg()
     results: dict = {"load_before": load, "now": [], "baseline": []}
     base_pkg = baseline_tree(a.baseline) if a.baseline else None
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:
         results["load_after"] = os.getloadavg()
-        OUT.write_text(json.dumps(results, indent=1))
+        a.out.write_text(json.dumps(results, indent=1))
 
     for n in a.sizes:
         results["now"].append(bench_size(n, False, None, work, "now"))
@@ -212,8 +218,9 @@ def main() -> None:
     for n in a.rows_only:
         results["now"].append(bench_size(n, True, None, work, "now"))
         save()
-    print(f"wrote {OUT} (load {load} -> {results['load_after']})")
+    print(f"wrote {a.out} (load {load} -> {results['load_after']})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -72,29 +72,42 @@ def plan(corpus: Corpus, cfg: CaptionConfig) -> tuple[dict[str, list[tuple[str, 
     """Route each clip to a captioner; drop clips that already have its captions (unless overwrite).
 
     Returns ``({captioner: [(clip id, fps), ...]}, {captioner: clips skipped})``. Streams the manifest's
-    ``captions`` and ``fps`` columns in batches: memory holds one batch and the work to do, whatever the
-    corpus's size."""
+    ``captions`` and ``fps`` columns in batches and tests "has every caption kind of its captioner" with
+    column operations: memory holds one batch and the work to do, whatever the corpus's size."""
+    import numpy as np
+    import pyarrow.compute as pc
+
     check_config(cfg)
     fallback = available_fallback(cfg) if cfg.captioner == "auto" else ""
     kinds: dict[str, list[str]] = {}
     todo: dict[str, list[tuple[str, float]]] = {}
     skipped: dict[str, int] = {}
     left = cfg.limit or None
-    for batch in corpus.iter_records(4096, columns=["captions", "fps"]):
-        for rec in batch:
-            has_gt = cfg.captioner == "auto" and corpus.gt_path(rec.id).exists()
-            name = cfg.captioner if cfg.captioner != "auto" else ("scene-graph" if has_gt else fallback)
-            if name not in kinds:
-                kinds[name] = list(captioner_kinds(name, cfg))
-            have = {(c.captioner, c.kind) for c in rec.captions}
-            if not cfg.overwrite and all((name, k) in have for k in kinds[name]):
+    for t in corpus.iter_tables(["fps", "captions"], 8192):
+        ids, fps = t.column("id").to_pylist(), t.column("fps").to_pylist()
+        if cfg.captioner == "auto":  # scene-graph where the clip has ground truth
+            names = ["scene-graph" if corpus.gt_path(cid).exists() else fallback for cid in ids]
+        else:
+            names = [cfg.captioner] * len(ids)
+        caps = t.column("captions").combine_chunks()
+        parent = pc.list_parent_indices(caps).to_numpy()
+        flat = pc.list_flatten(caps)
+        who, kind = pc.struct_field(flat, "captioner"), pc.struct_field(flat, "kind")
+        done = {}
+        for name in set(names):
+            kinds.setdefault(name, list(captioner_kinds(name, cfg)))
+            has_all = np.ones(len(ids), bool)
+            for k in kinds[name]:
+                has = np.zeros(len(ids), bool)
+                has[parent[pc.and_(pc.equal(who, name), pc.equal(kind, k)).to_numpy(zero_copy_only=False)]] = True
+                has_all &= has
+            done[name] = has_all
+        for i, (cid, name) in enumerate(zip(ids, names)):
+            if not cfg.overwrite and done[name][i]:
                 skipped[name] = skipped.get(name, 0) + 1
-                continue
-            if left is not None and left <= 0:
-                continue  # over the limit: counted neither as done nor as skipped
-            todo.setdefault(name, []).append((rec.id, float(rec.fps)))
-            if left is not None:
-                left -= 1
+            elif left is None or left > 0:  # over the limit: counted neither as done nor as skipped
+                todo.setdefault(name, []).append((cid, float(fps[i])))
+                left = None if left is None else left - 1
     return {k: v for k, v in todo.items() if v}, skipped
 
 

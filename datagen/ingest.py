@@ -284,7 +284,7 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
 
     Args:
         known_sha256: source sha256 -> URL of sources already in the corpus; the same content under
-            another URL is a ``duplicate source``.
+            another URL is a ``duplicate source``. None (what ingest passes): ask the corpus's id index.
         run_id: the ingest run; downloads and staged clips go to its own ``.ingest-tmp/<run_id>/``.
 
     Returns:
@@ -321,10 +321,10 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
             raise SourceRejected("empty file", f"{src.url}: 0 bytes")
         if fetched.sha256 in gone or canonical_url(fetched.final_url) in gone:
             raise SourceRejected("taken down", f"{src.url}: content sha256 {fetched.sha256} was taken down")
-        other = (known_sha256 or {}).get(fetched.sha256)
+        corpus = Corpus(root)
+        other = known_sha256.get(fetched.sha256) if known_sha256 is not None else _known_source(corpus, fetched.sha256)
         if other is not None and other != src.url:
             raise SourceRejected("duplicate source", f"{src.url}: same sha256 as {other}, already in the corpus")
-        corpus = Corpus(root)
         recs, rej, n = _cut_clips(fetched.path, src, fetched.sha256, lic.license_id, cfg, corpus, fetched.final_url,
                                   staging)
         out["frames"], out["rejected_clips"] = n, dict(rej)
@@ -395,8 +395,8 @@ def _done_sources(root: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[str, str], ray_address: str | None,
-             run_id: str = ""):
+def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[str, str] | None,
+             ray_address: str | None, run_id: str = ""):
     from skyloom.raytools import init_ray, use_ray
 
     if not sources or not use_ray(cfg.engine, len(sources), cfg.ray_min_sources, ray_address):
@@ -462,6 +462,43 @@ def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int 
 
 
 LICENSE_REFUSALS = (NOT_ALLOWED, UNKNOWN)
+
+
+def _known_source(corpus: Corpus, sha: str) -> str | None:
+    """URL of the licensed source in the corpus whose bytes have sha256 ``sha`` (None: none), through the
+    id index: O(clips of that source), not a read of the manifest."""
+    rows = [r for r in corpus.lookup(corpus.spec_of(spec=[sha])).values() if r.source_kind == "licensed"]
+    return max(rows, key=lambda r: r.id).source_url if rows else None
+
+
+class _SeenSources:
+    """Content sha256 -> URL of the source with those bytes: the corpus (asked per sha256) and this run."""
+
+    def __init__(self, corpus: Corpus) -> None:
+        self.corpus = corpus
+        self.known: dict[str, str | None] = {}
+
+    def get(self, sha: str) -> str | None:
+        if sha not in self.known:
+            self.known[sha] = _known_source(self.corpus, sha)
+        return self.known[sha]
+
+    def __contains__(self, sha: str) -> bool:
+        return self.get(sha) is not None
+
+    def __getitem__(self, sha: str) -> str:
+        url = self.get(sha)
+        if url is None:
+            raise KeyError(sha)
+        return url
+
+    def __setitem__(self, sha: str, url: str) -> None:
+        self.known[sha] = url
+
+    def pop(self, sha: str, default: str | None = None) -> str | None:
+        url = self.get(sha)
+        self.known[sha] = None
+        return default if url is None else url
 
 
 class _ContentLicenses:
@@ -592,7 +629,7 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
     done = _done_sources(root)
     pending = [s for s in runnable if f"{s.url}|{s.fingerprint()}" not in done]
     skipped = len(runnable) - len(pending)
-    seen: dict[str, str] = {r.source_sha256: r.source_url for r in corpus.records(source_kind="licensed")}
+    seen = _SeenSources(corpus)
     rows: list[dict[str, Any]] = []
     clips_added = frames = 0
     total = len(pending) + len(verdicts)
@@ -625,7 +662,7 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
         v.update(clips=[], planned=True)
         finish(v)
     content = _ContentLicenses(corpus, root)
-    for res in _results(pending, cfg, root, dict(seen), ray_address, run_id):
+    for res in _results(pending, cfg, root, None, ray_address, run_id):  # workers ask the corpus's id index
         recs = [ClipRecord.from_row(r) for r in res.pop("records")]
         sha = res["source_sha256"]
         other = content.get(sha) if sha and res["license_id"] else None

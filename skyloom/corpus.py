@@ -326,21 +326,31 @@ class Corpus(ExportsMixin, JournalMixin):
         if rows:
             yield records_from_table(pa.concat_tables(pending))
 
+    def iter_tables(self, columns: Sequence[str] | None = None, batch_rows: int = 8192, *, split: str | None = None,
+                    source_kind: str | None = None) -> Iterator[pa.Table]:
+        """The current state as columnar batches of about ``batch_rows`` rows, in id order (what
+        :meth:`scan` concatenates): for stages that work on columns without building records."""
+        want = self._columns(columns)
+        for t in self._log.stream(want, split=split, source_kind=source_kind, batch_rows=batch_rows):
+            yield t.select(want)
+
     def _lookup_table(self, ids: Iterable[str], want: Sequence[str], include_deleted: bool = False) -> pa.Table:
         """The latest revisions of ``ids`` read from the parts the id index says hold them."""
         wanted = list(dict.fromkeys(ids))
         cols = list(dict.fromkeys([*want, "rev", "deleted"]))
         for attempt in range(3):  # a part merged away between the index query and the read: ask again
-            where: dict[str, list[str]] = {}
+            where: dict[str | None, list[str]] = {}
             with self._index.connect() as con:
                 for s in range(0, len(wanted), 900):
                     q = wanted[s:s + 900]
                     for cid, part in con.execute(f"SELECT id, part FROM clips WHERE id IN ({','.join('?' * len(q))})"
                                                  + ("" if include_deleted else " AND deleted = 0"), q):
                         where.setdefault(part, []).append(cid)
+            base = self._log.base()
             try:
-                tables = [read_part(self.manifest_dir / part, cols, pc.field("id").isin(pa.array(got, pa.string())))
-                          for part, got in sorted(where.items())]
+                tables = [read_part(base if part is None else self.manifest_dir / part, cols,
+                                    pc.field("id").isin(pa.array(got, pa.string())))
+                          for part, got in where.items() if part is not None or base is not None]
                 break
             except FileNotFoundError:
                 if attempt == 2:

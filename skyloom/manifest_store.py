@@ -14,7 +14,7 @@ reader opens O(log N) files; a *compaction* folds base and parts into a new base
 corpus in memory. The current state is "the highest ``rev`` per ``id``, tombstones dropped": the
 base streamed in id order, merged with the (small) latest-per-id table of the parts.
 
-The index (SQLite, one row per clip id: rev, deleted, the part holding it, split, source kind,
+The index (SQLite, one row per clip id: rev, deleted, the part holding it (NULL: the base), split, source kind,
 sha256, source sha256, source URL, parent id; and one row per (caption kind, id)) answers "is this
 id / sha256 / spec present", "which clips lack a caption of kind K", "which clips derive from
 source S" and counts without reading the parts. It is written after the part under the corpus
@@ -42,6 +42,7 @@ from skyloom.fsutil import atomic_path
 from skyloom.manifest import MANIFEST_SCHEMA, ManifestError, filter_table, latest_revisions, validate_part_schema
 
 INDEX = "index.sqlite"
+INDEX_VERSION = 1  # PRAGMA user_version of the index's layout; another one is rebuilt
 ROW_GROUP = 16_384  # rows per row group of a base: the unit an id lookup reads
 BATCH = 8_192  # rows per streamed batch
 MERGE_FANOUT = 8  # parts of one size class merged together (size class = floor(log8(rows)))
@@ -167,7 +168,7 @@ def write_table_file(dest: Path, tables: Iterable[pa.Table]) -> int:
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS clips(id TEXT PRIMARY KEY, rev INTEGER NOT NULL, deleted INTEGER NOT NULL,
-    part TEXT NOT NULL, split TEXT, source_kind TEXT, sha256 TEXT, source_sha256 TEXT, source_url TEXT,
+    part TEXT, split TEXT, source_kind TEXT, sha256 TEXT, source_sha256 TEXT, source_url TEXT,
     parent_id TEXT) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS clips_sha256 ON clips(sha256);
 CREATE INDEX IF NOT EXISTS clips_source_sha256 ON clips(source_sha256);
@@ -204,7 +205,15 @@ class ManifestIndex:
             return
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            con.executescript(_DDL)
+            if con.execute("PRAGMA user_version").fetchone()[0] != INDEX_VERSION:  # new, or of another layout
+                with _txn(con):
+                    if con.execute("PRAGMA user_version").fetchone()[0] != INDEX_VERSION:  # not done meanwhile
+                        for table in ("clips", "captions", "parts"):
+                            con.execute(f"DROP TABLE IF EXISTS {table}")
+                        for stmt in _DDL.split(";"):
+                            if stmt.strip():
+                                con.execute(stmt)
+                        con.execute(f"PRAGMA user_version = {INDEX_VERSION}")
             self._sync(con)
             yield con
         finally:
@@ -246,12 +255,12 @@ class ManifestIndex:
     def add_part(self, con: sqlite3.Connection, part: Path, table: pa.Table, base: bool = False) -> None:
         """Index one part's rows (a row replaces the indexed one only when its ``rev`` is higher)."""
         with _txn(con):
-            for s in range(0, max(table.num_rows, 1), 50_000):
-                self._upsert(con, part.name, table.slice(s, 50_000))
+            for s in range(0, max(table.num_rows, 1), 50_000):  # rows of the base point at no part (NULL)
+                self._upsert(con, None if base else part.name, table.slice(s, 50_000))
             con.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?)", (part.name, table.num_rows, int(base)))
 
     @staticmethod
-    def _upsert(con: sqlite3.Connection, part: str, t: pa.Table) -> None:
+    def _upsert(con: sqlite3.Connection, part: str | None, t: pa.Table) -> None:
         if not t.num_rows:
             return
         t = latest_revisions(t)
@@ -281,7 +290,7 @@ class ManifestIndex:
             if base:
                 con.execute("DELETE FROM captions WHERE id IN (SELECT id FROM clips WHERE deleted = 1)")
                 con.execute("DELETE FROM clips WHERE deleted = 1")
-                con.execute("UPDATE clips SET part = ?", (new.name,))
+                con.execute("UPDATE clips SET part = NULL WHERE part IS NOT NULL")  # O(rows of the parts) writes
                 con.execute("DELETE FROM parts")
             else:
                 for s in range(0, len(names), 900):
