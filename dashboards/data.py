@@ -147,25 +147,7 @@ def _clip_payload(rec, corpus_root: Path, roots: SafeRoots) -> dict[str, Any]:
 
 
 SUMMARY_COLUMNS = ("duration_s", "width", "height", "captions", "license_id", "source_kind", "split", "quality")
-
-
-def scan_batches(corpus, columns, split: str | None = None, batch_rows: int = 65_536) -> Iterator[pa.Table]:
-    """The live rows of ``corpus`` in id order as tables of about ``batch_rows`` rows with ``columns``
-    (and ``id``): ``Corpus.scan_batches`` where the corpus has it, else the manifest log's own stream
-    (what ``Corpus.iter_records`` reads), else one ``Corpus.scan``."""
-    # Copied on purpose from skyloom/model/data.py (the dashboard never imports model/): one public
-    # Corpus.scan_batches replaces both copies once the corpus has it.
-    want = list(dict.fromkeys(["id", *columns]))
-    public = getattr(corpus, "scan_batches", None)
-    if public is not None:
-        yield from public(want, split=split, batch_rows=batch_rows)
-        return
-    stream = getattr(getattr(corpus, "_log", None), "stream", None)
-    if stream is None:
-        yield corpus.scan(want, split=split)
-        return
-    for t in stream(want, split=split, batch_rows=batch_rows):
-        yield t.select(want)
+SCAN_BATCH_ROWS = 65_536  # rows per batch read from the manifest (bounds the summary's memory)
 
 
 def _add_counts(into: dict[str, int], values: pa.Array | pa.ChunkedArray) -> None:
@@ -269,7 +251,7 @@ def corpus_data(root: Path, roots: SafeRoots, max_clips: int = 5000) -> dict[str
         ids: list[pa.Array] = []
 
         def batches() -> Iterator[pa.Table]:  # the summary's batches; their ids kept for the clip rows
-            for t in scan_batches(c, SUMMARY_COLUMNS):
+            for t in c.iter_tables(SUMMARY_COLUMNS, SCAN_BATCH_ROWS):
                 ids.append(t.column("id"))
                 yield t
 

@@ -17,8 +17,9 @@
 At scale (issue 29):
 
 * The *training index* (:class:`TrainIndex`: id, path, bucket, caption candidates per clip) is
-  built from a columnar scan of five manifest columns (:meth:`Corpus.scan`), never from Python records of the whole
-  corpus; captions stay Arrow strings (about 0.2 KB a clip, not ~10 KB of Python objects).
+  built from a columnar scan of five manifest columns in batches (:meth:`Corpus.iter_tables`),
+  never from Python records of the whole corpus; captions stay Arrow strings (about 0.3 KB a clip,
+  not ~10 KB of Python objects).
 * Distributed workers read only their shard of it: :func:`shard_ranks` deals each bucket's clips
   round-robin (in id order) over the ranks, so shards are disjoint, cover the corpus, differ by at
   most one clip per bucket and depend only on the corpus; :func:`write_index` stores the index
@@ -35,7 +36,7 @@ import logging
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,7 @@ def assign_buckets(width: np.ndarray, height: np.ndarray, buckets: tuple[Bucket,
 
 # -- the training index ----------------------------------------------------------------------
 INDEX_COLUMNS = ("id", "path", "width", "height", "captions")  # what the index reads of the manifest
+SCAN_BATCH_ROWS = 65_536  # rows per batch read from the manifest (bounds the memory of a build)
 INDEX_FORMAT = "skyloom-train-index"
 
 
@@ -215,29 +217,6 @@ def index_settings(cfg: DataConfig) -> dict[str, Any]:
     return {k: to_dict(getattr(cfg, k)) for k in ("split", "buckets", "caption_kinds", "caption_mode", "max_clips")}
 
 
-def scan_batches(corpus: Corpus, columns: Sequence[str], split: str | None = None,
-                 batch_rows: int = 65_536) -> Iterator[pa.Table]:
-    """The live rows of ``corpus`` (of ``split``) in id order, as tables of about ``batch_rows`` rows
-    with ``columns`` (and ``id``): memory bounded by a batch, not by the corpus.
-
-    ``Corpus.scan_batches`` where the corpus has it; else the manifest log's own stream (what
-    :meth:`Corpus.iter_records` reads, before it makes records); else one :meth:`Corpus.scan`.
-    """
-    # Copied on purpose in skyloom/dashboards/data.py (dashboards never import model/): one public
-    # Corpus.scan_batches replaces both copies once the corpus has it.
-    want = list(dict.fromkeys(["id", *columns]))
-    public = getattr(corpus, "scan_batches", None)
-    if public is not None:
-        yield from public(want, split=split, batch_rows=batch_rows)
-        return
-    stream = getattr(getattr(corpus, "_log", None), "stream", None)
-    if stream is None:
-        yield corpus.scan(want, split=split)
-        return
-    for t in stream(want, split=split, batch_rows=batch_rows):
-        yield t.select(want)
-
-
 def build_index(corpus: Corpus | str | os.PathLike, cfg: DataConfig) -> TrainIndex:
     """The training index of ``corpus``'s split ``cfg.split``, built batch by batch from a columnar
     scan of :data:`INDEX_COLUMNS` (only the index itself grows with the corpus)."""
@@ -245,7 +224,7 @@ def build_index(corpus: Corpus | str | os.PathLike, cfg: DataConfig) -> TrainInd
     check_buckets(cfg.buckets)
     ids, paths, buckets, caps = [], [], [], []
     n = 0
-    for t in scan_batches(corpus, INDEX_COLUMNS, split=cfg.split):
+    for t in corpus.iter_tables(INDEX_COLUMNS, SCAN_BATCH_ROWS, split=cfg.split):
         if cfg.max_clips > 0:
             t = t.slice(0, cfg.max_clips - n)
         if not t.num_rows:
@@ -267,7 +246,7 @@ def captioned_count(corpus: Corpus | str | os.PathLike, cfg: DataConfig) -> tupl
     """(clips of split ``cfg.split``, how many have a caption the run trains on), batch by batch."""
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     n = captioned = 0
-    for t in scan_batches(corpus, ["captions"], split=cfg.split):
+    for t in corpus.iter_tables(["captions"], SCAN_BATCH_ROWS, split=cfg.split):
         if not t.num_rows:
             continue
         n_cands = pc.list_value_length(index_captions(t.column("captions"), tuple(cfg.caption_kinds),
