@@ -13,7 +13,7 @@ skyloom done),
 the next three the time ``seconds`` (their median; warm: first imports and Arrow kernel set-up
 excluded). Operations:
 
-* ``index``: the training index of split train (this tree: :func:`skyloom.model.data.build_index`;
+* ``index``: the training index of split train (this tree: :func:`skyloom.model.data_index.build_index`;
   baseline: main's ``CorpusVideoDataset``, which builds its index from ``Corpus.records``);
 * ``index_write``/``shard_read``: the Ray driver writing the index for 8 workers; one worker
   reading its shard (this tree only);
@@ -140,18 +140,20 @@ def _op(op: str, root: Path, n: int, tmp: Path, dash) -> int:
 
     cfg = DataConfig()
     if op == "index":
-        from skyloom.model import data
+        try:
+            from skyloom.model.data_index import build_index
+        except ImportError:  # main: the index is built from Corpus.records inside the dataset
+            from skyloom.model.data import CorpusVideoDataset
 
-        if hasattr(data, "build_index"):
-            return len(data.build_index(root, cfg))
-        return len(data.CorpusVideoDataset(root, cfg))  # main: the index is built from Corpus.records
+            return len(CorpusVideoDataset(root, cfg))
+        return len(build_index(root, cfg))
     if op == "index_write":
-        from skyloom.model.data import build_index, write_index
+        from skyloom.model.data_index import build_index, write_index
 
         write_index(build_index(root, cfg), tmp / "index.parquet", 8, cfg)
         return 0
     if op == "shard_read":
-        from skyloom.model.data import read_index_shard
+        from skyloom.model.data_index import read_index_shard
 
         return len(read_index_shard(tmp / "index.parquet", 3, 8, cfg)[0])
     if op in ("corpus_api", "corpus_api_warm"):
@@ -173,8 +175,9 @@ def worker(op: str, root: Path, n: int, tmp: Path, repeats: int = 3) -> dict:
     def new_dash():
         return Dashboard(tmp / "runs", corpora=[root])
 
-    if op == "shard_read":
-        _op("index_write", root, n, tmp, None)
+    if op == "shard_read":  # the driver's write, in another process: this one's memory is the worker's
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", "index_write", str(root), str(n),
+                        str(tmp)], check=True, capture_output=True)
     dash = new_dash()
     if op == "corpus_api_warm":
         dash.corpus()
@@ -256,6 +259,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000, 1000000])
     ap.add_argument("--baseline-python", default="", help="python of a checkout of main (baseline); '' = none")
     ap.add_argument("--baseline-max", type=int, default=100000, help="largest size the baseline runs at")
+    ap.add_argument("--ops", nargs="+", default=list(OPS_NEW), choices=OPS_NEW, help="operations to run")
     ap.add_argument("--cache-clips", type=int, default=0,
                     help="instead: the clip cache's memory on a real corpus of this many 32x32 clips")
     ap.add_argument("--worker", nargs=4, metavar=("OP", "ROOT", "N", "TMP"), help=argparse.SUPPRESS)
@@ -292,12 +296,12 @@ def main() -> None:
             build_corpus(v2, n)
             row = {"build_s": round(time.perf_counter() - t0, 2), "new": {}, "main": {}}
             if args.baseline_python and n <= args.baseline_max:
-                for op in OPS_BASE:
+                for op in [o for o in OPS_BASE if o in args.ops]:
                     row["main"][op] = run_op(args.baseline_python, op, v2, n)
                     print(n, "main", row["main"][op], flush=True)
             root = Path(d) / f"c{n}"
             row["migrate_s"] = round(migrated_copy(v2, root), 2)
-            for op in OPS_NEW:
+            for op in args.ops:
                 row["new"][op] = run_op(sys.executable, op, root, n)
                 print(n, "new", row["new"][op], flush=True)
             shutil.rmtree(v2)

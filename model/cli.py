@@ -58,7 +58,7 @@ def _check_train(cfg, corpus: Path, out: Path, allow_uncaptioned: bool) -> None:
     check_out_apart(out, {"corpus": corpus}, flag="--out (the run folder)")
     if cfg.stage != "dit" or allow_uncaptioned or cfg.data.source != "corpus":  # wds: the manifest is not read
         return
-    from skyloom.model.data import captioned_count
+    from skyloom.model.data_index import captioned_count
 
     n, captioned = captioned_count(corpus, cfg.data)
     kinds = tuple(cfg.data.caption_kinds)

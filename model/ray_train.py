@@ -8,6 +8,13 @@ shard of the data with the deterministic bucket sampler, and its own noise (seed
 rank); rank 0 writes metrics and checkpoints into RUN, which must be on storage every node sees
 (NFS, a mounted bucket) for multi-node runs. Resume works as in-process: rerun the command.
 
+Data: the driver builds the training index once (:func:`skyloom.model.data_index.build_index`, a
+batched columnar scan of the manifest) and writes it to ``RUN/data/index.parquet`` with one row
+group per worker; each worker reads only its own row group
+(:func:`~skyloom.model.data_index.read_index_shard`): its shard, each bucket's clips dealt
+round-robin over the workers, never the manifest. With ``data.source=wds`` each worker streams its
+own tar shards instead (:mod:`skyloom.model.wds`).
+
 Without ``--ray-address`` and with ``--num-workers 1`` the CLI trains in-process (no Ray).
 """
 
@@ -53,7 +60,7 @@ def write_worker_index(cfg: TrainConfig, corpus: str | Path, out: Path, num_work
     (``RUN/data/index.parquet``); None for ``data.source=wds`` (workers read their own tar shards)."""
     if cfg.data.source != "corpus":
         return None
-    from skyloom.model.data import build_index, write_index
+    from skyloom.model.data_index import build_index, write_index
 
     corpus = Path(corpus).resolve()
     return str(write_index(build_index(corpus, cfg.data), out / "data" / "index.parquet", num_workers, cfg.data,

@@ -13,14 +13,10 @@ from skyloom.model.data import (
     ClipCache,
     CorpusVideoDataset,
     assign_bucket,
-    build_index,
     caption_candidates,
-    index_captions,
     make_loader,
-    read_index_shard,
-    shard_ranks,
-    write_index,
 )
+from skyloom.model.data_index import build_index, index_captions, read_index_shard, shard_ranks, write_index
 from tests.model.helpers import make_square_corpus
 
 KINDS = ("dense", "short", "vlm", "heuristic", "")

@@ -22,7 +22,7 @@ def test_ray_train_one_worker_writes_the_same_run_layout(ray_local, tmp_path):
 
 @pytest.mark.slow
 def test_ray_train_two_workers_read_their_own_shard_of_the_drivers_index(ray_local, tmp_path):
-    from skyloom.model.data import read_index_shard
+    from skyloom.model.data_index import read_index_shard
 
     corpus = make_square_corpus(tmp_path / "c", n=6)
     cfg = tiny_cfg(steps=2)

@@ -15,7 +15,8 @@ import pytest
 
 from skyloom.corpus import CorpusError
 from skyloom.model.config import Bucket, DataConfig
-from skyloom.model.data import build_index, load_frames, make_loader
+from skyloom.model.data import load_frames, make_loader
+from skyloom.model.data_index import build_index
 from skyloom.model.wds import WdsLoader, iter_shard, read_member
 from tests.model.helpers import make_square_corpus, tiny_cfg
 
