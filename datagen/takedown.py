@@ -85,24 +85,24 @@ def _plan(c: Corpus, key: str, reason: str, purge: bool) -> dict[str, Any]:
 
 
 def _candidates(c: Corpus, key: str, is_sha: bool, spellings: set[str]) -> list:
-    """The licensed clips that may derive from ``key``, found with column operations: only they become
-    Python records (the exact test is :func:`_plan`'s). A URL is canonicalised once per distinct URL,
-    the written spelling (``meta.manifest_url``) compared in its JSON-escaped form."""
-    t = c.scan(["source_url", "source_sha256", "parent_id", "meta"], source_kind="licensed")
-    if not t.num_rows:
-        return []
-    urls = [u for u in pc.unique(t.column("source_url")).to_pylist() if u]
-    hit_urls = [u for u in urls if {u, canonical_url(u)} & spellings]
-    escaped = [json.dumps(s)[1:-1] for s in spellings]
-    written = pc.struct_field(pc.extract_regex(t.column("meta"), r'"manifest_url": "(?P<u>(?:[^"\\]|\\.)*)"'),
-                              "u")
-    sha = t.column("source_sha256")
-    mask = pc.or_(pc.is_in(t.column("source_url"), value_set=pa.array(hit_urls, pa.string())), pc.equal(sha, key))
-    mask = pc.or_(mask, pc.fill_null(pc.equal(t.column("parent_id"), key), False))
-    mask = pc.or_(mask, pc.fill_null(pc.is_in(written, value_set=pa.array(escaped, pa.string())), False))
-    if is_sha:
-        mask = pc.or_(mask, pc.starts_with(sha, key.lower()))
-    return records_from_table(t.filter(pc.fill_null(mask, False)))
+    """The licensed clips that may derive from ``key``, found with column operations on streamed batches:
+    only they become Python records (the exact test is :func:`_plan`'s). A URL is canonicalised once per
+    distinct URL of a batch, the written spelling (``meta.manifest_url``) compared in its JSON-escaped form."""
+    escaped = pa.array([json.dumps(s)[1:-1] for s in spellings], pa.string())
+    out = []
+    for t in c.iter_tables(["source_url", "source_sha256", "parent_id", "meta"], 65_536, source_kind="licensed"):
+        urls = [u for u in pc.unique(t.column("source_url")).to_pylist() if u]
+        hit_urls = pa.array([u for u in urls if {u, canonical_url(u)} & spellings], pa.string())
+        written = pc.struct_field(pc.extract_regex(t.column("meta"), r'"manifest_url": "(?P<u>(?:[^"\\]|\\.)*)"'),
+                                  "u")
+        sha = t.column("source_sha256")
+        mask = pc.or_(pc.is_in(t.column("source_url"), value_set=hit_urls), pc.equal(sha, key))
+        mask = pc.or_(mask, pc.fill_null(pc.equal(t.column("parent_id"), key), False))
+        mask = pc.or_(mask, pc.fill_null(pc.is_in(written, value_set=escaped), False))
+        if is_sha:
+            mask = pc.or_(mask, pc.starts_with(sha, key.lower()))
+        out += records_from_table(t.filter(pc.fill_null(mask, False)))
+    return out
 
 
 def _orphans(c: Corpus, entry: dict[str, Any], prefixes: tuple[str, ...]) -> list[str]:

@@ -517,10 +517,11 @@ class Corpus(ExportsMixin, JournalMixin):
             self._index.replaced(con, paths, dest, merged.num_rows, base=False)
             for p in paths:
                 p.unlink(missing_ok=True)
-        if compaction_due(self._parts_shape(con)):
+        shape = self._parts_shape(con)
+        if compaction_due(shape):
             self._compact_locked()
-        elif self.count() <= SNAPSHOT_EAGER_ROWS:
-            self._write_snapshot()
+        elif sum(r for r, b in shape.values() if b) <= SNAPSHOT_EAGER_ROWS and self.count() <= SNAPSHOT_EAGER_ROWS:
+            self._write_snapshot()  # (the base's row count first: no count of a large corpus on every write)
 
     def _write_snapshot(self) -> Path:
         """Rewrite ``manifest.parquet`` (live rows, sorted by id) from the log, streaming; under the lock."""
@@ -697,18 +698,21 @@ class Corpus(ExportsMixin, JournalMixin):
     # -- integrity ----------------------------------------------------------------------------
     def orphan_files(self) -> list[Path]:
         """Files under ``clips/`` and ``gt/`` that no live manifest row owns."""
-        owned: set[str] = set()
-        t = self.scan(["path", "gt_path"])  # two columns, not the records
-        owned.update(t.column("path").to_pylist())
-        owned.update(p for p in t.column("gt_path").to_pylist() if p)
-        owned.update(f"gt/{cid}{s}" for cid in t.column("id").to_pylist() for s in (".json", ".npz"))
-        out = []
+        files: dict[str, Path] = {}
         for sub in ("clips", "gt"):
             d = self.root / sub
             if d.is_dir():
-                out += [p for p in sorted(d.iterdir()) if p.is_file() and not p.name.startswith(".")
-                        and str(p.relative_to(self.root)) not in owned]
-        return out
+                files.update((str(p.relative_to(self.root)), p) for p in d.iterdir()
+                             if p.is_file() and not p.name.startswith("."))
+        if not files:
+            return []
+        owned: set[str] = set()  # at most the files on disk: the rows are streamed, two columns at a time
+        for t in self.iter_tables(["path", "gt_path"], 65_536):
+            owned.update(x for x in t.column("path").to_pylist() if x in files)
+            owned.update(x for x in t.column("gt_path").to_pylist() if x and x in files)
+            owned.update(g for cid in t.column("id").to_pylist() for s in (".json", ".npz")
+                         if (g := f"gt/{cid}{s}") in files)
+        return [files[k] for k in sorted(files, key=lambda k: files[k]) if k not in owned]
 
 
 def _merge_captions(rec: ClipRecord, new: Sequence[Caption]) -> ClipRecord:

@@ -124,7 +124,8 @@ class ManifestLog:
                 e = pc.field("id").isin(id_list)
                 expr = e if expr is None else expr & e
             scanner = ds.dataset(base, format="parquet").scanner(columns=cols, filter=expr, batch_size=batch_rows,
-                                                                  use_threads=False)
+                                                                  use_threads=False, batch_readahead=1,
+                                                                  fragment_readahead=1)
             for batch in scanner.to_batches():
                 if not batch.num_rows:
                     continue
