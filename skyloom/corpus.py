@@ -517,11 +517,17 @@ class Corpus(ExportsMixin, JournalMixin):
             self._index.replaced(con, paths, dest, merged.num_rows, base=False)
             for p in paths:
                 p.unlink(missing_ok=True)
-        shape = self._parts_shape(con)
-        if compaction_due(shape):
+        if compaction_due(self._parts_shape(con)):
             self._compact_locked()
-        elif sum(r for r, b in shape.values() if b) <= SNAPSHOT_EAGER_ROWS and self.count() <= SNAPSHOT_EAGER_ROWS:
-            self._write_snapshot()  # (the base's row count first: no count of a large corpus on every write)
+        elif self.snapshot_kept_current():
+            self._write_snapshot()
+
+    def snapshot_kept_current(self) -> bool:
+        """Whether every write rewrites ``manifest.parquet``: while the base (the last compaction) and the
+        corpus hold at most :data:`SNAPSHOT_EAGER_ROWS` clips (the base's size first: no count of a large
+        corpus on every write)."""
+        base = self._index_query("SELECT coalesce(sum(rows), 0) FROM parts WHERE base = 1")[0][0]
+        return base <= SNAPSHOT_EAGER_ROWS and self.count() <= SNAPSHOT_EAGER_ROWS
 
     def _write_snapshot(self) -> Path:
         """Rewrite ``manifest.parquet`` (live rows, sorted by id) from the log, streaming; under the lock."""

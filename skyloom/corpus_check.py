@@ -36,7 +36,6 @@ from typing import NamedTuple
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from skyloom import corpus as corpus_module
 from skyloom.corpus import (
     ClipRecord,
     Corpus,
@@ -220,7 +219,7 @@ def _check_snapshot(c: Corpus, live: dict[str, LiveClip], rep: CheckReport, repa
             t, problem = None, f"unreadable ({type(e).__name__}: {e})"
         if t is not None and len(pc.unique(t.column("id"))) != t.num_rows:
             problem = "holds an id twice"
-        elif t is not None and (len(live) <= corpus_module.SNAPSHOT_EAGER_ROWS or c.compacted()):
+        elif t is not None and (c.snapshot_kept_current() or c.compacted()):
             cur = c.scan(["rev", "sha256"])
             if not t.sort_by("id").equals(cur):
                 problem = ("does not hold exactly the live rows of the manifest log" if t.num_rows == cur.num_rows
