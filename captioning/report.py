@@ -23,7 +23,7 @@ def verify_corpus(corpus: Corpus, captioner: str | None = None, kind: str | None
                                                              "matched_p": 0.0, "p": [], "r": [],
                                                              "hallucinated_clips": 0})
     clips, no_gt = [], 0
-    for rec in corpus.records():
+    for rec in (r for batch in corpus.iter_records(4096, columns=["captions"]) for r in batch):
         caps = [c for c in rec.captions
                 if (captioner is None or c.captioner == captioner) and (kind is None or c.kind == kind)]
         if not caps:
@@ -56,11 +56,15 @@ def verify_corpus(corpus: Corpus, captioner: str | None = None, kind: str | None
 
 def caption_stats(corpus: Corpus) -> dict[str, Any]:
     """Per (captioner, kind): count, words per caption, vocabulary, distinct captions; corpus coverage."""
-    recs = corpus.records()
     by: dict[str, list[str]] = defaultdict(list)
-    for r in recs:
-        for c in r.captions:
-            by[f"{c.captioner}/{c.kind}"].append(c.text)
+    kinds: Counter[str] = Counter()
+    covered: Counter[str] = Counter()
+    for batch in corpus.iter_records(4096, columns=["captions", "source_kind"]):  # streamed: one batch of rows
+        for r in batch:
+            kinds[r.source_kind] += 1
+            covered[r.source_kind] += bool(r.captions)
+            for c in r.captions:
+                by[f"{c.captioner}/{c.kind}"].append(c.text)
     groups = {}
     for name, texts in sorted(by.items()):
         words = [_WORD.findall(t.lower()) for t in texts]
@@ -73,9 +77,7 @@ def caption_stats(corpus: Corpus) -> dict[str, Any]:
             "distinct_fraction": len(set(texts)) / len(texts),
             "top_words": [w for w, _ in vocab.most_common(10)],
         }
-    n = len(recs)
-    kinds = Counter(r.source_kind for r in recs)
-    covered = Counter(r.source_kind for r in recs if r.captions)
+    n = sum(kinds.values())
     return {"corpus": str(corpus.root), "clips": n, "captioned": sum(covered.values()),
             "coverage": sum(covered.values()) / n if n else 0.0,
             "coverage_by_source": {k: covered[k] / v for k, v in kinds.items()},

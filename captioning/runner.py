@@ -20,7 +20,7 @@ from typing import Any
 from skyloom.captioning.base import CAPTIONERS, ClipInput, Outcome, build_captioner, captioner_options
 from skyloom.captioning.config import CaptionConfig
 from skyloom.config import ConfigError
-from skyloom.corpus import Caption, ClipRecord, Corpus
+from skyloom.corpus import Caption, Corpus
 from skyloom.errors import require_extra
 from skyloom.fsutil import file_stamp, now_iso
 
@@ -68,24 +68,46 @@ def check_config(cfg: CaptionConfig) -> None:
         captioner_options(name, cfg)
 
 
-def plan(corpus: Corpus, cfg: CaptionConfig) -> tuple[dict[str, list[ClipRecord]], dict[str, int]]:
-    """Route each clip to a captioner; drop clips that already have its captions (unless overwrite)."""
+def plan(corpus: Corpus, cfg: CaptionConfig) -> tuple[dict[str, list[tuple[str, float]]], dict[str, int]]:
+    """Route each clip to a captioner; drop clips that already have its captions (unless overwrite).
+
+    Returns ``({captioner: [(clip id, fps), ...]}, {captioner: clips skipped})``. Streams the manifest's
+    ``captions`` and ``fps`` columns in batches and tests "has every caption kind of its captioner" with
+    column operations: memory holds one batch and the work to do, whatever the corpus's size."""
+    import numpy as np
+    import pyarrow.compute as pc
+
     check_config(cfg)
     fallback = available_fallback(cfg) if cfg.captioner == "auto" else ""
-    todo: dict[str, list[ClipRecord]] = {}
+    kinds: dict[str, list[str]] = {}
+    todo: dict[str, list[tuple[str, float]]] = {}
     skipped: dict[str, int] = {}
-    for rec in corpus.records():
-        has_gt = corpus.gt_path(rec.id).exists()
-        name = cfg.captioner if cfg.captioner != "auto" else ("scene-graph" if has_gt else fallback)
-        have = {(c.captioner, c.kind) for c in rec.captions}
-        if not cfg.overwrite and all((name, k) in have for k in captioner_kinds(name, cfg)):
-            skipped[name] = skipped.get(name, 0) + 1
-            continue
-        todo.setdefault(name, []).append(rec)
-    if cfg.limit:
-        left = cfg.limit
-        for name in list(todo):
-            todo[name], left = todo[name][:left], max(0, left - len(todo[name]))
+    left = cfg.limit or None
+    for t in corpus.iter_tables(["fps", "captions"], 8192):
+        ids, fps = t.column("id").to_pylist(), t.column("fps").to_pylist()
+        if cfg.captioner == "auto":  # scene-graph where the clip has ground truth
+            names = ["scene-graph" if corpus.gt_path(cid).exists() else fallback for cid in ids]
+        else:
+            names = [cfg.captioner] * len(ids)
+        caps = t.column("captions").combine_chunks()
+        parent = pc.list_parent_indices(caps).to_numpy()
+        flat = pc.list_flatten(caps)
+        who, kind = pc.struct_field(flat, "captioner"), pc.struct_field(flat, "kind")
+        done = {}
+        for name in set(names):
+            kinds.setdefault(name, list(captioner_kinds(name, cfg)))
+            has_all = np.ones(len(ids), bool)
+            for k in kinds[name]:
+                has = np.zeros(len(ids), bool)
+                has[parent[pc.and_(pc.equal(who, name), pc.equal(kind, k)).to_numpy(zero_copy_only=False)]] = True
+                has_all &= has
+            done[name] = has_all
+        for i, (cid, name) in enumerate(zip(ids, names)):
+            if not cfg.overwrite and done[name][i]:
+                skipped[name] = skipped.get(name, 0) + 1
+            elif left is None or left > 0:  # over the limit: counted neither as done nor as skipped
+                todo.setdefault(name, []).append((cid, float(fps[i])))
+                left = None if left is None else left - 1
     return {k: v for k, v in todo.items() if v}, skipped
 
 
@@ -114,8 +136,7 @@ class CaptionWorker:
         return failed + (self.captioner.caption_batch(items) if items else [])
 
 
-def _batches(recs: list[ClipRecord], size: int) -> list[list[tuple[str, float]]]:
-    pairs = [(r.id, float(r.fps)) for r in recs]
+def _batches(pairs: list[tuple[str, float]], size: int) -> list[list[tuple[str, float]]]:
     return [pairs[i:i + size] for i in range(0, len(pairs), max(1, size))]
 
 

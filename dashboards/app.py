@@ -6,6 +6,7 @@ Routes (GET unless said otherwise):
 - ``/api/overview``, ``/api/leaderboard``, ``/api/training``, ``/api/corpus``
 - ``/api/compare?source=0&suite=S&evals=a,b``, ``/api/paired?source=0&a=A&b=B&metric=M``
 - ``/api/physics?source=0&suite=S&evals=a,b``: the simulator's videos and per-scene numbers
+- ``/api/corpus/clips?corpus=0&offset=0&limit=100[&split=train&source_kind=licensed]``: a page of clip rows
 - ``/api/clip?corpus=0&id=ID``, ``/api/segmentation?corpus=0&id=ID`` (PNG): the clip inspector
 - ``/api/stamp``: fingerprint of the inputs (the page polls it to refresh itself)
 - ``/api/checkpoints``, ``POST /api/sample`` (JSON body), ``/api/job?key=K``: the prompt box
@@ -82,6 +83,14 @@ def create_app(dash: Dashboard, title: str = "skyloom dashboard", allow_hosts: S
     @app.get("/api/corpus")
     def corpus() -> JSONResponse:
         return js(dash.corpus())
+
+    @app.get("/api/corpus/clips")
+    def corpus_clips(corpus: int = Query(0), offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=5000),
+                     split: str | None = None, source_kind: str | None = None) -> JSONResponse:
+        try:
+            return js(dash.corpus_clips(corpus, offset, limit, split=split, source_kind=source_kind))
+        except KeyError as e:
+            raise not_found(e) from None
 
     @app.get("/api/compare")
     def compare(suite: str, evals: str, source: int = Query(0)) -> JSONResponse:

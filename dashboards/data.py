@@ -9,11 +9,13 @@ as an ``error`` string in the payload instead of failing the page).
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from skyloom.dashboards.paths import SafeRoots
 from skyloom.rundir import RunDir, find_runs
@@ -144,22 +146,69 @@ def _clip_payload(rec, corpus_root: Path, roots: SafeRoots) -> dict[str, Any]:
     }
 
 
-def corpus_summary(records: list) -> dict[str, Any]:
-    """Charts of the Corpus view, over all clips: durations, resolutions, caption lengths, licenses."""
-    cap_words = [len(c.text.split()) for r in records for c in r.captions]
-    res = Counter(f"{r.width}x{r.height}" for r in records)
-    quality_names = sorted({k for r in records for k in r.quality})
+SUMMARY_COLUMNS = ("duration_s", "width", "height", "captions", "license_id", "source_kind", "split", "quality")
+SCAN_BATCH_ROWS = 65_536  # rows per batch read from the manifest (bounds the summary's memory)
+
+
+def _add_counts(into: dict[str, int], values: pa.Array | pa.ChunkedArray) -> None:
+    """Add the value counts of ``values`` to ``into``, new values in order of first appearance
+    (Arrow's ``value_counts`` lists them so), as :class:`collections.Counter` would."""
+    if not len(values):
+        return
+    vc = pc.value_counts(values)
+    for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+        into[str(v)] = into.get(str(v), 0) + int(c)
+
+
+def _most_common(counts: dict[str, int], limit: int | None = None) -> dict[str, int]:
+    """``Counter.most_common(limit)`` as a dict: by count, ties in first-seen order."""
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:limit])
+
+
+def corpus_summary(tables: pa.Table | Iterable[pa.Table] | None) -> dict[str, Any]:
+    """Charts of the Corpus view over all clips (durations, resolutions, caption lengths, licenses),
+    from a columnar scan of :data:`SUMMARY_COLUMNS`, one table or batches in id order (None: an empty
+    corpus). Only two numbers per clip and one per caption are kept across batches."""
+    if tables is None:
+        tables = []
+    elif isinstance(tables, pa.Table):
+        tables = [tables]
+    n = captioned = 0
+    durations, words = [], []
+    res: dict[str, int] = {}
+    licenses: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    splits: dict[str, int] = {}
+    qnames: set[str] = set()
+    for t in tables:
+        if not t.num_rows:
+            continue
+        n += t.num_rows
+        caps = t.column("captions").combine_chunks()
+        texts = pc.list_flatten(caps).field("text")
+        tokens = pc.utf8_split_whitespace(pc.fill_null(texts, ""))  # str.split(): runs of whitespace, no empty words
+        nonempty = pc.not_equal(pc.list_flatten(tokens), "").to_numpy(zero_copy_only=False)
+        words.append(np.bincount(pc.list_parent_indices(tokens).to_numpy()[nonempty], minlength=len(texts)))
+        durations.append(t.column("duration_s").to_numpy().astype(np.float64))
+        captioned += int(pc.sum(pc.greater(pc.fill_null(pc.list_value_length(caps), 0), 0)).as_py() or 0)
+        _add_counts(res, pc.binary_join_element_wise(pc.cast(t.column("width"), pa.string()),
+                                                     pc.cast(t.column("height"), pa.string()), "x"))
+        _add_counts(licenses, t.column("license_id"))
+        _add_counts(kinds, t.column("source_kind"))
+        _add_counts(splits, t.column("split"))
+        qnames.update(str(q) for q in pc.unique(t.column("quality").combine_chunks().keys).to_pylist())
+    dur = np.concatenate(durations) if durations else np.zeros(0)
     return {
-        "clips": len(records),
-        "hours": round(sum(float(r.duration_s) for r in records) / 3600, 4),
-        "captioned": sum(1 for r in records if r.captions),
-        "duration_s": _histogram([float(r.duration_s) for r in records]),
-        "caption_words": _histogram([float(w) for w in cap_words]),
-        "resolutions": dict(res.most_common(20)),
-        "licenses": dict(Counter(r.license_id for r in records).most_common()),
-        "source_kinds": dict(Counter(r.source_kind for r in records).most_common()),
-        "splits": dict(Counter(r.split for r in records).most_common()),
-        "quality_names": quality_names,
+        "clips": n,
+        "hours": round(float(np.sum(dur)) / 3600, 4),
+        "captioned": captioned,
+        "duration_s": _histogram(dur.tolist()),
+        "caption_words": _histogram(np.concatenate(words).astype(np.float64).tolist() if words else []),
+        "resolutions": _most_common(res, 20),
+        "licenses": _most_common(licenses),
+        "source_kinds": _most_common(kinds),
+        "splits": _most_common(splits),
+        "quality_names": sorted(qnames),
     }
 
 
@@ -178,26 +227,46 @@ def corpus_annotations(c) -> dict[str, Any]:
         return {}
 
 
+def clip_rows(c, roots: SafeRoots, offset: int = 0, limit: int = 5000, ids: pa.ChunkedArray | None = None,
+              **filters: str | None) -> tuple[list[dict[str, Any]], int]:
+    """One page of clip rows (by id) and how many clips match: ids from a one-column scan, records
+    only for the page (:meth:`Corpus.lookup`). ``filters``: ``split`` / ``source_kind`` (None: any)."""
+    if ids is None:
+        ids = c.scan([], **{k: v for k, v in filters.items() if v}).column("id")
+    page = ids.slice(max(0, offset), max(0, limit)).to_pylist()
+    recs = c.lookup(page)
+    return [_clip_payload(recs[i], c.root, roots) for i in page if i in recs], len(ids)
+
+
 def corpus_data(root: Path, roots: SafeRoots, max_clips: int = 5000) -> dict[str, Any]:
-    """Payload of one corpus: summary over every clip and up to ``max_clips`` clip rows."""
+    """Payload of one corpus: summary over every clip (a columnar scan of :data:`SUMMARY_COLUMNS`)
+    and the first ``max_clips`` clip rows (records read for those only)."""
     from skyloom.corpus import Corpus, CorpusError, ManifestError
 
-    out: dict[str, Any] = {"name": root.name, "path": str(root), "clips": [], "truncated": False,
-                           "summary": corpus_summary([]), "quarantined": 0, "quarantine": [], "error": None}
+    out: dict[str, Any] = {"name": root.name, "path": str(root), "clips": [], "truncated": False, "total": 0,
+                           "summary": corpus_summary(None), "quarantined": 0, "quarantine": [], "error": None}
     try:
         c = Corpus(root)
         out["name"] = str(c.info.get("name") or root.name)
-        records = c.records()
+        ids: list[pa.Array] = []
+
+        def batches() -> Iterator[pa.Table]:  # the summary's batches; their ids kept for the clip rows
+            for t in c.iter_tables(SUMMARY_COLUMNS, SCAN_BATCH_ROWS):
+                ids.append(t.column("id"))
+                yield t
+
+        summary = corpus_summary(batches())
         quarantined = c.quarantined()
         out["quarantined"] = len(quarantined)
         out["quarantine"] = [{k: str(q.get(k, "")) for k in ("stage", "item", "reason", "time")}
                              for q in quarantined[-MAX_LISTED:]]  # the newest
+        out["summary"] = summary
+        out["clips"], out["total"] = clip_rows(c, roots, 0, max_clips,
+                                               ids=pa.chunked_array(ids, pa.string()))
     except (CorpusError, ManifestError, OSError) as e:
         out["error"] = str(e)
         log.warning("corpus %s: %s", root, e)
         return out
-    out["summary"] = corpus_summary(records)
     out["annotations"] = corpus_annotations(c)
-    out["truncated"] = len(records) > max_clips
-    out["clips"] = [_clip_payload(r, c.root, roots) for r in records[:max_clips]]
+    out["truncated"] = out["total"] > max_clips
     return out

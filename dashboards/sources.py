@@ -34,6 +34,9 @@ from skyloom.rundir import RESULTS_DB
 log = logging.getLogger(__name__)
 
 
+IDS_CACHED = 8  # id columns of (corpus, filters) kept for api/corpus/clips pages (~20 MB each at 1M clips)
+
+
 class Dashboard:
     """Read-only access to runs, results and corpora for the views.
 
@@ -66,6 +69,8 @@ class Dashboard:
         self._series_cache: dict = {}  # metrics.jsonl path + mtime + size -> parsed curves
         self._merge_cache = results.MergeCache()  # merged store of several runs' stores
         self._boards = results.board_cache()  # boards and paired tests per store state (aggregate.BoardCache)
+        self._corpus_cache: dict[Path, tuple[str, dict[str, Any]]] = {}  # corpus -> (its stamp, payload)
+        self._ids_cache: dict[tuple, tuple[str, Any]] = {}  # (corpus, split, source kind) -> (stamp, id column)
         self.roots = SafeRoots([("run", d) for d in self.run_dirs] + [("corpus", c) for c in self.corpus_dirs]
                                + [("cache", self.cache_dir)])
         self.jobs = JobQueue()
@@ -205,15 +210,58 @@ class Dashboard:
             entry["series"].setdefault("eval", {}).update(series)
         return out
 
+    def _corpus_stamp(self, c: Path) -> str:
+        """What a corpus payload depends on: the manifest's :meth:`Corpus.stamp`, the quarantine and
+        the curation files (``stat`` calls only)."""
+        from skyloom.datagen.curate.store import TABLES  # the curation files
+
+        h = hashlib.sha1()
+        try:
+            h.update(Corpus(c).stamp().encode())
+        except (CorpusError, OSError, ValueError) as e:  # not (yet) a corpus: the payload says why
+            h.update(f"error:{e}".encode())
+        for name in ("corpus.json", "quarantine.jsonl", *TABLES):
+            try:
+                st = (c / name).stat()
+                h.update(f"{name}|{st.st_mtime_ns}|{st.st_size}\n".encode())
+            except OSError:
+                h.update(f"{name}|-\n".encode())
+        return h.hexdigest()
+
     def corpus(self, video_data: Any = None) -> dict[str, Any]:
+        """Every corpus's payload (:func:`data.corpus_data`), rebuilt only when its stamp changed."""
         out = []
         for c in self.corpus_dirs:
-            payload = data.corpus_data(c, self.roots, max_clips=self.max_clips)
+            stamp = self._corpus_stamp(c)
+            hit = self._corpus_cache.get(c)
+            if hit is None or hit[0] != stamp:
+                hit = self._corpus_cache[c] = (stamp, data.corpus_data(c, self.roots, max_clips=self.max_clips))
+            payload = {**hit[1], "clips": [dict(x) for x in hit[1]["clips"]]}  # callers may rewrite urls
             if video_data is not None:
                 for clip in payload["clips"]:
                     clip["url"], clip["note"] = video_data(str(c / clip["path"]), c)
             out.append(payload)
         return {"corpora": out}
+
+    def corpus_clips(self, corpus_id: int, offset: int = 0, limit: int = 100, split: str | None = None,
+                     source_kind: str | None = None) -> dict[str, Any]:
+        """A page of one corpus's clip rows (by id), optionally of one split / source kind."""
+        root = self._corpus_root(corpus_id)
+        try:
+            c = Corpus(root)
+            key, stamp = (root, split, source_kind), c.stamp()
+            hit = self._ids_cache.get(key)
+            if hit is None or hit[0] != stamp:  # the id column of these filters, read once per manifest change
+                filters = {k: v for k, v in (("split", split), ("source_kind", source_kind)) if v}
+                hit = (stamp, c.scan([], **filters).column("id"))
+                self._ids_cache.pop(key, None)
+                self._ids_cache[key] = hit
+                while len(self._ids_cache) > IDS_CACHED:
+                    self._ids_cache.pop(next(iter(self._ids_cache)))
+            clips, total = data.clip_rows(c, self.roots, offset, limit, ids=hit[1])
+        except (CorpusError, OSError) as e:
+            raise KeyError(f"corpus {corpus_id}: {e}") from None
+        return {"corpus": corpus_id, "offset": offset, "limit": limit, "total": total, "clips": clips}
 
     # -- live refresh ------------------------------------------------------------------------
     def stamp(self) -> dict[str, Any]:
@@ -248,17 +296,7 @@ class Dashboard:
             else:  # a database server: its own change counters (ResultsStore.stamp)
                 h.update(f"{self._db_stamp()}\n".encode())
         for c in self.corpus_dirs:
-            add(c / "corpus.json")
-            add(c / "quarantine.jsonl")
-            for name in ("annotations.parquet", "dedup.parquet", "semdedup.parquet"):  # the curation files
-                add(c / name)
-            try:
-                parts = Corpus(c).part_files()
-            except (CorpusError, OSError, ValueError) as e:  # not (yet) a corpus: corpus.json covers its creation
-                log.debug("stamp of corpus %s: %s", c, e)
-                parts = []
-            for p in parts:
-                add(p)
+            h.update(f"{c}|{self._corpus_stamp(c)}\n".encode())
         return {"stamp": h.hexdigest(), "runs": len(runs)}
 
     # -- corpus clip inspector ---------------------------------------------------------------

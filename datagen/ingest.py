@@ -284,7 +284,7 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
 
     Args:
         known_sha256: source sha256 -> URL of sources already in the corpus; the same content under
-            another URL is a ``duplicate source``.
+            another URL is a ``duplicate source``. None (what ingest passes): ask the corpus's id index.
         run_id: the ingest run; downloads and staged clips go to its own ``.ingest-tmp/<run_id>/``.
 
     Returns:
@@ -321,10 +321,10 @@ def process_source(src: Source, cfg: IngestConfig, corpus_root: str | os.PathLik
             raise SourceRejected("empty file", f"{src.url}: 0 bytes")
         if fetched.sha256 in gone or canonical_url(fetched.final_url) in gone:
             raise SourceRejected("taken down", f"{src.url}: content sha256 {fetched.sha256} was taken down")
-        other = (known_sha256 or {}).get(fetched.sha256)
+        corpus = Corpus(root)
+        other = known_sha256.get(fetched.sha256) if known_sha256 is not None else _known_source(corpus, fetched.sha256)
         if other is not None and other != src.url:
             raise SourceRejected("duplicate source", f"{src.url}: same sha256 as {other}, already in the corpus")
-        corpus = Corpus(root)
         recs, rej, n = _cut_clips(fetched.path, src, fetched.sha256, lic.license_id, cfg, corpus, fetched.final_url,
                                   staging)
         out["frames"], out["rejected_clips"] = n, dict(rej)
@@ -395,8 +395,8 @@ def _done_sources(root: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[str, str], ray_address: str | None,
-             run_id: str = ""):
+def _results(sources: list[Source], cfg: IngestConfig, root: Path, known: dict[str, str] | None,
+             ray_address: str | None, run_id: str = ""):
     from skyloom.raytools import init_ray, use_ray
 
     if not sources or not use_ray(cfg.engine, len(sources), cfg.ray_min_sources, ray_address):
@@ -451,7 +451,7 @@ def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int 
         for r in recs:
             os.replace(staging / f"{r.id}.mp4", corpus.clip_path(r.id))
         shutil.rmtree(staging, ignore_errors=True)
-        live = {r.id: r for r in corpus.records() if r.id in {x.id for x in recs}}
+        live = corpus.lookup(r.id for r in recs)  # through the id index: O(clips of this source)
         added = corpus.append([r for r in recs if r.id not in live])
         changed = [dataclasses.replace(r, captions=live[r.id].captions, split=live[r.id].split,
                                        created_at=live[r.id].created_at, meta={**live[r.id].meta, **r.meta})
@@ -464,24 +464,80 @@ def _commit(corpus: Corpus, res: dict[str, Any], recs: list[ClipRecord]) -> int 
 LICENSE_REFUSALS = (NOT_ALLOWED, UNKNOWN)
 
 
-def _content_licenses(corpus: Corpus, root: Path) -> dict[str, dict[str, Any]]:
-    """Content sha256 -> the license it came with: admitted sources (the corpus rows) and sources
-    refused for their license (``ingest_state.jsonl``, which records the refused bytes' hash)."""
-    out: dict[str, dict[str, Any]] = {}
-    for line in read_jsonl(root / STATE_FILE):
-        sha, lid = line.get("source_sha256"), line.get("license_id")
-        if sha and lid and line.get("reason") in LICENSE_REFUSALS:
-            out.setdefault(sha, {"url": line["url"], "license_id": lid, "admitted": False})
-    for r in corpus.records(source_kind="licensed"):
-        if r.source_sha256:
-            out[r.source_sha256] = {"url": r.source_url, "license_id": r.license_id, "admitted": True}
-    return out
+def _known_source(corpus: Corpus, sha: str) -> str | None:
+    """URL of the licensed source in the corpus whose bytes have sha256 ``sha`` (None: none), through the
+    id index: O(clips of that source), not a read of the manifest."""
+    rows = [r for r in corpus.lookup(corpus.spec_of(spec=[sha])).values() if r.source_kind == "licensed"]
+    return max(rows, key=lambda r: r.id).source_url if rows else None
+
+
+class _SeenSources:
+    """Content sha256 -> URL of the source with those bytes: the corpus (asked per sha256) and this run."""
+
+    def __init__(self, corpus: Corpus) -> None:
+        self.corpus = corpus
+        self.known: dict[str, str | None] = {}
+
+    def get(self, sha: str) -> str | None:
+        if sha not in self.known:
+            self.known[sha] = _known_source(self.corpus, sha)
+        return self.known[sha]
+
+    def __contains__(self, sha: str) -> bool:
+        return self.get(sha) is not None
+
+    def __getitem__(self, sha: str) -> str:
+        url = self.get(sha)
+        if url is None:
+            raise KeyError(sha)
+        return url
+
+    def __setitem__(self, sha: str, url: str) -> None:
+        self.known[sha] = url
+
+    def pop(self, sha: str, default: str | None = None) -> str | None:
+        url = self.get(sha)
+        self.known[sha] = None
+        return default if url is None else url
+
+
+class _ContentLicenses:
+    """Content sha256 -> the license it came with: sources refused for their license
+    (``ingest_state.jsonl``, which records the refused bytes' hash) and admitted sources (the corpus
+    rows, asked of the id index per sha256: O(sources this run meets), not a read of the manifest)."""
+
+    def __init__(self, corpus: Corpus, root: Path) -> None:
+        self.corpus = corpus
+        self.known: dict[str, dict[str, Any] | None] = {}
+        for line in read_jsonl(root / STATE_FILE):
+            sha, lid = line.get("source_sha256"), line.get("license_id")
+            if sha and lid and line.get("reason") in LICENSE_REFUSALS:
+                self.known.setdefault(sha, {"url": line["url"], "license_id": lid, "admitted": False})
+        self.refused = set(self.known)
+
+    def get(self, sha: str) -> dict[str, Any] | None:
+        if sha not in self.known or sha in self.refused:
+            rows = [r for r in self.corpus.lookup(self.corpus.spec_of(spec=[sha])).values()
+                    if r.source_kind == "licensed"]
+            if rows:  # an admitted source wins over a refusal of the same bytes (as the rows were read last)
+                r = max(rows, key=lambda x: x.id)
+                self.known[sha] = {"url": r.source_url, "license_id": r.license_id, "admitted": True}
+            self.refused.discard(sha)
+        return self.known.get(sha)
+
+    def __contains__(self, sha: str) -> bool:
+        return self.get(sha) is not None
+
+    def __setitem__(self, sha: str, value: dict[str, Any]) -> None:
+        self.known[sha] = value
+        self.refused.discard(sha)
 
 
 def _withdraw(corpus: Corpus, root: Path, sha: str, url: str, why: str) -> None:
     """Take an admitted source's clips out again (a license conflict found later): rows, files,
     exports; the source is quarantined and marked done as rejected so a rerun does not re-add it."""
-    ids = [r.id for r in corpus.records(source_kind="licensed") if r.source_sha256 == sha]
+    ids = [r.id for r in corpus.lookup(corpus.derived_from(sha)).values()
+           if r.source_kind == "licensed" and r.source_sha256 == sha]
     corpus.delete(ids, reason=f"license conflict: {why}", rewrite_shards=False)
     corpus.remove_from_exports(ids)
     corpus.quarantine(STAGE, url, "license conflict", detail=why, source_sha256=sha)
@@ -573,7 +629,7 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
     done = _done_sources(root)
     pending = [s for s in runnable if f"{s.url}|{s.fingerprint()}" not in done]
     skipped = len(runnable) - len(pending)
-    seen: dict[str, str] = {r.source_sha256: r.source_url for r in corpus.records(source_kind="licensed")}
+    seen = _SeenSources(corpus)
     rows: list[dict[str, Any]] = []
     clips_added = frames = 0
     total = len(pending) + len(verdicts)
@@ -605,8 +661,8 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
     for v in verdicts:
         v.update(clips=[], planned=True)
         finish(v)
-    content = _content_licenses(corpus, root)
-    for res in _results(pending, cfg, root, dict(seen), ray_address, run_id):
+    content = _ContentLicenses(corpus, root)
+    for res in _results(pending, cfg, root, None, ray_address, run_id):  # workers ask the corpus's id index
         recs = [ClipRecord.from_row(r) for r in res.pop("records")]
         sha = res["source_sha256"]
         other = content.get(sha) if sha and res["license_id"] else None
@@ -642,7 +698,7 @@ def _run_locked(corpus: Corpus, cfg: IngestConfig, sources: str | os.PathLike | 
         if sha and res["license_id"] and sha not in content:
             content[sha] = {"url": res["url"], "license_id": res["license_id"], "admitted": bool(recs)}
         finish(res)
-    curation = run_curate(corpus, cfg.curate, ray_address) if cfg.curate.active and corpus.ids() else {}
+    curation = run_curate(corpus, cfg.curate, ray_address) if cfg.curate.active and corpus.count() else {}
     seconds = time.perf_counter() - t0
     nodes = Counter(r.get("node_id") or "driver" for r in rows if not r.get("planned"))
     report = {"format": "skyloom-ingest-report", "version": 1, "created_at": now_iso(), "corpus": str(root),

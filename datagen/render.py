@@ -338,10 +338,13 @@ def _resume(cfg: RenderConfig, corpus, items: list[dict[str, Any]]) -> tuple[lis
                                                                             list[dict[str, Any]]]:
     """(all items, the ones to render): a scene whose spec hash the corpus holds is done, whatever
     the preset's name; a new scene whose id another scene took gets ``-<spec hash[:8]>`` appended."""
-    records = corpus.records()
-    done_sha = {r.source_sha256 for r in records if r.source_sha256
-                and corpus.clip_path(r.id).exists() and corpus.gt_path(r.id).exists()}
-    holder = {r.id: r.source_sha256 for r in records}  # id -> the spec hash it holds
+    # Through the corpus's id index: only the clips of these scenes' spec hashes and ids are read.
+    shas = {it.get("spec_sha256") or "" for it in items} - {""}
+    by_spec = corpus.spec_of(spec=shas)
+    done_sha = {sha for cid, sha in by_spec.items() if sha and corpus.clip_path(cid).exists()
+                and corpus.gt_path(cid).exists()}
+    holder = corpus.spec_of(ids=[*(it["id"] for it in items),  # id -> the spec hash it holds
+                                 *(f"{it['id']}-{it['spec_sha256'][:8]}" for it in items if it.get("spec_sha256"))])
     bad_ids, bad_sha = set(), set()
     if not cfg.retry_quarantined:
         for q in corpus.quarantined(STAGE):

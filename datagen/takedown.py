@@ -24,6 +24,7 @@ after each step with ``SKYLOOM_CRASH_AT=takedown:<step>`` (:func:`skyloom.fsutil
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -31,7 +32,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from skyloom.corpus import Corpus, CorpusError
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from skyloom.corpus import Corpus, CorpusError, records_from_table
 from skyloom.datagen.sources import canonical_url
 from skyloom.fsutil import crash_point, read_jsonl
 
@@ -61,7 +65,7 @@ def _plan(c: Corpus, key: str, reason: str, purge: bool) -> dict[str, Any]:
         return bool({url, canonical_url(url) if url else "", written} & spellings) or key in (sha, parent) \
             or (is_sha and sha.startswith(key.lower()))
 
-    matched = [r for r in c.records(source_kind="licensed")
+    matched = [r for r in _candidates(c, key, is_sha, spellings)
                if hit(r.source_url, r.source_sha256, r.meta.get("manifest_url", ""), r.parent_id)]
     shas = {r.source_sha256 for r in matched if r.source_sha256}
     urls = {r.source_url for r in matched}
@@ -78,6 +82,27 @@ def _plan(c: Corpus, key: str, reason: str, purge: bool) -> dict[str, Any]:
             "spellings": sorted(({canonical_url(u) for u in urls} | (spellings - {key})) - {""}
                                 | {w for w in written if w and ("://" in w or Path(w).is_absolute())}),
             "source_sha256": sorted(shas)}
+
+
+def _candidates(c: Corpus, key: str, is_sha: bool, spellings: set[str]) -> list:
+    """The licensed clips that may derive from ``key``, found with column operations on streamed batches:
+    only they become Python records (the exact test is :func:`_plan`'s). A URL is canonicalised once per
+    distinct URL of a batch, the written spelling (``meta.manifest_url``) compared in its JSON-escaped form."""
+    escaped = pa.array([json.dumps(s)[1:-1] for s in spellings], pa.string())
+    out = []
+    for t in c.iter_tables(["source_url", "source_sha256", "parent_id", "meta"], 65_536, source_kind="licensed"):
+        urls = [u for u in pc.unique(t.column("source_url")).to_pylist() if u]
+        hit_urls = pa.array([u for u in urls if {u, canonical_url(u)} & spellings], pa.string())
+        written = pc.struct_field(pc.extract_regex(t.column("meta"), r'"manifest_url": "(?P<u>(?:[^"\\]|\\.)*)"'),
+                                  "u")
+        sha = t.column("source_sha256")
+        mask = pc.or_(pc.is_in(t.column("source_url"), value_set=hit_urls), pc.equal(sha, key))
+        mask = pc.or_(mask, pc.fill_null(pc.equal(t.column("parent_id"), key), False))
+        mask = pc.or_(mask, pc.fill_null(pc.is_in(written, value_set=escaped), False))
+        if is_sha:
+            mask = pc.or_(mask, pc.starts_with(sha, key.lower()))
+        out += records_from_table(t.filter(pc.fill_null(mask, False)))
+    return out
 
 
 def _orphans(c: Corpus, entry: dict[str, Any], prefixes: tuple[str, ...]) -> list[str]:
@@ -114,9 +139,8 @@ def _staged(c: Corpus, entry: dict[str, Any], prefixes: tuple[str, ...]) -> None
 
 
 def _log_holds(c: Corpus, ids: set[str], prefixes: tuple[str, ...]) -> bool:
-    """Whether any manifest part still holds a revision of one of the clips."""
-    table = c._read_table()
-    return any(i in ids or (prefixes and i.startswith(prefixes)) for i in table.column("id").to_pylist())
+    """Whether any manifest file still holds a revision of one of the clips (asked of the id index)."""
+    return c.log_holds(ids, prefixes)
 
 
 def _complete(c: Corpus, entry: dict[str, Any]) -> dict[str, Any]:

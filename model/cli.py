@@ -45,9 +45,10 @@ def _check_train(cfg, corpus: Path, out: Path, allow_uncaptioned: bool) -> None:
 
     check_positive({"steps (--steps)": cfg.steps, "log_every": cfg.log_every, "ckpt_every": cfg.ckpt_every,
                     "sampler.steps": cfg.sampler.steps, "data.frame_stride": cfg.data.frame_stride,
-                    "optim.lr": cfg.optim.lr})
+                    "optim.lr": cfg.optim.lr, "data.shuffle_buffer": cfg.data.shuffle_buffer})
     check_positive({"max_minutes (--max-minutes)": cfg.max_minutes, "keep_checkpoints": cfg.keep_checkpoints,
-                    "data.max_clips": cfg.data.max_clips, "optim.warmup_steps": cfg.optim.warmup_steps},
+                    "data.max_clips": cfg.data.max_clips, "optim.warmup_steps": cfg.optim.warmup_steps,
+                    "data.cache_mb": cfg.data.cache_mb},
                    allow_zero=True)
     if not cfg.data.buckets:
         fail("data.buckets is empty: give at least one bucket (height, width, num_frames, batch_size)")
@@ -55,15 +56,14 @@ def _check_train(cfg, corpus: Path, out: Path, allow_uncaptioned: bool) -> None:
         check_positive({f"data.buckets[{i}].{k}": getattr(b, k) for k in ("height", "width", "num_frames",
                                                                           "batch_size")})
     check_out_apart(out, {"corpus": corpus}, flag="--out (the run folder)")
-    if cfg.stage != "dit" or allow_uncaptioned:
+    if cfg.stage != "dit" or allow_uncaptioned or cfg.data.source != "corpus":  # wds: the manifest is not read
         return
-    from skyloom.corpus import Corpus
-    from skyloom.model.data import caption_candidates
+    from skyloom.model.data_index import captioned_count
 
-    recs = [r for r in Corpus(corpus).records() if r.split == cfg.data.split]
+    n, captioned = captioned_count(corpus, cfg.data)
     kinds = tuple(cfg.data.caption_kinds)
-    if recs and not any(caption_candidates(r, kinds, cfg.data.caption_mode) != [""] for r in recs):
-        fail(f"corpus {corpus}: none of the {len(recs)} clip(s) of split {cfg.data.split!r} has a caption of kind "
+    if n and not captioned:
+        fail(f"corpus {corpus}: none of the {n} clip(s) of split {cfg.data.split!r} has a caption of kind "
              f"{', '.join(kinds)} (data.caption_kinds), so a text-to-video model would learn from empty prompts; "
              f"caption it first (skyloom caption {corpus}) or pass --allow-uncaptioned")
 

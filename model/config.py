@@ -138,8 +138,16 @@ class DataConfig:
     # VLM captions are what real footage has; heuristic ones describe colours, not content.
     caption_kinds: tuple[str, ...] = ("dense", "short", "vlm")
     caption_mode: Literal["newest", "random"] = "newest"  # random: one of the kinds, drawn per step
-    cache_clips: bool = True
-    max_clips: int = 0  # 0 = all
+    # Decoded clips are kept in an LRU cache of at most cache_mb MiB (per worker): 1 GiB holds every
+    # clip of a 5k-clip corpus at 32 px, ~340 clips at vdit-b's buckets; a larger corpus streams from disk.
+    cache_clips: bool = True  # false: no cache (every step decodes its clips)
+    cache_mb: int = 1024
+    max_clips: int = 0  # 0 = all (the first N by id; source=corpus only)
+    # Where clips come from: "corpus" (the manifest's training index + clips/) or "wds" (stream the tar
+    # shards of `skyloom corpus export-wds`: sequential reads, no manifest, each worker its own shards).
+    source: Literal["corpus", "wds"] = "corpus"
+    wds_dir: str = ""  # source=wds: the export folder ("" = CORPUS/shards; relative = to the corpus)
+    shuffle_buffer: int = 256  # source=wds: samples held for shuffling within the stream (metadata only)
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,17 @@
 ``skyloom train CORPUS --out RUN --ray-address ray://head:10001 --num-workers 8 --gpu`` runs
 :func:`skyloom.model.train.train` on every worker. Ray Train sets up the process group;
 ``ray.train.torch.prepare_model`` wraps the trainable module (DDP, or FSDP with
-``--set fsdp=true``) and moves it to the worker's device. Each worker draws every
-``num_workers``-th batch of the shared deterministic bucket sampler and its own noise (seeded by
+``--set fsdp=true``) and moves it to the worker's device. Each worker draws batches from its own
+shard of the data with the deterministic bucket sampler, and its own noise (seeded by
 rank); rank 0 writes metrics and checkpoints into RUN, which must be on storage every node sees
 (NFS, a mounted bucket) for multi-node runs. Resume works as in-process: rerun the command.
+
+Data: the driver builds the training index once (:func:`skyloom.model.data_index.build_index`, a
+batched columnar scan of the manifest) and writes it to ``RUN/data/index.parquet`` with one row
+group per worker; each worker reads only its own row group
+(:func:`~skyloom.model.data_index.read_index_shard`): its shard, each bucket's clips dealt
+round-robin over the workers, never the manifest. With ``data.source=wds`` each worker streams its
+own tar shards instead (:mod:`skyloom.model.wds`).
 
 Without ``--ray-address`` and with ``--num-workers 1`` the CLI trains in-process (no Ray).
 """
@@ -39,12 +46,25 @@ def _worker_loop(config: dict[str, Any]) -> None:
     def prepare(module):
         return ray.train.torch.prepare_model(module, parallel_strategy=strategy)
 
-    dist = Dist(rank=ctx.get_world_rank(), world_size=ctx.get_world_size(), prepare=prepare)
+    dist = Dist(rank=ctx.get_world_rank(), world_size=ctx.get_world_size(), prepare=prepare,
+                data_index=config.get("index"))
     device = ray.train.torch.get_device()
     res = train(cfg, config["corpus"], config["out"], resume=config["resume"], fresh=config["fresh"],
                 device=device, dist=dist, progress_bar=False)
     ray.train.report({"step": res.step, "loss": res.losses[-1][1] if res.losses else float("nan"),
                       "stopped": res.stopped})
+
+
+def write_worker_index(cfg: TrainConfig, corpus: str | Path, out: Path, num_workers: int) -> str | None:
+    """Build the training index once on the driver and write it for ``num_workers`` workers
+    (``RUN/data/index.parquet``); None for ``data.source=wds`` (workers read their own tar shards)."""
+    if cfg.data.source != "corpus":
+        return None
+    from skyloom.model.data_index import build_index, write_index
+
+    corpus = Path(corpus).resolve()
+    return str(write_index(build_index(corpus, cfg.data), out / "data" / "index.parquet", num_workers, cfg.data,
+                           corpus=str(corpus)))
 
 
 def run_ray(cfg: TrainConfig, corpus: str | Path, out: str | Path, *, num_workers: int = 1, use_gpu: bool = False,
@@ -60,12 +80,13 @@ def run_ray(cfg: TrainConfig, corpus: str | Path, out: str | Path, *, num_worker
 
     if num_workers < 1:
         raise InvalidInputError(f"--num-workers must be >= 1, got {num_workers}")
-    init_ray(address)
     out = Path(out).resolve()
+    index = write_worker_index(cfg, corpus, out, num_workers)
+    init_ray(address)
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"cfg": to_dict(cfg), "corpus": str(Path(corpus).resolve()), "out": str(out),
-                           "resume": resume, "fresh": fresh},
+                           "resume": resume, "fresh": fresh, "index": index},
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                                      resources_per_worker=None if use_gpu else {"CPU": 1}),
         run_config=RunConfig(name=f"skyloom-{out.name}", storage_path=str(out / "ray")),

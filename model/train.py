@@ -46,7 +46,7 @@ from skyloom.model.checkpoint import (
     save_component,
 )
 from skyloom.model.config import TrainConfig
-from skyloom.model.data import BatchLoader, CorpusVideoDataset
+from skyloom.model.data import make_loader
 from skyloom.model.schedule import RectifiedFlow
 from skyloom.model.threads import start_threads
 from skyloom.rundir import RunDir
@@ -61,6 +61,7 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     prepare: Callable[[nn.Module], nn.Module] | None = None  # DDP/FSDP wrapper (Ray Train)
+    data_index: str | None = None  # the training index this worker reads its shard of (Ray Train: the driver's)
 
     @property
     def is_main(self) -> bool:
@@ -170,8 +171,8 @@ class Trainer:
         self.run_dir = RunDir.create(out, corpus=str(corpus), preset=cfg.name, stage=cfg.stage) \
             if self.dist.is_main else None
         self.out = Path(out)
-        self.dataset = CorpusVideoDataset(corpus, cfg.data)
-        self.loader = BatchLoader(self.dataset, cfg.seed, self.dist.rank, self.dist.world_size)
+        self.loader = make_loader(corpus, cfg.data, cfg.seed, self.dist.rank, self.dist.world_size,
+                                  index_path=self.dist.data_index)
         self.schedule = RectifiedFlow(cfg.schedule)
         torch.manual_seed(cfg.seed)  # parameter init only; every later draw uses step generators
         if cfg.stage == "vae":

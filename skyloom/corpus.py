@@ -4,9 +4,12 @@ Layout of a corpus directory (format version :data:`CORPUS_FORMAT_VERSION`)::
 
     CORPUS/
       corpus.json              format name + version, created, name, corpus_id (stamped into its exports)
-      manifest.parquet         current snapshot: exactly one row per live clip (for pandas, DuckDB, ...)
-      manifest/                revision log, one row per clip revision (append-only parts)
-        part-<rev>-<uid>.parquet
+      manifest.parquet         snapshot for outside tools (pandas, DuckDB): one row per live clip, current
+                               after every write up to SNAPSHOT_EAGER_ROWS clips, else as of the last compaction
+      manifest/                the manifest log (skyloom/manifest_store.py)
+        base-<rev>-<uid>.parquet   the last compaction: latest live row per id, sorted by id
+        part-<rev>-<uid>.parquet   revisions written since (append-only; merged eight of a size at a time)
+        index.sqlite               the id index (derived; rebuilt from the parts when it disagrees)
       clips/<id>.mp4           H.264 yuv420p clips
       gt/<id>.json             per-clip ground truth of synthetic clips (+ optional gt/<id>.npz)
       quarantine.jsonl         one current entry per (stage, item): reason, attempts
@@ -16,16 +19,16 @@ Layout of a corpus directory (format version :data:`CORPUS_FORMAT_VERSION`)::
       .lock, .writer.lock      the short corpus lock, and the writer lock one job holds (Corpus.writer)
       shards/                  default WebDataset tar export (+ index.json: per split, shards and clip ids)
 
-Outside tools read ``manifest.parquet`` (a single file, rewritten atomically after every change
-under the corpus lock); skyloom itself reads the revision log. Corpora of format version 1 kept
-the log under ``manifest.parquet/``; opening one with write access moves it to ``manifest/``.
-
-The manifest log is append-only: :meth:`Corpus.append` writes a new part file (atomically, under
-an inter-process lock), never rewriting earlier parts. Updates (captions, quality scores,
-deletions) write new *revisions* of rows; readers keep the highest ``rev`` per ``id`` and drop
-tombstones (``deleted``). :meth:`Corpus.compact` folds the parts into one. Every part carries
-the manifest version in its schema metadata and is validated on read: a missing or mistyped
-column raises :class:`ManifestError` naming the file and the field.
+Every write (:meth:`Corpus.append`, captions, quality scores, updates, deletions) adds one part of the
+rows it changes, atomically under the corpus lock, and indexes them: O(batch), never a rewrite of
+earlier files. Readers keep the highest ``rev`` per ``id`` and drop tombstones (``deleted``), as
+columns (:meth:`Corpus.scan`) or bounded batches (:meth:`Corpus.iter_records`); the id index answers
+:meth:`Corpus.lookup`, :meth:`Corpus.present`, :meth:`Corpus.lacking_caption`,
+:meth:`Corpus.derived_from` and :meth:`Corpus.count` without reading the parts. :meth:`Corpus.compact`
+(also automatic once the parts hold an eighth of the base) streams everything into a new base and makes
+``manifest.parquet`` that base. Every part carries the manifest version in its schema metadata and is
+validated on read: a missing or mistyped column raises :class:`ManifestError` naming the file and the
+field. Older formats (1: the log under ``manifest.parquet/``; 2: no index, no base) migrate once on open.
 
 Example:
     >>> import tempfile
@@ -44,201 +47,67 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import os
-import re
-import tarfile
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from skyloom.errors import UserError
+from skyloom.corpus_export import (  # noqa: F401 - re-exported
+    ExportsMixin,
+    read_wds_index,
+    shard_ids,
+)
+from skyloom.corpus_journal import JournalMixin
 from skyloom.fsutil import (
     LockBusy,
-    append_jsonl,
     atomic_path,
     atomic_write_json,
-    atomic_write_text,
+    crash_point,
     file_lock,
     holder_lock,
     now_iso,
-    read_jsonl,
+)
+from skyloom.manifest import (  # noqa: F401 - re-exported: the corpus contract's public names
+    CAPTION_TYPE,
+    CORPUS_FORMAT_VERSION,
+    ID_PATTERN,
+    MANIFEST_SCHEMA,
+    REQUIRED_NONEMPTY,
+    SOURCE_KINDS,
+    SPLITS,
+    Caption,
+    ClipRecord,
+    CorpusBusyError,
+    CorpusError,
+    ManifestError,
+    filter_table,
+    latest_revisions,
+    records_from_table,
+    validate_part_schema,
+    validate_record,
+)
+from skyloom.manifest_store import (
+    INDEX,
+    ManifestIndex,
+    ManifestLog,
+    compaction_due,
+    merge_plan,
+    part_name,
+    read_part,
+    write_table_file,
 )
 
 CORPUS_FORMAT = "skyloom-corpus"
-CORPUS_FORMAT_VERSION = 2
 MANIFEST_DIR = "manifest"  # the revision log
 SNAPSHOT = "manifest.parquet"  # the current snapshot outside tools read
-EXPORTS = "exports.json"
-SOURCE_KINDS = ("synthetic", "licensed")
-SPLITS = ("train", "val", "test")
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-
-
-class ManifestError(UserError, ValueError):
-    """A manifest part or row that does not follow the corpus contract."""
-
-
-class CorpusError(UserError, ValueError):
-    """A corpus directory that is missing, of an unknown format, or misused."""
-
-
-class CorpusBusyError(CorpusError):
-    """Another job is writing the corpus (see :meth:`Corpus.writer`)."""
-
-
-@dataclass(frozen=True)
-class Caption:
-    """One caption of a clip, with who wrote it and how."""
-
-    captioner: str
-    kind: str  # "short" | "dense" | "vlm" | ...
-    text: str
-    model_id: str = ""
-    weights_hash: str = ""
-    template_version: str = ""
-    seconds: float = 0.0
-    created_at: str = ""
-
-
-@dataclass(frozen=True)
-class ClipRecord:
-    """One manifest row: a clip with its provenance, license, captions and scores."""
-
-    id: str
-    path: str  # relative to the corpus root
-    source_kind: str  # synthetic | licensed
-    duration_s: float
-    fps: float
-    width: int
-    height: int
-    num_frames: int
-    license_id: str
-    source_url: str
-    author: str
-    attribution: str
-    sha256: str  # of the clip file
-    source_sha256: str = ""  # of the source file (licensed) or of the scene spec (synthetic)
-    source_page: str = ""
-    parent_id: str | None = None
-    shot_start_s: float | None = None
-    shot_end_s: float | None = None
-    captions: tuple[Caption, ...] = ()
-    split: str = "train"
-    quality: dict[str, float] = field(default_factory=dict)
-    gt_path: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)  # free-form (preset, renderer, seed, ...)
-    created_at: str = ""
-    rev: int = 0
-    deleted: bool = False
-
-    def caption(self, kind: str | None = None, captioner: str | None = None) -> str | None:
-        """Text of the newest caption matching ``kind``/``captioner`` (None if none)."""
-        for c in reversed(self.captions):
-            if (kind is None or c.kind == kind) and (captioner is None or c.captioner == captioner):
-                return c.text
-        return None
-
-    def to_row(self) -> dict[str, Any]:
-        row = dataclasses.asdict(self)
-        row["captions"] = [dataclasses.asdict(c) for c in self.captions]
-        row["quality"] = [(k, float(v)) for k, v in sorted(self.quality.items())]
-        row["meta"] = json.dumps(self.meta, sort_keys=True, default=str)
-        return row
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ClipRecord:
-        r = dict(row)
-        r["captions"] = tuple(Caption(**c) for c in (r.get("captions") or []))
-        q = r.get("quality") or []
-        r["quality"] = dict(q) if not isinstance(q, dict) else q
-        m = r.get("meta") or "{}"
-        r["meta"] = json.loads(m) if isinstance(m, str) else dict(m)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in r.items() if k in names})
-
-
-CAPTION_TYPE = pa.struct([
-    ("captioner", pa.string()), ("kind", pa.string()), ("text", pa.string()), ("model_id", pa.string()),
-    ("weights_hash", pa.string()), ("template_version", pa.string()), ("seconds", pa.float64()),
-    ("created_at", pa.string()),
-])
-
-MANIFEST_SCHEMA = pa.schema([
-    pa.field("id", pa.string(), nullable=False),
-    pa.field("path", pa.string(), nullable=False),
-    pa.field("source_kind", pa.string(), nullable=False),
-    pa.field("duration_s", pa.float64()),
-    pa.field("fps", pa.float64()),
-    pa.field("width", pa.int32()),
-    pa.field("height", pa.int32()),
-    pa.field("num_frames", pa.int32()),
-    pa.field("license_id", pa.string()),
-    pa.field("source_url", pa.string()),
-    pa.field("author", pa.string()),
-    pa.field("attribution", pa.string()),
-    pa.field("sha256", pa.string()),
-    pa.field("source_sha256", pa.string()),
-    pa.field("source_page", pa.string()),
-    pa.field("parent_id", pa.string()),
-    pa.field("shot_start_s", pa.float64()),
-    pa.field("shot_end_s", pa.float64()),
-    pa.field("captions", pa.list_(CAPTION_TYPE)),
-    pa.field("split", pa.string()),
-    pa.field("quality", pa.map_(pa.string(), pa.float64())),
-    pa.field("gt_path", pa.string()),
-    pa.field("meta", pa.string()),
-    pa.field("created_at", pa.string()),
-    pa.field("rev", pa.int64(), nullable=False),
-    pa.field("deleted", pa.bool_(), nullable=False),
-], metadata={"skyloom.manifest_version": str(CORPUS_FORMAT_VERSION)})
-
-REQUIRED_NONEMPTY = ("id", "path", "source_kind", "license_id", "sha256")
-
-
-def validate_record(rec: ClipRecord, where: str = "") -> None:
-    """Check one record's values; raise ManifestError naming the field."""
-    pre = f"{where}: " if where else ""
-    for name in REQUIRED_NONEMPTY:
-        if not getattr(rec, name):
-            raise ManifestError(f"{pre}clip {rec.id!r}: field {name!r} is empty")
-    if not ID_PATTERN.match(rec.id):
-        raise ManifestError(f"{pre}field 'id': {rec.id!r} must match {ID_PATTERN.pattern} (letters, digits, - and _)")
-    if rec.source_kind not in SOURCE_KINDS:
-        raise ManifestError(f"{pre}clip {rec.id!r}: field 'source_kind' is {rec.source_kind!r}; "
-                            f"valid: {', '.join(SOURCE_KINDS)}")
-    if rec.split not in SPLITS:
-        raise ManifestError(f"{pre}clip {rec.id!r}: field 'split' is {rec.split!r}; valid: {', '.join(SPLITS)}")
-    for name in ("width", "height", "num_frames"):
-        if int(getattr(rec, name)) <= 0:
-            raise ManifestError(f"{pre}clip {rec.id!r}: field {name!r} must be > 0, got {getattr(rec, name)}")
-    if not (rec.fps > 0):
-        raise ManifestError(f"{pre}clip {rec.id!r}: field 'fps' must be > 0, got {rec.fps}")
-    if Path(rec.path).is_absolute() or ".." in Path(rec.path).parts:
-        raise ManifestError(f"{pre}clip {rec.id!r}: field 'path' must be relative inside the corpus, got {rec.path!r}")
-
-
-def validate_part_schema(schema: pa.Schema, where: str) -> None:
-    """Check a part file's schema against :data:`MANIFEST_SCHEMA`; name the bad field."""
-    version = (schema.metadata or {}).get(b"skyloom.manifest_version")
-    if version is None:
-        raise ManifestError(f"{where}: not a skyloom manifest part (no 'skyloom.manifest_version' in schema metadata)")
-    if int(version) > CORPUS_FORMAT_VERSION:
-        raise ManifestError(f"{where}: manifest version {int(version)} is newer than this skyloom "
-                            f"(supports <= {CORPUS_FORMAT_VERSION}); upgrade skyloom")
-    for f in MANIFEST_SCHEMA:
-        if f.name not in schema.names:
-            raise ManifestError(f"{where}: missing field {f.name!r} (type {f.type})")
-        got = schema.field(f.name).type
-        if not got.equals(f.type):
-            raise ManifestError(f"{where}: field {f.name!r} has type {got}, expected {f.type}")
+SNAPSHOT_EAGER_ROWS = 2_048  # up to this many clips, manifest.parquet is rewritten after every write
 
 
 def assign_split(clip_id: str, val_fraction: float = 0.05, test_fraction: float = 0.0, salt: str = "") -> str:
@@ -251,7 +120,7 @@ def assign_split(clip_id: str, val_fraction: float = 0.05, test_fraction: float 
     return "train"
 
 
-class Corpus:
+class Corpus(ExportsMixin, JournalMixin):
     """Reader/writer for one corpus directory. All stages go through this class."""
 
     def __init__(self, root: str | os.PathLike) -> None:
@@ -270,24 +139,50 @@ class Corpus:
             raise CorpusError(f"{info}: corpus version {meta.get('version')} is newer than supported "
                               f"{CORPUS_FORMAT_VERSION}")
         self.info = meta
-        if (self.root / SNAPSHOT).is_dir():
-            self._migrate_v1()
+        if (self.root / SNAPSHOT).is_dir() or int(meta.get("version", 0)) < CORPUS_FORMAT_VERSION:
+            self._migrate()
 
-    def _migrate_v1(self) -> None:
-        """Format 1 kept the revision log under ``manifest.parquet/``: move it to ``manifest/``."""
+    @property
+    def _log(self) -> ManifestLog:
+        return ManifestLog(self.manifest_dir)
+
+    @property
+    def _index(self) -> ManifestIndex:
+        idx = getattr(self, "_index_obj", None)
+        if idx is None or idx.log.folder != self.manifest_dir:
+            idx = self._index_obj = ManifestIndex(self._log, writable=True)
+        return idx
+
+    def _migrate(self) -> None:
+        """Bring an older corpus to format :data:`CORPUS_FORMAT_VERSION`, once, under the corpus lock.
+
+        Format 1 kept the revision log under ``manifest.parquet/`` (moved to ``manifest/``); format 2
+        had no id index and no base (every part was read on every access). The log is then indexed
+        and compacted into a base, and ``corpus.json`` says version 3 last: a crash at any step leaves
+        a corpus the next open migrates again (each step is idempotent), never a half-migrated one
+        that claims the new version. A read-only corpus is read in its old layout in place."""
         try:
             with self._lock():
+                info = json.loads((self.root / "corpus.json").read_text())
                 legacy, log = self.root / SNAPSHOT, self.root / MANIFEST_DIR
-                if not legacy.is_dir():
+                if legacy.is_dir():
+                    if log.exists() and any(log.iterdir()):
+                        raise CorpusError(f"{self.root}: both {legacy.name}/ (format 1) and {log.name}/ exist; "
+                                          "merge them by hand")
+                    if log.exists():
+                        log.rmdir()
+                    os.replace(legacy, log)
+                if int(info.get("version", 0)) >= CORPUS_FORMAT_VERSION:
+                    self.info = info
                     return  # another process migrated it meanwhile
-                if log.exists():
-                    raise CorpusError(f"{self.root}: both {legacy.name}/ (format 1) and {log.name}/ exist; "
-                                      "merge them by hand")
-                os.replace(legacy, log)
-                self._write_snapshot()
-                self.info = {**self.info, "version": CORPUS_FORMAT_VERSION}
+                (log / INDEX).unlink(missing_ok=True)  # built afresh from the log
+                self._index_obj = None
+                crash_point("migrate:indexed")
+                self._compact_locked(force=True)
+                crash_point("migrate:compacted")
+                self.info = {**info, "version": CORPUS_FORMAT_VERSION}
                 atomic_write_json(self.root / "corpus.json", self.info)
-        except PermissionError:  # a read-only corpus: read the old layout in place
+        except PermissionError:  # a read-only corpus: read the old layout in place (an in-memory index)
             pass
 
     # -- creation -------------------------------------------------------------------------
@@ -378,69 +273,208 @@ class Corpus:
 
     # -- reading --------------------------------------------------------------------------
     def part_files(self) -> list[Path]:
-        if not self.manifest_dir.exists():
-            return []
-        return sorted(p for p in self.manifest_dir.glob("*.parquet") if not p.name.startswith("."))
+        """The manifest's Parquet files: the base (if compacted) and the parts written since."""
+        return self._log.parts()
 
-    def _read_table(self) -> pa.Table:
-        tables = []
-        for part in self.part_files():
+    # -- the streaming API: columns and batches, never the whole corpus as Python objects ------
+    def scan(self, columns: Sequence[str] | None = None, *, split: str | None = None,
+             source_kind: str | None = None, ids: Iterable[str] | None = None,
+             include_deleted: bool = False) -> pa.Table:
+        """The latest revision of every clip as a columnar table, sorted by id.
+
+        Args:
+            columns: the manifest columns to read (``id`` is always included); None: all of them.
+            split, source_kind: keep only clips of this split / source kind (pushed down to the files).
+            ids: keep only these clip ids (read through the id index: only the parts holding them).
+            include_deleted: keep tombstones (``deleted`` rows) too.
+        """
+        want = self._columns(columns)
+        if ids is not None:
+            return filter_table(self._lookup_table(ids, want, include_deleted), split=split, source_kind=source_kind,
+                                include_deleted=True).select(want)
+        tables = [t.select(want) for t in self._log.stream(want, split=split, source_kind=source_kind,
+                                                             include_deleted=include_deleted)]
+        return pa.concat_tables(tables) if tables else _empty(want)
+
+    @staticmethod
+    def _columns(columns: Sequence[str] | None) -> list[str]:
+        want = list(dict.fromkeys(["id", *(MANIFEST_SCHEMA.names if columns is None else columns)]))
+        unknown = [c for c in want if c not in MANIFEST_SCHEMA.names]
+        if unknown:
+            raise ManifestError(f"unknown manifest column(s) {unknown}; valid: {', '.join(MANIFEST_SCHEMA.names)}")
+        return want
+
+    def iter_records(self, batch_size: int = 1024, *, split: str | None = None, source_kind: str | None = None,
+                     columns: Sequence[str] | None = None) -> Iterator[list[ClipRecord]]:
+        """Current clip records in batches of at most ``batch_size``, ordered by id; memory bounded by
+        the batch (and the parts written since the last compaction), not by the corpus.
+
+        ``columns`` limits the fields read (the others are left empty in the records)."""
+        if batch_size < 1:
+            raise CorpusError(f"batch_size must be >= 1, got {batch_size}")
+        want = self._columns(columns)
+        pending: list[pa.Table] = []
+        rows = 0
+        for t in self._log.stream(want, split=split, source_kind=source_kind, batch_rows=max(batch_size, 1024)):
+            pending.append(t.select(want))
+            rows += t.num_rows
+            while rows >= batch_size:
+                buf = pa.concat_tables(pending)
+                yield records_from_table(buf.slice(0, batch_size))
+                rest = buf.slice(batch_size)
+                pending, rows = [rest], rest.num_rows
+        if rows:
+            yield records_from_table(pa.concat_tables(pending))
+
+    def iter_tables(self, columns: Sequence[str] | None = None, batch_rows: int = 8192, *, split: str | None = None,
+                    source_kind: str | None = None) -> Iterator[pa.Table]:
+        """The current state as columnar batches of about ``batch_rows`` rows, in id order (what
+        :meth:`scan` concatenates): for stages that work on columns without building records."""
+        want = self._columns(columns)
+        for t in self._log.stream(want, split=split, source_kind=source_kind, batch_rows=batch_rows):
+            yield t.select(want)
+
+    def _lookup_table(self, ids: Iterable[str], want: Sequence[str], include_deleted: bool = False) -> pa.Table:
+        """The latest revisions of ``ids`` read from the parts the id index says hold them."""
+        wanted = list(dict.fromkeys(ids))
+        cols = list(dict.fromkeys([*want, "rev", "deleted"]))
+        for attempt in range(3):  # a part merged away between the index query and the read: ask again
+            where: dict[str | None, list[str]] = {}
+            with self._index.connect() as con:
+                for s in range(0, len(wanted), 900):
+                    q = wanted[s:s + 900]
+                    for cid, part in con.execute(f"SELECT id, part FROM clips WHERE id IN ({','.join('?' * len(q))})"
+                                                 + ("" if include_deleted else " AND deleted = 0"), q):
+                        where.setdefault(part, []).append(cid)
+            base = self._log.base()
             try:
-                schema = pq.read_schema(part)
-            except Exception as e:  # noqa: BLE001 - pyarrow raises many types; re-raised naming the file
-                raise ManifestError(f"{part}: unreadable Parquet file ({type(e).__name__}: {e})") from None
-            validate_part_schema(schema, str(part))
-            t = pq.read_table(part)
-            tables.append(t.select(MANIFEST_SCHEMA.names).cast(MANIFEST_SCHEMA))
+                tables = [read_part(base if part is None else self.manifest_dir / part, cols,
+                                    pc.field("id").isin(pa.array(got, pa.string())))
+                          for part, got in where.items() if part is not None or base is not None]
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         if not tables:
-            return MANIFEST_SCHEMA.empty_table()
-        return pa.concat_tables(tables)
+            return _empty(want)
+        t = filter_table(latest_revisions(pa.concat_tables(tables)), include_deleted=include_deleted)
+        return t.select(list(want))
 
-    def _latest_rows(self) -> dict[str, dict[str, Any]]:
-        latest: dict[str, dict[str, Any]] = {}
-        for row in self._read_table().to_pylist():
-            cur = latest.get(row["id"])
-            if cur is None or row["rev"] >= cur["rev"]:
-                latest[row["id"]] = row
-        return latest
+    def lookup(self, ids: Iterable[str]) -> dict[str, ClipRecord]:
+        """The live records of ``ids`` (ids not in the corpus are left out), through the id index."""
+        want = list(dict.fromkeys(ids))
+        if not want:
+            return {}
+        return {r.id: r for r in records_from_table(self._lookup_table(want, MANIFEST_SCHEMA.names))}
 
+    def _index_query(self, sql: str, keys: Sequence[str] = (), params: Sequence[Any] = ()) -> list[tuple]:
+        """Run ``sql`` on the id index; ``{keys}`` in it becomes a placeholder list, run per chunk of keys."""
+        with self._index.connect() as con:
+            if "{keys}" not in sql:
+                return con.execute(sql, list(params)).fetchall()
+            out: list[tuple] = []
+            for s in range(0, len(keys), 900):
+                q = list(keys[s:s + 900])
+                out += con.execute(sql.format(keys=",".join("?" * len(q))), [*params, *q]).fetchall()
+            return out
+
+    def present(self, *, ids: Iterable[str] | None = None, sha256: Iterable[str] | None = None,
+                spec: Iterable[str] | None = None) -> set[str]:
+        """Which of the given keys a live clip holds: clip ids, clip-file sha256s, or spec/source hashes
+        (``source_sha256``: a synthetic clip's scene-spec hash, a licensed clip's source-file hash).
+        Answered by the id index: O(keys), whatever the corpus's size."""
+        out: set[str] = set()
+        for column, keys in (("id", ids), ("sha256", sha256), ("source_sha256", spec)):
+            if keys is not None:
+                got = self._index_query(f"SELECT DISTINCT {column} FROM clips WHERE deleted = 0 "
+                                        f"AND {column} IN ({{keys}})", sorted(set(keys)))
+                out |= {r[0] for r in got}
+        return out
+
+    def spec_of(self, *, ids: Iterable[str] = (), spec: Iterable[str] = ()) -> dict[str, str]:
+        """``{clip id: source_sha256}`` of the live clips whose id is in ``ids`` or whose spec/source hash
+        is in ``spec`` (render's resume asks this of the scenes it plans), through the id index."""
+        out: dict[str, str] = {}
+        for column, keys in (("id", ids), ("source_sha256", spec)):
+            keys = sorted(set(keys))
+            if keys:
+                out.update(self._index_query(f"SELECT id, source_sha256 FROM clips WHERE deleted = 0 "
+                                             f"AND {column} IN ({{keys}})", keys))
+        return out
+
+    def lacking_caption(self, kind: str, batch_size: int = 1024) -> Iterator[list[str]]:
+        """Ids of live clips with no caption of ``kind``, in batches of at most ``batch_size``, by id."""
+        if batch_size < 1:
+            raise CorpusError(f"batch_size must be >= 1, got {batch_size}")
+        with self._index.connect() as con:
+            cur = con.execute("SELECT id FROM clips WHERE deleted = 0 AND NOT EXISTS "
+                              "(SELECT 1 FROM captions c WHERE c.kind = ? AND c.id = clips.id) ORDER BY id", (kind,))
+            while batch := cur.fetchmany(batch_size):
+                yield [r[0] for r in batch]
+
+    def derived_from(self, source: str) -> list[str]:
+        """Ids of live clips derived from ``source``: its sha256 (``source_sha256``), its URL as stored
+        (``source_url``) or a parent clip id (``parent_id``); sorted. Answered by the id index."""
+        got = self._index_query("SELECT id FROM clips WHERE deleted = 0 AND (source_sha256 = ? OR source_url = ? "
+                                "OR parent_id = ?) ORDER BY id", params=(source, source, source))
+        return [r[0] for r in got]
+
+    def count(self, split: str | None = None, source_kind: str | None = None) -> int:
+        """Number of live clips (of ``split`` / ``source_kind`` if given), from the id index."""
+        sql, params = "SELECT count(*) FROM clips WHERE deleted = 0", []
+        for col, val in (("split", split), ("source_kind", source_kind)):
+            if val is not None:
+                sql += f" AND {col} = ?"
+                params.append(val)
+        return int(self._index_query(sql, params=params)[0][0])
+
+    def stamp(self) -> str:
+        """A cheap token that changes whenever the manifest changes (caches key on it): the names,
+        sizes and times of the manifest's files (a listing of O(log N) files)."""
+        h = hashlib.sha1()
+        for p in [self.snapshot_path, *self.part_files()]:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino};".encode())
+        return h.hexdigest()[:16]
+
+    # -- whole-corpus reads (kept for small corpora and outside scripts) --------------------
     def records(self, include_deleted: bool = False, split: str | None = None,
                 source_kind: str | None = None) -> list[ClipRecord]:
-        """Current clip records (latest revision per id), ordered by id."""
-        out = []
-        for cid in sorted(rows := self._latest_rows()):
-            row = rows[cid]
-            if row["deleted"] and not include_deleted:
-                continue
-            rec = ClipRecord.from_row(row)
-            if split is not None and rec.split != split:
-                continue
-            if source_kind is not None and rec.source_kind != source_kind:
-                continue
-            out.append(rec)
+        """Current clip records (latest revision per id), ordered by id. Materialises the whole
+        corpus as Python objects: stages use :meth:`iter_records`, :meth:`scan` or :meth:`lookup`."""
+        out: list[ClipRecord] = []
+        for t in self._log.stream(MANIFEST_SCHEMA.names, split=split, source_kind=source_kind,
+                                  include_deleted=include_deleted):
+            out += records_from_table(t)
         return out
 
     def ids(self, include_deleted: bool = False) -> set[str]:
-        return {r.id for r in self.records(include_deleted=include_deleted)}
+        """Every clip id (a Python set of the whole corpus: prefer :meth:`present` or :meth:`scan`)."""
+        return {r[0] for r in self._index_query("SELECT id FROM clips" + ("" if include_deleted else
+                                                                          " WHERE deleted = 0"))}
 
     def get(self, clip_id: str) -> ClipRecord:
-        row = self._latest_rows().get(clip_id)
-        if row is None or row["deleted"]:
+        rec = self.lookup([clip_id]).get(clip_id)
+        if rec is None:
             raise KeyError(f"clip {clip_id!r} is not in corpus {self.root}")
-        return ClipRecord.from_row(row)
+        return rec
 
     def __len__(self) -> int:
-        return len(self.records())
+        return self.count()
 
     def to_pandas(self):
         """Current records as a DataFrame (captions as lists of dicts, quality as dicts)."""
         import pandas as pd
 
         rows = []
-        for r in self.records():
-            d = dataclasses.asdict(r)
-            d["captions"] = [dataclasses.asdict(c) for c in r.captions]
-            rows.append(d)
+        for batch in self.iter_records(4096):
+            for r in batch:
+                d = dataclasses.asdict(r)
+                d["captions"] = [dataclasses.asdict(c) for c in r.captions]
+                rows.append(d)
         cols = [f.name for f in dataclasses.fields(ClipRecord)]
         return pd.DataFrame(rows, columns=cols)
 
@@ -456,24 +490,67 @@ class Corpus:
             raise KeyError(f"clip {clip_id!r} has no ground truth ({p})")
         return json.loads(p.read_text())
 
-    # -- writing --------------------------------------------------------------------------
+    # -- writing (every step under the corpus lock) ----------------------------------------
     def _write_part(self, records: Sequence[ClipRecord]) -> Path:
-        rows = [r.to_row() for r in records]
-        table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
-        rev = records[0].rev if records else time.time_ns()
-        dest = self.manifest_dir / f"part-{rev:020d}-{uuid.uuid4().hex[:8]}.parquet"
+        """Write one part (O(batch)), index it, then merge or compact if the log's shape asks for it."""
+        table = pa.Table.from_pylist([r.to_row() for r in records], schema=MANIFEST_SCHEMA)
+        rev = records[0].rev if records else self._next_rev()
+        dest = self.manifest_dir / part_name("part", rev)
         with atomic_path(dest, suffix=".parquet") as tmp:
             pq.write_table(table, tmp, compression="zstd")
-        self._write_snapshot()
+        crash_point("manifest:part")
+        with self._index.connect() as con:  # connecting indexes the new part (and any a crash left)
+            self._maintain(con)
         return dest
 
+    def _parts_shape(self, con) -> dict[str, tuple[int, int]]:
+        return {n: (r, b) for n, r, b in con.execute("SELECT name, rows, base FROM parts")}
+
+    def _maintain(self, con) -> None:
+        """Merge parts of one size class; compact once the parts hold a large share of the base's rows;
+        keep ``manifest.parquet`` current after every write while the corpus is small."""
+        while names := merge_plan(self._parts_shape(con)):
+            paths = [self.manifest_dir / n for n in names]
+            merged = latest_revisions(pa.concat_tables([read_part(p) for p in paths]))  # tombstones kept
+            dest = self.manifest_dir / part_name("part", max(merged.column("rev").to_pylist()))
+            write_table_file(dest, [merged])
+            self._index.replaced(con, paths, dest, merged.num_rows, base=False)
+            for p in paths:
+                p.unlink(missing_ok=True)
+        if compaction_due(self._parts_shape(con)):
+            self._compact_locked()
+        elif self.snapshot_kept_current():
+            self._write_snapshot()
+
+    def snapshot_kept_current(self) -> bool:
+        """Whether every write rewrites ``manifest.parquet``: while the base (the last compaction) and the
+        corpus hold at most :data:`SNAPSHOT_EAGER_ROWS` clips (the base's size first: no count of a large
+        corpus on every write)."""
+        base = self._index_query("SELECT coalesce(sum(rows), 0) FROM parts WHERE base = 1")[0][0]
+        return base <= SNAPSHOT_EAGER_ROWS and self.count() <= SNAPSHOT_EAGER_ROWS
+
     def _write_snapshot(self) -> Path:
-        """Rewrite ``manifest.parquet`` (live rows, sorted by id) from the log; call under the lock."""
-        rows = [r for _, r in sorted(self._latest_rows().items()) if not r["deleted"]]
-        table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
-        with atomic_path(self.snapshot_path, suffix=".parquet") as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        """Rewrite ``manifest.parquet`` (live rows, sorted by id) from the log, streaming; under the lock."""
+        write_table_file(self.snapshot_path, self._log.stream(MANIFEST_SCHEMA.names))
         return self.snapshot_path
+
+    def compacted(self) -> bool:
+        """Whether the manifest is one base and nothing since (``manifest.parquet`` is then that base)."""
+        parts = self.part_files()
+        return len(parts) == 1 and parts[0].name.startswith("base-")
+
+    def refresh_snapshot(self) -> Path:
+        """Make ``manifest.parquet`` hold the current state now (streaming; the base itself when compacted)."""
+        with self._lock():
+            base = self._log.base()
+            if self.compacted() and base is not None:
+                self._link_snapshot(base)
+                return self.snapshot_path
+            return self._write_snapshot()
+
+    def captioned(self) -> int:
+        """Number of live clips with at least one caption (from the id index)."""
+        return int(self._index_query("SELECT count(DISTINCT id) FROM captions")[0][0])
 
     def _next_rev(self) -> int:
         # Strictly increasing under the lock, even if the clock steps back.
@@ -486,8 +563,9 @@ class Corpus:
     def append(self, records: Iterable[ClipRecord], validate_files: bool = False) -> int:
         """Append new clips as one new part file; ids already present are skipped.
 
-        Returns the number of rows written. Concurrent appenders (threads, processes, Ray
-        tasks on one host) serialise on a lock file, so nothing is lost or duplicated.
+        Returns the number of rows written. O(batch): the id index says which ids exist. Concurrent
+        appenders (threads, processes, Ray tasks on one host) serialise on a lock file, so nothing is
+        lost or duplicated.
         """
         recs = list(records)
         if not recs:
@@ -501,7 +579,7 @@ class Corpus:
             if validate_files and not (self.root / r.path).exists():
                 raise ManifestError(f"clip {r.id!r}: field 'path' points to missing file {r.path}")
         with self._lock():
-            existing = self.ids()
+            existing = self.present(ids=seen)
             rev = self._next_rev()
             now = now_iso()
             fresh = [dataclasses.replace(r, rev=rev, deleted=False, created_at=r.created_at or now)
@@ -516,7 +594,7 @@ class Corpus:
         for r in recs:
             validate_record(r)
         with self._lock():
-            existing = self.ids()
+            existing = self.present(ids=[r.id for r in recs])
             missing = [r.id for r in recs if r.id not in existing]
             if missing:
                 raise KeyError(f"cannot update clips not in corpus: {missing[:5]}")
@@ -537,15 +615,12 @@ class Corpus:
         if not changes:
             return 0
         with self._lock():
-            rows = self._latest_rows()
-            out = []
-            for cid, change in changes.items():
-                row = rows.get(cid)
-                if row is None:
-                    raise KeyError(f"clip {cid!r} is not in corpus {self.root}")
-                if row["deleted"]:  # deleted (e.g. taken down) while a job worked on it: nothing to add to
-                    continue
-                out.append(fn(ClipRecord.from_row(row), change))
+            known = self._index_query("SELECT id FROM clips WHERE id IN ({keys})", sorted(changes))
+            missing = sorted(set(changes) - {r[0] for r in known})
+            if missing:
+                raise KeyError(f"clip {missing[0]!r} is not in corpus {self.root}")
+            live = self.lookup(changes)  # deleted (e.g. taken down) while a job worked on it: nothing to add to
+            out = [fn(live[cid], change) for cid, change in changes.items() if cid in live]
             if not out:
                 return 0
             rev = self._next_rev()
@@ -558,8 +633,8 @@ class Corpus:
         every WebDataset export); returns the ids removed."""
         ids = list(dict.fromkeys(clip_ids))
         with self._lock():
-            rows = self._latest_rows()
-            gone = [ClipRecord.from_row(rows[i]) for i in ids if i in rows and not rows[i]["deleted"]]
+            live = self.lookup(ids)
+            gone = [live[i] for i in ids if i in live]
             if not gone:
                 return []
             rev = self._next_rev()
@@ -576,20 +651,49 @@ class Corpus:
                 self._remove_from_shards({r.id for r in gone})
             return [r.id for r in gone]
 
+    def log_holds(self, ids: Iterable[str], prefixes: Sequence[str] = ()) -> bool:
+        """Whether any manifest file still holds a revision (tombstones included) of one of ``ids`` or
+        of an id starting with one of ``prefixes`` (a compaction then purges them)."""
+        if self._index_query("SELECT 1 FROM clips WHERE id IN ({keys}) LIMIT 1", sorted(set(ids))):
+            return True
+        return any(self._index_query("SELECT 1 FROM clips WHERE id >= ? AND id < ? LIMIT 1",
+                                     params=(p, p + "\U0010ffff")) for p in prefixes)
+
     def compact(self) -> Path | None:
-        """Fold all parts into one (latest live rows only); atomic, safe beside readers."""
+        """Fold the base and every part into a new base (live rows only: tombstoned clips leave no
+        trace) and make ``manifest.parquet`` that base; streaming, atomic, safe beside readers."""
         with self._lock():
-            old = self.part_files()
-            if len(old) <= 1 and not any(r.deleted for r in self.records(include_deleted=True)):
-                return old[0] if old else None
-            live = self.records()
-            rev = self._next_rev()
-            new = self._write_part([dataclasses.replace(r, rev=rev) for r in live]) if live else None
-            for p in old:
-                if p != new:
-                    p.unlink(missing_ok=True)
-            self._write_snapshot()
-            return new
+            return self._compact_locked(force=True)
+
+    def _compact_locked(self, force: bool = False) -> Path | None:
+        log = self._log
+        base, tail = log.base(), log.tail()
+        if not tail and base is not None and not force:
+            return base
+        if not tail and base is not None:
+            self._link_snapshot(base)
+            return base
+        with self._index.connect() as con:  # the index lists every part before the fold ...
+            dest = self.manifest_dir / part_name("base", self._next_rev())
+            rows = write_table_file(dest, log.stream(MANIFEST_SCHEMA.names))
+            crash_point("manifest:compact")  # (a crash here: the next reader sees an unlisted base and rebuilds)
+            self._index.replaced(con, [p for p in [base, *tail] if p is not None], dest, rows, base=True)
+        for p in [base, *tail]:
+            if p is not None:
+                p.unlink(missing_ok=True)
+        self._link_snapshot(dest)
+        return dest
+
+    def _link_snapshot(self, base: Path) -> None:
+        """``manifest.parquet`` becomes the base (a hard link: no copy), atomically."""
+        tmp = self.root / f".{SNAPSHOT}.{uuid.uuid4().hex[:8]}"
+        try:
+            os.link(base, tmp)
+        except OSError:  # no hard links on this filesystem: a copy
+            import shutil
+
+            shutil.copyfile(base, tmp)
+        os.replace(tmp, self.snapshot_path)
 
     def write_ground_truth(self, clip_id: str, gt: dict[str, Any]) -> str:
         """Write ``gt/<id>.json`` atomically; returns its corpus-relative path."""
@@ -597,295 +701,24 @@ class Corpus:
         atomic_write_json(p, gt, indent=None)
         return str(p.relative_to(self.root))
 
-    # -- quarantine / takedown log ----------------------------------------------------------
-    def quarantine(self, stage: str, item: str, reason: str, **extra: Any) -> dict[str, Any]:
-        """Record a rejected or broken input with its reason (``quarantine.jsonl``).
-
-        The file keeps one current entry per ``(stage, item)``: a repeated failure replaces the
-        entry and counts ``attempts`` (``first_time`` is kept); :meth:`clear_quarantine` drops it.
-        """
-        with file_lock(self.root / ".quarantine.lock"):
-            entries = self._quarantine_entries()
-            prev = entries.get((stage, item))
-            entry = {"stage": stage, "item": item, "reason": reason, "time": now_iso(),
-                     "first_time": (prev or {}).get("first_time") or (prev or {}).get("time") or now_iso(),
-                     "attempts": int((prev or {}).get("attempts", 0)) + 1, **extra}
-            entries.pop((stage, item), None)
-            entries[(stage, item)] = entry
-            self._write_quarantine(entries)
-            return entry
-
-    def clear_quarantine(self, stage: str, items: Iterable[str]) -> int:
-        """Drop the entries of ``items`` (they succeeded since); returns how many were dropped."""
-        keys = {(stage, i) for i in items}
-        with file_lock(self.root / ".quarantine.lock"):
-            entries = self._quarantine_entries()
-            gone = [k for k in entries if k in keys]
-            for k in gone:
-                del entries[k]
-            if gone:
-                self._write_quarantine(entries)
-            return len(gone)
-
-    def _quarantine_entries(self) -> dict[tuple[str, str], dict[str, Any]]:
-        # Older corpora appended a line per failure: fold them (last wins, lines counted as attempts).
-        out: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in read_jsonl(self.root / "quarantine.jsonl"):
-            key = (str(r.get("stage")), str(r.get("item")))
-            prev = out.pop(key, None)
-            if "attempts" not in r:
-                r = {**r, "attempts": int((prev or {}).get("attempts", 0)) + 1,
-                     "first_time": (prev or {}).get("first_time") or r.get("time")}
-            out[key] = r
-        return out
-
-    def _write_quarantine(self, entries: dict[tuple[str, str], dict[str, Any]]) -> None:
-        text = "".join(json.dumps(e, default=str) + "\n" for e in entries.values())
-        atomic_write_text(self.root / "quarantine.jsonl", text)
-
-    def quarantined(self, stage: str | None = None) -> list[dict[str, Any]]:
-        """Current quarantine entries (one per stage and item), optionally of one stage."""
-        return [r for r in self._quarantine_entries().values() if stage is None or r.get("stage") == stage]
-
-    def log_takedown(self, entry: dict[str, Any]) -> None:
-        """Append one line to the takedown journal ``takedowns.jsonl`` (fsynced)."""
-        append_jsonl(self.root / "takedowns.jsonl", {"time": now_iso(), **entry})
-
-    def takedowns(self, pending: bool | None = None) -> list[dict[str, Any]]:
-        """One entry per takedown, in order. The journal holds a ``started`` line (the intent,
-        written first) and a ``done`` line per takedown; a takedown with no ``done`` line is
-        unfinished (``pending=True`` lists only those, ``False`` only finished ones). Lines of
-        older corpora (one line per takedown, no ``id``) count as finished."""
-        out: dict[str, dict[str, Any]] = {}
-        for n, line in enumerate(read_jsonl(self.root / "takedowns.jsonl")):
-            tid = str(line.get("id") or f"legacy-{n}")
-            out[tid] = {**out.get(tid, {}), **line, "state": line.get("state", "done")}
-        entries = list(out.values())
-        if pending is None:
-            return entries
-        return [e for e in entries if (e["state"] != "done") == pending]
-
-    def takedown_keys(self) -> set[str]:
-        """Every source spelling and content sha256 named by ``takedowns.jsonl``, finished or not
-        (ingest refuses them from the moment a takedown's intent is logged)."""
-        keys: set[str] = set()
-        for t in self.takedowns():
-            keys.update(str(x) for x in [*t.get("source_urls", []), *t.get("source_sha256", []),
-                                         *t.get("spellings", [])] if x)
-        return keys
-
-    def taken_down_clips(self) -> tuple[set[str], tuple[str, ...]]:
-        """Ids of every clip ever taken down, and the id prefixes (``lic-<sha[:16]>-``) of every
-        taken-down source: no export may hold one."""
-        ids: set[str] = set()
-        prefixes: set[str] = set()
-        for t in self.takedowns():
-            ids.update(str(c) for c in t.get("clips", []))
-            prefixes.update(f"lic-{s[:16]}-" for s in t.get("source_sha256", []) if s)
-        return ids, tuple(sorted(prefixes))
-
-    # -- WebDataset export ------------------------------------------------------------------
-    def export_webdataset(self, out_dir: str | os.PathLike | None = None, shard_size: int = 1000,
-                          split: str | None = None) -> list[Path]:
-        """Write WebDataset tar shards: per clip ``<id>.mp4``, ``<id>.json`` (row), ``<id>.txt``.
-
-        Shards land in ``CORPUS/shards`` by default, named ``<split or 'all'>-<n>.tar``. The
-        folder's ``index.json`` lists, per split, the shards and the clip id -> shard map; an
-        export replaces the earlier shards of the same split in that folder (no stale shard is
-        left behind) and leaves the other splits' alone. Every export folder is recorded in
-        ``exports.json``, so a takedown rewrites the shards of every export, ``--out`` ones included.
-        """
-        if shard_size < 1:
-            raise CorpusError(f"shard_size must be >= 1, got {shard_size}")
-        if split is not None and split not in SPLITS:
-            raise CorpusError(f"split {split!r} is not one of: {', '.join(SPLITS)}")
-        out = Path(out_dir) if out_dir else self.root / "shards"
-        owned, why = self.export_owner(out)
-        if not owned and _index_owner(out):  # another corpus's (or a copy's) export: never overwritten
-            raise CorpusError(f"{out}: cannot export there: {why}; choose an empty folder or one this corpus wrote")
-        out.mkdir(parents=True, exist_ok=True)
-        prefix = split or "all"
-        with self._lock():
-            self._register_export(out)
-            recs = self.records(split=split)
-            index = read_wds_index(out)
-            index["owner"] = self._owner_stamp(out)
-            shards: list[Path] = []
-            clips: dict[str, str] = {}
-            for s in range(0, len(recs), shard_size):
-                chunk = recs[s:s + shard_size]
-                dest = out / f"{prefix}-{s // shard_size:06d}.tar"
-                _write_shard(self, dest, chunk)
-                shards.append(dest)
-                clips.update({r.id: dest.name for r in chunk})
-            new = {p.name for p in shards}
-            stale = set(index["exports"].get(prefix, {}).get("shards", []))
-            if owned:  # shards of ours an interrupted export left unlisted; a fresh folder's files are not ours
-                stale |= {p.name for p in out.glob(f"{prefix}-*.tar")
-                          if re.fullmatch(rf"{prefix}-\d{{6}}\.tar", p.name)}
-            for name in stale - new:
-                (out / name).unlink(missing_ok=True)
-            index["exports"][prefix] = {"shards": sorted(new), "clips": clips, "created_at": now_iso(),
-                                        "shard_size": shard_size}
-            _write_wds_index(out, index)
-        return shards
-
-    def exports(self) -> list[Path]:
-        """Every WebDataset export folder this corpus has written (``CORPUS/shards`` first).
-
-        ``exports.json`` records each folder relative to the corpus root (``../exports/wds`` for one
-        beside it), so a corpus copied or moved together with its exports finds its own copies,
-        never the originals; entries of older corpora may be absolute."""
-        p = self.root / EXPORTS
-        listed = json.loads(p.read_text()).get("exports", []) if p.exists() else []
-        dirs = [Path("shards"), *(Path(d) for d in listed)]
-        return list(dict.fromkeys(d if d.is_absolute() else Path(os.path.normpath(self.root / d)) for d in dirs))
-
-    def _owner_stamp(self, folder: Path) -> dict[str, str]:
-        """What an export's ``index.json`` says about who wrote it: this corpus's id and the path
-        from the export folder back to the corpus root."""
-        return {"corpus_id": self.corpus_id,
-                "corpus": os.path.relpath(self.root.resolve(), Path(folder).resolve())}
-
-    def export_owner(self, folder: Path) -> tuple[bool, str]:
-        """Whether this corpus may rewrite ``folder``, and why not.
-
-        A folder inside the corpus is its own. One outside is ours only when its ``index.json``
-        carries this corpus's id *and* its path back to the corpus leads here: a copy of the corpus
-        (same id, another place) never rewrites the original's exports, nor the original a copy's.
-        """
-        folder = Path(folder)
-        root = self.root.resolve()
-        real = folder.resolve()
-        if real == root or real.is_relative_to(root):
-            return True, ""
-        if not (folder / "index.json").is_file():
-            return False, "no index.json"
-        try:
-            owner = json.loads((folder / "index.json").read_text()).get("owner") or {}
-        except (OSError, json.JSONDecodeError, AttributeError) as e:
-            return False, f"unreadable index.json ({type(e).__name__})"
-        if not owner:
-            return False, "its index.json names no owning corpus (written before exports carried one; re-export it)"
-        if owner.get("corpus_id") != self.corpus_id:
-            return False, f"it belongs to corpus {owner.get('corpus_id')}, not {self.corpus_id}"
-        back = (real / str(owner.get("corpus", ""))).resolve()
-        if back != root:
-            return False, f"it was written by the copy of this corpus at {back}, not by {root}"
-        return True, ""
-
-    def _register_export(self, out: Path) -> None:
-        p = self.root / EXPORTS
-        listed = json.loads(p.read_text()).get("exports", []) if p.exists() else []
-        real = Path(out).resolve()
-        entry = os.path.relpath(real, self.root.resolve())
-        # an older absolute entry for the same folder is replaced by the relative one
-        kept = [e for e in listed if not (Path(e).is_absolute() and Path(e).resolve() == real)]
-        if entry != "shards" and entry not in kept:
-            kept.append(entry)
-        if kept != listed:
-            atomic_write_json(p, {"exports": kept})
-
-    def remove_from_exports(self, ids: Iterable[str], prefixes: Iterable[str] = ()) -> dict[str, list[str]]:
-        """Drop ``ids`` (and ids starting with one of ``prefixes``) from the shards of every export,
-        under the corpus lock; see :meth:`_remove_from_shards`."""
-        with self._lock():
-            return self._remove_from_shards(set(ids), tuple(prefixes))
-
-    def _remove_from_shards(self, ids: set[str], prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
-        """Rewrite every shard of every export this corpus owns that holds one of ``ids``.
-
-        Returns ``{"rewritten": [shard paths], "missing_exports": [folders not found],
-        "foreign_exports": ["folder: why"] (not provably ours: left alone), "skipped": ["file: why"]
-        (files in an export folder that are not readable tar shards: left alone)}``. Idempotent."""
-        done: dict[str, list[str]] = {"rewritten": [], "missing_exports": [], "foreign_exports": [], "skipped": []}
-        if not ids and not prefixes:
-            return done
-
-        def gone(cid: str) -> bool:
-            return cid in ids or (bool(prefixes) and cid.startswith(prefixes))
-
-        for folder in self.exports():
-            if not folder.is_dir():
-                if folder != self.root / "shards":
-                    done["missing_exports"].append(str(folder))
-                continue
-            owned, why = self.export_owner(folder)
-            if not owned:
-                done["foreign_exports"].append(f"{folder}: {why}")
-                continue
-            for shard in sorted(folder.glob("*.tar")):
-                try:
-                    if not any(gone(i) for i in shard_ids(shard)):
-                        continue
-                    with atomic_path(shard, suffix=".tar") as tmp:
-                        with tarfile.open(shard) as src, tarfile.open(tmp, "w") as dst:
-                            for m in src.getmembers():
-                                if gone(m.name.split(".", 1)[0]):
-                                    continue
-                                dst.addfile(m, src.extractfile(m))
-                except (tarfile.TarError, OSError, EOFError) as e:
-                    done["skipped"].append(f"{shard}: not a readable tar shard ({type(e).__name__}); left alone")
-                    continue
-                done["rewritten"].append(str(shard))
-            index = read_wds_index(folder)
-            for exp in index["exports"].values():
-                exp["clips"] = {i: sh for i, sh in exp.get("clips", {}).items() if not gone(i)}
-            _write_wds_index(folder, index)
-        return done
-
     # -- integrity ----------------------------------------------------------------------------
     def orphan_files(self) -> list[Path]:
         """Files under ``clips/`` and ``gt/`` that no live manifest row owns."""
-        owned: set[str] = set()
-        for r in self.records():
-            owned.add(r.path)
-            if r.gt_path:
-                owned.add(r.gt_path)
-            owned.update(str(self.gt_path(r.id, s).relative_to(self.root)) for s in (".json", ".npz"))
-        out = []
+        files: dict[str, Path] = {}
         for sub in ("clips", "gt"):
             d = self.root / sub
             if d.is_dir():
-                out += [p for p in sorted(d.iterdir()) if p.is_file() and not p.name.startswith(".")
-                        and str(p.relative_to(self.root)) not in owned]
-        return out
-
-
-def read_wds_index(folder: Path) -> dict[str, Any]:
-    """``index.json`` of a WebDataset export folder, in the per-split form (older ones converted)."""
-    p = Path(folder) / "index.json"
-    index = json.loads(p.read_text()) if p.exists() else {}
-    if "exports" not in index:  # the single-map form: {"clips": {id: shard}}
-        by_prefix: dict[str, dict[str, Any]] = {}
-        for cid, shard in (index.get("clips") or {}).items():
-            exp = by_prefix.setdefault(shard.rsplit("-", 1)[0], {"shards": [], "clips": {}})
-            exp["clips"][cid] = shard
-            if shard not in exp["shards"]:
-                exp["shards"].append(shard)
-        index = {"exports": by_prefix}
-    return {"format": "webdataset", "corpus_version": CORPUS_FORMAT_VERSION, **index}
-
-
-def _index_owner(folder: Path) -> dict[str, Any]:
-    """The ``owner`` an export folder's ``index.json`` names (empty: none, or no index)."""
-    try:
-        owner = json.loads((Path(folder) / "index.json").read_text()).get("owner")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return {}
-    return owner if isinstance(owner, dict) else {}
-
-
-def _write_wds_index(folder: Path, index: dict[str, Any]) -> None:
-    index = {k: v for k, v in index.items() if k != "clips"}
-    index["clips"] = {cid: shard for exp in index["exports"].values() for cid, shard in exp.get("clips", {}).items()}
-    atomic_write_json(Path(folder) / "index.json", index)
-
-
-def shard_ids(shard: Path) -> set[str]:
-    """Clip ids with a member in a WebDataset tar shard."""
-    with tarfile.open(shard) as t:
-        return {m.name.split(".", 1)[0] for m in t.getmembers()}
+                files.update((str(p.relative_to(self.root)), p) for p in d.iterdir()
+                             if p.is_file() and not p.name.startswith("."))
+        if not files:
+            return []
+        owned: set[str] = set()  # at most the files on disk: the rows are streamed, two columns at a time
+        for t in self.iter_tables(["path", "gt_path"], 65_536):
+            owned.update(x for x in t.column("path").to_pylist() if x in files)
+            owned.update(x for x in t.column("gt_path").to_pylist() if x and x in files)
+            owned.update(g for cid in t.column("id").to_pylist() for s in (".json", ".npz")
+                         if (g := f"gt/{cid}{s}") in files)
+        return [files[k] for k in sorted(files, key=lambda k: files[k]) if k not in owned]
 
 
 def _merge_captions(rec: ClipRecord, new: Sequence[Caption]) -> ClipRecord:
@@ -895,21 +728,8 @@ def _merge_captions(rec: ClipRecord, new: Sequence[Caption]) -> ClipRecord:
     return dataclasses.replace(rec, captions=tuple(kept + stamped))
 
 
-def _write_shard(corpus: Corpus, dest: Path, recs: Sequence[ClipRecord]) -> None:
-    with atomic_path(dest, suffix=".tar") as tmp, tarfile.open(tmp, "w") as tar:
-        for r in recs:
-            row = r.to_row()
-            row["quality"] = dict(r.quality)
-            row["meta"] = r.meta
-            text = (r.caption("dense") or r.caption() or "").encode()
-            members = [(f"{r.id}.mp4", (corpus.root / r.path).read_bytes()),
-                       (f"{r.id}.json", json.dumps(row, default=str).encode()),
-                       (f"{r.id}.txt", text)]
-            for name, data in members:
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mtime = 0  # reproducible shards
-                tar.addfile(info, io.BytesIO(data))
+def _empty(columns: Sequence[str]) -> pa.Table:
+    return pa.schema([MANIFEST_SCHEMA.field(c) for c in columns]).empty_table()
 
 
 def is_corpus(path: str | os.PathLike) -> bool:

@@ -31,7 +31,9 @@ import shutil
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from skyloom.corpus import (
@@ -47,6 +49,14 @@ from skyloom.fsutil import sha256_file
 logger = logging.getLogger(__name__)
 
 ORPHAN_DIR = "quarantine/orphans"
+
+
+class LiveClip(NamedTuple):
+    """What the export and curation checks need of one live clip (not the whole record)."""
+
+    sha256: str
+    split: str
+    rev: int
 
 
 @dataclass(frozen=True)
@@ -123,39 +133,22 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
         for entry in pending:
             add(Problem("unfinished takedown", entry["source"], "a takedown was interrupted; rerun it or "
                                                                  "`skyloom corpus validate --repair` to complete it"))
-    recs = c.records()
-    rep.clips = len(recs)
-    live = {r.id: r for r in recs}
+    gone = c.takedown_keys()
+    live: dict[str, LiveClip] = {}  # what the export and curation checks need of every clip: ~200 bytes a clip
     rehash: list[ClipRecord] = []
-    for r in recs:
-        try:
-            validate_record(r, where="manifest")
-        except ManifestError as e:
-            add(Problem("bad row", r.id, str(e)))
-        path = c.abspath(r)
-        if not path.is_file():
-            add(Problem("missing file", r.id, f"{r.path} does not exist"))
-        else:
-            digest = sha256_file(path)
-            if digest != r.sha256:
-                ours, why_not = provably_ours(c, r) if repair else (False, "")
-                if ours:
-                    rehash.append(dataclasses.replace(r, sha256=digest))
-                else:
-                    why = f" (not re-hashed: {why_not}; left alone)" if repair else ""
-                    add(Problem("sha256 mismatch", r.id, f"{r.path} has sha256 {digest[:16]}..., "
-                                                         f"the row says {r.sha256[:16]}...{why}"))
-        if r.gt_path and not (c.root / r.gt_path).is_file():
-            add(Problem("missing file", r.id, f"ground truth {r.gt_path} does not exist"))
-        elif r.gt_path:
-            arrays = _gt_arrays(c, r)
-            if arrays and not (c.root / arrays).is_file():
-                add(Problem("missing file", r.id, f"ground-truth arrays {arrays} (named by {r.gt_path}) do not exist"))
+    for batch in c.iter_records(1024):  # one batch of records at a time, whatever the corpus's size
+        for r in batch:
+            live[r.id] = LiveClip(r.sha256, r.split, r.rev)
+            _check_row(c, r, rep, repair, rehash)
+            hit = {r.source_url, r.source_sha256, r.meta.get("manifest_url", "")} & gone
+            if hit:
+                add(Problem("taken-down source", r.id, f"derives from {min(hit)}, which was taken down"))
+    rep.clips = len(live)
     if rehash:
         c.update(rehash)
         rep.repaired += [f"re-hashed {r.id} (it decodes to the frames recorded for this clip)" for r in rehash]
-        recs = c.records()
-        live = {r.id: r for r in recs}
+        for r in c.lookup(r.id for r in rehash).values():
+            live[r.id] = LiveClip(r.sha256, r.split, r.rev)
     for p in c.orphan_files():
         rel = str(p.relative_to(c.root))
         if repair:
@@ -167,11 +160,6 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
             rep.repaired.append(f"moved orphan {rel} to {dest.relative_to(c.root)}")
         else:
             add(Problem("orphan file", rel, "no live manifest row owns it"))
-    gone = c.takedown_keys()
-    for r in recs:
-        hit = {r.source_url, r.source_sha256, r.meta.get("manifest_url", "")} & gone
-        if hit:
-            add(Problem("taken-down source", r.id, f"derives from {min(hit)}, which was taken down"))
     from skyloom.datagen.curate.hooks import check_curation  # annotations, embeddings, dedup groups
 
     extra, fixed = check_curation(c, live, repair)
@@ -188,26 +176,58 @@ def check_corpus(corpus: Corpus | str | os.PathLike, repair: bool = False) -> Ch
     return rep
 
 
-def _check_snapshot(c: Corpus, live: dict[str, ClipRecord], rep: CheckReport, repair: bool) -> None:
+def _check_row(c: Corpus, r: ClipRecord, rep: CheckReport, repair: bool, rehash: list[ClipRecord]) -> None:
+    """One live row: valid values, its clip file with the row's sha256, its ground-truth files."""
+    add = rep.problems.append
+    try:
+        validate_record(r, where="manifest")
+    except ManifestError as e:
+        add(Problem("bad row", r.id, str(e)))
+    path = c.abspath(r)
+    if not path.is_file():
+        add(Problem("missing file", r.id, f"{r.path} does not exist"))
+    else:
+        digest = sha256_file(path)
+        if digest != r.sha256:
+            ours, why_not = provably_ours(c, r) if repair else (False, "")
+            if ours:
+                rehash.append(dataclasses.replace(r, sha256=digest))
+            else:
+                why = f" (not re-hashed: {why_not}; left alone)" if repair else ""
+                add(Problem("sha256 mismatch", r.id, f"{r.path} has sha256 {digest[:16]}..., "
+                                                     f"the row says {r.sha256[:16]}...{why}"))
+    if r.gt_path and not (c.root / r.gt_path).is_file():
+        add(Problem("missing file", r.id, f"ground truth {r.gt_path} does not exist"))
+    elif r.gt_path:
+        arrays = _gt_arrays(c, r)
+        if arrays and not (c.root / arrays).is_file():
+            add(Problem("missing file", r.id, f"ground-truth arrays {arrays} (named by {r.gt_path}) do not exist"))
+
+
+def _check_snapshot(c: Corpus, live: dict[str, LiveClip], rep: CheckReport, repair: bool) -> None:
+    """``manifest.parquet`` must hold exactly the live rows wherever it is kept current (a corpus of up to
+    :data:`~skyloom.corpus.SNAPSHOT_EAGER_ROWS` clips, or one just compacted); a larger corpus's snapshot is
+    the last compaction's, which must still be readable with one row per id. Compared as columns."""
     snap = c.snapshot_path
     problem = ""
     if not snap.is_file():
         problem = "missing"
     else:
         try:
-            t = pq.read_table(snap, columns=["id", "rev", "sha256"]).to_pylist()
+            t = pq.read_table(snap, columns=["id", "rev", "sha256"])
         except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a broken file; reported as a problem
-            t, problem = [], f"unreadable ({type(e).__name__}: {e})"
-        if not problem and {(x["id"], x["rev"], x["sha256"]) for x in t} != {(r.id, r.rev, r.sha256)
-                                                                            for r in live.values()}:
-            problem = "does not hold exactly the live rows of the manifest log"
-        if not problem and len(t) != len(live):
-            problem = f"{len(t)} rows for {len(live)} live clips"
+            t, problem = None, f"unreadable ({type(e).__name__}: {e})"
+        if t is not None and len(pc.unique(t.column("id"))) != t.num_rows:
+            problem = "holds an id twice"
+        elif t is not None and (c.snapshot_kept_current() or c.compacted()):
+            cur = c.scan(["rev", "sha256"])
+            if not t.sort_by("id").equals(cur):
+                problem = ("does not hold exactly the live rows of the manifest log" if t.num_rows == cur.num_rows
+                           else f"{t.num_rows} rows for {cur.num_rows} live clips")
     if not problem:
         return
     if repair:
-        with c._lock():
-            c._write_snapshot()
+        c.refresh_snapshot()
         rep.repaired.append(f"rewrote {snap.name}")
     else:
         rep.problems.append(Problem("stale snapshot", snap.name, problem))
@@ -225,7 +245,7 @@ def _gt_arrays(c: Corpus, r: ClipRecord) -> str:
     return arrays if isinstance(arrays, str) and arrays else ""
 
 
-def _check_export(c: Corpus, folder: Path, live: dict[str, ClipRecord], rep: CheckReport) -> set[str]:
+def _check_export(c: Corpus, folder: Path, live: dict[str, LiveClip], rep: CheckReport) -> set[str]:
     """Check one export folder; returns the dead clip ids found in its shards.
 
     Every live clip of each split the folder exports (``all`` = every split) must be in its

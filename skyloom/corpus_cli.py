@@ -22,20 +22,23 @@ def register(app: typer.Typer) -> None:
         """Summarise a corpus: clips per source kind, license and split; captions; quarantine."""
         from collections import Counter
 
+        import pyarrow.compute as pc
         from rich.table import Table
 
         from skyloom.corpus import Corpus
 
         c = Corpus(corpus)
-        recs = c.records()
+        t = c.scan(["source_kind", "license_id", "split", "num_frames", "duration_s"])  # five columns, no records
+
+        def counts(col: str) -> dict[str, int]:
+            return dict(Counter(t.column(col).to_pylist())) if t.num_rows else {}
+
         summary = {
-            "corpus": str(c.root), "clips": len(recs),
-            "source_kind": dict(Counter(r.source_kind for r in recs)),
-            "license": dict(Counter(r.license_id for r in recs)),
-            "split": dict(Counter(r.split for r in recs)),
-            "captioned": sum(1 for r in recs if r.captions),
-            "frames": int(sum(r.num_frames for r in recs)),
-            "hours": round(sum(r.duration_s for r in recs) / 3600, 4),
+            "corpus": str(c.root), "clips": t.num_rows,
+            "source_kind": counts("source_kind"), "license": counts("license_id"), "split": counts("split"),
+            "captioned": c.captioned(),
+            "frames": int(pc.sum(t.column("num_frames")).as_py() or 0),
+            "hours": round((pc.sum(t.column("duration_s")).as_py() or 0.0) / 3600, 4),
             "quarantined": len(c.quarantined()), "takedowns": len(c.takedowns()),
         }
         if as_json:
@@ -77,11 +80,16 @@ def register(app: typer.Typer) -> None:
 
     @corpus_app.command("compact")
     def corpus_compact(corpus: Annotated[Path, typer.Argument(help="Corpus directory.")]) -> None:
-        """Fold the manifest's append-only parts into one file (atomic)."""
+        """Fold the manifest's parts into a new base and make manifest.parquet current (streaming, atomic).
+
+        Appends write small parts; a compaction also runs by itself once the parts hold an eighth of the
+        base's rows. Run it by hand before handing the corpus to a tool that reads manifest.parquet."""
         from skyloom.corpus import Corpus
 
-        p = Corpus(corpus).compact()
-        console.print(f"manifest compacted into {p}")
+        c = Corpus(corpus)
+        p = c.compact()
+        console.print(f"manifest compacted into {p.relative_to(c.root) if p else 'nothing'}: {len(c)} live clip(s); "
+                      f"{c.snapshot_path.name} is current")
 
 
     @corpus_app.command("export-wds")

@@ -446,7 +446,7 @@ async function renderCorpus(el) {
     if (c.error) { $("#corpus-body").innerHTML = `<div class="card bad">Cannot read ${esc(c.path)}: ${esc(c.error)}</div>`; return; }
     const uniq = (f) => [...new Set(c.clips.map(f))].sort();
     $("#corpus-body").innerHTML = `<div id="clip-detail"></div><div class="card"><b>${esc(c.name)}</b> <span class="muted">${esc(c.path)}</span> — ${s.clips} clips, ${fmt(s.hours * 60, 1)} min, ${s.captioned} captioned, ${c.quarantined} quarantined
-        ${c.truncated ? `<div class="note">Showing the first ${c.clips.length} clips; the charts cover all ${s.clips}.</div>` : ""}
+        ${c.truncated ? `<div class="note">Showing the first ${c.clips.length} clips; the charts cover all ${s.clips}.${STATIC ? "" : ` <button class="btn secondary" id="corpus-more">load ${Math.min(5000, s.clips - c.clips.length)} more</button>`}</div>` : ""}
         ${(c.quarantine || []).length ? `<details class="quarantine"><summary>quarantine (newest ${c.quarantine.length})</summary><table class="data">
           <thead><tr><th>stage</th><th>item</th><th>reason</th><th>when</th></tr></thead><tbody>${c.quarantine.slice().reverse().map((q) =>
             `<tr><td>${esc(q.stage)}</td><td>${esc(q.item)}</td><td>${esc(q.reason)}</td><td class="muted">${esc(q.time)}</td></tr>`).join("")}</tbody></table></details>` : ""}</div>
@@ -500,6 +500,12 @@ async function renderCorpus(el) {
     };
     for (const id of ["corpus-source", "corpus-license", "corpus-split", "corpus-qname", "corpus-qmin", "corpus-q"])
       $("#" + id).addEventListener("input", () => { page = 0; drawClips(); });
+    if ($("#corpus-more")) $("#corpus-more").onclick = async () => {  // the next rows, one api/corpus/clips page
+      const more = await load("corpus/clips", { corpus: $("#corpus-select").value, offset: c.clips.length, limit: 5000 });
+      c.clips = c.clips.concat(more.clips);
+      c.truncated = c.clips.length < more.total;
+      show();
+    };
     drawClips();
   };
   $("#corpus-select").addEventListener("change", () => { page = 0; show(); });

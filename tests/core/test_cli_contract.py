@@ -134,8 +134,8 @@ def test_unexpected_exception_says_it_is_a_bug(ws, tmp_path):
     """A plain RuntimeError escaping a command: exit 1, a line that says it is a bug and where to report."""
     sitecustom = tmp_path / "sitecustomize.py"  # make `skyloom corpus info` itself raise, as a bug would
     sitecustom.write_text("import skyloom.corpus as c\n"
-                          "def _boom(self):\n    raise RuntimeError('kaboom')\n"
-                          "c.Corpus.records = _boom\n")
+                          "def _boom(self, *args, **kwargs):\n    raise RuntimeError('kaboom')\n"
+                          "c.Corpus.scan = _boom\n")  # what `corpus info` reads the manifest with
     env = {**ENV, "PYTHONPATH": str(tmp_path)}
     r = run(["corpus", "info", "corpus"], ws, env=env)
     assert r.returncode == 1, r.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from skyloom.corpus import Caption, ClipRecord, Corpus
+from skyloom.corpus import CORPUS_FORMAT_VERSION, Caption, ClipRecord, Corpus
 from skyloom.video import frames_sha256, write_video
 from tests.conftest import moving_square_video
 
@@ -60,7 +60,7 @@ def test_format_1_corpus_is_migrated(tmp_path, corpus):
     (old / "corpus.json").write_text(json.dumps({**info, "version": 1}))
     c = Corpus(old)
     assert (old / "manifest").is_dir() and (old / "manifest.parquet").is_file()
-    assert sorted(c.ids()) == ["demo-0", "demo-1", "demo-2"] and c.info["version"] == 2
+    assert sorted(c.ids()) == ["demo-0", "demo-1", "demo-2"] and c.info["version"] == CORPUS_FORMAT_VERSION == 3
 
 
 def _validate(root, *extra) -> subprocess.CompletedProcess:

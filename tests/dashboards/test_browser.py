@@ -260,3 +260,16 @@ def test_leaderboard_problems_are_shown(browser, tmp_path):
         text = pg.inner_text("#view-leaderboard")
         assert "fvd" in text and "No evaluations found" in text
         pg.close()
+
+
+def test_corpus_view_loads_more_rows_than_max_clips(page, world, artifacts_dir):
+    from skyloom.dashboards import Dashboard, create_app, serve_in_thread
+
+    with serve_in_thread(create_app(Dashboard(world["runs"], corpora=[world["corpus"]], max_clips=4))) as url:
+        open_view(page, url, "corpus")
+        cards = page.locator(".clip")
+        assert cards.count() == 4 and "Showing the first 4 clips" in page.inner_text("#corpus-body")
+        page.click("#corpus-more")  # the next rows come from api/corpus/clips
+        page.wait_for_function("document.querySelectorAll('.clip').length === 6", timeout=10000)
+        assert sorted(cards.evaluate_all("cs => cs.map(c => c.dataset.id)")) == [f"clip-{i}" for i in range(6)]
+        assert page.locator("#corpus-more").count() == 0 and "Showing the first" not in page.inner_text("#corpus-body")
