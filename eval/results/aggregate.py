@@ -111,7 +111,7 @@ def score_rows(store: ResultsStore, eval_ids: Sequence[str], details_for: str | 
     """``scores`` rows of ``eval_ids`` (by eval id, metric); ``details`` decoded for metric ``details_for`` only
     (``{}`` elsewhere): the board needs the coverage of its ranking metric, not every score's details."""
     t = scores_table
-    cols = [t.c[c] for c in _SCORE_COLS]
+    cols: list[Any] = [t.c[c] for c in _SCORE_COLS]  # columns, and a labelled CASE below
     if details_for is not None:
         cols.append(sa.case((t.c.metric == details_for, t.c.details_json), else_=sa.null()).label("details_json"))
     out: list[dict[str, Any]] = []

@@ -559,10 +559,12 @@ class ResultsStore:
     def stamp(self) -> tuple:
         """A cheap fingerprint that changes when the store's rows change (for caches and live refresh).
 
-        SQLite: size and modification time of the file and its WAL. PostgreSQL: the rows inserted,
-        updated and deleted in the store's tables, from the server's statistics (``pg_stat_user_tables``),
-        which a writer reports when its transaction ends and it goes idle, at most about 1 s (up to 10 s
-        under load) later. Another database: the number of rows of each table.
+        SQLite: size and modification time of the file and its WAL. PostgreSQL: what the boards read changes
+        it at once (per status, the count and newest ``created_at`` of the evaluations; the count and sum of
+        the scores: two aggregates over the small tables), and any other write within seconds: the rows
+        inserted, updated and deleted in the store's tables, from the server's statistics
+        (``pg_stat_user_tables``), which a writer reports when it goes idle after its transaction, about 1 s
+        (at most about 10 s) later. Another database: the number of rows of each table.
         """
         f = sqlite_file(self.url)
         if f is not None:
@@ -580,7 +582,11 @@ class ResultsStore:
                     "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0), count(*) FROM pg_stat_user_tables "
                     "WHERE schemaname = current_schema() AND relname IN ('evals', 'scores', 'items', 'failures')")
                 ).one()
-                return (int(row[0]), int(row[1]))
+                e, sc = evals_table, scores_table
+                evals = conn.execute(sa.select(e.c.status, sa.func.count(), sa.func.max(e.c.created_at))
+                                     .group_by(e.c.status).order_by(e.c.status)).all()
+                scores = conn.execute(sa.select(sa.func.count(), sa.func.sum(sc.c.value))).one()
+                return (int(row[0]), int(row[1]), tuple(tuple(r) for r in evals), tuple(scores))
             return tuple(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in TABLES.values())
 
     def close(self) -> None:

@@ -17,16 +17,16 @@ def _store_with(path, n: int):
     return st
 
 
-@pytest.mark.parametrize("via", ["db", "runs"])
-def test_api_leaderboard_is_cached_per_store_stamp(tmp_path, via):
+@pytest.mark.parametrize("via", ["db", "runs", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_api_leaderboard_is_cached_per_store_stamp(tmp_path, via, request):
     from fastapi.testclient import TestClient
 
     from skyloom.dashboards import Dashboard, create_app
     from skyloom.eval.results.store import ResultsStore
     from skyloom.rundir import RunDir
 
-    if via == "db":
-        db = tmp_path / "results.sqlite"
+    if via in ("db", "postgres"):  # a SQLite file, or a server store (ResultsStore.stamp)
+        db = tmp_path / "results.sqlite" if via == "db" else request.getfixturevalue("pg_url")
         _store_with(db, 3).close()
         dash = Dashboard(tmp_path / "runs", db=str(db))
     else:  # two runs' stores, merged by the dashboard
@@ -41,11 +41,11 @@ def test_api_leaderboard_is_cached_per_store_stamp(tmp_path, via):
         misses = cache.misses
         assert c.get("/api/leaderboard").json() == first  # answered from the cache
         assert cache.misses == misses and cache.hits >= 1
-        with ResultsStore(db) as st:  # an evaluation finishes: the next request shows it
+        with ResultsStore(db) as st:  # an evaluation finishes: the next request shows it, while its writer still runs
             st.begin_eval("new", suite="s", suite_version="1+a", checkpoint="/new", status="complete",
                           created_at="2026-12-02T00:00:00Z")
             st.put_scores("new", [{"metric": "m", "value": 9.0, "n": 6, "higher_is_better": True}])
-        after = c.get("/api/leaderboard").json()
+            after = c.get("/api/leaderboard").json()
     assert cache.misses > misses
     assert after["suites"][0]["rows"][0]["eval_id"] == "new"
     assert [r["eval_id"] for r in after["suites"][0]["rows"][1:]] == [r["eval_id"] for r in first["suites"][0]["rows"]]

@@ -128,12 +128,22 @@ def test_stamp_changes_when_rows_change(store_url):
     before = store.stamp()
     assert store.stamp() == before  # reading changes nothing
     writer = ResultsStore(store_url)  # another connection, as another process would write
-    writer.begin_eval("e", suite="s")
-    writer.close()  # a closing connection reports its statistics at once
-    deadline = time.monotonic() + 15
+    # what the boards read (an evaluation's status, its scores) changes the stamp at once
+    for write in (lambda: writer.begin_eval("e", suite="s"), lambda: writer.set_status("e", "complete"),
+                  lambda: writer.put_scores("e", [{"metric": "m", "value": 1.0}]),
+                  lambda: writer.put_scores("e", [{"metric": "m", "value": 2.0}])):
+        write()
+        assert store.stamp() != before
+        before = store.stamp()
+    # any other write (a per-item value rewritten, same count) within seconds, from the server's counters
+    writer.put_items("e", [{"item_id": "i", "metric": "m", "value": 1.0}])
+    before = store.stamp()
+    writer.put_items("e", [{"item_id": "i", "metric": "m", "value": 5.0}])
+    deadline = time.monotonic() + 30  # PostgreSQL 15 reports an idle backend's counters within 10 s
     while store.stamp() == before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert store.stamp() != before
+    writer.close()
     store.close()
 
 
