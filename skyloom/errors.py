@@ -137,7 +137,7 @@ def require_extra(module: str, extra: str | None = None, what: str = "") -> Modu
 # disk: :class:`StorageError`, the job resumes once it is fixed) rather than the shape of the path the user typed.
 _OS_ERRNOS: dict[int, tuple[str, bool]] = {
     errno.EACCES: ("permission denied", True), errno.EPERM: ("operation not permitted", True),
-    errno.EROFS: ("read-only file system", True), errno.ENOSPC: ("no space left on device", True),
+    errno.EROFS: ("read-only filesystem", True), errno.ENOSPC: ("no space left on device", True),
     errno.EDQUOT: ("disk quota exceeded", True), errno.ENAMETOOLONG: ("name too long", True),
     errno.EISDIR: ("is a folder, a file path is needed", False),
     errno.ENOTDIR: ("a file is in the way where a folder is needed", False),
