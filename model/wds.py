@@ -101,7 +101,11 @@ def iter_shard(path: str | os.PathLike) -> Iterator[ShardSample]:
                 logger.warning("%s: sample %r has no %s member; skipped", path, key,
                                "mp4" if "mp4" not in members else "json")
                 return None
-            row = json.loads(tar.extractfile(members["json"]).read())
+            meta = tar.extractfile(members["json"])
+            if meta is None:  # a json member that is not a regular file
+                logger.warning("%s: sample %r has no readable json member; skipped", path, key)
+                return None
+            row = json.loads(meta.read())
             return ShardSample(key=key, row=row, shard=path, offset=members["mp4"].offset_data,
                                size=members["mp4"].size)
 
@@ -175,7 +179,7 @@ class WdsLoader:
         self.cache = ClipCache(cache_bytes(cfg))
         self.sampler = self
         self.epoch, self.position = 0, 0
-        self._stream: Iterator[tuple[int, list[tuple[ShardSample, int]]]] | None = None
+        self._stream: Iterator[tuple[int, list[ShardSample]]] | None = None
         self._skip = 0  # batches to pass over (metadata only) before the next one is decoded
         logger.info("wds: rank %d reads %d of %d shard(s) in %s", rank, len(self.shards), len(shards), self.folder)
 
@@ -189,7 +193,7 @@ class WdsLoader:
                     continue
                 yield sample
 
-    def plan(self, epoch: int) -> Iterator[tuple[int, list[tuple[ShardSample, int]]]]:
+    def plan(self, epoch: int) -> Iterator[tuple[int, list[ShardSample]]]:
         """(bucket, [(sample, caption index seed)]) batches of ``epoch``, in order."""
         rng = np.random.default_rng([self.seed, epoch, self.rank, 1])
         buckets, size = self.cfg.buckets, self.cfg.shuffle_buffer
@@ -252,16 +256,17 @@ class WdsLoader:
         self._drawn = getattr(self, "_drawn", 0) + 1
         rng = np.random.default_rng([self.seed, 1, bseed])
         bucket = self.cfg.buckets[b]
-        video, captions = [], []
+        clips: list[np.ndarray] = []
+        captions: list[str] = []
         for s in samples:
             frames = self.cache.get(s.key)
             if frames is None:
                 frames = load_frames(read_member(s), bucket, self.cfg.frame_stride)
                 self.cache.put(s.key, frames)
-            video.append(window(frames, bucket, self.cfg.frame_stride, rng))
+            clips.append(window(frames, bucket, self.cfg.frame_stride, rng))
             cands = caption_candidates(ClipRecord.from_row(s.row), tuple(self.cfg.caption_kinds), self.cfg.caption_mode)
             captions.append(cands[int(rng.integers(len(cands)))] if len(cands) > 1 else cands[0])
-        video = np.stack(video)  # (B, T, H, W, 3)
+        video = np.stack(clips)  # (B, T, H, W, 3)
         return Batch(video=video, captions=captions, ids=[s.key for s in samples], bucket=b)
 
     # -- state -------------------------------------------------------------------------------

@@ -125,6 +125,7 @@ class Corpus(ExportsMixin, JournalMixin):
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
+        self._index_obj: ManifestIndex | None = None
         info = self.root / "corpus.json"
         if not info.exists():
             raise CorpusError(f"{self.root}: not a skyloom corpus (no corpus.json); create one with "
@@ -348,7 +349,7 @@ class Corpus(ExportsMixin, JournalMixin):
                         where.setdefault(part, []).append(cid)
             base = self._log.base()
             try:
-                tables = [read_part(base if part is None else self.manifest_dir / part, cols,
+                tables = [read_part(base if part is None else self.manifest_dir / part, cols,  # type: ignore[arg-type]
                                     pc.field("id").isin(pa.array(got, pa.string())))
                           for part, got in where.items() if part is not None or base is not None]
                 break

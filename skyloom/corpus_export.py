@@ -13,7 +13,8 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,17 @@ EXPORTS = "exports.json"
 class ExportsMixin:
     """Export methods of :class:`skyloom.corpus.Corpus` (which provides ``root``, ``_lock``,
     ``corpus_id`` and ``iter_records``)."""
+
+    if TYPE_CHECKING:  # provided by Corpus
+        root: Path
+
+        def _lock(self) -> AbstractContextManager[Any]: ...
+
+        @property
+        def corpus_id(self) -> str: ...
+
+        def iter_records(self, batch_size: int = 1024, *, split: str | None = None, source_kind: str | None = None,
+                         columns: Sequence[str] | None = None) -> Iterator[list[ClipRecord]]: ...
 
     def export_webdataset(self, out_dir: str | os.PathLike | None = None, shard_size: int = 1000,
                           split: str | None = None) -> list[Path]:
@@ -58,7 +70,7 @@ class ExportsMixin:
             clips: dict[str, str] = {}
             for n, chunk in enumerate(self.iter_records(shard_size, split=split)):  # one shard's rows at a time
                 dest = out / f"{prefix}-{n:06d}.tar"
-                _write_shard(self, dest, chunk)
+                _write_shard(self, dest, chunk)  # type: ignore[arg-type]  # self is a Corpus
                 shards.append(dest)
                 clips.update({r.id: dest.name for r in chunk})
             new = {p.name for p in shards}

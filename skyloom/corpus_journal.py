@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from skyloom.fsutil import append_jsonl, atomic_write_text, file_lock, now_iso, read_jsonl
 
 
 class JournalMixin:
     """Quarantine and takedown-journal methods of :class:`skyloom.corpus.Corpus` (which provides ``root``)."""
+
+    if TYPE_CHECKING:  # provided by Corpus
+        root: Path
 
     def quarantine(self, stage: str, item: str, reason: str, **extra: Any) -> dict[str, Any]:
         """Record a rejected or broken input with its reason (``quarantine.jsonl``).

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from skyloom.corpus import ClipRecord, Corpus
+from skyloom.corpus import Corpus
 from skyloom.datagen.curate.store import DEDUP, TABLES, SideTable, check_side_tables, drop_clips
 
 
@@ -29,7 +30,14 @@ def after_removal(corpus: Corpus, removed: list[str]) -> dict[str, Any]:
     return {"reelected": reelected, "rows_dropped": dropped}
 
 
-def check_curation(corpus: Corpus, live: dict[str, ClipRecord], repair: bool = False
+class _HasSha256(Protocol):
+    """What the curation checks need of a live clip: its content hash (a record or corpus_check's LiveClip)."""
+
+    @property
+    def sha256(self) -> str: ...
+
+
+def check_curation(corpus: Corpus, live: Mapping[str, _HasSha256], repair: bool = False
                    ) -> tuple[list[tuple[str, str, str]], list[str]]:
     """``(problems as (kind, item, detail), repairs made)`` of the curation files."""
     repaired: list[str] = []
