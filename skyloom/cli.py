@@ -26,8 +26,7 @@ from skyloom.errors import (
     EXIT_USER,
     UserError,
     bug_report_hint,
-    storage_error,
-    user_error_from_os,
+    os_user_error,
 )
 
 HELP = """[bold]skyloom[/]: data and evaluation for text-to-video diffusion models.
@@ -58,10 +57,8 @@ def _report(e: BaseException, verbose: bool) -> int:
         return EXIT_INTERRUPTED
     if isinstance(e, BrokenPipeError):  # `skyloom ... | head`: the reader has gone, which is no error
         return _broken_pipe()
-    if (storage := storage_error(e)) is not None:  # a full disk, a read-only or permission-denied folder
-        e = storage
-    elif isinstance(e, OSError) and not isinstance(e, UserError):
-        e = user_error_from_os(e) or e  # a file in the way where a folder must go, a folder given as a file
+    # a full disk, a read-only or forbidden folder; a file in the way where a folder must go, a folder given as a file
+    e = os_user_error(e) or e
     if isinstance(e, UserError):
         console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
         return e.exit_code

@@ -131,13 +131,16 @@ def require_extra(module: str, extra: str | None = None, what: str = "") -> Modu
                                 f"pip install 'skyloom[{extra}]'") from None
 
 
-# OSError numbers that mean "the path the user gave cannot be used", not "skyloom is broken".
-_PATH_ERRNOS = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-                errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
-                errno.EDQUOT: "disk quota exceeded", errno.ENAMETOOLONG: "name too long",
-                errno.EISDIR: "is a folder, a file path is needed",
-                errno.ENOTDIR: "a file is in the way where a folder is needed",
-                errno.EEXIST: "a file is in the way where a folder is needed"}
+# OSError numbers that mean "the path the user gave cannot be used", not "skyloom is broken": one table for
+# both mappers below. ``storage`` marks the ones that are the machine's storage (a full, read-only or forbidden
+# disk: :class:`StorageError`, the job resumes once it is fixed) rather than the shape of the path the user typed.
+_OS_ERRNOS: dict[int, tuple[str, bool]] = {
+    errno.EACCES: ("permission denied", True), errno.EPERM: ("operation not permitted", True),
+    errno.EROFS: ("read-only file system", True), errno.ENOSPC: ("no space left on device", True),
+    errno.EDQUOT: ("disk quota exceeded", True), errno.ENAMETOOLONG: ("name too long", True),
+    errno.EISDIR: ("is a folder, a file path is needed", False),
+    errno.ENOTDIR: ("a file is in the way where a folder is needed", False),
+    errno.EEXIST: ("a file is in the way where a folder is needed", False)}
 
 
 def user_error_from_os(e: OSError, what: str = "") -> UserError | None:
@@ -146,13 +149,13 @@ def user_error_from_os(e: OSError, what: str = "") -> UserError | None:
     A folder that cannot be created because a file is in the way, a permission, a full or read-only
     disk: the user's path or machine, not a bug. ``what`` names the option (``"--out"``).
     """
-    if isinstance(e, UserError) or e.errno not in _PATH_ERRNOS:
+    if isinstance(e, UserError) or e.errno not in _OS_ERRNOS:
         return None
     path = e.filename2 if e.errno == errno.EISDIR and e.filename2 else e.filename
     if path is None:
         return None
     label = f"{what} {path}" if what else str(path)
-    return OutputError(f"{label}: {_PATH_ERRNOS[e.errno]}")
+    return OutputError(f"{label}: {_OS_ERRNOS[e.errno][0]}")
 
 
 def bug_report_hint() -> str:
@@ -180,22 +183,21 @@ class StorageError(UserError, OSError):
         return str(self.args[0]) if self.args else ""
 
 
-STORAGE_ERRNOS = {"ENOSPC": "no space left on the device", "EDQUOT": "disk quota exceeded",
-                  "EROFS": "read-only filesystem", "EACCES": "permission denied", "EPERM": "operation not permitted",
-                  "ENAMETOOLONG": "file name too long for the filesystem"}
-
-
 def storage_error(e: BaseException) -> StorageError | None:
     """A :class:`StorageError` for an ``OSError`` that is the user's storage, not a bug (else None)."""
-    import errno
-
     if isinstance(e, StorageError):
         return e
-    if not isinstance(e, OSError) or e.errno is None:
+    if not isinstance(e, OSError) or e.errno not in _OS_ERRNOS or not _OS_ERRNOS[e.errno][1]:
         return None
     name = errno.errorcode.get(e.errno, "")
-    if name not in STORAGE_ERRNOS:
-        return None
     where = e.filename if e.filename is not None else "a file"
-    return StorageError(f"cannot write {where}: {STORAGE_ERRNOS[name]} ({name}); free space or fix the folder's "
+    return StorageError(f"cannot write {where}: {_OS_ERRNOS[e.errno][0]} ({name}); free space or fix the folder's "
                         "permissions, then rerun (the job resumes)")
+
+
+def os_user_error(e: BaseException) -> UserError | None:
+    """The user error an ``OSError`` that escaped a command stands for (storage first, then a path's shape), or
+    None when it is a bug."""
+    if not isinstance(e, OSError) or isinstance(e, UserError) and not isinstance(e, StorageError):
+        return None
+    return storage_error(e) or user_error_from_os(e)
