@@ -179,6 +179,10 @@ class TrainConfig:
     # the rest the generic mix of skyloom.model.train.sample_given_mask.
     mask_prefixes: tuple[int, ...] = ()
     mask_prefix_share: float = 0.0
+    # Loss weight on what changes after the given frames: in samples with given frames, pixels whose
+    # clean value differs from the last given frame's (by > 0.1 on [-1, 1] in any channel: the moving
+    # objects, where they go and where they were) weigh 1 + motion_weight. 0 = plain MSE.
+    motion_weight: float = 0.0
     ema_decay: float = 0.999
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
     # torch CPU threads: 0 = leave torch's default; -1 = auto (skyloom.model.threads.ThreadGovernor: the

@@ -64,9 +64,13 @@ class RectifiedFlow:
         return eps - x0
 
     @staticmethod
-    def loss(v_pred: torch.Tensor, v_target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
-        """MSE over noisy frames only; ``noisy`` (B, T) bool/float (given frames weigh 0)."""
+    def loss(v_pred: torch.Tensor, v_target: torch.Tensor, noisy: torch.Tensor,
+             weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Weighted MSE over noisy frames only; ``noisy`` (B, T) bool/float (given frames weigh 0),
+        ``weight`` an optional per-pixel weight (B, 1, T, H, W) (the mean is taken under it)."""
         w = noisy.to(v_pred.dtype)[:, None, :, None, None]  # (B, 1, T, 1, 1)
+        if weight is not None:
+            w = w * weight.to(v_pred.dtype)  # (B, 1, T, H, W)
         se = (v_pred.float() - v_target.float()).pow(2) * w  # (B, C, T, H, W)
         denom = (w.expand_as(se).sum()).clamp_min(1.0)
         return se.sum() / denom

@@ -127,6 +127,17 @@ def sample_given_mask(B: int, T: int, prob: float, g: torch.Generator, prefixes:
     return mask
 
 
+def motion_weight(x0: torch.Tensor, given: torch.Tensor, extra: float, threshold: float = 0.1) -> torch.Tensor:
+    """Per-pixel loss weight (B, 1, T, H, W): ``1 + extra`` where a sample with given frames differs
+    from its last given frame (:func:`skyloom.model.dit.reference_frame`) by more than ``threshold``
+    in any channel, else 1; samples with no given frame weigh 1 everywhere."""
+    from skyloom.model.dit import reference_frame
+
+    ref = reference_frame(x0, torch.where(given, 0.0, 1.0))  # (B, C, 1, H, W), 0 where nothing is given
+    moving = ((x0 - ref).abs().amax(dim=1, keepdim=True) > threshold) & given.any(dim=1)[:, None, None, None, None]
+    return 1.0 + extra * moving.to(x0.dtype)  # (B, 1, T, H, W)
+
+
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]))
 
@@ -151,6 +162,7 @@ def check_train_config(cfg: TrainConfig) -> None:
               ("ema_decay", 0 <= cfg.ema_decay <= 1, "in [0, 1]"),
               ("mask_prob", 0 <= cfg.mask_prob <= 1, "in [0, 1]"),
               ("mask_prefix_share", 0 <= cfg.mask_prefix_share <= 1, "in [0, 1]"),
+              ("motion_weight", cfg.motion_weight >= 0, ">= 0"),
               ("mask_prefixes", all(k >= 1 for k in cfg.mask_prefixes), "frame counts >= 1")]
     for name, ok, valid in checks:
         if not ok:
@@ -319,7 +331,8 @@ class Trainer:
         use_amp = cfg.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             v = self.model(x_t, t_frames, prompts)
-        return self.schedule.loss(v, self.schedule.target(x0, eps), ~given.to(self.device)), n_tok
+        weight = motion_weight(x0, given.to(self.device), cfg.motion_weight) if cfg.motion_weight > 0 else None
+        return self.schedule.loss(v, self.schedule.target(x0, eps), ~given.to(self.device), weight), n_tok
 
     def run(self, on_step: Callable[[int, float], None] | None = None, progress_bar: bool = True) -> TrainResult:
         """Train until ``cfg.steps`` or ``cfg.max_minutes``; always leaves a checkpoint at the end.

@@ -25,7 +25,7 @@ def _resolved(name: str) -> dict:
         assert d["dit"].pop("abs_pos") is False
     # added since with the continuation recipe (issue 26, vdit-tiny-physics); off in every preset here
     assert (d["dit"].pop("ref_frame"), d["dit"].pop("ref_residual")) == (False, False)
-    assert (d.pop("mask_prefixes"), d.pop("mask_prefix_share")) == ([], 0.0)
+    assert (d.pop("mask_prefixes"), d.pop("mask_prefix_share"), d.pop("motion_weight")) == ([], 0.0, 0.0)
     assert d.pop("threads_recheck_s") == 10.0  # added since with the thread governor (issue 26); the default everywhere
     return d
 
