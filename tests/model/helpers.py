@@ -13,18 +13,21 @@ from tests.conftest import moving_square_video
 COLOURS = {"red": (255, 40, 40), "green": (40, 220, 40), "blue": (40, 40, 255)}
 
 
-def make_square_corpus(root: Path, n: int = 6, T: int = 8, size: int = 16, captions: bool = True) -> Corpus:
-    """Coloured squares moving right; caption 'a <colour> square moves right'."""
+def make_square_corpus(root: Path, n: int = 6, T: int = 8, size: int = 16, captions: bool = True,
+                       colours: dict[str, tuple[int, int, int]] | None = None, caption: str | None = None) -> Corpus:
+    """Coloured squares moving right (``colours``: name -> RGB, default :data:`COLOURS`); caption
+    'a <colour> square moves right', or ``caption`` for every clip."""
     c = Corpus.create(root)
     recs = []
-    names = list(COLOURS)
+    colours = colours or COLOURS
+    names = list(colours)
     for i in range(n):
         name = names[i % len(names)]
-        v = moving_square_video(T=T, H=size, W=size, colour=COLOURS[name], seed=i)
+        v = moving_square_video(T=T, H=size, W=size, colour=colours[name], seed=i)
         cid = f"sq{i:03d}"
         p = c.clip_path(cid)
         write_video(p, v, fps=8)
-        caps = (Caption("test", "short", f"a {name} square moves right"),) if captions else ()
+        caps = (Caption("test", "short", caption or f"a {name} square moves right"),) if captions else ()
         recs.append(ClipRecord(id=cid, path=f"clips/{cid}.mp4", source_kind="synthetic", duration_s=T / 8, fps=8.0,
                                width=size, height=size, num_frames=T, license_id="CC0-1.0",
                                source_url=f"skyloom://test/{i}", author="skyloom", attribution="",

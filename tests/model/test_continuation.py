@@ -9,14 +9,11 @@ import pytest
 import torch
 
 from skyloom.config import load
-from skyloom.corpus import Caption, ClipRecord, Corpus
-from skyloom.fsutil import sha256_file
 from skyloom.model.config import DiTConfig, TrainConfig
 from skyloom.model.dit import VideoDiT, reference_frame
 from skyloom.model.train import sample_given_mask
-from skyloom.video import write_video
 from tests.conftest import moving_square_video
-from tests.model.helpers import tiny_cfg
+from tests.model.helpers import make_square_corpus, tiny_cfg
 
 
 def _old_sample_given_mask(B, T, prob, g):
@@ -163,25 +160,6 @@ def test_ref_residual_needs_ref_frame_and_x0():
         VideoDiT(DiTConfig(dim=32, depth=1, heads=2, text_dim=32, ref_frame=True, ref_residual=True))
 
 
-def _square_corpus(root, colours: dict[str, tuple[int, int, int]], n: int = 8, T: int = 8, size: int = 16) -> Corpus:
-    """Squares of the given colours moving right, every caption "a square" (no colour)."""
-    c = Corpus.create(root)
-    recs = []
-    names = list(colours)
-    for i in range(n):
-        name = names[i % len(names)]
-        v = moving_square_video(T=T, H=size, W=size, colour=colours[name], seed=i)
-        cid = f"sq{i:03d}"
-        p = c.clip_path(cid)
-        write_video(p, v, fps=8)
-        recs.append(ClipRecord(id=cid, path=f"clips/{cid}.mp4", source_kind="synthetic", duration_s=T / 8, fps=8.0,
-                               width=size, height=size, num_frames=T, license_id="CC0-1.0",
-                               source_url=f"skyloom://test/{i}", author="skyloom", attribution="",
-                               sha256=sha256_file(p), captions=(Caption("test", "short", "a square"),)))
-    c.append(recs)
-    return c
-
-
 @pytest.mark.slow
 def test_trained_recipe_continues_the_given_colour(tmp_path):
     """With captions that never name a colour, the only place a clip's colour is stated is its given
@@ -192,7 +170,7 @@ def test_trained_recipe_continues_the_given_colour(tmp_path):
     from skyloom.model.train import train
 
     colours = {"red": (230, 40, 40), "green": (40, 220, 40), "blue": (40, 40, 230)}
-    corpus = _square_corpus(tmp_path / "c", {k: v for k, v in colours.items()}, n=9)
+    corpus = make_square_corpus(tmp_path / "c", n=9, colours=dict(colours), caption="a square")  # no colour named
     dit = DiTConfig(dim=48, depth=2, heads=2, text_dim=32, patch=(4, 4, 4), prediction="x0", given_channel=True,
                     abs_pos=True, ref_frame=True, ref_residual=True)
     base = tiny_cfg()
