@@ -27,6 +27,9 @@ def _resolved(name: str) -> dict:
     assert (d["dit"].pop("ref_frame"), d["dit"].pop("ref_residual")) == (False, False)
     assert (d.pop("mask_prefixes"), d.pop("mask_prefix_share"), d.pop("motion_weight")) == ([], 0.0, 0.0)
     assert d.pop("threads_recheck_s") == 10.0  # added since with the thread governor (issue 26); the default everywhere
+    # added since with training data at scale (issue 29); the defaults everywhere
+    assert ({k: d["data"].pop(k) for k in ("cache_mb", "source", "wds_dir", "shuffle_buffer")}
+            == {"cache_mb": 1024, "source": "corpus", "wds_dir": "", "shuffle_buffer": 256})
     return d
 
 
