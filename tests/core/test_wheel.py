@@ -66,7 +66,7 @@ sys.meta_path.insert(0, _NotInstalled())
 # The import names each extra adds (pyproject.toml [project.optional-dependencies]).
 EXTRA_MODULES = {"render": ["mujoco"], "ray": ["ray"], "dashboard": ["fastapi", "uvicorn"], "unreal": ["unrealcv"],
                  "vlm": ["transformers"], "diffusers": ["diffusers", "accelerate", "sentencepiece"], "faiss": ["faiss"],
-                 "trackers": ["wandb", "mlflow"]}
+                 "trackers": ["wandb", "mlflow"], "postgres": ["psycopg"]}
 
 
 def _requirements(wheel: Path, extra: str | None) -> list:
@@ -165,7 +165,7 @@ def test_core_install_runs_without_backends_and_names_each_missing_extra(tmp_pat
     """`pip install skyloom`: core requirements only; caption, train and eval suites work; a backend says its extra."""
     wheel = _build_wheel(tmp_path)
     core = {r.name.lower() for r in _requirements(wheel, None)}
-    optional = {"mujoco", "ray", "fastapi", "uvicorn", "unrealcv", "transformers", "diffusers", "faiss-cpu"}
+    optional = {"mujoco", "ray", "fastapi", "uvicorn", "unrealcv", "transformers", "diffusers", "faiss-cpu", "psycopg"}
     assert core & optional == set(), f"optional backends among the core requirements: {core & optional}"
     assert {"torch", "open-clip-torch", "sqlalchemy", "typer"} <= core
     all_extra = {r.name.lower() for e in EXTRA_MODULES for r in _requirements(wheel, e)}
@@ -205,7 +205,8 @@ def test_core_install_runs_without_backends_and_names_each_missing_extra(tmp_pat
                (["train", "corpus", "--out", "run2", "--num-workers", "2", "--allow-uncaptioned"], "ray"),
                (["eval", "--suite", "physics", "--ckpt", "run"], "render"),
                (["caption", "corpus", "--captioner", "vlm-local", "--set", "vlm_local.model_path=x",
-                 "--set", "overwrite=true"], "vlm")]
+                 "--set", "overwrite=true"], "vlm"),
+               (["leaderboard", "--db", "postgresql://skyloom@127.0.0.1:9/results"], "postgres")]
     for args, extra in missing:
         r = skyloom(*args)
         errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
