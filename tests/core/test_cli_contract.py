@@ -226,8 +226,11 @@ def test_sigint_exits_130_and_says_how_to_resume(tmp_path):
 
     make_square_corpus(tmp_path / "corpus", n=3)
     save_resolved(tiny_cfg(steps=100000), tmp_path / "tiny.yaml")
+    # A user's Ctrl-C reaches a foreground process; a suite started in the background of a non-interactive
+    # shell (`make test &`) passes SIGINT down as ignored, and Python then installs no handler for it.
     p = subprocess.Popen([SKYLOOM, "train", "corpus", "--out", "run", "--preset", "tiny.yaml"], cwd=tmp_path,
-                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     metrics = tmp_path / "run" / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
